@@ -1,0 +1,5 @@
+"""Kootabase custody: chain watchers (web3 for Ethereum/ERC-20, bitcoinlib + Bitcoin Core
+JSON-RPC for the Bitcoin family), the withdrawal signer and reconciliation with the ledger.
+
+Custody credits nothing except through journaled commands.
+"""

@@ -1,0 +1,540 @@
+"""Commands and events: the engine's contract, and the single source of truth for the journal.
+
+Every value that crosses the engine boundary is one of the msgspec Structs below. Commands are
+what the sequencer journals; events are what the engine emits. Both are tagged unions (the tag
+is the class name), so one decoder reads any of them and a new kind is a new Struct, never a
+new field meaning.
+
+Units (DESIGN.md, money rule 1): integers only.
+
+- ``*_atoms``: an amount in the asset's smallest unit (satoshi, wei, 10^-6 USDT, ...).
+- ``price_atoms``: quote atoms per one *whole* base unit (10^base_decimals base atoms).
+  A price must be a multiple of the market's ``tick_size_atoms``.
+- ``qty_atoms``: base atoms; a multiple of the market's ``lot_size_atoms``.
+- ``*_ppm``: parts per million (1_000 ppm = 0.1 %).
+- ``*_ns``: nanoseconds of journal time (the sequencer's clock, never a wall clock).
+
+Inside the core, prices are ticks and quantities lots; the conversion happens once, when a
+command is admitted, and every rejection for a value off the grid names the grid.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+import msgspec
+
+FORMAT_VERSION: Final = 1
+"""Bumped whenever an encoded command or event changes meaning; recorded in snapshots."""
+
+MAX_AMOUNT_ATOMS: Final = (1 << 62) - 1
+"""Upper bound for any amount, price or balance; keeps every sum of two inside int64."""
+
+MAX_ACCOUNT_ID: Final = (1 << 31) - 1
+MAX_FEE_PPM: Final = 100_000
+"""10 %: a bound that keeps amount + fee inside int64 and catches a fee typed in basis points."""
+SYSTEM_ACCOUNT: Final = 0
+"""Account 0 is the exchange itself: it owns the fee and custody buckets."""
+
+
+class Side(enum.IntEnum):
+    BUY = 0
+    SELL = 1
+
+
+class OrderType(enum.IntEnum):
+    LIMIT = 0
+    MARKET = 1
+    LIMIT_MAKER = 2
+    """Post-only: rejected (TAKER_NOT_ALLOWED) if any part would take liquidity on arrival."""
+
+
+class TimeInForce(enum.IntEnum):
+    GTC = 0
+    IOC = 1
+    FOK = 2
+
+
+class Bucket(enum.IntEnum):
+    """Where an account's units of one asset sit. Postings move atoms between buckets."""
+
+    AVAILABLE = 0
+    HELD_ORDERS = 1
+    HELD_WITHDRAWALS = 2
+    FEES = 3
+    """System account only: fee revenue."""
+    CUSTODY = 4
+    """System account only: the on-chain side; the only bucket that goes negative."""
+
+
+class PostingReason(enum.IntEnum):
+    DEPOSIT = 0
+    ORDER_HOLD = 1
+    ORDER_RELEASE = 2
+    TRADE_QUOTE = 3
+    TRADE_BASE = 4
+    FEE = 5
+    WITHDRAW_HOLD = 6
+    WITHDRAW_SETTLE = 7
+    WITHDRAW_RELEASE = 8
+
+
+class CancelReason(enum.IntEnum):
+    USER = 0
+    CANCEL_ALL = 1
+    AMEND_FAILED = 2
+
+
+class ExpireReason(enum.IntEnum):
+    IOC_REMAINDER = 0
+    """IOC or market order: the part that did not fill at once."""
+    FOK_UNFILLABLE = 1
+    NO_LIQUIDITY = 2
+    """Market order: nothing (more) on the other side."""
+    BUDGET_EXHAUSTED = 3
+    """Market buy by quote amount: the rest of the budget cannot buy one more lot."""
+    MAX_FILLS = 4
+    """A taker stopped after ``MAX_FILLS_PER_ORDER`` fills (an explicit bound on one command)."""
+
+
+class Reject(enum.IntEnum):
+    """Stable reason codes. Values never change meaning; new codes are appended."""
+
+    UNKNOWN_MARKET = 1
+    UNKNOWN_ACCOUNT = 2
+    UNKNOWN_ASSET = 3
+    UNKNOWN_ORDER = 4
+    INVALID_SIDE = 5
+    INVALID_ORDER_TYPE = 6
+    INVALID_TIME_IN_FORCE = 7
+    INVALID_QTY = 8
+    """Zero, negative or above MAX_AMOUNT_ATOMS."""
+    INVALID_PRICE = 9
+    QTY_OFF_LOT = 10
+    PRICE_OFF_TICK = 11
+    NOTIONAL_OVERFLOW = 12
+    """price x qty (plus fee) does not fit the engine's integer bounds."""
+    MIN_NOTIONAL = 13
+    INSUFFICIENT_FUNDS = 14
+    DUPLICATE_CLIENT_ORDER_ID = 15
+    TAKER_NOT_ALLOWED = 16
+    """Post-only (LIMIT_MAKER) order or amend that would take liquidity."""
+    BOOK_FULL = 17
+    """The market side has no free price level or the engine no free order slot."""
+    TOO_MANY_OPEN_ORDERS = 18
+    ACCOUNT_EXISTS = 19
+    MARKET_EXISTS = 20
+    ASSET_EXISTS = 21
+    INVALID_MARKET_SPEC = 22
+    INVALID_AMOUNT = 23
+    DUPLICATE_DEPOSIT = 24
+    DUPLICATE_WITHDRAWAL = 25
+    UNKNOWN_WITHDRAWAL = 26
+    BALANCE_OVERFLOW = 27
+    INVALID_AMEND = 28
+    """Amend changes nothing, or a market order field was given."""
+    INVALID_ACCOUNT_ID = 29
+    INVALID_FEE = 30
+    """A fee rate outside 0..MAX_FEE_PPM."""
+    INVALID_CLIENT_ORDER_ID = 31
+    INVALID_ASSET_SPEC = 32
+
+
+# --------------------------------------------------------------------------------------------
+# Commands. `kw_only` keeps construction explicit; `frozen` because a journaled fact never
+# changes. Optional fields default to 0, meaning "absent", so the encoding stays fixed-width
+# friendly for the compiled core.
+
+
+class _Command(msgspec.Struct, tag=True, frozen=True, kw_only=True, array_like=True):
+    pass
+
+
+class CreateAsset(_Command):
+    asset_id: int
+    symbol: str
+    decimals: int
+    """Atoms per whole unit = 10**decimals (BTC 8, ETH 18, USDT 6)."""
+
+
+class CreateMarket(_Command):
+    market_id: int
+    symbol: str
+    base_asset_id: int
+    quote_asset_id: int
+    tick_size_atoms: int
+    """Price increment in quote atoms per whole base unit."""
+    lot_size_atoms: int
+    """Quantity increment in base atoms."""
+    min_notional_atoms: int
+    maker_fee_ppm: int
+    taker_fee_ppm: int
+
+
+class CreateAccount(_Command):
+    account_id: int
+
+
+class Deposit(_Command):
+    """A credit across the custody boundary, at most once per ``deposit_key`` (money rule 4)."""
+
+    account_id: int
+    asset_id: int
+    amount_atoms: int
+    deposit_key: str
+    """(chain, tx, output/log index) rendered by custody; the engine only compares it."""
+
+
+class WithdrawRequest(_Command):
+    withdrawal_id: int
+    account_id: int
+    asset_id: int
+    amount_atoms: int
+
+
+class WithdrawResult(_Command):
+    withdrawal_id: int
+    success: bool
+
+
+class PlaceOrder(_Command):
+    account_id: int
+    market_id: int
+    side: int
+    order_type: int
+    time_in_force: int = TimeInForce.GTC
+    price_atoms: int = 0
+    """Limit price; 0 for market orders."""
+    qty_atoms: int = 0
+    """Base quantity; 0 only for a market buy by quote amount."""
+    quote_qty_atoms: int = 0
+    """Market buy only: spend at most this many quote atoms, fees included."""
+    client_order_id: int = 0
+    """Chosen by the client, unique among the account's open orders; 0 = none."""
+
+
+class CancelOrder(_Command):
+    """Cancel by ``order_id``, or by ``client_order_id`` when ``order_id`` is 0."""
+
+    account_id: int
+    market_id: int
+    order_id: int = 0
+    client_order_id: int = 0
+
+
+class AmendOrder(_Command):
+    """Change a resting order's price and/or open quantity.
+
+    ``new_qty_atoms`` is the new *open* (unfilled) quantity, 0 = unchanged. A pure decrease
+    keeps time priority; a price change or an increase loses it (the order re-enters as if new,
+    and may trade). ``new_price_atoms`` 0 = unchanged.
+    """
+
+    account_id: int
+    market_id: int
+    order_id: int = 0
+    client_order_id: int = 0
+    new_price_atoms: int = 0
+    new_qty_atoms: int = 0
+
+
+class CancelAll(_Command):
+    account_id: int
+    market_id: int = -1
+    """-1 = every market."""
+
+
+Command = (
+    CreateAsset
+    | CreateMarket
+    | CreateAccount
+    | Deposit
+    | WithdrawRequest
+    | WithdrawResult
+    | PlaceOrder
+    | CancelOrder
+    | AmendOrder
+    | CancelAll
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Events. Every event carries the sequence of the command that caused it; (seq, index within
+# the command) is its stable identity.
+
+
+class _Event(msgspec.Struct, tag=True, frozen=True, kw_only=True, array_like=True):
+    seq: int
+
+
+class AssetCreated(_Event):
+    asset_id: int
+    symbol: str
+    decimals: int
+
+
+class MarketCreated(_Event):
+    market_id: int
+    symbol: str
+    base_asset_id: int
+    quote_asset_id: int
+    tick_size_atoms: int
+    lot_size_atoms: int
+    min_notional_atoms: int
+    maker_fee_ppm: int
+    taker_fee_ppm: int
+
+
+class AccountCreated(_Event):
+    account_id: int
+
+
+class CommandRejected(_Event):
+    """A non-order command refused; nothing changed."""
+
+    command: str
+    reason: int
+
+
+class OrderAccepted(_Event):
+    order_id: int
+    """Equal to the sequence of the PlaceOrder command: unique, increasing, free to compute."""
+    account_id: int
+    market_id: int
+    client_order_id: int
+    side: int
+    order_type: int
+    time_in_force: int
+    price_atoms: int
+    qty_atoms: int
+    quote_qty_atoms: int
+    hold_atoms: int
+    """Atoms moved to HELD_ORDERS for this order (quote for buys, base for sells)."""
+
+
+class OrderRejected(_Event):
+    """An order command (place, cancel, amend, cancel-all) refused; nothing changed."""
+
+    account_id: int
+    market_id: int
+    order_id: int
+    """The target for cancel/amend, 0 for a refused placement."""
+    client_order_id: int
+    reason: int
+
+
+class Trade(_Event):
+    trade_id: int
+    """Per market, 1, 2, 3, ..."""
+    market_id: int
+    price_atoms: int
+    qty_atoms: int
+    quote_atoms: int
+    """price x qty in quote atoms, before fees."""
+    maker_order_id: int
+    maker_account_id: int
+    taker_order_id: int
+    taker_account_id: int
+    taker_side: int
+    maker_fee_atoms: int
+    taker_fee_atoms: int
+
+
+class OrderCancelled(_Event):
+    order_id: int
+    account_id: int
+    market_id: int
+    remaining_qty_atoms: int
+    reason: int
+
+
+class OrderExpired(_Event):
+    order_id: int
+    account_id: int
+    market_id: int
+    remaining_qty_atoms: int
+    reason: int
+
+
+class OrderAmended(_Event):
+    order_id: int
+    account_id: int
+    market_id: int
+    price_atoms: int
+    qty_atoms: int
+    """New open quantity."""
+    priority_kept: bool
+    hold_atoms: int
+    """The order's hold after the amend."""
+
+
+class WithdrawalHeld(_Event):
+    withdrawal_id: int
+    account_id: int
+    asset_id: int
+    amount_atoms: int
+
+
+class WithdrawalSettled(_Event):
+    withdrawal_id: int
+    account_id: int
+    asset_id: int
+    amount_atoms: int
+    success: bool
+
+
+class Posting(_Event):
+    """One balanced movement: ``amount_atoms`` leave (debit) one bucket and enter (credit)
+    another, same asset. A transaction is the postings sharing ``txn_id``; each posting balances
+    on its own, so every transaction balances per asset by construction."""
+
+    txn_id: int
+    reason: int
+    asset_id: int
+    debit_account_id: int
+    debit_bucket: int
+    credit_account_id: int
+    credit_bucket: int
+    amount_atoms: int
+
+
+Event = (
+    AssetCreated
+    | MarketCreated
+    | AccountCreated
+    | CommandRejected
+    | OrderAccepted
+    | OrderRejected
+    | Trade
+    | OrderCancelled
+    | OrderExpired
+    | OrderAmended
+    | WithdrawalHeld
+    | WithdrawalSettled
+    | Posting
+)
+
+COMMAND_ENCODER: Final = msgspec.msgpack.Encoder()
+COMMAND_DECODER: Final = msgspec.msgpack.Decoder(Command)
+EVENT_DECODER: Final = msgspec.msgpack.Decoder(Event)
+
+
+def encode_command(command: Command) -> bytes:
+    return COMMAND_ENCODER.encode(command)
+
+
+def decode_command(payload: bytes) -> Command:
+    """Decode a journaled command; raises msgspec.ValidationError on a malformed payload."""
+    return COMMAND_DECODER.decode(payload)
+
+
+# --------------------------------------------------------------------------------------------
+# State image: the canonical encoding of the whole engine state. The state hash is BLAKE2b-256
+# of its msgpack encoding, snapshots store it, and both the compiled core and the reference
+# model produce it, so "same state" is checked by comparing bytes, not by trusting a walk.
+# Everything is listed in a defined order; nothing depends on slot allocation or dict order.
+
+
+class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """Explicit bounds (TIGER_STYLE): every table in the engine has a fixed capacity."""
+
+    max_accounts: int = 1 << 14
+    """Account ids are 1 .. max_accounts - 1."""
+    max_assets: int = 64
+    max_markets: int = 64
+    max_orders: int = 1 << 20
+    """Open orders across the engine."""
+    max_levels_per_side: int = 1 << 14
+    max_open_orders_per_account: int = 1_000
+    max_fills_per_order: int = 1_000
+    """A taker stops (OrderExpired MAX_FILLS) after this many fills: bounds one command's work."""
+
+
+class AssetImage(msgspec.Struct, frozen=True, array_like=True):
+    asset_id: int
+    symbol: str
+    decimals: int
+    fees_atoms: int
+    """Balance of the system FEES bucket."""
+    custody_atoms: int
+    """Balance of the system CUSTODY bucket: minus (deposits - settled withdrawals)."""
+
+
+class MarketImage(msgspec.Struct, frozen=True, array_like=True):
+    market_id: int
+    symbol: str
+    base_asset_id: int
+    quote_asset_id: int
+    tick_size_atoms: int
+    lot_size_atoms: int
+    min_notional_atoms: int
+    maker_fee_ppm: int
+    taker_fee_ppm: int
+    last_trade_id: int
+
+
+class BalanceImage(msgspec.Struct, frozen=True, array_like=True):
+    asset_id: int
+    available_atoms: int
+    held_orders_atoms: int
+    held_withdrawals_atoms: int
+
+
+class AccountImage(msgspec.Struct, frozen=True, array_like=True):
+    account_id: int
+    balances: list[BalanceImage]
+    """Ascending asset_id; only assets with a non-zero bucket."""
+
+
+class OrderImage(msgspec.Struct, frozen=True, array_like=True):
+    order_id: int
+    account_id: int
+    market_id: int
+    side: int
+    order_type: int
+    price_atoms: int
+    qty_atoms: int
+    """Open quantity."""
+    hold_atoms: int
+    client_order_id: int
+
+
+class WithdrawalImage(msgspec.Struct, frozen=True, array_like=True):
+    withdrawal_id: int
+    account_id: int
+    asset_id: int
+    amount_atoms: int
+
+
+class StateImage(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    format_version: int
+    config: EngineConfig
+    last_seq: int
+    next_txn_id: int
+    assets: list[AssetImage]
+    """Ascending asset_id."""
+    markets: list[MarketImage]
+    """Ascending market_id."""
+    accounts: list[AccountImage]
+    """Ascending account_id; every created account, even with no balance."""
+    orders: list[OrderImage]
+    """Book order: markets ascending; in each, bids best to worst then asks best to worst;
+    within a price level, time priority."""
+    pending_withdrawals: list[WithdrawalImage]
+    """Ascending withdrawal_id."""
+    withdrawal_ids: list[int]
+    """Every withdrawal id ever requested, ascending (duplicates are refused forever)."""
+    deposit_keys: list[str]
+    """Every credited deposit key, sorted."""
+
+
+IMAGE_ENCODER: Final = msgspec.msgpack.Encoder()
+IMAGE_DECODER: Final = msgspec.msgpack.Decoder(StateImage)
+
+
+def state_hash(image: StateImage) -> str:
+    """BLAKE2b-256 hex of the canonical encoding: equal hashes mean equal engine states."""
+    import hashlib
+
+    return hashlib.blake2b(IMAGE_ENCODER.encode(image), digest_size=32).hexdigest()

@@ -1,0 +1,175 @@
+"""The ``kootabase`` command line.
+
+Subcommands import their implementation lazily, so ``kootabase --help`` and
+``--version`` start fast and do not load the engine, numba or aiohttp:
+
+- ``serve``        -> ``engine.service:run_serve_cli(args)``
+- ``replay``       -> ``engine.replay:run_replay_cli(args)``
+- ``bench engine`` -> ``bench.engine_bench:run_cli(args)`` (repository checkout only)
+
+Each implementation takes the parsed ``argparse.Namespace`` and returns an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+
+Handler = Callable[[argparse.Namespace], int]
+
+# repo root when running from a checkout (gateway/cli.py -> repo root)
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _version() -> str:
+    try:
+        return metadata.version("kootabase")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def _import_bench(module: str) -> ModuleType:
+    """Import a module from the ``bench`` folder, which is not an installed package.
+
+    From a checkout (including an editable install) the repository root is added to
+    ``sys.path``; from a wheel there is no ``bench`` and a clear error is raised.
+    """
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("bench", module):
+            raise
+    if (_REPO_ROOT / "bench" / "__init__.py").is_file():
+        root = str(_REPO_ROOT)
+        if root not in sys.path:
+            sys.path.insert(0, root)
+        try:
+            return importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("bench", module):
+                raise
+    raise SystemExit(
+        f"kootabase: benchmarks are not available: cannot import {module!r}. "
+        "They live in the repository's bench/ folder and are not part of an installed "
+        "wheel; run them from a checkout (e.g. `make bench`)."
+    )
+
+
+def _lazy(module: str, func: str, *, bench: bool = False) -> Handler:
+    """Return a handler that imports ``module`` and calls ``module.func(args)`` when run."""
+
+    def handler(args: argparse.Namespace) -> int:
+        if bench:
+            mod = _import_bench(module)
+        else:
+            try:
+                mod = importlib.import_module(module)
+            except ModuleNotFoundError as exc:
+                if exc.name != module:
+                    raise
+                raise SystemExit(
+                    f"kootabase: {args.command}: not available in this build "
+                    f"(module {module!r} not found)"
+                ) from None
+        return int(getattr(mod, func)(args))
+
+    return handler
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(
+        prog="kootabase",
+        description="Kootabase: a matching-engine-centric crypto exchange core.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error", "critical"],
+        help="minimum level of log events written to stderr (default: info)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = sub.add_parser("serve", help="run the exchange on the embedded defaults")
+    serve.add_argument(
+        "--data-dir", type=Path, default=Path("./data"), help="data directory (default: ./data)"
+    )
+    serve.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="do not fsync the journal: for benchmarks only, loses acknowledged orders on crash",
+    )
+    serve.set_defaults(handler=_lazy("engine.service", "run_serve_cli"))
+
+    replay = sub.add_parser("replay", help="replay a journal through the engine")
+    replay.add_argument("--journal", type=Path, required=True, metavar="DIR", help="journal dir")
+    replay.add_argument(
+        "--from", dest="from_seq", type=_non_negative_int, metavar="SEQ", help="first sequence"
+    )
+    replay.add_argument(
+        "--to", dest="to_seq", type=_non_negative_int, metavar="SEQ", help="last sequence"
+    )
+    replay.add_argument(
+        "--verify", action="store_true", help="check state hashes against snapshots"
+    )
+    replay.add_argument(
+        "--snapshots", type=Path, metavar="DIR", help="snapshot directory (optional)"
+    )
+    replay.set_defaults(handler=_lazy("engine.replay", "run_replay_cli"))
+
+    bench = sub.add_parser("bench", help="run benchmarks (from a repository checkout)")
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
+    bench_engine = bench_sub.add_parser("engine", help="benchmark the matching engine")
+    bench_engine.add_argument("--json", action="store_true", help="print results as JSON")
+    bench_engine.add_argument("--seed", type=int, default=0, help="workload seed (default: 0)")
+    bench_engine.add_argument(
+        "--commands", type=_positive_int, metavar="N", help="number of commands per workload"
+    )
+    bench_engine.add_argument(
+        "--workload", choices=["a", "b", "all"], default="all", help="workload (default: all)"
+    )
+    bench_engine.set_defaults(handler=_lazy("bench.engine_bench", "run_cli", bench=True))
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``kootabase`` console script; returns the exit code.
+
+    Bad usage exits with code 2 and argparse's message (via ``SystemExit``).
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # imported here so --help/--version never load the engine package
+    from engine.logsetup import configure_logging
+
+    configure_logging(args.log_level)
+    handler: Handler = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

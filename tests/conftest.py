@@ -1,0 +1,40 @@
+"""Shared test configuration: hypothesis profiles.
+
+Select a profile with the ``HYPOTHESIS_PROFILE`` environment variable (default ``ci``):
+
+- ``ci``: 200 examples per test, no deadline (CI machines are small and noisy).
+- ``dev``: more examples, for a developer hunting a bug.
+- ``long``: many examples, for soak runs (pair with ``-m slow``).
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+_SUPPRESSED = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+
+settings.register_profile(
+    "ci",
+    max_examples=200,
+    deadline=None,
+    derandomize=False,
+    print_blob=True,
+    suppress_health_check=_SUPPRESSED,
+)
+settings.register_profile(
+    "dev",
+    max_examples=1_000,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=_SUPPRESSED,
+)
+settings.register_profile(
+    "long",
+    max_examples=10_000,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=_SUPPRESSED,
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
