@@ -1,0 +1,497 @@
+"""The durable command journal: an append-only, numbered, checksummed log of commands.
+
+The journal is the source of truth (see DESIGN.md): every state change enters the engine as a
+journaled command, and replaying the journal rebuilds every derived state. It therefore refuses
+to guess: a damaged record is a hard error unless the damage is exactly what an interrupted
+append leaves behind (a "torn tail", defined on `SegmentJournal`).
+
+Records are ``(sequence, timestamp_ns, payload)``. The payload is an already-encoded command;
+the journal treats it as opaque bytes. Sequences start at 1 and are contiguous; timestamps are
+non-decreasing. The `Journal` protocol is the seam for a later NATS JetStream implementation.
+
+On-disk layout of `SegmentJournal` (all integers little-endian):
+
+* segment file ``{first_sequence:020d}.seg`` starting with the header ``<4sHQ``:
+  magic ``b"KBJ1"``, format version (u16), sequence of its first record (u64);
+* then records, each ``<IIQq`` + payload: payload length (u32), CRC32C (u32) over the
+  sequence, timestamp and payload bytes (which are contiguous on disk), sequence (u64),
+  timestamp_ns (i64), payload. A record never spans segments.
+"""
+
+from __future__ import annotations
+
+import bisect
+import fcntl
+import mmap
+import os
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import google_crc32c
+import structlog
+
+log = structlog.get_logger(__name__)
+
+Record = tuple[int, int, bytes]
+"""(sequence, timestamp_ns, payload) as appended to and read from a journal."""
+
+MAGIC = b"KBJ1"
+FORMAT_VERSION = 1
+SEGMENT_HEADER = struct.Struct("<4sHQ")
+RECORD_HEADER = struct.Struct("<IIQq")
+_LEN_CRC = struct.Struct("<II")
+_SEQ_TS = struct.Struct("<Qq")
+_SEQ = struct.Struct("<Q")
+#: Offset of the checksummed bytes (sequence, timestamp, payload) inside a record.
+_CRC_START = _LEN_CRC.size
+MAX_PAYLOAD_BYTES = 1 << 20
+DEFAULT_SEGMENT_BYTES = 64 << 20
+#: One sparse-index entry per sequence divisible by this (plus one per segment start).
+INDEX_INTERVAL = 4096
+_MAX_U64 = (1 << 64) - 1
+_MIN_I64, _MAX_I64 = -(1 << 63), (1 << 63) - 1
+_SUFFIX = ".seg"
+_LOCK_NAME = "LOCK"
+
+
+class JournalCorruption(Exception):
+    """The journal holds bytes that are not a valid prefix of appended records.
+
+    Raised instead of skipping anything: replaying around a hole would silently diverge from
+    the state that was acknowledged to traders. An operator has to look at ``segment`` at
+    ``offset``.
+    """
+
+    def __init__(self, segment: Path, offset: int, reason: str) -> None:
+        super().__init__(f"journal corruption in {segment} at offset {offset}: {reason}")
+        self.segment = segment
+        self.offset = offset
+        self.reason = reason
+
+
+class Journal(Protocol):
+    """What the sequencer and replay need from a journal; implementations are single-writer."""
+
+    @property
+    def first_sequence(self) -> int:
+        """Sequence of the first readable record (``last_sequence + 1`` when none is)."""
+
+    @property
+    def last_sequence(self) -> int:
+        """Sequence of the last durable record, 0 for an empty journal."""
+
+    def append_batch(self, records: Sequence[Record]) -> None:
+        """Append contiguous records; they are durable when this returns (group commit)."""
+
+    def read_from(self, sequence: int, to: int | None = None) -> Iterator[Record]:
+        """Yield records from ``sequence`` up to ``to`` inclusive (default: the last one)."""
+
+    def close(self) -> None:
+        """Release files and locks; further appends are refused."""
+
+
+@dataclass
+class _Segment:
+    """In-memory view of one segment file: where its valid bytes end and its sparse index."""
+
+    path: Path
+    first_seq: int
+    size: int
+    next_seq: int
+    index_seqs: list[int] = field(default_factory=list)
+    index_offsets: list[int] = field(default_factory=list)
+
+    def add_index(self, seq: int, offset: int) -> None:
+        self.index_seqs.append(seq)
+        self.index_offsets.append(offset)
+
+
+def _segment_name(first_seq: int) -> str:
+    return f"{first_seq:020d}{_SUFFIX}"
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a created or truncated directory entry durable (a file's fsync does not)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class SegmentJournal:
+    """A `Journal` kept as segment files in one directory, fsync'd per batch (group commit).
+
+    Single writer: one `SegmentJournal` per directory appends, enforced with an exclusive
+    ``flock`` on ``LOCK`` (a second open, even in the same process, fails). Readers iterate
+    over the records that were durable when `read_from` was called.
+
+    Opening validates every record of every segment. A *torn tail* is damage confined to the
+    end of the last segment, of the kind an append interrupted by a crash leaves behind:
+
+    * the last segment is shorter than its header and those bytes are a prefix of the header
+      its name implies (the header is rewritten), or, at the first invalid record offset:
+    * fewer than a record header's bytes remain before EOF, or
+    * the declared record end lies past EOF (payload cut short), the declared length is within
+      the bound, and no record with a valid checksum and the next sequence follows it, or
+    * the record ends exactly at EOF and its checksum does not match.
+
+    A torn tail is truncated away (file truncated, fsync'd) with a warning naming the segment,
+    offset and bytes dropped. Every other defect raises `JournalCorruption`: a bad checksum
+    followed by more bytes, an oversized length, a sequence gap or a timestamp going back
+    (within or between segments, including a header's first sequence), a bad magic or version,
+    or any torn record in a non-last segment.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        fsync: bool = True,
+    ) -> None:
+        if segment_bytes < SEGMENT_HEADER.size + RECORD_HEADER.size:
+            raise ValueError(f"segment_bytes={segment_bytes} cannot hold a single record")
+        self._dir = Path(directory)
+        self._segment_bytes = segment_bytes
+        self._fsync = fsync
+        self._segments: list[_Segment] = []
+        self._first_seqs: list[int] = []
+        self._last_seq = 0
+        self._last_ts: int | None = None
+        self._fd: int | None = None
+        self._failed: BaseException | None = None
+        self._closed = False
+        if not self._dir.is_dir():
+            self._dir.mkdir(parents=True)
+            if fsync:
+                _fsync_dir(self._dir.parent)
+        self._lock_fd = os.open(self._dir / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise RuntimeError(f"journal {self._dir} is already open by another writer") from None
+        try:
+            if not fsync:
+                log.warning("journal_durability_off", directory=str(self._dir))
+            self._recover()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- public API -------------------------------------------------------------------------
+
+    @property
+    def first_sequence(self) -> int:
+        """Sequence of the first readable record; ``last_sequence + 1`` when there is none."""
+        return self._segments[0].first_seq if self._segments else 1
+
+    @property
+    def last_sequence(self) -> int:
+        """Sequence of the last durable record, 0 when nothing was ever appended."""
+        return self._last_seq
+
+    @property
+    def last_timestamp_ns(self) -> int | None:
+        """Timestamp of the last durable record, None when no record is readable."""
+        return self._last_ts
+
+    def append_batch(self, records: Sequence[Record]) -> None:
+        """Append ``records`` durably: one write and one fsync per segment touched.
+
+        The whole batch is validated before any byte is written, so a rejected batch changes
+        nothing. A batch normally lands in one segment (one write, one fsync); when it fills
+        the current segment it is split at a record boundary and the new segment's directory
+        entry is fsync'd too. If a write or fsync fails the journal refuses further appends:
+        the on-disk tail is unknown (fsync errors are not retryable), reopening recovers it.
+        """
+        if self._closed:
+            raise RuntimeError("journal is closed")
+        if self._failed is not None:
+            raise RuntimeError("journal failed on an earlier write; reopen it") from self._failed
+        if not records:
+            return
+        self._validate(records)
+        chunk = bytearray()
+        seg = self._segments[-1] if self._segments else None
+        offset = seg.size if seg is not None else 0
+        try:
+            for seq, ts, payload in records:
+                size = RECORD_HEADER.size + len(payload)
+                full = offset + size > self._segment_bytes and offset > SEGMENT_HEADER.size
+                if seg is None or full:
+                    if seg is not None:
+                        self._write_durably(seg, chunk, offset, seq)
+                    seg = self._new_segment(seq)
+                    chunk = bytearray(SEGMENT_HEADER.pack(MAGIC, FORMAT_VERSION, seq))
+                    offset = SEGMENT_HEADER.size
+                body = _SEQ_TS.pack(seq, ts) + payload
+                chunk += _LEN_CRC.pack(len(payload), google_crc32c.value(body))
+                chunk += body
+                if seq % INDEX_INTERVAL == 0:
+                    seg.add_index(seq, offset)
+                offset += size
+            assert seg is not None
+            self._write_durably(seg, chunk, offset, records[-1][0] + 1)
+        except OSError as exc:
+            self._failed = exc
+            raise
+        self._last_seq = records[-1][0]
+        self._last_ts = records[-1][1]
+
+    def read_from(self, sequence: int, to: int | None = None) -> Iterator[Record]:
+        """Yield records ``sequence..to`` (inclusive), re-verifying each checksum.
+
+        Bounds are checked now, not on first iteration: ``sequence`` must lie in
+        ``first_sequence..last_sequence + 1`` and ``to`` (clamped to the last durable record,
+        which fixes the end of this iteration) must not be below ``sequence - 1``. The start
+        is found through the sparse index, so at most ``INDEX_INTERVAL`` records are skipped.
+        """
+        if self._closed:
+            raise RuntimeError("journal is closed")
+        if not self.first_sequence <= sequence <= self._last_seq + 1:
+            raise ValueError(
+                f"cannot read from sequence {sequence}: journal holds "
+                f"{self.first_sequence}..{self._last_seq}"
+            )
+        end = self._last_seq if to is None else min(to, self._last_seq)
+        if to is not None and to < sequence - 1:
+            raise ValueError(f"read range {sequence}..{to} is reversed")
+        if end < sequence:
+            return iter(())
+        first = bisect.bisect_right(self._first_seqs, sequence) - 1
+        seg = self._segments[first]
+        slot = bisect.bisect_right(seg.index_seqs, sequence) - 1
+        plan = [(s.path, s.first_seq, s.size) for s in self._segments[first:]]
+        return self._iterate(plan, seg.index_seqs[slot], seg.index_offsets[slot], sequence, end)
+
+    def close(self) -> None:
+        """Close the active segment and release the writer lock; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        os.close(self._lock_fd)
+
+    def __enter__(self) -> SegmentJournal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- appending --------------------------------------------------------------------------
+
+    def _validate(self, records: Sequence[Record]) -> None:
+        """Refuse the whole batch unless it continues the journal exactly (nothing written)."""
+        expected = self._last_seq + 1
+        prev_ts = self._last_ts
+        for i, (seq, ts, payload) in enumerate(records):
+            if type(seq) is not int or type(ts) is not int:
+                raise TypeError(f"sequence and timestamp must be int, got {seq!r}, {ts!r}")
+            if seq != expected:
+                where = "first record" if i == 0 else f"record {i} of the batch"
+                raise ValueError(f"{where} has sequence {seq}, expected {expected}")
+            if not isinstance(payload, bytes):
+                raise TypeError(f"payload of sequence {seq} is {type(payload).__name__}")
+            if len(payload) > MAX_PAYLOAD_BYTES:
+                raise ValueError(f"payload of sequence {seq} exceeds {MAX_PAYLOAD_BYTES} bytes")
+            if not _MIN_I64 <= ts <= _MAX_I64 or seq > _MAX_U64:
+                raise ValueError(f"sequence {seq} or timestamp {ts} out of range")
+            if prev_ts is not None and ts < prev_ts:
+                raise ValueError(f"timestamp of sequence {seq} goes back: {ts} < {prev_ts}")
+            expected += 1
+            prev_ts = ts
+
+    def _new_segment(self, first_seq: int) -> _Segment:
+        """Create the next segment file and make it the append target."""
+        path = self._dir / _segment_name(first_seq)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = fd
+        seg = _Segment(path, first_seq, 0, first_seq)
+        seg.add_index(first_seq, SEGMENT_HEADER.size)
+        self._segments.append(seg)
+        self._first_seqs.append(first_seq)
+        return seg
+
+    def _write_durably(self, seg: _Segment, chunk: bytearray, end: int, next_seq: int) -> None:
+        """Write ``chunk`` at the end of ``seg`` and fsync before the records count as there."""
+        assert self._fd is not None and seg is self._segments[-1]
+        assert seg.size + len(chunk) == end, "chunk does not extend the segment exactly"
+        view = memoryview(chunk)
+        written = 0
+        while written < len(chunk):  # os.write may be partial (signals, nearly full disk)
+            written += os.write(self._fd, view[written:])
+        view.release()
+        if self._fsync:
+            os.fsync(self._fd)
+            if seg.size == 0:
+                _fsync_dir(self._dir)
+        seg.size = end
+        seg.next_seq = next_seq
+
+    # -- recovery ---------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """Scan and validate all segments, truncate a torn tail, open the last for appending."""
+        paths = sorted(self._dir.glob("*" + _SUFFIX))
+        expected: int | None = None
+        for i, path in enumerate(paths):
+            stem = path.name[: -len(_SUFFIX)]
+            if len(stem) != 20 or not stem.isdigit():
+                raise JournalCorruption(path, 0, "segment file name is not 20 digits")
+            first_seq = int(stem)
+            if expected is not None and first_seq != expected:
+                raise JournalCorruption(
+                    path, 0, f"sequence gap between segments: expected {expected}"
+                )
+            seg = self._scan(path, first_seq, last=i == len(paths) - 1)
+            self._segments.append(seg)
+            self._first_seqs.append(first_seq)
+            expected = seg.next_seq
+        if self._segments:
+            self._last_seq = self._segments[-1].next_seq - 1
+            self._fd = os.open(self._segments[-1].path, os.O_WRONLY | os.O_APPEND)
+        log.info(
+            "journal_opened",
+            directory=str(self._dir),
+            segments=len(self._segments),
+            first_sequence=self.first_sequence,
+            last_sequence=self._last_seq,
+        )
+
+    def _scan(self, path: Path, first_seq: int, *, last: bool) -> _Segment:
+        """Validate one segment; return its in-memory view (records up to its valid end)."""
+        data = path.read_bytes()  # one buffered read; segments are bounded
+        header = SEGMENT_HEADER.pack(MAGIC, FORMAT_VERSION, first_seq)
+        if len(data) < SEGMENT_HEADER.size:
+            if not (last and header.startswith(data)):
+                raise JournalCorruption(path, 0, f"segment header cut short ({len(data)} bytes)")
+            log.warning(
+                "journal_torn_segment_header", segment=str(path), offset=0, bytes_dropped=len(data)
+            )
+            self._rewrite_header(path, header)
+            data = header
+        magic, version, header_seq = SEGMENT_HEADER.unpack_from(data, 0)
+        if magic != MAGIC:
+            raise JournalCorruption(path, 0, f"bad magic {magic!r}")
+        if version != FORMAT_VERSION:
+            raise JournalCorruption(path, 0, f"unsupported format version {version}")
+        if header_seq != first_seq:
+            raise JournalCorruption(path, 0, f"header first sequence {header_seq} != file name")
+        seg = _Segment(path, first_seq, len(data), first_seq)
+        seg.add_index(first_seq, SEGMENT_HEADER.size)
+        prev_ts = self._last_ts
+        off, seq, size = SEGMENT_HEADER.size, first_seq, len(data)
+        while off < size:
+            if size - off < RECORD_HEADER.size:
+                self._torn(seg, off, last, "record header cut short by end of file")
+                break
+            length, crc, rseq, ts = RECORD_HEADER.unpack_from(data, off)
+            if length > MAX_PAYLOAD_BYTES:
+                raise JournalCorruption(path, off, f"payload length {length} exceeds the bound")
+            end = off + RECORD_HEADER.size + length
+            if end > size:
+                if _valid_record_after(data, off, seq + 1):
+                    raise JournalCorruption(path, off, "record overruns into valid records")
+                self._torn(seg, off, last, "payload cut short by end of file")
+                break
+            if google_crc32c.value(data[off + _CRC_START : end]) != crc:
+                if end != size:
+                    raise JournalCorruption(path, off, "checksum mismatch")
+                self._torn(seg, off, last, "checksum mismatch on the record ending at EOF")
+                break
+            if rseq != seq:
+                raise JournalCorruption(path, off, f"sequence gap: expected {seq}, found {rseq}")
+            if prev_ts is not None and ts < prev_ts:
+                raise JournalCorruption(path, off, f"timestamp goes back: {ts} < {prev_ts}")
+            if seq % INDEX_INTERVAL == 0:
+                seg.add_index(seq, off)
+            prev_ts, seq, off = ts, seq + 1, end
+        seg.next_seq = seq
+        self._last_ts = prev_ts
+        return seg
+
+    def _torn(self, seg: _Segment, offset: int, last: bool, reason: str) -> None:
+        """Truncate a torn tail of the last segment at ``offset``; elsewhere it is corruption."""
+        if not last:
+            raise JournalCorruption(seg.path, offset, f"{reason} in a non-last segment")
+        dropped = seg.size - offset
+        log.warning(
+            "journal_torn_tail_truncated",
+            segment=str(seg.path),
+            offset=offset,
+            bytes_dropped=dropped,
+            reason=reason,
+        )
+        with open(seg.path, "r+b") as f:
+            f.truncate(offset)
+            if self._fsync:
+                os.fsync(f.fileno())
+        seg.size = offset
+
+    def _rewrite_header(self, path: Path, header: bytes) -> None:
+        """Finish a segment whose creation was interrupted inside its header."""
+        with open(path, "r+b") as f:
+            f.truncate(0)
+            f.write(header)
+            f.flush()
+            if self._fsync:
+                os.fsync(f.fileno())
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _iterate(
+        self, plan: list[tuple[Path, int, int]], seq: int, offset: int, start: int, end: int
+    ) -> Iterator[Record]:
+        """Walk segments from (``seq`` at ``offset``) and yield ``start..end`` verified."""
+        for n, (path, first_seq, size) in enumerate(plan):
+            if n > 0:
+                assert seq == first_seq, f"{path}: segment starts at {first_seq}, not {seq}"
+                offset = SEGMENT_HEADER.size
+            with open(path, "rb") as f, mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) as m:
+                while offset < size:
+                    length, crc = _LEN_CRC.unpack_from(m, offset)
+                    body_end = offset + RECORD_HEADER.size + length
+                    if seq >= start:
+                        body = m[offset + _CRC_START : body_end]
+                        rseq, ts = _SEQ_TS.unpack_from(body, 0)
+                        if google_crc32c.value(body) != crc or rseq != seq:
+                            raise JournalCorruption(path, offset, "record changed since open")
+                        yield seq, ts, body[_SEQ_TS.size :]
+                        if seq == end:
+                            return
+                    seq += 1
+                    offset = body_end
+        raise AssertionError(f"journal ended at sequence {seq - 1} before {end}")
+
+
+def _valid_record_after(data: bytes, offset: int, seq: int) -> bool:
+    """Whether a checksummed record with sequence ``seq`` starts somewhere after ``offset``.
+
+    Guards the torn-tail rule: a length field damaged in the middle of the last segment also
+    "runs past EOF", but then intact records follow it and truncating would drop acknowledged
+    commands. Finding the next sequence's bytes with a matching checksum proves that case.
+    """
+    needle = _SEQ.pack(seq)
+    at = data.find(needle, offset + 1 + _CRC_START)
+    while at != -1:
+        rec = at - _CRC_START
+        if rec + RECORD_HEADER.size <= len(data):
+            length, crc = _LEN_CRC.unpack_from(data, rec)
+            rec_end = rec + RECORD_HEADER.size + length
+            if (
+                length <= MAX_PAYLOAD_BYTES
+                and rec_end <= len(data)
+                and (google_crc32c.value(data[rec + _CRC_START : rec_end]) == crc)
+            ):
+                return True
+        at = data.find(needle, at + 1)
+    return False
