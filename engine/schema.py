@@ -32,6 +32,8 @@ MAX_AMOUNT_ATOMS: Final = (1 << 62) - 1
 """Upper bound for any amount, price or balance; keeps every sum of two inside int64."""
 
 MAX_ACCOUNT_ID: Final = (1 << 31) - 1
+MAX_CLIENT_ORDER_ID: Final = (1 << 63) - 1
+"""Client order ids are non-negative int64 values; 0 means none."""
 MAX_FEE_PPM: Final = 100_000
 """10 %: a bound that keeps amount + fee inside int64 and catches a fee typed in basis points."""
 SYSTEM_ACCOUNT: Final = 0
@@ -211,7 +213,8 @@ class PlaceOrder(_Command):
     quote_qty_atoms: int = 0
     """Market buy only: spend at most this many quote atoms, fees included."""
     client_order_id: int = 0
-    """Chosen by the client, unique among the account's open orders; 0 = none."""
+    """Chosen by the client, unique among the account's open orders; 0 = none; at most
+    MAX_CLIENT_ORDER_ID."""
 
 
 class CancelOrder(_Command):

@@ -12,6 +12,7 @@ from engine.reference.model import (
 )
 from engine.reference.state import AVAILABLE, HELD_ORDERS, MAX, EngineState, _Txn
 from engine.schema import (
+    MAX_CLIENT_ORDER_ID,
     AmendOrder,
     Bucket,
     CancelAll,
@@ -289,7 +290,7 @@ class OrderCommands(EngineState):
                 if c.quote_qty_atoms < market.min_notional:
                     return Reject.MIN_NOTIONAL
 
-        if c.client_order_id < 0:
+        if not 0 <= c.client_order_id <= MAX_CLIENT_ORDER_ID:
             return Reject.INVALID_CLIENT_ORDER_ID
         if c.client_order_id != 0 and c.client_order_id in account.by_client_id:
             return Reject.DUPLICATE_CLIENT_ORDER_ID

@@ -1,0 +1,191 @@
+"""AmendOrder (docs/engine-semantics.md, AmendOrder)."""
+
+from __future__ import annotations
+
+from engine.core.book import check_not_crossed, forget_order, level_find, rest_order, unrest_order
+from engine.core.events import emit_amended, emit_rejected, hold_txn
+from engine.core.handlers import account_ok, crosses, find_target, market_ok
+from engine.core.layout import (
+    B_AVAILABLE,
+    BUY,
+    CF_MAX_LEVELS,
+    K_ACCOUNT,
+    K_SIDE,
+    K_TYPE,
+    LIMIT_MAKER,
+    M_BASE,
+    M_LOT,
+    M_MIN_NOTIONAL,
+    M_QTL,
+    M_QUOTE,
+    M_TICK,
+    M_WORST_PPM,
+    MAX,
+    O_HOLD,
+    O_ID,
+    O_PRICE,
+    O_QTY,
+    R_ACCOUNT,
+    R_MARKET,
+    R_NEW_PRICE,
+    R_NEW_QTY,
+    R_ORDER_ID,
+    R_SEQ,
+    R_TARGET_COID,
+    REJ_BOOK_FULL,
+    REJ_INSUFFICIENT_FUNDS,
+    REJ_INVALID_AMEND,
+    REJ_INVALID_PRICE,
+    REJ_INVALID_QTY,
+    REJ_MIN_NOTIONAL,
+    REJ_NOTIONAL_OVERFLOW,
+    REJ_PRICE_OFF_TICK,
+    REJ_QTY_OFF_LOT,
+    REJ_TAKER_NOT_ALLOWED,
+    REJ_UNKNOWN_ACCOUNT,
+    REJ_UNKNOWN_MARKET,
+    REJ_UNKNOWN_ORDER,
+    kernel,
+)
+from engine.core.matching import match, settle_taker
+from engine.core.money import notional_fits, required_buy
+
+
+@kernel
+def amend_check(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, c, i):
+    """Checks in contract order. Returns (reason, slot, p, q, new_hold); reason 0 = valid."""
+    a = c[i, R_ACCOUNT]
+    m = c[i, R_MARKET]
+    new_price = c[i, R_NEW_PRICE]
+    new_qty = c[i, R_NEW_QTY]
+    if not market_ok(mkt, ctr, m):
+        return REJ_UNKNOWN_MARKET, -1, 0, 0, 0
+    if not account_ok(acct, ctr, a):
+        return REJ_UNKNOWN_ACCOUNT, -1, 0, 0, 0
+    s = find_target(ords, olnk, idx, ctr, a, m, c[i, R_ORDER_ID], c[i, R_TARGET_COID])
+    if s < 0:
+        return REJ_UNKNOWN_ORDER, -1, 0, 0, 0
+    tick = mkt[m, M_TICK]
+    lot = mkt[m, M_LOT]
+    qtl = mkt[m, M_QTL]
+    if new_price < 0 or new_price > MAX:
+        return REJ_INVALID_PRICE, -1, 0, 0, 0
+    if new_price != 0 and new_price % tick != 0:
+        return REJ_PRICE_OFF_TICK, -1, 0, 0, 0
+    if new_qty < 0 or new_qty > MAX:
+        return REJ_INVALID_QTY, -1, 0, 0, 0
+    if new_qty != 0 and new_qty % lot != 0:
+        return REJ_QTY_OFF_LOT, -1, 0, 0, 0
+    cur_p = ords[s, O_PRICE]
+    cur_q = ords[s, O_QTY]
+    p = new_price // tick if new_price != 0 else cur_p
+    q = new_qty // lot if new_qty != 0 else cur_q
+    if p == cur_p and q == cur_q:
+        return REJ_INVALID_AMEND, -1, 0, 0, 0
+    if not notional_fits(p, q, qtl):
+        return REJ_NOTIONAL_OVERFLOW, -1, 0, 0, 0
+    if p * q * qtl < mkt[m, M_MIN_NOTIONAL]:
+        return REJ_MIN_NOTIONAL, -1, 0, 0, 0
+    side = olnk[s, K_SIDE]
+    if p != cur_p:
+        if olnk[s, K_TYPE] == LIMIT_MAKER and crosses(lvl, bkl, bkn, m, side, p):
+            return REJ_TAKER_NOT_ALLOWED, -1, 0, 0, 0
+        own = 2 * m + side
+        if bkn[own] >= ctr[CF_MAX_LEVELS] and level_find(bkl, bkp, bkn, own, side, p) < 0:
+            return REJ_BOOK_FULL, -1, 0, 0, 0
+    if side == BUY:
+        new_hold = required_buy(p, q, qtl, mkt[m, M_WORST_PPM])
+        asset = mkt[m, M_QUOTE]
+    else:
+        new_hold = q * lot
+        asset = mkt[m, M_BASE]
+    if new_hold - ords[s, O_HOLD] > bal[a, asset, B_AVAILABLE]:
+        return REJ_INSUFFICIENT_FUNDS, -1, 0, 0, 0
+    return 0, s, p, q, new_hold
+
+
+@kernel
+def amend(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree, lfree, ev, c, i):
+    seq = c[i, R_SEQ]
+    a = c[i, R_ACCOUNT]
+    m = c[i, R_MARKET]
+    reason, s, p, q, new_hold = amend_check(
+        ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, c, i
+    )
+    if reason != 0:
+        emit_rejected(ev, ctr, seq, a, m, c[i, R_ORDER_ID], c[i, R_TARGET_COID], reason)
+        return
+    oid = ords[s, O_ID]
+    side = olnk[s, K_SIDE]
+    asset = mkt[m, M_QUOTE] if side == BUY else mkt[m, M_BASE]
+    hold = ords[s, O_HOLD]
+    cur_q = ords[s, O_QTY]
+    if p == ords[s, O_PRICE] and q < cur_q:
+        # Pure decrease: keeps its place in the queue.
+        emit_amended(ev, ctr, seq, oid, a, m, p, q, True, new_hold)
+        hold_txn(ev, ctr, bal, seq, a, asset, new_hold - hold)
+        ords[s, O_QTY] = q
+        ords[s, O_HOLD] = new_hold
+        return
+    emit_amended(ev, ctr, seq, oid, a, m, p, q, False, new_hold)
+    hold_txn(ev, ctr, bal, seq, a, asset, new_hold - hold)
+    unrest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, s)
+    left, budget, hold_left, fills, stop = match(
+        ords,
+        olnk,
+        idx,
+        lvl,
+        bkl,
+        bkp,
+        bkn,
+        bal,
+        sysb,
+        mkt,
+        acct,
+        ctr,
+        ofree,
+        lfree,
+        ev,
+        seq,
+        m,
+        oid,
+        olnk[s, K_ACCOUNT],
+        side,
+        True,
+        p,
+        q,
+        False,
+        0,
+        new_hold,
+    )
+    rests, keep = settle_taker(
+        ev,
+        ctr,
+        bal,
+        mkt,
+        seq,
+        oid,
+        a,
+        m,
+        side,
+        True,
+        True,
+        False,
+        p,
+        left,
+        budget,
+        hold_left,
+        fills,
+        stop,
+        asset,
+    )
+    if rests:
+        ords[s, O_PRICE] = p
+        ords[s, O_QTY] = left
+        ords[s, O_HOLD] = keep
+        rest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, s)
+        check_not_crossed(lvl, bkl, bkn, ctr, m)
+    else:
+        ords[s, O_QTY] = 0
+        ords[s, O_HOLD] = 0
+        forget_order(ords, olnk, idx, acct, ctr, ofree, s)

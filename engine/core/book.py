@@ -1,0 +1,306 @@
+"""Price levels, their FIFO queues, order slots and per-account open-order lists.
+
+Per (market, side) -- side index ``sx = 2 * market + side`` -- the levels live in a sorted
+array ``bkl[sx, 0:bkn[sx]]`` (level ids) with their sort keys in ``bkp`` (same shape). The key
+is the price for bids and minus the price for asks, so both arrays ascend by key and the BEST
+level is always the LAST one: taking or adding at the top of the book is O(1), any other price
+is a binary search plus a short shift.
+
+A level's orders form a doubly-linked list through the links table (``K_PREV``/``K_NEXT``),
+head = oldest (time priority). Each account's open orders form another doubly-linked list
+(``K_APREV``/``K_ANEXT``) in ascending order id: new orders always have the largest id, so
+they are appended, and amends keep their id, so the list never needs sorting.
+"""
+
+from __future__ import annotations
+
+from numba.core import cgutils, types
+from numba.extending import intrinsic
+
+from engine.core.hashindex import coid_delete, coid_insert, oid_delete, oid_insert
+from engine.core.layout import (
+    A_HEAD,
+    A_OPEN,
+    A_TAIL,
+    BUY,
+    C_ERROR,
+    C_LEVEL_FREE,
+    C_LEVEL_HWM,
+    C_OPEN_ORDERS,
+    C_ORDER_FREE,
+    C_ORDER_HWM,
+    CF_HASH_MASK,
+    CF_LEVEL_CAP,
+    CF_MAX_LEVELS,
+    CF_MAX_ORDERS,
+    ERR_BOOK,
+    ERR_INDEX,
+    ERR_LEVEL_EXHAUSTED,
+    ERR_SIDE_FULL,
+    ERR_SLOT_EXHAUSTED,
+    K_ACCOUNT,
+    K_ANEXT,
+    K_APREV,
+    K_LEVEL,
+    K_MARKET,
+    K_NEXT,
+    K_PREV,
+    K_SIDE,
+    O_COID,
+    O_PRICE,
+    V_HEAD,
+    V_PRICE,
+    V_TAIL,
+    kernel,
+)
+
+
+@intrinsic
+def _memmove_items(typingctx, arr, dst, src, count):
+    """memmove ``count`` items of the C-contiguous ``arr`` from flat index ``src`` to ``dst``
+    (LLVM's memmove: vectorized, overlap-safe)."""
+    sig = types.void(arr, types.int64, types.int64, types.int64)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        itemsize = context.get_abi_sizeof(context.get_data_type(signature.args[0].dtype))
+        dst_ptr = builder.gep(ary.data, [args[1]])
+        src_ptr = builder.gep(ary.data, [args[2]])
+        cgutils.raw_memmove(builder, dst_ptr, src_ptr, args[3], itemsize)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@kernel(generic={"arr": [types.int32[:, ::1], types.int64[:, ::1]]})
+def shift_row(arr, row, src, dst, count):
+    """Move ``arr[row, src:src+count]`` to ``arr[row, dst:dst+count]`` (2-D C-contiguous)."""
+    if count > 0:
+        base = row * arr.shape[1]
+        _memmove_items(arr, base + dst, base + src, count)
+
+
+@kernel
+def fail(ctr, code):
+    """Record the first invariant violation; the kernel stops after the current command."""
+    if ctr[C_ERROR] == 0:
+        ctr[C_ERROR] = code
+
+
+@kernel
+def side_key(side, price):
+    return price if side == BUY else -price
+
+
+# ---- sorted level arrays -------------------------------------------------------------------
+
+
+@kernel
+def level_pos(bkp, bkn, sx, key):
+    """Lower bound: first position whose key is >= ``key`` (== bkn[sx] if none)."""
+    n = bkn[sx]
+    # Most activity is at the top of the book, i.e. at the end of the array.
+    if n == 0 or bkp[sx, n - 1] < key:
+        return n
+    # Branchless lower bound over [0, n - 1] (the answer is <= n - 1 now).
+    base = 0
+    length = n
+    while length > 1:
+        half = length >> 1
+        if bkp[sx, base + half - 1] < key:
+            base += half
+        length -= half
+    return base
+
+
+@kernel
+def level_find(bkl, bkp, bkn, sx, side, price):
+    """Level id of ``price`` on side ``sx``, or -1."""
+    key = side_key(side, price)
+    pos = level_pos(bkp, bkn, sx, key)
+    if pos < bkn[sx] and bkp[sx, pos] == key:
+        return bkl[sx, pos]
+    return -1
+
+
+@kernel
+def best_level(bkl, bkn, sx):
+    n = bkn[sx]
+    if n == 0:
+        return -1
+    return bkl[sx, n - 1]
+
+
+@kernel
+def check_not_crossed(lvl, bkl, bkn, ctr, m):
+    """Always-on invariant after an order rests: best bid < best ask."""
+    bid = best_level(bkl, bkn, 2 * m)
+    ask = best_level(bkl, bkn, 2 * m + 1)
+    if bid >= 0 and ask >= 0 and lvl[bid, V_PRICE] >= lvl[ask, V_PRICE]:
+        fail(ctr, ERR_BOOK)
+
+
+@kernel
+def level_get_or_add(lvl, bkl, bkp, bkn, lfree, ctr, sx, side, price):
+    """Level id of ``price`` on side ``sx``, created (empty) if absent; -1 on exhaustion."""
+    key = side_key(side, price)
+    n = bkn[sx]
+    pos = level_pos(bkp, bkn, sx, key)
+    if pos < n and bkp[sx, pos] == key:
+        return bkl[sx, pos]
+    if n >= ctr[CF_MAX_LEVELS]:
+        fail(ctr, ERR_SIDE_FULL)
+        return -1
+    # Allocate a level id: free stack first, then the high-water mark.
+    if ctr[C_LEVEL_FREE] > 0:
+        ctr[C_LEVEL_FREE] -= 1
+        lv = lfree[ctr[C_LEVEL_FREE]]
+    elif ctr[C_LEVEL_HWM] < ctr[CF_LEVEL_CAP]:
+        lv = ctr[C_LEVEL_HWM]
+        ctr[C_LEVEL_HWM] += 1
+    else:
+        fail(ctr, ERR_LEVEL_EXHAUSTED)
+        return -1
+    lvl[lv, V_PRICE] = price
+    lvl[lv, V_HEAD] = -1
+    lvl[lv, V_TAIL] = -1
+    shift_row(bkl, sx, pos, pos + 1, n - pos)
+    shift_row(bkp, sx, pos, pos + 1, n - pos)
+    bkl[sx, pos] = lv
+    bkp[sx, pos] = key
+    bkn[sx] = n + 1
+    return lv
+
+
+@kernel
+def level_drop(lvl, bkl, bkp, bkn, lfree, ctr, sx, side, lv):
+    """Remove the (empty) level ``lv`` from side ``sx`` and free its id."""
+    n = bkn[sx]
+    if n > 0 and bkl[sx, n - 1] == lv:
+        pos = n - 1  # the best level: the common case
+    else:
+        pos = level_pos(bkp, bkn, sx, side_key(side, lvl[lv, V_PRICE]))
+        if pos >= n or bkl[sx, pos] != lv:
+            fail(ctr, ERR_INDEX)
+            return
+        shift_row(bkl, sx, pos + 1, pos, n - 1 - pos)
+        shift_row(bkp, sx, pos + 1, pos, n - 1 - pos)
+    bkn[sx] = n - 1
+    lfree[ctr[C_LEVEL_FREE]] = lv
+    ctr[C_LEVEL_FREE] += 1
+
+
+# ---- level queues --------------------------------------------------------------------------
+
+
+@kernel
+def queue_push(lvl, olnk, lv, s):
+    """Append slot ``s`` at the back of level ``lv`` (lowest time priority)."""
+    tail = lvl[lv, V_TAIL]
+    olnk[s, K_LEVEL] = lv
+    olnk[s, K_PREV] = tail
+    olnk[s, K_NEXT] = -1
+    if tail < 0:
+        lvl[lv, V_HEAD] = s
+    else:
+        olnk[tail, K_NEXT] = s
+    lvl[lv, V_TAIL] = s
+
+
+@kernel
+def queue_unlink(lvl, olnk, lv, s):
+    prev = olnk[s, K_PREV]
+    nxt = olnk[s, K_NEXT]
+    if prev < 0:
+        lvl[lv, V_HEAD] = nxt
+    else:
+        olnk[prev, K_NEXT] = nxt
+    if nxt < 0:
+        lvl[lv, V_TAIL] = prev
+    else:
+        olnk[nxt, K_PREV] = prev
+
+
+@kernel
+def rest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, s):
+    """Put slot ``s`` (price, qty, side, market set) at the back of its price level."""
+    side = olnk[s, K_SIDE]
+    sx = 2 * olnk[s, K_MARKET] + side
+    lv = level_get_or_add(lvl, bkl, bkp, bkn, lfree, ctr, sx, side, ords[s, O_PRICE])
+    if lv < 0:
+        return
+    queue_push(lvl, olnk, lv, s)
+
+
+@kernel
+def unrest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, s):
+    """Take slot ``s`` out of its level; drop the level if it becomes empty."""
+    lv = olnk[s, K_LEVEL]
+    queue_unlink(lvl, olnk, lv, s)
+    olnk[s, K_LEVEL] = -1
+    if lvl[lv, V_HEAD] < 0:
+        side = olnk[s, K_SIDE]
+        level_drop(lvl, bkl, bkp, bkn, lfree, ctr, 2 * olnk[s, K_MARKET] + side, side, lv)
+
+
+# ---- order slots, indexes and account lists -------------------------------------------------
+
+
+@kernel
+def order_alloc(ofree, ctr):
+    """A free order slot, or -1 (the caller has checked the open-order bound)."""
+    if ctr[C_ORDER_FREE] > 0:
+        ctr[C_ORDER_FREE] -= 1
+        return ofree[ctr[C_ORDER_FREE]]
+    if ctr[C_ORDER_HWM] < ctr[CF_MAX_ORDERS]:
+        s = ctr[C_ORDER_HWM]
+        ctr[C_ORDER_HWM] += 1
+        return s
+    fail(ctr, ERR_SLOT_EXHAUSTED)
+    return -1
+
+
+@kernel
+def open_order(ords, olnk, idx, acct, ctr, s):
+    """Register the filled-in slot ``s`` as open: indexes, account list, counters."""
+    mask = ctr[CF_HASH_MASK]
+    oid_insert(idx, ords, mask, s)
+    if ords[s, O_COID] != 0:
+        coid_insert(idx, ords, olnk, mask, s)
+    a = olnk[s, K_ACCOUNT]
+    tail = acct[a, A_TAIL]
+    olnk[s, K_APREV] = tail
+    olnk[s, K_ANEXT] = -1
+    if tail < 0:
+        acct[a, A_HEAD] = s
+    else:
+        olnk[tail, K_ANEXT] = s
+    acct[a, A_TAIL] = s
+    acct[a, A_OPEN] += 1
+    ctr[C_OPEN_ORDERS] += 1
+
+
+@kernel
+def forget_order(ords, olnk, idx, acct, ctr, ofree, s):
+    """Undo `open_order` (the slot is already out of its level) and free the slot."""
+    mask = ctr[CF_HASH_MASK]
+    ok = oid_delete(idx, ords, mask, s)
+    if ords[s, O_COID] != 0:
+        ok = coid_delete(idx, ords, olnk, mask, s) and ok
+    if not ok:
+        fail(ctr, ERR_INDEX)
+    a = olnk[s, K_ACCOUNT]
+    prev = olnk[s, K_APREV]
+    nxt = olnk[s, K_ANEXT]
+    if prev < 0:
+        acct[a, A_HEAD] = nxt
+    else:
+        olnk[prev, K_ANEXT] = nxt
+    if nxt < 0:
+        acct[a, A_TAIL] = prev
+    else:
+        olnk[nxt, K_APREV] = prev
+    acct[a, A_OPEN] -= 1
+    ctr[C_OPEN_ORDERS] -= 1
+    ofree[ctr[C_ORDER_FREE]] = s
+    ctr[C_ORDER_FREE] += 1

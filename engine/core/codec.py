@@ -1,0 +1,261 @@
+"""Commands to int64 rows, event rows to msgspec events.
+
+Rows carry the command's raw atoms; the kernel validates them and converts to ticks/lots.
+Python ints outside int64 cannot enter a row: a range-checked amount saturates (it still fails
+the same range check), an id or enum field becomes INT64_MIN (never a valid id or enum, never
+-1 = "every market"), and the wrapper restores the command's own values in the OrderRejected
+that echoes them (see ``clamped``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from engine.core.layout import (
+    CMD_ADMIN,
+    CMD_AMEND,
+    CMD_CANCEL,
+    CMD_CANCEL_ALL,
+    CMD_PLACE,
+    EV_ACCEPTED,
+    EV_AMENDED,
+    EV_CANCELLED,
+    EV_EXPIRED,
+    EV_POSTING,
+    EV_REJECTED,
+    EV_TRADE,
+    INT64_MAX,
+    INT64_MIN,
+    R_W,
+)
+from engine.schema import (
+    AmendOrder,
+    CancelAll,
+    CancelOrder,
+    Command,
+    Event,
+    OrderAccepted,
+    OrderAmended,
+    OrderCancelled,
+    OrderExpired,
+    OrderRejected,
+    PlaceOrder,
+    Posting,
+    Trade,
+)
+
+# Which row columns are saturating amounts (the rest are ids/enums), per command kind.
+_AMOUNT_COLS = {
+    CMD_PLACE: (7, 8, 9),
+    CMD_CANCEL: (),
+    CMD_AMEND: (6, 7),
+    CMD_CANCEL_ALL: (),
+    CMD_ADMIN: (),
+}
+
+
+def _row(seq: int, cmd: Command) -> tuple[int, ...]:
+    t = type(cmd)
+    if t is AmendOrder:
+        return (
+            CMD_AMEND,
+            seq,
+            cmd.account_id,
+            cmd.market_id,
+            cmd.order_id,
+            cmd.client_order_id,
+            cmd.new_price_atoms,
+            cmd.new_qty_atoms,
+            0,
+            0,
+            0,
+        )
+    if t is PlaceOrder:
+        return (
+            CMD_PLACE,
+            seq,
+            cmd.account_id,
+            cmd.market_id,
+            cmd.side,
+            cmd.order_type,
+            cmd.time_in_force,
+            cmd.price_atoms,
+            cmd.qty_atoms,
+            cmd.quote_qty_atoms,
+            cmd.client_order_id,
+        )
+    if t is CancelOrder:
+        return (
+            CMD_CANCEL,
+            seq,
+            cmd.account_id,
+            cmd.market_id,
+            cmd.order_id,
+            cmd.client_order_id,
+            0,
+            0,
+            0,
+            0,
+            0,
+        )
+    if t is CancelAll:
+        return (CMD_CANCEL_ALL, seq, cmd.account_id, cmd.market_id, 0, 0, 0, 0, 0, 0, 0)
+    return (CMD_ADMIN, seq, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+
+def _clamp(row: tuple[int, ...]) -> tuple[int, ...]:
+    amounts = _AMOUNT_COLS[row[0]]
+    out = list(row)
+    for k in range(2, R_W):
+        v = out[k]
+        if INT64_MIN <= v <= INT64_MAX:
+            continue
+        if k in amounts:
+            out[k] = INT64_MAX if v > 0 else INT64_MIN
+        else:
+            out[k] = INT64_MIN
+    return tuple(out)
+
+
+def encode_records(
+    records: Sequence[tuple[int, int, Command]],
+    admin: dict[int, Command],
+    clamped: dict[int, Command],
+) -> np.ndarray:
+    """Rows for ``records``; admin commands become CMD_ADMIN rows and are parked in ``admin``
+    by seq; commands with a field outside int64 are parked in ``clamped``."""
+    rows = []
+    for seq, _ts, cmd in records:
+        row = _row(seq, cmd)
+        if row[0] == CMD_ADMIN:
+            admin[seq] = cmd
+        rows.append(row)
+    if not rows:
+        return np.zeros((0, R_W), dtype=np.int64)
+    try:
+        return np.array(rows, dtype=np.int64)
+    except OverflowError:
+        pass
+    safe = []
+    for (seq, _ts, cmd), row in zip(records, rows, strict=True):
+        if not 1 <= seq <= INT64_MAX:
+            raise ValueError(f"sequence {seq} outside 1..2**63-1")
+        fixed = _clamp(row)
+        if fixed != row:
+            clamped[seq] = cmd
+        safe.append(fixed)
+    return np.array(safe, dtype=np.int64)
+
+
+def _echo(seq: int, row: list[int], clamped: dict[int, Command]) -> OrderRejected:
+    account, market, order_id, coid = row[2], row[3], row[4], row[5]
+    cmd = clamped.get(seq)
+    if cmd is not None:
+        account, market = cmd.account_id, cmd.market_id
+        if isinstance(cmd, (CancelOrder, AmendOrder)):
+            order_id, coid = cmd.order_id, cmd.client_order_id
+        elif isinstance(cmd, PlaceOrder):
+            coid = cmd.client_order_id
+    return OrderRejected(
+        seq=seq,
+        account_id=account,
+        market_id=market,
+        order_id=order_id,
+        client_order_id=coid,
+        reason=row[6],
+    )
+
+
+def decode_rows(
+    rows: np.ndarray, ticks: list[int], lots: list[int], clamped: dict[int, Command]
+) -> list[Event]:
+    """Events of the kernel's rows; ``ticks``/``lots`` per market convert back to atoms."""
+    out: list[Event] = []
+    append = out.append
+    for r in rows.tolist():
+        kind = r[0]
+        seq = r[1]
+        if kind == EV_POSTING:
+            append(
+                Posting(
+                    seq=seq,
+                    txn_id=r[2],
+                    reason=r[3],
+                    asset_id=r[4],
+                    debit_account_id=r[5],
+                    debit_bucket=r[6],
+                    credit_account_id=r[7],
+                    credit_bucket=r[8],
+                    amount_atoms=r[9],
+                )
+            )
+        elif kind == EV_TRADE:
+            m = r[3]
+            append(
+                Trade(
+                    seq=seq,
+                    trade_id=r[2],
+                    market_id=m,
+                    price_atoms=r[4] * ticks[m],
+                    qty_atoms=r[5] * lots[m],
+                    quote_atoms=r[6],
+                    maker_order_id=r[7],
+                    maker_account_id=r[8],
+                    taker_order_id=r[9],
+                    taker_account_id=r[10],
+                    taker_side=r[11],
+                    maker_fee_atoms=r[12],
+                    taker_fee_atoms=r[13],
+                )
+            )
+        elif kind == EV_AMENDED:
+            m = r[4]
+            append(
+                OrderAmended(
+                    seq=seq,
+                    order_id=r[2],
+                    account_id=r[3],
+                    market_id=m,
+                    price_atoms=r[5] * ticks[m],
+                    qty_atoms=r[6] * lots[m],
+                    priority_kept=bool(r[7]),
+                    hold_atoms=r[8],
+                )
+            )
+        elif kind == EV_ACCEPTED:
+            append(
+                OrderAccepted(
+                    seq=seq,
+                    order_id=r[2],
+                    account_id=r[3],
+                    market_id=r[4],
+                    client_order_id=r[5],
+                    side=r[6],
+                    order_type=r[7],
+                    time_in_force=r[8],
+                    price_atoms=r[9],
+                    qty_atoms=r[10],
+                    quote_qty_atoms=r[11],
+                    hold_atoms=r[12],
+                )
+            )
+        elif kind == EV_REJECTED:
+            append(_echo(seq, r, clamped))
+        elif kind in (EV_CANCELLED, EV_EXPIRED):
+            cls = OrderCancelled if kind == EV_CANCELLED else OrderExpired
+            m = r[4]
+            append(
+                cls(
+                    seq=seq,
+                    order_id=r[2],
+                    account_id=r[3],
+                    market_id=m,
+                    remaining_qty_atoms=r[5] * lots[m],
+                    reason=r[6],
+                )
+            )
+        else:
+            raise AssertionError(f"unknown event row kind {kind}")
+    return out

@@ -1,0 +1,172 @@
+"""The batch loop: one njit call runs many hot command rows.
+
+``run_batch(rows, start, stop, reset_events, *CoreArrays.kernel_args())`` processes rows
+``start..stop`` and returns ``(next_row, status, event_rows_written)``. It stops early,
+before touching the row, when the row is an admin command (``ST_ADMIN``: the wrapper handles
+it in Python), when the event buffer could not hold the row's worst case (``ST_CAPACITY``:
+drain and call again), or on a sequence that does not increase (``ST_SEQ``). After a command
+that broke an always-on invariant it returns ``ST_INVARIANT`` (``ctr[C_ERROR]`` says which).
+"""
+
+from __future__ import annotations
+
+from engine.core.amend import amend
+from engine.core.handlers import cancel, cancel_all, place
+from engine.core.layout import (
+    C_ERROR,
+    C_ERROR_SEQ,
+    C_EV_POS,
+    C_LAST_SEQ,
+    CF_EV_CAP,
+    CF_MAX_FILLS,
+    CF_MAX_OPEN,
+    CMD_ADMIN,
+    CMD_AMEND,
+    CMD_CANCEL,
+    CMD_CANCEL_ALL,
+    CMD_PLACE,
+    R_KIND,
+    R_SEQ,
+    ST_ADMIN,
+    ST_CAPACITY,
+    ST_DONE,
+    ST_INVARIANT,
+    ST_SEQ,
+    kernel,
+)
+
+ST_BAD_ROW = 5
+
+
+@kernel
+def run_batch(
+    c,
+    start,
+    stop,
+    reset_events,
+    ords,
+    olnk,
+    idx,
+    lvl,
+    bkl,
+    bkp,
+    bkn,
+    bal,
+    sysb,
+    mkt,
+    acct,
+    ctr,
+    ofree,
+    lfree,
+    ev,
+):
+    """Run rows ``start..stop``; returns (next row, status, event rows written by this call).
+    ``reset_events`` first empties the event buffer (its rows are overwritten)."""
+    if reset_events:
+        ctr[C_EV_POS] = 0
+    first_row = ctr[C_EV_POS]
+    bound_order = 6 * ctr[CF_MAX_FILLS] + 4
+    bound_all = 2 * ctr[CF_MAX_OPEN] + 1
+    capacity = ctr[CF_EV_CAP]
+    i = start
+    while i < stop:
+        kind = c[i, R_KIND]
+        if kind == CMD_ADMIN:
+            return i, ST_ADMIN, ctr[C_EV_POS] - first_row
+        need = bound_all if kind == CMD_CANCEL_ALL else bound_order
+        if capacity - ctr[C_EV_POS] < need:
+            return i, ST_CAPACITY, ctr[C_EV_POS] - first_row
+        seq = c[i, R_SEQ]
+        if seq <= ctr[C_LAST_SEQ]:
+            return i, ST_SEQ, ctr[C_EV_POS] - first_row
+        if kind == CMD_AMEND:
+            ctr[C_LAST_SEQ] = seq
+            amend(
+                ords,
+                olnk,
+                idx,
+                lvl,
+                bkl,
+                bkp,
+                bkn,
+                bal,
+                sysb,
+                mkt,
+                acct,
+                ctr,
+                ofree,
+                lfree,
+                ev,
+                c,
+                i,
+            )
+        elif kind == CMD_PLACE:
+            ctr[C_LAST_SEQ] = seq
+            place(
+                ords,
+                olnk,
+                idx,
+                lvl,
+                bkl,
+                bkp,
+                bkn,
+                bal,
+                sysb,
+                mkt,
+                acct,
+                ctr,
+                ofree,
+                lfree,
+                ev,
+                c,
+                i,
+            )
+        elif kind == CMD_CANCEL:
+            ctr[C_LAST_SEQ] = seq
+            cancel(
+                ords,
+                olnk,
+                idx,
+                lvl,
+                bkl,
+                bkp,
+                bkn,
+                bal,
+                sysb,
+                mkt,
+                acct,
+                ctr,
+                ofree,
+                lfree,
+                ev,
+                c,
+                i,
+            )
+        elif kind == CMD_CANCEL_ALL:
+            ctr[C_LAST_SEQ] = seq
+            cancel_all(
+                ords,
+                olnk,
+                idx,
+                lvl,
+                bkl,
+                bkp,
+                bkn,
+                bal,
+                sysb,
+                mkt,
+                acct,
+                ctr,
+                ofree,
+                lfree,
+                ev,
+                c,
+                i,
+            )
+        else:
+            return i, ST_BAD_ROW, ctr[C_EV_POS] - first_row
+        i += 1
+        if ctr[C_ERROR] != 0:
+            ctr[C_ERROR_SEQ] = seq
+            return i, ST_INVARIANT, ctr[C_EV_POS] - first_row
+    return i, ST_DONE, ctr[C_EV_POS] - first_row

@@ -1,0 +1,434 @@
+"""Column constants and array allocation for the compiled core.
+
+All state lives in a handful of numpy arrays ("tables") with named column constants; the
+njit kernels receive these arrays and nothing else. Integers only (int64 unless noted), no
+Python objects. Sentinels: -1 = "none" for every slot/level/link column; the hash indexes
+store ``slot + 1`` so that a zeroed table is empty (allocation stays lazy: untouched pages of
+a large table are never committed).
+
+Units: prices inside the core are *ticks* (``price_atoms // tick``), quantities *lots*
+(``qty_atoms // lot``); balances, holds and fees are atoms.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numba import njit, types
+
+from engine.schema import (
+    MAX_ACCOUNT_ID,
+    MAX_AMOUNT_ATOMS,
+    Bucket,
+    CancelReason,
+    EngineConfig,
+    ExpireReason,
+    OrderType,
+    PostingReason,
+    Reject,
+    Side,
+    TimeInForce,
+)
+
+_I64 = types.int64
+_ARRAY_ARGS = {
+    # the state arrays (CoreArrays.kernel_args order) ...
+    "ords": types.int64[:, ::1],
+    "olnk": types.int32[:, ::1],
+    "idx": types.int32[:, ::1],
+    "lvl": types.int64[:, ::1],
+    "bkl": types.int32[:, ::1],
+    "bkp": types.int64[:, ::1],
+    "bkn": types.int64[::1],
+    "bal": types.int64[:, :, ::1],
+    "sysb": types.int64[:, ::1],
+    "mkt": types.int64[:, ::1],
+    "acct": types.int64[:, ::1],
+    "ctr": types.int64[::1],
+    "ofree": types.int32[::1],
+    "lfree": types.int32[::1],
+    "ev": types.int64[:, ::1],
+    # ... command rows and helper buffers
+    "c": types.int64[:, ::1],
+    "cols": types.int64[:, ::1],
+    "by_id": types.int64[::1],
+    "slots": types.int64[::1],
+    "out": types.int64[::1],
+}
+_BOOL_ARGS = frozenset({"is_limit", "quote_bounded", "rest_ok", "kept", "reset_events"})
+
+
+def kernel(fn: Callable[..., Any] | None = None, *, generic: dict[str, list[Any]] | None = None):
+    """Decorator of every core kernel: nopython, cached on disk, no NRT (kernels never
+    allocate, so no reference counting is emitted), numpy error model (no zero-division
+    branches: every divisor is validated >= 1 before use).
+
+    The signature is explicit, derived from the parameter names (state arrays by name, flags
+    in ``_BOOL_ARGS``, every other scalar int64): one compiled version per function instead of
+    one per combination of literal, int32 and int64 arguments at its call sites (which
+    multiplied compile time). ``generic`` maps a parameter to the list of its types (one
+    version per entry, e.g. a helper used on int32 and int64 arrays).
+    """
+
+    def wrap(f: Callable[..., Any]) -> Any:
+        names = list(inspect.signature(f).parameters)
+        variants: list[tuple[Any, ...]] = [()]
+        for name in names:
+            if generic and name in generic:
+                options = generic[name]
+            elif name in _ARRAY_ARGS:
+                options = [_ARRAY_ARGS[name]]
+            elif name in _BOOL_ARGS:
+                options = [types.boolean]
+            else:
+                options = [_I64]
+            variants = [(*v, t) for v in variants for t in options]
+        return njit(variants, cache=True, nogil=True, error_model="numpy", _nrt=False)(f)
+
+    return wrap(fn) if fn is not None else wrap
+
+
+MAX = MAX_AMOUNT_ATOMS
+PPM = 1_000_000
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+
+# ---- orders table: int64 [max_orders, O_W] -------------------------------------------------
+O_ID = 0  # order id (= seq of the PlaceOrder)
+O_PRICE = 1  # ticks
+O_QTY = 2  # open lots
+O_HOLD = 3  # atoms held for this order (quote for buys, base for sells)
+O_COID = 4  # client order id, 0 = none
+O_W = 5
+
+# ---- order links table: int32 [max_orders, K_W] --------------------------------------------
+K_ACCOUNT = 0
+K_MARKET = 1
+K_SIDE = 2
+K_TYPE = 3
+K_LEVEL = 4  # level id (row of the levels table)
+K_PREV = 5  # previous slot in the level queue (towards the head), -1 = none
+K_NEXT = 6
+K_APREV = 7  # previous slot in the account's open-order list (ascending order id)
+K_ANEXT = 8
+K_W = 9
+
+# ---- levels table: int64 [level_capacity, V_W] ---------------------------------------------
+V_PRICE = 0  # ticks
+V_HEAD = 1  # first slot (time priority), -1 = empty
+V_TAIL = 2
+V_W = 3  # (no per-level quantity total: it could overflow int64 and nothing needs it)
+
+# ---- markets table: int64 [max_markets, M_W] -----------------------------------------------
+M_EXISTS = 0
+M_BASE = 1
+M_QUOTE = 2
+M_TICK = 3  # atoms
+M_LOT = 4  # atoms
+M_QTL = 5  # quote atoms per tick-lot
+M_MIN_NOTIONAL = 6
+M_MAKER_PPM = 7
+M_TAKER_PPM = 8
+M_WORST_PPM = 9  # max(maker, taker): what a resting buy holds for fees
+M_LAST_TRADE = 10
+M_W = 11
+
+# ---- accounts table: int64 [max_accounts, A_W] ---------------------------------------------
+A_EXISTS = 0
+A_OPEN = 1  # open orders
+A_HEAD = 2  # first slot of the open-order list (lowest order id), -1 = none
+A_TAIL = 3
+A_W = 4
+
+# ---- balances: int64 [max_accounts, max_assets, 3], system buckets int64 [max_assets, 2] -----
+B_AVAILABLE = int(Bucket.AVAILABLE)
+B_HELD_ORDERS = int(Bucket.HELD_ORDERS)
+B_HELD_WITHDRAWALS = int(Bucket.HELD_WITHDRAWALS)
+B_FEES = int(Bucket.FEES)
+B_CUSTODY = int(Bucket.CUSTODY)
+S_FEES = 0
+S_CUSTODY = 1
+
+# ---- counters and configuration: int64 [C_W] -----------------------------------------------
+C_NEXT_TXN = 0
+C_LAST_SEQ = 1
+C_OPEN_ORDERS = 2
+C_ORDER_HWM = 3  # slots [0, hwm) have been handed out at least once
+C_ORDER_FREE = 4  # entries on the order free stack
+C_LEVEL_HWM = 5
+C_LEVEL_FREE = 6
+C_EV_POS = 7  # next free row of the event buffer
+C_ERROR = 8  # invariant violation code (0 = none)
+C_ERROR_SEQ = 9
+CF_MAX_ORDERS = 16
+CF_LEVEL_CAP = 17
+CF_MAX_LEVELS = 18  # per side
+CF_MAX_OPEN = 19  # per account
+CF_MAX_FILLS = 20
+CF_MAX_ACCOUNTS = 21
+CF_MAX_MARKETS = 22
+CF_MAX_ASSETS = 23
+CF_HASH_MASK = 24
+CF_EV_CAP = 25
+C_W = 32
+
+# ---- command rows: int64 [n, R_W] ----------------------------------------------------------
+R_KIND = 0
+R_SEQ = 1
+R_ACCOUNT = 2
+R_MARKET = 3
+# PlaceOrder
+R_SIDE = 4
+R_TYPE = 5
+R_TIF = 6
+R_PRICE = 7
+R_QTY = 8
+R_QUOTE_QTY = 9
+R_COID = 10
+# CancelOrder / AmendOrder (target)
+R_ORDER_ID = 4
+R_TARGET_COID = 5
+R_NEW_PRICE = 6
+R_NEW_QTY = 7
+R_W = 11
+
+CMD_PLACE = 1
+CMD_CANCEL = 2
+CMD_AMEND = 3
+CMD_CANCEL_ALL = 4
+CMD_ADMIN = 5  # handled in Python by the wrapper; the kernel stops before it
+
+# ---- event rows: int64 [capacity, E_W]; col 0 kind, col 1 seq ------------------------------
+E_KIND = 0
+E_SEQ = 1
+E_W = 14
+
+EV_ACCEPTED = 1  # 2 order_id 3 account 4 market 5 coid 6 side 7 type 8 tif
+#                  9 price_atoms 10 qty_atoms 11 quote_qty_atoms 12 hold_atoms  (echoed atoms)
+EV_REJECTED = 2  # 2 account 3 market 4 order_id 5 coid 6 reason
+EV_TRADE = 3  # 2 trade_id 3 market 4 price_ticks 5 qty_lots 6 quote_atoms 7 maker_oid
+#               8 maker_account 9 taker_oid 10 taker_account 11 taker_side 12 maker_fee 13 taker_fee
+EV_CANCELLED = 4  # 2 order_id 3 account 4 market 5 remaining_lots 6 reason
+EV_EXPIRED = 5  # same columns as EV_CANCELLED
+EV_AMENDED = 6  # 2 order_id 3 account 4 market 5 price_ticks 6 qty_lots 7 priority_kept 8 hold
+EV_POSTING = 7  # 2 txn 3 reason 4 asset 5 debit_account 6 debit_bucket 7 credit_account
+#                 8 credit_bucket 9 amount_atoms
+
+# ---- kernel status (returned with the next row index) --------------------------------------
+ST_DONE = 0
+ST_CAPACITY = 1  # event buffer cannot hold the next command's worst case: drain and resume
+ST_ADMIN = 2  # next row is an admin command: the wrapper handles it
+ST_SEQ = 3  # sequence not strictly increasing
+ST_INVARIANT = 4  # an always-on invariant failed: ctr[C_ERROR] says which
+
+ERR_NEGATIVE_BALANCE = 1
+ERR_NEGATIVE_HOLD = 2
+ERR_SLOT_EXHAUSTED = 3
+ERR_LEVEL_EXHAUSTED = 4
+ERR_SIDE_FULL = 5
+ERR_INDEX = 6
+ERR_BOOK = 7
+
+ERROR_NAMES = {
+    ERR_NEGATIVE_BALANCE: "a balance went negative",
+    ERR_NEGATIVE_HOLD: "an order hold went negative",
+    ERR_SLOT_EXHAUSTED: "no free order slot",
+    ERR_LEVEL_EXHAUSTED: "no free price level",
+    ERR_SIDE_FULL: "book side over capacity",
+    ERR_INDEX: "hash index inconsistent",
+    ERR_BOOK: "book structure inconsistent",
+}
+
+# ---- enums as plain ints (compile-time constants for numba) --------------------------------
+BUY = int(Side.BUY)
+SELL = int(Side.SELL)
+LIMIT = int(OrderType.LIMIT)
+MARKET = int(OrderType.MARKET)
+LIMIT_MAKER = int(OrderType.LIMIT_MAKER)
+GTC = int(TimeInForce.GTC)
+IOC = int(TimeInForce.IOC)
+FOK = int(TimeInForce.FOK)
+
+P_ORDER_HOLD = int(PostingReason.ORDER_HOLD)
+P_ORDER_RELEASE = int(PostingReason.ORDER_RELEASE)
+P_TRADE_QUOTE = int(PostingReason.TRADE_QUOTE)
+P_TRADE_BASE = int(PostingReason.TRADE_BASE)
+P_FEE = int(PostingReason.FEE)
+
+CANCEL_USER = int(CancelReason.USER)
+CANCEL_ALL = int(CancelReason.CANCEL_ALL)
+
+EXP_IOC_REMAINDER = int(ExpireReason.IOC_REMAINDER)
+EXP_FOK_UNFILLABLE = int(ExpireReason.FOK_UNFILLABLE)
+EXP_NO_LIQUIDITY = int(ExpireReason.NO_LIQUIDITY)
+EXP_BUDGET_EXHAUSTED = int(ExpireReason.BUDGET_EXHAUSTED)
+EXP_MAX_FILLS = int(ExpireReason.MAX_FILLS)
+
+REJ_UNKNOWN_MARKET = int(Reject.UNKNOWN_MARKET)
+REJ_UNKNOWN_ACCOUNT = int(Reject.UNKNOWN_ACCOUNT)
+REJ_UNKNOWN_ORDER = int(Reject.UNKNOWN_ORDER)
+REJ_INVALID_SIDE = int(Reject.INVALID_SIDE)
+REJ_INVALID_ORDER_TYPE = int(Reject.INVALID_ORDER_TYPE)
+REJ_INVALID_TIF = int(Reject.INVALID_TIME_IN_FORCE)
+REJ_INVALID_QTY = int(Reject.INVALID_QTY)
+REJ_INVALID_PRICE = int(Reject.INVALID_PRICE)
+REJ_QTY_OFF_LOT = int(Reject.QTY_OFF_LOT)
+REJ_PRICE_OFF_TICK = int(Reject.PRICE_OFF_TICK)
+REJ_NOTIONAL_OVERFLOW = int(Reject.NOTIONAL_OVERFLOW)
+REJ_MIN_NOTIONAL = int(Reject.MIN_NOTIONAL)
+REJ_INSUFFICIENT_FUNDS = int(Reject.INSUFFICIENT_FUNDS)
+REJ_DUPLICATE_COID = int(Reject.DUPLICATE_CLIENT_ORDER_ID)
+REJ_TAKER_NOT_ALLOWED = int(Reject.TAKER_NOT_ALLOWED)
+REJ_BOOK_FULL = int(Reject.BOOK_FULL)
+REJ_TOO_MANY_OPEN = int(Reject.TOO_MANY_OPEN_ORDERS)
+REJ_INVALID_AMEND = int(Reject.INVALID_AMEND)
+REJ_INVALID_COID = int(Reject.INVALID_CLIENT_ORDER_ID)
+
+# Matching loop stop reasons.
+STOP_FILLED = 0
+STOP_MAX_FILLS = 1
+STOP_BOOK_EMPTY = 2
+STOP_LIMIT = 3
+STOP_BUDGET = 4
+
+
+_PREFAULT_MAX_BYTES = 256 << 20
+
+
+def validate_config(config: EngineConfig) -> None:
+    """Explicit bounds: the core's int32 slot numbers and table shapes need these."""
+    bounds = {
+        "max_accounts": (2, MAX_ACCOUNT_ID + 1),
+        "max_assets": (1, 1 << 16),
+        "max_markets": (1, 1 << 20),
+        "max_orders": (1, 1 << 29),
+        "max_levels_per_side": (1, 1 << 29),
+        "max_open_orders_per_account": (1, 1 << 20),  # CancelAll: 2 event rows each
+        "max_fills_per_order": (1, 1 << 16),  # the event buffer holds 6 rows per fill
+    }
+    for name, (low, high) in bounds.items():
+        value = getattr(config, name)
+        if not (isinstance(value, int) and low <= value <= high):
+            raise ValueError(f"EngineConfig.{name}={value!r} outside {low}..{high}")
+
+
+def hash_capacity(max_orders: int) -> int:
+    """Power of two >= 2 * max_orders: load factor <= 0.5 for linear probing."""
+    capacity = 4
+    while capacity < 2 * max_orders:
+        capacity <<= 1
+    return capacity
+
+
+def per_command_event_bound(config: EngineConfig) -> int:
+    """Worst-case event rows of one hot command (checked by the kernel before each command)."""
+    place = (
+        6 * config.max_fills_per_order + 4
+    )  # accepted, hold, fills x (trade + 5), expire, release
+    cancel_all = 2 * config.max_open_orders_per_account + 1
+    return max(place, cancel_all)
+
+
+class CoreArrays:
+    """The compiled core's whole mutable state, as numpy arrays (see the column constants)."""
+
+    __slots__ = (
+        "acct",
+        "bal",
+        "bkl",
+        "bkn",
+        "bkp",
+        "ctr",
+        "ev",
+        "idx",
+        "lfree",
+        "lvl",
+        "mkt",
+        "ofree",
+        "olnk",
+        "ords",
+        "sysb",
+    )
+
+    def __init__(self, config: EngineConfig, event_capacity: int = 0) -> None:
+        validate_config(config)
+        n_orders = config.max_orders
+        sides = 2 * config.max_markets
+        level_cap = min(n_orders, sides * config.max_levels_per_side)
+        hcap = hash_capacity(n_orders)
+        bound = per_command_event_bound(config)
+        # Rows of the event buffer: the kernel starts a command only when the command's worst
+        # case fits, so the buffer must hold at least one worst case.
+        ev_cap = max(event_capacity, bound) if event_capacity > 0 else max(2 * bound, 1 << 15)
+        # np.zeros is lazy (calloc): big tables cost nothing until touched.
+        self.ords = np.zeros((n_orders, O_W), dtype=np.int64)
+        self.olnk = np.zeros((n_orders, K_W), dtype=np.int32)
+        self.ofree = np.zeros(n_orders, dtype=np.int32)
+        self.idx = np.zeros((2, hcap), dtype=np.int32)  # row 0: order id, row 1: (acct, coid)
+        self.lvl = np.zeros((level_cap, V_W), dtype=np.int64)
+        self.lfree = np.zeros(level_cap, dtype=np.int32)
+        self.bkl = np.zeros((sides, config.max_levels_per_side), dtype=np.int32)
+        self.bkp = np.zeros((sides, config.max_levels_per_side), dtype=np.int64)
+        self.bkn = np.zeros(sides, dtype=np.int64)
+        self.bal = np.zeros((config.max_accounts, config.max_assets, 3), dtype=np.int64)
+        self.sysb = np.zeros((config.max_assets, 2), dtype=np.int64)
+        self.mkt = np.zeros((config.max_markets, M_W), dtype=np.int64)
+        self.acct = np.zeros((config.max_accounts, A_W), dtype=np.int64)
+        self.ev = np.zeros((ev_cap, E_W), dtype=np.int64)
+        # Commit now the pages the hot path touches at random or sweeps (static allocation):
+        # otherwise the first commands of an engine pay the page faults.
+        for table in (self.ev, self.idx):
+            if table.nbytes <= _PREFAULT_MAX_BYTES:
+                table.fill(0)
+        ctr = np.zeros(C_W, dtype=np.int64)
+        ctr[C_NEXT_TXN] = 1
+        ctr[CF_MAX_ORDERS] = n_orders
+        ctr[CF_LEVEL_CAP] = level_cap
+        ctr[CF_MAX_LEVELS] = config.max_levels_per_side
+        ctr[CF_MAX_OPEN] = config.max_open_orders_per_account
+        ctr[CF_MAX_FILLS] = config.max_fills_per_order
+        ctr[CF_MAX_ACCOUNTS] = config.max_accounts
+        ctr[CF_MAX_MARKETS] = config.max_markets
+        ctr[CF_MAX_ASSETS] = config.max_assets
+        ctr[CF_HASH_MASK] = hcap - 1
+        ctr[CF_EV_CAP] = ev_cap
+        self.ctr = ctr
+
+    def kernel_args(self) -> tuple[np.ndarray, ...]:
+        """The state arrays in the order every kernel entry point takes them."""
+        return (
+            self.ords,
+            self.olnk,
+            self.idx,
+            self.lvl,
+            self.bkl,
+            self.bkp,
+            self.bkn,
+            self.bal,
+            self.sysb,
+            self.mkt,
+            self.acct,
+            self.ctr,
+            self.ofree,
+            self.lfree,
+            self.ev,
+        )
+
+
+def bytes_per_resting_order(config: EngineConfig) -> dict[str, float]:
+    """Memory that scales with max_orders, per order slot (levels counted separately)."""
+    n = config.max_orders
+    per_order = O_W * 8 + K_W * 4 + 4  # orders, links, free stack
+    index = 2 * hash_capacity(n) * 4 / n
+    sides = 2 * config.max_markets
+    level_cap = min(n, sides * config.max_levels_per_side)
+    return {
+        "order_tables": per_order,
+        "hash_indexes": index,
+        "total_per_order": per_order + index,
+        "per_level": V_W * 8 + 4 + 4 + 8,  # levels table, free stack, book arrays (per slot)
+        "level_tables_per_order_slot": (V_W * 8 + 4) * level_cap / n,
+    }

@@ -1,0 +1,64 @@
+"""Overflow-safe integer money arithmetic (docs/engine-semantics.md, Notation and Holds).
+
+Every product is bounded before it is formed: callers check ``p <= MAX // qtl`` and
+``q <= MAX // (p * qtl)`` (NOTIONAL_OVERFLOW) before calling `notional`, and every amount
+here stays below 2**63 (MAX = 2**62 - 1 plus a fee of at most 10 %).
+"""
+
+from __future__ import annotations
+
+from engine.core.layout import MAX, PPM, kernel
+
+
+@kernel
+def fee(n, ppm):
+    """floor(n * ppm / 10**6) without overflow (n >= 0, 0 <= ppm <= MAX_FEE_PPM)."""
+    return (n // PPM) * ppm + (n % PPM) * ppm // PPM
+
+
+_SMALL = (1 << 31) - 1  # (2**31 - 1)**2 < MAX: two factors this small cannot overflow
+
+
+@kernel
+def notional_fits(p, q, qtl):
+    """True iff p * q * qtl <= MAX (p, q >= 1, qtl >= 1): the contract's NOTIONAL_OVERFLOW
+    test ``p > MAX // qtl or q > MAX // (p * qtl)``, skipping both divisions when the factors
+    are small enough that the product cannot exceed MAX."""
+    if p <= _SMALL and qtl <= _SMALL:
+        per_lot = p * qtl  # < 2**62
+        if per_lot <= _SMALL and q <= _SMALL:
+            return True
+        return q <= MAX // per_lot
+    if p > MAX // qtl:
+        return False
+    return q <= MAX // (p * qtl)
+
+
+@kernel
+def required_buy(p, q, qtl, worst_ppm):
+    """Hold of a buy limit: notional + fee at the worst rate of the market."""
+    n = p * q * qtl
+    return n + fee(n, worst_ppm)
+
+
+@kernel
+def lots_for_budget(cost_per_lot, taker_ppm, budget, max_lots):
+    """Largest k <= max_lots with k*c + fee(k*c, taker) <= budget (c = price * qtl)."""
+    hi = budget // cost_per_lot
+    if hi > max_lots:
+        hi = max_lots
+    if hi <= 0:
+        return 0
+    n = hi * cost_per_lot  # <= budget: no overflow
+    if n + fee(n, taker_ppm) <= budget:
+        return hi
+    # cost(lo) <= budget < cost(hi); cost is non-decreasing in k.
+    lo = 0
+    while hi - lo > 1:
+        mid = lo + ((hi - lo) >> 1)
+        n = mid * cost_per_lot
+        if n + fee(n, taker_ppm) <= budget:
+            lo = mid
+        else:
+            hi = mid
+    return lo
