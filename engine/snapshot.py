@@ -1,0 +1,125 @@
+"""Snapshots: the whole engine state at one sequence, with the hash that proves it.
+
+A snapshot is the canonical StateImage (engine/schema.py) plus its state hash, so restoring one
+and replaying the journal tail gives the state a full replay would give, and a replay that passes
+a snapshot's sequence can check its own hash against the recorded one (money rule 5).
+
+File ``{last_seq:020d}.snap``: a fixed header ``<4sHQ32sI`` (magic, format version, last_seq,
+BLAKE2b-256 state hash, CRC32C of the body), then the msgpack body. Written to a temporary name,
+fsync'd, renamed, and the directory fsync'd: a crash leaves either the old set or the new one.
+A snapshot that fails its checksum or hash is skipped with a loud log line: the journal can always
+rebuild the state, so a bad snapshot costs time, never correctness.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import google_crc32c
+import structlog
+
+from engine.schema import FORMAT_VERSION, IMAGE_DECODER, IMAGE_ENCODER, StateImage, state_hash
+
+log = structlog.get_logger(__name__)
+
+MAGIC: Final = b"KBS1"
+HEADER: Final = struct.Struct("<4sHQ32sI")
+SUFFIX: Final = ".snap"
+KEEP_DEFAULT: Final = 3
+
+
+class SnapshotError(Exception):
+    """A snapshot file that cannot be trusted: names the file and what is wrong."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    path: Path
+    last_seq: int
+    state_hash: str
+    image: StateImage
+
+
+def write_snapshot(directory: Path, image: StateImage, *, keep: int = KEEP_DEFAULT) -> Snapshot:
+    """Durably write ``image`` and prune all but the newest ``keep`` snapshots."""
+    assert keep >= 1
+    directory.mkdir(parents=True, exist_ok=True)
+    body = IMAGE_ENCODER.encode(image)
+    digest = state_hash(image)
+    header = HEADER.pack(
+        MAGIC, FORMAT_VERSION, image.last_seq, bytes.fromhex(digest), google_crc32c.value(body)
+    )
+    path = directory / f"{image.last_seq:020d}{SUFFIX}"
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(header)
+        fh.write(body)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(directory)
+    for old in list_snapshots(directory)[:-keep]:
+        old.unlink()
+    log.info("snapshot_written", path=str(path), last_seq=image.last_seq, state_hash=digest,
+             bytes=HEADER.size + len(body))
+    return Snapshot(path, image.last_seq, digest, image)
+
+
+def read_snapshot(path: Path) -> Snapshot:
+    """Read and verify one snapshot; raise SnapshotError when anything does not check out."""
+    data = path.read_bytes()
+    if len(data) < HEADER.size:
+        raise SnapshotError(path, f"truncated: {len(data)} bytes")
+    magic, version, last_seq, digest, crc = HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise SnapshotError(path, f"bad magic {magic!r}")
+    if version != FORMAT_VERSION:
+        raise SnapshotError(path, f"format version {version}, this build reads {FORMAT_VERSION}")
+    body = data[HEADER.size :]
+    if google_crc32c.value(body) != crc:
+        raise SnapshotError(path, "checksum mismatch")
+    image = IMAGE_DECODER.decode(body)
+    recorded = digest.hex()
+    if image.last_seq != last_seq:
+        raise SnapshotError(path, f"header says seq {last_seq}, body says {image.last_seq}")
+    actual = state_hash(image)
+    if actual != recorded:
+        raise SnapshotError(path, f"state hash {actual} != recorded {recorded}")
+    return Snapshot(path, last_seq, recorded, image)
+
+
+def list_snapshots(directory: Path) -> list[Path]:
+    """Snapshot files, oldest first (the zero-padded name sorts by sequence)."""
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.suffix == SUFFIX)
+
+
+def latest_valid(directory: Path, *, at_most_seq: int | None = None) -> Snapshot | None:
+    """The newest snapshot that verifies (and covers no more than ``at_most_seq``)."""
+    for path in reversed(list_snapshots(directory)):
+        try:
+            snapshot = read_snapshot(path)
+        except SnapshotError as exc:
+            log.error("snapshot_invalid_skipped", path=str(path), reason=exc.reason)
+            continue
+        if at_most_seq is None or snapshot.last_seq <= at_most_seq:
+            return snapshot
+    return None
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
