@@ -55,6 +55,7 @@ class EngineNode:
             raise
         self.sequencer = Sequencer(self.journal, clock)
         self._last_snapshot_seq = self.engine.last_seq
+        self._closed = False
 
     def _recover(self) -> CompiledEngine:
         started = time.perf_counter()
@@ -105,7 +106,10 @@ class EngineNode:
         return state_hash(self.engine.image())
 
     def close(self, *, snapshot: bool = True) -> None:
-        """Clean shutdown writes a snapshot so the next start replays nothing."""
+        """Clean shutdown writes a snapshot so the next start replays nothing. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             if snapshot and self.engine.last_seq > self._last_snapshot_seq:
                 self.snapshot()

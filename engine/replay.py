@@ -78,7 +78,9 @@ def replay_journal(
             if stops and stops[0] <= batch[-1][0]:
                 cut = stops[0] - batch[0][0] + 1
             chunk, batch = batch[:cut], batch[cut:]
-            engine.process([(seq, ts, decode_command(payload)) for seq, ts, payload in chunk])
+            # State only: the fast path skips building event objects nobody reads here.
+            records = [(seq, ts, decode_command(payload)) for seq, ts, payload in chunk]
+            engine.process_encoded(engine.encode(records))
             done += len(chunk)
             if on_progress is not None:
                 on_progress(len(chunk))
