@@ -39,7 +39,7 @@ from ledger.source import Chunk
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_COMMANDS = 200_000
-CHUNK_COMMANDS = 8_192
+CHUNK_COMMANDS = 32_768
 
 
 @dataclass
@@ -64,7 +64,7 @@ def make_chunks(seed: int, commands: int, chunk_commands: int) -> tuple[list[Chu
     engine = CompiledEngine(workload.config)
     chunks = []
     for start in range(0, len(records), chunk_commands):
-        batch = records[start:start + chunk_commands]
+        batch = records[start : start + chunk_commands]
         events = engine.process(batch)
         chunks.append(Chunk(batch[0][0], batch[-1][0], {s: ts for s, ts, _ in batch}, events))
     return chunks, len(records)
@@ -82,8 +82,7 @@ async def _project(dsn: str, chunks: list[Chunk]) -> tuple[float, str, tuple[int
             gc.collect()
             gc.disable()
             started = time.perf_counter()
-            for chunk in chunks:
-                await projector.write_chunk(chunk)
+            await projector.project(chunks)
             seconds = time.perf_counter() - started
             gc.enable()
             conn = projector.conn
@@ -93,7 +92,8 @@ async def _project(dsn: str, chunks: list[Chunk]) -> tuple[float, str, tuple[int
                 int(await conn.fetchval("SELECT count(*) FROM trades")),
             )
             unbalanced = await conn.fetch(
-                "SELECT asset_id FROM balances GROUP BY asset_id HAVING sum(amount_atoms) <> 0")
+                "SELECT asset_id FROM balances GROUP BY asset_id HAVING sum(amount_atoms) <> 0"
+            )
             assert not unbalanced, f"trial balance not zero for {unbalanced}"
         finally:
             gc.enable()
@@ -104,15 +104,29 @@ async def _project(dsn: str, chunks: list[Chunk]) -> tuple[float, str, tuple[int
     return seconds, version, counts
 
 
-def run(dsn: str = DEFAULT_DSN, seed: int = 0, commands: int = DEFAULT_COMMANDS,
-        chunk_commands: int = CHUNK_COMMANDS) -> LedgerResult:
+def run(
+    dsn: str = DEFAULT_DSN,
+    seed: int = 0,
+    commands: int = DEFAULT_COMMANDS,
+    chunk_commands: int = CHUNK_COMMANDS,
+) -> LedgerResult:
     chunks, total_commands = make_chunks(seed, commands, chunk_commands)
     expected = sum(1 for c in chunks for e in c.events if type(e) is Posting)
     seconds, version, (postings, txns, trades) = asyncio.run(_project(dsn, chunks))
     assert postings == expected, (postings, expected)
-    return LedgerResult("b", seed, total_commands, chunk_commands, postings, txns, trades,
-                        round(seconds, 4), round(postings / seconds), round(total_commands
-                                                                            / seconds), version)
+    return LedgerResult(
+        "b",
+        seed,
+        total_commands,
+        chunk_commands,
+        postings,
+        txns,
+        trades,
+        round(seconds, 4),
+        round(postings / seconds),
+        round(total_commands / seconds),
+        version,
+    )
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -120,23 +134,39 @@ def run_cli(args: argparse.Namespace) -> int:
     result = run(args.dsn, args.seed, args.commands or DEFAULT_COMMANDS, args.chunk)
     machine = machine_info()
     if args.json:
-        sys.stdout.write(msgspec.json.encode({**asdict(result), "machine": machine}).decode()
-                         + "\n")
+        sys.stdout.write(
+            msgspec.json.encode({**asdict(result), "machine": machine}).decode() + "\n"
+        )
         return 0
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title="ledger projection into PostgreSQL (workload b)")
-    for column in ("commands", "postings", "transactions", "trades", "seconds", "postings/s",
-                   "commands/s"):
+    for column in (
+        "commands",
+        "postings",
+        "transactions",
+        "trades",
+        "seconds",
+        "postings/s",
+        "commands/s",
+    ):
         table.add_column(column, justify="right")
-    table.add_row(f"{result.commands:,}", f"{result.postings:,}", f"{result.transactions:,}",
-                  f"{result.trades:,}", f"{result.seconds:.3f}", f"{result.postings_per_sec:,}",
-                  f"{result.commands_per_sec:,}")
+    table.add_row(
+        f"{result.commands:,}",
+        f"{result.postings:,}",
+        f"{result.transactions:,}",
+        f"{result.trades:,}",
+        f"{result.seconds:.3f}",
+        f"{result.postings_per_sec:,}",
+        f"{result.commands_per_sec:,}",
+    )
     console = Console()
     console.print(table)
-    console.print(f"PostgreSQL {result.server_version}; {machine['cpu']} x "
-                  f"{machine['cpu_count']}; chunk {result.chunk_commands:,} commands")
+    console.print(
+        f"PostgreSQL {result.server_version}; {machine['cpu']} x "
+        f"{machine['cpu_count']}; chunk {result.chunk_commands:,} commands"
+    )
     return 0
 
 

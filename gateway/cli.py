@@ -6,6 +6,9 @@ Subcommands import their implementation lazily, so ``kootabase --help`` and
 - ``serve``        -> ``engine.service:run_serve_cli(args)``
 - ``replay``       -> ``engine.replay:run_replay_cli(args)``
 - ``bench engine`` -> ``bench.engine_bench:run_cli(args)`` (repository checkout only)
+- ``bench ledger`` -> ``bench.ledger_bench:run_cli(args)`` (repository checkout only)
+- ``ledger sync``  -> ``ledger.cli:run_sync_cli(args)``
+- ``ledger statement|trial-balance|balances`` -> ``ledger.cli:run_report_cli(args)``
 
 Each implementation takes the parsed ``argparse.Namespace`` and returns an exit code.
 """
@@ -152,8 +155,92 @@ def build_parser() -> argparse.ArgumentParser:
         "--workload", choices=["a", "b", "all"], default="all", help="workload (default: all)"
     )
     bench_engine.set_defaults(handler=_lazy("bench.engine_bench", "run_cli", bench=True))
+    bench_ledger = bench_sub.add_parser(
+        "ledger", help="benchmark the ledger projection into PostgreSQL (postings/s)"
+    )
+    bench_ledger.add_argument("--json", action="store_true", help="print results as JSON")
+    bench_ledger.add_argument("--seed", type=int, default=0, help="workload seed (default: 0)")
+    bench_ledger.add_argument(
+        "--commands", type=_positive_int, metavar="N", help="stream commands (default: 200000)"
+    )
+    bench_ledger.add_argument(
+        "--chunk",
+        type=_positive_int,
+        default=32_768,
+        metavar="N",
+        help="commands per projected chunk (default: 32768)",
+    )
+    bench_ledger.add_argument(
+        "--dsn",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="server to benchmark; a scratch database is created and dropped there",
+    )
+    bench_ledger.set_defaults(handler=_lazy("bench.ledger_bench", "run_cli", bench=True))
+
+    _add_ledger(sub)
 
     return parser
+
+
+def _add_ledger(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``kootabase ledger ...``: the PostgreSQL projection and back-office reports."""
+    ledger = sub.add_parser("ledger", help="book of record: projection and reports")
+    ledger_sub = ledger.add_subparsers(dest="ledger_command", metavar="LEDGER", required=True)
+
+    sync = ledger_sub.add_parser("sync", help="project the journal into PostgreSQL (catch up)")
+    sync.add_argument("--dsn", required=True, help="PostgreSQL DSN (postgresql://...)")
+    sync.add_argument("--journal", type=Path, required=True, metavar="DIR", help="journal dir")
+    sync.add_argument(
+        "--to",
+        dest="to_seq",
+        type=_non_negative_int,
+        metavar="SEQ",
+        help="stop after this sequence (default: the journal's end)",
+    )
+    sync.add_argument(
+        "--chunk",
+        type=_positive_int,
+        default=32_768,
+        metavar="N",
+        help="commands per database transaction (default: 32768)",
+    )
+    sync.set_defaults(handler=_lazy("ledger.cli", "run_sync_cli"))
+
+    def source(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--dsn", help="read the PostgreSQL projection")
+        p.add_argument("--journal", type=Path, metavar="DIR", help="replay this journal instead")
+        p.add_argument("--csv", action="store_true", help="CSV on stdout instead of a table")
+        p.set_defaults(handler=_lazy("ledger.cli", "run_report_cli"))
+
+    balances = ledger_sub.add_parser("balances", help="balances as of a sequence")
+    source(balances)
+    balances.add_argument(
+        "--as-of",
+        type=_non_negative_int,
+        metavar="SEQ",
+        help="after this sequence (default: the latest)",
+    )
+    balances.add_argument(
+        "--account", type=_non_negative_int, metavar="ID", help="only this account"
+    )
+    trial = ledger_sub.add_parser("trial-balance", help="trial balance as of a sequence")
+    source(trial)
+    trial.add_argument(
+        "--as-of",
+        type=_non_negative_int,
+        metavar="SEQ",
+        help="after this sequence (default: the latest)",
+    )
+    statement = ledger_sub.add_parser("statement", help="an account's statement")
+    source(statement)
+    statement.add_argument("--account", type=_non_negative_int, required=True, metavar="ID")
+    statement.add_argument("--asset", type=_non_negative_int, metavar="ID", help="only this asset")
+    statement.add_argument("--from", dest="from_seq", type=_non_negative_int, metavar="SEQ")
+    statement.add_argument("--to", dest="to_seq", type=_non_negative_int, metavar="SEQ")
+    statement.add_argument(
+        "--from-time", metavar="T", help="journal time: ns since the epoch or ISO-8601 (UTC)"
+    )
+    statement.add_argument("--to-time", metavar="T", help="inclusive, like --from-time")
 
 
 def main(argv: list[str] | None = None) -> int:

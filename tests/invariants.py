@@ -12,16 +12,14 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from engine.schema import (
-    MAX_AMOUNT_ATOMS,
     Bucket,
     Event,
     MarketImage,
     OrderImage,
-    Posting,
-    PostingReason,
     Side,
     StateImage,
 )
+from ledger.book import Book
 
 PPM = 1_000_000
 
@@ -42,27 +40,27 @@ def order_commitment_atoms(order: OrderImage, market: MarketImage, base_unit_ato
 
 
 class Ledger:
-    """Balances per (account, bucket, asset) re-derived from postings alone."""
+    """The real ledger (`ledger.book.Book`: chart of accounts, posting rules, floors, contiguous
+    transaction ids) seen through the keys this checker compares: balances per
+    (account, bucket, asset) re-derived from postings alone."""
 
     def __init__(self) -> None:
-        self.balance_atoms: dict[tuple[int, int, int], int] = defaultdict(int)
-        self.deposited_atoms: dict[int, int] = defaultdict(int)
-        self.withdrawn_atoms: dict[int, int] = defaultdict(int)
+        self.book = Book()
 
     def apply(self, events: Iterable[Event]) -> None:
-        for event in events:
-            if not isinstance(event, Posting):
-                continue
-            assert 0 < event.amount_atoms <= MAX_AMOUNT_ATOMS, event
-            debit = (event.debit_account_id, event.debit_bucket, event.asset_id)
-            credit = (event.credit_account_id, event.credit_bucket, event.asset_id)
-            assert debit != credit, event
-            self.balance_atoms[debit] -= event.amount_atoms
-            self.balance_atoms[credit] += event.amount_atoms
-            if event.reason == PostingReason.DEPOSIT:
-                self.deposited_atoms[event.asset_id] += event.amount_atoms
-            elif event.reason == PostingReason.WITHDRAW_SETTLE:
-                self.withdrawn_atoms[event.asset_id] += event.amount_atoms
+        self.book.apply_events(events)
+
+    @property
+    def balance_atoms(self) -> dict[tuple[int, int, int], int]:
+        return {(a.owner, int(a.bucket), a.asset): v for a, v in self.book.balances.items()}
+
+    @property
+    def deposited_atoms(self) -> dict[int, int]:
+        return self.book.deposited
+
+    @property
+    def withdrawn_atoms(self) -> dict[int, int]:
+        return self.book.withdrawn
 
 
 def check_invariants(image: StateImage, ledger: Ledger) -> None:
@@ -70,6 +68,8 @@ def check_invariants(image: StateImage, ledger: Ledger) -> None:
     markets = {m.market_id: m for m in image.markets}
     _check_books(image, markets)
     _check_holds_and_balances(image, markets, ledger)
+    ledger.book.check()
+    ledger.book.verify_against(image)
 
 
 def _check_books(image: StateImage, markets: dict[int, MarketImage]) -> None:

@@ -1,0 +1,110 @@
+"""Events from the journal: replay it through the compiled engine, in chunks of commands.
+
+The journal is the source of truth and events are derived (DESIGN.md), so both the in-memory
+book and the PostgreSQL projector get their events the same way: by replaying the journal.
+A chunk always ends at a command boundary, so a transaction never spans two chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.core.compiled import CompiledEngine
+from engine.journal import Record, SegmentJournal
+from engine.schema import Command, EngineConfig, Event, decode_command, encode_command
+from engine.snapshot import latest_valid
+
+DEFAULT_CHUNK_COMMANDS = 32_768
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """The events of the commands ``first_seq..last_seq`` and their journal times."""
+
+    first_seq: int
+    last_seq: int
+    times: dict[int, int]
+    """seq -> sequencer timestamp (ns), for every command in the chunk."""
+    events: list[Event]
+
+    @property
+    def last_ts_ns(self) -> int:
+        return self.times[self.last_seq]
+
+
+def _batches(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
+    batch: list[Record] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _engine_at(
+    journal: SegmentJournal, seq: int, snapshot_dir: Path | None, config: EngineConfig | None
+) -> CompiledEngine:
+    """An engine whose state is exactly after command ``seq`` (snapshot + fast replay; the
+    events of that stretch were projected already, so they are not decoded)."""
+    engine = CompiledEngine(config or EngineConfig())
+    if seq > 0 and snapshot_dir is not None and snapshot_dir.is_dir():
+        snap = latest_valid(snapshot_dir, at_most_seq=seq)
+        if snap is not None:
+            engine = CompiledEngine.from_image(snap.image)
+    if engine.last_seq < seq:
+        for batch in _batches(journal.read_from(engine.last_seq + 1, seq), DEFAULT_CHUNK_COMMANDS):
+            engine.process([(s, ts, decode_command(payload)) for s, ts, payload in batch])
+    assert engine.last_seq == seq, (engine.last_seq, seq)
+    return engine
+
+
+def journal_chunks(
+    journal: SegmentJournal,
+    *,
+    after_seq: int = 0,
+    to_seq: int | None = None,
+    chunk_commands: int = DEFAULT_CHUNK_COMMANDS,
+    snapshot_dir: Path | None = None,
+    config: EngineConfig | None = None,
+) -> Iterator[Chunk]:
+    """Yield the events of commands ``after_seq + 1 .. to_seq`` (default: the journal's end)."""
+    end = journal.last_sequence if to_seq is None else min(to_seq, journal.last_sequence)
+    if after_seq > journal.last_sequence:
+        raise ValueError(
+            f"asked to resume after seq {after_seq}, but the journal ends at "
+            f"{journal.last_sequence}: wrong journal for this ledger?"
+        )
+    if after_seq >= end:
+        return
+    engine = _engine_at(journal, after_seq, snapshot_dir, config)
+    for batch in _batches(journal.read_from(after_seq + 1, end), chunk_commands):
+        records = [(s, ts, decode_command(payload)) for s, ts, payload in batch]
+        events = engine.process(records)
+        yield Chunk(batch[0][0], batch[-1][0], {s: ts for s, ts, _ in batch}, events)
+
+
+def open_journal(journal_dir: Path) -> SegmentJournal:
+    """Open a journal for reading. The journal takes its writer lock, so this fails while a
+    node serves from the same directory (read a copy, or stop the node)."""
+    return SegmentJournal(journal_dir, fsync=False)
+
+
+def default_snapshot_dir(journal_dir: Path) -> Path:
+    return journal_dir.parent / "snapshots"
+
+
+def write_journal(
+    journal_dir: Path, records: list[tuple[int, int, Command]], *, batch: int = 4_096
+) -> int:
+    """Append ``(seq, ts_ns, command)`` records to a journal (tests, benchmarks, demos: the
+    product's write path is the sequencer). Returns the journal's last sequence."""
+    with SegmentJournal(journal_dir, fsync=False) as journal:
+        for start in range(0, len(records), batch):
+            journal.append_batch(
+                [(s, ts, encode_command(c)) for s, ts, c in records[start : start + batch]]
+            )
+        return journal.last_sequence
