@@ -7,6 +7,7 @@ Subcommands import their implementation lazily, so ``kootabase --help`` and
 - ``replay``       -> ``engine.replay:run_replay_cli(args)``
 - ``bench engine`` -> ``bench.engine_bench:run_cli(args)`` (repository checkout only)
 - ``bench ledger`` -> ``bench.ledger_bench:run_cli(args)`` (repository checkout only)
+- ``bench marketdata`` -> ``bench.marketdata_bench:run_cli(args)`` (repository checkout only)
 - ``ledger sync``  -> ``ledger.cli:run_sync_cli(args)``
 - ``ledger statement|trial-balance|balances`` -> ``ledger.cli:run_report_cli(args)``
 
@@ -176,6 +177,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="server to benchmark; a scratch database is created and dropped there",
     )
     bench_ledger.set_defaults(handler=_lazy("bench.ledger_bench", "run_cli", bench=True))
+
+    bench_md = bench_sub.add_parser(
+        "marketdata", help="benchmark WebSocket market-data fan-out (loopback, 2 processes)"
+    )
+    bench_md.add_argument("--json", action="store_true", help="print results as JSON")
+    bench_md.add_argument("--seed", type=int, default=0, help="workload seed (default: 0)")
+    bench_md.add_argument("--subscribers", type=_positive_int, default=1_000, metavar="N",
+                          help="WebSocket subscribers, at most 5000 (default: 1000)")
+    bench_md.add_argument("--rate", type=_positive_int, default=20_000, metavar="N",
+                          help="offered orders per second (default: 20000)")
+    bench_md.add_argument("--seconds", type=float, default=10.0, metavar="S",
+                          help="measured seconds, at most 120 (default: 10)")
+    bench_md.add_argument("--flush-ms", type=float, default=5.0, metavar="MS",
+                          help="fan-out flush interval (default: 5)")
+    bench_md.set_defaults(handler=_lazy("bench.marketdata_bench", "run_cli", bench=True))
 
     _add_ledger(sub)
 

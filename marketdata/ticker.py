@@ -1,0 +1,105 @@
+"""A rolling 24-hour ticker per market, exact over the trades in the window.
+
+The window is ``(now - 24h, now]`` in journal time, ``now`` being the time of the latest batch
+fed. Trades enter a deque and leave it when they fall out of the window; running sums give the
+volumes and count, and monotonic deques give the high and low in amortised O(1) per trade. The
+price before the window (``prevClosePrice``) is the last trade that left it.
+
+Memory is one small tuple per trade of the last 24 hours; at very high trade rates a bucketed
+window would bound it at the cost of exactness (not needed yet).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Final
+
+WINDOW_NS: Final = 24 * 3600 * 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class TickerStats:
+    """The window's figures, all integers (atoms, ms, ids); rendering is the wire's job."""
+
+    open_ms: int
+    close_ms: int
+    open_price: int
+    high_price: int
+    low_price: int
+    last_price: int
+    last_qty: int
+    prev_close_price: int
+    volume: int
+    quote_volume: int
+    first_id: int
+    """-1 when the window holds no trade (the dialect's convention)."""
+    last_id: int
+    count: int
+
+
+class RollingTicker:
+    def __init__(self) -> None:
+        self._trades: deque[tuple[int, int, int, int, int]] = deque()
+        """(ts_ns, trade_id, price, qty, quote) in trade order."""
+        self._highs: deque[tuple[int, int]] = deque()
+        """(trade_id, price), prices strictly decreasing: the front is the window's high."""
+        self._lows: deque[tuple[int, int]] = deque()
+        self._volume = 0
+        self._quote_volume = 0
+        self._prev_close = 0
+        self._now_ns = 0
+
+    def add(self, ts_ns: int, trade_id: int, price: int, qty: int, quote: int) -> None:
+        self._trades.append((ts_ns, trade_id, price, qty, quote))
+        self._volume += qty
+        self._quote_volume += quote
+        highs, lows = self._highs, self._lows
+        while highs and highs[-1][1] <= price:
+            highs.pop()
+        highs.append((trade_id, price))
+        while lows and lows[-1][1] >= price:
+            lows.pop()
+        lows.append((trade_id, price))
+        self.advance(ts_ns)
+
+    def advance(self, now_ns: int) -> None:
+        """Move the window's end to journal time ``now_ns`` and drop what fell out."""
+        if now_ns > self._now_ns:
+            self._now_ns = now_ns
+        cutoff = self._now_ns - WINDOW_NS
+        trades = self._trades
+        while trades and trades[0][0] <= cutoff:
+            _, trade_id, price, qty, quote = trades.popleft()
+            self._volume -= qty
+            self._quote_volume -= quote
+            self._prev_close = price
+            if self._highs[0][0] == trade_id:
+                self._highs.popleft()
+            if self._lows[0][0] == trade_id:
+                self._lows.popleft()
+
+    def stats(self) -> TickerStats:
+        now_ms = self._now_ns // 1_000_000
+        open_ms = (self._now_ns - WINDOW_NS) // 1_000_000
+        trades = self._trades
+        if not trades:
+            return TickerStats(
+                open_ms, now_ms, 0, 0, 0, self._prev_close, 0, self._prev_close, 0, 0, -1, -1, 0
+            )
+        first, last = trades[0], trades[-1]
+        return TickerStats(
+            open_ms=open_ms,
+            close_ms=now_ms,
+            open_price=first[2],
+            high_price=self._highs[0][1],
+            low_price=self._lows[0][1],
+            last_price=last[2],
+            last_qty=last[3],
+            prev_close_price=self._prev_close,
+            volume=self._volume,
+            quote_volume=self._quote_volume,
+            first_id=first[1],
+            last_id=last[1],
+            count=len(trades),
+        )
