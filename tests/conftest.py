@@ -10,7 +10,10 @@ Select a profile with the ``HYPOTHESIS_PROFILE`` environment variable (default `
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
+import pytest
+import structlog
 from hypothesis import HealthCheck, settings
 
 _SUPPRESSED = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
@@ -38,3 +41,11 @@ settings.register_profile(
     suppress_health_check=_SUPPRESSED,
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_logging() -> Iterator[None]:
+    """A test that runs the CLI configures structlog (say, ``--log-level error``); reset it so
+    later tests that capture warnings see them, whatever the order the tests run in."""
+    yield
+    structlog.reset_defaults()
