@@ -144,6 +144,11 @@ class SegmentJournal:
     followed by more bytes, an oversized length, a sequence gap or a timestamp going back
     (within or between segments, including a header's first sequence), a bad magic or version,
     or any torn record in a non-last segment.
+
+    ``read_only=True`` opens a *reader* beside a live writer (audit replay, the ledger
+    projection): no lock, nothing truncated or rewritten, no appends. What would be a torn tail
+    is, for a reader, most likely the writer's batch in flight, so the reader stops before it;
+    it sees the records that were complete when it opened.
     """
 
     def __init__(
@@ -152,6 +157,7 @@ class SegmentJournal:
         *,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         fsync: bool = True,
+        read_only: bool = False,
     ) -> None:
         if segment_bytes < SEGMENT_HEADER.size + RECORD_HEADER.size:
             raise ValueError(f"segment_bytes={segment_bytes} cannot hold a single record")
@@ -165,6 +171,13 @@ class SegmentJournal:
         self._fd: int | None = None
         self._failed: BaseException | None = None
         self._closed = False
+        self._read_only = read_only
+        self._lock_fd: int | None = None
+        if read_only:
+            if not self._dir.is_dir():
+                raise FileNotFoundError(f"journal directory {self._dir} does not exist")
+            self._recover()
+            return
         if not self._dir.is_dir():
             self._dir.mkdir(parents=True)
             if fsync:
@@ -211,6 +224,8 @@ class SegmentJournal:
         """
         if self._closed:
             raise RuntimeError("journal is closed")
+        if self._read_only:
+            raise RuntimeError("journal is open read-only")
         if self._failed is not None:
             raise RuntimeError("journal failed on an earlier write; reopen it") from self._failed
         if not records:
@@ -277,7 +292,9 @@ class SegmentJournal:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        os.close(self._lock_fd)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def __enter__(self) -> SegmentJournal:
         return self
@@ -358,7 +375,8 @@ class SegmentJournal:
             expected = seg.next_seq
         if self._segments:
             self._last_seq = self._segments[-1].next_seq - 1
-            self._fd = os.open(self._segments[-1].path, os.O_WRONLY | os.O_APPEND)
+            if not self._read_only:
+                self._fd = os.open(self._segments[-1].path, os.O_WRONLY | os.O_APPEND)
         log.info(
             "journal_opened",
             directory=str(self._dir),
@@ -374,6 +392,8 @@ class SegmentJournal:
         if len(data) < SEGMENT_HEADER.size:
             if not (last and header.startswith(data)):
                 raise JournalCorruption(path, 0, f"segment header cut short ({len(data)} bytes)")
+            if self._read_only:  # the writer is creating this segment right now
+                return _Segment(path, first_seq, 0, first_seq)
             log.warning(
                 "journal_torn_segment_header", segment=str(path), offset=0, bytes_dropped=len(data)
             )
@@ -423,6 +443,11 @@ class SegmentJournal:
         """Truncate a torn tail of the last segment at ``offset``; elsewhere it is corruption."""
         if not last:
             raise JournalCorruption(seg.path, offset, f"{reason} in a non-last segment")
+        if self._read_only:
+            log.info("journal_reader_stops_before_tail", segment=str(seg.path), offset=offset,
+                     reason=reason)
+            seg.size = offset
+            return
         dropped = seg.size - offset
         log.warning(
             "journal_torn_tail_truncated",

@@ -122,7 +122,7 @@ def replay(
             for path in list_snapshots(snapshot_dir):
                 snap = read_snapshot(path)  # a corrupt snapshot fails verification loudly
                 checkpoints[snap.last_seq] = snap.state_hash
-    journal = SegmentJournal(journal_dir, fsync=False)
+    journal = SegmentJournal(journal_dir, read_only=True)
     try:
         first = engine.last_seq + 1
         started = time.perf_counter()
@@ -145,7 +145,7 @@ def run_replay_cli(args: argparse.Namespace) -> int:
     journal_dir = Path(args.journal)
     snapshot_dir = Path(args.snapshots) if args.snapshots else journal_dir.parent / "snapshots"
     console = Console()
-    with SegmentJournal(journal_dir, fsync=False) as probe:
+    with SegmentJournal(journal_dir, read_only=True) as probe:
         total = probe.last_sequence
     if args.to_seq is not None:
         total = min(total, args.to_seq)

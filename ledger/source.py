@@ -88,9 +88,9 @@ def journal_chunks(
 
 
 def open_journal(journal_dir: Path) -> SegmentJournal:
-    """Open a journal for reading. The journal takes its writer lock, so this fails while a
-    node serves from the same directory (read a copy, or stop the node)."""
-    return SegmentJournal(journal_dir, fsync=False)
+    """Open a journal for reading, beside a live node if one serves from it: a read-only
+    journal takes no lock and sees the records complete when it opened."""
+    return SegmentJournal(journal_dir, read_only=True)
 
 
 def default_snapshot_dir(journal_dir: Path) -> Path:

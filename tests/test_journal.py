@@ -403,3 +403,22 @@ def test_truncated_last_segment_recovers_exact_prefix(
             j.append_batch([(survivors + 1, 10**9, b"after")])
         with SegmentJournal(directory, segment_bytes=segment_bytes, fsync=False) as j:
             assert read_all(j) == [*written[:survivors], (survivors + 1, 10**9, b"after")]
+
+
+def test_read_only_reader_beside_a_live_writer(tmp_path: Path) -> None:
+    """Audit replay and the ledger projection read a journal a node is writing: no lock, no
+    truncation, and a half-written tail is left alone (the writer owns it)."""
+    with SegmentJournal(tmp_path, fsync=False) as writer:
+        writer.append_batch([(s, s, b"p%d" % s) for s in range(1, 6)])
+        segment = sorted(tmp_path.glob("*.seg"))[-1]
+        with open(segment, "ab") as fh:  # a batch in flight: a record header, no payload yet
+            fh.write(RECORD_HEADER.pack(3, 0, 6, 6))
+        size_before = segment.stat().st_size
+        with SegmentJournal(tmp_path, read_only=True) as reader:
+            assert reader.last_sequence == 5
+            assert [r[0] for r in reader.read_from(1)] == [1, 2, 3, 4, 5]
+            with pytest.raises(RuntimeError, match="read-only"):
+                reader.append_batch([(6, 6, b"x")])
+        assert segment.stat().st_size == size_before, "a reader must never truncate"
+    with pytest.raises(FileNotFoundError):
+        SegmentJournal(tmp_path / "missing", read_only=True)
