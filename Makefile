@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 PYTEST_ARGS ?= -q
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean nodes
 
 install: $(VENV)/.installed
 
@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed
 	$(VENV)/bin/kootabase serve --data-dir ./data
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed nodes
 	bash scripts/check-services.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
@@ -26,6 +26,9 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/kootabase bench engine
+
+nodes:
+	bash scripts/install-nodes.sh
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis .benchmarks

@@ -8,6 +8,7 @@ Subcommands import their implementation lazily, so ``kootabase --help`` and
 - ``bench engine`` -> ``bench.engine_bench:run_cli(args)`` (repository checkout only)
 - ``bench ledger`` -> ``bench.ledger_bench:run_cli(args)`` (repository checkout only)
 - ``bench marketdata`` -> ``bench.marketdata_bench:run_cli(args)`` (repository checkout only)
+- ``custody reconcile`` -> ``custody.cli:run_reconcile_cli(args)``
 - ``ledger sync``  -> ``ledger.cli:run_sync_cli(args)``
 - ``ledger statement|trial-balance|balances`` -> ``ledger.cli:run_report_cli(args)``
 
@@ -194,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_md.set_defaults(handler=_lazy("bench.marketdata_bench", "run_cli", bench=True))
 
     _add_ledger(sub)
+    _add_custody(sub)
 
     return parser
 
@@ -257,6 +259,22 @@ def _add_ledger(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         "--from-time", metavar="T", help="journal time: ns since the epoch or ISO-8601 (UTC)"
     )
     statement.add_argument("--to-time", metavar="T", help="inclusive, like --from-time")
+
+
+def _add_custody(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``kootabase custody reconcile``: ledger liabilities vs on-chain balances (issue 7)."""
+    custody = sub.add_parser("custody", help="custody operations: reconciliation")
+    custody_sub = custody.add_subparsers(dest="custody_command", metavar="ACTION", required=True)
+    rec = custody_sub.add_parser(
+        "reconcile", help="per asset: ledger liabilities vs on-chain balances, explained"
+    )
+    rec.add_argument("--data-dir", type=Path, default=Path("./data"),
+                     help="data directory holding custody.sqlite (default: ./data)")
+    rec.add_argument("--config", type=Path, metavar="FILE",
+                     help="custody TOML config (default: DATA_DIR/custody.toml)")
+    rec.add_argument("--journal", type=Path, metavar="DIR",
+                     help="journal directory (default: DATA_DIR/journal)")
+    rec.set_defaults(handler=_lazy("custody.cli", "run_reconcile_cli"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,103 @@
+"""Custody configuration: chains, assets, nodes and keys, from a TOML file.
+
+Keys are split by role on purpose: the watcher side reads only ``xpub`` (watch-only deposit
+derivation); the signer side reads ``hot_key_file`` (a file outside the data directory holding
+the hot private key), and only `custody.service.Custody` started with ``signer=True`` opens it.
+Example (``custody.toml``)::
+
+    store = "custody.sqlite"          # relative to the data directory
+
+    [[chain]]
+    name = "eth-1"                    # carries the chain id: part of every deposit key
+    kind = "ethereum"
+    confirmations = 12
+    rpc_url = "http://127.0.0.1:8545"
+    xpub = "xpub..."                  # m/44'/60'/0'
+    hot_address = "0x..."             # the signer's address (for reconciliation)
+    hot_key_file = "/etc/kootabase/eth-hot.key"
+    start_height = 19000000
+
+    [[chain]]
+    name = "ltc-main"
+    kind = "bitcoin"
+    hrp = "ltc"
+    confirmations = 6
+    rpc_url = "http://127.0.0.1:9332"
+    rpc_user = "kootabase"
+    rpc_password = "..."
+    xpub = "zpub..."                  # m/84'/2'/0'
+    hot_address = "ltc1..."
+    fee_rate_sat_vb = 20
+
+    [[asset]]
+    asset_id = 2
+    symbol = "ETH"
+    chain = "eth-1"
+    chain_decimals = 18
+    engine_decimals = 9
+    min_withdrawal_atoms = 100000     # 0.0001 ETH
+    daily_limit_atoms = 0
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from custody.assets import AssetRegistry, ChainKind, ChainSpec, CustodyAsset
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """How to reach a chain's node and the exchange's keys on it."""
+
+    chain: ChainSpec
+    rpc_url: str
+    xpub: str = ""
+    hot_address: str = ""
+    hot_key_file: str = ""
+    rpc_user: str = ""
+    rpc_password: str = ""
+    start_height: int = 0
+    fee_rate_sat_vb: int = 20
+    bitcoinlib_network: str = ""
+    """bitcoinlib network name for key parsing (``litecoin``, ``litecoin_testnet``, ``bitcoin``)."""
+    stuck_after_s: int = 120
+    chain_id: int = 0
+    """Ethereum chain id for signing; 0 = the number after the last ``-`` of the chain name."""
+
+
+@dataclass(frozen=True, slots=True)
+class CustodyConfig:
+    store_path: Path
+    nodes: dict[str, NodeConfig]
+    assets: list[CustodyAsset] = field(default_factory=list)
+
+    def registry(self) -> AssetRegistry:
+        return AssetRegistry([n.chain for n in self.nodes.values()], self.assets)
+
+
+_CHAIN_KEYS = {"name", "kind", "confirmations", "hrp", "bip44_coin"}
+
+
+def parse_config(data: dict[str, Any], data_dir: Path) -> CustodyConfig:
+    nodes: dict[str, NodeConfig] = {}
+    for entry in data.get("chain", []):
+        spec = ChainSpec(
+            name=entry["name"],
+            kind=ChainKind(entry["kind"]),
+            confirmations=int(entry.get("confirmations", 6)),
+            hrp=entry.get("hrp", ""),
+            bip44_coin=int(entry.get("bip44_coin", 0)),
+        )
+        rest = {k: v for k, v in entry.items() if k not in _CHAIN_KEYS}
+        nodes[spec.name] = NodeConfig(chain=spec, **rest)
+    assets = [CustodyAsset(**a) for a in data.get("asset", [])]
+    return CustodyConfig(data_dir / data.get("store", "custody.sqlite"), nodes, assets)
+
+
+def load_config(path: Path, data_dir: Path) -> CustodyConfig:
+    with path.open("rb") as fh:
+        return parse_config(tomllib.load(fh), data_dir)

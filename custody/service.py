@@ -1,0 +1,258 @@
+"""`Custody`: the one object the gateway and the CLI use (deposit addresses, withdrawals,
+polling the chains, reconciliation), built from a `CustodyConfig`.
+
+Engine access is a single coroutine, ``submit(command) -> events``, so custody works the same
+behind the gateway's batching bridge and directly on an `EngineNode` (`node_submitter`).
+Deposits and withdrawal results reach the engine only through that journaled path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from bitcoinlib.keys import HDKey
+from web3 import AsyncWeb3
+from web3.providers import AsyncHTTPProvider
+
+from custody.addresses import AddressBook
+from custody.assets import AssetRegistry, ChainKind, CustodyAsset
+from custody.btc_rpc import BitcoinRpc, to_sats
+from custody.btc_signer import BitcoinSigner
+from custody.btc_watch import BitcoinSource
+from custody.config import CustodyConfig, NodeConfig
+from custody.eth_signer import EthereumSigner, transfer_calldata
+from custody.eth_watch import EthereumSource
+from custody.reconcile import AssetReconciliation, reconcile
+from custody.scanner import DepositScanner, ScanReport
+from custody.signer import Signer
+from custody.store import CustodyStore, DepositRow, WithdrawalRow
+from custody.withdrawals import WithdrawalDesk
+from engine.schema import Command, Event
+
+log = structlog.get_logger(__name__)
+
+EngineSubmit = Callable[[Command], Awaitable[Sequence[Event]]]
+
+
+def node_submitter(node: Any) -> EngineSubmit:
+    """Adapt a synchronous `engine.node.EngineNode` (tests, CLI, single-process setups)."""
+
+    async def submit(command: Command) -> Sequence[Event]:
+        return node.submit([command])
+
+    return submit
+
+
+@dataclass(frozen=True, slots=True)
+class DepositAddress:
+    account_id: int
+    asset_id: int
+    symbol: str
+    chain: str
+    address: str
+    confirmations: int
+
+
+class Custody:
+    def __init__(
+        self,
+        config: CustodyConfig,
+        submit: EngineSubmit,
+        *,
+        signer: bool = False,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.config = config
+        self.registry: AssetRegistry = config.registry()
+        self.store = CustodyStore(config.store_path)
+        self.clock = clock
+        self.submit = submit
+        xpubs = {n: c.xpub for n, c in config.nodes.items() if c.xpub}
+        networks = {
+            n: c.bitcoinlib_network for n, c in config.nodes.items() if c.bitcoinlib_network
+        }
+        self.addresses = AddressBook(
+            self.store, self.registry.chains, xpubs, bitcoinlib_network=networks
+        )
+        self.desk = WithdrawalDesk(self.registry, self.store, submit, clock=clock)
+        self.w3: dict[str, AsyncWeb3] = {}
+        self.rpc: dict[str, BitcoinRpc] = {}
+        self.scanners: dict[str, DepositScanner] = {}
+        self.signers: dict[str, Signer] = {}
+        for name, node in config.nodes.items():
+            self._wire(name, node, signer)
+
+    def _wire(self, name: str, node: NodeConfig, with_signer: bool) -> None:
+        scale = lambda asset_id: self.registry.assets[asset_id].scale  # noqa: E731
+        if node.chain.kind is ChainKind.ETHEREUM:
+            w3 = AsyncWeb3(AsyncHTTPProvider(node.rpc_url))
+            self.w3[name] = w3
+            source: Any = EthereumSource(node.chain, w3, self.store, self.registry)
+        else:
+            rpc = BitcoinRpc(node.rpc_url, node.rpc_user, node.rpc_password)
+            self.rpc[name] = rpc
+            native = self.registry.native(name)
+            assert native is not None, f"{name}: no native asset configured"
+            source = BitcoinSource(node.chain, rpc, self.store, native.asset_id)
+        self.scanners[name] = DepositScanner(
+            node.chain,
+            source,
+            self.store,
+            self.submit,
+            registry_scale=scale,
+            start_height=node.start_height,
+            clock=self.clock,
+        )
+        if with_signer and node.hot_key_file:
+            key = Path(node.hot_key_file).read_text().strip()
+            common: dict[str, Any] = {
+                "stuck_after_ns": node.stuck_after_s * 1_000_000_000,
+                "clock": self.clock,
+            }
+            if node.chain.kind is ChainKind.ETHEREUM:
+                chain_id = node.chain_id or int(name.rsplit("-", 1)[-1])
+                self.signers[name] = EthereumSigner(
+                    node.chain,
+                    self.registry,
+                    self.store,
+                    self.desk,
+                    w3=self.w3[name],
+                    hot_key=key,
+                    chain_id=chain_id,
+                    **common,
+                )
+            else:
+                hot = HDKey(key, network=node.bitcoinlib_network or "litecoin_testnet")
+                self.signers[name] = BitcoinSigner(
+                    node.chain,
+                    self.registry,
+                    self.store,
+                    self.desk,
+                    rpc=self.rpc[name],
+                    hot_key=hot,
+                    fee_rate_sat_vb=node.fee_rate_sat_vb,
+                    bitcoinlib_network=node.bitcoinlib_network or "litecoin_testnet",
+                    **common,
+                )
+
+    # ---- the gateway's API -------------------------------------------------------------------
+
+    def deposit_address(self, account_id: int, asset_id: int) -> DepositAddress:
+        """The account's address for depositing ``asset_id`` (allocated on first call). Raises
+        KeyError for an asset custody does not handle."""
+        asset = self.registry.asset(asset_id)
+        if asset is None:
+            raise KeyError(f"asset {asset_id} has no deposit address")
+        address = self.addresses.deposit_address(asset.chain, account_id)
+        return DepositAddress(
+            account_id,
+            asset_id,
+            asset.symbol,
+            asset.chain,
+            address,
+            self.registry.chain_of(asset).confirmations,
+        )
+
+    async def request_withdrawal(
+        self,
+        account_id: int,
+        asset_id: int,
+        amount_atoms: int,
+        address: str,
+        *,
+        withdrawal_id: int | None = None,
+    ) -> WithdrawalRow:
+        """Validate, check the 24 h limit and hold; raises `WithdrawalRejected` (``.code``)."""
+        return await self.desk.request(
+            account_id, asset_id, amount_atoms, address, withdrawal_id=withdrawal_id
+        )
+
+    def withdrawal(self, withdrawal_id: int) -> WithdrawalRow | None:
+        return self.store.withdrawal(withdrawal_id)
+
+    def withdrawals(self, account_id: int) -> list[WithdrawalRow]:
+        return self.desk.history(account_id)
+
+    def deposits(self, account_id: int) -> list[DepositRow]:
+        """Seen deposits (pending, credited, orphaned, ...) of an account, oldest first."""
+        return [d for d in self.store.deposits() if d.account_id == account_id]
+
+    # ---- running -----------------------------------------------------------------------------
+
+    async def poll(self) -> dict[str, ScanReport]:
+        """One pass: every chain's scanner (reorg check, scan, credit), then every signer."""
+        reports = {name: await scanner.scan() for name, scanner in self.scanners.items()}
+        for signer in self.signers.values():
+            await signer.process()
+        return reports
+
+    async def run(self, interval_s: float = 2.0) -> None:
+        """Poll forever; a chain failing (node down, deep reorg alert) is logged loudly and
+        retried, without stopping the other chains."""
+        while True:
+            for name, scanner in self.scanners.items():
+                try:
+                    await scanner.scan()
+                except Exception as exc:
+                    log.error("custody_scan_failed", chain=name, error=str(exc))
+            for name, signer in self.signers.items():
+                try:
+                    await signer.process()
+                except Exception as exc:
+                    log.error("custody_signer_failed", chain=name, error=str(exc))
+            await asyncio.sleep(interval_s)
+
+    # ---- reconciliation ----------------------------------------------------------------------
+
+    async def on_chain(self, asset: CustodyAsset, addresses: list[str]) -> int:
+        """Total balance of ``asset`` held by ``addresses``, at the block the watcher reached
+        (Ethereum) or the node's tip (Bitcoin family: scantxoutset)."""
+        if asset.chain in self.w3:
+            w3 = self.w3[asset.chain]
+            tip = self.store.tip(asset.chain)
+            block: Any = tip[0] if tip else "latest"
+            total = 0
+            for address in addresses:
+                checksum = w3.to_checksum_address(address)
+                if asset.native:
+                    total += int(await w3.eth.get_balance(checksum, block))
+                else:
+                    data = b"\x70\xa0\x82\x31" + bytes(12) + bytes.fromhex(checksum[2:])
+                    out = await w3.eth.call(
+                        {"to": w3.to_checksum_address(asset.contract), "data": data}, block
+                    )  # type: ignore[typeddict-item]
+                    total += int.from_bytes(bytes(out), "big")
+            return total
+        descriptors = [f"addr({a})" for a in addresses]
+        scan = await self.rpc[asset.chain].call("scantxoutset", "start", descriptors)
+        return sum(to_sats(u["amount"]) for u in scan["unspents"])
+
+    def hot_addresses(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for name, node in self.config.nodes.items():
+            signer = self.signers.get(name)
+            address = getattr(signer, "address", "") or node.hot_address
+            if address:
+                out[name] = [address]
+        return out
+
+    async def reconcile(self, balances: Any) -> list[AssetReconciliation]:
+        return await reconcile(
+            self.registry, self.store, balances, self.on_chain, self.hot_addresses()
+        )
+
+    async def close(self) -> None:
+        for rpc in self.rpc.values():
+            await rpc.close()
+        for w3 in self.w3.values():
+            await w3.provider.disconnect()
+        self.store.close()
+
+
+__all__ = ["Custody", "DepositAddress", "node_submitter", "transfer_calldata"]

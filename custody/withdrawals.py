@@ -1,0 +1,199 @@
+"""Withdrawal requests: validation, per-account 24 h limits, the engine hold, and settlement.
+
+The flow (DESIGN.md): a request is validated here (asset, address for its chain, dust, limit,
+id), recorded in the custody store, then journaled as ``WithdrawRequest`` so the engine holds
+the funds; a signer (`custody.signer`) sends it and reports the outcome as ``WithdrawResult``
+through the journal: success settles the hold, failure releases it. Every refusal names a
+stable code and leaves no hold behind.
+
+Ordering for crash safety: the request row (with its destination) is written *before* the
+engine hold, so a hold can never exist without a destination; `recover` finishes a request
+interrupted between the two by asking the engine which withdrawals it holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+import structlog
+
+from custody.addresses import InvalidAddress, validate_address
+from custody.assets import AssetRegistry
+from custody.store import CustodyStore, WithdrawalRow
+from engine.schema import (
+    MAX_AMOUNT_ATOMS,
+    CommandRejected,
+    Event,
+    Reject,
+    WithdrawalHeld,
+    WithdrawalSettled,
+    WithdrawRequest,
+    WithdrawResult,
+)
+
+log = structlog.get_logger(__name__)
+
+DAY_NS = 86_400 * 1_000_000_000
+
+Submit = Callable[[WithdrawRequest | WithdrawResult], Awaitable[Sequence[Event]]]
+
+# Withdrawal statuses in the custody store, in order of progress.
+REQUESTED, HELD, SIGNED, BROADCAST, MINED = "requested", "held", "signed", "broadcast", "mined"
+SETTLED, FAILED, REJECTED = "settled", "failed", "rejected"
+OPEN_STATUSES = (HELD, SIGNED, BROADCAST, MINED)
+
+
+class WithdrawalRejected(ValueError):
+    """A refused request; ``code`` is stable (API error mapping), ``message`` says why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class WithdrawalDesk:
+    def __init__(
+        self,
+        registry: AssetRegistry,
+        store: CustodyStore,
+        submit: Submit,
+        *,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.submit = submit
+        self.clock = clock
+
+    async def request(
+        self,
+        account_id: int,
+        asset_id: int,
+        amount_atoms: int,
+        address: str,
+        *,
+        withdrawal_id: int | None = None,
+    ) -> WithdrawalRow:
+        """Validate and hold a withdrawal; returns its row (status ``held``) or raises
+        `WithdrawalRejected`. ``withdrawal_id`` may come from the caller (idempotent client
+        retries are refused as duplicates) or is allocated here."""
+        asset = self.registry.asset(asset_id)
+        if asset is None:
+            raise WithdrawalRejected("UNKNOWN_ASSET", f"asset {asset_id} is not withdrawable")
+        spec = self.registry.chain_of(asset)
+        try:
+            destination = validate_address(spec, address)
+        except InvalidAddress as exc:
+            raise WithdrawalRejected(
+                "INVALID_ADDRESS", f"{asset.symbol} on {spec.name}: {exc}"
+            ) from None
+        if type(amount_atoms) is not int or not 0 < amount_atoms <= MAX_AMOUNT_ATOMS:
+            raise WithdrawalRejected(
+                "INVALID_AMOUNT", f"amount must be 1..{MAX_AMOUNT_ATOMS} atoms"
+            )
+        if amount_atoms < asset.min_withdrawal_atoms:
+            raise WithdrawalRejected(
+                "BELOW_MINIMUM",
+                f"{amount_atoms} atoms is below the {asset.symbol} minimum "
+                f"{asset.min_withdrawal_atoms} (dust)",
+            )
+        now = self.clock()
+        if asset.daily_limit_atoms:
+            used = self.store.withdrawn_since(account_id, asset_id, now - DAY_NS)
+            if used + amount_atoms > asset.daily_limit_atoms:
+                raise WithdrawalRejected(
+                    "LIMIT_EXCEEDED",
+                    f"24h limit {asset.daily_limit_atoms} atoms: {used} used, "
+                    f"{amount_atoms} requested",
+                )
+        if withdrawal_id is None:
+            withdrawal_id = self.store.next_withdrawal_id()
+        elif withdrawal_id < 1:
+            raise WithdrawalRejected("INVALID_WITHDRAWAL_ID", "withdrawal ids start at 1")
+        elif self.store.withdrawal(withdrawal_id) is not None:
+            raise WithdrawalRejected(
+                "DUPLICATE_WITHDRAWAL", f"withdrawal id {withdrawal_id} exists"
+            )
+        row = WithdrawalRow(
+            withdrawal_id,
+            account_id,
+            asset_id,
+            amount_atoms,
+            destination,
+            spec.name,
+            REQUESTED,
+            now,
+            now,
+            "",
+            "",
+            0,
+            0,
+        )
+        self.store.add_withdrawal(row)
+        return await self._hold(row)
+
+    async def _hold(self, row: WithdrawalRow) -> WithdrawalRow:
+        events = await self.submit(
+            WithdrawRequest(
+                withdrawal_id=row.withdrawal_id,
+                account_id=row.account_id,
+                asset_id=row.asset_id,
+                amount_atoms=row.atoms,
+            )
+        )
+        rejected = next((e for e in events if isinstance(e, CommandRejected)), None)
+        now = self.clock()
+        if rejected is not None or not any(isinstance(e, WithdrawalHeld) for e in events):
+            reason = Reject(rejected.reason).name if rejected is not None else "NOT_HELD"
+            self.store.update_withdrawal(row.withdrawal_id, now, status=REJECTED, detail=reason)
+            log.info("withdrawal_rejected", withdrawal_id=row.withdrawal_id, reason=reason)
+            raise WithdrawalRejected(reason, f"the engine refused withdrawal {row.withdrawal_id}")
+        self.store.update_withdrawal(row.withdrawal_id, now, status=HELD)
+        log.info(
+            "withdrawal_held",
+            withdrawal_id=row.withdrawal_id,
+            account=row.account_id,
+            asset=row.asset_id,
+            atoms=row.atoms,
+            address=row.address,
+        )
+        held = self.store.withdrawal(row.withdrawal_id)
+        assert held is not None
+        return held
+
+    async def recover(self, engine_pending: set[int]) -> None:
+        """After a restart: finish requests interrupted between the store and the engine.
+        ``engine_pending`` is the engine's pending withdrawal ids (its state image)."""
+        for row in self.store.withdrawals(REQUESTED):
+            if row.withdrawal_id in engine_pending:
+                self.store.update_withdrawal(row.withdrawal_id, self.clock(), status=HELD)
+            else:
+                with contextlib.suppress(WithdrawalRejected):
+                    await self._hold(row)
+
+    async def settle(self, withdrawal_id: int, success: bool, detail: str = "") -> None:
+        """Report the outcome through the journal: success settles, failure releases the hold.
+        Re-reporting an already settled withdrawal (crash after the journal write) is a no-op."""
+        events = await self.submit(WithdrawResult(withdrawal_id=withdrawal_id, success=success))
+        rejected = next((e for e in events if isinstance(e, CommandRejected)), None)
+        if rejected is not None and rejected.reason != Reject.UNKNOWN_WITHDRAWAL:
+            raise RuntimeError(
+                f"WithdrawResult {withdrawal_id} refused: {Reject(rejected.reason).name}"
+            )
+        assert rejected is not None or any(isinstance(e, WithdrawalSettled) for e in events)
+        self.store.update_withdrawal(
+            withdrawal_id, self.clock(), status=SETTLED if success else FAILED, detail=detail
+        )
+        if success:
+            log.info("withdrawal_settled", withdrawal_id=withdrawal_id)
+        else:
+            log.warning("withdrawal_failed", withdrawal_id=withdrawal_id, detail=detail)
+
+    def status(self, withdrawal_id: int) -> WithdrawalRow | None:
+        return self.store.withdrawal(withdrawal_id)
+
+    def history(self, account_id: int) -> list[WithdrawalRow]:
+        return [w for w in self.store.withdrawals() if w.account_id == account_id]

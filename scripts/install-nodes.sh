@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install the blockchain nodes the custody tests run against (DESIGN.md: real parts):
+#   - anvil (Foundry's local Ethereum node) from the npm package that ships its binary,
+#     into the project-local .tools/ (not on PATH; tests find it there or via $ANVIL_BIN);
+#   - litecoind + litecoin-cli (Debian's litecoind package: Bitcoin Core's codebase and RPC).
+# Idempotent and quick when both are present. Exits non-zero if either cannot be installed:
+# the tests fail, never skip, without their nodes.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+ANVIL_PKG="@foundry-rs/anvil-linux-amd64"
+ANVIL_VERSION="${ANVIL_VERSION:-1.7.1}"
+ANVIL_BIN=".tools/node_modules/${ANVIL_PKG}/bin/anvil"
+
+if [[ -x "$ANVIL_BIN" ]] && "$ANVIL_BIN" --version 2>/dev/null | grep -q "$ANVIL_VERSION"; then
+  echo "install-nodes: anvil ${ANVIL_VERSION} present (${ANVIL_BIN})"
+else
+  command -v npm >/dev/null || { echo "install-nodes: ERROR: npm is required for anvil" >&2; exit 1; }
+  mkdir -p .tools
+  npm install --prefix .tools --no-audit --no-fund --no-save "${ANVIL_PKG}@${ANVIL_VERSION}" >/dev/null
+  chmod +x "$ANVIL_BIN"
+  "$ANVIL_BIN" --version | head -1
+fi
+
+if command -v litecoind >/dev/null && command -v litecoin-cli >/dev/null; then
+  echo "install-nodes: litecoind present ($(command -v litecoind))"
+else
+  SUDO=""
+  [[ "$(id -u)" == 0 ]] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq litecoind >/dev/null
+  litecoind --version | head -1
+fi

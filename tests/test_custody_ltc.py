@@ -1,0 +1,208 @@
+"""Custody on the Bitcoin family against a real litecoind in regtest: deposits (confirmations,
+reorg before N via invalidateblock, deep reorg alert), withdrawals signed with bitcoinlib
+(success with change, failure releasing the hold), reconciliation after every scenario and
+the `kootabase custody reconcile` command."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from custody.scanner import DeepReorg, WatcherHalted
+from custody.withdrawals import WithdrawalRejected
+from engine.service import LTC
+from tests.custody_nodes import CONFIRMATIONS, LTC_CHAIN, Env, Litecoind, make_env, run_litecoind
+
+SAT = 1
+COIN = 100_000_000
+
+
+@pytest.fixture(scope="module")
+def ltc() -> Iterator[Litecoind]:
+    with run_litecoind() as node:
+        yield node
+
+
+@pytest.fixture
+def env(request: pytest.FixtureRequest, tmp_path: Path, ltc: Litecoind) -> Iterator[Env]:
+    e = make_env(tmp_path, request.node.name, ltc=ltc)
+    yield e
+    asyncio.run(e.custody.close())
+    e.node.close(snapshot=False)
+
+
+def test_deposit_confirmations_and_shallow_reorg(env: Env, ltc: Litecoind) -> None:
+    async def scenario() -> None:
+        c = env.custody
+        addr = c.deposit_address(1, LTC)
+        assert addr.address.startswith("rltc1q")
+        txid = ltc.send(addr.address, "1.25")
+        [block] = ltc.mine(1)
+        await c.poll()
+        [dep] = c.store.deposits(LTC_CHAIN)
+        assert dep.status == "pending" and dep.key.startswith(f"{LTC_CHAIN}:{txid}:")
+        await env.assert_reconciled()
+        # reorg before N: the deposit's block is replaced by empty blocks
+        ltc.rpc("invalidateblock", block)
+        ltc.mine_empty(2)
+        report = await c.poll()
+        assert report[LTC_CHAIN].rolled_back == 1
+        assert [d.status for d in c.store.deposits(LTC_CHAIN)] == ["orphaned"]
+        ltc.mine_empty(CONFIRMATIONS)
+        await c.poll()
+        assert env.balance(1, LTC) == (0, 0)  # never credited while off the chain
+        await env.assert_reconciled()
+        # the transaction comes back (same txid, same vout): credited once after N
+        ltc.mine(1)
+        await c.poll()
+        assert env.balance(1, LTC) == (0, 0)
+        ltc.mine(CONFIRMATIONS - 1)
+        await c.poll()
+        assert env.balance(1, LTC) == (125_000_000, 0)
+        ltc.mine(2)
+        await c.poll()
+        assert env.balance(1, LTC) == (125_000_000, 0)
+        assert [d.status for d in c.store.deposits(LTC_CHAIN)] == ["credited"]
+        await env.assert_reconciled()
+
+    asyncio.run(scenario())
+
+
+def test_deep_reorg_is_an_operator_alert(env: Env, ltc: Litecoind) -> None:
+    async def scenario() -> None:
+        c = env.custody
+        addr = c.deposit_address(2, LTC).address
+        ltc.send(addr, "0.5")
+        blocks = ltc.mine(CONFIRMATIONS)
+        await c.poll()
+        assert env.balance(2, LTC) == (50_000_000, 0)
+        ltc.rpc("invalidateblock", blocks[0])  # removes a block with N confirmations
+        ltc.mine_empty(CONFIRMATIONS + 1)
+        with pytest.raises(DeepReorg):
+            await c.poll()
+        [(alert_id, chain, kind, detail)] = c.store.open_alerts()
+        assert chain == LTC_CHAIN and kind == "deep_reorg" and "depth 3" in detail
+        with pytest.raises(WatcherHalted):
+            await c.poll()
+        ltc.mine(CONFIRMATIONS)  # the deposit is mined again on the new chain
+        await c.scanners[LTC_CHAIN].resolve_deep_reorg(alert_id)
+        await c.poll()
+        assert env.balance(2, LTC) == (50_000_000, 0)  # not credited twice
+        await env.assert_reconciled()
+
+    asyncio.run(scenario())
+
+
+def test_withdrawals_success_failure_and_bad_input(env: Env, ltc: Litecoind) -> None:
+    async def scenario() -> None:
+        c = env.custody
+        signer = c.signers[LTC_CHAIN]
+        ltc.send(signer.address, "3")  # the operator's float
+        c.store.add_treasury(LTC_CHAIN, LTC, 3 * COIN, "test float", 0)
+        ltc.send(c.deposit_address(1, LTC).address, "6")
+        ltc.mine(CONFIRMATIONS)
+        await c.poll()
+        assert env.balance(1, LTC) == (6 * COIN, 0)
+        outside = str(ltc.rpc("getnewaddress", "", "bech32", wallet="miner"))
+        for args, code in [
+            ((1, LTC, COIN, "ltc1q05fktjrqrr5ze7ntzukj0g0wrj5he0xm3jae59"), "INVALID_ADDRESS"),
+            ((1, LTC, COIN, "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"), "INVALID_ADDRESS"),
+            (
+                (1, LTC, COIN, outside[:-1] + ("q" if outside[-1] != "q" else "p")),
+                "INVALID_ADDRESS",
+            ),
+            ((1, LTC, 9_999, outside), "BELOW_MINIMUM"),
+            ((1, LTC, 7 * COIN, outside), "INSUFFICIENT_FUNDS"),
+            ((1, 42, COIN, outside), "UNKNOWN_ASSET"),
+        ]:
+            with pytest.raises(WithdrawalRejected) as err:
+                await c.request_withdrawal(*args)
+            assert err.value.code == code, (args, err.value)
+        assert env.balance(1, LTC) == (6 * COIN, 0)
+
+        ok = await c.request_withdrawal(1, LTC, COIN, outside)
+        await c.poll()
+        w = c.withdrawal(ok.withdrawal_id)
+        assert w.status == "broadcast"
+        tx = ltc.rpc("getrawtransaction", w.txid, True)
+        paid = [
+            o
+            for o in tx["vout"]
+            if o["scriptPubKey"].get("addresses") == [outside]
+            or o["scriptPubKey"].get("address") == outside
+        ]
+        assert len(paid) == 1 and int(paid[0]["value"] * COIN) == COIN
+        assert len(tx["vout"]) == 2  # change back to the hot address
+        ltc.mine(1)
+        await c.poll()
+        assert c.withdrawal(ok.withdrawal_id).status == "mined"
+        await env.assert_reconciled()  # in flight + fee explain the difference
+        ltc.mine(CONFIRMATIONS - 1)
+        await c.poll()
+        assert c.withdrawal(ok.withdrawal_id).status == "settled"
+        assert env.balance(1, LTC) == (5 * COIN, 0)
+
+        # the hot wallet (about 2 LTC left) cannot pay 4.5 LTC: failure releases the hold
+        big = await c.request_withdrawal(1, LTC, 450_000_000, outside)
+        assert env.balance(1, LTC) == (50_000_000, 450_000_000)
+        await c.poll()
+        assert c.withdrawal(big.withdrawal_id).status == "failed"
+        assert env.balance(1, LTC) == (5 * COIN, 0)
+        await env.assert_reconciled()
+
+    asyncio.run(scenario())
+
+
+def test_reconcile_command(tmp_path: Path, ltc: Litecoind) -> None:
+    """`kootabase custody reconcile` from a data directory: replays the journal into the
+    ledger, reads the chain, prints per-asset figures, exits 0 when all is explained."""
+    from gateway.cli import main
+
+    env = make_env(tmp_path, "reconcile-cli", ltc=ltc)
+    node_cfg = env.custody.config.nodes[LTC_CHAIN]
+
+    async def deposit() -> None:
+        ltc.send(env.custody.deposit_address(3, LTC).address, "0.3")
+        ltc.send(env.custody.deposit_address(3, LTC).address, "0.2")
+        ltc.mine(CONFIRMATIONS)
+        await env.custody.poll()
+        ltc.send(env.custody.deposit_address(2, LTC).address, "0.1")  # unconfirmed, not mined
+        ltc.mine(1)
+        await env.custody.poll()
+        await env.custody.close()
+
+    asyncio.run(deposit())
+    env.node.close()
+    (tmp_path / "custody.toml").write_text(f"""
+store = "custody.sqlite"
+[[chain]]
+name = "{LTC_CHAIN}"
+kind = "bitcoin"
+hrp = "rltc"
+confirmations = {CONFIRMATIONS}
+rpc_url = "{node_cfg.rpc_url}"
+rpc_user = "kootabase"
+rpc_password = "kootabase"
+xpub = "{node_cfg.xpub}"
+bitcoinlib_network = "litecoin_testnet"
+[[asset]]
+asset_id = {LTC}
+symbol = "LTC"
+chain = "{LTC_CHAIN}"
+chain_decimals = 8
+engine_decimals = 8
+""")
+    code = main(
+        [
+            "custody",
+            "reconcile",
+            "--data-dir",
+            str(tmp_path),
+            "--journal",
+            str(tmp_path / "engine" / "journal"),
+        ]
+    )
+    assert code == 0
