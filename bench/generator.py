@@ -93,6 +93,8 @@ class Generator:
         self.counting = False  # rejections count only in the stream
         self.stats = _Stats()
         self.target = 0
+        self.last_price: dict[int, int] = {}
+        """Ticks of each market's last trade, as the scratch engine reported it."""
 
     # -- records ---------------------------------------------------------------------------
 
@@ -121,7 +123,9 @@ class Generator:
         book = self.book
         for event in events:
             if isinstance(event, Trade):
-                lots = event.qty_atoms // self.by_id[event.market_id].lot_atoms
+                spec = self.by_id[event.market_id]
+                self.last_price[event.market_id] = event.price_atoms // spec.tick_atoms
+                lots = event.qty_atoms // spec.lot_atoms
                 for order_id in (event.maker_order_id, event.taker_order_id):
                     if order_id in book:
                         book.reduce(order_id, lots)
@@ -219,14 +223,18 @@ class Generator:
 
     # -- commands --------------------------------------------------------------------------
 
-    def place_passive(self, m: MarketSpec, side: int, kind: str | None, skew: float = 1.0) -> None:
+    def place_passive(
+        self, m: MarketSpec, side: int, kind: str | None, skew: float = 1.0, iceberg: bool = False
+    ) -> None:
         price = self.passive_price(m, side, skew)
         lots = self.rng.randint(1, m.max_lots)
         account = self.account()
+        display = max(1, lots // 3) * m.lot_atoms if iceberg and lots >= 2 else 0
         order_id = self.emit(
             PlaceOrder(account_id=account, market_id=m.market_id, side=side,
                        order_type=OrderType.LIMIT, time_in_force=TimeInForce.GTC,
-                       price_atoms=price * m.tick_atoms, qty_atoms=lots * m.lot_atoms),
+                       price_atoms=price * m.tick_atoms, qty_atoms=lots * m.lot_atoms,
+                       display_qty_atoms=display),
             kind,
         )  # fmt: skip
         self.book.add(order_id, OpenOrder(account, m.market_id, side, price, lots))
@@ -271,6 +279,40 @@ class Generator:
         if kind == "gtc_marketable":  # rests with what the fills leave (synced below)
             self.book.add(order_id, OpenOrder(account, m.market_id, side, price, lots))
         self.flush()
+        return True
+
+    def place_conditional(self, m: MarketSpec) -> bool:
+        """A stop or take-profit a few ticks from the last trade price (not yet reached), so
+        that it fires as the price wanders. Triggered limit orders that rest are not in the
+        model (the model only follows what it can cancel); they are consumed like any maker."""
+        last = self.last_price.get(m.market_id)
+        if last is None:
+            return False
+        rng = self.rng
+        side = rng.randrange(2)
+        away = 1 + rng.randrange(max(2, m.half_range // 50))
+        kind = rng.choice([OrderType.STOP_MARKET, OrderType.STOP_LIMIT,
+                           OrderType.TAKE_PROFIT_LIMIT])  # fmt: skip
+        rises = (kind == OrderType.STOP_MARKET or kind == OrderType.STOP_LIMIT) == (side == 0)
+        stop = last + away if rises else max(1, last - away)
+        lots = rng.randint(1, m.max_lots)
+        price = qty = quote = 0
+        if kind == OrderType.STOP_MARKET:
+            if side == Side.BUY:
+                quote = stop * lots * m.qtl
+            else:
+                qty = lots * m.lot_atoms
+        else:
+            qty = lots * m.lot_atoms
+            price = stop + 2 if side == Side.BUY else max(1, stop - 2)
+        tif = TimeInForce.GTC if kind != OrderType.STOP_MARKET else TimeInForce.IOC
+        self.emit(
+            PlaceOrder(account_id=self.account(), market_id=m.market_id, side=side,
+                       order_type=kind, time_in_force=tif, price_atoms=price * m.tick_atoms,
+                       qty_atoms=qty, quote_qty_atoms=quote,
+                       stop_price_atoms=stop * m.tick_atoms),
+            "conditional",
+        )  # fmt: skip
         return True
 
     def cancel(self) -> bool:

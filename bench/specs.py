@@ -125,3 +125,10 @@ MIX_B: dict[str, float] = {
     "market_buy": 0.03, "market_buy_quote": 0.03, "cancel": 0.25, "amend_price": 0.10,
     "amend_qty": 0.05,
 }  # fmt: skip
+"""The core issue's crypto mix (before conditional orders and icebergs existed)."""
+MIX_B_ISSUE3: dict[str, float] = {
+    **{kind: share * 0.85 for kind, share in MIX_B.items()},
+    "conditional": 0.10, "iceberg": 0.05,
+}  # fmt: skip
+"""Issue 3: the same mix scaled to 85 %, plus 10 % conditional orders (stop-market, stop-limit
+and take-profit around the last trade price) and 5 % iceberg limit orders."""

@@ -27,6 +27,11 @@ touch), then a stream of
 - 25 % cancels,
 - 15 % amends: 10 % price moves (same side, non-crossing), 5 % quantity decreases (priority kept).
 
+Since issue 3 those shares are scaled to 85 % and the stream adds 10 % conditional orders
+(stop-market sells by quantity and buys by quote budget, stop-limit and take-profit-limit,
+triggers a few ticks from the last trade price, so they fire as the price wanders) and 5 %
+iceberg limit orders (passive, a third of the size displayed).
+
 Why a scratch engine: every generated cancel or amend must target an order that is still
 open, otherwise the benchmark would time the reject path. Passive orders, cancels and moves
 have a known effect, so the generator applies them to its `BookModel` at once; which makers a
@@ -49,7 +54,7 @@ from bench.specs import (
     BTC_USDT_DEEP,
     DEEP_SKEW,
     MIX_A,
-    MIX_B,
+    MIX_B_ISSUE3,
     SOL_USDT_DEEP,
     Record,
     Workload,
@@ -107,9 +112,14 @@ def workload_b(
     # (about 0.4 of a maker's mean size: many fills are partial)
     consume = 0.4
     for _ in range(commands):
-        kind = pick(gen.rng, MIX_B)
+        kind = pick(gen.rng, MIX_B_ISSUE3)
         m = gen.market()
-        if kind == "gtc":
+        if kind == "conditional":
+            done = gen.place_conditional(m)
+        elif kind == "iceberg":
+            gen.place_passive(m, gen.rng.randrange(2), "iceberg", DEEP_SKEW, iceberg=True)
+            done = True
+        elif kind == "gtc":
             gen.place_passive(m, gen.rng.randrange(2), "gtc", DEEP_SKEW)
             done = True
         elif kind == "cancel":

@@ -25,7 +25,7 @@ from typing import Final
 
 import msgspec
 
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
 """Bumped whenever an encoded command or event changes meaning; recorded in snapshots."""
 
 MAX_AMOUNT_ATOMS: Final = (1 << 62) - 1
@@ -36,6 +36,11 @@ MAX_CLIENT_ORDER_ID: Final = (1 << 63) - 1
 """Client order ids are non-negative int64 values; 0 means none."""
 MAX_FEE_PPM: Final = 100_000
 """10 %: a bound that keeps amount + fee inside int64 and catches a fee typed in basis points."""
+BPS: Final = 10_000
+"""Basis points per whole: price bands, market protection and trailing deltas are in bps."""
+MAX_BAND_BPS: Final = 10_000
+"""Price band and market protection bound: 100 % (a band of 0 is off)."""
+MAX_TRAILING_DELTA_BPS: Final = 9_999
 SYSTEM_ACCOUNT: Final = 0
 """Account 0 is the exchange itself: it owns the fee and custody buckets."""
 
@@ -50,12 +55,54 @@ class OrderType(enum.IntEnum):
     MARKET = 1
     LIMIT_MAKER = 2
     """Post-only: rejected (TAKER_NOT_ALLOWED) if any part would take liquidity on arrival."""
+    STOP_MARKET = 3
+    """Conditional: a market order once the last trade price reaches ``stop_price_atoms``
+    (buy: last >= stop; sell: last <= stop)."""
+    STOP_LIMIT = 4
+    """Conditional: a limit order at ``price_atoms`` once the stop condition holds."""
+    TAKE_PROFIT_MARKET = 5
+    """Conditional: a market order once the last trade price reaches ``stop_price_atoms`` from
+    the other side (buy: last <= stop; sell: last >= stop)."""
+    TAKE_PROFIT_LIMIT = 6
+    TRAILING_STOP_MARKET = 7
+    """Conditional: a stop whose trigger trails the best last price since placement by
+    ``trailing_delta_bps`` (sell: peak - delta; buy: trough + delta)."""
+    TRAILING_STOP_LIMIT = 8
+    """Trailing stop entering as a limit order ``limit_offset_atoms`` beyond the trigger,
+    bounded by ``price_atoms`` (buy: at most; sell: at least)."""
+
+
+CONDITIONAL_TYPES: Final = frozenset(range(3, 9))
+LIMIT_CONDITIONAL_TYPES: Final = frozenset({4, 6, 8})
 
 
 class TimeInForce(enum.IntEnum):
     GTC = 0
     IOC = 1
     FOK = 2
+    GTD = 3
+    """Good till date: rests like GTC until the first command whose journal timestamp is at or
+    after ``expire_at_ns``, which expires it first (OrderExpired GTD)."""
+
+
+class StpMode(enum.IntEnum):
+    """Self-trade prevention, chosen by the taker: what happens when it meets its own maker."""
+
+    NONE = 0
+    EXPIRE_TAKER = 1
+    EXPIRE_MAKER = 2
+    EXPIRE_BOTH = 3
+    DECREMENT = 4
+    """Both orders shrink by the overlap; an order brought to zero expires."""
+
+
+class MarketState(enum.IntEnum):
+    OPEN = 0
+    HALTED = 1
+    """Nothing matches; new orders and amends are rejected; cancels work."""
+    CANCEL_ONLY = 2
+    POST_ONLY = 3
+    """Only resting limit orders that take nothing are accepted."""
 
 
 class Bucket(enum.IntEnum):
@@ -86,6 +133,8 @@ class CancelReason(enum.IntEnum):
     USER = 0
     CANCEL_ALL = 1
     AMEND_FAILED = 2
+    DEAD_MANS_SWITCH = 3
+    DISCONNECT = 4
 
 
 class ExpireReason(enum.IntEnum):
@@ -98,6 +147,11 @@ class ExpireReason(enum.IntEnum):
     """Market buy by quote amount: the rest of the budget cannot buy one more lot."""
     MAX_FILLS = 4
     """A taker stopped after ``MAX_FILLS_PER_ORDER`` fills (an explicit bound on one command)."""
+    GTD = 5
+    """A GTD order's expiry time was reached (journal time)."""
+    SELF_TRADE_PREVENTED = 6
+    PRICE_PROTECTION = 7
+    """A market order reached the market's protection price; the rest expires."""
 
 
 class Reject(enum.IntEnum):
@@ -141,6 +195,24 @@ class Reject(enum.IntEnum):
     """A fee rate outside 0..MAX_FEE_PPM."""
     INVALID_CLIENT_ORDER_ID = 31
     INVALID_ASSET_SPEC = 32
+    MARKET_HALTED = 33
+    MARKET_CANCEL_ONLY = 34
+    MARKET_POST_ONLY = 35
+    """The market is post-only and the order could take liquidity (or is not a resting type)."""
+    PRICE_OUTSIDE_BAND = 36
+    ORDER_TOO_LARGE = 37
+    """Quantity above the market's ``max_order_qty_atoms``."""
+    INVALID_STP_MODE = 38
+    INVALID_EXPIRY = 39
+    """GTD without a future ``expire_at_ns``, or an expiry on another time in force."""
+    INVALID_STOP_PRICE = 40
+    """Stop price missing, off the tick, given to a non-stop type, or already reached."""
+    INVALID_TRAILING_DELTA = 41
+    INVALID_DISPLAY_QTY = 42
+    """Iceberg display quantity off the lot, not below the quantity, or on a non-resting type."""
+    INVALID_MARKET_STATE = 43
+    NO_REFERENCE_PRICE = 44
+    """A trailing stop needs a last trade price to trail."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,6 +244,36 @@ class CreateMarket(_Command):
     min_notional_atoms: int
     maker_fee_ppm: int
     taker_fee_ppm: int
+    price_band_bps: int = 0
+    """Limit prices further than this from the reference price are refused; 0 = off."""
+    market_protection_bps: int = 0
+    """A market order stops this far beyond the best price at its arrival; 0 = off."""
+    max_order_qty_atoms: int = 0
+    """Largest quantity of one order; 0 = no limit."""
+
+
+class SetMarketState(_Command):
+    market_id: int
+    state: int
+
+
+class Tick(_Command):
+    """Injected by the sequencer when idle: carries journal time only, so GTD expiries and
+    dead-man's switches fire on time without any other command."""
+
+
+class SetDeadMansSwitch(_Command):
+    """Cancel all the account's orders at the first command at or after ``fire_at_ns`` unless
+    this command is sent again with a later time; 0 disarms."""
+
+    account_id: int
+    fire_at_ns: int
+
+
+class CancelOnDisconnect(_Command):
+    """The gateway lost the account's session (journaled so replay cancels the same orders)."""
+
+    account_id: int
 
 
 class CreateAccount(_Command):
@@ -215,6 +317,18 @@ class PlaceOrder(_Command):
     client_order_id: int = 0
     """Chosen by the client, unique among the account's open orders; 0 = none; at most
     MAX_CLIENT_ORDER_ID."""
+    stop_price_atoms: int = 0
+    """STOP_* / TAKE_PROFIT_* trigger price; 0 otherwise."""
+    trailing_delta_bps: int = 0
+    """TRAILING_STOP_* only: 1..MAX_TRAILING_DELTA_BPS."""
+    limit_offset_atoms: int = 0
+    """TRAILING_STOP_LIMIT only: the limit lies this far beyond the trigger (multiple of tick)."""
+    display_qty_atoms: int = 0
+    """Iceberg: the visible slice (LIMIT, GTC or GTD); 0 = everything visible."""
+    expire_at_ns: int = 0
+    """GTD only: journal time at which the order expires."""
+    stp_mode: int = 0
+    """StpMode of this order when it takes liquidity."""
 
 
 class CancelOrder(_Command):
@@ -259,6 +373,10 @@ Command = (
     | CancelOrder
     | AmendOrder
     | CancelAll
+    | SetMarketState
+    | Tick
+    | SetDeadMansSwitch
+    | CancelOnDisconnect
 )
 
 
@@ -287,6 +405,27 @@ class MarketCreated(_Event):
     min_notional_atoms: int
     maker_fee_ppm: int
     taker_fee_ppm: int
+    price_band_bps: int = 0
+    market_protection_bps: int = 0
+    max_order_qty_atoms: int = 0
+
+
+class MarketStateChanged(_Event):
+    market_id: int
+    state: int
+
+
+class DeadMansSwitchSet(_Event):
+    account_id: int
+    fire_at_ns: int
+    """0 = disarmed."""
+
+
+class DeadMansSwitchFired(_Event):
+    """Followed by OrderCancelled(DEAD_MANS_SWITCH) for each of the account's open orders."""
+
+    account_id: int
+    fire_at_ns: int
 
 
 class AccountCreated(_Event):
@@ -314,6 +453,12 @@ class OrderAccepted(_Event):
     quote_qty_atoms: int
     hold_atoms: int
     """Atoms moved to HELD_ORDERS for this order (quote for buys, base for sells)."""
+    stop_price_atoms: int = 0
+    trailing_delta_bps: int = 0
+    limit_offset_atoms: int = 0
+    display_qty_atoms: int = 0
+    expire_at_ns: int = 0
+    stp_mode: int = 0
 
 
 class OrderRejected(_Event):
@@ -342,6 +487,41 @@ class Trade(_Event):
     taker_side: int
     maker_fee_atoms: int
     taker_fee_atoms: int
+
+
+class SelfTradePrevented(_Event):
+    """The taker met a resting order of its own account; no trade. What happens next (which
+    order expires or shrinks) follows from ``stp_mode`` and is reported by its own events."""
+
+    market_id: int
+    account_id: int
+    taker_order_id: int
+    maker_order_id: int
+    qty_atoms: int
+    """The quantity that would have traded (for a quote-bounded taker: the maker's open qty)."""
+    stp_mode: int
+
+
+class OrderTriggered(_Event):
+    """A conditional order's condition held: it now enters as a taker (same order id)."""
+
+    order_id: int
+    account_id: int
+    market_id: int
+    trigger_price_atoms: int
+    last_price_atoms: int
+    price_atoms: int
+    """The limit it enters with (0 = market)."""
+
+
+class IcebergRefreshed(_Event):
+    """The visible slice of an iceberg was filled: a new slice joins the back of its level."""
+
+    order_id: int
+    market_id: int
+    price_atoms: int
+    visible_qty_atoms: int
+    hidden_qty_atoms: int
 
 
 class OrderCancelled(_Event):
@@ -413,6 +593,12 @@ Event = (
     | OrderCancelled
     | OrderExpired
     | OrderAmended
+    | SelfTradePrevented
+    | OrderTriggered
+    | IcebergRefreshed
+    | MarketStateChanged
+    | DeadMansSwitchSet
+    | DeadMansSwitchFired
     | WithdrawalHeld
     | WithdrawalSettled
     | Posting
@@ -452,6 +638,9 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     max_open_orders_per_account: int = 1_000
     max_fills_per_order: int = 1_000
     """A taker stops (OrderExpired MAX_FILLS) after this many fills: bounds one command's work."""
+    max_triggers_per_command: int = 16
+    """Conditional orders fired by one command at most (bounds a trigger cascade); others whose
+    condition held stay pending and are evaluated again after the market's next trades."""
 
 
 class AssetImage(msgspec.Struct, frozen=True, array_like=True):
@@ -475,6 +664,12 @@ class MarketImage(msgspec.Struct, frozen=True, array_like=True):
     maker_fee_ppm: int
     taker_fee_ppm: int
     last_trade_id: int
+    state: int
+    price_band_bps: int
+    market_protection_bps: int
+    max_order_qty_atoms: int
+    last_price_atoms: int
+    """Price of the last trade, 0 before the first."""
 
 
 class BalanceImage(msgspec.Struct, frozen=True, array_like=True):
@@ -488,6 +683,8 @@ class AccountImage(msgspec.Struct, frozen=True, array_like=True):
     account_id: int
     balances: list[BalanceImage]
     """Ascending asset_id; only assets with a non-zero bucket."""
+    dead_mans_switch_ns: int = 0
+    """Armed dead-man's switch time, 0 = none."""
 
 
 class OrderImage(msgspec.Struct, frozen=True, array_like=True):
@@ -499,6 +696,41 @@ class OrderImage(msgspec.Struct, frozen=True, array_like=True):
     price_atoms: int
     qty_atoms: int
     """Open quantity."""
+    hold_atoms: int
+    client_order_id: int
+    time_in_force: int
+    expire_at_ns: int
+    stp_mode: int
+    display_qty_atoms: int
+    """Iceberg slice size, 0 = not an iceberg."""
+    visible_qty_atoms: int
+    """What market data shows (the current slice; = qty_atoms when not an iceberg); the rest
+    of qty_atoms is hidden."""
+
+
+class ConditionalOrderImage(msgspec.Struct, frozen=True, array_like=True):
+    """A conditional order waiting for its trigger (not in the book)."""
+
+    order_id: int
+    account_id: int
+    market_id: int
+    side: int
+    order_type: int
+    time_in_force: int
+    price_atoms: int
+    """Limit (STOP_LIMIT, TAKE_PROFIT_LIMIT) or limit bound (TRAILING_STOP_LIMIT); 0 = market."""
+    qty_atoms: int
+    quote_qty_atoms: int
+    """Market buys: the budget held."""
+    trigger_price_atoms: int
+    """Current trigger price (a trailing stop's moves with the market)."""
+    trailing_delta_bps: int
+    limit_offset_atoms: int
+    extreme_price_atoms: int
+    """Trailing stops: the peak (sell) or trough (buy) since placement; 0 otherwise."""
+    expire_at_ns: int
+    stp_mode: int
+    display_qty_atoms: int
     hold_atoms: int
     client_order_id: int
 
@@ -524,6 +756,8 @@ class StateImage(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     orders: list[OrderImage]
     """Book order: markets ascending; in each, bids best to worst then asks best to worst;
     within a price level, time priority."""
+    conditional_orders: list[ConditionalOrderImage]
+    """Ascending order_id."""
     pending_withdrawals: list[WithdrawalImage]
     """Ascending withdrawal_id."""
     withdrawal_ids: list[int]

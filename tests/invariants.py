@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 from engine.schema import (
     Bucket,
+    ConditionalOrderImage,
     Event,
     MarketImage,
     OrderImage,
@@ -28,12 +29,21 @@ def fee_atoms(notional_atoms: int, rate_ppm: int) -> int:
     return notional_atoms * rate_ppm // PPM
 
 
-def order_commitment_atoms(order: OrderImage, market: MarketImage, base_unit_atoms: int) -> int:
+def order_commitment_atoms(
+    order: OrderImage | ConditionalOrderImage, market: MarketImage, base_unit_atoms: int
+) -> int:
     """What an open order must hold: quote for a buy (notional plus worst-case fee), base for a
     sell. Computed with Python's unbounded ints, independently of the engines' overflow-safe
-    formula."""
+    formula.
+
+    An iceberg commits its whole open quantity (visible and hidden). A waiting conditional
+    order commits what it may spend once triggered: a sell its quantity; a market-kind buy
+    (price 0) its quote budget; a limit-kind buy the commitment of a limit at its price (for a
+    trailing stop limit: the bound, never exceeded by the limit it enters with)."""
     if order.side == Side.SELL:
         return order.qty_atoms
+    if isinstance(order, ConditionalOrderImage) and order.price_atoms == 0:
+        return order.quote_qty_atoms
     notional = order.price_atoms * order.qty_atoms // base_unit_atoms
     worst_ppm = max(market.maker_fee_ppm, market.taker_fee_ppm)
     return notional + fee_atoms(notional, worst_ppm)
@@ -99,6 +109,17 @@ def _check_books(image: StateImage, markets: dict[int, MarketImage]) -> None:
             assert coid not in open_client_ids, f"duplicate open client order id {coid}"
             open_client_ids.add(coid)
         open_per_account[order.account_id] += 1
+        visible = order.visible_qty_atoms
+        assert 0 < visible <= order.qty_atoms, f"visible slice out of range: {order}"
+        assert not order.display_qty_atoms or visible <= order.display_qty_atoms, order
+    for order in image.conditional_orders:
+        assert order.order_id not in seen_ids, f"order {order.order_id} listed twice"
+        seen_ids.add(order.order_id)
+        if order.client_order_id:
+            coid = (order.account_id, order.client_order_id)
+            assert coid not in open_client_ids, f"duplicate open client order id {coid}"
+            open_client_ids.add(coid)
+        open_per_account[order.account_id] += 1
     for market_id in markets:
         bid = best.get((market_id, Side.BUY))
         ask = best.get((market_id, Side.SELL))
@@ -113,7 +134,7 @@ def _check_holds_and_balances(
 ) -> None:
     base_unit_atoms = {asset.asset_id: 10**asset.decimals for asset in image.assets}
     held_by_orders: dict[tuple[int, int], int] = defaultdict(int)
-    for order in image.orders:
+    for order in [*image.orders, *image.conditional_orders]:
         market = markets[order.market_id]
         commitment = order_commitment_atoms(order, market, base_unit_atoms[market.base_asset_id])
         assert order.hold_atoms == commitment, (

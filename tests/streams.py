@@ -10,12 +10,14 @@ grid, zero, negative or beyond the engine's integer bounds.
 
 from __future__ import annotations
 
+import msgspec
 from hypothesis import strategies as st
 
 from engine.schema import (
     MAX_AMOUNT_ATOMS,
     AmendOrder,
     CancelAll,
+    CancelOnDisconnect,
     CancelOrder,
     Command,
     CreateAccount,
@@ -24,7 +26,10 @@ from engine.schema import (
     Deposit,
     OrderType,
     PlaceOrder,
+    SetDeadMansSwitch,
+    SetMarketState,
     Side,
+    Tick,
     TimeInForce,
     WithdrawRequest,
     WithdrawResult,
@@ -45,13 +50,22 @@ _ODD_INT = st.sampled_from([0, -1, -(10**6), MAX_AMOUNT_ATOMS, MAX_AMOUNT_ATOMS 
 
 
 @st.composite
-def setup_commands(draw: st.DrawFn) -> list[Command]:
+def setup_commands(draw: st.DrawFn, issue3: bool = False) -> list[Command]:
     commands: list[Command] = [
         CreateAsset(asset_id=BTC, symbol="BTC", decimals=8),
         CreateAsset(asset_id=USDT, symbol="USDT", decimals=6),
         CreateAsset(asset_id=ETH, symbol="ETH", decimals=18),
     ]
     for market_id, base, quote, tick, lot, _mid in MARKETS:
+        rules = (
+            {
+                "price_band_bps": draw(st.sampled_from([0, 0, 500, 2_000])),
+                "market_protection_bps": draw(st.sampled_from([0, 0, 300, 1_000])),
+                "max_order_qty_atoms": draw(st.sampled_from([0, 0, 10 * lot])),
+            }
+            if issue3
+            else {}
+        )
         commands.append(
             CreateMarket(
                 market_id=market_id,
@@ -63,6 +77,7 @@ def setup_commands(draw: st.DrawFn) -> list[Command]:
                 min_notional_atoms=draw(st.sampled_from([0, 0, 150, 1_000])),
                 maker_fee_ppm=draw(_FEE_PPM),
                 taker_fee_ppm=draw(_FEE_PPM),
+                **rules,
             )
         )
     for account_id in ACCOUNTS:
@@ -107,7 +122,7 @@ def _client_order_id(draw: st.DrawFn) -> int:
     return draw(st.sampled_from([0, 0, 0, 1, 2, 3, 7, -1]))
 
 
-def _place(draw: st.DrawFn) -> PlaceOrder:
+def _place(draw: st.DrawFn, issue3: bool) -> PlaceOrder:
     market_id, _base, _quote, tick, lot, mid = _market(draw)
     side = draw(st.sampled_from([Side.BUY, Side.SELL, Side.BUY, Side.SELL, 2]))
     order_type = draw(
@@ -124,6 +139,29 @@ def _place(draw: st.DrawFn) -> PlaceOrder:
         if side == Side.BUY and draw(st.booleans()):
             quote_qty = draw(st.integers(1, 3_000)) * draw(st.sampled_from([1, 1, 10, 1000]))
             qty = draw(st.sampled_from([0] * 20 + [lot]))
+    extra: dict[str, int] = {}
+    roll = draw(st.integers(0, 19)) if issue3 else 99
+    if roll < 6:  # conditional orders (issue 3)
+        order_type = draw(st.sampled_from(list(range(3, 9))))
+        tif = draw(st.sampled_from([TimeInForce.GTC] * 3 + [TimeInForce.IOC, TimeInForce.FOK]))
+        if order_type in (3, 5, 7):
+            price = draw(st.sampled_from([0] * 10 + [tick]))
+            if side == Side.BUY:
+                quote_qty = draw(st.integers(1, 3_000)) * draw(st.sampled_from([1, 10, 1000]))
+                qty = draw(st.sampled_from([0] * 10 + [lot]))
+        if order_type in (7, 8):
+            extra["trailing_delta_bps"] = draw(st.sampled_from([1, 50, 300, 1_000, 0, 10_000]))
+            if order_type == 8:
+                extra["limit_offset_atoms"] = draw(st.sampled_from([0, tick, 3 * tick, 5]))
+        else:
+            extra["stop_price_atoms"] = _value(draw, tick, max(1, mid - 8), mid + 8)
+    elif roll < 9:  # icebergs
+        extra["display_qty_atoms"] = _value(draw, lot, 1, 4)
+    if issue3 and draw(st.integers(0, 3)) == 0:
+        extra["stp_mode"] = draw(st.sampled_from([1, 2, 3, 4, 4, 5]))
+    if issue3 and draw(st.integers(0, 5)) == 0:
+        tif = TimeInForce.GTD
+        extra["expire_at_ns"] = draw(st.sampled_from([1, 3, 8, 20, -1])) * 1_000
     return PlaceOrder(
         account_id=_account(draw),
         market_id=market_id,
@@ -134,6 +172,7 @@ def _place(draw: st.DrawFn) -> PlaceOrder:
         qty_atoms=qty,
         quote_qty_atoms=quote_qty,
         client_order_id=_client_order_id(draw),
+        **extra,
     )
 
 
@@ -148,9 +187,16 @@ def _target(draw: st.DrawFn, placed: list[int]) -> tuple[int, int]:
 
 
 @st.composite
-def command_streams(draw: st.DrawFn, max_commands: int = 60) -> list[Record]:
-    """(seq, timestamp_ns, command) records: the setup, then up to ``max_commands`` commands."""
-    commands = draw(setup_commands())
+def command_streams(
+    draw: st.DrawFn, max_commands: int = 60, *, issue3: bool = False
+) -> list[Record]:
+    """(seq, timestamp_ns, command) records: the setup, then up to ``max_commands`` commands.
+
+    ``issue3`` adds the issue-3 vocabulary: market rules (bands, protection, max size),
+    conditional and trailing orders, icebergs, GTD, self-trade prevention, market states,
+    Tick, dead-man's switches and cancel-on-disconnect. Off by default so that consumers whose
+    event handling predates them (the ledger's order tracker) keep their streams."""
+    commands = draw(setup_commands(issue3))
     placed: list[int] = []
     withdrawals: list[int] = []
     for _ in range(draw(st.integers(1, max_commands))):
@@ -158,7 +204,11 @@ def command_streams(draw: st.DrawFn, max_commands: int = 60) -> list[Record]:
         kind = draw(st.integers(0, 99))
         command: Command
         if kind < 50:
-            command = _place(draw)
+            command = _place(draw, issue3)
+            if command.expire_at_ns:  # GTD times are drawn relative to this command's time
+                command = msgspec.structs.replace(
+                    command, expire_at_ns=command.expire_at_ns + 1_000 * seq
+                )
             placed.append(seq)
         elif kind < 65:
             market_id = _market(draw)[0]
@@ -188,6 +238,22 @@ def command_streams(draw: st.DrawFn, max_commands: int = 60) -> list[Record]:
                 account_id=_account(draw),
                 market_id=draw(st.sampled_from([-1, -1, 0, 1, 2, 9])),
             )
+        elif kind < 92 and issue3:
+            kind2 = draw(st.integers(0, 9))
+            if kind2 < 3:
+                command = SetMarketState(
+                    market_id=_market(draw)[0],
+                    state=draw(st.sampled_from([0, 0, 0, 1, 2, 3, 4])),
+                )
+            elif kind2 < 6:
+                command = Tick()
+            elif kind2 < 8:
+                command = SetDeadMansSwitch(
+                    account_id=_account(draw),
+                    fire_at_ns=draw(st.sampled_from([0, -1, 1, 2, 5, 30])) * 1_000 + 1_000 * seq,
+                )
+            else:
+                command = CancelOnDisconnect(account_id=_account(draw))
         elif kind < 94:
             key = draw(st.sampled_from(["a", "b", "setup-1-1", f"k{seq}"]))
             command = Deposit(
@@ -212,3 +278,4 @@ def command_streams(draw: st.DrawFn, max_commands: int = 60) -> list[Record]:
             )
         commands.append(command)
     return [(seq, 1_000 * seq, command) for seq, command in enumerate(commands, start=1)]
+

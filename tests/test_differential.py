@@ -35,6 +35,7 @@ SMALL = EngineConfig(
     max_levels_per_side=6,
     max_open_orders_per_account=8,
     max_fills_per_order=5,
+    max_triggers_per_command=2,
 )
 
 
@@ -62,19 +63,19 @@ def run_both(records: list[Record], config: EngineConfig) -> None:
 
 
 @settings(max_examples=STREAMS)
-@given(command_streams())
+@given(command_streams(issue3=True))
 def test_compiled_equals_reference_default_bounds(records: list[Record]) -> None:
     run_both(records, DEFAULT)
 
 
 @settings(max_examples=max(1, STREAMS // 4))
-@given(command_streams(max_commands=120))
+@given(command_streams(max_commands=120, issue3=True))
 def test_compiled_equals_reference_tight_bounds(records: list[Record]) -> None:
     run_both(records, SMALL)
 
 
 @settings(max_examples=max(1, STREAMS // 10))
-@given(command_streams(max_commands=120))
+@given(command_streams(max_commands=120, issue3=True))
 def test_batched_processing_equals_one_by_one(records: list[Record]) -> None:
     """The batch API is a speed device only: one call over the whole stream must emit exactly
     what command-at-a-time processing emits."""

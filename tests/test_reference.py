@@ -31,6 +31,7 @@ from engine.schema import (
     AmendOrder,
     Bucket,
     CancelAll,
+    CancelOnDisconnect,
     CancelOrder,
     CancelReason,
     CommandRejected,
@@ -41,6 +42,7 @@ from engine.schema import (
     EngineConfig,
     Event,
     ExpireReason,
+    MarketState,
     OrderAccepted,
     OrderAmended,
     OrderCancelled,
@@ -51,6 +53,8 @@ from engine.schema import (
     Posting,
     PostingReason,
     Reject,
+    SetDeadMansSwitch,
+    SetMarketState,
     Side,
     StateImage,
     TimeInForce,
@@ -908,8 +912,8 @@ REJECT_CASES = [
     case("UNKNOWN_ORDER", CancelOrder(account_id=BOB, market_id=M1, order_id=1)),
     case("UNKNOWN_ORDER", amend(account_id=BOB, new_qty_atoms=20), RESTING),  # Alice's order
     case("INVALID_SIDE", order(side=2)),
-    case("INVALID_ORDER_TYPE", order(order_type=3)),
-    case("INVALID_TIME_IN_FORCE", order(time_in_force=3)),
+    case("INVALID_ORDER_TYPE", order(order_type=9)),
+    case("INVALID_TIME_IN_FORCE", order(time_in_force=4)),
     case("INVALID_TIME_IN_FORCE", order(order_type=MAKER, time_in_force=IOC)),
     case("INVALID_QTY", order(qty_atoms=0)),
     case("INVALID_QTY", order(qty_atoms=MAX + 1)),
@@ -963,6 +967,32 @@ REJECT_CASES = [
     case("INVALID_ASSET_SPEC", CreateAsset(asset_id=9, symbol="X", decimals=19)),
     case("INVALID_ASSET_SPEC", CreateAsset(asset_id=64, symbol="X", decimals=2)),
     case("INVALID_ASSET_SPEC", CreateAsset(asset_id=9, symbol="X" * 17, decimals=2)),
+    case("MARKET_HALTED", order(), SetMarketState(market_id=M1, state=MarketState.HALTED)),
+    case("MARKET_HALTED", amend(new_qty_atoms=20), RESTING,
+         SetMarketState(market_id=M1, state=MarketState.HALTED)),
+    case("MARKET_CANCEL_ONLY", order(),
+         SetMarketState(market_id=M1, state=MarketState.CANCEL_ONLY)),
+    case("MARKET_POST_ONLY", order(time_in_force=IOC),
+         SetMarketState(market_id=M1, state=MarketState.POST_ONLY)),
+    case("MARKET_POST_ONLY", order(price_atoms=200_000), RESTING,
+         SetMarketState(market_id=M1, state=MarketState.POST_ONLY)),
+    case("PRICE_OUTSIDE_BAND", order(market_id=5), market(price_band_bps=1_000),
+         order(market_id=5, account_id=ALICE, side=SELL, price_atoms=200_000),
+         order(market_id=5)),
+    case("ORDER_TOO_LARGE", order(market_id=5, qty_atoms=30), market(max_order_qty_atoms=20)),
+    case("INVALID_STP_MODE", order(stp_mode=5)),
+    case("INVALID_EXPIRY", order(time_in_force=TimeInForce.GTD)),
+    case("INVALID_EXPIRY", order(expire_at_ns=10**12)),
+    case("INVALID_EXPIRY", SetDeadMansSwitch(account_id=ALICE, fire_at_ns=-1)),
+    case("INVALID_STOP_PRICE", order(order_type=OrderType.STOP_LIMIT)),
+    case("INVALID_STOP_PRICE", order(stop_price_atoms=10)),
+    case("INVALID_TRAILING_DELTA", order(order_type=OrderType.TRAILING_STOP_LIMIT)),
+    case("INVALID_DISPLAY_QTY", order(display_qty_atoms=10)),
+    case("INVALID_MARKET_STATE", SetMarketState(market_id=M1, state=4)),
+    case("NO_REFERENCE_PRICE",
+         order(order_type=OrderType.TRAILING_STOP_LIMIT, trailing_delta_bps=100)),
+    case("INVALID_MARKET_SPEC", market(price_band_bps=10_001)),
+    case("UNKNOWN_ACCOUNT", CancelOnDisconnect(account_id=99)),
 ]  # fmt: skip
 
 
@@ -989,7 +1019,7 @@ def test_refusal_changes_nothing(
     else:
         assert isinstance(events[0], OrderRejected)
         assert events[0].account_id == command.account_id
-        assert events[0].market_id == command.market_id
+        assert events[0].market_id == getattr(command, "market_id", -1)
         assert events[0].client_order_id == getattr(command, "client_order_id", 0)
         assert events[0].order_id == getattr(command, "order_id", 0)
     after = ex.eng.image()

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from bench.specs import MIX_A, MIX_B, Record
+from bench.specs import MIX_A, MIX_B_ISSUE3, Record
 from bench.workloads import Workload, workload_a, workload_b
 from engine.reference import ReferenceEngine
 from engine.schema import EngineConfig, Event
@@ -77,7 +77,7 @@ def test_workload_a_shape(wl_a: Workload) -> None:
 
 def test_workload_b_shape(wl_b: Workload) -> None:
     assert len(wl_b.stream) == 6_000
-    _assert_mix(wl_b, MIX_B, tolerance=0.015)
+    _assert_mix(wl_b, MIX_B_ISSUE3, tolerance=0.015)
     assert wl_b.rejected == 0
     assert wl_b.resting_after_prefill == 5_000
     assert wl_b.min_resting >= 4_500 and wl_b.max_resting <= 5_500

@@ -9,29 +9,39 @@ from __future__ import annotations
 import numpy as np
 
 from engine.core.layout import (
+    A_DMS,
     A_EXISTS,
     A_HEAD,
     A_OPEN,
     A_TAIL,
     B_AVAILABLE,
     B_HELD_WITHDRAWALS,
+    C_NEXT_DMS,
     C_NEXT_TXN,
+    M_BAND,
     M_BASE,
     M_EXISTS,
+    M_LAST_PRICE,
     M_LAST_TRADE,
     M_LOT,
     M_MAKER_PPM,
+    M_MAXQ,
     M_MIN_NOTIONAL,
+    M_PROT,
     M_QTL,
     M_QUOTE,
+    M_STATE,
     M_TAKER_PPM,
     M_TICK,
+    M_TRAIL_HEAD,
+    M_TRAIL_TAIL,
     M_WORST_PPM,
     MAX,
     S_CUSTODY,
     CoreArrays,
 )
 from engine.schema import (
+    MAX_BAND_BPS,
     MAX_FEE_PPM,
     SYSTEM_ACCOUNT,
     AccountCreated,
@@ -42,13 +52,18 @@ from engine.schema import (
     CreateAccount,
     CreateAsset,
     CreateMarket,
+    DeadMansSwitchSet,
     Deposit,
     EngineConfig,
     Event,
     MarketCreated,
+    MarketState,
+    MarketStateChanged,
     Posting,
     PostingReason,
     Reject,
+    SetDeadMansSwitch,
+    SetMarketState,
     WithdrawalHeld,
     WithdrawalSettled,
     WithdrawRequest,
@@ -114,8 +129,12 @@ class AdminCommands:
     def _rejected(seq: int, command: Command, reason: Reject) -> list[Event]:
         return [CommandRejected(seq=seq, command=type(command).__name__, reason=int(reason))]
 
-    def _run_admin(self, seq: int, cmd: Command) -> list[Event]:
+    def _run_admin(self, seq: int, ts: int, cmd: Command) -> list[Event]:
         t = type(cmd)
+        if t is SetMarketState:
+            return self._set_market_state(seq, cmd)
+        if t is SetDeadMansSwitch:
+            return self._set_dead_mans_switch(seq, ts, cmd)
         if t is Deposit:
             return self._deposit(seq, cmd)
         if t is WithdrawRequest:
@@ -165,6 +184,13 @@ class AdminCommands:
             return self._rejected(seq, c, Reject.INVALID_MARKET_SPEC)
         if not (0 <= c.maker_fee_ppm <= MAX_FEE_PPM and 0 <= c.taker_fee_ppm <= MAX_FEE_PPM):
             return self._rejected(seq, c, Reject.INVALID_FEE)
+        if not (
+            0 <= c.price_band_bps <= MAX_BAND_BPS
+            and 0 <= c.market_protection_bps <= MAX_BAND_BPS
+            and 0 <= c.max_order_qty_atoms <= MAX
+            and c.max_order_qty_atoms % c.lot_size_atoms == 0
+        ):
+            return self._rejected(seq, c, Reject.INVALID_MARKET_SPEC)
         self._install_market(
             c.market_id,
             c.symbol,
@@ -176,6 +202,7 @@ class AdminCommands:
             c.maker_fee_ppm,
             c.taker_fee_ppm,
             0,
+            rules=(0, c.price_band_bps, c.market_protection_bps, c.max_order_qty_atoms, 0),
         )
         return [
             MarketCreated(
@@ -189,8 +216,34 @@ class AdminCommands:
                 min_notional_atoms=c.min_notional_atoms,
                 maker_fee_ppm=c.maker_fee_ppm,
                 taker_fee_ppm=c.taker_fee_ppm,
+                price_band_bps=c.price_band_bps,
+                market_protection_bps=c.market_protection_bps,
+                max_order_qty_atoms=c.max_order_qty_atoms,
             )
         ]
+
+    def _set_market_state(self, seq: int, c: SetMarketState) -> list[Event]:
+        if not (0 <= c.market_id < self.config.max_markets and self._a.mkt[c.market_id, M_EXISTS]):
+            return self._rejected(seq, c, Reject.UNKNOWN_MARKET)
+        if not MarketState.OPEN <= c.state <= MarketState.POST_ONLY:
+            return self._rejected(seq, c, Reject.INVALID_MARKET_STATE)
+        self._a.mkt[c.market_id, M_STATE] = c.state
+        return [MarketStateChanged(seq=seq, market_id=c.market_id, state=c.state)]
+
+    def _set_dead_mans_switch(self, seq: int, ts: int, c: SetDeadMansSwitch) -> list[Event]:
+        if not self._account_exists(c.account_id):
+            return self._rejected(seq, c, Reject.UNKNOWN_ACCOUNT)
+        if c.fire_at_ns < 0 or (c.fire_at_ns != 0 and c.fire_at_ns <= ts):
+            return self._rejected(seq, c, Reject.INVALID_EXPIRY)
+        self._arm(c.account_id, c.fire_at_ns)
+        return [DeadMansSwitchSet(seq=seq, account_id=c.account_id, fire_at_ns=c.fire_at_ns)]
+
+    def _arm(self, account_id: int, fire_at: int) -> None:
+        """Set (0 = disarm) a switch; C_NEXT_DMS stays a lower bound of the armed times."""
+        a = self._a
+        a.acct[account_id, A_DMS] = fire_at
+        if 0 < fire_at < a.ctr[C_NEXT_DMS]:
+            a.ctr[C_NEXT_DMS] = fire_at
 
     def _install_market(
         self,
@@ -204,7 +257,10 @@ class AdminCommands:
         maker_ppm: int,
         taker_ppm: int,
         last_trade_id: int,
+        *,
+        rules: tuple[int, int, int, int, int],
     ) -> None:
+        """``rules``: (state, band bps, protection bps, max order qty atoms, last price atoms)."""
         row = self._a.mkt[market_id]
         row[:] = 0
         row[M_EXISTS] = 1
@@ -218,6 +274,14 @@ class AdminCommands:
         row[M_TAKER_PPM] = taker_ppm
         row[M_WORST_PPM] = max(maker_ppm, taker_ppm)
         row[M_LAST_TRADE] = last_trade_id
+        state, band, protection, max_qty, last_price = rules
+        row[M_STATE] = state
+        row[M_BAND] = band
+        row[M_PROT] = protection
+        row[M_MAXQ] = max_qty // lot
+        row[M_LAST_PRICE] = last_price // tick
+        row[M_TRAIL_HEAD] = -1
+        row[M_TRAIL_TAIL] = -1
         self._market_symbols[market_id] = symbol
         self._ticks[market_id] = tick
         self._lots[market_id] = lot
@@ -228,6 +292,7 @@ class AdminCommands:
         row[A_OPEN] = 0
         row[A_HEAD] = -1
         row[A_TAIL] = -1
+        row[A_DMS] = 0
 
     def _create_account(self, seq: int, c: CreateAccount) -> list[Event]:
         if not 1 <= c.account_id < self.config.max_accounts:

@@ -4,27 +4,33 @@ from __future__ import annotations
 
 from engine.core.book import check_not_crossed, forget_order, level_find, rest_order, unrest_order
 from engine.core.events import emit_amended, emit_rejected, hold_txn
-from engine.core.handlers import account_ok, crosses, find_target, market_ok
+from engine.core.handlers import account_ok, crosses, find_target, market_ok, outside_band
 from engine.core.layout import (
     B_AVAILABLE,
     BUY,
     CF_MAX_LEVELS,
     K_ACCOUNT,
+    K_PENDING,
     K_SIDE,
+    K_STP,
     K_TYPE,
     LIMIT_MAKER,
     M_BASE,
     M_LOT,
+    M_MAXQ,
     M_MIN_NOTIONAL,
     M_QTL,
     M_QUOTE,
+    M_STATE,
     M_TICK,
     M_WORST_PPM,
     MAX,
+    O_DISPLAY,
     O_HOLD,
     O_ID,
     O_PRICE,
     O_QTY,
+    O_VISIBLE,
     R_ACCOUNT,
     R_MARKET,
     R_NEW_PRICE,
@@ -32,23 +38,32 @@ from engine.core.layout import (
     R_ORDER_ID,
     R_SEQ,
     R_TARGET_COID,
+    REJ_BAND,
     REJ_BOOK_FULL,
+    REJ_CANCEL_ONLY,
+    REJ_HALTED,
     REJ_INSUFFICIENT_FUNDS,
     REJ_INVALID_AMEND,
     REJ_INVALID_PRICE,
     REJ_INVALID_QTY,
     REJ_MIN_NOTIONAL,
     REJ_NOTIONAL_OVERFLOW,
+    REJ_POST_ONLY,
     REJ_PRICE_OFF_TICK,
     REJ_QTY_OFF_LOT,
     REJ_TAKER_NOT_ALLOWED,
+    REJ_TOO_LARGE,
     REJ_UNKNOWN_ACCOUNT,
     REJ_UNKNOWN_MARKET,
     REJ_UNKNOWN_ORDER,
+    ST_CANCEL_ONLY,
+    ST_HALTED,
+    ST_POST_ONLY,
     kernel,
 )
 from engine.core.matching import match, settle_taker
 from engine.core.money import notional_fits, required_buy
+from engine.core.triggers import run_triggers
 
 
 @kernel
@@ -62,9 +77,15 @@ def amend_check(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, c, i):
         return REJ_UNKNOWN_MARKET, -1, 0, 0, 0
     if not account_ok(acct, ctr, a):
         return REJ_UNKNOWN_ACCOUNT, -1, 0, 0, 0
+    if mkt[m, M_STATE] == ST_HALTED:
+        return REJ_HALTED, -1, 0, 0, 0
+    if mkt[m, M_STATE] == ST_CANCEL_ONLY:
+        return REJ_CANCEL_ONLY, -1, 0, 0, 0
     s = find_target(ords, olnk, idx, ctr, a, m, c[i, R_ORDER_ID], c[i, R_TARGET_COID])
     if s < 0:
         return REJ_UNKNOWN_ORDER, -1, 0, 0, 0
+    if olnk[s, K_PENDING] != 0:
+        return REJ_INVALID_AMEND, -1, 0, 0, 0
     tick = mkt[m, M_TICK]
     lot = mkt[m, M_LOT]
     qtl = mkt[m, M_QTL]
@@ -80,6 +101,8 @@ def amend_check(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, c, i):
     cur_q = ords[s, O_QTY]
     p = new_price // tick if new_price != 0 else cur_p
     q = new_qty // lot if new_qty != 0 else cur_q
+    if mkt[m, M_MAXQ] != 0 and q > mkt[m, M_MAXQ]:
+        return REJ_TOO_LARGE, -1, 0, 0, 0
     if p == cur_p and q == cur_q:
         return REJ_INVALID_AMEND, -1, 0, 0, 0
     if not notional_fits(p, q, qtl):
@@ -90,9 +113,14 @@ def amend_check(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, c, i):
     if p != cur_p:
         if olnk[s, K_TYPE] == LIMIT_MAKER and crosses(lvl, bkl, bkn, m, side, p):
             return REJ_TAKER_NOT_ALLOWED, -1, 0, 0, 0
+        if outside_band(lvl, bkl, bkn, mkt, m, p):
+            return REJ_BAND, -1, 0, 0, 0
         own = 2 * m + side
         if bkn[own] >= ctr[CF_MAX_LEVELS] and level_find(bkl, bkp, bkn, own, side, p) < 0:
             return REJ_BOOK_FULL, -1, 0, 0, 0
+    keeps = p == cur_p and q < cur_q
+    if mkt[m, M_STATE] == ST_POST_ONLY and not keeps and crosses(lvl, bkl, bkn, m, side, p):
+        return REJ_POST_ONLY, -1, 0, 0, 0
     if side == BUY:
         new_hold = required_buy(p, q, qtl, mkt[m, M_WORST_PPM])
         asset = mkt[m, M_QUOTE]
@@ -126,66 +154,29 @@ def amend(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree,
         hold_txn(ev, ctr, bal, seq, a, asset, new_hold - hold)
         ords[s, O_QTY] = q
         ords[s, O_HOLD] = new_hold
+        if ords[s, O_VISIBLE] > q:
+            ords[s, O_VISIBLE] = q
         return
     emit_amended(ev, ctr, seq, oid, a, m, p, q, False, new_hold)
     hold_txn(ev, ctr, bal, seq, a, asset, new_hold - hold)
     unrest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, s)
-    left, budget, hold_left, fills, stop = match(
-        ords,
-        olnk,
-        idx,
-        lvl,
-        bkl,
-        bkp,
-        bkn,
-        bal,
-        sysb,
-        mkt,
-        acct,
-        ctr,
-        ofree,
-        lfree,
-        ev,
-        seq,
-        m,
-        oid,
-        olnk[s, K_ACCOUNT],
-        side,
-        True,
-        p,
-        q,
-        False,
-        0,
-        new_hold,
-    )
-    rests, keep = settle_taker(
-        ev,
-        ctr,
-        bal,
-        mkt,
-        seq,
-        oid,
-        a,
-        m,
-        side,
-        True,
-        True,
-        False,
-        p,
-        left,
-        budget,
-        hold_left,
-        fills,
-        stop,
-        asset,
-    )
+    left, budget, hold_left, _steps, stop, trades = match(
+        ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree, lfree, ev,
+        seq, m, oid, olnk[s, K_ACCOUNT], side, p, q, False, 0, new_hold, olnk[s, K_STP],
+    )  # fmt: skip
+    rests, keep = settle_taker(ev, ctr, bal, mkt, seq, oid, a, m, side, True, True, False, p,
+                               left, budget, hold_left, trades, stop, asset)  # fmt: skip
     if rests:
         ords[s, O_PRICE] = p
         ords[s, O_QTY] = left
         ords[s, O_HOLD] = keep
+        d = ords[s, O_DISPLAY]
+        ords[s, O_VISIBLE] = left if d == 0 or left < d else d
         rest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, s)
         check_not_crossed(lvl, bkl, bkn, ctr, m)
     else:
         ords[s, O_QTY] = 0
         ords[s, O_HOLD] = 0
         forget_order(ords, olnk, idx, acct, ctr, ofree, s)
+    run_triggers(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree, lfree,
+                 ev, seq, m)  # fmt: skip

@@ -47,6 +47,7 @@ from engine.core.layout import (
     K_PREV,
     K_SIDE,
     O_COID,
+    O_ID,
     O_PRICE,
     V_HEAD,
     V_PRICE,
@@ -304,3 +305,4 @@ def forget_order(ords, olnk, idx, acct, ctr, ofree, s):
     ctr[C_OPEN_ORDERS] -= 1
     ofree[ctr[C_ORDER_FREE]] = s
     ctr[C_ORDER_FREE] += 1
+    ords[s, O_ID] = 0  # a free slot (the GTD sweep scans slots)

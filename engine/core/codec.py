@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import msgspec
 import numpy as np
 
 from engine.core.layout import (
@@ -18,14 +19,21 @@ from engine.core.layout import (
     CMD_AMEND,
     CMD_CANCEL,
     CMD_CANCEL_ALL,
+    CMD_DISCONNECT,
     CMD_PLACE,
+    CMD_TICK,
     EV_ACCEPTED,
+    EV_ACCEPTED_X,
     EV_AMENDED,
     EV_CANCELLED,
+    EV_DMS_FIRED,
     EV_EXPIRED,
+    EV_ICEBERG,
     EV_POSTING,
     EV_REJECTED,
+    EV_STP,
     EV_TRADE,
+    EV_TRIGGERED,
     INT64_MAX,
     INT64_MIN,
     R_W,
@@ -33,30 +41,39 @@ from engine.core.layout import (
 from engine.schema import (
     AmendOrder,
     CancelAll,
+    CancelOnDisconnect,
     CancelOrder,
     Command,
+    DeadMansSwitchFired,
     Event,
+    IcebergRefreshed,
     OrderAccepted,
     OrderAmended,
     OrderCancelled,
     OrderExpired,
     OrderRejected,
+    OrderTriggered,
     PlaceOrder,
     Posting,
+    SelfTradePrevented,
+    Tick,
     Trade,
 )
 
 # Which row columns are saturating amounts (the rest are ids/enums), per command kind.
 _AMOUNT_COLS = {
-    CMD_PLACE: (7, 8, 9),
+    CMD_PLACE: (7, 8, 9, 12, 13, 14, 15, 16),
     CMD_CANCEL: (),
     CMD_AMEND: (6, 7),
     CMD_CANCEL_ALL: (),
     CMD_ADMIN: (),
+    CMD_TICK: (),
+    CMD_DISCONNECT: (),
 }
+_PAD = (0, 0, 0, 0, 0, 0)
 
 
-def _row(seq: int, cmd: Command) -> tuple[int, ...]:
+def _row(seq: int, ts: int, cmd: Command) -> tuple[int, ...]:
     t = type(cmd)
     if t is AmendOrder:
         return (
@@ -71,6 +88,8 @@ def _row(seq: int, cmd: Command) -> tuple[int, ...]:
             0,
             0,
             0,
+            ts,
+            *_PAD,
         )
     if t is PlaceOrder:
         return (
@@ -85,6 +104,13 @@ def _row(seq: int, cmd: Command) -> tuple[int, ...]:
             cmd.qty_atoms,
             cmd.quote_qty_atoms,
             cmd.client_order_id,
+            ts,
+            cmd.stop_price_atoms,
+            cmd.trailing_delta_bps,
+            cmd.limit_offset_atoms,
+            cmd.display_qty_atoms,
+            cmd.expire_at_ns,
+            cmd.stp_mode,
         )
     if t is CancelOrder:
         return (
@@ -99,10 +125,17 @@ def _row(seq: int, cmd: Command) -> tuple[int, ...]:
             0,
             0,
             0,
+            ts,
+            *_PAD,
         )
     if t is CancelAll:
-        return (CMD_CANCEL_ALL, seq, cmd.account_id, cmd.market_id, 0, 0, 0, 0, 0, 0, 0)
-    return (CMD_ADMIN, seq, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        return (CMD_CANCEL_ALL, seq, cmd.account_id, cmd.market_id, 0, 0, 0, 0, 0, 0, 0, ts,
+                *_PAD)  # fmt: skip
+    if t is CancelOnDisconnect:
+        return (CMD_DISCONNECT, seq, cmd.account_id, -1, 0, 0, 0, 0, 0, 0, 0, ts, *_PAD)
+    if t is Tick:
+        return (CMD_TICK, seq, 0, 0, 0, 0, 0, 0, 0, 0, 0, ts, *_PAD)
+    return (CMD_ADMIN, seq, 0, 0, 0, 0, 0, 0, 0, 0, 0, ts, *_PAD)
 
 
 def _clamp(row: tuple[int, ...]) -> tuple[int, ...]:
@@ -121,16 +154,16 @@ def _clamp(row: tuple[int, ...]) -> tuple[int, ...]:
 
 def encode_records(
     records: Sequence[tuple[int, int, Command]],
-    admin: dict[int, Command],
+    admin: dict[int, tuple[int, Command]],
     clamped: dict[int, Command],
 ) -> np.ndarray:
     """Rows for ``records``; admin commands become CMD_ADMIN rows and are parked in ``admin``
     by seq; commands with a field outside int64 are parked in ``clamped``."""
     rows = []
-    for seq, _ts, cmd in records:
-        row = _row(seq, cmd)
+    for seq, ts, cmd in records:
+        row = _row(seq, ts, cmd)
         if row[0] == CMD_ADMIN:
-            admin[seq] = cmd
+            admin[seq] = (ts, cmd)
         rows.append(row)
     if not rows:
         return np.zeros((0, R_W), dtype=np.int64)
@@ -139,9 +172,11 @@ def encode_records(
     except OverflowError:
         pass
     safe = []
-    for (seq, _ts, cmd), row in zip(records, rows, strict=True):
+    for (seq, ts, cmd), row in zip(records, rows, strict=True):
         if not 1 <= seq <= INT64_MAX:
             raise ValueError(f"sequence {seq} outside 1..2**63-1")
+        if not 0 <= ts <= INT64_MAX:
+            raise ValueError(f"timestamp {ts} outside 0..2**63-1")
         fixed = _clamp(row)
         if fixed != row:
             clamped[seq] = cmd
@@ -224,6 +259,45 @@ def decode_rows(
                     hold_atoms=r[8],
                 )
             )
+        elif kind == EV_STP:
+            append(
+                SelfTradePrevented(
+                    seq=seq,
+                    market_id=r[2],
+                    account_id=r[3],
+                    taker_order_id=r[4],
+                    maker_order_id=r[5],
+                    qty_atoms=r[6] * lots[r[2]],
+                    stp_mode=r[7],
+                )
+            )
+        elif kind == EV_ICEBERG:
+            m = r[3]
+            append(
+                IcebergRefreshed(
+                    seq=seq,
+                    order_id=r[2],
+                    market_id=m,
+                    price_atoms=r[4] * ticks[m],
+                    visible_qty_atoms=r[5] * lots[m],
+                    hidden_qty_atoms=r[6] * lots[m],
+                )
+            )
+        elif kind == EV_TRIGGERED:
+            m = r[4]
+            append(
+                OrderTriggered(
+                    seq=seq,
+                    order_id=r[2],
+                    account_id=r[3],
+                    market_id=m,
+                    trigger_price_atoms=r[5] * ticks[m],
+                    last_price_atoms=r[6] * ticks[m],
+                    price_atoms=r[7] * ticks[m],
+                )
+            )
+        elif kind == EV_DMS_FIRED:
+            append(DeadMansSwitchFired(seq=seq, account_id=r[2], fire_at_ns=r[3]))
         elif kind == EV_ACCEPTED:
             append(
                 OrderAccepted(
@@ -240,6 +314,16 @@ def decode_rows(
                     quote_qty_atoms=r[11],
                     hold_atoms=r[12],
                 )
+            )
+        elif kind == EV_ACCEPTED_X:
+            out[-1] = msgspec.structs.replace(
+                out[-1],
+                stop_price_atoms=r[2],
+                trailing_delta_bps=r[3],
+                limit_offset_atoms=r[4],
+                display_qty_atoms=r[5],
+                expire_at_ns=r[6],
+                stp_mode=r[7],
             )
         elif kind == EV_REJECTED:
             append(_echo(seq, r, clamped))

@@ -54,7 +54,7 @@ class CompiledEngine(AdminCommands):
         self._a = CoreArrays(config, event_capacity)
         self._args = self._a.kernel_args()
         self._init_admin()
-        self._admin: dict[int, Command] = {}
+        self._admin: dict[int, tuple[int, Command]] = {}
         self._clamped: dict[int, Command] = {}
         self._decoded: list[Event] = []
 
@@ -126,15 +126,15 @@ class CompiledEngine(AdminCommands):
                 seq = int(rows[i, R_SEQ])
                 if seq <= self.last_seq:
                     raise SequenceError(f"sequence {seq} after {self.last_seq}: not increasing")
-                command = self._admin.pop(seq, None)
-                if command is None:
+                parked = self._admin.pop(seq, None)
+                if parked is None:
                     raise ValueError(
                         f"row {i} (seq {seq}) is an admin command encoded by another engine: "
                         "admin rows run only on the engine whose encode() made them"
                     )
                 self._spill(keep_events)
                 ctr[C_LAST_SEQ] = seq
-                events = self._run_admin(seq, command)
+                events = self._run_admin(seq, parked[0], parked[1])
                 produced += len(events)
                 if keep_events:
                     self._decoded.extend(events)

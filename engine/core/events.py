@@ -18,8 +18,10 @@ from engine.core.layout import (
     E_SEQ,
     ERR_NEGATIVE_BALANCE,
     EV_AMENDED,
+    EV_ICEBERG,
     EV_POSTING,
     EV_REJECTED,
+    EV_STP,
     P_ORDER_HOLD,
     P_ORDER_RELEASE,
     kernel,
@@ -129,3 +131,24 @@ def emit_amended(ev, ctr, seq, order_id, account, market, price, qty, kept, hold
     ev[r, 6] = qty
     ev[r, 7] = 1 if kept else 0
     ev[r, 8] = hold
+
+
+@kernel
+def emit_stp(ev, ctr, seq, market, account, taker_oid, maker_oid, lots, mode):
+    r = next_row(ev, ctr, EV_STP, seq)
+    ev[r, 2] = market
+    ev[r, 3] = account
+    ev[r, 4] = taker_oid
+    ev[r, 5] = maker_oid
+    ev[r, 6] = lots
+    ev[r, 7] = mode
+
+
+@kernel
+def emit_iceberg(ev, ctr, seq, order_id, market, price, visible, hidden):
+    r = next_row(ev, ctr, EV_ICEBERG, seq)
+    ev[r, 2] = order_id
+    ev[r, 3] = market
+    ev[r, 4] = price
+    ev[r, 5] = visible
+    ev[r, 6] = hidden

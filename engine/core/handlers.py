@@ -9,12 +9,10 @@ from __future__ import annotations
 from engine.core.book import (
     best_level,
     check_not_crossed,
-    forget_order,
     level_find,
     open_order,
     order_alloc,
     rest_order,
-    unrest_order,
 )
 from engine.core.events import emit_order_end, emit_rejected, hold_txn, next_row
 from engine.core.hashindex import coid_find, oid_find
@@ -26,6 +24,7 @@ from engine.core.layout import (
     BUY,
     C_OPEN_ORDERS,
     CANCEL_ALL,
+    CANCEL_DISCONNECT,
     CANCEL_USER,
     CF_HASH_MASK,
     CF_MAX_ACCOUNTS,
@@ -33,48 +32,76 @@ from engine.core.layout import (
     CF_MAX_MARKETS,
     CF_MAX_OPEN,
     CF_MAX_ORDERS,
+    CMD_DISCONNECT,
     EV_ACCEPTED,
+    EV_ACCEPTED_X,
     EV_CANCELLED,
     EV_EXPIRED,
     EXP_FOK_UNFILLABLE,
     FOK,
     GTC,
+    GTD,
+    IOC,
     K_ACCOUNT,
     K_ANEXT,
     K_MARKET,
+    K_PENDING,
     K_SIDE,
+    K_STP,
+    K_TIF,
     K_TYPE,
     LIMIT,
     LIMIT_MAKER,
+    M_BAND,
     M_BASE,
     M_EXISTS,
+    M_LAST_PRICE,
     M_LOT,
+    M_MAXQ,
     M_MIN_NOTIONAL,
     M_QTL,
     M_QUOTE,
+    M_STATE,
     M_TICK,
     M_WORST_PPM,
     MARKET,
     MAX,
+    MAX_TRAILING_DELTA,
     O_COID,
+    O_DISPLAY,
+    O_EXPIRE,
     O_HOLD,
     O_ID,
     O_PRICE,
     O_QTY,
+    O_VISIBLE,
     R_ACCOUNT,
     R_COID,
+    R_DELTA,
+    R_DISPLAY,
+    R_EXPIRE,
+    R_KIND,
     R_MARKET,
+    R_OFFSET,
     R_ORDER_ID,
     R_PRICE,
     R_QTY,
     R_QUOTE_QTY,
     R_SEQ,
     R_SIDE,
+    R_STOP,
+    R_STP,
     R_TARGET_COID,
     R_TIF,
+    R_TS,
     R_TYPE,
+    REJ_BAND,
     REJ_BOOK_FULL,
+    REJ_CANCEL_ONLY,
+    REJ_DISPLAY,
     REJ_DUPLICATE_COID,
+    REJ_EXPIRY,
+    REJ_HALTED,
     REJ_INSUFFICIENT_FUNDS,
     REJ_INVALID_COID,
     REJ_INVALID_ORDER_TYPE,
@@ -83,21 +110,45 @@ from engine.core.layout import (
     REJ_INVALID_SIDE,
     REJ_INVALID_TIF,
     REJ_MIN_NOTIONAL,
+    REJ_NO_REFERENCE,
     REJ_NOTIONAL_OVERFLOW,
+    REJ_POST_ONLY,
     REJ_PRICE_OFF_TICK,
     REJ_QTY_OFF_LOT,
+    REJ_STOP_PRICE,
+    REJ_STP_MODE,
     REJ_TAKER_NOT_ALLOWED,
+    REJ_TOO_LARGE,
     REJ_TOO_MANY_OPEN,
+    REJ_TRAILING,
     REJ_UNKNOWN_ACCOUNT,
     REJ_UNKNOWN_MARKET,
     REJ_UNKNOWN_ORDER,
     SELL,
+    ST_CANCEL_ONLY,
+    ST_HALTED,
+    ST_POST_ONLY,
     STOP_FILLED,
+    STOP_MARKET,
+    STP_DECREMENT,
+    TP_LIMIT,
+    TRAIL_LIMIT,
+    TRAIL_MARKET,
     V_PRICE,
     kernel,
 )
 from engine.core.matching import dry_run, match, settle_taker
-from engine.core.money import notional_fits, required_buy
+from engine.core.money import bps_of, notional_fits, required_buy
+from engine.core.triggers import (
+    add_pending,
+    end_any,
+    falls,
+    is_market_kind,
+    note_gtd,
+    protection_price,
+    run_triggers,
+    trigger_book,
+)
 
 
 @kernel
@@ -121,9 +172,26 @@ def crosses(lvl, bkl, bkn, m, side, p):
 
 
 @kernel
-def place_check(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, c, i):
-    """PlaceOrder checks 1-7. Returns (reason, p, q, hold); reason 0 = accepted."""
-    a = c[i, R_ACCOUNT]
+def outside_band(lvl, bkl, bkn, mkt, m, p):
+    """Price band: is ``p`` further than the band from the reference price (the last trade,
+    else the floor of the mid when both sides exist)?"""
+    band = mkt[m, M_BAND]
+    if band == 0:
+        return False
+    ref = mkt[m, M_LAST_PRICE]
+    if ref == 0:
+        bid = best_level(bkl, bkn, 2 * m)
+        ask = best_level(bkl, bkn, 2 * m + 1)
+        if bid < 0 or ask < 0:
+            return False
+        ref = (lvl[bid, V_PRICE] + lvl[ask, V_PRICE]) // 2
+    dev = bps_of(ref, band)
+    return p < ref - dev or p > ref + dev
+
+
+@kernel
+def place_fields(mkt, ctr, c, i):
+    """PlaceOrder checks 2-3. Returns (reason, p, q)."""
     m = c[i, R_MARKET]
     side = c[i, R_SIDE]
     otype = c[i, R_TYPE]
@@ -131,88 +199,200 @@ def place_check(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, c, i):
     price = c[i, R_PRICE]
     qty = c[i, R_QTY]
     quote_qty = c[i, R_QUOTE_QTY]
-    coid = c[i, R_COID]
-    if not market_ok(mkt, ctr, m):
-        return REJ_UNKNOWN_MARKET, 0, 0, 0
-    if not account_ok(acct, ctr, a):
-        return REJ_UNKNOWN_ACCOUNT, 0, 0, 0
+    expire = c[i, R_EXPIRE]
     if side != BUY and side != SELL:
-        return REJ_INVALID_SIDE, 0, 0, 0
-    if otype != LIMIT and otype != MARKET and otype != LIMIT_MAKER:
-        return REJ_INVALID_ORDER_TYPE, 0, 0, 0
-    if tif < 0 or tif > 2 or (otype == LIMIT_MAKER and tif != GTC):
-        return REJ_INVALID_TIF, 0, 0, 0
+        return REJ_INVALID_SIDE, 0, 0
+    if otype < 0 or otype > TRAIL_LIMIT:
+        return REJ_INVALID_ORDER_TYPE, 0, 0
+    if tif < 0 or tif > GTD or (otype == LIMIT_MAKER and tif != GTC and tif != GTD):
+        return REJ_INVALID_TIF, 0, 0
+    if c[i, R_STP] < 0 or c[i, R_STP] > STP_DECREMENT:
+        return REJ_STP_MODE, 0, 0
+    if tif == GTD:
+        if expire <= c[i, R_TS]:
+            return REJ_EXPIRY, 0, 0
+    elif expire != 0:
+        return REJ_EXPIRY, 0, 0
     tick = mkt[m, M_TICK]
     lot = mkt[m, M_LOT]
     qtl = mkt[m, M_QTL]
     p = 0
     q = 0
-    if otype != MARKET:
+    if not is_market_kind(otype):
         if price < 1 or price > MAX:
-            return REJ_INVALID_PRICE, 0, 0, 0
+            return REJ_INVALID_PRICE, 0, 0
         if price % tick != 0:
-            return REJ_PRICE_OFF_TICK, 0, 0, 0
+            return REJ_PRICE_OFF_TICK, 0, 0
         if qty < 1 or qty > MAX:
-            return REJ_INVALID_QTY, 0, 0, 0
+            return REJ_INVALID_QTY, 0, 0
         if qty % lot != 0:
-            return REJ_QTY_OFF_LOT, 0, 0, 0
+            return REJ_QTY_OFF_LOT, 0, 0
         if quote_qty != 0:
-            return REJ_INVALID_QTY, 0, 0, 0
+            return REJ_INVALID_QTY, 0, 0
         p = price // tick
         q = qty // lot
         if not notional_fits(p, q, qtl):
-            return REJ_NOTIONAL_OVERFLOW, 0, 0, 0
+            return REJ_NOTIONAL_OVERFLOW, 0, 0
         if p * q * qtl < mkt[m, M_MIN_NOTIONAL]:
-            return REJ_MIN_NOTIONAL, 0, 0, 0
+            return REJ_MIN_NOTIONAL, 0, 0
     else:
         if price != 0:
-            return REJ_INVALID_PRICE, 0, 0, 0
-        if side == BUY and (qty == 0) == (quote_qty == 0):
-            return REJ_INVALID_QTY, 0, 0, 0
-        if side == SELL or qty != 0:
+            return REJ_INVALID_PRICE, 0, 0
+        by_quote = otype != MARKET and side == BUY
+        if otype == MARKET and side == BUY:
+            if (qty == 0) == (quote_qty == 0):
+                return REJ_INVALID_QTY, 0, 0
+            by_quote = quote_qty != 0
+        if not by_quote:
             if qty < 1 or qty > MAX:
-                return REJ_INVALID_QTY, 0, 0, 0
+                return REJ_INVALID_QTY, 0, 0
             if qty % lot != 0:
-                return REJ_QTY_OFF_LOT, 0, 0, 0
+                return REJ_QTY_OFF_LOT, 0, 0
             if quote_qty != 0:
-                return REJ_INVALID_QTY, 0, 0, 0
+                return REJ_INVALID_QTY, 0, 0
             q = qty // lot
         else:
-            if quote_qty < 1 or quote_qty > MAX:
-                return REJ_INVALID_QTY, 0, 0, 0
+            if qty != 0 or quote_qty < 1 or quote_qty > MAX:
+                return REJ_INVALID_QTY, 0, 0
             if quote_qty < mkt[m, M_MIN_NOTIONAL]:
-                return REJ_MIN_NOTIONAL, 0, 0, 0
+                return REJ_MIN_NOTIONAL, 0, 0
+    if mkt[m, M_MAXQ] != 0 and q > mkt[m, M_MAXQ]:
+        return REJ_TOO_LARGE, 0, 0
+    stop = c[i, R_STOP]
+    if otype >= STOP_MARKET and otype <= TP_LIMIT:
+        if stop < 1 or stop > MAX or stop % tick != 0:
+            return REJ_STOP_PRICE, 0, 0
+    elif stop != 0:
+        return REJ_STOP_PRICE, 0, 0
+    delta = c[i, R_DELTA]
+    if otype >= TRAIL_MARKET:
+        if delta < 1 or delta > MAX_TRAILING_DELTA:
+            return REJ_TRAILING, 0, 0
+    elif delta != 0:
+        return REJ_TRAILING, 0, 0
+    offset = c[i, R_OFFSET]
+    if otype == TRAIL_LIMIT:
+        if offset < 0 or offset > MAX:
+            return REJ_INVALID_PRICE, 0, 0
+        if offset % tick != 0:
+            return REJ_PRICE_OFF_TICK, 0, 0
+    elif offset != 0:
+        return REJ_INVALID_PRICE, 0, 0
+    display = c[i, R_DISPLAY]
+    if display != 0 and (
+        (otype != LIMIT and otype != LIMIT_MAKER)
+        or (tif != GTC and tif != GTD)
+        or display < 1
+        or display >= qty
+        or display % lot != 0
+    ):
+        return REJ_DISPLAY, 0, 0
+    return 0, p, q
+
+
+@kernel
+def place_check(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, c, i):
+    """PlaceOrder checks 1-7. Returns (reason, p, q, hold); reason 0 = accepted."""
+    a = c[i, R_ACCOUNT]
+    m = c[i, R_MARKET]
+    side = c[i, R_SIDE]
+    otype = c[i, R_TYPE]
+    tif = c[i, R_TIF]
+    quote_qty = c[i, R_QUOTE_QTY]
+    coid = c[i, R_COID]
+    if not market_ok(mkt, ctr, m):
+        return REJ_UNKNOWN_MARKET, 0, 0, 0
+    if not account_ok(acct, ctr, a):
+        return REJ_UNKNOWN_ACCOUNT, 0, 0, 0
+    state = mkt[m, M_STATE]
+    if state == ST_HALTED:
+        return REJ_HALTED, 0, 0, 0
+    if state == ST_CANCEL_ONLY:
+        return REJ_CANCEL_ONLY, 0, 0, 0
+    reason, p, q = place_fields(mkt, ctr, c, i)
+    if reason != 0:
+        return reason, 0, 0, 0
     if coid < 0:
         return REJ_INVALID_COID, 0, 0, 0
     if coid != 0 and coid_find(idx, ords, olnk, ctr[CF_HASH_MASK], a, coid) >= 0:
         return REJ_DUPLICATE_COID, 0, 0, 0
     if otype == LIMIT_MAKER and crosses(lvl, bkl, bkn, m, side, p):
         return REJ_TAKER_NOT_ALLOWED, 0, 0, 0
+    resting_tif = tif != IOC and tif != FOK  # GTC or GTD (tif is valid here)
+    if state == ST_POST_ONLY and (
+        (otype != LIMIT and otype != LIMIT_MAKER)
+        or not resting_tif
+        or crosses(lvl, bkl, bkn, m, side, p)
+    ):
+        return REJ_POST_ONLY, 0, 0, 0
+    if (otype == LIMIT or otype == LIMIT_MAKER) and outside_band(lvl, bkl, bkn, mkt, m, p):  # noqa: SIM109
+        return REJ_BAND, 0, 0, 0
+    if otype >= STOP_MARKET:
+        last = mkt[m, M_LAST_PRICE]
+        if otype >= TRAIL_MARKET:
+            if last == 0:
+                return REJ_NO_REFERENCE, 0, 0, 0
+        elif last != 0:
+            trigger = c[i, R_STOP] // mkt[m, M_TICK]
+            if (last <= trigger) if falls(otype, side) else (last >= trigger):
+                return REJ_STOP_PRICE, 0, 0, 0
     if acct[a, A_OPEN] >= ctr[CF_MAX_OPEN]:
         return REJ_TOO_MANY_OPEN, 0, 0, 0
     if ctr[C_OPEN_ORDERS] >= ctr[CF_MAX_ORDERS]:
         return REJ_BOOK_FULL, 0, 0, 0
     own = 2 * m + side
     if (
-        (otype == LIMIT_MAKER or (otype == LIMIT and tif == GTC))
+        (otype == LIMIT_MAKER or (otype == LIMIT and resting_tif))
         and bkn[own] >= ctr[CF_MAX_LEVELS]
         and level_find(bkl, bkp, bkn, own, side, p) < 0
     ):
         return REJ_BOOK_FULL, 0, 0, 0
+    if otype >= STOP_MARKET and otype <= TP_LIMIT:
+        tx = trigger_book(ctr, m, falls(otype, side))
+        key_side = tx & 1
+        trigger = c[i, R_STOP] // mkt[m, M_TICK]
+        if bkn[tx] >= ctr[CF_MAX_LEVELS] and level_find(bkl, bkp, bkn, tx, key_side, trigger) < 0:
+            return REJ_BOOK_FULL, 0, 0, 0
     if side == SELL:
-        hold = q * lot
+        hold = q * mkt[m, M_LOT]
         asset = mkt[m, M_BASE]
     else:
         asset = mkt[m, M_QUOTE]
-        if otype != MARKET:
-            hold = required_buy(p, q, qtl, mkt[m, M_WORST_PPM])
+        if not is_market_kind(otype):
+            hold = required_buy(p, q, mkt[m, M_QTL], mkt[m, M_WORST_PPM])
         elif q == 0:
             hold = quote_qty
         else:
-            hold = dry_run(ords, olnk, lvl, bkl, bkn, mkt, ctr, m, side, False, 0, q)[1]
+            lim = protection_price(lvl, bkl, bkn, mkt, m, side)
+            hold = dry_run(ords, olnk, lvl, bkl, bkn, mkt, ctr, m, side, lim, q, a, c[i, R_STP])[1]
     if hold > bal[a, asset, B_AVAILABLE]:
         return REJ_INSUFFICIENT_FUNDS, 0, 0, 0
     return 0, p, q, hold
+
+
+@kernel
+def new_slot(ords, olnk, ofree, ctr, c, i, p, q, hold):
+    """A slot filled in from PlaceOrder row ``i`` (not yet in a book or index), or -1."""
+    s = order_alloc(ofree, ctr)
+    if s < 0:
+        return s
+    m = c[i, R_MARKET]
+    ords[s, O_ID] = c[i, R_SEQ]
+    ords[s, O_PRICE] = p
+    ords[s, O_QTY] = q
+    ords[s, O_HOLD] = hold
+    ords[s, O_COID] = c[i, R_COID]
+    ords[s, O_EXPIRE] = c[i, R_EXPIRE]
+    ords[s, O_DISPLAY] = 0
+    ords[s, O_VISIBLE] = q
+    olnk[s, K_ACCOUNT] = c[i, R_ACCOUNT]
+    olnk[s, K_MARKET] = m
+    olnk[s, K_SIDE] = c[i, R_SIDE]
+    olnk[s, K_TYPE] = c[i, R_TYPE]
+    olnk[s, K_TIF] = c[i, R_TIF]
+    olnk[s, K_STP] = c[i, R_STP]
+    olnk[s, K_PENDING] = 0
+    return s
 
 
 @kernel
@@ -228,6 +408,7 @@ def place(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree,
     otype = c[i, R_TYPE]
     tif = c[i, R_TIF]
     quote_qty = c[i, R_QUOTE_QTY]
+    stp = c[i, R_STP]
     asset = mkt[m, M_QUOTE] if side == BUY else mkt[m, M_BASE]
     r = next_row(ev, ctr, EV_ACCEPTED, seq)
     ev[r, 2] = seq
@@ -241,85 +422,63 @@ def place(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree,
     ev[r, 10] = c[i, R_QTY]
     ev[r, 11] = quote_qty
     ev[r, 12] = hold
+    if (
+        c[i, R_STOP] != 0
+        or c[i, R_DELTA] != 0
+        or c[i, R_OFFSET] != 0
+        or c[i, R_DISPLAY] != 0
+        or c[i, R_EXPIRE] != 0
+        or stp != 0
+    ):
+        r = next_row(ev, ctr, EV_ACCEPTED_X, seq)
+        ev[r, 2] = c[i, R_STOP]
+        ev[r, 3] = c[i, R_DELTA]
+        ev[r, 4] = c[i, R_OFFSET]
+        ev[r, 5] = c[i, R_DISPLAY]
+        ev[r, 6] = c[i, R_EXPIRE]
+        ev[r, 7] = stp
     hold_txn(ev, ctr, bal, seq, a, asset, hold)
+    lot = mkt[m, M_LOT]
+    if otype >= STOP_MARKET:
+        s = new_slot(ords, olnk, ofree, ctr, c, i, p, q, hold)
+        if s >= 0:
+            add_pending(ords, olnk, idx, lvl, bkl, bkp, bkn, mkt, acct, ctr, lfree, c, i, s)
+        return
     is_limit = otype != MARKET
     fok = otype == LIMIT and tif == FOK
-    if fok and dry_run(ords, olnk, lvl, bkl, bkn, mkt, ctr, m, side, True, p, q)[0] > 0:
+    if fok and dry_run(ords, olnk, lvl, bkl, bkn, mkt, ctr, m, side, p, q, a, stp)[0] > 0:
         emit_order_end(ev, ctr, EV_EXPIRED, seq, seq, a, m, q, EXP_FOK_UNFILLABLE)
         hold_txn(ev, ctr, bal, seq, a, asset, -hold)
         return
     quote_bounded = otype == MARKET and side == BUY and q == 0
     left = q
     budget = quote_qty
-    fills = 0
+    trades = 0
     stop = STOP_FILLED
     if otype != LIMIT_MAKER:
-        left, budget, hold, fills, stop = match(
-            ords,
-            olnk,
-            idx,
-            lvl,
-            bkl,
-            bkp,
-            bkn,
-            bal,
-            sysb,
-            mkt,
-            acct,
-            ctr,
-            ofree,
-            lfree,
-            ev,
-            seq,
-            m,
-            seq,
-            a,
-            side,
-            is_limit,
-            p,
-            left,
-            quote_bounded,
-            budget,
-            hold,
-        )
-    rest_ok = otype == LIMIT_MAKER or (otype == LIMIT and tif == GTC)
+        lim = p if is_limit else protection_price(lvl, bkl, bkn, mkt, m, side)
+        left, budget, hold, _steps, stop, trades = match(
+            ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree, lfree, ev,
+            seq, m, seq, a, side, lim, left, quote_bounded, budget, hold, stp,
+        )  # fmt: skip
+    rest_ok = otype == LIMIT_MAKER or (otype == LIMIT and (tif == GTC or tif == GTD))  # noqa: SIM109
     rests, keep = settle_taker(
-        ev,
-        ctr,
-        bal,
-        mkt,
-        seq,
-        seq,
-        a,
-        m,
-        side,
-        rest_ok,
-        is_limit,
-        quote_bounded,
-        p,
-        left,
-        budget,
-        hold,
-        fills,
-        stop,
-        asset,
-    )
+        ev, ctr, bal, mkt, seq, seq, a, m, side, rest_ok, is_limit, quote_bounded, p, left,
+        budget, hold, trades, stop, asset,
+    )  # fmt: skip
     if rests:
-        s = order_alloc(ofree, ctr)
+        s = new_slot(ords, olnk, ofree, ctr, c, i, p, left, keep)
         if s < 0:
             return
-        ords[s, O_ID] = seq
-        ords[s, O_PRICE] = p
-        ords[s, O_QTY] = left
-        ords[s, O_HOLD] = keep
-        ords[s, O_COID] = c[i, R_COID]
-        olnk[s, K_ACCOUNT] = a
-        olnk[s, K_MARKET] = m
-        olnk[s, K_SIDE] = side
-        olnk[s, K_TYPE] = otype
+        display = c[i, R_DISPLAY] // lot
+        ords[s, O_DISPLAY] = display
+        ords[s, O_VISIBLE] = left if display == 0 or left < display else display
         rest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, s)
         open_order(ords, olnk, idx, acct, ctr, s)
+        note_gtd(ords, olnk, ctr, s)
         check_not_crossed(lvl, bkl, bkn, ctr, m)
+    run_triggers(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree, lfree,
+                 ev, seq, m)  # fmt: skip
 
 
 @kernel
@@ -341,14 +500,9 @@ def find_target(ords, olnk, idx, ctr, a, m, oid, coid):
 def cancel_slot(
     ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, ofree, lfree, ev, seq, s, reason
 ):
-    a = olnk[s, K_ACCOUNT]
-    m = olnk[s, K_MARKET]
-    side = olnk[s, K_SIDE]
-    emit_order_end(ev, ctr, EV_CANCELLED, seq, ords[s, O_ID], a, m, ords[s, O_QTY], reason)
-    asset = mkt[m, M_QUOTE] if side == BUY else mkt[m, M_BASE]
-    hold_txn(ev, ctr, bal, seq, a, asset, -ords[s, O_HOLD])
-    unrest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, s)
-    forget_order(ords, olnk, idx, acct, ctr, ofree, s)
+    """OrderCancelled of an open order (resting or pending), release, removal."""
+    end_any(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, ofree, lfree, ev, seq, s,
+            EV_CANCELLED, reason)  # fmt: skip
 
 
 @kernel
@@ -393,9 +547,11 @@ def cancel(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree
 def cancel_all(
     ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree, lfree, ev, c, i
 ):
+    """CancelAll, and CancelOnDisconnect (every market, reason DISCONNECT)."""
     seq = c[i, R_SEQ]
     a = c[i, R_ACCOUNT]
     m = c[i, R_MARKET]
+    reason = CANCEL_DISCONNECT if c[i, R_KIND] == CMD_DISCONNECT else CANCEL_ALL
     if not account_ok(acct, ctr, a):
         emit_rejected(ev, ctr, seq, a, m, 0, 0, REJ_UNKNOWN_ACCOUNT)
         return
@@ -406,23 +562,6 @@ def cancel_all(
     while s >= 0:
         nxt = olnk[s, K_ANEXT]
         if m == -1 or olnk[s, K_MARKET] == m:
-            cancel_slot(
-                ords,
-                olnk,
-                idx,
-                lvl,
-                bkl,
-                bkp,
-                bkn,
-                bal,
-                mkt,
-                acct,
-                ctr,
-                ofree,
-                lfree,
-                ev,
-                seq,
-                s,
-                CANCEL_ALL,
-            )
+            cancel_slot(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, ofree, lfree,
+                        ev, seq, s, reason)  # fmt: skip
         s = nxt

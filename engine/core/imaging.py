@@ -6,46 +6,70 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.core.book import open_order, order_alloc, rest_order
+from engine.core.book import level_get_or_add, open_order, order_alloc, queue_push, rest_order
 from engine.core.layout import (
+    A_DMS,
     A_EXISTS,
     C_ERROR,
     C_LAST_SEQ,
     C_NEXT_TXN,
     C_OPEN_ORDERS,
+    C_ORDER_HWM,
     CF_MAX_MARKETS,
     K_ACCOUNT,
+    K_DELTA,
+    K_LEVEL,
     K_MARKET,
     K_NEXT,
+    K_PENDING,
+    K_PREV,
     K_SIDE,
+    K_STP,
+    K_TIF,
     K_TYPE,
+    M_BAND,
     M_BASE,
     M_EXISTS,
+    M_LAST_PRICE,
     M_LAST_TRADE,
     M_LOT,
     M_MAKER_PPM,
+    M_MAXQ,
     M_MIN_NOTIONAL,
+    M_PROT,
     M_QTL,
     M_QUOTE,
+    M_STATE,
     M_TAKER_PPM,
     M_TICK,
+    M_TRAIL_HEAD,
+    M_TRAIL_TAIL,
     M_WORST_PPM,
     O_COID,
+    O_DISPLAY,
+    O_EXPIRE,
+    O_EXTREME,
     O_HOLD,
     O_ID,
+    O_OFFSET,
     O_PRICE,
     O_QTY,
+    O_TRIGGER,
+    O_VISIBLE,
     S_CUSTODY,
     S_FEES,
+    TRAIL_MARKET,
     V_HEAD,
     kernel,
 )
 from engine.core.money import required_buy
+from engine.core.triggers import falls, note_gtd, trigger_book
 from engine.schema import (
     FORMAT_VERSION,
     AccountImage,
     AssetImage,
     BalanceImage,
+    ConditionalOrderImage,
     MarketImage,
     OrderImage,
     StateImage,
@@ -75,11 +99,63 @@ def book_slots(lvl, bkl, bkn, olnk, mkt, ctr, out):
 
 
 @kernel
-def load_orders(ords, olnk, idx, lvl, bkl, bkp, bkn, acct, ctr, ofree, lfree, cols, by_id, slots):
+def open_in_order(ords, olnk, idx, acct, ctr, by_id):
+    """Register slots as open in ascending order id (the order of the account lists)."""
+    for s in by_id:
+        open_order(ords, olnk, idx, acct, ctr, s)
+
+
+@kernel
+def load_pending(ords, olnk, idx, lvl, bkl, bkp, bkn, mkt, acct, ctr, ofree, lfree, cols, slots):
+    """Waiting conditional orders from image columns (ascending order id): order_id, account,
+    market, side, type, tif, p, q, quote, trigger, delta, offset, extreme, expire, stp, hold,
+    coid."""
+    for r in range(cols.shape[0]):
+        s = order_alloc(ofree, ctr)
+        slots[r] = s
+        ords[s, O_ID] = cols[r, 0]
+        olnk[s, K_ACCOUNT] = cols[r, 1]
+        m = cols[r, 2]
+        side = cols[r, 3]
+        otype = cols[r, 4]
+        olnk[s, K_MARKET] = m
+        olnk[s, K_SIDE] = side
+        olnk[s, K_TYPE] = otype
+        olnk[s, K_TIF] = cols[r, 5]
+        ords[s, O_PRICE] = cols[r, 6]
+        ords[s, O_QTY] = cols[r, 7]
+        ords[s, O_TRIGGER] = cols[r, 9]
+        olnk[s, K_DELTA] = cols[r, 10]
+        ords[s, O_OFFSET] = cols[r, 11]
+        ords[s, O_EXTREME] = cols[r, 12]
+        ords[s, O_EXPIRE] = cols[r, 13]
+        olnk[s, K_STP] = cols[r, 14]
+        ords[s, O_HOLD] = cols[r, 15]
+        ords[s, O_COID] = cols[r, 16]
+        olnk[s, K_PENDING] = 1
+        olnk[s, K_LEVEL] = -1
+        if otype >= TRAIL_MARKET:
+            tail = mkt[m, M_TRAIL_TAIL]
+            olnk[s, K_PREV] = tail
+            olnk[s, K_NEXT] = -1
+            if tail < 0:
+                mkt[m, M_TRAIL_HEAD] = s
+            else:
+                olnk[tail, K_NEXT] = s
+            mkt[m, M_TRAIL_TAIL] = s
+        else:
+            tx = trigger_book(ctr, m, falls(otype, side))
+            lv = level_get_or_add(lvl, bkl, bkp, bkn, lfree, ctr, tx, tx & 1, cols[r, 9])
+            if lv >= 0:
+                queue_push(lvl, olnk, lv, s)
+        note_gtd(ords, olnk, ctr, s)
+
+
+@kernel
+def load_orders(ords, olnk, idx, lvl, bkl, bkp, bkn, acct, ctr, ofree, lfree, cols, slots):
     """Rebuild books from image-order columns (order_id, account, market, side, type, p, q,
-    hold, coid): appending in image order restores time priority. ``by_id`` lists the rows in
-    ascending order id, the order of the account lists. ``slots`` receives the slot of each
-    row."""
+    hold, coid, tif, expire, stp, display, visible): appending in image order restores time
+    priority. ``slots`` receives the slot of each row."""
     n = cols.shape[0]
     for r in range(n):
         s = order_alloc(ofree, ctr)
@@ -93,16 +169,46 @@ def load_orders(ords, olnk, idx, lvl, bkl, bkp, bkn, acct, ctr, ofree, lfree, co
         ords[s, O_QTY] = cols[r, 6]
         ords[s, O_HOLD] = cols[r, 7]
         ords[s, O_COID] = cols[r, 8]
+        olnk[s, K_TIF] = cols[r, 9]
+        ords[s, O_EXPIRE] = cols[r, 10]
+        olnk[s, K_STP] = cols[r, 11]
+        ords[s, O_DISPLAY] = cols[r, 12]
+        ords[s, O_VISIBLE] = cols[r, 13]
+        olnk[s, K_PENDING] = 0
         rest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, s)
-    for r in by_id:
-        open_order(ords, olnk, idx, acct, ctr, slots[r])
+        note_gtd(ords, olnk, ctr, s)
 
 
 def ordered_slots(eng: CompiledEngine) -> np.ndarray:
     a = eng._a
-    out = np.empty(int(a.ctr[C_OPEN_ORDERS]), dtype=np.int64)
+    hwm = int(a.ctr[C_ORDER_HWM])
+    pending = int(np.count_nonzero((a.ords[:hwm, O_ID] != 0) & (a.olnk[:hwm, K_PENDING] == 1)))
+    out = np.empty(int(a.ctr[C_OPEN_ORDERS]) - pending, dtype=np.int64)
     k = book_slots(a.lvl, a.bkl, a.bkn, a.olnk, a.mkt, a.ctr, out)
     assert k == len(out), (k, len(out))
+    return out
+
+
+def conditional_images(eng: CompiledEngine) -> list[ConditionalOrderImage]:
+    a = eng._a
+    hwm = int(a.ctr[C_ORDER_HWM])
+    ids = a.ords[:hwm, O_ID]
+    pend = np.nonzero((ids != 0) & (a.olnk[:hwm, K_PENDING] == 1))[0]
+    pend = pend[np.argsort(ids[pend], kind="stable")]
+    out = []
+    for s in pend.tolist():
+        o = a.ords[s].tolist()
+        k = a.olnk[s].tolist()
+        tick, lot = eng._ticks[k[K_MARKET]], eng._lots[k[K_MARKET]]
+        out.append(
+            ConditionalOrderImage(
+                o[O_ID], k[K_ACCOUNT], k[K_MARKET], k[K_SIDE], k[K_TYPE], k[K_TIF],
+                o[O_PRICE] * tick, o[O_QTY] * lot,
+                o[O_HOLD] if k[K_SIDE] == 0 and o[O_PRICE] == 0 else 0, o[O_TRIGGER] * tick,
+                k[K_DELTA], o[O_OFFSET] * tick, o[O_EXTREME] * tick, o[O_EXPIRE], k[K_STP],
+                0, o[O_HOLD], o[O_COID],
+            )
+        )  # fmt: skip
     return out
 
 
@@ -129,6 +235,11 @@ def build_image(eng: CompiledEngine) -> StateImage:
                 r[M_MAKER_PPM],
                 r[M_TAKER_PPM],
                 r[M_LAST_TRADE],
+                r[M_STATE],
+                r[M_BAND],
+                r[M_PROT],
+                r[M_MAXQ] * r[M_LOT],
+                r[M_LAST_PRICE] * r[M_TICK],
             )
         )
     account_ids = np.nonzero(a.acct[:, A_EXISTS])[0]
@@ -139,15 +250,17 @@ def build_image(eng: CompiledEngine) -> StateImage:
         vals = sub[rows, cols].tolist()
         for r, c, v in zip(rows.tolist(), cols.tolist(), vals, strict=True):
             balances.setdefault(r, []).append(BalanceImage(c, v[0], v[1], v[2]))
+    dms = a.acct[account_ids, A_DMS].tolist() if len(account_ids) else []
     accounts = [
-        AccountImage(acc, balances.get(k, [])) for k, acc in enumerate(account_ids.tolist())
+        AccountImage(acc, balances.get(k, []), dms[k]) for k, acc in enumerate(account_ids.tolist())
     ]
     slots = ordered_slots(eng)
     o = a.ords[slots]
     lk = a.olnk[slots].astype(np.int64)
     mk = lk[:, K_MARKET]
     price = o[:, O_PRICE] * a.mkt[mk, M_TICK]
-    qty = o[:, O_QTY] * a.mkt[mk, M_LOT]
+    lots = a.mkt[mk, M_LOT]
+    qty = o[:, O_QTY] * lots
     orders = [
         OrderImage(*row)
         for row in zip(
@@ -160,6 +273,11 @@ def build_image(eng: CompiledEngine) -> StateImage:
             qty.tolist(),
             o[:, O_HOLD].tolist(),
             o[:, O_COID].tolist(),
+            lk[:, K_TIF].tolist(),
+            o[:, O_EXPIRE].tolist(),
+            lk[:, K_STP].tolist(),
+            (o[:, O_DISPLAY] * lots).tolist(),
+            (o[:, O_VISIBLE] * lots).tolist(),
             strict=True,
         )
     ]
@@ -172,6 +290,7 @@ def build_image(eng: CompiledEngine) -> StateImage:
         markets=markets,
         accounts=accounts,
         orders=orders,
+        conditional_orders=conditional_images(eng),
         pending_withdrawals=[WithdrawalImage(w, *eng._pending[w]) for w in sorted(eng._pending)],
         withdrawal_ids=sorted(eng._withdrawal_ids),
         deposit_keys=sorted(eng._deposit_keys),
@@ -201,9 +320,18 @@ def restore_image(eng: CompiledEngine, image: StateImage) -> None:
             m.maker_fee_ppm,
             m.taker_fee_ppm,
             m.last_trade_id,
+            rules=(
+                m.state,
+                m.price_band_bps,
+                m.market_protection_bps,
+                m.max_order_qty_atoms,
+                m.last_price_atoms,
+            ),
         )
     for acc in image.accounts:
         eng._install_account(acc.account_id)
+        if acc.dead_mans_switch_ns:
+            eng._arm(acc.account_id, acc.dead_mans_switch_ns)
         for b in acc.balances:
             a.bal[acc.account_id, b.asset_id] = (
                 b.available_atoms,
@@ -211,7 +339,7 @@ def restore_image(eng: CompiledEngine, image: StateImage) -> None:
                 b.held_withdrawals_atoms,
             )
     n = len(image.orders)
-    cols = np.zeros((n, 9), dtype=np.int64)
+    cols = np.zeros((n, 14), dtype=np.int64)
     held: dict[tuple[int, int], int] = {}
     for r, o in enumerate(image.orders):
         m = o.market_id
@@ -242,8 +370,12 @@ def restore_image(eng: CompiledEngine, image: StateImage) -> None:
             q,
             o.hold_atoms,
             o.client_order_id,
+            o.time_in_force,
+            o.expire_at_ns,
+            o.stp_mode,
+            o.display_qty_atoms // lot,
+            o.visible_qty_atoms // lot,
         )
-    by_id = np.argsort(cols[:, 0], kind="stable").astype(np.int64)
     slots = np.zeros(n, dtype=np.int64)
     load_orders(
         a.ords,
@@ -258,8 +390,30 @@ def restore_image(eng: CompiledEngine, image: StateImage) -> None:
         a.ofree,
         a.lfree,
         cols,
-        by_id,
         slots,
+    )
+    pcols = np.zeros((len(image.conditional_orders), 17), dtype=np.int64)
+    for r, o in enumerate(image.conditional_orders):
+        m = o.market_id
+        tick, lot = eng._ticks[m], eng._lots[m]
+        pcols[r] = (
+            o.order_id, o.account_id, m, o.side, o.order_type, o.time_in_force,
+            o.price_atoms // tick, o.qty_atoms // lot, o.quote_qty_atoms,
+            o.trigger_price_atoms // tick, o.trailing_delta_bps, o.limit_offset_atoms // tick,
+            o.extreme_price_atoms // tick, o.expire_at_ns, o.stp_mode, o.hold_atoms,
+            o.client_order_id,
+        )  # fmt: skip
+        asset = int(a.mkt[m, M_QUOTE if o.side == 0 else M_BASE])
+        held[(o.account_id, asset)] = held.get((o.account_id, asset), 0) + o.hold_atoms
+    pslots = np.zeros(len(pcols), dtype=np.int64)
+    load_pending(
+        a.ords, a.olnk, a.idx, a.lvl, a.bkl, a.bkp, a.bkn, a.mkt, a.acct, a.ctr, a.ofree,
+        a.lfree, pcols, pslots,
+    )  # fmt: skip
+    all_ids = np.concatenate([cols[:, 0], pcols[:, 0]])
+    all_slots = np.concatenate([slots, pslots])
+    open_in_order(
+        a.ords, a.olnk, a.idx, a.acct, a.ctr, all_slots[np.argsort(all_ids, kind="stable")]
     )
     if a.ctr[C_ERROR] != 0:
         raise ValueError("image does not fit the engine's bounds")

@@ -17,16 +17,22 @@ from engine.core.layout import (
     C_ERROR_SEQ,
     C_EV_POS,
     C_LAST_SEQ,
+    C_NEXT_DMS,
+    C_NEXT_GTD,
     CF_EV_CAP,
     CF_MAX_FILLS,
     CF_MAX_OPEN,
+    CF_MAX_TRIGGERS,
     CMD_ADMIN,
     CMD_AMEND,
     CMD_CANCEL,
     CMD_CANCEL_ALL,
+    CMD_DISCONNECT,
     CMD_PLACE,
+    CMD_TICK,
     R_KIND,
     R_SEQ,
+    R_TS,
     ST_ADMIN,
     ST_CAPACITY,
     ST_DONE,
@@ -34,6 +40,7 @@ from engine.core.layout import (
     ST_SEQ,
     kernel,
 )
+from engine.core.timers import sweep
 
 ST_BAD_ROW = 5
 
@@ -65,20 +72,29 @@ def run_batch(
     if reset_events:
         ctr[C_EV_POS] = 0
     first_row = ctr[C_EV_POS]
-    bound_order = 6 * ctr[CF_MAX_FILLS] + 4
+    bound_order = (7 * ctr[CF_MAX_FILLS] + 8) * (1 + ctr[CF_MAX_TRIGGERS])
     bound_all = 2 * ctr[CF_MAX_OPEN] + 1
     capacity = ctr[CF_EV_CAP]
     i = start
     while i < stop:
         kind = c[i, R_KIND]
-        if kind == CMD_ADMIN:
-            return i, ST_ADMIN, ctr[C_EV_POS] - first_row
-        need = bound_all if kind == CMD_CANCEL_ALL else bound_order
-        if capacity - ctr[C_EV_POS] < need:
-            return i, ST_CAPACITY, ctr[C_EV_POS] - first_row
         seq = c[i, R_SEQ]
         if seq <= ctr[C_LAST_SEQ]:
             return i, ST_SEQ, ctr[C_EV_POS] - first_row
+        now = c[i, R_TS]
+        if (ctr[C_NEXT_DMS] <= now or ctr[C_NEXT_GTD] <= now) and not sweep(
+            ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, ofree, lfree, ev, seq, now
+        ):
+            return i, ST_CAPACITY, ctr[C_EV_POS] - first_row
+        if kind == CMD_ADMIN:
+            return i, ST_ADMIN, ctr[C_EV_POS] - first_row
+        if kind == CMD_TICK:
+            ctr[C_LAST_SEQ] = seq
+            i += 1
+            continue
+        need = bound_all if kind == CMD_CANCEL_ALL or kind == CMD_DISCONNECT else bound_order  # noqa: SIM109
+        if capacity - ctr[C_EV_POS] < need:
+            return i, ST_CAPACITY, ctr[C_EV_POS] - first_row
         if kind == CMD_AMEND:
             ctr[C_LAST_SEQ] = seq
             amend(
@@ -142,7 +158,7 @@ def run_batch(
                 c,
                 i,
             )
-        elif kind == CMD_CANCEL_ALL:
+        elif kind == CMD_CANCEL_ALL or kind == CMD_DISCONNECT:  # noqa: SIM109
             ctr[C_LAST_SEQ] = seq
             cancel_all(
                 ords,

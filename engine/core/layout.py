@@ -22,14 +22,17 @@ from numba import njit, types
 from engine.schema import (
     MAX_ACCOUNT_ID,
     MAX_AMOUNT_ATOMS,
+    MAX_TRAILING_DELTA_BPS,
     Bucket,
     CancelReason,
     EngineConfig,
     ExpireReason,
+    MarketState,
     OrderType,
     PostingReason,
     Reject,
     Side,
+    StpMode,
     TimeInForce,
 )
 
@@ -102,7 +105,18 @@ O_PRICE = 1  # ticks
 O_QTY = 2  # open lots
 O_HOLD = 3  # atoms held for this order (quote for buys, base for sells)
 O_COID = 4  # client order id, 0 = none
-O_W = 5
+O_EXPIRE = 5  # GTD expiry (journal ns), 0 = none
+O_DISPLAY = 6  # iceberg slice (lots), 0 = not an iceberg
+O_VISIBLE = 7  # lots of the current slice (= O_QTY for a plain order)
+O_SIMQ = 8  # dry-run scratch: open lots left in the simulation
+O_SIMV = 9  # dry-run scratch: visible lots left in the simulation
+O_W = 10
+# A waiting conditional order is never in the book, so it reuses the resting-only columns
+# (a conditional market buy's budget is its hold, which does not change while it waits):
+O_TRIGGER = O_DISPLAY  # trigger price (ticks)
+O_EXTREME = O_VISIBLE  # trailing: peak (sell) or trough (buy), ticks
+O_OFFSET = O_SIMQ  # trailing limit offset, ticks
+O_FIRE = O_SIMV  # collect(): this trailing stop fires on the current burst
 
 # ---- order links table: int32 [max_orders, K_W] --------------------------------------------
 K_ACCOUNT = 0
@@ -114,7 +128,11 @@ K_PREV = 5  # previous slot in the level queue (towards the head), -1 = none
 K_NEXT = 6
 K_APREV = 7  # previous slot in the account's open-order list (ascending order id)
 K_ANEXT = 8
-K_W = 9
+K_TIF = 9
+K_STP = 10
+K_PENDING = 11  # 1 = conditional order waiting for its trigger (not in the book)
+K_DELTA = 12  # trailing delta, bps
+K_W = 13
 
 # ---- levels table: int64 [level_capacity, V_W] ---------------------------------------------
 V_PRICE = 0  # ticks
@@ -134,14 +152,24 @@ M_MAKER_PPM = 7
 M_TAKER_PPM = 8
 M_WORST_PPM = 9  # max(maker, taker): what a resting buy holds for fees
 M_LAST_TRADE = 10
-M_W = 11
+M_STATE = 11
+M_BAND = 12  # price band, bps (0 = off)
+M_PROT = 13  # market order protection, bps (0 = off)
+M_MAXQ = 14  # max order size, lots (0 = none)
+M_LAST_PRICE = 15  # ticks of the last trade, 0 = none yet
+M_BURST_FIRST = 16  # first and last trade price of the current taker (0 = no trade yet)
+M_BURST_LAST = 17
+M_TRAIL_HEAD = 18  # pending trailing stops, ascending order id (links K_PREV/K_NEXT)
+M_TRAIL_TAIL = 19
+M_W = 20
 
 # ---- accounts table: int64 [max_accounts, A_W] ---------------------------------------------
 A_EXISTS = 0
 A_OPEN = 1  # open orders
 A_HEAD = 2  # first slot of the open-order list (lowest order id), -1 = none
 A_TAIL = 3
-A_W = 4
+A_DMS = 4  # dead-man's switch time (journal ns), 0 = disarmed
+A_W = 5
 
 # ---- balances: int64 [max_accounts, max_assets, 3], system buckets int64 [max_assets, 2] -----
 B_AVAILABLE = int(Bucket.AVAILABLE)
@@ -163,6 +191,11 @@ C_LEVEL_FREE = 6
 C_EV_POS = 7  # next free row of the event buffer
 C_ERROR = 8  # invariant violation code (0 = none)
 C_ERROR_SEQ = 9
+C_NEXT_DMS = 10  # earliest armed dead-man's switch (INT64_MAX = none)
+C_NEXT_GTD = 11  # a lower bound of the open GTD orders' expiries (INT64_MAX = none)
+C_NOW = 12  # journal time of the command being run
+C_FIFO_HEAD = 13  # triggered orders waiting to execute in this command (links K_NEXT)
+C_FIFO_TAIL = 14
 CF_MAX_ORDERS = 16
 CF_LEVEL_CAP = 17
 CF_MAX_LEVELS = 18  # per side
@@ -173,6 +206,7 @@ CF_MAX_MARKETS = 22
 CF_MAX_ASSETS = 23
 CF_HASH_MASK = 24
 CF_EV_CAP = 25
+CF_MAX_TRIGGERS = 26
 C_W = 32
 
 # ---- command rows: int64 [n, R_W] ----------------------------------------------------------
@@ -188,18 +222,27 @@ R_PRICE = 7
 R_QTY = 8
 R_QUOTE_QTY = 9
 R_COID = 10
+R_TS = 11  # journal time of every row
+R_STOP = 12
+R_DELTA = 13
+R_OFFSET = 14
+R_DISPLAY = 15
+R_EXPIRE = 16
+R_STP = 17
 # CancelOrder / AmendOrder (target)
 R_ORDER_ID = 4
 R_TARGET_COID = 5
 R_NEW_PRICE = 6
 R_NEW_QTY = 7
-R_W = 11
+R_W = 18
 
 CMD_PLACE = 1
 CMD_CANCEL = 2
 CMD_AMEND = 3
 CMD_CANCEL_ALL = 4
-CMD_ADMIN = 5  # handled in Python by the wrapper; the kernel stops before it
+CMD_ADMIN = 5  # handled in Python by the wrapper; the kernel stops before it (after the sweep)
+CMD_TICK = 6  # journal time only: the sweep
+CMD_DISCONNECT = 7  # cancel-on-disconnect (a CancelAll of every market, reason DISCONNECT)
 
 # ---- event rows: int64 [capacity, E_W]; col 0 kind, col 1 seq ------------------------------
 E_KIND = 0
@@ -216,6 +259,12 @@ EV_EXPIRED = 5  # same columns as EV_CANCELLED
 EV_AMENDED = 6  # 2 order_id 3 account 4 market 5 price_ticks 6 qty_lots 7 priority_kept 8 hold
 EV_POSTING = 7  # 2 txn 3 reason 4 asset 5 debit_account 6 debit_bucket 7 credit_account
 #                 8 credit_bucket 9 amount_atoms
+EV_STP = 8  # 2 market 3 account 4 taker_oid 5 maker_oid 6 qty_lots 7 mode
+EV_TRIGGERED = 9  # 2 order_id 3 account 4 market 5 trigger_ticks 6 last_ticks 7 price_ticks
+EV_ICEBERG = 10  # 2 order_id 3 market 4 price_ticks 5 visible_lots 6 hidden_lots
+EV_DMS_FIRED = 11  # 2 account 3 fire_at_ns
+EV_ACCEPTED_X = 12  # right after an EV_ACCEPTED whose issue-3 fields are not all 0:
+#                    2 stop_atoms 3 delta_bps 4 offset_atoms 5 display_atoms 6 expire 7 stp
 
 # ---- kernel status (returned with the next row index) --------------------------------------
 ST_DONE = 0
@@ -248,9 +297,31 @@ SELL = int(Side.SELL)
 LIMIT = int(OrderType.LIMIT)
 MARKET = int(OrderType.MARKET)
 LIMIT_MAKER = int(OrderType.LIMIT_MAKER)
+STOP_MARKET = int(OrderType.STOP_MARKET)
+STOP_LIMIT_TYPE = int(OrderType.STOP_LIMIT)
+TP_MARKET = int(OrderType.TAKE_PROFIT_MARKET)
+TP_LIMIT = int(OrderType.TAKE_PROFIT_LIMIT)
+TRAIL_MARKET = int(OrderType.TRAILING_STOP_MARKET)
+TRAIL_LIMIT = int(OrderType.TRAILING_STOP_LIMIT)
+MAX_TRAILING_DELTA = MAX_TRAILING_DELTA_BPS
 GTC = int(TimeInForce.GTC)
 IOC = int(TimeInForce.IOC)
 FOK = int(TimeInForce.FOK)
+GTD = int(TimeInForce.GTD)
+STP_NONE = int(StpMode.NONE)
+STP_EXPIRE_TAKER = int(StpMode.EXPIRE_TAKER)
+STP_EXPIRE_MAKER = int(StpMode.EXPIRE_MAKER)
+STP_EXPIRE_BOTH = int(StpMode.EXPIRE_BOTH)
+STP_DECREMENT = int(StpMode.DECREMENT)
+ST_OPEN = int(MarketState.OPEN)
+ST_HALTED = int(MarketState.HALTED)
+ST_CANCEL_ONLY = int(MarketState.CANCEL_ONLY)
+ST_POST_ONLY = int(MarketState.POST_ONLY)
+CANCEL_DMS = int(CancelReason.DEAD_MANS_SWITCH)
+CANCEL_DISCONNECT = int(CancelReason.DISCONNECT)
+EXP_GTD = int(ExpireReason.GTD)
+EXP_STP = int(ExpireReason.SELF_TRADE_PREVENTED)
+EXP_PROTECTION = int(ExpireReason.PRICE_PROTECTION)
 
 P_ORDER_HOLD = int(PostingReason.ORDER_HOLD)
 P_ORDER_RELEASE = int(PostingReason.ORDER_RELEASE)
@@ -286,6 +357,17 @@ REJ_BOOK_FULL = int(Reject.BOOK_FULL)
 REJ_TOO_MANY_OPEN = int(Reject.TOO_MANY_OPEN_ORDERS)
 REJ_INVALID_AMEND = int(Reject.INVALID_AMEND)
 REJ_INVALID_COID = int(Reject.INVALID_CLIENT_ORDER_ID)
+REJ_HALTED = int(Reject.MARKET_HALTED)
+REJ_CANCEL_ONLY = int(Reject.MARKET_CANCEL_ONLY)
+REJ_POST_ONLY = int(Reject.MARKET_POST_ONLY)
+REJ_BAND = int(Reject.PRICE_OUTSIDE_BAND)
+REJ_TOO_LARGE = int(Reject.ORDER_TOO_LARGE)
+REJ_STP_MODE = int(Reject.INVALID_STP_MODE)
+REJ_EXPIRY = int(Reject.INVALID_EXPIRY)
+REJ_STOP_PRICE = int(Reject.INVALID_STOP_PRICE)
+REJ_TRAILING = int(Reject.INVALID_TRAILING_DELTA)
+REJ_DISPLAY = int(Reject.INVALID_DISPLAY_QTY)
+REJ_NO_REFERENCE = int(Reject.NO_REFERENCE_PRICE)
 
 # Matching loop stop reasons.
 STOP_FILLED = 0
@@ -293,6 +375,7 @@ STOP_MAX_FILLS = 1
 STOP_BOOK_EMPTY = 2
 STOP_LIMIT = 3
 STOP_BUDGET = 4
+STOP_STP = 5
 
 
 _PREFAULT_MAX_BYTES = 256 << 20
@@ -307,7 +390,8 @@ def validate_config(config: EngineConfig) -> None:
         "max_orders": (1, 1 << 29),
         "max_levels_per_side": (1, 1 << 29),
         "max_open_orders_per_account": (1, 1 << 20),  # CancelAll: 2 event rows each
-        "max_fills_per_order": (1, 1 << 16),  # the event buffer holds 6 rows per fill
+        "max_fills_per_order": (1, 1 << 16),  # the event buffer holds 7 rows per fill
+        "max_triggers_per_command": (0, 1 << 10),
     }
     for name, (low, high) in bounds.items():
         value = getattr(config, name)
@@ -325,9 +409,10 @@ def hash_capacity(max_orders: int) -> int:
 
 def per_command_event_bound(config: EngineConfig) -> int:
     """Worst-case event rows of one hot command (checked by the kernel before each command)."""
-    place = (
-        6 * config.max_fills_per_order + 4
-    )  # accepted, hold, fills x (trade + 5), expire, release
+    # accepted (+ its extension row), hold, steps x (trade + 5 postings + iceberg refresh),
+    # expire, release
+    # ... for the order and each order it triggers (plus the trigger event and its release)
+    place = (7 * config.max_fills_per_order + 8) * (1 + config.max_triggers_per_command)
     cancel_all = 2 * config.max_open_orders_per_account + 1
     return max(place, cancel_all)
 
@@ -356,7 +441,7 @@ class CoreArrays:
     def __init__(self, config: EngineConfig, event_capacity: int = 0) -> None:
         validate_config(config)
         n_orders = config.max_orders
-        sides = 2 * config.max_markets
+        sides = 4 * config.max_markets  # bids, asks, then falling and rising trigger books
         level_cap = min(n_orders, sides * config.max_levels_per_side)
         hcap = hash_capacity(n_orders)
         bound = per_command_event_bound(config)
@@ -395,6 +480,11 @@ class CoreArrays:
         ctr[CF_MAX_ASSETS] = config.max_assets
         ctr[CF_HASH_MASK] = hcap - 1
         ctr[CF_EV_CAP] = ev_cap
+        ctr[C_NEXT_DMS] = INT64_MAX
+        ctr[C_NEXT_GTD] = INT64_MAX
+        ctr[C_FIFO_HEAD] = -1
+        ctr[C_FIFO_TAIL] = -1
+        ctr[CF_MAX_TRIGGERS] = config.max_triggers_per_command
         self.ctr = ctr
 
     def kernel_args(self) -> tuple[np.ndarray, ...]:
@@ -423,7 +513,7 @@ def bytes_per_resting_order(config: EngineConfig) -> dict[str, float]:
     n = config.max_orders
     per_order = O_W * 8 + K_W * 4 + 4  # orders, links, free stack
     index = 2 * hash_capacity(n) * 4 / n
-    sides = 2 * config.max_markets
+    sides = 4 * config.max_markets
     level_cap = min(n, sides * config.max_levels_per_side)
     return {
         "order_tables": per_order,

@@ -7,8 +7,17 @@ order of `CoreArrays.kernel_args` (ords .. ev) followed by its own scalars.
 
 from __future__ import annotations
 
-from engine.core.book import fail, forget_order, unrest_order
-from engine.core.events import emit_order_end, emit_posting, new_txn, next_row, post_release
+from engine.core.book import fail, forget_order, rest_order, unrest_order
+from engine.core.events import (
+    emit_iceberg,
+    emit_order_end,
+    emit_posting,
+    emit_stp,
+    hold_txn,
+    new_txn,
+    next_row,
+    post_release,
+)
 from engine.core.layout import (
     B_AVAILABLE,
     B_FEES,
@@ -23,9 +32,16 @@ from engine.core.layout import (
     EXP_IOC_REMAINDER,
     EXP_MAX_FILLS,
     EXP_NO_LIQUIDITY,
+    EXP_PROTECTION,
+    EXP_STP,
     K_ACCOUNT,
+    K_MARKET,
     K_NEXT,
+    K_SIDE,
     M_BASE,
+    M_BURST_FIRST,
+    M_BURST_LAST,
+    M_LAST_PRICE,
     M_LAST_TRADE,
     M_LOT,
     M_MAKER_PPM,
@@ -34,10 +50,14 @@ from engine.core.layout import (
     M_TAKER_PPM,
     M_WORST_PPM,
     MAX,
+    O_DISPLAY,
     O_HOLD,
     O_ID,
     O_PRICE,
     O_QTY,
+    O_SIMQ,
+    O_SIMV,
+    O_VISIBLE,
     P_FEE,
     P_TRADE_BASE,
     P_TRADE_QUOTE,
@@ -48,11 +68,44 @@ from engine.core.layout import (
     STOP_FILLED,
     STOP_LIMIT,
     STOP_MAX_FILLS,
+    STOP_STP,
+    STP_DECREMENT,
+    STP_EXPIRE_BOTH,
+    STP_EXPIRE_MAKER,
+    STP_EXPIRE_TAKER,
     V_HEAD,
     V_PRICE,
     kernel,
 )
 from engine.core.money import fee, lots_for_budget, required_buy
+
+
+@kernel
+def refresh_if_needed(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, ev, seq, s):
+    """An iceberg whose slice ran out (and has more) goes to the back with a new slice."""
+    q = ords[s, O_QTY]
+    if q > 0 and ords[s, O_VISIBLE] == 0:
+        d = ords[s, O_DISPLAY]
+        vis = d if d < q else q
+        ords[s, O_VISIBLE] = vis
+        unrest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, s)
+        rest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, s)
+        emit_iceberg(ev, ctr, seq, ords[s, O_ID], olnk[s, K_MARKET], ords[s, O_PRICE], vis, q - vis)
+
+
+@kernel
+def end_slot(
+    ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, ofree, lfree, ev, seq, s, kind, reason
+):
+    """OrderCancelled/OrderExpired of a resting order, the release of its hold, and removal."""
+    a = olnk[s, K_ACCOUNT]
+    m = olnk[s, K_MARKET]
+    emit_order_end(ev, ctr, kind, seq, ords[s, O_ID], a, m, ords[s, O_QTY], reason)
+    asset = mkt[m, M_QUOTE] if olnk[s, K_SIDE] == BUY else mkt[m, M_BASE]
+    hold_txn(ev, ctr, bal, seq, a, asset, -ords[s, O_HOLD])
+    ords[s, O_HOLD] = 0
+    unrest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, s)
+    forget_order(ords, olnk, idx, acct, ctr, ofree, s)
 
 
 @kernel
@@ -93,6 +146,10 @@ def execute_trade(
     taker_fee = fee(n, mkt[m, M_TAKER_PPM])
     trade_id = mkt[m, M_LAST_TRADE] + 1
     mkt[m, M_LAST_TRADE] = trade_id
+    mkt[m, M_LAST_PRICE] = price
+    if mkt[m, M_BURST_FIRST] == 0:
+        mkt[m, M_BURST_FIRST] = price
+    mkt[m, M_BURST_LAST] = price
     maker_acct = olnk[ms, K_ACCOUNT]
     r = next_row(ev, ctr, EV_TRADE, seq)
     ev[r, 2] = trade_id
@@ -169,12 +226,70 @@ def execute_trade(
         fail(ctr, ERR_NEGATIVE_HOLD)
     ords[ms, O_QTY] = maker_left
     ords[ms, O_HOLD] = maker_hold
+    ords[ms, O_VISIBLE] -= f
     if maker_left == 0:
         unrest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, ms)
         forget_order(ords, olnk, idx, acct, ctr, ofree, ms)
+    else:
+        refresh_if_needed(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, ev, seq, ms)
     if taker_side == BUY:
         return n + taker_fee
     return base_atoms
+
+
+@kernel
+def prevent(
+    ords,
+    olnk,
+    idx,
+    lvl,
+    bkl,
+    bkp,
+    bkn,
+    bal,
+    mkt,
+    acct,
+    ctr,
+    ofree,
+    lfree,
+    ev,
+    seq,
+    m,
+    taker_oid,
+    taker_acct,
+    stp,
+    quote_bounded,
+    ms,
+    f,
+):
+    """Self-trade prevention against maker ``ms``. Returns (lots the taker loses, stop?)."""
+    emit_stp(ev, ctr, seq, m, taker_acct, taker_oid, ords[ms, O_ID], f, stp)
+    mode = stp
+    if mode == STP_DECREMENT and quote_bounded:
+        mode = STP_EXPIRE_TAKER  # no base quantity to decrement
+    if mode == STP_EXPIRE_TAKER:
+        return 0, True
+    if mode == STP_EXPIRE_MAKER or mode == STP_EXPIRE_BOTH:  # noqa: SIM109
+        end_slot(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, ofree, lfree, ev,
+                 seq, ms, EV_EXPIRED, EXP_STP)  # fmt: skip
+        return 0, mode == STP_EXPIRE_BOTH
+    q = ords[ms, O_QTY] - f
+    ords[ms, O_QTY] = q
+    ords[ms, O_VISIBLE] -= f
+    if q == 0:
+        end_slot(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, ofree, lfree, ev,
+                 seq, ms, EV_EXPIRED, EXP_STP)  # fmt: skip
+        return f, False
+    if olnk[ms, K_SIDE] == BUY:
+        keep = required_buy(ords[ms, O_PRICE], q, mkt[m, M_QTL], mkt[m, M_WORST_PPM])
+        asset = mkt[m, M_QUOTE]
+    else:
+        keep = q * mkt[m, M_LOT]
+        asset = mkt[m, M_BASE]
+    hold_txn(ev, ctr, bal, seq, taker_acct, asset, keep - ords[ms, O_HOLD])
+    ords[ms, O_HOLD] = keep
+    refresh_if_needed(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, ev, seq, ms)
+    return f, False
 
 
 @kernel
@@ -199,19 +314,21 @@ def match(
     taker_oid,
     taker_acct,
     side,
-    is_limit,
-    p,
+    lim,
     left,
     quote_bounded,
     budget,
     hold,
+    stp,
 ):
-    """The matching loop (PlaceOrder step 5). Returns (left, budget, hold, fills, stop)."""
+    """The matching loop (PlaceOrder step 5); ``lim`` = limit or protection price (0 = none).
+    Returns (left, budget, hold, steps, stop, trades)."""
     opp = 2 * m + 1 - side
     max_fills = ctr[CF_MAX_FILLS]
     cost_per_tick_lot = mkt[m, M_QTL]
     taker_ppm = mkt[m, M_TAKER_PPM]
     fills = 0
+    trades = 0
     stop = STOP_FILLED
     while True:
         if quote_bounded:
@@ -228,11 +345,11 @@ def match(
             break
         lv = bkl[opp, n_levels - 1]
         price = lvl[lv, V_PRICE]
-        if is_limit and ((side == BUY and price > p) or (side == SELL and price < p)):
+        if lim > 0 and ((side == BUY and price > lim) or (side == SELL and price < lim)):
             stop = STOP_LIMIT
             break
         ms = lvl[lv, V_HEAD]
-        maker_qty = ords[ms, O_QTY]
+        maker_qty = ords[ms, O_VISIBLE]
         if quote_bounded:
             f = lots_for_budget(price * cost_per_tick_lot, taker_ppm, budget, maker_qty)
             if f == 0:
@@ -240,6 +357,17 @@ def match(
                 break
         else:
             f = left if left < maker_qty else maker_qty
+        fills += 1
+        if stp != 0 and olnk[ms, K_ACCOUNT] == taker_acct:
+            lost, ends = prevent(
+                ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, ofree, lfree, ev,
+                seq, m, taker_oid, taker_acct, stp, quote_bounded, ms, f,
+            )  # fmt: skip
+            left -= lost
+            if ends or (lost > 0 and left == 0):
+                stop = STOP_STP
+                break
+            continue
         cost = execute_trade(
             ords,
             olnk,
@@ -264,43 +392,70 @@ def match(
             ms,
             f,
         )
+        trades += 1
         hold -= cost
         if quote_bounded:
             budget -= cost
         else:
             left -= f
-        fills += 1
-    return left, budget, hold, fills, stop
+    return left, budget, hold, fills, stop, trades
 
 
 @kernel
-def dry_run(ords, olnk, lvl, bkl, bkn, mkt, ctr, m, side, is_limit, p, left):
-    """Walk the opposite side as the matching loop would, without changing anything.
-    Returns (left, cost): cost = sum of notional + taker fee, saturated at MAX + 1."""
+def dry_run(ords, olnk, lvl, bkl, bkn, mkt, ctr, m, side, lim, left, account, stp):
+    """Walk the opposite side as the matching loop would, without changing the book (the
+    simulation of iceberg refreshes uses the O_SIMQ/O_SIMV scratch columns). Returns
+    (left, cost): cost = sum of notional + taker fee, saturated at MAX + 1."""
     opp = 2 * m + 1 - side
     max_fills = ctr[CF_MAX_FILLS]
     qtl = mkt[m, M_QTL]
     taker_ppm = mkt[m, M_TAKER_PPM]
-    fills = 0
+    steps = 0
     cost = 0
     pos = bkn[opp] - 1
-    while pos >= 0 and left > 0 and fills < max_fills:
+    while pos >= 0 and left > 0 and steps < max_fills:
         lv = bkl[opp, pos]
         price = lvl[lv, V_PRICE]
-        if is_limit and ((side == BUY and price > p) or (side == SELL and price < p)):
+        if lim > 0 and ((side == BUY and price > lim) or (side == SELL and price < lim)):
             break
-        s = lvl[lv, V_HEAD]
-        while s >= 0 and left > 0 and fills < max_fills:
-            maker_qty = ords[s, O_QTY]
-            f = left if left < maker_qty else maker_qty
-            if cost <= MAX:
-                n = price * f * qtl
-                cost += n + fee(n, taker_ppm)
-                if cost > MAX:
-                    cost = MAX + 1
-            left -= f
-            fills += 1
-            s = olnk[s, K_NEXT]
+        first_pass = True
+        while left > 0 and steps < max_fills:
+            more = False
+            s = lvl[lv, V_HEAD]
+            while s >= 0 and left > 0 and steps < max_fills:
+                if first_pass:
+                    ords[s, O_SIMQ] = ords[s, O_QTY]
+                    ords[s, O_SIMV] = ords[s, O_VISIBLE]
+                rem = ords[s, O_SIMQ]
+                if rem > 0:
+                    vis = ords[s, O_SIMV]
+                    f = left if left < vis else vis
+                    steps += 1
+                    own = stp != 0 and olnk[s, K_ACCOUNT] == account
+                    if own and (stp == STP_EXPIRE_TAKER or stp == STP_EXPIRE_BOTH):  # noqa: SIM109
+                        return left, cost
+                    if own and stp == STP_EXPIRE_MAKER:
+                        rem = 0
+                    else:
+                        if not own and cost <= MAX:
+                            n = price * f * qtl
+                            cost += n + fee(n, taker_ppm)
+                            if cost > MAX:
+                                cost = MAX + 1
+                        left -= f
+                        rem -= f
+                        vis -= f
+                        if rem > 0 and vis == 0:
+                            d = ords[s, O_DISPLAY]
+                            vis = d if d < rem else rem
+                    ords[s, O_SIMQ] = rem
+                    ords[s, O_SIMV] = vis
+                    if rem > 0:
+                        more = True
+                s = olnk[s, K_NEXT]
+            first_pass = False
+            if not more:
+                break
         pos -= 1
     return left, cost
 
@@ -323,19 +478,22 @@ def settle_taker(
     left,
     budget,
     hold,
-    fills,
+    trades,
     stop,
     asset,
 ):
     """PlaceOrder step 6: expire or keep resting, then release what the taker no longer needs.
     Returns (rests, hold kept by the resting order)."""
     # Resolution (as the reference): a quote-bounded taker whose budget is exactly spent is
-    # filled, like one stopped by the budget after at least one fill.
-    filled = (budget == 0 or (stop == STOP_BUDGET and fills > 0)) if quote_bounded else left == 0
+    # filled, like one stopped by the budget after at least one trade.
+    if quote_bounded:
+        filled = budget == 0 or (stop == STOP_BUDGET and trades > 0)
+    else:
+        filled = left == 0 and stop != STOP_STP
     rests = False
     keep = 0
     if not filled:
-        if rest_ok and stop != STOP_MAX_FILLS:
+        if rest_ok and stop != STOP_MAX_FILLS and stop != STOP_STP:
             rests = True
             if side == BUY:
                 keep = required_buy(p, left, mkt[m, M_QTL], mkt[m, M_WORST_PPM])
@@ -344,9 +502,13 @@ def settle_taker(
         else:
             if stop == STOP_MAX_FILLS:
                 reason = EXP_MAX_FILLS
+            elif stop == STOP_STP:
+                reason = EXP_STP
             elif is_limit:
                 reason = EXP_IOC_REMAINDER
-            elif stop == STOP_BOOK_EMPTY or stop == STOP_LIMIT:  # noqa: SIM109 (numba)
+            elif stop == STOP_LIMIT:
+                reason = EXP_PROTECTION
+            elif stop == STOP_BOOK_EMPTY:
                 reason = EXP_NO_LIQUIDITY
             else:
                 reason = EXP_BUDGET_EXHAUSTED

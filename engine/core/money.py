@@ -62,3 +62,9 @@ def lots_for_budget(cost_per_lot, taker_ppm, budget, max_lots):
         else:
             hi = mid
     return lo
+
+
+@kernel
+def bps_of(x, bps):
+    """floor(x * bps / 10**4) without overflow (x >= 0, 0 <= bps <= 10**4)."""
+    return (x // 10_000) * bps + (x % 10_000) * bps // 10_000

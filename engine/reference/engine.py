@@ -20,6 +20,7 @@ from engine.reference.orders import OrderCommands
 from engine.reference.state import AVAILABLE, HELD_WITHDRAWALS, MAX
 from engine.schema import (
     FORMAT_VERSION,
+    MAX_BAND_BPS,
     MAX_FEE_PPM,
     SYSTEM_ACCOUNT,
     AccountCreated,
@@ -30,9 +31,11 @@ from engine.schema import (
     BalanceImage,
     Bucket,
     CancelAll,
+    CancelOnDisconnect,
     CancelOrder,
     Command,
     CommandRejected,
+    ConditionalOrderImage,
     CreateAccount,
     CreateAsset,
     CreateMarket,
@@ -41,11 +44,16 @@ from engine.schema import (
     Event,
     MarketCreated,
     MarketImage,
+    MarketState,
+    MarketStateChanged,
     OrderImage,
     PlaceOrder,
     PostingReason,
     Reject,
+    SetDeadMansSwitch,
+    SetMarketState,
     StateImage,
+    Tick,
     WithdrawalHeld,
     WithdrawalImage,
     WithdrawalSettled,
@@ -68,7 +76,12 @@ class ReferenceEngine(OrderCommands):
             CancelOrder: self._cancel,
             AmendOrder: self._amend,
             CancelAll: self._cancel_all,
+            SetMarketState: self._set_market_state,
+            Tick: self._tick,
+            SetDeadMansSwitch: self._set_dead_mans_switch,
+            CancelOnDisconnect: self._cancel_on_disconnect,
         }
+        self._now = 0
 
     # ---------------------------------------------------------------------------------------
     # Driver
@@ -76,16 +89,19 @@ class ReferenceEngine(OrderCommands):
     def process(self, records: Sequence[tuple[int, int, Command]]) -> list[Event]:
         out: list[Event] = []
         self._out = out
-        for seq, _timestamp_ns, command in records:
+        for seq, timestamp_ns, command in records:
             assert seq > self.last_seq, (seq, self.last_seq)
             self._seq = seq
+            self._now = timestamp_ns
             handler = self._handlers.get(type(command))
             assert handler is not None, f"unknown command {type(command).__name__}"
+            self._sweep()
             handler(command)
             self.last_seq = seq
             market = self.markets.get(getattr(command, "market_id", -1))
             if market is not None:
                 market.assert_not_crossed()
+            assert all(m.burst is None for m in self.markets.values())
         return out
 
     # ---------------------------------------------------------------------------------------
@@ -127,6 +143,13 @@ class ReferenceEngine(OrderCommands):
             return Reject.INVALID_MARKET_SPEC
         if not (0 <= c.maker_fee_ppm <= MAX_FEE_PPM and 0 <= c.taker_fee_ppm <= MAX_FEE_PPM):
             return Reject.INVALID_FEE
+        if not (
+            0 <= c.price_band_bps <= MAX_BAND_BPS
+            and 0 <= c.market_protection_bps <= MAX_BAND_BPS
+            and 0 <= c.max_order_qty_atoms <= MAX
+            and c.max_order_qty_atoms % c.lot_size_atoms == 0
+        ):
+            return Reject.INVALID_MARKET_SPEC
         return None
 
     def _create_market(self, c: CreateMarket) -> None:
@@ -145,6 +168,9 @@ class ReferenceEngine(OrderCommands):
             maker_ppm=c.maker_fee_ppm,
             taker_ppm=c.taker_fee_ppm,
             qtl=qtl,
+            band_bps=c.price_band_bps,
+            protection_bps=c.market_protection_bps,
+            max_qty=c.max_order_qty_atoms // c.lot_size_atoms,
         )
         self._emit(
             MarketCreated,
@@ -157,7 +183,20 @@ class ReferenceEngine(OrderCommands):
             min_notional_atoms=c.min_notional_atoms,
             maker_fee_ppm=c.maker_fee_ppm,
             taker_fee_ppm=c.taker_fee_ppm,
+            price_band_bps=c.price_band_bps,
+            market_protection_bps=c.market_protection_bps,
+            max_order_qty_atoms=c.max_order_qty_atoms,
         )
+
+    def _set_market_state(self, c: SetMarketState) -> None:
+        market = self.markets.get(c.market_id)
+        if market is None:
+            return self._command_rejected(c, Reject.UNKNOWN_MARKET)
+        if not MarketState.OPEN <= c.state <= MarketState.POST_ONLY:
+            return self._command_rejected(c, Reject.INVALID_MARKET_STATE)
+        market.state = c.state
+        self._emit(MarketStateChanged, market_id=c.market_id, state=c.state)
+        return None
 
     def _create_account(self, c: CreateAccount) -> None:
         if not 1 <= c.account_id < self.config.max_accounts:
@@ -268,6 +307,11 @@ class ReferenceEngine(OrderCommands):
                     m.maker_ppm,
                     m.taker_ppm,
                     m.last_trade_id,
+                    m.state,
+                    m.band_bps,
+                    m.protection_bps,
+                    m.max_qty * m.lot,
+                    m.last_price * m.tick,
                 )
                 for m in markets
             ],
@@ -279,6 +323,7 @@ class ReferenceEngine(OrderCommands):
                         for asset_id, buckets in sorted(a.balances.items())
                         if any(buckets)
                     ],
+                    a.dms,
                 )
                 for a in (self.accounts[i] for i in sorted(self.accounts))
             ],
@@ -293,9 +338,19 @@ class ReferenceEngine(OrderCommands):
                     o.q * m.lot,
                     o.hold,
                     o.client_order_id,
+                    o.time_in_force,
+                    o.expire_at,
+                    o.stp,
+                    o.display * m.lot,
+                    o.visible * m.lot,
                 )
                 for m in markets
                 for o in m.book_order()
+            ],
+            conditional_orders=[
+                self._conditional_image(self.orders[i])
+                for i in sorted(self.orders)
+                if self.orders[i].pending
             ],
             pending_withdrawals=[
                 WithdrawalImage(w.withdrawal_id, w.account_id, w.asset_id, w.amount)
@@ -303,6 +358,29 @@ class ReferenceEngine(OrderCommands):
             ],
             withdrawal_ids=sorted(self.withdrawal_ids),
             deposit_keys=sorted(self.deposit_keys),
+        )
+
+    def _conditional_image(self, o: Order) -> ConditionalOrderImage:
+        m = self.markets[o.market_id]
+        return ConditionalOrderImage(
+            o.order_id,
+            o.account_id,
+            o.market_id,
+            o.side,
+            o.order_type,
+            o.time_in_force,
+            o.p * m.tick,
+            o.q * m.lot,
+            o.quote_qty,
+            o.trigger * m.tick,
+            o.delta_bps,
+            o.offset * m.tick,
+            o.extreme * m.tick,
+            o.expire_at,
+            o.stp,
+            o.display * m.lot,
+            o.hold,
+            o.client_order_id,
         )
 
     @classmethod
@@ -329,9 +407,16 @@ class ReferenceEngine(OrderCommands):
                 taker_ppm=m.taker_fee_ppm,
                 qtl=m.tick_size_atoms * m.lot_size_atoms // whole,
                 last_trade_id=m.last_trade_id,
+                state=m.state,
+                band_bps=m.price_band_bps,
+                protection_bps=m.market_protection_bps,
+                max_qty=m.max_order_qty_atoms // m.lot_size_atoms,
+                last_price=m.last_price_atoms // m.tick_size_atoms,
             )
         for a in image.accounts:
-            account = eng.accounts[a.account_id] = Account(a.account_id)
+            account = eng.accounts[a.account_id] = Account(a.account_id, dms=a.dead_mans_switch_ns)
+            if a.dead_mans_switch_ns:
+                eng.armed.add(a.account_id)
             for b in a.balances:
                 account.balances[b.asset_id] = [
                     b.available_atoms,
@@ -350,8 +435,39 @@ class ReferenceEngine(OrderCommands):
                 q=o.qty_atoms // market.lot,
                 hold=o.hold_atoms,
                 client_order_id=o.client_order_id,
+                time_in_force=o.time_in_force,
+                expire_at=o.expire_at_ns,
+                stp=o.stp_mode,
+                display=o.display_qty_atoms // market.lot,
+                visible=o.visible_qty_atoms // market.lot,
             )
             market.add(order)
+            eng._register(order)
+        for c in image.conditional_orders:
+            market = eng.markets[c.market_id]
+            tick, lot = market.tick, market.lot
+            order = Order(
+                order_id=c.order_id,
+                account_id=c.account_id,
+                market_id=c.market_id,
+                side=c.side,
+                order_type=c.order_type,
+                p=c.price_atoms // tick,
+                q=c.qty_atoms // lot,
+                hold=c.hold_atoms,
+                client_order_id=c.client_order_id,
+                time_in_force=c.time_in_force,
+                expire_at=c.expire_at_ns,
+                stp=c.stp_mode,
+                display=c.display_qty_atoms // lot,
+                pending=True,
+                trigger=c.trigger_price_atoms // tick,
+                delta_bps=c.trailing_delta_bps,
+                offset=c.limit_offset_atoms // tick,
+                extreme=c.extreme_price_atoms // tick,
+                quote_qty=c.quote_qty_atoms,
+            )
+            market.wait(order)
             eng._register(order)
         for w in image.pending_withdrawals:
             eng.pending[w.withdrawal_id] = Withdrawal(

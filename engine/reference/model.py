@@ -26,6 +26,11 @@ def notional(p: int, q: int, qtl: int) -> int:
     return p * q * qtl
 
 
+def bps_of(x: int, bps: int) -> int:
+    """floor(x * bps / 10**4) without a product wider than int64 (0 <= bps <= 10**4)."""
+    return (x // 10_000) * bps + (x % 10_000) * bps // 10_000
+
+
 def notional_overflows(p: int, q: int, qtl: int) -> bool:
     """The contract's NOTIONAL_OVERFLOW test: p * q * qtl > MAX, evaluated without a product."""
     return p > MAX_AMOUNT_ATOMS // qtl or q > MAX_AMOUNT_ATOMS // (p * qtl)
@@ -58,6 +63,38 @@ class Order:
     hold: int
     """Atoms in HELD_ORDERS for this order: quote for buys, base for sells."""
     client_order_id: int
+    time_in_force: int = 0
+    expire_at: int = 0
+    """GTD: journal time (ns) at which it expires; 0 otherwise."""
+    stp: int = 0
+    display: int = 0
+    """Iceberg slice in lots, 0 = not an iceberg."""
+    visible: int = 0
+    """Lots of the current slice (= q for a plain order)."""
+    # Conditional orders (pending until triggered):
+    pending: bool = False
+    trigger: int = 0
+    """Trigger price in ticks (trailing: the current one)."""
+    delta_bps: int = 0
+    offset: int = 0
+    """TRAILING_STOP_LIMIT: limit offset in ticks."""
+    extreme: int = 0
+    """Trailing: peak (sell) or trough (buy) since placement, ticks."""
+    quote_qty: int = 0
+    """Conditional market buy: the budget (atoms)."""
+
+    @property
+    def falls(self) -> bool:
+        """A conditional order that fires on a falling price (last <= trigger)."""
+        from engine.schema import OrderType
+
+        stop_like = self.order_type in (
+            OrderType.STOP_MARKET,
+            OrderType.STOP_LIMIT,
+            OrderType.TRAILING_STOP_MARKET,
+            OrderType.TRAILING_STOP_LIMIT,
+        )
+        return stop_like == (self.side == Side.SELL)
 
 
 @dataclass(slots=True)
@@ -69,6 +106,8 @@ class Account:
     """Open orders by order_id."""
     by_client_id: dict[int, Order] = field(default_factory=dict)
     """Open orders with a non-zero client_order_id, by that id (unique across markets)."""
+    dms: int = 0
+    """Dead-man's switch time (journal ns), 0 = disarmed."""
 
     def available(self, asset_id: int) -> int:
         buckets = self.balances.get(asset_id)
@@ -89,6 +128,49 @@ class Market:
     qtl: int
     """Quote atoms per tick-lot: tick * lot // 10**base_decimals."""
     last_trade_id: int = 0
+    state: int = 0
+    band_bps: int = 0
+    protection_bps: int = 0
+    max_qty: int = 0
+    """Largest order in lots, 0 = no limit."""
+    last_price: int = 0
+    """Ticks of the last trade, 0 before the first."""
+    burst: tuple[int, int] | None = None
+    """(first, last) trade price of the current taker's fills: what triggers are evaluated on."""
+    conditional: dict[int, Order] = field(default_factory=dict)
+    """Pending conditional orders by order id."""
+    trailing: dict[int, Order] = field(default_factory=dict)
+    """Pending trailing stops, in ascending order id (insertion order)."""
+    trigger_books: tuple[SortedDict, SortedDict] = field(
+        default_factory=lambda: (SortedDict(), SortedDict())
+    )
+    """Pending stops and take-profits: (falling, rising), trigger ticks -> {order_id: Order}
+    in ascending order id."""
+
+    def wait(self, order: Order) -> None:
+        """Add a pending conditional order (ascending order id: always the newest)."""
+        from engine.schema import OrderType
+
+        self.conditional[order.order_id] = order
+        if order.order_type >= OrderType.TRAILING_STOP_MARKET:
+            self.trailing[order.order_id] = order
+        else:
+            book = self.trigger_books[0 if order.falls else 1]
+            book.setdefault(order.trigger, {})[order.order_id] = order
+
+    def unwait(self, order: Order) -> None:
+        from engine.schema import OrderType
+
+        del self.conditional[order.order_id]
+        if order.order_type >= OrderType.TRAILING_STOP_MARKET:
+            del self.trailing[order.order_id]
+        else:
+            book = self.trigger_books[0 if order.falls else 1]
+            level = book[order.trigger]
+            del level[order.order_id]
+            if not level:
+                del book[order.trigger]
+
     bids: SortedDict = field(default_factory=SortedDict)
     """ticks -> deque[Order] in time priority; best bid = highest key."""
     asks: SortedDict = field(default_factory=SortedDict)
@@ -142,6 +224,15 @@ class Market:
             yield from self.bids[price]
         for price in self.asks:
             yield from self.asks[price]
+
+    def reference_price(self) -> int | None:
+        """Price bands: the last trade price, else the mid (floor) when both sides exist."""
+        if self.last_price:
+            return self.last_price
+        bid, ask = self.best(Side.BUY), self.best(Side.SELL)
+        if bid is None or ask is None:
+            return None
+        return (bid + ask) // 2
 
     def add(self, order: Order) -> None:
         """Rest `order` at the back of its price level."""

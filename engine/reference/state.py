@@ -20,6 +20,7 @@ from engine.schema import (
     Posting,
     PostingReason,
     Side,
+    TimeInForce,
 )
 
 MAX = MAX_AMOUNT_ATOMS
@@ -80,6 +81,10 @@ class EngineState:
         self.accounts: dict[int, Account] = {}
         self.orders: dict[int, Order] = {}
         """Every open (resting) order by order_id."""
+        self.gtd: dict[int, Order] = {}
+        """Open GTD orders by order id (the sweep looks only at these)."""
+        self.armed: set[int] = set()
+        """Accounts with an armed dead-man's switch."""
         self.pending: dict[int, Withdrawal] = {}
         self.withdrawal_ids: set[int] = set()
         self.deposit_keys: set[str] = set()
@@ -118,6 +123,8 @@ class EngineState:
 
     def _register(self, order: Order) -> None:
         self.orders[order.order_id] = order
+        if order.time_in_force == TimeInForce.GTD:
+            self.gtd[order.order_id] = order
         account = self.accounts[order.account_id]
         account.orders[order.order_id] = order
         if order.client_order_id != 0:
@@ -125,6 +132,7 @@ class EngineState:
 
     def _unregister(self, order: Order) -> None:
         del self.orders[order.order_id]
+        self.gtd.pop(order.order_id, None)
         account = self.accounts[order.account_id]
         del account.orders[order.order_id]
         if order.client_order_id != 0:
