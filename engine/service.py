@@ -1,21 +1,17 @@
-"""``kootabase serve``: run an engine node on embedded defaults.
+"""The embedded defaults ``kootabase serve`` starts from: demo assets and markets.
 
 A fresh data directory is bootstrapped with the demo assets and markets through the journal
-(so replay reproduces them). Until the gateway lands (a later issue) the node only recovers,
-reports its state hash and waits; SIGINT/SIGTERM shut it down cleanly with a snapshot.
+(so replay reproduces them). The server itself (node + gateway + market data on one aiohttp
+app) lives in ``gateway.server.run_serve_cli``: the engine imports no upper layer (DESIGN.md).
 """
 
 from __future__ import annotations
 
-import argparse
-import signal
-import threading
-from pathlib import Path
 from typing import Final
 
 import structlog
 
-from engine.node import EngineNode, NodeConfig
+from engine.node import EngineNode
 from engine.schema import Command, CreateAsset, CreateMarket
 
 log = structlog.get_logger(__name__)
@@ -50,19 +46,3 @@ def bootstrap_demo(node: EngineNode) -> None:
     if node.last_seq == 0:
         node.submit(list(DEMO_COMMANDS))
         log.info("demo_markets_created", markets=["BTC-USDT", "ETH-USDT", "LTC-USDT"])
-
-
-def run_serve_cli(args: argparse.Namespace) -> int:
-    data_dir = Path(args.data_dir)
-    if args.no_fsync:
-        log.warning("fsync_disabled", detail="benchmark mode: acknowledged commands can be lost")
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    with EngineNode(NodeConfig(data_dir=data_dir, fsync=not args.no_fsync)) as node:
-        bootstrap_demo(node)
-        log.info("serving", data_dir=str(data_dir), last_seq=node.last_seq,
-                 state_hash=node.state_hash(), note="order entry arrives with the gateway issue")
-        stop.wait()
-        log.info("shutting_down", last_seq=node.last_seq)
-    return 0

@@ -3,14 +3,15 @@
 Subcommands import their implementation lazily, so ``kootabase --help`` and
 ``--version`` start fast and do not load the engine, numba or aiohttp:
 
-- ``serve``        -> ``engine.service:run_serve_cli(args)``
+- ``serve``        -> ``gateway.server:run_serve_cli(args)``
+- ``accounts create|list|deposit`` -> ``gateway.admin:run_accounts_cli(args)``
 - ``replay``       -> ``engine.replay:run_replay_cli(args)``
 - ``bench engine`` -> ``bench.engine_bench:run_cli(args)`` (repository checkout only)
 - ``bench ledger`` -> ``bench.ledger_bench:run_cli(args)`` (repository checkout only)
 - ``bench marketdata`` -> ``bench.marketdata_bench:run_cli(args)`` (repository checkout only)
-- ``custody reconcile`` -> ``custody.cli:run_reconcile_cli(args)``
 - ``ledger sync``  -> ``ledger.cli:run_sync_cli(args)``
 - ``ledger statement|trial-balance|balances`` -> ``ledger.cli:run_report_cli(args)``
+- ``custody reconcile`` -> ``custody.cli:run_reconcile_cli(args)``
 
 Each implementation takes the parsed ``argparse.Namespace`` and returns an exit code.
 """
@@ -127,7 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not fsync the journal: for benchmarks only, loses acknowledged orders on crash",
     )
-    serve.set_defaults(handler=_lazy("engine.service", "run_serve_cli"))
+    serve.add_argument("--host", default="127.0.0.1", help="listen address (default: 127.0.0.1)")
+    serve.add_argument("--port", type=_non_negative_int, default=8080,
+                       help="listen port (default: 8080)")
+    serve.add_argument("--master-key-file", type=Path, default=None, metavar="FILE",
+                       help="key encrypting HMAC secrets, kept outside the data dir "
+                       "(default: $XDG_CONFIG_HOME/kootabase/master.key)")
+    serve.set_defaults(handler=_lazy("gateway.server", "run_serve_cli"))
+    _add_accounts(sub)
 
     replay = sub.add_parser("replay", help="replay a journal through the engine")
     replay.add_argument("--journal", type=Path, required=True, metavar="DIR", help="journal dir")
@@ -178,7 +186,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="server to benchmark; a scratch database is created and dropped there",
     )
     bench_ledger.set_defaults(handler=_lazy("bench.ledger_bench", "run_cli", bench=True))
-
     bench_md = bench_sub.add_parser(
         "marketdata", help="benchmark WebSocket market-data fan-out (loopback, 2 processes)"
     )
@@ -198,6 +205,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_custody(sub)
 
     return parser
+
+
+def _add_accounts(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``kootabase accounts ...``: operator actions (through a running server, if any)."""
+    accounts = sub.add_parser("accounts", help="create accounts and API keys, credit deposits")
+    acc_sub = accounts.add_subparsers(dest="accounts_command", metavar="ACTION", required=True)
+    handler = _lazy("gateway.admin", "run_accounts_cli")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data-dir", type=Path, default=Path("./data"),
+                       help="data directory (default: ./data)")
+        p.add_argument("--master-key-file", type=Path, default=None, metavar="FILE",
+                       help="as for serve (used when the server is not running)")
+        p.set_defaults(handler=handler)
+
+    create = acc_sub.add_parser("create", help="new account with an API key (shown once)")
+    common(create)
+    create.add_argument("--permissions", default="read,trade",
+                        help="comma-separated: read,trade,withdraw (default: read,trade)")
+    create.add_argument("--ed25519-public-key", metavar="PEM",
+                        help="register this Ed25519 public key instead of an HMAC secret")
+    common(acc_sub.add_parser("list", help="accounts, their keys and balances"))
+    deposit = acc_sub.add_parser("deposit", help="admin credit through the journal")
+    common(deposit)
+    deposit.add_argument("--account", type=_positive_int, required=True, metavar="ID")
+    deposit.add_argument("--asset", required=True, help="asset symbol, e.g. USDT")
+    deposit.add_argument("--amount", required=True, help="decimal amount, e.g. 1000.5")
+    deposit.add_argument("--deposit-key", help="unique key (default: a fresh admin:<uuid>)")
 
 
 def _add_ledger(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -275,7 +310,6 @@ def _add_custody(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     rec.add_argument("--journal", type=Path, metavar="DIR",
                      help="journal directory (default: DATA_DIR/journal)")
     rec.set_defaults(handler=_lazy("custody.cli", "run_reconcile_cli"))
-
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``kootabase`` console script; returns the exit code.

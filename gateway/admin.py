@@ -1,0 +1,202 @@
+"""Operator actions: create accounts (with an API key), credit deposits, list accounts.
+
+``kootabase accounts create|list|deposit`` reaches the exchange in one of two ways:
+
+- **Server running** (the journal's writer lock is held): over HTTP to the admin endpoints
+  ``/admin/...`` of the running server, found through ``<data_dir>/gateway/server.json``. The
+  endpoints answer loopback peers only and require the token in
+  ``<data_dir>/gateway/admin.token`` (created 0600 at first start; whoever can read the data
+  directory can already rewrite the journal, so the token adds no new trust).
+- **Server stopped**: the CLI opens the data directory itself (node, replay, key store) and
+  performs the same actions through the same code.
+
+Either way every balance change is a journaled command (CreateAccount, Deposit with a unique
+``deposit_key``); only the API key itself is gateway state (keys.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hmac
+import ipaddress
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from engine.schema import CommandRejected, CreateAccount, Deposit, Reject
+from gateway import errors
+from gateway.keys import NewKey
+from gateway.markets import atoms_to_decimal, parse_decimal
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+
+class Admin:
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+
+    async def create_account(self, permissions: tuple[str, ...] = ("read", "trade"),
+                             ed25519_public_pem: bytes | None = None) -> NewKey:
+        store = self.gw.store
+        account_id = max(store.accounts, default=0) + 1
+        _, _, events = await self.gw.trading.execute(account_id,
+                                                     CreateAccount(account_id=account_id))
+        for ev in events:
+            if isinstance(ev, CommandRejected):
+                raise errors.ApiError(errors.ORDER_REJECTED,
+                                      f"account not created: {Reject(ev.reason).name}")
+        return self.gw.keys.create(account_id, permissions, ed25519_public_pem=ed25519_public_pem)
+
+    async def deposit(self, account_id: int, asset: str, amount: str,
+                      deposit_key: str | None = None) -> dict[str, Any]:
+        store = self.gw.store
+        a = next((x for x in store.assets.values() if x.symbol == asset), None)
+        if a is None:
+            raise errors.ApiError(errors.BAD_SYMBOL, f"unknown asset {asset!r}")
+        atoms = parse_decimal("amount", amount, a.decimals)
+        key = deposit_key or f"admin:{uuid.uuid4()}"
+        seq, _, events = await self.gw.trading.execute(account_id, Deposit(
+            account_id=account_id, asset_id=a.asset_id, amount_atoms=atoms, deposit_key=key))
+        for ev in events:
+            if isinstance(ev, CommandRejected):
+                raise errors.ApiError(errors.ORDER_REJECTED,
+                                      f"deposit refused: {Reject(ev.reason).name}")
+        return {"seq": seq, "account_id": account_id, "asset": asset,
+                "amount": atoms_to_decimal(atoms, a.decimals), "deposit_key": key}
+
+    def list(self) -> list[dict[str, Any]]:
+        store, out = self.gw.store, []
+        for account_id, acct in sorted(store.accounts.items()):
+            keys = [{"api_key": k.api_key, "kind": k.kind, "permissions": list(k.permissions)}
+                    for k in self.gw.keys.all() if k.account_id == account_id]
+            balances = {
+                store.assets[a].symbol: {
+                    "free": atoms_to_decimal(b[0], store.assets[a].decimals),
+                    "locked": atoms_to_decimal(b[1] + b[2], store.assets[a].decimals)}
+                for a, b in sorted(acct.balances.items()) if any(b)}
+            out.append({"account_id": account_id, "keys": keys, "balances": balances,
+                        "open_orders": len(acct.open_orders)})
+        return out
+
+
+# ---- HTTP endpoints of a running server ------------------------------------------------------
+
+
+def setup(app: web.Application, gw: Gateway) -> None:
+    admin = Admin(gw)
+
+    def check(request: web.Request) -> None:
+        try:
+            loopback = ipaddress.ip_address(request.remote or "").is_loopback
+        except ValueError:
+            loopback = False
+        token = request.headers.get("X-Kootabase-Admin-Token", "")
+        if not loopback or not hmac.compare_digest(token, gw.admin_token):
+            raise web.HTTPForbidden(text="admin: loopback and token required")
+
+    async def call(request: web.Request) -> web.Response:
+        check(request)
+        try:
+            body = await request.json() if request.can_read_body else {}
+            action = request.match_info["action"]
+            if action == "accounts" and request.method == "GET":
+                return web.json_response(admin.list())
+            if action == "accounts":
+                pem = body.get("ed25519_public_pem")
+                new = await admin.create_account(tuple(body.get("permissions", ["read", "trade"])),
+                                                 pem.encode() if pem else None)
+                return web.json_response(_new_key_json(new))
+            if action == "deposit":
+                return web.json_response(await admin.deposit(
+                    int(body["account_id"]), str(body["asset"]), str(body["amount"]),
+                    body.get("deposit_key")))
+        except errors.ApiError as exc:
+            return web.json_response(exc.body(), status=400)
+        except (KeyError, ValueError, TypeError) as exc:
+            return web.json_response({"code": errors.MANDATORY_PARAM, "msg": str(exc)},
+                                     status=400)
+        raise web.HTTPNotFound()
+
+    app.router.add_route("*", "/admin/{action}", call)
+
+
+def _new_key_json(new: NewKey) -> dict[str, Any]:
+    return {"account_id": new.account_id, "api_key": new.api_key, "kind": new.kind,
+            "permissions": list(new.permissions), "secret": new.secret}
+
+
+# ---- the CLI ---------------------------------------------------------------------------------
+
+
+def _server(data_dir: Path) -> tuple[str, str] | None:
+    info = data_dir / "gateway" / "server.json"
+    token = data_dir / "gateway" / "admin.token"
+    if not info.exists() or not token.exists():
+        return None
+    meta = json.loads(info.read_text())
+    return f"http://{meta['host']}:{meta['port']}", token.read_text().strip()
+
+
+async def _remote(base: str, token: str, method: str, action: str, body: Any) -> Any:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http, http.request(
+            method, f"{base}/admin/{action}", json=body,
+            headers={"X-Kootabase-Admin-Token": token}) as resp:
+        data = await resp.json()
+        if resp.status != 200:
+            raise SystemExit(f"kootabase accounts: {data.get('msg', data)}")
+        return data
+
+
+async def _local(args: argparse.Namespace, method: str, action: str, body: Any) -> Any:
+    from gateway.app import Gateway, GatewayConfig
+
+    gw = Gateway(GatewayConfig(data_dir=Path(args.data_dir), master_key_file=args.master_key_file,
+                               marketdata=False))
+    gw.bridge.start()
+    try:
+        admin = Admin(gw)
+        if action == "accounts" and method == "GET":
+            return admin.list()
+        if action == "accounts":
+            pem = body.get("ed25519_public_pem")
+            return _new_key_json(await admin.create_account(
+                tuple(body["permissions"]), pem.encode() if pem else None))
+        return await admin.deposit(body["account_id"], body["asset"], body["amount"],
+                                   body.get("deposit_key"))
+    except errors.ApiError as exc:
+        raise SystemExit(f"kootabase accounts: {exc.msg}") from None
+    finally:
+        await gw.close()
+
+
+def run_accounts_cli(args: argparse.Namespace) -> int:
+    """``kootabase accounts create|list|deposit``; prints JSON (a new secret is shown once)."""
+    data_dir = Path(args.data_dir)
+    if args.accounts_command == "list":
+        method, action, body = "GET", "accounts", None
+    elif args.accounts_command == "create":
+        pem = Path(args.ed25519_public_key).read_text() if args.ed25519_public_key else None
+        method, action = "POST", "accounts"
+        body = {"permissions": args.permissions.split(","), "ed25519_public_pem": pem}
+    else:
+        method, action = "POST", "deposit"
+        body = {"account_id": args.account, "asset": args.asset.upper(), "amount": args.amount,
+                "deposit_key": args.deposit_key}
+    server = _server(data_dir)
+    if server is not None:
+        try:
+            result = asyncio.run(_remote(*server, method, action, body))
+        except OSError:  # stale server.json: the server is gone
+            server = None
+    if server is None:
+        result = asyncio.run(_local(args, method, action, body))
+    sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    return 0

@@ -1,0 +1,208 @@
+"""The gateway: one engine node, its read model, auth, limits, and the aiohttp application.
+
+Start-up order (all before the first request): open the node (snapshot + journal tail),
+bootstrap the demo markets on a new data directory, then replay the *whole* journal through a
+fresh engine to rebuild the read model (orders, trades, balances) and market data from events,
+so nothing the gateway answers depends on state that replay could not rebuild. Gateway-only
+files live in ``<data_dir>/gateway/``: ``keys.json`` (API keys, secrets encrypted),
+``clientids.log`` (display strings of long client order ids), ``admin.token`` and, while
+running, ``server.json`` (where the admin CLI finds the server).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from engine.core.compiled import CompiledEngine
+from engine.node import EngineNode, NodeConfig
+from engine.schema import Event, decode_command
+from engine.service import bootstrap_demo
+from gateway.auth import ReplayGuard
+from gateway.bridge import Bridge
+from gateway.clientids import ClientIdBook
+from gateway.keys import KeyStore, NewKey, default_master_key_file
+from gateway.metrics import Metrics
+from gateway.ratelimit import Limits, RateLimiter
+from gateway.store import Store
+from gateway.trading import Trading
+
+log = structlog.get_logger(__name__)
+REPLAY_CHUNK = 4_096
+GATEWAY_KEY: web.AppKey[Gateway] = web.AppKey("gateway")
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    data_dir: Path
+    master_key_file: Path | None = None
+    fsync: bool = True
+    limits: Limits = field(default_factory=Limits)
+    demo: bool = True
+    """Bootstrap demo markets and a funded demo account (with an API key) on first start."""
+    marketdata: bool = True
+    snapshot_every: int = 100_000
+
+
+DEMO_FUNDS = {"USDT": "1000000", "BTC": "10", "ETH": "100", "LTC": "1000"}
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.dir = config.data_dir / "gateway"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.node = EngineNode(NodeConfig(data_dir=config.data_dir, fsync=config.fsync,
+                                          snapshot_every=config.snapshot_every))
+        try:
+            self._open()
+        except BaseException:
+            self.node.close(snapshot=False)
+            raise
+
+    def _open(self) -> None:
+        config = self.config
+        if config.demo:
+            bootstrap_demo(self.node)
+        self.store = Store()
+        self.marketdata: Any = None
+        if config.marketdata:
+            try:
+                from marketdata.service import MarketDataService
+            except ImportError:  # market data not built in this checkout
+                log.warning("marketdata_unavailable")
+            else:
+                self.marketdata = MarketDataService(ws_heartbeat_s=config.limits.ws_heartbeat_s)
+        self._replay()
+        self.keys = KeyStore(self.dir / "keys.json",
+                             config.master_key_file or default_master_key_file())
+        self.ids = ClientIdBook(self.dir / "clientids.log")
+        self.metrics = Metrics()
+        self.limiter = RateLimiter(config.limits)
+        self.replays = ReplayGuard()
+        self.bridge = Bridge(self.node, self._on_batch, observe=self.metrics.observe_batch,
+                             ack_timeout_s=config.limits.ack_timeout_s)
+        self.trading = Trading(self.store, self.bridge, self.ids,
+                               ack_timeout_s=config.limits.ack_timeout_s,
+                               on_ack=self.metrics.ack_latency.observe)
+        token_file = self.dir / "admin.token"
+        if not token_file.exists():
+            token_file.write_text(secrets.token_hex(32) + "\n")
+            token_file.chmod(0o600)
+        self.admin_token = token_file.read_text().strip()
+        self.first_start: NewKey | None = None
+        self.closed = False
+        from gateway.userstream import UserStreams
+
+        self.user_streams = UserStreams(self)
+        from gateway.handlers import DeadMansSwitches
+
+        self.dead_mans = DeadMansSwitches(self)
+        self.started_ms = time.time_ns() // 1_000_000
+
+    def _replay(self) -> None:
+        """Rebuild the read model (and market data) from the whole journal, with events."""
+        started = time.perf_counter()
+        engine = CompiledEngine(self.node.engine.config)
+        journal = self.node.journal
+        last = journal.last_sequence
+        if last < 1:
+            return
+        run: list[tuple[int, int, Any]] = []
+        for seq, ts, payload in journal.read_from(journal.first_sequence, last):
+            if run and (ts != run[-1][1] or len(run) >= REPLAY_CHUNK):
+                self._replay_run(engine, run)
+                run = []
+            run.append((seq, ts, decode_command(payload)))
+        if run:
+            self._replay_run(engine, run)
+        log.info("gateway_replayed", last_seq=last,
+                 seconds=round(time.perf_counter() - started, 3))
+
+    def _replay_run(self, engine: CompiledEngine, run: list[tuple[int, int, Any]]) -> None:
+        events = engine.process(run)
+        ts, last = run[-1][1], run[-1][0]
+        self.store.apply_events(ts, events, last)
+        if self.marketdata is not None:
+            self.marketdata.state.apply_events(ts, events, last)
+
+    def _on_batch(self, first: int, ts: int, events: list[Event], last: int) -> None:
+        self.store.apply_events(ts, events, last)
+        if self.marketdata is not None:
+            self.marketdata.feed_events(ts, events, last)
+        self.metrics.last_seq.set(last)
+        self.user_streams.publish()
+
+    # ---- demo bootstrap ---------------------------------------------------------------------
+
+    async def ensure_demo_account(self) -> NewKey | None:
+        """First start: a funded demo account and its API key (shown once by the CLI)."""
+        if not self.config.demo or len(self.keys):
+            return None
+        from gateway.admin import Admin
+
+        admin = Admin(self)
+        new = await admin.create_account(("read", "trade", "withdraw"))
+        for asset, amount in DEMO_FUNDS.items():
+            await admin.deposit(new.account_id, asset, amount, f"demo:{new.account_id}:{asset}")
+        self.first_start = new
+        return new
+
+    # ---- the aiohttp application ------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        from gateway import admin, rest, wsapi
+
+        app = web.Application(client_max_size=self.config.limits.max_message_bytes,
+                              middlewares=[rest.middleware(self)])
+        app[GATEWAY_KEY] = self
+        rest.setup(app, self)
+        wsapi.setup(app, self)
+        admin.setup(app, self)
+        if self.marketdata is not None:
+            from marketdata.app import setup_marketdata
+
+            setup_marketdata(app, self.marketdata)
+        app.router.add_get("/metrics", self._metrics)
+        app.on_startup.append(self._startup)
+        app.on_shutdown.append(self._shutdown)
+        app.on_cleanup.append(self._cleanup)
+        return app
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.metrics.render(),
+                            headers={"Content-Type": "text/plain; version=0.0.4"})
+
+    async def _startup(self, app: web.Application) -> None:
+        self.bridge.start()
+        await self.ensure_demo_account()
+
+    async def _shutdown(self, app: web.Application) -> None:
+        from gateway import wsapi
+
+        await wsapi.close_all(self)
+
+    async def _cleanup(self, app: web.Application) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Finish the batch in flight, then snapshot and close the node. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        self.dead_mans.close()
+        await self.bridge.close()
+        self.user_streams.close()
+        self.ids.close()
+        self.node.close()
+        (self.dir / "server.json").unlink(missing_ok=True)
+
+    async def state_hash(self) -> str:
+        """Engine state hash, computed on the engine thread between batches (tests)."""
+        return await self.bridge.call(lambda node: node.state_hash())

@@ -1,0 +1,140 @@
+"""Errors on the wire: ``{code, msg}`` with stable negative codes modelled on the Binance dialect.
+
+Every refusal the gateway gives is an `ApiError`; handlers raise it and the WS/REST layers turn
+it into the dialect's envelope. Codes never change meaning (clients switch on them); messages
+follow the dialect's wording where one exists so existing bots recognise them.
+
+HTTP status (REST) and ``status`` (WS API) follow the dialect: 4xx for a bad request, 429 when
+a rate limit is hit, 418 when the caller is banned, 5xx only when the outcome is *unknown* (the
+order may or may not have been executed: never treat it as a failure).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from engine.schema import Reject
+
+UNKNOWN: Final = -1000
+DISCONNECTED: Final = -1001
+UNAUTHORIZED: Final = -1002
+TOO_MANY_REQUESTS: Final = -1003
+TIMEOUT: Final = -1007
+FILTER_FAILURE: Final = -1013
+UNSUPPORTED_ORDER: Final = -1014
+TOO_MANY_ORDERS: Final = -1015
+INVALID_TIMESTAMP: Final = -1021
+INVALID_SIGNATURE: Final = -1022
+ILLEGAL_CHARS: Final = -1100
+MANDATORY_PARAM: Final = -1102
+PARAM_NOT_REQUIRED: Final = -1106
+BAD_PRECISION: Final = -1111
+INVALID_TIF: Final = -1115
+INVALID_ORDER_TYPE: Final = -1116
+INVALID_SIDE: Final = -1117
+BAD_SYMBOL: Final = -1121
+INVALID_PARAMETER: Final = -1130
+BAD_RECV_WINDOW: Final = -1131
+NOT_FOUND: Final = -1099
+ORDER_REJECTED: Final = -2010
+CANCEL_REJECTED: Final = -2011
+NO_SUCH_ORDER: Final = -2013
+BAD_API_KEY_FMT: Final = -2014
+REJECTED_MBX_KEY: Final = -2015
+CANCEL_REPLACE_PARTIAL: Final = -2021
+CANCEL_REPLACE_FAILED: Final = -2022
+AMEND_REJECTED: Final = -2038
+
+
+class ApiError(Exception):
+    """A refusal with a stable code; ``status`` is the HTTP / WS status to answer with."""
+
+    def __init__(self, code: int, msg: str, status: int = 400, data: Any = None) -> None:
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+        self.status = status
+        self.data = data
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "msg": self.msg}
+        if self.data is not None:
+            out["data"] = self.data
+        return out
+
+
+def mandatory(name: str) -> ApiError:
+    return ApiError(
+        MANDATORY_PARAM,
+        f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.",
+    )
+
+
+def illegal(name: str, legal: str) -> ApiError:
+    return ApiError(
+        ILLEGAL_CHARS, f"Illegal characters found in parameter '{name}'; legal range is '{legal}'."
+    )
+
+
+def invalid(name: str) -> ApiError:
+    return ApiError(INVALID_PARAMETER, f"Data sent for parameter '{name}' is not valid.")
+
+
+def filter_failure(name: str) -> ApiError:
+    return ApiError(FILTER_FAILURE, f"Filter failure: {name}")
+
+
+def unknown_outcome(reason: str) -> ApiError:
+    """The dialect's 5xx rule: the request may have been executed; check before retrying."""
+    return ApiError(
+        TIMEOUT,
+        f"Timeout waiting for response from backend server. Send status unknown; "
+        f"execution status unknown. ({reason})",
+        status=503,
+    )
+
+
+BAD_SIGNATURE: Final = ApiError(INVALID_SIGNATURE, "Signature for this request is not valid.")
+UNKNOWN_ORDER_SENT: Final = "Unknown order sent."
+
+# Engine refusals (journaled and processed) mapped to the dialect. Filter failures are normally
+# caught by the gateway before journaling; the engine is the authority, so they are mapped too.
+_REJECT_MAP: Final[dict[int, tuple[int, str]]] = {
+    Reject.INSUFFICIENT_FUNDS: (
+        ORDER_REJECTED, "Account has insufficient balance for requested action."),
+    Reject.DUPLICATE_CLIENT_ORDER_ID: (ORDER_REJECTED, "Duplicate order sent."),
+    Reject.TAKER_NOT_ALLOWED: (ORDER_REJECTED, "Order would immediately match and take."),
+    Reject.PRICE_OFF_TICK: (FILTER_FAILURE, "Filter failure: PRICE_FILTER"),
+    Reject.INVALID_PRICE: (FILTER_FAILURE, "Filter failure: PRICE_FILTER"),
+    Reject.QTY_OFF_LOT: (FILTER_FAILURE, "Filter failure: LOT_SIZE"),
+    Reject.INVALID_QTY: (FILTER_FAILURE, "Filter failure: LOT_SIZE"),
+    Reject.ORDER_TOO_LARGE: (FILTER_FAILURE, "Filter failure: LOT_SIZE"),
+    Reject.MIN_NOTIONAL: (FILTER_FAILURE, "Filter failure: NOTIONAL"),
+    Reject.NOTIONAL_OVERFLOW: (FILTER_FAILURE, "Filter failure: NOTIONAL"),
+    Reject.TOO_MANY_OPEN_ORDERS: (FILTER_FAILURE, "Filter failure: MAX_NUM_ORDERS"),
+    Reject.PRICE_OUTSIDE_BAND: (FILTER_FAILURE, "Filter failure: PERCENT_PRICE_BY_SIDE"),
+    Reject.BOOK_FULL: (ORDER_REJECTED, "Order book capacity reached; try another price."),
+    Reject.MARKET_HALTED: (ORDER_REJECTED, "Market is closed."),
+    Reject.MARKET_CANCEL_ONLY: (ORDER_REJECTED, "Market is in cancel-only mode."),
+    Reject.MARKET_POST_ONLY: (ORDER_REJECTED, "Market is in post-only mode."),
+    Reject.UNKNOWN_MARKET: (BAD_SYMBOL, "Invalid symbol."),
+    Reject.UNKNOWN_ACCOUNT: (REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action."),
+    Reject.INVALID_AMEND: (AMEND_REJECTED, "Order amend rejected: nothing to change."),
+}
+
+
+def from_reject(reason: int, *, cancel: bool = False) -> ApiError:
+    """The wire error for an engine ``OrderRejected`` / ``CommandRejected`` reason."""
+    if reason == Reject.UNKNOWN_ORDER:
+        return ApiError(CANCEL_REJECTED, UNKNOWN_ORDER_SENT)
+    code, msg = _REJECT_MAP.get(reason, (ORDER_REJECTED, f"Order rejected ({_name(reason)})."))
+    if cancel and code == ORDER_REJECTED:
+        code = CANCEL_REJECTED
+    return ApiError(code, msg)
+
+
+def _name(reason: int) -> str:
+    try:
+        return Reject(reason).name
+    except ValueError:
+        return str(reason)

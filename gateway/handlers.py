@@ -1,0 +1,260 @@
+"""WS API methods: name -> (weight, permission, counts as an order, handler).
+
+Weights follow the dialect's order of magnitude (1 for order entry, 4-20 for queries, 20 for
+exchangeInfo); ``permission`` None means public, "read" USER_DATA, "trade" TRADE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from engine.schema import CancelAll
+from gateway import auth, errors
+from gateway.keys import ApiKey
+from gateway.params import get_bool, get_int
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+    from gateway.wsapi import Session
+
+Handler = Callable[["Session", "ApiKey | None", dict[str, Any]], Awaitable[Any]]
+
+
+Submit = Callable[["Session", "ApiKey", dict[str, Any]], tuple[Any, Callable[[Any], Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class MethodSpec:
+    weight: int
+    permission: str | None
+    orders: bool
+    fn: Handler
+    submit: Submit | None = None
+    """Fast path: validate and queue synchronously, answer from a done callback."""
+
+
+def exchange_info(gw: Gateway, symbols: list[str] | None = None) -> dict[str, Any]:
+    limits = gw.config.limits
+    markets = list(gw.store.markets.values())
+    if symbols is not None:
+        wanted = set(symbols)
+        markets = [m for m in markets if m.wire in wanted]
+        if len(markets) != len(wanted):
+            raise errors.ApiError(errors.BAD_SYMBOL, "Invalid symbol.")
+    return {
+        "timezone": "UTC",
+        "serverTime": auth.now_ms(),
+        "rateLimits": [
+            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+             "limit": limits.weight_per_minute},
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10,
+             "limit": limits.orders_per_10s},
+            {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1,
+             "limit": limits.orders_per_day},
+            {"rateLimitType": "CONNECTIONS", "interval": "MINUTE", "intervalNum": 5,
+             "limit": limits.connections_per_ip},
+        ],
+        "exchangeFilters": [],
+        "symbols": [m.exchange_info() for m in markets],
+    }
+
+
+def _symbols(params: dict[str, Any]) -> list[str] | None:
+    if "symbol" in params:
+        s = params["symbol"]
+        if not isinstance(s, str):
+            raise errors.illegal("symbol", "string")
+        return [s]
+    if "symbols" in params:
+        s = params["symbols"]
+        if not isinstance(s, list) or not all(isinstance(x, str) for x in s) or len(s) > 100:
+            raise errors.illegal("symbols", "array of strings")
+        return s
+    return None
+
+
+def _acct(key: ApiKey | None) -> int:
+    assert key is not None
+    return key.account_id
+
+
+async def ping(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
+    return {}
+
+
+async def time_(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
+    return {"serverTime": auth.now_ms()}
+
+
+async def exchange_info_m(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
+    return exchange_info(s.gw, _symbols(p))
+
+
+def _session_status(s: Session) -> dict[str, Any]:
+    return {
+        "apiKey": s.key.api_key if s.key else None,
+        "authorizedSince": s.authorized_since if s.key else None,
+        "connectedSince": s.connected_since,
+        "returnRateLimits": True,
+        "serverTime": auth.now_ms(),
+        "userDataStream": bool(s.subscriptions),
+        "cancelOnDisconnect": s.cancel_on_disconnect,
+    }
+
+
+async def logon(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
+    if "signature" not in p:
+        raise errors.mandatory("signature")
+    assert key is not None
+    s.key = key
+    s.authorized_since = auth.now_ms()
+    s.cancel_on_disconnect = get_bool(p, "cancelOnDisconnect")
+    return _session_status(s)
+
+
+async def status(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
+    return _session_status(s)
+
+
+async def logout(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
+    if s.key is not None:
+        s.gw.user_streams.drop(s)
+        s.subscriptions.clear()
+    s.key = None
+    s.cancel_on_disconnect = False
+    return _session_status(s)
+
+
+async def place(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
+    return await s.gw.trading.place(_acct(key), p)
+
+
+def place_submit(s: Session, key: ApiKey, p: dict[str, Any]) -> tuple[Any, Callable[[Any], Any]]:
+    return s.gw.trading.place_submit(key.account_id, p)
+
+
+async def test(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
+    return await s.gw.trading.place(_acct(key), p, test=True)
+
+
+async def cancel(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
+    return await s.gw.trading.cancel(_acct(key), p)
+
+
+async def cancel_replace(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
+    return await s.gw.trading.cancel_replace(_acct(key), p)
+
+
+async def amend(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
+    return await s.gw.trading.amend_keep_priority(_acct(key), p)
+
+
+async def order_status(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
+    return s.gw.trading.order_status(_acct(key), p)
+
+
+async def open_orders(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
+    return s.gw.trading.open_orders(_acct(key), p)
+
+
+async def cancel_all(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
+    return await s.gw.trading.cancel_all(_acct(key), p)
+
+
+async def all_orders(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
+    return s.gw.trading.all_orders(_acct(key), p)
+
+
+async def my_trades(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
+    return s.gw.trading.my_trades(_acct(key), p)
+
+
+async def account(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
+    assert key is not None
+    return s.gw.trading.account(key.account_id, p, key.can("trade"), key.can("withdraw"))
+
+
+async def subscribe(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
+    if s.key is None:
+        raise errors.ApiError(errors.NOT_FOUND, "Not found, unauthenticated, or unauthorized.",
+                              401)
+    sub_id = s.gw.user_streams.subscribe(s.key.account_id, s)
+    s.subscriptions.add(sub_id)
+    return {"subscriptionId": sub_id}
+
+
+async def unsubscribe(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
+    if s.key is not None:
+        sub_id = get_int(p, "subscriptionId")
+        s.gw.user_streams.unsubscribe(s.key.account_id, sub_id)
+        if sub_id is None:
+            s.subscriptions.clear()
+        else:
+            s.subscriptions.discard(sub_id)
+    return {}
+
+
+async def dead_mans_switch(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
+    """Extension: cancel all the account's orders unless refreshed within ``timeoutMs``.
+
+    The timer is gateway state (not replayable) but its effect, a CancelAll, is journaled; the
+    engine's own SetDeadMansSwitch (journal-time timer) replaces it once the compiled core
+    handles that command."""
+    assert key is not None
+    timeout = get_int(p, "timeoutMs", required=True, hi=86_400_000)
+    assert timeout is not None
+    return s.gw.dead_mans.set(key.account_id, timeout)
+
+
+class DeadMansSwitches:
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+
+    def set(self, account_id: int, timeout_ms: int) -> dict[str, Any]:
+        old = self._timers.pop(account_id, None)
+        if old is not None:
+            old.cancel()
+        now = auth.now_ms()
+        if timeout_ms == 0:
+            return {"armed": False, "serverTime": now}
+        loop = asyncio.get_running_loop()
+        self._timers[account_id] = loop.call_later(timeout_ms / 1000, self._fire, account_id)
+        return {"armed": True, "fireAt": now + timeout_ms, "serverTime": now}
+
+    def _fire(self, account_id: int) -> None:
+        self._timers.pop(account_id, None)
+        fut = self.gw.bridge.submit(CancelAll(account_id=account_id, market_id=-1))
+        fut.add_done_callback(lambda f: f.exception())
+
+    def close(self) -> None:
+        for t in self._timers.values():
+            t.cancel()
+        self._timers.clear()
+
+
+WS_METHODS: Final[dict[str, MethodSpec]] = {
+    "ping": MethodSpec(1, None, False, ping),
+    "time": MethodSpec(1, None, False, time_),
+    "exchangeInfo": MethodSpec(20, None, False, exchange_info_m),
+    "session.logon": MethodSpec(2, "read", False, logon),
+    "session.status": MethodSpec(2, None, False, status),
+    "session.logout": MethodSpec(2, None, False, logout),
+    "order.place": MethodSpec(1, "trade", True, place, place_submit),
+    "order.test": MethodSpec(1, "trade", False, test),
+    "order.cancel": MethodSpec(1, "trade", False, cancel),
+    "order.cancelReplace": MethodSpec(1, "trade", True, cancel_replace),
+    "order.amend.keepPriority": MethodSpec(4, "trade", True, amend),
+    "order.status": MethodSpec(4, "read", False, order_status),
+    "openOrders.status": MethodSpec(6, "read", False, open_orders),
+    "openOrders.cancelAll": MethodSpec(1, "trade", False, cancel_all),
+    "allOrders": MethodSpec(20, "read", False, all_orders),
+    "myTrades": MethodSpec(20, "read", False, my_trades),
+    "account.status": MethodSpec(20, "read", False, account),
+    "userDataStream.subscribe": MethodSpec(2, None, False, subscribe),
+    "userDataStream.unsubscribe": MethodSpec(2, None, False, unsubscribe),
+    "deadMansSwitch.set": MethodSpec(1, "trade", False, dead_mans_switch),
+}

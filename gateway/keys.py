@@ -1,0 +1,166 @@
+"""API keys: gateway state in the data directory, secrets never stored in clear.
+
+Two kinds, as in the dialect:
+
+- **Ed25519** (recommended): the server stores only the client's *public* key. A copy of the
+  data directory reveals nothing that signs a request.
+- **HMAC-SHA256**: the server must know the shared secret to verify a signature, so it cannot
+  store only a hash. The secret is encrypted with AES-256-GCM (the API key as associated data)
+  under a *master key kept outside the data directory* (``--master-key-file``, default
+  ``$XDG_CONFIG_HOME/kootabase/master.key``, created 0600 on first use). A copy of the data
+  directory alone yields ciphertext; the data directory and the master key together yield the
+  secrets (that is inherent to HMAC; use Ed25519 where that matters).
+
+Keys are not engine state (they change no balance) and are not journaled: ``keys.json`` is
+written atomically (temp file + fsync + rename). Secrets are shown once, at creation, and never
+logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import string
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+PERMISSIONS: Final = ("read", "trade", "withdraw")
+HMAC: Final = "hmac"
+ED25519: Final = "ed25519"
+_ALNUM: Final = string.ascii_letters + string.digits
+
+
+def default_master_key_file() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(os.environ.get("KOOTABASE_MASTER_KEY_FILE", Path(base) / "kootabase/master.key"))
+
+
+def _token(n: int) -> str:
+    return "".join(secrets.choice(_ALNUM) for _ in range(n))
+
+
+def load_master_key(path: Path) -> bytes:
+    """Read (or create, 0600) the 32-byte master key."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, base64.b64encode(os.urandom(32)) + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    key = base64.b64decode(path.read_bytes().strip())
+    if len(key) != 32:
+        raise ValueError(f"master key file {path} does not hold a 32-byte key")
+    return key
+
+
+@dataclass(slots=True)
+class ApiKey:
+    api_key: str
+    account_id: int
+    kind: str
+    permissions: tuple[str, ...]
+    created_ms: int
+    hmac_secret: bytes | None = None
+    """Decrypted in memory only."""
+    public_key: Ed25519PublicKey | None = None
+
+    def can(self, permission: str) -> bool:
+        return permission in self.permissions
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    """What an operator is shown once: the API key and, for HMAC, the secret."""
+
+    api_key: str
+    account_id: int
+    kind: str
+    permissions: tuple[str, ...]
+    secret: str | None
+
+
+class KeyStore:
+    def __init__(self, path: Path, master_key_file: Path) -> None:
+        self.path = path
+        self._aead = AESGCM(load_master_key(master_key_file))
+        self._keys: dict[str, ApiKey] = {}
+        self._raw: list[dict[str, Any]] = []
+        if path.exists():
+            data = json.loads(path.read_text())
+            for entry in data["keys"]:
+                self._raw.append(entry)
+                self._keys[entry["api_key"]] = self._load(entry)
+
+    def _load(self, e: dict[str, Any]) -> ApiKey:
+        key = ApiKey(e["api_key"], int(e["account_id"]), e["kind"], tuple(e["permissions"]),
+                     int(e["created_ms"]))
+        if e["kind"] == HMAC:
+            blob = base64.b64decode(e["secret_enc"])
+            key.hmac_secret = self._aead.decrypt(blob[:12], blob[12:], e["api_key"].encode())
+        else:
+            raw = base64.b64decode(e["public_key"])
+            key.public_key = Ed25519PublicKey.from_public_bytes(raw)
+        return key
+
+    def get(self, api_key: str) -> ApiKey | None:
+        return self._keys.get(api_key)
+
+    def all(self) -> list[ApiKey]:
+        return list(self._keys.values())
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def create(
+        self,
+        account_id: int,
+        permissions: tuple[str, ...] = ("read", "trade"),
+        *,
+        ed25519_public_pem: bytes | None = None,
+    ) -> NewKey:
+        for p in permissions:
+            if p not in PERMISSIONS:
+                raise ValueError(f"unknown permission {p!r} (known: {', '.join(PERMISSIONS)})")
+        api_key = _token(64)
+        entry: dict[str, Any] = {
+            "api_key": api_key, "account_id": account_id, "permissions": list(permissions),
+            "created_ms": time.time_ns() // 1_000_000,
+        }
+        secret: str | None = None
+        if ed25519_public_pem is not None:
+            pub = load_pem_public_key(ed25519_public_pem)
+            if not isinstance(pub, Ed25519PublicKey):
+                raise ValueError("the public key is not an Ed25519 key")
+            entry["kind"] = ED25519
+            entry["public_key"] = base64.b64encode(pub.public_bytes_raw()).decode()
+        else:
+            secret = _token(64)
+            nonce = os.urandom(12)
+            ct = self._aead.encrypt(nonce, secret.encode(), api_key.encode())
+            entry["kind"] = HMAC
+            entry["secret_enc"] = base64.b64encode(nonce + ct).decode()
+        self._raw.append(entry)
+        self._keys[api_key] = self._load(entry)
+        self._save()
+        return NewKey(api_key, account_id, entry["kind"], tuple(permissions), secret)
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, json.dumps({"version": 1, "keys": self._raw}, indent=1).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)

@@ -1,0 +1,169 @@
+"""Markets and assets as the gateway sees them, and the decimal <-> atoms edge.
+
+Decimal strings exist only on the wire (DESIGN.md, money rule 1). Parsing is exact and integer
+only: a string is split at the dot, digits beyond the asset's decimals must be zeros (else the
+dialect's precision error), and the grid checks (tick, lot, min notional) name the dialect's
+filter that failed, so a client sees the same message it would get from the engine, before
+anything is journaled.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+from engine.schema import MAX_AMOUNT_ATOMS, MarketState
+from gateway import errors
+
+DECIMAL_RE: Final = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
+DECIMAL_LEGAL: Final = r"^([0-9]{1,20})(\.[0-9]{1,20})?$"
+
+
+def atoms_to_decimal(atoms: int, decimals: int) -> str:
+    """Exact decimal string with exactly ``decimals`` places (integer arithmetic only)."""
+    if decimals == 0:
+        return str(atoms)
+    sign = "-" if atoms < 0 else ""
+    whole, frac = divmod(abs(atoms), 10**decimals)
+    return f"{sign}{whole}.{frac:0{decimals}d}"
+
+
+def parse_decimal(name: str, value: Any, decimals: int) -> int:
+    """Wire decimal -> atoms. Strings (and JSON integers) only: floats are refused because
+    they cannot carry an exact price."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise errors.illegal(name, DECIMAL_LEGAL)
+    text = str(value)
+    m = DECIMAL_RE.match(text)
+    if m is None:
+        raise errors.illegal(name, DECIMAL_LEGAL)
+    whole, frac = m.group(1), (m.group(2) or ".")[1:]
+    if len(frac) > decimals:
+        if frac[decimals:].strip("0"):
+            raise errors.ApiError(
+                errors.BAD_PRECISION, f"Parameter '{name}' has too much precision."
+            )
+        frac = frac[:decimals]
+    atoms = int(whole) * 10**decimals + (int(frac.ljust(decimals, "0")) if decimals else 0)
+    if atoms > MAX_AMOUNT_ATOMS:
+        raise errors.invalid(name)
+    return atoms
+
+
+@dataclass(slots=True)
+class Asset:
+    asset_id: int
+    symbol: str
+    decimals: int
+
+
+@dataclass(slots=True)
+class Market:
+    market_id: int
+    symbol: str
+    """Engine symbol ``BTC-USDT``."""
+    wire: str
+    """Dialect symbol ``BTCUSDT``."""
+    base: Asset
+    quote: Asset
+    tick: int
+    lot: int
+    min_notional: int
+    maker_fee_ppm: int
+    taker_fee_ppm: int
+    max_order_qty: int
+    state: int = MarketState.OPEN
+
+    def price(self, atoms: int) -> str:
+        return atoms_to_decimal(atoms, self.quote.decimals)
+
+    def qty(self, atoms: int) -> str:
+        return atoms_to_decimal(atoms, self.base.decimals)
+
+    def quote_amount(self, atoms: int) -> str:
+        return atoms_to_decimal(atoms, self.quote.decimals)
+
+    def parse_price(self, value: Any, name: str = "price") -> int:
+        atoms = parse_decimal(name, value, self.quote.decimals)
+        if atoms <= 0 or atoms % self.tick:
+            raise errors.filter_failure("PRICE_FILTER")
+        return atoms
+
+    def parse_qty(self, value: Any, name: str = "quantity") -> int:
+        atoms = parse_decimal(name, value, self.base.decimals)
+        if atoms <= 0 or atoms % self.lot:
+            raise errors.filter_failure("LOT_SIZE")
+        if self.max_order_qty and atoms > self.max_order_qty:
+            raise errors.filter_failure("LOT_SIZE")
+        return atoms
+
+    def parse_quote_qty(self, value: Any, name: str = "quoteOrderQty") -> int:
+        atoms = parse_decimal(name, value, self.quote.decimals)
+        if atoms <= 0:
+            raise errors.invalid(name)
+        if atoms < self.min_notional:
+            raise errors.filter_failure("NOTIONAL")
+        return atoms
+
+    def notional(self, price: int, qty: int) -> int:
+        """Quote atoms of ``qty`` base atoms at ``price`` (exact on a valid grid)."""
+        return price * qty // 10**self.base.decimals
+
+    def check_notional(self, price: int, qty: int) -> None:
+        n = self.notional(price, qty)
+        if n > MAX_AMOUNT_ATOMS:
+            raise errors.filter_failure("NOTIONAL")
+        if n < self.min_notional:
+            raise errors.filter_failure("NOTIONAL")
+
+    @property
+    def status(self) -> str:
+        return {MarketState.OPEN: "TRADING", MarketState.HALTED: "HALT"}.get(
+            self.state, "BREAK"
+        )
+
+    def exchange_info(self) -> dict[str, Any]:
+        """The ``symbols[]`` entry of exchangeInfo (the fields ccxt and bots read)."""
+        max_qty = self.max_order_qty or (MAX_AMOUNT_ATOMS // self.lot) * self.lot
+        max_price = (MAX_AMOUNT_ATOMS // self.tick) * self.tick
+        fee = f"{self.taker_fee_ppm / 1_000_000:.8f}"
+        return {
+            "symbol": self.wire,
+            "status": self.status,
+            "baseAsset": self.base.symbol,
+            "baseAssetPrecision": self.base.decimals,
+            "quoteAsset": self.quote.symbol,
+            "quotePrecision": self.quote.decimals,
+            "quoteAssetPrecision": self.quote.decimals,
+            "baseCommissionPrecision": self.base.decimals,
+            "quoteCommissionPrecision": self.quote.decimals,
+            "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
+            "icebergAllowed": False,
+            "ocoAllowed": False,
+            "otoAllowed": False,
+            "quoteOrderQtyMarketAllowed": True,
+            "allowTrailingStop": False,
+            "cancelReplaceAllowed": True,
+            "amendAllowed": True,
+            "isSpotTradingAllowed": True,
+            "isMarginTradingAllowed": False,
+            "filters": [
+                {"filterType": "PRICE_FILTER", "minPrice": self.price(self.tick),
+                 "maxPrice": self.price(max_price), "tickSize": self.price(self.tick)},
+                {"filterType": "LOT_SIZE", "minQty": self.qty(self.lot),
+                 "maxQty": self.qty(max_qty), "stepSize": self.qty(self.lot)},
+                {"filterType": "MARKET_LOT_SIZE", "minQty": self.qty(self.lot),
+                 "maxQty": self.qty(max_qty), "stepSize": self.qty(self.lot)},
+                {"filterType": "NOTIONAL", "minNotional": self.quote_amount(self.min_notional),
+                 "applyMinToMarket": True, "maxNotional": self.quote_amount(MAX_AMOUNT_ATOMS),
+                 "applyMaxToMarket": False, "avgPriceMins": 0},
+                {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 1000},
+            ],
+            "permissions": [],
+            "permissionSets": [["SPOT"]],
+            "defaultSelfTradePreventionMode": "NONE",
+            "allowedSelfTradePreventionModes": ["NONE"],
+            "makerCommission": f"{self.maker_fee_ppm / 1_000_000:.8f}",
+            "takerCommission": fee,
+        }

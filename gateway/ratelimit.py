@@ -1,0 +1,169 @@
+"""Rate limits in the dialect: fixed windows, usage echoed, 429 then a temporary ban (418).
+
+- REQUEST_WEIGHT per IP and per API key over 1 minute (each method has a weight).
+- ORDERS per API key over 10 seconds and over 1 day (counted on every order request).
+- Concurrent WS connections per IP.
+
+Windows are fixed intervals aligned to the epoch, like the dialect's (the counter restarts at
+each minute boundary). A request over a limit gets 429 with ``retryAfter`` (the start of the next
+window). A caller that keeps sending after its 429s - more than ``ban_after`` refused requests in
+one window - is banned (418) for ``ban_seconds``, doubling on each repeat up to ``max_ban``.
+Weight of refused requests still counts (so a flood cannot hide behind its own 429s).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from gateway import errors
+
+MINUTE_MS: Final = 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    weight_per_minute: int = 6_000
+    orders_per_10s: int = 100
+    orders_per_day: int = 200_000
+    connections_per_ip: int = 300
+    ban_after: int = 50
+    """Refused (429) requests in one window before the caller is banned."""
+    ban_seconds: float = 120.0
+    max_ban_seconds: float = 3 * 86_400.0
+    max_message_bytes: int = 64 * 1024
+    ws_heartbeat_s: float = 20.0
+    """Ping interval; a peer that does not answer a ping within it is closed."""
+    idle_timeout_s: float = 600.0
+    max_connection_s: float = 86_400.0
+    ack_timeout_s: float = 10.0
+    """After this an order request is answered 'status unknown' (5xx)."""
+
+
+class Window:
+    """A fixed-window counter per key."""
+
+    __slots__ = ("_counts", "interval_ms", "label", "limit")
+
+    def __init__(self, limit: int, interval_ms: int, label: tuple[str, str, int]) -> None:
+        self.limit = limit
+        self.interval_ms = interval_ms
+        self.label = label
+        self._counts: dict[Any, list[int]] = {}
+
+    def add(self, key: Any, amount: int, now_ms: int) -> int:
+        """Add ``amount`` and return the count in the current window."""
+        w = now_ms // self.interval_ms
+        entry = self._counts.get(key)
+        if entry is None or entry[0] != w:
+            if len(self._counts) > 100_000:
+                self._counts = {k: e for k, e in self._counts.items() if e[0] == w}
+            entry = self._counts[key] = [w, 0]
+        entry[1] += amount
+        return entry[1]
+
+    def count(self, key: Any, now_ms: int) -> int:
+        entry = self._counts.get(key)
+        return entry[1] if entry is not None and entry[0] == now_ms // self.interval_ms else 0
+
+    def retry_after_ms(self, now_ms: int) -> int:
+        return (now_ms // self.interval_ms + 1) * self.interval_ms
+
+    def describe(self, count: int) -> dict[str, Any]:
+        kind, interval, num = self.label
+        return {"rateLimitType": kind, "interval": interval, "intervalNum": num,
+                "limit": self.limit, "count": count}
+
+
+class RateLimiter:
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.ip_weight = Window(
+            limits.weight_per_minute, MINUTE_MS, ("REQUEST_WEIGHT", "MINUTE", 1))
+        self.key_weight = Window(
+            limits.weight_per_minute, MINUTE_MS, ("REQUEST_WEIGHT", "MINUTE", 1))
+        self.orders_10s = Window(limits.orders_per_10s, 10_000, ("ORDERS", "SECOND", 10))
+        self.orders_day = Window(limits.orders_per_day, 86_400_000, ("ORDERS", "DAY", 1))
+        self._refused = Window(limits.ban_after, MINUTE_MS, ("REFUSED", "MINUTE", 1))
+        self._banned: dict[str, tuple[float, float]] = {}
+        """ip -> (banned until ms, last ban length s)."""
+        self.connections: dict[str, int] = {}
+
+    # ---- bans -------------------------------------------------------------------------------
+
+    def check_ban(self, ip: str, now_ms: int) -> None:
+        ban = self._banned.get(ip)
+        if ban is not None and now_ms < ban[0]:
+            until = int(ban[0])
+            raise errors.ApiError(
+                errors.TOO_MANY_REQUESTS, f"Way too many requests; IP banned until {until}.",
+                status=418, data={"serverTime": now_ms, "retryAfter": until})
+
+    def _refuse(self, ip: str, now_ms: int, err: errors.ApiError) -> errors.ApiError:
+        if self._refused.add(ip, 1, now_ms) > self.limits.ban_after:
+            prev = self._banned.get(ip)
+            length = self.limits.ban_seconds if prev is None else min(
+                prev[1] * 2, self.limits.max_ban_seconds)
+            self._banned[ip] = (now_ms + length * 1000, length)
+            self.check_ban(ip, now_ms)
+        return err
+
+    # ---- weight and orders ------------------------------------------------------------------
+
+    def request(self, ip: str, key: str | None, weight: int, now_ms: int) -> list[dict[str, Any]]:
+        """Count one request; raise 429/418 when over a limit; return the usage to echo."""
+        self.check_ban(ip, now_ms)
+        n_ip = self.ip_weight.add(ip, weight, now_ms)
+        usage = [self.ip_weight.describe(n_ip)]
+        over = n_ip > self.ip_weight.limit
+        if key is not None:
+            n_key = self.key_weight.add(key, weight, now_ms)
+            over = over or n_key > self.key_weight.limit
+            usage[0] = self.key_weight.describe(max(n_ip, n_key))
+        if over:
+            retry = self.ip_weight.retry_after_ms(now_ms)
+            raise self._refuse(ip, now_ms, errors.ApiError(
+                errors.TOO_MANY_REQUESTS,
+                f"Too much request weight used; current limit is {self.ip_weight.limit} "
+                "request weight per 1 MINUTE. Please use WebSocket Streams for live updates "
+                "to avoid polling the API.",
+                status=429, data={"serverTime": now_ms, "retryAfter": retry}))
+        return usage
+
+    def order(self, ip: str, key: str, now_ms: int) -> list[dict[str, Any]]:
+        n10 = self.orders_10s.add(key, 1, now_ms)
+        nday = self.orders_day.add(key, 1, now_ms)
+        for window, n in ((self.orders_10s, n10), (self.orders_day, nday)):
+            if n > window.limit:
+                _, interval, num = window.label
+                raise self._refuse(ip, now_ms, errors.ApiError(
+                    errors.TOO_MANY_ORDERS,
+                    f"Too many new orders; current limit is {window.limit} orders per "
+                    f"{num} {interval}.",
+                    status=429,
+                    data={"serverTime": now_ms, "retryAfter": window.retry_after_ms(now_ms)}))
+        return [self.orders_10s.describe(n10), self.orders_day.describe(nday)]
+
+    def order_usage(self, key: str, now_ms: int) -> list[dict[str, Any]]:
+        return [self.orders_10s.describe(self.orders_10s.count(key, now_ms)),
+                self.orders_day.describe(self.orders_day.count(key, now_ms))]
+
+    # ---- connections ------------------------------------------------------------------------
+
+    def connect(self, ip: str, now_ms: int) -> None:
+        self.check_ban(ip, now_ms)
+        n = self.connections.get(ip, 0)
+        if n >= self.limits.connections_per_ip:
+            raise self._refuse(ip, now_ms, errors.ApiError(
+                errors.TOO_MANY_REQUESTS,
+                f"Too many connections; current limit is {self.limits.connections_per_ip} "
+                "per IP.", status=429,
+                data={"serverTime": now_ms, "retryAfter": now_ms + 1000}))
+        self.connections[ip] = n + 1
+
+    def disconnect(self, ip: str) -> None:
+        n = self.connections.get(ip, 0) - 1
+        if n <= 0:
+            self.connections.pop(ip, None)
+        else:
+            self.connections[ip] = n

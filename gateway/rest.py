@@ -1,0 +1,239 @@
+"""REST at ``/api/v3`` in the dialect, plus the middleware that applies rate limits and the
+error envelope to every ``/api/`` route (the market-data routes mounted on the same app too).
+
+Signed endpoints take ``X-MBX-APIKEY`` and a ``signature`` over the query string immediately
+followed by the body (``application/x-www-form-urlencoded``), the signature parameter itself
+left out. If a parameter appears in both, the query string wins (the dialect's rule).
+Usage is echoed in ``X-MBX-USED-WEIGHT-1M`` (and ``X-MBX-ORDER-COUNT-10S``/``-1D`` on order
+requests); a refusal for a limit carries ``Retry-After`` (seconds).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import parse_qsl
+
+import msgspec
+import structlog
+from aiohttp import web
+
+from gateway import auth, errors
+from gateway.handlers import exchange_info
+from gateway.keys import ApiKey
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+log = structlog.get_logger(__name__)
+_encode = msgspec.json.Encoder().encode
+RestHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# path -> weight for routes without a declared weight (market data)
+USAGE_KEY: Final = web.RequestKey("usage_headers", dict)
+DEFAULT_WEIGHTS: Final = {"/api/v3/depth": 5, "/api/v3/trades": 25, "/api/v3/klines": 2,
+                          "/api/v3/ticker/24hr": 2, "/api/v3/exchangeInfo": 20}
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=_encode(data), status=status, content_type="application/json")
+
+
+def _error(exc: errors.ApiError, headers: dict[str, str]) -> web.Response:
+    if exc.status in (418, 429) and isinstance(exc.data, dict):
+        retry_ms = exc.data.get("retryAfter", 0) - exc.data.get("serverTime", 0)
+        headers["Retry-After"] = str(max(1, math.ceil(retry_ms / 1000)))
+    resp = web.Response(body=_encode({"code": exc.code, "msg": exc.msg}), status=exc.status,
+                        content_type="application/json")
+    resp.headers.update(headers)
+    return resp
+
+
+def middleware(gw: Gateway) -> Any:
+    @web.middleware
+    async def mw(request: web.Request, handler: RestHandler) -> web.StreamResponse:
+        path = request.path
+        if not path.startswith("/api/"):
+            return await handler(request)
+        weight = getattr(handler, "weight", None) or DEFAULT_WEIGHTS.get(path, 1)
+        headers: dict[str, str] = {}
+        key_header = request.headers.get("X-MBX-APIKEY")
+        key_id = key_header if key_header and gw.keys.get(key_header) else None
+        try:
+            usage = gw.limiter.request(request.remote or "?", key_id, weight, auth.now_ms())
+            headers["X-MBX-USED-WEIGHT-1M"] = str(usage[0]["count"])
+            request[USAGE_KEY] = headers
+            resp = await handler(request)
+            gw.metrics.requests.labels("rest").inc()
+        except errors.ApiError as exc:
+            gw.metrics.rejects.labels(str(exc.code)).inc()
+            return _error(exc, headers)
+        except web.HTTPException as exc:  # 404, 405, 413...: the same envelope
+            if 400 <= exc.status < 500:
+                code = errors.NOT_FOUND if exc.status in (404, 405) else errors.UNKNOWN
+                return _error(errors.ApiError(code, exc.reason, exc.status), headers)
+            raise
+        resp.headers.update(headers)
+        return resp
+
+    return mw
+
+
+async def _params(request: web.Request) -> tuple[dict[str, str], bytes, str | None]:
+    """(params, signed payload, signature) from query + form body."""
+    raw_query = request.query_string
+    body = (await request.read()).decode("utf-8", errors="replace") if request.can_read_body \
+        else ""
+    params: dict[str, str] = {}
+    signature: str | None = None
+    parts: list[str] = []
+    for raw in (raw_query, body):
+        kept = []
+        for piece in raw.split("&") if raw else ():
+            if piece.startswith("signature="):
+                if signature is None:
+                    signature = next(iter(dict(parse_qsl(piece)).values()), "")
+                continue
+            kept.append(piece)
+        parts.append("&".join(kept))
+    for raw in (body, raw_query):  # query string wins: applied last
+        try:
+            for k, v in parse_qsl(raw, keep_blank_values=True, strict_parsing=False):
+                if k != "signature":
+                    params[k] = v
+        except ValueError:
+            raise errors.ApiError(errors.MANDATORY_PARAM, "Malformed request.") from None
+    payload = parts[0] + parts[1]
+    return params, payload.encode(), signature
+
+
+async def _signed(gw: Gateway, request: web.Request, permission: str,
+                  replay_guard: bool = False) -> tuple[ApiKey, dict[str, str]]:
+    params, payload, signature = await _params(request)
+    key = auth.lookup_key(gw.keys, request.headers.get("X-MBX-APIKEY"))
+    if signature is None:
+        raise errors.mandatory("signature")
+    expires = auth.check_timestamp(params)
+    auth.verify(key, payload, signature)
+    if replay_guard:
+        gw.replays.check(signature, expires)
+    auth.require(key, permission)
+    return key, params
+
+
+def _route(weight: int) -> Callable[[RestHandler], RestHandler]:
+    def deco(fn: RestHandler) -> RestHandler:
+        fn.weight = weight  # type: ignore[attr-defined]
+        return fn
+
+    return deco
+
+
+def setup(app: web.Application, gw: Gateway) -> None:
+    tr = gw.trading
+
+    def order_headers(request: web.Request, key: ApiKey) -> None:
+        usage = gw.limiter.order(request.remote or "?", key.api_key, auth.now_ms())
+        headers = request[USAGE_KEY]
+        headers["X-MBX-ORDER-COUNT-10S"] = str(usage[0]["count"])
+        headers["X-MBX-ORDER-COUNT-1D"] = str(usage[1]["count"])
+
+    @_route(1)
+    async def ping(request: web.Request) -> web.Response:
+        return _json({})
+
+    @_route(1)
+    async def time_(request: web.Request) -> web.Response:
+        return _json({"serverTime": auth.now_ms()})
+
+    @_route(20)
+    async def exchange_info_r(request: web.Request) -> web.Response:
+        q = request.query
+        symbols = None
+        if "symbol" in q:
+            symbols = [q["symbol"]]
+        elif "symbols" in q:
+            try:
+                symbols = msgspec.json.decode(q["symbols"], type=list[str])
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                raise errors.illegal("symbols", "JSON array of strings") from None
+        return _json(exchange_info(gw, symbols))
+
+    @_route(20)
+    async def account(request: web.Request) -> web.Response:
+        key, p = await _signed(gw, request, "read")
+        return _json(tr.account(key.account_id, p, key.can("trade"), key.can("withdraw")))
+
+    @_route(1)
+    async def new_order(request: web.Request) -> web.Response:
+        key, p = await _signed(gw, request, "trade", replay_guard=True)
+        order_headers(request, key)
+        return _json(await tr.place(key.account_id, p))
+
+    @_route(1)
+    async def test_order(request: web.Request) -> web.Response:
+        key, p = await _signed(gw, request, "trade")
+        return _json(await tr.place(key.account_id, p, test=True))
+
+    @_route(4)
+    async def get_order(request: web.Request) -> web.Response:
+        key, p = await _signed(gw, request, "read")
+        return _json(tr.order_status(key.account_id, p))
+
+    @_route(1)
+    async def cancel_order(request: web.Request) -> web.Response:
+        key, p = await _signed(gw, request, "trade", replay_guard=True)
+        return _json(await tr.cancel(key.account_id, p))
+
+    @_route(6)
+    async def open_orders(request: web.Request) -> web.Response:
+        key, p = await _signed(gw, request, "read")
+        return _json(tr.open_orders(key.account_id, p))
+
+    @_route(1)
+    async def cancel_open_orders(request: web.Request) -> web.Response:
+        key, p = await _signed(gw, request, "trade", replay_guard=True)
+        return _json(await tr.cancel_all(key.account_id, p))
+
+    @_route(20)
+    async def all_orders(request: web.Request) -> web.Response:
+        key, p = await _signed(gw, request, "read")
+        return _json(tr.all_orders(key.account_id, p))
+
+    @_route(20)
+    async def my_trades(request: web.Request) -> web.Response:
+        key, p = await _signed(gw, request, "read")
+        return _json(tr.my_trades(key.account_id, p))
+
+    @_route(1)
+    async def cancel_replace(request: web.Request) -> web.Response:
+        key, p = await _signed(gw, request, "trade", replay_guard=True)
+        order_headers(request, key)
+        try:
+            return _json(await tr.cancel_replace(key.account_id, p))
+        except errors.ApiError as exc:
+            if exc.status == 409 and exc.data is not None:
+                return _json({"code": exc.code, "msg": exc.msg, "data": exc.data}, 409)
+            raise
+
+    @_route(4)
+    async def amend(request: web.Request) -> web.Response:
+        key, p = await _signed(gw, request, "trade", replay_guard=True)
+        order_headers(request, key)
+        return _json(await tr.amend_keep_priority(key.account_id, p))
+
+    r = app.router
+    r.add_get("/api/v3/ping", ping)
+    r.add_get("/api/v3/time", time_)
+    r.add_get("/api/v3/exchangeInfo", exchange_info_r)
+    r.add_get("/api/v3/account", account)
+    r.add_post("/api/v3/order", new_order)
+    r.add_get("/api/v3/order", get_order)
+    r.add_delete("/api/v3/order", cancel_order)
+    r.add_post("/api/v3/order/test", test_order)
+    r.add_post("/api/v3/order/cancelReplace", cancel_replace)
+    r.add_put("/api/v3/order/amend/keepPriority", amend)
+    r.add_get("/api/v3/openOrders", open_orders)
+    r.add_delete("/api/v3/openOrders", cancel_open_orders)
+    r.add_get("/api/v3/allOrders", all_orders)
+    r.add_get("/api/v3/myTrades", my_trades)

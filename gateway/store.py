@@ -1,0 +1,332 @@
+"""The gateway's read model: markets, balances, orders and trades, built from engine events only.
+
+The gateway must hold no business state that replay cannot rebuild (DESIGN.md), so this store
+is a pure fold over ``(seq, timestamp_ns, events)`` batches: at start the whole journal is
+replayed through a fresh engine into it, afterwards every acknowledged batch is applied before
+any request of that batch is answered. order.status, allOrders, myTrades, account.status and
+the user data stream all read from here, on the event loop's thread, never from the engine
+(which is busy on its own thread).
+
+History is bounded per account (closed orders and trades): an explicit bound like every table of
+the engine; older history is what back-office's ledger projection is for.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from engine.schema import (
+    AccountCreated,
+    AssetCreated,
+    MarketCreated,
+    MarketStateChanged,
+    OrderAccepted,
+    OrderAmended,
+    OrderCancelled,
+    OrderExpired,
+    OrderRejected,
+    Posting,
+    Side,
+    Trade,
+)
+from engine.schema import (
+    ExpireReason as ER,
+)
+from gateway.markets import Asset, Market
+
+HISTORY_ORDERS: Final = 5_000
+"""Closed orders kept per account for order.status / allOrders."""
+HISTORY_TRADES: Final = 5_000
+"""Trades kept per account for myTrades."""
+
+NEW, PARTIALLY_FILLED, FILLED = "NEW", "PARTIALLY_FILLED", "FILLED"
+CANCELED, EXPIRED, EXPIRED_IN_MATCH = "CANCELED", "EXPIRED", "EXPIRED_IN_MATCH"
+Batch = tuple[int, int, Sequence[Any]]
+
+
+@dataclass(slots=True)
+class OrderRecord:
+    order_id: int
+    account_id: int
+    market_id: int
+    client_order_id: int
+    side: int
+    order_type: int
+    time_in_force: int
+    price: int
+    orig_qty: int
+    orig_quote_qty: int
+    time_ns: int
+    executed: int = 0
+    cum_quote: int = 0
+    status: str = NEW
+    update_ns: int = 0
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (NEW, PARTIALLY_FILLED)
+
+
+@dataclass(slots=True)
+class TradeRecord:
+    market_id: int
+    trade_id: int
+    order_id: int
+    price: int
+    qty: int
+    quote: int
+    commission: int
+    is_buyer: bool
+    is_maker: bool
+    time_ns: int
+
+
+@dataclass(slots=True)
+class Report:
+    """One order change for the user data stream (rendered only for watched accounts)."""
+
+    order: OrderRecord
+    exec_type: str
+    time_ns: int
+    last_qty: int = 0
+    last_price: int = 0
+    commission: int = 0
+    trade_id: int = -1
+    is_maker: bool = False
+    snapshot: tuple[int, int, int, int, str] = (0, 0, 0, 0, "")
+    """(price, orig_qty, executed, cum_quote, status) at the time of the change."""
+
+
+@dataclass(slots=True)
+class AccountView:
+    balances: dict[int, list[int]] = field(default_factory=dict)
+    """asset_id -> [available, held_orders, held_withdrawals]."""
+    open_orders: dict[int, OrderRecord] = field(default_factory=dict)
+    open_client_ids: dict[int, int] = field(default_factory=dict)
+    """client_order_id -> order_id among open orders (0 never stored)."""
+    closed: deque[int] = field(default_factory=lambda: deque(maxlen=HISTORY_ORDERS))
+    trades: deque[TradeRecord] = field(default_factory=lambda: deque(maxlen=HISTORY_TRADES))
+    update_ns: int = 0
+
+
+class Store:
+    def __init__(self) -> None:
+        self.last_seq = 0
+        self.last_ts_ns = 0
+        self.assets: dict[int, Asset] = {}
+        self.markets: dict[int, Market] = {}
+        self.by_wire: dict[str, Market] = {}
+        self.accounts: dict[int, AccountView] = {}
+        self.orders: dict[int, OrderRecord] = {}
+        self.watched: set[int] = set()
+        """Accounts with a user data stream: only their changes are collected as reports."""
+        self.reports: list[Report] = []
+        self.dirty_balances: dict[int, set[int]] = {}
+        self._ts = 0
+        self._handlers = {
+            AssetCreated: self._asset,
+            MarketCreated: self._market,
+            MarketStateChanged: self._market_state,
+            AccountCreated: self._account,
+            OrderAccepted: self._accepted,
+            Trade: self._trade,
+            OrderCancelled: self._cancelled,
+            OrderExpired: self._expired,
+            OrderAmended: self._amended,
+            OrderRejected: None,
+            Posting: self._posting,
+        }
+
+    # ---- folding --------------------------------------------------------------------------
+
+    def apply(self, batches: Iterable[Batch]) -> None:
+        for seq, ts, events in batches:
+            self.apply_events(ts, events, seq)
+
+    def apply_events(self, ts: int, events: Sequence[Any], through_seq: int) -> None:
+        """Apply one node batch (one journal time); ``through_seq`` is its last sequence."""
+        self._ts = ts
+        handlers = self._handlers
+        quote_takers: list[OrderRecord] = []
+        for ev in events:
+            h = handlers.get(type(ev))
+            if h is not None:
+                r = h(ev)
+                if r is not None:
+                    quote_takers.append(r)
+        # A market buy by quote amount ends filled when no expiry closed it in its command.
+        for o in quote_takers:
+            if o.is_open:
+                self._close(o, FILLED, None)
+        self.last_seq = max(self.last_seq, through_seq)
+        self.last_ts_ns = ts
+
+    def _asset(self, ev: AssetCreated) -> None:
+        self.assets[ev.asset_id] = Asset(ev.asset_id, ev.symbol, ev.decimals)
+
+    def _market(self, ev: MarketCreated) -> None:
+        m = Market(
+            market_id=ev.market_id, symbol=ev.symbol, wire=ev.symbol.replace("-", "").upper(),
+            base=self.assets[ev.base_asset_id], quote=self.assets[ev.quote_asset_id],
+            tick=ev.tick_size_atoms, lot=ev.lot_size_atoms, min_notional=ev.min_notional_atoms,
+            maker_fee_ppm=ev.maker_fee_ppm, taker_fee_ppm=ev.taker_fee_ppm,
+            max_order_qty=ev.max_order_qty_atoms,
+        )
+        self.markets[m.market_id] = m
+        self.by_wire[m.wire] = m
+
+    def _market_state(self, ev: MarketStateChanged) -> None:
+        self.markets[ev.market_id].state = ev.state
+
+    def _account(self, ev: AccountCreated) -> None:
+        self.accounts.setdefault(ev.account_id, AccountView())
+
+    def _accepted(self, ev: OrderAccepted) -> OrderRecord | None:
+        o = OrderRecord(
+            order_id=ev.order_id, account_id=ev.account_id, market_id=ev.market_id,
+            client_order_id=ev.client_order_id, side=ev.side, order_type=ev.order_type,
+            time_in_force=ev.time_in_force, price=ev.price_atoms, orig_qty=ev.qty_atoms,
+            orig_quote_qty=ev.quote_qty_atoms, time_ns=self._ts, update_ns=self._ts,
+        )
+        acct = self.accounts[ev.account_id]
+        self.orders[o.order_id] = o
+        acct.open_orders[o.order_id] = o
+        if o.client_order_id:
+            acct.open_client_ids[o.client_order_id] = o.order_id
+        self._report(o, "NEW")
+        return o if ev.quote_qty_atoms else None
+
+    def _fill(self, o: OrderRecord, t: Trade, maker: bool) -> None:
+        o.executed += t.qty_atoms
+        o.cum_quote += t.quote_atoms
+        o.update_ns = self._ts
+        fee = t.maker_fee_atoms if maker else t.taker_fee_atoms
+        acct = self.accounts[o.account_id]
+        acct.trades.append(TradeRecord(
+            market_id=t.market_id, trade_id=t.trade_id, order_id=o.order_id,
+            price=t.price_atoms, qty=t.qty_atoms, quote=t.quote_atoms, commission=fee,
+            is_buyer=o.side == Side.BUY, is_maker=maker, time_ns=self._ts,
+        ))
+        done = o.orig_qty and o.executed >= o.orig_qty
+        o.status = FILLED if done else PARTIALLY_FILLED
+        if o.account_id in self.watched:
+            self.reports.append(Report(
+                o, "TRADE", self._ts, t.qty_atoms, t.price_atoms, fee, t.trade_id, maker,
+                (o.price, o.orig_qty, o.executed, o.cum_quote, o.status)))
+        if done:
+            self._close(o, FILLED, None)
+
+    def _trade(self, ev: Trade) -> None:
+        maker = self.orders.get(ev.maker_order_id)
+        taker = self.orders.get(ev.taker_order_id)
+        if maker is not None:
+            self._fill(maker, ev, True)
+        if taker is not None:
+            self._fill(taker, ev, False)
+
+    def _cancelled(self, ev: OrderCancelled) -> None:
+        o = self.orders.get(ev.order_id)
+        if o is not None and o.is_open:
+            self._close(o, CANCELED, "CANCELED")
+
+    def _expired(self, ev: OrderExpired) -> None:
+        o = self.orders.get(ev.order_id)
+        if o is not None and o.is_open:
+            if ev.reason == ER.SELF_TRADE_PREVENTED:
+                self._close(o, EXPIRED_IN_MATCH, "TRADE_PREVENTION")
+            else:
+                self._close(o, EXPIRED, "EXPIRED")
+
+    def _amended(self, ev: OrderAmended) -> None:
+        o = self.orders.get(ev.order_id)
+        if o is None:
+            return
+        o.price = ev.price_atoms
+        o.orig_qty = o.executed + ev.qty_atoms
+        o.update_ns = self._ts
+        self._report(o, "REPLACED")
+
+    def _posting(self, ev: Posting) -> None:
+        amount = ev.amount_atoms
+        for account_id, bucket, sign in (
+            (ev.debit_account_id, ev.debit_bucket, -1),
+            (ev.credit_account_id, ev.credit_bucket, 1),
+        ):
+            if account_id == 0 or bucket > 2:
+                continue
+            acct = self.accounts.get(account_id)
+            if acct is None:
+                continue
+            bal = acct.balances.get(ev.asset_id)
+            if bal is None:
+                bal = acct.balances[ev.asset_id] = [0, 0, 0]
+            bal[bucket] += sign * amount
+            acct.update_ns = self._ts
+            if account_id in self.watched:
+                self.dirty_balances.setdefault(account_id, set()).add(ev.asset_id)
+
+    def _close(self, o: OrderRecord, status: str, exec_type: str | None) -> None:
+        o.status = status
+        o.update_ns = self._ts
+        acct = self.accounts[o.account_id]
+        acct.open_orders.pop(o.order_id, None)
+        if o.client_order_id and acct.open_client_ids.get(o.client_order_id) == o.order_id:
+            del acct.open_client_ids[o.client_order_id]
+        if len(acct.closed) == acct.closed.maxlen:
+            self.orders.pop(acct.closed[0], None)
+        acct.closed.append(o.order_id)
+        if exec_type is not None:
+            self._report(o, exec_type)
+
+    def _report(self, o: OrderRecord, exec_type: str) -> None:
+        if o.account_id in self.watched:
+            self.reports.append(Report(
+                o, exec_type, self._ts,
+                snapshot=(o.price, o.orig_qty, o.executed, o.cum_quote, o.status)))
+
+    # ---- queries --------------------------------------------------------------------------
+
+    def market(self, wire_symbol: str) -> Market | None:
+        return self.by_wire.get(wire_symbol)
+
+    def order_of(self, account_id: int, order_id: int) -> OrderRecord | None:
+        o = self.orders.get(order_id)
+        return o if o is not None and o.account_id == account_id else None
+
+    def open_by_client_id(self, account_id: int, client_order_id: int) -> OrderRecord | None:
+        acct = self.accounts.get(account_id)
+        if acct is None:
+            return None
+        oid = acct.open_client_ids.get(client_order_id)
+        return None if oid is None else acct.open_orders.get(oid)
+
+    def find_by_client_id(self, account_id: int, client_order_id: int) -> OrderRecord | None:
+        """Open order first, else the most recent closed order with that client id."""
+        o = self.open_by_client_id(account_id, client_order_id)
+        if o is not None:
+            return o
+        acct = self.accounts.get(account_id)
+        if acct is None:
+            return None
+        for oid in reversed(acct.closed):
+            c = self.orders.get(oid)
+            if c is not None and c.client_order_id == client_order_id:
+                return c
+        return None
+
+    def account_orders(self, account_id: int, market_id: int) -> list[OrderRecord]:
+        """All known orders of the account in a market, ascending order id."""
+        acct = self.accounts.get(account_id)
+        if acct is None:
+            return []
+        out = [self.orders[i] for i in acct.closed if i in self.orders]
+        out += acct.open_orders.values()
+        return sorted((o for o in out if o.market_id == market_id), key=lambda o: o.order_id)
+
+    def drain(self) -> tuple[list[Report], dict[int, set[int]]]:
+        reports, dirty = self.reports, self.dirty_balances
+        self.reports, self.dirty_balances = [], {}
+        return reports, dirty

@@ -1,0 +1,441 @@
+"""Order entry and account queries, shared by the WS API and REST.
+
+Validation happens here, before anything is journaled: a request that the gateway can prove the
+engine would refuse (off-grid decimals, unknown symbol, missing parameters, an unknown order to
+cancel, a duplicate client order id, a balance that cannot cover the hold) is answered at once
+and changes nothing: not the engine state, not even the journal's sequence. Only a request that
+passes goes to the bridge; the engine stays the authority and its refusals are mapped too.
+
+Store-based pre-checks (unknown order, duplicate client id, balance) are skipped while the
+account has commands in flight: the store is then behind the engine, and a false refusal is
+worse than a journaled one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from engine.schema import (
+    AmendOrder,
+    CancelAll,
+    CancelOrder,
+    Command,
+    Event,
+    OrderCancelled,
+    OrderRejected,
+    OrderType,
+    PlaceOrder,
+    Side,
+    TimeInForce,
+    Trade,
+)
+from gateway import clientids, errors, wire
+from gateway.bridge import Bridge, Result
+from gateway.clientids import ClientIdBook
+from gateway.markets import Market
+from gateway.params import get_bool, get_enum, get_int, get_str
+from gateway.store import OrderRecord, Store
+
+SIDES: Final = {"BUY": Side.BUY, "SELL": Side.SELL}
+TYPES: Final = {"LIMIT": OrderType.LIMIT, "MARKET": OrderType.MARKET,
+                "LIMIT_MAKER": OrderType.LIMIT_MAKER}
+UNSUPPORTED_TYPES: Final = frozenset({"STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT",
+                                      "TAKE_PROFIT_LIMIT"})
+TIFS: Final = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK}
+RESP_TYPES: Final = frozenset({"ACK", "RESULT", "FULL"})
+REPLACE_MODES: Final = frozenset({"STOP_ON_FAILURE", "ALLOW_FAILURE"})
+
+
+def _fee(n: int, ppm: int) -> int:
+    return (n // 1_000_000) * ppm + (n % 1_000_000) * ppm // 1_000_000
+
+
+class Trading:
+    def __init__(self, store: Store, bridge: Bridge, ids: ClientIdBook, *,
+                 ack_timeout_s: float = 10.0,
+                 on_ack: Callable[[float], None] | None = None) -> None:
+        self.store = store
+        self.bridge = bridge
+        self.ids = ids
+        self.ack_timeout_s = ack_timeout_s
+        self._on_ack = on_ack
+        self.inflight: dict[int, int] = {}
+
+    # ---- plumbing -------------------------------------------------------------------------
+
+    def submit(self, account_id: int, command: Command) -> asyncio.Future[Result]:
+        """Queue ``command``; the future resolves once it is durable and processed (or fails
+        with the 5xx 'unknown' error after the bridge's ack timeout)."""
+        t0 = time.perf_counter()
+        inflight = self.inflight
+        inflight[account_id] = inflight.get(account_id, 0) + 1
+        fut = self.bridge.submit(command)
+        on_ack = self._on_ack
+
+        def done(_: object) -> None:
+            n = inflight[account_id] - 1
+            if n:
+                inflight[account_id] = n
+            else:
+                del inflight[account_id]
+            if on_ack is not None:
+                on_ack(time.perf_counter() - t0)
+
+        fut.add_done_callback(done)
+        return fut
+
+    async def execute(self, account_id: int, command: Command) -> Result:
+        return await self.submit(account_id, command)
+
+    def _quiet(self, account_id: int) -> bool:
+        """True when the store is current for this account (no command in flight)."""
+        return account_id not in self.inflight
+
+    def market(self, params: Mapping[str, Any], *, required: bool = True) -> Market | None:
+        symbol = get_str(params, "symbol", required=required)
+        if symbol is None:
+            return None
+        m = self.store.market(symbol)
+        if m is None:
+            raise errors.ApiError(errors.BAD_SYMBOL, "Invalid symbol.")
+        return m
+
+    def _client_id(self, params: Mapping[str, Any], name: str) -> tuple[str, int] | None:
+        s = params.get(name)
+        if s is None or s == "":
+            return None
+        if not isinstance(s, str) or not clientids.CLIENT_ID_RE.match(s):
+            raise errors.illegal(name, clientids.CLIENT_ID_LEGAL)
+        return s, clientids.encode(s)
+
+    def _target(self, account_id: int, m: Market, params: Mapping[str, Any],
+                id_name: str = "orderId", cid_name: str = "origClientOrderId",
+                ) -> tuple[int, int, str | None]:
+        """(order_id, client_order_id, client string) of a cancel/amend target."""
+        oid = get_int(params, id_name, lo=1)
+        cid = self._client_id(params, cid_name)
+        if oid is None and cid is None:
+            raise errors.ApiError(
+                errors.MANDATORY_PARAM,
+                f"Param '{cid_name}' or '{id_name}' must be sent, but both were empty/null!")
+        if oid is not None:
+            return oid, 0, cid[0] if cid else None
+        assert cid is not None
+        if self.store.open_by_client_id(account_id, cid[1]) is None:
+            auto = clientids.AUTO_RE.match(cid[0])
+            if auto is not None:
+                return int(auto.group(1)), 0, cid[0]
+        return 0, cid[1], cid[0]
+
+    def _open_target(self, account_id: int, m: Market, oid: int, cid: int) -> OrderRecord | None:
+        o = (self.store.order_of(account_id, oid) if oid
+             else self.store.open_by_client_id(account_id, cid))
+        if o is None or not o.is_open or o.market_id != m.market_id:
+            return None
+        return o
+
+    # ---- new orders -----------------------------------------------------------------------
+
+    def build_place(self, account_id: int, params: Mapping[str, Any],
+                    ) -> tuple[Market, PlaceOrder, str | None, str]:
+        m = self.market(params)
+        assert m is not None
+        side = SIDES[get_enum(params, "side", SIDES, errors.INVALID_SIDE, "Invalid side.")]
+        type_name = params.get("type")
+        if isinstance(type_name, str) and type_name in UNSUPPORTED_TYPES:
+            raise errors.ApiError(errors.UNSUPPORTED_ORDER, "Unsupported order combination.")
+        otype = TYPES[get_enum(params, "type", TYPES, errors.INVALID_ORDER_TYPE,
+                               "Invalid orderType.")]
+        stp = params.get("selfTradePreventionMode")
+        if stp not in (None, "", "NONE"):
+            raise errors.ApiError(errors.UNSUPPORTED_ORDER, "Unsupported order combination.")
+        for extra in ("stopPrice", "trailingDelta", "icebergQty"):
+            if params.get(extra) not in (None, "", "0", 0):
+                raise errors.ApiError(errors.UNSUPPORTED_ORDER, "Unsupported order combination.")
+        cid = self._client_id(params, "newClientOrderId")
+        resp = get_enum(params, "newOrderRespType", RESP_TYPES, errors.INVALID_PARAMETER,
+                        "Data sent for parameter 'newOrderRespType' is not valid.",
+                        required=False, default="FULL" if otype != OrderType.LIMIT_MAKER
+                        else "ACK")
+        tif = TimeInForce.GTC
+        price = qty = quote_qty = 0
+        if otype == OrderType.MARKET:
+            for name in ("price", "timeInForce"):
+                if params.get(name) not in (None, ""):
+                    raise errors.ApiError(errors.PARAM_NOT_REQUIRED,
+                                          f"Parameter '{name}' sent when not required.")
+            has_qty = params.get("quantity") not in (None, "")
+            has_quote = params.get("quoteOrderQty") not in (None, "")
+            if has_qty == has_quote:
+                raise errors.ApiError(
+                    errors.MANDATORY_PARAM,
+                    "Param 'quantity' or 'quoteOrderQty' must be sent, but both were "
+                    "empty/null!" if not has_qty else
+                    "Parameters 'quantity' and 'quoteOrderQty' cannot be sent together.")
+            if has_qty:
+                qty = m.parse_qty(params["quantity"])
+            elif side == Side.SELL:
+                raise errors.ApiError(errors.UNSUPPORTED_ORDER, "Unsupported order combination.")
+            else:
+                quote_qty = m.parse_quote_qty(params["quoteOrderQty"])
+        else:
+            if otype == OrderType.LIMIT:
+                tif = TIFS[get_enum(params, "timeInForce", TIFS, errors.INVALID_TIF,
+                                    "Invalid timeInForce.")]
+            elif params.get("timeInForce") not in (None, ""):
+                raise errors.ApiError(errors.PARAM_NOT_REQUIRED,
+                                      "Parameter 'timeInForce' sent when not required.")
+            if params.get("quoteOrderQty") not in (None, ""):
+                raise errors.ApiError(errors.PARAM_NOT_REQUIRED,
+                                      "Parameter 'quoteOrderQty' sent when not required.")
+            if params.get("price") in (None, ""):
+                raise errors.mandatory("price")
+            if params.get("quantity") in (None, ""):
+                raise errors.mandatory("quantity")
+            price = m.parse_price(params["price"])
+            qty = m.parse_qty(params["quantity"])
+            m.check_notional(price, qty)
+        if self._quiet(account_id):
+            self._precheck(account_id, m, side, otype, price, qty, quote_qty, cid)
+        cmd = PlaceOrder(account_id=account_id, market_id=m.market_id, side=side,
+                         order_type=otype, time_in_force=tif, price_atoms=price, qty_atoms=qty,
+                         quote_qty_atoms=quote_qty, client_order_id=cid[1] if cid else 0)
+        return m, cmd, cid[0] if cid else None, resp
+
+    def _precheck(self, account_id: int, m: Market, side: int, otype: int, price: int,
+                  qty: int, quote_qty: int, cid: tuple[str, int] | None) -> None:
+        acct = self.store.accounts.get(account_id)
+        if acct is None:
+            raise errors.ApiError(errors.REJECTED_MBX_KEY,
+                                  "Invalid API-key, IP, or permissions for action.", 401)
+        if cid is not None and cid[1] in acct.open_client_ids:
+            raise errors.ApiError(errors.ORDER_REJECTED, "Duplicate order sent.")
+        if side == Side.SELL:
+            need, asset = qty, m.base.asset_id
+        elif otype == OrderType.MARKET:
+            need, asset = quote_qty, m.quote.asset_id  # by qty: unknown before the dry run
+        else:
+            n = m.notional(price, qty)
+            need = n + _fee(n, max(m.maker_fee_ppm, m.taker_fee_ppm))
+            asset = m.quote.asset_id
+        if need > acct.balances.get(asset, [0])[0]:
+            raise errors.ApiError(errors.ORDER_REJECTED,
+                                  "Account has insufficient balance for requested action.")
+
+    def place_submit(self, account_id: int, params: Mapping[str, Any],
+                     ) -> tuple[asyncio.Future[Result], Callable[[Result], Any]]:
+        """Validate and queue an order; ``finish(result)`` renders the answer (the WS fast
+        path: no task per request, a callback when the batch is acknowledged)."""
+        m, cmd, cid, resp = self.build_place(account_id, params)
+        if cid is not None:
+            self.ids.remember(cid, cmd.client_order_id)
+        return self.submit(account_id, cmd), lambda r: self._placed(m, *r, resp)
+
+    async def place(self, account_id: int, params: Mapping[str, Any],
+                    *, test: bool = False) -> dict[str, Any]:
+        m, cmd, cid, resp = self.build_place(account_id, params)
+        if test:
+            return {}
+        if cid is not None:
+            self.ids.remember(cid, cmd.client_order_id)
+        seq, ts, events = await self.execute(account_id, cmd)
+        return self._placed(m, seq, ts, events, resp)
+
+    def _placed(self, m: Market, seq: int, ts: int, events: list[Event],
+                resp: str) -> dict[str, Any]:
+        fills = []
+        for ev in events:
+            if type(ev) is OrderRejected:
+                raise errors.from_reject(ev.reason)
+            if type(ev) is Trade and ev.taker_order_id == seq:
+                fills.append((ev.price_atoms, ev.qty_atoms, ev.taker_fee_atoms, ev.trade_id))
+        o = self.store.orders.get(seq)
+        if o is None:
+            raise errors.ApiError(errors.UNKNOWN, "Order accepted but not found.", 500)
+        return wire.order_result(o, m, self.ids, resp, ts, fills)
+
+    # ---- cancel / amend -------------------------------------------------------------------
+
+    async def cancel(self, account_id: int, params: Mapping[str, Any]) -> dict[str, Any]:
+        m = self.market(params)
+        assert m is not None
+        oid, cid, cid_str = self._target(account_id, m, params)
+        if self._quiet(account_id) and self._open_target(account_id, m, oid, cid) is None:
+            raise errors.ApiError(errors.CANCEL_REJECTED, errors.UNKNOWN_ORDER_SENT)
+        _, ts, events = await self.execute(account_id, CancelOrder(
+            account_id=account_id, market_id=m.market_id, order_id=oid, client_order_id=cid))
+        for ev in events:
+            if type(ev) is OrderRejected:
+                raise errors.from_reject(ev.reason, cancel=True)
+            if type(ev) is OrderCancelled:
+                o = self.store.orders[ev.order_id]
+                return wire.cancelled(o, m, self.ids, cid_str, ts)
+        raise errors.ApiError(errors.CANCEL_REJECTED, errors.UNKNOWN_ORDER_SENT)
+
+    async def cancel_all(self, account_id: int, params: Mapping[str, Any]) -> list[Any]:
+        m = self.market(params)
+        assert m is not None
+        acct = self.store.accounts.get(account_id)
+        if self._quiet(account_id) and (acct is None or not any(
+                o.market_id == m.market_id for o in acct.open_orders.values())):
+            raise errors.ApiError(errors.CANCEL_REJECTED, errors.UNKNOWN_ORDER_SENT)
+        _, ts, events = await self.execute(
+            account_id, CancelAll(account_id=account_id, market_id=m.market_id))
+        out = []
+        for ev in events:
+            if type(ev) is OrderRejected:
+                raise errors.from_reject(ev.reason, cancel=True)
+            if type(ev) is OrderCancelled:
+                out.append(wire.cancelled(self.store.orders[ev.order_id], m, self.ids, None, ts))
+        return out
+
+    async def amend_keep_priority(self, account_id: int,
+                                  params: Mapping[str, Any]) -> dict[str, Any]:
+        m = self.market(params)
+        assert m is not None
+        oid, cid, _ = self._target(account_id, m, params)
+        new_qty = m.parse_qty(params.get("newQty") if params.get("newQty") not in (None, "")
+                              else _raise(errors.mandatory("newQty")), "newQty")
+        o = self._open_target(account_id, m, oid, cid)
+        if o is None:
+            if self._quiet(account_id):
+                raise errors.ApiError(errors.CANCEL_REJECTED, errors.UNKNOWN_ORDER_SENT)
+            open_qty = 0
+        else:
+            if new_qty >= o.orig_qty:
+                raise errors.ApiError(errors.AMEND_REJECTED,
+                                      "Order amend (quantity increase) is not supported.")
+            if new_qty <= o.executed:
+                raise errors.ApiError(errors.AMEND_REJECTED,
+                                      "newQty must be greater than the executed quantity.")
+            open_qty = new_qty - o.executed
+            m.check_notional(o.price, open_qty)
+            oid, cid = o.order_id, 0
+        if o is None:
+            raise errors.ApiError(errors.CANCEL_REJECTED, errors.UNKNOWN_ORDER_SENT)
+        seq, ts, events = await self.execute(account_id, AmendOrder(
+            account_id=account_id, market_id=m.market_id, order_id=oid, client_order_id=cid,
+            new_qty_atoms=open_qty))
+        for ev in events:
+            if type(ev) is OrderRejected:
+                raise errors.from_reject(ev.reason, cancel=True)
+        order = wire.order(self.store.orders[o.order_id], m, self.ids)
+        return {"transactTime": wire.ms(ts), "executionId": seq, "amendedOrder": order}
+
+    async def cancel_replace(self, account_id: int, params: Mapping[str, Any]) -> dict[str, Any]:
+        mode = get_enum(params, "cancelReplaceMode", REPLACE_MODES, errors.INVALID_PARAMETER,
+                        "Data sent for parameter 'cancelReplaceMode' is not valid.")
+        m, cmd, cid, resp = self.build_place(account_id, params)
+        cancel_params = {"symbol": m.wire, "orderId": params.get("cancelOrderId"),
+                         "origClientOrderId": params.get("cancelOrigClientOrderId")}
+        try:
+            cancel_result: Any = await self.cancel(account_id, cancel_params)
+            cancel_ok = True
+        except errors.ApiError as exc:
+            if exc.status >= 500:
+                raise
+            cancel_result, cancel_ok = exc.body(), False
+        if not cancel_ok and mode == "STOP_ON_FAILURE":
+            raise errors.ApiError(errors.CANCEL_REPLACE_FAILED, "Order cancel-replace failed.",
+                                  409, {"cancelResult": "FAILURE",
+                                        "newOrderResult": "NOT_ATTEMPTED",
+                                        "cancelResponse": cancel_result,
+                                        "newOrderResponse": None})
+        if cid is not None:
+            self.ids.remember(cid, cmd.client_order_id)
+        try:
+            seq, ts, events = await self.execute(account_id, cmd)
+            new_result: Any = self._placed(m, seq, ts, events, resp)
+            new_ok = True
+        except errors.ApiError as exc:
+            if exc.status >= 500:
+                raise
+            new_result, new_ok = exc.body(), False
+        out = {"cancelResult": "SUCCESS" if cancel_ok else "FAILURE",
+               "newOrderResult": "SUCCESS" if new_ok else "FAILURE",
+               "cancelResponse": cancel_result, "newOrderResponse": new_result}
+        if not new_ok or not cancel_ok:
+            code = errors.CANCEL_REPLACE_PARTIAL if (cancel_ok or new_ok) else \
+                errors.CANCEL_REPLACE_FAILED
+            msg = ("Order cancel-replace partially failed." if code ==
+                   errors.CANCEL_REPLACE_PARTIAL else "Order cancel-replace failed.")
+            raise errors.ApiError(code, msg, 409, out)
+        return out
+
+    # ---- queries --------------------------------------------------------------------------
+
+    def order_status(self, account_id: int, params: Mapping[str, Any]) -> dict[str, Any]:
+        m = self.market(params)
+        assert m is not None
+        oid = get_int(params, "orderId", lo=1)
+        cid = self._client_id(params, "origClientOrderId")
+        o: OrderRecord | None = None
+        if oid is not None:
+            o = self.store.order_of(account_id, oid)
+        elif cid is not None:
+            o = self.store.find_by_client_id(account_id, cid[1])
+            auto = clientids.AUTO_RE.match(cid[0])
+            if o is None and auto is not None:
+                o = self.store.order_of(account_id, int(auto.group(1)))
+        else:
+            raise errors.ApiError(
+                errors.MANDATORY_PARAM,
+                "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
+        if o is None or o.market_id != m.market_id:
+            raise errors.ApiError(errors.NO_SUCH_ORDER, "Order does not exist.")
+        return wire.order(o, m, self.ids)
+
+    def open_orders(self, account_id: int, params: Mapping[str, Any]) -> list[Any]:
+        m = self.market(params, required=False)
+        acct = self.store.accounts.get(account_id)
+        if acct is None:
+            return []
+        out = []
+        for o in sorted(acct.open_orders.values(), key=lambda o: o.order_id):
+            if m is None or o.market_id == m.market_id:
+                out.append(wire.order(o, self.store.markets[o.market_id], self.ids))
+        return out
+
+    def all_orders(self, account_id: int, params: Mapping[str, Any]) -> list[Any]:
+        m = self.market(params)
+        assert m is not None
+        from_id = get_int(params, "orderId", default=0) or 0
+        start = get_int(params, "startTime", default=0) or 0
+        end = get_int(params, "endTime", default=1 << 62) or (1 << 62)
+        limit = get_int(params, "limit", default=500, lo=1, hi=1000) or 500
+        rows = [o for o in self.store.account_orders(account_id, m.market_id)
+                if o.order_id >= from_id and start <= wire.ms(o.time_ns) <= end]
+        rows = rows[:limit] if from_id else rows[-limit:]
+        return [wire.order(o, m, self.ids) for o in rows]
+
+    def my_trades(self, account_id: int, params: Mapping[str, Any]) -> list[Any]:
+        m = self.market(params)
+        assert m is not None
+        oid = get_int(params, "orderId", lo=1)
+        from_id = get_int(params, "fromId", default=0) or 0
+        start = get_int(params, "startTime", default=0) or 0
+        end = get_int(params, "endTime", default=1 << 62) or (1 << 62)
+        limit = get_int(params, "limit", default=500, lo=1, hi=1000) or 500
+        acct = self.store.accounts.get(account_id)
+        if acct is None:
+            return []
+        rows = [t for t in acct.trades if t.market_id == m.market_id
+                and (oid is None or t.order_id == oid) and t.trade_id >= from_id
+                and start <= wire.ms(t.time_ns) <= end]
+        rows = rows[:limit] if from_id else rows[-limit:]
+        return [wire.trade(t, m) for t in rows]
+
+    def account(self, account_id: int, params: Mapping[str, Any], can_trade: bool,
+                can_withdraw: bool) -> dict[str, Any]:
+        omit = get_bool(params, "omitZeroBalances")
+        if account_id not in self.store.accounts:
+            raise errors.ApiError(errors.REJECTED_MBX_KEY,
+                                  "Invalid API-key, IP, or permissions for action.", 401)
+        return wire.account(self.store, account_id, can_trade, can_withdraw, omit)
+
+
+def _raise(exc: Exception) -> Any:
+    raise exc

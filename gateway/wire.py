@@ -1,0 +1,167 @@
+"""Rendering the read model in the dialect's JSON shapes (integers become decimal strings here).
+
+Times are journal times in milliseconds (the sequencer's clock), so a replayed gateway answers
+with the same ``transactTime``/``time`` values as the live one did.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from engine.schema import OrderType, Side, TimeInForce
+from gateway.clientids import ClientIdBook
+from gateway.markets import Market, atoms_to_decimal
+from gateway.store import AccountView, OrderRecord, Report, Store, TradeRecord
+
+SIDES: Final = {Side.BUY: "BUY", Side.SELL: "SELL"}
+TYPES: Final = {OrderType.LIMIT: "LIMIT", OrderType.MARKET: "MARKET",
+                OrderType.LIMIT_MAKER: "LIMIT_MAKER"}
+TIFS: Final = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.FOK: "FOK",
+               TimeInForce.GTD: "GTD"}
+
+
+def ms(ns: int) -> int:
+    return ns // 1_000_000
+
+
+def order(o: OrderRecord, m: Market, ids: ClientIdBook) -> dict[str, Any]:
+    """order.status / GET /api/v3/order shape."""
+    return {
+        "symbol": m.wire,
+        "orderId": o.order_id,
+        "orderListId": -1,
+        "clientOrderId": ids.display(o.client_order_id, o.order_id),
+        "price": m.price(o.price),
+        "origQty": m.qty(o.orig_qty),
+        "executedQty": m.qty(o.executed),
+        "cummulativeQuoteQty": m.quote_amount(o.cum_quote),
+        "status": o.status,
+        "timeInForce": TIFS.get(o.time_in_force, "GTC"),
+        "type": TYPES.get(o.order_type, "LIMIT"),
+        "side": SIDES.get(o.side, "BUY"),
+        "stopPrice": m.price(0),
+        "icebergQty": m.qty(0),
+        "time": ms(o.time_ns),
+        "updateTime": ms(o.update_ns),
+        "isWorking": True,
+        "workingTime": ms(o.time_ns),
+        "origQuoteOrderQty": m.quote_amount(o.orig_quote_qty),
+        "selfTradePreventionMode": "NONE",
+    }
+
+
+def order_result(
+    o: OrderRecord, m: Market, ids: ClientIdBook, resp_type: str, transact_ns: int,
+    fills: list[tuple[int, int, int, int]],
+) -> dict[str, Any]:
+    """order.place result in ACK, RESULT or FULL form; ``fills`` are (price, qty, fee, trade id)."""
+    out: dict[str, Any] = {
+        "symbol": m.wire,
+        "orderId": o.order_id,
+        "orderListId": -1,
+        "clientOrderId": ids.display(o.client_order_id, o.order_id),
+        "transactTime": ms(transact_ns),
+    }
+    if resp_type == "ACK":
+        return out
+    out.update({
+        "price": m.price(o.price),
+        "origQty": m.qty(o.orig_qty),
+        "executedQty": m.qty(o.executed),
+        "origQuoteOrderQty": m.quote_amount(o.orig_quote_qty),
+        "cummulativeQuoteQty": m.quote_amount(o.cum_quote),
+        "status": o.status,
+        "timeInForce": TIFS.get(o.time_in_force, "GTC"),
+        "type": TYPES.get(o.order_type, "LIMIT"),
+        "side": SIDES.get(o.side, "BUY"),
+        "workingTime": ms(o.time_ns),
+        "selfTradePreventionMode": "NONE",
+    })
+    if resp_type == "FULL":
+        out["fills"] = [{
+            "price": m.price(price), "qty": m.qty(qty),
+            "commission": m.quote_amount(fee), "commissionAsset": m.quote.symbol,
+            "tradeId": trade_id,
+        } for price, qty, fee, trade_id in fills]
+    return out
+
+
+def cancelled(o: OrderRecord, m: Market, ids: ClientIdBook, orig_client_id: str | None,
+              transact_ns: int) -> dict[str, Any]:
+    out = order(o, m, ids)
+    for k in ("time", "updateTime", "isWorking", "workingTime", "stopPrice", "icebergQty"):
+        out.pop(k, None)
+    out["origClientOrderId"] = orig_client_id or out["clientOrderId"]
+    out["transactTime"] = ms(transact_ns)
+    return out
+
+
+def trade(t: TradeRecord, m: Market) -> dict[str, Any]:
+    return {
+        "symbol": m.wire, "id": t.trade_id, "orderId": t.order_id, "orderListId": -1,
+        "price": m.price(t.price), "qty": m.qty(t.qty), "quoteQty": m.quote_amount(t.quote),
+        "commission": m.quote_amount(t.commission), "commissionAsset": m.quote.symbol,
+        "time": ms(t.time_ns), "isBuyer": t.is_buyer, "isMaker": t.is_maker,
+        "isBestMatch": True,
+    }
+
+
+def balances(store: Store, acct: AccountView, *, omit_zero: bool = False) -> list[dict[str, Any]]:
+    out = []
+    for asset_id, a in sorted(store.assets.items()):
+        b = acct.balances.get(asset_id, [0, 0, 0])
+        if omit_zero and not any(b):
+            continue
+        out.append({"asset": a.symbol, "free": atoms_to_decimal(b[0], a.decimals),
+                    "locked": atoms_to_decimal(b[1] + b[2], a.decimals)})
+    return out
+
+
+def account(store: Store, account_id: int, can_trade: bool, can_withdraw: bool,
+            omit_zero: bool = False) -> dict[str, Any]:
+    acct = store.accounts[account_id]
+    m = next(iter(store.markets.values()), None)
+    maker = m.maker_fee_ppm if m else 0
+    taker = m.taker_fee_ppm if m else 0
+    return {
+        "makerCommission": maker // 100, "takerCommission": taker // 100,
+        "buyerCommission": 0, "sellerCommission": 0,
+        "commissionRates": {"maker": f"{maker / 1e6:.8f}", "taker": f"{taker / 1e6:.8f}",
+                            "buyer": "0.00000000", "seller": "0.00000000"},
+        "canTrade": can_trade, "canWithdraw": can_withdraw, "canDeposit": True,
+        "brokered": False, "requireSelfTradePrevention": False, "preventSor": False,
+        "updateTime": ms(acct.update_ns), "accountType": "SPOT",
+        "balances": balances(store, acct, omit_zero=omit_zero),
+        "permissions": ["SPOT"], "uid": account_id,
+    }
+
+
+def execution_report(r: Report, m: Market, ids: ClientIdBook, now_ms: int) -> dict[str, Any]:
+    o = r.order
+    price, orig, executed, cum_quote, status = r.snapshot
+    return {
+        "e": "executionReport", "E": now_ms, "s": m.wire,
+        "c": ids.display(o.client_order_id, o.order_id),
+        "S": SIDES.get(o.side, "BUY"), "o": TYPES.get(o.order_type, "LIMIT"),
+        "f": TIFS.get(o.time_in_force, "GTC"), "q": m.qty(orig), "p": m.price(price),
+        "P": m.price(0), "F": m.qty(0), "g": -1, "C": "", "x": r.exec_type, "X": status,
+        "r": "NONE", "i": o.order_id, "l": m.qty(r.last_qty), "z": m.qty(executed),
+        "L": m.price(r.last_price), "n": m.quote_amount(r.commission),
+        "N": m.quote.symbol if r.commission else None, "T": ms(r.time_ns), "t": r.trade_id,
+        "I": 0, "w": status in ("NEW", "PARTIALLY_FILLED"), "m": r.is_maker, "M": False,
+        "O": ms(o.time_ns), "Z": m.quote_amount(cum_quote),
+        "Y": m.quote_amount(r.last_qty * r.last_price // 10**m.base.decimals),
+        "Q": m.quote_amount(o.orig_quote_qty), "W": ms(o.time_ns), "V": "NONE",
+    }
+
+
+def account_position(store: Store, account_id: int, assets: set[int], ts_ms: int,
+                     now_ms: int) -> dict[str, Any]:
+    acct = store.accounts[account_id]
+    out = []
+    for asset_id in sorted(assets):
+        a = store.assets[asset_id]
+        b = acct.balances.get(asset_id, [0, 0, 0])
+        out.append({"a": a.symbol, "f": atoms_to_decimal(b[0], a.decimals),
+                    "l": atoms_to_decimal(b[1] + b[2], a.decimals)})
+    return {"e": "outboundAccountPosition", "E": now_ms, "u": ts_ms, "B": out}

@@ -1,0 +1,146 @@
+"""Acceptance with a client no one here wrote: ccxt's ``binance`` class (spot) pointed at the
+local gateway, REST through ``ccxt`` and streams through ``ccxt.pro``, values checked."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ccxt = pytest.importorskip("ccxt")
+ccxt_pro = pytest.importorskip("ccxt.pro")
+
+from tests.gateway_support import ServerThread  # noqa: E402
+
+OPTIONS = {
+    "fetchMarkets": {"types": ["spot"]},
+    "fetchCurrencies": False,
+    "fetchMargins": False,
+    "defaultType": "spot",
+    # /aggTrades is not served; /trades is (the dialect's plain recent-trades endpoint)
+    "fetchTradesMethod": "publicGetTrades",
+}
+
+
+def _point_at(ex: Any, http: str) -> None:
+    """Every REST url of the class at the local server, so nothing can leave the machine."""
+    for name, url in list(ex.urls["api"].items()):
+        if isinstance(url, str):
+            ex.urls["api"][name] = f"{http}/api/v3"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    s = ServerThread(tmp_path_factory.mktemp("ccxt"))
+    yield s
+    s.stop()
+
+
+def _client(server: ServerThread, creds: Any) -> Any:
+    ex = ccxt.binance({"apiKey": creds.api_key, "secret": creds.secret,
+                       "enableRateLimit": False, "options": dict(OPTIONS)})
+    _point_at(ex, server.http)
+    return ex
+
+
+def test_ccxt_rest_trading_round_trip(server: ServerThread) -> None:
+    acc = server.accounts
+    taker = _client(server, acc.demo)
+    maker = _client(server, acc.maker)
+    markets = taker.load_markets()
+    assert {"BTC/USDT", "ETH/USDT", "LTC/USDT"} <= set(markets)
+    btc = markets["BTC/USDT"]
+    assert btc["precision"]["price"] == 0.01 and btc["precision"]["amount"] == 0.0001
+    assert btc["limits"]["cost"]["min"] == 5.0
+    assert abs(taker.fetch_time() - taker.milliseconds()) < 5_000
+
+    maker.load_markets()
+    ask = maker.create_order("BTC/USDT", "limit", "sell", 0.5, 30000)
+    assert ask["status"] == "open" and ask["price"] == 30000.0
+    book = taker.fetch_order_book("BTC/USDT")
+    assert book["asks"][0] == [30000.0, 0.5]
+    before = taker.fetch_balance()
+    bought = taker.create_order("BTC/USDT", "market", "buy", 0.01)
+    assert bought["status"] == "closed" and bought["filled"] == 0.01
+    assert bought["average"] == 30000.0 and bought["cost"] == 300.0
+    after = taker.fetch_balance()
+    assert round(after["BTC"]["free"] - before["BTC"]["free"], 8) == 0.01
+    assert round(before["USDT"]["free"] - after["USDT"]["free"], 6) == 300.3  # 0.1 % fee
+
+    ticker = taker.fetch_ticker("BTC/USDT")
+    assert ticker["last"] == 30000.0 and ticker["ask"] == 30000.0
+    candles = taker.fetch_ohlcv("BTC/USDT", "1m")
+    assert candles[-1][4] == 30000.0 and candles[-1][5] == 0.01
+    trades = taker.fetch_trades("BTC/USDT")
+    assert trades[-1]["price"] == 30000.0 and trades[-1]["amount"] == 0.01
+    assert trades[-1]["side"] == "buy"
+
+    bid = taker.create_order("BTC/USDT", "limit", "buy", 0.01, 20000)
+    assert bid["status"] == "open"
+    fetched = taker.fetch_order(bid["id"], "BTC/USDT")
+    assert fetched["id"] == bid["id"] and fetched["clientOrderId"] == bid["clientOrderId"]
+    assert [o["id"] for o in taker.fetch_open_orders("BTC/USDT")] == [bid["id"]]
+    cancelled = taker.cancel_order(bid["id"], "BTC/USDT")
+    assert cancelled["status"] == "canceled"
+    assert taker.fetch_open_orders("BTC/USDT") == []
+    mine = taker.fetch_my_trades("BTC/USDT")
+    assert len(mine) == 1 and mine[0]["order"] == bought["id"]
+    assert mine[0]["fee"] == {"currency": "USDT", "cost": 0.3}
+    assert mine[0]["takerOrMaker"] == "taker"
+
+
+def test_ccxt_pro_streams(server: ServerThread) -> None:
+    acc = server.accounts
+    ws_base = server.http.replace("http://", "ws://")
+
+    async def body() -> None:
+        ex = ccxt_pro.binance({"apiKey": acc.maker.api_key, "secret": acc.maker.secret,
+                               "enableRateLimit": False, "options": dict(OPTIONS)})
+        _point_at(ex, server.http)
+        # ccxt.pro appends "/<n>" (a connection number) to the url; real Binance ignores
+        # it, the local /ws/<streams> route would read it as a stream name: a query
+        # parameter absorbs it.
+        ex.urls["api"]["ws"]["spot"] = f"{ws_base}/ws?conn="
+        maker = _client(server, acc.maker)
+        try:
+            await ex.load_markets()
+            book_task = asyncio.ensure_future(ex.watch_order_book("ETH/USDT"))
+            await asyncio.sleep(0.5)
+            maker.load_markets()
+            maker.create_order("ETH/USDT", "limit", "sell", 1, 2500)
+            book = await asyncio.wait_for(book_task, 10)
+            for _ in range(50):
+                if book["asks"]:
+                    break
+                book = await asyncio.wait_for(ex.watch_order_book("ETH/USDT"), 10)
+            assert book["asks"][0] == [2500.0, 1.0]
+            trades_task = asyncio.ensure_future(ex.watch_trades("ETH/USDT"))
+            await asyncio.sleep(0.5)
+            taker = _client(server, acc.demo)
+            taker.load_markets()
+            taker.create_order("ETH/USDT", "limit", "buy", 0.25, 2500)
+            trades = await asyncio.wait_for(trades_task, 10)
+            assert trades[-1]["price"] == 2500.0 and trades[-1]["amount"] == 0.25
+        finally:
+            await ex.close()
+
+    asyncio.run(body())
+
+
+def test_ccxt_sees_dialect_errors(server: ServerThread, tmp_path: Path) -> None:
+    ex = _client(server, server.accounts.demo)
+    ex.load_markets()
+    with pytest.raises(ccxt.OrderNotFound):
+        ex.fetch_order("987654", "BTC/USDT")
+    with pytest.raises(ccxt.InsufficientFunds):
+        ex.create_order("BTC/USDT", "limit", "buy", 1000, 30000)
+    bad = ccxt.binance({"apiKey": server.accounts.demo.api_key, "secret": "wrong",
+                        "options": dict(OPTIONS)})
+    _point_at(bad, server.http)
+    bad.markets = ex.markets
+    bad.markets_by_id = ex.markets_by_id
+    with pytest.raises(ccxt.AuthenticationError):
+        bad.fetch_balance()
