@@ -36,8 +36,10 @@ from engine.schema import (
     OrderAmended,
     OrderCancelled,
     OrderExpired,
+    OrderTriggered,
     Posting,
     PostingReason,
+    SelfTradePrevented,
     StateImage,
     Trade,
 )
@@ -253,6 +255,12 @@ class Book:
         elif kind is OrderCancelled or kind is OrderExpired:
             assert isinstance(event, OrderCancelled | OrderExpired)
             self.orders.ended(event, ts_ns)
+        elif kind is OrderTriggered:
+            assert isinstance(event, OrderTriggered)
+            self.orders.triggered(event, ts_ns)
+        elif kind is SelfTradePrevented:
+            assert isinstance(event, SelfTradePrevented)
+            self.orders.self_trade_prevented(event, ts_ns)
         elif kind is AssetCreated:
             assert isinstance(event, AssetCreated)
             self.assets[event.asset_id] = AssetInfo(event.asset_id, event.symbol, event.decimals)

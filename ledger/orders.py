@@ -19,7 +19,10 @@ from engine.schema import (
     OrderAmended,
     OrderCancelled,
     OrderExpired,
+    OrderTriggered,
     OrderType,
+    SelfTradePrevented,
+    StpMode,
     Trade,
 )
 
@@ -111,6 +114,7 @@ class OrderTracker:
         self._keep_closed = keep_closed
         self.touched: dict[int, OrderState] = {}
         self._command_orders: list[OrderState] = []
+        self._entered_as_market: set[int] = set()
 
     def _get(self, order_id: int, seq: int) -> OrderState:
         order = self.open.get(order_id)
@@ -189,14 +193,43 @@ class OrderTracker:
         self._touch(order, ev.seq, ts_ns)
         self._close(order, CANCELLED if isinstance(ev, OrderCancelled) else EXPIRED, ev.reason)
 
+    def triggered(self, ev: OrderTriggered, ts_ns: int) -> None:
+        """A conditional order enters as a taker: as a market order (price 0) or at the limit
+        it was given (a trailing stop limit's is computed at trigger time)."""
+        order = self._get(ev.order_id, ev.seq)
+        order.price_atoms = ev.price_atoms
+        if ev.price_atoms == 0:
+            self._entered_as_market.add(order.order_id)
+        self._touch(order, ev.seq, ts_ns)
+        self._command_orders.append(order)
+
+    def self_trade_prevented(self, ev: SelfTradePrevented, ts_ns: int) -> None:
+        """DECREMENT shrinks both orders by the prevented quantity without a trade (an order
+        brought to 0 gets its own OrderExpired). A quote-bounded taker has no base quantity and
+        treats DECREMENT as EXPIRE_TAKER (docs/engine-semantics.md), so nothing shrinks then.
+        The other modes change orders only through their own expiry events."""
+        if ev.stp_mode != StpMode.DECREMENT:
+            return
+        taker = self._get(ev.taker_order_id, ev.seq)
+        if not taker.qty_atoms:
+            return
+        for order in (taker, self._get(ev.maker_order_id, ev.seq)):
+            order.open_qty_atoms -= ev.qty_atoms
+            if order.open_qty_atoms < 0:
+                raise OrderStateError(f"seq {ev.seq}: order {order.order_id} decremented below 0")
+            self._touch(order, ev.seq, ts_ns)
+
     def end_command(self) -> None:
         """A market order never rests: still open at the end of its command means it spent
-        its quote budget (a market buy by quote amount with no expiry event), i.e. filled."""
+        its quote budget (a market buy by quote amount with no expiry event), i.e. filled. The
+        same holds for a conditional order that entered as a market order this command."""
         for order in self._command_orders:
-            if order.status == OPEN and order.order_type == OrderType.MARKET:
+            entered_as_market = order.order_id in self._entered_as_market
+            if order.status == OPEN and (order.order_type == OrderType.MARKET or entered_as_market):
                 order.open_qty_atoms = 0
                 self._close(order, FILLED, None)
         self._command_orders.clear()
+        self._entered_as_market.clear()
 
     def take(self) -> list[OrderState]:
         """The orders changed since the last call, in order id order."""

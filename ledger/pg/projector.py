@@ -40,7 +40,9 @@ from engine.schema import (
     OrderAmended,
     OrderCancelled,
     OrderExpired,
+    OrderTriggered,
     Posting,
+    SelfTradePrevented,
     Trade,
 )
 from ledger.orders import COLUMNS as ORDER_COLUMNS
@@ -229,6 +231,10 @@ def build_rows(chunk: Chunk, tracker: OrderTracker, next_txn_id: int) -> ChunkRo
                 tracker.amended(ev, ts)  # type: ignore[arg-type]
             elif kind is OrderCancelled or kind is OrderExpired:
                 tracker.ended(ev, ts)  # type: ignore[arg-type]
+            elif kind is OrderTriggered:
+                tracker.triggered(ev, ts)  # type: ignore[arg-type]
+            elif kind is SelfTradePrevented:
+                tracker.self_trade_prevented(ev, ts)  # type: ignore[arg-type]
             elif kind is AssetCreated:
                 a: AssetCreated = ev  # type: ignore[assignment]
                 assets.append((a.asset_id, a.symbol, a.decimals, seq))
