@@ -48,6 +48,13 @@ class GatewayConfig:
     """Bootstrap demo markets and a funded demo account (with an API key) on first start."""
     marketdata: bool = True
     snapshot_every: int = 100_000
+    custody: Any = None
+    """Custody (optional): a ``custody.toml`` path or a `custody.config.CustodyConfig`; enables
+    ``/sapi/v1/capital/...`` and the ``capital.*`` WS API methods (`gateway.custody`)."""
+    custody_signer: bool = False
+    """Run the withdrawal signer in this process (reads the hot keys)."""
+    custody_poll_s: float = 2.0
+    """Chain polling interval (deposits, signer); 0 = do not poll (tests drive it)."""
 
 
 DEMO_FUNDS = {"USDT": "1000000", "BTC": "10", "ETH": "100", "LTC": "1000"}
@@ -101,6 +108,12 @@ class Gateway:
         from gateway.userstream import UserStreams
 
         self.user_streams = UserStreams(self)
+        self.custody: Any = None
+        if config.custody is not None:
+            from gateway.custody import GatewayCustody
+
+            self.custody = GatewayCustody(self, config.custody, signer=config.custody_signer,
+                                          poll_s=config.custody_poll_s)
         from gateway.handlers import DeadMansSwitches
 
         self.dead_mans = DeadMansSwitches(self)
@@ -182,6 +195,8 @@ class Gateway:
     async def _startup(self, app: web.Application) -> None:
         self.bridge.start()
         await self.ensure_demo_account()
+        if self.custody is not None:
+            self.custody.start()
 
     async def _shutdown(self, app: web.Application) -> None:
         from gateway import wsapi
@@ -197,6 +212,8 @@ class Gateway:
             return
         self.closed = True
         self.dead_mans.close()
+        if self.custody is not None:
+            await self.custody.close()
         await self.bridge.close()
         self.user_streams.close()
         self.ids.close()

@@ -134,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--master-key-file", type=Path, default=None, metavar="FILE",
                        help="key encrypting HMAC secrets, kept outside the data dir "
                        "(default: $XDG_CONFIG_HOME/kootabase/master.key)")
+    serve.add_argument("--custody-config", type=Path, default=None, metavar="FILE",
+                       help="custody TOML config: enables deposit addresses and withdrawals "
+                       "(/sapi/v1/capital/..., WS capital.*) and chain polling")
+    serve.add_argument("--custody-signer", action="store_true",
+                       help="also run the withdrawal signer in this process (reads hot keys)")
     serve.set_defaults(handler=_lazy("gateway.server", "run_serve_cli"))
     _add_accounts(sub)
 

@@ -44,6 +44,18 @@ REJECTED_MBX_KEY: Final = -2015
 CANCEL_REPLACE_PARTIAL: Final = -2021
 CANCEL_REPLACE_FAILED: Final = -2022
 AMEND_REJECTED: Final = -2038
+# Custody (``/sapi/v1/capital/...``, WS ``capital.*``): custody's stable refusal codes
+# (`custody.withdrawals.WithdrawalRejected.code` and engine reasons) -> wire codes.
+WITHDRAW_REJECTED: Final = -4000
+"""Any other refusal of a withdrawal (the custody code is in the message)."""
+WITHDRAW_INVALID_ADDRESS: Final = -4001
+WITHDRAW_BELOW_MINIMUM: Final = -4002
+WITHDRAW_LIMIT_EXCEEDED: Final = -4003
+WITHDRAW_INSUFFICIENT_BALANCE: Final = -4004
+WITHDRAW_INVALID_AMOUNT: Final = -4005
+WITHDRAW_DUPLICATE: Final = -4006
+WITHDRAW_UNKNOWN_COIN: Final = -4007
+CUSTODY_DISABLED: Final = -4008
 
 
 class ApiError(Exception):
@@ -138,3 +150,25 @@ def _name(reason: int) -> str:
         return Reject(reason).name
     except ValueError:
         return str(reason)
+
+
+# custody code -> (wire code, message). ``INSUFFICIENT_FUNDS`` / ``DUPLICATE_WITHDRAWAL`` /
+# ``UNKNOWN_ACCOUNT`` come from the engine's refusal of the hold, the rest from custody's checks.
+_WITHDRAWAL_MAP: Final[dict[str, tuple[int, str]]] = {
+    "INVALID_ADDRESS": (WITHDRAW_INVALID_ADDRESS, "Invalid withdrawal address for this network."),
+    "BELOW_MINIMUM": (WITHDRAW_BELOW_MINIMUM, "Withdrawal amount is below the minimum."),
+    "LIMIT_EXCEEDED": (WITHDRAW_LIMIT_EXCEEDED, "Withdrawal exceeds the 24h limit."),
+    "INSUFFICIENT_FUNDS": (
+        WITHDRAW_INSUFFICIENT_BALANCE, "Account has insufficient balance for requested action."),
+    "INVALID_AMOUNT": (WITHDRAW_INVALID_AMOUNT, "Withdrawal amount is not valid."),
+    "DUPLICATE_WITHDRAWAL": (WITHDRAW_DUPLICATE, "Duplicate withdrawOrderId."),
+    "INVALID_WITHDRAWAL_ID": (WITHDRAW_DUPLICATE, "Invalid withdrawOrderId."),
+    "UNKNOWN_ASSET": (WITHDRAW_UNKNOWN_COIN, "Coin is not supported for withdrawal."),
+    "UNKNOWN_ACCOUNT": (REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action."),
+}
+
+
+def from_withdrawal(code: str, detail: str) -> ApiError:
+    """The wire error for a custody `WithdrawalRejected` (``code``, ``message``)."""
+    wire, msg = _WITHDRAWAL_MAP.get(code, (WITHDRAW_REJECTED, f"Withdrawal rejected ({code})."))
+    return ApiError(wire, f"{msg} ({detail})")

@@ -209,6 +209,21 @@ async def dead_mans_switch(s: Session, key: ApiKey | None, p: dict[str, Any]) ->
     return s.gw.dead_mans.set(key.account_id, timeout)
 
 
+async def deposit_address(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
+    """Extension (the dialect's ``GET /sapi/v1/capital/deposit/address``): ``coin``."""
+    from gateway import custody
+
+    return custody.require(s.gw).deposit_address(_acct(key), p)
+
+
+async def withdraw_apply(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
+    """Extension (``POST /sapi/v1/capital/withdraw/apply``): ``coin``, ``address``, ``amount``,
+    optional ``withdrawOrderId`` (positive integer) and ``network``."""
+    from gateway import custody
+
+    return await custody.require(s.gw).withdraw(_acct(key), p)
+
+
 class DeadMansSwitches:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
@@ -257,4 +272,6 @@ WS_METHODS: Final[dict[str, MethodSpec]] = {
     "userDataStream.subscribe": MethodSpec(2, None, False, subscribe),
     "userDataStream.unsubscribe": MethodSpec(2, None, False, unsubscribe),
     "deadMansSwitch.set": MethodSpec(1, "trade", False, dead_mans_switch),
+    "capital.deposit.address": MethodSpec(10, "read", False, deposit_address),
+    "capital.withdraw.apply": MethodSpec(1, "withdraw", False, withdraw_apply),
 }

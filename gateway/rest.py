@@ -19,7 +19,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from gateway import auth, errors
+from gateway import auth, custody, errors
 from gateway.handlers import exchange_info
 from gateway.keys import ApiKey
 
@@ -53,7 +53,7 @@ def middleware(gw: Gateway) -> Any:
     @web.middleware
     async def mw(request: web.Request, handler: RestHandler) -> web.StreamResponse:
         path = request.path
-        if not path.startswith("/api/"):
+        if not path.startswith(("/api/", "/sapi/")):
             return await handler(request)
         weight = getattr(handler, "weight", None) or DEFAULT_WEIGHTS.get(path, 1)
         headers: dict[str, str] = {}
@@ -222,6 +222,26 @@ def setup(app: web.Application, gw: Gateway) -> None:
         order_headers(request, key)
         return _json(await tr.amend_keep_priority(key.account_id, p))
 
+    @_route(10)
+    async def deposit_address(request: web.Request) -> web.Response:
+        key, p = await _signed(gw, request, "read")
+        return _json(custody.require(gw).deposit_address(key.account_id, p))
+
+    @_route(1)
+    async def withdraw_apply(request: web.Request) -> web.Response:
+        key, p = await _signed(gw, request, "withdraw", replay_guard=True)
+        return _json(await custody.require(gw).withdraw(key.account_id, p))
+
+    @_route(18)
+    async def withdraw_history(request: web.Request) -> web.Response:
+        key, p = await _signed(gw, request, "read")
+        return _json(custody.require(gw).withdraw_history(key.account_id, p))
+
+    @_route(1)
+    async def deposit_history(request: web.Request) -> web.Response:
+        key, p = await _signed(gw, request, "read")
+        return _json(custody.require(gw).deposit_history(key.account_id, p))
+
     r = app.router
     r.add_get("/api/v3/ping", ping)
     r.add_get("/api/v3/time", time_)
@@ -237,3 +257,7 @@ def setup(app: web.Application, gw: Gateway) -> None:
     r.add_delete("/api/v3/openOrders", cancel_open_orders)
     r.add_get("/api/v3/allOrders", all_orders)
     r.add_get("/api/v3/myTrades", my_trades)
+    r.add_get("/sapi/v1/capital/deposit/address", deposit_address)
+    r.add_post("/sapi/v1/capital/withdraw/apply", withdraw_apply)
+    r.add_get("/sapi/v1/capital/withdraw/history", withdraw_history)
+    r.add_get("/sapi/v1/capital/deposit/hisrec", deposit_history)

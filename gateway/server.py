@@ -87,7 +87,9 @@ def run_serve_cli(args: argparse.Namespace) -> int:
     if args.no_fsync:
         log.warning("fsync_disabled", detail="benchmark mode: acknowledged commands can be lost")
     config = GatewayConfig(data_dir=Path(args.data_dir), fsync=not args.no_fsync,
-                           master_key_file=getattr(args, "master_key_file", None))
+                           master_key_file=getattr(args, "master_key_file", None),
+                           custody=getattr(args, "custody_config", None),
+                           custody_signer=getattr(args, "custody_signer", False))
     gw = Gateway(config)
 
     def ready(r: Running, creds: NewKey | None) -> None:

@@ -212,7 +212,7 @@ def _authenticate(session: Session, spec: handlers.MethodSpec, params: dict[str,
         key = auth.lookup_key(gw.keys, params.get("apiKey"))
         expires = auth.check_timestamp(params, now)
         auth.verify(key, auth.ws_payload(params), params["signature"])
-        if spec.permission == "trade":
+        if spec.permission in ("trade", "withdraw"):
             gw.replays.check(params["signature"], expires, now)
     elif session.key is not None:
         key = session.key

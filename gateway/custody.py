@@ -1,0 +1,189 @@
+"""Custody through the gateway (issue 7): deposit addresses and withdrawals in the dialect's
+``/sapi/v1/capital/...`` style, over REST and the WS API.
+
+Optional: enabled when the gateway is given a custody config (``kootabase serve
+--custody-config FILE``). Custody reaches the engine only through the gateway's bridge (the
+`bridge_submitter` adapter), so its commands are journaled and group-committed with everything
+else, and the read model (``/api/v3/account``) sees a withdrawal hold before the request is
+answered. Refusals keep custody's stable codes, mapped to negative wire codes in
+`gateway.errors` (``WITHDRAW_*``); a refused request leaves no hold behind (custody validates
+before the engine hold, and the engine refuses atomically).
+
+Amounts on the wire are decimal strings in the engine's precision for the asset (ETH: 9
+decimals); ``withdrawOrderId`` (optional) is the custody withdrawal id, a positive integer:
+a retry with the same id is refused as a duplicate, never executed twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import structlog
+
+from engine.schema import Command, Event
+from gateway import errors
+from gateway.markets import atoms_to_decimal, parse_decimal
+from gateway.params import get_str
+
+if TYPE_CHECKING:
+    from custody.config import CustodyConfig
+    from custody.service import Custody, EngineSubmit
+    from custody.store import DepositRow, WithdrawalRow
+    from gateway.app import Gateway
+
+log = structlog.get_logger(__name__)
+
+# Binance-style numeric statuses for the history endpoints.
+_WITHDRAW_STATUS: Final = {"requested": 4, "held": 4, "signed": 4, "broadcast": 4, "mined": 4,
+                           "settled": 6, "failed": 5, "rejected": 3}
+_DEPOSIT_STATUS: Final = {"pending": 0, "credited": 1}
+
+
+def bridge_submitter(gw: Gateway) -> EngineSubmit:
+    """Custody's ``submit(command) -> events`` over the gateway's bridge (journaled, batched).
+    Commands naming an account are counted in flight for it (read-your-writes)."""
+
+    async def submit(command: Command) -> Sequence[Event]:
+        account_id = getattr(command, "account_id", None)
+        if isinstance(account_id, int):
+            _, _, events = await gw.trading.execute(account_id, command)
+        else:
+            _, _, events = await gw.bridge.submit(command)
+        return events
+
+    return submit
+
+
+class GatewayCustody:
+    """The custody service as the gateway exposes it (one per gateway, optional)."""
+
+    def __init__(self, gw: Gateway, config: CustodyConfig | Path, *, signer: bool = False,
+                 poll_s: float = 2.0) -> None:
+        from custody.config import load_config
+        from custody.service import Custody
+
+        if isinstance(config, Path):
+            config = load_config(config, gw.config.data_dir)
+        self.gw = gw
+        self.custody: Custody = Custody(config, bridge_submitter(gw), signer=signer)
+        self.poll_s = poll_s
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.poll_s > 0 and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self.custody.run(self.poll_s), name="custody")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.custody.close()
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    def _asset(self, params: Mapping[str, Any]) -> tuple[int, str, int]:
+        """(asset_id, symbol, engine decimals) of ``coin``, which custody must handle."""
+        coin = get_str(params, "coin", required=True)
+        assert coin is not None
+        a = next((x for x in self.gw.store.assets.values() if x.symbol == coin), None)
+        if a is None or self.custody.registry.asset(a.asset_id) is None:
+            raise errors.ApiError(errors.WITHDRAW_UNKNOWN_COIN,
+                                  f"Coin {coin!r} is not supported for deposit or withdrawal.")
+        return a.asset_id, a.symbol, a.decimals
+
+    def _decimals(self, asset_id: int) -> int:
+        return self.gw.store.assets[asset_id].decimals
+
+    # ---- the API -----------------------------------------------------------------------------
+
+    def deposit_address(self, account_id: int, params: Mapping[str, Any]) -> dict[str, Any]:
+        asset_id, symbol, _ = self._asset(params)
+        network = get_str(params, "network", required=False)
+        addr = self.custody.deposit_address(account_id, asset_id)
+        if network is not None and network != addr.chain:
+            raise errors.invalid("network")
+        return {"address": addr.address, "coin": symbol, "tag": "", "url": "",
+                "network": addr.chain}
+
+    async def withdraw(self, account_id: int, params: Mapping[str, Any]) -> dict[str, Any]:
+        from custody.withdrawals import WithdrawalRejected
+
+        asset_id, _, decimals = self._asset(params)
+        address = get_str(params, "address", required=True)
+        assert address is not None
+        amount = params.get("amount")
+        if amount is None or amount == "":
+            raise errors.mandatory("amount")
+        atoms = parse_decimal("amount", amount, decimals)
+        network = get_str(params, "network", required=False)
+        if network is not None and network != self.custody.registry.assets[asset_id].chain:
+            raise errors.invalid("network")
+        withdrawal_id = None
+        raw_id = params.get("withdrawOrderId")
+        if raw_id is not None and raw_id != "":
+            if isinstance(raw_id, bool) or not str(raw_id).isdigit() or int(raw_id) < 1 \
+                    or int(raw_id) >= 2**63:
+                raise errors.illegal("withdrawOrderId", "positive integer")
+            withdrawal_id = int(raw_id)
+        try:
+            row = await self.custody.request_withdrawal(
+                account_id, asset_id, atoms, address, withdrawal_id=withdrawal_id)
+        except WithdrawalRejected as exc:
+            raise errors.from_withdrawal(exc.code, exc.message) from None
+        return {"id": str(row.withdrawal_id)}
+
+    def withdraw_history(self, account_id: int, params: Mapping[str, Any]) -> list[Any]:
+        rows = self.custody.withdrawals(account_id)
+        if params.get("coin"):
+            asset_id = self._asset(params)[0]
+            rows = [r for r in rows if r.asset_id == asset_id]
+        return [self._withdrawal(r) for r in reversed(rows)]
+
+    def deposit_history(self, account_id: int, params: Mapping[str, Any]) -> list[Any]:
+        rows = self.custody.deposits(account_id)
+        if params.get("coin"):
+            asset_id = self._asset(params)[0]
+            rows = [r for r in rows if r.asset_id == asset_id]
+        return [self._deposit(r) for r in reversed(rows)]
+
+    def _withdrawal(self, r: WithdrawalRow) -> dict[str, Any]:
+        return {
+            "id": str(r.withdrawal_id),
+            "withdrawOrderId": str(r.withdrawal_id),
+            "amount": atoms_to_decimal(r.atoms, self._decimals(r.asset_id)),
+            "transactionFee": "0",
+            "coin": self.gw.store.assets[r.asset_id].symbol,
+            "status": _WITHDRAW_STATUS.get(r.status, 4),
+            "address": r.address,
+            "txId": r.txid,
+            "applyTime": r.created_ns // 1_000_000,
+            "network": r.chain,
+            "info": r.detail,
+        }
+
+    def _deposit(self, r: DepositRow) -> dict[str, Any]:
+        parts = r.key.split(":")
+        return {
+            "id": r.key,
+            "amount": atoms_to_decimal(r.atoms, self._decimals(r.asset_id)),
+            "coin": self.gw.store.assets[r.asset_id].symbol,
+            "network": r.chain,
+            "status": _DEPOSIT_STATUS.get(r.status, 7),
+            "txId": parts[1] if len(parts) > 1 else "",
+            "insertTime": 0,
+            "confirmTimes": "",
+            "info": r.status,
+        }
+
+
+def require(gw: Gateway) -> GatewayCustody:
+    if gw.custody is None:
+        raise errors.ApiError(errors.CUSTODY_DISABLED, "Custody is not enabled on this server.")
+    return gw.custody
