@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "(/sapi/v1/capital/..., WS capital.*) and chain polling")
     serve.add_argument("--custody-signer", action="store_true",
                        help="also run the withdrawal signer in this process (reads hot keys)")
+    serve.add_argument("--ledger-dsn", metavar="DSN",
+                       help="project the journal into this PostgreSQL continuously "
+                       "(a follower process beside the server)")
     serve.set_defaults(handler=_lazy("gateway.server", "run_serve_cli"))
     _add_accounts(sub)
 
@@ -261,6 +264,12 @@ def _add_ledger(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         default=32_768,
         metavar="N",
         help="commands per database transaction (default: 32768)",
+    )
+    sync.add_argument(
+        "--follow",
+        type=float,
+        metavar="S",
+        help="keep following the journal, catching up every S seconds (until SIGTERM)",
     )
     sync.set_defaults(handler=_lazy("ledger.cli", "run_sync_cli"))
 

@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -104,9 +105,25 @@ def run_serve_cli(args: argparse.Namespace) -> int:
                 f"  WS API     : {r.ws_api}\n\n")
             sys.stdout.flush()
 
+    follower = _start_ledger_follower(args.ledger_dsn, config.data_dir) if getattr(
+        args, "ledger_dsn", None) else None
     try:
         asyncio.run(serve_forever(gw, args.host, args.port, ready))
     finally:
         if not gw.closed:
             asyncio.run(gw.close())
+        if follower is not None:
+            follower.terminate()
+            follower.wait(timeout=30)
     return 0
+
+
+def _start_ledger_follower(dsn: str, data_dir: Path) -> subprocess.Popen[bytes]:
+    """The PostgreSQL projection runs in its own process: it replays the journal (read-only)
+    through its own engine, which is CPU work that must not share the gateway's event loop."""
+    import structlog
+
+    cmd = [sys.executable, "-m", "gateway.cli", "ledger", "sync", "--dsn", dsn,
+           "--journal", str(data_dir / "journal"), "--follow", "2"]
+    structlog.get_logger(__name__).info("ledger_follower_started", journal=str(data_dir))
+    return subprocess.Popen(cmd)

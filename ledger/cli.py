@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -225,15 +227,38 @@ def run_report_cli(args: argparse.Namespace) -> int:
 
 
 def run_sync_cli(args: argparse.Namespace) -> int:
+    """Catch up once, or with ``--follow S`` keep catching up every S seconds until SIGTERM or
+    SIGINT (how ``kootabase serve --ledger-dsn`` runs it, in its own process so replaying the
+    journal never blocks the gateway's event loop)."""
     from ledger.pg.projector import sync
 
-    result = asyncio.run(
-        sync(args.dsn, Path(args.journal), to_seq=args.to_seq, chunk_commands=args.chunk)
-    )
-    rate = result.postings / result.seconds if result.seconds > 0 else 0.0
-    sys.stdout.write(
-        f"projected seq {result.from_seq}..{result.to_seq}: {result.commands} "
-        f"commands, {result.postings} postings in {result.seconds:.3f} s "
-        f"({rate:,.0f} postings/s)\n"
-    )
+    follow_s: float | None = getattr(args, "follow", None)
+
+    async def once() -> None:
+        result = await sync(args.dsn, Path(args.journal), to_seq=args.to_seq,
+                            chunk_commands=args.chunk)
+        if follow_s is not None and result.commands == 0:
+            return
+        rate = result.postings / result.seconds if result.seconds > 0 else 0.0
+        sys.stdout.write(
+            f"projected seq {result.from_seq}..{result.to_seq}: {result.commands} "
+            f"commands, {result.postings} postings in {result.seconds:.3f} s "
+            f"({rate:,.0f} postings/s)\n"
+        )
+        sys.stdout.flush()
+
+    async def follow(interval_s: float) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        while not stop.is_set():
+            await once()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval_s)
+
+    if follow_s is None:
+        asyncio.run(once())
+    else:
+        asyncio.run(follow(follow_s))
     return 0

@@ -26,7 +26,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from bench.workloads import workload_b
-from engine.schema import WithdrawRequest, WithdrawResult
+from engine.schema import CreateAccount, Deposit, WithdrawRequest, WithdrawResult
 from gateway.cli import main as cli_main
 from ledger.book import Book
 from ledger.pg import queries
@@ -41,6 +41,7 @@ from ledger.reports import (
 )
 from ledger.source import journal_chunks, open_journal, write_journal
 
+ROOT = Path(__file__).resolve().parent.parent
 ADMIN_DSN = os.environ.get("KOOTABASE_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REPO = Path(__file__).resolve().parent.parent
 
@@ -362,3 +363,45 @@ def test_projector_killed_mid_copy_resumes_without_duplicates_or_gaps(
     resumed = asyncio.run(sync(dsn, journal, chunk_commands=5_000))
     assert resumed.from_seq == cut and resumed.to_seq == book.last_seq
     _assert_equals_book(asyncio.run(_table_state(dsn)), book)
+
+
+def test_follower_projects_a_live_journal(dsn: str, tmp_path: Path) -> None:
+    """`ledger sync --follow` (what `serve --ledger-dsn` starts) keeps PostgreSQL caught up with
+    a journal that a running node is still writing: it opens the journal read-only."""
+    from engine.node import EngineNode, NodeConfig
+    from engine.service import bootstrap_demo
+
+    async def checkpoint() -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            try:
+                return int(await conn.fetchval("SELECT last_seq FROM projection_checkpoint"))
+            except asyncpg.UndefinedTableError:
+                return -1
+        finally:
+            await conn.close()
+
+    def wait_for(seq: int) -> None:
+        deadline = time.monotonic() + 60
+        while asyncio.run(checkpoint()) != seq:
+            assert follower.poll() is None, "the follower died"
+            assert time.monotonic() < deadline, f"projection never reached seq {seq}"
+            time.sleep(0.2)
+
+    with EngineNode(NodeConfig(data_dir=tmp_path, fsync=False)) as node:
+        bootstrap_demo(node)
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "--log-level", "error", "ledger", "sync",
+             "--dsn", dsn, "--journal", str(tmp_path / "journal"), "--follow", "0.2"],
+            cwd=ROOT, stdout=subprocess.DEVNULL,
+        )
+        try:
+            wait_for(node.last_seq)
+            node.submit([CreateAccount(account_id=9),
+                         Deposit(account_id=9, asset_id=0, amount_atoms=12_345,
+                                 deposit_key="live-1")])
+            wait_for(node.last_seq)
+        finally:
+            follower.terminate()
+            assert follower.wait(timeout=30) == 0, "SIGTERM must stop the follower cleanly"
+    _assert_equals_book(asyncio.run(_table_state(dsn)), replay_book(tmp_path / "journal"))
