@@ -9,6 +9,7 @@ Subcommands import their implementation lazily, so ``kootabase --help`` and
 - ``bench engine`` -> ``bench.engine_bench:run_cli(args)`` (repository checkout only)
 - ``bench ledger`` -> ``bench.ledger_bench:run_cli(args)`` (repository checkout only)
 - ``bench marketdata`` -> ``bench.marketdata_bench:run_cli(args)`` (repository checkout only)
+- ``bench gateway`` -> ``bench.gateway_bench:run_cli(args)`` (repository checkout only)
 - ``ledger sync``  -> ``ledger.cli:run_sync_cli(args)``
 - ``ledger statement|trial-balance|balances`` -> ``ledger.cli:run_report_cli(args)``
 - ``custody reconcile`` -> ``custody.cli:run_reconcile_cli(args)``
@@ -208,6 +209,18 @@ def build_parser() -> argparse.ArgumentParser:
     bench_md.add_argument("--flush-ms", type=float, default=5.0, metavar="MS",
                           help="fan-out flush interval (default: 5)")
     bench_md.set_defaults(handler=_lazy("bench.marketdata_bench", "run_cli", bench=True))
+    bench_gw = bench_sub.add_parser(
+        "gateway", help="benchmark WS order entry: orders/s and ack latency (loopback)"
+    )
+    bench_gw.add_argument("--json", action="store_true", help="print results as JSON")
+    bench_gw.add_argument("--clients", type=_positive_int, default=8, metavar="N",
+                          help="WebSocket order-entry clients (default: 8)")
+    bench_gw.add_argument("--seconds", type=float, default=5.0, metavar="S",
+                          help="seconds per offered load (default: 5)")
+    bench_gw.add_argument("--no-fsync", action="store_true",
+                          help="journal without fsync (says so; not the product's setting)")
+    bench_gw.add_argument("--plot", metavar="PNG", help="save the latency plot here")
+    bench_gw.set_defaults(handler=_lazy("bench.gateway_bench", "run_cli", bench=True))
 
     _add_ledger(sub)
     _add_custody(sub)
