@@ -10,10 +10,6 @@ from engine.core.layout import (
     BUY,
     CF_MAX_LEVELS,
     K_ACCOUNT,
-    K_PENDING,
-    K_SIDE,
-    K_STP,
-    K_TYPE,
     LIMIT_MAKER,
     M_BASE,
     M_LOT,
@@ -59,6 +55,10 @@ from engine.core.layout import (
     ST_CANCEL_ONLY,
     ST_HALTED,
     ST_POST_ONLY,
+    k_pending,
+    k_side,
+    k_stp,
+    k_type,
     kernel,
 )
 from engine.core.matching import match, settle_taker
@@ -84,7 +84,7 @@ def amend_check(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, c, i):
     s = find_target(ords, olnk, idx, ctr, a, m, c[i, R_ORDER_ID], c[i, R_TARGET_COID])
     if s < 0:
         return REJ_UNKNOWN_ORDER, -1, 0, 0, 0
-    if olnk[s, K_PENDING] != 0:
+    if k_pending(olnk, s):
         return REJ_INVALID_AMEND, -1, 0, 0, 0
     tick = mkt[m, M_TICK]
     lot = mkt[m, M_LOT]
@@ -109,9 +109,9 @@ def amend_check(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, c, i):
         return REJ_NOTIONAL_OVERFLOW, -1, 0, 0, 0
     if p * q * qtl < mkt[m, M_MIN_NOTIONAL]:
         return REJ_MIN_NOTIONAL, -1, 0, 0, 0
-    side = olnk[s, K_SIDE]
+    side = k_side(olnk, s)
     if p != cur_p:
-        if olnk[s, K_TYPE] == LIMIT_MAKER and crosses(lvl, bkl, bkn, m, side, p):
+        if k_type(olnk, s) == LIMIT_MAKER and crosses(lvl, bkl, bkn, m, side, p):
             return REJ_TAKER_NOT_ALLOWED, -1, 0, 0, 0
         if outside_band(lvl, bkl, bkn, mkt, m, p):
             return REJ_BAND, -1, 0, 0, 0
@@ -144,7 +144,7 @@ def amend(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree,
         emit_rejected(ev, ctr, seq, a, m, c[i, R_ORDER_ID], c[i, R_TARGET_COID], reason)
         return
     oid = ords[s, O_ID]
-    side = olnk[s, K_SIDE]
+    side = k_side(olnk, s)
     asset = mkt[m, M_QUOTE] if side == BUY else mkt[m, M_BASE]
     hold = ords[s, O_HOLD]
     cur_q = ords[s, O_QTY]
@@ -162,7 +162,7 @@ def amend(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree,
     unrest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, s)
     left, budget, hold_left, _steps, stop, trades = match(
         ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree, lfree, ev,
-        seq, m, oid, olnk[s, K_ACCOUNT], side, p, q, False, 0, new_hold, olnk[s, K_STP],
+        seq, m, oid, olnk[s, K_ACCOUNT], side, p, q, False, 0, new_hold, k_stp(olnk, s),
     )  # fmt: skip
     rests, keep = settle_taker(ev, ctr, bal, mkt, seq, oid, a, m, side, True, True, False, p,
                                left, budget, hold_left, trades, stop, asset)  # fmt: skip

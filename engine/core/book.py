@@ -45,13 +45,13 @@ from engine.core.layout import (
     K_MARKET,
     K_NEXT,
     K_PREV,
-    K_SIDE,
     O_COID,
     O_ID,
     O_PRICE,
     V_HEAD,
     V_PRICE,
     V_TAIL,
+    k_side,
     kernel,
 )
 
@@ -225,7 +225,7 @@ def queue_unlink(lvl, olnk, lv, s):
 @kernel
 def rest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, s):
     """Put slot ``s`` (price, qty, side, market set) at the back of its price level."""
-    side = olnk[s, K_SIDE]
+    side = k_side(olnk, s)
     sx = 2 * olnk[s, K_MARKET] + side
     lv = level_get_or_add(lvl, bkl, bkp, bkn, lfree, ctr, sx, side, ords[s, O_PRICE])
     if lv < 0:
@@ -240,7 +240,7 @@ def unrest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, s):
     queue_unlink(lvl, olnk, lv, s)
     olnk[s, K_LEVEL] = -1
     if lvl[lv, V_HEAD] < 0:
-        side = olnk[s, K_SIDE]
+        side = k_side(olnk, s)
         level_drop(lvl, bkl, bkp, bkn, lfree, ctr, 2 * olnk[s, K_MARKET] + side, side, lv)
 
 

@@ -44,12 +44,8 @@ from engine.core.layout import (
     IOC,
     K_ACCOUNT,
     K_ANEXT,
+    K_FLAGS,
     K_MARKET,
-    K_PENDING,
-    K_SIDE,
-    K_STP,
-    K_TIF,
-    K_TYPE,
     LIMIT,
     LIMIT_MAKER,
     M_BAND,
@@ -136,6 +132,7 @@ from engine.core.layout import (
     TRAIL_MARKET,
     V_PRICE,
     kernel,
+    pack_flags,
 )
 from engine.core.matching import dry_run, match, settle_taker
 from engine.core.money import bps_of, notional_fits, required_buy
@@ -387,11 +384,7 @@ def new_slot(ords, olnk, ofree, ctr, c, i, p, q, hold):
     ords[s, O_VISIBLE] = q
     olnk[s, K_ACCOUNT] = c[i, R_ACCOUNT]
     olnk[s, K_MARKET] = m
-    olnk[s, K_SIDE] = c[i, R_SIDE]
-    olnk[s, K_TYPE] = c[i, R_TYPE]
-    olnk[s, K_TIF] = c[i, R_TIF]
-    olnk[s, K_STP] = c[i, R_STP]
-    olnk[s, K_PENDING] = 0
+    olnk[s, K_FLAGS] = pack_flags(c[i, R_SIDE], c[i, R_TYPE], c[i, R_TIF], c[i, R_STP])
     return s
 
 

@@ -16,17 +16,14 @@ from engine.core.layout import (
     C_OPEN_ORDERS,
     C_ORDER_HWM,
     CF_MAX_MARKETS,
+    F_DELTA_SHIFT,
+    F_PENDING,
     K_ACCOUNT,
-    K_DELTA,
+    K_FLAGS,
     K_LEVEL,
     K_MARKET,
     K_NEXT,
-    K_PENDING,
     K_PREV,
-    K_SIDE,
-    K_STP,
-    K_TIF,
-    K_TYPE,
     M_BAND,
     M_BASE,
     M_EXISTS,
@@ -61,9 +58,11 @@ from engine.core.layout import (
     TRAIL_MARKET,
     V_HEAD,
     kernel,
+    pack_flags,
+    unpack_flags,
 )
 from engine.core.money import required_buy
-from engine.core.triggers import falls, note_gtd, trigger_book
+from engine.core.triggers import falls, note_gtd, pending_trigger, trigger_book
 from engine.schema import (
     FORMAT_VERSION,
     AccountImage,
@@ -119,20 +118,21 @@ def load_pending(ords, olnk, idx, lvl, bkl, bkp, bkn, mkt, acct, ctr, ofree, lfr
         side = cols[r, 3]
         otype = cols[r, 4]
         olnk[s, K_MARKET] = m
-        olnk[s, K_SIDE] = side
-        olnk[s, K_TYPE] = otype
-        olnk[s, K_TIF] = cols[r, 5]
+        olnk[s, K_FLAGS] = (
+            pack_flags(side, otype, cols[r, 5], cols[r, 14])
+            | F_PENDING
+            | (cols[r, 10] << F_DELTA_SHIFT)
+        )
         ords[s, O_PRICE] = cols[r, 6]
         ords[s, O_QTY] = cols[r, 7]
-        ords[s, O_TRIGGER] = cols[r, 9]
-        olnk[s, K_DELTA] = cols[r, 10]
-        ords[s, O_OFFSET] = cols[r, 11]
+        if otype >= TRAIL_MARKET:
+            ords[s, O_OFFSET] = cols[r, 11]  # the trigger follows from extreme and delta
+        else:
+            ords[s, O_TRIGGER] = cols[r, 9]
         ords[s, O_EXTREME] = cols[r, 12]
         ords[s, O_EXPIRE] = cols[r, 13]
-        olnk[s, K_STP] = cols[r, 14]
         ords[s, O_HOLD] = cols[r, 15]
         ords[s, O_COID] = cols[r, 16]
-        olnk[s, K_PENDING] = 1
         olnk[s, K_LEVEL] = -1
         if otype >= TRAIL_MARKET:
             tail = mkt[m, M_TRAIL_TAIL]
@@ -163,18 +163,14 @@ def load_orders(ords, olnk, idx, lvl, bkl, bkp, bkn, acct, ctr, ofree, lfree, co
         ords[s, O_ID] = cols[r, 0]
         olnk[s, K_ACCOUNT] = cols[r, 1]
         olnk[s, K_MARKET] = cols[r, 2]
-        olnk[s, K_SIDE] = cols[r, 3]
-        olnk[s, K_TYPE] = cols[r, 4]
+        olnk[s, K_FLAGS] = pack_flags(cols[r, 3], cols[r, 4], cols[r, 9], cols[r, 11])
         ords[s, O_PRICE] = cols[r, 5]
         ords[s, O_QTY] = cols[r, 6]
         ords[s, O_HOLD] = cols[r, 7]
         ords[s, O_COID] = cols[r, 8]
-        olnk[s, K_TIF] = cols[r, 9]
         ords[s, O_EXPIRE] = cols[r, 10]
-        olnk[s, K_STP] = cols[r, 11]
         ords[s, O_DISPLAY] = cols[r, 12]
         ords[s, O_VISIBLE] = cols[r, 13]
-        olnk[s, K_PENDING] = 0
         rest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, s)
         note_gtd(ords, olnk, ctr, s)
 
@@ -182,7 +178,9 @@ def load_orders(ords, olnk, idx, lvl, bkl, bkp, bkn, acct, ctr, ofree, lfree, co
 def ordered_slots(eng: CompiledEngine) -> np.ndarray:
     a = eng._a
     hwm = int(a.ctr[C_ORDER_HWM])
-    pending = int(np.count_nonzero((a.ords[:hwm, O_ID] != 0) & (a.olnk[:hwm, K_PENDING] == 1)))
+    pending = int(
+        np.count_nonzero((a.ords[:hwm, O_ID] != 0) & ((a.olnk[:hwm, K_FLAGS] & F_PENDING) != 0))
+    )
     out = np.empty(int(a.ctr[C_OPEN_ORDERS]) - pending, dtype=np.int64)
     k = book_slots(a.lvl, a.bkl, a.bkn, a.olnk, a.mkt, a.ctr, out)
     assert k == len(out), (k, len(out))
@@ -193,19 +191,22 @@ def conditional_images(eng: CompiledEngine) -> list[ConditionalOrderImage]:
     a = eng._a
     hwm = int(a.ctr[C_ORDER_HWM])
     ids = a.ords[:hwm, O_ID]
-    pend = np.nonzero((ids != 0) & (a.olnk[:hwm, K_PENDING] == 1))[0]
+    pend = np.nonzero((ids != 0) & ((a.olnk[:hwm, K_FLAGS] & F_PENDING) != 0))[0]
     pend = pend[np.argsort(ids[pend], kind="stable")]
     out = []
     for s in pend.tolist():
         o = a.ords[s].tolist()
         k = a.olnk[s].tolist()
+        f = {name: int(v[0]) for name, v in unpack_flags(np.array([k[K_FLAGS]])).items()}
         tick, lot = eng._ticks[k[K_MARKET]], eng._lots[k[K_MARKET]]
+        trigger = int(pending_trigger(a.ords, a.olnk, s))
+        offset = o[O_OFFSET] if f["type"] >= TRAIL_MARKET else 0
         out.append(
             ConditionalOrderImage(
-                o[O_ID], k[K_ACCOUNT], k[K_MARKET], k[K_SIDE], k[K_TYPE], k[K_TIF],
+                o[O_ID], k[K_ACCOUNT], k[K_MARKET], f["side"], f["type"], f["tif"],
                 o[O_PRICE] * tick, o[O_QTY] * lot,
-                o[O_HOLD] if k[K_SIDE] == 0 and o[O_PRICE] == 0 else 0, o[O_TRIGGER] * tick,
-                k[K_DELTA], o[O_OFFSET] * tick, o[O_EXTREME] * tick, o[O_EXPIRE], k[K_STP],
+                o[O_HOLD] if f["side"] == 0 and o[O_PRICE] == 0 else 0, trigger * tick,
+                f["delta"], offset * tick, o[O_EXTREME] * tick, o[O_EXPIRE], f["stp"],
                 0, o[O_HOLD], o[O_COID],
             )
         )  # fmt: skip
@@ -258,6 +259,7 @@ def build_image(eng: CompiledEngine) -> StateImage:
     o = a.ords[slots]
     lk = a.olnk[slots].astype(np.int64)
     mk = lk[:, K_MARKET]
+    fl = unpack_flags(lk[:, K_FLAGS])
     price = o[:, O_PRICE] * a.mkt[mk, M_TICK]
     lots = a.mkt[mk, M_LOT]
     qty = o[:, O_QTY] * lots
@@ -267,15 +269,15 @@ def build_image(eng: CompiledEngine) -> StateImage:
             o[:, O_ID].tolist(),
             lk[:, K_ACCOUNT].tolist(),
             mk.tolist(),
-            lk[:, K_SIDE].tolist(),
-            lk[:, K_TYPE].tolist(),
+            fl["side"].tolist(),
+            fl["type"].tolist(),
             price.tolist(),
             qty.tolist(),
             o[:, O_HOLD].tolist(),
             o[:, O_COID].tolist(),
-            lk[:, K_TIF].tolist(),
+            fl["tif"].tolist(),
             o[:, O_EXPIRE].tolist(),
-            lk[:, K_STP].tolist(),
+            fl["stp"].tolist(),
             (o[:, O_DISPLAY] * lots).tolist(),
             (o[:, O_VISIBLE] * lots).tolist(),
             strict=True,

@@ -100,39 +100,44 @@ INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
 
 # ---- orders table: int64 [max_orders, O_W] -------------------------------------------------
+# What the matching loop reads of a maker (id, price, qty, hold, visible) comes first: 40
+# contiguous bytes, so mostly one cache line per maker.
 O_ID = 0  # order id (= seq of the PlaceOrder)
 O_PRICE = 1  # ticks
 O_QTY = 2  # open lots
 O_HOLD = 3  # atoms held for this order (quote for buys, base for sells)
-O_COID = 4  # client order id, 0 = none
-O_EXPIRE = 5  # GTD expiry (journal ns), 0 = none
-O_DISPLAY = 6  # iceberg slice (lots), 0 = not an iceberg
-O_VISIBLE = 7  # lots of the current slice (= O_QTY for a plain order)
-O_SIMQ = 8  # dry-run scratch: open lots left in the simulation
-O_SIMV = 9  # dry-run scratch: visible lots left in the simulation
-O_W = 10
+O_VISIBLE = 4  # lots of the current slice (= O_QTY for a plain order)
+O_COID = 5  # client order id, 0 = none
+O_EXPIRE = 6  # GTD expiry (journal ns), 0 = none
+O_DISPLAY = 7  # iceberg slice (lots), 0 = not an iceberg
+O_W = 8
 # A waiting conditional order is never in the book, so it reuses the resting-only columns
 # (a conditional market buy's budget is its hold, which does not change while it waits):
-O_TRIGGER = O_DISPLAY  # trigger price (ticks)
+O_TRIGGER = O_DISPLAY  # stop / take-profit: trigger price (ticks)
 O_EXTREME = O_VISIBLE  # trailing: peak (sell) or trough (buy), ticks
-O_OFFSET = O_SIMQ  # trailing limit offset, ticks
-O_FIRE = O_SIMV  # collect(): this trailing stop fires on the current burst
+# A trailing stop's trigger is always trailing_trigger(side, extreme, delta) (triggers.py),
+# never stored, so its O_TRIGGER column holds the limit offset instead:
+O_OFFSET = O_DISPLAY  # trailing: limit offset, ticks (0 for TRAILING_STOP_MARKET)
 
 # ---- order links table: int32 [max_orders, K_W] --------------------------------------------
 K_ACCOUNT = 0
 K_MARKET = 1
-K_SIDE = 2
-K_TYPE = 3
-K_LEVEL = 4  # level id (row of the levels table)
-K_PREV = 5  # previous slot in the level queue (towards the head), -1 = none
-K_NEXT = 6
-K_APREV = 7  # previous slot in the account's open-order list (ascending order id)
-K_ANEXT = 8
-K_TIF = 9
-K_STP = 10
-K_PENDING = 11  # 1 = conditional order waiting for its trigger (not in the book)
-K_DELTA = 12  # trailing delta, bps
-K_W = 13
+K_FLAGS = 2  # side, type, tif, stp mode, pending, fire, trailing delta: see the F_* bits
+K_LEVEL = 3  # level id (row of the levels table)
+K_PREV = 4  # previous slot in the level queue (towards the head), -1 = none
+K_NEXT = 5
+K_APREV = 6  # previous slot in the account's open-order list (ascending order id)
+K_ANEXT = 7
+K_W = 8
+
+# K_FLAGS bits (every field is validated before it is packed; the value stays < 2**31):
+F_SIDE = 1  # bit 0: the side (BUY = 0, SELL = 1)
+F_TYPE_SHIFT = 1  # bits 1-4: order type
+F_TIF_SHIFT = 5  # bits 5-7: time in force
+F_STP_SHIFT = 8  # bits 8-10: self-trade prevention mode
+F_PENDING = 1 << 11  # conditional order waiting for its trigger (not in the book)
+F_FIRE = 1 << 12  # collect(): this trailing stop fires on the current burst
+F_DELTA_SHIFT = 13  # bits 13-26: trailing delta, bps (<= 9_999)
 
 # ---- levels table: int64 [level_capacity, V_W] ---------------------------------------------
 V_PRICE = 0  # ticks
@@ -376,6 +381,63 @@ STOP_BOOK_EMPTY = 2
 STOP_LIMIT = 3
 STOP_BUDGET = 4
 STOP_STP = 5
+
+
+# ---- K_FLAGS accessors (inlined by LLVM) ---------------------------------------------------
+
+
+@kernel
+def pack_flags(side, otype, tif, stp):
+    """K_FLAGS of a new order (not pending, delta 0)."""
+    return side | (otype << F_TYPE_SHIFT) | (tif << F_TIF_SHIFT) | (stp << F_STP_SHIFT)
+
+
+@kernel
+def k_side(olnk, s):
+    return olnk[s, K_FLAGS] & F_SIDE
+
+
+@kernel
+def k_type(olnk, s):
+    return (olnk[s, K_FLAGS] >> F_TYPE_SHIFT) & 15
+
+
+@kernel
+def k_tif(olnk, s):
+    return (olnk[s, K_FLAGS] >> F_TIF_SHIFT) & 7
+
+
+@kernel
+def k_stp(olnk, s):
+    return (olnk[s, K_FLAGS] >> F_STP_SHIFT) & 7
+
+
+@kernel
+def k_pending(olnk, s):
+    return (olnk[s, K_FLAGS] & F_PENDING) != 0
+
+
+@kernel
+def k_fire(olnk, s):
+    return (olnk[s, K_FLAGS] & F_FIRE) != 0
+
+
+@kernel
+def k_delta(olnk, s):
+    return olnk[s, K_FLAGS] >> F_DELTA_SHIFT
+
+
+def unpack_flags(flags: np.ndarray) -> dict[str, np.ndarray]:
+    """The K_FLAGS fields of a column of flags (int64 arrays), for images."""
+    f = flags.astype(np.int64)
+    return {
+        "side": f & F_SIDE,
+        "type": (f >> F_TYPE_SHIFT) & 15,
+        "tif": (f >> F_TIF_SHIFT) & 7,
+        "stp": (f >> F_STP_SHIFT) & 7,
+        "pending": (f & F_PENDING) != 0,
+        "delta": f >> F_DELTA_SHIFT,
+    }
 
 
 _PREFAULT_MAX_BYTES = 256 << 20

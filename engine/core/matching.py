@@ -37,7 +37,6 @@ from engine.core.layout import (
     K_ACCOUNT,
     K_MARKET,
     K_NEXT,
-    K_SIDE,
     M_BASE,
     M_BURST_FIRST,
     M_BURST_LAST,
@@ -55,8 +54,6 @@ from engine.core.layout import (
     O_ID,
     O_PRICE,
     O_QTY,
-    O_SIMQ,
-    O_SIMV,
     O_VISIBLE,
     P_FEE,
     P_TRADE_BASE,
@@ -75,6 +72,7 @@ from engine.core.layout import (
     STP_EXPIRE_TAKER,
     V_HEAD,
     V_PRICE,
+    k_side,
     kernel,
 )
 from engine.core.money import fee, lots_for_budget, required_buy
@@ -101,7 +99,7 @@ def end_slot(
     a = olnk[s, K_ACCOUNT]
     m = olnk[s, K_MARKET]
     emit_order_end(ev, ctr, kind, seq, ords[s, O_ID], a, m, ords[s, O_QTY], reason)
-    asset = mkt[m, M_QUOTE] if olnk[s, K_SIDE] == BUY else mkt[m, M_BASE]
+    asset = mkt[m, M_QUOTE] if k_side(olnk, s) == BUY else mkt[m, M_BASE]
     hold_txn(ev, ctr, bal, seq, a, asset, -ords[s, O_HOLD])
     ords[s, O_HOLD] = 0
     unrest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, s)
@@ -280,7 +278,7 @@ def prevent(
         end_slot(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, ofree, lfree, ev,
                  seq, ms, EV_EXPIRED, EXP_STP)  # fmt: skip
         return f, False
-    if olnk[ms, K_SIDE] == BUY:
+    if k_side(olnk, ms) == BUY:
         keep = required_buy(ords[ms, O_PRICE], q, mkt[m, M_QTL], mkt[m, M_WORST_PPM])
         asset = mkt[m, M_QUOTE]
     else:
@@ -403,9 +401,12 @@ def match(
 
 @kernel
 def dry_run(ords, olnk, lvl, bkl, bkn, mkt, ctr, m, side, lim, left, account, stp):
-    """Walk the opposite side as the matching loop would, without changing the book (the
-    simulation of iceberg refreshes uses the O_SIMQ/O_SIMV scratch columns). Returns
-    (left, cost): cost = sum of notional + taker fee, saturated at MAX + 1."""
+    """Walk the opposite side as the matching loop would, without changing the book. Returns
+    (left, cost): cost = sum of notional + taker fee, saturated at MAX + 1.
+
+    A level is walked in passes over its queue: pass 0 takes each order's visible lots; an
+    iceberg then refreshes, so pass k >= 1 takes its k-th new slice, computed from its open,
+    visible and display lots (no scratch state: the book is read-only here)."""
     opp = 2 * m + 1 - side
     max_fills = ctr[CF_MAX_FILLS]
     qtl = mkt[m, M_QTL]
@@ -418,20 +419,25 @@ def dry_run(ords, olnk, lvl, bkl, bkn, mkt, ctr, m, side, lim, left, account, st
         price = lvl[lv, V_PRICE]
         if lim > 0 and ((side == BUY and price > lim) or (side == SELL and price < lim)):
             break
-        first_pass = True
+        k = 0
         while left > 0 and steps < max_fills:
             more = False
             s = lvl[lv, V_HEAD]
             while s >= 0 and left > 0 and steps < max_fills:
-                if first_pass:
-                    ords[s, O_SIMQ] = ords[s, O_QTY]
-                    ords[s, O_SIMV] = ords[s, O_VISIBLE]
-                rem = ords[s, O_SIMQ]
+                own = stp != 0 and olnk[s, K_ACCOUNT] == account
+                if k == 0:
+                    rem = ords[s, O_QTY]
+                    vis = ords[s, O_VISIBLE]
+                else:
+                    # Lots left before this pass; only icebergs reach a later pass.
+                    d = ords[s, O_DISPLAY]
+                    rem = ords[s, O_QTY] - ords[s, O_VISIBLE] - (k - 1) * d
+                    if own and stp == STP_EXPIRE_MAKER:
+                        rem = 0
+                    vis = d if d < rem else rem
                 if rem > 0:
-                    vis = ords[s, O_SIMV]
                     f = left if left < vis else vis
                     steps += 1
-                    own = stp != 0 and olnk[s, K_ACCOUNT] == account
                     if own and (stp == STP_EXPIRE_TAKER or stp == STP_EXPIRE_BOTH):  # noqa: SIM109
                         return left, cost
                     if own and stp == STP_EXPIRE_MAKER:
@@ -444,16 +450,10 @@ def dry_run(ords, olnk, lvl, bkl, bkn, mkt, ctr, m, side, lim, left, account, st
                                 cost = MAX + 1
                         left -= f
                         rem -= f
-                        vis -= f
-                        if rem > 0 and vis == 0:
-                            d = ords[s, O_DISPLAY]
-                            vis = d if d < rem else rem
-                    ords[s, O_SIMQ] = rem
-                    ords[s, O_SIMV] = vis
                     if rem > 0:
                         more = True
                 s = olnk[s, K_NEXT]
-            first_pass = False
+            k += 1
             if not more:
                 break
         pos -= 1

@@ -29,9 +29,9 @@ from engine.core.layout import (
     GTD,
     INT64_MAX,
     K_ANEXT,
-    K_TIF,
     O_EXPIRE,
     O_ID,
+    k_tif,
     kernel,
 )
 from engine.core.triggers import end_any
@@ -81,7 +81,7 @@ def sweep(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, ofree, lfree
     while True:
         best = -1
         for s in range(hwm):
-            if ords[s, O_ID] != 0 and olnk[s, K_TIF] == GTD and ords[s, O_EXPIRE] <= now:  # noqa: SIM102
+            if ords[s, O_ID] != 0 and k_tif(olnk, s) == GTD and ords[s, O_EXPIRE] <= now:  # noqa: SIM102
                 if (
                     best < 0
                     or ords[s, O_EXPIRE] < ords[best, O_EXPIRE]
@@ -99,7 +99,7 @@ def sweep(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, ofree, lfree
                 seq, best, EV_EXPIRED, EXP_GTD)  # fmt: skip
     t = INT64_MAX
     for s in range(hwm):
-        if ords[s, O_ID] != 0 and olnk[s, K_TIF] == GTD and ords[s, O_EXPIRE] < t:
+        if ords[s, O_ID] != 0 and k_tif(olnk, s) == GTD and ords[s, O_EXPIRE] < t:
             t = ords[s, O_EXPIRE]
     ctr[C_NEXT_GTD] = t
     return True

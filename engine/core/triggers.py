@@ -35,20 +35,18 @@ from engine.core.layout import (
     EV_EXPIRED,
     EV_TRIGGERED,
     EXP_FOK_UNFILLABLE,
+    F_DELTA_SHIFT,
+    F_FIRE,
+    F_PENDING,
     FOK,
     GTC,
     GTD,
     K_ACCOUNT,
-    K_DELTA,
+    K_FLAGS,
     K_LEVEL,
     K_MARKET,
     K_NEXT,
-    K_PENDING,
     K_PREV,
-    K_SIDE,
-    K_STP,
-    K_TIF,
-    K_TYPE,
     M_BASE,
     M_BURST_FIRST,
     M_BURST_LAST,
@@ -64,7 +62,6 @@ from engine.core.layout import (
     O_DISPLAY,
     O_EXPIRE,
     O_EXTREME,
-    O_FIRE,
     O_HOLD,
     O_ID,
     O_OFFSET,
@@ -83,6 +80,13 @@ from engine.core.layout import (
     TRAIL_MARKET,
     V_HEAD,
     V_PRICE,
+    k_delta,
+    k_fire,
+    k_pending,
+    k_side,
+    k_stp,
+    k_tif,
+    k_type,
     kernel,
 )
 from engine.core.matching import dry_run, end_slot, match, settle_taker
@@ -125,7 +129,7 @@ def protection_price(lvl, bkl, bkn, mkt, m, side):
 @kernel
 def note_gtd(ords, olnk, ctr, s):
     """Keep C_NEXT_GTD a lower bound of every open GTD order's expiry."""
-    if olnk[s, K_TIF] == GTD and ords[s, O_EXPIRE] < ctr[C_NEXT_GTD]:
+    if k_tif(olnk, s) == GTD and ords[s, O_EXPIRE] < ctr[C_NEXT_GTD]:
         ctr[C_NEXT_GTD] = ords[s, O_EXPIRE]
 
 
@@ -136,21 +140,27 @@ def trailing_trigger(side, extreme, delta):
 
 
 @kernel
+def pending_trigger(ords, olnk, s):
+    """Trigger price (ticks) of the waiting conditional order ``s``."""
+    if k_type(olnk, s) >= TRAIL_MARKET:
+        return trailing_trigger(k_side(olnk, s), ords[s, O_EXTREME], k_delta(olnk, s))
+    return ords[s, O_TRIGGER]
+
+
+@kernel
 def add_pending(ords, olnk, idx, lvl, bkl, bkp, bkn, mkt, acct, ctr, lfree, c, i, s):
     """Register the new conditional order in slot ``s`` as open and waiting."""
     m = olnk[s, K_MARKET]
-    side = olnk[s, K_SIDE]
-    otype = olnk[s, K_TYPE]
+    side = k_side(olnk, s)
+    otype = k_type(olnk, s)
     tick = mkt[m, M_TICK]
-    olnk[s, K_PENDING] = 1
-    olnk[s, K_DELTA] = c[i, R_DELTA]
+    olnk[s, K_FLAGS] = olnk[s, K_FLAGS] | F_PENDING | (c[i, R_DELTA] << F_DELTA_SHIFT)
     ords[s, O_OFFSET] = c[i, R_OFFSET] // tick
     ords[s, O_EXTREME] = 0
     olnk[s, K_LEVEL] = -1
     if otype >= TRAIL_MARKET:
         last = mkt[m, M_LAST_PRICE]
         ords[s, O_EXTREME] = last
-        ords[s, O_TRIGGER] = trailing_trigger(side, last, c[i, R_DELTA])
         tail = mkt[m, M_TRAIL_TAIL]
         olnk[s, K_PREV] = tail
         olnk[s, K_NEXT] = -1
@@ -174,8 +184,8 @@ def add_pending(ords, olnk, idx, lvl, bkl, bkp, bkn, mkt, acct, ctr, lfree, c, i
 def remove_pending(ords, olnk, lvl, bkl, bkp, bkn, mkt, ctr, lfree, s):
     """Take a waiting conditional order out of its trigger book or trailing list."""
     m = olnk[s, K_MARKET]
-    olnk[s, K_PENDING] = 0
-    if olnk[s, K_TYPE] >= TRAIL_MARKET:
+    olnk[s, K_FLAGS] = olnk[s, K_FLAGS] & ~F_PENDING
+    if k_type(olnk, s) >= TRAIL_MARKET:
         prev = olnk[s, K_PREV]
         nxt = olnk[s, K_NEXT]
         if prev < 0:
@@ -191,7 +201,7 @@ def remove_pending(ords, olnk, lvl, bkl, bkp, bkn, mkt, ctr, lfree, s):
     queue_unlink(lvl, olnk, lv, s)
     olnk[s, K_LEVEL] = -1
     if lvl[lv, V_HEAD] < 0:
-        tx = trigger_book(ctr, m, falls(olnk[s, K_TYPE], olnk[s, K_SIDE]))
+        tx = trigger_book(ctr, m, falls(k_type(olnk, s), k_side(olnk, s)))
         level_drop(lvl, bkl, bkp, bkn, lfree, ctr, tx, tx & 1, lv)
 
 
@@ -200,14 +210,14 @@ def end_any(
     ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, ofree, lfree, ev, seq, s, kind, reason
 ):
     """Cancel or expire an open order, resting or waiting: event, release, removal."""
-    if olnk[s, K_PENDING] == 0:
+    if not k_pending(olnk, s):
         end_slot(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, ofree, lfree, ev,
                  seq, s, kind, reason)  # fmt: skip
         return
     a = olnk[s, K_ACCOUNT]
     m = olnk[s, K_MARKET]
     emit_order_end(ev, ctr, kind, seq, ords[s, O_ID], a, m, ords[s, O_QTY], reason)
-    asset = mkt[m, M_QUOTE] if olnk[s, K_SIDE] == BUY else mkt[m, M_BASE]
+    asset = mkt[m, M_QUOTE] if k_side(olnk, s) == BUY else mkt[m, M_BASE]
     hold_txn(ev, ctr, bal, seq, a, asset, -ords[s, O_HOLD])
     ords[s, O_HOLD] = 0
     remove_pending(ords, olnk, lvl, bkl, bkp, bkn, mkt, ctr, lfree, s)
@@ -218,12 +228,11 @@ def end_any(
 def trailing_step(ords, olnk, s, price):
     """One trade price seen by a trailing stop; True when it fires."""
     ext = ords[s, O_EXTREME]
-    side = olnk[s, K_SIDE]
+    side = k_side(olnk, s)
     if (price > ext) if side == SELL else (price < ext):
         ords[s, O_EXTREME] = price
-        ords[s, O_TRIGGER] = trailing_trigger(side, price, olnk[s, K_DELTA])
         return False
-    t = ords[s, O_TRIGGER]
+    t = trailing_trigger(side, ext, k_delta(olnk, s))
     return price <= t if side == SELL else price >= t
 
 
@@ -244,10 +253,13 @@ def collect(ords, olnk, lvl, bkl, bkp, bkn, mkt, ctr, lfree, m, first, last, roo
     (falling: trigger descending; rising: ascending; then order id), at most ``room``."""
     lo = first if first < last else last
     hi = first if first > last else last
+    firing = 0  # trailing stops flagged F_FIRE and not yet queued
     s = mkt[m, M_TRAIL_HEAD]
     while s >= 0:
         fires = trailing_step(ords, olnk, s, first) or trailing_step(ords, olnk, s, last)
-        ords[s, O_FIRE] = 1 if fires else 0
+        if fires:
+            olnk[s, K_FLAGS] = olnk[s, K_FLAGS] | F_FIRE
+            firing += 1
         s = olnk[s, K_NEXT]
     count = 0
     for falling in (True, False):
@@ -261,10 +273,10 @@ def collect(ords, olnk, lvl, bkl, bkp, bkn, mkt, ctr, lfree, m, first, last, roo
                 if (x >= lo) if falling else (x <= hi):
                     cand = lvl[lv, V_HEAD]
                     cx = x
-            t = mkt[m, M_TRAIL_HEAD]
+            t = mkt[m, M_TRAIL_HEAD] if firing > 0 else -1
             while t >= 0:
-                if ords[t, O_FIRE] == 1 and falls(olnk[t, K_TYPE], olnk[t, K_SIDE]) == falling:
-                    x = ords[t, O_TRIGGER]
+                if k_fire(olnk, t) and falls(k_type(olnk, t), k_side(olnk, t)) == falling:
+                    x = pending_trigger(ords, olnk, t)
                     better = (x > cx) if falling else (x < cx)
                     if cand < 0 or better or (x == cx and ords[t, O_ID] < ords[cand, O_ID]):
                         cand = t
@@ -272,13 +284,15 @@ def collect(ords, olnk, lvl, bkl, bkp, bkn, mkt, ctr, lfree, m, first, last, roo
                 t = olnk[t, K_NEXT]
             if cand < 0:
                 break
-            ords[cand, O_FIRE] = 0
+            if k_fire(olnk, cand):
+                olnk[cand, K_FLAGS] = olnk[cand, K_FLAGS] & ~F_FIRE
+                firing -= 1
             remove_pending(ords, olnk, lvl, bkl, bkp, bkn, mkt, ctr, lfree, cand)
             fifo_push(olnk, ctr, cand)
             count += 1
-    s = mkt[m, M_TRAIL_HEAD]
+    s = mkt[m, M_TRAIL_HEAD] if firing > 0 else -1
     while s >= 0:
-        ords[s, O_FIRE] = 0
+        olnk[s, K_FLAGS] = olnk[s, K_FLAGS] & ~F_FIRE
         s = olnk[s, K_NEXT]
     return count
 
@@ -290,14 +304,14 @@ def execute_triggered(
     """A fired conditional order enters as a taker with its own order id."""
     m = olnk[s, K_MARKET]
     a = olnk[s, K_ACCOUNT]
-    side = olnk[s, K_SIDE]
-    otype = olnk[s, K_TYPE]
-    tif = olnk[s, K_TIF]
-    stp = olnk[s, K_STP]
+    side = k_side(olnk, s)
+    otype = k_type(olnk, s)
+    tif = k_tif(olnk, s)
+    stp = k_stp(olnk, s)
     oid = ords[s, O_ID]
     q = ords[s, O_QTY]
     hold = ords[s, O_HOLD]
-    trigger = ords[s, O_TRIGGER]
+    trigger = pending_trigger(ords, olnk, s)
     limit = 0
     if otype == STOP_LIMIT_TYPE or otype == TP_LIMIT or otype == TRAIL_LIMIT:  # noqa: SIM109
         limit = ords[s, O_PRICE]
