@@ -41,7 +41,8 @@ class ReplayResult:
     verified_snapshots: int
 
 
-def _batches(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
+def record_batches(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
+    """Group journal records into lists of ``size`` (the last may be shorter)."""
     batch: list[Record] = []
     for record in records:
         batch.append(record)
@@ -72,7 +73,7 @@ def replay_journal(
         return 0
     stops = sorted(s for s in (checkpoints or {}) if start <= s <= end)
     done = 0
-    for batch in _batches(journal.read_from(start, end), BATCH_RECORDS):
+    for batch in record_batches(journal.read_from(start, end), BATCH_RECORDS):
         while batch:
             cut = len(batch)
             if stops and stops[0] <= batch[-1][0]:

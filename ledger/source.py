@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.core.compiled import CompiledEngine
-from engine.journal import Record, SegmentJournal
+from engine.journal import SegmentJournal
+from engine.replay import record_batches, replay_journal
 from engine.schema import Command, EngineConfig, Event, decode_command, encode_command
 from engine.snapshot import latest_valid
 
@@ -34,17 +35,6 @@ class Chunk:
         return self.times[self.last_seq]
 
 
-def _batches(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
-    batch: list[Record] = []
-    for record in records:
-        batch.append(record)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def _engine_at(
     journal: SegmentJournal, seq: int, snapshot_dir: Path | None, config: EngineConfig | None
 ) -> CompiledEngine:
@@ -55,9 +45,7 @@ def _engine_at(
         snap = latest_valid(snapshot_dir, at_most_seq=seq)
         if snap is not None:
             engine = CompiledEngine.from_image(snap.image)
-    if engine.last_seq < seq:
-        for batch in _batches(journal.read_from(engine.last_seq + 1, seq), DEFAULT_CHUNK_COMMANDS):
-            engine.process([(s, ts, decode_command(payload)) for s, ts, payload in batch])
+    replay_journal(engine, journal, to_seq=seq)
     assert engine.last_seq == seq, (engine.last_seq, seq)
     return engine
 
@@ -81,7 +69,7 @@ def journal_chunks(
     if after_seq >= end:
         return
     engine = _engine_at(journal, after_seq, snapshot_dir, config)
-    for batch in _batches(journal.read_from(after_seq + 1, end), chunk_commands):
+    for batch in record_batches(journal.read_from(after_seq + 1, end), chunk_commands):
         records = [(s, ts, decode_command(payload)) for s, ts, payload in batch]
         events = engine.process(records)
         yield Chunk(batch[0][0], batch[-1][0], {s: ts for s, ts, _ in batch}, events)
