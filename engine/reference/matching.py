@@ -10,8 +10,10 @@ from engine.reference.model import Market, Order, fee, notional
 from engine.reference.state import AVAILABLE, HELD_ORDERS, EngineState, _Txn
 from engine.schema import (
     Bucket,
+    CancelReason,
     ExpireReason,
     IcebergRefreshed,
+    OrderCancelled,
     OrderExpired,
     PostingReason,
     SelfTradePrevented,
@@ -167,8 +169,19 @@ class Matching(EngineState):
 
     def _expire_open(self, market: Market, order: Order, reason: ExpireReason) -> None:
         """OrderExpired of an open order (resting or pending), then the release of its hold."""
+        self._end_open(market, order, OrderExpired, reason)
+
+    def _end_open(
+        self,
+        market: Market,
+        order: Order,
+        event: type[OrderCancelled] | type[OrderExpired],
+        reason: CancelReason | ExpireReason,
+    ) -> None:
+        """End an open order: its OrderCancelled/OrderExpired, the release of its whole hold,
+        and its removal from the book or the conditional table."""
         self._emit(
-            OrderExpired,
+            event,
             order_id=order.order_id,
             account_id=order.account_id,
             market_id=order.market_id,

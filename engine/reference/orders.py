@@ -51,17 +51,7 @@ class OrderCommands(Placing):
     # CancelOrder, CancelAll, cancel-on-disconnect
 
     def _cancel_one(self, market: Market, order: Order, reason: CancelReason) -> None:
-        self._emit(
-            OrderCancelled,
-            order_id=order.order_id,
-            account_id=order.account_id,
-            market_id=order.market_id,
-            remaining_qty_atoms=order.q * market.lot,
-            reason=reason,
-        )
-        self._release(market, order, order.hold)
-        order.hold = 0
-        self._close(market, order)
+        self._end_open(market, order, OrderCancelled, reason)
 
     def _cancel(self, c: CancelOrder) -> None:
         def reject(reason: Reject) -> None:
