@@ -156,22 +156,12 @@ def run_report_cli(args: argparse.Namespace) -> int:
             return 3
     else:
         assert isinstance(report, Statement)
-        rows = [
-            (
-                "",
-                "",
-                "",
-                "opening",
-                r.asset,
-                bucket_name(r.bucket),
-                "",
-                "",
-                "",
-                r.amount,
-                amt(r.asset, r.amount),
-            )
-            for r in report.opening
-        ]
+
+        def balance_row(label: str, r: BalanceRow) -> tuple[object, ...]:
+            return ("", "", "", label, r.asset, bucket_name(r.bucket), "", "", "", r.amount,
+                    amt(r.asset, r.amount))
+
+        rows = [balance_row("opening", r) for r in report.opening]
         for line in report.lines:
             rows.append(
                 (
@@ -188,22 +178,7 @@ def run_report_cli(args: argparse.Namespace) -> int:
                     amt(line.asset, line.balance_after),
                 )
             )
-        rows += [
-            (
-                "",
-                "",
-                "",
-                "closing",
-                r.asset,
-                bucket_name(r.bucket),
-                "",
-                "",
-                "",
-                r.amount,
-                amt(r.asset, r.amount),
-            )
-            for r in report.closing
-        ]
+        rows += [balance_row("closing", r) for r in report.closing]
         _emit(
             f"statement of account {report.owner}, {report.window.by} "
             f"{report.window.low}..{report.window.high}",

@@ -137,21 +137,13 @@ class WsApiClient:
 
     async def cancel_order(self, symbol: str, *, order_id: int | None = None,
                            client_order_id: str | None = None) -> Any:
-        params: dict[str, Any] = {"symbol": symbol}
-        if order_id is not None:
-            params["orderId"] = order_id
-        if client_order_id is not None:
-            params["origClientOrderId"] = client_order_id
+        params = _order_ref({"symbol": symbol}, order_id, client_order_id)
         return await self.request("order.cancel", params, signed=True)
 
     async def amend_keep_priority(self, symbol: str, new_qty: str, *,
                                   order_id: int | None = None,
                                   client_order_id: str | None = None) -> Any:
-        params: dict[str, Any] = {"symbol": symbol, "newQty": new_qty}
-        if order_id is not None:
-            params["orderId"] = order_id
-        if client_order_id is not None:
-            params["origClientOrderId"] = client_order_id
+        params = _order_ref({"symbol": symbol, "newQty": new_qty}, order_id, client_order_id)
         return await self.request("order.amend.keepPriority", params, signed=True)
 
     async def cancel_replace(self, symbol: str, cancel_order_id: int, side: str, type: str,
@@ -165,11 +157,7 @@ class WsApiClient:
 
     async def order_status(self, symbol: str, *, order_id: int | None = None,
                            client_order_id: str | None = None) -> Any:
-        params: dict[str, Any] = {"symbol": symbol}
-        if order_id is not None:
-            params["orderId"] = order_id
-        if client_order_id is not None:
-            params["origClientOrderId"] = client_order_id
+        params = _order_ref({"symbol": symbol}, order_id, client_order_id)
         return await self.request("order.status", params, signed=True)
 
     async def open_orders(self, symbol: str | None = None) -> Any:
@@ -191,3 +179,14 @@ class WsApiClient:
 
     async def next_event(self, timeout: float = 5.0) -> dict[str, Any]:
         return await asyncio.wait_for(self.events.get(), timeout)
+
+
+def _order_ref(
+    params: dict[str, Any], order_id: int | None, client_order_id: str | None
+) -> dict[str, Any]:
+    """Name an existing order the dialect's way: ``orderId`` and/or ``origClientOrderId``."""
+    if order_id is not None:
+        params["orderId"] = order_id
+    if client_order_id is not None:
+        params["origClientOrderId"] = client_order_id
+    return params
