@@ -18,12 +18,13 @@ from gateway.params import get_bool, get_int
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
+    from gateway.trading import Answer
     from gateway.wsapi import Session
 
 Handler = Callable[["Session", "ApiKey | None", dict[str, Any]], Awaitable[Any]]
 
 
-Submit = Callable[["Session", "ApiKey", dict[str, Any]], tuple[Any, Callable[[Any], Any]]]
+Submit = Callable[["Session", "ApiKey", dict[str, Any], "Answer"], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +34,7 @@ class MethodSpec:
     orders: bool
     fn: Handler
     submit: Submit | None = None
-    """Fast path: validate and queue synchronously, answer from a done callback."""
+    """Fast path: validate and queue synchronously; the answer comes from the batch loop."""
 
 
 def exchange_info(gw: Gateway, symbols: list[str] | None = None) -> dict[str, Any]:
@@ -132,8 +133,8 @@ async def place(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
     return await s.gw.trading.place(_acct(key), p)
 
 
-def place_submit(s: Session, key: ApiKey, p: dict[str, Any]) -> tuple[Any, Callable[[Any], Any]]:
-    return s.gw.trading.place_submit(key.account_id, p)
+def place_submit(s: Session, key: ApiKey, p: dict[str, Any], answer: Answer) -> None:
+    s.gw.trading.place_submit(key.account_id, p, answer)
 
 
 async def test(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:

@@ -17,6 +17,7 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.app import Gateway
+from gateway.gctune import tune_for_serving
 from gateway.keys import NewKey
 
 
@@ -42,6 +43,7 @@ async def start(gw: Gateway, host: str = "127.0.0.1", port: int = 8080) -> Runni
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
+    tune_for_serving()
     server = site._server
     assert server is not None and server.sockets
     actual = server.sockets[0].getsockname()[1]

@@ -14,7 +14,6 @@ worse than a journaled one.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -33,7 +32,7 @@ from engine.schema import (
     Trade,
 )
 from gateway import clientids, errors, wire
-from gateway.bridge import Bridge, Result
+from gateway.bridge import Bridge, Reply, Result, future_reply
 from gateway.clientids import ClientIdBook
 from gateway.markets import Market
 from gateway.params import get_bool, get_enum, get_int, get_str
@@ -47,6 +46,8 @@ UNSUPPORTED_TYPES: Final = frozenset({"STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROF
 TIFS: Final = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK}
 RESP_TYPES: Final = frozenset({"ACK", "RESULT", "FULL"})
 REPLACE_MODES: Final = frozenset({"STOP_ON_FAILURE", "ALLOW_FAILURE"})
+Answer = Callable[[Any, "BaseException | None"], None]
+"""(result, None) or (None, error): how the WS fast path hands a rendered answer back."""
 
 
 def _fee(n: int, ppm: int) -> int:
@@ -55,36 +56,35 @@ def _fee(n: int, ppm: int) -> int:
 
 class Trading:
     def __init__(self, store: Store, bridge: Bridge, ids: ClientIdBook, *,
-                 ack_timeout_s: float = 10.0,
-                 on_ack: Callable[[float], None] | None = None) -> None:
+                 ack_timeout_s: float = 10.0) -> None:
         self.store = store
         self.bridge = bridge
         self.ids = ids
         self.ack_timeout_s = ack_timeout_s
-        self._on_ack = on_ack
         self.inflight: dict[int, int] = {}
+        """account id -> commands queued or in the engine (the store is behind for it)."""
 
     # ---- plumbing -------------------------------------------------------------------------
 
-    def submit(self, account_id: int, command: Command) -> asyncio.Future[Result]:
-        """Queue ``command``; the future resolves once it is durable and processed (or fails
-        with the 5xx 'unknown' error after the bridge's ack timeout)."""
-        t0 = time.perf_counter()
+    def submit_cb(self, account_id: int, command: Command, reply: Reply) -> None:
+        """Queue ``command``; ``reply`` is called once it is durable, processed and applied
+        (or with the 5xx 'unknown' error after the bridge's ack timeout)."""
         inflight = self.inflight
         inflight[account_id] = inflight.get(account_id, 0) + 1
-        fut = self.bridge.submit(command)
-        on_ack = self._on_ack
 
-        def done(_: object) -> None:
+        def settle(seq: int, ts: int, events: list[Event], error: BaseException | None) -> None:
             n = inflight[account_id] - 1
             if n:
                 inflight[account_id] = n
             else:
                 del inflight[account_id]
-            if on_ack is not None:
-                on_ack(time.perf_counter() - t0)
+            reply(seq, ts, events, error)
 
-        fut.add_done_callback(done)
+        self.bridge.submit_cb(command, settle)
+
+    def submit(self, account_id: int, command: Command) -> asyncio.Future[Result]:
+        fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self.submit_cb(account_id, command, future_reply(fut))
         return fut
 
     async def execute(self, account_id: int, command: Command) -> Result:
@@ -225,14 +225,26 @@ class Trading:
             raise errors.ApiError(errors.ORDER_REJECTED,
                                   "Account has insufficient balance for requested action.")
 
-    def place_submit(self, account_id: int, params: Mapping[str, Any],
-                     ) -> tuple[asyncio.Future[Result], Callable[[Result], Any]]:
-        """Validate and queue an order; ``finish(result)`` renders the answer (the WS fast
-        path: no task per request, a callback when the batch is acknowledged)."""
+    def place_submit(self, account_id: int, params: Mapping[str, Any], answer: Answer) -> None:
+        """Validate and queue an order; ``answer`` gets the rendered result (the WS fast path:
+        no task and no future per request, a direct call when the batch is acknowledged).
+        Validation errors raise here, before anything is queued."""
         m, cmd, cid, resp = self.build_place(account_id, params)
         if cid is not None:
             self.ids.remember(cid, cmd.client_order_id)
-        return self.submit(account_id, cmd), lambda r: self._placed(m, *r, resp)
+
+        def reply(seq: int, ts: int, events: list[Event], error: BaseException | None) -> None:
+            if error is not None:
+                answer(None, error)
+                return
+            try:
+                result = self._placed(m, seq, ts, events, resp)
+            except Exception as exc:  # a refusal (ApiError) or a rendering bug (500)
+                answer(None, exc)
+                return
+            answer(result, None)
+
+        self.submit_cb(account_id, cmd, reply)
 
     async def place(self, account_id: int, params: Mapping[str, Any],
                     *, test: bool = False) -> dict[str, Any]:

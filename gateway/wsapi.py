@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import struct
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
@@ -161,31 +160,35 @@ def _dispatch(session: Session, raw: str) -> tuple[Any, Any, Any, Any, Any] | No
         if spec.submit is None:
             return req_id, limits, spec, key, params
         assert key is not None
-        fut, finish = spec.submit(session, key, params)
-        fut.add_done_callback(_answer(session, req_id, limits, finish))
+        spec.submit(session, key, params, _Answer(session, req_id, limits))
         return None
     except errors.ApiError as exc:
         _reply(session, req_id, exc.status, error=exc, limits=limits)
         return None
 
 
-def _answer(session: Session, req_id: Any, limits: Any,
-            finish: Callable[[Any], Any]) -> Callable[[Any], None]:
-    def done(fut: Any) -> None:
-        try:
-            result = finish(fut.result())
-        except errors.ApiError as exc:
-            _reply(session, req_id, exc.status, error=exc, limits=limits)
-        except Exception:
-            log.exception("ws_request_failed")
-            _reply(session, req_id, 500, error=errors.ApiError(
-                errors.UNKNOWN, "An unknown error occurred while processing the request.", 500),
-                limits=limits)
-        else:
-            session.gw.metrics.orders.inc()
-            _reply(session, req_id, 200, result, limits=limits)
+class _Answer:
+    """Renders a fast-path request's outcome as its reply (called from the batch loop)."""
 
-    return done
+    __slots__ = ("limits", "req_id", "session")
+
+    def __init__(self, session: Session, req_id: Any, limits: Any) -> None:
+        self.session = session
+        self.req_id = req_id
+        self.limits = limits
+
+    def __call__(self, result: Any, error: BaseException | None) -> None:
+        session = self.session
+        if error is None:
+            session.gw.metrics.orders.value += 1
+            _reply(session, self.req_id, 200, result, limits=self.limits)
+        elif isinstance(error, errors.ApiError):
+            _reply(session, self.req_id, error.status, error=error, limits=self.limits)
+        else:
+            log.error("ws_request_failed", error=repr(error), exc_info=error)
+            _reply(session, self.req_id, 500, error=errors.ApiError(
+                errors.UNKNOWN, "An unknown error occurred while processing the request.", 500),
+                limits=self.limits)
 
 
 async def _request(session: Session, req_id: Any, limits: Any, spec: handlers.MethodSpec,

@@ -303,13 +303,36 @@ def test_rest_errors(server: ServerThread) -> None:
     assert (status, data["code"]) == (404, -1099)
 
 
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
 def test_metrics_endpoint(server: ServerThread) -> None:
     status, _, text = http("GET", server.http + "/metrics")
     assert status == 200
-    for name in ("kootabase_orders_total", "kootabase_ack_latency_seconds_bucket",
-                 "kootabase_journal_fsync_seconds", "kootabase_engine_batch_size",
+    for name in ("kootabase_journal_fsync_seconds", "kootabase_engine_batch_size",
                  "kootabase_ws_sessions", "kootabase_rejects_total"):
         assert name in text
+    orders0 = _metric(text, "kootabase_orders_total")
+    acks0 = _metric(text, "kootabase_ack_latency_seconds_count")
+
+    async def place_two() -> None:
+        async with WsApiClient.connect(server.ws_api, server.accounts.demo) as c:
+            await c.logon()
+            for _ in range(2):
+                await c.place_order("BTCUSDT", "BUY", "LIMIT", quantity="0.0010",
+                                    price="10000.00", time_in_force="GTC")
+
+    run(place_two())
+    _, _, text = http("GET", server.http + "/metrics")
+    assert _metric(text, "kootabase_orders_total") == orders0 + 2
+    acks = _metric(text, "kootabase_ack_latency_seconds_count")
+    assert acks >= acks0 + 2  # every journaled command is timed, orders among them
+    assert _metric(text, 'kootabase_ack_latency_seconds_bucket{le="+Inf"}') == acks
+    assert 0 < _metric(text, "kootabase_ack_latency_seconds_sum") < acks * 10
 
 
 # ---- limits, restart, admin CLI -------------------------------------------------------------
