@@ -10,7 +10,7 @@ anything is journaled.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from engine.schema import MAX_AMOUNT_ATOMS, MarketState
@@ -18,6 +18,8 @@ from gateway import errors
 
 DECIMAL_RE: Final = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 DECIMAL_LEGAL: Final = r"^([0-9]{1,20})(\.[0-9]{1,20})?$"
+DECIMAL_CACHE_ENTRIES: Final = 4_096
+"""Per market and asset side: rendered decimals of recent amounts (cleared when full)."""
 
 
 def atoms_to_decimal(atoms: int, decimals: int) -> str:
@@ -27,6 +29,19 @@ def atoms_to_decimal(atoms: int, decimals: int) -> str:
     sign = "-" if atoms < 0 else ""
     whole, frac = divmod(abs(atoms), 10**decimals)
     return f"{sign}{whole}.{frac:0{decimals}d}"
+
+
+def _remember(cache: dict[int, str], atoms: int, decimals: int) -> str:
+    if len(cache) >= DECIMAL_CACHE_ENTRIES:
+        cache.clear()
+    s = cache[atoms] = atoms_to_decimal(atoms, decimals)
+    return s
+
+
+def _learn(cache: dict[str, int], text: str, atoms: int) -> None:
+    if len(cache) >= DECIMAL_CACHE_ENTRIES:
+        cache.clear()
+    cache[text] = atoms
 
 
 def parse_decimal(name: str, value: Any, decimals: int) -> int:
@@ -74,28 +89,49 @@ class Market:
     taker_fee_ppm: int
     max_order_qty: int
     state: int = MarketState.OPEN
+    _quote_strs: dict[int, str] = field(default_factory=dict, repr=False, compare=False)
+    _base_strs: dict[int, str] = field(default_factory=dict, repr=False, compare=False)
+    _prices_in: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    _qtys_in: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+
+    # Rendering and parsing are memoized (bounded): an order's answer shows ~7 amounts, and the
+    # same prices and round quantities recur all day, so most are one dict lookup. A parse memo
+    # holds only strings that passed every check, so a refusal always takes the full path.
 
     def price(self, atoms: int) -> str:
-        return atoms_to_decimal(atoms, self.quote.decimals)
+        s = self._quote_strs.get(atoms)
+        return s if s is not None else _remember(self._quote_strs, atoms, self.quote.decimals)
 
     def qty(self, atoms: int) -> str:
-        return atoms_to_decimal(atoms, self.base.decimals)
+        s = self._base_strs.get(atoms)
+        return s if s is not None else _remember(self._base_strs, atoms, self.base.decimals)
 
-    def quote_amount(self, atoms: int) -> str:
-        return atoms_to_decimal(atoms, self.quote.decimals)
+    quote_amount = price
 
     def parse_price(self, value: Any, name: str = "price") -> int:
+        if type(value) is str:  # memo of strings already proven valid (never bools: 1 == True)
+            known = self._prices_in.get(value)
+            if known is not None:
+                return known
         atoms = parse_decimal(name, value, self.quote.decimals)
         if atoms <= 0 or atoms % self.tick:
             raise errors.filter_failure("PRICE_FILTER")
+        if type(value) is str:
+            _learn(self._prices_in, value, atoms)
         return atoms
 
     def parse_qty(self, value: Any, name: str = "quantity") -> int:
+        if type(value) is str:
+            known = self._qtys_in.get(value)
+            if known is not None:
+                return known
         atoms = parse_decimal(name, value, self.base.decimals)
         if atoms <= 0 or atoms % self.lot:
             raise errors.filter_failure("LOT_SIZE")
         if self.max_order_qty and atoms > self.max_order_qty:
             raise errors.filter_failure("LOT_SIZE")
+        if type(value) is str:
+            _learn(self._qtys_in, value, atoms)
         return atoms
 
     def parse_quote_qty(self, value: Any, name: str = "quoteOrderQty") -> int:

@@ -72,6 +72,32 @@ class Candle:
         self.count += 1
         self.last_id = trade_id
 
+    def merge(self, run: TradeRun) -> None:
+        """Add a run of trades (in trade order, all after this candle's own)."""
+        self.high = max(self.high, run.high)
+        self.low = min(self.low, run.low)
+        self.close = run.close
+        self.volume += run.volume
+        self.quote_volume += run.quote_volume
+        self.taker_buy_volume += run.taker_buy_volume
+        self.taker_buy_quote += run.taker_buy_quote
+        self.count += run.count
+        self.last_id = run.last_id
+
+
+class TradeRun(Candle):
+    """Consecutive trades of one market at one journal time, summed once for every interval.
+
+    All trades of one time fall in the same candle of every interval, so a market's candles are
+    updated once per run (per engine batch) instead of once per trade and interval.
+    """
+
+    __slots__ = ("ts_ns",)
+
+    def __init__(self, ts_ns: int, trade_id: int, price: int) -> None:
+        super().__init__(0, 1, trade_id, price)
+        self.ts_ns = ts_ns
+
 
 class CandleSeries:
     """The candles of one market at one interval: a bounded history plus the open candle."""
@@ -92,15 +118,13 @@ class CandleSeries:
         self.current = None
         return cur
 
-    def add_trade(
-        self, now_ms: int, trade_id: int, price: int, qty: int, quote: int, taker_buys: bool
-    ) -> Candle | None:
-        """Add a trade at journal time ``now_ms``; returns the candle it closed, if any."""
+    def add_run(self, now_ms: int, run: TradeRun) -> Candle | None:
+        """Add the trades of ``run`` (journal time ``now_ms``); returns the candle it closed."""
         closed = self.advance(now_ms)
         if self.current is None:
             open_ms = now_ms - now_ms % self.length_ms
-            self.current = Candle(open_ms, self.length_ms, trade_id, price)
-        self.current.add(trade_id, price, qty, quote, taker_buys)
+            self.current = Candle(open_ms, self.length_ms, run.first_id, run.open)
+        self.current.merge(run)
         return closed
 
     def candles(self, start_ms: int | None, end_ms: int | None, limit: int) -> list[Candle]:

@@ -38,7 +38,7 @@ from engine.schema import (
     Trade,
 )
 from marketdata.book import BUY, SELL, Book
-from marketdata.candles import INTERVALS_MS, Candle, CandleSeries
+from marketdata.candles import INTERVALS_MS, Candle, CandleSeries, TradeRun
 from marketdata.markets import MarketInfo
 from marketdata.ticker import RollingTicker
 
@@ -80,6 +80,8 @@ class MarketState:
     new_trades: list[TradeRecord] = field(default_factory=list)
     touched_candles: set[str] = field(default_factory=set)
     closed_candles: list[tuple[str, Candle]] = field(default_factory=list)
+    run: TradeRun | None = None
+    """Trades of the current journal time not yet added to the candles."""
 
 
 class _Pending:
@@ -107,6 +109,8 @@ class MarketDataState:
         self.last_ts_ns = 0
         """Journal time of the last command applied."""
         self._pending: dict[int, _Pending] = {}
+        self._runs: list[MarketState] = []
+        """Markets with a `TradeRun` pending (all of one journal time)."""
         self._next_close_ms = 0
         self.on_market_created: list[Callable[[MarketState], None]] = []
         self._handlers: dict[type, Callable[[int, Any], None]] = {
@@ -127,6 +131,8 @@ class MarketDataState:
         for seq, ts_ns, events in batches:
             if seq <= self.last_seq:
                 raise ValueError(f"batch seq {seq} does not follow {self.last_seq}")
+            if self._runs and ts_ns != self._runs[0].run.ts_ns:  # type: ignore[union-attr]
+                self._flush_runs()
             if ts_ns > self.last_ts_ns:
                 self.last_ts_ns = ts_ns
             now_ms = self.last_ts_ns // 1_000_000
@@ -139,6 +145,25 @@ class MarketDataState:
             if self._pending:
                 self._rest_pending(seq)
             self.last_seq = seq
+        if self._runs:
+            self._flush_runs()
+
+    def _flush_runs(self) -> None:
+        """Add each market's run of same-time trades to every candle interval."""
+        for market in self._runs:
+            run = market.run
+            assert run is not None and run.count > 0
+            market.run = None
+            time_ms = run.ts_ns // 1_000_000
+            for name, series in market.candles.items():
+                closed = series.add_run(time_ms, run)
+                if closed is not None:
+                    market.closed_candles.append((name, closed))
+                market.touched_candles.add(name)
+                close_ms = series.current.close_ms  # type: ignore[union-attr]
+                if close_ms < self._next_close_ms or self._next_close_ms == 0:
+                    self._next_close_ms = close_ms
+        self._runs.clear()
 
     def apply_events(self, timestamp_ns: int, events: Sequence[Any], through_seq: int = 0) -> None:
         """Apply the events of one node batch (one journal time) grouped by their ``seq``;
@@ -213,16 +238,11 @@ class MarketDataState:
         market.new_trades.append(record)
         market.ticker.add(self.last_ts_ns, ev.trade_id, ev.price_atoms, ev.qty_atoms,
                           ev.quote_atoms)
-        taker_buys = ev.taker_side == BUY
-        for name, series in market.candles.items():
-            closed = series.add_trade(time_ms, ev.trade_id, ev.price_atoms, ev.qty_atoms,
-                                      ev.quote_atoms, taker_buys)
-            if closed is not None:
-                market.closed_candles.append((name, closed))
-            market.touched_candles.add(name)
-            close_ms = series.current.close_ms  # type: ignore[union-attr]
-            if close_ms < self._next_close_ms or self._next_close_ms == 0:
-                self._next_close_ms = close_ms
+        run = market.run
+        if run is None:
+            run = market.run = TradeRun(self.last_ts_ns, ev.trade_id, ev.price_atoms)
+            self._runs.append(market)
+        run.add(ev.trade_id, ev.price_atoms, ev.qty_atoms, ev.quote_atoms, ev.taker_side == BUY)
 
     def _gone(self, seq: int, ev: OrderCancelled | OrderExpired) -> None:
         if self._pending.pop(ev.order_id, None) is not None:
