@@ -113,7 +113,7 @@ class Gateway:
 
             self.custody = GatewayCustody(self, config.custody, signer=config.custody_signer,
                                           poll_s=config.custody_poll_s)
-        from gateway.handlers import DeadMansSwitches
+        from gateway.deadman import DeadMansSwitches
 
         self.dead_mans = DeadMansSwitches(self)
         self.started_ms = time.time_ns() // 1_000_000
@@ -194,12 +194,14 @@ class Gateway:
     async def _startup(self, app: web.Application) -> None:
         self.bridge.start()
         await self.ensure_demo_account()
+        self.dead_mans.start()
         if self.custody is not None:
             self.custody.start()
 
     async def _shutdown(self, app: web.Application) -> None:
         from gateway import wsapi
 
+        await self.dead_mans.stop()
         await wsapi.close_all(self)
 
     async def _cleanup(self, app: web.Application) -> None:

@@ -6,12 +6,10 @@ exchangeInfo); ``permission`` None means public, "read" USER_DATA, "trade" TRADE
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from engine.schema import CancelAll
 from gateway import auth, errors
 from gateway.keys import ApiKey
 from gateway.params import get_bool, get_int
@@ -199,15 +197,10 @@ async def unsubscribe(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
 
 
 async def dead_mans_switch(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
-    """Extension: cancel all the account's orders unless refreshed within ``timeoutMs``.
-
-    The timer is gateway state (not replayable) but its effect, a CancelAll, is journaled; the
-    engine's own SetDeadMansSwitch (journal-time timer) replaces it once the compiled core
-    handles that command."""
-    assert key is not None
-    timeout = get_int(p, "timeoutMs", required=True, hi=86_400_000)
-    assert timeout is not None
-    return s.gw.dead_mans.set(key.account_id, timeout)
+    """Extension: cancel all the account's orders unless refreshed within ``timeoutMs`` (0
+    disarms). Journaled as the engine's SetDeadMansSwitch and fired by the engine on journal
+    time, so replay cancels the same orders (`gateway.deadman`)."""
+    return await s.gw.dead_mans.set(_acct(key), p)
 
 
 async def deposit_address(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
@@ -223,33 +216,6 @@ async def withdraw_apply(s: Session, key: ApiKey | None, p: dict[str, Any]) -> A
     from gateway import custody
 
     return await custody.require(s.gw).withdraw(_acct(key), p)
-
-
-class DeadMansSwitches:
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
-        self._timers: dict[int, asyncio.TimerHandle] = {}
-
-    def set(self, account_id: int, timeout_ms: int) -> dict[str, Any]:
-        old = self._timers.pop(account_id, None)
-        if old is not None:
-            old.cancel()
-        now = auth.now_ms()
-        if timeout_ms == 0:
-            return {"armed": False, "serverTime": now}
-        loop = asyncio.get_running_loop()
-        self._timers[account_id] = loop.call_later(timeout_ms / 1000, self._fire, account_id)
-        return {"armed": True, "fireAt": now + timeout_ms, "serverTime": now}
-
-    def _fire(self, account_id: int) -> None:
-        self._timers.pop(account_id, None)
-        fut = self.gw.bridge.submit(CancelAll(account_id=account_id, market_id=-1))
-        fut.add_done_callback(lambda f: f.exception())
-
-    def close(self) -> None:
-        for t in self._timers.values():
-            t.cancel()
-        self._timers.clear()
 
 
 WS_METHODS: Final[dict[str, MethodSpec]] = {

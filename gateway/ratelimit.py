@@ -38,6 +38,16 @@ class Limits:
     max_connection_s: float = 86_400.0
     ack_timeout_s: float = 10.0
     """After this an order request is answered 'status unknown' (5xx)."""
+    tick_interval_s: float = 0.05
+    """Minimum spacing of the ``Tick`` commands the gateway journals while a dead-man's switch
+    is armed and due (`gateway.deadman`): bounds both how late a switch fires on an idle
+    exchange and how fast ticks can grow the journal."""
+    dead_mans_min_ms: int = 100
+    """Shortest ``deadMansSwitch.set`` timeout (0 disarms). A shorter one could elapse before
+    the command is even journaled, which the engine refuses."""
+    dead_mans_max_ms: int = 86_400_000
+    """Longest ``deadMansSwitch.set`` timeout (24 h): a switch is a liveness check, not a
+    scheduled cancel."""
 
 
 class Window:

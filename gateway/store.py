@@ -21,6 +21,8 @@ from typing import Any, Final
 from engine.schema import (
     AccountCreated,
     AssetCreated,
+    DeadMansSwitchFired,
+    DeadMansSwitchSet,
     MarketCreated,
     MarketStateChanged,
     OrderAccepted,
@@ -125,6 +127,9 @@ class Store:
         """Accounts with a user data stream: only their changes are collected as reports."""
         self.reports: list[Report] = []
         self.dirty_balances: dict[int, set[int]] = {}
+        self.dead_mans: dict[int, int] = {}
+        """account_id -> fire_at_ns of its armed dead-man's switch (journal time), folded from
+        the engine's events so a restart knows what is armed (`gateway.deadman` ticks on it)."""
         self._ts = 0
         self._handlers = {
             AssetCreated: self._asset,
@@ -138,6 +143,8 @@ class Store:
             OrderAmended: self._amended,
             OrderRejected: None,
             Posting: self._posting,
+            DeadMansSwitchSet: self._dms_set,
+            DeadMansSwitchFired: self._dms_fired,
         }
 
     # ---- folding --------------------------------------------------------------------------
@@ -248,6 +255,16 @@ class Store:
         o.orig_qty = o.executed + ev.qty_atoms
         o.update_ns = self._ts
         self._report(o, "REPLACED")
+
+    def _dms_set(self, ev: DeadMansSwitchSet) -> None:
+        if ev.fire_at_ns:
+            self.dead_mans[ev.account_id] = ev.fire_at_ns
+        else:
+            self.dead_mans.pop(ev.account_id, None)
+
+    def _dms_fired(self, ev: DeadMansSwitchFired) -> None:
+        """Its OrderCancelled(DEAD_MANS_SWITCH) events follow and close the orders as CANCELED."""
+        self.dead_mans.pop(ev.account_id, None)
 
     def _posting(self, ev: Posting) -> None:
         amount = ev.amount_atoms

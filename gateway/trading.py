@@ -21,6 +21,7 @@ from engine.schema import (
     AmendOrder,
     CancelAll,
     CancelOrder,
+    CancelReason,
     Command,
     Event,
     OrderCancelled,
@@ -282,7 +283,9 @@ class Trading:
         for ev in events:
             if type(ev) is OrderRejected:
                 raise errors.from_reject(ev.reason, cancel=True)
-            if type(ev) is OrderCancelled:
+            # The reason tells the command's own cancel from the journal-time sweep's (a due
+            # dead-man's switch of any account fires first, in the same command's events).
+            if type(ev) is OrderCancelled and ev.reason == CancelReason.USER:
                 o = self.store.orders[ev.order_id]
                 return wire.cancelled(o, m, self.ids, cid_str, ts)
         raise errors.ApiError(errors.CANCEL_REJECTED, errors.UNKNOWN_ORDER_SENT)
@@ -300,7 +303,7 @@ class Trading:
         for ev in events:
             if type(ev) is OrderRejected:
                 raise errors.from_reject(ev.reason, cancel=True)
-            if type(ev) is OrderCancelled:
+            if type(ev) is OrderCancelled and ev.reason == CancelReason.CANCEL_ALL:  # see cancel
                 out.append(wire.cancelled(self.store.orders[ev.order_id], m, self.ids, None, ts))
         return out
 

@@ -6,10 +6,11 @@ same group commit. Authentication: ``session.logon`` (HMAC or Ed25519 signature;
 Ed25519 only, HMAC is accepted here too) or a signature on each request (``apiKey``,
 ``timestamp``, ``signature`` in params). Extensions, marked as such in the README:
 
-- ``session.logon`` with ``cancelOnDisconnect: true``: when the connection drops, every open
-  order of the account is cancelled by a journaled CancelAll.
-- ``deadMansSwitch.set`` ``{timeoutMs}``: unless called again within ``timeoutMs``, a journaled
-  CancelAll cancels every open order of the account (0 disarms).
+- ``session.logon`` with ``cancelOnDisconnect: true``: when the connection drops, the
+  engine's CancelOnDisconnect is journaled and cancels every open order of the account.
+- ``deadMansSwitch.set`` ``{timeoutMs}``: unless called again within ``timeoutMs``, the
+  engine cancels every open order of the account on journal time (0 disarms).
+Both live in `gateway.deadman`.
 
 Connection hygiene: frames above ``max_message_bytes`` close the connection (1009); the server
 pings every ``ws_heartbeat_s`` and drops a peer that does not pong; an idle connection (no
@@ -28,7 +29,6 @@ import msgspec
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from engine.schema import CancelAll
 from gateway import auth, errors, handlers
 from gateway.app import GATEWAY_KEY
 from gateway.keys import ApiKey
@@ -277,23 +277,12 @@ async def handle(request: web.Request) -> web.StreamResponse:
             await asyncio.gather(*tasks, return_exceptions=True)
         await session.stop()
         if session.cancel_on_disconnect and session.key is not None:
-            _cancel_on_disconnect(gw, session.key.account_id)
+            gw.dead_mans.cancel_on_disconnect(session.key.account_id)
     return ws
 
 
 def _done(session: Session) -> None:
     session.inflight -= 1
-
-
-def _cancel_on_disconnect(gw: Gateway, account_id: int) -> None:
-    """Journaled CancelAll (the engine's CancelOnDisconnect command is not in the compiled
-    core yet; CancelAll has the same effect and replays identically)."""
-    acct = gw.store.accounts.get(account_id)
-    if acct is None or (not acct.open_orders and account_id not in gw.trading.inflight):
-        return
-    fut = gw.bridge.submit(CancelAll(account_id=account_id, market_id=-1))
-    fut.add_done_callback(lambda f: f.exception())
-    log.info("cancel_on_disconnect", account_id=account_id)
 
 
 async def close_all(gw: Gateway) -> None:

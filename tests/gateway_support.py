@@ -22,6 +22,10 @@ from urllib.parse import urlencode
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from engine.core.compiled import CompiledEngine
+from engine.journal import SegmentJournal
+from engine.replay import replay
+from engine.schema import Command, Event, decode_command
 from gateway.admin import Admin
 from gateway.app import Gateway, GatewayConfig
 from gateway.client import Credentials
@@ -91,6 +95,10 @@ class ServerThread:
     def state_hash(self) -> str:
         return self.call(self.gw.state_hash())
 
+    def seq_and_hash(self) -> tuple[int, str]:
+        """Last sequence and state hash read together on the engine thread (no batch between)."""
+        return self.call(self.gw.bridge.call(lambda node: (node.last_seq, node.state_hash())))
+
     def wait_idle(self, timeout: float = 5.0) -> None:
         """Wait until no command is in flight in the gateway."""
         deadline = time.monotonic() + timeout
@@ -128,3 +136,30 @@ def signed_query(creds: Credentials, params: dict[str, Any], *,
     params = {**params, "timestamp": timestamp or time.time_ns() // 1_000_000}
     query = urlencode(params)
     return f"{query}&{urlencode({'signature': creds.sign(query.encode())})}"
+
+
+@dataclass
+class Journaled:
+    """One journal record with the events a fresh engine gives for it."""
+
+    seq: int
+    ts: int
+    command: Command
+    events: list[Event]
+
+
+def journal_replay(gw: Gateway, to_seq: int | None = None) -> tuple[list[Journaled], str]:
+    """Every command in the gateway's journal up to ``to_seq`` (read-only, beside the running
+    node) with its events from a fresh engine, and the state hash `engine.replay` computes
+    from genesis."""
+    journal = SegmentJournal(gw.node.journal_dir, read_only=True)
+    try:
+        last = journal.last_sequence if to_seq is None else to_seq
+        records = [(seq, ts, decode_command(p)) for seq, ts, p in journal.read_from(1, last)]
+    finally:
+        journal.close()
+    by_seq: dict[int, list[Event]] = {}
+    for e in CompiledEngine(gw.node.engine.config).process(records):
+        by_seq.setdefault(e.seq, []).append(e)
+    out = [Journaled(seq, ts, cmd, by_seq.get(seq, [])) for seq, ts, cmd in records]
+    return out, replay(gw.node.journal_dir, config=gw.node.engine.config, to_seq=last).state_hash

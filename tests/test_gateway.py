@@ -192,6 +192,8 @@ def test_oversize_frame_closes_only_that_connection(server: ServerThread) -> Non
 
 
 def test_cancel_on_disconnect_and_dead_mans_switch(server: ServerThread) -> None:
+    """Smoke test over the SDK; the journal-level checks (engine commands, reasons, idle Tick,
+    replay) are in tests/test_gateway_deadman.py."""
     acc = server.accounts
 
     async def body() -> None:
