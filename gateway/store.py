@@ -267,23 +267,23 @@ class Store:
         self.dead_mans.pop(ev.account_id, None)
 
     def _posting(self, ev: Posting) -> None:
-        amount = ev.amount_atoms
-        for account_id, bucket, sign in (
-            (ev.debit_account_id, ev.debit_bucket, -1),
-            (ev.credit_account_id, ev.credit_bucket, 1),
-        ):
-            if account_id == 0 or bucket > 2:
-                continue
-            acct = self.accounts.get(account_id)
-            if acct is None:
-                continue
-            bal = acct.balances.get(ev.asset_id)
-            if bal is None:
-                bal = acct.balances[ev.asset_id] = [0, 0, 0]
-            bal[bucket] += sign * amount
-            acct.update_ns = self._ts
-            if account_id in self.watched:
-                self.dirty_balances.setdefault(account_id, set()).add(ev.asset_id)
+        self._move(ev.debit_account_id, ev.debit_bucket, ev.asset_id, -ev.amount_atoms)
+        self._move(ev.credit_account_id, ev.credit_bucket, ev.asset_id, ev.amount_atoms)
+
+    def _move(self, account_id: int, bucket: int, asset_id: int, delta_atoms: int) -> None:
+        """One side of a posting: only customer accounts' available/held buckets are shown."""
+        if account_id == 0 or bucket > 2:
+            return
+        acct = self.accounts.get(account_id)
+        if acct is None:
+            return
+        bal = acct.balances.get(asset_id)
+        if bal is None:
+            bal = acct.balances[asset_id] = [0, 0, 0]
+        bal[bucket] += delta_atoms
+        acct.update_ns = self._ts
+        if account_id in self.watched:
+            self.dirty_balances.setdefault(account_id, set()).add(asset_id)
 
     def _close(self, o: OrderRecord, status: str, exec_type: str | None) -> None:
         o.status = status
