@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
+import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -69,6 +70,24 @@ class LoadResult:
     p99_ms: float
     p999_ms: float
     errors: int
+    client_us_per_order: float = float("nan")
+    """CPU (user + system) of the load-generating process per acknowledged order."""
+    server_us_per_order: float = float("nan")
+    """CPU of the server process (all its threads) per acknowledged order."""
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a whole process (all threads) from /proc/<pid>/stat, in seconds.
+
+    Read for both processes the same way, so the two CPU columns are comparable; resolution is
+    one clock tick (usually 10 ms), fine over loads of thousands of orders."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        stat = f.read()
+    fields = stat[stat.rindex(b")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -95,7 +114,7 @@ async def _client(url: str, key: str, secret: str) -> Any:
 
 
 async def _run_load(clients: list[Any], offered: int | None, seconds: float,
-                    window: int = 64) -> LoadResult:
+                    server_pid: int, window: int = 64) -> LoadResult:
     latencies: list[float] = []
     errors = 0
     sent_at: list[dict[int, float]] = [{} for _ in clients]
@@ -156,6 +175,7 @@ async def _run_load(clients: list[Any], offered: int | None, seconds: float,
 
     credits = [asyncio.Semaphore(window) if offered is None else None for _ in clients]
     readers = [asyncio.ensure_future(reader(i, ws, credits[i])) for i, ws in enumerate(clients)]
+    cpu0 = _cpu_seconds(os.getpid()), _cpu_seconds(server_pid)
     began = time.perf_counter()
     if offered is None:
         await asyncio.gather(*(closed_loop(i, c) for i, c in enumerate(credits) if c))
@@ -166,22 +186,26 @@ async def _run_load(clients: list[Any], offered: int | None, seconds: float,
     while any(sent_at) and time.perf_counter() < deadline:
         await asyncio.sleep(0.01)
     elapsed = time.perf_counter() - began
+    client_cpu = _cpu_seconds(os.getpid()) - cpu0[0]
+    server_cpu = _cpu_seconds(server_pid) - cpu0[1]
     for r in readers:
         r.cancel()
     n = len(latencies)
     return LoadResult(offered, n, round(elapsed, 3), round(n / elapsed, 1),
                       round(_pct(latencies, 0.5), 3), round(_pct(latencies, 0.99), 3),
-                      round(_pct(latencies, 0.999), 3), errors)
+                      round(_pct(latencies, 0.999), 3), errors,
+                      round(client_cpu / max(n, 1) * 1e6, 1),
+                      round(server_cpu / max(n, 1) * 1e6, 1))
 
 
 async def _bench(port: int, creds: list[tuple[str, str]], seconds: float,
-                 loads: tuple[int, ...]) -> list[LoadResult]:
+                 loads: tuple[int, ...], server_pid: int) -> list[LoadResult]:
     url = f"ws://127.0.0.1:{port}/ws-api/v3"
     clients = [await _client(url, k, s) for k, s in creds]
-    await _run_load(clients, 1_000, 1.0)  # warm-up
+    await _run_load(clients, 1_000, 1.0, server_pid)  # warm-up
     results = []
     for offered in (*loads, None):
-        results.append(await _run_load(clients, offered, seconds))
+        results.append(await _run_load(clients, offered, seconds, server_pid))
     for ws in clients:
         await ws.close()
     return results
@@ -197,7 +221,8 @@ def run(clients: int = 8, seconds: float = 5.0, fsync: bool = True,
         proc.start()
         try:
             port, creds = queue.get(timeout=120)
-            return asyncio.run(_bench(port, creds, seconds, loads))
+            assert proc.pid is not None
+            return asyncio.run(_bench(port, creds, seconds, loads, proc.pid))
         finally:
             proc.terminate()
             proc.join(10)
@@ -236,11 +261,12 @@ def run_cli(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps([asdict(r) for r in results], indent=2) + "\n")
         return 0
     sys.stdout.write(f"{'offered':>12} {'orders/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
-                     f"{'p99.9 ms':>9} {'errors':>7}\n")
+                     f"{'p99.9 ms':>9} {'errors':>7} {'client us/o':>12} {'server us/o':>12}\n")
     for r in results:
         offered = f"{r.offered:,}" if r.offered else "saturation"
         sys.stdout.write(f"{offered:>12} {r.orders_per_s:>10,.0f} {r.p50_ms:>8.2f} "
-                         f"{r.p99_ms:>8.2f} {r.p999_ms:>9.2f} {r.errors:>7}\n")
+                         f"{r.p99_ms:>8.2f} {r.p999_ms:>9.2f} {r.errors:>7} "
+                         f"{r.client_us_per_order:>12.1f} {r.server_us_per_order:>12.1f}\n")
     return 0
 
 
