@@ -1,15 +1,24 @@
 """The bridge between the asyncio gateway and the synchronous, single-threaded engine node.
 
 Requests from every session are queued; one consumer task takes *everything queued* (up to
-``max_batch``) and hands it to `EngineNode.submit` on a dedicated engine thread: one group
-commit (one fsync) for the whole batch, then processing. While that thread works, the loop keeps
-parsing and queueing, so the batch size adapts to load by itself: one command per fsync when
-idle (lowest latency), hundreds under load (highest throughput), with no timer to tune.
+``max_batch``) and hands it to `EngineNode.submit`: one group commit (one fsync) for the whole
+batch, then processing. The batch runs on the loop thread, synchronously: while it runs no new
+request is read, so whatever arrived meanwhile forms the next batch, and the batch size adapts
+to load by itself: one command per fsync when idle (lowest latency), hundreds under load
+(highest throughput), with no timer to tune.
+
+Why not a separate engine thread: the engine's work per batch is short (the kernel is compiled;
+an fsync here takes 0.1-0.4 ms), but handing a batch to a thread and back costs two GIL
+hand-offs and a self-pipe wake-up, and under load the engine thread waited up to the
+interpreter's 5 ms switch interval for the GIL. Measured side by side at 10,000 orders/s: the
+server-side ack latency fell from 1.7 ms to 0.5 ms mean, p99 from ~6-14 ms to ~4-5 ms at the
+client, with equal saturation throughput. The cost: a slow disk's fsync stalls the loop (it
+stalled every ack anyway).
 
 When the node returns, the batch's events are applied to the read model (store, market data,
-user streams) on the loop thread *before* any request is answered, so a client that got its ack
-reads its own order. Each request gets ``(seq, timestamp_ns, events of that command)``: the
-command's events are the contiguous run whose ``seq`` equals its sequence.
+user streams) *before* any request is answered, so a client that got its ack reads its own
+order. Each request gets ``(seq, timestamp_ns, events of that command)``: the command's events
+are the contiguous run whose ``seq`` equals its sequence.
 
 Requests are answered by calling their ``Reply`` directly from the batch loop (`submit_cb`),
 not through an asyncio future: a future costs an allocation and two loop callbacks per order,
@@ -29,7 +38,6 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import structlog
@@ -93,10 +101,8 @@ class Bridge:
         """(batch size, submit seconds, fsync seconds, ack latencies) for metrics."""
         self._queue: deque[_Request] = deque()
         self._ack_timeout_s = ack_timeout_s
-        self._inflight: list[_Request] = []
         self._watchdog: asyncio.TimerHandle | None = None
         self._wake = asyncio.Event()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
         self._task: asyncio.Task[None] | None = None
         self._broken: BaseException | None = None
         self._closing = False
@@ -123,9 +129,6 @@ class Bridge:
         for all requests instead of one per request). A late result is then ignored."""
         now = time.perf_counter()
         limit = self._ack_timeout_s
-        for req in self._inflight:
-            if now - req.queued_at > limit:
-                req.fail(errors.unknown_outcome("no acknowledgement in time"))
         for req in self._queue:
             if now - req.queued_at <= limit:
                 break
@@ -152,8 +155,8 @@ class Bridge:
             self._wake.set()
 
     async def call(self, fn: Callable[[EngineNode], T]) -> T:
-        """Run ``fn(node)`` on the engine thread, serialized with the batches."""
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, self.node)
+        """Run ``fn(node)`` between batches (the node is never mid-batch on the loop)."""
+        return fn(self.node)
 
     def _submit_sync(self, commands: list[Command]) -> tuple[int, int, list[Event], float, float]:
         first = self.node.last_seq + 1
@@ -163,54 +166,32 @@ class Bridge:
         ts = self.node.sequencer.last_timestamp_ns or 0
         return first, ts, events, elapsed, self._fsync_s
 
-    def _take(self) -> list[_Request]:
-        queue = self._queue
-        return [queue.popleft() for _ in range(min(len(queue), self._max_batch))]
-
     async def _run(self) -> None:
-        """Two batches in flight at most: while the read model takes batch N's events and its
-        requests are answered (loop thread), batch N+1 is already being journaled and processed
-        (engine thread), so the group commit's I/O and the engine's work overlap the loop's."""
-        loop = asyncio.get_running_loop()
         queue = self._queue
-        batch: list[_Request] = []
-        running: asyncio.Future[tuple[int, int, list[Event], float, float]] | None = None
         while True:
-            if running is None:
-                if not queue:
-                    self._wake.clear()
-                    if self._closing:
-                        return
-                    await self._wake.wait()
-                    continue
-                batch = self._take()
-                self._inflight = batch
-                running = loop.run_in_executor(
-                    self._pool, self._submit_sync, [r.command for r in batch])
+            if not queue:
+                self._wake.clear()
+                if self._closing:
+                    return
+                await self._wake.wait()
+                continue
+            batch = [queue.popleft() for _ in range(min(len(queue), self._max_batch))]
             try:
-                first, ts, events, elapsed, fsync_s = await running
-            except BaseException as exc:  # the journal or engine failed: outcome unknown
+                first, ts, events, elapsed, fsync_s = self._submit_sync(
+                    [r.command for r in batch])
+            except Exception as exc:  # the journal or engine failed: outcome unknown
                 self._broken = exc
                 log.error("engine_submit_failed", error=repr(exc), commands=len(batch))
                 for req in batch:
                     req.fail(errors.unknown_outcome("engine failure"))
                 self._fail_queued()
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
                 return
-            done, running = batch, None
-            if queue and not self._closing:
-                batch = self._take()
-                self._inflight = done + batch
-                running = loop.run_in_executor(
-                    self._pool, self._submit_sync, [r.command for r in batch])
-            else:
-                self._inflight = done
-            self._finish(done, first, ts, events)
-            self._inflight = batch if running is not None else []
+            self._finish(batch, first, ts, events)
             if self._observe is not None:
                 now = time.perf_counter()
-                self._observe(len(done), elapsed, fsync_s, [now - r.queued_at for r in done])
+                self._observe(len(batch), elapsed, fsync_s, [now - r.queued_at for r in batch])
+            if queue:  # arrived during this batch (e.g. from replies): let I/O run first
+                await asyncio.sleep(0)
 
     def _finish(self, batch: list[_Request], first: int, ts: int, events: list[Event]) -> None:
         """Apply a durable, processed batch to the read model, then answer its requests."""
@@ -237,7 +218,7 @@ class Bridge:
             self._queue.popleft().fail(errors.unknown_outcome("shutting down"))
 
     async def close(self) -> None:
-        """Finish the batch in flight, answer the rest 'unknown', stop the engine thread."""
+        """Answer what is still queued 'unknown' and stop the consumer task."""
         self._closing = True
         if self._watchdog is not None:
             self._watchdog.cancel()
@@ -247,4 +228,3 @@ class Bridge:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        self._pool.shutdown(wait=True)
