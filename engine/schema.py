@@ -258,7 +258,8 @@ class SetMarketState(_Command):
 
 
 class Tick(_Command):
-    """Injected by the sequencer when idle: carries journal time only, so GTD expiries and
+    """Journaled by the write path's owner when time must advance without traffic (the gateway:
+    when a dead-man's switch is due): carries journal time only, so GTD expiries and
     dead-man's switches fire on time without any other command."""
 
 
