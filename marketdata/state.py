@@ -18,6 +18,19 @@ Resting state is derived, never read from the engine:
 - ``OrderCancelled``/``OrderExpired`` remove a resting order.
 - ``OrderAmended`` with ``priority_kept`` sets the quantity in place; without it the order
   leaves its level and re-enters as a pending taker at its new price and quantity.
+
+Issue-3 order types (docs/engine-semantics.md):
+
+- Icebergs show only their visible slice: a resting iceberg joins with ``min(display, open)``;
+  a fill that empties the slice takes the order off its level and ``IcebergRefreshed`` puts it
+  back at the end of the level with the new slice. Their open (hidden included) quantity is
+  tracked to cap the slice when an amend keeps priority.
+- Conditional orders are not on the book while they wait. ``OrderTriggered`` makes one a taker
+  (the taker before it in the same command rests first: the cascade runs after it); a GTC/GTD
+  limit kind rests with what it did not fill.
+- ``SelfTradePrevented`` with DECREMENT shrinks the maker in place (and the taker) without a
+  trade; the EXPIRE modes are followed by the expiries they cause. A quote-budget taker has no
+  quantity to decrement: the engine treats DECREMENT as EXPIRE_TAKER for it.
 """
 
 from __future__ import annotations
@@ -28,13 +41,19 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from engine.schema import (
+    CONDITIONAL_TYPES,
+    LIMIT_CONDITIONAL_TYPES,
     AssetCreated,
+    IcebergRefreshed,
     MarketCreated,
     OrderAccepted,
     OrderAmended,
     OrderCancelled,
     OrderExpired,
+    OrderTriggered,
     OrderType,
+    SelfTradePrevented,
+    StpMode,
     Trade,
 )
 from marketdata.book import BUY, SELL, Book
@@ -97,6 +116,31 @@ class _Pending:
         self.qty = qty
 
 
+class _Waiting:
+    """A conditional order waiting for its trigger (not on the book)."""
+
+    __slots__ = ("qty", "quote", "rests", "side")
+
+    def __init__(self, side: int, qty: int, rests: bool, quote: bool) -> None:
+        self.side = side
+        self.qty = qty
+        self.rests = rests
+        """A GTC/GTD limit kind: once triggered, what it does not fill rests."""
+        self.quote = quote
+        """A quote-budget buy (market kind): no base quantity."""
+
+
+class _Iceberg:
+    """An open iceberg: the slice size and the open quantity, hidden part included."""
+
+    __slots__ = ("display", "open", "side")
+
+    def __init__(self, side: int, display: int, open_qty: int) -> None:
+        self.side = side
+        self.display = display
+        self.open = open_qty
+
+
 class MarketDataState:
     """Books, trades, candles and tickers for every market, fed with event batches."""
 
@@ -111,6 +155,10 @@ class MarketDataState:
         self._pending: dict[int, _Pending] = {}
         self._runs: list[MarketState] = []
         """Markets with a `TradeRun` pending (all of one journal time)."""
+        self._waiting: dict[int, _Waiting] = {}
+        self._icebergs: dict[int, _Iceberg] = {}
+        self._quote_takers: set[int] = set()
+        """Quote-budget takers of the command being applied."""
         self._next_close_ms = 0
         self.on_market_created: list[Callable[[MarketState], None]] = []
         self._handlers: dict[type, Callable[[int, Any], None]] = {
@@ -121,6 +169,9 @@ class MarketDataState:
             OrderCancelled: self._gone,
             OrderExpired: self._gone,
             OrderAmended: self._amended,
+            OrderTriggered: self._triggered,
+            IcebergRefreshed: self._refreshed,
+            SelfTradePrevented: self._prevented,
         }
 
     # ---- feeding ------------------------------------------------------------------------
@@ -144,6 +195,8 @@ class MarketDataState:
                     handler(seq, event)
             if self._pending:
                 self._rest_pending(seq)
+            if self._quote_takers:
+                self._quote_takers.clear()
             self.last_seq = seq
         if self._runs:
             self._flush_runs()
@@ -222,6 +275,66 @@ class MarketDataState:
             self._pending[ev.order_id] = _Pending(
                 ev.order_id, ev.market_id, ev.side, ev.price_atoms, ev.qty_atoms
             )
+            if ev.display_qty_atoms:
+                self._icebergs[ev.order_id] = _Iceberg(ev.side, ev.display_qty_atoms,
+                                                       ev.qty_atoms)
+        elif ev.order_type in CONDITIONAL_TYPES:
+            self._waiting[ev.order_id] = _Waiting(
+                ev.side, ev.qty_atoms,
+                ev.order_type in LIMIT_CONDITIONAL_TYPES and ev.time_in_force in _RESTING_TIF,
+                ev.quote_qty_atoms > 0,
+            )
+        elif ev.quote_qty_atoms:
+            self._quote_takers.add(ev.order_id)
+
+    def _triggered(self, seq: int, ev: OrderTriggered) -> None:
+        # The taker before it in this command (if any) has finished and rests first.
+        if self._pending:
+            self._rest_pending(seq)
+        waiting = self._waiting.pop(ev.order_id, None)
+        if waiting is None:
+            return
+        if waiting.quote:
+            self._quote_takers.add(ev.order_id)
+        if waiting.rests:
+            self._pending[ev.order_id] = _Pending(
+                ev.order_id, ev.market_id, waiting.side, ev.price_atoms, waiting.qty
+            )
+
+    def _refreshed(self, seq: int, ev: IcebergRefreshed) -> None:
+        iceberg = self._icebergs.get(ev.order_id)
+        if iceberg is None:
+            return
+        book = self.markets[ev.market_id].book
+        if ev.order_id in book:
+            book.remove(seq, ev.order_id, "refreshed")
+        book.add(seq, ev.order_id, iceberg.side, ev.price_atoms, ev.visible_qty_atoms)
+
+    def _prevented(self, seq: int, ev: SelfTradePrevented) -> None:
+        if ev.stp_mode != StpMode.DECREMENT or ev.taker_order_id in self._quote_takers:
+            return  # the EXPIRE modes: the expiries that follow say what left
+        qty = ev.qty_atoms
+        pending = self._pending.get(ev.taker_order_id)
+        if pending is not None:
+            pending.qty -= qty
+        self._shrink_iceberg(ev.taker_order_id, qty)
+        self._shrink_iceberg(ev.maker_order_id, qty)
+        book = self.markets[ev.market_id].book
+        current = book.order(ev.maker_order_id)
+        if current is None:
+            return
+        left = current[2] - qty
+        if left > 0:
+            book.reduce_in_place(seq, ev.maker_order_id, left)
+        else:  # an emptied slice: IcebergRefreshed or its expiry follows
+            book.remove(seq, ev.maker_order_id, "prevented")
+
+    def _shrink_iceberg(self, order_id: int, qty: int) -> None:
+        iceberg = self._icebergs.get(order_id)
+        if iceberg is not None:
+            iceberg.open -= qty
+            if iceberg.open <= 0:
+                del self._icebergs[order_id]
 
     def _trade(self, seq: int, ev: Trade) -> None:
         market = self.markets[ev.market_id]
@@ -229,6 +342,9 @@ class MarketDataState:
         pending = self._pending.get(ev.taker_order_id)
         if pending is not None:
             pending.qty -= ev.qty_atoms
+        if self._icebergs:
+            self._shrink_iceberg(ev.maker_order_id, ev.qty_atoms)
+            self._shrink_iceberg(ev.taker_order_id, ev.qty_atoms)
         time_ms = self.last_ts_ns // 1_000_000
         record = TradeRecord(
             ev.trade_id, ev.price_atoms, ev.qty_atoms, ev.quote_atoms, time_ms,
@@ -245,7 +361,11 @@ class MarketDataState:
         run.add(ev.trade_id, ev.price_atoms, ev.qty_atoms, ev.quote_atoms, ev.taker_side == BUY)
 
     def _gone(self, seq: int, ev: OrderCancelled | OrderExpired) -> None:
+        if self._icebergs:
+            self._icebergs.pop(ev.order_id, None)
         if self._pending.pop(ev.order_id, None) is not None:
+            return
+        if self._waiting and self._waiting.pop(ev.order_id, None) is not None:
             return
         reason = "canceled" if isinstance(ev, OrderCancelled) else "expired"
         market = self.markets.get(ev.market_id)
@@ -254,8 +374,15 @@ class MarketDataState:
 
     def _amended(self, seq: int, ev: OrderAmended) -> None:
         book = self.markets[ev.market_id].book
+        iceberg = self._icebergs.get(ev.order_id)
+        if iceberg is not None:
+            iceberg.open = ev.qty_atoms
         if ev.priority_kept:
-            book.reduce_in_place(seq, ev.order_id, ev.qty_atoms)
+            shown = ev.qty_atoms
+            if iceberg is not None:  # the slice is capped at the new quantity
+                current = book.order(ev.order_id)
+                shown = min(shown, current[2]) if current is not None else shown
+            book.reduce_in_place(seq, ev.order_id, shown)
             return
         current = book.order(ev.order_id)
         if current is None:
@@ -266,7 +393,10 @@ class MarketDataState:
         )
 
     def _rest_pending(self, seq: int) -> None:
+        icebergs = self._icebergs
         for p in self._pending.values():
             if p.qty > 0:
-                self.markets[p.market_id].book.add(seq, p.order_id, p.side, p.price, p.qty)
+                iceberg = icebergs.get(p.order_id) if icebergs else None
+                shown = p.qty if iceberg is None else min(iceberg.display, p.qty)
+                self.markets[p.market_id].book.add(seq, p.order_id, p.side, p.price, shown)
         self._pending.clear()

@@ -24,6 +24,7 @@ from engine.schema import (
     CreateAsset,
     CreateMarket,
     Deposit,
+    EngineConfig,
     OrderType,
     PlaceOrder,
     SetDeadMansSwitch,
@@ -45,6 +46,15 @@ MARKETS = (
     (1, ETH, USDT, 10_000, 10**14, 50),  # ETH-USDT: qtl 1
     (2, ETH, BTC, 100, 10**16, 30),  # ETH-BTC: 1e-6 BTC tick, 0.01 ETH lot, qtl 1
 )
+ISSUE3_CONFIGS = (
+    EngineConfig(max_accounts=16, max_assets=4, max_markets=4, max_orders=4096,
+                 max_levels_per_side=1024),
+    EngineConfig(max_accounts=8, max_assets=4, max_markets=4, max_orders=24,
+                 max_levels_per_side=6, max_open_orders_per_account=8, max_fills_per_order=5,
+                 max_triggers_per_command=2),
+)
+"""Engines for consumers of ``issue3`` streams: roomy, and small enough that the bounds (open
+orders, levels, fills, triggers per command) are reached by short streams."""
 _FEE_PPM = st.sampled_from([0, 0, 100, 1_000, 2_500, 7_000])
 _ODD_INT = st.sampled_from([0, -1, -(10**6), MAX_AMOUNT_ATOMS, MAX_AMOUNT_ATOMS + 1, 2**63 - 1])
 

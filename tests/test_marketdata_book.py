@@ -9,9 +9,18 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.core.compiled import CompiledEngine
-from engine.schema import Trade, decode_command
+from engine.schema import (
+    EngineConfig,
+    IcebergRefreshed,
+    OrderTriggered,
+    SelfTradePrevented,
+    Trade,
+    decode_command,
+)
 from marketdata import wire
 from marketdata.book import BUY, SELL
 from marketdata.candles import INTERVALS_MS
@@ -26,6 +35,7 @@ from tests.marketdata_support import (
     random_commands,
     start,
 )
+from tests.streams import ISSUE3_CONFIGS, Record, command_streams
 
 
 def test_l3_and_l2_equal_engine_image_after_every_batch(tmp_path: Path) -> None:
@@ -227,3 +237,56 @@ def test_checksum_string_is_built_as_documented() -> None:
     bids = [["29999.990000", "0.00010000"]]
     text = "30000010000" "1000000" "30000020000" "150000000" "29999990000" "10000"
     assert wire.checksum_of_levels(asks, bids) == zlib.crc32(text.encode())
+
+
+# ---- issue-3 order types: icebergs, conditional orders, self-trade prevention ---------------
+
+
+def test_book_equals_engine_with_icebergs_stops_and_stp(tmp_path: Path) -> None:
+    """Icebergs show only their slice and refresh at the back, waiting stops are off the book and
+    triggered ones join it, DECREMENT shrinks the resting order: after every batch the L3 and L2
+    books equal the engine image's visible quantities, and replay rebuilds the same book."""
+    rng = random.Random(21)
+    service = MarketDataService()
+    seen: dict[type, int] = {}
+    decrements = 0
+    with make_node(tmp_path) as node:
+        start(node, service)
+        image = node.engine.image()
+        for _ in range(400):
+            events = service.feed_from_node(
+                node, random_commands(rng, image, rng.randint(1, 40), issue3=True))
+            for ev in events:
+                seen[type(ev)] = seen.get(type(ev), 0) + 1
+                decrements += isinstance(ev, SelfTradePrevented) and ev.stp_mode == 4
+            image = node.engine.image()
+            assert l3_of_state(service.state) == l3_of_image(image)
+            for market_id, market in service.state.markets.items():
+                bids, asks = l2_of_image(image, market_id)
+                assert market.book.depth(BUY, 10_000) == sorted(bids.items(), reverse=True)
+                assert market.book.depth(SELL, 10_000) == sorted(asks.items())
+        records = list(node.journal.read_from(1, node.last_seq))
+    assert seen.get(IcebergRefreshed, 0) > 20 and seen.get(OrderTriggered, 0) > 20
+    assert decrements > 5 and any(o.visible_qty_atoms < o.qty_atoms for o in image.orders)
+    assert image.conditional_orders, "some stops should still be waiting"
+    rebuilt = MarketDataState()
+    engine = CompiledEngine()
+    for s, t, p in records:
+        rebuilt.apply([(s, t, engine.process([(s, t, decode_command(p))]))])
+    assert l3_of_state(rebuilt) == l3_of_state(service.state)
+
+
+
+
+@settings(max_examples=150)
+@given(records=command_streams(max_commands=80, issue3=True),
+       config=st.sampled_from(ISSUE3_CONFIGS))
+def test_book_equals_engine_on_issue3_streams(records: list[Record],
+                                              config: EngineConfig) -> None:
+    """The differential tests' streams (every order type, market states, GTD, dead-man's
+    switches, small bounds): the market-data book equals the engine's after every command."""
+    engine = CompiledEngine(config)
+    state = MarketDataState()
+    for record in records:
+        state.apply([(record[0], record[1], engine.process([record]))])
+        assert l3_of_state(state) == l3_of_image(engine.image()), record

@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import msgspec
+import pytest
 from aiohttp import web
 
 from marketdata.app import create_app
@@ -93,14 +94,20 @@ def test_client_keeps_an_exact_book_detects_gaps_and_resyncs(tmp_path: Path) -> 
     asyncio.run(run())
 
 
-def test_l3_stream_rebuilds_every_order(tmp_path: Path) -> None:
+@pytest.mark.parametrize("issue3", [False, True])
+def test_l3_stream_rebuilds_every_order(tmp_path: Path, issue3: bool) -> None:
+    """The L3 ops (open, fill, amend, done) rebuild every resting order; with ``issue3`` the
+    flow has icebergs (a refresh is a fill to 0 then an open at the back), triggered stops and
+    STP decrements (an amend in place)."""
+
     async def run() -> None:
         service = MarketDataService()
         with make_node(tmp_path) as node:
             start(node, service)
             rng = random.Random(9)
             for _ in range(50):
-                service.feed_from_node(node, random_commands(rng, node.engine.image(), 20))
+                service.feed_from_node(node, random_commands(rng, node.engine.image(), 20,
+                                                             issue3=issue3))
             async with serve(service) as url, aiohttp.ClientSession() as session:
                 ws = await session.ws_connect(f"{url}/stream?streams=btcusdt@l3")
                 while service.hub.subscriber_count < 1:
@@ -116,7 +123,8 @@ def test_l3_stream_rebuilds_every_order(tmp_path: Path) -> None:
                 info = service.state.markets[0].info
                 for _ in range(100):
                     before = service.l3_update_id(0)
-                    service.feed_from_node(node, random_commands(rng, node.engine.image(), 20))
+                    service.feed_from_node(node, random_commands(rng, node.engine.image(), 20,
+                                                                 issue3=issue3))
                     if service.l3_update_id(0) != before:
                         msg = await ws.receive_json(timeout=5)
                         assert msg["stream"] == "btcusdt@l3"
@@ -136,7 +144,7 @@ def test_l3_stream_rebuilds_every_order(tmp_path: Path) -> None:
                                 del orders[oid]
                     image = node.engine.image()
                     expected = {str(o.order_id): [o.side, info.price(o.price_atoms),
-                                                  info.qty(o.qty_atoms)]
+                                                  info.qty(o.visible_qty_atoms)]
                                 for o in image.orders if o.market_id == 0}
                     assert orders == expected
                 assert any(oid for oid, *_ in l3_of_image(image))
