@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from engine.schema import (
+    CONDITIONAL_TYPES,
     AccountCreated,
     AssetCreated,
     DeadMansSwitchFired,
@@ -30,8 +31,12 @@ from engine.schema import (
     OrderCancelled,
     OrderExpired,
     OrderRejected,
+    OrderTriggered,
+    OrderType,
     Posting,
+    SelfTradePrevented,
     Side,
+    StpMode,
     Trade,
 )
 from engine.schema import (
@@ -47,6 +52,8 @@ HISTORY_TRADES: Final = 5_000
 NEW, PARTIALLY_FILLED, FILLED = "NEW", "PARTIALLY_FILLED", "FILLED"
 CANCELED, EXPIRED, EXPIRED_IN_MATCH = "CANCELED", "EXPIRED", "EXPIRED_IN_MATCH"
 Batch = tuple[int, int, Sequence[Any]]
+_MARKET: Final = int(OrderType.MARKET)
+_LIMIT_MAKER: Final = int(OrderType.LIMIT_MAKER)
 
 
 @dataclass(slots=True)
@@ -66,10 +73,44 @@ class OrderRecord:
     cum_quote: int = 0
     status: str = NEW
     update_ns: int = 0
+    stop_price: int = 0
+    trailing_delta: int = 0
+    iceberg_qty: int = 0
+    stp_mode: int = 0
+    working_ns: int = 0
+    """0: working (on the book or taking) since ``time_ns``; -1: a conditional order waiting
+    for its trigger (not on the book); else the journal time it was triggered."""
+    prevented_qty: int = 0
+    """Quantity removed by self-trade prevention; open = orig - executed - prevented."""
+    prevented_match_id: int = -1
+    """The last prevented match this order was part of (-1: none)."""
+    prevented_matches: list[PreventedMatch] | None = None
+    """As the taker: the matches its own command prevented (for the order.place answer)."""
 
     @property
     def is_open(self) -> bool:
         return self.status in (NEW, PARTIALLY_FILLED)
+
+    @property
+    def is_working(self) -> bool:
+        return self.working_ns != -1
+
+    @property
+    def working_time_ns(self) -> int:
+        """When it started working (-1 while waiting for its trigger)."""
+        return self.time_ns if self.working_ns == 0 else self.working_ns
+
+
+@dataclass(slots=True)
+class PreventedMatch:
+    """One self-trade prevention, as the dialect reports it in the taker's ``preventedMatches``
+    (quantities are None where the mode leaves that side untouched)."""
+
+    match_id: int
+    maker_order_id: int
+    price: int
+    taker_qty: int | None
+    maker_qty: int | None
 
 
 @dataclass(slots=True)
@@ -100,6 +141,11 @@ class Report:
     is_maker: bool = False
     snapshot: tuple[int, int, int, int, str] = (0, 0, 0, 0, "")
     """(price, orig_qty, executed, cum_quote, status) at the time of the change."""
+    working_ns: int = 0
+    """The order's working time at the change (-1: waiting for its trigger)."""
+    prevented: tuple[int, int, int, int] | None = None
+    """TRADE_PREVENTION: (prevented match id, prevented quantity so far, quantity prevented by
+    this match, the other order's id)."""
 
 
 @dataclass(slots=True)
@@ -131,6 +177,10 @@ class Store:
         """account_id -> fire_at_ns of its armed dead-man's switch (journal time), folded from
         the engine's events so a restart knows what is armed (`gateway.deadman` ticks on it)."""
         self._ts = 0
+        self._stp_ids: dict[int, int] = {}
+        """market_id -> next prevented match id (0, 1, 2, ... per market, as the dialect)."""
+        self._stp_last: dict[int, tuple[int, int]] = {}
+        """order_id -> (quantity, other order id) of a prevention its expiry will report."""
         self._handlers = {
             AssetCreated: self._asset,
             MarketCreated: self._market,
@@ -141,6 +191,8 @@ class Store:
             OrderCancelled: self._cancelled,
             OrderExpired: self._expired,
             OrderAmended: self._amended,
+            OrderTriggered: self._triggered,
+            SelfTradePrevented: self._prevented,
             OrderRejected: None,
             Posting: self._posting,
             DeadMansSwitchSet: self._dms_set,
@@ -168,6 +220,8 @@ class Store:
         for o in quote_takers:
             if o.is_open:
                 self._close(o, FILLED, None)
+        if self._stp_last:
+            self._stp_last.clear()
         self.last_seq = max(self.last_seq, through_seq)
         self.last_ts_ns = ts
 
@@ -198,13 +252,76 @@ class Store:
             time_in_force=ev.time_in_force, price=ev.price_atoms, orig_qty=ev.qty_atoms,
             orig_quote_qty=ev.quote_qty_atoms, time_ns=self._ts, update_ns=self._ts,
         )
+        if ev.order_type > _LIMIT_MAKER or ev.display_qty_atoms or ev.stp_mode:
+            self._order_extras(o, ev)
         acct = self.accounts[ev.account_id]
         self.orders[o.order_id] = o
         acct.open_orders[o.order_id] = o
         if o.client_order_id:
             acct.open_client_ids[o.client_order_id] = o.order_id
         self._report(o, "NEW")
-        return o if ev.quote_qty_atoms else None
+        return o if ev.quote_qty_atoms and ev.order_type == _MARKET else None
+
+    @staticmethod
+    def _order_extras(o: OrderRecord, ev: OrderAccepted) -> None:
+        """Issue-3 fields; a conditional order waits for its trigger, off the book."""
+        o.stop_price = ev.stop_price_atoms
+        o.trailing_delta = ev.trailing_delta_bps
+        o.iceberg_qty = ev.display_qty_atoms
+        o.stp_mode = ev.stp_mode
+        if ev.order_type in CONDITIONAL_TYPES:
+            o.working_ns = -1
+
+    def _triggered(self, ev: OrderTriggered) -> OrderRecord | None:
+        """A conditional order fires: it now works as a taker at ``price_atoms`` (0 = market).
+        Reported as NEW with isWorking true. A quote-budget buy (market kind) never rests, so
+        like a MARKET buy by quote amount it is filled unless an expiry closes it first."""
+        o = self.orders.get(ev.order_id)
+        if o is None:
+            return None
+        o.working_ns = self._ts
+        o.price = ev.price_atoms
+        o.update_ns = self._ts
+        self._report(o, "NEW")
+        return o if o.orig_quote_qty else None
+
+    def _prevented(self, ev: SelfTradePrevented) -> None:
+        """Self-trade prevention. Prevented quantity, as the dialect counts it: DECREMENT takes
+        the prevented quantity off both orders; the EXPIRE modes take the whole open quantity
+        of the order(s) they expire (their OrderExpired follows). A quote-budget taker has no
+        base quantity: the engine treats DECREMENT as EXPIRE_TAKER for it."""
+        taker = self.orders.get(ev.taker_order_id)
+        maker = self.orders.get(ev.maker_order_id)
+        match_id = self._stp_ids.get(ev.market_id, 0)
+        self._stp_ids[ev.market_id] = match_id + 1
+        mode = ev.stp_mode
+        if mode == StpMode.DECREMENT and taker is not None and not taker.orig_qty:
+            mode = StpMode.EXPIRE_TAKER
+        taker_qty = maker_qty = None
+        if mode == StpMode.DECREMENT:
+            taker_qty = maker_qty = ev.qty_atoms
+        else:
+            if mode in (StpMode.EXPIRE_TAKER, StpMode.EXPIRE_BOTH) and taker is not None:
+                taker_qty = _open_qty(taker)
+            if mode in (StpMode.EXPIRE_MAKER, StpMode.EXPIRE_BOTH) and maker is not None:
+                maker_qty = _open_qty(maker)
+        for o, qty, other in ((taker, taker_qty, ev.maker_order_id),
+                              (maker, maker_qty, ev.taker_order_id)):
+            if o is None or qty is None:
+                continue
+            o.prevented_qty += qty
+            o.prevented_match_id = match_id
+            o.update_ns = self._ts
+            if mode == StpMode.DECREMENT and _open_qty(o) > 0:
+                self._report(o, "TRADE_PREVENTION", (match_id, o.prevented_qty, qty, other))
+            else:  # its OrderExpired follows in this command and reports the prevention
+                self._stp_last[o.order_id] = (qty, other)
+        if taker is not None:
+            if taker.prevented_matches is None:
+                taker.prevented_matches = []
+            taker.prevented_matches.append(PreventedMatch(
+                match_id, ev.maker_order_id, maker.price if maker is not None else 0,
+                taker_qty, maker_qty))
 
     def _fill(self, o: OrderRecord, t: Trade, maker: bool) -> None:
         o.executed += t.qty_atoms
@@ -217,12 +334,12 @@ class Store:
             price=t.price_atoms, qty=t.qty_atoms, quote=t.quote_atoms, commission=fee,
             is_buyer=o.side == Side.BUY, is_maker=maker, time_ns=self._ts,
         ))
-        done = o.orig_qty and o.executed >= o.orig_qty
+        done = o.orig_qty and o.executed + o.prevented_qty >= o.orig_qty
         o.status = FILLED if done else PARTIALLY_FILLED
         if o.account_id in self.watched:
             self.reports.append(Report(
                 o, "TRADE", self._ts, t.qty_atoms, t.price_atoms, fee, t.trade_id, maker,
-                (o.price, o.orig_qty, o.executed, o.cum_quote, o.status)))
+                (o.price, o.orig_qty, o.executed, o.cum_quote, o.status), o.working_time_ns))
         if done:
             self._close(o, FILLED, None)
 
@@ -243,7 +360,10 @@ class Store:
         o = self.orders.get(ev.order_id)
         if o is not None and o.is_open:
             if ev.reason == ER.SELF_TRADE_PREVENTED:
-                self._close(o, EXPIRED_IN_MATCH, "TRADE_PREVENTION")
+                last, other = self._stp_last.pop(o.order_id, (0, 0))
+                self._close(o, EXPIRED_IN_MATCH, None)
+                self._report(o, "TRADE_PREVENTION",
+                             (o.prevented_match_id, o.prevented_qty, last, other))
             else:
                 self._close(o, EXPIRED, "EXPIRED")
 
@@ -252,7 +372,7 @@ class Store:
         if o is None:
             return
         o.price = ev.price_atoms
-        o.orig_qty = o.executed + ev.qty_atoms
+        o.orig_qty = o.executed + o.prevented_qty + ev.qty_atoms
         o.update_ns = self._ts
         self._report(o, "REPLACED")
 
@@ -298,11 +418,13 @@ class Store:
         if exec_type is not None:
             self._report(o, exec_type)
 
-    def _report(self, o: OrderRecord, exec_type: str) -> None:
+    def _report(self, o: OrderRecord, exec_type: str,
+                prevented: tuple[int, int, int, int] | None = None) -> None:
         if o.account_id in self.watched:
             self.reports.append(Report(
                 o, exec_type, self._ts,
-                snapshot=(o.price, o.orig_qty, o.executed, o.cum_quote, o.status)))
+                snapshot=(o.price, o.orig_qty, o.executed, o.cum_quote, o.status),
+                working_ns=o.working_time_ns, prevented=prevented))
 
     # ---- queries --------------------------------------------------------------------------
 
@@ -347,3 +469,8 @@ class Store:
         reports, dirty = self.reports, self.dirty_balances
         self.reports, self.dirty_balances = [], {}
         return reports, dirty
+
+
+def _open_qty(o: OrderRecord) -> int:
+    """Base quantity still open (0 for a quote-budget order, which has none)."""
+    return max(0, o.orig_qty - o.executed - o.prevented_qty) if o.orig_qty else 0

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from engine.schema import OrderType, Side, TimeInForce
+from engine.schema import CONDITIONAL_TYPES
 from gateway.clientids import ClientIdBook
+from gateway.dialect import SIDE_NAMES, STP_NAMES, TIF_NAMES, TYPE_NAMES
 from gateway.markets import Market, atoms_to_decimal
-from gateway.store import AccountView, OrderRecord, Report, Store, TradeRecord
+from gateway.store import AccountView, OrderRecord, PreventedMatch, Report, Store, TradeRecord
 
-SIDES: Final = {Side.BUY: "BUY", Side.SELL: "SELL"}
-TYPES: Final = {OrderType.LIMIT: "LIMIT", OrderType.MARKET: "MARKET",
-                OrderType.LIMIT_MAKER: "LIMIT_MAKER"}
-TIFS: Final = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.FOK: "FOK",
-               TimeInForce.GTD: "GTD"}
+SIDES: Final = SIDE_NAMES
+TYPES: Final = TYPE_NAMES
+TIFS: Final = TIF_NAMES
 
 
 def ms(ns: int) -> int:
@@ -39,15 +38,32 @@ def order(o: OrderRecord, m: Market, ids: ClientIdBook) -> dict[str, Any]:
         "timeInForce": TIFS.get(o.time_in_force, "GTC"),
         "type": TYPES.get(o.order_type, "LIMIT"),
         "side": SIDES.get(o.side, "BUY"),
-        "stopPrice": m.price(0),
-        "icebergQty": m.qty(0),
+        "stopPrice": m.price(o.stop_price),
+        "icebergQty": m.qty(o.iceberg_qty),
         "time": ms(o.time_ns),
         "updateTime": ms(o.update_ns),
-        "isWorking": True,
-        "workingTime": ms(o.time_ns),
+        "isWorking": o.is_working,
+        "workingTime": _working_ms(o.working_time_ns),
         "origQuoteOrderQty": m.quote_amount(o.orig_quote_qty),
-        "selfTradePreventionMode": "NONE",
-    }
+        "selfTradePreventionMode": STP_NAMES.get(o.stp_mode, "NONE"),
+    } | _optional_fields(o, m)
+
+
+def _working_ms(ns: int) -> int:
+    return -1 if ns == -1 else ms(ns)
+
+
+def _optional_fields(o: OrderRecord, m: Market) -> dict[str, Any]:
+    """The dialect's conditional fields: trailing stops, and orders self-trade prevention
+    touched (expired in match, or decremented)."""
+    out: dict[str, Any] = {}
+    if o.trailing_delta:
+        out["trailingDelta"] = o.trailing_delta
+        out["trailingTime"] = ms(o.time_ns)  # trails from its placement
+    if o.prevented_match_id >= 0:
+        out["preventedMatchId"] = o.prevented_match_id
+        out["preventedQuantity"] = m.qty(o.prevented_qty)
+    return out
 
 
 def order_result(
@@ -74,23 +90,48 @@ def order_result(
         "timeInForce": TIFS.get(o.time_in_force, "GTC"),
         "type": TYPES.get(o.order_type, "LIMIT"),
         "side": SIDES.get(o.side, "BUY"),
-        "workingTime": ms(o.time_ns),
-        "selfTradePreventionMode": "NONE",
+        "workingTime": _working_ms(o.working_time_ns),
+        "selfTradePreventionMode": STP_NAMES.get(o.stp_mode, "NONE"),
     })
+    if o.order_type in CONDITIONAL_TYPES:
+        out["stopPrice"] = m.price(o.stop_price)
+    if o.iceberg_qty:
+        out["icebergQty"] = m.qty(o.iceberg_qty)
+    if o.trailing_delta:
+        out["trailingDelta"] = o.trailing_delta
+        out["trailingTime"] = ms(o.time_ns)
+    if o.prevented_match_id >= 0:
+        out["preventedQuantity"] = m.qty(o.prevented_qty)
     if resp_type == "FULL":
         out["fills"] = [{
             "price": m.price(price), "qty": m.qty(qty),
             "commission": m.quote_amount(fee), "commissionAsset": m.quote.symbol,
             "tradeId": trade_id,
         } for price, qty, fee, trade_id in fills]
+        if o.prevented_matches:
+            out["preventedMatches"] = [_prevented_match(p, m) for p in o.prevented_matches]
+    return out
+
+
+def _prevented_match(p: PreventedMatch, m: Market) -> dict[str, Any]:
+    out: dict[str, Any] = {"preventedMatchId": p.match_id, "makerOrderId": p.maker_order_id,
+                           "price": m.price(p.price)}
+    if p.taker_qty is not None:
+        out["takerPreventedQuantity"] = m.qty(p.taker_qty)
+    if p.maker_qty is not None:
+        out["makerPreventedQuantity"] = m.qty(p.maker_qty)
     return out
 
 
 def cancelled(o: OrderRecord, m: Market, ids: ClientIdBook, orig_client_id: str | None,
               transact_ns: int) -> dict[str, Any]:
     out = order(o, m, ids)
-    for k in ("time", "updateTime", "isWorking", "workingTime", "stopPrice", "icebergQty"):
+    for k in ("time", "updateTime", "isWorking", "workingTime", "trailingTime"):
         out.pop(k, None)
+    if o.order_type not in CONDITIONAL_TYPES:
+        del out["stopPrice"]  # present only if the order has one (the dialect)
+    if not o.iceberg_qty:
+        del out["icebergQty"]
     out["origClientOrderId"] = orig_client_id or out["clientOrderId"]
     out["transactTime"] = ms(transact_ns)
     return out
@@ -139,20 +180,31 @@ def account(store: Store, account_id: int, can_trade: bool, can_withdraw: bool,
 def execution_report(r: Report, m: Market, ids: ClientIdBook, now_ms: int) -> dict[str, Any]:
     o = r.order
     price, orig, executed, cum_quote, status = r.snapshot
-    return {
+    working = status in ("NEW", "PARTIALLY_FILLED") and r.working_ns != -1
+    out = {
         "e": "executionReport", "E": now_ms, "s": m.wire,
         "c": ids.display(o.client_order_id, o.order_id),
         "S": SIDES.get(o.side, "BUY"), "o": TYPES.get(o.order_type, "LIMIT"),
         "f": TIFS.get(o.time_in_force, "GTC"), "q": m.qty(orig), "p": m.price(price),
-        "P": m.price(0), "F": m.qty(0), "g": -1, "C": "", "x": r.exec_type, "X": status,
+        "P": m.price(o.stop_price), "F": m.qty(o.iceberg_qty), "g": -1, "C": "",
+        "x": r.exec_type, "X": status,
         "r": "NONE", "i": o.order_id, "l": m.qty(r.last_qty), "z": m.qty(executed),
         "L": m.price(r.last_price), "n": m.quote_amount(r.commission),
         "N": m.quote.symbol if r.commission else None, "T": ms(r.time_ns), "t": r.trade_id,
-        "I": 0, "w": status in ("NEW", "PARTIALLY_FILLED"), "m": r.is_maker, "M": False,
+        "I": 0, "w": working, "m": r.is_maker, "M": False,
         "O": ms(o.time_ns), "Z": m.quote_amount(cum_quote),
         "Y": m.quote_amount(r.last_qty * r.last_price // 10**m.base.decimals),
-        "Q": m.quote_amount(o.orig_quote_qty), "W": ms(o.time_ns), "V": "NONE",
+        "Q": m.quote_amount(o.orig_quote_qty), "V": STP_NAMES.get(o.stp_mode, "NONE"),
     }
+    if r.working_ns != -1:
+        out["W"] = ms(r.working_ns)  # the dialect: only once the order works
+    if o.trailing_delta:
+        out["d"] = o.trailing_delta
+        out["D"] = ms(o.time_ns)
+    if r.prevented is not None:
+        match_id, total, last, other = r.prevented
+        out.update({"v": match_id, "A": m.qty(total), "B": m.qty(last), "U": other})
+    return out
 
 
 def account_position(store: Store, account_id: int, assets: set[int], ts_ms: int,
