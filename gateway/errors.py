@@ -132,6 +132,16 @@ _REJECT_MAP: Final[dict[int, tuple[int, str]]] = {
     Reject.UNKNOWN_MARKET: (BAD_SYMBOL, "Invalid symbol."),
     Reject.UNKNOWN_ACCOUNT: (REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action."),
     Reject.INVALID_AMEND: (AMEND_REJECTED, "Order amend rejected: nothing to change."),
+    # Issue 3 order types: the stop price is compared with the last trade price, which only
+    # the engine knows for sure, so this one is the engine's to refuse.
+    Reject.INVALID_STOP_PRICE: (ORDER_REJECTED, "Order would trigger immediately."),
+    Reject.NO_REFERENCE_PRICE: (
+        ORDER_REJECTED, "Trailing stop orders need a last trade price; this symbol has not "
+        "traded yet."),
+    Reject.INVALID_TRAILING_DELTA: (FILTER_FAILURE, "Filter failure: TRAILING_DELTA"),
+    Reject.INVALID_DISPLAY_QTY: (FILTER_FAILURE, "IcebergQty exceeds QTY."),
+    Reject.INVALID_STP_MODE: (
+        FILTER_FAILURE, "This symbol does not allow the specified self-trade prevention mode."),
 }
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from engine.schema import MAX_AMOUNT_ATOMS, MarketState
-from gateway import errors
+from gateway import dialect, errors
 
 DECIMAL_RE: Final = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 DECIMAL_LEGAL: Final = r"^([0-9]{1,20})(\.[0-9]{1,20})?$"
@@ -174,12 +174,12 @@ class Market:
             "quoteAssetPrecision": self.quote.decimals,
             "baseCommissionPrecision": self.base.decimals,
             "quoteCommissionPrecision": self.quote.decimals,
-            "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
-            "icebergAllowed": False,
+            "orderTypes": list(dialect.ORDER_TYPES),
+            "icebergAllowed": True,
             "ocoAllowed": False,
             "otoAllowed": False,
             "quoteOrderQtyMarketAllowed": True,
-            "allowTrailingStop": False,
+            "allowTrailingStop": True,
             "cancelReplaceAllowed": True,
             "amendAllowed": True,
             "isSpotTradingAllowed": True,
@@ -195,11 +195,16 @@ class Market:
                  "applyMinToMarket": True, "maxNotional": self.quote_amount(MAX_AMOUNT_ATOMS),
                  "applyMaxToMarket": False, "avgPriceMins": 0},
                 {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 1000},
+                {"filterType": "TRAILING_DELTA",
+                 "minTrailingAboveDelta": dialect.MIN_TRAILING_DELTA,
+                 "maxTrailingAboveDelta": dialect.MAX_TRAILING_DELTA,
+                 "minTrailingBelowDelta": dialect.MIN_TRAILING_DELTA,
+                 "maxTrailingBelowDelta": dialect.MAX_TRAILING_DELTA},
             ],
             "permissions": [],
             "permissionSets": [["SPOT"]],
-            "defaultSelfTradePreventionMode": "NONE",
-            "allowedSelfTradePreventionModes": ["NONE"],
+            "defaultSelfTradePreventionMode": dialect.DEFAULT_STP,
+            "allowedSelfTradePreventionModes": list(dialect.STP_MODES),
             "makerCommission": f"{self.maker_fee_ppm / 1_000_000:.8f}",
             "takerCommission": fee,
         }

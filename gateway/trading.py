@@ -26,25 +26,18 @@ from engine.schema import (
     Event,
     OrderCancelled,
     OrderRejected,
-    OrderType,
     PlaceOrder,
     Side,
-    TimeInForce,
     Trade,
 )
 from gateway import clientids, errors, wire
 from gateway.bridge import Bridge, Reply, Result, future_reply
 from gateway.clientids import ClientIdBook
 from gateway.markets import Market
+from gateway.orderparams import parse_order
 from gateway.params import get_bool, get_enum, get_int, get_str
 from gateway.store import OrderRecord, Store
 
-SIDES: Final = {"BUY": Side.BUY, "SELL": Side.SELL}
-TYPES: Final = {"LIMIT": OrderType.LIMIT, "MARKET": OrderType.MARKET,
-                "LIMIT_MAKER": OrderType.LIMIT_MAKER}
-UNSUPPORTED_TYPES: Final = frozenset({"STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT",
-                                      "TAKE_PROFIT_LIMIT"})
-TIFS: Final = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK}
 RESP_TYPES: Final = frozenset({"ACK", "RESULT", "FULL"})
 REPLACE_MODES: Final = frozenset({"STOP_ON_FAILURE", "ALLOW_FAILURE"})
 Answer = Callable[[Any, "BaseException | None"], None]
@@ -144,82 +137,34 @@ class Trading:
                     ) -> tuple[Market, PlaceOrder, str | None, str]:
         m = self.market(params)
         assert m is not None
-        side = SIDES[get_enum(params, "side", SIDES, errors.INVALID_SIDE, "Invalid side.")]
-        type_name = params.get("type")
-        if isinstance(type_name, str) and type_name in UNSUPPORTED_TYPES:
-            raise errors.ApiError(errors.UNSUPPORTED_ORDER, "Unsupported order combination.")
-        otype = TYPES[get_enum(params, "type", TYPES, errors.INVALID_ORDER_TYPE,
-                               "Invalid orderType.")]
-        stp = params.get("selfTradePreventionMode")
-        if stp not in (None, "", "NONE"):
-            raise errors.ApiError(errors.UNSUPPORTED_ORDER, "Unsupported order combination.")
-        for extra in ("stopPrice", "trailingDelta", "icebergQty"):
-            if params.get(extra) not in (None, "", "0", 0):
-                raise errors.ApiError(errors.UNSUPPORTED_ORDER, "Unsupported order combination.")
+        spec = parse_order(m, params)
         cid = self._client_id(params, "newClientOrderId")
         resp = get_enum(params, "newOrderRespType", RESP_TYPES, errors.INVALID_PARAMETER,
                         "Data sent for parameter 'newOrderRespType' is not valid.",
-                        required=False, default="FULL" if otype != OrderType.LIMIT_MAKER
-                        else "ACK")
-        tif = TimeInForce.GTC
-        price = qty = quote_qty = 0
-        if otype == OrderType.MARKET:
-            for name in ("price", "timeInForce"):
-                if params.get(name) not in (None, ""):
-                    raise errors.ApiError(errors.PARAM_NOT_REQUIRED,
-                                          f"Parameter '{name}' sent when not required.")
-            has_qty = params.get("quantity") not in (None, "")
-            has_quote = params.get("quoteOrderQty") not in (None, "")
-            if has_qty == has_quote:
-                raise errors.ApiError(
-                    errors.MANDATORY_PARAM,
-                    "Param 'quantity' or 'quoteOrderQty' must be sent, but both were "
-                    "empty/null!" if not has_qty else
-                    "Parameters 'quantity' and 'quoteOrderQty' cannot be sent together.")
-            if has_qty:
-                qty = m.parse_qty(params["quantity"])
-            elif side == Side.SELL:
-                raise errors.ApiError(errors.UNSUPPORTED_ORDER, "Unsupported order combination.")
-            else:
-                quote_qty = m.parse_quote_qty(params["quoteOrderQty"])
-        else:
-            if otype == OrderType.LIMIT:
-                tif = TIFS[get_enum(params, "timeInForce", TIFS, errors.INVALID_TIF,
-                                    "Invalid timeInForce.")]
-            elif params.get("timeInForce") not in (None, ""):
-                raise errors.ApiError(errors.PARAM_NOT_REQUIRED,
-                                      "Parameter 'timeInForce' sent when not required.")
-            if params.get("quoteOrderQty") not in (None, ""):
-                raise errors.ApiError(errors.PARAM_NOT_REQUIRED,
-                                      "Parameter 'quoteOrderQty' sent when not required.")
-            if params.get("price") in (None, ""):
-                raise errors.mandatory("price")
-            if params.get("quantity") in (None, ""):
-                raise errors.mandatory("quantity")
-            price = m.parse_price(params["price"])
-            qty = m.parse_qty(params["quantity"])
-            m.check_notional(price, qty)
+                        required=False, default=spec.default_response)
+        cmd = spec.command(account_id, m.market_id, cid[1] if cid else 0)
         if self._quiet(account_id):
-            self._precheck(account_id, m, side, otype, price, qty, quote_qty, cid)
-        cmd = PlaceOrder(account_id=account_id, market_id=m.market_id, side=side,
-                         order_type=otype, time_in_force=tif, price_atoms=price, qty_atoms=qty,
-                         quote_qty_atoms=quote_qty, client_order_id=cid[1] if cid else 0)
+            self._precheck(account_id, m, cmd, cid)
         return m, cmd, cid[0] if cid else None, resp
 
-    def _precheck(self, account_id: int, m: Market, side: int, otype: int, price: int,
-                  qty: int, quote_qty: int, cid: tuple[str, int] | None) -> None:
+    def _precheck(self, account_id: int, m: Market, cmd: PlaceOrder,
+                  cid: tuple[str, int] | None) -> None:
+        """Refusals the store can prove (the account is quiet): unknown account, duplicate
+        client order id, funds. The hold mirrors the engine's (docs/engine-semantics.md,
+        Holds): sells hold the quantity, quote-budget buys (MARKET, STOP_LOSS/TAKE_PROFIT)
+        the budget, limit-kind buys (stops and icebergs included) notional plus worst fee."""
         acct = self.store.accounts.get(account_id)
         if acct is None:
             raise errors.ApiError(errors.REJECTED_MBX_KEY,
                                   "Invalid API-key, IP, or permissions for action.", 401)
         if cid is not None and cid[1] in acct.open_client_ids:
             raise errors.ApiError(errors.ORDER_REJECTED, "Duplicate order sent.")
-        if side == Side.SELL:
-            need, asset = qty, m.base.asset_id
-        elif otype == OrderType.MARKET:
-            need, asset = quote_qty, m.quote.asset_id  # by qty: unknown before the dry run
+        if cmd.side == Side.SELL:
+            need, asset = cmd.qty_atoms, m.base.asset_id
+        elif cmd.price_atoms == 0:  # market kinds: the budget; by qty: unknown before the dry run
+            need, asset = cmd.quote_qty_atoms, m.quote.asset_id
         else:
-            n = m.notional(price, qty)
+            n = m.notional(cmd.price_atoms, cmd.qty_atoms)
             need = n + _fee(n, max(m.maker_fee_ppm, m.taker_fee_ppm))
             asset = m.quote.asset_id
         if need > acct.balances.get(asset, [0])[0]:
@@ -320,13 +265,17 @@ class Trading:
                 raise errors.ApiError(errors.CANCEL_REJECTED, errors.UNKNOWN_ORDER_SENT)
             open_qty = 0
         else:
+            if not o.is_working:
+                raise errors.ApiError(errors.AMEND_REJECTED, "Order amend is not supported "
+                                      "for a stop order that has not triggered.")
             if new_qty >= o.orig_qty:
                 raise errors.ApiError(errors.AMEND_REJECTED,
                                       "Order amend (quantity increase) is not supported.")
-            if new_qty <= o.executed:
-                raise errors.ApiError(errors.AMEND_REJECTED,
-                                      "newQty must be greater than the executed quantity.")
-            open_qty = new_qty - o.executed
+            done = o.executed + o.prevented_qty  # what is no longer open
+            if new_qty <= done:
+                raise errors.ApiError(errors.AMEND_REJECTED, "newQty must be greater than the "
+                                      "executed (and self-trade prevented) quantity.")
+            open_qty = new_qty - done
             m.check_notional(o.price, open_qty)
             oid, cid = o.order_id, 0
         if o is None:

@@ -138,7 +138,8 @@ def test_ws_errors_are_clear_and_change_nothing(server: ServerThread) -> None:
             assert await code("order.place", {**base, "price": 1.5}) == -1100
             assert await code("order.place", {**base, "quantity": "-1"}) == -1100
             assert await code("order.place", {**base, "quantity": "1000000"}) == -2010
-            assert await code("order.place", {**base, "type": "STOP_LOSS"}) == -1014
+            assert await code("order.place", {**base, "type": "STOP_LOSS"}) == -1106
+            assert await code("order.place", {**base, "icebergQty": "0.02"}) == -1013
             assert await code("order.cancel", {"symbol": "BTCUSDT", "orderId": 424242}) == -2011
             assert await code("order.status", {"symbol": "BTCUSDT", "orderId": 424242}) == -2013
             assert await code("no.such.method", {}) == -1102

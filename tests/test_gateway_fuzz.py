@@ -31,8 +31,14 @@ BAD_FIELDS: dict[str, list[Any]] = {
     "quantity": ["0", "-0.01", "0.00001", "9" * 30, 0.01, "abc", "1e-3", {"a": 1}, "0.0000"],
     "symbol": ["NOPE", "btcusdt", 5, "BTC-USDT", "B" * 200],
     "side": ["buy", "UP", 0, None],
-    "type": ["STOP_LOSS", "LIMITX", 1, "market"],
+    "type": ["STOP_LOSS", "LIMITX", 1, "market", "STOP_LOSS_LIMIT", "TAKE_PROFIT"],
     "timeInForce": ["GTX", 0, "gtc"],
+    # Issue-3 parameters, each invalid on its own (off the grid, out of range, not a mode) or
+    # with the LIMIT GTC base (an iceberg not below the quantity).
+    "stopPrice": ["20000.001", "abc", "0.00000001", -5],
+    "trailingDelta": ["10000", "-5", "abc", 1.5],
+    "icebergQty": ["0.00001", "abc", "0.0100", "0.5"],
+    "selfTradePreventionMode": ["TRANSFER", "bogus", 5, "none"],
     "newClientOrderId": ["bad id!", "x" * 37, 5, "é"],
     "recvWindow": [70_000, 0, -5, "abc"],
 }
