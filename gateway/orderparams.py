@@ -59,6 +59,7 @@ ACCEPTS: Final[dict[str, frozenset[str]]] = {
 """The order parameters each type takes; any other one sent is -1106 (not required)."""
 _PARAMS: Final = ("timeInForce", "quantity", "quoteOrderQty", "price", "stopPrice",
                   "trailingDelta", "icebergQty")
+_NOT_TAKEN: Final = {t: tuple(p for p in _PARAMS if p not in a) for t, a in ACCEPTS.items()}
 _ZEROABLE: Final = frozenset({"stopPrice", "trailingDelta", "icebergQty"})
 """Optional parameters whose zero value means "not set" (clients send ``stopPrice=0``)."""
 _ZERO_RE: Final = re.compile(r"^0+(\.0*)?$")
@@ -79,9 +80,10 @@ _ENGINE_TYPE: Final = {  # (dialect type, trailing) -> engine type
 STP_NOT_ALLOWED: Final = "This symbol does not allow the specified self-trade prevention mode."
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OrderSpec:
-    """A validated order request in engine units (atoms, engine enums)."""
+    """A validated order request in engine units (atoms, engine enums). Not frozen: a frozen
+    dataclass costs a microsecond more to build, on the order-entry hot path."""
 
     wire_type: str
     side: int
@@ -137,8 +139,8 @@ def parse_order(m: Market, params: Mapping[str, Any]) -> OrderSpec:
                          "Invalid orderType.")
     stp = _stp_mode(params)
     accepts = ACCEPTS[wire_type]
-    for name in _PARAMS:
-        if name not in accepts and present(params, name):
+    for name in _NOT_TAKEN[wire_type]:
+        if present(params, name):
             if name == "icebergQty" and wire_type in _LIMIT_KINDS:
                 raise unsupported("icebergQty is supported on LIMIT and LIMIT_MAKER orders only")
             raise errors.ApiError(errors.PARAM_NOT_REQUIRED,
@@ -153,7 +155,7 @@ def parse_order(m: Market, params: Mapping[str, Any]) -> OrderSpec:
     price = qty = quote = 0
     if wire_type in _LIMIT_KINDS:
         for name in ("price", "quantity"):
-            if not present(params, name):
+            if params.get(name) in (None, ""):
                 raise errors.mandatory(name)
         price = m.parse_price(params["price"])
         qty = m.parse_qty(params["quantity"])
@@ -161,7 +163,7 @@ def parse_order(m: Market, params: Mapping[str, Any]) -> OrderSpec:
     else:
         qty, quote = _market_amounts(m, params, side, conditional=wire_type != "MARKET")
     display = 0
-    if present(params, "icebergQty"):
+    if "icebergQty" in params and present(params, "icebergQty"):
         if tif != TimeInForce.GTC:
             raise unsupported("icebergQty needs timeInForce GTC")
         display = m.parse_qty(params["icebergQty"], "icebergQty")
