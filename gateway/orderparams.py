@@ -63,6 +63,7 @@ _NOT_TAKEN: Final = {t: tuple(p for p in _PARAMS if p not in a) for t, a in ACCE
 _ZEROABLE: Final = frozenset({"stopPrice", "trailingDelta", "icebergQty"})
 """Optional parameters whose zero value means "not set" (clients send ``stopPrice=0``)."""
 _ZERO_RE: Final = re.compile(r"^0+(\.0*)?$")
+_WIRE_TYPES: Final = frozenset(ORDER_TYPES)
 
 _ENGINE_TYPE: Final = {  # (dialect type, trailing) -> engine type
     ("LIMIT", False): OrderType.LIMIT,
@@ -135,12 +136,12 @@ def parse_order(m: Market, params: Mapping[str, Any]) -> OrderSpec:
     (-1106), the trigger (stopPrice xor trailingDelta), time in force, prices and quantities
     against the filters, iceberg rules."""
     side = SIDES[get_enum(params, "side", SIDES, errors.INVALID_SIDE, "Invalid side.")]
-    wire_type = get_enum(params, "type", frozenset(ORDER_TYPES), errors.INVALID_ORDER_TYPE,
+    wire_type = get_enum(params, "type", _WIRE_TYPES, errors.INVALID_ORDER_TYPE,
                          "Invalid orderType.")
     stp = _stp_mode(params)
     accepts = ACCEPTS[wire_type]
     for name in _NOT_TAKEN[wire_type]:
-        if present(params, name):
+        if name in params and present(params, name):
             if name == "icebergQty" and wire_type in _LIMIT_KINDS:
                 raise unsupported("icebergQty is supported on LIMIT and LIMIT_MAKER orders only")
             raise errors.ApiError(errors.PARAM_NOT_REQUIRED,
