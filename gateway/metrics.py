@@ -12,6 +12,7 @@ order's journal write. Their exposition is still prometheus-client's (custom col
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -19,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+_NUMPY_FROM = 32
 _LATENCY_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
 )
@@ -32,14 +34,22 @@ class BatchHistogram(Collector):
         self.name = name
         self.documentation = documentation
         self._bounds = np.array(buckets, dtype=np.float64)
+        self._bound_list = [float(b) for b in buckets]
         self._counts = np.zeros(len(buckets) + 1, dtype=np.int64)  # last: above every bound
         self._sum = 0.0
 
     def observe_many(self, values: Sequence[float]) -> None:
-        if not values:
+        # bisect_left / side="left": a value equal to a bound counts in that bound's bucket
+        # (the exposition's "le" semantics). numpy only pays off past a few dozen values: at
+        # low load a batch holds one or two orders, and numpy's call overhead was 12 % of the
+        # gateway's CPU per order there.
+        if len(values) <= _NUMPY_FROM:
+            counts, bounds = self._counts, self._bound_list
+            for x in values:
+                counts[bisect.bisect_left(bounds, x)] += 1
+            self._sum += sum(values)
             return
         v = np.asarray(values, dtype=np.float64)
-        # side="left": a value equal to a bound counts in that bound's bucket (le semantics)
         idx = np.searchsorted(self._bounds, v, side="left")
         self._counts += np.bincount(idx, minlength=len(self._counts))
         self._sum += float(v.sum())
