@@ -71,16 +71,16 @@ def order_result(
     fills: list[tuple[int, int, int, int]],
 ) -> dict[str, Any]:
     """order.place result in ACK, RESULT or FULL form; ``fills`` are (price, qty, fee, trade id)."""
-    out: dict[str, Any] = {
+    client_id = ids.display(o.client_order_id, o.order_id)
+    if resp_type == "ACK":
+        return {"symbol": m.wire, "orderId": o.order_id, "orderListId": -1,
+                "clientOrderId": client_id, "transactTime": ms(transact_ns)}
+    out: dict[str, Any] = {  # one literal: RESULT/FULL is the hot path of order entry
         "symbol": m.wire,
         "orderId": o.order_id,
         "orderListId": -1,
-        "clientOrderId": ids.display(o.client_order_id, o.order_id),
+        "clientOrderId": client_id,
         "transactTime": ms(transact_ns),
-    }
-    if resp_type == "ACK":
-        return out
-    out.update({
         "price": m.price(o.price),
         "origQty": m.qty(o.orig_qty),
         "executedQty": m.qty(o.executed),
@@ -92,7 +92,7 @@ def order_result(
         "side": SIDES.get(o.side, "BUY"),
         "workingTime": _working_ms(o.working_time_ns),
         "selfTradePreventionMode": STP_NAMES.get(o.stp_mode, "NONE"),
-    })
+    }
     if o.order_type in CONDITIONAL_TYPES:
         out["stopPrice"] = m.price(o.stop_price)
     if o.iceberg_qty:
