@@ -40,6 +40,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import msgspec
+
 from engine.schema import (
     CONDITIONAL_TYPES,
     LIMIT_CONDITIONAL_TYPES,
@@ -71,9 +73,9 @@ Batch = tuple[int, int, Sequence[Any]]
 """(seq, timestamp_ns, events of that command)."""
 
 
-@dataclass(slots=True)
-class TradeRecord:
-    """A trade as market data keeps it: the engine's integers plus its journal time."""
+class TradeRecord(msgspec.Struct, gc=False):
+    """A trade as market data keeps it: the engine's integers plus its journal time (plain
+    data, never in a cycle: untracked by the cyclic collector, see gateway.store)."""
 
     trade_id: int
     price: int

@@ -15,6 +15,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
+import msgspec
+
 WINDOW_NS: Final = 24 * 3600 * 1_000_000_000
 
 
@@ -38,29 +40,42 @@ class TickerStats:
     count: int
 
 
+class _Entry(msgspec.Struct, gc=False, array_like=True):
+    """One trade in the window. Not a tuple: a day of trades lives here, and tuples stay
+    tracked by the cyclic collector until a collection visits them, which made the young
+    collections that did so pause the gateway for ~20 ms."""
+
+    ts_ns: int
+    trade_id: int
+    price: int
+    qty: int
+    quote: int
+
+
 class RollingTicker:
     def __init__(self) -> None:
-        self._trades: deque[tuple[int, int, int, int, int]] = deque()
-        """(ts_ns, trade_id, price, qty, quote) in trade order."""
-        self._highs: deque[tuple[int, int]] = deque()
-        """(trade_id, price), prices strictly decreasing: the front is the window's high."""
-        self._lows: deque[tuple[int, int]] = deque()
+        self._trades: deque[_Entry] = deque()
+        """The window's trades in trade order."""
+        self._highs: deque[_Entry] = deque()
+        """Prices strictly decreasing: the front is the window's high."""
+        self._lows: deque[_Entry] = deque()
         self._volume = 0
         self._quote_volume = 0
         self._prev_close = 0
         self._now_ns = 0
 
     def add(self, ts_ns: int, trade_id: int, price: int, qty: int, quote: int) -> None:
-        self._trades.append((ts_ns, trade_id, price, qty, quote))
+        entry = _Entry(ts_ns, trade_id, price, qty, quote)
+        self._trades.append(entry)
         self._volume += qty
         self._quote_volume += quote
         highs, lows = self._highs, self._lows
-        while highs and highs[-1][1] <= price:
+        while highs and highs[-1].price <= price:
             highs.pop()
-        highs.append((trade_id, price))
-        while lows and lows[-1][1] >= price:
+        highs.append(entry)
+        while lows and lows[-1].price >= price:
             lows.pop()
-        lows.append((trade_id, price))
+        lows.append(entry)
         self.advance(ts_ns)
 
     def advance(self, now_ns: int) -> None:
@@ -69,14 +84,14 @@ class RollingTicker:
             self._now_ns = now_ns
         cutoff = self._now_ns - WINDOW_NS
         trades = self._trades
-        while trades and trades[0][0] <= cutoff:
-            _, trade_id, price, qty, quote = trades.popleft()
-            self._volume -= qty
-            self._quote_volume -= quote
-            self._prev_close = price
-            if self._highs[0][0] == trade_id:
+        while trades and trades[0].ts_ns <= cutoff:
+            gone = trades.popleft()
+            self._volume -= gone.qty
+            self._quote_volume -= gone.quote
+            self._prev_close = gone.price
+            if self._highs[0] is gone:
                 self._highs.popleft()
-            if self._lows[0][0] == trade_id:
+            if self._lows[0] is gone:
                 self._lows.popleft()
 
     def stats(self) -> TickerStats:
@@ -91,15 +106,15 @@ class RollingTicker:
         return TickerStats(
             open_ms=open_ms,
             close_ms=now_ms,
-            open_price=first[2],
-            high_price=self._highs[0][1],
-            low_price=self._lows[0][1],
-            last_price=last[2],
-            last_qty=last[3],
+            open_price=first.price,
+            high_price=self._highs[0].price,
+            low_price=self._lows[0].price,
+            last_price=last.price,
+            last_qty=last.qty,
             prev_close_price=self._prev_close,
             volume=self._volume,
             quote_volume=self._quote_volume,
-            first_id=first[1],
-            last_id=last[1],
+            first_id=first.trade_id,
+            last_id=last.trade_id,
             count=len(trades),
         )
