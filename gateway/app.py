@@ -95,8 +95,7 @@ class Gateway:
         self.replays = ReplayGuard()
         self.bridge = Bridge(self.node, self._on_batch, observe=self.metrics.observe_batch,
                              ack_timeout_s=config.limits.ack_timeout_s)
-        self.trading = Trading(self.store, self.bridge, self.ids,
-                               ack_timeout_s=config.limits.ack_timeout_s)
+        self.trading = Trading(self.store, self.bridge, self.ids)
         token_file = self.dir / "admin.token"
         if not token_file.exists():
             token_file.write_text(secrets.token_hex(32) + "\n")

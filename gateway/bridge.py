@@ -66,10 +66,14 @@ class _Request:
         self.queued_at = queued_at
         self.answered = False
 
-    def fail(self, exc: BaseException) -> None:
+    def answer(self, seq: int, ts: int, events: list[Event],
+               error: BaseException | None) -> None:
         if not self.answered:
             self.answered = True
-            self.reply(0, 0, [], exc)
+            self.reply(seq, ts, events, error)
+
+    def fail(self, exc: BaseException) -> None:
+        self.answer(0, 0, [], exc)
 
 
 def future_reply(fut: asyncio.Future[Result]) -> Reply:
@@ -205,12 +209,10 @@ class Bridge:
             j = i
             while j < total and events[j].seq == seq:
                 j += 1
-            if not req.answered:
-                req.answered = True
-                try:
-                    req.reply(seq, ts, events[i:j], None)
-                except Exception:  # one broken answer must not lose the others
-                    log.exception("reply_failed", seq=seq)
+            try:
+                req.answer(seq, ts, events[i:j], None)
+            except Exception:  # one broken answer must not lose the others
+                log.exception("reply_failed", seq=seq)
             i = j
 
     def _fail_queued(self) -> None:

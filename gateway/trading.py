@@ -49,12 +49,10 @@ def _fee(n: int, ppm: int) -> int:
 
 
 class Trading:
-    def __init__(self, store: Store, bridge: Bridge, ids: ClientIdBook, *,
-                 ack_timeout_s: float = 10.0) -> None:
+    def __init__(self, store: Store, bridge: Bridge, ids: ClientIdBook) -> None:
         self.store = store
         self.bridge = bridge
         self.ids = ids
-        self.ack_timeout_s = ack_timeout_s
         self.inflight: dict[int, int] = {}
         """account id -> commands queued or in the engine (the store is behind for it)."""
 

@@ -178,17 +178,20 @@ class _Answer:
         self.limits = limits
 
     def __call__(self, result: Any, error: BaseException | None) -> None:
-        session = self.session
         if error is None:
-            session.gw.metrics.orders.value += 1
-            _reply(session, self.req_id, 200, result, limits=self.limits)
-        elif isinstance(error, errors.ApiError):
-            _reply(session, self.req_id, error.status, error=error, limits=self.limits)
+            self.session.gw.metrics.orders.value += 1
+            _reply(self.session, self.req_id, 200, result, limits=self.limits)
         else:
-            log.error("ws_request_failed", error=repr(error), exc_info=error)
-            _reply(session, self.req_id, 500, error=errors.ApiError(
-                errors.UNKNOWN, "An unknown error occurred while processing the request.", 500),
-                limits=self.limits)
+            _reply_failure(self.session, self.req_id, error, self.limits)
+
+
+def _reply_failure(session: Session, req_id: Any, error: BaseException, limits: Any) -> None:
+    """An ApiError is the answer itself; anything else is a bug: logged, answered 500."""
+    if not isinstance(error, errors.ApiError):
+        log.error("ws_request_failed", error=repr(error), exc_info=error)
+        error = errors.ApiError(
+            errors.UNKNOWN, "An unknown error occurred while processing the request.", 500)
+    _reply(session, req_id, error.status, error=error, limits=limits)
 
 
 async def _request(session: Session, req_id: Any, limits: Any, spec: handlers.MethodSpec,
@@ -197,13 +200,8 @@ async def _request(session: Session, req_id: Any, limits: Any, spec: handlers.Me
         result = await spec.fn(session, key, params)
         session.gw.metrics.requests.labels("ws").inc()
         _reply(session, req_id, 200, result, limits=limits)
-    except errors.ApiError as exc:
-        _reply(session, req_id, exc.status, error=exc, limits=limits)
-    except Exception:
-        log.exception("ws_request_failed")
-        _reply(session, req_id, 500, error=errors.ApiError(
-            errors.UNKNOWN, "An unknown error occurred while processing the request.", 500),
-            limits=limits)
+    except Exception as exc:
+        _reply_failure(session, req_id, exc, limits)
 
 
 def _authenticate(session: Session, spec: handlers.MethodSpec, params: dict[str, Any],
