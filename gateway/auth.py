@@ -8,8 +8,12 @@ What is signed:
 
 Timing (the dialect's rule): refused with -1021 when ``timestamp`` is more than 1 s ahead of the
 server clock or older than ``recvWindow`` ms (default 5000, at most 60000). The replay guard is an
-extension: a signature that changes state (orders, cancels) is accepted once; within its
-recvWindow the same signature again is refused (-1022) so a captured request cannot be replayed.
+extension: a signed request that changes state (orders, cancels, withdrawals) or opens a session
+(``session.logon``) is accepted once; within its recvWindow the same request again is refused
+(-1022) so a captured request cannot be replayed. The guard remembers the API key and the signed
+*payload*, not the signature text, so re-spelling the signature (hex in upper case, another
+base64 encoding of the same bytes) or moving the same bytes between query string and body is
+still the same request (docs/security.md, "Signed requests").
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from cryptography.exceptions import InvalidSignature
 
 from gateway import errors
 from gateway.keys import ApiKey, KeyStore
+from gateway.params import get_int
 
 MAX_RECV_WINDOW_MS: Final = 60_000
 DEFAULT_RECV_WINDOW_MS: Final = 5_000
@@ -48,25 +53,11 @@ def ws_payload(params: Mapping[str, Any]) -> bytes:
     ).encode()
 
 
-def _int_param(params: Mapping[str, Any], name: str, default: int | None = None) -> int:
-    v = params.get(name)
-    if v is None:
-        if default is None:
-            raise errors.mandatory(name)
-        return default
-    if isinstance(v, bool):
-        raise errors.illegal(name, "^[0-9]{1,20}$")
-    if isinstance(v, int):
-        return v
-    if isinstance(v, str) and v.isdigit() and len(v) <= 20:
-        return int(v)
-    raise errors.illegal(name, "^[0-9]{1,20}$")
-
-
 def check_timestamp(params: Mapping[str, Any], now: int | None = None) -> int:
     """Validate ``timestamp``/``recvWindow``; returns the expiry (ms) of this signature."""
-    ts = _int_param(params, "timestamp")
-    window = _int_param(params, "recvWindow", DEFAULT_RECV_WINDOW_MS)
+    ts = get_int(params, "timestamp", required=True)
+    window = get_int(params, "recvWindow", default=DEFAULT_RECV_WINDOW_MS)
+    assert ts is not None and window is not None
     if window <= 0 or window > MAX_RECV_WINDOW_MS:
         raise errors.ApiError(errors.BAD_RECV_WINDOW, "recvWindow must be less than 60000")
     now = now_ms() if now is None else now
@@ -117,15 +108,24 @@ def require(key: ApiKey, permission: str) -> None:
         )
 
 
+def request_digest(key: ApiKey, payload: bytes) -> bytes:
+    """What the replay guard remembers of a verified request: its API key and the exact signed
+    payload. A signature verifies only its payload, so every spelling of a valid signature for
+    these bytes (hex case, base64 variants, or a second valid Ed25519 signature) maps here."""
+    return hashlib.sha256(key.api_key.encode() + b"\n" + payload).digest()
+
+
 class ReplayGuard:
-    """Signatures seen recently (each kept until its recvWindow has passed)."""
+    """Signed requests seen recently, by `request_digest` (each kept until its recvWindow has
+    passed, after which the timestamp check refuses the request anyway)."""
 
     def __init__(self, max_entries: int = 1_000_000) -> None:
-        self._seen: dict[str, int] = {}
+        self._seen: dict[bytes, int] = {}
         self._max = max_entries
         self._last_prune = 0
 
-    def check(self, signature: str, expires_ms: int, now: int | None = None) -> None:
+    def check(self, key: ApiKey, payload: bytes, expires_ms: int, now: int | None = None) -> None:
+        signature = request_digest(key, payload)
         now = now_ms() if now is None else now
         if now - self._last_prune > 1_000 or len(self._seen) >= self._max:
             self._seen = {s: e for s, e in self._seen.items() if e >= now}

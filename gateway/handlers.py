@@ -33,6 +33,13 @@ class MethodSpec:
     fn: Handler
     submit: Submit | None = None
     """Fast path: validate and queue synchronously; the answer comes from the batch loop."""
+    single_use: bool = False
+    """A signed request for it is accepted once (the replay guard, `gateway.auth`): methods
+    that change state, and ``session.logon`` (a replayed logon would open a session)."""
+
+    def __post_init__(self) -> None:
+        if self.permission in ("trade", "withdraw"):
+            object.__setattr__(self, "single_use", True)
 
 
 def exchange_info(gw: Gateway, symbols: list[str] | None = None) -> dict[str, Any]:
@@ -222,7 +229,7 @@ WS_METHODS: Final[dict[str, MethodSpec]] = {
     "ping": MethodSpec(1, None, False, ping),
     "time": MethodSpec(1, None, False, time_),
     "exchangeInfo": MethodSpec(20, None, False, exchange_info_m),
-    "session.logon": MethodSpec(2, "read", False, logon),
+    "session.logon": MethodSpec(2, "read", False, logon, single_use=True),
     "session.status": MethodSpec(2, None, False, status),
     "session.logout": MethodSpec(2, None, False, logout),
     "order.place": MethodSpec(1, "trade", True, place, place_submit),

@@ -6,12 +6,16 @@ coerced silently (a float price, a boolean order id, a 30-digit integer are all 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
 from gateway import errors
 
 INT_LEGAL: Final = "^[0-9]{1,19}$"
+UINT_RE: Final = re.compile(r"[0-9]{1,19}")
+"""ASCII digits only, used with ``fullmatch`` (``str.isdigit`` accepts ``²`` and ``٣``, and a
+``$`` anchor accepts a trailing newline)."""
 MAX_INT64: Final = (1 << 63) - 1
 
 
@@ -36,7 +40,7 @@ def get_int(params: Mapping[str, Any], name: str, *, required: bool = False,
     if isinstance(v, bool):
         raise errors.illegal(name, INT_LEGAL)
     if isinstance(v, str):
-        if not v.isascii() or not v.isdigit() or len(v) > 19:
+        if UINT_RE.fullmatch(v) is None:
             raise errors.illegal(name, INT_LEGAL)
         v = int(v)
     if not isinstance(v, int):

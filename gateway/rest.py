@@ -1,9 +1,11 @@
 """REST at ``/api/v3`` in the dialect, plus the middleware that applies rate limits and the
 error envelope to every ``/api/`` route (the market-data routes mounted on the same app too).
 
-Signed endpoints take ``X-MBX-APIKEY`` and a ``signature`` over the query string immediately
-followed by the body (``application/x-www-form-urlencoded``), the signature parameter itself
-left out. If a parameter appears in both, the query string wins (the dialect's rule).
+Signed endpoints take ``X-MBX-APIKEY`` and a ``signature`` over the bytes of the query string or
+of the form body (``application/x-www-form-urlencoded``) exactly as sent, up to the
+``&signature=`` that ends them. Unlike the dialect, a signed request carries its parameters in
+one of the two, not both (-1128), and a parameter sent twice is refused (-1101); see
+docs/security.md, "Signed requests".
 Usage is echoed in ``X-MBX-USED-WEIGHT-1M`` (and ``X-MBX-ORDER-COUNT-10S``/``-1D`` on order
 requests); a refusal for a limit carries ``Retry-After`` (seconds).
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 import msgspec
 import structlog
@@ -79,32 +81,47 @@ def middleware(gw: Gateway) -> Any:
     return mw
 
 
+MAX_SIGNED_PARAMS: Final = 64
+"""More parameters than any endpoint takes; bounds the parsing of a signed request."""
+
+
+def _split_signature(carrier: bytes) -> tuple[bytes, str | None]:
+    """(signed payload, signature) of the part that carries a signed request's parameters. The
+    signature is its last parameter and signs every byte before ``&signature=`` exactly as
+    sent (percent-encoding included); a signature anywhere else would leave bytes unsigned."""
+    head, sep, last = carrier.rpartition(b"&")
+    if last.startswith(b"signature="):
+        return (head if sep else b""), unquote_plus(last[10:].decode("ascii", "replace"))
+    if carrier.startswith(b"signature=") or b"&signature=" in carrier:
+        raise errors.ApiError(errors.INVALID_SIGNATURE,
+                              "Signature for this request is not valid: 'signature' must be the "
+                              "last parameter.")
+    return carrier, None
+
+
 async def _params(request: web.Request) -> tuple[dict[str, str], bytes, str | None]:
-    """(params, signed payload, signature) from query + form body."""
-    raw_query = request.query_string
-    body = (await request.read()).decode("utf-8", errors="replace") if request.can_read_body \
-        else ""
-    params: dict[str, str] = {}
-    signature: str | None = None
-    parts: list[str] = []
-    for raw in (raw_query, body):
-        kept = []
-        for piece in raw.split("&") if raw else ():
-            if piece.startswith("signature="):
-                if signature is None:
-                    signature = next(iter(dict(parse_qsl(piece)).values()), "")
-                continue
-            kept.append(piece)
-        parts.append("&".join(kept))
-    for raw in (body, raw_query):  # query string wins: applied last
-        try:
-            for k, v in parse_qsl(raw, keep_blank_values=True, strict_parsing=False):
-                if k != "signature":
-                    params[k] = v
-        except ValueError:
-            raise errors.ApiError(errors.MANDATORY_PARAM, "Malformed request.") from None
-    payload = parts[0] + parts[1]
-    return params, payload.encode(), signature
+    """(params, signed payload, signature) of a signed request (docs/security.md, "Signed
+    requests"): the parameters travel in the query string *or* in the form body, not both, so
+    the signed bytes have one reading; a parameter sent twice is refused."""
+    query = request.rel_url.raw_query_string.encode("utf-8", "surrogateescape")
+    body = await request.read() if request.can_read_body else b""
+    if query and body:
+        raise errors.ApiError(errors.BAD_COMBINATION, "Combination of optional parameters "
+                              "invalid: a signed request sends all its parameters either in the "
+                              "query string or in the body, not in both.")
+    payload, signature = _split_signature(query or body)
+    try:
+        pairs = parse_qsl(payload.decode("utf-8", "replace"), keep_blank_values=True,
+                          max_num_fields=MAX_SIGNED_PARAMS)
+    except ValueError:
+        raise errors.ApiError(errors.TOO_MANY_PARAMS, "Too many parameters sent.") from None
+    params = dict(pairs)
+    if len(params) != len(pairs):
+        raise errors.ApiError(errors.TOO_MANY_PARAMS, "Duplicate values for a parameter detected.")
+    if "signature" in params:
+        raise errors.ApiError(errors.INVALID_SIGNATURE, "Signature for this request is not "
+                              "valid: 'signature' must be the last parameter.")
+    return params, payload, signature
 
 
 async def _signed(gw: Gateway, request: web.Request, permission: str,
@@ -116,7 +133,7 @@ async def _signed(gw: Gateway, request: web.Request, permission: str,
     expires = auth.check_timestamp(params)
     auth.verify(key, payload, signature)
     if replay_guard:
-        gw.replays.check(signature, expires)
+        gw.replays.check(key, payload, expires)
     auth.require(key, permission)
     return key, params
 

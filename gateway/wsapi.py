@@ -212,9 +212,10 @@ def _authenticate(session: Session, spec: handlers.MethodSpec, params: dict[str,
     if "signature" in params:
         key = auth.lookup_key(gw.keys, params.get("apiKey"))
         expires = auth.check_timestamp(params, now)
-        auth.verify(key, auth.ws_payload(params), params["signature"])
-        if spec.permission in ("trade", "withdraw"):
-            gw.replays.check(params["signature"], expires, now)
+        payload = auth.ws_payload(params)
+        auth.verify(key, payload, params["signature"])
+        if spec.single_use:
+            gw.replays.check(key, payload, expires, now)
     elif session.key is not None:
         key = session.key
         if "timestamp" in params:
