@@ -82,6 +82,19 @@ class CompiledHandle:
         return self._template
 
 
+def book_totals(engine: Any) -> tuple[int, int, int]:
+    """(trades, open orders, price levels) of a compiled engine, read from its tables: trade
+    ids count up per market from 1, the books hold 2 sides per market (the trigger books that
+    follow are not price levels of the order book)."""
+    from engine.core.layout import M_LAST_TRADE
+
+    tables = engine._a
+    markets = len(tables.mkt)
+    trades = int(tables.mkt[:, M_LAST_TRADE].sum())
+    levels = int(tables.bkn[: 2 * markets].sum())
+    return trades, int(engine.open_orders), levels
+
+
 def bytes_per_resting_order(engine: Any, config: EngineConfig) -> tuple[float, str]:
     """Memory per resting order as the compiled engine reports it, with how it was obtained.
 

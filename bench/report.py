@@ -43,7 +43,8 @@ def _rows(r: Result) -> list[tuple[str, str]]:
         ("stream commands", f"{r.commands:,}"),
         ("resting orders / levels before",
          f"{r.resting_after_prefill:,} / {r.levels_after_prefill:,}"),
-        ("resting orders / levels after", f"{r.resting_at_end:,} / {r.levels_at_end:,}"),
+        ("resting orders / levels after", f"{r.resting_orders:,} / {r.levels:,}"),
+        ("trades per run", f"{r.trades:,}"),
         ("accounts", f"{r.accounts:,}"),
         ("compiled cmds/s (median)", f"[bold]{_si(r.commands_per_sec)}[/bold]"),
         ("  mean per command in batch (ns)", f"{1e9 / r.commands_per_sec:,.0f}"),
@@ -82,7 +83,8 @@ def print_results(results: Sequence[Result]) -> None:
     if results:
         r = results[0]
         _console.print(
-            f"[dim]Throughput: median of {len(r.run_seconds)} runs over the whole stream, "
+            f"[dim]Throughput: median of {len(r.run_seconds)} runs over the whole stream "
+            f"({r.clock}), "
             f"{r.batch:,} rows per process_encoded call, each run from a fresh prefilled engine. "
             f"Latency: {r.latency_sample:,} single-command process_encoded calls from the middle "
             "of the stream, timed with perf_counter_ns, minus the median cost of an empty call "

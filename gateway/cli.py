@@ -130,19 +130,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not fsync the journal: for benchmarks only, loses acknowledged orders on crash",
     )
     serve.add_argument("--host", default="127.0.0.1", help="listen address (default: 127.0.0.1)")
-    serve.add_argument("--port", type=_non_negative_int, default=8080,
-                       help="listen port (default: 8080)")
-    serve.add_argument("--master-key-file", type=Path, default=None, metavar="FILE",
-                       help="key encrypting HMAC secrets, kept outside the data dir "
-                       "(default: $XDG_CONFIG_HOME/kootabase/master.key)")
-    serve.add_argument("--custody-config", type=Path, default=None, metavar="FILE",
-                       help="custody TOML config: enables deposit addresses and withdrawals "
-                       "(/sapi/v1/capital/..., WS capital.*) and chain polling")
-    serve.add_argument("--custody-signer", action="store_true",
-                       help="also run the withdrawal signer in this process (reads hot keys)")
-    serve.add_argument("--ledger-dsn", metavar="DSN",
-                       help="project the journal into this PostgreSQL continuously "
-                       "(a follower process beside the server)")
+    serve.add_argument(
+        "--port", type=_non_negative_int, default=8080, help="listen port (default: 8080)"
+    )
+    serve.add_argument(
+        "--master-key-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="key encrypting HMAC secrets, kept outside the data dir "
+        "(default: $XDG_CONFIG_HOME/kootabase/master.key)",
+    )
+    serve.add_argument(
+        "--custody-config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="custody TOML config: enables deposit addresses and withdrawals "
+        "(/sapi/v1/capital/..., WS capital.*) and chain polling",
+    )
+    serve.add_argument(
+        "--custody-signer",
+        action="store_true",
+        help="also run the withdrawal signer in this process (reads hot keys)",
+    )
+    serve.add_argument(
+        "--ledger-dsn",
+        metavar="DSN",
+        help="project the journal into this PostgreSQL continuously "
+        "(a follower process beside the server)",
+    )
     serve.set_defaults(handler=_lazy("gateway.server", "run_serve_cli"))
     _add_accounts(sub)
 
@@ -166,12 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
     bench_engine = bench_sub.add_parser("engine", help="benchmark the matching engine")
     bench_engine.add_argument("--json", action="store_true", help="print results as JSON")
-    bench_engine.add_argument("--seed", type=int, default=0, help="workload seed (default: 0)")
+    bench_engine.add_argument(
+        "--seed", type=int, help="workload seed (default: 0 for a and b, 3 for c)"
+    )
     bench_engine.add_argument(
         "--commands", type=_positive_int, metavar="N", help="number of commands per workload"
     )
     bench_engine.add_argument(
-        "--workload", choices=["a", "b", "all"], default="all", help="workload (default: all)"
+        "--workload", choices=["a", "b", "c", "all"], default="all", help="workload (default: all)"
     )
     bench_engine.set_defaults(handler=_lazy("bench.engine_bench", "run_cli", bench=True))
     bench_ledger = bench_sub.add_parser(
@@ -200,25 +219,58 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench_md.add_argument("--json", action="store_true", help="print results as JSON")
     bench_md.add_argument("--seed", type=int, default=0, help="workload seed (default: 0)")
-    bench_md.add_argument("--subscribers", type=_positive_int, default=1_000, metavar="N",
-                          help="WebSocket subscribers, at most 5000 (default: 1000)")
-    bench_md.add_argument("--rate", type=_positive_int, default=20_000, metavar="N",
-                          help="offered orders per second (default: 20000)")
-    bench_md.add_argument("--seconds", type=float, default=10.0, metavar="S",
-                          help="measured seconds, at most 120 (default: 10)")
-    bench_md.add_argument("--flush-ms", type=float, default=5.0, metavar="MS",
-                          help="fan-out flush interval (default: 5)")
+    bench_md.add_argument(
+        "--subscribers",
+        type=_positive_int,
+        default=1_000,
+        metavar="N",
+        help="WebSocket subscribers, at most 5000 (default: 1000)",
+    )
+    bench_md.add_argument(
+        "--rate",
+        type=_positive_int,
+        default=20_000,
+        metavar="N",
+        help="offered orders per second (default: 20000)",
+    )
+    bench_md.add_argument(
+        "--seconds",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="measured seconds, at most 120 (default: 10)",
+    )
+    bench_md.add_argument(
+        "--flush-ms",
+        type=float,
+        default=5.0,
+        metavar="MS",
+        help="fan-out flush interval (default: 5)",
+    )
     bench_md.set_defaults(handler=_lazy("bench.marketdata_bench", "run_cli", bench=True))
     bench_gw = bench_sub.add_parser(
         "gateway", help="benchmark WS order entry: orders/s and ack latency (loopback)"
     )
     bench_gw.add_argument("--json", action="store_true", help="print results as JSON")
-    bench_gw.add_argument("--clients", type=_positive_int, default=8, metavar="N",
-                          help="WebSocket order-entry clients (default: 8)")
-    bench_gw.add_argument("--seconds", type=float, default=5.0, metavar="S",
-                          help="seconds per offered load (default: 5)")
-    bench_gw.add_argument("--no-fsync", action="store_true",
-                          help="journal without fsync (says so; not the product's setting)")
+    bench_gw.add_argument(
+        "--clients",
+        type=_positive_int,
+        default=8,
+        metavar="N",
+        help="WebSocket order-entry clients (default: 8)",
+    )
+    bench_gw.add_argument(
+        "--seconds",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="seconds per offered load (default: 5)",
+    )
+    bench_gw.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="journal without fsync (says so; not the product's setting)",
+    )
     bench_gw.add_argument("--plot", metavar="PNG", help="save the latency plot here")
     bench_gw.set_defaults(handler=_lazy("bench.gateway_bench", "run_cli", bench=True))
 
@@ -235,18 +287,30 @@ def _add_accounts(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     handler = _lazy("gateway.admin", "run_accounts_cli")
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--data-dir", type=Path, default=Path("./data"),
-                       help="data directory (default: ./data)")
-        p.add_argument("--master-key-file", type=Path, default=None, metavar="FILE",
-                       help="as for serve (used when the server is not running)")
+        p.add_argument(
+            "--data-dir", type=Path, default=Path("./data"), help="data directory (default: ./data)"
+        )
+        p.add_argument(
+            "--master-key-file",
+            type=Path,
+            default=None,
+            metavar="FILE",
+            help="as for serve (used when the server is not running)",
+        )
         p.set_defaults(handler=handler)
 
     create = acc_sub.add_parser("create", help="new account with an API key (shown once)")
     common(create)
-    create.add_argument("--permissions", default="read,trade",
-                        help="comma-separated: read,trade,withdraw (default: read,trade)")
-    create.add_argument("--ed25519-public-key", metavar="PEM",
-                        help="register this Ed25519 public key instead of an HMAC secret")
+    create.add_argument(
+        "--permissions",
+        default="read,trade",
+        help="comma-separated: read,trade,withdraw (default: read,trade)",
+    )
+    create.add_argument(
+        "--ed25519-public-key",
+        metavar="PEM",
+        help="register this Ed25519 public key instead of an HMAC secret",
+    )
     common(acc_sub.add_parser("list", help="accounts, their keys and balances"))
     deposit = acc_sub.add_parser("deposit", help="admin credit through the journal")
     common(deposit)
@@ -330,13 +394,23 @@ def _add_custody(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     rec = custody_sub.add_parser(
         "reconcile", help="per asset: ledger liabilities vs on-chain balances, explained"
     )
-    rec.add_argument("--data-dir", type=Path, default=Path("./data"),
-                     help="data directory holding custody.sqlite (default: ./data)")
-    rec.add_argument("--config", type=Path, metavar="FILE",
-                     help="custody TOML config (default: DATA_DIR/custody.toml)")
-    rec.add_argument("--journal", type=Path, metavar="DIR",
-                     help="journal directory (default: DATA_DIR/journal)")
+    rec.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("./data"),
+        help="data directory holding custody.sqlite (default: ./data)",
+    )
+    rec.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="custody TOML config (default: DATA_DIR/custody.toml)",
+    )
+    rec.add_argument(
+        "--journal", type=Path, metavar="DIR", help="journal directory (default: DATA_DIR/journal)"
+    )
     rec.set_defaults(handler=_lazy("custody.cli", "run_reconcile_cli"))
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``kootabase`` console script; returns the exit code.
