@@ -55,6 +55,10 @@ class GatewayConfig:
     """Run the withdrawal signer in this process (reads the hot keys)."""
     custody_poll_s: float = 2.0
     """Chain polling interval (deposits, signer); 0 = do not poll (tests drive it)."""
+    cluster: Any = None
+    """Cluster mode (a `gateway.cluster.ClusterConfig`): the log is a JetStream stream and this
+    gateway runs a replica of the engine over it; the data directory then holds only the
+    gateway's own files (keys, client ids, admin token)."""
 
 
 DEMO_FUNDS = {"USDT": "1000000", "BTC": "10", "ETH": "100", "LTC": "1000"}
@@ -65,17 +69,20 @@ class Gateway:
         self.config = config
         self.dir = config.data_dir / "gateway"
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.node = EngineNode(NodeConfig(data_dir=config.data_dir, fsync=config.fsync,
-                                          snapshot_every=config.snapshot_every))
+        self.node: EngineNode | None = None
+        if config.cluster is None:
+            self.node = EngineNode(NodeConfig(data_dir=config.data_dir, fsync=config.fsync,
+                                              snapshot_every=config.snapshot_every))
         try:
             self._open()
         except BaseException:
-            self.node.close(snapshot=False)
+            if self.node is not None:
+                self.node.close(snapshot=False)
             raise
 
     def _open(self) -> None:
         config = self.config
-        if config.demo:
+        if config.demo and self.node is not None:
             bootstrap_demo(self.node)
         self.store = Store()
         self.marketdata: Any = None
@@ -86,15 +93,22 @@ class Gateway:
                 log.warning("marketdata_unavailable")
             else:
                 self.marketdata = MarketDataService(ws_heartbeat_s=config.limits.ws_heartbeat_s)
-        self._replay()
+        if self.node is not None:
+            self._replay()
         self.keys = KeyStore(self.dir / "keys.json",
                              config.master_key_file or default_master_key_file())
         self.ids = ClientIdBook(self.dir / "clientids.log")
         self.metrics = Metrics()
         self.limiter = RateLimiter(config.limits)
         self.replays = ReplayGuard()
-        self.bridge = Bridge(self.node, self._on_batch, observe=self.metrics.observe_batch,
-                             ack_timeout_s=config.limits.ack_timeout_s)
+        self.bridge: Any
+        if self.node is not None:
+            self.bridge = Bridge(self.node, self._on_batch, observe=self.metrics.observe_batch,
+                                 ack_timeout_s=config.limits.ack_timeout_s)
+        else:
+            from gateway.cluster import cluster_bridge
+
+            self.bridge = cluster_bridge(self)
         self.trading = Trading(self.store, self.bridge, self.ids)
         token_file = self.dir / "admin.token"
         if not token_file.exists():
@@ -102,6 +116,8 @@ class Gateway:
             token_file.chmod(0o600)
         self.admin_token = token_file.read_text().strip()
         self.first_start: NewKey | None = None
+        self.demo_account_allowed = True
+        """Cluster mode: only the gateway that found the stream empty creates it."""
         self.closed = False
         from gateway.userstream import UserStreams
 
@@ -120,6 +136,7 @@ class Gateway:
     def _replay(self) -> None:
         """Rebuild the read model (and market data) from the whole journal, with events."""
         started = time.perf_counter()
+        assert self.node is not None
         engine = CompiledEngine(self.node.engine.config)
         journal = self.node.journal
         last = journal.last_sequence
@@ -154,7 +171,7 @@ class Gateway:
 
     async def ensure_demo_account(self) -> NewKey | None:
         """First start: a funded demo account and its API key (shown once by the CLI)."""
-        if not self.config.demo or len(self.keys):
+        if not self.config.demo or len(self.keys) or not self.demo_account_allowed:
             return None
         from gateway.admin import Admin
 
@@ -190,7 +207,16 @@ class Gateway:
         return web.Response(body=self.metrics.render(),
                             headers={"Content-Type": "text/plain; version=0.0.4"})
 
+    @property
+    def last_seq(self) -> int:
+        """Sequence of the last command this gateway's engine has processed."""
+        return self.node.last_seq if self.node is not None else self.bridge.replica.last_seq
+
     async def _startup(self, app: web.Application) -> None:
+        if self.node is None:
+            from gateway.cluster import attach
+
+            await attach(self)
         self.bridge.start()
         await self.ensure_demo_account()
         self.dead_mans.start()
@@ -217,9 +243,10 @@ class Gateway:
         await self.bridge.close()
         self.user_streams.close()
         self.ids.close()
-        self.node.close()
+        if self.node is not None:
+            self.node.close()
         (self.dir / "server.json").unlink(missing_ok=True)
 
     async def state_hash(self) -> str:
         """Engine state hash, computed on the engine thread between batches (tests)."""
-        return await self.bridge.call(lambda node: node.state_hash())
+        return await self.bridge.call(lambda engine: engine.state_hash())

@@ -5,7 +5,7 @@ Subcommands import their implementation lazily, so ``kootabase --help`` and
 
 - ``serve``        -> ``gateway.server:run_serve_cli(args)``
 - ``accounts create|list|deposit`` -> ``gateway.admin:run_accounts_cli(args)``
-- ``replay``       -> ``engine.replay:run_replay_cli(args)``
+- ``replay``       -> ``gateway.clustercli:run_replay_cli(args)`` (journal or stream)
 - ``bench engine`` -> ``bench.engine_bench:run_cli(args)`` (repository checkout only)
 - ``bench ledger`` -> ``bench.ledger_bench:run_cli(args)`` (repository checkout only)
 - ``bench marketdata`` -> ``bench.marketdata_bench:run_cli(args)`` (repository checkout only)
@@ -26,6 +26,8 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
+
+from gateway.clustercli import add_nats_options
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -160,11 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="project the journal into this PostgreSQL continuously "
         "(a follower process beside the server)",
     )
+    add_nats_options(serve)
     serve.set_defaults(handler=_lazy("gateway.server", "run_serve_cli"))
     _add_accounts(sub)
 
-    replay = sub.add_parser("replay", help="replay a journal through the engine")
-    replay.add_argument("--journal", type=Path, required=True, metavar="DIR", help="journal dir")
+    replay = sub.add_parser("replay", help="replay a journal or the stream through the engine")
+    replay.add_argument("--journal", type=Path, metavar="DIR", help="journal dir")
     replay.add_argument(
         "--from", dest="from_seq", type=_non_negative_int, metavar="SEQ", help="first sequence"
     )
@@ -177,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--snapshots", type=Path, metavar="DIR", help="snapshot directory (optional)"
     )
-    replay.set_defaults(handler=_lazy("engine.replay", "run_replay_cli"))
+    add_nats_options(replay)
+    replay.set_defaults(handler=_lazy("gateway.clustercli", "run_replay_cli"))
 
     bench = sub.add_parser("bench", help="run benchmarks (from a repository checkout)")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH", required=True)

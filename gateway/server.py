@@ -89,14 +89,21 @@ def run_serve_cli(args: argparse.Namespace) -> int:
     log = structlog.get_logger(__name__)
     if args.no_fsync:
         log.warning("fsync_disabled", detail="benchmark mode: acknowledged commands can be lost")
-    config = GatewayConfig(data_dir=Path(args.data_dir), fsync=not args.no_fsync,
+    from gateway.clustercli import cluster_config
+
+    try:
+        cluster = cluster_config(args)
+    except ValueError as exc:
+        sys.stderr.write(f"kootabase serve: {exc}\n")
+        return 2
+    config = GatewayConfig(data_dir=Path(args.data_dir), fsync=not args.no_fsync, cluster=cluster,
                            master_key_file=getattr(args, "master_key_file", None),
                            custody=getattr(args, "custody_config", None),
                            custody_signer=getattr(args, "custody_signer", False))
     gw = Gateway(config)
 
     def ready(r: Running, creds: NewKey | None) -> None:
-        log.info("serving", http=r.http, ws_api=r.ws_api, last_seq=gw.node.last_seq)
+        log.info("serving", http=r.http, ws_api=r.ws_api, last_seq=gw.last_seq)
         if creds is not None:
             sys.stdout.write(
                 "\nDemo account created (shown once; the secret is stored encrypted):\n"

@@ -1,0 +1,153 @@
+"""The hash cross-check: replicas record ``(stream seq, state hash)`` and stop on disagreement.
+
+Determinism is checked continuously, not assumed (DESIGN.md, Cluster mode). Every
+`CHECKPOINT_EVERY` stream messages (a fixed interval of the stream, so every replica stops at
+the same states) a replica computes its state hash and writes it to the stream's KV bucket
+``KB_<stream>_HASH`` under ``cp.<stream seq>``: the first writer creates the key, every later
+one compares with it. A replica whose hash differs has diverged (or was fed a bad snapshot): it
+stops serving and raises an alert. The same keys are the recorded hashes an auditor's
+``replay --verify`` checks, and that a snapshot must match before a replica loads it.
+
+Each replica also keeps ``replica.<id>`` current (its stream seq, engine seq, hash, time) for
+``kootabase cluster status``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Final
+
+import nats.js.errors
+import structlog
+from nats.js import api
+from nats.js.kv import KeyValue
+
+from engine.streamlog import StreamLog
+
+log = structlog.get_logger(__name__)
+
+CHECKPOINT_EVERY: Final = 256
+"""Stream messages between checkpoints (a property of the stream: every replica uses it)."""
+_CP: Final = "cp."
+
+
+class Divergence(Exception):
+    """This replica's state hash differs from the one recorded at the same stream sequence."""
+
+
+def bucket_name(stream: str) -> str:
+    return f"KB_{stream}_HASH"
+
+
+def checkpoint_key(stream_seq: int) -> str:
+    return f"{_CP}{stream_seq:020d}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaReport:
+    replica: str
+    stream_seq: int
+    last_seq: int
+    state_hash: str
+    at_ms: int
+    role: str
+
+
+async def hash_bucket(stream_log: StreamLog, *, create: bool = True) -> KeyValue:
+    name = bucket_name(stream_log.spec.name)
+    try:
+        return await stream_log.js.key_value(name)
+    except nats.js.errors.BucketNotFoundError:
+        if not create:
+            raise
+    return await stream_log.js.create_key_value(
+        api.KeyValueConfig(
+            bucket=name, history=1, storage=api.StorageType.FILE, replicas=stream_log.spec.replicas
+        )
+    )
+
+
+async def record_checkpoint(kv: KeyValue, stream_seq: int, digest: str) -> str:
+    """Record ``digest`` at ``stream_seq`` or compare with the one recorded; returns the
+    recorded hash. Raises `Divergence` when they differ."""
+    key = checkpoint_key(stream_seq)
+    try:
+        await kv.create(key, digest.encode())
+        return digest
+    except nats.js.errors.KeyWrongLastSequenceError:
+        pass
+    recorded = (await kv.get(key)).value
+    assert recorded is not None
+    want = recorded.decode()
+    if want != digest:
+        raise Divergence(
+            f"state hash after stream seq {stream_seq} is {digest}, "
+            f"the other replicas recorded {want}"
+        )
+    return want
+
+
+async def report(kv: KeyValue, rep: ReplicaReport) -> None:
+    body = {
+        "stream_seq": rep.stream_seq,
+        "last_seq": rep.last_seq,
+        "state_hash": rep.state_hash,
+        "at_ms": rep.at_ms,
+        "role": rep.role,
+    }
+    await kv.put(f"replica.{rep.replica}", json.dumps(body).encode())
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+async def _entries(kv: KeyValue) -> dict[str, bytes]:
+    try:
+        keys = await kv.keys()
+    except nats.js.errors.NoKeysError:
+        return {}
+    out: dict[str, bytes] = {}
+    for key in keys:
+        try:
+            entry = await kv.get(key)
+        except nats.js.errors.KeyNotFoundError:
+            continue
+        if entry.value is not None:
+            out[key] = entry.value
+    return out
+
+
+async def read_checkpoints(stream_log: StreamLog) -> dict[int, str]:
+    """Every recorded checkpoint of the stream: stream seq -> state hash ({} if none)."""
+    try:
+        kv = await hash_bucket(stream_log, create=False)
+    except nats.js.errors.BucketNotFoundError:
+        return {}
+    return {
+        int(k[len(_CP) :]): v.decode() for k, v in (await _entries(kv)).items() if k.startswith(_CP)
+    }
+
+
+async def read_reports(stream_log: StreamLog) -> list[ReplicaReport]:
+    try:
+        kv = await hash_bucket(stream_log, create=False)
+    except nats.js.errors.BucketNotFoundError:
+        return []
+    out: list[ReplicaReport] = []
+    for key, value in (await _entries(kv)).items():
+        if key.startswith("replica."):
+            d: dict[str, Any] = json.loads(value)
+            out.append(
+                ReplicaReport(
+                    key[len("replica.") :],
+                    int(d["stream_seq"]),
+                    int(d["last_seq"]),
+                    str(d["state_hash"]),
+                    int(d["at_ms"]),
+                    str(d.get("role", "gateway")),
+                )
+            )
+    return sorted(out, key=lambda r: r.replica)

@@ -1,0 +1,273 @@
+"""A deterministic replica of the engine over the command stream (cluster mode, DESIGN.md).
+
+In cluster mode the log is a JetStream stream of *batches* (one message, many commands). Every
+process that needs state runs its own engine over the same stream, so everything a replica
+derives from a message must be a pure function of (its state, the message): the command
+sequences (and so ``order_id``), journal time, and what happens to a message that is not a
+valid batch. Two replicas fed the same stream therefore hold the same state hash; the hash
+cross-check turns that promise into a checked fact.
+
+Derivation, per stream message (stream sequence ``s``, stream timestamp ``t``):
+
+* journal time ``ts = max(t, last_ts)``: the stream's timestamp made monotonic (a new leader's
+  clock may be behind the old one's). A batch imported from a local journal carries the time
+  that journal recorded instead (``journal_ts_ns``), floored the same way, so an imported
+  history replays to the same hash as the journal it came from.
+* the batch's commands get the next engine sequences, contiguously, in message order.
+* a message that is not a batch of this build's format (missing or unknown ``Kb-Format``
+  header, undecodable body, no or too many commands, a command the engine's encoder refuses)
+  is *rejected*: it consumes no engine sequence, every replica rejects it the same way, and the
+  rejection (with its stream sequence) is logged, counted and returned to the caller.
+* a batch already seen (same ``(origin, batch_no)``, e.g. a publish retried after the stream's
+  duplicate window) is a *duplicate* and executes nothing. Each origin keeps a 64-batch
+  sliding window (the anti-replay window of IPsec); at most `MAX_ORIGINS` origins are tracked,
+  the least recently seen evicted first: deterministic, and part of the snapshot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import msgspec
+import structlog
+
+from engine.core.compiled import CompiledEngine
+from engine.journal import Record
+from engine.schema import Command, Event, StateImage, encode_command, state_hash
+
+log = structlog.get_logger(__name__)
+
+FORMAT_HEADER: Final = "Kb-Format"
+BATCH_FORMAT: Final = "1"
+"""The batch format this build writes and reads; any other value is rejected."""
+MAX_COMMANDS_PER_BATCH: Final = 4_096
+WINDOW_BATCHES: Final = 64
+MAX_ORIGINS: Final = 4_096
+SYSTEM_ORIGIN: Final = 0
+"""Deterministic batches any process may publish (the demo bootstrap): same id everywhere."""
+_MASK64: Final = (1 << 64) - 1
+_MAX_I63: Final = (1 << 63) - 1
+
+
+class CommandBatch(msgspec.Struct, frozen=True, array_like=True):
+    """The body of one stream message: who published it, its number, its commands."""
+
+    origin: int
+    """Publisher instance: a random 63-bit id per process start; `SYSTEM_ORIGIN` for
+    deterministic system batches."""
+    batch_no: int
+    """1, 2, ... per origin; with ``origin`` the batch's identity (``Nats-Msg-Id``)."""
+    commands: list[Command]
+    journal_ts_ns: int = 0
+    """Only in batches imported from a local journal: the time that journal recorded."""
+
+
+BATCH_ENCODER: Final = msgspec.msgpack.Encoder()
+BATCH_DECODER: Final = msgspec.msgpack.Decoder(CommandBatch)
+
+
+def encode_batch(batch: CommandBatch) -> bytes:
+    return BATCH_ENCODER.encode(batch)
+
+
+def msg_id(origin: int, batch_no: int) -> str:
+    """The ``Nats-Msg-Id`` of a batch: the stream drops a second publish within its window."""
+    return f"{origin:x}.{batch_no}"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamMessage:
+    """One message as the log delivers it, before any interpretation."""
+
+    stream_seq: int
+    timestamp_ns: int
+    format: str | None
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What one stream message did to the replica."""
+
+    stream_seq: int
+    first_seq: int
+    """First engine sequence of the batch; ``last_seq + 1`` when it consumed none."""
+    last_seq: int
+    ts_ns: int
+    origin: int
+    batch_no: int
+    events: list[Event]
+    commands: list[Command]
+    rejected: str | None = None
+    duplicate: bool = False
+
+    @property
+    def records(self) -> list[Record]:
+        """The batch as local-journal records (export, audit)."""
+        return [
+            (self.first_seq + i, self.ts_ns, encode_command(c)) for i, c in enumerate(self.commands)
+        ]
+
+
+class ReplicaState(msgspec.Struct, kw_only=True, array_like=True):
+    """Everything beside the engine that the derivation depends on (snapshotted with it)."""
+
+    stream_seq: int = 0
+    last_ts_ns: int = 0
+    rejected_messages: int = 0
+    origins: dict[int, list[int]] = msgspec.field(default_factory=dict)
+    """origin -> [highest batch_no, seen mask of the 64 up to it, stream_seq last seen]."""
+
+
+class ReplicaImage(msgspec.Struct, kw_only=True, array_like=True):
+    """A replica snapshot: derivation state plus the engine image, at one stream sequence."""
+
+    state: ReplicaState
+    engine: StateImage
+
+
+REPLICA_IMAGE_ENCODER: Final = msgspec.msgpack.Encoder()
+REPLICA_IMAGE_DECODER: Final = msgspec.msgpack.Decoder(ReplicaImage)
+
+
+class StreamGap(Exception):
+    """The log skipped a stream sequence: applying past it would diverge from other replicas."""
+
+
+class Replica:
+    """An engine plus the deterministic derivation of sequences and time from the stream.
+
+    Single-threaded; `apply` is the only state change. ``engine`` is exposed for reads between
+    messages (images, hashes)."""
+
+    def __init__(self, engine: CompiledEngine, state: ReplicaState | None = None) -> None:
+        self.engine = engine
+        self.state = state if state is not None else ReplicaState()
+
+    @classmethod
+    def from_image(cls, image: ReplicaImage) -> Replica:
+        return cls(CompiledEngine.from_image(image.engine), image.state)
+
+    def image(self) -> ReplicaImage:
+        s = self.state
+        state = ReplicaState(
+            stream_seq=s.stream_seq,
+            last_ts_ns=s.last_ts_ns,
+            rejected_messages=s.rejected_messages,
+            origins={k: list(v) for k, v in s.origins.items()},
+        )
+        return ReplicaImage(state=state, engine=self.engine.image())
+
+    @property
+    def stream_seq(self) -> int:
+        return self.state.stream_seq
+
+    @property
+    def last_seq(self) -> int:
+        return self.engine.last_seq
+
+    def state_hash(self) -> str:
+        return state_hash(self.engine.image())
+
+    def apply(self, msg: StreamMessage) -> Applied | None:
+        """Apply the next stream message; None for a redelivery of one already applied."""
+        state = self.state
+        if msg.stream_seq <= state.stream_seq:
+            return None
+        if msg.stream_seq != state.stream_seq + 1:
+            raise StreamGap(f"stream sequence {msg.stream_seq} after {state.stream_seq}")
+        before = self.engine.last_seq
+        batch, reason = _decode(msg)
+        ts = max(msg.timestamp_ns, state.last_ts_ns)
+        if batch is not None and batch.journal_ts_ns:
+            ts = max(batch.journal_ts_ns, state.last_ts_ns)
+        state.stream_seq = msg.stream_seq
+        state.last_ts_ns = ts
+        if batch is None:
+            return self._reject(msg, reason, ts)
+        if self._seen(batch.origin, batch.batch_no, msg.stream_seq):
+            log.warning(
+                "stream_batch_duplicate",
+                stream_seq=msg.stream_seq,
+                origin=f"{batch.origin:x}",
+                batch_no=batch.batch_no,
+            )
+            return Applied(
+                msg.stream_seq,
+                before + 1,
+                before,
+                ts,
+                batch.origin,
+                batch.batch_no,
+                [],
+                [],
+                duplicate=True,
+            )
+        records = [(before + 1 + i, ts, c) for i, c in enumerate(batch.commands)]
+        try:
+            events = self.engine.process(records)
+        except (ValueError, OverflowError, TypeError) as exc:
+            if self.engine.last_seq != before:  # partly applied: state is no longer trusted
+                raise
+            return self._reject(msg, f"command refused by the encoder: {exc}", ts)
+        assert self.engine.last_seq == before + len(records), "engine skipped a command"
+        return Applied(
+            msg.stream_seq,
+            before + 1,
+            self.engine.last_seq,
+            ts,
+            batch.origin,
+            batch.batch_no,
+            events,
+            batch.commands,
+        )
+
+    def _reject(self, msg: StreamMessage, reason: str, ts: int) -> Applied:
+        self.state.rejected_messages += 1
+        log.error(
+            "stream_message_rejected", stream_seq=msg.stream_seq, reason=reason, bytes=len(msg.data)
+        )
+        last = self.engine.last_seq
+        return Applied(msg.stream_seq, last + 1, last, ts, -1, 0, [], [], rejected=reason)
+
+    def _seen(self, origin: int, batch_no: int, stream_seq: int) -> bool:
+        """Whether ``(origin, batch_no)`` was seen; records it when not (anti-replay window)."""
+        origins = self.state.origins
+        entry = origins.get(origin)
+        if entry is None:
+            if len(origins) >= MAX_ORIGINS:
+                oldest = min(origins, key=lambda o: origins[o][2])
+                del origins[oldest]
+            origins[origin] = [batch_no, 1, stream_seq]
+            return False
+        highest, mask, _ = entry
+        if batch_no > highest:
+            shift = batch_no - highest
+            mask = 1 if shift >= WINDOW_BATCHES else ((mask << shift) | 1) & _MASK64
+            origins[origin] = [batch_no, mask, stream_seq]
+            return False
+        age = highest - batch_no
+        if age >= WINDOW_BATCHES or mask >> age & 1:
+            return True  # too old to tell apart from a replay: refused, never run twice
+        origins[origin] = [highest, mask | (1 << age), stream_seq]
+        return False
+
+
+def _decode(msg: StreamMessage) -> tuple[CommandBatch | None, str]:
+    """The batch in ``msg``, or None and why it is rejected (the same on every replica)."""
+    if msg.format != BATCH_FORMAT:
+        return None, f"unknown format version {msg.format!r} (this build reads {BATCH_FORMAT})"
+    try:
+        batch = BATCH_DECODER.decode(msg.data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        return None, f"undecodable batch: {exc}"
+    if not 1 <= len(batch.commands) <= MAX_COMMANDS_PER_BATCH:
+        return None, f"batch of {len(batch.commands)} commands"
+    if not (
+        0 <= batch.origin <= _MAX_I63
+        and 1 <= batch.batch_no <= _MAX_I63
+        and 0 <= batch.journal_ts_ns <= _MAX_I63
+    ):
+        return None, "origin, batch_no or journal time out of range"
+    return batch, ""

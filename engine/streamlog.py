@@ -1,0 +1,291 @@
+"""The command log on NATS JetStream (cluster mode): publish batches, read the stream in order.
+
+The stream is the log (DESIGN.md, Cluster mode): its order is the one total order of commands,
+its storage (file, R1 or R3 over Raft) is the durability. This module only moves bytes; what a
+message means is `engine.replica`'s business. A message is appended once the stream has
+acknowledged it (PubAck); retries of a publish carry the same ``Nats-Msg-Id`` so the stream
+keeps one copy within its duplicate window.
+
+Connections are never made open by accident: `NatsOptions` carries credentials (a ``.creds``
+file, an nkey seed, or user/password) and TLS (CA, client certificate) and `connect` passes
+them on every connection; ``servers`` may list several URLs of one cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import nats
+import structlog
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import api
+from nats.js.client import JetStreamContext
+
+from engine.replica import FORMAT_HEADER, StreamMessage
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_STREAM: Final = "KOOTABASE"
+DUPLICATE_WINDOW_S: Final = 120.0
+MAX_MSG_BYTES: Final = 1 << 20
+_V1_TOKENS: Final = 9
+
+
+@dataclass(frozen=True, slots=True)
+class NatsOptions:
+    """Where NATS is and how this process proves who it is."""
+
+    servers: tuple[str, ...] = ("nats://127.0.0.1:4222",)
+    name: str = "kootabase"
+    creds_file: Path | None = None
+    nkey_seed_file: Path | None = None
+    user: str | None = None
+    password: str | None = None
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    connect_timeout_s: float = 2.0
+    reconnect_wait_s: float = 0.25
+
+    @classmethod
+    def parse(cls, urls: str, **kwargs: Any) -> NatsOptions:
+        """``URL[,URL...]`` as given on the command line."""
+        servers = tuple(u.strip() for u in urls.split(",") if u.strip())
+        if not servers:
+            raise ValueError("--nats needs at least one URL")
+        for url in servers:
+            if not url.startswith(("nats://", "tls://")):
+                raise ValueError(f"NATS URL {url!r} must start with nats:// or tls://")
+        return cls(servers=servers, **{k: v for k, v in kwargs.items() if v is not None})
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.tls_ca_file is None and self.tls_cert_file is None:
+            return None
+        ctx = ssl.create_default_context(
+            ssl.Purpose.SERVER_AUTH, cafile=str(self.tls_ca_file) if self.tls_ca_file else None
+        )
+        if self.tls_cert_file is not None:
+            ctx.load_cert_chain(
+                str(self.tls_cert_file), str(self.tls_key_file) if self.tls_key_file else None
+            )
+        return ctx
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {
+            "servers": list(self.servers),
+            "name": self.name,
+            "connect_timeout": self.connect_timeout_s,
+            "reconnect_time_wait": self.reconnect_wait_s,
+            "max_reconnect_attempts": -1,
+            "allow_reconnect": True,
+        }
+        if self.creds_file is not None:
+            kw["user_credentials"] = str(self.creds_file)
+        if self.nkey_seed_file is not None:
+            kw["nkeys_seed"] = str(self.nkey_seed_file)
+        if self.user is not None:
+            kw["user"] = self.user
+            kw["password"] = self.password or ""
+        tls = self.ssl_context()
+        if tls is not None:
+            kw["tls"] = tls
+        return kw
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSpec:
+    name: str = DEFAULT_STREAM
+    replicas: int = 1
+    duplicate_window_s: float = DUPLICATE_WINDOW_S
+
+    def __post_init__(self) -> None:
+        if self.replicas not in (1, 3, 5):
+            raise ValueError(f"stream replicas must be 1, 3 or 5, got {self.replicas}")
+        if not self.name.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"stream name {self.name!r}: letters, digits, - and _ only")
+
+    @property
+    def subject(self) -> str:
+        return f"kb.{self.name}.commands"
+
+
+@dataclass(frozen=True, slots=True)
+class PubResult:
+    stream_seq: int
+    duplicate: bool
+
+
+@dataclass
+class StreamLog:
+    """One NATS connection and the command stream on it."""
+
+    nc: Client
+    js: JetStreamContext
+    spec: StreamSpec
+    _subs: list[Any] = field(default_factory=list)
+
+    @classmethod
+    async def connect(
+        cls,
+        options: NatsOptions,
+        spec: StreamSpec,
+        *,
+        create: bool = True,
+        on_state: Callable[[str], None] | None = None,
+    ) -> StreamLog:
+        """Connect (credentials and TLS from ``options``) and make sure the stream exists."""
+
+        async def disconnected() -> None:
+            log.warning("nats_disconnected", stream=spec.name)
+            if on_state is not None:
+                on_state("disconnected")
+
+        async def reconnected() -> None:
+            log.info("nats_reconnected", stream=spec.name, server=str(nc.connected_url))
+            if on_state is not None:
+                on_state("reconnected")
+
+        async def error(exc: Exception) -> None:
+            log.warning("nats_error", error=repr(exc))
+
+        nc = await nats.connect(
+            **options.connect_kwargs(),
+            disconnected_cb=disconnected,
+            reconnected_cb=reconnected,
+            error_cb=error,
+        )
+        self = cls(nc, nc.jetstream(timeout=5.0), spec)
+        try:
+            if create:
+                await self.ensure_stream()
+            else:
+                await self.js.stream_info(spec.name)
+        except BaseException:
+            await nc.close()
+            raise
+        return self
+
+    async def ensure_stream(self) -> None:
+        spec = self.spec
+        config = api.StreamConfig(
+            name=spec.name,
+            subjects=[spec.subject],
+            storage=api.StorageType.FILE,
+            num_replicas=spec.replicas,
+            retention=api.RetentionPolicy.LIMITS,
+            discard=api.DiscardPolicy.NEW,
+            duplicate_window=spec.duplicate_window_s,
+            max_msg_size=MAX_MSG_BYTES,
+            allow_direct=True,
+        )
+        try:
+            info = await self.js.stream_info(spec.name)
+        except nats.js.errors.NotFoundError:
+            await self.js.add_stream(config)
+            log.info("stream_created", stream=spec.name, replicas=spec.replicas)
+            return
+        if info.config.num_replicas != spec.replicas:
+            log.warning(
+                "stream_replicas_differ",
+                stream=spec.name,
+                configured=info.config.num_replicas,
+                asked=spec.replicas,
+            )
+
+    async def last_sequence(self) -> int:
+        info = await self.js.stream_info(self.spec.name)
+        return int(info.state.last_seq)
+
+    async def publish(
+        self, data: bytes, msg_id: str, *, fmt: str, timeout_s: float = 2.0
+    ) -> PubResult:
+        """Append one message; returns once the stream stored it (replicated at R3)."""
+        ack = await self.js.publish(
+            self.spec.subject,
+            data,
+            timeout=timeout_s,
+            stream=self.spec.name,
+            headers={"Nats-Msg-Id": msg_id, FORMAT_HEADER: fmt},
+        )
+        return PubResult(ack.seq, bool(ack.duplicate))
+
+    async def follow(self, start_seq: int, on_message: Callable[[StreamMessage], None]) -> None:
+        """Deliver every message from ``start_seq`` on, in stream order, to ``on_message``
+        (called on the loop; an ordered consumer that resets itself on gaps and reconnects)."""
+
+        async def cb(msg: Msg) -> None:
+            on_message(to_stream_message(msg))
+
+        sub = await self.js.subscribe(
+            self.spec.subject,
+            stream=self.spec.name,
+            cb=cb,
+            ordered_consumer=True,
+            idle_heartbeat=1.0,
+            config=api.ConsumerConfig(
+                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=max(start_seq, 1)
+            ),
+            pending_msgs_limit=1 << 20,
+            pending_bytes_limit=1 << 30,
+        )
+        self._subs.append(sub)
+
+    async def read(
+        self, start_seq: int, end_seq: int, idle_timeout_s: float = 10.0
+    ) -> AsyncIterator[StreamMessage]:
+        """Messages ``start_seq..end_seq`` in order (audit, export, catch-up)."""
+        if end_seq < start_seq:
+            return
+        sub = await self.js.subscribe(
+            self.spec.subject,
+            stream=self.spec.name,
+            ordered_consumer=True,
+            idle_heartbeat=1.0,
+            config=api.ConsumerConfig(
+                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=max(start_seq, 1)
+            ),
+            pending_msgs_limit=1 << 20,
+            pending_bytes_limit=1 << 30,
+        )
+        try:
+            while True:
+                msg = to_stream_message(await sub.next_msg(timeout=idle_timeout_s))
+                if msg.stream_seq > end_seq:
+                    return
+                yield msg
+                if msg.stream_seq == end_seq:
+                    return
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def close(self) -> None:
+        for sub in self._subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        self._subs.clear()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.nc.drain(), 2.0)
+        with contextlib.suppress(Exception):
+            await self.nc.close()
+
+
+def to_stream_message(msg: Msg) -> StreamMessage:
+    """Stream sequence and stored timestamp (integer nanoseconds, as the server sent them:
+    nats-py's metadata rounds them through a float) from the JetStream reply subject."""
+    tokens = (msg.reply or "").split(".")
+    if len(tokens) < _V1_TOKENS or tokens[0] != "$JS" or tokens[1] != "ACK":
+        raise ValueError(f"not a JetStream message: reply subject {msg.reply!r}")
+    if len(tokens) == _V1_TOKENS:
+        seq, ts = int(tokens[5]), int(tokens[7])
+    else:
+        seq, ts = int(tokens[Msg.Ack.StreamSeq]), int(tokens[Msg.Ack.Timestamp])
+    headers = msg.headers or {}
+    return StreamMessage(seq, ts, headers.get(FORMAT_HEADER), msg.data)

@@ -1,0 +1,68 @@
+"""Cluster mode for the gateway: its engine is a replica over the JetStream command stream.
+
+`ClusterConfig` says where NATS is (and with which credentials and TLS) and which stream is the
+log. `attach` runs in the app's start-up, before the first request: connect, create the stream
+if it does not exist, replay the stream through this gateway's replica into the read model
+(orders, trades, balances, market data), publish the demo bootstrap on an empty stream, and
+then follow the stream live (see `gateway.clusterbridge`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import structlog
+
+from engine.core.compiled import CompiledEngine
+from engine.replica import Replica
+from engine.schema import EngineConfig
+from engine.service import DEMO_COMMANDS
+from engine.streamlog import NatsOptions, StreamLog, StreamSpec
+from gateway.clusterbridge import ClusterBridge
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+log = structlog.get_logger(__name__)
+DEMO_BATCH_NO = 1
+"""The demo bootstrap is system batch 1: every gateway publishes the same id, one runs."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    nats: NatsOptions = field(default_factory=NatsOptions)
+    stream: StreamSpec = field(default_factory=StreamSpec)
+    max_inflight: int = 8
+    """Batches published and not yet acknowledged, at most (pipelining depth)."""
+
+
+def cluster_bridge(gw: Gateway) -> ClusterBridge:
+    cfg: ClusterConfig = gw.config.cluster
+    return ClusterBridge(
+        Replica(CompiledEngine(EngineConfig())),
+        gw._on_batch,
+        observe=gw.metrics.observe_batch,
+        max_inflight=cfg.max_inflight,
+        ack_timeout_s=gw.config.limits.ack_timeout_s,
+    )
+
+
+async def attach(gw: Gateway) -> None:
+    """Connect, catch up with the stream, bootstrap an empty one (start-up, before serving)."""
+    cfg: ClusterConfig = gw.config.cluster
+    bridge: ClusterBridge = gw.bridge
+    stream_log = await StreamLog.connect(cfg.nats, cfg.stream)
+    await bridge.attach(stream_log)
+    empty = bridge.replica.stream_seq == 0
+    gw.demo_account_allowed = empty
+    if gw.config.demo and bridge.replica.last_seq == 0:
+        await bridge.publish_system(DEMO_BATCH_NO, list(DEMO_COMMANDS))
+    gw.metrics.last_seq.set(bridge.replica.last_seq)
+    log.info(
+        "cluster_replica_ready",
+        stream=cfg.stream.name,
+        stream_seq=bridge.replica.stream_seq,
+        last_seq=bridge.replica.last_seq,
+        origin=f"{bridge.origin:x}",
+    )

@@ -1,0 +1,333 @@
+"""The gateway's bridge in cluster mode: publish batches to the stream, answer from the replica.
+
+Same contract as `gateway.bridge.Bridge` (``submit_cb``/``submit``/``start``/``close``), so
+order entry, custody, admin and the dead-man's ticker run unchanged; what differs is where a
+command becomes durable and who stamps it:
+
+1. Requests queue up; the publisher takes everything queued (up to ``max_batch``) as one
+   `CommandBatch` (``origin`` = this process, ``batch_no`` counting) and publishes it with
+   ``Nats-Msg-Id``. Up to ``max_inflight`` publishes are outstanding at once (pipelining, so a
+   replicated R3 append does not cap the rate at one batch per round trip); while they are,
+   the queue grows and the next batch is larger: batching adapts to load as in the embedded
+   bridge.
+2. A publish that fails (timeout, no responders, connection lost) is retried with the same
+   message id until the ack deadline: the stream keeps one copy within its duplicate window,
+   and the replica's own window recognises a later duplicate.
+3. The replica (`engine.replica.Replica`) consumes the stream in order, for every publisher,
+   and applies each batch's events to the read model (``on_batch``). A request is answered
+   when *both* happened: the stream acknowledged its batch (stored, replicated) and this
+   process's replica processed it (DESIGN.md: an ack means durable and processed).
+4. A batch with no answer by ``ack_timeout_s`` is answered "status unknown" (the dialect's 5xx
+   rule, a stable error code): it may still execute later, and the client is told to check.
+   Nothing is dropped silently.
+
+A replica failure (the stream skipped a sequence, the engine raised) stops the bridge: every
+pending and later request is answered "status unknown" and ``healthy`` turns false.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import nats.errors
+import structlog
+
+from engine.replica import (
+    BATCH_FORMAT,
+    MAX_COMMANDS_PER_BATCH,
+    Applied,
+    CommandBatch,
+    Replica,
+    StreamMessage,
+    encode_batch,
+    msg_id,
+)
+from engine.schema import Command, Event
+from engine.streamlog import StreamLog
+from gateway import errors
+from gateway.bridge import BatchHook, Reply, Result, _Request, future_reply
+
+log = structlog.get_logger(__name__)
+PUBLISH_TIMEOUT_S = 2.0
+RETRY_PAUSE_S = 0.1
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A published batch waiting for its PubAck and for the replica to process it."""
+
+    requests: list[_Request]
+    published_at: float
+    stored: bool = False
+    applied: Applied | None = None
+    done: bool = False
+
+
+class ClusterBridge:
+    def __init__(
+        self,
+        replica: Replica,
+        on_batch: BatchHook,
+        *,
+        max_batch: int = 2_048,
+        max_inflight: int = 8,
+        observe: Callable[[int, float, float, list[float]], None] | None = None,
+        ack_timeout_s: float = 10.0,
+    ) -> None:
+        assert 1 <= max_batch <= MAX_COMMANDS_PER_BATCH
+        self.replica = replica
+        self.log: StreamLog | None = None
+        self.origin = secrets.randbits(63) or 1
+        self._batch_no = 0
+        self._on_batch = on_batch
+        self._max_batch = max_batch
+        self._max_inflight = max_inflight
+        self._observe = observe
+        self._ack_timeout_s = ack_timeout_s
+        self._queue: deque[_Request] = deque()
+        self._pending: dict[int, _Pending] = {}
+        self._inbox: deque[StreamMessage] = deque()
+        self._wake = asyncio.Event()
+        self._slot = asyncio.Event()
+        self._inbox_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._publishes: set[asyncio.Task[None]] = set()
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._broken: BaseException | None = None
+        self._closing = False
+        self.connected = True
+        self.applied_cb: list[Callable[[Applied], None]] = []
+        """Called with every applied message, in stream order (cross-check, snapshots)."""
+
+    @property
+    def healthy(self) -> bool:
+        return self._broken is None and not self._closing
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    async def attach(self, stream_log: StreamLog) -> None:
+        """Follow the stream from the replica's position; returns once caught up with the
+        stream's last sequence as of now (the read model is then current)."""
+        self.log = stream_log
+        target = await stream_log.last_sequence()
+        self._tasks.append(asyncio.get_running_loop().create_task(self._consume(), name="replica"))
+        await stream_log.follow(self.replica.stream_seq + 1, self._deliver)
+        while self.replica.stream_seq < target:
+            if self._broken is not None:
+                raise RuntimeError("replica failed while catching up") from self._broken
+            await asyncio.sleep(0.01)
+        log.info(
+            "replica_caught_up", stream_seq=self.replica.stream_seq, last_seq=self.replica.last_seq
+        )
+
+    def start(self) -> None:
+        if not any(t.get_name() == "publisher" for t in self._tasks):
+            loop = asyncio.get_running_loop()
+            self._tasks.append(loop.create_task(self._publisher(), name="publisher"))
+            self._watchdog = loop.call_later(0.5, self._watch)
+
+    async def close(self) -> None:
+        """Answer what is still pending 'unknown', stop consuming, close the connection."""
+        self._closing = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self._fail_all("shutting down")
+        for task in [*self._tasks, *self._publishes]:
+            task.cancel()
+        for task in [*self._tasks, *self._publishes]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self.log is not None:
+            await self.log.close()
+
+    # ---- submitting -------------------------------------------------------------------------
+
+    def submit(self, command: Command) -> asyncio.Future[Result]:
+        fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self.submit_cb(command, future_reply(fut))
+        return fut
+
+    def submit_cb(self, command: Command, reply: Reply) -> None:
+        req = _Request(command, reply, time.perf_counter())
+        if self._broken is not None or self._closing:
+            req.fail(errors.unknown_outcome("engine unavailable"))
+            return
+        self._queue.append(req)
+        if len(self._queue) == 1:
+            self._wake.set()
+
+    async def call(self, fn: Callable[[Replica], Any]) -> Any:
+        return fn(self.replica)
+
+    async def publish_system(self, batch_no: int, commands: list[Command]) -> None:
+        """Publish a deterministic system batch (same id from every process) and wait until
+        this replica has applied it (or a duplicate of it)."""
+        assert self.log is not None
+        data = encode_batch(CommandBatch(0, batch_no, commands))
+        res = await self.log.publish(data, msg_id(0, batch_no), fmt=BATCH_FORMAT)
+        while self.replica.stream_seq < res.stream_seq:
+            await asyncio.sleep(0.01)
+
+    async def _publisher(self) -> None:
+        queue = self._queue
+        while not self._closing:
+            if not queue:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if len(self._pending) >= self._max_inflight:
+                self._slot.clear()
+                await self._slot.wait()
+                continue
+            reqs = [queue.popleft() for _ in range(min(len(queue), self._max_batch))]
+            self._batch_no += 1
+            batch_no = self._batch_no
+            self._pending[batch_no] = _Pending(reqs, time.perf_counter())
+            data = encode_batch(CommandBatch(self.origin, batch_no, [r.command for r in reqs]))
+            task = asyncio.get_running_loop().create_task(self._publish(batch_no, data))
+            self._publishes.add(task)
+            task.add_done_callback(self._publishes.discard)
+
+    async def _publish(self, batch_no: int, data: bytes) -> None:
+        assert self.log is not None
+        mid = msg_id(self.origin, batch_no)
+        p = self._pending[batch_no]
+        deadline = p.published_at + self._ack_timeout_s
+        while not p.done:
+            try:
+                await self.log.publish(
+                    data,
+                    mid,
+                    fmt=BATCH_FORMAT,
+                    timeout_s=min(PUBLISH_TIMEOUT_S, max(0.05, deadline - time.perf_counter())),
+                )
+            except (TimeoutError, nats.errors.Error, OSError) as exc:
+                if time.perf_counter() >= deadline:
+                    self._settle_unknown(batch_no, "stream did not acknowledge in time")
+                    return
+                log.warning("publish_retry", batch_no=batch_no, error=type(exc).__name__)
+                await asyncio.sleep(RETRY_PAUSE_S)
+                continue
+            p.stored = True
+            if p.applied is not None:
+                self._answer(batch_no, p)
+            return
+
+    # ---- consuming --------------------------------------------------------------------------
+
+    def _deliver(self, msg: StreamMessage) -> None:
+        self._inbox.append(msg)
+        if len(self._inbox) == 1:
+            self._inbox_wake.set()
+
+    async def _consume(self) -> None:
+        inbox = self._inbox
+        replica = self.replica
+        while True:
+            if not inbox:
+                self._inbox_wake.clear()
+                await self._inbox_wake.wait()
+                continue
+            while inbox:
+                msg = inbox.popleft()
+                try:
+                    applied = replica.apply(msg)
+                except Exception as exc:
+                    self._break(exc)
+                    return
+                if applied is None:
+                    continue
+                if applied.events or applied.commands:
+                    try:
+                        self._on_batch(
+                            applied.first_seq, applied.ts_ns, applied.events, applied.last_seq
+                        )
+                    except Exception:  # a read-model bug must not lose the acks
+                        log.exception("on_batch_failed", first_seq=applied.first_seq)
+                for cb in self.applied_cb:
+                    cb(applied)
+                if applied.origin == self.origin:
+                    p = self._pending.get(applied.batch_no)
+                    if p is not None and p.applied is None:
+                        if applied.duplicate:  # an earlier copy already ran: cannot happen
+                            continue  # for our own live batches unless ids were reused
+                        p.applied = applied
+                        if p.stored:
+                            self._answer(applied.batch_no, p)
+            await asyncio.sleep(0)  # let I/O (and the replies just sent) run
+
+    def _answer(self, batch_no: int, p: _Pending) -> None:
+        applied = p.applied
+        assert applied is not None and p.stored and not p.done
+        p.done = True
+        del self._pending[batch_no]
+        self._slot.set()
+        events: list[Event] = applied.events
+        if applied.rejected is not None:  # this build wrote it: must not happen, never silent
+            for req in p.requests:
+                req.fail(errors.unknown_outcome("batch rejected by the replica"))
+            return
+        first, ts = applied.first_seq, applied.ts_ns
+        assert applied.last_seq - first + 1 == len(p.requests)
+        i, total = 0, len(events)
+        for k, req in enumerate(p.requests):
+            seq = first + k
+            j = i
+            while j < total and events[j].seq == seq:
+                j += 1
+            try:
+                req.answer(seq, ts, events[i:j], None)
+            except Exception:  # one broken answer must not lose the others
+                log.exception("reply_failed", seq=seq)
+            i = j
+        if self._observe is not None:
+            now = time.perf_counter()
+            self._observe(
+                len(p.requests), now - p.published_at, 0.0, [now - r.queued_at for r in p.requests]
+            )
+
+    # ---- failures ---------------------------------------------------------------------------
+
+    def _settle_unknown(self, batch_no: int, reason: str) -> None:
+        p = self._pending.pop(batch_no, None)
+        if p is None or p.done:
+            return
+        p.done = True
+        self._slot.set()
+        log.warning(
+            "batch_status_unknown", batch_no=batch_no, reason=reason, commands=len(p.requests)
+        )
+        for req in p.requests:
+            req.fail(errors.unknown_outcome(reason))
+
+    def _watch(self) -> None:
+        now = time.perf_counter()
+        limit = self._ack_timeout_s
+        for batch_no, p in list(self._pending.items()):
+            if now - p.published_at > limit + PUBLISH_TIMEOUT_S:
+                self._settle_unknown(batch_no, "no acknowledgement in time")
+        for req in self._queue:
+            if now - req.queued_at <= limit:
+                break
+            req.fail(errors.unknown_outcome("no acknowledgement in time"))
+        if not self._closing:
+            self._watchdog = asyncio.get_running_loop().call_later(0.5, self._watch)
+
+    def _break(self, exc: BaseException) -> None:
+        self._broken = exc
+        log.error("replica_failed", error=repr(exc), stream_seq=self.replica.stream_seq)
+        self._fail_all("replica failure")
+
+    def _fail_all(self, reason: str) -> None:
+        for batch_no in list(self._pending):
+            self._settle_unknown(batch_no, reason)
+        while self._queue:
+            self._queue.popleft().fail(errors.unknown_outcome(reason))

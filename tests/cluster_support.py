@@ -1,0 +1,60 @@
+"""Cluster-mode test helpers: unique streams on the machine's NATS, replay of a stream.
+
+NATS runs for real (127.0.0.1:4222 with JetStream; `scripts/check-services.sh` requires it).
+Every test gets its own stream name, deleted afterwards, so helpers running tests at the same
+time never share a log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Iterator
+
+from engine.streamlog import NatsOptions, StreamLog, StreamSpec
+from engine.streamreplay import StreamReplayResult, replay_stream
+
+LOCAL_NATS = "nats://127.0.0.1:4222"
+
+
+def unique_stream(prefix: str = "T") -> StreamSpec:
+    return StreamSpec(name=f"{prefix}{uuid.uuid4().hex[:12]}")
+
+
+async def _delete(options: NatsOptions, spec: StreamSpec) -> None:
+    from engine.crosscheck import bucket_name
+
+    sl = await StreamLog.connect(options, spec, create=False)
+    try:
+        for name in (spec.name, f"KV_{bucket_name(spec.name)}", f"OBJ_KB_{spec.name}_SNAP"):
+            with contextlib.suppress(Exception):
+                await sl.js.delete_stream(name)
+    finally:
+        await sl.close()
+
+
+@contextlib.contextmanager
+def stream_on(options: NatsOptions | None = None, prefix: str = "T") -> Iterator[StreamSpec]:
+    """A fresh stream name for one test; the stream and its buckets are deleted afterwards."""
+    options = options or NatsOptions()
+    spec = unique_stream(prefix)
+    try:
+        yield spec
+    finally:
+        with contextlib.suppress(Exception):
+            asyncio.run(_delete(options, spec))
+
+
+def replay(
+    options: NatsOptions, spec: StreamSpec, checkpoints: dict[int, str] | None = None
+) -> StreamReplayResult:
+    async def body() -> StreamReplayResult:
+        sl = await StreamLog.connect(options, spec, create=False)
+        try:
+            _, result = await replay_stream(sl, checkpoints=checkpoints)
+            return result
+        finally:
+            await sl.close()
+
+    return asyncio.run(body())
