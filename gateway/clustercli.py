@@ -85,7 +85,7 @@ def run_replay_cli(args: argparse.Namespace) -> int:
 
     if bool(args.journal) == bool(args.nats):
         sys.stderr.write("kootabase replay: give exactly one of --journal DIR or --nats URL\n")
-        return 2
+        raise SystemExit(2)  # a usage error, like argparse's
     if args.journal:
         from engine.replay import run_replay_cli as run_journal
 

@@ -354,7 +354,7 @@ def test_serve_nats_and_replay_verify_cli(tmp_path: Path) -> None:
         bad = _kootabase("replay", "--nats", "http://x", "--stream", spec.name)
         assert bad.returncode == 2 and "nats://" in bad.stderr
         both = _kootabase("replay", "--nats", LOCAL_NATS, "--journal", str(tmp_path))
-        assert both.returncode == 2
+        assert both.returncode == 2 and "exactly one of" in both.stderr
         res = _kootabase("replay", "--nats", LOCAL_NATS, "--stream", spec.name, "--verify")
         assert res.returncode == 0, res.stderr
         audit = replay(NatsOptions(), spec)
