@@ -1,4 +1,5 @@
-"""``kootabase custody reconcile``: ledger liabilities versus on-chain holdings, per asset.
+"""``kootabase custody reconcile``: ledger liabilities versus on-chain holdings, per asset;
+``kootabase custody float``: record the operator's own coins moved into or out of the hot wallets.
 
 The ledger side is rebuilt from the journal (the source of truth; the journal takes its writer
 lock, so run this against a stopped node or a copy of its data directory). The chain side is
@@ -10,11 +11,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
+import time
 from pathlib import Path
 
-from custody.config import load_config
+from custody.assets import CustodyAsset
+from custody.config import CustodyConfig, load_config
 from custody.reconcile import AssetReconciliation, format_report
+from custody.store import CustodyStore
+
+_DECIMAL = re.compile(r"^(-?)([0-9]{1,30})(?:\.([0-9]{1,30}))?$")
 
 
 async def _reconcile(args: argparse.Namespace) -> list[AssetReconciliation]:
@@ -39,3 +46,54 @@ def run_reconcile_cli(args: argparse.Namespace) -> int:
     rows = asyncio.run(_reconcile(args))
     sys.stdout.write("\n".join(format_report(rows)) + "\n")
     return 0 if all(r.unexplained == 0 for r in rows) else 1
+
+
+def _asset(config: CustodyConfig, name: str) -> CustodyAsset:
+    """A configured asset by symbol (any case) or engine asset id."""
+    for asset in config.assets:
+        if name.upper() == asset.symbol.upper() or name == str(asset.asset_id):
+            return asset
+    known = ", ".join(a.symbol for a in config.assets) or "none"
+    raise SystemExit(f"kootabase: custody float: unknown asset {name!r} (configured: {known})")
+
+
+def chain_amount(text: str, decimals: int) -> int:
+    """Exact chain units of a signed decimal string with at most ``decimals`` decimals."""
+    m = _DECIMAL.match(text.strip())
+    if m is None:
+        raise ValueError(f"not a decimal amount: {text!r}")
+    sign, whole, frac = m.group(1), m.group(2), m.group(3) or ""
+    if len(frac) > decimals:
+        raise ValueError(f"{text!r} has more than the asset's {decimals} decimals")
+    units = int(whole) * 10**decimals + int(frac.ljust(decimals, "0") or 0)
+    return -units if sign else units
+
+
+def run_float_cli(args: argparse.Namespace) -> int:
+    """Record float: coins of the exchange's own put into (or taken out of, negative) its
+    addresses, so reconciliation can tell them from customers' coins."""
+    data_dir: Path = args.data_dir
+    config = load_config(args.config or data_dir / "custody.toml", data_dir)
+    asset = _asset(config, args.asset)
+    try:
+        amount = chain_amount(args.amount, asset.chain_decimals)
+    except ValueError as exc:
+        raise SystemExit(f"kootabase: custody float: {exc}") from None
+    if amount == 0:
+        raise SystemExit("kootabase: custody float: the amount must not be zero")
+    if not config.store_path.exists():
+        raise SystemExit(
+            f"kootabase: custody float: no custody store at {config.store_path} "
+            "(wrong --data-dir, or custody never ran here)"
+        )
+    store = CustodyStore(config.store_path)
+    try:
+        store.add_treasury(asset.chain, asset.asset_id, amount, args.note, time.time_ns())
+        total = store.treasury(asset.asset_id)
+    finally:
+        store.close()
+    sys.stdout.write(
+        f"recorded {args.amount} {asset.symbol} ({amount} chain units) on "
+        f"{asset.chain}; float now {total} chain units\n"
+    )
+    return 0

@@ -3,40 +3,9 @@
 Keys are split by role on purpose: the watcher side reads only ``xpub`` (watch-only deposit
 derivation); the signer side reads ``hot_key_file`` (a file outside the data directory holding
 the hot private key), and only `custody.service.Custody` started with ``signer=True`` opens it.
-Example (``custody.toml``)::
-
-    store = "custody.sqlite"          # relative to the data directory
-
-    [[chain]]
-    name = "eth-1"                    # carries the chain id: part of every deposit key
-    kind = "ethereum"
-    confirmations = 12
-    rpc_url = "http://127.0.0.1:8545"
-    xpub = "xpub..."                  # m/44'/60'/0'
-    hot_address = "0x..."             # the signer's address (for reconciliation)
-    hot_key_file = "/etc/kootabase/eth-hot.key"
-    start_height = 19000000
-
-    [[chain]]
-    name = "ltc-main"
-    kind = "bitcoin"
-    hrp = "ltc"
-    confirmations = 6
-    rpc_url = "http://127.0.0.1:9332"
-    rpc_user = "kootabase"
-    rpc_password = "..."
-    xpub = "zpub..."                  # m/84'/2'/0'
-    hot_address = "ltc1..."
-    fee_rate_sat_vb = 20
-
-    [[asset]]
-    asset_id = 2
-    symbol = "ETH"
-    chain = "eth-1"
-    chain_decimals = 18
-    engine_decimals = 9
-    min_withdrawal_atoms = 100000     # 0.0001 ETH
-    daily_limit_atoms = 0
+Every key, its default and the extended-key formats per network are documented in
+docs/custody.md; docs/custody.example.toml and docs/custody.regtest.toml are samples that
+tests/test_custody_config.py loads with `load_config`, so they stay true.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ Subcommands import their implementation lazily, so ``kootabase --help`` and
 - ``ledger sync``  -> ``ledger.cli:run_sync_cli(args)``
 - ``ledger statement|trial-balance|balances`` -> ``ledger.cli:run_report_cli(args)``
 - ``custody reconcile`` -> ``custody.cli:run_reconcile_cli(args)``
+- ``custody float`` -> ``custody.cli:run_float_cli(args)``
 
 Each implementation takes the parsed ``argparse.Namespace`` and returns an exit code.
 """
@@ -392,8 +393,8 @@ def _add_ledger(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
 
 def _add_custody(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """``kootabase custody reconcile``: ledger liabilities vs on-chain balances (issue 7)."""
-    custody = sub.add_parser("custody", help="custody operations: reconciliation")
+    """``kootabase custody reconcile|float``: reconciliation and the operator's float."""
+    custody = sub.add_parser("custody", help="custody operations: reconciliation, float")
     custody_sub = custody.add_subparsers(dest="custody_command", metavar="ACTION", required=True)
     rec = custody_sub.add_parser(
         "reconcile", help="per asset: ledger liabilities vs on-chain balances, explained"
@@ -414,6 +415,18 @@ def _add_custody(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         "--journal", type=Path, metavar="DIR", help="journal directory (default: DATA_DIR/journal)"
     )
     rec.set_defaults(handler=_lazy("custody.cli", "run_reconcile_cli"))
+    flt = custody_sub.add_parser(
+        "float", help="record the exchange's own coins moved into (or out of) its hot wallets"
+    )
+    flt.add_argument("--data-dir", type=Path, default=Path("./data"),
+                     help="data directory holding custody.sqlite (default: ./data)")
+    flt.add_argument("--config", type=Path, metavar="FILE",
+                     help="custody TOML config (default: DATA_DIR/custody.toml)")
+    flt.add_argument("--asset", required=True, help="asset symbol or id, e.g. ETH")
+    flt.add_argument("--amount", required=True,
+                     help="decimal amount in the asset's unit; negative = float taken out")
+    flt.add_argument("--note", required=True, help="why (e.g. the transaction id)")
+    flt.set_defaults(handler=_lazy("custody.cli", "run_float_cli"))
 
 
 def main(argv: list[str] | None = None) -> int:
