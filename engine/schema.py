@@ -363,6 +363,35 @@ class CancelAll(_Command):
     """-1 = every market."""
 
 
+class CancelReplaceOrder(_Command):
+    """Cancel an open order and place ``place`` in one step: the cancel runs first, so the
+    new order is funded by the hold it frees, and nothing else runs in between.
+
+    The cancel targets ``place``'s account and market, by ``cancel_order_id`` when non-zero,
+    else by ``cancel_client_order_id`` (as CancelOrder). When the cancel is refused, the new
+    order is not attempted unless ``allow_failure``. The new order's id is this command's seq.
+    """
+
+    place: PlaceOrder
+    cancel_order_id: int = 0
+    cancel_client_order_id: int = 0
+    allow_failure: bool = False
+
+    @property
+    def account_id(self) -> int:
+        return self.place.account_id
+
+    @property
+    def market_id(self) -> int:
+        return self.place.market_id
+
+    def cancel(self) -> CancelOrder:
+        """The cancel half, as the CancelOrder it behaves like."""
+        return CancelOrder(account_id=self.place.account_id, market_id=self.place.market_id,
+                           order_id=self.cancel_order_id,
+                           client_order_id=self.cancel_client_order_id)
+
+
 Command = (
     CreateAsset
     | CreateMarket
@@ -374,6 +403,7 @@ Command = (
     | CancelOrder
     | AmendOrder
     | CancelAll
+    | CancelReplaceOrder
     | SetMarketState
     | Tick
     | SetDeadMansSwitch

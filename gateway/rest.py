@@ -229,8 +229,9 @@ def setup(app: web.Application, gw: Gateway) -> None:
         try:
             return _json(await tr.cancel_replace(key.account_id, p))
         except errors.ApiError as exc:
-            if exc.status == 409 and exc.data is not None:
-                return _json({"code": exc.code, "msg": exc.msg, "data": exc.data}, 409)
+            if exc.code in (errors.CANCEL_REPLACE_PARTIAL, errors.CANCEL_REPLACE_FAILED):
+                gw.metrics.rejects.labels(str(exc.code)).inc()
+                return _json(exc.body(), exc.status)  # with its data (the middleware's is bare)
             raise
 
     @_route(4)

@@ -30,7 +30,7 @@ from engine.schema import (
     Side,
     Trade,
 )
-from gateway import clientids, errors, wire
+from gateway import clientids, errors, replace, wire
 from gateway.bridge import Bridge, Reply, Result, future_reply
 from gateway.clientids import ClientIdBook
 from gateway.markets import Market
@@ -39,7 +39,6 @@ from gateway.params import get_bool, get_enum, get_int, get_str
 from gateway.store import OrderRecord, Store
 
 RESP_TYPES: Final = frozenset({"ACK", "RESULT", "FULL"})
-REPLACE_MODES: Final = frozenset({"STOP_ON_FAILURE", "ALLOW_FAILURE"})
 Answer = Callable[[Any, "BaseException | None"], None]
 """(result, None) or (None, error): how the WS fast path hands a rendered answer back."""
 
@@ -131,7 +130,7 @@ class Trading:
 
     # ---- new orders -----------------------------------------------------------------------
 
-    def build_place(self, account_id: int, params: Mapping[str, Any],
+    def build_place(self, account_id: int, params: Mapping[str, Any], *, precheck: bool = True,
                     ) -> tuple[Market, PlaceOrder, str | None, str]:
         m = self.market(params)
         assert m is not None
@@ -141,7 +140,7 @@ class Trading:
                         "Data sent for parameter 'newOrderRespType' is not valid.",
                         required=False, default=spec.default_response)
         cmd = spec.command(account_id, m.market_id, cid[1] if cid else 0)
-        if self._quiet(account_id):
+        if precheck and self._quiet(account_id):
             self._precheck(account_id, m, cmd, cid)
         return m, cmd, cid[0] if cid else None, resp
 
@@ -288,44 +287,8 @@ class Trading:
         return {"transactTime": wire.ms(ts), "executionId": seq, "amendedOrder": order}
 
     async def cancel_replace(self, account_id: int, params: Mapping[str, Any]) -> dict[str, Any]:
-        mode = get_enum(params, "cancelReplaceMode", REPLACE_MODES, errors.INVALID_PARAMETER,
-                        "Data sent for parameter 'cancelReplaceMode' is not valid.")
-        m, cmd, cid, resp = self.build_place(account_id, params)
-        cancel_params = {"symbol": m.wire, "orderId": params.get("cancelOrderId"),
-                         "origClientOrderId": params.get("cancelOrigClientOrderId")}
-        try:
-            cancel_result: Any = await self.cancel(account_id, cancel_params)
-            cancel_ok = True
-        except errors.ApiError as exc:
-            if exc.status >= 500:
-                raise
-            cancel_result, cancel_ok = exc.body(), False
-        if not cancel_ok and mode == "STOP_ON_FAILURE":
-            raise errors.ApiError(errors.CANCEL_REPLACE_FAILED, "Order cancel-replace failed.",
-                                  409, {"cancelResult": "FAILURE",
-                                        "newOrderResult": "NOT_ATTEMPTED",
-                                        "cancelResponse": cancel_result,
-                                        "newOrderResponse": None})
-        if cid is not None:
-            self.ids.remember(cid, cmd.client_order_id)
-        try:
-            seq, ts, events = await self.execute(account_id, cmd)
-            new_result: Any = self._placed(m, seq, ts, events, resp)
-            new_ok = True
-        except errors.ApiError as exc:
-            if exc.status >= 500:
-                raise
-            new_result, new_ok = exc.body(), False
-        out = {"cancelResult": "SUCCESS" if cancel_ok else "FAILURE",
-               "newOrderResult": "SUCCESS" if new_ok else "FAILURE",
-               "cancelResponse": cancel_result, "newOrderResponse": new_result}
-        if not new_ok or not cancel_ok:
-            code = errors.CANCEL_REPLACE_PARTIAL if (cancel_ok or new_ok) else \
-                errors.CANCEL_REPLACE_FAILED
-            msg = ("Order cancel-replace partially failed." if code ==
-                   errors.CANCEL_REPLACE_PARTIAL else "Order cancel-replace failed.")
-            raise errors.ApiError(code, msg, 409, out)
-        return out
+        """``order.cancelReplace``: one journaled CancelReplaceOrder (`gateway.replace`)."""
+        return await replace.cancel_replace(self, account_id, params)
 
     # ---- queries --------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from engine.schema import (
     CancelAll,
     CancelOnDisconnect,
     CancelOrder,
+    CancelReplaceOrder,
     Command,
     CreateAccount,
     CreateAsset,
@@ -196,6 +197,27 @@ def _target(draw: st.DrawFn, placed: list[int]) -> tuple[int, int]:
     return draw(st.sampled_from([0, 10**9, -5])), 0
 
 
+def _cancel_replace(
+    draw: st.DrawFn, place: PlaceOrder, placed: list[int], owners: dict[int, tuple[int, int]]
+) -> CancelReplaceOrder:
+    """Mostly aimed at an earlier order of its own account and market (so the cancel often
+    succeeds and its freed hold funds the new order), sometimes at anything."""
+    order_id, client_order_id = _target(draw, placed)
+    if owners and draw(st.integers(0, 3)) > 0:
+        order_id = draw(st.sampled_from(sorted(owners)))
+        client_order_id = 0
+        account_id, market_id = owners[order_id]
+        place = msgspec.structs.replace(place, account_id=account_id, market_id=market_id)
+        if draw(st.booleans()):  # by client order id instead (the order's own, if it had one)
+            order_id, client_order_id = 0, _client_order_id(draw)
+    return CancelReplaceOrder(
+        place=place,
+        cancel_order_id=order_id,
+        cancel_client_order_id=client_order_id,
+        allow_failure=draw(st.booleans()),
+    )
+
+
 @st.composite
 def command_streams(
     draw: st.DrawFn, max_commands: int = 60, *, issue3: bool = False
@@ -208,6 +230,8 @@ def command_streams(
     event handling predates them (the ledger's order tracker) keep their streams."""
     commands = draw(setup_commands(issue3))
     placed: list[int] = []
+    owners: dict[int, tuple[int, int]] = {}
+    """placed seq -> (account, market) of the order, for cancel-replaces aimed at it."""
     withdrawals: list[int] = []
     for _ in range(draw(st.integers(1, max_commands))):
         seq = len(commands) + 1
@@ -219,6 +243,9 @@ def command_streams(
                 command = msgspec.structs.replace(
                     command, expire_at_ns=command.expire_at_ns + 1_000 * seq
                 )
+            if issue3 and draw(st.integers(0, 5)) == 0:
+                command = _cancel_replace(draw, command, placed, owners)
+            owners[seq] = (command.account_id, command.market_id)
             placed.append(seq)
         elif kind < 65:
             market_id = _market(draw)[0]

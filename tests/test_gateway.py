@@ -235,7 +235,7 @@ def test_cancel_replace_and_cancel_all(server: ServerThread) -> None:
             with pytest.raises(ClientError) as err:
                 await c.cancel_replace("LTCUSDT", o["orderId"], "BUY", "LIMIT",
                                        quantity="2", price="51", timeInForce="GTC")
-            assert err.value.code == -2022 and err.value.status == 409
+            assert err.value.code == -2022 and err.value.status == 400
             await c.place_order("LTCUSDT", "BUY", "LIMIT", quantity="1", price="49",
                                 time_in_force="GTC")
             cancelled = await c.cancel_all("LTCUSDT")

@@ -21,6 +21,7 @@ from engine.core.layout import (
     CMD_CANCEL_ALL,
     CMD_DISCONNECT,
     CMD_PLACE,
+    CMD_REPLACE,
     CMD_TICK,
     EV_ACCEPTED,
     EV_ACCEPTED_X,
@@ -43,6 +44,7 @@ from engine.schema import (
     CancelAll,
     CancelOnDisconnect,
     CancelOrder,
+    CancelReplaceOrder,
     Command,
     DeadMansSwitchFired,
     Event,
@@ -69,6 +71,7 @@ _AMOUNT_COLS = {
     CMD_ADMIN: (),
     CMD_TICK: (),
     CMD_DISCONNECT: (),
+    CMD_REPLACE: (),
 }
 _PAD = (0, 0, 0, 0, 0, 0)
 
@@ -138,6 +141,16 @@ def _row(seq: int, ts: int, cmd: Command) -> tuple[int, ...]:
     return (CMD_ADMIN, seq, 0, 0, 0, 0, 0, 0, 0, 0, 0, ts, *_PAD)
 
 
+def _rows(seq: int, ts: int, cmd: Command) -> tuple[tuple[int, ...], ...]:
+    """One row per command, except CancelReplaceOrder: its cancel row, then its place row."""
+    if type(cmd) is CancelReplaceOrder:
+        cancel = (CMD_REPLACE, seq, cmd.place.account_id, cmd.place.market_id,
+                  cmd.cancel_order_id, cmd.cancel_client_order_id, int(cmd.allow_failure),
+                  0, 0, 0, 0, ts, *_PAD)  # fmt: skip
+        return cancel, _row(seq, ts, cmd.place)
+    return (_row(seq, ts, cmd),)
+
+
 def _clamp(row: tuple[int, ...]) -> tuple[int, ...]:
     amounts = _AMOUNT_COLS[row[0]]
     out = list(row)
@@ -161,6 +174,9 @@ def encode_records(
     by seq; commands with a field outside int64 are parked in ``clamped``."""
     rows = []
     for seq, ts, cmd in records:
+        if type(cmd) is CancelReplaceOrder:
+            rows.extend(_rows(seq, ts, cmd))
+            continue
         row = _row(seq, ts, cmd)
         if row[0] == CMD_ADMIN:
             admin[seq] = (ts, cmd)
@@ -172,21 +188,24 @@ def encode_records(
     except OverflowError:
         pass
     safe = []
-    for (seq, ts, cmd), row in zip(records, rows, strict=True):
+    for seq, ts, cmd in records:
         if not 1 <= seq <= INT64_MAX:
             raise ValueError(f"sequence {seq} outside 1..2**63-1")
         if not 0 <= ts <= INT64_MAX:
             raise ValueError(f"timestamp {ts} outside 0..2**63-1")
-        fixed = _clamp(row)
-        if fixed != row:
-            clamped[seq] = cmd
-        safe.append(fixed)
+        for row in _rows(seq, ts, cmd):
+            fixed = _clamp(row)
+            if fixed != row:
+                clamped[seq] = cmd
+            safe.append(fixed)
     return np.array(safe, dtype=np.int64)
 
 
 def _echo(seq: int, row: list[int], clamped: dict[int, Command]) -> OrderRejected:
     account, market, order_id, coid = row[2], row[3], row[4], row[5]
     cmd = clamped.get(seq)
+    if type(cmd) is CancelReplaceOrder:  # column 7: the refusal is the cancel half's
+        cmd = cmd.cancel() if row[7] else cmd.place
     if cmd is not None:
         account, market = cmd.account_id, cmd.market_id
         if isinstance(cmd, (CancelOrder, AmendOrder)):

@@ -108,6 +108,7 @@ def emit_rejected(ev, ctr, seq, account, market, order_id, coid, reason):
     ev[r, 4] = order_id
     ev[r, 5] = coid
     ev[r, 6] = reason
+    ev[r, 7] = 0  # 1 only for the cancel half of a CancelReplaceOrder (set by the kernel)
 
 
 @kernel

@@ -500,6 +500,7 @@ def cancel_slot(
 
 @kernel
 def cancel(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree, lfree, ev, c, i):
+    """CancelOrder (and the cancel half of a CancelReplaceOrder row): True when cancelled."""
     seq = c[i, R_SEQ]
     a = c[i, R_ACCOUNT]
     m = c[i, R_MARKET]
@@ -507,14 +508,14 @@ def cancel(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree
     coid = c[i, R_TARGET_COID]
     if not market_ok(mkt, ctr, m):
         emit_rejected(ev, ctr, seq, a, m, oid, coid, REJ_UNKNOWN_MARKET)
-        return
+        return False
     if not account_ok(acct, ctr, a):
         emit_rejected(ev, ctr, seq, a, m, oid, coid, REJ_UNKNOWN_ACCOUNT)
-        return
+        return False
     s = find_target(ords, olnk, idx, ctr, a, m, oid, coid)
     if s < 0:
         emit_rejected(ev, ctr, seq, a, m, oid, coid, REJ_UNKNOWN_ORDER)
-        return
+        return False
     cancel_slot(
         ords,
         olnk,
@@ -534,6 +535,7 @@ def cancel(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree
         s,
         CANCEL_USER,
     )
+    return True
 
 
 @kernel

@@ -29,7 +29,9 @@ from engine.core.layout import (
     CMD_CANCEL_ALL,
     CMD_DISCONNECT,
     CMD_PLACE,
+    CMD_REPLACE,
     CMD_TICK,
+    R_ALLOW_FAILURE,
     R_KIND,
     R_SEQ,
     R_TS,
@@ -93,6 +95,8 @@ def run_batch(
             i += 1
             continue
         need = bound_all if kind == CMD_CANCEL_ALL or kind == CMD_DISCONNECT else bound_order  # noqa: SIM109
+        if kind == CMD_REPLACE:  # the cancel's two rows, then the placement's bound
+            need += 2
         if capacity - ctr[C_EV_POS] < need:
             return i, ST_CAPACITY, ctr[C_EV_POS] - first_row
         if kind == CMD_AMEND:
@@ -158,6 +162,22 @@ def run_batch(
                 c,
                 i,
             )
+        elif kind == CMD_REPLACE:
+            if i + 1 >= stop or c[i + 1, R_KIND] != CMD_PLACE or c[i + 1, R_SEQ] != seq:
+                return i, ST_BAD_ROW, ctr[C_EV_POS] - first_row
+            ctr[C_LAST_SEQ] = seq
+            cancelled = cancel(
+                ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree, lfree,
+                ev, c, i,
+            )  # fmt: skip
+            if not cancelled:
+                ev[ctr[C_EV_POS] - 1, 7] = 1  # the refusal is the cancel half's
+            i += 1  # the placement row
+            if cancelled or c[i - 1, R_ALLOW_FAILURE] != 0:
+                place(
+                    ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree, lfree,
+                    ev, c, i,
+                )  # fmt: skip
         elif kind == CMD_CANCEL_ALL or kind == CMD_DISCONNECT:  # noqa: SIM109
             ctr[C_LAST_SEQ] = seq
             cancel_all(

@@ -239,6 +239,9 @@ R_ORDER_ID = 4
 R_TARGET_COID = 5
 R_NEW_PRICE = 6
 R_NEW_QTY = 7
+# CancelReplaceOrder: a CMD_REPLACE row (the cancel target above, and this flag) followed by
+# the CMD_PLACE row of its new order, both with the command's seq
+R_ALLOW_FAILURE = 6
 R_W = 18
 
 CMD_PLACE = 1
@@ -248,6 +251,7 @@ CMD_CANCEL_ALL = 4
 CMD_ADMIN = 5  # handled in Python by the wrapper; the kernel stops before it (after the sweep)
 CMD_TICK = 6  # journal time only: the sweep
 CMD_DISCONNECT = 7  # cancel-on-disconnect (a CancelAll of every market, reason DISCONNECT)
+CMD_REPLACE = 8  # CancelReplaceOrder's cancel; the next row is its CMD_PLACE (same seq)
 
 # ---- event rows: int64 [capacity, E_W]; col 0 kind, col 1 seq ------------------------------
 E_KIND = 0
@@ -256,7 +260,7 @@ E_W = 14
 
 EV_ACCEPTED = 1  # 2 order_id 3 account 4 market 5 coid 6 side 7 type 8 tif
 #                  9 price_atoms 10 qty_atoms 11 quote_qty_atoms 12 hold_atoms  (echoed atoms)
-EV_REJECTED = 2  # 2 account 3 market 4 order_id 5 coid 6 reason
+EV_REJECTED = 2  # 2 account 3 market 4 order_id 5 coid 6 reason 7 cancel half of a replace
 EV_TRADE = 3  # 2 trade_id 3 market 4 price_ticks 5 qty_lots 6 quote_atoms 7 maker_oid
 #               8 maker_account 9 taker_oid 10 taker_account 11 taker_side 12 maker_fee 13 taker_fee
 EV_CANCELLED = 4  # 2 order_id 3 account 4 market 5 remaining_lots 6 reason

@@ -13,6 +13,7 @@ from engine.schema import (
     CancelOnDisconnect,
     CancelOrder,
     CancelReason,
+    CancelReplaceOrder,
     CommandRejected,
     DeadMansSwitchFired,
     DeadMansSwitchSet,
@@ -53,9 +54,12 @@ class OrderCommands(Placing):
     def _cancel_one(self, market: Market, order: Order, reason: CancelReason) -> None:
         self._end_open(market, order, OrderCancelled, reason)
 
-    def _cancel(self, c: CancelOrder) -> None:
-        def reject(reason: Reject) -> None:
+    def _cancel(self, c: CancelOrder) -> bool:
+        """True when the order was cancelled (False: refused, nothing changed)."""
+
+        def reject(reason: Reject) -> bool:
             self._order_rejected(c.account_id, c.market_id, c.order_id, c.client_order_id, reason)
+            return False
 
         market = self.markets.get(c.market_id)
         if market is None:
@@ -67,7 +71,13 @@ class OrderCommands(Placing):
         if order is None:
             return reject(Reject.UNKNOWN_ORDER)
         self._cancel_one(market, order, CancelReason.USER)
-        return None
+        return True
+
+    def _cancel_replace(self, c: CancelReplaceOrder) -> None:
+        """The cancel, then (if it succeeded, or ``allow_failure``) the placement, which sees
+        the hold the cancel released."""
+        if self._cancel(c.cancel()) or c.allow_failure:
+            self._place(c.place)
 
     def _cancel_account(self, account: Account, market_id: int, reason: CancelReason) -> None:
         """Cancel the account's open orders (in ``market_id``, -1 = all) by ascending id."""
