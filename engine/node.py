@@ -83,6 +83,12 @@ class EngineNode:
     def last_seq(self) -> int:
         return self.engine.last_seq
 
+    @property
+    def last_snapshot_seq(self) -> int:
+        """Sequence of the newest snapshot this node wrote or started from (read models that
+        snapshot alongside the engine, at the same sequence, watch it)."""
+        return self._last_snapshot_seq
+
     def submit(self, commands: Sequence[Command]) -> list[Event]:
         """Journal the batch durably, then process it; the events acknowledge it."""
         if not commands:

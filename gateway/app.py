@@ -1,12 +1,17 @@
 """The gateway: one engine node, its read model, auth, limits, and the aiohttp application.
 
 Start-up order (all before the first request): open the node (snapshot + journal tail),
-bootstrap the demo markets on a new data directory, then replay the *whole* journal through a
-fresh engine to rebuild the read model (orders, trades, balances) and market data from events,
-so nothing the gateway answers depends on state that replay could not rebuild. Gateway-only
-files live in ``<data_dir>/gateway/``: ``keys.json`` (API keys, secrets encrypted),
-``clientids.log`` (display strings of long client order ids), ``admin.token`` and, while
-running, ``server.json`` (where the admin CLI finds the server).
+bootstrap the demo markets on a new data directory, then rebuild the read model (orders, trades,
+balances) and market data from events, so nothing the gateway answers depends on state that
+replay could not rebuild. The rebuild starts from the newest read-model snapshot that has an
+engine snapshot at the same sequence and that the history index covers (`gateway.readmodel`):
+the engine image is loaded into a replay engine and only the journal tail is replayed, so the
+start-up time follows the live state and the tail, not the history's length. Without such a
+snapshot (first start, deleted files) the whole journal is replayed, which also rebuilds the
+history index. Gateway-only files live in ``<data_dir>/gateway/``: ``keys.json`` (API keys,
+secrets encrypted), ``clientids.log`` (display strings of long client order ids),
+``admin.token``, ``history.sqlite3`` (the history index), ``readmodel/`` (read-model
+snapshots) and, while running, ``server.json`` (where the admin CLI finds the server).
 """
 
 from __future__ import annotations
@@ -24,17 +29,23 @@ from engine.core.compiled import CompiledEngine
 from engine.node import EngineNode, NodeConfig
 from engine.schema import Event, decode_command
 from engine.service import bootstrap_demo
+from engine.snapshot import SnapshotError, read_snapshot
+from gateway import readmodel
 from gateway.auth import ReplayGuard
 from gateway.bridge import Bridge
 from gateway.clientids import ClientIdBook
+from gateway.history.index import HistoryIndex, HistoryIndexError
+from gateway.history.writer import HistoryWriter
 from gateway.keys import KeyStore, NewKey, default_master_key_file
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limits, RateLimiter
-from gateway.store import Store
+from gateway.store import MEMORY_ORDERS, Store
 from gateway.trading import Trading
 
 log = structlog.get_logger(__name__)
 REPLAY_CHUNK = 4_096
+REPLAY_MAX_UNWRITTEN = 200_000
+"""Rows the history writer may lag behind a replay before the replay waits for it."""
 GATEWAY_KEY: web.AppKey[Gateway] = web.AppKey("gateway")
 
 
@@ -59,6 +70,13 @@ class GatewayConfig:
     """Cluster mode (a `gateway.cluster.ClusterConfig`): the log is a JetStream stream and this
     gateway runs a replica of the engine over it; the data directory then holds only the
     gateway's own files (keys, client ids, admin token)."""
+    history_memory_orders: int = MEMORY_ORDERS
+    """Recently closed orders cached in memory (all accounts); older ones are read from the
+    history index (docs/history.md)."""
+    history_retention_days: int = 90
+    """Cancelled/expired orders that never traded are dropped from the history index this
+    many days (journal time) after they closed; 0 keeps them forever. Orders that traded and
+    all trades are kept forever."""
 
 
 DEMO_FUNDS = {"USDT": "1000000", "BTC": "10", "ETH": "100", "LTC": "1000"}
@@ -84,7 +102,9 @@ class Gateway:
         config = self.config
         if config.demo and self.node is not None:
             bootstrap_demo(self.node)
-        self.store = Store()
+        self.history = self._open_history()
+        self.store = Store(memory_orders=config.history_memory_orders)
+        self._readmodel_seq = 0
         self.marketdata: Any = None
         if config.marketdata:
             try:
@@ -95,6 +115,7 @@ class Gateway:
                 self.marketdata = MarketDataService(ws_heartbeat_s=config.limits.ws_heartbeat_s)
         if self.node is not None:
             self._replay()
+        self.store.history = HistoryIndex(self.history.index.path, readonly=True)
         self.keys = KeyStore(self.dir / "keys.json",
                              config.master_key_file or default_master_key_file())
         self.ids = ClientIdBook(self.dir / "clientids.log")
@@ -133,39 +154,122 @@ class Gateway:
         self.dead_mans = DeadMansSwitches(self)
         self.started_ms = time.time_ns() // 1_000_000
 
+    def _open_history(self) -> HistoryWriter:
+        path = self.dir / "history.sqlite3"
+        days = self.config.history_retention_days
+        try:
+            return HistoryWriter(path, retention_days=days)
+        except HistoryIndexError as exc:  # derived data: set it aside and rebuild by replay
+            aside = path.with_suffix(f".unusable-{int(time.time())}")
+            log.error("history_index_unusable", error=str(exc), moved_to=str(aside))
+            path.rename(aside)
+            for extra in ("-wal", "-shm"):
+                path.with_name(path.name + extra).unlink(missing_ok=True)
+            return HistoryWriter(path, retention_days=days)
+
+    def _start_point(self) -> tuple[readmodel.ReadModelImage | None, CompiledEngine]:
+        """The newest read-model snapshot usable with an engine snapshot at its sequence."""
+        last = self.node.journal.last_sequence
+        covered = self.history.durable_seq
+        for img_seq in readmodel.candidates(self.dir / "readmodel"):
+            if img_seq > last or img_seq > covered:
+                continue  # the index or the journal does not reach it: not consistent
+            try:
+                snap = read_snapshot(self.node.snapshot_dir / f"{img_seq:020d}.snap")
+                img = readmodel.read(self.dir / "readmodel" / f"{img_seq:020d}.rms")
+            except (OSError, ValueError, SnapshotError) as exc:
+                log.warning("readmodel_start_point_skipped", seq=img_seq, reason=str(exc))
+                continue
+            return img, CompiledEngine.from_image(snap.image)
+        return None, CompiledEngine(self.node.engine.config)
+
     def _replay(self) -> None:
-        """Rebuild the read model (and market data) from the whole journal, with events."""
+        """Rebuild the read model (and market data) from the newest consistent snapshot plus
+        the journal tail (or the whole journal), with events; the history index follows."""
         started = time.perf_counter()
         assert self.node is not None
-        engine = CompiledEngine(self.node.engine.config)
         journal = self.node.journal
         last = journal.last_sequence
-        if last < 1:
-            return
+        img, engine = self._start_point()
+        first = journal.first_sequence
+        if img is not None:
+            self.store = readmodel.restore(img, memory_orders=self.config.history_memory_orders)
+            self._readmodel_seq = img.last_seq
+            first = img.last_seq + 1
+            if self.marketdata is not None:
+                self._replay_marketdata(img.last_seq)
         run: list[tuple[int, int, Any]] = []
-        for seq, ts, payload in journal.read_from(journal.first_sequence, last):
-            if run and (ts != run[-1][1] or len(run) >= REPLAY_CHUNK):
-                self._replay_run(engine, run)
-                run = []
-            run.append((seq, ts, decode_command(payload)))
+        if first <= last:
+            for seq, ts, payload in journal.read_from(first, last):
+                if run and (ts != run[-1][1] or len(run) >= REPLAY_CHUNK):
+                    self._replay_run(engine, run)
+                    run = []
+                run.append((seq, ts, decode_command(payload)))
         if run:
             self._replay_run(engine, run)
-        log.info("gateway_replayed", last_seq=last,
+        log.info("gateway_replayed", last_seq=last, from_snapshot=img.last_seq if img else 0,
+                 replayed=max(0, last - first + 1),
                  seconds=round(time.perf_counter() - started, 3))
 
     def _replay_run(self, engine: CompiledEngine, run: list[tuple[int, int, Any]]) -> None:
         events = engine.process(run)
         ts, last = run[-1][1], run[-1][0]
-        self.store.apply_events(ts, events, last)
+        self._apply(ts, events, last)
         if self.marketdata is not None:
             self.marketdata.state.apply_events(ts, events, last)
+        if self.history.submitted_seq - self.history.durable_seq > 0 and \
+                self.history.queued_rows() > REPLAY_MAX_UNWRITTEN:
+            self.history.flush(self.history.submitted_seq)
+
+    def _replay_marketdata(self, through_seq: int) -> None:
+        """Market data has no snapshot of its own yet: it is rebuilt from the journal's start
+        through ``through_seq`` (the tail follows with the store)."""
+        engine = CompiledEngine(self.node.engine.config)
+        journal = self.node.journal
+        run: list[tuple[int, int, Any]] = []
+
+        def flush() -> None:
+            events = engine.process(run)
+            self.marketdata.state.apply_events(run[-1][1], events, run[-1][0])
+
+        for seq, ts, payload in journal.read_from(journal.first_sequence, through_seq):
+            if run and (ts != run[-1][1] or len(run) >= REPLAY_CHUNK):
+                flush()
+                run = []
+            run.append((seq, ts, decode_command(payload)))
+        if run:
+            flush()
+
+    def _apply(self, ts: int, events: list[Event], last: int) -> None:
+        """Fold one batch into the store and hand its history rows to the index writer."""
+        store = self.store
+        store.trim(self.history.durable_seq)
+        store.apply_events(ts, events, last)
+        if store.new_orders or store.new_trades:
+            orders, trades = store.take_history()
+            self.history.submit(last, ts, orders, trades)
 
     def _on_batch(self, first: int, ts: int, events: list[Event], last: int) -> None:
-        self.store.apply_events(ts, events, last)
+        self._apply(ts, events, last)
         if self.marketdata is not None:
             self.marketdata.feed_events(ts, events, last)
         self.metrics.last_seq.set(last)
         self.user_streams.publish()
+        node = self.node
+        if node is not None and node.last_snapshot_seq == last > self._readmodel_seq:
+            self.snapshot_readmodel()
+
+    def snapshot_readmodel(self) -> bool:
+        """Write the read model at the store's sequence, after the index covers it (a short
+        wait for the writer: this runs only when the engine snapshots, every
+        ``snapshot_every`` commands, and at shutdown)."""
+        seq = self.store.last_seq
+        if not self.history.flush(seq):
+            log.error("readmodel_snapshot_skipped", seq=seq, reason="history index behind")
+            return False
+        readmodel.write(self.dir / "readmodel", readmodel.image(self.store))
+        self._readmodel_seq = seq
+        return True
 
     # ---- demo bootstrap ---------------------------------------------------------------------
 
@@ -243,6 +347,15 @@ class Gateway:
         await self.bridge.close()
         self.user_streams.close()
         self.ids.close()
+        try:
+            if self.node is not None and self.store.last_seq == self.node.last_seq > \
+                    self._readmodel_seq:
+                self.snapshot_readmodel()
+        finally:
+            self.history.close()
+            if self.store.history is not None:
+                self.store.history.close()  # type: ignore[attr-defined]
+                self.store.history = None
         if self.node is not None:
             self.node.close()
         (self.dir / "server.json").unlink(missing_ok=True)

@@ -7,8 +7,12 @@ any request of that batch is answered. order.status, allOrders, myTrades, accoun
 the user data stream all read from here, on the event loop's thread, never from the engine
 (which is busy on its own thread).
 
-History is bounded per account (closed orders and trades): an explicit bound like every table of
-the engine; older history is what back-office's ledger projection is for.
+History (issue 17): closed orders and trades leave memory for the durable history index
+(`gateway.history`), which the gateway writes off the hot path, one transaction per batch. Until
+the index has them (``durable_seq``) they stay here, per account, as *pending* rows, so an
+acknowledged order is always readable; afterwards only a bounded cache of recently closed
+orders (``memory_orders``, global) stays, for quick ``order.status``. Memory is therefore open
+orders + the cache + what the writer has not committed yet, whatever the history length.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
@@ -46,10 +50,11 @@ from engine.schema import (
 )
 from gateway.markets import Asset, Market
 
-HISTORY_ORDERS: Final = 5_000
-"""Closed orders kept per account for order.status / allOrders."""
-HISTORY_TRADES: Final = 5_000
-"""Trades kept per account for myTrades."""
+if TYPE_CHECKING:
+    from gateway.history.reader import HistoryReader
+
+MEMORY_ORDERS: Final = 50_000
+"""Default bound of the recently-closed-order cache (all accounts together; ~0.5 KB each)."""
 
 NEW, PARTIALLY_FILLED, FILLED = "NEW", "PARTIALLY_FILLED", "FILLED"
 CANCELED, EXPIRED, EXPIRED_IN_MATCH = "CANCELED", "EXPIRED", "EXPIRED_IN_MATCH"
@@ -159,13 +164,17 @@ class AccountView:
     open_orders: dict[int, OrderRecord] = field(default_factory=dict)
     open_client_ids: dict[int, int] = field(default_factory=dict)
     """client_order_id -> order_id among open orders (0 never stored)."""
-    closed: deque[int] = field(default_factory=lambda: deque(maxlen=HISTORY_ORDERS))
-    trades: deque[TradeRecord] = field(default_factory=lambda: deque(maxlen=HISTORY_TRADES))
+    pending_orders: deque[tuple[int, OrderRecord]] = field(default_factory=deque)
+    """(batch seq, order) closed but not yet in the history index, in closing order."""
+    pending_trades: deque[tuple[int, TradeRecord]] = field(default_factory=deque)
+    """(batch seq, trade) not yet in the history index."""
     update_ns: int = 0
 
 
 class Store:
-    def __init__(self) -> None:
+    def __init__(self, *, memory_orders: int = MEMORY_ORDERS) -> None:
+        assert memory_orders >= 0
+        self.memory_orders = memory_orders
         self.last_seq = 0
         self.last_ts_ns = 0
         self.assets: dict[int, Asset] = {}
@@ -181,6 +190,19 @@ class Store:
         """account_id -> fire_at_ns of its armed dead-man's switch (journal time), folded from
         the engine's events so a restart knows what is armed (`gateway.deadman` ticks on it)."""
         self._ts = 0
+        self._batch_seq = 0
+        self._unwritten = True
+        self.durable_seq = 0
+        """The history index holds every closed order and trade of batches through this seq."""
+        self.new_orders: list[OrderRecord] = []
+        """Closed since the last `take_history` (for the index writer)."""
+        self.new_trades: list[tuple[int, TradeRecord]] = []
+        """(account id, trade) since the last `take_history`."""
+        self._recent: deque[tuple[int, int]] = deque()
+        """(batch seq, order id) of closed orders still in ``orders``, oldest first."""
+        self._pending_accounts: set[int] = set()
+        self.history: HistoryReader | None = None
+        """The durable index (read side); None: memory only (tests of the fold alone)."""
         self._stp_ids: dict[int, int] = {}
         """market_id -> next prevented match id (0, 1, 2, ... per market, as the dialect)."""
         self._stp_last: dict[int, tuple[int, int]] = {}
@@ -212,6 +234,9 @@ class Store:
     def apply_events(self, ts: int, events: Sequence[Any], through_seq: int) -> None:
         """Apply one node batch (one journal time); ``through_seq`` is its last sequence."""
         self._ts = ts
+        self._batch_seq = through_seq
+        self._unwritten = through_seq > self.durable_seq
+        """False while a start-up replays batches the history index already holds."""
         handlers = self._handlers
         quote_takers: list[OrderRecord] = []
         for ev in events:
@@ -333,11 +358,15 @@ class Store:
         o.update_ns = self._ts
         fee = t.maker_fee_atoms if maker else t.taker_fee_atoms
         acct = self.accounts[o.account_id]
-        acct.trades.append(TradeRecord(
+        rec = TradeRecord(
             market_id=t.market_id, trade_id=t.trade_id, order_id=o.order_id,
             price=t.price_atoms, qty=t.qty_atoms, quote=t.quote_atoms, commission=fee,
             is_buyer=o.side == Side.BUY, is_maker=maker, time_ns=self._ts,
-        ))
+        )
+        if self._unwritten:
+            acct.pending_trades.append((self._batch_seq, rec))
+            self.new_trades.append((o.account_id, rec))
+            self._pending_accounts.add(o.account_id)
         done = o.orig_qty and o.executed + o.prevented_qty >= o.orig_qty
         o.status = FILLED if done else PARTIALLY_FILLED
         if o.account_id in self.watched:
@@ -416,9 +445,12 @@ class Store:
         acct.open_orders.pop(o.order_id, None)
         if o.client_order_id and acct.open_client_ids.get(o.client_order_id) == o.order_id:
             del acct.open_client_ids[o.client_order_id]
-        if len(acct.closed) == acct.closed.maxlen:
-            self.orders.pop(acct.closed[0], None)
-        acct.closed.append(o.order_id)
+        seq = self._batch_seq
+        if self._unwritten:
+            acct.pending_orders.append((seq, o))
+            self.new_orders.append(o)
+            self._pending_accounts.add(o.account_id)
+        self._recent.append((seq, o.order_id))
         if exec_type is not None:
             self._report(o, exec_type)
 
@@ -437,6 +469,8 @@ class Store:
 
     def order_of(self, account_id: int, order_id: int) -> OrderRecord | None:
         o = self.orders.get(order_id)
+        if o is None and self.history is not None:
+            o = self.history.order(order_id)
         return o if o is not None and o.account_id == account_id else None
 
     def open_by_client_id(self, account_id: int, client_order_id: int) -> OrderRecord | None:
@@ -447,27 +481,97 @@ class Store:
         return None if oid is None else acct.open_orders.get(oid)
 
     def find_by_client_id(self, account_id: int, client_order_id: int) -> OrderRecord | None:
-        """Open order first, else the most recent closed order with that client id."""
+        """The open order with that client id, else the latest closed one (a client id is
+        unique among open orders, so a later order can reuse it only after it closed)."""
         o = self.open_by_client_id(account_id, client_order_id)
         if o is not None:
             return o
         acct = self.accounts.get(account_id)
         if acct is None:
             return None
-        for oid in reversed(acct.closed):
-            c = self.orders.get(oid)
-            if c is not None and c.client_order_id == client_order_id:
+        for _, c in reversed(acct.pending_orders):
+            if c.client_order_id == client_order_id:
                 return c
-        return None
+        if self.history is None:
+            return None
+        return self.history.latest_by_client_id(account_id, client_order_id)
 
-    def account_orders(self, account_id: int, market_id: int) -> list[OrderRecord]:
-        """All known orders of the account in a market, ascending order id."""
+    def orders_page(self, account_id: int, market_id: int, *, from_id: int, start_ns: int,
+                    end_ns: int, limit: int, newest: bool) -> list[OrderRecord]:
+        """allOrders: the account's orders in a market with ``order_id >= from_id`` placed
+        within [start_ns, end_ns], ascending order id; the first ``limit`` (oldest first) or
+        with ``newest`` the last ``limit``. Index rows merged with what only memory has (open
+        orders and closed ones the writer has not committed yet)."""
         acct = self.accounts.get(account_id)
         if acct is None:
             return []
-        out = [self.orders[i] for i in acct.closed if i in self.orders]
-        out += acct.open_orders.values()
-        return sorted((o for o in out if o.market_id == market_id), key=lambda o: o.order_id)
+        rows: dict[int, OrderRecord] = {}
+        if self.history is not None:
+            for o in self.history.orders(account_id, market_id, from_id=from_id,
+                                         start_ns=start_ns, end_ns=end_ns, limit=limit,
+                                         newest=newest):
+                rows[o.order_id] = o
+        mem = [o for _, o in acct.pending_orders]
+        mem += acct.open_orders.values()
+        for o in mem:
+            if (o.market_id == market_id and o.order_id >= from_id
+                    and start_ns <= o.time_ns <= end_ns):
+                rows[o.order_id] = o
+        out = sorted(rows.values(), key=lambda o: o.order_id)
+        return out[-limit:] if newest else out[:limit]
+
+    def trades_page(self, account_id: int, market_id: int, *, order_id: int | None,
+                    from_id: int, start_ns: int, end_ns: int, limit: int,
+                    newest: bool) -> list[TradeRecord]:
+        """myTrades (and an order's trades): like `orders_page`, by trade id."""
+        acct = self.accounts.get(account_id)
+        if acct is None:
+            return []
+        rows: dict[tuple[int, int], TradeRecord] = {}
+        if self.history is not None:
+            for t in self.history.trades(account_id, market_id, order_id=order_id,
+                                         from_id=from_id, start_ns=start_ns, end_ns=end_ns,
+                                         limit=limit, newest=newest):
+                rows[(t.trade_id, t.order_id)] = t
+        for _, t in acct.pending_trades:
+            if (t.market_id == market_id and t.trade_id >= from_id
+                    and (order_id is None or t.order_id == order_id)
+                    and start_ns <= t.time_ns <= end_ns):
+                rows[(t.trade_id, t.order_id)] = t
+        out = [rows[k] for k in sorted(rows)]
+        return out[-limit:] if newest else out[:limit]
+
+    # ---- history hand-off -----------------------------------------------------------------
+
+    def take_history(self) -> tuple[list[OrderRecord], list[tuple[int, TradeRecord]]]:
+        """Closed orders and trades since the last call, for the index writer. Closed orders
+        never change again, so the writer may read them on its own thread."""
+        orders, trades = self.new_orders, self.new_trades
+        self.new_orders, self.new_trades = [], []
+        return orders, trades
+
+    def trim(self, durable_seq: int) -> None:
+        """The index now holds every batch through ``durable_seq``: drop those rows from the
+        pending lists, and closed orders beyond the memory budget from the cache."""
+        if durable_seq > self.durable_seq:
+            self.durable_seq = durable_seq
+            done = []
+            for account_id in self._pending_accounts:
+                acct = self.accounts[account_id]
+                po, pt = acct.pending_orders, acct.pending_trades
+                while po and po[0][0] <= durable_seq:
+                    po.popleft()
+                while pt and pt[0][0] <= durable_seq:
+                    pt.popleft()
+                if not po and not pt:
+                    done.append(account_id)
+            self._pending_accounts.difference_update(done)
+        recent, orders = self._recent, self.orders
+        while len(recent) > self.memory_orders and recent[0][0] <= self.durable_seq:
+            _, oid = recent.popleft()
+            o = orders.get(oid)
+            if o is not None and not o.is_open:
+                del orders[oid]
 
     def drain(self) -> tuple[list[Report], dict[int, set[int]]]:
         reports, dirty = self.reports, self.dirty_balances

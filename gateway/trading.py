@@ -33,12 +33,15 @@ from engine.schema import (
 from gateway import clientids, errors, replace, wire
 from gateway.bridge import Bridge, Reply, Result, future_reply
 from gateway.clientids import ClientIdBook
+from gateway.history.index import NO_END
 from gateway.markets import Market
 from gateway.orderparams import parse_order
 from gateway.params import get_bool, get_enum, get_int, get_str
 from gateway.store import OrderRecord, Store
 
 RESP_TYPES: Final = frozenset({"ACK", "RESULT", "FULL"})
+MAX_TIME_MS: Final = NO_END // 1_000_000 - 1
+"""Largest startTime/endTime accepted (year 2116; keeps nanoseconds in 63 bits)."""
 Answer = Callable[[Any, "BaseException | None"], None]
 """(result, None) or (None, error): how the WS fast path hands a rendered answer back."""
 
@@ -325,32 +328,30 @@ class Trading:
         return out
 
     def all_orders(self, account_id: int, params: Mapping[str, Any]) -> list[Any]:
+        """allOrders over the whole history. With ``orderId`` or ``startTime`` the oldest
+        matching orders from there (ascending): what an incremental sync pages with; without
+        either, the newest ``limit`` (ascending), as the dialect defines it."""
         m = self.market(params)
         assert m is not None
-        from_id = get_int(params, "orderId", default=0) or 0
-        start = get_int(params, "startTime", default=0) or 0
-        end = get_int(params, "endTime", default=1 << 62) or (1 << 62)
-        limit = get_int(params, "limit", default=500, lo=1, hi=1000) or 500
-        rows = [o for o in self.store.account_orders(account_id, m.market_id)
-                if o.order_id >= from_id and start <= wire.ms(o.time_ns) <= end]
-        rows = rows[:limit] if from_id else rows[-limit:]
+        from_id, start_ns, end_ns, limit, newest = _page(params, "orderId")
+        rows = self.store.orders_page(account_id, m.market_id, from_id=from_id,
+                                      start_ns=start_ns, end_ns=end_ns, limit=limit,
+                                      newest=newest)
         return [wire.order(o, m, self.ids) for o in rows]
 
     def my_trades(self, account_id: int, params: Mapping[str, Any]) -> list[Any]:
+        """myTrades, same paging rule as `all_orders` (``fromId`` is a trade id); with
+        ``orderId`` the trades of that order."""
         m = self.market(params)
         assert m is not None
         oid = get_int(params, "orderId", lo=1)
-        from_id = get_int(params, "fromId", default=0) or 0
-        start = get_int(params, "startTime", default=0) or 0
-        end = get_int(params, "endTime", default=1 << 62) or (1 << 62)
-        limit = get_int(params, "limit", default=500, lo=1, hi=1000) or 500
-        acct = self.store.accounts.get(account_id)
-        if acct is None:
-            return []
-        rows = [t for t in acct.trades if t.market_id == m.market_id
-                and (oid is None or t.order_id == oid) and t.trade_id >= from_id
-                and start <= wire.ms(t.time_ns) <= end]
-        rows = rows[:limit] if from_id else rows[-limit:]
+        from_id, start_ns, end_ns, limit, newest = _page(params, "fromId")
+        if oid is not None and from_id:
+            raise errors.ApiError(errors.INVALID_PARAMETER,
+                                  "fromId and orderId cannot be sent together.")
+        rows = self.store.trades_page(account_id, m.market_id, order_id=oid, from_id=from_id,
+                                      start_ns=start_ns, end_ns=end_ns, limit=limit,
+                                      newest=newest and oid is None)
         return [wire.trade(t, m) for t in rows]
 
     def account(self, account_id: int, params: Mapping[str, Any], can_trade: bool,
@@ -360,6 +361,22 @@ class Trading:
             raise errors.ApiError(errors.REJECTED_MBX_KEY,
                                   "Invalid API-key, IP, or permissions for action.", 401)
         return wire.account(self.store, account_id, can_trade, can_withdraw, omit)
+
+
+def _page(params: Mapping[str, Any], id_name: str) -> tuple[int, int, int, int, bool]:
+    """(from_id, start_ns, end_ns, limit, newest) of a history query."""
+    given_id = get_int(params, id_name, lo=0)
+    from_id = given_id or 0
+    start_ms = get_int(params, "startTime", lo=0, hi=MAX_TIME_MS)
+    end_ms = get_int(params, "endTime", lo=0, hi=MAX_TIME_MS)
+    limit = get_int(params, "limit", default=500, lo=1, hi=1000) or 500
+    if start_ms is not None and end_ms is not None and end_ms < start_ms:
+        raise errors.ApiError(errors.INVALID_PARAMETER,
+                              "startTime must be less than or equal to endTime.")
+    start_ns = (start_ms or 0) * 1_000_000
+    end_ns = NO_END if end_ms is None else end_ms * 1_000_000 + 999_999
+    newest = given_id is None and start_ms is None
+    return from_id, start_ns, end_ns, limit, newest
 
 
 def _raise(exc: Exception) -> Any:

@@ -1,0 +1,245 @@
+"""The durable history index of the embedded default: closed orders and trades in SQLite (WAL).
+
+Why SQLite and not a segment index of our own: both were measured (docs/history.md); a B-tree
+keyed by (account, market, order id) answers a point lookup and a 500-row page in well under
+the targets, needs no compaction or retention code of ours, and survives a crash by itself.
+
+What is stored: every *closed* order (its final state, written once) and every trade, one row
+per (account, side of the trade). Open orders are never here: they live in the read model (and
+its snapshot). Rows are the read model's own records, column for column, so a row becomes an
+`OrderRecord` / `TradeRecord` again with one constructor call.
+
+The index is derived data: it records the last journal sequence it covers (``meta.last_seq``,
+written in the same transaction as the rows), and replaying the journal from any earlier point
+rewrites the same rows (``INSERT OR REPLACE``), so it can always be rebuilt from the journal.
+
+Threads: one `HistoryIndex` per connection. The writer thread owns one (`gateway.history.writer`);
+the event loop owns a read-only one. WAL lets the reader see each committed batch without ever
+waiting for the writer.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Final
+
+from gateway.store import OrderRecord, TradeRecord
+
+SCHEMA_VERSION: Final = 1
+ORDER_COLUMNS: Final = (
+    "order_id", "account_id", "market_id", "client_order_id", "side", "order_type",
+    "time_in_force", "price", "orig_qty", "orig_quote_qty", "time_ns", "executed", "cum_quote",
+    "status", "update_ns", "stop_price", "trailing_delta", "iceberg_qty", "stp_mode",
+    "working_ns", "prevented_qty", "prevented_match_id",
+)
+"""`OrderRecord`'s fields in order, all but ``prevented_matches`` (only the place answer shows
+it, and that answer is always rendered from memory)."""
+TRADE_COLUMNS: Final = (
+    "market_id", "trade_id", "order_id", "price", "qty", "quote", "commission", "is_buyer",
+    "is_maker", "time_ns",
+)
+"""`TradeRecord`'s fields in order."""
+MAX_ROWS: Final = 1_000
+"""Largest page any query returns (the dialect's maximum ``limit``)."""
+NO_END: Final = 1 << 62
+
+_SCHEMA: Final = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS orders (
+    order_id INTEGER PRIMARY KEY, account_id INTEGER NOT NULL, market_id INTEGER NOT NULL,
+    client_order_id INTEGER NOT NULL, side INTEGER NOT NULL, order_type INTEGER NOT NULL,
+    time_in_force INTEGER NOT NULL, price INTEGER NOT NULL, orig_qty INTEGER NOT NULL,
+    orig_quote_qty INTEGER NOT NULL, time_ns INTEGER NOT NULL, executed INTEGER NOT NULL,
+    cum_quote INTEGER NOT NULL, status TEXT NOT NULL, update_ns INTEGER NOT NULL,
+    stop_price INTEGER NOT NULL, trailing_delta INTEGER NOT NULL, iceberg_qty INTEGER NOT NULL,
+    stp_mode INTEGER NOT NULL, working_ns INTEGER NOT NULL, prevented_qty INTEGER NOT NULL,
+    prevented_match_id INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orders_account ON orders (account_id, market_id, order_id);
+CREATE INDEX IF NOT EXISTS orders_time ON orders (account_id, market_id, time_ns);
+CREATE INDEX IF NOT EXISTS orders_client_id ON orders (account_id, client_order_id)
+    WHERE client_order_id != 0;
+CREATE INDEX IF NOT EXISTS orders_unfilled ON orders (update_ns) WHERE executed = 0;
+CREATE TABLE IF NOT EXISTS trades (
+    account_id INTEGER NOT NULL, market_id INTEGER NOT NULL, trade_id INTEGER NOT NULL,
+    order_id INTEGER NOT NULL, price INTEGER NOT NULL, qty INTEGER NOT NULL,
+    quote INTEGER NOT NULL, commission INTEGER NOT NULL, is_buyer INTEGER NOT NULL,
+    is_maker INTEGER NOT NULL, time_ns INTEGER NOT NULL,
+    PRIMARY KEY (account_id, market_id, trade_id, order_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS trades_order ON trades (account_id, order_id, trade_id);
+CREATE INDEX IF NOT EXISTS trades_time ON trades (account_id, market_id, time_ns);
+INSERT OR IGNORE INTO meta VALUES ('schema', {SCHEMA_VERSION}), ('last_seq', 0);
+"""
+_ORDER_SELECT: Final = f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders"
+_TRADE_SELECT: Final = f"SELECT {', '.join(TRADE_COLUMNS)} FROM trades"
+_ORDER_INSERT: Final = (f"INSERT OR REPLACE INTO orders ({', '.join(ORDER_COLUMNS)}) "
+                        f"VALUES ({', '.join('?' * len(ORDER_COLUMNS))})")
+_TRADE_INSERT: Final = (f"INSERT OR REPLACE INTO trades (account_id, {', '.join(TRADE_COLUMNS)})"
+                        f" VALUES ({', '.join('?' * (len(TRADE_COLUMNS) + 1))})")
+
+
+class HistoryIndexError(Exception):
+    """The index file cannot be used (another schema, corrupt): rebuild it by replay."""
+
+
+def order_row(o: OrderRecord) -> tuple[object, ...]:
+    return (o.order_id, o.account_id, o.market_id, o.client_order_id, o.side, o.order_type,
+            o.time_in_force, o.price, o.orig_qty, o.orig_quote_qty, o.time_ns, o.executed,
+            o.cum_quote, o.status, o.update_ns, o.stop_price, o.trailing_delta, o.iceberg_qty,
+            o.stp_mode, o.working_ns, o.prevented_qty, o.prevented_match_id)
+
+
+def trade_row(account_id: int, t: TradeRecord) -> tuple[object, ...]:
+    return (account_id, t.market_id, t.trade_id, t.order_id, t.price, t.qty, t.quote,
+            t.commission, t.is_buyer, t.is_maker, t.time_ns)
+
+
+def _order(row: Sequence[object]) -> OrderRecord:
+    return OrderRecord(*row)  # type: ignore[arg-type]
+
+
+def _trade(row: Sequence[object]) -> TradeRecord:
+    t = TradeRecord(*row)  # type: ignore[arg-type]
+    t.is_buyer = bool(t.is_buyer)
+    t.is_maker = bool(t.is_maker)
+    return t
+
+
+class HistoryIndex:
+    """One connection to the index file; ``readonly`` for the event loop's queries."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        if readonly:
+            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True,
+                                      check_same_thread=False, isolation_level=None)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                # The journal is the durable record; the index only has to be consistent with
+                # its own meta.last_seq after a crash, which WAL gives without an fsync per batch.
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self.db.executescript(_SCHEMA)
+            except sqlite3.DatabaseError as exc:
+                self.db.close()
+                raise HistoryIndexError(f"{path}: {exc}") from exc
+            version = self._meta("schema")
+            if version != SCHEMA_VERSION:
+                self.db.close()
+                raise HistoryIndexError(f"{path}: schema {version}, this build writes "
+                                        f"{SCHEMA_VERSION}")
+        self.db.execute("PRAGMA cache_size=-16000")  # 16 MiB page cache per connection
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _meta(self, key: str) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return -1 if row is None else int(row[0])
+
+    @property
+    def last_seq(self) -> int:
+        """The journal sequence through which every closed order and trade is here."""
+        return self._meta("last_seq")
+
+    # ---- writing (the writer thread) -----------------------------------------------------
+
+    def write(self, last_seq: int, orders: Iterable[tuple[object, ...]],
+              trades: Iterable[tuple[object, ...]]) -> None:
+        """One transaction: the rows and the sequence they bring the index to."""
+        db = self.db
+        db.execute("BEGIN")
+        try:
+            db.executemany(_ORDER_INSERT, orders)
+            db.executemany(_TRADE_INSERT, trades)
+            db.execute("UPDATE meta SET value = max(value, ?) WHERE key = 'last_seq'",
+                       (last_seq,))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def prune_unfilled(self, closed_before_ns: int) -> int:
+        """Retention: drop cancelled/expired orders that never traded and closed before
+        ``closed_before_ns`` (journal time). Orders that traded, and all trades, are kept."""
+        cur = self.db.execute(
+            "DELETE FROM orders WHERE executed = 0 AND update_ns < ? "
+            "AND status IN ('CANCELED', 'EXPIRED', 'EXPIRED_IN_MATCH')", (closed_before_ns,))
+        return cur.rowcount
+
+    # ---- queries (the event loop) --------------------------------------------------------
+
+    def order(self, order_id: int) -> OrderRecord | None:
+        row = self.db.execute(f"{_ORDER_SELECT} WHERE order_id = ?", (order_id,)).fetchone()
+        return None if row is None else _order(row)
+
+    def latest_by_client_id(self, account_id: int, client_order_id: int) -> OrderRecord | None:
+        row = self.db.execute(
+            f"{_ORDER_SELECT} WHERE account_id = ? AND client_order_id = ? "
+            "ORDER BY order_id DESC LIMIT 1", (account_id, client_order_id)).fetchone()
+        return None if row is None else _order(row)
+
+    def orders(self, account_id: int, market_id: int, *, from_id: int = 0, start_ns: int = 0,
+               end_ns: int = NO_END, limit: int = 500, newest: bool = False,
+               ) -> list[OrderRecord]:
+        """Closed orders of (account, market) with ``order_id >= from_id`` accepted within
+        [start_ns, end_ns], ascending order id: the first ``limit`` of them, or with
+        ``newest`` the last ``limit``. Order ids grow with journal time, so the time range
+        is a range of order ids as well."""
+        assert 1 <= limit <= MAX_ROWS
+        lo, hi = self._id_range("orders", "order_id", account_id, market_id, start_ns, end_ns)
+        rows = self.db.execute(
+            f"{_ORDER_SELECT} WHERE account_id = ? AND market_id = ? AND order_id BETWEEN ? AND ?"
+            f" ORDER BY order_id {'DESC' if newest else 'ASC'} LIMIT ?",
+            (account_id, market_id, max(lo, from_id), hi, limit)).fetchall()
+        if newest:
+            rows.reverse()
+        return [_order(r) for r in rows]
+
+    def _id_range(self, table: str, id_column: str, account_id: int, market_id: int,
+                  start_ns: int, end_ns: int) -> tuple[int, int]:
+        """The time range as a range of ids (two seeks on the time index, so a page far into
+        a long history costs the same as the first). Ids grow with journal time: order ids
+        are sequences, trade ids count up per market in sequence order."""
+        lo, hi = 0, NO_END
+        where = f"SELECT {id_column} FROM {table} WHERE account_id = ? AND market_id = ?"
+        if start_ns > 0:
+            row = self.db.execute(f"{where} AND time_ns >= ? ORDER BY time_ns, {id_column} "
+                                  "LIMIT 1", (account_id, market_id, start_ns)).fetchone()
+            lo = NO_END if row is None else int(row[0])
+        if end_ns < NO_END:
+            row = self.db.execute(f"{where} AND time_ns <= ? ORDER BY time_ns DESC, "
+                                  f"{id_column} DESC LIMIT 1",
+                                  (account_id, market_id, end_ns)).fetchone()
+            hi = -1 if row is None else int(row[0])
+        return lo, hi
+
+    def trades(self, account_id: int, market_id: int, *, order_id: int | None = None,
+               from_id: int = 0, start_ns: int = 0, end_ns: int = NO_END, limit: int = 500,
+               newest: bool = False) -> list[TradeRecord]:
+        """Trades of (account, market), ascending trade id, like `orders`."""
+        assert 1 <= limit <= MAX_ROWS
+        lo, hi = self._id_range("trades", "trade_id", account_id, market_id, start_ns, end_ns)
+        where = "account_id = ? AND market_id = ? AND trade_id BETWEEN ? AND ?"
+        args: list[object] = [account_id, market_id, max(lo, from_id), hi]
+        if order_id is not None:
+            where += " AND order_id = ?"
+            args.append(order_id)
+        direction = "DESC" if newest else "ASC"
+        rows = self.db.execute(
+            f"{_TRADE_SELECT} WHERE {where} ORDER BY trade_id {direction}, order_id {direction} "
+            "LIMIT ?", (*args, limit)).fetchall()
+        if newest:
+            rows.reverse()
+        return [_trade(r) for r in rows]
+
+    def counts(self) -> tuple[int, int]:
+        """(orders, trades) stored (tests, bench)."""
+        o = self.db.execute("SELECT count(*) FROM orders").fetchone()[0]
+        t = self.db.execute("SELECT count(*) FROM trades").fetchone()[0]
+        return int(o), int(t)

@@ -1,0 +1,136 @@
+"""The history index writer: one thread, one SQLite transaction per group of engine batches.
+
+The bridge acknowledges a batch as soon as the journal has it and the read model applied it
+(DESIGN.md); the index is derived data, so it is written *after*, off the event loop: the loop
+hands over the batch's closed orders and trades (a list append), this thread turns them into
+rows and commits, then publishes ``durable_seq``. The read model keeps every row the index has
+not committed yet (`Store.trim`), so nothing acknowledged is ever unreadable meanwhile.
+
+When the thread falls behind, it takes everything queued in one transaction (bounded by
+``MAX_GROUP_ROWS``), so it catches up instead of queueing more. A write that fails is logged
+and retried with the next batch; ``durable_seq`` does not move past it, so the read model keeps
+the rows in memory and the next start rebuilds the index from the journal tail.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import structlog
+
+from gateway.history.index import HistoryIndex, order_row, trade_row
+from gateway.store import OrderRecord, TradeRecord
+
+log = structlog.get_logger(__name__)
+
+MAX_GROUP_ROWS: Final = 50_000
+"""Rows per transaction at most (a catching-up writer still commits regularly)."""
+PRUNE_EVERY_NS: Final = 3_600 * 1_000_000_000
+"""Retention runs at most once per hour of journal time."""
+DAY_NS: Final = 86_400 * 1_000_000_000
+
+
+@dataclass(slots=True)
+class _Batch:
+    last_seq: int
+    ts_ns: int
+    orders: list[OrderRecord]
+    trades: list[tuple[int, TradeRecord]]
+
+
+class HistoryWriter:
+    def __init__(self, path: Path, *, retention_days: int = 90) -> None:
+        assert retention_days >= 0, "0 keeps everything forever"
+        self.index = HistoryIndex(path)
+        self.retention_ns = retention_days * DAY_NS
+        self.durable_seq = self.index.last_seq
+        """Every batch through this sequence is committed (read from any thread)."""
+        self.submitted_seq = self.durable_seq
+        self.failures = 0
+        self._queue: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
+        self._done = threading.Condition()
+        self._next_prune_ns = 0
+        self._retry: list[_Batch] = []
+        self._submitted_rows = 0
+        self._written_rows = 0
+        self._thread = threading.Thread(target=self._run, name="history-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, last_seq: int, ts_ns: int, orders: list[OrderRecord],
+               trades: list[tuple[int, TradeRecord]]) -> None:
+        """Queue one batch's rows (called on the loop thread, in sequence order)."""
+        assert last_seq >= self.submitted_seq, (last_seq, self.submitted_seq)
+        self.submitted_seq = last_seq
+        self._submitted_rows += len(orders) + len(trades)
+        self._queue.put(_Batch(last_seq, ts_ns, orders, trades))
+
+    def queued_rows(self) -> int:
+        """Rows submitted and not yet committed (each counter has one writing thread)."""
+        return self._submitted_rows - self._written_rows
+
+    def flush(self, last_seq: int, timeout_s: float = 60.0) -> bool:
+        """Make the index cover ``last_seq`` (even with no rows since) and wait for it."""
+        if last_seq > self.submitted_seq:
+            self.submit(last_seq, 0, [], [])
+        deadline = time.monotonic() + timeout_s
+        with self._done:
+            while self.durable_seq < last_seq:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._thread.is_alive():
+                    return False
+                self._done.wait(min(left, 0.5))
+        return True
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(60)
+        self.index.close()
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            group = [self._queue.get()]
+            rows = 0
+            while rows < MAX_GROUP_ROWS:
+                try:
+                    group.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+                b = group[-1]
+                rows += 0 if b is None else len(b.orders) + len(b.trades)
+            if group[-1] is None or None in group:
+                stop = True
+            batches = self._retry + [b for b in group if b is not None]
+            self._retry = []
+            if batches:
+                self._write(batches)
+
+    def _write(self, batches: list[_Batch]) -> None:
+        last_seq = batches[-1].last_seq
+        ts_ns = max(b.ts_ns for b in batches)
+        try:
+            self.index.write(
+                last_seq,
+                (order_row(o) for b in batches for o in b.orders),
+                (trade_row(a, t) for b in batches for a, t in b.trades))
+            if self.retention_ns and ts_ns >= self._next_prune_ns:
+                self._next_prune_ns = ts_ns + PRUNE_EVERY_NS
+                dropped = self.index.prune_unfilled(ts_ns - self.retention_ns)
+                if dropped:
+                    log.info("history_pruned", orders=dropped,
+                             retention_days=self.retention_ns // DAY_NS)
+        except Exception as exc:  # disk full, I/O error: keep rows in memory, retry later
+            self.failures += 1
+            log.error("history_write_failed", error=repr(exc), last_seq=last_seq)
+            self._retry = batches  # retried, in order, with the next group
+            time.sleep(0.1)
+            return
+        with self._done:
+            self._written_rows += sum(len(b.orders) + len(b.trades) for b in batches)
+            self.durable_seq = last_seq
+            self._done.notify_all()

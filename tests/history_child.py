@@ -1,0 +1,53 @@
+"""Child process for the history SIGKILL test: a real gateway server on a given port.
+
+First start: creates a second funded account (the taker) and writes both accounts' keys to
+``<data_dir>/keys.txt``; every start prints ``ready demo_key=... demo_secret=... taker_key=...
+taker_secret=...`` once it serves. The parent kills it with SIGKILL during the load."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from engine.logsetup import configure_logging
+from gateway.admin import Admin
+from gateway.app import Gateway, GatewayConfig
+from gateway.server import serve_forever
+from tests.test_gateway_history import CONFIG, LIMITS
+
+
+async def _main(data_dir: Path, port: int) -> None:
+    gw = Gateway(GatewayConfig(data_dir=data_dir, master_key_file=data_dir / "master.key",
+                               limits=LIMITS, **CONFIG))
+    keys = data_dir / "keys.txt"
+
+    serving = asyncio.Event()
+
+    def ready(r: object, creds: object) -> None:
+        serving.set()
+
+    async def announce() -> None:
+        await serving.wait()
+        if not keys.exists():
+            while gw.first_start is None:
+                await asyncio.sleep(0.05)
+            demo = gw.first_start
+            taker = await Admin(gw).create_account(("read", "trade"))
+            await Admin(gw).deposit(taker.account_id, "USDT", "1000000")
+            await Admin(gw).deposit(taker.account_id, "BTC", "100")
+            tmp = keys.with_suffix(".tmp")
+            tmp.write_text(f"demo_key={demo.api_key} demo_secret={demo.secret} "
+                           f"taker_key={taker.api_key} taker_secret={taker.secret}\n")
+            tmp.replace(keys)
+        sys.stdout.write("ready " + keys.read_text())
+        sys.stdout.flush()
+
+    task = asyncio.get_running_loop().create_task(announce())
+    await serve_forever(gw, "127.0.0.1", port, ready)
+    task.cancel()
+
+
+if __name__ == "__main__":
+    configure_logging("warning")
+    asyncio.run(_main(Path(sys.argv[1]), int(sys.argv[2])))
