@@ -87,15 +87,33 @@ def image(store: Store) -> ReadModelImage:
     """The store's live state; it must be between batches (nothing half-applied)."""
     assert not store.new_orders and not store.new_trades, "take_history before the image"
     return ReadModelImage(
-        format_version=FORMAT_VERSION, last_seq=store.last_seq, last_ts_ns=store.last_ts_ns,
+        format_version=FORMAT_VERSION,
+        last_seq=store.last_seq,
+        last_ts_ns=store.last_ts_ns,
         assets=[AssetImage(a.asset_id, a.symbol, a.decimals) for a in store.assets.values()],
-        markets=[MarketImage(m.market_id, m.symbol, m.base.asset_id, m.quote.asset_id, m.tick,
-                             m.lot, m.min_notional, m.maker_fee_ppm, m.taker_fee_ppm,
-                             m.max_order_qty, m.state) for m in store.markets.values()],
-        accounts=[AccountImage(aid, [(asset, *b) for asset, b in a.balances.items()],
-                               a.update_ns) for aid, a in store.accounts.items()],
+        markets=[
+            MarketImage(
+                m.market_id,
+                m.symbol,
+                m.base.asset_id,
+                m.quote.asset_id,
+                m.tick,
+                m.lot,
+                m.min_notional,
+                m.maker_fee_ppm,
+                m.taker_fee_ppm,
+                m.max_order_qty,
+                m.state,
+            )
+            for m in store.markets.values()
+        ],
+        accounts=[
+            AccountImage(aid, [(asset, *b) for asset, b in a.balances.items()], a.update_ns)
+            for aid, a in store.accounts.items()
+        ],
         open_orders=[o for a in store.accounts.values() for o in a.open_orders.values()],
-        dead_mans=dict(store.dead_mans), stp_ids=dict(store._stp_ids),
+        dead_mans=dict(store.dead_mans),
+        stp_ids=dict(store._stp_ids),
     )
 
 
@@ -105,14 +123,23 @@ def restore(img: ReadModelImage, *, memory_orders: int) -> Store:
 
     store = Store(memory_orders=memory_orders)
     for a in img.assets:
-        store._asset(AssetCreated(seq=0, asset_id=a.asset_id, symbol=a.symbol,
-                                  decimals=a.decimals))
+        store._asset(AssetCreated(seq=0, asset_id=a.asset_id, symbol=a.symbol, decimals=a.decimals))
     for m in img.markets:
-        store._market(MarketCreated(
-            seq=0, market_id=m.market_id, symbol=m.symbol, base_asset_id=m.base_asset_id,
-            quote_asset_id=m.quote_asset_id, tick_size_atoms=m.tick, lot_size_atoms=m.lot,
-            min_notional_atoms=m.min_notional, maker_fee_ppm=m.maker_fee_ppm,
-            taker_fee_ppm=m.taker_fee_ppm, max_order_qty_atoms=m.max_order_qty))
+        store._market(
+            MarketCreated(
+                seq=0,
+                market_id=m.market_id,
+                symbol=m.symbol,
+                base_asset_id=m.base_asset_id,
+                quote_asset_id=m.quote_asset_id,
+                tick_size_atoms=m.tick,
+                lot_size_atoms=m.lot,
+                min_notional_atoms=m.min_notional,
+                maker_fee_ppm=m.maker_fee_ppm,
+                taker_fee_ppm=m.taker_fee_ppm,
+                max_order_qty_atoms=m.max_order_qty,
+            )
+        )
         store._market_state(MarketStateChanged(seq=0, market_id=m.market_id, state=m.state))
     for a in img.accounts:
         view = store.accounts[a.account_id] = AccountView(update_ns=a.update_ns)
@@ -147,8 +174,12 @@ def write(directory: Path, img: ReadModelImage, *, keep: int = KEEP) -> Path:
     os.replace(tmp, path)
     for old in _list(directory)[:-keep]:
         old.unlink()
-    log.info("readmodel_snapshot_written", last_seq=img.last_seq, bytes=HEADER.size + len(body),
-             open_orders=len(img.open_orders))
+    log.info(
+        "readmodel_snapshot_written",
+        last_seq=img.last_seq,
+        bytes=HEADER.size + len(body),
+        open_orders=len(img.open_orders),
+    )
     return path
 
 
@@ -157,7 +188,7 @@ def read(path: Path) -> ReadModelImage:
     if len(data) < HEADER.size:
         raise ValueError(f"{path}: truncated")
     magic, version, last_seq, crc = HEADER.unpack_from(data)
-    body = data[HEADER.size:]
+    body = data[HEADER.size :]
     if magic != MAGIC or version != FORMAT_VERSION:
         raise ValueError(f"{path}: magic {magic!r} version {version}")
     if google_crc32c.value(body) != crc:

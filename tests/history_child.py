@@ -18,8 +18,11 @@ from tests.test_gateway_history import CONFIG, LIMITS
 
 
 async def _main(data_dir: Path, port: int) -> None:
-    gw = Gateway(GatewayConfig(data_dir=data_dir, master_key_file=data_dir / "master.key",
-                               limits=LIMITS, **CONFIG))
+    gw = Gateway(
+        GatewayConfig(
+            data_dir=data_dir, master_key_file=data_dir / "master.key", limits=LIMITS, **CONFIG
+        )
+    )
     keys = data_dir / "keys.txt"
 
     serving = asyncio.Event()
@@ -37,8 +40,10 @@ async def _main(data_dir: Path, port: int) -> None:
             await Admin(gw).deposit(taker.account_id, "USDT", "1000000")
             await Admin(gw).deposit(taker.account_id, "BTC", "100")
             tmp = keys.with_suffix(".tmp")
-            tmp.write_text(f"demo_key={demo.api_key} demo_secret={demo.secret} "
-                           f"taker_key={taker.api_key} taker_secret={taker.secret}\n")
+            tmp.write_text(
+                f"demo_key={demo.api_key} demo_secret={demo.secret} "
+                f"taker_key={taker.api_key} taker_secret={taker.secret}\n"
+            )
             tmp.replace(keys)
         sys.stdout.write("ready " + keys.read_text())
         sys.stdout.flush()

@@ -2,9 +2,9 @@
 
 One account (the load account) places orders of several kinds over the WS API, pipelined:
 limits that rest and are cancelled, IOC limits that expire, LIMIT_MAKER orders, market
-orders with nothing to take (expired), and sells that a second account fills (trades). Every
-order carries a client order id ``h<n>``; every twelfth (an IOC) reuses ``again`` (so "the latest order
-that used it" has many candidates).
+buys by quote amount, and bids and IOC buys that a second account fills or feeds (trades).
+Every order carries a client order id ``h<n>``; every twelfth (an IOC) reuses ``again`` (so
+"the latest order that used it" has many candidates).
 """
 
 from __future__ import annotations
@@ -39,34 +39,64 @@ async def _one(n: int, c: WsApiClient, taker: WsApiClient, acked: Acked, tag: st
     kind = n % 6
     cid = client_id(n, tag)
     if kind == 0:  # rests, then cancelled
-        r = await c.place_order(SYMBOL, "BUY", "LIMIT", quantity="0.01", price="1000",
-                                time_in_force="GTC", client_order_id=cid)
+        r = await c.place_order(
+            SYMBOL,
+            "BUY",
+            "LIMIT",
+            quantity="0.01",
+            price="1000",
+            time_in_force="GTC",
+            client_order_id=cid,
+        )
         _ack(acked, r["orderId"], cid)
         await c.cancel_order(SYMBOL, order_id=r["orderId"])
     elif kind == 1:  # IOC with nothing to match: expired
-        r = await c.place_order(SYMBOL, "BUY", "LIMIT", quantity="0.01", price="1000",
-                                time_in_force="IOC", client_order_id=cid)
+        r = await c.place_order(
+            SYMBOL,
+            "BUY",
+            "LIMIT",
+            quantity="0.01",
+            price="1000",
+            time_in_force="IOC",
+            client_order_id=cid,
+        )
         _ack(acked, r["orderId"], cid)
     elif kind == 2:  # a bid that rests as maker; the taker sells into it: a trade
-        r = await c.place_order(SYMBOL, "BUY", "LIMIT", quantity="0.001", price="70000",
-                                time_in_force="GTC", client_order_id=cid)
+        r = await c.place_order(
+            SYMBOL,
+            "BUY",
+            "LIMIT",
+            quantity="0.001",
+            price="70000",
+            time_in_force="GTC",
+            client_order_id=cid,
+        )
         _ack(acked, r["orderId"], cid)
-        await taker.place_order(SYMBOL, "SELL", "LIMIT", quantity="0.001", price="70000",
-                                time_in_force="IOC")
+        await taker.place_order(
+            SYMBOL, "SELL", "LIMIT", quantity="0.001", price="70000", time_in_force="IOC"
+        )
     elif kind == 3:  # LIMIT_MAKER far away, cancelled
-        r = await c.place_order(SYMBOL, "SELL", "LIMIT_MAKER", quantity="0.001",
-                                price="200000", client_order_id=cid)
+        r = await c.place_order(
+            SYMBOL, "SELL", "LIMIT_MAKER", quantity="0.001", price="200000", client_order_id=cid
+        )
         _ack(acked, r["orderId"], cid)
         await c.cancel_order(SYMBOL, order_id=r["orderId"])
     elif kind == 4:  # market buy by quote: fills what rests (or expires with nothing)
-        r = await c.place_order(SYMBOL, "BUY", "MARKET", quote_order_qty="10",
-                                client_order_id=cid)
+        r = await c.place_order(SYMBOL, "BUY", "MARKET", quote_order_qty="10", client_order_id=cid)
         _ack(acked, r["orderId"], cid)
     else:  # takes liquidity the taker account rests: FILLED as taker
-        await taker.place_order(SYMBOL, "SELL", "LIMIT", quantity="0.001", price="80000",
-                                time_in_force="GTC")
-        r = await c.place_order(SYMBOL, "BUY", "LIMIT", quantity="0.001", price="80000",
-                                time_in_force="IOC", client_order_id=cid)
+        await taker.place_order(
+            SYMBOL, "SELL", "LIMIT", quantity="0.001", price="80000", time_in_force="GTC"
+        )
+        r = await c.place_order(
+            SYMBOL,
+            "BUY",
+            "LIMIT",
+            quantity="0.001",
+            price="80000",
+            time_in_force="IOC",
+            client_order_id=cid,
+        )
         _ack(acked, r["orderId"], cid)
 
 
@@ -78,12 +108,21 @@ def _ack(acked: Acked, order_id: int, cid: str) -> None:
         acked.again_latest = order_id
 
 
-async def place_many(ws_url: str, creds: Any, taker_creds: Any, count: int, acked: Acked,
-                     on_progress: Callable[[int], None] | None = None, tag: str = "h") -> None:
+async def place_many(
+    ws_url: str,
+    creds: Any,
+    taker_creds: Any,
+    count: int,
+    acked: Acked,
+    on_progress: Callable[[int], None] | None = None,
+    tag: str = "h",
+) -> None:
     """Place ``count`` orders (numbered from ``len(acked.orders)``), ``WINDOW`` at a time.
     Orders of one kind stay in one sequence so a cancel follows its own placement."""
-    async with WsApiClient.connect(ws_url, creds) as c, \
-            WsApiClient.connect(ws_url, taker_creds) as t:
+    async with (
+        WsApiClient.connect(ws_url, creds) as c,
+        WsApiClient.connect(ws_url, taker_creds) as t,
+    ):
         await c.logon()
         await t.logon()
         start = len(acked.orders)
@@ -144,8 +183,9 @@ async def page_my_trades(c: WsApiClient, *, by: str) -> list[dict[str, Any]]:
     return [out[k] for k in sorted(out)]
 
 
-async def check_history(ws_url: str, creds: Any, acked: Acked,
-                        expected_trades: int | None = None) -> dict[str, Any]:
+async def check_history(
+    ws_url: str, creds: Any, acked: Acked, expected_trades: int | None = None
+) -> dict[str, Any]:
     """Every acknowledged order is found, by id and client id, and both paging modes give
     the same complete history with nothing duplicated. Returns a summary."""
     async with WsApiClient.connect(ws_url, creds) as c:
@@ -163,7 +203,7 @@ async def check_history(ws_url: str, creds: Any, acked: Acked,
         assert len(ids) == len(set(ids)), "an order listed twice"
         assert ids == [o["orderId"] for o in by_time]
         missing = set(acked.orders) - set(ids)
-        assert not missing, f"{len(missing)} acknowledged orders missing, e.g. {sorted(missing)[:5]}"
+        assert not missing, f"{len(missing)} acknowledged orders missing: {sorted(missing)[:5]}"
         statuses: dict[str, int] = {}
         for o in by_id:
             statuses[o["status"]] = statuses.get(o["status"], 0) + 1

@@ -29,16 +29,42 @@ from gateway.store import OrderRecord, TradeRecord
 
 SCHEMA_VERSION: Final = 1
 ORDER_COLUMNS: Final = (
-    "order_id", "account_id", "market_id", "client_order_id", "side", "order_type",
-    "time_in_force", "price", "orig_qty", "orig_quote_qty", "time_ns", "executed", "cum_quote",
-    "status", "update_ns", "stop_price", "trailing_delta", "iceberg_qty", "stp_mode",
-    "working_ns", "prevented_qty", "prevented_match_id",
+    "order_id",
+    "account_id",
+    "market_id",
+    "client_order_id",
+    "side",
+    "order_type",
+    "time_in_force",
+    "price",
+    "orig_qty",
+    "orig_quote_qty",
+    "time_ns",
+    "executed",
+    "cum_quote",
+    "status",
+    "update_ns",
+    "stop_price",
+    "trailing_delta",
+    "iceberg_qty",
+    "stp_mode",
+    "working_ns",
+    "prevented_qty",
+    "prevented_match_id",
 )
 """`OrderRecord`'s fields in order, all but ``prevented_matches`` (only the place answer shows
 it, and that answer is always rendered from memory)."""
 TRADE_COLUMNS: Final = (
-    "market_id", "trade_id", "order_id", "price", "qty", "quote", "commission", "is_buyer",
-    "is_maker", "time_ns",
+    "market_id",
+    "trade_id",
+    "order_id",
+    "price",
+    "qty",
+    "quote",
+    "commission",
+    "is_buyer",
+    "is_maker",
+    "time_ns",
 )
 """`TradeRecord`'s fields in order."""
 MAX_ROWS: Final = 1_000
@@ -75,10 +101,14 @@ INSERT OR IGNORE INTO meta VALUES ('schema', {SCHEMA_VERSION}), ('last_seq', 0);
 """
 _ORDER_SELECT: Final = f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders"
 _TRADE_SELECT: Final = f"SELECT {', '.join(TRADE_COLUMNS)} FROM trades"
-_ORDER_INSERT: Final = (f"INSERT OR REPLACE INTO orders ({', '.join(ORDER_COLUMNS)}) "
-                        f"VALUES ({', '.join('?' * len(ORDER_COLUMNS))})")
-_TRADE_INSERT: Final = (f"INSERT OR REPLACE INTO trades (account_id, {', '.join(TRADE_COLUMNS)})"
-                        f" VALUES ({', '.join('?' * (len(TRADE_COLUMNS) + 1))})")
+_ORDER_INSERT: Final = (
+    f"INSERT OR REPLACE INTO orders ({', '.join(ORDER_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(ORDER_COLUMNS))})"
+)
+_TRADE_INSERT: Final = (
+    f"INSERT OR REPLACE INTO trades (account_id, {', '.join(TRADE_COLUMNS)})"
+    f" VALUES ({', '.join('?' * (len(TRADE_COLUMNS) + 1))})"
+)
 
 
 class HistoryIndexError(Exception):
@@ -86,15 +116,46 @@ class HistoryIndexError(Exception):
 
 
 def order_row(o: OrderRecord) -> tuple[object, ...]:
-    return (o.order_id, o.account_id, o.market_id, o.client_order_id, o.side, o.order_type,
-            o.time_in_force, o.price, o.orig_qty, o.orig_quote_qty, o.time_ns, o.executed,
-            o.cum_quote, o.status, o.update_ns, o.stop_price, o.trailing_delta, o.iceberg_qty,
-            o.stp_mode, o.working_ns, o.prevented_qty, o.prevented_match_id)
+    return (
+        o.order_id,
+        o.account_id,
+        o.market_id,
+        o.client_order_id,
+        o.side,
+        o.order_type,
+        o.time_in_force,
+        o.price,
+        o.orig_qty,
+        o.orig_quote_qty,
+        o.time_ns,
+        o.executed,
+        o.cum_quote,
+        o.status,
+        o.update_ns,
+        o.stop_price,
+        o.trailing_delta,
+        o.iceberg_qty,
+        o.stp_mode,
+        o.working_ns,
+        o.prevented_qty,
+        o.prevented_match_id,
+    )
 
 
 def trade_row(account_id: int, t: TradeRecord) -> tuple[object, ...]:
-    return (account_id, t.market_id, t.trade_id, t.order_id, t.price, t.qty, t.quote,
-            t.commission, t.is_buyer, t.is_maker, t.time_ns)
+    return (
+        account_id,
+        t.market_id,
+        t.trade_id,
+        t.order_id,
+        t.price,
+        t.qty,
+        t.quote,
+        t.commission,
+        t.is_buyer,
+        t.is_maker,
+        t.time_ns,
+    )
 
 
 def _order(row: Sequence[object]) -> OrderRecord:
@@ -114,8 +175,9 @@ class HistoryIndex:
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
         if readonly:
-            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True,
-                                      check_same_thread=False, isolation_level=None)
+            self.db = sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+            )
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -131,8 +193,9 @@ class HistoryIndex:
             version = self._meta("schema")
             if version != SCHEMA_VERSION:
                 self.db.close()
-                raise HistoryIndexError(f"{path}: schema {version}, this build writes "
-                                        f"{SCHEMA_VERSION}")
+                raise HistoryIndexError(
+                    f"{path}: schema {version}, this build writes {SCHEMA_VERSION}"
+                )
         self.db.execute("PRAGMA cache_size=-16000")  # 16 MiB page cache per connection
 
     def close(self) -> None:
@@ -149,16 +212,19 @@ class HistoryIndex:
 
     # ---- writing (the writer thread) -----------------------------------------------------
 
-    def write(self, last_seq: int, orders: Iterable[tuple[object, ...]],
-              trades: Iterable[tuple[object, ...]]) -> None:
+    def write(
+        self,
+        last_seq: int,
+        orders: Iterable[tuple[object, ...]],
+        trades: Iterable[tuple[object, ...]],
+    ) -> None:
         """One transaction: the rows and the sequence they bring the index to."""
         db = self.db
         db.execute("BEGIN")
         try:
             db.executemany(_ORDER_INSERT, orders)
             db.executemany(_TRADE_INSERT, trades)
-            db.execute("UPDATE meta SET value = max(value, ?) WHERE key = 'last_seq'",
-                       (last_seq,))
+            db.execute("UPDATE meta SET value = max(value, ?) WHERE key = 'last_seq'", (last_seq,))
         except BaseException:
             db.execute("ROLLBACK")
             raise
@@ -169,7 +235,9 @@ class HistoryIndex:
         ``closed_before_ns`` (journal time). Orders that traded, and all trades, are kept."""
         cur = self.db.execute(
             "DELETE FROM orders WHERE executed = 0 AND update_ns < ? "
-            "AND status IN ('CANCELED', 'EXPIRED', 'EXPIRED_IN_MATCH')", (closed_before_ns,))
+            "AND status IN ('CANCELED', 'EXPIRED', 'EXPIRED_IN_MATCH')",
+            (closed_before_ns,),
+        )
         return cur.rowcount
 
     # ---- queries (the event loop) --------------------------------------------------------
@@ -181,12 +249,22 @@ class HistoryIndex:
     def latest_by_client_id(self, account_id: int, client_order_id: int) -> OrderRecord | None:
         row = self.db.execute(
             f"{_ORDER_SELECT} WHERE account_id = ? AND client_order_id = ? "
-            "ORDER BY order_id DESC LIMIT 1", (account_id, client_order_id)).fetchone()
+            "ORDER BY order_id DESC LIMIT 1",
+            (account_id, client_order_id),
+        ).fetchone()
         return None if row is None else _order(row)
 
-    def orders(self, account_id: int, market_id: int, *, from_id: int = 0, start_ns: int = 0,
-               end_ns: int = NO_END, limit: int = 500, newest: bool = False,
-               ) -> list[OrderRecord]:
+    def orders(
+        self,
+        account_id: int,
+        market_id: int,
+        *,
+        from_id: int = 0,
+        start_ns: int = 0,
+        end_ns: int = NO_END,
+        limit: int = 500,
+        newest: bool = False,
+    ) -> list[OrderRecord]:
         """Closed orders of (account, market) with ``order_id >= from_id`` accepted within
         [start_ns, end_ns], ascending order id: the first ``limit`` of them, or with
         ``newest`` the last ``limit``. Order ids grow with journal time, so the time range
@@ -196,32 +274,52 @@ class HistoryIndex:
         rows = self.db.execute(
             f"{_ORDER_SELECT} WHERE account_id = ? AND market_id = ? AND order_id BETWEEN ? AND ?"
             f" ORDER BY order_id {'DESC' if newest else 'ASC'} LIMIT ?",
-            (account_id, market_id, max(lo, from_id), hi, limit)).fetchall()
+            (account_id, market_id, max(lo, from_id), hi, limit),
+        ).fetchall()
         if newest:
             rows.reverse()
         return [_order(r) for r in rows]
 
-    def _id_range(self, table: str, id_column: str, account_id: int, market_id: int,
-                  start_ns: int, end_ns: int) -> tuple[int, int]:
+    def _id_range(
+        self,
+        table: str,
+        id_column: str,
+        account_id: int,
+        market_id: int,
+        start_ns: int,
+        end_ns: int,
+    ) -> tuple[int, int]:
         """The time range as a range of ids (two seeks on the time index, so a page far into
         a long history costs the same as the first). Ids grow with journal time: order ids
         are sequences, trade ids count up per market in sequence order."""
         lo, hi = 0, NO_END
         where = f"SELECT {id_column} FROM {table} WHERE account_id = ? AND market_id = ?"
         if start_ns > 0:
-            row = self.db.execute(f"{where} AND time_ns >= ? ORDER BY time_ns, {id_column} "
-                                  "LIMIT 1", (account_id, market_id, start_ns)).fetchone()
+            row = self.db.execute(
+                f"{where} AND time_ns >= ? ORDER BY time_ns, {id_column} LIMIT 1",
+                (account_id, market_id, start_ns),
+            ).fetchone()
             lo = NO_END if row is None else int(row[0])
         if end_ns < NO_END:
-            row = self.db.execute(f"{where} AND time_ns <= ? ORDER BY time_ns DESC, "
-                                  f"{id_column} DESC LIMIT 1",
-                                  (account_id, market_id, end_ns)).fetchone()
+            row = self.db.execute(
+                f"{where} AND time_ns <= ? ORDER BY time_ns DESC, {id_column} DESC LIMIT 1",
+                (account_id, market_id, end_ns),
+            ).fetchone()
             hi = -1 if row is None else int(row[0])
         return lo, hi
 
-    def trades(self, account_id: int, market_id: int, *, order_id: int | None = None,
-               from_id: int = 0, start_ns: int = 0, end_ns: int = NO_END, limit: int = 500,
-               newest: bool = False) -> list[TradeRecord]:
+    def trades(
+        self,
+        account_id: int,
+        market_id: int,
+        *,
+        order_id: int | None = None,
+        from_id: int = 0,
+        start_ns: int = 0,
+        end_ns: int = NO_END,
+        limit: int = 500,
+        newest: bool = False,
+    ) -> list[TradeRecord]:
         """Trades of (account, market), ascending trade id, like `orders`."""
         assert 1 <= limit <= MAX_ROWS
         lo, hi = self._id_range("trades", "trade_id", account_id, market_id, start_ns, end_ns)
@@ -233,7 +331,9 @@ class HistoryIndex:
         direction = "DESC" if newest else "ASC"
         rows = self.db.execute(
             f"{_TRADE_SELECT} WHERE {where} ORDER BY trade_id {direction}, order_id {direction} "
-            "LIMIT ?", (*args, limit)).fetchall()
+            "LIMIT ?",
+            (*args, limit),
+        ).fetchall()
         if newest:
             rows.reverse()
         return [_trade(r) for r in rows]

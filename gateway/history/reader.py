@@ -13,13 +13,29 @@ class HistoryReader(Protocol):
 
     def order(self, order_id: int) -> OrderRecord | None: ...
 
-    def latest_by_client_id(self, account_id: int,
-                            client_order_id: int) -> OrderRecord | None: ...
+    def latest_by_client_id(self, account_id: int, client_order_id: int) -> OrderRecord | None: ...
 
-    def orders(self, account_id: int, market_id: int, *, from_id: int = 0, start_ns: int = 0,
-               end_ns: int = ..., limit: int = 500, newest: bool = False,
-               ) -> list[OrderRecord]: ...
+    def orders(
+        self,
+        account_id: int,
+        market_id: int,
+        *,
+        from_id: int = 0,
+        start_ns: int = 0,
+        end_ns: int = ...,
+        limit: int = 500,
+        newest: bool = False,
+    ) -> list[OrderRecord]: ...
 
-    def trades(self, account_id: int, market_id: int, *, order_id: int | None = None,
-               from_id: int = 0, start_ns: int = 0, end_ns: int = ..., limit: int = 500,
-               newest: bool = False) -> list[TradeRecord]: ...
+    def trades(
+        self,
+        account_id: int,
+        market_id: int,
+        *,
+        order_id: int | None = None,
+        from_id: int = 0,
+        start_ns: int = 0,
+        end_ns: int = ...,
+        limit: int = 500,
+        newest: bool = False,
+    ) -> list[TradeRecord]: ...

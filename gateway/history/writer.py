@@ -61,8 +61,13 @@ class HistoryWriter:
         self._thread = threading.Thread(target=self._run, name="history-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, last_seq: int, ts_ns: int, orders: list[OrderRecord],
-               trades: list[tuple[int, TradeRecord]]) -> None:
+    def submit(
+        self,
+        last_seq: int,
+        ts_ns: int,
+        orders: list[OrderRecord],
+        trades: list[tuple[int, TradeRecord]],
+    ) -> None:
         """Queue one batch's rows (called on the loop thread, in sequence order)."""
         assert last_seq >= self.submitted_seq, (last_seq, self.submitted_seq)
         self.submitted_seq = last_seq
@@ -117,13 +122,15 @@ class HistoryWriter:
             self.index.write(
                 last_seq,
                 (order_row(o) for b in batches for o in b.orders),
-                (trade_row(a, t) for b in batches for a, t in b.trades))
+                (trade_row(a, t) for b in batches for a, t in b.trades),
+            )
             if self.retention_ns and ts_ns >= self._next_prune_ns:
                 self._next_prune_ns = ts_ns + PRUNE_EVERY_NS
                 dropped = self.index.prune_unfilled(ts_ns - self.retention_ns)
                 if dropped:
-                    log.info("history_pruned", orders=dropped,
-                             retention_days=self.retention_ns // DAY_NS)
+                    log.info(
+                        "history_pruned", orders=dropped, retention_days=self.retention_ns // DAY_NS
+                    )
         except Exception as exc:  # disk full, I/O error: keep rows in memory, retry later
             self.failures += 1
             log.error("history_write_failed", error=repr(exc), last_seq=last_seq)
