@@ -27,7 +27,7 @@ from aiohttp import web
 
 from engine.core.compiled import CompiledEngine
 from engine.node import EngineNode, NodeConfig
-from engine.schema import Event, decode_command
+from engine.schema import EngineConfig, Event, decode_command
 from engine.service import bootstrap_demo
 from engine.snapshot import SnapshotError, read_snapshot
 from gateway import readmodel
@@ -97,6 +97,13 @@ class Gateway:
             if self.node is not None:
                 self.node.close(snapshot=False)
             raise
+
+    @property
+    def engine_config(self) -> EngineConfig:
+        """The bounds the engine enforces (open orders per account, ...): its own config."""
+        if self.node is not None:
+            return self.node.engine.config
+        return self.bridge.replica.engine.config  # type: ignore[no-any-return]
 
     def _open(self) -> None:
         config = self.config

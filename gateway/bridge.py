@@ -122,6 +122,11 @@ class Bridge:
         # Instance attribute: the sequencer calls the journal through it (measures fsync).
         journal.append_batch = timed_append  # type: ignore[method-assign]
 
+    @property
+    def healthy(self) -> bool:
+        """False once the engine failed (commands are refused) or shutdown began."""
+        return self._broken is None and not self._closing
+
     def start(self) -> None:
         if self._task is None:
             loop = asyncio.get_running_loop()

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from gateway import auth, errors
+from gateway import auth, errors, fees
 from gateway.keys import ApiKey
 from gateway.params import get_bool, get_int
 
@@ -44,6 +44,7 @@ class MethodSpec:
 
 def exchange_info(gw: Gateway, symbols: list[str] | None = None) -> dict[str, Any]:
     limits = gw.config.limits
+    max_open = gw.engine_config.max_open_orders_per_account
     markets = list(gw.store.markets.values())
     if symbols is not None:
         wanted = set(symbols)
@@ -63,8 +64,10 @@ def exchange_info(gw: Gateway, symbols: list[str] | None = None) -> dict[str, An
             {"rateLimitType": "CONNECTIONS", "interval": "MINUTE", "intervalNum": 5,
              "limit": limits.connections_per_ip},
         ],
-        "exchangeFilters": [],
-        "symbols": [m.exchange_info() for m in markets],
+        # The engine bounds open orders per account across all symbols (EngineConfig).
+        "exchangeFilters": [{"filterType": "EXCHANGE_MAX_NUM_ORDERS",
+                             "maxNumOrders": max_open}],
+        "symbols": [m.exchange_info(max_open) for m in markets],
     }
 
 
@@ -183,6 +186,10 @@ async def account(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
     return s.gw.trading.account(key.account_id, p, key.can("trade"), key.can("withdraw"))
 
 
+async def commission(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
+    return fees.commission(s.gw.store, p)
+
+
 async def subscribe(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
     if s.key is None:
         raise errors.ApiError(errors.NOT_FOUND, "Not found, unauthenticated, or unauthorized.",
@@ -243,6 +250,7 @@ WS_METHODS: Final[dict[str, MethodSpec]] = {
     "allOrders": MethodSpec(20, "read", False, all_orders),
     "myTrades": MethodSpec(20, "read", False, my_trades),
     "account.status": MethodSpec(20, "read", False, account),
+    "account.commission": MethodSpec(20, "read", False, commission),
     "userDataStream.subscribe": MethodSpec(2, None, False, subscribe),
     "userDataStream.unsubscribe": MethodSpec(2, None, False, unsubscribe),
     "deadMansSwitch.set": MethodSpec(1, "trade", False, dead_mans_switch),

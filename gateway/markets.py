@@ -88,6 +88,8 @@ class Market:
     maker_fee_ppm: int
     taker_fee_ppm: int
     max_order_qty: int
+    price_band_bps: int = 0
+    """The engine's price band around the reference price (0 = off)."""
     state: int = MarketState.OPEN
     _quote_strs: dict[int, str] = field(default_factory=dict, repr=False, compare=False)
     _base_strs: dict[int, str] = field(default_factory=dict, repr=False, compare=False)
@@ -159,11 +161,51 @@ class Market:
             self.state, "BREAK"
         )
 
-    def exchange_info(self) -> dict[str, Any]:
-        """The ``symbols[]`` entry of exchangeInfo (the fields ccxt and bots read)."""
+    def filters(self, max_num_orders: int) -> list[dict[str, Any]]:
+        """The filters, each one what the engine (and the gateway before it) enforces:
+
+        - PRICE_FILTER / LOT_SIZE / MARKET_LOT_SIZE: the tick and lot grids, the engine's
+          integer bound, the market's ``max_order_qty_atoms``.
+        - NOTIONAL: ``price x quantity`` of limit-priced orders and an order's quote budget
+          (``quoteOrderQty``) must reach ``min_notional_atoms``. A MARKET (or STOP_LOSS /
+          TAKE_PROFIT) order by quantity has no price to check before it trades, and neither
+          the engine nor the gateway estimates one: ``applyMinToMarket`` is false.
+        - MAX_NUM_ORDERS: the engine's ``max_open_orders_per_account``, which bounds the
+          account's open orders on all symbols together (also exchangeInfo's
+          EXCHANGE_MAX_NUM_ORDERS), so it bounds one symbol's too.
+        - PERCENT_PRICE_BY_SIDE, only with a price band: the engine refuses limit prices further
+          than the band from the last trade price (the mid before the first trade), the same
+          on both sides (``avgPriceMins`` 0: the last price).
+        """
         max_qty = self.max_order_qty or (MAX_AMOUNT_ATOMS // self.lot) * self.lot
         max_price = (MAX_AMOUNT_ATOMS // self.tick) * self.tick
-        fee = f"{self.taker_fee_ppm / 1_000_000:.8f}"
+        out: list[dict[str, Any]] = [
+            {"filterType": "PRICE_FILTER", "minPrice": self.price(self.tick),
+             "maxPrice": self.price(max_price), "tickSize": self.price(self.tick)},
+            {"filterType": "LOT_SIZE", "minQty": self.qty(self.lot),
+             "maxQty": self.qty(max_qty), "stepSize": self.qty(self.lot)},
+            {"filterType": "MARKET_LOT_SIZE", "minQty": self.qty(self.lot),
+             "maxQty": self.qty(max_qty), "stepSize": self.qty(self.lot)},
+            {"filterType": "NOTIONAL", "minNotional": self.quote_amount(self.min_notional),
+             "applyMinToMarket": False, "maxNotional": self.quote_amount(MAX_AMOUNT_ATOMS),
+             "applyMaxToMarket": False, "avgPriceMins": 0},
+            {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": max_num_orders},
+            {"filterType": "TRAILING_DELTA",
+             "minTrailingAboveDelta": dialect.MIN_TRAILING_DELTA,
+             "maxTrailingAboveDelta": dialect.MAX_TRAILING_DELTA,
+             "minTrailingBelowDelta": dialect.MIN_TRAILING_DELTA,
+             "maxTrailingBelowDelta": dialect.MAX_TRAILING_DELTA},
+        ]
+        if self.price_band_bps:
+            up = atoms_to_decimal(10_000 + self.price_band_bps, 4)
+            down = atoms_to_decimal(10_000 - self.price_band_bps, 4)
+            out.append({"filterType": "PERCENT_PRICE_BY_SIDE", "bidMultiplierUp": up,
+                        "bidMultiplierDown": down, "askMultiplierUp": up,
+                        "askMultiplierDown": down, "avgPriceMins": 0})
+        return out
+
+    def exchange_info(self, max_num_orders: int) -> dict[str, Any]:
+        """The ``symbols[]`` entry of exchangeInfo (the fields ccxt and bots read)."""
         return {
             "symbol": self.wire,
             "status": self.status,
@@ -184,27 +226,11 @@ class Market:
             "amendAllowed": True,
             "isSpotTradingAllowed": True,
             "isMarginTradingAllowed": False,
-            "filters": [
-                {"filterType": "PRICE_FILTER", "minPrice": self.price(self.tick),
-                 "maxPrice": self.price(max_price), "tickSize": self.price(self.tick)},
-                {"filterType": "LOT_SIZE", "minQty": self.qty(self.lot),
-                 "maxQty": self.qty(max_qty), "stepSize": self.qty(self.lot)},
-                {"filterType": "MARKET_LOT_SIZE", "minQty": self.qty(self.lot),
-                 "maxQty": self.qty(max_qty), "stepSize": self.qty(self.lot)},
-                {"filterType": "NOTIONAL", "minNotional": self.quote_amount(self.min_notional),
-                 "applyMinToMarket": True, "maxNotional": self.quote_amount(MAX_AMOUNT_ATOMS),
-                 "applyMaxToMarket": False, "avgPriceMins": 0},
-                {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 1000},
-                {"filterType": "TRAILING_DELTA",
-                 "minTrailingAboveDelta": dialect.MIN_TRAILING_DELTA,
-                 "maxTrailingAboveDelta": dialect.MAX_TRAILING_DELTA,
-                 "minTrailingBelowDelta": dialect.MIN_TRAILING_DELTA,
-                 "maxTrailingBelowDelta": dialect.MAX_TRAILING_DELTA},
-            ],
+            "filters": self.filters(max_num_orders),
             "permissions": [],
             "permissionSets": [["SPOT"]],
             "defaultSelfTradePreventionMode": dialect.DEFAULT_STP,
             "allowedSelfTradePreventionModes": list(dialect.STP_MODES),
-            "makerCommission": f"{self.maker_fee_ppm / 1_000_000:.8f}",
-            "takerCommission": fee,
+            "makerCommission": atoms_to_decimal(self.maker_fee_ppm * 100, 8),
+            "takerCommission": atoms_to_decimal(self.taker_fee_ppm * 100, 8),
         }

@@ -82,9 +82,15 @@ class PlainCounter(Collector):
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
-        self.orders = PlainCounter("kootabase_orders", "Order requests acknowledged by the engine")
+        self.orders = PlainCounter(
+            "kootabase_orders",
+            "Order requests (place, cancel-replace, amend; WS and REST) acknowledged by the "
+            "engine")
         r.register(self.orders)
-        self.requests = Counter("kootabase_requests", "API requests", ["api"], registry=r)
+        self.requests = Counter("kootabase_requests", "API requests answered successfully",
+                                ["api"], registry=r)
+        self.ws_requests = self.requests.labels("ws")
+        self.rest_requests = self.requests.labels("rest")
         self.rejects = Counter("kootabase_rejects", "Error answers by code", ["code"], registry=r)
         self.ack_latency = BatchHistogram(
             "kootabase_ack_latency_seconds",

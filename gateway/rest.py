@@ -21,7 +21,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from gateway import auth, custody, errors
+from gateway import auth, custody, errors, fees
 from gateway.handlers import exchange_info
 from gateway.keys import ApiKey
 
@@ -34,6 +34,7 @@ RestHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # path -> weight for routes without a declared weight (market data)
 USAGE_KEY: Final = web.RequestKey("usage_headers", dict)
 DEFAULT_WEIGHTS: Final = {"/api/v3/depth": 5, "/api/v3/trades": 25, "/api/v3/klines": 2,
+                          "/api/v3/uiKlines": 2, "/api/v3/aggTrades": 4, "/api/v3/avgPrice": 2,
                           "/api/v3/ticker/24hr": 2, "/api/v3/exchangeInfo": 20}
 
 
@@ -66,7 +67,10 @@ def middleware(gw: Gateway) -> Any:
             headers["X-MBX-USED-WEIGHT-1M"] = str(usage[0]["count"])
             request[USAGE_KEY] = headers
             resp = await handler(request)
-            gw.metrics.requests.labels("rest").inc()
+            if resp.status == 200:
+                gw.metrics.rest_requests.inc()
+                if getattr(handler, "orders", False):
+                    gw.metrics.orders.value += 1
         except errors.ApiError as exc:
             gw.metrics.rejects.labels(str(exc.code)).inc()
             return _error(exc, headers)
@@ -138,9 +142,12 @@ async def _signed(gw: Gateway, request: web.Request, permission: str,
     return key, params
 
 
-def _route(weight: int) -> Callable[[RestHandler], RestHandler]:
+def _route(weight: int, *, orders: bool = False) -> Callable[[RestHandler], RestHandler]:
+    """``orders``: a successful answer counts in ``kootabase_orders_total`` (as on WS)."""
+
     def deco(fn: RestHandler) -> RestHandler:
         fn.weight = weight  # type: ignore[attr-defined]
+        fn.orders = orders  # type: ignore[attr-defined]
         return fn
 
     return deco
@@ -181,7 +188,7 @@ def setup(app: web.Application, gw: Gateway) -> None:
         key, p = await _signed(gw, request, "read")
         return _json(tr.account(key.account_id, p, key.can("trade"), key.can("withdraw")))
 
-    @_route(1)
+    @_route(1, orders=True)
     async def new_order(request: web.Request) -> web.Response:
         key, p = await _signed(gw, request, "trade", replay_guard=True)
         order_headers(request, key)
@@ -222,7 +229,7 @@ def setup(app: web.Application, gw: Gateway) -> None:
         key, p = await _signed(gw, request, "read")
         return _json(tr.my_trades(key.account_id, p))
 
-    @_route(1)
+    @_route(1, orders=True)
     async def cancel_replace(request: web.Request) -> web.Response:
         key, p = await _signed(gw, request, "trade", replay_guard=True)
         order_headers(request, key)
@@ -234,11 +241,25 @@ def setup(app: web.Application, gw: Gateway) -> None:
                 return _json(exc.body(), exc.status)  # with its data (the middleware's is bare)
             raise
 
-    @_route(4)
+    @_route(4, orders=True)
     async def amend(request: web.Request) -> web.Response:
         key, p = await _signed(gw, request, "trade", replay_guard=True)
         order_headers(request, key)
         return _json(await tr.amend_keep_priority(key.account_id, p))
+
+    @_route(1)
+    async def trade_fee(request: web.Request) -> web.Response:
+        _, p = await _signed(gw, request, "read")
+        return _json(fees.trade_fee(gw.store, p))
+
+    @_route(20)
+    async def commission(request: web.Request) -> web.Response:
+        _, p = await _signed(gw, request, "read")
+        return _json(fees.commission(gw.store, p))
+
+    @_route(1)
+    async def system_status(request: web.Request) -> web.Response:
+        return _json(fees.system_status(gw.bridge.healthy))
 
     @_route(10)
     async def deposit_address(request: web.Request) -> web.Response:
@@ -275,6 +296,9 @@ def setup(app: web.Application, gw: Gateway) -> None:
     r.add_delete("/api/v3/openOrders", cancel_open_orders)
     r.add_get("/api/v3/allOrders", all_orders)
     r.add_get("/api/v3/myTrades", my_trades)
+    r.add_get("/api/v3/account/commission", commission)
+    r.add_get("/sapi/v1/asset/tradeFee", trade_fee)
+    r.add_get("/sapi/v1/system/status", system_status)
     r.add_get("/sapi/v1/capital/deposit/address", deposit_address)
     r.add_post("/sapi/v1/capital/withdraw/apply", withdraw_apply)
     r.add_get("/sapi/v1/capital/withdraw/history", withdraw_history)

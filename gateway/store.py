@@ -263,7 +263,7 @@ class Store:
             base=self.assets[ev.base_asset_id], quote=self.assets[ev.quote_asset_id],
             tick=ev.tick_size_atoms, lot=ev.lot_size_atoms, min_notional=ev.min_notional_atoms,
             maker_fee_ppm=ev.maker_fee_ppm, taker_fee_ppm=ev.taker_fee_ppm,
-            max_order_qty=ev.max_order_qty_atoms,
+            max_order_qty=ev.max_order_qty_atoms, price_band_bps=ev.price_band_bps,
         )
         self.markets[m.market_id] = m
         self.by_wire[m.wire] = m

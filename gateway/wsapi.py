@@ -179,7 +179,9 @@ class _Answer:
 
     def __call__(self, result: Any, error: BaseException | None) -> None:
         if error is None:
-            self.session.gw.metrics.orders.value += 1
+            metrics = self.session.gw.metrics
+            metrics.orders.value += 1
+            metrics.ws_requests.inc()
             _reply(self.session, self.req_id, 200, result, limits=self.limits)
         else:
             _reply_failure(self.session, self.req_id, error, self.limits)
@@ -198,7 +200,10 @@ async def _request(session: Session, req_id: Any, limits: Any, spec: handlers.Me
                    key: ApiKey | None, params: dict[str, Any]) -> None:
     try:
         result = await spec.fn(session, key, params)
-        session.gw.metrics.requests.labels("ws").inc()
+        metrics = session.gw.metrics
+        metrics.ws_requests.inc()
+        if spec.orders:
+            metrics.orders.value += 1
         _reply(session, req_id, 200, result, limits=limits)
     except Exception as exc:
         _reply_failure(session, req_id, exc, limits)

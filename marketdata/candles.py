@@ -2,9 +2,11 @@
 
 Events carry no time; every event belongs to the command with its ``seq``, and the sequencer
 stamped that command with journal time (ns). Candle boundaries are therefore journal time, the
-same on every replay. An interval ``[open, open + length)`` is aligned to the Unix epoch (UTC),
-as in the Binance dialect; a candle *closes* at the first batch whose journal time is past its
-end (time only advances with commands; the sequencer's idle ticks keep it moving).
+same on every replay. Intervals are those of the Binance dialect, aligned as it aligns them
+(UTC): fixed lengths from 1s to 3d on multiples of their length since the Unix epoch, ``1w`` on
+Mondays 00:00, ``1M`` on the first of each calendar month; a candle *closes* at the first batch
+whose journal time is past its end (time only advances with commands; the sequencer's idle
+ticks keep it moving).
 
 Only intervals with at least one trade have a candle (no synthetic flat candles). All values are
 integers: prices in quote atoms per whole base unit, volumes in atoms.
@@ -12,18 +14,49 @@ integers: prices in quote atoms per whole base unit, volumes in atoms.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import deque
 from typing import Final
 
-INTERVALS_MS: Final[dict[str, int]] = {
-    "1m": 60_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "1h": 3_600_000,
-    "4h": 14_400_000,
-    "1d": 86_400_000,
+_MINUTE: Final = 60_000
+_HOUR: Final = 60 * _MINUTE
+_DAY: Final = 24 * _HOUR
+FIXED_MS: Final[dict[str, int]] = {
+    "1s": 1_000,
+    "1m": _MINUTE,
+    "3m": 3 * _MINUTE,
+    "5m": 5 * _MINUTE,
+    "15m": 15 * _MINUTE,
+    "30m": 30 * _MINUTE,
+    "1h": _HOUR,
+    "2h": 2 * _HOUR,
+    "4h": 4 * _HOUR,
+    "6h": 6 * _HOUR,
+    "8h": 8 * _HOUR,
+    "12h": 12 * _HOUR,
+    "1d": _DAY,
+    "3d": 3 * _DAY,
+    "1w": 7 * _DAY,
 }
-"""Supported intervals, in the dialect's names, with their length in milliseconds."""
+"""Intervals of fixed length, in milliseconds."""
+INTERVALS: Final[tuple[str, ...]] = (*FIXED_MS, "1M")
+"""Every supported interval, in the dialect's names (``1M`` is a calendar month)."""
+_MONDAY_MS: Final = 4 * _DAY
+"""1970-01-05 00:00 UTC, the first Monday after the epoch (a Thursday): weeks start here."""
+
+
+def bounds(interval: str, t_ms: int) -> tuple[int, int]:
+    """(open, close) ms of the ``interval`` candle holding time ``t_ms``; close is the last
+    millisecond of the interval (the dialect's close time)."""
+    if interval == "1M":
+        day = dt.datetime.fromtimestamp(t_ms // 1000, tz=dt.UTC)
+        start = dt.datetime(day.year, day.month, 1, tzinfo=dt.UTC)
+        nxt = dt.datetime(day.year + day.month // 12, day.month % 12 + 1, 1, tzinfo=dt.UTC)
+        return int(start.timestamp()) * 1000, int(nxt.timestamp()) * 1000 - 1
+    length = FIXED_MS[interval]
+    origin = _MONDAY_MS if interval == "1w" else 0
+    open_ms = t_ms - (t_ms - origin) % length
+    return open_ms, open_ms + length - 1
 
 HISTORY: Final = 1_000
 """Closed candles kept per market and interval (the REST limit's maximum)."""
@@ -49,9 +82,9 @@ class Candle:
         "volume",
     )
 
-    def __init__(self, open_ms: int, length_ms: int, trade_id: int, price: int) -> None:
+    def __init__(self, open_ms: int, close_ms: int, trade_id: int, price: int) -> None:
         self.open_ms = open_ms
-        self.close_ms = open_ms + length_ms - 1
+        self.close_ms = close_ms
         """Last millisecond of the interval (the dialect's close time)."""
         self.open = self.high = self.low = self.close = price
         self.volume = self.quote_volume = 0
@@ -95,7 +128,7 @@ class TradeRun(Candle):
     __slots__ = ("ts_ns",)
 
     def __init__(self, ts_ns: int, trade_id: int, price: int) -> None:
-        super().__init__(0, 1, trade_id, price)
+        super().__init__(0, 0, trade_id, price)
         self.ts_ns = ts_ns
 
 
@@ -103,8 +136,8 @@ class CandleSeries:
     """The candles of one market at one interval: a bounded history plus the open candle."""
 
     def __init__(self, interval: str) -> None:
+        assert interval in INTERVALS, interval
         self.interval = interval
-        self.length_ms = INTERVALS_MS[interval]
         self.history: deque[Candle] = deque(maxlen=HISTORY)
         self.current: Candle | None = None
 
@@ -122,8 +155,8 @@ class CandleSeries:
         """Add the trades of ``run`` (journal time ``now_ms``); returns the candle it closed."""
         closed = self.advance(now_ms)
         if self.current is None:
-            open_ms = now_ms - now_ms % self.length_ms
-            self.current = Candle(open_ms, self.length_ms, run.first_id, run.open)
+            open_ms, close_ms = bounds(self.interval, now_ms)
+            self.current = Candle(open_ms, close_ms, run.first_id, run.open)
         self.current.merge(run)
         return closed
 

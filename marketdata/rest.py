@@ -8,18 +8,21 @@ symbol, -1120 invalid interval, -1128 invalid combination of parameters.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, Final
 
 import msgspec
 from aiohttp import web
 
 from marketdata import wire
-from marketdata.candles import INTERVALS_MS
+from marketdata.candles import INTERVALS
 from marketdata.service import MarketDataService
-from marketdata.state import MarketState
+from marketdata.state import MarketState, TradeRecord
 
 _encode = msgspec.json.Encoder().encode
 SERVICE_KEY: Final = web.AppKey("marketdata_service", MarketDataService)
+AVG_PRICE_MINS: Final = 5
+"""The dialect's averaging window of /api/v3/avgPrice."""
 
 
 class ApiError(Exception):
@@ -124,15 +127,73 @@ def trades(service: MarketDataService, request: web.Request) -> web.Response:
     return json_response([wire.rest_trade(market.info, t) for t in recent])
 
 
+def _aggregates(market: MarketState) -> list[list[TradeRecord]]:
+    """The kept trades grouped by aggregate id, oldest first; a leading group whose first
+    trades already left the history is dropped (its quantity would be short)."""
+    groups: list[list[TradeRecord]] = []
+    for t in market.trades:
+        if groups and groups[-1][0].agg_id == t.agg_id:
+            groups[-1].append(t)
+        else:
+            groups.append([t])
+    if groups and groups[0][0].agg_id != groups[0][0].trade_id:
+        groups.pop(0)
+    return groups
+
+
+@_handler
+def agg_trades(service: MarketDataService, request: web.Request) -> web.Response:
+    """GET /api/v3/aggTrades?symbol=&fromId=&startTime=&endTime=&limit= (default 500, at most
+    1000): fills of one taker order at one price and time, summed. ``a`` is the id of the
+    aggregate's first trade (stable, increasing, not contiguous). With ``fromId`` or
+    ``startTime`` the oldest ``limit`` aggregates from there (inclusive), otherwise the newest
+    (up to ``endTime`` if given); history is the last 1,000 trades of the symbol."""
+    market = _market(service, request.query.get("symbol"))
+    from_id = _int(request, "fromId", None, 0, 1 << 62)
+    start = _int(request, "startTime", None, 0, 1 << 62)
+    end = _int(request, "endTime", None, 0, 1 << 62)
+    limit = _int(request, "limit", 500, 1, 1000)
+    assert limit is not None
+    if start is not None and end is not None and start > end:
+        raise ApiError(-1128, "Combination of optional parameters invalid.")
+    chosen = [
+        g for g in _aggregates(market)
+        if (from_id is None or g[0].agg_id >= from_id)
+        and (start is None or g[0].time_ms >= start)
+        and (end is None or g[0].time_ms <= end)
+    ]  # fmt: skip
+    chosen = chosen[:limit] if from_id is not None or start is not None else chosen[-limit:]
+    return json_response([wire.agg_trade(market.info, g) for g in chosen])
+
+
+@_handler
+def avg_price(service: MarketDataService, request: web.Request) -> web.Response:
+    """GET /api/v3/avgPrice?symbol=: the volume-weighted price of the trades of the last
+    ``AVG_PRICE_MINS`` minutes before the request (the last trade price if there were none,
+    "0" before the first trade); ``closeTime`` is the last trade's time."""
+    market = _market(service, request.query.get("symbol"))
+    since_ms = time.time_ns() // 1_000_000 - AVG_PRICE_MINS * 60_000
+    recent = [t for t in market.trades if t.time_ms > since_ms]
+    last = market.trades[-1] if market.trades else None
+    if recent:
+        volume = sum(t.qty for t in recent)
+        price = wire.weighted_avg_price(market.info, volume, sum(t.quote for t in recent))
+    else:
+        price = last.price if last is not None else 0
+    return json_response({"mins": AVG_PRICE_MINS, "price": market.info.price(price),
+                          "closeTime": last.time_ms if last is not None else 0})
+
+
 @_handler
 def klines(service: MarketDataService, request: web.Request) -> web.Response:
-    """GET /api/v3/klines?symbol=&interval=&startTime=&endTime=&limit= (default 500)."""
+    """GET /api/v3/klines (and /api/v3/uiKlines, the same rows here) ?symbol=&interval=
+    &startTime=&endTime=&limit= (default 500)."""
     market = _market(service, request.query.get("symbol"))
     interval = request.query.get("interval")
     if not interval:
         raise ApiError(-1102, "Mandatory parameter 'interval' was not sent, was empty/null, "
                               "or malformed.")
-    if interval not in INTERVALS_MS:
+    if interval not in INTERVALS:
         raise ApiError(-1120, "Invalid interval.")
     start = _int(request, "startTime", None, 0, 1 << 62)
     end = _int(request, "endTime", None, 0, 1 << 62)
@@ -146,12 +207,15 @@ def klines(service: MarketDataService, request: web.Request) -> web.Response:
 
 @_handler
 def ticker_24hr(service: MarketDataService, request: web.Request) -> web.Response:
-    """GET /api/v3/ticker/24hr[?symbol=|symbols=]: the rolling 24 h window in journal time."""
+    """GET /api/v3/ticker/24hr[?symbol=|symbols=]: the 24 h ending at the request
+    (``closeTime`` = request time, ``openTime`` = 24 h before, ``prevClosePrice`` = the last
+    trade before the window, "0" if none)."""
     markets, single = _markets(service, request)
+    now_ns = time.time_ns()
     out = []
     for m in markets:
         m.ticker.advance(service.state.last_ts_ns)
-        out.append(wire.ticker_24hr(m.info, m.ticker.stats(), m.book))
+        out.append(wire.ticker_24hr(m.info, m.ticker.stats(now_ns), m.book))
     return json_response(out[0] if single else out)
 
 

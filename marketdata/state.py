@@ -59,7 +59,7 @@ from engine.schema import (
     Trade,
 )
 from marketdata.book import BUY, SELL, Book
-from marketdata.candles import INTERVALS_MS, Candle, CandleSeries, TradeRun
+from marketdata.candles import INTERVALS, Candle, CandleSeries, TradeRun
 from marketdata.markets import MarketInfo
 from marketdata.ticker import RollingTicker
 
@@ -84,6 +84,10 @@ class TradeRecord(msgspec.Struct, gc=False):
     time_ms: int
     buyer_is_maker: bool
     seq: int
+    agg_id: int
+    """The dialect's aggregate trade id: the id of the first trade of the run of fills of one
+    taker order at one price this trade belongs to (fixed once assigned, so it is stable while
+    older trades leave the history)."""
 
 
 @dataclass(slots=True)
@@ -94,7 +98,7 @@ class MarketState:
     book: Book
     trades: deque[TradeRecord] = field(default_factory=lambda: deque(maxlen=TRADE_HISTORY))
     candles: dict[str, CandleSeries] = field(
-        default_factory=lambda: {name: CandleSeries(name) for name in INTERVALS_MS}
+        default_factory=lambda: {name: CandleSeries(name) for name in INTERVALS}
     )
     ticker: RollingTicker = field(default_factory=RollingTicker)
     # Per-feed outputs, drained by the publisher after each feed call.
@@ -103,6 +107,8 @@ class MarketState:
     closed_candles: list[tuple[str, Candle]] = field(default_factory=list)
     run: TradeRun | None = None
     """Trades of the current journal time not yet added to the candles."""
+    last_taker: int = 0
+    """Taker order id of the market's last trade (aggregate trades)."""
 
 
 class _Pending:
@@ -348,9 +354,15 @@ class MarketDataState:
             self._shrink_iceberg(ev.maker_order_id, ev.qty_atoms)
             self._shrink_iceberg(ev.taker_order_id, ev.qty_atoms)
         time_ms = self.last_ts_ns // 1_000_000
+        agg_id = ev.trade_id
+        if market.trades and market.last_taker == ev.taker_order_id:
+            prev = market.trades[-1]
+            if prev.seq == seq and prev.price == ev.price_atoms:
+                agg_id = prev.agg_id
+        market.last_taker = ev.taker_order_id
         record = TradeRecord(
             ev.trade_id, ev.price_atoms, ev.qty_atoms, ev.quote_atoms, time_ms,
-            ev.taker_side == SELL, seq,
+            ev.taker_side == SELL, seq, agg_id,
         )
         market.trades.append(record)
         market.new_trades.append(record)

@@ -5,7 +5,7 @@ Names (symbol in lower case; the suffix as listed, matched case-insensitively):
 - ``<symbol>@trade``
 - ``<symbol>@depth`` (diffs every 1000 ms), ``<symbol>@depth@100ms``, ``<symbol>@depth@1000ms``
 - ``<symbol>@depth5`` / ``@depth10`` / ``@depth20``, optionally ``@100ms`` or ``@1000ms``
-- ``<symbol>@kline_<interval>``, interval one of 1m 5m 15m 1h 4h 1d
+- ``<symbol>@kline_<interval>``, interval one of `marketdata.candles.INTERVALS` (1s to 1M)
 - ``<symbol>@bookTicker``, ``<symbol>@ticker``
 - extensions: ``<symbol>@l3`` (order-by-order), ``heartbeat`` (every second)
 
@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from marketdata.candles import INTERVALS_MS
+from marketdata.candles import INTERVALS
 
 HEARTBEAT: Final = "heartbeat"
 SPEEDS_MS: Final = (100, 1000)
@@ -68,10 +68,10 @@ def parse_stream(text: str, symbols: set[str] | frozenset[str]) -> Stream:
         return Stream(f"{sym}@l3", "l3", symbol)
     if suffix.startswith("kline_"):
         interval = rest[len("kline_"):]
-        if interval not in INTERVALS_MS:
+        if interval not in INTERVALS:
             raise StreamError(
                 f"Invalid stream name {text!r}: unknown kline interval {interval!r} "
-                f"(supported: {', '.join(INTERVALS_MS)})"
+                f"(supported: {', '.join(INTERVALS)})"
             )
         return Stream(f"{sym}@kline_{interval}", "kline", symbol, interval=interval)
     match = _DEPTH.fullmatch(suffix)

@@ -94,27 +94,47 @@ class RollingTicker:
             if self._lows[0] is gone:
                 self._lows.popleft()
 
-    def stats(self) -> TickerStats:
-        now_ms = self._now_ns // 1_000_000
-        open_ms = (self._now_ns - WINDOW_NS) // 1_000_000
+    def stats(self, now_ns: int = 0) -> TickerStats:
+        """The window ending at ``max(now_ns, journal time fed)``, without changing the ticker.
+
+        A query passes its own time (REST: the request's wall clock), so an idle exchange's
+        24 h figures end at the request as the dialect's do (``closeTime`` is the request
+        time, ``openTime`` exactly 24 h before), while what the ticker keeps still moves with
+        journal time only. Trades the query's window excludes are skipped, not dropped.
+        """
+        end_ns = max(now_ns, self._now_ns)
+        cutoff = end_ns - WINDOW_NS
+        close_ms = end_ns // 1_000_000
+        open_ms = cutoff // 1_000_000
         trades = self._trades
-        if not trades:
+        skip = 0
+        volume, quote_volume, prev_close = self._volume, self._quote_volume, self._prev_close
+        for entry in trades:  # only when the query is ahead of journal time
+            if entry.ts_ns > cutoff:
+                break
+            skip += 1
+            volume -= entry.qty
+            quote_volume -= entry.quote
+            prev_close = entry.price
+        if skip == len(trades):
             return TickerStats(
-                open_ms, now_ms, 0, 0, 0, self._prev_close, 0, self._prev_close, 0, 0, -1, -1, 0
+                open_ms, close_ms, 0, 0, 0, prev_close, 0, prev_close, 0, 0, -1, -1, 0
             )
-        first, last = trades[0], trades[-1]
+        first, last = trades[skip], trades[-1]
+        high = next(e for e in self._highs if e.ts_ns > cutoff)
+        low = next(e for e in self._lows if e.ts_ns > cutoff)
         return TickerStats(
             open_ms=open_ms,
-            close_ms=now_ms,
+            close_ms=close_ms,
             open_price=first.price,
-            high_price=self._highs[0].price,
-            low_price=self._lows[0].price,
+            high_price=high.price,
+            low_price=low.price,
             last_price=last.price,
             last_qty=last.qty,
-            prev_close_price=self._prev_close,
-            volume=self._volume,
-            quote_volume=self._quote_volume,
+            prev_close_price=prev_close,
+            volume=volume,
+            quote_volume=quote_volume,
             first_id=first.trade_id,
             last_id=last.trade_id,
-            count=len(trades),
+            count=len(trades) - skip,
         )

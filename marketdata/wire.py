@@ -82,6 +82,22 @@ def rest_trade(info: MarketInfo, t: TradeRecord) -> dict[str, Any]:
     }
 
 
+def agg_trade(info: MarketInfo, group: Sequence[TradeRecord]) -> dict[str, Any]:
+    """One aggregate trade of GET /api/v3/aggTrades: ``group`` shares one taker order, price
+    and time; ``a`` is its first trade's id."""
+    first, last = group[0], group[-1]
+    return {
+        "a": first.agg_id,
+        "p": info.price(first.price),
+        "q": info.qty(sum(t.qty for t in group)),
+        "f": first.trade_id,
+        "l": last.trade_id,
+        "T": first.time_ms,
+        "m": first.buyer_is_maker,
+        "M": True,
+    }
+
+
 def kline_row(info: MarketInfo, c: Candle) -> list[Any]:
     """One row of GET /api/v3/klines (the dialect's 12-element array)."""
     return [

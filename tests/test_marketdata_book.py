@@ -3,6 +3,7 @@ every batch, replay from the journal, candles and tickers against the trade list
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
@@ -23,7 +24,7 @@ from engine.schema import (
 )
 from marketdata import wire
 from marketdata.book import BUY, SELL
-from marketdata.candles import INTERVALS_MS
+from marketdata.candles import INTERVALS
 from marketdata.service import MarketDataService
 from marketdata.state import MarketDataState
 from marketdata.streams import StreamError, parse_stream
@@ -80,7 +81,7 @@ def test_replay_of_the_journal_rebuilds_the_same_state(tmp_path: Path) -> None:
     for market_id, market in live.state.markets.items():
         other = rebuilt.markets[market_id]
         assert list(other.trades) == list(market.trades)
-        for name in INTERVALS_MS:
+        for name in INTERVALS:
             a = [wire.kline_row(market.info, c) for c in market.candles[name].candles(None,
                                                                                    None, 1000)]
             b = [wire.kline_row(other.info, c) for c in other.candles[name].candles(None,
@@ -98,6 +99,25 @@ class _Clock:
     def __call__(self) -> int:
         self.now += self.rng.choice([1, 7, 45, 130, 700, 3_000, 20_000]) * 1_000_000_000
         return self.now
+
+
+_UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def _calendar_bounds(name: str, ms: int) -> tuple[int, int]:
+    """The test's own (open, close) of a candle, from calendar arithmetic: months from the
+    first of the month, weeks from Monday, the rest on multiples of their length."""
+    day = dt.datetime.fromtimestamp(ms // 1000, tz=dt.UTC).replace(hour=0, minute=0, second=0)
+    if name == "1M":
+        start = day.replace(day=1)
+        end = (start + dt.timedelta(days=32)).replace(day=1)
+    elif name == "1w":
+        start = day - dt.timedelta(days=day.weekday())
+        end = start + dt.timedelta(days=7)
+    else:
+        length = int(name[:-1]) * _UNIT_MS[name[-1]]
+        return ms - ms % length, ms - ms % length + length - 1
+    return int(start.timestamp()) * 1000, int(end.timestamp()) * 1000 - 1
 
 
 def _dec(atoms: int, decimals: int) -> Decimal:
@@ -125,11 +145,13 @@ def test_candles_and_ticker_equal_values_recomputed_from_trades(tmp_path: Path) 
     assert len(trades) > 200
     assert [t.trade_id for _, t in trades] == list(range(1, len(trades) + 1))
 
-    for name, length_ms in INTERVALS_MS.items():
+    for name in INTERVALS:
         expected: dict[int, list[object]] = {}
+        closes: dict[int, int] = {}
         for ts, t in trades:
             ms = ts // 1_000_000
-            open_ms = ms - ms % length_ms
+            open_ms, close_ms = _calendar_bounds(name, ms)
+            closes[open_ms] = close_ms
             c = expected.setdefault(open_ms, [open_ms, t.price_atoms, t.price_atoms,
                                               t.price_atoms, t.price_atoms, 0, 0, 0, 0, 0])
             c[2] = max(c[2], t.price_atoms)  # type: ignore[call-overload]
@@ -143,7 +165,7 @@ def test_candles_and_ticker_equal_values_recomputed_from_trades(tmp_path: Path) 
                 c[9] += t.quote_atoms  # type: ignore[operator]
         rows = [
             [o, _s(_dec(op, qd), qd), _s(_dec(h, qd), qd), _s(_dec(lo, qd), qd),
-             _s(_dec(cl, qd), qd), _s(_dec(v, bd), bd), o + length_ms - 1, _s(_dec(q, qd), qd),
+             _s(_dec(cl, qd), qd), _s(_dec(v, bd), bd), closes[o], _s(_dec(q, qd), qd),
              n, _s(_dec(tb, bd), bd), _s(_dec(tq, qd), qd), "0"]
             for o, op, h, lo, cl, v, q, n, tb, tq in expected.values()  # type: ignore[misc]
         ][-1000:]
@@ -152,7 +174,7 @@ def test_candles_and_ticker_equal_values_recomputed_from_trades(tmp_path: Path) 
         assert got == rows, name
         closed = [c.closed for c in market.candles[name].candles(None, None, 1000)]
         now_ms = service.state.last_ts_ns // 1_000_000
-        assert closed == [o + length_ms - 1 < now_ms for o in list(expected)[-1000:]]
+        assert closed == [closes[o] < now_ms for o in list(expected)[-1000:]]
 
     # rolling 24 h ticker
     now = service.state.last_ts_ns
