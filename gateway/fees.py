@@ -37,8 +37,14 @@ def _markets(store: Store, params: Mapping[str, Any]) -> list[Market]:
 
 def trade_fee(store: Store, params: Mapping[str, Any]) -> list[dict[str, str]]:
     """``GET /sapi/v1/asset/tradeFee[?symbol=]``: one row per symbol."""
-    return [{"symbol": m.wire, "makerCommission": rate(m.maker_fee_ppm),
-             "takerCommission": rate(m.taker_fee_ppm)} for m in _markets(store, params)]
+    return [
+        {
+            "symbol": m.wire,
+            "makerCommission": rate(m.maker_fee_ppm),
+            "takerCommission": rate(m.taker_fee_ppm),
+        }
+        for m in _markets(store, params)
+    ]
 
 
 def commission(store: Store, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -48,16 +54,23 @@ def commission(store: Store, params: Mapping[str, Any]) -> dict[str, Any]:
     zero = {"maker": _ZERO, "taker": _ZERO, "buyer": _ZERO, "seller": _ZERO}
     return {
         "symbol": m.wire,
-        "standardCommission": {"maker": rate(m.maker_fee_ppm), "taker": rate(m.taker_fee_ppm),
-                               "buyer": _ZERO, "seller": _ZERO},
+        "standardCommission": {
+            "maker": rate(m.maker_fee_ppm),
+            "taker": rate(m.taker_fee_ppm),
+            "buyer": _ZERO,
+            "seller": _ZERO,
+        },
         "specialCommission": dict(zero),
         "taxCommission": dict(zero),
-        "discount": {"enabledForAccount": False, "enabledForSymbol": False,
-                     "discountAsset": "", "discount": _ZERO},
+        "discount": {
+            "enabledForAccount": False,
+            "enabledForSymbol": False,
+            "discountAsset": "",
+            "discount": _ZERO,
+        },
     }
 
 
 def system_status(healthy: bool) -> dict[str, Any]:
     """``GET /sapi/v1/system/status``: 0 normal; 1 when the engine cannot take commands."""
-    return {"status": 0, "msg": "normal"} if healthy else {"status": 1,
-                                                          "msg": "system maintenance"}
+    return {"status": 0, "msg": "normal"} if healthy else {"status": 1, "msg": "system maintenance"}

@@ -49,15 +49,19 @@ async def _ltc_trades(server: ServerThread) -> tuple[list[Any], list[Any]]:
     aggregates [100 x2 fills], [101], [102]."""
     seller = account(server, LTC="10")
     buyer = account(server, USDT="10000")
-    async with WsApiClient.connect(server.ws_api, seller) as s, \
-            WsApiClient.connect(server.ws_api, buyer) as b:
+    async with (
+        WsApiClient.connect(server.ws_api, seller) as s,
+        WsApiClient.connect(server.ws_api, buyer) as b,
+    ):
         await s.logon()
         await b.logon()
         for price in ("100", "100", "101", "102"):
-            await s.place_order("LTCUSDT", "SELL", "LIMIT", quantity="1", price=price,
-                                time_in_force="GTC")
-        first = await b.place_order("LTCUSDT", "BUY", "LIMIT", quantity="3", price="101",
-                                    time_in_force="GTC")
+            await s.place_order(
+                "LTCUSDT", "SELL", "LIMIT", quantity="1", price=price, time_in_force="GTC"
+            )
+        first = await b.place_order(
+            "LTCUSDT", "BUY", "LIMIT", quantity="3", price="101", time_in_force="GTC"
+        )
         await asyncio.sleep(0.02)  # a later millisecond for the last trade
         second = await b.place_order("LTCUSDT", "BUY", "MARKET", quantity="1")
     return first["fills"], second["fills"]
@@ -75,19 +79,29 @@ def test_agg_trades_group_fills_of_one_taker_at_one_price(server: ServerThread) 
     ]
     assert aggs[0]["T"] == aggs[1]["T"] < aggs[2]["T"]
     # fromId is inclusive, oldest first; limit keeps the newest without a start
-    assert [a["a"] for a in get(server, "/api/v3/aggTrades", symbol="LTCUSDT",
-                                fromId=ids[2])] == [ids[2], ids[3]]
-    assert [a["a"] for a in get(server, "/api/v3/aggTrades", symbol="LTCUSDT",
-                                fromId=ids[0], limit=1)] == [ids[0]]
-    assert [a["a"] for a in get(server, "/api/v3/aggTrades", symbol="LTCUSDT",
-                                limit=1)] == [ids[3]]
+    assert [a["a"] for a in get(server, "/api/v3/aggTrades", symbol="LTCUSDT", fromId=ids[2])] == [
+        ids[2],
+        ids[3],
+    ]
+    assert [
+        a["a"] for a in get(server, "/api/v3/aggTrades", symbol="LTCUSDT", fromId=ids[0], limit=1)
+    ] == [ids[0]]
+    assert [a["a"] for a in get(server, "/api/v3/aggTrades", symbol="LTCUSDT", limit=1)] == [ids[3]]
     t_first, t_last = aggs[0]["T"], aggs[2]["T"]
-    assert [a["a"] for a in get(server, "/api/v3/aggTrades", symbol="LTCUSDT",
-                                startTime=t_first, endTime=t_first)] == [ids[0], ids[2]]
-    assert [a["a"] for a in get(server, "/api/v3/aggTrades", symbol="LTCUSDT",
-                                startTime=t_last)] == [ids[3]]
-    status, _, body = http("GET", server.http + "/api/v3/aggTrades",
-                           query=f"symbol=LTCUSDT&startTime={t_last}&endTime={t_first - 1}")
+    assert [
+        a["a"]
+        for a in get(
+            server, "/api/v3/aggTrades", symbol="LTCUSDT", startTime=t_first, endTime=t_first
+        )
+    ] == [ids[0], ids[2]]
+    assert [
+        a["a"] for a in get(server, "/api/v3/aggTrades", symbol="LTCUSDT", startTime=t_last)
+    ] == [ids[3]]
+    status, _, body = http(
+        "GET",
+        server.http + "/api/v3/aggTrades",
+        query=f"symbol=LTCUSDT&startTime={t_last}&endTime={t_first - 1}",
+    )
     assert (status, body["code"]) == (400, -1128)
 
     # avgPrice: volume-weighted over the last 5 minutes, closeTime = the last trade's time
@@ -99,11 +113,28 @@ def test_agg_trades_group_fills_of_one_taker_at_one_price(server: ServerThread) 
 def test_candle_intervals_and_ui_klines(server: ServerThread) -> None:
     asyncio.run(_ltc_trades(server))
     now = dt.datetime.now(dt.UTC)
-    for interval in ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h",
-                     "12h", "1d", "3d", "1w", "1M"):
+    for interval in (
+        "1s",
+        "1m",
+        "3m",
+        "5m",
+        "15m",
+        "30m",
+        "1h",
+        "2h",
+        "4h",
+        "6h",
+        "8h",
+        "12h",
+        "1d",
+        "3d",
+        "1w",
+        "1M",
+    ):
         rows = get(server, "/api/v3/klines", symbol="LTCUSDT", interval=interval)
-        assert rows and get(server, "/api/v3/uiKlines", symbol="LTCUSDT",
-                            interval=interval) == rows, interval
+        assert (
+            rows and get(server, "/api/v3/uiKlines", symbol="LTCUSDT", interval=interval) == rows
+        ), interval
         open_ms, close_ms = rows[-1][0], rows[-1][6]
         opened = dt.datetime.fromtimestamp(open_ms / 1000, dt.UTC)
         if interval == "1w":
@@ -117,8 +148,9 @@ def test_candle_intervals_and_ui_klines(server: ServerThread) -> None:
             unit = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}[interval[-1]]
             length = int(interval[:-1]) * unit
             assert open_ms % length == 0 and close_ms == open_ms + length - 1, interval
-    status, _, body = http("GET", server.http + "/api/v3/klines",
-                           query="symbol=LTCUSDT&interval=2m")
+    status, _, body = http(
+        "GET", server.http + "/api/v3/klines", query="symbol=LTCUSDT&interval=2m"
+    )
     assert (status, body["code"]) == (400, -1120)
 
 
@@ -140,7 +172,12 @@ def test_ticker_query_ahead_of_journal_time_skips_without_dropping() -> None:
     ticker.add(3 * hour, 3, 90, 1, 90)
     late = ticker.stats(26 * hour + 1)
     assert (late.count, late.first_id, late.open_price, late.high_price, late.low_price) == (
-        1, 3, 90, 90, 90)
+        1,
+        3,
+        90,
+        90,
+        90,
+    )
     assert late.prev_close_price == 120 and late.volume == 1 and late.quote_volume == 90
     assert late.close_ms == (26 * hour + 1) // 10**6
     assert late.open_ms == late.close_ms - 86_400_000
@@ -157,22 +194,30 @@ def test_trade_fee_commission_and_system_status(server: ServerThread) -> None:
         async with RestClient(server.http, creds) as rc:
             fees = await rc.request("GET", "/sapi/v1/asset/tradeFee", signed=True)
             assert [f["symbol"] for f in fees] == ["BTCUSDT", "ETHUSDT", "LTCUSDT"]
-            assert fees[0] == {"symbol": "BTCUSDT", "makerCommission": "0.00100000",
-                               "takerCommission": "0.00100000"}
-            one = await rc.request("GET", "/sapi/v1/asset/tradeFee", {"symbol": "ETHUSDT"},
-                                   signed=True)
+            assert fees[0] == {
+                "symbol": "BTCUSDT",
+                "makerCommission": "0.00100000",
+                "takerCommission": "0.00100000",
+            }
+            one = await rc.request(
+                "GET", "/sapi/v1/asset/tradeFee", {"symbol": "ETHUSDT"}, signed=True
+            )
             assert [f["symbol"] for f in one] == ["ETHUSDT"]
-            c = await rc.request("GET", "/api/v3/account/commission", {"symbol": "BTCUSDT"},
-                                 signed=True)
-            assert c["standardCommission"] == {"maker": "0.00100000", "taker": "0.00100000",
-                                               "buyer": "0.00000000", "seller": "0.00000000"}
+            c = await rc.request(
+                "GET", "/api/v3/account/commission", {"symbol": "BTCUSDT"}, signed=True
+            )
+            assert c["standardCommission"] == {
+                "maker": "0.00100000",
+                "taker": "0.00100000",
+                "buyer": "0.00000000",
+                "seller": "0.00000000",
+            }
             assert c["discount"]["enabledForAccount"] is False
             with pytest.raises(ClientError) as err:
                 await rc.request("GET", "/api/v3/account/commission", signed=True)
             assert err.value.code == -1102
             with pytest.raises(ClientError) as err:
-                await rc.request("GET", "/sapi/v1/asset/tradeFee", {"symbol": "NOPE"},
-                                 signed=True)
+                await rc.request("GET", "/sapi/v1/asset/tradeFee", {"symbol": "NOPE"}, signed=True)
             assert err.value.code == -1121
         async with WsApiClient.connect(server.ws_api, creds) as ws:
             ws_c = await ws.request("account.commission", {"symbol": "BTCUSDT"}, signed=True)
@@ -191,8 +236,9 @@ def test_exchange_info_filters_match_the_engine(server: ServerThread) -> None:
     filters = {f["filterType"]: f for f in symbol["filters"]}
     max_open = server.gw.engine_config.max_open_orders_per_account
     assert filters["MAX_NUM_ORDERS"]["maxNumOrders"] == max_open
-    assert info["exchangeFilters"] == [{"filterType": "EXCHANGE_MAX_NUM_ORDERS",
-                                        "maxNumOrders": max_open}]
+    assert info["exchangeFilters"] == [
+        {"filterType": "EXCHANGE_MAX_NUM_ORDERS", "maxNumOrders": max_open}
+    ]
     notional = filters["NOTIONAL"]
     assert notional["minNotional"] == "5.000000" and notional["applyMinToMarket"] is False
     assert "PERCENT_PRICE_BY_SIDE" not in filters  # the demo markets have no price band
@@ -200,22 +246,31 @@ def test_exchange_info_filters_match_the_engine(server: ServerThread) -> None:
     buyer = account(server, USDT="1000")
 
     async def body() -> None:
-        async with WsApiClient.connect(server.ws_api, seller) as s, \
-                WsApiClient.connect(server.ws_api, buyer) as b:
+        async with (
+            WsApiClient.connect(server.ws_api, seller) as s,
+            WsApiClient.connect(server.ws_api, buyer) as b,
+        ):
             await s.logon()
             await b.logon()
             # limit orders: price x quantity must reach minNotional (4 USDT refused)
             with pytest.raises(ClientError) as err:
-                await s.place_order("BTCUSDT", "SELL", "LIMIT", quantity="0.0001",
-                                    price="40000", time_in_force="GTC")
+                await s.place_order(
+                    "BTCUSDT",
+                    "SELL",
+                    "LIMIT",
+                    quantity="0.0001",
+                    price="40000",
+                    time_in_force="GTC",
+                )
             assert err.value.code == -1013 and "NOTIONAL" in err.value.msg
             # a quote budget too
             with pytest.raises(ClientError) as err:
                 await b.place_order("BTCUSDT", "BUY", "MARKET", quote_order_qty="4")
             assert err.value.code == -1013 and "NOTIONAL" in err.value.msg
             # a MARKET order by quantity is not checked against it (applyMinToMarket false)
-            await b.place_order("BTCUSDT", "BUY", "LIMIT", quantity="0.0002", price="30000",
-                                time_in_force="GTC")
+            await b.place_order(
+                "BTCUSDT", "BUY", "LIMIT", quantity="0.0002", price="30000", time_in_force="GTC"
+            )
             sold = await s.place_order("BTCUSDT", "SELL", "MARKET", quantity="0.0001")
             assert sold["status"] == "FILLED" and sold["cummulativeQuoteQty"] == "3.000000"
 
@@ -237,19 +292,48 @@ def test_orders_total_counts_rest_and_every_ws_order_method(server: ServerThread
 
     async def body() -> None:
         async with RestClient(server.http, creds) as rc:
-            placed = await rc.request("POST", "/api/v3/order", {
-                "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
-                "quantity": "0.0010", "price": "10000"}, signed=True)
-            await rc.request("POST", "/api/v3/order/cancelReplace", {
-                "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
-                "quantity": "0.0010", "price": "10001", "cancelOrderId": placed["orderId"],
-                "cancelReplaceMode": "STOP_ON_FAILURE"}, signed=True)
+            placed = await rc.request(
+                "POST",
+                "/api/v3/order",
+                {
+                    "symbol": "BTCUSDT",
+                    "side": "BUY",
+                    "type": "LIMIT",
+                    "timeInForce": "GTC",
+                    "quantity": "0.0010",
+                    "price": "10000",
+                },
+                signed=True,
+            )
+            await rc.request(
+                "POST",
+                "/api/v3/order/cancelReplace",
+                {
+                    "symbol": "BTCUSDT",
+                    "side": "BUY",
+                    "type": "LIMIT",
+                    "timeInForce": "GTC",
+                    "quantity": "0.0010",
+                    "price": "10001",
+                    "cancelOrderId": placed["orderId"],
+                    "cancelReplaceMode": "STOP_ON_FAILURE",
+                },
+                signed=True,
+            )
         async with WsApiClient.connect(server.ws_api, creds) as ws:
             await ws.logon()
-            o = await ws.place_order("BTCUSDT", "BUY", "LIMIT", quantity="0.0010",
-                                     price="10000", time_in_force="GTC")
-            await ws.cancel_replace("BTCUSDT", o["orderId"], "BUY", "LIMIT", quantity="0.0010",
-                                    price="10002", timeInForce="GTC")
+            o = await ws.place_order(
+                "BTCUSDT", "BUY", "LIMIT", quantity="0.0010", price="10000", time_in_force="GTC"
+            )
+            await ws.cancel_replace(
+                "BTCUSDT",
+                o["orderId"],
+                "BUY",
+                "LIMIT",
+                quantity="0.0010",
+                price="10002",
+                timeInForce="GTC",
+            )
 
     asyncio.run(body())
     assert _metric("kootabase_orders_total", server) == orders0 + 4
