@@ -1,18 +1,24 @@
 """Acceptance with a client no one here wrote: ccxt's ``binance`` class (spot) pointed at the
-local gateway, REST through ``ccxt`` and streams through ``ccxt.pro``, values checked."""
+local gateway, REST through ``ccxt`` and streams through ``ccxt.pro``, values checked. ccxt's
+own defaults pick the endpoints (aggTrades for ``fetch_trades``, ``/sapi/v1/asset/tradeFee``
+for ``fetch_trading_fees``, cancelReplace for ``edit_order``)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 ccxt = pytest.importorskip("ccxt")
 ccxt_pro = pytest.importorskip("ccxt.pro")
 
+from gateway.admin import Admin  # noqa: E402
+from gateway.client import Credentials  # noqa: E402
 from tests.gateway_support import ServerThread  # noqa: E402
 
 OPTIONS = {
@@ -20,16 +26,15 @@ OPTIONS = {
     "fetchCurrencies": False,
     "fetchMargins": False,
     "defaultType": "spot",
-    # /aggTrades is not served; /trades is (the dialect's plain recent-trades endpoint)
-    "fetchTradesMethod": "publicGetTrades",
 }
 
 
 def _point_at(ex: Any, http: str) -> None:
-    """Every REST url of the class at the local server, so nothing can leave the machine."""
+    """Every REST url of the class at the local server, path kept (``/api/v3``,
+    ``/sapi/v1``, ...), so nothing can leave the machine."""
     for name, url in list(ex.urls["api"].items()):
         if isinstance(url, str):
-            ex.urls["api"][name] = f"{http}/api/v3"
+            ex.urls["api"][name] = http + urlsplit(url).path
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +149,72 @@ def test_ccxt_sees_dialect_errors(server: ServerThread, tmp_path: Path) -> None:
     bad.markets_by_id = ex.markets_by_id
     with pytest.raises(ccxt.AuthenticationError):
         bad.fetch_balance()
+
+
+def _new_account(server: ServerThread, **funds: str) -> Credentials:
+    async def make() -> Credentials:
+        admin = Admin(server.gw)
+        key = await admin.create_account(("read", "trade"))
+        assert key.secret is not None
+        for asset, amount in funds.items():
+            await admin.deposit(key.account_id, asset, amount)
+        return Credentials.hmac(key.api_key, key.secret)
+
+    return server.call(make())
+
+
+def test_ccxt_defaults_fetch_trades_fees_and_edit_order(server: ServerThread) -> None:
+    seller = _client(server, _new_account(server, LTC="100"))
+    buyer = _client(server, _new_account(server, USDT="100000"))
+    seller.load_markets()
+    buyer.load_markets()
+    assert seller.options.get("fetchTradesMethod") is None  # ccxt's default: aggTrades
+    since = buyer.milliseconds()
+    for price in (60, 60, 61):
+        seller.create_order("LTC/USDT", "limit", "sell", 1, price)
+    taken = buyer.create_order("LTC/USDT", "limit", "buy", 3, 61)
+    assert taken["status"] == "closed"
+    trades = buyer.fetch_trades("LTC/USDT", since)  # startTime/endTime on /aggTrades
+    assert [(t["price"], t["amount"], t["side"]) for t in trades] == [
+        (60.0, 2.0, "buy"), (61.0, 1.0, "buy")]
+    assert trades[0]["timestamp"] >= since
+    assert buyer.fetch_trades("LTC/USDT", limit=1)[0]["id"] == trades[1]["id"]
+
+    fees = buyer.fetch_trading_fees()  # /sapi/v1/asset/tradeFee
+    assert fees["LTC/USDT"]["maker"] == 0.001 and fees["LTC/USDT"]["taker"] == 0.001
+    assert set(fees) >= {"BTC/USDT", "ETH/USDT", "LTC/USDT"}
+
+    # edit_order: cancelReplace; a bid holding nearly all the quote balance can be moved
+    tight = _client(server, _new_account(server, USDT="1000"))
+    tight.load_markets()
+    bid = tight.create_order("LTC/USDT", "limit", "buy", 10, 99)  # 990 + 0.99 fee of 1000
+    edited = tight.edit_order(bid["id"], "LTC/USDT", "limit", "buy", 10, 98)
+    assert edited["id"] != bid["id"] and edited["price"] == 98.0
+    assert edited["status"] == "open" and edited["amount"] == 10.0
+    assert [o["id"] for o in tight.fetch_open_orders("LTC/USDT")] == [edited["id"]]
+    assert tight.fetch_order(bid["id"], "LTC/USDT")["status"] == "canceled"
+
+
+def test_ccxt_fetch_my_trades_pages_forward_with_since_and_limit(server: ServerThread) -> None:
+    """Incremental sync as ccxt users write it: since = last timestamp + 1, limit n."""
+    seller = _client(server, _new_account(server, LTC="100"))
+    buyer = _client(server, _new_account(server, USDT="100000"))
+    seller.load_markets()
+    buyer.load_markets()
+    bought = []
+    for k in range(7):
+        seller.create_order("LTC/USDT", "limit", "sell", 1, 200 + k)  # above every LTC bid
+        bought.append(buyer.create_order("LTC/USDT", "market", "buy", 1)["id"])
+        time.sleep(0.003)  # distinct milliseconds
+    start = buyer.fetch_my_trades("LTC/USDT")[0]["timestamp"]
+    seen: list[Any] = []
+    since = start
+    for _ in range(10):
+        page = buyer.fetch_my_trades("LTC/USDT", since, 3)
+        if not page:
+            break
+        assert len(page) <= 3
+        seen += page
+        since = page[-1]["timestamp"] + 1
+    assert [t["order"] for t in seen] == bought
+    assert [t["price"] for t in seen] == [200.0 + k for k in range(7)]
