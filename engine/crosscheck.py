@@ -151,3 +151,113 @@ async def read_reports(stream_log: StreamLog) -> list[ReplicaReport]:
                 )
             )
     return sorted(out, key=lambda r: r.replica)
+
+
+class Checker:
+    """Runs beside a live replica: at every checkpoint of the stream it hashes the state (on the
+    replica's thread, so the hash is of exactly that point), then records/compares it and
+    reports this replica in the KV bucket from a background task; every
+    ``snapshot_every`` checkpoints it also stores a snapshot (`engine.snapstore`).
+
+    ``on_divergence`` is called once, on the loop, when the replicas disagree."""
+
+    def __init__(
+        self,
+        stream_log: StreamLog,
+        replica_id: str,
+        role: str,
+        *,
+        on_divergence: Any,
+        snapshot_every: int | None = None,
+    ) -> None:
+        from engine.snapstore import SNAPSHOT_EVERY_CHECKPOINTS
+
+        self.stream_log = stream_log
+        self.replica_id = replica_id
+        self.role = role
+        self.on_divergence = on_divergence
+        self.snapshot_every = (
+            SNAPSHOT_EVERY_CHECKPOINTS if snapshot_every is None else snapshot_every
+        )
+        self.checkpoints = 0
+        self.divergence: Divergence | None = None
+        self._kv: KeyValue | None = None
+        self._work: list[tuple[int, int, str, Any]] = []
+        self._wake: Any = None
+        self._task: Any = None
+
+    async def start(self) -> None:
+        import asyncio
+
+        self._kv = await hash_bucket(self.stream_log)
+        self._wake = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="crosscheck")
+
+    def note(self, replica: Any) -> None:
+        """Call after each applied message (cheap unless the stream is at a checkpoint)."""
+        seq = replica.stream_seq
+        if seq % CHECKPOINT_EVERY or self.divergence is not None or self._wake is None:
+            return
+        digest = replica.state_hash()
+        self.checkpoints += 1
+        image = None
+        if self.snapshot_every and (seq // CHECKPOINT_EVERY) % self.snapshot_every == 0:
+            image = replica.image()
+        self._work.append((seq, replica.last_seq, digest, image))
+        self._wake.set()
+
+    async def report_now(self, replica: Any) -> None:
+        """Report position and hash off-checkpoint (start-up, idle, ``cluster status``)."""
+        if self._kv is not None:
+            await report(
+                self._kv,
+                ReplicaReport(
+                    self.replica_id,
+                    replica.stream_seq,
+                    replica.last_seq,
+                    replica.state_hash(),
+                    now_ms(),
+                    self.role,
+                ),
+            )
+
+    async def _run(self) -> None:
+        from engine.snapstore import save
+
+        assert self._kv is not None
+        while True:
+            if not self._work:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            seq, last_seq, digest, image = self._work.pop(0)
+            try:
+                await record_checkpoint(self._kv, seq, digest)
+            except Divergence as exc:
+                self.divergence = exc
+                log.critical(
+                    "replica_diverged", replica=self.replica_id, stream_seq=seq, error=str(exc)
+                )
+                self.on_divergence(exc)
+                return
+            except Exception as exc:  # NATS unavailable: the next checkpoint tries again
+                log.warning("checkpoint_not_recorded", stream_seq=seq, error=repr(exc))
+                continue
+            try:
+                await report(
+                    self._kv,
+                    ReplicaReport(self.replica_id, seq, last_seq, digest, now_ms(), self.role),
+                )
+                if image is not None:
+                    await save(self.stream_log, image)
+            except Exception as exc:
+                log.warning("report_or_snapshot_failed", stream_seq=seq, error=repr(exc))
+
+    async def close(self) -> None:
+        import asyncio
+        import contextlib
+
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task

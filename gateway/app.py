@@ -309,6 +309,7 @@ class Gateway:
 
             setup_marketdata(app, self.marketdata)
         app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/ready", self._ready)
         app.on_startup.append(self._startup)
         app.on_shutdown.append(self._shutdown)
         app.on_cleanup.append(self._cleanup)
@@ -322,6 +323,15 @@ class Gateway:
     def last_seq(self) -> int:
         """Sequence of the last command this gateway's engine has processed."""
         return self.node.last_seq if self.node is not None else self.bridge.replica.last_seq
+
+    async def _ready(self, request: web.Request) -> web.Response:
+        """Readiness for a load balancer: 503 once this process stopped serving (cluster mode:
+        its replica diverged or failed; the reason is in the body and the log)."""
+        failure = getattr(self.bridge, "failure", None)
+        if self.closed or failure is not None:
+            return web.json_response({"ready": False, "reason": failure or "closed"},
+                                     status=503)
+        return web.json_response({"ready": True, "lastSeq": self.last_seq})
 
     async def _startup(self, app: web.Application) -> None:
         if self.node is None:

@@ -28,7 +28,7 @@ from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 
-from gateway.clustercli import add_nats_options
+from gateway.clustercli import add_cluster_commands, add_nats_options
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -183,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_nats_options(replay)
     replay.set_defaults(handler=_lazy("gateway.clustercli", "run_replay_cli"))
+    add_cluster_commands(sub)
 
     bench = sub.add_parser("bench", help="run benchmarks (from a repository checkout)")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH", required=True)

@@ -59,6 +59,7 @@ async def attach(gw: Gateway) -> None:
     if gw.config.demo and bridge.replica.last_seq == 0:
         await bridge.publish_system(DEMO_BATCH_NO, list(DEMO_COMMANDS))
     gw.metrics.last_seq.set(bridge.replica.last_seq)
+    _cluster_metrics(gw, bridge)
     log.info(
         "cluster_replica_ready",
         stream=cfg.stream.name,
@@ -66,3 +67,28 @@ async def attach(gw: Gateway) -> None:
         last_seq=bridge.replica.last_seq,
         origin=f"{bridge.origin:x}",
     )
+
+
+def _cluster_metrics(gw: Gateway, bridge: ClusterBridge) -> None:
+    """Readiness, divergence and stream position on ``/metrics`` (read when scraped)."""
+    from prometheus_client import Gauge
+
+    r = gw.metrics.registry
+    Gauge(
+        "kootabase_ready",
+        "1 while this replica serves, 0 once it stopped (see the log)",
+        registry=r,
+    ).set_function(lambda: 1.0 if bridge.healthy else 0.0)
+    Gauge(
+        "kootabase_cluster_divergence",
+        "1 when this replica's state hash disagreed with the recorded one (alert)",
+        registry=r,
+    ).set_function(lambda: 1.0 if bridge.checker is not None and bridge.checker.divergence else 0.0)
+    Gauge(
+        "kootabase_stream_seq", "Last stream message applied by this replica", registry=r
+    ).set_function(lambda: float(bridge.replica.stream_seq))
+    Gauge(
+        "kootabase_stream_rejected_messages",
+        "Stream messages rejected as not a valid batch (the same on every replica)",
+        registry=r,
+    ).set_function(lambda: float(bridge.replica.state.rejected_messages))

@@ -39,13 +39,13 @@ from typing import Any
 import nats.errors
 import structlog
 
+from engine.follower import Follower
 from engine.replica import (
     BATCH_FORMAT,
     MAX_COMMANDS_PER_BATCH,
     Applied,
     CommandBatch,
     Replica,
-    StreamMessage,
     encode_batch,
     msg_id,
 )
@@ -82,7 +82,6 @@ class ClusterBridge:
         ack_timeout_s: float = 10.0,
     ) -> None:
         assert 1 <= max_batch <= MAX_COMMANDS_PER_BATCH
-        self.replica = replica
         self.log: StreamLog | None = None
         self.origin = secrets.randbits(63) or 1
         self._batch_no = 0
@@ -93,22 +92,33 @@ class ClusterBridge:
         self._ack_timeout_s = ack_timeout_s
         self._queue: deque[_Request] = deque()
         self._pending: dict[int, _Pending] = {}
-        self._inbox: deque[StreamMessage] = deque()
         self._wake = asyncio.Event()
         self._slot = asyncio.Event()
-        self._inbox_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._publishes: set[asyncio.Task[None]] = set()
         self._watchdog: asyncio.TimerHandle | None = None
         self._broken: BaseException | None = None
         self._closing = False
-        self.connected = True
-        self.applied_cb: list[Callable[[Applied], None]] = []
-        """Called with every applied message, in stream order (cross-check, snapshots)."""
+        self.follower = Follower(
+            replica, f"{self.origin:x}", "gateway", self._on_applied, on_failure=self._break
+        )
 
     @property
     def healthy(self) -> bool:
         return self._broken is None and not self._closing
+
+    @property
+    def replica(self) -> Replica:
+        return self.follower.replica
+
+    @property
+    def checker(self) -> Any:
+        return self.follower.checker
+
+    @property
+    def failure(self) -> str | None:
+        """Why this replica stopped serving (None while healthy)."""
+        return self.follower.failure
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -116,16 +126,7 @@ class ClusterBridge:
         """Follow the stream from the replica's position; returns once caught up with the
         stream's last sequence as of now (the read model is then current)."""
         self.log = stream_log
-        target = await stream_log.last_sequence()
-        self._tasks.append(asyncio.get_running_loop().create_task(self._consume(), name="replica"))
-        await stream_log.follow(self.replica.stream_seq + 1, self._deliver)
-        while self.replica.stream_seq < target:
-            if self._broken is not None:
-                raise RuntimeError("replica failed while catching up") from self._broken
-            await asyncio.sleep(0.01)
-        log.info(
-            "replica_caught_up", stream_seq=self.replica.stream_seq, last_seq=self.replica.last_seq
-        )
+        await self.follower.attach(stream_log)
 
     def start(self) -> None:
         if not any(t.get_name() == "publisher" for t in self._tasks):
@@ -145,8 +146,7 @@ class ClusterBridge:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        if self.log is not None:
-            await self.log.close()
+        await self.follower.close()
 
     # ---- submitting -------------------------------------------------------------------------
 
@@ -223,46 +223,20 @@ class ClusterBridge:
 
     # ---- consuming --------------------------------------------------------------------------
 
-    def _deliver(self, msg: StreamMessage) -> None:
-        self._inbox.append(msg)
-        if len(self._inbox) == 1:
-            self._inbox_wake.set()
-
-    async def _consume(self) -> None:
-        inbox = self._inbox
-        replica = self.replica
-        while True:
-            if not inbox:
-                self._inbox_wake.clear()
-                await self._inbox_wake.wait()
-                continue
-            while inbox:
-                msg = inbox.popleft()
-                try:
-                    applied = replica.apply(msg)
-                except Exception as exc:
-                    self._break(exc)
-                    return
-                if applied is None:
-                    continue
-                if applied.events or applied.commands:
-                    try:
-                        self._on_batch(
-                            applied.first_seq, applied.ts_ns, applied.events, applied.last_seq
-                        )
-                    except Exception:  # a read-model bug must not lose the acks
-                        log.exception("on_batch_failed", first_seq=applied.first_seq)
-                for cb in self.applied_cb:
-                    cb(applied)
-                if applied.origin == self.origin:
-                    p = self._pending.get(applied.batch_no)
-                    if p is not None and p.applied is None:
-                        if applied.duplicate:  # an earlier copy already ran: cannot happen
-                            continue  # for our own live batches unless ids were reused
-                        p.applied = applied
-                        if p.stored:
-                            self._answer(applied.batch_no, p)
-            await asyncio.sleep(0)  # let I/O (and the replies just sent) run
+    def _on_applied(self, applied: Applied) -> None:
+        """Every message of the stream, in order: read model first, then this gateway's acks."""
+        if applied.events or applied.commands:
+            try:
+                self._on_batch(applied.first_seq, applied.ts_ns, applied.events, applied.last_seq)
+            except Exception:  # a read-model bug must not lose the acks
+                log.exception("on_batch_failed", first_seq=applied.first_seq)
+        if applied.origin != self.origin or applied.duplicate:
+            return
+        p = self._pending.get(applied.batch_no)
+        if p is not None and p.applied is None:
+            p.applied = applied
+            if p.stored:
+                self._answer(applied.batch_no, p)
 
     def _answer(self, batch_no: int, p: _Pending) -> None:
         applied = p.applied
@@ -322,9 +296,11 @@ class ClusterBridge:
             self._watchdog = asyncio.get_running_loop().call_later(0.5, self._watch)
 
     def _break(self, exc: BaseException) -> None:
-        self._broken = exc
-        log.error("replica_failed", error=repr(exc), stream_seq=self.replica.stream_seq)
-        self._fail_all("replica failure")
+        """The follower stopped (divergence, gap, engine failure): stop serving for good and
+        answer everything pending 'unknown' (a diverged replica must not answer anyone)."""
+        if self._broken is None:
+            self._broken = exc
+            self._fail_all("replica failure")
 
     def _fail_all(self, reason: str) -> None:
         for batch_no in list(self._pending):

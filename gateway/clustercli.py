@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the engine (numba) loads only when a command runs, not for --help
     from engine.streamlog import NatsOptions, StreamSpec
@@ -99,3 +99,137 @@ def run_replay_cli(args: argparse.Namespace) -> int:
         sys.stderr.write(f"kootabase replay: {exc}\n")
         return 2
     return run_stream_replay_cli(args, options, spec)
+
+
+def add_cluster_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``cluster status`` and ``journal export|import``."""
+    cluster = sub.add_parser("cluster", help="cluster mode: the stream and its replicas")
+    csub = cluster.add_subparsers(dest="cluster_command", metavar="ACTION", required=True)
+    status = csub.add_parser("status", help="the stream, each replica's seq, lag and hash")
+    add_nats_options(status, required=True)
+    status.add_argument("--json", action="store_true", help="print as JSON")
+    status.set_defaults(handler=run_status_cli)
+
+    journal = sub.add_parser("journal", help="move history between a journal and a stream")
+    jsub = journal.add_subparsers(dest="journal_command", metavar="ACTION", required=True)
+    for name, text in (
+        ("export", "write the stream into a new local journal"),
+        ("import", "publish a local journal into a new (empty) stream"),
+    ):
+        p = jsub.add_parser(name, help=text)
+        add_nats_options(p, required=True)
+        p.add_argument(
+            "--journal",
+            type=Path,
+            required=True,
+            metavar="DIR",
+            help="journal directory (export: must be new or empty)",
+        )
+        p.set_defaults(handler=run_journal_cli, direction=name)
+
+
+def _connect_args(args: argparse.Namespace, what: str) -> tuple[NatsOptions, StreamSpec]:
+    import sys
+
+    try:
+        return nats_options(args, f"kootabase-{what}"), stream_spec(args)
+    except ValueError as exc:
+        sys.stderr.write(f"kootabase {what}: {exc}\n")
+        raise SystemExit(2) from None
+
+
+def run_status_cli(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+    import sys
+
+    from engine.crosscheck import now_ms, read_reports
+    from engine.streamlog import StreamLog
+
+    options, spec = _connect_args(args, "cluster status")
+
+    async def body() -> dict[str, Any]:
+        sl = await StreamLog.connect(options, spec, create=False)
+        try:
+            info = await sl.js.stream_info(spec.name)
+            reports = await read_reports(sl)
+        finally:
+            await sl.close()
+        last = int(info.state.last_seq)
+        cluster = info.cluster
+        return {
+            "stream": spec.name,
+            "messages": int(info.state.messages),
+            "last_stream_seq": last,
+            "bytes": int(info.state.bytes),
+            "replicas": info.config.num_replicas,
+            "leader": cluster.leader if cluster else None,
+            "replica_processes": [
+                {
+                    "replica": r.replica,
+                    "role": r.role,
+                    "stream_seq": r.stream_seq,
+                    "lag": max(0, last - r.stream_seq),
+                    "last_seq": r.last_seq,
+                    "state_hash": r.state_hash,
+                    "reported_ms_ago": now_ms() - r.at_ms,
+                }
+                for r in reports
+            ],
+        }
+
+    try:
+        out = asyncio.run(body())
+    except Exception as exc:
+        sys.stderr.write(f"kootabase cluster status: {type(exc).__name__}: {exc}\n")
+        return 1
+    if args.json:
+        sys.stdout.write(json.dumps(out, indent=1) + "\n")
+        return 0
+    sys.stdout.write(
+        f"stream {out['stream']}: {out['messages']} messages, last seq "
+        f"{out['last_stream_seq']}, {out['bytes']} bytes, R{out['replicas']}, "
+        f"leader {out['leader'] or '-'}\n"
+    )
+    for r in out["replica_processes"]:
+        sys.stdout.write(
+            f"  {r['role']:8} {r['replica']:16} stream seq {r['stream_seq']:>9} "
+            f"lag {r['lag']:>7}  seq {r['last_seq']:>10}  {r['state_hash']}  "
+            f"({r['reported_ms_ago'] / 1000:.1f} s ago)\n"
+        )
+    return 0
+
+
+def run_journal_cli(args: argparse.Namespace) -> int:
+    import asyncio
+    import sys
+
+    from engine.replay import ReplayMismatch
+    from engine.streamjournal import Moved, export_stream, import_journal
+    from engine.streamlog import StreamLog
+
+    options, spec = _connect_args(args, f"journal {args.direction}")
+
+    async def body() -> Moved:
+        sl = await StreamLog.connect(options, spec, create=args.direction == "import")
+        try:
+            if args.direction == "export":
+                return await export_stream(sl, args.journal)
+            return await import_journal(args.journal, sl)
+        finally:
+            await sl.close()
+
+    try:
+        moved = asyncio.run(body())
+    except ReplayMismatch as exc:
+        sys.stderr.write(f"kootabase journal {args.direction}: HASH MISMATCH: {exc}\n")
+        return 3
+    except (ValueError, FileNotFoundError) as exc:
+        sys.stderr.write(f"kootabase journal {args.direction}: {exc}\n")
+        return 1
+    sys.stdout.write(
+        f"{args.direction}ed {moved.commands} commands in {moved.messages} "
+        f"stream messages; state hash {moved.state_hash} (stream and journal "
+        "agree)\n"
+    )
+    return 0

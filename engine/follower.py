@@ -1,0 +1,160 @@
+"""A live replica: follow the command stream into a `engine.replica.Replica`, checked.
+
+Every process that needs state (gateway, market data, ledger projector) runs one: it applies
+the stream in order, hands each applied message to its owner (``on_applied``: read model,
+acks, projection), and runs the hash cross-check (`engine.crosscheck.Checker`) beside it. A
+failure (the log skipped a sequence, the engine raised, the hash disagreed with the recorded
+one) stops the follower for good: ``failure`` says why and the owner's ``on_failure`` is told,
+so it stops serving rather than answer from a state nobody else has.
+
+A cold start may begin from the newest verified Object Store snapshot (`engine.snapstore`)
+instead of the stream's first message, when the owner's own state can start there too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable
+
+import structlog
+
+from engine.core.compiled import CompiledEngine
+from engine.crosscheck import Checker
+from engine.replica import Applied, Replica, StreamMessage
+from engine.schema import EngineConfig
+from engine.streamlog import StreamLog
+
+log = structlog.get_logger(__name__)
+
+
+class Follower:
+    def __init__(
+        self,
+        replica: Replica | None,
+        replica_id: str,
+        role: str,
+        on_applied: Callable[[Applied], None],
+        on_failure: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.replica = replica if replica is not None else Replica(CompiledEngine(EngineConfig()))
+        self.replica_id = replica_id
+        self.role = role
+        self.on_applied = on_applied
+        self.on_failure = on_failure
+        self.log: StreamLog | None = None
+        self.checker: Checker | None = None
+        self.failure: str | None = None
+        self.snapshot_stream_seq = 0
+        """Stream sequence of the snapshot this replica started from (0: the first message)."""
+        self._inbox: deque[StreamMessage] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    @property
+    def healthy(self) -> bool:
+        return self.failure is None and not self._stopped
+
+    async def start_from_snapshot(self, stream_log: StreamLog) -> bool:
+        """Before `attach`: replace the (fresh) replica with the newest verified snapshot."""
+        from engine.snapstore import load_newest
+
+        assert self.replica.stream_seq == 0, "only a fresh replica starts from a snapshot"
+        snap = await load_newest(stream_log)
+        if snap is None:
+            return False
+        self.replica = snap.replica
+        self.snapshot_stream_seq = snap.stream_seq
+        return True
+
+    async def attach(
+        self, stream_log: StreamLog, *, snapshot_every: int | None = None, catch_up: bool = True
+    ) -> None:
+        """Follow from the replica's position; with ``catch_up`` return once the stream's last
+        message as of now is applied."""
+        self.log = stream_log
+        self.checker = Checker(
+            stream_log,
+            self.replica_id,
+            self.role,
+            on_divergence=self.fail,
+            snapshot_every=snapshot_every,
+        )
+        await self.checker.start()
+        target = await stream_log.last_sequence()
+        self._task = asyncio.get_running_loop().create_task(self._consume(), name="replica")
+        await stream_log.follow(self.replica.stream_seq + 1, self._deliver)
+        while catch_up and self.replica.stream_seq < target:
+            if self.failure is not None:
+                raise RuntimeError(f"replica failed while catching up: {self.failure}")
+            await asyncio.sleep(0.01)
+        log.info(
+            "replica_caught_up",
+            role=self.role,
+            replica=self.replica_id,
+            stream_seq=self.replica.stream_seq,
+            last_seq=self.replica.last_seq,
+        )
+        with contextlib.suppress(Exception):
+            await self.checker.report_now(self.replica)
+
+    def _deliver(self, msg: StreamMessage) -> None:
+        self._inbox.append(msg)
+        if len(self._inbox) == 1:
+            self._wake.set()
+
+    async def _consume(self) -> None:
+        inbox = self._inbox
+        while True:
+            if not inbox:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            while inbox and self.failure is None:
+                msg = inbox.popleft()
+                try:
+                    applied = self.replica.apply(msg)
+                except Exception as exc:
+                    self.fail(exc)
+                    return
+                if applied is None:
+                    continue
+                if self.checker is not None:
+                    self.checker.note(self.replica)
+                try:
+                    self.on_applied(applied)
+                except Exception:  # a read-model bug must not stop the replica
+                    log.exception("on_applied_failed", stream_seq=applied.stream_seq)
+            if self.failure is not None:
+                return
+            await asyncio.sleep(0)  # let I/O (and the replies just sent) run
+
+    def fail(self, exc: BaseException) -> None:
+        """Stop for good (idempotent): nothing more is applied, the owner is told once."""
+        if self.failure is not None:
+            return
+        self.failure = f"{type(exc).__name__}: {exc}"
+        log.critical(
+            "replica_stopped",
+            role=self.role,
+            replica=self.replica_id,
+            error=self.failure,
+            stream_seq=self.replica.stream_seq,
+        )
+        if self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()
+        if self.on_failure is not None:
+            self.on_failure(exc)
+
+    async def close(self) -> None:
+        self._stopped = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        if self.checker is not None:
+            await self.checker.close()
+        if self.log is not None:
+            await self.log.close()
