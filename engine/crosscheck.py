@@ -8,8 +8,9 @@ one compares with it. A replica whose hash differs has diverged (or was fed a ba
 stops serving and raises an alert. The same keys are the recorded hashes an auditor's
 ``replay --verify`` checks, and that a snapshot must match before a replica loads it.
 
-Each replica also keeps ``replica.<id>`` current (its stream seq, engine seq, hash, time) for
-``kootabase cluster status``.
+Each replica also keeps ``replica.<id>`` current for ``kootabase cluster status``: its stream
+and engine sequence (every `REPORT_EVERY_S` while they move) and the hash at its last checkpoint
+(hashing the whole state on a timer would cost the replica's thread too much).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ log = structlog.get_logger(__name__)
 CHECKPOINT_EVERY: Final = 256
 """Stream messages between checkpoints (a property of the stream: every replica uses it)."""
 _CP: Final = "cp."
+REPORT_EVERY_S: Final = 1.0
 
 
 class Divergence(Exception):
@@ -51,6 +53,8 @@ class ReplicaReport:
     stream_seq: int
     last_seq: int
     state_hash: str
+    """At ``checkpoint_seq``."""
+    checkpoint_seq: int
     at_ms: int
     role: str
 
@@ -94,6 +98,7 @@ async def report(kv: KeyValue, rep: ReplicaReport) -> None:
         "stream_seq": rep.stream_seq,
         "last_seq": rep.last_seq,
         "state_hash": rep.state_hash,
+        "checkpoint_seq": rep.checkpoint_seq,
         "at_ms": rep.at_ms,
         "role": rep.role,
     }
@@ -146,8 +151,9 @@ async def read_reports(stream_log: StreamLog) -> list[ReplicaReport]:
                     int(d["stream_seq"]),
                     int(d["last_seq"]),
                     str(d["state_hash"]),
+                    int(d["checkpoint_seq"]),
                     int(d["at_ms"]),
-                    str(d.get("role", "gateway")),
+                    str(d["role"]),
                 )
             )
     return sorted(out, key=lambda r: r.replica)
@@ -182,16 +188,48 @@ class Checker:
         self.checkpoints = 0
         self.divergence: Divergence | None = None
         self._kv: KeyValue | None = None
-        self._work: list[tuple[int, int, str, Any]] = []
+        self._work: list[tuple[int, str, Any]] = []
         self._wake: Any = None
-        self._task: Any = None
+        self._tasks: list[Any] = []
+        self._replica: Any = None
+        self._hash_at: tuple[int, str] = (0, "")
+        """(stream seq, state hash) of the last checkpoint (or of the start)."""
 
-    async def start(self) -> None:
+    async def start(self, replica: Any) -> None:
         import asyncio
 
         self._kv = await hash_bucket(self.stream_log)
+        self._replica = replica
         self._wake = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="crosscheck")
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._run(), name="crosscheck"),
+            loop.create_task(self._report_loop(), name="crosscheck-report"),
+        ]
+
+    async def _report_loop(self) -> None:
+        import asyncio
+
+        reported = -1
+        while self.divergence is None:
+            await asyncio.sleep(REPORT_EVERY_S)
+            replica = self._replica
+            if replica.stream_seq != reported:
+                reported = replica.stream_seq
+                try:
+                    await self._report(replica.stream_seq, replica.last_seq)
+                except Exception as exc:
+                    log.warning("replica_report_failed", error=repr(exc))
+
+    async def _report(self, stream_seq: int, last_seq: int) -> None:
+        assert self._kv is not None
+        cp_seq, digest = self._hash_at
+        await report(
+            self._kv,
+            ReplicaReport(
+                self.replica_id, stream_seq, last_seq, digest, cp_seq, now_ms(), self.role
+            ),
+        )
 
     def note(self, replica: Any) -> None:
         """Call after each applied message (cheap unless the stream is at a checkpoint)."""
@@ -203,23 +241,14 @@ class Checker:
         image = None
         if self.snapshot_every and (seq // CHECKPOINT_EVERY) % self.snapshot_every == 0:
             image = replica.image()
-        self._work.append((seq, replica.last_seq, digest, image))
+        self._work.append((seq, digest, image))
         self._wake.set()
 
     async def report_now(self, replica: Any) -> None:
-        """Report position and hash off-checkpoint (start-up, idle, ``cluster status``)."""
-        if self._kv is not None:
-            await report(
-                self._kv,
-                ReplicaReport(
-                    self.replica_id,
-                    replica.stream_seq,
-                    replica.last_seq,
-                    replica.state_hash(),
-                    now_ms(),
-                    self.role,
-                ),
-            )
+        """Hash the state now and report it (start-up: after catching up)."""
+        self._replica = replica
+        self._hash_at = (replica.stream_seq, replica.state_hash())
+        await self._report(replica.stream_seq, replica.last_seq)
 
     async def _run(self) -> None:
         from engine.snapstore import save
@@ -230,7 +259,7 @@ class Checker:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            seq, last_seq, digest, image = self._work.pop(0)
+            seq, digest, image = self._work[0]
             try:
                 await record_checkpoint(self._kv, seq, digest)
             except Divergence as exc:
@@ -238,26 +267,35 @@ class Checker:
                 log.critical(
                     "replica_diverged", replica=self.replica_id, stream_seq=seq, error=str(exc)
                 )
+                self._work.clear()
                 self.on_divergence(exc)
                 return
             except Exception as exc:  # NATS unavailable: the next checkpoint tries again
                 log.warning("checkpoint_not_recorded", stream_seq=seq, error=repr(exc))
+                self._work.pop(0)
                 continue
+            if seq > self._hash_at[0]:  # report_now may have hashed a later point already
+                self._hash_at = (seq, digest)
             try:
-                await report(
-                    self._kv,
-                    ReplicaReport(self.replica_id, seq, last_seq, digest, now_ms(), self.role),
-                )
                 if image is not None:
                     await save(self.stream_log, image)
             except Exception as exc:
-                log.warning("report_or_snapshot_failed", stream_seq=seq, error=repr(exc))
+                log.warning("snapshot_not_stored", stream_seq=seq, error=repr(exc))
+            self._work.pop(0)
+
+    async def drained(self) -> None:
+        """Wait until every checkpoint noted so far is recorded or compared (a replica that
+        caught up serves only once the points it passed are checked)."""
+        import asyncio
+
+        while self._work and self.divergence is None:
+            await asyncio.sleep(0.01)
 
     async def close(self) -> None:
         import asyncio
         import contextlib
 
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+                await task

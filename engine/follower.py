@@ -82,14 +82,17 @@ class Follower:
             on_divergence=self.fail,
             snapshot_every=snapshot_every,
         )
-        await self.checker.start()
+        await self.checker.start(self.replica)
         target = await stream_log.last_sequence()
         self._task = asyncio.get_running_loop().create_task(self._consume(), name="replica")
         await stream_log.follow(self.replica.stream_seq + 1, self._deliver)
         while catch_up and self.replica.stream_seq < target:
             if self.failure is not None:
-                raise RuntimeError(f"replica failed while catching up: {self.failure}")
+                break
             await asyncio.sleep(0.01)
+        await self.checker.drained()
+        if self.failure is not None:
+            raise RuntimeError(f"replica failed while catching up: {self.failure}")
         log.info(
             "replica_caught_up",
             role=self.role,

@@ -217,7 +217,7 @@ class ClusterBridge:
                 await asyncio.sleep(RETRY_PAUSE_S)
                 continue
             p.stored = True
-            if p.applied is not None:
+            if p.applied is not None and not p.done:
                 self._answer(batch_no, p)
             return
 

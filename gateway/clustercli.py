@@ -172,6 +172,7 @@ def run_status_cli(args: argparse.Namespace) -> int:
                     "lag": max(0, last - r.stream_seq),
                     "last_seq": r.last_seq,
                     "state_hash": r.state_hash,
+                    "checkpoint_seq": r.checkpoint_seq,
                     "reported_ms_ago": now_ms() - r.at_ms,
                 }
                 for r in reports
@@ -194,7 +195,8 @@ def run_status_cli(args: argparse.Namespace) -> int:
     for r in out["replica_processes"]:
         sys.stdout.write(
             f"  {r['role']:8} {r['replica']:16} stream seq {r['stream_seq']:>9} "
-            f"lag {r['lag']:>7}  seq {r['last_seq']:>10}  {r['state_hash']}  "
+            f"lag {r['lag']:>7}  seq {r['last_seq']:>10}  hash at {r['checkpoint_seq']}: "
+            f"{r['state_hash']}  "
             f"({r['reported_ms_ago'] / 1000:.1f} s ago)\n"
         )
     return 0

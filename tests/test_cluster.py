@@ -28,7 +28,7 @@ from engine.replica import (
     StreamMessage,
     encode_batch,
 )
-from engine.schema import CreateAccount, Deposit, EngineConfig, PlaceOrder, Side, Tick
+from engine.schema import CreateAccount, Deposit, EngineConfig, OrderType, PlaceOrder, Side, Tick
 from engine.service import DEMO_COMMANDS
 from engine.streamlog import NatsOptions, StreamLog
 from gateway.client import ClientError, WsApiClient
@@ -57,7 +57,7 @@ def _stream() -> list[StreamMessage]:
         account_id=1,
         market_id=0,
         side=Side.BUY,
-        order_type=1,
+        order_type=OrderType.LIMIT,
         price_atoms=30_000_000_000,
         qty_atoms=10_000,
     )
@@ -93,7 +93,7 @@ def _stream() -> list[StreamMessage]:
                         account_id=1,
                         market_id=0,
                         side=Side.BUY,
-                        order_type=1,
+                        order_type=OrderType.LIMIT,
                         price_atoms=(1 << 63) + 5,
                         qty_atoms=1,
                     )
