@@ -41,6 +41,7 @@ from gateway.metrics import Metrics
 from gateway.ratelimit import Limits, RateLimiter
 from gateway.store import MEMORY_ORDERS, Store
 from gateway.trading import Trading
+from marketdata import snapshot as md_snapshot
 
 log = structlog.get_logger(__name__)
 REPLAY_CHUNK = 4_096
@@ -112,6 +113,8 @@ class Gateway:
         self.history = self._open_history()
         self.store = Store(memory_orders=config.history_memory_orders)
         self._readmodel_seq = 0
+        self.start_point = (0, 0)
+        """(sequence of the read-model snapshot started from (0: none), commands replayed)."""
         self.marketdata: Any = None
         if config.marketdata:
             try:
@@ -204,7 +207,10 @@ class Gateway:
             self._readmodel_seq = img.last_seq
             first = img.last_seq + 1
             if self.marketdata is not None:
-                self._replay_marketdata(img.last_seq)
+                if img.marketdata is not None:
+                    md_snapshot.restore(self.marketdata.state, img.marketdata)
+                else:
+                    self._replay_marketdata(img.last_seq)
         run: list[tuple[int, int, Any]] = []
         if first <= last:
             for seq, ts, payload in journal.read_from(first, last):
@@ -214,8 +220,9 @@ class Gateway:
                 run.append((seq, ts, decode_command(payload)))
         if run:
             self._replay_run(engine, run)
-        log.info("gateway_replayed", last_seq=last, from_snapshot=img.last_seq if img else 0,
-                 replayed=max(0, last - first + 1),
+        self.start_point = (img.last_seq if img else 0, max(0, last - first + 1))
+        log.info("gateway_replayed", last_seq=last, from_snapshot=self.start_point[0],
+                 replayed=self.start_point[1],
                  seconds=round(time.perf_counter() - started, 3))
 
     def _replay_run(self, engine: CompiledEngine, run: list[tuple[int, int, Any]]) -> None:
@@ -229,8 +236,8 @@ class Gateway:
             self.history.flush(self.history.submitted_seq)
 
     def _replay_marketdata(self, through_seq: int) -> None:
-        """Market data has no snapshot of its own yet: it is rebuilt from the journal's start
-        through ``through_seq`` (the tail follows with the store)."""
+        """A snapshot written without market data: rebuild market data from the journal's
+        start through ``through_seq`` (the tail follows with the store)."""
         engine = CompiledEngine(self.node.engine.config)
         journal = self.node.journal
         run: list[tuple[int, int, Any]] = []
@@ -274,7 +281,8 @@ class Gateway:
         if not self.history.flush(seq):
             log.error("readmodel_snapshot_skipped", seq=seq, reason="history index behind")
             return False
-        readmodel.write(self.dir / "readmodel", readmodel.image(self.store))
+        md = self.marketdata.state if self.marketdata is not None else None
+        readmodel.write(self.dir / "readmodel", readmodel.image(self.store, md))
         self._readmodel_seq = seq
         return True
 

@@ -1,6 +1,8 @@
 """Read-model snapshots: the gateway store's state at one journal sequence, so a start-up loads
 it and replays only the journal tail instead of the whole history.
 
+Market data's books, recent trades, candles and tickers ride along (`marketdata.snapshot`).
+
 What the store needs to go on folding events is small and bounded by what is *live*, never by
 history: assets, markets, per-account balances, open orders, armed dead-man's switches and the
 per-market prevented-match counters. Closed orders and trades are not in it: they are in the
@@ -28,6 +30,9 @@ import msgspec
 import structlog
 
 from gateway.store import AccountView, OrderRecord, Store
+from marketdata import snapshot as md_snapshot
+from marketdata.snapshot import MarketDataImage
+from marketdata.state import MarketDataState
 
 log = structlog.get_logger(__name__)
 
@@ -77,15 +82,19 @@ class ReadModelImage(msgspec.Struct, frozen=True):
     """account_id -> fire_at_ns of its armed dead-man's switch."""
     stp_ids: dict[int, int]
     """market_id -> next prevented match id."""
+    marketdata: MarketDataImage | None = None
+    """Market data at the same sequence (None: the gateway runs without market data)."""
 
 
 _ENCODER: Final = msgspec.msgpack.Encoder()
 _DECODER: Final = msgspec.msgpack.Decoder(ReadModelImage)
 
 
-def image(store: Store) -> ReadModelImage:
-    """The store's live state; it must be between batches (nothing half-applied)."""
+def image(store: Store, marketdata: MarketDataState | None = None) -> ReadModelImage:
+    """The store's live state (and market data's); between batches, nothing half-applied."""
     assert not store.new_orders and not store.new_trades, "take_history before the image"
+    if marketdata is not None:
+        assert marketdata.last_seq == store.last_seq, (marketdata.last_seq, store.last_seq)
     return ReadModelImage(
         format_version=FORMAT_VERSION,
         last_seq=store.last_seq,
@@ -114,6 +123,7 @@ def image(store: Store) -> ReadModelImage:
         open_orders=[o for a in store.accounts.values() for o in a.open_orders.values()],
         dead_mans=dict(store.dead_mans),
         stp_ids=dict(store._stp_ids),
+        marketdata=None if marketdata is None else md_snapshot.image(marketdata),
     )
 
 

@@ -45,7 +45,8 @@ async def _main(data_dir: Path, port: int) -> None:
                 f"taker_key={taker.api_key} taker_secret={taker.secret}\n"
             )
             tmp.replace(keys)
-        sys.stdout.write("ready " + keys.read_text())
+        snap, replayed = gw.start_point
+        sys.stdout.write(f"ready snapshot={snap} replayed={replayed} " + keys.read_text())
         sys.stdout.flush()
 
     task = asyncio.get_running_loop().create_task(announce())
