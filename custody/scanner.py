@@ -209,6 +209,7 @@ class DepositScanner:
             atoms,
             dust,
             "pending",
+            seen_ns=self.clock(),
         )
 
     async def _credit(self) -> list[str]:
@@ -239,7 +240,7 @@ class DepositScanner:
             )
             rejected = next((e for e in events if isinstance(e, CommandRejected)), None)
             if rejected is None or rejected.reason == Reject.DUPLICATE_DEPOSIT:
-                self.store.set_deposit_status(d.key, "credited")
+                self.store.set_deposit_status(d.key, "credited", credited_ns=self.clock())
                 credited.append(d.key)
                 log.info(
                     "deposit_credited",

@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS deposits (
     key TEXT PRIMARY KEY, chain TEXT NOT NULL, height INTEGER NOT NULL, block_hash TEXT NOT NULL,
     account_id INTEGER NOT NULL, asset_id INTEGER NOT NULL, chain_amount TEXT NOT NULL,
     atoms INTEGER NOT NULL, dust TEXT NOT NULL, status TEXT NOT NULL,
-    detail TEXT NOT NULL DEFAULT '');
+    detail TEXT NOT NULL DEFAULT '', seen_ns INTEGER NOT NULL DEFAULT 0,
+    credited_ns INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS deposits_by_status ON deposits (chain, status, height);
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY AUTOINCREMENT, chain TEXT NOT NULL, kind TEXT NOT NULL,
@@ -57,6 +58,11 @@ CREATE TABLE IF NOT EXISTS treasury (
     chain_amount TEXT NOT NULL, note TEXT NOT NULL, created_ns INTEGER NOT NULL);
 """
 # Chain amounts (wei can exceed int64) are stored as decimal TEXT and summed in Python.
+_ADDED_COLUMNS = (
+    ("deposits", "seen_ns", "INTEGER NOT NULL DEFAULT 0"),
+    ("deposits", "credited_ns", "INTEGER NOT NULL DEFAULT 0"),
+)
+"""Columns newer than a store's first schema: added in place when missing (0 = not known)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +77,10 @@ class DepositRow:
     atoms: int
     dust: int
     status: str
+    seen_ns: int = 0
+    """Wall-clock time the scanner first saw it (0 in stores older than the column)."""
+    credited_ns: int = 0
+    """Wall-clock time it was credited, 0 until then."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +125,8 @@ def _deposit(row: sqlite3.Row) -> DepositRow:
         row["atoms"],
         int(row["dust"]),
         row["status"],
+        row["seen_ns"],
+        row["credited_ns"],
     )
 
 
@@ -147,6 +159,10 @@ class CustodyStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(_SCHEMA)
+        for table, column, decl in _ADDED_COLUMNS:
+            names = {r["name"] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            if column not in names:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
 
     def close(self) -> None:
         self.db.close()
@@ -227,7 +243,7 @@ class CustodyStore:
                 # a key seen before (orphaned, now back in another block) is re-armed
                 db.execute(
                     "INSERT INTO deposits (key, chain, height, block_hash, account_id, asset_id, "
-                    "chain_amount, atoms, dust, status) VALUES (?,?,?,?,?,?,?,?,?,?) "
+                    "chain_amount, atoms, dust, status, seen_ns) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
                     "ON CONFLICT(key) DO UPDATE SET height=excluded.height, "
                     "block_hash=excluded.block_hash, status='pending' "
                     "WHERE deposits.status='orphaned'",
@@ -242,6 +258,7 @@ class CustodyStore:
                         d.atoms,
                         str(d.dust),
                         "pending",
+                        d.seen_ns,
                     ),
                 )
 
@@ -274,9 +291,14 @@ class CustodyStore:
             args.append(status)
         return [_deposit(r) for r in self._all(sql + " ORDER BY height, key", *args)]
 
-    def set_deposit_status(self, key: str, status: str, detail: str = "") -> None:
+    def set_deposit_status(
+        self, key: str, status: str, detail: str = "", credited_ns: int = 0
+    ) -> None:
         with self.tx() as db:
-            db.execute("UPDATE deposits SET status=?, detail=? WHERE key=?", (status, detail, key))
+            db.execute(
+                "UPDATE deposits SET status=?, detail=?, credited_ns=? WHERE key=?",
+                (status, detail, credited_ns, key),
+            )
 
     # ---- alerts ------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -37,10 +38,21 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-# Binance-style numeric statuses for the history endpoints.
-_WITHDRAW_STATUS: Final = {"requested": 4, "held": 4, "signed": 4, "broadcast": 4, "mined": 4,
+# The dialect's numeric statuses for the history endpoints (docs/api.md, "Deposit and
+# withdrawal history"): a withdrawal is Processing (4) until its transaction is sent
+# ("broadcast" included), Completed (6) once the transaction is in a block ("mined", and
+# "settled" when the hold is settled after the chain's confirmations; confirmNo tells them
+# apart), Failure (5) or Rejected (3). A deposit is pending (0) until credited (1); one below
+# the engine's unit is a wrong deposit (7), one the engine refused is rejected (2).
+_WITHDRAW_STATUS: Final = {"requested": 4, "held": 4, "signed": 4, "broadcast": 4, "mined": 6,
                            "settled": 6, "failed": 5, "rejected": 3}
-_DEPOSIT_STATUS: Final = {"pending": 0, "credited": 1}
+_DEPOSIT_STATUS: Final = {"pending": 0, "orphaned": 0, "credited": 1, "dust": 7, "rejected": 2}
+_FINAL_WITHDRAWAL: Final = frozenset({"settled", "failed", "rejected"})
+
+
+def _utc(ns: int) -> str:
+    """The dialect's withdraw-history time format, ``YYYY-MM-DD HH:MM:SS`` (UTC)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ns // 1_000_000_000))
 
 
 def bridge_submitter(gw: Gateway) -> EngineSubmit:
@@ -153,8 +165,20 @@ class GatewayCustody:
             rows = [r for r in rows if r.asset_id == asset_id]
         return [self._deposit(r) for r in reversed(rows)]
 
+    def _confirmations(self, chain: str, height: int) -> tuple[int, int]:
+        """(confirmations of a block at ``height`` as far as custody has scanned, capped at
+        the chain's policy; the policy). 0 for height 0 (not in a block)."""
+        required = self.custody.registry.chains[chain].confirmations
+        tip = self.custody.store.tip(chain)
+        if height <= 0 or tip is None or tip[0] < height:
+            return 0, required
+        return min(tip[0] - height + 1, required), required
+
     def _withdrawal(self, r: WithdrawalRow) -> dict[str, Any]:
-        return {
+        confirmed, _ = self._confirmations(r.chain, r.mined_height)
+        if r.status == "settled":
+            confirmed = self.custody.registry.chains[r.chain].confirmations
+        out = {
             "id": str(r.withdrawal_id),
             "withdrawOrderId": str(r.withdrawal_id),
             "amount": atoms_to_decimal(r.atoms, self._decimals(r.asset_id)),
@@ -163,24 +187,45 @@ class GatewayCustody:
             "status": _WITHDRAW_STATUS.get(r.status, 4),
             "address": r.address,
             "txId": r.txid,
-            "applyTime": r.created_ns // 1_000_000,
+            "applyTime": _utc(r.created_ns),
             "network": r.chain,
-            "info": r.detail,
+            "transferType": 0,
+            "confirmNo": confirmed,
+            "walletType": 0,
+            "info": r.status if not r.detail else f"{r.status}: {r.detail}",
+            "custodyStatus": r.status,
         }
+        if r.status in _FINAL_WITHDRAWAL:
+            out["completeTime"] = _utc(r.updated_ns)
+        return out
 
     def _deposit(self, r: DepositRow) -> dict[str, Any]:
         parts = r.key.split(":")
-        return {
+        confirmed, required = self._confirmations(r.chain, r.height)
+        if r.status == "orphaned":
+            confirmed = 0
+        elif r.status != "pending":
+            confirmed = required
+        out = {
             "id": r.key,
             "amount": atoms_to_decimal(r.atoms, self._decimals(r.asset_id)),
             "coin": self.gw.store.assets[r.asset_id].symbol,
             "network": r.chain,
             "status": _DEPOSIT_STATUS.get(r.status, 7),
+            "address": self.custody.deposit_address(r.account_id, r.asset_id).address,
+            "addressTag": "",
             "txId": parts[1] if len(parts) > 1 else "",
-            "insertTime": 0,
-            "confirmTimes": "",
+            "insertTime": r.seen_ns // 1_000_000,
+            "transferType": 0,
+            "confirmTimes": f"{confirmed}/{required}",
+            "unlockConfirm": required,
+            "walletType": 0,
             "info": r.status,
+            "custodyStatus": r.status,
         }
+        if r.credited_ns:
+            out["completeTime"] = r.credited_ns // 1_000_000
+        return out
 
 
 def require(gw: Gateway) -> GatewayCustody:
