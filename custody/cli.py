@@ -20,6 +20,7 @@ from custody.assets import CustodyAsset
 from custody.config import CustodyConfig, load_config
 from custody.reconcile import AssetReconciliation, format_report
 from custody.store import CustodyStore
+from engine.datadir import require_existing
 
 _DECIMAL = re.compile(r"^(-?)([0-9]{1,30})(?:\.([0-9]{1,30}))?$")
 
@@ -28,7 +29,7 @@ async def _reconcile(args: argparse.Namespace) -> list[AssetReconciliation]:
     from custody.service import Custody
     from ledger.reports import replay_book
 
-    data_dir: Path = args.data_dir
+    data_dir: Path = require_existing(args.data_dir, journal=args.journal is None)
     config = load_config(args.config or data_dir / "custody.toml", data_dir)
     book = replay_book(args.journal or data_dir / "journal")
 

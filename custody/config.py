@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from custody.assets import AssetRegistry, ChainKind, ChainSpec, CustodyAsset
+from engine.usererror import UserError
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,5 +69,18 @@ def parse_config(data: dict[str, Any], data_dir: Path) -> CustodyConfig:
 
 
 def load_config(path: Path, data_dir: Path) -> CustodyConfig:
-    with path.open("rb") as fh:
-        return parse_config(tomllib.load(fh), data_dir)
+    """Read and check a custody TOML file; an ordinary mistake in it is one `UserError`."""
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise UserError(f"custody config {path} does not exist",
+                        hint="pass --config FILE (docs/custody.md has a sample)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"custody config {path} is not valid TOML: {exc}") from None
+    try:
+        return parse_config(data, data_dir)
+    except KeyError as exc:
+        raise UserError(f"custody config {path}: missing key {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"custody config {path}: {exc}") from None

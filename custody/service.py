@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import structlog
 from bitcoinlib.keys import HDKey
 from web3 import AsyncWeb3
@@ -34,6 +35,7 @@ from custody.signer import Signer
 from custody.store import CustodyStore, DepositRow, WithdrawalRow
 from custody.withdrawals import WithdrawalDesk
 from engine.schema import Command, Event
+from engine.usererror import UserError
 
 log = structlog.get_logger(__name__)
 
@@ -212,7 +214,19 @@ class Custody:
 
     async def on_chain(self, asset: CustodyAsset, addresses: list[str]) -> int:
         """Total balance of ``asset`` held by ``addresses``, at the block the watcher reached
-        (Ethereum) or the node's tip (Bitcoin family: scantxoutset)."""
+        (Ethereum) or the node's tip (Bitcoin family: scantxoutset). An unreachable node is a
+        `UserError` naming the chain and its URL."""
+        try:
+            return await self._on_chain(asset, addresses)
+        except (aiohttp.ClientConnectionError, OSError, TimeoutError) as exc:
+            url = self.config.nodes[asset.chain].rpc_url
+            raise UserError(
+                f"cannot reach the {asset.chain} node at {url} "
+                f"({type(exc).__name__}: {exc})",
+                hint="is the node running? check rpc_url in the custody config",
+            ) from None
+
+    async def _on_chain(self, asset: CustodyAsset, addresses: list[str]) -> int:
         if asset.chain in self.w3:
             w3 = self.w3[asset.chain]
             tip = self.store.tip(asset.chain)

@@ -21,7 +21,6 @@ On-disk layout of `SegmentJournal` (all integers little-endian):
 from __future__ import annotations
 
 import bisect
-import fcntl
 import mmap
 import os
 import struct
@@ -32,6 +31,9 @@ from typing import Protocol
 
 import google_crc32c
 import structlog
+
+from engine.journallock import WriterLock
+from engine.usererror import UserError
 
 log = structlog.get_logger(__name__)
 
@@ -54,10 +56,9 @@ INDEX_INTERVAL = 4096
 _MAX_U64 = (1 << 64) - 1
 _MIN_I64, _MAX_I64 = -(1 << 63), (1 << 63) - 1
 _SUFFIX = ".seg"
-_LOCK_NAME = "LOCK"
 
 
-class JournalCorruption(Exception):
+class JournalCorruption(UserError):
     """The journal holds bytes that are not a valid prefix of appended records.
 
     Raised instead of skipping anything: replaying around a hole would silently diverge from
@@ -66,10 +67,25 @@ class JournalCorruption(Exception):
     """
 
     def __init__(self, segment: Path, offset: int, reason: str) -> None:
-        super().__init__(f"journal corruption in {segment} at offset {offset}: {reason}")
+        super().__init__(
+            f"journal corruption in {segment} at offset {offset}: {reason}",
+            hint="nothing was changed; restore the data directory from a backup or a replica "
+            "(never edit or delete segment files by hand)",
+        )
         self.segment = segment
         self.offset = offset
         self.reason = reason
+
+
+class JournalMissing(UserError, FileNotFoundError):
+    """A reader was pointed at a journal directory that does not exist (nothing is created)."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(
+            f"journal directory {directory} does not exist",
+            hint="check the path (--journal or --data-dir)",
+        )
+        self.directory = directory
 
 
 class Journal(Protocol):
@@ -172,22 +188,17 @@ class SegmentJournal:
         self._failed: BaseException | None = None
         self._closed = False
         self._read_only = read_only
-        self._lock_fd: int | None = None
+        self._lock: WriterLock | None = None
         if read_only:
             if not self._dir.is_dir():
-                raise FileNotFoundError(f"journal directory {self._dir} does not exist")
+                raise JournalMissing(self._dir)
             self._recover()
             return
         if not self._dir.is_dir():
             self._dir.mkdir(parents=True)
             if fsync:
                 _fsync_dir(self._dir.parent)
-        self._lock_fd = os.open(self._dir / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock_fd)
-            raise RuntimeError(f"journal {self._dir} is already open by another writer") from None
+        self._lock = WriterLock(self._dir)  # raises JournalLocked naming the holder
         try:
             if not fsync:
                 log.warning("journal_durability_off", directory=str(self._dir))
@@ -292,9 +303,14 @@ class SegmentJournal:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def note_holder(self, **info: object) -> None:
+        """Tell a second would-be writer who holds this journal (e.g. the server's ``url``)."""
+        if self._lock is not None:
+            self._lock.note(**info)
 
     def __enter__(self) -> SegmentJournal:
         return self

@@ -19,7 +19,8 @@ import structlog
 from engine.core.compiled import CompiledEngine
 from engine.journal import Record, SegmentJournal
 from engine.schema import EngineConfig, decode_command, state_hash
-from engine.snapshot import latest_valid, list_snapshots, read_snapshot
+from engine.snapshot import SnapshotError, latest_valid, list_snapshots, read_snapshot
+from engine.usererror import UserError
 
 log = structlog.get_logger(__name__)
 
@@ -138,18 +139,44 @@ def replay(
                         verified)
 
 
+def check_range(last_seq: int, from_seq: int | None, to_seq: int | None) -> None:
+    """``replay --from/--to`` must name sequences the journal holds, in order."""
+    if from_seq is not None and to_seq is not None and from_seq > to_seq:
+        raise UserError(f"--from {from_seq} is after --to {to_seq}")
+    for flag, seq in (("--from", from_seq), ("--to", to_seq)):
+        if seq is not None and not 1 <= seq <= last_seq:
+            raise UserError(f"{flag} {seq} is outside the journal, which holds seq 1..{last_seq}",
+                            hint=f"give a sequence between 1 and {last_seq}")
+
+
 def run_replay_cli(args: argparse.Namespace) -> int:
-    """``kootabase replay``: progress bar, throughput and final state hash on stdout."""
+    """``kootabase replay``: progress bar, throughput and final state hash on stdout.
+
+    ``--to SEQ`` is the last command replayed (the state after it); ``--from SEQ`` starts from
+    the newest valid snapshot taken at or before SEQ-1 instead of genesis (without one, the
+    replay starts at 1: state needs every command before SEQ). Both must lie in the journal.
+    ``--verify`` checks every snapshot the replay passes and fails when there is none to check.
+    """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     journal_dir = Path(args.journal)
     snapshot_dir = Path(args.snapshots) if args.snapshots else journal_dir.parent / "snapshots"
+    if args.snapshots and not snapshot_dir.is_dir():
+        raise UserError(f"snapshot directory {snapshot_dir} does not exist")
     console = Console()
     with SegmentJournal(journal_dir, read_only=True) as probe:
-        total = probe.last_sequence
-    if args.to_seq is not None:
-        total = min(total, args.to_seq)
+        last = probe.last_sequence
+    check_range(last, args.from_seq, args.to_seq)
+    total = last if args.to_seq is None else args.to_seq
+    if args.verify:
+        end = total
+        covered = [p for p in list_snapshots(snapshot_dir) if _snapshot_seq(p) <= end]
+        if not covered:
+            raise UserError(
+                f"--verify: no snapshot in {snapshot_dir} covers seq 1..{end}, nothing to verify",
+                hint="pass --snapshots DIR, or replay without --verify",
+            )
     with Progress(
         "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
         TimeRemainingColumn(), console=console, transient=True,
@@ -167,6 +194,16 @@ def run_replay_cli(args: argparse.Namespace) -> int:
         except ReplayMismatch as exc:
             console.print(f"[bold red]REPLAY MISMATCH[/]: {exc}")
             return 3
+        except SnapshotError as exc:  # --verify met a snapshot that cannot be trusted
+            raise UserError(exc.message, hint="the snapshot file is damaged; the journal is "
+                            "the source of truth (replay without it to rebuild state)",
+                            exit_code=3) from None
+    if args.verify and result.verified_snapshots == 0:
+        raise UserError(
+            f"--verify: the replay of seq {result.first_seq}..{result.last_seq} passed no "
+            "snapshot, nothing was verified",
+            hint="start earlier (--from) or replay further (--to)",
+        )
     rate = result.commands / result.seconds if result.seconds > 0 else 0.0
     console.print(f"replayed seq {result.first_seq}..{result.last_seq}: {result.commands} "
                   f"commands in {result.seconds:.3f} s ({rate:,.0f} commands/s)")
@@ -174,3 +211,9 @@ def run_replay_cli(args: argparse.Namespace) -> int:
         console.print(f"verified snapshots: {result.verified_snapshots}")
     console.print(f"state hash: {result.state_hash}")
     return 0
+
+
+def _snapshot_seq(path: Path) -> int:
+    """The sequence a snapshot file covers, from its zero-padded name (0 if unreadable)."""
+    stem = path.stem
+    return int(stem) if stem.isdigit() else 0

@@ -23,6 +23,7 @@ import google_crc32c
 import structlog
 
 from engine.schema import FORMAT_VERSION, IMAGE_DECODER, IMAGE_ENCODER, StateImage, state_hash
+from engine.usererror import UserError
 
 log = structlog.get_logger(__name__)
 
@@ -32,11 +33,11 @@ SUFFIX: Final = ".snap"
 KEEP_DEFAULT: Final = 3
 
 
-class SnapshotError(Exception):
+class SnapshotError(UserError):
     """A snapshot file that cannot be trusted: names the file and what is wrong."""
 
     def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+        super().__init__(f"snapshot {path} cannot be trusted: {reason}")
         self.path = path
         self.reason = reason
 

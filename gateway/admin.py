@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from engine.datadir import require_existing
 from engine.schema import CommandRejected, CreateAccount, Deposit, Reject
+from engine.usererror import UserError
 from gateway import errors
 from gateway.keys import NewKey
 from gateway.markets import atoms_to_decimal, parse_decimal
@@ -151,7 +153,7 @@ async def _remote(base: str, token: str, method: str, action: str, body: Any) ->
             headers={"X-Kootabase-Admin-Token": token}) as resp:
         data = await resp.json()
         if resp.status != 200:
-            raise SystemExit(f"kootabase accounts: {data.get('msg', data)}")
+            raise UserError(f"the server refused: {data.get('msg', data)}")
         return data
 
 
@@ -172,18 +174,45 @@ async def _local(args: argparse.Namespace, method: str, action: str, body: Any) 
         return await admin.deposit(body["account_id"], body["asset"], body["amount"],
                                    body.get("deposit_key"))
     except errors.ApiError as exc:
-        raise SystemExit(f"kootabase accounts: {exc.msg}") from None
+        raise UserError(exc.msg) from None
+    except ValueError as exc:  # e.g. an unknown permission, a key that is not Ed25519
+        raise UserError(str(exc)) from None
     finally:
         await gw.close()
 
 
+def read_public_key(value: str) -> str:
+    """``--ed25519-public-key``: the PEM text itself or the path of a file holding it."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    if value.lstrip().startswith("-----BEGIN"):
+        pem = value
+    else:
+        path = Path(value)
+        if not path.is_file():
+            raise UserError(
+                f"--ed25519-public-key: {value[:60]!r} is neither a PEM public key nor a file",
+                hint="pass the path of the .pem file or the PEM text itself",
+            )
+        pem = path.read_text(errors="replace")
+    try:
+        key = load_pem_public_key(pem.encode())
+    except ValueError:
+        raise UserError("--ed25519-public-key: not a PEM public key",
+                        hint="export it with `openssl pkey -pubout`") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise UserError("--ed25519-public-key: the key is not an Ed25519 key")
+    return pem
+
+
 def run_accounts_cli(args: argparse.Namespace) -> int:
     """``kootabase accounts create|list|deposit``; prints JSON (a new secret is shown once)."""
-    data_dir = Path(args.data_dir)
+    data_dir = require_existing(Path(args.data_dir))
     if args.accounts_command == "list":
         method, action, body = "GET", "accounts", None
     elif args.accounts_command == "create":
-        pem = Path(args.ed25519_public_key).read_text() if args.ed25519_public_key else None
+        pem = read_public_key(args.ed25519_public_key) if args.ed25519_public_key else None
         method, action = "POST", "accounts"
         body = {"permissions": args.permissions.split(","), "ed25519_public_pem": pem}
     else:

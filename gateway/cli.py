@@ -15,7 +15,10 @@ Subcommands import their implementation lazily, so ``kootabase --help`` and
 - ``custody reconcile`` -> ``custody.cli:run_reconcile_cli(args)``
 - ``custody float`` -> ``custody.cli:run_float_cli(args)``
 
-Each implementation takes the parsed ``argparse.Namespace`` and returns an exit code.
+Each implementation takes the parsed ``argparse.Namespace`` and returns an exit code. Errors
+end through one handler (`gateway.cliexit.run_command`): an ordinary mistake is one line on
+stderr and a non-zero exit, never a traceback. Global options (``--log-level``) are accepted
+before or after the subcommand.
 """
 
 from __future__ import annotations
@@ -23,12 +26,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import typing
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 
+from engine.usererror import UserError
+from gateway.cliexit import fail, run_command
 from gateway.clustercli import add_cluster_commands, add_nats_options
+from gateway.serveconfig import effective, parse_with_config
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -63,10 +70,10 @@ def _import_bench(module: str) -> ModuleType:
         except ModuleNotFoundError as exc:
             if exc.name not in ("bench", module):
                 raise
-    raise SystemExit(
-        f"kootabase: benchmarks are not available: cannot import {module!r}. "
-        "They live in the repository's bench/ folder and are not part of an installed "
-        "wheel; run them from a checkout (e.g. `make bench`)."
+    raise UserError(
+        f"benchmarks are not available: cannot import {module!r} (they live in the "
+        "repository's bench/ folder and are not part of an installed wheel)",
+        hint="run them from a checkout (e.g. `make bench`)",
     )
 
 
@@ -82,9 +89,8 @@ def _lazy(module: str, func: str, *, bench: bool = False) -> Handler:
             except ModuleNotFoundError as exc:
                 if exc.name != module:
                     raise
-                raise SystemExit(
-                    f"kootabase: {args.command}: not available in this build "
-                    f"(module {module!r} not found)"
+                raise UserError(
+                    f"not available in this build (module {module!r} not found)"
                 ) from None
         return int(getattr(mod, func)(args))
 
@@ -108,22 +114,75 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(limit: float) -> Callable[[str], float]:
+    """An argparse type: a number > 0 and at most ``limit`` (seconds, milliseconds)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not 0 < value <= limit:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"must be > 0 and <= {limit:g}: {text}")
+        return value
+
+    return parse
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error (exit 2) instead of the usage block: the mistake
+    and where to read more, like every other error of the command line."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def _add_log_level(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """``--log-level`` on the top parser (with the default) and on every subcommand (without
+    one, so that ``kootabase serve --log-level debug`` and ``kootabase --log-level debug serve``
+    mean the same and a subcommand never resets a level given before it)."""
+    parser.add_argument(
+        "--log-level",
+        default=None if top else argparse.SUPPRESS,
+        choices=LOG_LEVELS,
+        help="minimum level of log events written to stderr (default: info for the services "
+        "`serve` and `ledger sync`, warning for one-shot commands, whose output is the answer)",
+    )
+
+
+def default_log_level(args: argparse.Namespace) -> str:
+    """Services narrate at info; a one-shot command says nothing unless something is wrong."""
+    if args.command == "serve" or getattr(args, "ledger_command", None) == "sync":
+        return "info"
+    return "warning"
+
+
+def _add_globals_to_subcommands(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_log_level(child, top=False)
+                _add_globals_to_subcommands(child)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser (exposed for tests and docs)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="kootabase",
         description="Kootabase: a matching-engine-centric crypto exchange core.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    parser.add_argument(
-        "--log-level",
-        default="info",
-        choices=["debug", "info", "warning", "error", "critical"],
-        help="minimum level of log events written to stderr (default: info)",
-    )
+    _add_log_level(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     serve = sub.add_parser("serve", help="run the exchange on the embedded defaults")
+    serve.add_argument(
+        "--config", type=Path, metavar="FILE",
+        help="TOML file with a key for every flag (docs/operations.md); flags override it",
+    )
     serve.add_argument(
         "--data-dir", type=Path, default=Path("./data"), help="data directory (default: ./data)"
     )
@@ -170,13 +229,17 @@ def build_parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="replay a journal or the stream through the engine")
     replay.add_argument("--journal", type=Path, metavar="DIR", help="journal dir")
     replay.add_argument(
-        "--from", dest="from_seq", type=_non_negative_int, metavar="SEQ", help="first sequence"
+        "--from", dest="from_seq", type=_positive_int, metavar="SEQ",
+        help="start from the newest valid snapshot at or before SEQ-1 instead of genesis "
+        "(with none, the replay starts at 1: state needs every earlier command)",
     )
     replay.add_argument(
-        "--to", dest="to_seq", type=_non_negative_int, metavar="SEQ", help="last sequence"
+        "--to", dest="to_seq", type=_positive_int, metavar="SEQ",
+        help="the last command replayed: the state after SEQ (default: the journal's end)",
     )
     replay.add_argument(
-        "--verify", action="store_true", help="check state hashes against snapshots"
+        "--verify", action="store_true",
+        help="check the state hash at every snapshot passed; an error if there is none",
     )
     replay.add_argument(
         "--snapshots", type=Path, metavar="DIR", help="snapshot directory (optional)"
@@ -241,14 +304,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench_md.add_argument(
         "--seconds",
-        type=float,
+        type=_positive_float(120),
         default=10.0,
         metavar="S",
         help="measured seconds, at most 120 (default: 10)",
     )
     bench_md.add_argument(
         "--flush-ms",
-        type=float,
+        type=_positive_float(1_000),
         default=5.0,
         metavar="MS",
         help="fan-out flush interval (default: 5)",
@@ -267,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench_gw.add_argument(
         "--seconds",
-        type=float,
+        type=_positive_float(600),
         default=5.0,
         metavar="S",
         help="seconds per offered load (default: 5)",
@@ -282,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_ledger(sub)
     _add_custody(sub)
-
+    _add_globals_to_subcommands(parser)
     return parser
 
 
@@ -314,8 +377,9 @@ def _add_accounts(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     create.add_argument(
         "--ed25519-public-key",
-        metavar="PEM",
-        help="register this Ed25519 public key instead of an HMAC secret",
+        metavar="PEM|FILE",
+        help="register this Ed25519 public key (PEM text or a .pem file) "
+        "instead of an HMAC secret",
     )
     common(acc_sub.add_parser("list", help="accounts, their keys and balances"))
     deposit = acc_sub.add_parser("deposit", help="admin credit through the journal")
@@ -350,7 +414,7 @@ def _add_ledger(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     )
     sync.add_argument(
         "--follow",
-        type=float,
+        type=_positive_float(3_600),
         metavar="S",
         help="keep following the journal, catching up every S seconds (until SIGTERM)",
     )
@@ -359,7 +423,9 @@ def _add_ledger(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     def source(p: argparse.ArgumentParser) -> None:
         p.add_argument("--dsn", help="read the PostgreSQL projection")
         p.add_argument("--journal", type=Path, metavar="DIR", help="replay this journal instead")
-        p.add_argument("--csv", action="store_true", help="CSV on stdout instead of a table")
+        p.add_argument("--format", choices=("table", "csv", "json"),
+                       help="output format (default: a table on a terminal, CSV otherwise)")
+        p.add_argument("--csv", action="store_true", help="the same as --format csv")
         p.set_defaults(handler=_lazy("ledger.cli", "run_report_cli"))
 
     balances = ledger_sub.add_parser("balances", help="balances as of a sequence")
@@ -373,6 +439,7 @@ def _add_ledger(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     balances.add_argument(
         "--account", type=_non_negative_int, metavar="ID", help="only this account"
     )
+    balances.add_argument("--asset", metavar="ASSET", help="only this asset (symbol or id)")
     trial = ledger_sub.add_parser("trial-balance", help="trial balance as of a sequence")
     source(trial)
     trial.add_argument(
@@ -384,7 +451,7 @@ def _add_ledger(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     statement = ledger_sub.add_parser("statement", help="an account's statement")
     source(statement)
     statement.add_argument("--account", type=_non_negative_int, required=True, metavar="ID")
-    statement.add_argument("--asset", type=_non_negative_int, metavar="ID", help="only this asset")
+    statement.add_argument("--asset", metavar="ASSET", help="only this asset (symbol or id)")
     statement.add_argument("--from", dest="from_seq", type=_non_negative_int, metavar="SEQ")
     statement.add_argument("--to", dest="to_seq", type=_non_negative_int, metavar="SEQ")
     statement.add_argument(
@@ -436,13 +503,20 @@ def main(argv: list[str] | None = None) -> int:
     Bad usage exits with code 2 and argparse's message (via ``SystemExit``).
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parse_with_config(parser, argv)
+    except UserError as exc:  # a bad --config file, before any command runs
+        return fail("kootabase serve", exc)
+    if args.log_level is None:
+        args.log_level = default_log_level(args)
+    if args.command == "serve":
+        args.effective_config = effective(parser, args)
     # imported here so --help/--version never load the engine package
     from engine.logsetup import configure_logging
 
     configure_logging(args.log_level)
     handler: Handler = args.handler
-    return handler(args)
+    return run_command(handler, args)
 
 
 if __name__ == "__main__":

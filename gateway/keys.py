@@ -28,9 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from engine.usererror import UserError
 
 PERMISSIONS: Final = ("read", "trade", "withdraw")
 HMAC: Final = "hmac"
@@ -57,9 +60,13 @@ def load_master_key(path: Path) -> bytes:
             os.fsync(fd)
         finally:
             os.close(fd)
-    key = base64.b64decode(path.read_bytes().strip())
+    try:
+        key = base64.b64decode(path.read_bytes().strip(), validate=True)
+    except ValueError:
+        key = b""
     if len(key) != 32:
-        raise ValueError(f"master key file {path} does not hold a 32-byte key")
+        raise UserError(f"master key file {path} does not hold a base64 32-byte key",
+                        hint="pass the right --master-key-file")
     return key
 
 
@@ -92,14 +99,31 @@ class NewKey:
 class KeyStore:
     def __init__(self, path: Path, master_key_file: Path) -> None:
         self.path = path
-        self._aead = AESGCM(load_master_key(master_key_file))
         self._keys: dict[str, ApiKey] = {}
         self._raw: list[dict[str, Any]] = []
+        entries: list[dict[str, Any]] = []
         if path.exists():
-            data = json.loads(path.read_text())
-            for entry in data["keys"]:
-                self._raw.append(entry)
+            entries = json.loads(path.read_text())["keys"]
+        encrypted = sum(1 for e in entries if e["kind"] == HMAC)
+        if encrypted and not master_key_file.exists():
+            # a new key would decrypt nothing: every HMAC key would silently stop working
+            raise UserError(
+                f"{path} holds {encrypted} encrypted API secret(s) but the master key file "
+                f"{master_key_file} does not exist",
+                hint="pass the --master-key-file that encrypted them (a new key is never "
+                "generated while secrets exist)",
+            )
+        self._aead = AESGCM(load_master_key(master_key_file))
+        for entry in entries:
+            self._raw.append(entry)
+            try:
                 self._keys[entry["api_key"]] = self._load(entry)
+            except InvalidTag:
+                raise UserError(
+                    f"the master key in {master_key_file} does not decrypt the API secrets "
+                    f"stored in {path}",
+                    hint="pass the --master-key-file that encrypted them",
+                ) from None
 
     def _load(self, e: dict[str, Any]) -> ApiKey:
         key = ApiKey(e["api_key"], int(e["account_id"]), e["kind"], tuple(e["permissions"]),

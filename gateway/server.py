@@ -8,14 +8,18 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
+from engine.usererror import UserError
 from gateway.app import Gateway
 from gateway.gctune import tune_for_serving
 from gateway.keys import NewKey
@@ -37,11 +41,14 @@ class Running:
         return f"ws://{self.host}:{self.port}/ws-api/v3"
 
 
-async def start(gw: Gateway, host: str = "127.0.0.1", port: int = 8080) -> Running:
+async def start(gw: Gateway, host: str = "127.0.0.1", port: int = 8080,
+                sock: socket.socket | None = None) -> Running:
+    """Serve ``gw`` on ``host:port``, or on an already bound ``sock`` (`gateway.listen`)."""
     runner = web.AppRunner(gw.app(), handle_signals=False, access_log=None,
                            shutdown_timeout=2.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site: web.BaseSite = (web.SockSite(runner, sock) if sock is not None
+                          else web.TCPSite(runner, host, port))
     await site.start()
     tune_for_serving()
     server = site._server
@@ -49,7 +56,10 @@ async def start(gw: Gateway, host: str = "127.0.0.1", port: int = 8080) -> Runni
     actual = server.sockets[0].getsockname()[1]
     info = gw.dir / "server.json"
     info.write_text(json.dumps({"host": host, "port": actual, "pid": os.getpid()}))
-    return Running(gw, runner, host, actual)
+    running = Running(gw, runner, host, actual)
+    if gw.node is not None:  # cluster mode has no local journal to lock
+        gw.node.journal.note_holder(url=running.http)
+    return running
 
 
 @contextlib.asynccontextmanager
@@ -61,32 +71,62 @@ async def running(gw: Gateway, host: str = "127.0.0.1", port: int = 0) -> AsyncI
         await r.runner.cleanup()
 
 
-async def serve_forever(gw: Gateway, host: str, port: int,
-                        on_ready: Callable[[Running, NewKey | None], None]) -> None:
-    """Serve until SIGINT/SIGTERM, then shut down cleanly (snapshot on close)."""
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""All end the server the same clean way (SIGHUP: the terminal went away)."""
+
+
+async def serve_forever(gw: Gateway, sock: socket.socket,
+                        on_ready: Callable[[Running, NewKey | None], None]) -> str:
+    """Serve until SIGINT/SIGTERM/SIGHUP, then shut down cleanly (snapshot on close).
+    Returns the name of the signal that stopped it."""
     stop = asyncio.Event()
+    received: list[str] = []
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    r = await start(gw, host, port)
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, lambda s=signum: (received.append(s.name), stop.set()))
+    host, port = sock.getsockname()[:2]
+    r = await start(gw, host, port, sock=sock)
     try:
         on_ready(r, gw.first_start)
         await stop.wait()
     finally:
         await r.runner.cleanup()
+    return received[0] if received else "none"
 
 
 def run_serve_cli(args: argparse.Namespace) -> int:
     """``kootabase serve``: node + gateway + market data on one aiohttp app.
 
-    The demo API key and secret are written to stdout once, at the first start of a data
-    directory (they are never logged and cannot be shown again: the secret is stored
-    encrypted)."""
+    Start-up fails fast and in one line on the ordinary mistakes: a server already running on
+    the data directory (the journal's lock names its pid and URL) and a port in use are
+    checked before anything slow. The demo API key and secret are written to stdout once, at
+    the first start of a data directory (they are never logged and cannot be shown again: the
+    secret is stored encrypted)."""
     import structlog
 
-    from gateway.app import GatewayConfig
+    from engine.journallock import JournalLocked, holder_if_locked
+    from gateway.listen import bind_listener
 
     log = structlog.get_logger(__name__)
+    data_dir = Path(args.data_dir)
+    holder = holder_if_locked(data_dir / "journal")
+    if holder is not None:
+        raise JournalLocked(data_dir / "journal", holder)
+    sock = bind_listener(args.host, args.port)
+    log.info("config", file=str(args.config) if getattr(args, "config", None) else None,
+             effective=getattr(args, "effective_config", {}))
+    try:
+        return _serve(args, data_dir, sock, log)
+    finally:
+        sock.close()
+
+
+def _serve(args: argparse.Namespace, data_dir: Path, sock: socket.socket, log: Any) -> int:
+    from engine.compilenotice import announce_compilation
+
+    announce_compilation(log)
+    from gateway.app import GatewayConfig
+
     if args.no_fsync:
         log.warning("fsync_disabled", detail="benchmark mode: acknowledged commands can be lost")
     from gateway.clustercli import cluster_config
@@ -94,12 +134,12 @@ def run_serve_cli(args: argparse.Namespace) -> int:
     try:
         cluster = cluster_config(args)
     except ValueError as exc:
-        sys.stderr.write(f"kootabase serve: {exc}\n")
-        return 2
-    config = GatewayConfig(data_dir=Path(args.data_dir), fsync=not args.no_fsync, cluster=cluster,
+        raise UserError(str(exc), exit_code=2) from None
+    config = GatewayConfig(data_dir=data_dir, fsync=not args.no_fsync, cluster=cluster,
                            master_key_file=getattr(args, "master_key_file", None),
                            custody=getattr(args, "custody_config", None),
                            custody_signer=getattr(args, "custody_signer", False))
+    started = time.monotonic()
     gw = Gateway(config)
 
     def ready(r: Running, creds: NewKey | None) -> None:
@@ -116,14 +156,17 @@ def run_serve_cli(args: argparse.Namespace) -> int:
 
     follower = _start_ledger_follower(args.ledger_dsn, config.data_dir) if getattr(
         args, "ledger_dsn", None) else None
+    reason = "error"
     try:
-        asyncio.run(serve_forever(gw, args.host, args.port, ready))
+        reason = asyncio.run(serve_forever(gw, sock, ready))
     finally:
         if not gw.closed:
             asyncio.run(gw.close())
         if follower is not None:
             follower.terminate()
             follower.wait(timeout=30)
+    log.info("stopped", signal=reason, last_seq=gw.last_seq,
+             uptime_s=round(time.monotonic() - started, 1))
     return 0
 
 

@@ -1,9 +1,11 @@
 """``kootabase ledger sync|statement|trial-balance|balances``: the back-office command line.
 
 Reports read either PostgreSQL (``--dsn``, what `ledger sync` projected) or a journal replay
-(``--journal``, the source of truth itself); both give the same figures. Output is a table
-(rich) by default and CSV with ``--csv``. Amounts are printed as exact decimals of the asset
-(``decimals`` from its AssetCreated event) next to the integer atoms.
+(``--journal``, the source of truth itself); both give the same figures, and asking past the
+end of either is the same error. Output is a table on a terminal and CSV otherwise
+(``--format table|csv|json`` chooses; ``--csv`` is ``--format csv``), see `ledger.tables`.
+Assets are shown by symbol; amounts are exact decimals of the asset (``decimals`` from its
+AssetCreated event) next to the integer atoms; ``--asset`` takes a symbol or an id.
 """
 
 from __future__ import annotations
@@ -11,16 +13,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import csv
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.schema import PostingReason
+from engine.usererror import UserError
 from ledger.chart import bucket_name
-from ledger.reports import BalanceRow, Statement, TrialBalance, Window
+from ledger.reports import BalanceRow, BeyondEnd, Statement, TrialBalance, Window
+from ledger.tables import default_format, emit
 
 
 def format_atoms(atoms: int, decimals: int | None) -> str:
@@ -36,7 +40,13 @@ def parse_time_ns(text: str) -> int:
     """Journal time bound: integer nanoseconds, or ISO-8601 (naive = UTC)."""
     if text.lstrip("-").isdigit():
         return int(text)
-    stamp = datetime.fromisoformat(text)
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(
+            f"not a time: {text!r}",
+            hint="give nanoseconds since the epoch or ISO-8601, e.g. 2026-01-31T12:00",
+        ) from None
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=UTC)
     return int(stamp.timestamp()) * 1_000_000_000 + stamp.microsecond * 1_000
@@ -45,95 +55,130 @@ def parse_time_ns(text: str) -> int:
 def _window(args: argparse.Namespace) -> Window:
     if args.from_time is not None or args.to_time is not None:
         if args.from_seq is not None or args.to_seq is not None:
-            raise SystemExit("kootabase ledger statement: give sequences or times, not both")
-        return Window(
+            raise UserError("give sequences (--from/--to) or times (--from-time/--to-time), "
+                            "not both")
+        window = Window(
             "ts",
             parse_time_ns(args.from_time) if args.from_time else 0,
             parse_time_ns(args.to_time) if args.to_time else Window().high,
         )
-    return Window(
-        "seq", args.from_seq or 0, args.to_seq if args.to_seq is not None else Window().high
-    )
+    else:
+        window = Window(
+            "seq", args.from_seq or 0, args.to_seq if args.to_seq is not None else Window().high
+        )
+    if window.low > window.high:
+        raise UserError(f"the window is reversed: from {window.low} is after to {window.high}")
+    return window
 
 
-def _emit(title: str, header: Sequence[str], rows: list[Sequence[object]], as_csv: bool) -> None:
-    if as_csv:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-        return
-    from rich.console import Console
-    from rich.table import Table
+@dataclass(frozen=True, slots=True)
+class AssetNames:
+    """Symbols and decimals of the assets a report mentions (from AssetCreated events)."""
 
-    table = Table(title=title)
-    for column in header:
-        table.add_column(column, justify="left" if column in ("bucket", "reason") else "right")
-    for row in rows:
-        table.add_row(*(str(v) for v in row))
-    Console().print(table)
+    symbols: dict[int, str]
+    decimals: dict[int, int]
+
+    def symbol(self, asset_id: int) -> str:
+        return self.symbols.get(asset_id, str(asset_id))
+
+    def amount(self, asset_id: int, atoms: int) -> str:
+        return format_atoms(atoms, self.decimals.get(asset_id))
+
+    def resolve(self, text: str | None) -> int | None:
+        """``--asset``: an asset id or a symbol (any case)."""
+        if text is None:
+            return None
+        if text.isdigit():
+            if int(text) not in self.symbols:
+                raise UserError(f"unknown asset id {text}", hint=self._known())
+            return int(text)
+        wanted = text.upper()
+        for asset_id, symbol in self.symbols.items():
+            if symbol.upper() == wanted:
+                return asset_id
+        raise UserError(f"unknown asset {text!r}", hint=self._known())
+
+    def _known(self) -> str:
+        listed = ", ".join(f"{s} ({a})" for a, s in sorted(self.symbols.items()))
+        return f"known assets: {listed or 'none yet'}"
 
 
-async def _from_pg(dsn: str, kind: str, args: argparse.Namespace) -> tuple[object, dict]:
+async def _from_pg(dsn: str, kind: str, args: argparse.Namespace) -> tuple[object, AssetNames]:
     import asyncpg
 
     from ledger.pg import queries
+    from ledger.pg.connect import connect
 
-    conn = await asyncpg.connect(dsn)
+    conn = await connect(dsn)
     try:
-        decimals = {
-            r["asset_id"]: r["decimals"]
-            for r in await conn.fetch("SELECT asset_id, decimals FROM assets")
-        }
+        try:
+            rows = await conn.fetch("SELECT asset_id, symbol, decimals FROM assets")
+        except asyncpg.UndefinedTableError:
+            raise UserError(
+                "this database holds no ledger projection yet",
+                hint="run `kootabase ledger sync --dsn DSN --journal DATA_DIR/journal` first",
+            ) from None
+        names = AssetNames({r["asset_id"]: r["symbol"] for r in rows},
+                           {r["asset_id"]: r["decimals"] for r in rows})
+        asset = names.resolve(getattr(args, "asset", None))
         if kind == "balances":
-            return await queries.balances(conn, args.as_of, args.account), decimals
+            return await queries.balances(conn, args.as_of, args.account), names
         if kind == "trial-balance":
-            return await queries.trial_balance(conn, args.as_of), decimals
-        return await queries.statement(conn, args.account, _window(args), args.asset), decimals
+            return await queries.trial_balance(conn, args.as_of), names
+        return await queries.statement(conn, args.account, _window(args), asset), names
     finally:
         await conn.close()
 
 
-def _from_journal(journal: Path, kind: str, args: argparse.Namespace) -> tuple[object, dict]:
+def _from_journal(journal: Path, kind: str, args: argparse.Namespace) -> tuple[object, AssetNames]:
     from ledger.reports import book_balances, book_statement, book_trial_balance, replay_book
 
-    to_seq = args.as_of if kind != "statement" else None
-    book = replay_book(journal, to_seq=to_seq)
-    decimals = {a.asset_id: a.decimals for a in book.assets.values()}
+    window = _window(args) if kind == "statement" else None
+    asked = args.as_of if kind != "statement" else None
+    book = replay_book(journal, to_seq=asked)
+    if window is not None and window.by == "seq" and window.high != Window().high:
+        asked = window.high
+    if asked is not None and asked > book.last_seq:
+        raise BeyondEnd("the journal", book.last_seq, asked,
+                        hint="ask for a sequence at or before its end")
+    names = AssetNames({a.asset_id: a.symbol for a in book.assets.values()},
+                       {a.asset_id: a.decimals for a in book.assets.values()})
+    asset = names.resolve(getattr(args, "asset", None))
     if kind == "balances":
-        rows = book_balances(book, args.as_of)
-        if args.account is not None:
-            rows = tuple(r for r in rows if r.owner == args.account)
-        return rows, decimals
+        return book_balances(book, args.as_of), names
     if kind == "trial-balance":
-        return book_trial_balance(book, args.as_of), decimals
-    return book_statement(book, args.account, _window(args), args.asset), decimals
+        return book_trial_balance(book, args.as_of), names
+    assert window is not None
+    return book_statement(book, args.account, window, asset), names
 
 
 def run_report_cli(args: argparse.Namespace) -> int:
     kind: str = args.ledger_command
     if (args.dsn is None) == (args.journal is None):
-        raise SystemExit(f"kootabase ledger {kind}: give exactly one of --dsn or --journal")
+        raise UserError("give exactly one of --dsn or --journal")
+    fmt = "csv" if args.csv else (args.format or default_format())
     if args.dsn is not None:
-        report, decimals = asyncio.run(_from_pg(args.dsn, kind, args))
+        report, names = asyncio.run(_from_pg(args.dsn, kind, args))
     else:
-        report, decimals = _from_journal(Path(args.journal), kind, args)
-
-    def amt(asset: int, atoms: int) -> str:
-        return format_atoms(atoms, decimals.get(asset))
+        report, names = _from_journal(Path(args.journal), kind, args)
+    sym, amt = names.symbol, names.amount
 
     if kind == "balances":
         assert isinstance(report, tuple)
+        asset = names.resolve(args.asset)
         rows: list[Sequence[object]] = [
-            (r.owner, r.asset, bucket_name(r.bucket), r.amount, amt(r.asset, r.amount))
+            (r.owner, sym(r.asset), bucket_name(r.bucket), r.amount, amt(r.asset, r.amount))
             for r in report
             if isinstance(r, BalanceRow)
+            and (args.account is None or r.owner == args.account)
+            and (asset is None or r.asset == asset)
         ]
-        _emit("balances", ("account", "asset", "bucket", "atoms", "amount"), rows, args.csv)
+        emit("balances", ("account", "asset", "bucket", "atoms", "amount"), rows, fmt)
     elif kind == "trial-balance":
         assert isinstance(report, TrialBalance)
         rows = [
             (
-                r.asset,
+                sym(r.asset),
                 r.owner,
                 bucket_name(r.bucket),
                 r.debits,
@@ -143,13 +188,13 @@ def run_report_cli(args: argparse.Namespace) -> int:
             )
             for r in report.rows
         ]
-        for asset, (debits, credits, total) in report.totals().items():
-            rows.append((asset, "TOTAL", "", debits, credits, total, amt(asset, total)))
-        _emit(
+        for asset_id, (debits, credits, total) in report.totals().items():
+            rows.append((sym(asset_id), "TOTAL", "", debits, credits, total, amt(asset_id, total)))
+        emit(
             f"trial balance as of seq {report.as_of_seq}",
             ("asset", "account", "bucket", "debits", "credits", "balance", "amount"),
             rows,
-            args.csv,
+            fmt,
         )
         if not report.balanced:
             sys.stderr.write("kootabase: TRIAL BALANCE IS NOT ZERO\n")
@@ -158,8 +203,8 @@ def run_report_cli(args: argparse.Namespace) -> int:
         assert isinstance(report, Statement)
 
         def balance_row(label: str, r: BalanceRow) -> tuple[object, ...]:
-            return ("", "", "", label, r.asset, bucket_name(r.bucket), "", "", "", r.amount,
-                    amt(r.asset, r.amount))
+            return ("", "", "", label, sym(r.asset), bucket_name(r.bucket), "", "", "", "",
+                    r.amount, amt(r.asset, r.amount))
 
         rows = [balance_row("opening", r) for r in report.opening]
         for line in report.lines:
@@ -169,9 +214,10 @@ def run_report_cli(args: argparse.Namespace) -> int:
                     line.ts_ns,
                     line.txn_id,
                     PostingReason(line.reason).name,
-                    line.asset,
+                    sym(line.asset),
                     bucket_name(line.bucket),
                     line.amount,
+                    amt(line.asset, line.amount),
                     line.counter_owner,
                     bucket_name(line.counter_bucket),
                     line.balance_after,
@@ -179,7 +225,7 @@ def run_report_cli(args: argparse.Namespace) -> int:
                 )
             )
         rows += [balance_row("closing", r) for r in report.closing]
-        _emit(
+        emit(
             f"statement of account {report.owner}, {report.window.by} "
             f"{report.window.low}..{report.window.high}",
             (
@@ -190,13 +236,14 @@ def run_report_cli(args: argparse.Namespace) -> int:
                 "asset",
                 "bucket",
                 "atoms",
+                "amount",
                 "counter_account",
                 "counter_bucket",
+                "balance_atoms",
                 "balance",
-                "balance_amount",
             ),
             rows,
-            args.csv,
+            fmt,
         )
     return 0
 

@@ -20,8 +20,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.schema import EngineConfig
+from engine.usererror import UserError
 from ledger.book import Book, LedgerPosting
 from ledger.source import default_snapshot_dir, journal_chunks, open_journal
+
+
+class BeyondEnd(UserError, LookupError):
+    """A report asks about sequences its source does not hold: the same error whether the
+    source is the journal or the PostgreSQL projection (never a silently partial answer)."""
+
+    def __init__(self, source: str, last_seq: int, asked_seq: int, *, hint: str) -> None:
+        super().__init__(f"{source} holds the ledger up to seq {last_seq}, not {asked_seq}",
+                         hint=hint)
+        self.last_seq = last_seq
+        self.asked_seq = asked_seq
 
 
 @dataclass(frozen=True, slots=True, order=True)

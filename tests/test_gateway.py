@@ -14,6 +14,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
+from engine.node import EngineNode, NodeConfig
 from gateway import clientids
 from gateway.client import ClientError, Credentials, RestClient, WsApiClient
 from gateway.ratelimit import Limits
@@ -437,6 +438,10 @@ def test_accounts_cli_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
     data = tmp_path / "data"
     mk = ["--master-key-file", str(tmp_path / "mk")]
+    # only `serve` creates an exchange: the accounts CLI refuses a directory that is not one
+    assert main(["accounts", "create", "--data-dir", str(data), *mk]) == 1
+    assert not data.exists()
+    EngineNode(NodeConfig(data_dir=data, fsync=False)).close()
     assert main(["accounts", "create", "--data-dir", str(data), *mk]) == 0
     created = _json_out(capsys.readouterr().out)
     assert created["secret"] and created["account_id"] == 1

@@ -47,6 +47,7 @@ from engine.schema import (
 )
 from ledger.orders import COLUMNS as ORDER_COLUMNS
 from ledger.orders import OrderState, OrderTracker
+from ledger.pg.connect import connect as pg_connect
 from ledger.pg.migrations import migrate
 from ledger.source import (
     DEFAULT_CHUNK_COMMANDS,
@@ -277,7 +278,7 @@ class Projector:
 
     @classmethod
     async def connect(cls, dsn: str) -> Projector:
-        conn = await asyncpg.connect(dsn, server_settings={"application_name": APPLICATION_NAME})
+        conn = await pg_connect(dsn, server_settings={"application_name": APPLICATION_NAME})
         try:
             await migrate(conn)
             await conn.execute("SET synchronous_commit = off")

@@ -13,6 +13,7 @@ from ledger.book import LedgerPosting
 from ledger.chart import LedgerAccount, LedgerBucket
 from ledger.reports import (
     BalanceRow,
+    BeyondEnd,
     Statement,
     TrialBalance,
     TrialBalanceRow,
@@ -21,8 +22,12 @@ from ledger.reports import (
 )
 
 
-class NotProjected(LookupError):
+class NotProjected(BeyondEnd):
     """The report asks about sequences the projection has not reached."""
+
+    def __init__(self, projected: int, asked: int) -> None:
+        super().__init__("PostgreSQL", projected, asked,
+                         hint="run `kootabase ledger sync` first")
 
 
 async def checkpoint(conn: asyncpg.Connection) -> int:
@@ -34,10 +39,7 @@ async def _as_of(conn: asyncpg.Connection, as_of: int | None) -> int:
     if as_of is None:
         return projected
     if as_of > projected:
-        raise NotProjected(
-            f"PostgreSQL holds the ledger up to seq {projected}, not {as_of}: "
-            "run `kootabase ledger sync` first"
-        )
+        raise NotProjected(projected, as_of)
     return as_of
 
 
@@ -118,10 +120,7 @@ async def statement(
     col = "seq" if window.by == "seq" else "ts_ns"
     projected = await checkpoint(conn)
     if window.by == "seq" and window.high != Window().high and window.high > projected:
-        raise NotProjected(
-            f"PostgreSQL holds the ledger up to seq {projected}, the statement "
-            f"asks for {window.high}: run `kootabase ledger sync` first"
-        )
+        raise NotProjected(projected, window.high)
     opening = await conn.fetch(
         f"""
         SELECT asset_id, b, sum(v)::numeric FROM (

@@ -1,0 +1,30 @@
+"""What a data directory must hold before a command that does not create one may use it.
+
+Only ``kootabase serve`` creates a data directory (a new exchange). Every other command reads or
+acts on an existing one, so a typo in ``--data-dir`` must be an error, never a fresh, empty
+exchange that silently answers "no accounts".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.usererror import UserError
+
+JOURNAL_DIR = "journal"
+
+
+def require_existing(data_dir: Path, *, journal: bool = True) -> Path:
+    """``data_dir`` if it exists and (with ``journal``) holds a journal; `UserError` otherwise.
+    Creates nothing."""
+    if not data_dir.exists():
+        raise UserError(
+            f"data directory {data_dir} does not exist",
+            hint="check --data-dir (only `kootabase serve` creates a new exchange)",
+        )
+    if journal and not (data_dir / JOURNAL_DIR).is_dir():
+        raise UserError(
+            f"{data_dir} is not a kootabase data directory (it has no {JOURNAL_DIR}/)",
+            hint="check --data-dir (only `kootabase serve` creates a new exchange)",
+        )
+    return data_dir

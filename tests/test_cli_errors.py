@@ -1,0 +1,349 @@
+"""Ordinary mistakes at the ``kootabase`` command line: one line on stderr, no traceback, a
+non-zero exit (issue 12). Every case runs the real command in a subprocess, as a user would."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from engine.node import EngineNode, NodeConfig
+from engine.schema import Deposit
+from engine.service import bootstrap_demo
+from tests.custody_nodes import free_port
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def run_cli(
+    *argv: str, cwd: Path | None = None, timeout_s: float = 180, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def assert_one_line(
+    proc: subprocess.CompletedProcess[str], *fragments: str, code: int | None = None
+) -> str:
+    """The ordinary-mistake contract: one line on stderr, no traceback, non-zero exit."""
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert proc.returncode != 0, proc
+    if code is not None:
+        assert proc.returncode == code, proc
+    line = lines[0]
+    assert line.startswith("kootabase"), line
+    for fragment in fragments:
+        assert fragment in line, line
+    return line
+
+
+def _make_data_dir(path: Path, *, snapshot: bool) -> Path:
+    node = EngineNode(NodeConfig(data_dir=path, fsync=False))
+    bootstrap_demo(node)
+    node.submit([Deposit(account_id=0, asset_id=1, amount_atoms=5, deposit_key="t:1")])
+    node.close(snapshot=snapshot)
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory with a journal and a snapshot (not modified by the tests)."""
+    return _make_data_dir(tmp_path_factory.mktemp("cli") / "data", snapshot=True)
+
+
+@pytest.fixture()
+def copy_dir(demo_dir: Path, tmp_path: Path) -> Path:
+    """A private copy a test may damage."""
+    return Path(shutil.copytree(demo_dir, tmp_path / "data"))
+
+
+# ---- replay ------------------------------------------------------------------------------------
+
+
+def test_replay_missing_journal(tmp_path: Path) -> None:
+    assert_one_line(
+        run_cli("replay", "--journal", str(tmp_path / "missing")), "does not exist", "--journal"
+    )
+    assert not (tmp_path / "missing").exists()
+
+
+def test_replay_reversed_range_and_past_the_end(demo_dir: Path) -> None:
+    journal = str(demo_dir / "journal")
+    assert_one_line(
+        run_cli("replay", "--journal", journal, "--from", "10", "--to", "5"),
+        "--from 10 is after --to 5",
+    )
+    assert_one_line(
+        run_cli("replay", "--journal", journal, "--to", "100000"), "outside the journal"
+    )
+
+
+def test_replay_verify_without_snapshot(tmp_path: Path) -> None:
+    data = _make_data_dir(tmp_path / "data", snapshot=False)
+    assert_one_line(
+        run_cli("replay", "--journal", str(data / "journal"), "--verify"), "nothing to verify"
+    )
+
+
+def test_replay_verify_with_corrupt_snapshot(copy_dir: Path) -> None:
+    (snap,) = (copy_dir / "snapshots").glob("*.snap")
+    data = bytearray(snap.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    snap.write_bytes(bytes(data))
+    assert_one_line(
+        run_cli("replay", "--journal", str(copy_dir / "journal"), "--verify"),
+        "cannot be trusted",
+        code=3,
+    )
+
+
+def test_replay_verify_passes_on_a_good_snapshot(demo_dir: Path) -> None:
+    proc = run_cli(
+        "--log-level", "error", "replay", "--journal", str(demo_dir / "journal"), "--verify"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "verified snapshots: 1" in proc.stdout
+
+
+def _corrupt_journal(data_dir: Path) -> None:
+    (segment,) = (data_dir / "journal").glob("*.seg")
+    raw = bytearray(segment.read_bytes())
+    raw[40] ^= 0xFF  # inside the first record: not a torn tail, a damaged journal
+    segment.write_bytes(bytes(raw))
+
+
+def test_corrupt_journal_at_replay_and_at_start(copy_dir: Path) -> None:
+    _corrupt_journal(copy_dir)
+    assert_one_line(run_cli("replay", "--journal", str(copy_dir / "journal")), "journal corruption")
+    assert_one_line(
+        run_cli("--log-level", "warning", "serve", "--data-dir", str(copy_dir), "--port", "0"),
+        "journal corruption",
+        "backup",
+    )
+
+
+# ---- data directories --------------------------------------------------------------------------
+
+
+def test_read_only_commands_never_create_a_data_dir(tmp_path: Path) -> None:
+    typo = tmp_path / "dtaa"
+    assert_one_line(
+        run_cli("accounts", "list", "--data-dir", str(typo)), "does not exist", "--data-dir"
+    )
+    assert_one_line(run_cli("custody", "reconcile", "--data-dir", str(typo)), "does not exist")
+    assert_one_line(
+        run_cli("ledger", "balances", "--journal", str(typo / "journal")), "does not exist"
+    )
+    assert not typo.exists()
+    typo.mkdir()
+    assert_one_line(
+        run_cli(
+            "accounts",
+            "deposit",
+            "--data-dir",
+            str(typo),
+            "--account",
+            "1",
+            "--asset",
+            "BTC",
+            "--amount",
+            "1",
+        ),
+        "not a kootabase data directory",
+    )
+    assert list(typo.iterdir()) == []
+
+
+# ---- serve -------------------------------------------------------------------------------------
+
+
+def test_serve_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        assert_one_line(
+            run_cli("serve", "--data-dir", str(tmp_path / "d"), "--port", str(port)),
+            f"port {port}",
+            "--port",
+        )
+
+
+def test_second_server_on_the_same_data_dir_names_the_first(copy_dir: Path, tmp_path: Path) -> None:
+    key = tmp_path / "master.key"
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "serve",
+            "--data-dir",
+            str(copy_dir),
+            "--port",
+            "0",
+            "--master-key-file",
+            str(key),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = ""
+        assert first.stderr is not None
+        for line in first.stderr:  # JSON log lines: wait for "serving"
+            if '"serving"' in line:
+                url = line.split('"http": "')[1].split('"')[0]
+                break
+        assert url, "the first server did not start"
+        line = assert_one_line(
+            run_cli(
+                "serve", "--data-dir", str(copy_dir), "--port", "0", "--master-key-file", str(key)
+            ),
+            "already running",
+            f"pid {first.pid}",
+            url,
+            "--data-dir",
+        )
+        assert "LOCK" not in line
+    finally:
+        first.terminate()
+        first.wait(timeout=60)
+    assert first.returncode == 0
+
+
+def test_log_level_after_the_subcommand() -> None:
+    from gateway.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["serve", "--log-level", "debug"]).log_level == "debug"
+    assert parser.parse_args(["--log-level", "error", "serve"]).log_level == "error"
+    assert parser.parse_args(["serve"]).log_level is None  # main() picks info for serve
+    args = parser.parse_args(["ledger", "balances", "--journal", "j", "--log-level", "warning"])
+    assert args.log_level == "warning"
+
+
+# ---- bench -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seconds", ["0", "-1", "nan"])
+def test_bench_seconds_must_be_positive(seconds: str) -> None:
+    for bench in ("gateway", "marketdata"):
+        assert_one_line(run_cli("bench", bench, f"--seconds={seconds}"), "--seconds", code=2)
+
+
+# ---- broken pipe -------------------------------------------------------------------------------
+
+
+def test_closed_stdout_ends_quietly(demo_dir: Path) -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `| head` that has already exited
+    try:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "ledger",
+                "balances",
+                "--journal",
+                str(demo_dir / "journal"),
+                "--format",
+                "csv",
+            ],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.stderr == ""
+    assert proc.returncode == 141
+
+
+# ---- ledger and PostgreSQL ---------------------------------------------------------------------
+
+
+def test_as_of_past_the_end_is_the_same_error_from_the_journal(demo_dir: Path) -> None:
+    assert_one_line(
+        run_cli("ledger", "balances", "--journal", str(demo_dir / "journal"), "--as-of", "99999"),
+        "the journal holds the ledger up to seq",
+        "not 99999",
+    )
+
+
+@pytest.fixture()
+def empty_db() -> Iterator[str]:
+    import asyncio
+
+    name = f"kb_cli_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f"CREATE DATABASE {name}"))
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def test_statement_before_sync(empty_db: str) -> None:
+    assert_one_line(
+        run_cli("ledger", "statement", "--account", "1", "--dsn", empty_db),
+        "no ledger projection",
+        "kootabase ledger sync",
+    )
+
+
+def test_dsn_mistakes(demo_dir: Path) -> None:
+    name = f"kb_missing_{uuid.uuid4().hex[:8]}"
+    assert_one_line(
+        run_cli("ledger", "trial-balance", "--dsn", f"postgresql://postgres@127.0.0.1:5432/{name}"),
+        "does not exist",
+        f"createdb -h 127.0.0.1 -p 5432 -U postgres {name}",
+    )
+    port = free_port()
+    assert_one_line(
+        run_cli("ledger", "balances", "--dsn", f"postgresql://postgres@127.0.0.1:{port}/x"),
+        f"127.0.0.1:{port}",
+        "connection refused",
+    )
+    assert_one_line(
+        run_cli("ledger", "balances", "--dsn", "mysql://postgres:pw@127.0.0.1/x"),
+        "not a PostgreSQL DSN",
+        "postgresql://",
+    )
+    line = assert_one_line(
+        run_cli(
+            "ledger",
+            "sync",
+            "--dsn",
+            f"postgresql://postgres:hunter2@127.0.0.1:{port}/x",
+            "--journal",
+            str(demo_dir / "journal"),
+        ),
+        "connection refused",
+    )
+    assert "hunter2" not in line
