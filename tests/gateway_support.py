@@ -84,6 +84,19 @@ class ServerThread:
             ed=Credentials.ed25519(ed.api_key, private), ed_id=ed.account_id,
             reader=Credentials.hmac(reader.api_key, reader.secret))
 
+    def new_account(self, **funds: str) -> Credentials:
+        """A new account with a read+trade HMAC key, funded with ``asset=amount`` deposits."""
+
+        async def make() -> Credentials:
+            admin = Admin(self.gw)
+            key = await admin.create_account(("read", "trade"))
+            assert key.secret is not None
+            for asset, amount in funds.items():
+                await admin.deposit(key.account_id, asset, amount)
+            return Credentials.hmac(key.api_key, key.secret)
+
+        return self.call(make())
+
     @property
     def http(self) -> str:
         return self.running.http

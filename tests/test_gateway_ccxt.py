@@ -17,8 +17,6 @@ import pytest
 ccxt = pytest.importorskip("ccxt")
 ccxt_pro = pytest.importorskip("ccxt.pro")
 
-from gateway.admin import Admin  # noqa: E402
-from gateway.client import Credentials  # noqa: E402
 from tests.gateway_support import ServerThread  # noqa: E402
 
 OPTIONS = {
@@ -151,21 +149,9 @@ def test_ccxt_sees_dialect_errors(server: ServerThread, tmp_path: Path) -> None:
         bad.fetch_balance()
 
 
-def _new_account(server: ServerThread, **funds: str) -> Credentials:
-    async def make() -> Credentials:
-        admin = Admin(server.gw)
-        key = await admin.create_account(("read", "trade"))
-        assert key.secret is not None
-        for asset, amount in funds.items():
-            await admin.deposit(key.account_id, asset, amount)
-        return Credentials.hmac(key.api_key, key.secret)
-
-    return server.call(make())
-
-
 def test_ccxt_defaults_fetch_trades_fees_and_edit_order(server: ServerThread) -> None:
-    seller = _client(server, _new_account(server, LTC="100"))
-    buyer = _client(server, _new_account(server, USDT="100000"))
+    seller = _client(server, server.new_account(LTC="100"))
+    buyer = _client(server, server.new_account(USDT="100000"))
     seller.load_markets()
     buyer.load_markets()
     assert seller.options.get("fetchTradesMethod") is None  # ccxt's default: aggTrades
@@ -185,7 +171,7 @@ def test_ccxt_defaults_fetch_trades_fees_and_edit_order(server: ServerThread) ->
     assert set(fees) >= {"BTC/USDT", "ETH/USDT", "LTC/USDT"}
 
     # edit_order: cancelReplace; a bid holding nearly all the quote balance can be moved
-    tight = _client(server, _new_account(server, USDT="1000"))
+    tight = _client(server, server.new_account(USDT="1000"))
     tight.load_markets()
     bid = tight.create_order("LTC/USDT", "limit", "buy", 10, 99)  # 990 + 0.99 fee of 1000
     edited = tight.edit_order(bid["id"], "LTC/USDT", "limit", "buy", 10, 98)
@@ -197,8 +183,8 @@ def test_ccxt_defaults_fetch_trades_fees_and_edit_order(server: ServerThread) ->
 
 def test_ccxt_fetch_my_trades_pages_forward_with_since_and_limit(server: ServerThread) -> None:
     """Incremental sync as ccxt users write it: since = last timestamp + 1, limit n."""
-    seller = _client(server, _new_account(server, LTC="100"))
-    buyer = _client(server, _new_account(server, USDT="100000"))
+    seller = _client(server, server.new_account(LTC="100"))
+    buyer = _client(server, server.new_account(USDT="100000"))
     seller.load_markets()
     buyer.load_markets()
     bought = []

@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from gateway.admin import Admin
-from gateway.client import ClientError, Credentials, RestClient, WsApiClient
+from gateway.client import ClientError, RestClient, WsApiClient
 from marketdata.ticker import RollingTicker
 from tests.gateway_support import ServerThread, http
 
@@ -23,18 +22,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     s = ServerThread(tmp_path_factory.mktemp("gw-dialect"))
     yield s
     s.stop()
-
-
-def account(server: ServerThread, **funds: str) -> Credentials:
-    async def make() -> Credentials:
-        admin = Admin(server.gw)
-        key = await admin.create_account(("read", "trade"))
-        assert key.secret is not None
-        for asset, amount in funds.items():
-            await admin.deposit(key.account_id, asset, amount)
-        return Credentials.hmac(key.api_key, key.secret)
-
-    return server.call(make())
 
 
 def get(server: ServerThread, path: str, **query: Any) -> Any:
@@ -47,8 +34,8 @@ def get(server: ServerThread, path: str, **query: Any) -> Any:
 async def _ltc_trades(server: ServerThread) -> tuple[list[Any], list[Any]]:
     """Three asks (two at 100, one at 101) taken by one buy, then one more trade at 102:
     aggregates [100 x2 fills], [101], [102]."""
-    seller = account(server, LTC="10")
-    buyer = account(server, USDT="10000")
+    seller = server.new_account(LTC="10")
+    buyer = server.new_account(USDT="10000")
     async with (
         WsApiClient.connect(server.ws_api, seller) as s,
         WsApiClient.connect(server.ws_api, buyer) as b,
@@ -188,7 +175,7 @@ def test_ticker_query_ahead_of_journal_time_skips_without_dropping() -> None:
 
 
 def test_trade_fee_commission_and_system_status(server: ServerThread) -> None:
-    creds = account(server, USDT="1")
+    creds = server.new_account(USDT="1")
 
     async def body() -> None:
         async with RestClient(server.http, creds) as rc:
@@ -242,8 +229,8 @@ def test_exchange_info_filters_match_the_engine(server: ServerThread) -> None:
     notional = filters["NOTIONAL"]
     assert notional["minNotional"] == "5.000000" and notional["applyMinToMarket"] is False
     assert "PERCENT_PRICE_BY_SIDE" not in filters  # the demo markets have no price band
-    seller = account(server, BTC="1")
-    buyer = account(server, USDT="1000")
+    seller = server.new_account(BTC="1")
+    buyer = server.new_account(USDT="1000")
 
     async def body() -> None:
         async with (
@@ -286,7 +273,7 @@ def _metric(name: str, server: ServerThread) -> float:
 
 
 def test_orders_total_counts_rest_and_every_ws_order_method(server: ServerThread) -> None:
-    creds = account(server, USDT="1000")
+    creds = server.new_account(USDT="1000")
     orders0 = _metric("kootabase_orders_total", server)
     ws0 = _metric('kootabase_requests_total{api="ws"}', server)
 

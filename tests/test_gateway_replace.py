@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from engine.schema import CancelReplaceOrder
-from gateway.admin import Admin
 from gateway.client import ClientError, Credentials, RestClient, WsApiClient
 from tests.gateway_support import ServerThread, journal_replay
 
@@ -25,15 +24,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
 
 def funded(server: ServerThread, usdt: str) -> Credentials:
     """A new account holding exactly ``usdt`` USDT."""
-
-    async def make() -> Credentials:
-        admin = Admin(server.gw)
-        key = await admin.create_account(("read", "trade"))
-        assert key.secret is not None
-        await admin.deposit(key.account_id, "USDT", usdt)
-        return Credentials.hmac(key.api_key, key.secret)
-
-    return server.call(make())
+    return server.new_account(USDT=usdt)
 
 
 def free_usdt(account: dict[str, Any]) -> str:
