@@ -241,3 +241,11 @@ def _market_amounts(m: Market, params: Mapping[str, Any], side: int, *,
     if has_qty:
         return m.parse_qty(params["quantity"]), 0
     return 0, m.parse_quote_qty(params["quoteOrderQty"])
+
+
+def refuse_cancel_restrictions(params: Mapping[str, Any]) -> None:
+    """``cancelRestrictions`` (cancel only a NEW / only a PARTIALLY_FILLED order) would have to
+    be decided by the engine at the cancel's turn, which it does not do yet: refused (-1014)
+    rather than ignored, so a client relying on it is never surprised by a cancel."""
+    if present(params, "cancelRestrictions"):
+        raise unsupported("cancelRestrictions is not supported")

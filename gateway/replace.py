@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from engine.schema import CancelReason, CancelReplaceOrder, OrderCancelled, OrderRejected
 from gateway import errors, wire
+from gateway.orderparams import refuse_cancel_restrictions
 from gateway.params import get_enum
 
 if TYPE_CHECKING:
     from gateway.trading import Trading
+
 
 REPLACE_MODES: Final = frozenset({"STOP_ON_FAILURE", "ALLOW_FAILURE"})
 PARTIAL_MSG: Final = "Order cancel-replace partially failed."
@@ -53,6 +55,7 @@ async def cancel_replace(tr: Trading, account_id: int, params: Mapping[str, Any]
         "Data sent for parameter 'cancelReplaceMode' is not valid.",
     )
     allow_failure = mode == "ALLOW_FAILURE"
+    refuse_cancel_restrictions(params)
     # No funds or duplicate-id pre-check: the cancel frees both, and only the engine knows.
     m, place, cid, resp = tr.build_place(account_id, params, precheck=False)
     oid, coid, cid_str = tr._target(

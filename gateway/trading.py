@@ -35,7 +35,7 @@ from gateway.bridge import Bridge, Reply, Result, future_reply
 from gateway.clientids import ClientIdBook
 from gateway.history.index import NO_END
 from gateway.markets import Market
-from gateway.orderparams import parse_order
+from gateway.orderparams import parse_order, refuse_cancel_restrictions
 from gateway.params import get_bool, get_enum, get_int, get_str
 from gateway.store import OrderRecord, Store
 
@@ -220,6 +220,7 @@ class Trading:
     async def cancel(self, account_id: int, params: Mapping[str, Any]) -> dict[str, Any]:
         m = self.market(params)
         assert m is not None
+        refuse_cancel_restrictions(params)
         oid, cid, cid_str = self._target(account_id, m, params)
         if self._quiet(account_id) and self._open_target(account_id, m, oid, cid) is None:
             raise errors.ApiError(errors.CANCEL_REJECTED, errors.UNKNOWN_ORDER_SENT)

@@ -233,3 +233,30 @@ def test_journal_holds_one_command_and_replays(server: ServerThread) -> None:
     replaces = [r for r in records if isinstance(r.command, CancelReplaceOrder)]
     assert len(replaces) >= 4
     assert replayed_hash == server.state_hash()
+
+
+def test_cancel_restrictions_are_refused_not_ignored(server: ServerThread) -> None:
+    """The engine does not decide ONLY_NEW / ONLY_PARTIALLY_FILLED at the cancel's turn yet, so
+    a request carrying them is refused (-1014) and the order stays."""
+    creds = funded(server, "100")
+
+    async def body() -> None:
+        async with WsApiClient.connect(server.ws_api, creds) as c:
+            await c.logon()
+            o = await c.place_order(
+                "BTCUSDT", "BUY", "LIMIT", quantity="0.0010", price="50000", time_in_force="GTC"
+            )
+            with pytest.raises(ClientError) as err:
+                await c.cancel_replace(
+                    "BTCUSDT", o["orderId"], "BUY", "LIMIT", quantity="0.0010",
+                    price="50001", timeInForce="GTC", cancelRestrictions="ONLY_NEW",
+                )  # fmt: skip
+            assert err.value.code == -1014 and "cancelRestrictions" in err.value.msg
+            params = {"symbol": "BTCUSDT", "orderId": o["orderId"],
+                      "cancelRestrictions": "ONLY_NEW"}  # fmt: skip
+            with pytest.raises(ClientError) as err:
+                await c.request("order.cancel", params, signed=True)
+            assert err.value.code == -1014
+            assert [x["orderId"] for x in await c.open_orders("BTCUSDT")] == [o["orderId"]]
+
+    asyncio.run(body())
