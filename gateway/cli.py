@@ -10,6 +10,7 @@ Subcommands import their implementation lazily, so ``kootabase --help`` and
 - ``bench ledger`` -> ``bench.ledger_bench:run_cli(args)`` (repository checkout only)
 - ``bench marketdata`` -> ``bench.marketdata_bench:run_cli(args)`` (repository checkout only)
 - ``bench gateway`` -> ``bench.gateway_bench:run_cli(args)`` (repository checkout only)
+- ``bench history`` -> ``bench.history_bench:run_cli(args)`` (repository checkout only)
 - ``ledger sync``  -> ``ledger.cli:run_sync_cli(args)``
 - ``ledger statement|trial-balance|balances`` -> ``ledger.cli:run_report_cli(args)``
 - ``custody reconcile`` -> ``custody.cli:run_reconcile_cli(args)``
@@ -342,6 +343,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench_gw.add_argument("--plot", metavar="PNG", help="save the latency plot here")
     bench_gw.set_defaults(handler=_lazy("bench.gateway_bench", "run_cli", bench=True))
+    bench_hist = bench_sub.add_parser(
+        "history", help="benchmark the order/trade history index: build rate, query latency"
+    )
+    bench_hist.add_argument("--json", action="store_true", help="print results as JSON")
+    bench_hist.add_argument("--seed", type=int, default=0, help="workload seed (default: 0)")
+    bench_hist.add_argument(
+        "--orders",
+        type=_positive_int,
+        default=10_000_000,
+        metavar="N",
+        help="historical orders over 1,000 accounts (default: 10000000)",
+    )
+    bench_hist.set_defaults(handler=_lazy("bench.history_bench", "run_cli", bench=True))
 
     _add_ledger(sub)
     _add_custody(sub)

@@ -63,7 +63,7 @@ _MARKET: Final = int(OrderType.MARKET)
 _LIMIT_MAKER: Final = int(OrderType.LIMIT_MAKER)
 
 
-class OrderRecord(msgspec.Struct, gc=False):
+class OrderRecord(msgspec.Struct, gc=False, array_like=True):
     """An order as the gateway answers for it.
 
     The read-model records are msgspec Structs with ``gc=False``: plain data that never forms
@@ -113,7 +113,7 @@ class OrderRecord(msgspec.Struct, gc=False):
         return self.time_ns if self.working_ns == 0 else self.working_ns
 
 
-class PreventedMatch(msgspec.Struct, gc=False):
+class PreventedMatch(msgspec.Struct, gc=False, array_like=True):
     """One self-trade prevention, as the dialect reports it in the taker's ``preventedMatches``
     (quantities are None where the mode leaves that side untouched)."""
 
@@ -124,7 +124,7 @@ class PreventedMatch(msgspec.Struct, gc=False):
     maker_qty: int | None
 
 
-class TradeRecord(msgspec.Struct, gc=False):
+class TradeRecord(msgspec.Struct, gc=False, array_like=True):
     market_id: int
     trade_id: int
     order_id: int
@@ -480,21 +480,23 @@ class Store:
         oid = acct.open_client_ids.get(client_order_id)
         return None if oid is None else acct.open_orders.get(oid)
 
-    def find_by_client_id(self, account_id: int, client_order_id: int) -> OrderRecord | None:
-        """The open order with that client id, else the latest closed one (a client id is
-        unique among open orders, so a later order can reuse it only after it closed)."""
+    def find_by_client_id(self, account_id: int, market_id: int,
+                          client_order_id: int) -> OrderRecord | None:
+        """The account's order in ``market_id`` that used the client id last: the open one,
+        else the latest closed one (a client id is unique among open orders, so a later order
+        can reuse it only after the earlier one closed)."""
         o = self.open_by_client_id(account_id, client_order_id)
-        if o is not None:
+        if o is not None and o.market_id == market_id:
             return o
         acct = self.accounts.get(account_id)
         if acct is None:
             return None
         for _, c in reversed(acct.pending_orders):
-            if c.client_order_id == client_order_id:
+            if c.client_order_id == client_order_id and c.market_id == market_id:
                 return c
         if self.history is None:
             return None
-        return self.history.latest_by_client_id(account_id, client_order_id)
+        return self.history.latest_by_client_id(account_id, market_id, client_order_id)
 
     def orders_page(self, account_id: int, market_id: int, *, from_id: int, start_ns: int,
                     end_ns: int, limit: int, newest: bool) -> list[OrderRecord]:

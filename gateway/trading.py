@@ -305,7 +305,7 @@ class Trading:
         if oid is not None:
             o = self.store.order_of(account_id, oid)
         elif cid is not None:
-            o = self.store.find_by_client_id(account_id, cid[1])
+            o = self.store.find_by_client_id(account_id, m.market_id, cid[1])
             auto = clientids.AUTO_RE.match(cid[0])
             if o is None and auto is not None:
                 o = self.store.order_of(account_id, int(auto.group(1)))

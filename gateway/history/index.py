@@ -4,10 +4,16 @@ Why SQLite and not a segment index of our own: both were measured (docs/history.
 keyed by (account, market, order id) answers a point lookup and a 500-row page in well under
 the targets, needs no compaction or retention code of ours, and survives a crash by itself.
 
+Layout: both tables are clustered by (account, market, id) (``WITHOUT ROWID``), so a page of an
+account's history is a few adjacent B-tree pages however the accounts interleave in time (with
+a rowid table, a 500-row page touched ~500 scattered pages). A point lookup by order id goes
+through the ``orders_id`` index (two seeks).
+
 What is stored: every *closed* order (its final state, written once) and every trade, one row
 per (account, side of the trade). Open orders are never here: they live in the read model (and
-its snapshot). Rows are the read model's own records, column for column, so a row becomes an
-`OrderRecord` / `TradeRecord` again with one constructor call.
+its snapshot). A row is its keys as columns plus the read model's own record as a msgpack blob
+(`OrderRecord` / `TradeRecord` are array-like msgspec Structs), decoded straight back into the
+record: a 500-row page is one small column per row to fetch instead of twenty-two.
 
 The index is derived data: it records the last journal sequence it covers (``meta.last_seq``,
 written in the same transaction as the rows), and replaying the journal from any earlier point
@@ -21,94 +27,49 @@ waiting for the writer.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
+import msgspec
+
 from gateway.store import OrderRecord, TradeRecord
 
-SCHEMA_VERSION: Final = 1
-ORDER_COLUMNS: Final = (
-    "order_id",
-    "account_id",
-    "market_id",
-    "client_order_id",
-    "side",
-    "order_type",
-    "time_in_force",
-    "price",
-    "orig_qty",
-    "orig_quote_qty",
-    "time_ns",
-    "executed",
-    "cum_quote",
-    "status",
-    "update_ns",
-    "stop_price",
-    "trailing_delta",
-    "iceberg_qty",
-    "stp_mode",
-    "working_ns",
-    "prevented_qty",
-    "prevented_match_id",
-)
-"""`OrderRecord`'s fields in order, all but ``prevented_matches`` (only the place answer shows
-it, and that answer is always rendered from memory)."""
-TRADE_COLUMNS: Final = (
-    "market_id",
-    "trade_id",
-    "order_id",
-    "price",
-    "qty",
-    "quote",
-    "commission",
-    "is_buyer",
-    "is_maker",
-    "time_ns",
-)
-"""`TradeRecord`'s fields in order."""
+SCHEMA_VERSION: Final = 3
 MAX_ROWS: Final = 1_000
 """Largest page any query returns (the dialect's maximum ``limit``)."""
 NO_END: Final = 1 << 62
+WRITER_CACHE_KIB: Final = 64 * 1024
+READER_CACHE_KIB: Final = 32 * 1024
 
 _SCHEMA: Final = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS orders (
-    order_id INTEGER PRIMARY KEY, account_id INTEGER NOT NULL, market_id INTEGER NOT NULL,
-    client_order_id INTEGER NOT NULL, side INTEGER NOT NULL, order_type INTEGER NOT NULL,
-    time_in_force INTEGER NOT NULL, price INTEGER NOT NULL, orig_qty INTEGER NOT NULL,
-    orig_quote_qty INTEGER NOT NULL, time_ns INTEGER NOT NULL, executed INTEGER NOT NULL,
-    cum_quote INTEGER NOT NULL, status TEXT NOT NULL, update_ns INTEGER NOT NULL,
-    stop_price INTEGER NOT NULL, trailing_delta INTEGER NOT NULL, iceberg_qty INTEGER NOT NULL,
-    stp_mode INTEGER NOT NULL, working_ns INTEGER NOT NULL, prevented_qty INTEGER NOT NULL,
-    prevented_match_id INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS orders_account ON orders (account_id, market_id, order_id);
+    account_id INTEGER NOT NULL, market_id INTEGER NOT NULL, order_id INTEGER NOT NULL,
+    client_order_id INTEGER NOT NULL, time_ns INTEGER NOT NULL, close_ns INTEGER NOT NULL,
+    traded INTEGER NOT NULL, rec BLOB NOT NULL,
+    PRIMARY KEY (account_id, market_id, order_id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS orders_id ON orders (order_id);
 CREATE INDEX IF NOT EXISTS orders_time ON orders (account_id, market_id, time_ns);
 CREATE INDEX IF NOT EXISTS orders_client_id ON orders (account_id, client_order_id)
     WHERE client_order_id != 0;
-CREATE INDEX IF NOT EXISTS orders_unfilled ON orders (update_ns) WHERE executed = 0;
+CREATE INDEX IF NOT EXISTS orders_unfilled ON orders (close_ns) WHERE traded = 0;
 CREATE TABLE IF NOT EXISTS trades (
     account_id INTEGER NOT NULL, market_id INTEGER NOT NULL, trade_id INTEGER NOT NULL,
-    order_id INTEGER NOT NULL, price INTEGER NOT NULL, qty INTEGER NOT NULL,
-    quote INTEGER NOT NULL, commission INTEGER NOT NULL, is_buyer INTEGER NOT NULL,
-    is_maker INTEGER NOT NULL, time_ns INTEGER NOT NULL,
+    order_id INTEGER NOT NULL, time_ns INTEGER NOT NULL, rec BLOB NOT NULL,
     PRIMARY KEY (account_id, market_id, trade_id, order_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS trades_order ON trades (account_id, order_id, trade_id);
 CREATE INDEX IF NOT EXISTS trades_time ON trades (account_id, market_id, time_ns);
 INSERT OR IGNORE INTO meta VALUES ('schema', {SCHEMA_VERSION}), ('last_seq', 0);
 """
-_ORDER_SELECT: Final = f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders"
-_TRADE_SELECT: Final = f"SELECT {', '.join(TRADE_COLUMNS)} FROM trades"
-_ORDER_INSERT: Final = (
-    f"INSERT OR REPLACE INTO orders ({', '.join(ORDER_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(ORDER_COLUMNS))})"
-)
-_TRADE_INSERT: Final = (
-    f"INSERT OR REPLACE INTO trades (account_id, {', '.join(TRADE_COLUMNS)})"
-    f" VALUES ({', '.join('?' * (len(TRADE_COLUMNS) + 1))})"
-)
+_ORDER_SELECT: Final = "SELECT rec FROM orders"
+_ORDER_INSERT: Final = "INSERT OR REPLACE INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_TRADE_INSERT: Final = "INSERT OR REPLACE INTO trades VALUES (?, ?, ?, ?, ?, ?)"
+_ENCODE: Final = msgspec.msgpack.Encoder().encode
+_DECODE_ORDER: Final = msgspec.msgpack.Decoder(OrderRecord).decode
+_DECODE_TRADE: Final = msgspec.msgpack.Decoder(TradeRecord).decode
 
 
 class HistoryIndexError(Exception):
@@ -116,57 +77,21 @@ class HistoryIndexError(Exception):
 
 
 def order_row(o: OrderRecord) -> tuple[object, ...]:
+    """Key columns and the record itself (msgpack, array-like: ~70 bytes)."""
     return (
-        o.order_id,
         o.account_id,
         o.market_id,
+        o.order_id,
         o.client_order_id,
-        o.side,
-        o.order_type,
-        o.time_in_force,
-        o.price,
-        o.orig_qty,
-        o.orig_quote_qty,
         o.time_ns,
-        o.executed,
-        o.cum_quote,
-        o.status,
         o.update_ns,
-        o.stop_price,
-        o.trailing_delta,
-        o.iceberg_qty,
-        o.stp_mode,
-        o.working_ns,
-        o.prevented_qty,
-        o.prevented_match_id,
+        o.executed > 0,
+        _ENCODE(o),
     )
 
 
 def trade_row(account_id: int, t: TradeRecord) -> tuple[object, ...]:
-    return (
-        account_id,
-        t.market_id,
-        t.trade_id,
-        t.order_id,
-        t.price,
-        t.qty,
-        t.quote,
-        t.commission,
-        t.is_buyer,
-        t.is_maker,
-        t.time_ns,
-    )
-
-
-def _order(row: Sequence[object]) -> OrderRecord:
-    return OrderRecord(*row)  # type: ignore[arg-type]
-
-
-def _trade(row: Sequence[object]) -> TradeRecord:
-    t = TradeRecord(*row)  # type: ignore[arg-type]
-    t.is_buyer = bool(t.is_buyer)
-    t.is_maker = bool(t.is_maker)
-    return t
+    return (account_id, t.market_id, t.trade_id, t.order_id, t.time_ns, _ENCODE(t))
 
 
 class HistoryIndex:
@@ -186,6 +111,7 @@ class HistoryIndex:
                 # The journal is the durable record; the index only has to be consistent with
                 # its own meta.last_seq after a crash, which WAL gives without an fsync per batch.
                 self.db.execute("PRAGMA synchronous=NORMAL")
+                self.db.execute("PRAGMA wal_autocheckpoint=8192")  # pages (32 MiB of WAL)
                 self.db.executescript(_SCHEMA)
             except sqlite3.DatabaseError as exc:
                 self.db.close()
@@ -196,7 +122,11 @@ class HistoryIndex:
                 raise HistoryIndexError(
                     f"{path}: schema {version}, this build writes {SCHEMA_VERSION}"
                 )
-        self.db.execute("PRAGMA cache_size=-16000")  # 16 MiB page cache per connection
+        # Page cache: the writer's holds the B-tree leaves that inserts hit (one per account and
+        # market in each index); the reader's the hot part of recent history. Both count in
+        # the gateway's memory budget (docs/history.md).
+        cache_kib = READER_CACHE_KIB if readonly else WRITER_CACHE_KIB
+        self.db.execute(f"PRAGMA cache_size=-{cache_kib}")
 
     def close(self) -> None:
         self.db.close()
@@ -234,8 +164,7 @@ class HistoryIndex:
         """Retention: drop cancelled/expired orders that never traded and closed before
         ``closed_before_ns`` (journal time). Orders that traded, and all trades, are kept."""
         cur = self.db.execute(
-            "DELETE FROM orders WHERE executed = 0 AND update_ns < ? "
-            "AND status IN ('CANCELED', 'EXPIRED', 'EXPIRED_IN_MATCH')",
+            "DELETE FROM orders WHERE traded = 0 AND close_ns < ?",
             (closed_before_ns,),
         )
         return cur.rowcount
@@ -244,15 +173,18 @@ class HistoryIndex:
 
     def order(self, order_id: int) -> OrderRecord | None:
         row = self.db.execute(f"{_ORDER_SELECT} WHERE order_id = ?", (order_id,)).fetchone()
-        return None if row is None else _order(row)
+        return None if row is None else _DECODE_ORDER(row[0])
 
-    def latest_by_client_id(self, account_id: int, client_order_id: int) -> OrderRecord | None:
+    def latest_by_client_id(
+        self, account_id: int, market_id: int, client_order_id: int
+    ) -> OrderRecord | None:
         row = self.db.execute(
-            f"{_ORDER_SELECT} WHERE account_id = ? AND client_order_id = ? "
+            f"{_ORDER_SELECT} WHERE account_id = ? AND client_order_id = ? AND market_id = ? "
+            "AND client_order_id != 0 "  # lets SQLite use the partial index
             "ORDER BY order_id DESC LIMIT 1",
-            (account_id, client_order_id),
+            (account_id, client_order_id, market_id),
         ).fetchone()
-        return None if row is None else _order(row)
+        return None if row is None else _DECODE_ORDER(row[0])
 
     def orders(
         self,
@@ -278,7 +210,7 @@ class HistoryIndex:
         ).fetchall()
         if newest:
             rows.reverse()
-        return [_order(r) for r in rows]
+        return [_DECODE_ORDER(r[0]) for r in rows]
 
     def _id_range(
         self,
@@ -325,18 +257,21 @@ class HistoryIndex:
         lo, hi = self._id_range("trades", "trade_id", account_id, market_id, start_ns, end_ns)
         where = "account_id = ? AND market_id = ? AND trade_id BETWEEN ? AND ?"
         args: list[object] = [account_id, market_id, max(lo, from_id), hi]
-        if order_id is not None:
+        source = "trades"
+        if order_id is not None:  # an order's trades: seek the order, not the account's range
             where += " AND order_id = ?"
             args.append(order_id)
+            source = "trades INDEXED BY trades_order"
         direction = "DESC" if newest else "ASC"
         rows = self.db.execute(
-            f"{_TRADE_SELECT} WHERE {where} ORDER BY trade_id {direction}, order_id {direction} "
+            f"SELECT rec FROM {source} WHERE {where} "
+            f"ORDER BY trade_id {direction}, order_id {direction} "
             "LIMIT ?",
             (*args, limit),
         ).fetchall()
         if newest:
             rows.reverse()
-        return [_trade(r) for r in rows]
+        return [_DECODE_TRADE(r[0]) for r in rows]
 
     def counts(self) -> tuple[int, int]:
         """(orders, trades) stored (tests, bench)."""

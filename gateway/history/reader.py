@@ -13,7 +13,9 @@ class HistoryReader(Protocol):
 
     def order(self, order_id: int) -> OrderRecord | None: ...
 
-    def latest_by_client_id(self, account_id: int, client_order_id: int) -> OrderRecord | None: ...
+    def latest_by_client_id(
+        self, account_id: int, market_id: int, client_order_id: int
+    ) -> OrderRecord | None: ...
 
     def orders(
         self,

@@ -1,0 +1,278 @@
+"""``kootabase bench history``: the durable order/trade history at 10M orders (issue 17).
+
+What is built, and how (say it plainly): the history index is built *directly from generated
+closed orders and trades*, through the gateway's own `HistoryWriter` (the same thread, rows and
+transactions as a running gateway, batches of ``BATCH_ORDERS`` closed orders as one engine batch
+would hand over), not by running 10M orders through the engine and the read model, which would
+measure the engine and the fold rather than the index. The accounts, markets and a short journal
+are real (an engine node creates them), so the query phase runs a real `Gateway` on the data
+directory.
+
+Workload: ``--orders`` orders (default 10,000,000) over 1,000 accounts and the three demo
+markets, one order every ``SPACING_MS`` of journal time (10M orders span ~35 days): a quarter of
+them from ``BUSY_ACCOUNTS`` busy accounts on market 0 (market makers: 250,000 orders each at
+10M), the rest spread evenly;
+40 % cancelled, 20 % expired without a fill, 40 % filled by one trade (a row for each side's
+account), 1 in 8 with a client order id that is reused by later orders of the account.
+
+Measured:
+
+- index build rate (orders per second, writer thread, trades included) and bytes per order on
+  disk (the SQLite file with its WAL checkpointed, divided by the number of orders);
+- in a fresh process that starts a real `Gateway` on the data directory (as ``serve`` would,
+  minus the socket): p50/p99 of ``order.status`` for orders from the first hour, by order id and
+  by client id, and of a 500-row ``allOrders`` page of a busy account from a random
+  ``startTime`` in the first 90 % of the history, each through
+  `Trading` (parameter parsing, the store, the index, rendering the dialect's JSON objects; no
+  WebSocket framing or signature check, which are the same for every request);
+- that process's resident memory (VmRSS, and VmHWM, its peak) after the queries.
+
+Latencies are wall-clock; the page's CPU time (``thread_time``) is reported too, because on a
+shared machine the wall-clock tail mostly measures the other processes.
+
+Targets (issue 17): order.status p99 <= 5 ms, allOrders page p99 <= 20 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Final
+
+ACCOUNTS: Final = 1_000
+BUSY_ACCOUNTS: Final = 10
+MARKETS: Final = 3
+SPACING_MS: Final = 300
+BATCH_ORDERS: Final = 2_000
+T0_NS: Final = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
+STATUS_QUERIES: Final = 2_000
+PAGE_QUERIES: Final = 1_000
+ROOT: Final = Path(__file__).resolve().parent.parent
+
+
+def _percentile(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def _setup_node(data_dir: Path) -> int:
+    """Demo markets and ``ACCOUNTS`` accounts in a real journal; returns the first account id."""
+    from engine.node import EngineNode, NodeConfig
+    from engine.schema import CreateAccount
+    from engine.service import bootstrap_demo
+
+    with EngineNode(NodeConfig(data_dir=data_dir)) as node:
+        bootstrap_demo(node)
+        first = 1
+        node.submit([CreateAccount(account_id=first + i) for i in range(ACCOUNTS)])
+    return first
+
+
+def build(data_dir: Path, orders: int, seed: int) -> dict[str, Any]:
+    """Generate ``orders`` closed orders and their trades into the data dir's history index."""
+    from gateway.history.writer import HistoryWriter
+    from gateway.store import CANCELED, EXPIRED, FILLED, OrderRecord, TradeRecord
+
+    first_account = _setup_node(data_dir)
+    rng = random.Random(seed)
+    path = data_dir / "gateway" / "history.sqlite3"
+    writer = HistoryWriter(path, retention_days=0)
+    base_id = 1_000_000  # above the setup journal's sequences
+    trade_ids = [0] * MARKETS
+    n_trades = 0
+    gen_s = 0.0
+    started = time.perf_counter()
+    for lo in range(0, orders, BATCH_ORDERS):
+        g0 = time.perf_counter()
+        closed: list[OrderRecord] = []
+        trades: list[tuple[int, TradeRecord]] = []
+        for i in range(lo, min(orders, lo + BATCH_ORDERS)):
+            oid = base_id + i
+            if i % 4 == 0:  # a busy account on market 0
+                account, market = first_account + rng.randrange(BUSY_ACCOUNTS), 0
+            else:
+                account, market = first_account + rng.randrange(ACCOUNTS), rng.randrange(MARKETS)
+            ts = T0_NS + i * SPACING_MS * 1_000_000
+            roll = rng.random()
+            cid = (1_000 + account * 64 + i % 50) if i % 8 == 0 else 0  # short, reversible
+            price = 3_000_000_000 + rng.randrange(-5_000, 5_000) * 10_000
+            qty = rng.randrange(1, 100) * 10_000
+            o = OrderRecord(order_id=oid, account_id=account, market_id=market,
+                            client_order_id=cid, side=i & 1, order_type=0, time_in_force=0,
+                            price=price, orig_qty=qty, orig_quote_qty=0, time_ns=ts,
+                            update_ns=ts + 1_000_000)
+            if roll < 0.4:
+                o.status = CANCELED
+            elif roll < 0.6:
+                o.status = EXPIRED
+            else:
+                o.status = FILLED
+                o.executed = qty
+                o.cum_quote = qty * price // 100_000_000
+                tid = trade_ids[market]
+                trade_ids[market] = tid + 1
+                other = first_account + rng.randrange(ACCOUNTS)
+                for acct, is_maker, order_id in ((account, True, oid), (other, False, oid + 1)):
+                    trades.append((acct, TradeRecord(
+                        market_id=market, trade_id=tid, order_id=order_id, price=price, qty=qty,
+                        quote=o.cum_quote, commission=o.cum_quote // 1_000,
+                        is_buyer=(o.side == 0) == is_maker, is_maker=is_maker,
+                        time_ns=ts + 1_000_000)))
+                n_trades += 1
+            closed.append(o)
+        gen_s += time.perf_counter() - g0
+        last = base_id + min(orders, lo + BATCH_ORDERS)
+        writer.submit(last, T0_NS + lo * SPACING_MS * 1_000_000, closed, trades)
+        if writer.queued_rows() > 200_000:  # like a replay: wait rather than queue unbounded
+            writer.flush(writer.submitted_seq, timeout_s=600)
+    assert writer.flush(writer.submitted_seq, timeout_s=3_600)
+    seconds = time.perf_counter() - started
+    writer.index.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    stored, trade_rows = writer.index.counts()
+    writer.close()
+    assert stored == orders, (stored, orders)
+    size = sum(p.stat().st_size for p in path.parent.glob("history.sqlite3*"))
+    return {
+        "orders": orders, "trades": n_trades, "trade_rows": trade_rows,
+        "build_seconds": round(seconds, 2), "generate_seconds": round(gen_s, 2),
+        "build_orders_per_s": round(orders / seconds),
+        "index_bytes": size, "bytes_per_order": round(size / orders, 1),
+        "span_days": round(orders * SPACING_MS / 86_400_000, 1),
+    }
+
+
+def query(data_dir: Path, orders: int, seed: int) -> dict[str, Any]:
+    """In this (fresh) process: start a Gateway on ``data_dir`` and time the queries."""
+    import asyncio
+
+    from gateway.app import Gateway, GatewayConfig
+    from gateway.clientids import decode_short
+    from gateway.gctune import tune_for_serving
+
+    rng = random.Random(seed + 1)
+    t0 = time.perf_counter()
+    gw = Gateway(GatewayConfig(data_dir=data_dir, master_key_file=data_dir / "master.key",
+                               demo=False))
+    start_s = time.perf_counter() - t0
+    tune_for_serving()  # as `serve` does once the read model is built
+    tr = gw.trading
+    symbols = {m.market_id: m.wire for m in gw.store.markets.values()}
+    first_hour = min(orders, 3_600_000 // SPACING_MS)
+    index = gw.store.history
+    assert index is not None
+    sample = [index.order(1_000_000 + rng.randrange(first_hour)) for _ in range(STATUS_QUERIES)]
+    by_id, by_cid, pages, pages_cpu = [], [], [], []
+    for o in sample:
+        assert o is not None
+        params = {"symbol": symbols[o.market_id], "orderId": str(o.order_id)}
+        q0 = time.perf_counter()
+        got = tr.order_status(o.account_id, params)
+        by_id.append(time.perf_counter() - q0)
+        assert got["orderId"] == o.order_id
+    cid_sample = [o for o in sample if o.client_order_id][:STATUS_QUERIES]
+    for o in cid_sample:
+        cid = decode_short(o.client_order_id)
+        assert cid is not None
+        params = {"symbol": symbols[o.market_id], "origClientOrderId": cid}
+        q0 = time.perf_counter()
+        got = tr.order_status(o.account_id, params)
+        by_cid.append(time.perf_counter() - q0)
+        assert got["orderId"] >= o.order_id
+    span_ms = orders * SPACING_MS
+    rows = 0
+    for _ in range(PAGE_QUERIES):
+        account, market = 1 + rng.randrange(BUSY_ACCOUNTS), 0
+        start_ms = T0_NS // 1_000_000 + rng.randrange(max(1, span_ms * 9 // 10))
+        params = {"symbol": symbols[market], "startTime": str(start_ms), "limit": "500"}
+        q0, c0 = time.perf_counter(), time.thread_time()
+        page = tr.all_orders(account, params)
+        pages.append(time.perf_counter() - q0)
+        pages_cpu.append(time.thread_time() - c0)
+        rows += len(page)
+    rss_kb = hwm_kb = 0
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                rss_kb = int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                hwm_kb = int(line.split()[1])
+    asyncio.run(gw.close())
+
+    def ms(values: list[float], q: float) -> float:
+        return round(_percentile(values, q) * 1_000, 3)
+
+    return {
+        "gateway_start_s": round(start_s, 3),
+        "status_by_id_p50_ms": ms(by_id, 0.5), "status_by_id_p99_ms": ms(by_id, 0.99),
+        "status_by_client_id_p50_ms": ms(by_cid, 0.5) if by_cid else None,
+        "status_by_client_id_p99_ms": ms(by_cid, 0.99) if by_cid else None,
+        "all_orders_500_p50_ms": ms(pages, 0.5), "all_orders_500_p90_ms": ms(pages, 0.9),
+        "all_orders_500_p99_ms": ms(pages, 0.99), "all_orders_500_max_ms": ms(pages, 1.0),
+        "all_orders_500_cpu_p50_ms": ms(pages_cpu, 0.5),
+        "all_orders_500_cpu_p99_ms": ms(pages_cpu, 0.99),
+        "all_orders_mean_rows": round(rows / PAGE_QUERIES, 1),
+        "gateway_rss_mb": round(rss_kb / 1024, 1), "gateway_peak_rss_mb": round(hwm_kb / 1024, 1),
+        "status_queries": len(by_id), "client_id_queries": len(by_cid),
+        "page_queries": PAGE_QUERIES,
+    }
+
+
+def run(orders: int, seed: int, keep: Path | None = None) -> dict[str, Any]:
+    data_dir = Path(tempfile.mkdtemp(prefix="kootabase-history-bench-")) if keep is None else keep
+    try:
+        built = build(data_dir, orders, seed)
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.history_bench", "--query-phase", str(data_dir),
+             "--orders", str(orders), "--seed", str(seed)],
+            cwd=ROOT, env=env, check=False, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"query phase failed: {out.stderr[-3000:]}")
+        queried = json.loads(out.stdout.strip().splitlines()[-1])
+        return {"workload": "history", "seed": seed, "accounts": ACCOUNTS, **built, **queried,
+                "targets": {"status_p99_ms": 5, "all_orders_500_p99_ms": 20}}
+    finally:
+        if keep is None:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Entry point of ``kootabase bench history`` (see gateway/cli.py)."""
+    from bench.engine_bench import machine_info
+
+    result = run(args.orders, args.seed)
+    result["machine"] = machine_info()
+    if args.json:
+        sys.stdout.write(json.dumps(result) + "\n")
+        return 0
+    width = max(len(k) for k in result)
+    for k, v in result.items():
+        if k != "machine":
+            sys.stdout.write(f"{k:<{width}}  {v}\n")
+    return 0
+
+
+def _main() -> int:
+    """``python -m bench.history_bench --query-phase DIR``: the fresh gateway process."""
+    from engine.logsetup import configure_logging
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--query-phase", type=Path, required=True)
+    p.add_argument("--orders", type=int, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    configure_logging("warning")
+    sys.stdout.write(json.dumps(query(a.query_phase, a.orders, a.seed)) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

@@ -1,0 +1,15 @@
+"""`kootabase bench history` runs end to end on a small history and reports sane numbers (the
+bench itself checks that every generated order is stored and found by id and client id)."""
+
+from __future__ import annotations
+
+from bench.history_bench import run
+
+
+def test_history_bench_small_run() -> None:
+    r = run(6_000, 3)
+    assert r["orders"] == 6_000 and r["trade_rows"] == 2 * r["trades"] > 0
+    assert r["status_queries"] > 0 and r["client_id_queries"] > 0
+    assert 50 < r["bytes_per_order"] < 2_000
+    assert r["all_orders_mean_rows"] > 0
+    assert r["gateway_rss_mb"] > 0 and r["build_orders_per_s"] > 0
