@@ -7,13 +7,14 @@ taker_secret=...`` once it serves. The parent kills it with SIGKILL during the l
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from pathlib import Path
 
 from engine.logsetup import configure_logging
 from gateway.admin import Admin
 from gateway.app import Gateway, GatewayConfig
-from gateway.server import serve_forever
+from gateway.server import start
 from tests.test_gateway_history import CONFIG, LIMITS
 
 
@@ -25,13 +26,7 @@ async def _main(data_dir: Path, port: int) -> None:
     )
     keys = data_dir / "keys.txt"
 
-    serving = asyncio.Event()
-
-    def ready(r: object, creds: object) -> None:
-        serving.set()
-
     async def announce() -> None:
-        await serving.wait()
         if not keys.exists():
             while gw.first_start is None:
                 await asyncio.sleep(0.05)
@@ -49,9 +44,14 @@ async def _main(data_dir: Path, port: int) -> None:
         sys.stdout.write(f"ready snapshot={snap} replayed={replayed} " + keys.read_text())
         sys.stdout.flush()
 
-    task = asyncio.get_running_loop().create_task(announce())
-    await serve_forever(gw, "127.0.0.1", port, ready)
-    task.cancel()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    running = await start(gw, "127.0.0.1", port)
+    try:
+        await announce()
+        await stop.wait()
+    finally:
+        await running.runner.cleanup()
 
 
 if __name__ == "__main__":
