@@ -28,11 +28,12 @@ from typing import Final
 
 ALPHABET: Final = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
 _INDEX: Final = {c: i for i, c in enumerate(ALPHABET)}
-CLIENT_ID_RE: Final = re.compile(r"^[a-zA-Z0-9\-_]{1,36}$")
+CLIENT_ID_RE: Final = re.compile(r"[a-zA-Z0-9\-_]{1,36}")
+"""Used with ``fullmatch``: ``match`` with a ``$`` anchor accepts a trailing newline."""
 CLIENT_ID_LEGAL: Final = r"^[a-zA-Z0-9-_]{1,36}$"
 SHORT_MAX_LEN: Final = 10
 HASHED_BASE: Final = 1 << 62
-AUTO_RE: Final = re.compile(r"^kb([0-9]{1,19})$")
+AUTO_RE: Final = re.compile(r"kb([0-9]{1,19})")
 
 
 def encode(client_id: str) -> int:
@@ -69,7 +70,7 @@ class ClientIdBook:
             path.parent.mkdir(parents=True, exist_ok=True)
             if path.exists():
                 for line in path.read_text(encoding="ascii", errors="replace").splitlines():
-                    if CLIENT_ID_RE.match(line):
+                    if CLIENT_ID_RE.fullmatch(line):
                         self._strings[encode(line)] = line
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 

@@ -28,7 +28,7 @@ import structlog
 from engine.schema import Command, Event
 from gateway import errors
 from gateway.markets import atoms_to_decimal, parse_decimal
-from gateway.params import get_str
+from gateway.params import get_int, get_str
 
 if TYPE_CHECKING:
     from custody.config import CustodyConfig
@@ -137,13 +137,7 @@ class GatewayCustody:
         network = get_str(params, "network", required=False)
         if network is not None and network != self.custody.registry.assets[asset_id].chain:
             raise errors.invalid("network")
-        withdrawal_id = None
-        raw_id = params.get("withdrawOrderId")
-        if raw_id is not None and raw_id != "":
-            if isinstance(raw_id, bool) or not str(raw_id).isdigit() or int(raw_id) < 1 \
-                    or int(raw_id) >= 2**63:
-                raise errors.illegal("withdrawOrderId", "positive integer")
-            withdrawal_id = int(raw_id)
+        withdrawal_id = get_int(params, "withdrawOrderId", lo=1)
         try:
             row = await self.custody.request_withdrawal(
                 account_id, asset_id, atoms, address, withdrawal_id=withdrawal_id)

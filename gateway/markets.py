@@ -16,7 +16,8 @@ from typing import Any, Final
 from engine.schema import MAX_AMOUNT_ATOMS, MarketState
 from gateway import dialect, errors
 
-DECIMAL_RE: Final = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
+DECIMAL_RE: Final = re.compile(r"([0-9]{1,20})(\.[0-9]{1,20})?")
+"""ASCII digits, used with ``fullmatch`` (a ``$`` anchor would accept a trailing newline)."""
 DECIMAL_LEGAL: Final = r"^([0-9]{1,20})(\.[0-9]{1,20})?$"
 DECIMAL_CACHE_ENTRIES: Final = 4_096
 """Per market and asset side: rendered decimals of recent amounts (cleared when full)."""
@@ -50,7 +51,7 @@ def parse_decimal(name: str, value: Any, decimals: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise errors.illegal(name, DECIMAL_LEGAL)
     text = str(value)
-    m = DECIMAL_RE.match(text)
+    m = DECIMAL_RE.fullmatch(text)
     if m is None:
         raise errors.illegal(name, DECIMAL_LEGAL)
     whole, frac = m.group(1), (m.group(2) or ".")[1:]

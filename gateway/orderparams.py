@@ -62,7 +62,7 @@ _PARAMS: Final = ("timeInForce", "quantity", "quoteOrderQty", "price", "stopPric
 _NOT_TAKEN: Final = {t: tuple(p for p in _PARAMS if p not in a) for t, a in ACCEPTS.items()}
 _ZEROABLE: Final = frozenset({"stopPrice", "trailingDelta", "icebergQty"})
 """Optional parameters whose zero value means "not set" (clients send ``stopPrice=0``)."""
-_ZERO_RE: Final = re.compile(r"^0+(\.0*)?$")
+_ZERO_RE: Final = re.compile(r"0+(\.0*)?")
 _WIRE_TYPES: Final = frozenset(ORDER_TYPES)
 
 _ENGINE_TYPE: Final = {  # (dialect type, trailing) -> engine type
@@ -125,7 +125,7 @@ def present(params: Mapping[str, Any], name: str) -> bool:
         return False
     if name not in _ZEROABLE:
         return True
-    zero = (v == 0 and not isinstance(v, bool)) or (isinstance(v, str) and _ZERO_RE.match(v))
+    zero = (v == 0 and not isinstance(v, bool)) or (isinstance(v, str) and _ZERO_RE.fullmatch(v))
     return not zero
 
 

@@ -21,6 +21,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
+from engine.jsondepth import too_deep
 from gateway import auth, custody, errors, fees
 from gateway.handlers import exchange_info
 from gateway.keys import ApiKey
@@ -178,6 +179,8 @@ def setup(app: web.Application, gw: Gateway) -> None:
             symbols = [q["symbol"]]
         elif "symbols" in q:
             try:
+                if too_deep(q["symbols"]):
+                    raise msgspec.DecodeError
                 symbols = msgspec.json.decode(q["symbols"], type=list[str])
             except (msgspec.DecodeError, msgspec.ValidationError):
                 raise errors.illegal("symbols", "JSON array of strings") from None

@@ -101,7 +101,7 @@ class Trading:
         s = params.get(name)
         if s is None or s == "":
             return None
-        if not isinstance(s, str) or not clientids.CLIENT_ID_RE.match(s):
+        if not isinstance(s, str) or not clientids.CLIENT_ID_RE.fullmatch(s):
             raise errors.illegal(name, clientids.CLIENT_ID_LEGAL)
         return s, clientids.encode(s)
 
@@ -119,7 +119,7 @@ class Trading:
             return oid, 0, cid[0] if cid else None
         assert cid is not None
         if self.store.open_by_client_id(account_id, cid[1]) is None:
-            auto = clientids.AUTO_RE.match(cid[0])
+            auto = clientids.AUTO_RE.fullmatch(cid[0])
             if auto is not None:
                 return int(auto.group(1)), 0, cid[0]
         return 0, cid[1], cid[0]
@@ -306,7 +306,7 @@ class Trading:
             o = self.store.order_of(account_id, oid)
         elif cid is not None:
             o = self.store.find_by_client_id(account_id, m.market_id, cid[1])
-            auto = clientids.AUTO_RE.match(cid[0])
+            auto = clientids.AUTO_RE.fullmatch(cid[0])
             if o is None and auto is not None:
                 o = self.store.order_of(account_id, int(auto.group(1)))
         else:

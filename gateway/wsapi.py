@@ -29,6 +29,7 @@ import msgspec
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from engine.jsondepth import MAX_JSON_DEPTH, too_deep
 from gateway import auth, errors, handlers
 from gateway.app import GATEWAY_KEY
 from gateway.keys import ApiKey
@@ -132,6 +133,9 @@ def _dispatch(session: Session, raw: str) -> tuple[Any, Any, Any, Any, Any] | No
     req_id: Any = None
     limits: list[Any] | None = None
     try:
+        if too_deep(raw):
+            raise errors.ApiError(errors.MANDATORY_PARAM, "Malformed request: JSON nested "
+                                  f"deeper than {MAX_JSON_DEPTH} levels.")
         try:
             msg = _decode(raw)
         except (msgspec.DecodeError, ValueError):

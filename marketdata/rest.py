@@ -8,12 +8,14 @@ symbol, -1120 invalid interval, -1128 invalid combination of parameters.
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any, Final
 
 import msgspec
 from aiohttp import web
 
+from engine.jsondepth import too_deep
 from marketdata import wire
 from marketdata.candles import INTERVALS
 from marketdata.service import MarketDataService
@@ -23,6 +25,8 @@ _encode = msgspec.json.Encoder().encode
 SERVICE_KEY: Final = web.AppKey("marketdata_service", MarketDataService)
 AVG_PRICE_MINS: Final = 5
 """The dialect's averaging window of /api/v3/avgPrice."""
+_DIGITS: Final = re.compile(r"[0-9]{1,20}")
+"""ASCII digits, whole text (``str.isdigit`` accepts ``²``, which ``int`` then refuses)."""
 
 
 class ApiError(Exception):
@@ -49,7 +53,7 @@ def _market(service: MarketDataService, symbol: str | None) -> MarketState:
     if not symbol:
         raise ApiError(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, "
                               "or malformed.")
-    market = service.state.by_wire_symbol.get(symbol.upper())
+    market = service.state.by_wire_symbol.get(symbol.upper()) if symbol.isascii() else None
     if market is None:
         raise ApiError(-1121, "Invalid symbol.")
     return market
@@ -59,7 +63,7 @@ def _int(request: web.Request, name: str, default: int | None, lo: int, hi: int)
     text = request.query.get(name)
     if text is None or text == "":
         return default
-    if not text.isdigit() or len(text) > 20:
+    if _DIGITS.fullmatch(text) is None:
         raise ApiError(-1100, f"Illegal characters found in parameter '{name}'; legal range is "
                               "'^[0-9]{1,20}$'.")
     value = int(text)
@@ -78,7 +82,7 @@ def _markets(service: MarketDataService, request: web.Request) -> tuple[list[Mar
         return [_market(service, symbol)], True
     if symbols is not None:
         try:
-            names = json.loads(symbols)
+            names = None if too_deep(symbols) else json.loads(symbols)
         except ValueError:
             names = None
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):

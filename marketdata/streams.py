@@ -46,7 +46,7 @@ class Stream:
 
 def parse_stream(text: str, symbols: set[str] | frozenset[str]) -> Stream:
     """Parse ``text``; ``symbols`` are the known dialect symbols (``BTCUSDT``)."""
-    if not isinstance(text, str) or not text or len(text) > 100:
+    if not isinstance(text, str) or not text or len(text) > 100 or not text.isascii():
         raise StreamError(f"Invalid stream name: {str(text)[:100]!r}")
     if text.lower() == HEARTBEAT:
         return Stream(HEARTBEAT, HEARTBEAT)

@@ -24,6 +24,7 @@ from typing import Any, Final
 import msgspec
 from aiohttp import WSMsgType, web
 
+from engine.jsondepth import MAX_JSON_DEPTH, too_deep
 from marketdata.fanout import CLOSE_SLOW_CONSUMER, Subscriber
 from marketdata.rest import SERVICE_KEY, json_response
 from marketdata.service import MarketDataService
@@ -80,6 +81,9 @@ class _Connection:
     def handle(self, text: str) -> None:
         request_id: Any = None
         try:
+            if too_deep(text):
+                raise _RequestError(3, f"Invalid JSON: nested deeper than {MAX_JSON_DEPTH} "
+                                       "levels")
             try:
                 msg = _decode(text)
             except msgspec.DecodeError as exc:
