@@ -3,28 +3,39 @@ VENV ?= .venv
 PYTHON ?= python3
 PYTEST_ARGS ?= -q
 
-.PHONY: install run test lint bench clean nodes
+# Two install stamps: `make run` needs the runtime dependencies only; the dev extras (pytest,
+# ruff, ccxt, matplotlib, ...) are installed for `make test`, `make lint` and `make bench`.
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+DEV_STAMP := $(VENV)/.installed-dev
 
-install: $(VENV)/.installed
+.PHONY: install install-runtime run test lint bench clean nodes
 
-$(VENV)/.installed: pyproject.toml
+install: $(DEV_STAMP)
+
+install-runtime: $(RUNTIME_STAMP)
+
+$(RUNTIME_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -e .
+	touch $@
+
+$(DEV_STAMP): $(RUNTIME_STAMP)
 	$(VENV)/bin/python -m pip install -e '.[dev]'
 	touch $@
 
-run: $(VENV)/.installed
+run: $(RUNTIME_STAMP)
 	$(VENV)/bin/kootabase serve --data-dir ./data
 
-test: $(VENV)/.installed nodes
+test: $(DEV_STAMP) nodes
 	bash scripts/check-services.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-bench: $(VENV)/.installed
+bench: $(DEV_STAMP)
 	$(VENV)/bin/kootabase bench engine
 
 nodes:

@@ -102,9 +102,10 @@ class EngineNode:
             self.snapshot()
         return events
 
-    def snapshot(self) -> str:
+    def snapshot(self, *, quiet: bool = False) -> str:
         image = self.engine.image()
-        snap = write_snapshot(self.snapshot_dir, image, keep=self.config.snapshot_keep)
+        snap = write_snapshot(self.snapshot_dir, image, keep=self.config.snapshot_keep,
+                              quiet=quiet)
         self._last_snapshot_seq = image.last_seq
         return snap.state_hash
 
@@ -118,7 +119,7 @@ class EngineNode:
         self._closed = True
         try:
             if snapshot and self.engine.last_seq > self._last_snapshot_seq:
-                self.snapshot()
+                self.snapshot(quiet=True)  # the caller reports its clean stop in one line
         finally:
             self.journal.close()
 

@@ -50,8 +50,11 @@ class Snapshot:
     image: StateImage
 
 
-def write_snapshot(directory: Path, image: StateImage, *, keep: int = KEEP_DEFAULT) -> Snapshot:
-    """Durably write ``image`` and prune all but the newest ``keep`` snapshots."""
+def write_snapshot(
+    directory: Path, image: StateImage, *, keep: int = KEEP_DEFAULT, quiet: bool = False
+) -> Snapshot:
+    """Durably write ``image`` and prune all but the newest ``keep`` snapshots (``quiet``: log
+    at debug, for the shutdown snapshot that the one "stopped" line reports)."""
     assert keep >= 1
     directory.mkdir(parents=True, exist_ok=True)
     body = IMAGE_ENCODER.encode(image)
@@ -70,8 +73,9 @@ def write_snapshot(directory: Path, image: StateImage, *, keep: int = KEEP_DEFAU
     _fsync_dir(directory)
     for old in list_snapshots(directory)[:-keep]:
         old.unlink()
-    log.info("snapshot_written", path=str(path), last_seq=image.last_seq, state_hash=digest,
-             bytes=HEADER.size + len(body))
+    (log.debug if quiet else log.info)(
+        "snapshot_written", path=str(path), last_seq=image.last_seq, state_hash=digest,
+        bytes=HEADER.size + len(body))
     return Snapshot(path, image.last_seq, digest, image)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,8 @@ class Gateway:
         self._readmodel_seq = 0
         self.start_point = (0, 0)
         """(sequence of the read-model snapshot started from (0: none), commands replayed)."""
+        self.health_checks: dict[str, Callable[[], dict[str, Any]]] = {}
+        """Supervised parts (name -> status with an ``ok`` flag), for a health endpoint."""
         self.marketdata: Any = None
         if config.marketdata:
             try:
@@ -273,7 +276,7 @@ class Gateway:
         if node is not None and node.last_snapshot_seq == last > self._readmodel_seq:
             self.snapshot_readmodel()
 
-    def snapshot_readmodel(self) -> bool:
+    def snapshot_readmodel(self, *, quiet: bool = False) -> bool:
         """Write the read model at the store's sequence, after the index covers it (a short
         wait for the writer: this runs only when the engine snapshots, every
         ``snapshot_every`` commands, and at shutdown)."""
@@ -282,7 +285,7 @@ class Gateway:
             log.error("readmodel_snapshot_skipped", seq=seq, reason="history index behind")
             return False
         md = self.marketdata.state if self.marketdata is not None else None
-        readmodel.write(self.dir / "readmodel", readmodel.image(self.store, md))
+        readmodel.write(self.dir / "readmodel", readmodel.image(self.store, md), quiet=quiet)
         self._readmodel_seq = seq
         return True
 
@@ -375,7 +378,7 @@ class Gateway:
         try:
             if self.node is not None and self.store.last_seq == self.node.last_seq > \
                     self._readmodel_seq:
-                self.snapshot_readmodel()
+                self.snapshot_readmodel(quiet=True)
         finally:
             self.history.close()
             if self.store.history is not None:

@@ -169,8 +169,8 @@ def restore(img: ReadModelImage, *, memory_orders: int) -> Store:
     return store
 
 
-def write(directory: Path, img: ReadModelImage, *, keep: int = KEEP) -> Path:
-    """Durably write ``img``; keep the newest ``keep`` snapshots."""
+def write(directory: Path, img: ReadModelImage, *, keep: int = KEEP, quiet: bool = False) -> Path:
+    """Durably write ``img``; keep the newest ``keep`` snapshots (``quiet``: log at debug)."""
     assert keep >= 1
     directory.mkdir(parents=True, exist_ok=True)
     body = _ENCODER.encode(img)
@@ -184,7 +184,7 @@ def write(directory: Path, img: ReadModelImage, *, keep: int = KEEP) -> Path:
     os.replace(tmp, path)
     for old in _list(directory)[:-keep]:
         old.unlink()
-    log.info(
+    (log.debug if quiet else log.info)(
         "readmodel_snapshot_written",
         last_seq=img.last_seq,
         bytes=HEADER.size + len(body),

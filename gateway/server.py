@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -76,9 +75,11 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 async def serve_forever(gw: Gateway, sock: socket.socket,
-                        on_ready: Callable[[Running, NewKey | None], None]) -> str:
-    """Serve until SIGINT/SIGTERM/SIGHUP, then shut down cleanly (snapshot on close).
-    Returns the name of the signal that stopped it."""
+                        on_ready: Callable[[Running, NewKey | None], None],
+                        ledger_dsn: str | None = None) -> str:
+    """Serve until SIGINT/SIGTERM/SIGHUP, then shut down cleanly (snapshot on close), with the
+    supervised ledger follower beside it when ``ledger_dsn`` is given. Returns the name of the
+    signal that stopped it."""
     stop = asyncio.Event()
     received: list[str] = []
     loop = asyncio.get_running_loop()
@@ -86,10 +87,20 @@ async def serve_forever(gw: Gateway, sock: socket.socket,
         loop.add_signal_handler(signum, lambda s=signum: (received.append(s.name), stop.set()))
     host, port = sock.getsockname()[:2]
     r = await start(gw, host, port, sock=sock)
+    follower = None
     try:
+        if ledger_dsn:
+            from gateway.ledgerfollower import LedgerFollower
+
+            follower = LedgerFollower(ledger_dsn, gw.config.data_dir / "journal",
+                                      gw.metrics.registry)
+            gw.health_checks["ledgerFollower"] = follower.status
+            follower.start()
         on_ready(r, gw.first_start)
         await stop.wait()
     finally:
+        if follower is not None:
+            await follower.stop()
         await r.runner.cleanup()
     return received[0] if received else "none"
 
@@ -154,28 +165,12 @@ def _serve(args: argparse.Namespace, data_dir: Path, sock: socket.socket, log: A
                 f"  WS API     : {r.ws_api}\n\n")
             sys.stdout.flush()
 
-    follower = _start_ledger_follower(args.ledger_dsn, config.data_dir) if getattr(
-        args, "ledger_dsn", None) else None
     reason = "error"
     try:
-        reason = asyncio.run(serve_forever(gw, sock, ready))
+        reason = asyncio.run(serve_forever(gw, sock, ready, getattr(args, "ledger_dsn", None)))
     finally:
         if not gw.closed:
             asyncio.run(gw.close())
-        if follower is not None:
-            follower.terminate()
-            follower.wait(timeout=30)
     log.info("stopped", signal=reason, last_seq=gw.last_seq,
              uptime_s=round(time.monotonic() - started, 1))
     return 0
-
-
-def _start_ledger_follower(dsn: str, data_dir: Path) -> subprocess.Popen[bytes]:
-    """The PostgreSQL projection runs in its own process: it replays the journal (read-only)
-    through its own engine, which is CPU work that must not share the gateway's event loop."""
-    import structlog
-
-    cmd = [sys.executable, "-m", "gateway.cli", "ledger", "sync", "--dsn", dsn,
-           "--journal", str(data_dir / "journal"), "--follow", "2"]
-    structlog.get_logger(__name__).info("ledger_follower_started", journal=str(data_dir))
-    return subprocess.Popen(cmd)

@@ -272,10 +272,14 @@ def run_sync_cli(args: argparse.Namespace) -> int:
     async def follow(interval_s: float) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(signum, stop.set)
+        synced: tuple[tuple[str, int], ...] | None = None
         while not stop.is_set():
-            await once()
+            seen = _journal_fingerprint(Path(args.journal))
+            if seen != synced:  # idle journal: no replay, no database connection
+                await once()
+                synced = seen
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval_s)
 
@@ -284,3 +288,8 @@ def run_sync_cli(args: argparse.Namespace) -> int:
     else:
         asyncio.run(follow(follow_s))
     return 0
+
+
+def _journal_fingerprint(journal_dir: Path) -> tuple[tuple[str, int], ...]:
+    """Segment names and sizes: changes whenever a record is appended (cheap: one stat each)."""
+    return tuple((p.name, p.stat().st_size) for p in sorted(journal_dir.glob("*.seg")))

@@ -1,0 +1,274 @@
+"""``kootabase serve`` for an operator (issue 12): the config file whose keys are the flags, the
+effective config logged with secrets redacted, SIGHUP like SIGTERM with one line at a clean stop,
+the supervised ledger follower, and the notice before a cold numba compile."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from engine.usererror import UserError
+from gateway.cli import build_parser
+from gateway.serveconfig import config_actions, effective, parse_with_config, subparser
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "docs" / "kootabase.example.toml"
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+# ---- the config file ---------------------------------------------------------------------------
+
+
+def test_every_serve_flag_is_a_config_key_and_the_sample_lists_them_all() -> None:
+    parser = build_parser()
+    keys = config_actions(parser)
+    serve = subparser(parser, "serve")
+    flags = {o[2:] for a in serve._actions for o in a.option_strings if o.startswith("--")}
+    assert flags - {"help", "config"} <= set(keys)
+    assert "log-level" in keys
+    text = SAMPLE.read_text()
+    listed = set(re.findall(r"^#? ?([a-z][a-z0-9-]*) = ", text, flags=re.M))
+    assert listed == set(keys), (set(keys) - listed, listed - set(keys))
+
+
+def test_sample_config_loads_and_flags_override_it(tmp_path: Path) -> None:
+    parser = build_parser()
+    args = parse_with_config(parser, ["serve", "--config", str(SAMPLE)])
+    assert (args.port, args.host, args.data_dir, args.log_level) == (
+        8080,
+        "127.0.0.1",
+        Path("./data"),
+        "info",
+    )
+    # the commented keys of the sample, uncommented, load too (with their own types)
+    full = tmp_path / "full.toml"
+    full.write_text(re.sub(r"^# ?([a-z][a-z0-9-]* = )", r"\1", SAMPLE.read_text(), flags=re.M))
+    args = parse_with_config(build_parser(), ["serve", "--config", str(full), "--port", "9"])
+    assert args.port == 9 and args.custody_signer is False and args.replicas == 1
+    assert args.master_key_file == Path("/etc/kootabase/master.key")
+    shown = effective(build_parser(), args)
+    assert shown["ledger-dsn"] == "postgresql://kootabase:***@127.0.0.1:5432/kootabase"
+    assert "secret" not in json.dumps(shown)
+    # a level given before the subcommand beats the file's
+    args = parse_with_config(
+        build_parser(), ["--log-level", "error", "serve", "--config", str(full)]
+    )
+    assert args.log_level == "error"
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ("prot = 8080\n", "did you mean 'port'?"),
+        ('port = "eighty"\n', "port: not an integer"),
+        ("no-fsync = 1\n", "true or false"),
+        ('log-level = "loud"\n', "must be one of"),
+        ("port = \n", "not valid TOML"),
+    ],
+)
+def test_bad_config_is_one_line(tmp_path: Path, body: str, fragment: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(body)
+    with pytest.raises(UserError, match=re.escape(fragment)):
+        parse_with_config(build_parser(), ["serve", "--config", str(path)])
+    proc = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "serve", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and fragment in proc.stderr
+
+
+# ---- a running server --------------------------------------------------------------------------
+
+
+class Serve:
+    """``kootabase serve`` in a child process; its JSON log lines collected as they come."""
+
+    def __init__(self, tmp: Path, *extra: str) -> None:
+        env = {**os.environ, "KOOTABASE_MASTER_KEY_FILE": str(tmp / "master.key")}
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "serve",
+                "--data-dir",
+                str(tmp / "data"),
+                "--port",
+                "0",
+                *extra,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.events: list[dict[str, Any]] = []
+        self.raw: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        serving = self.wait_for("serving")
+        self.http, self.last_seq = serving["http"], serving["last_seq"]
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.raw.append(line)
+            with contextlib.suppress(ValueError):
+                self.events.append(json.loads(line))
+
+    def wait_for(self, event: str, timeout_s: float = 240, **match: object) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for e in list(self.events):
+                if e.get("event") == event and all(e.get(k) == v for k, v in match.items()):
+                    return e
+            if self.proc.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"no {event} event; stderr: {''.join(self.raw)[-3000:]}")
+
+    def metric(self, name: str) -> float:
+        with urllib.request.urlopen(self.http + "/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        found = re.search(rf"^{name} (\S+)$", text, flags=re.M)
+        assert found, name
+        return float(found.group(1))
+
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+        code = self.proc.wait(timeout=60)
+        self._reader.join(timeout=10)
+        return code
+
+
+def test_config_logged_redacted_and_sighup_stops_with_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "serve.toml"
+    config.write_text(
+        'ledger-dsn = "postgresql://postgres:hunter2@127.0.0.1:1/nope"\nlog-level = "info"\n'
+    )
+    server = Serve(tmp_path, "--config", str(config))
+    try:
+        shown = server.wait_for("config")
+        assert shown["effective"]["ledger-dsn"] == "postgresql://postgres:***@127.0.0.1:1/nope"
+        assert shown["effective"]["port"] == 0  # the command line over the default
+        assert "hunter2" not in "".join(server.raw)
+        before = len(server.events)
+    finally:
+        code = server.stop(signal.SIGHUP)
+    assert code == 0
+    after = [
+        e for e in server.events[before:] if not str(e.get("event")).startswith("ledger_follower_")
+    ]
+    assert [e["event"] for e in after] == ["stopped"], after
+    assert after[0]["signal"] == "SIGHUP"
+    assert "Traceback" not in "".join(server.raw)
+
+
+@pytest.fixture()
+def db_name() -> Iterator[str]:
+    name = f"kb_follow_{uuid.uuid4().hex[:12]}"
+    yield name
+    asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+async def _admin(sql: str) -> Any:
+    conn = await asyncpg.connect(PG_ADMIN)
+    try:
+        return await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _checkpoint(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval("SELECT last_seq FROM projection_checkpoint"))
+    finally:
+        await conn.close()
+
+
+def test_ledger_follower_is_supervised_and_quiet_when_idle(tmp_path: Path, db_name: str) -> None:
+    dsn = f"postgresql://postgres@127.0.0.1:5432/{db_name}"
+    server = Serve(tmp_path, "--ledger-dsn", dsn)
+    try:
+        failed = server.wait_for("ledger_follower_failed")
+        assert f"createdb -h 127.0.0.1 -p 5432 -U postgres {db_name}" in failed["error"]
+        assert "Traceback" not in "".join(server.raw)
+        assert server.metric("kootabase_ledger_follower_restarts_total") >= 1
+        asyncio.run(_admin(f"CREATE DATABASE {db_name}"))  # the operator follows the hint
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if asyncio.run(_checkpoint(dsn)) >= server.last_seq > 0:
+                    break
+            except (asyncpg.UndefinedTableError, asyncpg.InvalidCatalogNameError):
+                pass
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the restarted follower did not project the journal")
+        assert server.metric("kootabase_ledger_follower_up") == 1
+        quiet_from = len(server.raw)
+        time.sleep(6)  # three follow intervals of an idle exchange
+        assert server.raw[quiet_from:] == []
+    finally:
+        code = server.stop()
+    assert code == 0
+
+
+# ---- the first start ---------------------------------------------------------------------------
+
+
+def test_cold_numba_cache_is_announced(tmp_path: Path) -> None:
+    probe = (
+        "import json, structlog\n"
+        "from engine.compilenotice import announce_compilation, kernels_cached\n"
+        "seen = []\n"
+        "class Log:\n"
+        "    def info(self, event, **kw): seen.append((event, kw))\n"
+        "announce_compilation(Log())\n"
+        "print(json.dumps([kernels_cached(), seen]))\n"
+    )
+
+    def run(cache_dir: str | None) -> Any:
+        env = dict(os.environ)
+        env.pop("NUMBA_CACHE_DIR", None)
+        if cache_dir:
+            env["NUMBA_CACHE_DIR"] = cache_dir
+        out = subprocess.run(
+            [sys.executable, "-c", probe],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO,
+            timeout=60,
+            check=True,
+        ).stdout
+        return json.loads(out)
+
+    cached, seen = run(str(tmp_path / "empty-cache"))
+    assert cached is False
+    assert seen[0][0] == "compiling_engine" and "numba" in seen[0][1]["detail"]
+    assert re.search(r"about \d+-\d+ s", seen[0][1]["detail"])
+    cached, seen = run(None)  # the repository's own cache (tests already compiled it)
+    assert cached is True and seen == []
