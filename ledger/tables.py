@@ -37,6 +37,7 @@ def emit(title: str, header: Sequence[str], rows: Sequence[Sequence[object]], fm
         sys.stdout.write(json.dumps(doc, indent=1) + "\n")
         return
     from rich.console import Console
+    from rich.measure import Measurement
     from rich.table import Table
 
     table = Table(title=title)
@@ -47,7 +48,8 @@ def emit(title: str, header: Sequence[str], rows: Sequence[Sequence[object]], fm
     for row in rows:
         table.add_row(*(str(v) for v in row))
     console = Console()
-    needed = console.measure(table).maximum
+    unbounded = console.options.update_width(1_000_000)
+    needed = Measurement.get(console, unbounded, table).maximum
     if needed > console.width:  # never squeeze (and so cut) a column: print it whole
         console = Console(width=needed)
     console.print(table)

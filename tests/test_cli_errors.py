@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 
 from engine.node import EngineNode, NodeConfig
-from engine.schema import Deposit
+from engine.schema import CreateAccount, Deposit
 from engine.service import bootstrap_demo
 from tests.custody_nodes import free_port
 
@@ -55,9 +55,13 @@ def assert_one_line(
 
 def _make_data_dir(path: Path, *, snapshot: bool) -> Path:
     node = EngineNode(NodeConfig(data_dir=path, fsync=False))
-    bootstrap_demo(node)
-    node.submit([Deposit(account_id=0, asset_id=1, amount_atoms=5, deposit_key="t:1")])
-    node.close(snapshot=snapshot)
+    bootstrap_demo(node)  # seq 1..7: assets and markets
+    if snapshot:
+        node.snapshot()  # at seq 7
+    node.submit([CreateAccount(account_id=1)])
+    node.submit([Deposit(account_id=1, asset_id=1, amount_atoms=123_456_789_012,
+                         deposit_key="t:1")])
+    node.close(snapshot=snapshot)  # at seq 9
     return path
 
 
@@ -102,7 +106,7 @@ def test_replay_verify_without_snapshot(tmp_path: Path) -> None:
 
 
 def test_replay_verify_with_corrupt_snapshot(copy_dir: Path) -> None:
-    (snap,) = (copy_dir / "snapshots").glob("*.snap")
+    snap = sorted((copy_dir / "snapshots").glob("*.snap"))[-1]
     data = bytearray(snap.read_bytes())
     data[len(data) // 2] ^= 0xFF
     snap.write_bytes(bytes(data))
@@ -118,7 +122,7 @@ def test_replay_verify_passes_on_a_good_snapshot(demo_dir: Path) -> None:
         "--log-level", "error", "replay", "--journal", str(demo_dir / "journal"), "--verify"
     )
     assert proc.returncode == 0, proc.stderr
-    assert "verified snapshots: 1" in proc.stdout
+    assert "verified snapshots: 2" in proc.stdout
 
 
 def _corrupt_journal(data_dir: Path) -> None:
@@ -347,3 +351,132 @@ def test_dsn_mistakes(demo_dir: Path) -> None:
         "connection refused",
     )
     assert "hunter2" not in line
+
+
+# ---- accounts: keys and the master key ---------------------------------------------------------
+
+
+def _ed25519_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    public = Ed25519PrivateKey.generate().public_key()
+    return public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+def test_ed25519_public_key_as_pem_text_or_file(copy_dir: Path, tmp_path: Path) -> None:
+    key = ["--master-key-file", str(tmp_path / "master.key")]
+    pem = _ed25519_pem()
+    as_text = run_cli("accounts", "create", "--data-dir", str(copy_dir), *key,
+                      "--ed25519-public-key", pem)
+    assert as_text.returncode == 0, as_text.stderr
+    assert '"kind": "ed25519"' in as_text.stdout
+    pem_file = tmp_path / "key.pem"
+    pem_file.write_text(_ed25519_pem())
+    as_file = run_cli("accounts", "create", "--data-dir", str(copy_dir), *key,
+                      "--ed25519-public-key", str(pem_file))
+    assert as_file.returncode == 0, as_file.stderr
+    assert_one_line(run_cli("accounts", "create", "--data-dir", str(copy_dir), *key,
+                            "--ed25519-public-key", str(tmp_path / "nope.pem")),
+                    "neither a PEM public key nor a file")
+    assert_one_line(run_cli("accounts", "create", "--data-dir", str(copy_dir), *key,
+                            "--ed25519-public-key", "-----BEGIN PUBLIC KEY-----\nxx\n"),
+                    "not a PEM public key")
+
+
+def test_master_key_that_does_not_decrypt_is_refused(copy_dir: Path, tmp_path: Path) -> None:
+    right = tmp_path / "right.key"
+    created = run_cli("accounts", "create", "--data-dir", str(copy_dir),
+                      "--master-key-file", str(right))
+    assert created.returncode == 0, created.stderr
+    wrong = tmp_path / "wrong.key"
+    wrong.write_text("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=\n")  # 32 other bytes
+    assert_one_line(run_cli("accounts", "list", "--data-dir", str(copy_dir),
+                            "--master-key-file", str(wrong)),
+                    "does not decrypt", str(wrong))
+    missing = tmp_path / "missing.key"
+    assert_one_line(run_cli("accounts", "list", "--data-dir", str(copy_dir),
+                            "--master-key-file", str(missing)),
+                    "does not exist", "never generated")
+    assert not missing.exists()  # no new key silently replaces the one that encrypted them
+    listed = run_cli("accounts", "list", "--data-dir", str(copy_dir),
+                     "--master-key-file", str(right))
+    assert listed.returncode == 0, listed.stderr
+
+
+# ---- custody reconcile -------------------------------------------------------------------------
+
+
+def test_custody_reconcile_without_config_or_node(copy_dir: Path) -> None:
+    assert_one_line(run_cli("custody", "reconcile", "--data-dir", str(copy_dir)),
+                    "custody.toml does not exist", "--config")
+    port = free_port()
+    config = copy_dir / "custody.toml"
+    config.write_text(f"""
+[[chain]]
+name = "ltc-regtest"
+kind = "bitcoin"
+hrp = "rltc"
+rpc_url = "http://127.0.0.1:{port}"
+hot_address = "rltc1qhkydyzuhpmvf8f0gjkue4hmlny4t7juttqm07l"
+bitcoinlib_network = "litecoin_testnet"
+[[asset]]
+asset_id = 4
+symbol = "LTC"
+chain = "ltc-regtest"
+chain_decimals = 8
+engine_decimals = 8
+""")
+    assert_one_line(run_cli("custody", "reconcile", "--data-dir", str(copy_dir)),
+                    "cannot reach the ltc-regtest node", f"127.0.0.1:{port}")
+    config.write_text("[[chain]]\nname = 'x'\n")
+    assert_one_line(run_cli("custody", "reconcile", "--data-dir", str(copy_dir)),
+                    "custody config", "missing key")
+
+
+# ---- reports -----------------------------------------------------------------------------------
+
+
+def test_reports_show_symbols_whole_amounts_and_take_a_symbol(demo_dir: Path) -> None:
+    import csv
+    import io
+    import json
+
+    journal = str(demo_dir / "journal")
+    as_csv = run_cli("ledger", "balances", "--journal", journal)  # not a TTY: CSV
+    assert as_csv.returncode == 0, as_csv.stderr
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert rows and {r["asset"] for r in rows} <= {"USDT", "BTC", "ETH", "LTC"}
+    assert {"account": "1", "asset": "BTC", "bucket": "AVAILABLE", "atoms": "123456789012",
+            "amount": "1234.56789012"} in rows
+    by_symbol = run_cli("ledger", "statement", "--journal", journal, "--account", "1",
+                        "--asset", "btc", "--format", "json")
+    by_id = run_cli("ledger", "statement", "--journal", journal, "--account", "1",
+                    "--asset", "1", "--format", "json")
+    assert by_symbol.returncode == 0, by_symbol.stderr
+    lines = json.loads(by_symbol.stdout)["rows"]
+    assert lines == json.loads(by_id.stdout)["rows"]
+    assert any(r["reason"] == "DEPOSIT" and r["amount"] == "1234.56789012" for r in lines), lines
+    assert_one_line(run_cli("ledger", "balances", "--journal", journal, "--asset", "DOGE"),
+                    "unknown asset 'DOGE'", "known assets")
+    # a table on a terminal 40 columns wide still prints every digit of every amount
+    table = subprocess.run(
+        [sys.executable, "-c",
+         "import sys; from ledger.tables import emit; from rich.console import Console\n"
+         "import ledger.tables as t; t.default_format = lambda: 'table'\n"
+         "emit('t', ('asset', 'amount'), [('USDT', '123456789012345678901234.123456')], 'table')"],
+        capture_output=True, text=True, env={**os.environ, "COLUMNS": "40", "TERM": "xterm"},
+        timeout=60)
+    assert "123456789012345678901234.123456" in table.stdout, table.stdout
+
+
+def test_replay_from_starts_at_a_snapshot(demo_dir: Path) -> None:
+    journal = str(demo_dir / "journal")
+    whole = run_cli("replay", "--journal", journal)
+    tail = run_cli("replay", "--journal", journal, "--from", "8")  # from the snapshot at seq 7
+    assert whole.returncode == tail.returncode == 0, (whole.stderr, tail.stderr)
+    assert "replayed seq 1..9" in whole.stdout
+    assert "replayed seq 8..9" in tail.stdout
+    assert whole.stdout.splitlines()[-1] == tail.stdout.splitlines()[-1]  # the same state hash
