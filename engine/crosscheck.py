@@ -210,12 +210,19 @@ class Checker:
     async def _report_loop(self) -> None:
         import asyncio
 
-        reported = -1
+        reported: tuple[int, int] = (-1, -1)
+        previous = -1
         while self.divergence is None:
             await asyncio.sleep(REPORT_EVERY_S)
             replica = self._replica
-            if replica.stream_seq != reported:
-                reported = replica.stream_seq
+            seq = replica.stream_seq
+            if seq == previous and self._hash_at[0] != seq:
+                # Idle for a period: hashing now is cheap for the stream and lets `cluster
+                # status` show every replica's hash at the same, current point.
+                self._hash_at = (seq, replica.state_hash())
+            previous = seq
+            if (seq, self._hash_at[0]) != reported:
+                reported = (seq, self._hash_at[0])
                 try:
                     await self._report(replica.stream_seq, replica.last_seq)
                 except Exception as exc:

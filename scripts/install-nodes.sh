@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Install the blockchain nodes the custody tests run against (DESIGN.md: real parts):
+# Install the nodes the tests run against (DESIGN.md: real parts):
 #   - anvil (Foundry's local Ethereum node) from the npm package that ships its binary,
 #     into the project-local .tools/ (not on PATH; tests find it there or via $ANVIL_BIN);
-#   - litecoind + litecoin-cli (Debian's litecoind package: Bitcoin Core's codebase and RPC).
+#   - litecoind + litecoin-cli (Debian's litecoind package: Bitcoin Core's codebase and RPC);
+#   - nats-server (Debian's package): the cluster-mode tests start their own 3-node cluster.
 # Idempotent and quick when both are present. Exits non-zero if either cannot be installed:
 # the tests fail, never skip, without their nodes.
 set -euo pipefail
@@ -31,4 +32,15 @@ else
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq litecoind >/dev/null
   litecoind --version | head -1
+fi
+
+if command -v nats-server >/dev/null || [[ -x /usr/sbin/nats-server ]]; then
+  echo "install-nodes: nats-server present ($(command -v nats-server || echo /usr/sbin/nats-server))"
+else
+  SUDO=""
+  [[ "$(id -u)" == 0 ]] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq nats-server >/dev/null
+  /usr/sbin/nats-server --version
 fi

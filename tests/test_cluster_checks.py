@@ -136,12 +136,8 @@ def test_snapshots_cold_start_and_tampered_snapshot_refused() -> None:
         assert third.snapshot_stream_seq == CHECKPOINT_EVERY, "the tampered one was refused"
         await third.attach(third_log)
         assert third.replica.state_hash() == warm.replica.state_hash()
-        out = {
-            "hash": warm.replica.state_hash(),
-            "last_seq": warm.replica.last_seq,
-            "hash_512": warm.checker._hash_at[1],
-        }
-        await asyncio.sleep(1.5)  # one report period: every replica reports its position
+        out = {"hash": warm.replica.state_hash(), "last_seq": warm.replica.last_seq}
+        await asyncio.sleep(2.5)  # two report periods: idle replicas hash and report
         for f in (warm, cold, third):
             await f.close()
         await writer.close()
@@ -157,13 +153,9 @@ def test_snapshots_cold_start_and_tampered_snapshot_refused() -> None:
         assert status["last_stream_seq"] == 2 * CHECKPOINT_EVERY + 40
         roles = {r["replica"]: r for r in status["replica_processes"]}
         assert set(roles) == {"warm", "cold", "third"}
-        assert roles["warm"]["checkpoint_seq"] == 2 * CHECKPOINT_EVERY
-        assert roles["warm"]["state_hash"] == got["hash_512"]
-        for r in ("cold", "third"):  # hashed when they caught up, at the stream's end
-            assert (roles[r]["checkpoint_seq"], roles[r]["state_hash"]) == (
-                2 * CHECKPOINT_EVERY + 40,
-                got["hash"],
-            )
+        for r in roles.values():  # idle replicas hash where they stand: all at the end
+            assert (r["checkpoint_seq"], r["state_hash"]) == (2 * CHECKPOINT_EVERY + 40,
+                                                              got["hash"])
         assert all(r["lag"] == 0 for r in roles.values())
 
 

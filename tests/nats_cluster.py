@@ -1,0 +1,153 @@
+"""A 3-node NATS cluster with JetStream, started by the tests on free loopback ports.
+
+Debian's ``nats-server`` (installed by ``scripts/install-nodes.sh``; ``$NATS_SERVER_BIN``
+overrides the path) runs three times with routes between the nodes, each with its own
+JetStream store in the test's temporary directory. Nodes can be killed (SIGKILL: the stream
+leader's node, mid-load) and started again on the same ports and store.
+
+Optional ``users``: the nodes then require a user and password, with per-user publish and
+subscribe permissions (issue 18: NATS is never open in cluster mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nats
+
+from tests.custody_nodes import free_port
+
+DEFAULT_BIN = "/usr/sbin/nats-server"
+
+
+def nats_server_bin() -> str:
+    path = os.environ.get("NATS_SERVER_BIN") or shutil.which("nats-server") or DEFAULT_BIN
+    if not Path(path).exists():
+        raise RuntimeError(f"nats-server not found at {path}: run scripts/install-nodes.sh")
+    return path
+
+
+@dataclass
+class User:
+    name: str
+    password: str
+    publish: list[str] | None = None
+    """Subjects this user may publish to (None: everything)."""
+    subscribe: list[str] | None = None
+
+
+@dataclass
+class Node:
+    name: str
+    port: int
+    cluster_port: int
+    store: Path
+    conf: Path
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+
+@dataclass
+class NatsCluster:
+    root: Path
+    users: list[User] = field(default_factory=list)
+    nodes: list[Node] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for i in range(3):
+            d = self.root / f"n{i + 1}"
+            d.mkdir(parents=True, exist_ok=True)
+            self.nodes.append(Node(f"n{i + 1}", free_port(), free_port(), d / "js",
+                                   d / "nats.conf", d / "nats.log"))
+        for node in self.nodes:
+            node.conf.write_text(self._conf(node))
+
+    @property
+    def urls(self) -> str:
+        return ",".join(n.url for n in self.nodes)
+
+    def _conf(self, node: Node) -> str:
+        routes = ", ".join(f"nats-route://127.0.0.1:{n.cluster_port}" for n in self.nodes
+                           if n is not node)
+        auth = ""
+        if self.users:
+            entries = []
+            for u in self.users:
+                perms = []
+                if u.publish is not None:
+                    perms.append(f"publish: {_list(u.publish)}")
+                if u.subscribe is not None:
+                    perms.append(f"subscribe: {_list(u.subscribe)}")
+                p = f", permissions: {{ {', '.join(perms)} }}" if perms else ""
+                entries.append(f'{{ user: "{u.name}", password: "{u.password}"{p} }}')
+            auth = "authorization { users: [\n  " + ",\n  ".join(entries) + "\n] }\n"
+        return (f'server_name: "{node.name}"\nlisten: "127.0.0.1:{node.port}"\n'
+                f'jetstream {{ store_dir: "{node.store}", max_memory_store: 268435456, '
+                f"max_file_store: 2147483648 }}\n"
+                f'cluster {{ name: "kbtest", listen: "127.0.0.1:{node.cluster_port}", '
+                f"routes: [{routes}] }}\n{auth}")
+
+    def start(self, node: Node | None = None) -> None:
+        for n in [node] if node is not None else self.nodes:
+            assert n.proc is None or n.proc.poll() is not None
+            n.proc = subprocess.Popen([nats_server_bin(), "-c", str(n.conf), "-l", str(n.log)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def kill(self, node: Node) -> None:
+        assert node.proc is not None
+        node.proc.send_signal(signal.SIGKILL)
+        node.proc.wait(10)
+
+    def node(self, name: str) -> Node:
+        return next(n for n in self.nodes if n.name == name)
+
+    def wait_ready(self, timeout_s: float = 30.0, user: User | None = None) -> None:
+        """Until JetStream answers on every running node (a meta leader was elected)."""
+        deadline = time.monotonic() + timeout_s
+
+        async def probe(url: str) -> bool:
+            try:
+                kw = {"user": user.name, "password": user.password} if user else {}
+                nc = await nats.connect(url, connect_timeout=1, allow_reconnect=False, **kw)
+            except Exception:
+                return False
+            try:
+                await nc.jetstream(timeout=1).account_info()
+                return True
+            except Exception:
+                return False
+            finally:
+                await nc.close()
+
+        pending = [n for n in self.nodes if n.proc is not None and n.proc.poll() is None]
+        while pending:
+            pending = [n for n in pending if not asyncio.run(probe(n.url))]
+            if pending and time.monotonic() > deadline:
+                logs = {n.name: n.log.read_text()[-2000:] for n in pending if n.log.exists()}
+                raise RuntimeError(f"NATS nodes not ready: {logs}")
+            if pending:
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        for n in self.nodes:
+            if n.proc is not None and n.proc.poll() is None:
+                n.proc.terminate()
+                try:
+                    n.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    n.proc.kill()
+
+
+def _list(subjects: list[str]) -> str:
+    return "[" + ", ".join(f'"{s}"' for s in subjects) + "]"
