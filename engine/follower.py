@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 
@@ -27,6 +28,9 @@ from engine.schema import EngineConfig
 from engine.streamlog import StreamLog
 
 log = structlog.get_logger(__name__)
+WATCH_S = 0.5
+SILENCE_S = 1.0
+"""No delivery for this long while the stream holds more: subscribe again."""
 
 
 class Follower:
@@ -51,6 +55,9 @@ class Follower:
         self._inbox: deque[StreamMessage] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
+        self._sub: Any = None
+        self._last_delivery = 0.0
         self._stopped = False
 
     @property
@@ -84,8 +91,11 @@ class Follower:
         )
         await self.checker.start(self.replica)
         target = await stream_log.last_sequence()
-        self._task = asyncio.get_running_loop().create_task(self._consume(), name="replica")
-        await stream_log.follow(self.replica.stream_seq + 1, self._deliver)
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._consume(), name="replica")
+        self._last_delivery = loop.time()
+        self._sub = await stream_log.follow(self.replica.stream_seq + 1, self._deliver)
+        self._watch_task = loop.create_task(self._watch(), name="replica-watch")
         while catch_up and self.replica.stream_seq < target:
             if self.failure is not None:
                 break
@@ -103,7 +113,30 @@ class Follower:
         with contextlib.suppress(Exception):
             await self.checker.report_now(self.replica)
 
+    async def _watch(self) -> None:
+        """Belt and braces for the ordered consumer: when nothing arrived for a while but the
+        stream holds messages this replica has not applied (the consumer died with a stream
+        leader and its own reset failed mid-election), subscribe again from where it stands."""
+        loop = asyncio.get_running_loop()
+        while self.failure is None and self.log is not None:
+            await asyncio.sleep(WATCH_S)
+            if loop.time() - self._last_delivery < SILENCE_S or self._inbox:
+                continue
+            try:
+                last = await self.log.last_sequence()
+                silent = loop.time() - self._last_delivery >= SILENCE_S
+                if last > self.replica.stream_seq and silent:
+                    log.warning(
+                        "replica_resubscribes", stream_seq=self.replica.stream_seq, stream_last=last
+                    )
+                    await self.log.unfollow(self._sub)
+                    self._last_delivery = loop.time()
+                    self._sub = await self.log.follow(self.replica.stream_seq + 1, self._deliver)
+            except Exception as exc:  # NATS unavailable right now: look again later
+                log.info("replica_watch_failed", error=repr(exc))
+
     def _deliver(self, msg: StreamMessage) -> None:
+        self._last_delivery = asyncio.get_running_loop().time()
         self._inbox.append(msg)
         if len(self._inbox) == 1:
             self._wake.set()
@@ -153,10 +186,11 @@ class Follower:
 
     async def close(self) -> None:
         self._stopped = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        for task in (self._task, self._watch_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         if self.checker is not None:
             await self.checker.close()
         if self.log is not None:

@@ -36,6 +36,9 @@ DEFAULT_STREAM: Final = "KOOTABASE"
 DUPLICATE_WINDOW_S: Final = 120.0
 MAX_MSG_BYTES: Final = 1 << 20
 _V1_TOKENS: Final = 9
+HEARTBEAT_S: Final = 0.5
+"""Idle heartbeat of the ordered consumers: a consumer lost with its stream leader is
+noticed after two missed heartbeats and re-created on the new leader."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,9 +219,10 @@ class StreamLog:
         )
         return PubResult(ack.seq, bool(ack.duplicate))
 
-    async def follow(self, start_seq: int, on_message: Callable[[StreamMessage], None]) -> None:
+    async def follow(self, start_seq: int, on_message: Callable[[StreamMessage], None]) -> Any:
         """Deliver every message from ``start_seq`` on, in stream order, to ``on_message``
-        (called on the loop; an ordered consumer that resets itself on gaps and reconnects)."""
+        (called on the loop): an ordered consumer, which resets itself on a gap or after two
+        missed heartbeats. Returns the subscription (for `unfollow`)."""
 
         async def cb(msg: Msg) -> None:
             on_message(to_stream_message(msg))
@@ -228,7 +232,7 @@ class StreamLog:
             stream=self.spec.name,
             cb=cb,
             ordered_consumer=True,
-            idle_heartbeat=1.0,
+            idle_heartbeat=HEARTBEAT_S,
             config=api.ConsumerConfig(
                 deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=max(start_seq, 1)
             ),
@@ -236,6 +240,13 @@ class StreamLog:
             pending_bytes_limit=1 << 30,
         )
         self._subs.append(sub)
+        return sub
+
+    async def unfollow(self, sub: Any) -> None:
+        if sub in self._subs:
+            self._subs.remove(sub)
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
 
     async def read(
         self, start_seq: int, end_seq: int, idle_timeout_s: float = 10.0
@@ -247,7 +258,7 @@ class StreamLog:
             self.spec.subject,
             stream=self.spec.name,
             ordered_consumer=True,
-            idle_heartbeat=1.0,
+            idle_heartbeat=HEARTBEAT_S,
             config=api.ConsumerConfig(
                 deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=max(start_seq, 1)
             ),

@@ -192,6 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not fsync the journal: for benchmarks only, loses acknowledged orders on crash",
     )
+    serve.add_argument(
+        "--no-rate-limits",
+        action="store_true",
+        help="no per-key request/order limits: for load tests and benchmarks only",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="listen address (default: 127.0.0.1)")
     serve.add_argument(
         "--port", type=_non_negative_int, default=8080, help="listen port (default: 8080)"

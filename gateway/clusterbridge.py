@@ -55,7 +55,7 @@ from gateway import errors
 from gateway.bridge import BatchHook, Reply, Result, _Request, future_reply
 
 log = structlog.get_logger(__name__)
-PUBLISH_TIMEOUT_S = 2.0
+PUBLISH_TIMEOUT_S = 1.0
 RETRY_PAUSE_S = 0.1
 
 

@@ -146,7 +146,15 @@ def _serve(args: argparse.Namespace, data_dir: Path, sock: socket.socket, log: A
         cluster = cluster_config(args)
     except ValueError as exc:
         raise UserError(str(exc), exit_code=2) from None
+    from gateway.ratelimit import Limits
+
+    limits = Limits()
+    if getattr(args, "no_rate_limits", False):
+        log.warning("rate_limits_disabled", detail="load-test mode: no per-key limits")
+        limits = Limits(weight_per_minute=10**9, orders_per_10s=10**9, orders_per_day=10**12,
+                        ban_after=10**9)
     config = GatewayConfig(data_dir=data_dir, fsync=not args.no_fsync, cluster=cluster,
+                           limits=limits,
                            master_key_file=getattr(args, "master_key_file", None),
                            custody=getattr(args, "custody_config", None),
                            custody_signer=getattr(args, "custody_signer", False))

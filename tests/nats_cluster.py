@@ -68,8 +68,11 @@ class NatsCluster:
         for i in range(3):
             d = self.root / f"n{i + 1}"
             d.mkdir(parents=True, exist_ok=True)
-            self.nodes.append(Node(f"n{i + 1}", free_port(), free_port(), d / "js",
-                                   d / "nats.conf", d / "nats.log"))
+            self.nodes.append(
+                Node(
+                    f"n{i + 1}", free_port(), free_port(), d / "js", d / "nats.conf", d / "nats.log"
+                )
+            )
         for node in self.nodes:
             node.conf.write_text(self._conf(node))
 
@@ -78,8 +81,9 @@ class NatsCluster:
         return ",".join(n.url for n in self.nodes)
 
     def _conf(self, node: Node) -> str:
-        routes = ", ".join(f"nats-route://127.0.0.1:{n.cluster_port}" for n in self.nodes
-                           if n is not node)
+        routes = ", ".join(
+            f"nats-route://127.0.0.1:{n.cluster_port}" for n in self.nodes if n is not node
+        )
         auth = ""
         if self.users:
             entries = []
@@ -92,17 +96,22 @@ class NatsCluster:
                 p = f", permissions: {{ {', '.join(perms)} }}" if perms else ""
                 entries.append(f'{{ user: "{u.name}", password: "{u.password}"{p} }}')
             auth = "authorization { users: [\n  " + ",\n  ".join(entries) + "\n] }\n"
-        return (f'server_name: "{node.name}"\nlisten: "127.0.0.1:{node.port}"\n'
-                f'jetstream {{ store_dir: "{node.store}", max_memory_store: 268435456, '
-                f"max_file_store: 2147483648 }}\n"
-                f'cluster {{ name: "kbtest", listen: "127.0.0.1:{node.cluster_port}", '
-                f"routes: [{routes}] }}\n{auth}")
+        return (
+            f'server_name: "{node.name}"\nlisten: "127.0.0.1:{node.port}"\n'
+            f'jetstream {{ store_dir: "{node.store}", max_memory_store: 268435456, '
+            f"max_file_store: 2147483648 }}\n"
+            f'cluster {{ name: "kbtest", listen: "127.0.0.1:{node.cluster_port}", '
+            f"routes: [{routes}] }}\n{auth}"
+        )
 
     def start(self, node: Node | None = None) -> None:
         for n in [node] if node is not None else self.nodes:
             assert n.proc is None or n.proc.poll() is not None
-            n.proc = subprocess.Popen([nats_server_bin(), "-c", str(n.conf), "-l", str(n.log)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            n.proc = subprocess.Popen(
+                [nats_server_bin(), "-c", str(n.conf), "-l", str(n.log)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
 
     def kill(self, node: Node) -> None:
         assert node.proc is not None
@@ -119,7 +128,9 @@ class NatsCluster:
         async def probe(url: str) -> bool:
             try:
                 kw = {"user": user.name, "password": user.password} if user else {}
-                nc = await nats.connect(url, connect_timeout=1, allow_reconnect=False, **kw)
+                nc = await nats.connect(
+                    url, connect_timeout=1, allow_reconnect=False, error_cb=_quiet, **kw
+                )
             except Exception:
                 return False
             try:
@@ -151,3 +162,7 @@ class NatsCluster:
 
 def _list(subjects: list[str]) -> str:
     return "[" + ", ".join(f'"{s}"' for s in subjects) + "]"
+
+
+async def _quiet(exc: Exception) -> None:
+    """Probing a node that is still starting fails by design: not worth a traceback."""
