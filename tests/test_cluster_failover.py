@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,7 +55,7 @@ def _audit(
             def collect(a: Applied) -> None:
                 accepted.update(e.order_id for e in a.events if isinstance(e, OrderAccepted))
 
-            checkpoints = await read_checkpoints(sl)
+            checkpoints = await _retry(lambda: read_checkpoints(sl), timeout_s)
             _, result = await replay_stream(sl, checkpoints=checkpoints, on_applied=collect)
             lost = [cid for cid, oid in load.acked.items() if oid not in accepted]
             assert not lost, f"{len(lost)} acknowledged orders missing: {lost[:5]}"
@@ -84,6 +85,19 @@ def _audit(
             await sl.close()
 
     return asyncio.run(body())
+
+
+async def _retry(call: Any, timeout_s: float) -> Any:
+    """JetStream API calls right after a node died may time out while the meta group and the
+    KV bucket's stream elect leaders: retry until ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return await call()
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
 
 
 def _at(delay_s: float, action: object) -> threading.Timer:
