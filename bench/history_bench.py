@@ -25,7 +25,9 @@ Measured:
   ``startTime`` in the first 90 % of the history, each through
   `Trading` (parameter parsing, the store, the index, rendering the dialect's JSON objects; no
   WebSocket framing or signature check, which are the same for every request);
-- that process's resident memory (VmRSS, and VmHWM, its peak) after the queries.
+- that process's resident memory (VmRSS, and VmHWM, its peak) right after start and after the
+  queries (most of it is the interpreter, numba's compiled engine and the libraries: compare
+  with ``--orders`` small).
 
 Latencies are wall-clock; the page's CPU time (``thread_time``) is reported too, because on a
 shared machine the wall-clock tail mostly measures the other processes.
@@ -61,6 +63,18 @@ ROOT: Final = Path(__file__).resolve().parent.parent
 def _percentile(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def _rss_kb() -> tuple[int, int]:
+    """(VmRSS, VmHWM) of this process in KiB."""
+    rss = hwm = 0
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
+    return rss, hwm
 
 
 def _setup_node(data_dir: Path) -> int:
@@ -163,6 +177,7 @@ def query(data_dir: Path, orders: int, seed: int) -> dict[str, Any]:
                                demo=False))
     start_s = time.perf_counter() - t0
     tune_for_serving()  # as `serve` does once the read model is built
+    rss_start_kb = _rss_kb()[0]
     tr = gw.trading
     symbols = {m.market_id: m.wire for m in gw.store.markets.values()}
     first_hour = min(orders, 3_600_000 // SPACING_MS)
@@ -197,13 +212,7 @@ def query(data_dir: Path, orders: int, seed: int) -> dict[str, Any]:
         pages.append(time.perf_counter() - q0)
         pages_cpu.append(time.thread_time() - c0)
         rows += len(page)
-    rss_kb = hwm_kb = 0
-    with open("/proc/self/status", encoding="ascii") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                rss_kb = int(line.split()[1])
-            elif line.startswith("VmHWM:"):
-                hwm_kb = int(line.split()[1])
+    rss_kb, hwm_kb = _rss_kb()
     asyncio.run(gw.close())
 
     def ms(values: list[float], q: float) -> float:
@@ -219,6 +228,7 @@ def query(data_dir: Path, orders: int, seed: int) -> dict[str, Any]:
         "all_orders_500_cpu_p50_ms": ms(pages_cpu, 0.5),
         "all_orders_500_cpu_p99_ms": ms(pages_cpu, 0.99),
         "all_orders_mean_rows": round(rows / PAGE_QUERIES, 1),
+        "gateway_rss_at_start_mb": round(rss_start_kb / 1024, 1),
         "gateway_rss_mb": round(rss_kb / 1024, 1), "gateway_peak_rss_mb": round(hwm_kb / 1024, 1),
         "status_queries": len(by_id), "client_id_queries": len(by_cid),
         "page_queries": PAGE_QUERIES,
