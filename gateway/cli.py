@@ -228,6 +228,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="project the journal into this PostgreSQL continuously "
         "(a follower process beside the server)",
     )
+    serve.add_argument(
+        "--history-memory-orders",
+        type=_non_negative_int,
+        default=50_000,
+        metavar="N",
+        help="recently closed orders cached in memory, all accounts (default: 50000; "
+        "docs/history.md)",
+    )
+    serve.add_argument(
+        "--history-retention-days",
+        type=_non_negative_int,
+        default=90,
+        metavar="DAYS",
+        help="drop cancelled/expired orders that never traded this long after they closed "
+        "(default: 90; 0 = keep forever)",
+    )
     add_nats_options(serve)
     serve.set_defaults(handler=_lazy("gateway.server", "run_serve_cli"))
     _add_accounts(sub)

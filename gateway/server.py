@@ -157,7 +157,9 @@ def _serve(args: argparse.Namespace, data_dir: Path, sock: socket.socket, log: A
                            limits=limits,
                            master_key_file=getattr(args, "master_key_file", None),
                            custody=getattr(args, "custody_config", None),
-                           custody_signer=getattr(args, "custody_signer", False))
+                           custody_signer=getattr(args, "custody_signer", False),
+                           history_memory_orders=getattr(args, "history_memory_orders", 50_000),
+                           history_retention_days=getattr(args, "history_retention_days", 90))
     started = time.monotonic()
     gw = Gateway(config)
 
