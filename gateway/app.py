@@ -307,7 +307,7 @@ class Gateway:
     # ---- the aiohttp application ------------------------------------------------------------
 
     def app(self) -> web.Application:
-        from gateway import admin, rest, wsapi
+        from gateway import admin, openapi, rest, wsapi
 
         app = web.Application(client_max_size=self.config.limits.max_message_bytes,
                               middlewares=[rest.middleware(self)])
@@ -315,6 +315,7 @@ class Gateway:
         rest.setup(app, self)
         wsapi.setup(app, self)
         admin.setup(app, self)
+        openapi.setup(app, self)
         if self.marketdata is not None:
             from marketdata.app import setup_marketdata
 
