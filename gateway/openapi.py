@@ -141,6 +141,12 @@ def _operations(symbols: list[str], coins: list[str]) -> dict[tuple[str, str], O
         "quantity": "0.01",
         "price": "1000",
     }
+    candles = Operation(
+        "Candles (journal time, UTC-aligned; uiKlines gives the same rows)",
+        (symbol, Param("interval", _enum(_intervals()), True), *history),
+        result=_array({"type": "array"}),
+        example={"symbol": "BTCUSDT", "interval": "1m"},
+    )
     coin = Param("coin", _enum(coins), True)
     coin_opt = Param("coin", _enum(coins))
     ops = {
@@ -274,12 +280,7 @@ def _operations(symbols: list[str], coins: list[str]) -> dict[tuple[str, str], O
             result=_obj(mins=_int(), price={"type": "string"}, closeTime=_int()),
             example={"symbol": "BTCUSDT"},
         ),
-        ("GET", "/api/v3/uiKlines"): Operation(
-            "Candles, as klines",
-            (symbol, Param("interval", _enum(_intervals()), True), *history),
-            result=_array({"type": "array"}),
-            example={"symbol": "BTCUSDT", "interval": "1m"},
-        ),
+        ("GET", "/api/v3/uiKlines"): candles,
         ("GET", "/api/v3/depth"): Operation(
             "Order book (L2)",
             (symbol, Param("limit", _int(1, 5000), description="default 100")),
@@ -298,12 +299,7 @@ def _operations(symbols: list[str], coins: list[str]) -> dict[tuple[str, str], O
             result=_array(_obj(id=_int(), price={"type": "string"}, qty={"type": "string"})),
             example={"symbol": "BTCUSDT"},
         ),
-        ("GET", "/api/v3/klines"): Operation(
-            "Candles (journal time, UTC-aligned)",
-            (symbol, Param("interval", _enum(_intervals()), True), *history),
-            result=_array({"type": "array"}),
-            example={"symbol": "BTCUSDT", "interval": "1m"},
-        ),
+        ("GET", "/api/v3/klines"): candles,
         ("GET", "/api/v3/ticker/24hr"): Operation(
             "Rolling 24 h ticker", (one_symbol, symbols_json), result=_one_or_many()
         ),
