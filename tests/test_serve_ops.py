@@ -72,6 +72,15 @@ def test_sample_config_loads_and_flags_override_it(tmp_path: Path) -> None:
     assert args.log_level == "error"
 
 
+def test_operations_doc_config_example_loads(tmp_path: Path) -> None:
+    doc = (REPO / "docs" / "operations.md").read_text()
+    (block,) = re.findall(r"```toml\n(.*?)```", doc, flags=re.S)
+    path = tmp_path / "from-doc.toml"
+    path.write_text(block)
+    args = parse_with_config(build_parser(), ["serve", "--config", str(path)])
+    assert args.host == "0.0.0.0" and args.data_dir == Path("/var/lib/kootabase")
+
+
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [
