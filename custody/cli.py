@@ -21,6 +21,7 @@ from custody.config import CustodyConfig, load_config
 from custody.reconcile import AssetReconciliation, format_report
 from custody.store import CustodyStore
 from engine.datadir import require_existing
+from engine.usererror import UserError
 
 _DECIMAL = re.compile(r"^(-?)([0-9]{1,30})(?:\.([0-9]{1,30}))?$")
 
@@ -55,7 +56,7 @@ def _asset(config: CustodyConfig, name: str) -> CustodyAsset:
         if name.upper() == asset.symbol.upper() or name == str(asset.asset_id):
             return asset
     known = ", ".join(a.symbol for a in config.assets) or "none"
-    raise SystemExit(f"kootabase: custody float: unknown asset {name!r} (configured: {known})")
+    raise UserError(f"unknown asset {name!r}", hint=f"configured: {known}")
 
 
 def chain_amount(text: str, decimals: int) -> int:
@@ -73,19 +74,19 @@ def chain_amount(text: str, decimals: int) -> int:
 def run_float_cli(args: argparse.Namespace) -> int:
     """Record float: coins of the exchange's own put into (or taken out of, negative) its
     addresses, so reconciliation can tell them from customers' coins."""
-    data_dir: Path = args.data_dir
+    data_dir: Path = require_existing(args.data_dir, journal=False)
     config = load_config(args.config or data_dir / "custody.toml", data_dir)
     asset = _asset(config, args.asset)
     try:
         amount = chain_amount(args.amount, asset.chain_decimals)
     except ValueError as exc:
-        raise SystemExit(f"kootabase: custody float: {exc}") from None
+        raise UserError(str(exc)) from None
     if amount == 0:
-        raise SystemExit("kootabase: custody float: the amount must not be zero")
+        raise UserError("the amount must not be zero")
     if not config.store_path.exists():
-        raise SystemExit(
-            f"kootabase: custody float: no custody store at {config.store_path} "
-            "(wrong --data-dir, or custody never ran here)"
+        raise UserError(
+            f"no custody store at {config.store_path}",
+            hint="check --data-dir (custody never ran there)",
         )
     store = CustodyStore(config.store_path)
     try:

@@ -161,7 +161,11 @@ def _serve(args: argparse.Namespace, data_dir: Path, sock: socket.socket, log: A
                            history_memory_orders=getattr(args, "history_memory_orders", 50_000),
                            history_retention_days=getattr(args, "history_retention_days", 90))
     started = time.monotonic()
-    gw = Gateway(config)
+    try:
+        gw = Gateway(config)
+    except PermissionError as exc:
+        raise UserError(f"cannot write {exc.filename}: permission denied",
+                        hint="pass a --data-dir (or --master-key-file) you can write") from None
 
     def ready(r: Running, creds: NewKey | None) -> None:
         log.info("serving", http=r.http, ws_api=r.ws_api, last_seq=gw.last_seq)
