@@ -422,7 +422,11 @@ _STATUS_TEXT: Final = {
 
 
 def _error_statuses(method: str, op: Operation, rate_limited: bool) -> list[int]:
-    statuses = {400, *op.statuses}
+    """Every error status the operation can answer (tests/test_openapi.py provokes each one,
+    503 excepted: an acknowledgement that does not come in time)."""
+    statuses = set(op.statuses)
+    if op.params or op.permission is not None:
+        statuses.add(400)
     if rate_limited:
         statuses |= {418, 429}
     if op.permission is not None:
