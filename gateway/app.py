@@ -16,6 +16,7 @@ snapshots) and, while running, ``server.json`` (where the admin CLI finds the se
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from gateway.history.index import HistoryIndex, HistoryIndexError
 from gateway.history.writer import HistoryWriter
 from gateway.keys import KeyStore, NewKey, default_master_key_file
 from gateway.metrics import Metrics
+from gateway.ordercounts import DailyOrderCounts
 from gateway.ratelimit import Limits, RateLimiter
 from gateway.store import MEMORY_ORDERS, Store
 from gateway.trading import Trading
@@ -125,7 +127,9 @@ class Gateway:
             except ImportError:  # market data not built in this checkout
                 log.warning("marketdata_unavailable")
             else:
-                self.marketdata = MarketDataService(ws_heartbeat_s=config.limits.ws_heartbeat_s)
+                self.marketdata = MarketDataService(
+                    ws_heartbeat_s=config.limits.ws_heartbeat_s,
+                    max_connection_s=config.limits.max_connection_s)
         if self.node is not None:
             self._replay()
         self.store.history = HistoryIndex(self.history.index.path, readonly=True)
@@ -134,6 +138,11 @@ class Gateway:
         self.ids = ClientIdBook(self.dir / "clientids.log")
         self.metrics = Metrics()
         self.limiter = RateLimiter(config.limits)
+        self.order_counts = DailyOrderCounts(self.dir / "order_counts.json",
+                                             self.limiter.orders_day)
+        self.order_counts.restore(self.node.journal if self.node is not None else None,
+                                  time.time_ns() // 1_000_000)
+        self._order_counts_task: asyncio.Task[None] | None = None
         self.replays = ReplayGuard()
         self.bridge: Any
         if self.node is not None:
@@ -351,6 +360,8 @@ class Gateway:
 
             await attach(self)
         self.bridge.start()
+        self._order_counts_task = asyncio.get_running_loop().create_task(
+            self.order_counts.keep_saved(lambda: self.last_seq))
         await self.ensure_demo_account()
         self.dead_mans.start()
         if self.custody is not None:
@@ -361,6 +372,8 @@ class Gateway:
 
         await self.dead_mans.stop()
         await wsapi.close_all(self)
+        if self._order_counts_task is not None:
+            self._order_counts_task.cancel()
 
     async def _cleanup(self, app: web.Application) -> None:
         await self.close()
@@ -374,6 +387,7 @@ class Gateway:
         if self.custody is not None:
             await self.custody.close()
         await self.bridge.close()
+        self.order_counts.save(self.last_seq, time.time_ns() // 1_000_000)
         self.user_streams.close()
         self.ids.close()
         try:

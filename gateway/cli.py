@@ -36,6 +36,7 @@ from types import ModuleType
 from engine.usererror import UserError
 from gateway.cliexit import fail, run_command
 from gateway.clustercli import add_cluster_commands, add_nats_options
+from gateway.limits import add_limit_options
 from gateway.serveconfig import effective, parse_with_config
 
 Handler = Callable[[argparse.Namespace], int]
@@ -245,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: 90; 0 = keep forever)",
     )
     add_nats_options(serve)
+    add_limit_options(serve)
     serve.set_defaults(handler=_lazy("gateway.server", "run_serve_cli"))
     _add_accounts(sub)
 

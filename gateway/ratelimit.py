@@ -1,7 +1,8 @@
 """Rate limits in the dialect: fixed windows, usage echoed, 429 then a temporary ban (418).
 
 - REQUEST_WEIGHT per IP and per API key over 1 minute (each method has a weight).
-- ORDERS per API key over 10 seconds and over 1 day (counted on every order request).
+- ORDERS per account over 10 seconds and over 1 day (counted on every order request), as the
+  dialect counts them; the daily count survives a restart (`gateway.ordercounts`).
 - Concurrent WS connections per IP.
 
 Windows are fixed intervals aligned to the epoch, like the dialect's (the counter restarts at
@@ -13,41 +14,12 @@ Weight of refused requests still counts (so a flood cannot hide behind its own 4
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Final
 
 from gateway import errors
+from gateway.limits import Limits as Limits
 
 MINUTE_MS: Final = 60_000
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    weight_per_minute: int = 6_000
-    orders_per_10s: int = 100
-    orders_per_day: int = 200_000
-    connections_per_ip: int = 300
-    ban_after: int = 50
-    """Refused (429) requests in one window before the caller is banned."""
-    ban_seconds: float = 120.0
-    max_ban_seconds: float = 3 * 86_400.0
-    max_message_bytes: int = 64 * 1024
-    ws_heartbeat_s: float = 20.0
-    """Ping interval; a peer that does not answer a ping within it is closed."""
-    idle_timeout_s: float = 600.0
-    max_connection_s: float = 86_400.0
-    ack_timeout_s: float = 10.0
-    """After this an order request is answered 'status unknown' (5xx)."""
-    tick_interval_s: float = 0.05
-    """Minimum spacing of the ``Tick`` commands the gateway journals while a dead-man's switch
-    is armed and due (`gateway.deadman`): bounds both how late a switch fires on an idle
-    exchange and how fast ticks can grow the journal."""
-    dead_mans_min_ms: int = 100
-    """Shortest ``deadMansSwitch.set`` timeout (0 disarms). A shorter one could elapse before
-    the command is even journaled, which the engine refuses."""
-    dead_mans_max_ms: int = 86_400_000
-    """Longest ``deadMansSwitch.set`` timeout (24 h): a switch is a liveness check, not a
-    scheduled cancel."""
 
 
 class Window:
@@ -71,6 +43,11 @@ class Window:
             entry = self._counts[key] = [w, 0]
         entry[1] += amount
         return entry[1]
+
+    def counts(self, now_ms: int) -> dict[Any, int]:
+        """Every key's count in the current window."""
+        w = now_ms // self.interval_ms
+        return {k: e[1] for k, e in self._counts.items() if e[0] == w}
 
     def count(self, key: Any, now_ms: int) -> int:
         entry = self._counts.get(key)
@@ -140,9 +117,10 @@ class RateLimiter:
                 status=429, data={"serverTime": now_ms, "retryAfter": retry}))
         return usage
 
-    def order(self, ip: str, key: str, now_ms: int) -> list[dict[str, Any]]:
-        n10 = self.orders_10s.add(key, 1, now_ms)
-        nday = self.orders_day.add(key, 1, now_ms)
+    def order(self, ip: str, account_id: int, now_ms: int) -> list[dict[str, Any]]:
+        """Count one new order of ``account_id`` (the dialect counts ORDERS per account)."""
+        n10 = self.orders_10s.add(account_id, 1, now_ms)
+        nday = self.orders_day.add(account_id, 1, now_ms)
         for window, n in ((self.orders_10s, n10), (self.orders_day, nday)):
             if n > window.limit:
                 _, interval, num = window.label
@@ -154,9 +132,9 @@ class RateLimiter:
                     data={"serverTime": now_ms, "retryAfter": window.retry_after_ms(now_ms)}))
         return [self.orders_10s.describe(n10), self.orders_day.describe(nday)]
 
-    def order_usage(self, key: str, now_ms: int) -> list[dict[str, Any]]:
-        return [self.orders_10s.describe(self.orders_10s.count(key, now_ms)),
-                self.orders_day.describe(self.orders_day.count(key, now_ms))]
+    def order_usage(self, account_id: int, now_ms: int) -> list[dict[str, Any]]:
+        return [self.orders_10s.describe(self.orders_10s.count(account_id, now_ms)),
+                self.orders_day.describe(self.orders_day.count(account_id, now_ms))]
 
     # ---- connections ------------------------------------------------------------------------
 

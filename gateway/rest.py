@@ -12,6 +12,7 @@ requests); a refusal for a limit carries ``Retry-After`` (seconds).
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
@@ -104,12 +105,20 @@ def _split_signature(carrier: bytes) -> tuple[bytes, str | None]:
     return carrier, None
 
 
-async def _params(request: web.Request) -> tuple[dict[str, str], bytes, str | None]:
+async def _params(request: web.Request, body_timeout_s: float,
+                  ) -> tuple[dict[str, str], bytes, str | None]:
     """(params, signed payload, signature) of a signed request (docs/security.md, "Signed
     requests"): the parameters travel in the query string *or* in the form body, not both, so
     the signed bytes have one reading; a parameter sent twice is refused."""
     query = request.rel_url.raw_query_string.encode("utf-8", "surrogateescape")
-    body = await request.read() if request.can_read_body else b""
+    body = b""
+    if request.can_read_body:
+        try:
+            async with asyncio.timeout(body_timeout_s):
+                body = await request.read()
+        except TimeoutError:
+            raise errors.ApiError(errors.MANDATORY_PARAM, "Malformed request: the body did not "
+                                  f"arrive within {body_timeout_s:g} s.", status=408) from None
     if query and body:
         raise errors.ApiError(errors.BAD_COMBINATION, "Combination of optional parameters "
                               "invalid: a signed request sends all its parameters either in the "
@@ -131,7 +140,7 @@ async def _params(request: web.Request) -> tuple[dict[str, str], bytes, str | No
 
 async def _signed(gw: Gateway, request: web.Request, permission: str,
                   replay_guard: bool = False) -> tuple[ApiKey, dict[str, str]]:
-    params, payload, signature = await _params(request)
+    params, payload, signature = await _params(request, gw.config.limits.body_timeout_s)
     key = auth.lookup_key(gw.keys, request.headers.get("X-MBX-APIKEY"))
     if signature is None:
         raise errors.mandatory("signature")
@@ -158,7 +167,7 @@ def setup(app: web.Application, gw: Gateway) -> None:
     tr = gw.trading
 
     def order_headers(request: web.Request, key: ApiKey) -> None:
-        usage = gw.limiter.order(request.remote or "?", key.api_key, auth.now_ms())
+        usage = gw.limiter.order(request.remote or "?", key.account_id, auth.now_ms())
         headers = request[USAGE_KEY]
         headers["X-MBX-ORDER-COUNT-10S"] = str(usage[0]["count"])
         headers["X-MBX-ORDER-COUNT-1D"] = str(usage[1]["count"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -20,8 +21,11 @@ from aiohttp import web
 
 from engine.usererror import UserError
 from gateway.app import Gateway
+from gateway.connlimit import ConnectionCaps, GuardedSite
 from gateway.gctune import tune_for_serving
 from gateway.keys import NewKey
+from gateway.listen import bind_listener
+from gateway.serverlog import ServerLog
 
 
 @dataclass(slots=True)
@@ -30,6 +34,10 @@ class Running:
     runner: web.AppRunner
     host: str
     port: int
+    caps: ConnectionCaps | None = None
+    """Open connections per IP (`gateway.connlimit`)."""
+    server_log: ServerLog | None = None
+    """What the HTTP server logged about malformed requests (`gateway.serverlog`)."""
 
     @property
     def http(self) -> str:
@@ -42,12 +50,22 @@ class Running:
 
 async def start(gw: Gateway, host: str = "127.0.0.1", port: int = 8080,
                 sock: socket.socket | None = None) -> Running:
-    """Serve ``gw`` on ``host:port``, or on an already bound ``sock`` (`gateway.listen`)."""
+    """Serve ``gw`` on ``host:port``, or on an already bound ``sock`` (`gateway.listen`).
+
+    Every connection passes the per-IP cap first (`gateway.connlimit`); aiohttp's keep-alive
+    timer, which also runs while a request head is being received, is the HTTP idle and
+    header timeout; its error log is `gateway.serverlog` (rate-limited, no tracebacks for
+    malformed requests)."""
+    limits = gw.config.limits
+    server_log = ServerLog(limits.log_lines_per_minute)
     runner = web.AppRunner(gw.app(), handle_signals=False, access_log=None,
-                           shutdown_timeout=2.0)
+                           shutdown_timeout=2.0, keepalive_timeout=limits.http_idle_timeout_s,
+                           logger=server_log)
     await runner.setup()
-    site: web.BaseSite = (web.SockSite(runner, sock) if sock is not None
-                          else web.TCPSite(runner, host, port))
+    if sock is None:
+        sock = bind_listener(host, port)
+    caps = ConnectionCaps(limits.connections_per_ip)
+    site = GuardedSite(runner, sock, caps)
     await site.start()
     tune_for_serving()
     server = site._server
@@ -55,7 +73,7 @@ async def start(gw: Gateway, host: str = "127.0.0.1", port: int = 8080,
     actual = server.sockets[0].getsockname()[1]
     info = gw.dir / "server.json"
     info.write_text(json.dumps({"host": host, "port": actual, "pid": os.getpid()}))
-    running = Running(gw, runner, host, actual)
+    running = Running(gw, runner, host, actual, caps, server_log)
     if gw.node is not None:  # cluster mode has no local journal to lock
         gw.node.journal.note_holder(url=running.http)
     return running
@@ -116,7 +134,6 @@ def run_serve_cli(args: argparse.Namespace) -> int:
     import structlog
 
     from engine.journallock import JournalLocked, holder_if_locked
-    from gateway.listen import bind_listener
 
     log = structlog.get_logger(__name__)
     data_dir = Path(args.data_dir)
@@ -137,6 +154,7 @@ def _serve(args: argparse.Namespace, data_dir: Path, sock: socket.socket, log: A
 
     announce_compilation(log)
     from gateway.app import GatewayConfig
+    from gateway.limits import limits_from_args
 
     if args.no_fsync:
         log.warning("fsync_disabled", detail="benchmark mode: acknowledged commands can be lost")
@@ -146,13 +164,11 @@ def _serve(args: argparse.Namespace, data_dir: Path, sock: socket.socket, log: A
         cluster = cluster_config(args)
     except ValueError as exc:
         raise UserError(str(exc), exit_code=2) from None
-    from gateway.ratelimit import Limits
-
-    limits = Limits()
+    limits = limits_from_args(args)
     if getattr(args, "no_rate_limits", False):
         log.warning("rate_limits_disabled", detail="load-test mode: no per-key limits")
-        limits = Limits(weight_per_minute=10**9, orders_per_10s=10**9, orders_per_day=10**12,
-                        ban_after=10**9)
+        limits = dataclasses.replace(limits, weight_per_minute=10**9, orders_per_10s=10**9,
+                                     orders_per_day=10**12, ban_after=10**9)
     config = GatewayConfig(data_dir=data_dir, fsync=not args.no_fsync, cluster=cluster,
                            limits=limits,
                            master_key_file=getattr(args, "master_key_file", None),

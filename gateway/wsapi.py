@@ -160,7 +160,7 @@ def _dispatch(session: Session, raw: str) -> tuple[Any, Any, Any, Any, Any] | No
         limits = gw.limiter.request(session.ip, key_id, spec.weight, now)
         key = _authenticate(session, spec, params, now)
         if spec.orders and key is not None:
-            limits = limits + gw.limiter.order(session.ip, key.api_key, now)
+            limits = limits + gw.limiter.order(session.ip, key.account_id, now)
         if spec.submit is None:
             return req_id, limits, spec, key, params
         assert key is not None

@@ -62,11 +62,14 @@ class MarketDataService:
         max_buffer_bytes: int = 4 << 20,
         flush_interval_s: float = 0.0,
         ws_heartbeat_s: float = 20.0,
+        max_connection_s: float = 86_400.0,
     ) -> None:
         self.state = MarketDataState()
         self.hub = Hub(max_buffer_bytes, flush_interval_s)
         self.ws_heartbeat_s = ws_heartbeat_s
         """WebSocket ping interval; a peer that does not answer is closed."""
+        self.max_connection_s = max_connection_s
+        """Any stream connection is closed after this long (the dialect's 24 h)."""
         self._streams: dict[int, _MarketStreams] = {}
         self.state.on_market_created.append(self._market_created)
         self._timer: asyncio.Task[None] | None = None

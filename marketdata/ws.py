@@ -13,11 +13,14 @@ A bad stream in the URL is refused before the upgrade with HTTP 400 ``{"code": -
 
 Limits: at most 1,024 streams per connection and 10 incoming messages per second (past that the
 connection is closed with 1008); frames up to 64 KiB. The server pings every
-``ws_heartbeat_s`` (20 s by default) and closes a connection that does not answer.
+``ws_heartbeat_s`` (20 s by default) and closes a connection that does not answer, and closes
+any connection after ``max_connection_s`` (24 h by default, as the dialect) with 1001. Open
+connections per IP are capped where the gateway accepts them (`gateway.connlimit`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, Final
 
@@ -33,6 +36,7 @@ from marketdata.streams import StreamError, parse_stream
 MAX_STREAMS: Final = 1_024
 MAX_MESSAGES_PER_S: Final = 10
 MAX_FRAME_BYTES: Final = 64 << 10
+CLOSE_GOING_AWAY: Final = 1001
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
@@ -162,6 +166,9 @@ async def _serve(request: web.Request, names: list[str], combined: bool) -> web.
     sub = Subscriber(transport, combined)  # type: ignore[arg-type]
     conn = _Connection(service, sub)
     service.hub.set_streams(sub, set(streams))
+    lifetime = asyncio.get_running_loop().call_later(
+        service.max_connection_s, service.hub.disconnect, sub, CLOSE_GOING_AWAY,
+        "connection lifetime")
     try:
         async for msg in ws:
             if sub.close_reason:
@@ -176,6 +183,7 @@ async def _serve(request: web.Request, names: list[str], combined: bool) -> web.
                 conn.reply({"error": {"code": 3, "msg": "Invalid JSON: binary frames are not "
                                                         "accepted"}, "id": None})
     finally:
+        lifetime.cancel()
         service.hub.remove(sub)
     return ws
 
