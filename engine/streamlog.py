@@ -168,6 +168,7 @@ class StreamLog:
         try:
             if create:
                 await self.ensure_stream()
+                await self.ensure_buckets()
             else:
                 await self.js.stream_info(spec.name)
         except BaseException:
@@ -201,6 +202,15 @@ class StreamLog:
                 configured=info.config.num_replicas,
                 asked=spec.replicas,
             )
+
+    async def ensure_buckets(self) -> None:
+        """The cross-check KV bucket and the snapshot Object Store, created with the stream by
+        a process allowed to create streams (a gateway), so read-only replicas find them."""
+        from engine.crosscheck import hash_bucket
+        from engine.snapstore import snapshot_bucket
+
+        await hash_bucket(self)
+        await snapshot_bucket(self)
 
     async def last_sequence(self) -> int:
         info = await self.js.stream_info(self.spec.name)

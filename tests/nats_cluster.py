@@ -15,6 +15,7 @@ import asyncio
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from pathlib import Path
 import nats
 
 from tests.custody_nodes import free_port
+from tests.tlscerts import TlsFiles
 
 DEFAULT_BIN = "/usr/sbin/nats-server"
 
@@ -38,9 +40,8 @@ def nats_server_bin() -> str:
 class User:
     name: str
     password: str
-    publish: list[str] | None = None
-    """Subjects this user may publish to (None: everything)."""
-    subscribe: list[str] | None = None
+    publish_deny: list[str] = field(default_factory=list)
+    """Subjects this user may not publish to (everything else is allowed)."""
 
 
 @dataclass
@@ -53,15 +54,19 @@ class Node:
     log: Path
     proc: subprocess.Popen[bytes] | None = None
 
+    tls: bool = False
+
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return f"{'tls' if self.tls else 'nats'}://127.0.0.1:{self.port}"
 
 
 @dataclass
 class NatsCluster:
     root: Path
     users: list[User] = field(default_factory=list)
+    tls: TlsFiles | None = None
+    """With TLS files: clients must present a certificate, routes between nodes use TLS."""
     nodes: list[Node] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -74,6 +79,7 @@ class NatsCluster:
                 )
             )
         for node in self.nodes:
+            node.tls = self.tls is not None
             node.conf.write_text(self._conf(node))
 
     @property
@@ -88,20 +94,29 @@ class NatsCluster:
         if self.users:
             entries = []
             for u in self.users:
-                perms = []
-                if u.publish is not None:
-                    perms.append(f"publish: {_list(u.publish)}")
-                if u.subscribe is not None:
-                    perms.append(f"subscribe: {_list(u.subscribe)}")
-                p = f", permissions: {{ {', '.join(perms)} }}" if perms else ""
+                p = ""
+                if u.publish_deny:
+                    p = (
+                        f', permissions: {{ publish: {{ allow: [">"], '
+                        f"deny: {_list(u.publish_deny)} }} }}"
+                    )
                 entries.append(f'{{ user: "{u.name}", password: "{u.password}"{p} }}')
             auth = "authorization { users: [\n  " + ",\n  ".join(entries) + "\n] }\n"
-        return (
+        tls = route_tls = ""
+        if self.tls is not None:
+            t = self.tls
+            files = (
+                f'cert_file: "{t.server_cert}", key_file: "{t.server_key}", '
+                f'ca_file: "{t.ca}", verify: true'
+            )
+            tls = f"tls {{ {files}, timeout: 5 }}\n"
+            route_tls = f", tls {{ {files}, timeout: 5 }}"
+        return tls + (
             f'server_name: "{node.name}"\nlisten: "127.0.0.1:{node.port}"\n'
             f'jetstream {{ store_dir: "{node.store}", max_memory_store: 268435456, '
             f"max_file_store: 2147483648 }}\n"
             f'cluster {{ name: "kbtest", listen: "127.0.0.1:{node.cluster_port}", '
-            f"routes: [{routes}] }}\n{auth}"
+            f"routes: [{routes}]{route_tls} }}\n{auth}"
         )
 
     def start(self, node: Node | None = None) -> None:
@@ -127,7 +142,11 @@ class NatsCluster:
 
         async def probe(url: str) -> bool:
             try:
-                kw = {"user": user.name, "password": user.password} if user else {}
+                kw: dict[str, object] = (
+                    {"user": user.name, "password": user.password} if user else {}
+                )
+                if self.tls is not None:
+                    kw["tls"] = self.client_ssl()
                 nc = await nats.connect(
                     url, connect_timeout=1, allow_reconnect=False, error_cb=_quiet, **kw
                 )
@@ -149,6 +168,12 @@ class NatsCluster:
                 raise RuntimeError(f"NATS nodes not ready: {logs}")
             if pending:
                 time.sleep(0.2)
+
+    def client_ssl(self) -> ssl.SSLContext:
+        assert self.tls is not None
+        ctx = ssl.create_default_context(cafile=str(self.tls.ca))
+        ctx.load_cert_chain(str(self.tls.client_cert), str(self.tls.client_key))
+        return ctx
 
     def stop(self) -> None:
         for n in self.nodes:
