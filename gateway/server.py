@@ -15,17 +15,19 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from engine.usererror import UserError
-from gateway.app import Gateway
 from gateway.connlimit import ConnectionCaps, GuardedSite
 from gateway.gctune import tune_for_serving
 from gateway.keys import NewKey
 from gateway.listen import bind_listener
 from gateway.serverlog import ServerLog
+
+if TYPE_CHECKING:  # importing the gateway compiles the engine: `serve` checks mistakes first
+    from gateway.app import Gateway
 
 
 @dataclass(slots=True)
@@ -153,7 +155,7 @@ def _serve(args: argparse.Namespace, data_dir: Path, sock: socket.socket, log: A
     from engine.compilenotice import announce_compilation
 
     announce_compilation(log)
-    from gateway.app import GatewayConfig
+    from gateway.app import Gateway, GatewayConfig
     from gateway.limits import limits_from_args
 
     if args.no_fsync:

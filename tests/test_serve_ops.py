@@ -281,3 +281,13 @@ def test_cold_numba_cache_is_announced(tmp_path: Path) -> None:
     assert re.search(r"about \d+-\d+ s", seen[0][1]["detail"])
     cached, seen = run(None)  # the repository's own cache (tests already compiled it)
     assert cached is True and seen == []
+
+
+def test_serve_checks_mistakes_before_loading_the_engine() -> None:
+    """The lock, port and config checks run before numba is even imported, so on a cold cache
+    they fail in a moment and the compile notice comes before the compile."""
+    probe = "import sys, gateway.cli, gateway.server; print('numba' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         cwd=REPO, timeout=60, check=True).stdout
+    assert out.strip() == "False"
+
