@@ -24,7 +24,7 @@ $(DEV_STAMP): $(RUNTIME_STAMP)
 	touch $@
 
 run: $(RUNTIME_STAMP)
-	$(VENV)/bin/kootabase serve --data-dir ./data
+	$(VENV)/bin/kootabase serve --data-dir ./data --demo
 
 test: $(DEV_STAMP) nodes
 	bash scripts/check-services.sh

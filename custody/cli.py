@@ -39,7 +39,7 @@ async def _reconcile(args: argparse.Namespace) -> list[AssetReconciliation]:
 
     custody = Custody(config, no_submit)  # type: ignore[arg-type]
     try:
-        return await custody.reconcile(book.balances)
+        return await custody.reconcile(book.balances, dict(book.demo_deposited))
     finally:
         await custody.close()
 

@@ -62,8 +62,12 @@ def ledger_totals(balances: Mapping[Any, int]) -> dict[int, tuple[int, int, int]
     return {a: (t[0], t[1], t[2]) for a, t in totals.items()}
 
 
-def explain(asset: CustodyAsset, store: CustodyStore) -> list[tuple[str, int]]:
-    """The known reasons the chain holds more (+) or less (-) than the ledger, chain units."""
+def explain(
+    asset: CustodyAsset, store: CustodyStore, demo_atoms: int = 0
+) -> list[tuple[str, int]]:
+    """The known reasons the chain holds more (+) or less (-) than the ledger, chain units.
+    ``demo_atoms`` (engine atoms) are demo-faucet credits (``serve --demo``): inside the
+    ledger's figure, never on chain."""
     deposits = [d for d in store.deposits(asset.chain) if d.asset_id == asset.asset_id]
     pending = sum(d.chain_amount for d in deposits if d.status == "pending")
     dust = sum(d.dust for d in deposits if d.status == "credited")
@@ -83,6 +87,7 @@ def explain(asset: CustodyAsset, store: CustodyStore) -> list[tuple[str, int]]:
         ("operator float in hot wallets", store.treasury(asset.asset_id)),
         ("network fees paid by the exchange", -fees),
         ("withdrawals mined, not yet settled in the ledger", -in_flight),
+        ("demo credits (serve --demo), never on chain", -asset.to_chain(demo_atoms)),
     ]
 
 
@@ -92,9 +97,12 @@ async def reconcile(
     balances: Mapping[Any, int],
     on_chain: OnChain,
     hot_addresses: Mapping[str, list[str]],
+    demo_atoms: Mapping[int, int] | None = None,
 ) -> list[AssetReconciliation]:
     """One row per custodied asset. ``balances`` are the ledger's balances; ``hot_addresses``
-    the exchange's non-deposit addresses per chain."""
+    the exchange's non-deposit addresses per chain; ``demo_atoms`` the demo-faucet credits per
+    asset (`ledger.book.Book.demo_deposited`), accounted apart from custody."""
+    demo = demo_atoms or {}
     totals = ledger_totals(balances)
     rows = []
     for asset in sorted(registry.assets.values(), key=lambda a: a.asset_id):
@@ -110,7 +118,7 @@ async def reconcile(
                 fees,
                 asset.to_chain(owed),
                 held,
-                explain(asset, store),
+                explain(asset, store, demo.get(asset.asset_id, 0)),
             )
         )
     return rows

@@ -256,9 +256,11 @@ class Custody:
                 out[name] = [address]
         return out
 
-    async def reconcile(self, balances: Any) -> list[AssetReconciliation]:
+    async def reconcile(
+        self, balances: Any, demo_atoms: dict[int, int] | None = None
+    ) -> list[AssetReconciliation]:
         return await reconcile(
-            self.registry, self.store, balances, self.on_chain, self.hot_addresses()
+            self.registry, self.store, balances, self.on_chain, self.hot_addresses(), demo_atoms
         )
 
     async def close(self) -> None:

@@ -281,14 +281,33 @@ class CreateAccount(_Command):
     account_id: int
 
 
-class Deposit(_Command):
-    """A credit across the custody boundary, at most once per ``deposit_key`` (money rule 4)."""
+LEGACY_DEMO_KEY_PREFIX: Final = "demo:"
+"""Deposit keys of the demo faucet before ``Deposit.demo`` existed (journals written before
+issue 11): such deposits count as demo credits, so an old data directory's demo money is still
+reported apart. The gateway refuses this prefix for any other deposit."""
+
+
+class Deposit(_Command, omit_defaults=True):
+    """A credit across the custody boundary, at most once per ``deposit_key`` (money rule 4).
+
+    ``demo`` marks the demo faucet (``kootabase serve --demo``): money from nowhere by design,
+    for trying the exchange. The engine credits it like any deposit (the state hash stays one
+    function of the journal); reports and reconciliation account for it apart from custody
+    (`is_demo`). ``omit_defaults`` keeps a non-demo deposit's encoding byte-identical to
+    journals written before the field existed, and those journals decode with ``demo=False``.
+    """
 
     account_id: int
     asset_id: int
     amount_atoms: int
     deposit_key: str
     """(chain, tx, output/log index) rendered by custody; the engine only compares it."""
+    demo: bool = False
+
+    @property
+    def is_demo(self) -> bool:
+        """A demo credit: flagged, or keyed by the faucet of journals older than the flag."""
+        return self.demo or self.deposit_key.startswith(LEGACY_DEMO_KEY_PREFIX)
 
 
 class WithdrawRequest(_Command):

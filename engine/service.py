@@ -42,7 +42,8 @@ DEMO_COMMANDS: Final[tuple[Command, ...]] = (
 
 
 def bootstrap_demo(node: EngineNode) -> None:
-    """Create the demo assets and markets in a new data directory (journaled, replayable)."""
+    """Create the demo assets and markets in a new data directory (journaled, replayable).
+    Markets only: no account and no money (``serve --demo`` adds those, in the gateway)."""
     if node.last_seq == 0:
         node.submit(list(DEMO_COMMANDS))
         log.info("demo_markets_created", markets=["BTC-USDT", "ETH-USDT", "LTC-USDT"])

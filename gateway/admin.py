@@ -1,6 +1,7 @@
 """Operator actions: create accounts (with an API key), credit deposits, list accounts.
 
-``kootabase accounts create|list|deposit`` reaches the exchange in one of two ways:
+``kootabase accounts create|list|deposit|keys list|keys rotate|keys revoke`` reaches the
+exchange in one of two ways:
 
 - **Server running** (the journal's writer lock is held): over HTTP to the admin endpoints
   ``/admin/...`` of the running server, found through ``<data_dir>/gateway/server.json``. The
@@ -29,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from engine.datadir import require_existing
-from engine.schema import CommandRejected, CreateAccount, Deposit, Reject
+from engine.schema import LEGACY_DEMO_KEY_PREFIX, CommandRejected, CreateAccount, Deposit, Reject
 from engine.usererror import UserError
 from gateway import errors
-from gateway.keys import NewKey
+from gateway.keys import PERMISSIONS, NewKey
 from gateway.markets import atoms_to_decimal, parse_decimal
 
 if TYPE_CHECKING:
@@ -43,34 +44,64 @@ class Admin:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
 
-    async def create_account(self, permissions: tuple[str, ...] = ("read", "trade"),
-                             ed25519_public_pem: bytes | None = None) -> NewKey:
-        store = self.gw.store
-        account_id = max(store.accounts, default=0) + 1
+    async def new_account(self) -> int:
+        """Journal a CreateAccount with the next free id; returns the id."""
+        account_id = max(self.gw.store.accounts, default=0) + 1
         _, _, events = await self.gw.trading.execute(account_id,
                                                      CreateAccount(account_id=account_id))
         for ev in events:
             if isinstance(ev, CommandRejected):
                 raise errors.ApiError(errors.ORDER_REJECTED,
                                       f"account not created: {Reject(ev.reason).name}")
+        return account_id
+
+    async def create_account(self, permissions: tuple[str, ...] = ("read", "trade"),
+                             ed25519_public_pem: bytes | None = None) -> NewKey:
+        for p in permissions:  # refuse before journaling an account nobody can use
+            if p not in PERMISSIONS:
+                raise errors.ApiError(errors.MANDATORY_PARAM, f"unknown permission {p!r}")
+        account_id = await self.new_account()
         return self.gw.keys.create(account_id, permissions, ed25519_public_pem=ed25519_public_pem)
 
     async def deposit(self, account_id: int, asset: str, amount: str,
-                      deposit_key: str | None = None) -> dict[str, Any]:
+                      deposit_key: str | None = None, *, demo: bool = False) -> dict[str, Any]:
+        """An operator's credit (``demo``: the demo faucet's, `gateway.app.Gateway` only)."""
         store = self.gw.store
         a = next((x for x in store.assets.values() if x.symbol == asset), None)
         if a is None:
             raise errors.ApiError(errors.BAD_SYMBOL, f"unknown asset {asset!r}")
         atoms = parse_decimal("amount", amount, a.decimals)
         key = deposit_key or f"admin:{uuid.uuid4()}"
+        if not demo and key.startswith(LEGACY_DEMO_KEY_PREFIX):
+            raise errors.ApiError(errors.MANDATORY_PARAM,
+                                  f"deposit keys starting {LEGACY_DEMO_KEY_PREFIX!r} are the "
+                                  "demo faucet's")
         seq, _, events = await self.gw.trading.execute(account_id, Deposit(
-            account_id=account_id, asset_id=a.asset_id, amount_atoms=atoms, deposit_key=key))
+            account_id=account_id, asset_id=a.asset_id, amount_atoms=atoms, deposit_key=key,
+            demo=demo))
         for ev in events:
             if isinstance(ev, CommandRejected):
                 raise errors.ApiError(errors.ORDER_REJECTED,
                                       f"deposit refused: {Reject(ev.reason).name}")
         return {"seq": seq, "account_id": account_id, "asset": asset,
                 "amount": atoms_to_decimal(atoms, a.decimals), "deposit_key": key}
+
+    def keys(self, action: str, body: dict[str, Any]) -> Any:
+        """``keys``: list every key; ``keys/revoke`` and ``keys/rotate`` one (``api_key``)."""
+        store = self.gw.keys
+        if action == "keys":
+            return store.listing()
+        api_key = body.get("api_key")
+        if not isinstance(api_key, str) or not api_key:
+            raise errors.mandatory("api_key")
+        try:
+            if action == "keys/revoke":
+                return store.revoke(api_key)
+            pem = body.get("ed25519_public_pem")
+            return _new_key_json(store.rotate(api_key, ed25519_public_pem=(
+                pem.encode() if isinstance(pem, str) and pem else None)))
+        except KeyError as exc:
+            raise errors.ApiError(errors.REJECTED_MBX_KEY, str(exc.args[0])) from None
 
     def list(self) -> list[dict[str, Any]]:
         store, out = self.gw.store, []
@@ -83,7 +114,8 @@ class Admin:
                     "locked": atoms_to_decimal(b[1] + b[2], store.assets[a].decimals)}
                 for a, b in sorted(acct.balances.items()) if any(b)}
             out.append({"account_id": account_id, "keys": keys, "balances": balances,
-                        "open_orders": len(acct.open_orders)})
+                        "open_orders": len(acct.open_orders),
+                        "demo": account_id in self.gw.demo_accounts})
         return out
 
 
@@ -106,6 +138,8 @@ def setup(app: web.Application, gw: Gateway) -> None:
         check(request)
         try:
             body = await request.json() if request.can_read_body else {}
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
             action = request.match_info["action"]
             if action == "accounts" and request.method == "GET":
                 return web.json_response(admin.list())
@@ -118,6 +152,8 @@ def setup(app: web.Application, gw: Gateway) -> None:
                 return web.json_response(await admin.deposit(
                     int(body["account_id"]), str(body["asset"]), str(body["amount"]),
                     body.get("deposit_key")))
+            if action in KEY_ACTIONS and (request.method == "GET") == (action == "keys"):
+                return web.json_response(admin.keys(action, body))
         except errors.ApiError as exc:
             return web.json_response(exc.body(), status=400)
         except (KeyError, ValueError, TypeError) as exc:
@@ -125,7 +161,11 @@ def setup(app: web.Application, gw: Gateway) -> None:
                                      status=400)
         raise web.HTTPNotFound()
 
-    app.router.add_route("*", "/admin/{action}", call)
+    app.router.add_route("*", "/admin/{action:accounts|deposit|keys|keys/revoke|keys/rotate}",
+                         call)
+
+
+KEY_ACTIONS = ("keys", "keys/revoke", "keys/rotate")
 
 
 def _new_key_json(new: NewKey) -> dict[str, Any]:
@@ -167,6 +207,8 @@ async def _local(args: argparse.Namespace, method: str, action: str, body: Any) 
         admin = Admin(gw)
         if action == "accounts" and method == "GET":
             return admin.list()
+        if action in KEY_ACTIONS:
+            return admin.keys(action, body or {})
         if action == "accounts":
             pem = body.get("ed25519_public_pem")
             return _new_key_json(await admin.create_account(
@@ -207,10 +249,19 @@ def read_public_key(value: str) -> str:
 
 
 def run_accounts_cli(args: argparse.Namespace) -> int:
-    """``kootabase accounts create|list|deposit``; prints JSON (a new secret is shown once)."""
+    """``kootabase accounts create|list|deposit|keys ...``; prints JSON (a new secret is shown
+    once)."""
     data_dir = require_existing(Path(args.data_dir))
     if args.accounts_command == "list":
         method, action, body = "GET", "accounts", None
+    elif args.accounts_command == "keys":
+        if args.keys_command == "list":
+            method, action, body = "GET", "keys", None
+        else:
+            pem = (Path(args.ed25519_public_key).read_text()
+                   if getattr(args, "ed25519_public_key", None) else None)
+            method, action = "POST", f"keys/{args.keys_command}"
+            body = {"api_key": args.api_key, "ed25519_public_pem": pem}
     elif args.accounts_command == "create":
         pem = read_public_key(args.ed25519_public_key) if args.ed25519_public_key else None
         method, action = "POST", "accounts"

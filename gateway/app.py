@@ -59,8 +59,10 @@ class GatewayConfig:
     master_key_file: Path | None = None
     fsync: bool = True
     limits: Limits = field(default_factory=Limits)
-    demo: bool = True
-    """Bootstrap demo markets and a funded demo account (with an API key) on first start."""
+    demo: bool = False
+    """``serve --demo``: on a data directory without API keys, create a demo account funded by
+    journaled demo deposits (``Deposit.demo``) and a read/trade key (never withdraw). Off by
+    default: nothing creates money except a journaled deposit from a real source."""
     marketdata: bool = True
     snapshot_every: int = 100_000
     custody: Any = None
@@ -81,6 +83,16 @@ class GatewayConfig:
     """Cancelled/expired orders that never traded are dropped from the history index this
     many days (journal time) after they closed; 0 keeps them forever. Orders that traded and
     all trades are kept forever."""
+
+    def __post_init__(self) -> None:
+        if self.demo and (self.custody is not None or self.custody_signer):
+            raise ValueError(DEMO_WITH_CUSTODY)
+
+
+DEMO_WITH_CUSTODY = (
+    "--demo cannot be combined with --custody-config/--custody-signer: demo money is backed "
+    "by no chain and must never meet real coins"
+)
 
 
 DEMO_FUNDS = {"USDT": "1000000", "BTC": "10", "ETH": "100", "LTC": "1000"}
@@ -111,8 +123,11 @@ class Gateway:
 
     def _open(self) -> None:
         config = self.config
-        if config.demo and self.node is not None:
+        if self.node is not None:
             bootstrap_demo(self.node)
+        self.demo_accounts: set[int] = (
+            self.node.engine.demo_deposit_accounts() if self.node is not None else set())
+        """Accounts credited by the demo faucet (from the engine's deposit keys at start)."""
         self.history = self._open_history()
         self.store = Store(memory_orders=config.history_memory_orders)
         self._readmodel_seq = 0
@@ -135,6 +150,7 @@ class Gateway:
         self.store.history = HistoryIndex(self.history.index.path, readonly=True)
         self.keys = KeyStore(self.dir / "keys.json",
                              config.master_key_file or default_master_key_file())
+        self.keys.mark_demo(self.demo_accounts)
         self.ids = ClientIdBook(self.dir / "clientids.log")
         self.metrics = Metrics()
         self.limiter = RateLimiter(config.limits)
@@ -301,15 +317,22 @@ class Gateway:
     # ---- demo bootstrap ---------------------------------------------------------------------
 
     async def ensure_demo_account(self) -> NewKey | None:
-        """First start: a funded demo account and its API key (shown once by the CLI)."""
-        if not self.config.demo or len(self.keys) or not self.demo_account_allowed:
+        """``--demo`` on a data directory without keys: a demo account, funded by journaled
+        demo deposits, and its read/trade key (shown once by the CLI). Called by
+        `gateway.server.serve_forever` only after the port is bound, so a busy port never
+        creates a secret nobody saw."""
+        if not self.config.demo or len(self.keys.listing()) or not self.demo_account_allowed:
             return None
         from gateway.admin import Admin
 
         admin = Admin(self)
-        new = await admin.create_account(("read", "trade", "withdraw"))
+        account_id = await admin.new_account()
+        self.demo_accounts.add(account_id)
+        self.keys.mark_demo({account_id})
         for asset, amount in DEMO_FUNDS.items():
-            await admin.deposit(new.account_id, asset, amount, f"demo:{new.account_id}:{asset}")
+            await admin.deposit(account_id, asset, amount, f"demo:{account_id}:{asset}",
+                                demo=True)
+        new = self.keys.create(account_id, ("read", "trade"))
         self.first_start = new
         return new
 
@@ -362,7 +385,6 @@ class Gateway:
         self.bridge.start()
         self._order_counts_task = asyncio.get_running_loop().create_task(
             self.order_counts.keep_saved(lambda: self.last_seq))
-        await self.ensure_demo_account()
         self.dead_mans.start()
         if self.custody is not None:
             self.custody.start()

@@ -4,7 +4,7 @@ Subcommands import their implementation lazily, so ``kootabase --help`` and
 ``--version`` start fast and do not load the engine, numba or aiohttp:
 
 - ``serve``        -> ``gateway.server:run_serve_cli(args)``
-- ``accounts create|list|deposit`` -> ``gateway.admin:run_accounts_cli(args)``
+- ``accounts create|list|deposit|keys`` -> ``gateway.admin:run_accounts_cli(args)``
 - ``replay``       -> ``gateway.clustercli:run_replay_cli(args)`` (journal or stream)
 - ``bench engine`` -> ``bench.engine_bench:run_cli(args)`` (repository checkout only)
 - ``bench ledger`` -> ``bench.ledger_bench:run_cli(args)`` (repository checkout only)
@@ -247,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_nats_options(serve)
     add_limit_options(serve)
+    _add_serve_security(serve)
     serve.set_defaults(handler=_lazy("gateway.server", "run_serve_cli"))
     _add_accounts(sub)
 
@@ -386,6 +387,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_serve_security(serve: argparse.ArgumentParser) -> None:
+    """``serve`` flags of issue 11 (money safety and security), kept together: see
+    docs/security.md."""
+    group = serve.add_argument_group("security")
+    group.add_argument("--demo", action="store_true",
+                       help="on a data dir without API keys, create a demo account funded with "
+                       "demo money (journaled, reported apart; read/trade only, never "
+                       "withdraw); refused with custody")
+
+
 def _add_accounts(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """``kootabase accounts ...``: operator actions (through a running server, if any)."""
     accounts = sub.add_parser("accounts", help="create accounts and API keys, credit deposits")
@@ -425,6 +436,18 @@ def _add_accounts(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     deposit.add_argument("--asset", required=True, help="asset symbol, e.g. USDT")
     deposit.add_argument("--amount", required=True, help="decimal amount, e.g. 1000.5")
     deposit.add_argument("--deposit-key", help="unique key (default: a fresh admin:<uuid>)")
+    keys = acc_sub.add_parser("keys", help="list, rotate or revoke API keys (persisted)")
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="KEYS", required=True)
+    common(keys_sub.add_parser("list", help="every key: account, permissions, revoked or not"))
+    rotate = keys_sub.add_parser(
+        "rotate", help="new key (secret shown once) for the same account; the old one revoked")
+    common(rotate)
+    rotate.add_argument("api_key", metavar="API_KEY")
+    rotate.add_argument("--ed25519-public-key", metavar="PEM",
+                        help="the new public key (required to rotate an Ed25519 key)")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key for good (survives restarts)")
+    common(revoke)
+    revoke.add_argument("api_key", metavar="API_KEY")
 
 
 def _add_ledger(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

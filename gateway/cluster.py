@@ -56,7 +56,7 @@ async def attach(gw: Gateway) -> None:
     await bridge.attach(stream_log)
     empty = bridge.replica.stream_seq == 0
     gw.demo_account_allowed = empty
-    if gw.config.demo and bridge.replica.last_seq == 0:
+    if bridge.replica.last_seq == 0:  # markets only: demo money is gw.ensure_demo_account's
         await bridge.publish_system(DEMO_BATCH_NO, list(DEMO_COMMANDS))
     gw.metrics.last_seq.set(bridge.replica.last_seq)
     _cluster_metrics(gw, bridge)

@@ -12,8 +12,19 @@ Two kinds, as in the dialect:
   secrets (that is inherent to HMAC; use Ed25519 where that matters).
 
 Keys are not engine state (they change no balance) and are not journaled: ``keys.json`` is
-written atomically (temp file + fsync + rename). Secrets are shown once, at creation, and never
-logged.
+written atomically (temp file created 0600 + fsync + rename). Secrets are shown once, at
+creation or rotation, and never logged. Why persisted, not journaled: the journal is read by
+auditors and replicas and must never carry a secret, even encrypted; and a key decides who may
+send commands, not what a command does, so replay does not need it.
+
+**Revocation** (``kootabase accounts keys revoke|rotate``, ``/admin/keys/...``) keeps the entry
+in ``keys.json`` with ``revoked_ms`` (an audit trail) and drops it from the active keys, so a
+revoked key stays revoked after a restart; a session that logged on with it loses every
+permission at once (`ApiKey.revoked`).
+
+**Demo accounts** (``serve --demo``, `mark_demo`) never hold the ``withdraw`` permission: their
+money comes from no chain. The rule is applied here, where permissions are read, so it holds
+for keys made before the rule existed too.
 """
 
 from __future__ import annotations
@@ -80,9 +91,11 @@ class ApiKey:
     hmac_secret: bytes | None = None
     """Decrypted in memory only."""
     public_key: Ed25519PublicKey | None = None
+    revoked: bool = False
+    """Set by `KeyStore.revoke`: a session holding this object loses every permission."""
 
     def can(self, permission: str) -> bool:
-        return permission in self.permissions
+        return not self.revoked and permission in self.permissions
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +127,11 @@ class KeyStore:
                 "generated while secrets exist)",
             )
         self._aead = AESGCM(load_master_key(master_key_file))
+        self._demo_accounts: set[int] = set()
         for entry in entries:
             self._raw.append(entry)
+            if "revoked_ms" in entry:
+                continue
             try:
                 self._keys[entry["api_key"]] = self._load(entry)
             except InvalidTag:
@@ -136,6 +152,14 @@ class KeyStore:
             key.public_key = Ed25519PublicKey.from_public_bytes(raw)
         return key
 
+    def mark_demo(self, account_ids: set[int]) -> None:
+        """These accounts hold demo-faucet money: their keys lose ``withdraw`` (in memory,
+        re-derived from the journal at every start) and no new key of theirs gets it."""
+        self._demo_accounts |= account_ids
+        for key in self._keys.values():
+            if key.account_id in account_ids and "withdraw" in key.permissions:
+                key.permissions = tuple(p for p in key.permissions if p != "withdraw")
+
     def get(self, api_key: str) -> ApiKey | None:
         return self._keys.get(api_key)
 
@@ -152,9 +176,60 @@ class KeyStore:
         *,
         ed25519_public_pem: bytes | None = None,
     ) -> NewKey:
+        entry, secret = self._new_entry(account_id, permissions, ed25519_public_pem)
+        self._save()
+        return NewKey(entry["api_key"], account_id, entry["kind"], tuple(permissions), secret)
+
+    def listing(self) -> list[dict[str, Any]]:
+        """Every key ever made, revoked ones included (no secret), oldest first."""
+        out = []
+        for e in self._raw:
+            active = self._keys.get(e["api_key"])
+            out.append({
+                "api_key": e["api_key"], "account_id": int(e["account_id"]), "kind": e["kind"],
+                "permissions": list(active.permissions if active else e["permissions"]),
+                "created_ms": int(e["created_ms"]), "revoked_ms": e.get("revoked_ms"),
+                "demo": int(e["account_id"]) in self._demo_accounts,
+            })
+        return out
+
+    def revoke(self, api_key: str) -> dict[str, Any]:
+        """Revoke an active key for good (persisted before this returns)."""
+        entry = self._revoke_entry(api_key)
+        self._save()
+        return {"api_key": api_key, "account_id": int(entry["account_id"]),
+                "revoked_ms": entry["revoked_ms"]}
+
+    def rotate(self, api_key: str, *, ed25519_public_pem: bytes | None = None) -> NewKey:
+        """A new key for the same account and permissions, the old one revoked, in one write.
+        An Ed25519 key rotates to the new public key given; an HMAC key to a fresh secret."""
+        old = self._keys.get(api_key)
+        if old is None:
+            raise KeyError(f"no active API key {api_key[:12]!r}...")
+        if old.kind == ED25519 and ed25519_public_pem is None:
+            raise ValueError("rotating an Ed25519 key needs the new public key")
+        entry, secret = self._new_entry(old.account_id, old.permissions, ed25519_public_pem)
+        self._revoke_entry(api_key)
+        self._save()
+        return NewKey(entry["api_key"], old.account_id, entry["kind"], old.permissions, secret)
+
+    def _revoke_entry(self, api_key: str) -> dict[str, Any]:
+        key = self._keys.pop(api_key, None)
+        if key is None:
+            raise KeyError(f"no active API key {api_key[:12]!r}...")
+        key.revoked = True
+        entry = next(e for e in self._raw if e["api_key"] == api_key)
+        entry["revoked_ms"] = time.time_ns() // 1_000_000
+        return entry
+
+    def _new_entry(
+        self, account_id: int, permissions: tuple[str, ...], ed25519_public_pem: bytes | None
+    ) -> tuple[dict[str, Any], str | None]:
         for p in permissions:
             if p not in PERMISSIONS:
                 raise ValueError(f"unknown permission {p!r} (known: {', '.join(PERMISSIONS)})")
+        if "withdraw" in permissions and account_id in self._demo_accounts:
+            raise ValueError(f"account {account_id} holds demo money: no withdraw permission")
         api_key = _token(64)
         entry: dict[str, Any] = {
             "api_key": api_key, "account_id": account_id, "permissions": list(permissions),
@@ -175,8 +250,7 @@ class KeyStore:
             entry["secret_enc"] = base64.b64encode(nonce + ct).decode()
         self._raw.append(entry)
         self._keys[api_key] = self._load(entry)
-        self._save()
-        return NewKey(api_key, account_id, entry["kind"], tuple(permissions), secret)
+        return entry, secret
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -116,7 +116,8 @@ async def serve_forever(gw: Gateway, sock: socket.socket,
                                       gw.metrics.registry)
             gw.health_checks["ledgerFollower"] = follower.status
             follower.start()
-        on_ready(r, gw.first_start)
+        # only now, with the port bound: a refused bind never creates a secret nobody saw
+        on_ready(r, await gw.ensure_demo_account())
         await stop.wait()
     finally:
         if follower is not None:
@@ -130,9 +131,10 @@ def run_serve_cli(args: argparse.Namespace) -> int:
 
     Start-up fails fast and in one line on the ordinary mistakes: a server already running on
     the data directory (the journal's lock names its pid and URL) and a port in use are
-    checked before anything slow. The demo API key and secret are written to stdout once, at
-    the first start of a data directory (they are never logged and cannot be shown again: the
-    secret is stored encrypted)."""
+    checked before anything slow. Without ``--demo`` it creates no account and no money. With
+    ``--demo`` on a data directory without keys, the demo API key and secret are written to
+    stdout once, after the port is bound (never logged, never shown again: the secret is stored
+    encrypted)."""
     import structlog
 
     from engine.journallock import JournalLocked, holder_if_locked
@@ -177,7 +179,8 @@ def _serve(args: argparse.Namespace, data_dir: Path, sock: socket.socket, log: A
                            custody=getattr(args, "custody_config", None),
                            custody_signer=getattr(args, "custody_signer", False),
                            history_memory_orders=getattr(args, "history_memory_orders", 50_000),
-                           history_retention_days=getattr(args, "history_retention_days", 90))
+                           history_retention_days=getattr(args, "history_retention_days", 90),
+                           demo=getattr(args, "demo", False))
     started = time.monotonic()
     try:
         gw = Gateway(config)
@@ -189,7 +192,8 @@ def _serve(args: argparse.Namespace, data_dir: Path, sock: socket.socket, log: A
         log.info("serving", http=r.http, ws_api=r.ws_api, last_seq=gw.last_seq)
         if creds is not None:
             sys.stdout.write(
-                "\nDemo account created (shown once; the secret is stored encrypted):\n"
+                "\nDemo account created with demo money (not backed by any chain; read and "
+                "trade only;\nshown once, the secret is stored encrypted):\n"
                 f"  account id : {creds.account_id}\n"
                 f"  API key    : {creds.api_key}\n"
                 f"  secret     : {creds.secret}\n"

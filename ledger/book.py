@@ -122,6 +122,10 @@ class Book:
         self.balances: dict[LedgerAccount, int] = defaultdict(int)
         self.deposited: dict[int, int] = defaultdict(int)
         self.withdrawn: dict[int, int] = defaultdict(int)
+        self.demo_deposited: dict[int, int] = defaultdict(int)
+        """Per asset, the part of ``deposited`` that the demo faucet credited (no chain
+        backs it; `note_demo_deposits` says which commands those were)."""
+        self._demo_seqs: set[int] = set()
         self.assets: dict[int, AssetInfo] = {}
         self.orders = OrderTracker(keep_closed=keep_closed_orders)
         self.trades: list[Trade] = []
@@ -151,6 +155,11 @@ class Book:
             group.append(event)
         if group:
             self.apply_command(group[0].seq, lookup(group[0].seq), group)
+
+    def note_demo_deposits(self, seqs: Iterable[int]) -> None:
+        """Mark the commands at ``seqs`` as demo-faucet deposits before their events are
+        applied (`ledger.source.Chunk.demo_seqs`)."""
+        self._demo_seqs.update(s for s in seqs if s > self.last_seq)
 
     def advance_to(self, seq: int, ts_ns: int) -> None:
         """Record that every command up to ``seq`` has been seen (commands without events
@@ -224,6 +233,8 @@ class Book:
             balances[p.credit] += p.amount
             if p.reason == PostingReason.DEPOSIT:
                 self.deposited[p.asset] += p.amount
+                if p.seq in self._demo_seqs:
+                    self.demo_deposited[p.asset] += p.amount
             elif p.reason == PostingReason.WITHDRAW_SETTLE:
                 self.withdrawn[p.asset] += p.amount
         # Floors are checked per transaction: a transaction is the unit that must leave the
@@ -328,6 +339,14 @@ class Book:
 
     def postings_through_time(self, ts_ns: int) -> int:
         return bisect.bisect_right(self._posting_ts, ts_ns)
+
+    def demo_deposited_through(self, seq: int) -> dict[int, int]:
+        """Per asset, demo-faucet credits by commands up to ``seq``."""
+        out: dict[int, int] = defaultdict(int)
+        for p in self.postings[: self.postings_through(seq)]:
+            if p.reason == PostingReason.DEPOSIT and p.seq in self._demo_seqs:
+                out[p.asset] += p.amount
+        return dict(out)
 
     def balances_as_of(self, seq: int) -> dict[LedgerAccount, int]:
         """Non-zero balances after command ``seq``, re-summed from the postings."""

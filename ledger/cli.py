@@ -190,6 +190,10 @@ def run_report_cli(args: argparse.Namespace) -> int:
         ]
         for asset_id, (debits, credits, total) in report.totals().items():
             rows.append((sym(asset_id), "TOTAL", "", debits, credits, total, amt(asset_id, total)))
+        for asset_id, demo in sorted(report.demo_atoms.items()):
+            # the demo faucet's part of the CUSTODY balance: no chain backs it
+            rows.append((sym(asset_id), 0, "CUSTODY of which DEMO", "", "", -demo,
+                         amt(asset_id, -demo)))
         emit(
             f"trial balance as of seq {report.as_of_seq}",
             ("asset", "account", "bucket", "debits", "credits", "balance", "amount"),

@@ -59,6 +59,9 @@ class TrialBalanceRow:
 class TrialBalance:
     as_of_seq: int
     rows: tuple[TrialBalanceRow, ...]
+    demo_atoms: dict[int, int] = field(default_factory=dict)
+    """asset -> demo-faucet credits (``serve --demo``) inside the CUSTODY balance: money no
+    chain backs, shown apart so an auditor never mistakes it for custody."""
 
     def totals(self) -> dict[int, tuple[int, int, int]]:
         """asset -> (total debits, total credits, sum of balances)."""
@@ -193,7 +196,7 @@ def book_trial_balance(book: Book, as_of: int | None = None) -> TrialBalance:
             for (a, o, b) in set(debits) | set(credits)
         )
     )
-    return TrialBalance(min(seq, book.last_seq), rows)
+    return TrialBalance(min(seq, book.last_seq), rows, book.demo_deposited_through(seq))
 
 
 def book_statement(book: Book, owner: int, window: Window, asset: int | None = None) -> Statement:
@@ -216,6 +219,7 @@ def replay_book(
         for chunk in journal_chunks(
             journal, to_seq=to_seq, config=config, snapshot_dir=default_snapshot_dir(journal_dir)
         ):
+            book.note_demo_deposits(chunk.demo_seqs)
             book.apply_events(chunk.events, chunk.times)
             book.advance_to(chunk.last_seq, chunk.last_ts_ns)
             book.check()

@@ -14,7 +14,14 @@ from pathlib import Path
 from engine.core.compiled import CompiledEngine
 from engine.journal import SegmentJournal
 from engine.replay import record_batches, replay_journal
-from engine.schema import Command, EngineConfig, Event, decode_command, encode_command
+from engine.schema import (
+    Command,
+    Deposit,
+    EngineConfig,
+    Event,
+    decode_command,
+    encode_command,
+)
 from engine.snapshot import latest_valid
 
 DEFAULT_CHUNK_COMMANDS = 32_768
@@ -29,6 +36,9 @@ class Chunk:
     times: dict[int, int]
     """seq -> sequencer timestamp (ns), for every command in the chunk."""
     events: list[Event]
+    demo_seqs: frozenset[int] = frozenset()
+    """Sequences of the chunk's demo-faucet deposits (`engine.schema.Deposit.is_demo`): the
+    events alone do not say where a credit came from, the command does."""
 
     @property
     def last_ts_ns(self) -> int:
@@ -72,7 +82,8 @@ def journal_chunks(
     for batch in record_batches(journal.read_from(after_seq + 1, end), chunk_commands):
         records = [(s, ts, decode_command(payload)) for s, ts, payload in batch]
         events = engine.process(records)
-        yield Chunk(batch[0][0], batch[-1][0], {s: ts for s, ts, _ in batch}, events)
+        demo = frozenset(s for s, _, c in records if type(c) is Deposit and c.is_demo)
+        yield Chunk(batch[0][0], batch[-1][0], {s: ts for s, ts, _ in batch}, events, demo)
 
 
 def open_journal(journal_dir: Path) -> SegmentJournal:

@@ -27,7 +27,7 @@ from engine.journal import SegmentJournal
 from engine.replay import replay
 from engine.schema import Command, Event, decode_command
 from gateway.admin import Admin
-from gateway.app import Gateway, GatewayConfig
+from gateway.app import DEMO_FUNDS, Gateway, GatewayConfig
 from gateway.client import Credentials
 from gateway.ratelimit import Limits
 from gateway.server import Running, start
@@ -64,9 +64,13 @@ class ServerThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     async def _accounts(self) -> Accounts:
-        demo = self.gw.first_start
-        assert demo is not None and demo.secret is not None
+        # "demo" is a fixture account funded by operator deposits (not the --demo faucet,
+        # whose keys never withdraw): the custody tests withdraw from it.
         admin = Admin(self.gw)
+        demo = await admin.create_account(("read", "trade", "withdraw"))
+        assert demo.secret is not None
+        for asset, amount in DEMO_FUNDS.items():
+            await admin.deposit(demo.account_id, asset, amount)
         maker = await admin.create_account(("read", "trade"))
         assert maker.secret is not None
         for asset, amount in (("USDT", "1000000"), ("BTC", "100"), ("ETH", "1000")):

@@ -41,6 +41,7 @@ from engine.core.layout import (
     CoreArrays,
 )
 from engine.schema import (
+    LEGACY_DEMO_KEY_PREFIX,
     MAX_BAND_BPS,
     MAX_FEE_PPM,
     SYSTEM_ACCOUNT,
@@ -85,6 +86,17 @@ class AdminCommands:
         self._pending: dict[int, tuple[int, int, int]] = {}  # id -> (account, asset, amount)
         self._ticks: list[int] = [0] * self.config.max_markets
         self._lots: list[int] = [0] * self.config.max_markets
+
+    def demo_deposit_accounts(self) -> set[int]:
+        """Accounts credited by the demo faucet, from the credited deposit keys (the faucet
+        keys its deposits ``demo:<account>:<asset>``; no other source may use the prefix)."""
+        out = set()
+        for key in self._deposit_keys:
+            if key.startswith(LEGACY_DEMO_KEY_PREFIX):
+                account = key.split(":", 2)[1]
+                if account.isascii() and account.isdecimal():
+                    out.add(int(account))
+        return out
 
     # ---- helpers ---------------------------------------------------------------------------
 
