@@ -316,6 +316,7 @@ def test_serve_nats_and_replay_verify_cli(tmp_path: Path) -> None:
                 str(port),
                 "--master-key-file",
                 str(tmp_path / "master.key"),
+                "--demo",
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
