@@ -36,6 +36,7 @@ from gateway import readmodel
 from gateway.auth import ReplayGuard
 from gateway.bridge import Bridge
 from gateway.clientids import ClientIdBook
+from gateway.demo import DEMO_FUNDS, check_demo_allowed
 from gateway.history.index import HistoryIndex, HistoryIndexError
 from gateway.history.writer import HistoryWriter
 from gateway.keys import KeyStore, NewKey, default_master_key_file
@@ -85,17 +86,9 @@ class GatewayConfig:
     all trades are kept forever."""
 
     def __post_init__(self) -> None:
-        if self.demo and (self.custody is not None or self.custody_signer):
-            raise ValueError(DEMO_WITH_CUSTODY)
+        check_demo_allowed(self.demo, self.custody, self.custody_signer)
 
 
-DEMO_WITH_CUSTODY = (
-    "--demo cannot be combined with --custody-config/--custody-signer: demo money is backed "
-    "by no chain and must never meet real coins"
-)
-
-
-DEMO_FUNDS = {"USDT": "1000000", "BTC": "10", "ETH": "100", "LTC": "1000"}
 
 
 class Gateway:

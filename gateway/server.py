@@ -21,6 +21,7 @@ from aiohttp import web
 
 from engine.usererror import UserError
 from gateway.connlimit import ConnectionCaps, GuardedSite
+from gateway.demo import check_demo_allowed
 from gateway.gctune import tune_for_serving
 from gateway.keys import NewKey
 from gateway.listen import bind_listener
@@ -140,6 +141,11 @@ def run_serve_cli(args: argparse.Namespace) -> int:
     from engine.journallock import JournalLocked, holder_if_locked
 
     log = structlog.get_logger(__name__)
+    try:
+        check_demo_allowed(getattr(args, "demo", False), getattr(args, "custody_config", None),
+                           getattr(args, "custody_signer", False))
+    except ValueError as exc:
+        raise UserError(str(exc), exit_code=2) from None
     data_dir = Path(args.data_dir)
     holder = holder_if_locked(data_dir / "journal")
     if holder is not None:

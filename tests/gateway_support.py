@@ -27,8 +27,9 @@ from engine.journal import SegmentJournal
 from engine.replay import replay
 from engine.schema import Command, Event, decode_command
 from gateway.admin import Admin
-from gateway.app import DEMO_FUNDS, Gateway, GatewayConfig
+from gateway.app import Gateway, GatewayConfig
 from gateway.client import Credentials
+from gateway.demo import DEMO_FUNDS
 from gateway.ratelimit import Limits
 from gateway.server import Running, start
 

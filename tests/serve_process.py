@@ -27,23 +27,46 @@ STARTUP_TIMEOUT_S = 240.0  # the first start may compile the numba core
 def kootabase(*args: str, timeout: float = 240.0, **env: str) -> subprocess.CompletedProcess[str]:
     """Run the ``kootabase`` CLI to completion (same interpreter as the tests)."""
     return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args], cwd=ROOT, capture_output=True, text=True,
-        timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+        [sys.executable, "-m", "gateway.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+    )
 
 
 class ServeProcess:
-    def __init__(self, data_dir: Path, master_key: Path, *extra: str,
-                 port: int | None = None, wait: bool = True) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        master_key: Path,
+        *extra: str,
+        port: int | None = None,
+        wait: bool = True,
+    ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.out = data_dir.parent / f"serve-{self.port}-{time.monotonic_ns()}.out"
         self.err = self.out.with_suffix(".err")
-        self.args = ["serve", "--data-dir", str(data_dir), "--port", str(self.port),
-                     "--master-key-file", str(master_key), *extra]
+        self.args = [
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(self.port),
+            "--master-key-file",
+            str(master_key),
+            *extra,
+        ]
         with self.out.open("w") as out, self.err.open("w") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway.cli", *self.args], cwd=ROOT, stdout=out,
-                stderr=err, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                [sys.executable, "-m", "gateway.cli", *self.args],
+                cwd=ROOT,
+                stdout=out,
+                stderr=err,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+            )
         if wait:
             self.wait_ready()
 
@@ -60,7 +83,8 @@ class ServeProcess:
             try:
                 # the demo account (if any) is made just after the bind: wait for it
                 if json.loads(info.read_text())["pid"] == self.proc.pid and (
-                        "--demo" not in self.args or "serving" in self.stderr()):
+                    "--demo" not in self.args or "serving" in self.stderr()
+                ):
                     return
             except (OSError, ValueError, KeyError):
                 pass

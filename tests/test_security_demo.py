@@ -22,8 +22,10 @@ from tests.serve_process import ServeProcess, kootabase
 
 def _deposits(data_dir: Path) -> list[Deposit]:
     with SegmentJournal(data_dir / "journal", read_only=True) as journal:
-        commands = [decode_command(p) for _, _, p in
-                    journal.read_from(journal.first_sequence, journal.last_sequence)]
+        commands = [
+            decode_command(p)
+            for _, _, p in journal.read_from(journal.first_sequence, journal.last_sequence)
+        ]
     return [c for c in commands if isinstance(c, Deposit)]
 
 
@@ -36,8 +38,7 @@ def _demo_credentials(text: str) -> tuple[int, Credentials]:
 
 
 def _account(serve: ServeProcess, creds: Credentials) -> tuple[int, dict]:
-    return serve.get("/api/v3/account?" + signed_query(creds, {}),
-                     {"X-MBX-APIKEY": creds.api_key})
+    return serve.get("/api/v3/account?" + signed_query(creds, {}), {"X-MBX-APIKEY": creds.api_key})
 
 
 def _wait_stdout(serve: ServeProcess, needle: str) -> str:
@@ -62,8 +63,7 @@ def test_serve_without_demo_creates_no_account_and_no_money(tmp_path: Path) -> N
     assert _deposits(data) == []
 
 
-def test_demo_funds_are_journaled_demo_deposits_and_the_key_cannot_withdraw(
-        tmp_path: Path) -> None:
+def test_demo_funds_are_journaled_demo_deposits_and_the_key_cannot_withdraw(tmp_path: Path) -> None:
     data = tmp_path / "data"
     serve = ServeProcess(data, tmp_path / "master.key", "--demo")
     try:
@@ -75,7 +75,8 @@ def test_demo_funds_are_journaled_demo_deposits_and_the_key_cannot_withdraw(
         assert usdt["free"].startswith("1000000")
         keys = json.loads(kootabase("accounts", "keys", "list", "--data-dir", str(data)).stdout)
         assert [(k["account_id"], k["permissions"], k["demo"]) for k in keys] == [
-            (account_id, ["read", "trade"], True)]
+            (account_id, ["read", "trade"], True)
+        ]
     finally:
         assert serve.stop() == 0
     deposits = _deposits(data)
@@ -91,8 +92,17 @@ def test_demo_funds_are_journaled_demo_deposits_and_the_key_cannot_withdraw(
 
 def test_demo_with_custody_is_refused_in_one_line(tmp_path: Path) -> None:
     for extra in (["--custody-config", str(tmp_path / "custody.toml")], ["--custody-signer"]):
-        done = kootabase("serve", "--data-dir", str(tmp_path / "data"), "--port", "0",
-                         "--master-key-file", str(tmp_path / "master.key"), "--demo", *extra)
+        done = kootabase(
+            "serve",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--port",
+            "0",
+            "--master-key-file",
+            str(tmp_path / "master.key"),
+            "--demo",
+            *extra,
+        )
         assert done.returncode != 0
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and "--demo cannot be combined with --custody" in lines[0], lines
@@ -136,8 +146,9 @@ def test_keys_rotate_and_revoke_survive_a_restart(tmp_path: Path) -> None:
         status, err = _account(serve, a)
         assert (status, err["code"]) == (401, -2015)
         assert _account(serve, b)[0] == 200
-        revoked = kootabase("accounts", "keys", "revoke", second["api_key"], "--data-dir",
-                            str(data))
+        revoked = kootabase(
+            "accounts", "keys", "revoke", second["api_key"], "--data-dir", str(data)
+        )
         assert revoked.returncode == 0, revoked.stderr
         assert _account(serve, b)[0] == 401
         again = kootabase("accounts", "keys", "revoke", second["api_key"], "--data-dir", str(data))
@@ -145,8 +156,11 @@ def test_keys_rotate_and_revoke_survive_a_restart(tmp_path: Path) -> None:
     finally:
         assert serve.stop() == 0
     # stopped: the CLI works on the data dir itself, and the revocations held
-    listed = json.loads(kootabase("accounts", "keys", "list", "--data-dir", str(data),
-                                  "--master-key-file", str(master)).stdout)
+    listed = json.loads(
+        kootabase(
+            "accounts", "keys", "list", "--data-dir", str(data), "--master-key-file", str(master)
+        ).stdout
+    )
     assert [k["revoked_ms"] is not None for k in listed] == [True, True]
     serve = ServeProcess(data, master)
     try:
@@ -162,14 +176,22 @@ def test_old_data_dir_demo_money_is_reported_apart_and_cannot_withdraw(tmp_path:
     data, master = tmp_path / "data", tmp_path / "master.key"
     with EngineNode(NodeConfig(data_dir=data)) as node:
         bootstrap_demo(node)
-        node.submit([CreateAccount(account_id=1),
-                     Deposit(account_id=1, asset_id=USDT, amount_atoms=1_000_000 * 10**6,
-                             deposit_key="demo:1:USDT")])
+        node.submit(
+            [
+                CreateAccount(account_id=1),
+                Deposit(
+                    account_id=1,
+                    asset_id=USDT,
+                    amount_atoms=1_000_000 * 10**6,
+                    deposit_key="demo:1:USDT",
+                ),
+            ]
+        )
     old = KeyStore(data / "gateway" / "keys.json", master).create(1, ("read", "trade", "withdraw"))
     assert old.secret is not None
     tb = kootabase("ledger", "trial-balance", "--journal", str(data / "journal"), "--csv")
     assert tb.returncode == 0, tb.stderr
-    assert f"{USDT},0,CUSTODY of which DEMO,,,-1000000000000,-1000000.000000" in tb.stdout
+    assert "USDT,0,CUSTODY of which DEMO,,,-1000000000000,-1000000.000000" in tb.stdout
     serve = ServeProcess(data, master)
     try:
         status, acct = _account(serve, Credentials.hmac(old.api_key, old.secret))
