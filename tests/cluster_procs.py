@@ -70,6 +70,7 @@ class GatewayProc:
                 "--master-key-file",
                 str(self.root.parent / "master.key"),
                 "--no-rate-limits",
+                *(["--demo"] if keys_from is None else []),
                 *self.extra,
             ],
             stdout=subprocess.PIPE,

@@ -21,16 +21,16 @@ from tests.test_gateway_history import CONFIG, LIMITS
 async def _main(data_dir: Path, port: int) -> None:
     gw = Gateway(
         GatewayConfig(
-            data_dir=data_dir, master_key_file=data_dir / "master.key", limits=LIMITS, **CONFIG
+            data_dir=data_dir, master_key_file=data_dir / "master.key", limits=LIMITS,
+            demo=True, **CONFIG
         )
     )
     keys = data_dir / "keys.txt"
 
     async def announce() -> None:
         if not keys.exists():
-            while gw.first_start is None:
-                await asyncio.sleep(0.05)
-            demo = gw.first_start
+            demo = await gw.ensure_demo_account()
+            assert demo is not None
             taker = await Admin(gw).create_account(("read", "trade"))
             await Admin(gw).deposit(taker.account_id, "USDT", "1000000")
             await Admin(gw).deposit(taker.account_id, "BTC", "100")
