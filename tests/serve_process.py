@@ -19,21 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from tests.custody_nodes import free_port
+from tests.test_cli_errors import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_S = 240.0  # the first start may compile the numba core
 
 
-def kootabase(*args: str, timeout: float = 240.0, **env: str) -> subprocess.CompletedProcess[str]:
+def kootabase(*args: str) -> subprocess.CompletedProcess[str]:
     """Run the ``kootabase`` CLI to completion (same interpreter as the tests)."""
-    return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
-    )
+    return run_cli(*args, timeout_s=240)
 
 
 class ServeProcess:
