@@ -35,69 +35,38 @@ def client_id(n: int, tag: str) -> str:
     return "again" if n % 12 == 1 else f"{tag}{n}"  # only IOC orders (never open when reused)
 
 
+KINDS: list[dict[str, str]] = [
+    # 0: rests, then cancelled
+    {"side": "BUY", "type": "LIMIT", "quantity": "0.01", "price": "1000", "timeInForce": "GTC"},
+    # 1: IOC with nothing to match: expired
+    {"side": "BUY", "type": "LIMIT", "quantity": "0.01", "price": "1000", "timeInForce": "IOC"},
+    # 2: a bid that rests as maker; the taker sells into it: a trade
+    {"side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": "70000", "timeInForce": "GTC"},
+    # 3: LIMIT_MAKER far away, cancelled
+    {"side": "SELL", "type": "LIMIT_MAKER", "quantity": "0.001", "price": "200000"},
+    # 4: market buy by quote: fills what rests (or expires with nothing)
+    {"side": "BUY", "type": "MARKET", "quoteOrderQty": "10"},
+    # 5: takes liquidity the taker account rests first: filled as taker
+    {"side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": "80000", "timeInForce": "IOC"},
+]
+
+
 async def _one(n: int, c: WsApiClient, taker: WsApiClient, acked: Acked, tag: str) -> None:
-    kind = n % 6
+    kind = n % len(KINDS)
     cid = client_id(n, tag)
-    if kind == 0:  # rests, then cancelled
-        r = await c.place_order(
-            SYMBOL,
-            "BUY",
-            "LIMIT",
-            quantity="0.01",
-            price="1000",
-            time_in_force="GTC",
-            client_order_id=cid,
-        )
-        _ack(acked, r["orderId"], cid)
+    if kind == 5:
+        await taker.request("order.place", {"symbol": SYMBOL, "side": "SELL", "type": "LIMIT",
+                                            "quantity": "0.001", "price": "80000",
+                                            "timeInForce": "GTC"}, signed=True)
+    params = {"symbol": SYMBOL, **KINDS[kind], "newClientOrderId": cid}
+    r = await c.request("order.place", params, signed=True)
+    _ack(acked, r["orderId"], cid)
+    if kind in (0, 3):
         await c.cancel_order(SYMBOL, order_id=r["orderId"])
-    elif kind == 1:  # IOC with nothing to match: expired
-        r = await c.place_order(
-            SYMBOL,
-            "BUY",
-            "LIMIT",
-            quantity="0.01",
-            price="1000",
-            time_in_force="IOC",
-            client_order_id=cid,
-        )
-        _ack(acked, r["orderId"], cid)
-    elif kind == 2:  # a bid that rests as maker; the taker sells into it: a trade
-        r = await c.place_order(
-            SYMBOL,
-            "BUY",
-            "LIMIT",
-            quantity="0.001",
-            price="70000",
-            time_in_force="GTC",
-            client_order_id=cid,
-        )
-        _ack(acked, r["orderId"], cid)
-        await taker.place_order(
-            SYMBOL, "SELL", "LIMIT", quantity="0.001", price="70000", time_in_force="IOC"
-        )
-    elif kind == 3:  # LIMIT_MAKER far away, cancelled
-        r = await c.place_order(
-            SYMBOL, "SELL", "LIMIT_MAKER", quantity="0.001", price="200000", client_order_id=cid
-        )
-        _ack(acked, r["orderId"], cid)
-        await c.cancel_order(SYMBOL, order_id=r["orderId"])
-    elif kind == 4:  # market buy by quote: fills what rests (or expires with nothing)
-        r = await c.place_order(SYMBOL, "BUY", "MARKET", quote_order_qty="10", client_order_id=cid)
-        _ack(acked, r["orderId"], cid)
-    else:  # takes liquidity the taker account rests: FILLED as taker
-        await taker.place_order(
-            SYMBOL, "SELL", "LIMIT", quantity="0.001", price="80000", time_in_force="GTC"
-        )
-        r = await c.place_order(
-            SYMBOL,
-            "BUY",
-            "LIMIT",
-            quantity="0.001",
-            price="80000",
-            time_in_force="IOC",
-            client_order_id=cid,
-        )
-        _ack(acked, r["orderId"], cid)
+    elif kind == 2:
+        await taker.request("order.place", {"symbol": SYMBOL, "side": "SELL", "type": "LIMIT",
+                                            "quantity": "0.001", "price": "70000",
+                                            "timeInForce": "IOC"}, signed=True)
 
 
 def _ack(acked: Acked, order_id: int, cid: str) -> None:

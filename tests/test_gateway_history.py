@@ -30,7 +30,7 @@ from tests.history_load import Acked, check_history, place_many
 ROOT = Path(__file__).resolve().parent.parent
 ORDERS = int(os.environ.get("KOOTABASE_HISTORY_ORDERS", "20000"))
 LIMITS = Limits(orders_per_10s=10**7, orders_per_day=10**8, weight_per_minute=10**8)
-CONFIG: dict[str, Any] = {"history_memory_orders": 500, "snapshot_every": 7_000}
+CONFIG: dict[str, Any] = {"history_memory_orders": 500, "snapshot_every": max(500, ORDERS // 3)}
 
 
 def test_twenty_thousand_orders_survive_a_restart(tmp_path: Path) -> None:
