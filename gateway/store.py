@@ -473,6 +473,13 @@ class Store:
             o = self.history.order(order_id)
         return o if o is not None and o.account_id == account_id else None
 
+    def known(self, account_id: int, order_id: int) -> OrderRecord:
+        """An order an acknowledged command's events just named (in memory, or already moved
+        to the history index by a later batch before the awaiting request resumed)."""
+        o = self.order_of(account_id, order_id)
+        assert o is not None, f"order {order_id} of account {account_id} not found"
+        return o
+
     def open_by_client_id(self, account_id: int, client_order_id: int) -> OrderRecord | None:
         acct = self.accounts.get(account_id)
         if acct is None:

@@ -211,6 +211,8 @@ class Trading:
             if type(ev) is Trade and ev.taker_order_id == seq:
                 fills.append((ev.price_atoms, ev.qty_atoms, ev.taker_fee_atoms, ev.trade_id))
         o = self.store.orders.get(seq)
+        if o is None and self.store.history is not None:  # closed and moved to the index
+            o = self.store.history.order(seq)
         if o is None:
             raise errors.ApiError(errors.UNKNOWN, "Order accepted but not found.", 500)
         return wire.order_result(o, m, self.ids, resp, ts, fills)
@@ -232,7 +234,7 @@ class Trading:
             # The reason tells the command's own cancel from the journal-time sweep's (a due
             # dead-man's switch of any account fires first, in the same command's events).
             if type(ev) is OrderCancelled and ev.reason == CancelReason.USER:
-                o = self.store.orders[ev.order_id]
+                o = self.store.known(account_id, ev.order_id)
                 return wire.cancelled(o, m, self.ids, cid_str, ts)
         raise errors.ApiError(errors.CANCEL_REJECTED, errors.UNKNOWN_ORDER_SENT)
 
@@ -250,7 +252,8 @@ class Trading:
             if type(ev) is OrderRejected:
                 raise errors.from_reject(ev.reason, cancel=True)
             if type(ev) is OrderCancelled and ev.reason == CancelReason.CANCEL_ALL:  # see cancel
-                out.append(wire.cancelled(self.store.orders[ev.order_id], m, self.ids, None, ts))
+                out.append(wire.cancelled(self.store.known(account_id, ev.order_id), m, self.ids,
+                                          None, ts))
         return out
 
     async def amend_keep_priority(self, account_id: int,
@@ -287,7 +290,7 @@ class Trading:
         for ev in events:
             if type(ev) is OrderRejected:
                 raise errors.from_reject(ev.reason, cancel=True)
-        order = wire.order(self.store.orders[o.order_id], m, self.ids)
+        order = wire.order(self.store.known(account_id, o.order_id), m, self.ids)
         return {"transactTime": wire.ms(ts), "executionId": seq, "amendedOrder": order}
 
     async def cancel_replace(self, account_id: int, params: Mapping[str, Any]) -> dict[str, Any]:
