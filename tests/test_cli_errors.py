@@ -3,6 +3,7 @@ non-zero exit (issue 12). Every case runs the real command in a subprocess, as a
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -12,15 +13,13 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from engine.node import EngineNode, NodeConfig
 from engine.schema import CreateAccount, Deposit
 from engine.service import bootstrap_demo
 from tests.custody_nodes import free_port
-
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+from tests.serve_support import Serve, pg_admin
 
 
 def run_cli(
@@ -59,8 +58,9 @@ def _make_data_dir(path: Path, *, snapshot: bool) -> Path:
     if snapshot:
         node.snapshot()  # at seq 7
     node.submit([CreateAccount(account_id=1)])
-    node.submit([Deposit(account_id=1, asset_id=1, amount_atoms=123_456_789_012,
-                         deposit_key="t:1")])
+    node.submit(
+        [Deposit(account_id=1, asset_id=1, amount_atoms=123_456_789_012, deposit_key="t:1")]
+    )
     node.close(snapshot=snapshot)  # at seq 9
     return path
 
@@ -190,46 +190,19 @@ def test_serve_port_in_use(tmp_path: Path) -> None:
 
 
 def test_second_server_on_the_same_data_dir_names_the_first(copy_dir: Path, tmp_path: Path) -> None:
-    key = tmp_path / "master.key"
-    first = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gateway.cli",
-            "serve",
-            "--data-dir",
-            str(copy_dir),
-            "--port",
-            "0",
-            "--master-key-file",
-            str(key),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first = Serve(tmp_path, data_dir=copy_dir)
     try:
-        url = ""
-        assert first.stderr is not None
-        for line in first.stderr:  # JSON log lines: wait for "serving"
-            if '"serving"' in line:
-                url = line.split('"http": "')[1].split('"')[0]
-                break
-        assert url, "the first server did not start"
         line = assert_one_line(
-            run_cli(
-                "serve", "--data-dir", str(copy_dir), "--port", "0", "--master-key-file", str(key)
-            ),
+            run_cli("serve", "--data-dir", str(copy_dir), "--port", "0"),
             "already running",
-            f"pid {first.pid}",
-            url,
+            f"pid {first.proc.pid}",
+            first.http,
             "--data-dir",
         )
         assert "LOCK" not in line
     finally:
-        first.terminate()
-        first.wait(timeout=60)
-    assert first.returncode == 0
+        code = first.stop()
+    assert code == 0
 
 
 def test_log_level_after_the_subcommand() -> None:
@@ -295,22 +268,12 @@ def test_as_of_past_the_end_is_the_same_error_from_the_journal(demo_dir: Path) -
 
 @pytest.fixture()
 def empty_db() -> Iterator[str]:
-    import asyncio
-
     name = f"kb_cli_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(PG_ADMIN)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f"CREATE DATABASE {name}"))
+    asyncio.run(pg_admin(f"CREATE DATABASE {name}"))
     try:
         yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     finally:
-        asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        asyncio.run(pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 def test_statement_before_sync(empty_db: str) -> None:
@@ -369,40 +332,72 @@ def _ed25519_pem() -> str:
 def test_ed25519_public_key_as_pem_text_or_file(copy_dir: Path, tmp_path: Path) -> None:
     key = ["--master-key-file", str(tmp_path / "master.key")]
     pem = _ed25519_pem()
-    as_text = run_cli("accounts", "create", "--data-dir", str(copy_dir), *key,
-                      "--ed25519-public-key", pem)
+    as_text = run_cli(
+        "accounts", "create", "--data-dir", str(copy_dir), *key, "--ed25519-public-key", pem
+    )
     assert as_text.returncode == 0, as_text.stderr
     assert '"kind": "ed25519"' in as_text.stdout
     pem_file = tmp_path / "key.pem"
     pem_file.write_text(_ed25519_pem())
-    as_file = run_cli("accounts", "create", "--data-dir", str(copy_dir), *key,
-                      "--ed25519-public-key", str(pem_file))
+    as_file = run_cli(
+        "accounts",
+        "create",
+        "--data-dir",
+        str(copy_dir),
+        *key,
+        "--ed25519-public-key",
+        str(pem_file),
+    )
     assert as_file.returncode == 0, as_file.stderr
-    assert_one_line(run_cli("accounts", "create", "--data-dir", str(copy_dir), *key,
-                            "--ed25519-public-key", str(tmp_path / "nope.pem")),
-                    "neither a PEM public key nor a file")
-    assert_one_line(run_cli("accounts", "create", "--data-dir", str(copy_dir), *key,
-                            "--ed25519-public-key", "-----BEGIN PUBLIC KEY-----\nxx\n"),
-                    "not a PEM public key")
+    assert_one_line(
+        run_cli(
+            "accounts",
+            "create",
+            "--data-dir",
+            str(copy_dir),
+            *key,
+            "--ed25519-public-key",
+            str(tmp_path / "nope.pem"),
+        ),
+        "neither a PEM public key nor a file",
+    )
+    assert_one_line(
+        run_cli(
+            "accounts",
+            "create",
+            "--data-dir",
+            str(copy_dir),
+            *key,
+            "--ed25519-public-key",
+            "-----BEGIN PUBLIC KEY-----\nxx\n",
+        ),
+        "not a PEM public key",
+    )
 
 
 def test_master_key_that_does_not_decrypt_is_refused(copy_dir: Path, tmp_path: Path) -> None:
     right = tmp_path / "right.key"
-    created = run_cli("accounts", "create", "--data-dir", str(copy_dir),
-                      "--master-key-file", str(right))
+    created = run_cli(
+        "accounts", "create", "--data-dir", str(copy_dir), "--master-key-file", str(right)
+    )
     assert created.returncode == 0, created.stderr
     wrong = tmp_path / "wrong.key"
     wrong.write_text("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=\n")  # 32 other bytes
-    assert_one_line(run_cli("accounts", "list", "--data-dir", str(copy_dir),
-                            "--master-key-file", str(wrong)),
-                    "does not decrypt", str(wrong))
+    assert_one_line(
+        run_cli("accounts", "list", "--data-dir", str(copy_dir), "--master-key-file", str(wrong)),
+        "does not decrypt",
+        str(wrong),
+    )
     missing = tmp_path / "missing.key"
-    assert_one_line(run_cli("accounts", "list", "--data-dir", str(copy_dir),
-                            "--master-key-file", str(missing)),
-                    "does not exist", "never generated")
+    assert_one_line(
+        run_cli("accounts", "list", "--data-dir", str(copy_dir), "--master-key-file", str(missing)),
+        "does not exist",
+        "never generated",
+    )
     assert not missing.exists()  # no new key silently replaces the one that encrypted them
-    listed = run_cli("accounts", "list", "--data-dir", str(copy_dir),
-                     "--master-key-file", str(right))
+    listed = run_cli(
+        "accounts", "list", "--data-dir", str(copy_dir), "--master-key-file", str(right)
+    )
     assert listed.returncode == 0, listed.stderr
 
 
@@ -410,8 +405,11 @@ def test_master_key_that_does_not_decrypt_is_refused(copy_dir: Path, tmp_path: P
 
 
 def test_custody_reconcile_without_config_or_node(copy_dir: Path) -> None:
-    assert_one_line(run_cli("custody", "reconcile", "--data-dir", str(copy_dir)),
-                    "custody.toml does not exist", "--config")
+    assert_one_line(
+        run_cli("custody", "reconcile", "--data-dir", str(copy_dir)),
+        "custody.toml does not exist",
+        "--config",
+    )
     port = free_port()
     config = copy_dir / "custody.toml"
     config.write_text(f"""
@@ -429,11 +427,17 @@ chain = "ltc-regtest"
 chain_decimals = 8
 engine_decimals = 8
 """)
-    assert_one_line(run_cli("custody", "reconcile", "--data-dir", str(copy_dir)),
-                    "cannot reach the ltc-regtest node", f"127.0.0.1:{port}")
+    assert_one_line(
+        run_cli("custody", "reconcile", "--data-dir", str(copy_dir)),
+        "cannot reach the ltc-regtest node",
+        f"127.0.0.1:{port}",
+    )
     config.write_text("[[chain]]\nname = 'x'\n")
-    assert_one_line(run_cli("custody", "reconcile", "--data-dir", str(copy_dir)),
-                    "custody config", "missing key")
+    assert_one_line(
+        run_cli("custody", "reconcile", "--data-dir", str(copy_dir)),
+        "custody config",
+        "missing key",
+    )
 
 
 # ---- reports -----------------------------------------------------------------------------------
@@ -449,26 +453,60 @@ def test_reports_show_symbols_whole_amounts_and_take_a_symbol(demo_dir: Path) ->
     assert as_csv.returncode == 0, as_csv.stderr
     rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
     assert rows and {r["asset"] for r in rows} <= {"USDT", "BTC", "ETH", "LTC"}
-    assert {"account": "1", "asset": "BTC", "bucket": "AVAILABLE", "atoms": "123456789012",
-            "amount": "1234.56789012"} in rows
-    by_symbol = run_cli("ledger", "statement", "--journal", journal, "--account", "1",
-                        "--asset", "btc", "--format", "json")
-    by_id = run_cli("ledger", "statement", "--journal", journal, "--account", "1",
-                    "--asset", "1", "--format", "json")
+    assert {
+        "account": "1",
+        "asset": "BTC",
+        "bucket": "AVAILABLE",
+        "atoms": "123456789012",
+        "amount": "1234.56789012",
+    } in rows
+    by_symbol = run_cli(
+        "ledger",
+        "statement",
+        "--journal",
+        journal,
+        "--account",
+        "1",
+        "--asset",
+        "btc",
+        "--format",
+        "json",
+    )
+    by_id = run_cli(
+        "ledger",
+        "statement",
+        "--journal",
+        journal,
+        "--account",
+        "1",
+        "--asset",
+        "1",
+        "--format",
+        "json",
+    )
     assert by_symbol.returncode == 0, by_symbol.stderr
     lines = json.loads(by_symbol.stdout)["rows"]
     assert lines == json.loads(by_id.stdout)["rows"]
     assert any(r["reason"] == "DEPOSIT" and r["amount"] == "1234.56789012" for r in lines), lines
-    assert_one_line(run_cli("ledger", "balances", "--journal", journal, "--asset", "DOGE"),
-                    "unknown asset 'DOGE'", "known assets")
+    assert_one_line(
+        run_cli("ledger", "balances", "--journal", journal, "--asset", "DOGE"),
+        "unknown asset 'DOGE'",
+        "known assets",
+    )
     # a table on a terminal 40 columns wide still prints every digit of every amount
     table = subprocess.run(
-        [sys.executable, "-c",
-         "import sys; from ledger.tables import emit; from rich.console import Console\n"
-         "import ledger.tables as t; t.default_format = lambda: 'table'\n"
-         "emit('t', ('asset', 'amount'), [('USDT', '123456789012345678901234.123456')], 'table')"],
-        capture_output=True, text=True, env={**os.environ, "COLUMNS": "40", "TERM": "xterm"},
-        timeout=60)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from ledger.tables import emit; from rich.console import Console\n"
+            "import ledger.tables as t; t.default_format = lambda: 'table'\n"
+            "emit('t', ('asset', 'amount'), [('USDT', '123456789012345678901234.123456')], 'table')",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "40", "TERM": "xterm"},
+        timeout=60,
+    )
     assert "123456789012345678901234.123456" in table.stdout, table.stdout
 
 

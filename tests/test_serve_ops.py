@@ -5,16 +5,13 @@ the supervised ledger follower, and the notice before a cold numba compile."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,10 +23,10 @@ import pytest
 from engine.usererror import UserError
 from gateway.cli import build_parser
 from gateway.serveconfig import config_actions, effective, parse_with_config, subparser
+from tests.serve_support import Serve, pg_admin
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "docs" / "kootabase.example.toml"
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 # ---- the config file ---------------------------------------------------------------------------
@@ -109,68 +106,6 @@ def test_bad_config_is_one_line(tmp_path: Path, body: str, fragment: str) -> Non
 # ---- a running server --------------------------------------------------------------------------
 
 
-class Serve:
-    """``kootabase serve`` in a child process; its JSON log lines collected as they come."""
-
-    def __init__(self, tmp: Path, *extra: str) -> None:
-        env = {**os.environ, "KOOTABASE_MASTER_KEY_FILE": str(tmp / "master.key")}
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gateway.cli",
-                "serve",
-                "--data-dir",
-                str(tmp / "data"),
-                "--port",
-                "0",
-                *extra,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self.events: list[dict[str, Any]] = []
-        self.raw: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        serving = self.wait_for("serving")
-        self.http, self.last_seq = serving["http"], serving["last_seq"]
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.raw.append(line)
-            with contextlib.suppress(ValueError):
-                self.events.append(json.loads(line))
-
-    def wait_for(self, event: str, timeout_s: float = 240, **match: object) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for e in list(self.events):
-                if e.get("event") == event and all(e.get(k) == v for k, v in match.items()):
-                    return e
-            if self.proc.poll() is not None and not self._reader.is_alive():
-                break
-            time.sleep(0.1)
-        raise AssertionError(f"no {event} event; stderr: {''.join(self.raw)[-3000:]}")
-
-    def metric(self, name: str) -> float:
-        with urllib.request.urlopen(self.http + "/metrics", timeout=10) as resp:
-            text = resp.read().decode()
-        found = re.search(rf"^{name} (\S+)$", text, flags=re.M)
-        assert found, name
-        return float(found.group(1))
-
-    def stop(self, signum: int = signal.SIGTERM) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signum)
-        code = self.proc.wait(timeout=60)
-        self._reader.join(timeout=10)
-        return code
-
-
 def test_config_logged_redacted_and_sighup_stops_with_one_line(tmp_path: Path) -> None:
     config = tmp_path / "serve.toml"
     config.write_text(
@@ -198,15 +133,7 @@ def test_config_logged_redacted_and_sighup_stops_with_one_line(tmp_path: Path) -
 def db_name() -> Iterator[str]:
     name = f"kb_follow_{uuid.uuid4().hex[:12]}"
     yield name
-    asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-
-
-async def _admin(sql: str) -> Any:
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        return await conn.execute(sql)
-    finally:
-        await conn.close()
+    asyncio.run(pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 async def _checkpoint(dsn: str) -> int:
@@ -225,7 +152,7 @@ def test_ledger_follower_is_supervised_and_quiet_when_idle(tmp_path: Path, db_na
         assert f"createdb -h 127.0.0.1 -p 5432 -U postgres {db_name}" in failed["error"]
         assert "Traceback" not in "".join(server.raw)
         assert server.metric("kootabase_ledger_follower_restarts_total") >= 1
-        asyncio.run(_admin(f"CREATE DATABASE {db_name}"))  # the operator follows the hint
+        asyncio.run(pg_admin(f"CREATE DATABASE {db_name}"))  # the operator follows the hint
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
@@ -287,7 +214,12 @@ def test_serve_checks_mistakes_before_loading_the_engine() -> None:
     """The lock, port and config checks run before numba is even imported, so on a cold cache
     they fail in a moment and the compile notice comes before the compile."""
     probe = "import sys, gateway.cli, gateway.server; print('numba' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         cwd=REPO, timeout=60, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=True,
+    ).stdout
     assert out.strip() == "False"
-
