@@ -186,17 +186,30 @@ class Gateway:
         self.started_ms = time.time_ns() // 1_000_000
 
     def _open_history(self) -> HistoryWriter:
+        """The history index; one that cannot be used, or that covers more of the journal
+        than the journal holds (a journal restored from an older backup), is derived data:
+        it is set aside and rebuilt by the replay."""
         path = self.dir / "history.sqlite3"
         days = self.config.history_retention_days
         try:
+            writer = HistoryWriter(path, retention_days=days)
+        except HistoryIndexError as exc:
+            self._set_aside(path, str(exc))
             return HistoryWriter(path, retention_days=days)
-        except HistoryIndexError as exc:  # derived data: set it aside and rebuild by replay
-            aside = path.with_suffix(f".unusable-{int(time.time())}")
-            log.error("history_index_unusable", error=str(exc), moved_to=str(aside))
-            path.rename(aside)
-            for extra in ("-wal", "-shm"):
-                path.with_name(path.name + extra).unlink(missing_ok=True)
+        last = self.node.journal.last_sequence if self.node is not None else None
+        if last is not None and writer.durable_seq > last:
+            writer.close()
+            self._set_aside(path, f"index covers seq {writer.durable_seq}, journal ends at {last}")
             return HistoryWriter(path, retention_days=days)
+        return writer
+
+    @staticmethod
+    def _set_aside(path: Path, reason: str) -> None:
+        aside = path.with_suffix(f".unusable-{int(time.time())}")
+        log.error("history_index_unusable", error=reason, moved_to=str(aside))
+        path.rename(aside)
+        for extra in ("-wal", "-shm"):
+            path.with_name(path.name + extra).unlink(missing_ok=True)
 
     def _start_point(self) -> tuple[readmodel.ReadModelImage | None, CompiledEngine]:
         """The newest read-model snapshot usable with an engine snapshot at its sequence."""

@@ -116,3 +116,46 @@ def test_an_unusable_index_is_set_aside_and_rebuilt(tmp_path: Path) -> None:
         assert o is not None and o.status == "EXPIRED"
     finally:
         s2.stop()
+
+
+def test_an_index_ahead_of_a_restored_journal_is_rebuilt(tmp_path: Path) -> None:
+    """A journal restored from an older backup with the newer index left in place: the index
+    would show orders the journal never had, so it is set aside and rebuilt."""
+    import shutil
+
+    from gateway.client import WsApiClient
+
+    async def place(server: ServerThread, creds: object) -> int:
+        async with WsApiClient.connect(server.ws_api, creds) as c:
+            r = await c.place_order("BTCUSDT", "BUY", "LIMIT", quantity="0.01", price="1000",
+                                    time_in_force="IOC")
+            return int(r["orderId"])
+
+    data = tmp_path / "data"
+    s = ServerThread(tmp_path)
+    creds = s.accounts.demo
+    try:
+        first = asyncio.run(place(s, creds))
+    finally:
+        s.stop()
+    for part in ("journal", "snapshots"):
+        shutil.copytree(data / part, tmp_path / f"backup-{part}")
+    s = ServerThread(tmp_path, fixture_accounts=False)
+    try:
+        second = asyncio.run(place(s, creds))
+    finally:
+        s.stop()
+    for part in ("journal", "snapshots"):
+        shutil.rmtree(data / part)
+        shutil.copytree(tmp_path / f"backup-{part}", data / part)
+    s = ServerThread(tmp_path, fixture_accounts=False)
+    try:
+        assert list((data / "gateway").glob("history.unusable-*"))
+        s.gw.history.flush(s.gw.last_seq)
+        index = s.gw.store.history
+        assert index is not None
+        assert index.order(first) is not None
+        assert index.order(second) is None
+        assert s.gw.last_seq < second
+    finally:
+        s.stop()
