@@ -28,3 +28,15 @@ def require_existing(data_dir: Path, *, journal: bool = True) -> Path:
             hint="check --data-dir (only `kootabase serve` creates a new exchange)",
         )
     return data_dir
+
+
+def require_journal_dir(path: Path) -> Path:
+    """``--journal`` must name the journal itself; a data directory given instead would read as
+    an empty journal (an empty state that looks like an answer), so it is an error that says
+    which path was meant."""
+    if (path / JOURNAL_DIR).is_dir() and next(path.glob("*.seg"), None) is None:
+        raise UserError(
+            f"{path} is a data directory, not a journal",
+            hint=f"pass --journal {path / JOURNAL_DIR}",
+        )
+    return path

@@ -17,6 +17,7 @@ from pathlib import Path
 import structlog
 
 from engine.core.compiled import CompiledEngine
+from engine.datadir import require_journal_dir
 from engine.journal import Record, SegmentJournal
 from engine.schema import EngineConfig, decode_command, state_hash
 from engine.snapshot import SnapshotError, latest_valid, list_snapshots, read_snapshot
@@ -160,7 +161,7 @@ def run_replay_cli(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    journal_dir = Path(args.journal)
+    journal_dir = require_journal_dir(Path(args.journal))
     snapshot_dir = Path(args.snapshots) if args.snapshots else journal_dir.parent / "snapshots"
     if args.snapshots and not snapshot_dir.is_dir():
         raise UserError(f"snapshot directory {snapshot_dir} does not exist")

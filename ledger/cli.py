@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from engine.datadir import require_journal_dir
 from engine.schema import PostingReason
 from engine.usererror import UserError
 from ledger.chart import bucket_name
@@ -160,7 +161,7 @@ def run_report_cli(args: argparse.Namespace) -> int:
     if args.dsn is not None:
         report, names = asyncio.run(_from_pg(args.dsn, kind, args))
     else:
-        report, names = _from_journal(Path(args.journal), kind, args)
+        report, names = _from_journal(require_journal_dir(Path(args.journal)), kind, args)
     sym, amt = names.symbol, names.amount
 
     if kind == "balances":
@@ -258,6 +259,7 @@ def run_sync_cli(args: argparse.Namespace) -> int:
     journal never blocks the gateway's event loop)."""
     from ledger.pg.projector import sync
 
+    require_journal_dir(Path(args.journal))
     follow_s: float | None = getattr(args, "follow", None)
 
     async def once() -> None:

@@ -87,6 +87,12 @@ def test_replay_missing_journal(tmp_path: Path) -> None:
     assert not (tmp_path / "missing").exists()
 
 
+def test_a_data_dir_given_as_the_journal(demo_dir: Path) -> None:
+    for argv in (["replay"], ["ledger", "balances"]):
+        assert_one_line(run_cli(*argv, "--journal", str(demo_dir)),
+                        "is a data directory, not a journal", f"--journal {demo_dir}/journal")
+
+
 def test_replay_reversed_range_and_past_the_end(demo_dir: Path) -> None:
     journal = str(demo_dir / "journal")
     assert_one_line(
