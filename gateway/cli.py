@@ -27,13 +27,19 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-import typing
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 
 from engine.usererror import UserError
+from gateway.cliargs import Parser as _Parser
+from gateway.cliargs import add_globals_to_subcommands as _add_globals_to_subcommands
+from gateway.cliargs import add_log_level as _add_log_level
+from gateway.cliargs import default_log_level
+from gateway.cliargs import non_negative_int as _non_negative_int
+from gateway.cliargs import positive_float as _positive_float
+from gateway.cliargs import positive_int as _positive_int
 from gateway.cliexit import fail, run_command
 from gateway.clustercli import add_cluster_commands, add_nats_options
 from gateway.limits import add_limit_options
@@ -97,77 +103,6 @@ def _lazy(module: str, func: str, *, bench: bool = False) -> Handler:
         return int(getattr(mod, func)(args))
 
     return handler
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {value}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
-
-
-def _positive_float(limit: float) -> Callable[[str], float]:
-    """An argparse type: a number > 0 and at most ``limit`` (seconds, milliseconds)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not 0 < value <= limit:  # also refuses nan
-            raise argparse.ArgumentTypeError(f"must be > 0 and <= {limit:g}: {text}")
-        return value
-
-    return parse
-
-
-LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line usage error (exit 2) instead of the usage block: the mistake
-    and where to read more, like every other error of the command line."""
-
-    def error(self, message: str) -> typing.NoReturn:
-        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
-
-
-def _add_log_level(parser: argparse.ArgumentParser, *, top: bool) -> None:
-    """``--log-level`` on the top parser (with the default) and on every subcommand (without
-    one, so that ``kootabase serve --log-level debug`` and ``kootabase --log-level debug serve``
-    mean the same and a subcommand never resets a level given before it)."""
-    parser.add_argument(
-        "--log-level",
-        default=None if top else argparse.SUPPRESS,
-        choices=LOG_LEVELS,
-        help="minimum level of log events written to stderr (default: info for the services "
-        "`serve` and `ledger sync`, warning for one-shot commands, whose output is the answer)",
-    )
-
-
-def default_log_level(args: argparse.Namespace) -> str:
-    """Services narrate at info; a one-shot command says nothing unless something is wrong."""
-    if args.command == "serve" or getattr(args, "ledger_command", None) == "sync":
-        return "info"
-    return "warning"
-
-
-def _add_globals_to_subcommands(parser: argparse.ArgumentParser) -> None:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for child in action.choices.values():
-                _add_log_level(child, top=False)
-                _add_globals_to_subcommands(child)
 
 
 def build_parser() -> argparse.ArgumentParser:

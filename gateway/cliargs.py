@@ -1,0 +1,81 @@
+"""The ``kootabase`` argument parser's building blocks: value types with one-line errors, a
+parser whose usage errors are one line, and the global options accepted before or after the
+subcommand (``kootabase serve --log-level debug`` = ``kootabase --log-level debug serve``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import typing
+from collections.abc import Callable
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def positive_float(limit: float) -> Callable[[str], float]:
+    """An argparse type: a number > 0 and at most ``limit`` (seconds, milliseconds)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not 0 < value <= limit:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"must be > 0 and <= {limit:g}: {text}")
+        return value
+
+    return parse
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error (exit 2) instead of the usage block: the mistake
+    and where to read more, like every other error of the command line."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def add_log_level(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """``--log-level`` on the top parser (with the default) and on every subcommand (without
+    one, so that ``kootabase serve --log-level debug`` and ``kootabase --log-level debug serve``
+    mean the same and a subcommand never resets a level given before it)."""
+    parser.add_argument(
+        "--log-level",
+        default=None if top else argparse.SUPPRESS,
+        choices=LOG_LEVELS,
+        help="minimum level of log events written to stderr (default: info for the services "
+        "`serve` and `ledger sync`, warning for one-shot commands, whose output is the answer)",
+    )
+
+
+def default_log_level(args: argparse.Namespace) -> str:
+    """Services narrate at info; a one-shot command says nothing unless something is wrong."""
+    if args.command == "serve" or getattr(args, "ledger_command", None) == "sync":
+        return "info"
+    return "warning"
+
+
+def add_globals_to_subcommands(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                add_log_level(child, top=False)
+                add_globals_to_subcommands(child)
