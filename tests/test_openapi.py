@@ -3,7 +3,7 @@ schemathesis against a real server (real journal, real sockets).
 
 For every operation in the description: its documented example must succeed (200, the
 documented answer shape), then schemathesis generates positive and negative requests (signed
-with the demo account's key when the operation is signed) and every answer must be one the
+with a funded fixture account's key when the operation is signed) and every answer must be one the
 description documents, with the documented body (errors: ``{code, msg}``), never a 5xx, and
 data that breaks the description must be refused. Every error status an operation documents
 is provoked once (503 excepted). Every ``/api/`` and ``/sapi/`` route must be in the
@@ -52,7 +52,7 @@ UNLIMITED = Limits(
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
-    s = ServerThread(tmp_path_factory.mktemp("openapi"), UNLIMITED, fixture_accounts=False)
+    s = ServerThread(tmp_path_factory.mktemp("openapi"), UNLIMITED)
     try:
         yield s
     finally:
@@ -76,9 +76,9 @@ class Signer:
     DELETE) or the form body (POST, PUT), a fresh timestamp, the signature last."""
 
     def __init__(self, server: ServerThread) -> None:
-        demo = server.gw.first_start
-        assert demo is not None and demo.secret is not None
-        self.api_key, self.secret = demo.api_key, demo.secret
+        creds = server.accounts.demo  # funded, with read, trade and withdraw permissions
+        assert creds.secret is not None
+        self.api_key, self.secret = creds.api_key, creds.secret
         self.base = server.http
 
     def send(self, case: Any, *, signed: bool) -> requests.Response:
