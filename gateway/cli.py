@@ -10,6 +10,7 @@ Subcommands import their implementation lazily, so ``kootabase --help`` and
 - ``bench ledger`` -> ``bench.ledger_bench:run_cli(args)`` (repository checkout only)
 - ``bench marketdata`` -> ``bench.marketdata_bench:run_cli(args)`` (repository checkout only)
 - ``bench gateway`` -> ``bench.gateway_bench:run_cli(args)`` (repository checkout only)
+- ``bench cluster`` -> ``bench.cluster_bench:run_cli(args)`` (repository checkout only)
 - ``bench history`` -> ``bench.history_bench:run_cli(args)`` (repository checkout only)
 - ``ledger sync``  -> ``ledger.cli:run_sync_cli(args)``
 - ``ledger statement|trial-balance|balances`` -> ``ledger.cli:run_report_cli(args)``
@@ -302,6 +303,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench_gw.add_argument("--plot", metavar="PNG", help="save the latency plot here")
     bench_gw.set_defaults(handler=_lazy("bench.gateway_bench", "run_cli", bench=True))
+    bench_cl = bench_sub.add_parser(
+        "cluster", help="order entry in cluster mode: 3 NATS nodes (R3, R1), 2 gateways"
+    )
+    bench_cl.add_argument("--json", action="store_true", help="print results as JSON")
+    bench_cl.add_argument("--seconds", type=float, default=5.0, metavar="S",
+                          help="seconds per load (default: 5)")
+    bench_cl.add_argument("--clients", type=_positive_int, default=8, metavar="N",
+                          help="WS connections, spread over both gateways (default: 8)")
+    bench_cl.set_defaults(handler=_lazy("bench.cluster_bench", "run_cli", bench=True))
     bench_hist = bench_sub.add_parser(
         "history", help="benchmark the order/trade history index: build rate, query latency"
     )

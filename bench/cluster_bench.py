@@ -1,0 +1,135 @@
+"""``kootabase bench cluster``: order entry in cluster mode, on this machine (repository only).
+
+Setups, each on a fresh stream: 3 NATS nodes (``nats-server`` started here, JetStream) with the
+command stream at R3, and the same with R1; two ``kootabase serve --nats`` gateways. The load
+is open loop over WS (bench/wsload.py, the lean client of ``bench gateway``), spread over
+connections to both gateways: a fixed offered rate (latency) and then closed loop with a window
+per connection (saturation). CPU per order is read from /proc for every process: the load
+generator, each gateway, each NATS node.
+
+Everything shares the machine's cores with everything else, so the numbers are the floor of
+what the design does, not a capacity claim; docs/scaling.md explains what moves with more
+cores. Failover pauses are measured by tests/test_cluster_failover.py (the same processes,
+SIGKILLed under load) and reported there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.gateway_bench import _client, _cpu_seconds, _Load, _pct
+
+OFFERED = 5_000
+
+
+@dataclass
+class ClusterResult:
+    setup: str
+    offered: int | None
+    orders: int
+    seconds: float
+    orders_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    cpu_us_per_order: dict[str, float] = field(default_factory=dict)
+    """Process -> CPU microseconds (user + system) per acknowledged order."""
+
+
+async def _load(conns: list[Any], ids: list[int], offered: int | None, seconds: float,
+                pids: dict[str, int], setup: str) -> ClusterResult:
+    load = _Load(conns, ids, 32, 20.0)
+    cpu0 = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+    began = time.perf_counter()
+    try:
+        if offered is None:
+            await load.closed_loop(seconds)
+        else:
+            await load.open_loop(offered, seconds)
+        await load.drain()
+    finally:
+        for conn in conns:
+            conn.on_replies = None
+            conn.on_failure = None
+    elapsed = time.perf_counter() - began
+    n = len(load.latencies)
+    cpu = {name: round((_cpu_seconds(pid) - cpu0[name]) / max(n, 1) * 1e6, 1)
+           for name, pid in pids.items()}
+    return ClusterResult(setup, offered, n, round(elapsed, 3), round(n / elapsed, 1),
+                         round(_pct(load.latencies, 0.5), 3), round(_pct(load.latencies, 0.99), 3),
+                         load.errors, cpu)
+
+
+def _run_setup(replicas: int, seconds: float, clients: int, root: Path) -> list[ClusterResult]:
+    from tests.cluster_procs import GatewayProc
+    from tests.cluster_support import unique_stream
+    from tests.nats_cluster import NatsCluster
+
+    cluster = NatsCluster(root / f"nats-r{replicas}")
+    cluster.start()
+    gateways: list[GatewayProc] = []
+    try:
+        cluster.wait_ready()
+        spec = unique_stream("B")
+        g1 = GatewayProc(root / f"r{replicas}-g1", cluster.urls, spec.name, replicas=replicas)
+        g1.start()
+        g2 = GatewayProc(root / f"r{replicas}-g2", cluster.urls, spec.name, replicas=replicas)
+        g2.start(keys_from=g1)
+        gateways = [g1, g2]
+        assert g1.creds is not None and g1.creds.secret is not None
+        key, secret = g1.creds.api_key, g1.creds.secret
+        pids = {"loadgen": os.getpid()}
+        for i, g in enumerate(gateways, 1):
+            assert g.proc is not None
+            pids[f"gateway{i}"] = g.proc.pid
+        for n in cluster.nodes:
+            assert n.proc is not None
+            pids[f"nats-{n.name}"] = n.proc.pid
+        setup = f"R{replicas}: 3 NATS nodes, 2 gateways"
+
+        async def body() -> list[ClusterResult]:
+            conns = [await _client("127.0.0.1", gateways[i % 2].port, key, secret)
+                     for i in range(clients)]
+            ids = [0] * len(conns)
+            try:
+                await _load(conns, ids, 1_000, 1.0, pids, setup)  # warm-up (JIT, caches)
+                return [await _load(conns, ids, OFFERED, seconds, pids, setup),
+                        await _load(conns, ids, None, seconds, pids, setup)]
+            finally:
+                for conn in conns:
+                    await conn.close()
+
+        return asyncio.run(body())
+    finally:
+        for g in gateways:
+            g.stop()
+        cluster.stop()
+
+
+def run(seconds: float = 5.0, clients: int = 8) -> list[ClusterResult]:
+    with tempfile.TemporaryDirectory(prefix="kootabase-clusterbench-") as tmp:
+        return [*_run_setup(3, seconds, clients, Path(tmp)),
+                *_run_setup(1, seconds, clients, Path(tmp))]
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    results = run(seconds=args.seconds, clients=args.clients)
+    if args.json:
+        sys.stdout.write(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+        return 0
+    for r in results:
+        offered = f"{r.offered:,}/s" if r.offered else "saturation"
+        cpu = ", ".join(f"{k} {v:.0f}" for k, v in r.cpu_us_per_order.items())
+        sys.stdout.write(f"{r.setup:32} {offered:>11} {r.orders_per_s:>9,.0f} orders/s  "
+                         f"p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:8.2f} ms  errors {r.errors}\n"
+                         f"{'':44}CPU us/order: {cpu}\n")
+    return 0
