@@ -23,7 +23,7 @@ import structlog
 
 from engine.core.compiled import CompiledEngine
 from engine.crosscheck import Checker
-from engine.replica import Applied, Replica, StreamMessage
+from engine.replica import Applied, Replica, StreamGap, StreamMessage
 from engine.schema import EngineConfig
 from engine.streamlog import StreamLog
 
@@ -58,6 +58,7 @@ class Follower:
         self._watch_task: asyncio.Task[None] | None = None
         self._sub: Any = None
         self._last_delivery = 0.0
+        self._gap = False
         self._stopped = False
 
     @property
@@ -114,18 +115,19 @@ class Follower:
             await self.checker.report_now(self.replica)
 
     async def _watch(self) -> None:
-        """Belt and braces for the ordered consumer: when nothing arrived for a while but the
-        stream holds messages this replica has not applied (the consumer died with a stream
-        leader and its own reset failed mid-election), subscribe again from where it stands."""
+        """Keeps the push consumer honest: after a gap, or when nothing arrived for a while but
+        the stream holds messages this replica has not applied (the consumer died with a
+        stream leader), subscribe again from the next sequence the replica needs."""
         loop = asyncio.get_running_loop()
         while self.failure is None and self.log is not None:
             await asyncio.sleep(WATCH_S)
-            if loop.time() - self._last_delivery < SILENCE_S or self._inbox:
+            gap, self._gap = self._gap, False
+            if not gap and (loop.time() - self._last_delivery < SILENCE_S or self._inbox):
                 continue
             try:
                 last = await self.log.last_sequence()
                 silent = loop.time() - self._last_delivery >= SILENCE_S
-                if last > self.replica.stream_seq and silent:
+                if last > self.replica.stream_seq and (silent or gap):
                     log.warning(
                         "replica_resubscribes", stream_seq=self.replica.stream_seq, stream_last=last
                     )
@@ -152,6 +154,11 @@ class Follower:
                 msg = inbox.popleft()
                 try:
                     applied = self.replica.apply(msg)
+                except StreamGap as exc:  # the consumer lost messages: read them again
+                    log.warning("replica_gap", error=str(exc))
+                    inbox.clear()
+                    self._gap = True
+                    break
                 except Exception as exc:
                     self.fail(exc)
                     return

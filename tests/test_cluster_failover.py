@@ -48,15 +48,20 @@ def _audit(
     options = NatsOptions.parse(urls)
 
     async def body() -> str:
-        sl = await StreamLog.connect(options, spec, create=False)
+        sl = await _retry(lambda: StreamLog.connect(options, spec, create=False), timeout_s)
         try:
             accepted: set[int] = set()
 
             def collect(a: Applied) -> None:
                 accepted.update(e.order_id for e in a.events if isinstance(e, OrderAccepted))
 
-            checkpoints = await _retry(lambda: read_checkpoints(sl), timeout_s)
-            _, result = await replay_stream(sl, checkpoints=checkpoints, on_applied=collect)
+            async def audit_replay() -> tuple[dict[int, str], Any]:
+                accepted.clear()
+                checkpoints = await read_checkpoints(sl)
+                _, result = await replay_stream(sl, checkpoints=checkpoints, on_applied=collect)
+                return checkpoints, result
+
+            checkpoints, result = await _retry(audit_replay, timeout_s)
             lost = [cid for cid, oid in load.acked.items() if oid not in accepted]
             assert not lost, f"{len(lost)} acknowledged orders missing: {lost[:5]}"
             assert result.rejected_messages == 0
