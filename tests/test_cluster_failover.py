@@ -128,8 +128,10 @@ def test_sigkill_one_of_two_gateways_mid_load(cluster: NatsCluster, tmp_path: Pa
     try:
         assert g1.creds is not None
         load = Load([g1.ws, g2.ws], g1.creds)
-        _at(2.0, g2.kill)
+        kill_at: list[float] = []
+        _at(2.0, lambda: (kill_at.append(time.monotonic()), g2.kill()))
         asyncio.run(load.run(LOAD_S))
+        print(f"gateway killed: longest gap between acks {load.pause_after_s(kill_at[0]):.3f} s")
         assert g2.proc is not None and g2.proc.returncode == -9
         assert load.switches >= 2, "the killed gateway's clients went on with the other"
         assert len(load.acked) > 200 and not load.refused
@@ -212,7 +214,8 @@ def test_gateway_loses_its_nats_node(cluster: NatsCluster, tmp_path: Path) -> No
         asyncio.run(load.run(LOAD_S + 2))
         assert len(marks) == 2
         print(
-            f"NATS node of a gateway down {marks[1] - marks[0]:.1f} s: {len(load.acked)} "
+            f"NATS node of a gateway down {marks[1] - marks[0]:.1f} s: longest gap between acks "
+            f"{load.pause_after_s(marks[0]):.3f} s; {len(load.acked)} "
             f"acknowledged, {len(load.unknown)} answered 'status unknown'"
         )
         answered = len(load.acked) + len(load.unknown) + len(load.refused)
