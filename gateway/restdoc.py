@@ -53,7 +53,7 @@ class Operation:
     statuses: tuple[int, ...] = ()
     """Error statuses beyond the ones every operation of its kind has (`gateway.openapi`)."""
     example: dict[str, Any] | None = None
-    """Parameters of a request that succeeds on the demo exchange (its demo account)."""
+    """Parameters of a request that succeeds for a funded account on the demo markets."""
     journaled: bool = False
     """The request becomes a journaled command (may answer 503 'status unknown')."""
 
