@@ -32,6 +32,7 @@ from typing import Protocol
 import google_crc32c
 import structlog
 
+from engine.filemodes import PRIVATE_DIR, PRIVATE_FILE, tighten
 from engine.journallock import WriterLock
 from engine.usererror import UserError
 
@@ -195,7 +196,7 @@ class SegmentJournal:
             self._recover()
             return
         if not self._dir.is_dir():
-            self._dir.mkdir(parents=True)
+            self._dir.mkdir(parents=True, mode=PRIVATE_DIR)
             if fsync:
                 _fsync_dir(self._dir.parent)
         self._lock = WriterLock(self._dir)  # raises JournalLocked naming the holder
@@ -203,6 +204,9 @@ class SegmentJournal:
             if not fsync:
                 log.warning("journal_durability_off", directory=str(self._dir))
             self._recover()
+            tighten(self._dir, PRIVATE_DIR)  # segments of older versions were 0644
+            for seg in self._segments:
+                tighten(seg.path, PRIVATE_FILE)
         except BaseException:
             self.close()
             raise
@@ -344,7 +348,7 @@ class SegmentJournal:
     def _new_segment(self, first_seq: int) -> _Segment:
         """Create the next segment file and make it the append target."""
         path = self._dir / _segment_name(first_seq)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, PRIVATE_FILE)
         if self._fd is not None:
             os.close(self._fd)
         self._fd = fd

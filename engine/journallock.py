@@ -75,7 +75,7 @@ class WriterLock:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._note: dict[str, object] = {"pid": os.getpid()}
-        fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

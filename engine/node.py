@@ -19,12 +19,27 @@ import structlog
 
 from engine.core.compiled import CompiledEngine
 from engine.journal import DEFAULT_SEGMENT_BYTES, SegmentJournal
-from engine.replay import replay_journal
+from engine.replay import ReplayMismatch, replay_journal
 from engine.schema import Command, EngineConfig, Event, encode_command, state_hash
 from engine.sequencer import Sequencer
-from engine.snapshot import latest_valid, write_snapshot
+from engine.snapshot import Snapshot, latest_valid, write_snapshot
+from engine.usererror import UserError
 
 log = structlog.get_logger(__name__)
+
+
+class SnapshotMismatch(UserError):
+    """The newest snapshot does not describe the journal's history (copied from another data
+    directory, or written by a different engine): starting from it would serve a state no
+    replay reproduces."""
+
+    def __init__(self, snapshot: Snapshot, replayed_hash: str) -> None:
+        super().__init__(
+            f"snapshot {snapshot.path} records state hash {snapshot.state_hash} after seq "
+            f"{snapshot.last_seq}, but replaying the journal to that seq gives {replayed_hash}: "
+            "the snapshot is from a different history; refusing to start",
+            hint="move the snapshot aside (the journal is the source of truth) and start again",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +53,10 @@ class NodeConfig:
     snapshot_every: int = 100_000
     """Commands between snapshots (bounds recovery time); 0 = only on clean shutdown."""
     snapshot_keep: int = 3
+    verify_snapshot: bool = True
+    """At start, replay the journal from genesis up to the snapshot and require the snapshot's
+    recorded state hash (issue 11: a snapshot from a different history is refused, not trusted).
+    Costs a full replay per start; off only when the snapshot's provenance is known."""
 
 
 class EngineNode:
@@ -68,7 +87,10 @@ class EngineNode:
                     f"snapshot {snapshot.path} covers seq {snapshot.last_seq} but the journal "
                     f"ends at {self.journal.last_sequence}: the journal lost acknowledged commands"
                 )
-            engine = CompiledEngine.from_image(snapshot.image)
+            if self.config.verify_snapshot:
+                engine = self._verified(snapshot)
+            else:
+                engine = CompiledEngine.from_image(snapshot.image)
         replayed = replay_journal(engine, self.journal)
         log.info(
             "engine_recovered",
@@ -77,6 +99,17 @@ class EngineNode:
             last_seq=engine.last_seq,
             seconds=round(time.perf_counter() - started, 3),
         )
+        return engine
+
+    def _verified(self, snapshot: Snapshot) -> CompiledEngine:
+        """The engine replayed from genesis to the snapshot's sequence, whose state hash must
+        equal the snapshot's; a mismatch names both hashes and refuses to start."""
+        engine = CompiledEngine(snapshot.image.config)
+        try:
+            replay_journal(engine, self.journal, to_seq=snapshot.last_seq,
+                           checkpoints={snapshot.last_seq: snapshot.state_hash})
+        except ReplayMismatch:
+            raise SnapshotMismatch(snapshot, state_hash(engine.image())) from None
         return engine
 
     @property

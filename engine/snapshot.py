@@ -22,6 +22,7 @@ from typing import Final
 import google_crc32c
 import structlog
 
+from engine.filemodes import create_private, private_dir
 from engine.schema import FORMAT_VERSION, IMAGE_DECODER, IMAGE_ENCODER, StateImage, state_hash
 from engine.usererror import UserError
 
@@ -56,7 +57,7 @@ def write_snapshot(
     """Durably write ``image`` and prune all but the newest ``keep`` snapshots (``quiet``: log
     at debug, for the shutdown snapshot that the one "stopped" line reports)."""
     assert keep >= 1
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     body = IMAGE_ENCODER.encode(image)
     digest = state_hash(image)
     header = HEADER.pack(
@@ -64,7 +65,7 @@ def write_snapshot(
     )
     path = directory / f"{image.last_seq:020d}{SUFFIX}"
     tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as fh:
+    with os.fdopen(create_private(tmp), "wb") as fh:
         fh.write(header)
         fh.write(body)
         fh.flush()

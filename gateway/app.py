@@ -28,6 +28,7 @@ import structlog
 from aiohttp import web
 
 from engine.core.compiled import CompiledEngine
+from engine.filemodes import private_dir, write_private
 from engine.node import EngineNode, NodeConfig
 from engine.schema import EngineConfig, Event, decode_command
 from engine.service import bootstrap_demo
@@ -37,6 +38,7 @@ from gateway.auth import ReplayGuard
 from gateway.bridge import Bridge
 from gateway.clientids import ClientIdBook
 from gateway.demo import DEMO_FUNDS, check_demo_allowed
+from gateway.health import Health
 from gateway.history.index import HistoryIndex, HistoryIndexError
 from gateway.history.writer import HistoryWriter
 from gateway.keys import KeyStore, NewKey, default_master_key_file
@@ -73,6 +75,8 @@ class GatewayConfig:
     """Run the withdrawal signer in this process (reads the hot keys)."""
     custody_poll_s: float = 2.0
     """Chain polling interval (deposits, signer); 0 = do not poll (tests drive it)."""
+    fail_exit_grace_s: float = 3.0
+    """After failing closed, ``serve`` answers what it can this long, then exits (75)."""
     cluster: Any = None
     """Cluster mode (a `gateway.cluster.ClusterConfig`): the log is a JetStream stream and this
     gateway runs a replica of the engine over it; the data directory then holds only the
@@ -95,7 +99,8 @@ class Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
         self.dir = config.data_dir / "gateway"
-        self.dir.mkdir(parents=True, exist_ok=True)
+        private_dir(config.data_dir)
+        private_dir(self.dir)
         self.node: EngineNode | None = None
         if config.cluster is None:
             self.node = EngineNode(NodeConfig(data_dir=config.data_dir, fsync=config.fsync,
@@ -156,16 +161,17 @@ class Gateway:
         self.bridge: Any
         if self.node is not None:
             self.bridge = Bridge(self.node, self._on_batch, observe=self.metrics.observe_batch,
-                                 ack_timeout_s=config.limits.ack_timeout_s)
+                                 ack_timeout_s=config.limits.ack_timeout_s,
+                                 on_failure=lambda reason: self.health.fail(reason))
         else:
             from gateway.cluster import cluster_bridge
 
             self.bridge = cluster_bridge(self)
         self.trading = Trading(self.store, self.bridge, self.ids)
+        self.health = Health(self)
         token_file = self.dir / "admin.token"
         if not token_file.exists():
-            token_file.write_text(secrets.token_hex(32) + "\n")
-            token_file.chmod(0o600)
+            write_private(token_file, (secrets.token_hex(32) + "\n").encode())
         self.admin_token = token_file.read_text().strip()
         self.first_start: NewKey | None = None
         self.demo_account_allowed = True
@@ -360,6 +366,7 @@ class Gateway:
             setup_marketdata(app, self.marketdata)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/ready", self._ready)
+        app.router.add_get("/health", self.health.handle)
         app.on_startup.append(self._startup)
         app.on_shutdown.append(self._shutdown)
         app.on_cleanup.append(self._cleanup)
@@ -373,6 +380,11 @@ class Gateway:
     def last_seq(self) -> int:
         """Sequence of the last command this gateway's engine has processed."""
         return self.node.last_seq if self.node is not None else self.bridge.replica.last_seq
+
+    @property
+    def bridge_failure(self) -> str | None:
+        """Why the bridge (local journal or cluster replica) stopped, None while it runs."""
+        return getattr(self.bridge, "failure", None)  # type: ignore[no-any-return]
 
     async def _ready(self, request: web.Request) -> web.Response:
         """Readiness for a load balancer: 503 once this process stopped serving (cluster mode:
@@ -392,6 +404,7 @@ class Gateway:
         self._order_counts_task = asyncio.get_running_loop().create_task(
             self.order_counts.keep_saved(lambda: self.last_seq))
         self.dead_mans.start()
+        self.health.start()
         if self.custody is not None:
             self.custody.start()
 
@@ -411,16 +424,19 @@ class Gateway:
         if self.closed:
             return
         self.closed = True
+        await self.health.stop()
         self.dead_mans.close()
         if self.custody is not None:
             await self.custody.close()
+        failed = self.bridge_failure is not None  # write nothing more after failing closed
         await self.bridge.close()
-        self.order_counts.save(self.last_seq, time.time_ns() // 1_000_000)
+        if not failed:
+            self.order_counts.save(self.last_seq, time.time_ns() // 1_000_000)
         self.user_streams.close()
         self.ids.close()
         try:
-            if self.node is not None and self.store.last_seq == self.node.last_seq > \
-                    self._readmodel_seq:
+            if not failed and self.node is not None and self.store.last_seq == \
+                    self.node.last_seq > self._readmodel_seq:
                 self.snapshot_readmodel(quiet=True)
         finally:
             self.history.close()
@@ -428,7 +444,7 @@ class Gateway:
                 self.store.history.close()  # type: ignore[attr-defined]
                 self.store.history = None
         if self.node is not None:
-            self.node.close()
+            self.node.close(snapshot=not failed)
         (self.dir / "server.json").unlink(missing_ok=True)
 
     async def state_hash(self) -> str:

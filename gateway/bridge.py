@@ -97,8 +97,11 @@ class Bridge:
         max_batch: int = 2_048,
         observe: Callable[[int, float, float, list[float]], None] | None = None,
         ack_timeout_s: float = 10.0,
+        on_failure: Callable[[str], None] | None = None,
     ) -> None:
         self.node = node
+        self._on_failure = on_failure
+        """Called once, on the loop thread, when the journal or engine fails (fail closed)."""
         self._on_batch = on_batch
         self._max_batch = max_batch
         self._observe = observe
@@ -126,6 +129,13 @@ class Bridge:
     def healthy(self) -> bool:
         """False once the engine failed (commands are refused) or shutdown began."""
         return self._broken is None and not self._closing
+
+    @property
+    def failure(self) -> str | None:
+        """Why this node stopped taking commands (None while healthy)."""
+        if self._broken is None:
+            return None
+        return f"journal or engine failed: {self._broken!r}"
 
     def start(self) -> None:
         if self._task is None:
@@ -156,7 +166,10 @@ class Bridge:
         events after its batch is durable, processed and applied to the read model, or with
         an error when the outcome is unknown (engine failure, shutdown, ack timeout)."""
         req = _Request(command, reply, time.perf_counter())
-        if self._broken is not None or self._closing:
+        if self._broken is not None:  # never queued, never journaled: a definite refusal
+            req.fail(errors.stopped("journal or engine failed"))
+            return
+        if self._closing:
             req.fail(errors.unknown_outcome("engine unavailable"))
             return
         self._queue.append(req)
@@ -194,6 +207,8 @@ class Bridge:
                 for req in batch:
                     req.fail(errors.unknown_outcome("engine failure"))
                 self._fail_queued()
+                if self._on_failure is not None:
+                    self._on_failure(self.failure or repr(exc))
                 return
             self._finish(batch, first, ts, events)
             if self._observe is not None:

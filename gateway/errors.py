@@ -19,6 +19,7 @@ UNKNOWN: Final = -1000
 DISCONNECTED: Final = -1001
 UNAUTHORIZED: Final = -1002
 TOO_MANY_REQUESTS: Final = -1003
+UNEXPECTED_RESP: Final = -1006
 TIMEOUT: Final = -1007
 FILTER_FAILURE: Final = -1013
 UNSUPPORTED_ORDER: Final = -1014
@@ -96,6 +97,27 @@ def invalid(name: str) -> ApiError:
 
 def filter_failure(name: str) -> ApiError:
     return ApiError(FILTER_FAILURE, f"Filter failure: {name}")
+
+
+def stopped(reason: str) -> ApiError:
+    """The node stopped taking commands (fail closed): this request was never journaled."""
+    return ApiError(
+        DISCONNECTED,
+        f"Internal error; unable to process your request. The server stopped taking commands "
+        f"({reason}); nothing was done. Please try again after it restarts.",
+        status=503,
+    )
+
+
+def status_unknown(reason: str) -> ApiError:
+    """An order query while the node is stopped: the read model may miss what the journal
+    holds, so "does not exist" could be false; the restart recovers the truth."""
+    return ApiError(
+        UNEXPECTED_RESP,
+        f"Order status unknown: the server stopped taking commands ({reason}). Ask again "
+        "after it restarts from its journal; do not resend the order.",
+        status=503,
+    )
 
 
 def unknown_outcome(reason: str) -> ApiError:

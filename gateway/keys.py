@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from engine.filemodes import create_private
 from engine.usererror import UserError
 
 PERMISSIONS: Final = ("read", "trade", "withdraw")
@@ -255,7 +256,7 @@ class KeyStore:
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = create_private(tmp)
         try:
             os.write(fd, json.dumps({"version": 1, "keys": self._raw}, indent=1).encode())
             os.fsync(fd)

@@ -29,6 +29,7 @@ from typing import Any, Final
 
 import structlog
 
+from engine.filemodes import create_private
 from engine.schema import AmendOrder, CancelReplaceOrder, PlaceOrder, decode_command
 from gateway.ratelimit import Window
 
@@ -114,7 +115,7 @@ class DailyOrderCounts:
             "counts": {str(a): n for a, n in sorted(counts.items())},
         }
         tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = create_private(tmp)
         try:
             os.write(fd, json.dumps(data).encode())
             os.fsync(fd)

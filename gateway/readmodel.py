@@ -29,6 +29,7 @@ import google_crc32c
 import msgspec
 import structlog
 
+from engine.filemodes import create_private, private_dir
 from gateway.store import AccountView, OrderRecord, Store
 from marketdata import snapshot as md_snapshot
 from marketdata.snapshot import MarketDataImage
@@ -172,11 +173,11 @@ def restore(img: ReadModelImage, *, memory_orders: int) -> Store:
 def write(directory: Path, img: ReadModelImage, *, keep: int = KEEP, quiet: bool = False) -> Path:
     """Durably write ``img``; keep the newest ``keep`` snapshots (``quiet``: log at debug)."""
     assert keep >= 1
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     body = _ENCODER.encode(img)
     path = directory / f"{img.last_seq:020d}{SUFFIX}"
     tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as fh:
+    with os.fdopen(create_private(tmp), "wb") as fh:
         fh.write(HEADER.pack(MAGIC, FORMAT_VERSION, img.last_seq, google_crc32c.value(body)))
         fh.write(body)
         fh.flush()

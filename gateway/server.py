@@ -23,6 +23,7 @@ from engine.usererror import UserError
 from gateway.connlimit import ConnectionCaps, GuardedSite
 from gateway.demo import check_demo_allowed
 from gateway.gctune import tune_for_serving
+from gateway.health import EXIT_FAIL_CLOSED
 from gateway.keys import NewKey
 from gateway.listen import bind_listener
 from gateway.serverlog import ServerLog
@@ -119,7 +120,15 @@ async def serve_forever(gw: Gateway, sock: socket.socket,
             follower.start()
         # only now, with the port bound: a refused bind never creates a secret nobody saw
         on_ready(r, await gw.ensure_demo_account())
-        await stop.wait()
+        fatal = asyncio.ensure_future(gw.health.fatal.wait())
+        await asyncio.wait([asyncio.ensure_future(stop.wait()), fatal],
+                           return_when=asyncio.FIRST_COMPLETED)
+        if fatal.done() and not stop.is_set():
+            # failed closed: keep answering what can be answered (health, metrics, market
+            # data, order queries "status unknown") for a moment, then exit for a restart
+            received.append("fail-closed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), gw.config.fail_exit_grace_s)
     finally:
         if follower is not None:
             await follower.stop()
@@ -215,4 +224,8 @@ def _serve(args: argparse.Namespace, data_dir: Path, sock: socket.socket, log: A
             asyncio.run(gw.close())
     log.info("stopped", signal=reason, last_seq=gw.last_seq,
              uptime_s=round(time.monotonic() - started, 1))
+    if gw.health.failure is not None:
+        log.critical("exiting_after_fail_closed", reason=gw.health.failure,
+                     exit_code=EXIT_FAIL_CLOSED)
+        return EXIT_FAIL_CLOSED
     return 0

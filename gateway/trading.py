@@ -299,7 +299,15 @@ class Trading:
 
     # ---- queries --------------------------------------------------------------------------
 
+    def _require_running(self) -> None:
+        """Order queries while the node is stopped answer "status unknown" (issue 11): the
+        read model may lack commands the journal holds, so "does not exist" could be false."""
+        failure = self.bridge.failure
+        if failure is not None:
+            raise errors.status_unknown(failure)
+
     def order_status(self, account_id: int, params: Mapping[str, Any]) -> dict[str, Any]:
+        self._require_running()
         m = self.market(params)
         assert m is not None
         oid = get_int(params, "orderId", lo=1)
@@ -321,6 +329,7 @@ class Trading:
         return wire.order(o, m, self.ids)
 
     def open_orders(self, account_id: int, params: Mapping[str, Any]) -> list[Any]:
+        self._require_running()
         m = self.market(params, required=False)
         acct = self.store.accounts.get(account_id)
         if acct is None:
@@ -335,6 +344,7 @@ class Trading:
         """allOrders over the whole history. With ``orderId`` or ``startTime`` the oldest
         matching orders from there (ascending): what an incremental sync pages with; without
         either, the newest ``limit`` (ascending), as the dialect defines it."""
+        self._require_running()
         m = self.market(params)
         assert m is not None
         from_id, start_ns, end_ns, limit, newest = _page(params, "orderId")

@@ -38,10 +38,11 @@ class ServeProcess:
         *extra: str,
         port: int | None = None,
         wait: bool = True,
+        log_dir: Path | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
-        self.out = data_dir.parent / f"serve-{self.port}-{time.monotonic_ns()}.out"
+        self.out = (log_dir or data_dir.parent) / f"serve-{self.port}-{time.monotonic_ns()}.out"
         self.err = self.out.with_suffix(".err")
         self.args = [
             "serve",
