@@ -189,6 +189,7 @@ class Gateway:
         from gateway.deadman import DeadMansSwitches
 
         self.dead_mans = DeadMansSwitches(self)
+        self._dms_earliest_ns = 0
         self.started_ms = time.time_ns() // 1_000_000
 
     def _open_history(self) -> HistoryWriter:
@@ -309,6 +310,14 @@ class Gateway:
             self.marketdata.feed_events(ts, events, last)
         self.metrics.last_seq.set(last)
         self.user_streams.publish()
+        if self.node is None and self.store.dead_mans:
+            # Cluster mode: switches armed through other gateways arrive here; this gateway's
+            # ticker must know them too, so a switch fires even if the gateway that armed it
+            # died (any gateway may publish the Tick; duplicates are harmless).
+            earliest = min(self.store.dead_mans.values())
+            if earliest != self._dms_earliest_ns:
+                self._dms_earliest_ns = earliest
+                self.dead_mans.wake()
         node = self.node
         if node is not None and node.last_snapshot_seq == last > self._readmodel_seq:
             self.snapshot_readmodel()

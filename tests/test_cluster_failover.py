@@ -226,3 +226,68 @@ def test_gateway_loses_its_nats_node(cluster: NatsCluster, tmp_path: Path) -> No
         for g in (g1, lonely):
             g.stop()
         cluster.wait_ready()
+
+
+def test_dead_mans_switch_fires_through_another_gateways_tick(
+    cluster: NatsCluster, tmp_path: Path
+) -> None:
+    """The gateway that armed a dead-man's switch dies with the session; no traffic follows.
+    The other gateway's replica sees the switch due and publishes a Tick, so the orders are
+    cancelled on time anyway (timers are journaled commands any gateway may publish)."""
+    from engine.schema import Tick
+    from gateway.client import WsApiClient
+
+    spec = unique_stream()
+    g1, g2 = _gateways(tmp_path, cluster.urls, spec)
+    try:
+        assert g1.creds is not None
+
+        async def arm() -> int:
+            async with WsApiClient.connect(g1.ws, g1.creds) as c:
+                r = await c.place_order(
+                    "BTCUSDT",
+                    "BUY",
+                    "LIMIT",
+                    quantity="0.0010",
+                    price="10000.00",
+                    time_in_force="GTC",
+                )
+                armed = await c.dead_mans_switch(1_500)
+                assert armed["armed"] is True
+                return int(r["orderId"])
+
+        order_id = asyncio.run(arm())
+        g1.kill()
+        armed_at = time.monotonic()
+
+        async def watch() -> tuple[str, float]:
+            async with WsApiClient.connect(g2.ws, g1.creds) as c:
+                while time.monotonic() - armed_at < 20:
+                    st = await c.order_status("BTCUSDT", order_id=order_id)
+                    if st["status"] != "NEW":
+                        return str(st["status"]), time.monotonic() - armed_at
+                    await asyncio.sleep(0.1)
+            raise AssertionError("the switch never fired")
+
+        status, after_s = asyncio.run(watch())
+        print(f"dead-man's switch fired {after_s:.2f} s after its gateway died")
+        assert status == "CANCELED" and after_s < 10
+
+        async def ticks() -> int:
+            sl = await StreamLog.connect(NatsOptions.parse(cluster.urls), spec, create=False)
+            try:
+                n = 0
+
+                def count(a: Applied) -> None:
+                    nonlocal n
+                    n += sum(1 for c in a.commands if isinstance(c, Tick))
+
+                await replay_stream(sl, on_applied=count)
+                return n
+            finally:
+                await sl.close()
+
+        assert asyncio.run(ticks()) >= 1
+    finally:
+        for g in (g1, g2):
+            g.stop()
