@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from engine.datadir import require_existing
+from engine.jsondepth import MAX_JSON_DEPTH, too_deep
 from engine.schema import LEGACY_DEMO_KEY_PREFIX, CommandRejected, CreateAccount, Deposit, Reject
 from engine.usererror import UserError
 from gateway import errors
@@ -137,7 +138,10 @@ def setup(app: web.Application, gw: Gateway) -> None:
     async def call(request: web.Request) -> web.Response:
         check(request)
         try:
-            body = await request.json() if request.can_read_body else {}
+            text = await request.text() if request.can_read_body else "{}"
+            if too_deep(text):  # json.loads recurses: a RecursionError would be a 500
+                raise ValueError(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
+            body = json.loads(text)
             if not isinstance(body, dict):
                 raise ValueError("the body must be a JSON object")
             action = request.match_info["action"]

@@ -195,3 +195,30 @@ def test_stream_names_are_ascii(server: ServerThread, name: str) -> None:
         ws.send(json.dumps({"method": "SUBSCRIBE", "params": [name], "id": 1}))
         reply = json.loads(ws.recv(timeout=5))
         assert reply["error"]["code"] == 2, reply
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _nested(DEEP),
+        '{"account_id":' + _nested(DEEP) + "}",
+        "[1]",
+        '{"account_id": "²", "asset": "USDT", "amount": "1"}',
+        "{",
+    ],
+)
+def test_admin_json_body_is_bounded_and_checked(server: ServerThread, body: str) -> None:
+    """The operator endpoint is loopback + token only, but a bad body is still a 400."""
+    before = server.state_hash()
+    status, _, data = http(
+        "POST",
+        server.http + "/admin/deposit",
+        body=body,
+        headers={
+            "X-Kootabase-Admin-Token": server.gw.admin_token,
+            "Content-Type": "application/json",
+        },
+    )
+    assert status == 400 and data["code"] == -1102, data
+    server.wait_idle()
+    assert server.state_hash() == before
