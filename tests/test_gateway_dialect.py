@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -326,3 +327,27 @@ def test_orders_total_counts_rest_and_every_ws_order_method(server: ServerThread
     assert _metric("kootabase_orders_total", server) == orders0 + 4
     # logon, place, cancelReplace: the fast-path order.place counts as a request too
     assert _metric('kootabase_requests_total{api="ws"}', server) == ws0 + 3
+
+
+def test_system_status_says_maintenance_once_the_engine_stops(tmp_path: Path) -> None:
+    """A journal that can no longer be written stops commands (fail closed); the public system
+    status then says so instead of 'normal'."""
+    s = ServerThread(tmp_path, marketdata=False)
+    try:
+        assert get(s, "/sapi/v1/system/status") == {"status": 0, "msg": "normal"}
+        s.call(s.gw.bridge.call(lambda node: node.journal.close()))
+
+        async def order() -> None:
+            async with WsApiClient.connect(s.ws_api, s.accounts.maker) as c:
+                await c.logon()
+                with pytest.raises(ClientError) as err:
+                    await c.place_order(
+                        "BTCUSDT", "BUY", "LIMIT", quantity="0.001", price="10000",
+                        time_in_force="GTC",
+                    )  # fmt: skip
+                assert err.value.status >= 500
+
+        asyncio.run(order())
+        assert get(s, "/sapi/v1/system/status") == {"status": 1, "msg": "system maintenance"}
+    finally:
+        s.stop()
