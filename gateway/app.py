@@ -17,6 +17,7 @@ snapshots) and, while running, ``server.json`` (where the admin CLI finds the se
 from __future__ import annotations
 
 import asyncio
+import hmac
 import secrets
 import time
 from collections.abc import Callable
@@ -75,6 +76,13 @@ class GatewayConfig:
     """Run the withdrawal signer in this process (reads the hot keys)."""
     custody_poll_s: float = 2.0
     """Chain polling interval (deposits, signer); 0 = do not poll (tests drive it)."""
+    metrics_separate: bool = False
+    """``/metrics`` only on the separate listener (`Gateway.metrics_app`), not the API port."""
+    metrics_token: str | None = None
+    """When set, ``/metrics`` requires ``Authorization: Bearer <token>``."""
+    verify_snapshot: bool = True
+    """Replay the journal up to the newest snapshot at start and require its hash
+    (`engine.node.NodeConfig.verify_snapshot`); ``serve --trust-snapshots`` turns it off."""
     fail_exit_grace_s: float = 3.0
     """After failing closed, ``serve`` answers what it can this long, then exits (75)."""
     cluster: Any = None
@@ -104,6 +112,7 @@ class Gateway:
         self.node: EngineNode | None = None
         if config.cluster is None:
             self.node = EngineNode(NodeConfig(data_dir=config.data_dir, fsync=config.fsync,
+                                              verify_snapshot=config.verify_snapshot,
                                               snapshot_every=config.snapshot_every))
         try:
             self._open()
@@ -373,15 +382,32 @@ class Gateway:
             from marketdata.app import setup_marketdata
 
             setup_marketdata(app, self.marketdata)
-        app.router.add_get("/metrics", self._metrics)
+        if not self.config.metrics_separate:
+            app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/ready", self._ready)
         app.router.add_get("/health", self.health.handle)
+        app.on_response_prepare.append(_server_header)
         app.on_startup.append(self._startup)
         app.on_shutdown.append(self._shutdown)
         app.on_cleanup.append(self._cleanup)
         return app
 
+    def metrics_app(self) -> web.Application:
+        """``/metrics`` and ``/health`` alone, for ``--metrics-host/--metrics-port``: scrapers
+        on an operations network, never the trading port."""
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/health", self.health.handle)
+        app.on_response_prepare.append(_server_header)
+        return app
+
     async def _metrics(self, request: web.Request) -> web.Response:
+        token = self.config.metrics_token
+        if token is not None:
+            sent = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+                return web.Response(status=401, text="metrics: bearer token required\n",
+                                    headers={"WWW-Authenticate": "Bearer"})
         return web.Response(body=self.metrics.render(),
                             headers={"Content-Type": "text/plain; version=0.0.4"})
 
@@ -459,3 +485,8 @@ class Gateway:
     async def state_hash(self) -> str:
         """Engine state hash, computed on the engine thread between batches (tests)."""
         return await self.bridge.call(lambda engine: engine.state_hash())
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """No versions in the ``Server`` header (aiohttp's default names Python's and its own)."""
+    response.headers["Server"] = "kootabase"

@@ -340,6 +340,17 @@ def _add_serve_security(serve: argparse.ArgumentParser) -> None:
                        help="on a data dir without API keys, create a demo account funded with "
                        "demo money (journaled, reported apart; read/trade only, never "
                        "withdraw); refused with custody")
+    group.add_argument("--metrics-host", metavar="HOST",
+                       help="serve /metrics and /health on this address instead of the API "
+                       "port (with --metrics-port)")
+    group.add_argument("--metrics-port", type=_non_negative_int, metavar="PORT",
+                       help="port of the separate metrics listener")
+    group.add_argument("--metrics-token-file", type=Path, metavar="FILE",
+                       help="require 'Authorization: Bearer <token>' on /metrics, the token "
+                       "read from FILE (keep it 0600)")
+    group.add_argument("--trust-snapshots", action="store_true",
+                       help="start from the newest snapshot without replaying the journal up "
+                       "to it (faster start; a snapshot from another history goes unnoticed)")
 
 
 def _add_accounts(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -98,7 +98,8 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 async def serve_forever(gw: Gateway, sock: socket.socket,
                         on_ready: Callable[[Running, NewKey | None], None],
-                        ledger_dsn: str | None = None) -> str:
+                        ledger_dsn: str | None = None,
+                        metrics_sock: socket.socket | None = None) -> str:
     """Serve until SIGINT/SIGTERM/SIGHUP, then shut down cleanly (snapshot on close), with the
     supervised ledger follower beside it when ``ledger_dsn`` is given. Returns the name of the
     signal that stopped it."""
@@ -110,7 +111,13 @@ async def serve_forever(gw: Gateway, sock: socket.socket,
     host, port = sock.getsockname()[:2]
     r = await start(gw, host, port, sock=sock)
     follower = None
+    metrics_runner: web.AppRunner | None = None
     try:
+        if metrics_sock is not None:  # /metrics and /health on the operations address
+            metrics_runner = web.AppRunner(gw.metrics_app(), handle_signals=False,
+                                           access_log=None)
+            await metrics_runner.setup()
+            await web.SockSite(metrics_runner, metrics_sock).start()
         if ledger_dsn:
             from gateway.ledgerfollower import LedgerFollower
 
@@ -132,6 +139,8 @@ async def serve_forever(gw: Gateway, sock: socket.socket,
     finally:
         if follower is not None:
             await follower.stop()
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         await r.runner.cleanup()
     return received[0] if received else "none"
 
@@ -160,15 +169,36 @@ def run_serve_cli(args: argparse.Namespace) -> int:
     if holder is not None:
         raise JournalLocked(data_dir / "journal", holder)
     sock = bind_listener(args.host, args.port)
+    metrics_sock = None
+    if getattr(args, "metrics_port", None) is not None:
+        metrics_sock = bind_listener(args.metrics_host or args.host, args.metrics_port)
+    elif getattr(args, "metrics_host", None):
+        raise UserError("--metrics-host needs --metrics-port", exit_code=2)
     log.info("config", file=str(args.config) if getattr(args, "config", None) else None,
              effective=getattr(args, "effective_config", {}))
     try:
-        return _serve(args, data_dir, sock, log)
+        return _serve(args, data_dir, sock, log, metrics_sock)
     finally:
         sock.close()
+        if metrics_sock is not None:
+            metrics_sock.close()
 
 
-def _serve(args: argparse.Namespace, data_dir: Path, sock: socket.socket, log: Any) -> int:
+def _metrics_token(args: argparse.Namespace) -> str | None:
+    path = getattr(args, "metrics_token_file", None)
+    if path is None:
+        return None
+    try:
+        token = Path(path).read_text().strip()
+    except OSError as exc:
+        raise UserError(f"--metrics-token-file {path}: {exc.strerror}") from None
+    if not token:
+        raise UserError(f"--metrics-token-file {path} is empty")
+    return token
+
+
+def _serve(args: argparse.Namespace, data_dir: Path, sock: socket.socket, log: Any,
+           metrics_sock: socket.socket | None = None) -> int:
     from engine.compilenotice import announce_compilation
 
     announce_compilation(log)
@@ -195,7 +225,10 @@ def _serve(args: argparse.Namespace, data_dir: Path, sock: socket.socket, log: A
                            custody_signer=getattr(args, "custody_signer", False),
                            history_memory_orders=getattr(args, "history_memory_orders", 50_000),
                            history_retention_days=getattr(args, "history_retention_days", 90),
-                           demo=getattr(args, "demo", False))
+                           demo=getattr(args, "demo", False),
+                           metrics_separate=metrics_sock is not None,
+                           metrics_token=_metrics_token(args),
+                           verify_snapshot=not getattr(args, "trust_snapshots", False))
     started = time.monotonic()
     try:
         gw = Gateway(config)
@@ -218,7 +251,8 @@ def _serve(args: argparse.Namespace, data_dir: Path, sock: socket.socket, log: A
 
     reason = "error"
     try:
-        reason = asyncio.run(serve_forever(gw, sock, ready, getattr(args, "ledger_dsn", None)))
+        reason = asyncio.run(serve_forever(gw, sock, ready, getattr(args, "ledger_dsn", None),
+                                           metrics_sock))
     finally:
         if not gw.closed:
             asyncio.run(gw.close())
