@@ -37,6 +37,8 @@ class ServerLog:
         """Lines not written since the last one that was (reported on the next)."""
         self.malformed = 0
         """Malformed requests seen in total."""
+        self.failed = 0
+        """Other errors (bugs: a handler raised) seen in total."""
         self.lines = 0
         """Lines written in total."""
 
@@ -48,6 +50,8 @@ class ServerLog:
         malformed = isinstance(exc, HttpProcessingError)
         if malformed:
             self.malformed += 1
+        else:
+            self.failed += 1
         window = int(self._clock() // 60)
         if window != self._window:
             self._window, self._written = window, 0
@@ -71,6 +75,3 @@ class ServerLog:
                 suppressed_before=suppressed,
                 exc_info=exc,
             )
-
-    error = exception
-    warning = exception

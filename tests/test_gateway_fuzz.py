@@ -6,7 +6,9 @@ not move, and another client is served after every case."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import re
 import socket
 import time
@@ -302,13 +304,24 @@ def _ws_frame(server: ServerThread, data: st.DataObject, i: int) -> tuple[str | 
     return fuzz_inputs.dumps(frame), method if who == "maker" else None
 
 
+def _no_errors_logged(server: ServerThread, caplog: pytest.LogCaptureFixture) -> None:
+    """No handler failed (the HTTP server's error log, `gateway.serverlog`) and nothing else
+    reached the log as an error (asyncio's unretrieved task exceptions...): bad input is the
+    client's mistake, answered, not a server failure."""
+    server_log = server.running.server_log
+    assert server_log is not None and server_log.failed == 0
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], errors[:5]
+
+
 def _well_formed(status: Any, body: Any) -> None:
     assert isinstance(status, int) and status < 500, (status, body)
     if status >= 400:
         _clear_error(status, body)
 
 
-def test_ws_api_whole_surface(server: ServerThread) -> None:
+def test_ws_api_whole_surface(server: ServerThread,
+                              caplog: pytest.LogCaptureFixture) -> None:
     target = fuzz_inputs.TOTAL_REQUESTS * 6 // 10
     sent = 0
     kept: list[Any] = []
@@ -349,6 +362,7 @@ def test_ws_api_whole_surface(server: ServerThread) -> None:
         kept.append(ws)
         batch()
     assert sent >= target
+    _no_errors_logged(server, caplog)
     _witness(server)
 
 
@@ -404,7 +418,23 @@ def _exchange(conn: list[socket.socket | None], port: int, request: bytes,
         return resp.status, raw.decode(errors="replace"), closed
 
 
-def test_rest_whole_surface(server: ServerThread) -> None:
+def _junk_request(port: int, junk: bytes) -> None:
+    """Raw bytes, then end of input: any answer is a 4xx (or a 200 if the bytes happen to
+    make a whole request); the server may also just close."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with contextlib.suppress(ConnectionError):
+            raw.sendall(junk)
+            raw.shutdown(socket.SHUT_WR)
+        try:
+            answer = raw.recv(64)
+        except ConnectionError:
+            return
+    if answer:
+        assert re.match(rb"HTTP/1\.[01] (200|4\d\d) ", answer), (junk, answer)
+
+
+def test_rest_whole_surface(server: ServerThread,
+                            caplog: pytest.LogCaptureFixture) -> None:
     target = fuzz_inputs.TOTAL_REQUESTS * 3 // 10
     routes = _routes(server)
     assert len(routes) >= 25, routes
@@ -421,6 +451,14 @@ def test_rest_whole_surface(server: ServerThread) -> None:
         before = server.state_hash()
         moved = False
         for _ in range(REST_BATCH):
+            if data.draw(st.integers(0, 9)) == 0:  # not HTTP at all, or HTTP gone wrong
+                _junk_request(port, data.draw(st.binary(min_size=1, max_size=400) | st.builds(
+                    lambda head, tail: head + tail, st.sampled_from(
+                        [b"GET /api/v3/ping HTTP/1.1\r\n", b"POST /api/v3/order HTTP/1.1\r\n"
+                         b"Content-Length: 99999999999999999999\r\n", b"\x16\x03\x01"]),
+                    st.binary(max_size=200))))
+                sent += 1
+                continue
             route_method, path = data.draw(st.sampled_from(routes))
             method = data.draw(st.just(route_method) | st.sampled_from(
                 ["GET", "POST", "PUT", "DELETE", "PATCH"]))
@@ -465,6 +503,7 @@ def test_rest_whole_surface(server: ServerThread) -> None:
         if conn[0] is not None:
             conn[0].close()
     assert sent >= target
+    _no_errors_logged(server, caplog)
     _witness(server)
 
 
@@ -476,7 +515,8 @@ def _stream_url(draw: st.DrawFn) -> str:
                                  f"/stream?streams={quote(name, safe='@/')}"]))
 
 
-def test_market_data_streams_whole_surface(server: ServerThread) -> None:
+def test_market_data_streams_whole_surface(server: ServerThread,
+                                           caplog: pytest.LogCaptureFixture) -> None:
     target = fuzz_inputs.TOTAL_REQUESTS // 10
     base = server.http.replace("http", "ws")
     sent = 0
@@ -533,4 +573,5 @@ def test_market_data_streams_whole_surface(server: ServerThread) -> None:
 
     batch()
     assert sent >= target
+    _no_errors_logged(server, caplog)
     _witness(server)
