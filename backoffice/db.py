@@ -1,0 +1,111 @@
+"""Two SQL backends behind one small interface, so `backoffice.store` is written once.
+
+Queries are written in PostgreSQL's placeholder style (``$1, $2, ...``, each used once and in
+order); the SQLite backend turns them into ``?``. Rows come back as plain dicts.
+
+- `SqliteDb`: the embedded default, a file in the data directory created 0600 before SQLite
+  opens it (SQLite gives its WAL/SHM side files the database file's mode). Calls run on the
+  event loop thread: each statement is a short local write, and one connection serialises them.
+- `PostgresDb`: asyncpg pool, for a deployment that keeps identity data in PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import asyncpg
+
+from backoffice.schema import TABLES
+from engine.filemodes import PRIVATE_FILE, tighten
+
+_PLACEHOLDER: Final = re.compile(r"\$\d+")
+
+
+class Db(Protocol):
+    async def execute(self, sql: str, *args: Any) -> int:
+        """Run one statement; returns the number of rows it changed."""
+        ...
+
+    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None: ...
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]: ...
+
+    async def close(self) -> None: ...
+
+
+class UniqueViolation(Exception):
+    """An INSERT hit a UNIQUE/PRIMARY KEY constraint (same meaning on both backends)."""
+
+
+class SqliteDb:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+        tighten(path, PRIVATE_FILE)
+        self.path = path
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        for ddl in TABLES:
+            self._conn.execute(ddl)
+
+    def _run(self, sql: str, args: tuple[Any, ...]) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(_PLACEHOLDER.sub("?", sql), args)
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" in str(exc):
+                raise UniqueViolation(str(exc)) from None
+            raise
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        cur = self._run(sql, args)
+        if cur.description is not None:  # RETURNING: the rows must be read for the count
+            return len(cur.fetchall())
+        return cur.rowcount
+
+    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        row = self._run(sql, args).fetchone()
+        return dict(row) if row is not None else None
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._run(sql, args).fetchall()]
+
+    async def close(self) -> None:
+        self._conn.close()
+
+
+class PostgresDb:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, dsn: str) -> PostgresDb:
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, timeout=10)
+        async with pool.acquire() as conn:
+            for ddl in TABLES:
+                await conn.execute(ddl)
+        return cls(pool)
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        try:
+            status = await self._pool.execute(sql, *args)
+        except asyncpg.UniqueViolationError as exc:
+            raise UniqueViolation(str(exc)) from None
+        tail = status.rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        row = await self._pool.fetchrow(sql, *args)
+        return dict(row) if row is not None else None
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        return [dict(r) for r in await self._pool.fetch(sql, *args)]
+
+    async def close(self) -> None:
+        await self._pool.close()

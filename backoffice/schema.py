@@ -1,0 +1,70 @@
+"""The identity store's tables: one definition, run unchanged on SQLite and PostgreSQL.
+
+Only types both engines read the same way are used (TEXT, BIGINT, INTEGER), ids are random
+text chosen by the application (no SERIAL/AUTOINCREMENT difference), and times are integer
+milliseconds since the epoch. Secrets that a thief could replay (refresh tokens, reset tokens)
+are stored only as SHA-256 digests; passwords only as argon2id hashes.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+SCHEMA_VERSION: Final = 1
+
+TABLES: Final[tuple[str, ...]] = (
+    """CREATE TABLE IF NOT EXISTS bo_users (
+        user_id TEXT PRIMARY KEY,
+        email TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        status TEXT NOT NULL,
+        account_id BIGINT,
+        totp_secret TEXT,
+        totp_pending TEXT,
+        totp_last_step BIGINT NOT NULL DEFAULT 0,
+        failed_logins INTEGER NOT NULL DEFAULT 0,
+        locked_until_ms BIGINT NOT NULL DEFAULT 0,
+        created_ms BIGINT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS bo_refresh_tokens (
+        token_sha256 TEXT PRIMARY KEY,
+        family_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        issued_ms BIGINT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        rotated_ms BIGINT,
+        revoked_ms BIGINT
+    )""",
+    "CREATE INDEX IF NOT EXISTS bo_refresh_family ON bo_refresh_tokens (family_id)",
+    "CREATE INDEX IF NOT EXISTS bo_refresh_user ON bo_refresh_tokens (user_id)",
+    """CREATE TABLE IF NOT EXISTS bo_login_attempts (
+        attempt_id TEXT PRIMARY KEY,
+        email TEXT NOT NULL,
+        ip TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        at_ms BIGINT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS bo_login_attempts_email ON bo_login_attempts (email, at_ms)",
+    """CREATE TABLE IF NOT EXISTS bo_reset_tokens (
+        token_sha256 TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        used_ms BIGINT
+    )""",
+    """CREATE TABLE IF NOT EXISTS bo_outbox (
+        message_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        sent_ms BIGINT
+    )""",
+    """CREATE TABLE IF NOT EXISTS bo_api_keys (
+        api_key TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        ip_allow TEXT NOT NULL,
+        created_ms BIGINT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS bo_api_keys_user ON bo_api_keys (user_id)",
+)

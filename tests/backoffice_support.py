@@ -1,0 +1,33 @@
+"""Identity stores for tests: SQLite in a temporary data directory, or a PostgreSQL database
+made for one test (unique name, dropped afterwards) on the local server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import asyncpg
+
+ADMIN_DSN = os.environ.get("KOOTABASE_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(ADMIN_DSN, timeout=10)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextmanager
+def pg_database() -> Iterator[str]:
+    """DSN of a new database, dropped when the block ends."""
+    name = f"kootabase_bo_{secrets.token_hex(6)}"
+    asyncio.run(_admin(f"CREATE DATABASE {name}"))
+    try:
+        yield ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
+    finally:
+        asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
