@@ -21,12 +21,11 @@ import json
 import os
 import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.gateway_bench import _client, _cpu_seconds, _Load, _pct
+from bench.gateway_bench import _client, _cpu_seconds, _Load, _pct, drive
 
 OFFERED = 5_000
 
@@ -45,28 +44,33 @@ class ClusterResult:
     """Process -> CPU microseconds (user + system) per acknowledged order."""
 
 
-async def _load(conns: list[Any], ids: list[int], offered: int | None, seconds: float,
-                pids: dict[str, int], setup: str) -> ClusterResult:
+async def _load(
+    conns: list[Any],
+    ids: list[int],
+    offered: int | None,
+    seconds: float,
+    pids: dict[str, int],
+    setup: str,
+) -> ClusterResult:
     load = _Load(conns, ids, 32, 20.0)
     cpu0 = {name: _cpu_seconds(pid) for name, pid in pids.items()}
-    began = time.perf_counter()
-    try:
-        if offered is None:
-            await load.closed_loop(seconds)
-        else:
-            await load.open_loop(offered, seconds)
-        await load.drain()
-    finally:
-        for conn in conns:
-            conn.on_replies = None
-            conn.on_failure = None
-    elapsed = time.perf_counter() - began
+    elapsed = await drive(load, offered, seconds)
     n = len(load.latencies)
-    cpu = {name: round((_cpu_seconds(pid) - cpu0[name]) / max(n, 1) * 1e6, 1)
-           for name, pid in pids.items()}
-    return ClusterResult(setup, offered, n, round(elapsed, 3), round(n / elapsed, 1),
-                         round(_pct(load.latencies, 0.5), 3), round(_pct(load.latencies, 0.99), 3),
-                         load.errors, cpu)
+    cpu = {
+        name: round((_cpu_seconds(pid) - cpu0[name]) / max(n, 1) * 1e6, 1)
+        for name, pid in pids.items()
+    }
+    return ClusterResult(
+        setup,
+        offered,
+        n,
+        round(elapsed, 3),
+        round(n / elapsed, 1),
+        round(_pct(load.latencies, 0.5), 3),
+        round(_pct(load.latencies, 0.99), 3),
+        load.errors,
+        cpu,
+    )
 
 
 def _run_setup(replicas: int, seconds: float, clients: int, root: Path) -> list[ClusterResult]:
@@ -97,13 +101,17 @@ def _run_setup(replicas: int, seconds: float, clients: int, root: Path) -> list[
         setup = f"R{replicas}: 3 NATS nodes, 2 gateways"
 
         async def body() -> list[ClusterResult]:
-            conns = [await _client("127.0.0.1", gateways[i % 2].port, key, secret)
-                     for i in range(clients)]
+            conns = [
+                await _client("127.0.0.1", gateways[i % 2].port, key, secret)
+                for i in range(clients)
+            ]
             ids = [0] * len(conns)
             try:
                 await _load(conns, ids, 1_000, 1.0, pids, setup)  # warm-up (JIT, caches)
-                return [await _load(conns, ids, OFFERED, seconds, pids, setup),
-                        await _load(conns, ids, None, seconds, pids, setup)]
+                return [
+                    await _load(conns, ids, OFFERED, seconds, pids, setup),
+                    await _load(conns, ids, None, seconds, pids, setup),
+                ]
             finally:
                 for conn in conns:
                     await conn.close()
@@ -117,8 +125,10 @@ def _run_setup(replicas: int, seconds: float, clients: int, root: Path) -> list[
 
 def run(seconds: float = 5.0, clients: int = 8) -> list[ClusterResult]:
     with tempfile.TemporaryDirectory(prefix="kootabase-clusterbench-") as tmp:
-        return [*_run_setup(3, seconds, clients, Path(tmp)),
-                *_run_setup(1, seconds, clients, Path(tmp))]
+        return [
+            *_run_setup(3, seconds, clients, Path(tmp)),
+            *_run_setup(1, seconds, clients, Path(tmp)),
+        ]
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -129,7 +139,9 @@ def run_cli(args: argparse.Namespace) -> int:
     for r in results:
         offered = f"{r.offered:,}/s" if r.offered else "saturation"
         cpu = ", ".join(f"{k} {v:.0f}" for k, v in r.cpu_us_per_order.items())
-        sys.stdout.write(f"{r.setup:32} {offered:>11} {r.orders_per_s:>9,.0f} orders/s  "
-                         f"p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:8.2f} ms  errors {r.errors}\n"
-                         f"{'':44}CPU us/order: {cpu}\n")
+        sys.stdout.write(
+            f"{r.setup:32} {offered:>11} {r.orders_per_s:>9,.0f} orders/s  "
+            f"p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:8.2f} ms  errors {r.errors}\n"
+            f"{'':44}CPU us/order: {cpu}\n"
+        )
     return 0

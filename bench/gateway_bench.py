@@ -257,11 +257,9 @@ class _Load:
             await asyncio.wait_for(self.wake.wait(), timeout)
 
 
-async def _run_load(conns: list[WsLoadConnection], ids: list[int], offered: int | None,
-                    seconds: float, server_pid: int, window: int = 64,
-                    stall_s: float = 10.0) -> LoadResult:
-    load = _Load(conns, ids, window, stall_s)
-    cpu0 = _cpu_seconds(os.getpid()), _cpu_seconds(server_pid)
+async def drive(load: _Load, offered: int | None, seconds: float) -> float:
+    """Run one load (open loop at ``offered``/s, or closed loop when None), wait for every
+    reply, detach from the connections; returns the elapsed seconds."""
     began = time.perf_counter()
     try:
         if offered is None:
@@ -270,10 +268,18 @@ async def _run_load(conns: list[WsLoadConnection], ids: list[int], offered: int 
             await load.open_loop(offered, seconds)
         await load.drain()
     finally:
-        for conn in conns:
+        for conn in load.conns:
             conn.on_replies = None
             conn.on_failure = None
-    elapsed = time.perf_counter() - began
+    return time.perf_counter() - began
+
+
+async def _run_load(conns: list[WsLoadConnection], ids: list[int], offered: int | None,
+                    seconds: float, server_pid: int, window: int = 64,
+                    stall_s: float = 10.0) -> LoadResult:
+    load = _Load(conns, ids, window, stall_s)
+    cpu0 = _cpu_seconds(os.getpid()), _cpu_seconds(server_pid)
+    elapsed = await drive(load, offered, seconds)
     client_cpu = _cpu_seconds(os.getpid()) - cpu0[0]
     server_cpu = _cpu_seconds(server_pid) - cpu0[1]
     latencies = load.latencies

@@ -76,6 +76,22 @@ class _Request:
         self.answer(0, 0, [], exc)
 
 
+def answer_batch(requests: list[_Request], first: int, ts: int, events: list[Event]) -> None:
+    """Answer the requests of one processed batch (sequences ``first``, ``first + 1``, ...):
+    each gets the contiguous run of events whose ``seq`` is its command's sequence."""
+    i, total = 0, len(events)
+    for k, req in enumerate(requests):
+        seq = first + k
+        j = i
+        while j < total and events[j].seq == seq:
+            j += 1
+        try:
+            req.answer(seq, ts, events[i:j], None)
+        except Exception:  # one broken answer must not lose the others
+            log.exception("reply_failed", seq=seq)
+        i = j
+
+
 def future_reply(fut: asyncio.Future[Result]) -> Reply:
     def reply(seq: int, ts: int, events: list[Event], error: BaseException | None) -> None:
         if fut.done():
@@ -223,17 +239,7 @@ class Bridge:
             self._on_batch(first, ts, events, first + len(batch) - 1)
         except Exception:  # a read-model bug must not lose the acks
             log.exception("on_batch_failed", first_seq=first)
-        i, total = 0, len(events)
-        for k, req in enumerate(batch):
-            seq = first + k
-            j = i
-            while j < total and events[j].seq == seq:
-                j += 1
-            try:
-                req.answer(seq, ts, events[i:j], None)
-            except Exception:  # one broken answer must not lose the others
-                log.exception("reply_failed", seq=seq)
-            i = j
+        answer_batch(batch, first, ts, events)
 
     def _fail_queued(self) -> None:
         while self._queue:

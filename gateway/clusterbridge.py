@@ -52,7 +52,7 @@ from engine.replica import (
 from engine.schema import Command, Event
 from engine.streamlog import StreamLog
 from gateway import errors
-from gateway.bridge import BatchHook, Reply, Result, _Request, future_reply
+from gateway.bridge import BatchHook, Reply, Result, _Request, answer_batch, future_reply
 
 log = structlog.get_logger(__name__)
 PUBLISH_TIMEOUT_S = 1.0
@@ -157,7 +157,10 @@ class ClusterBridge:
 
     def submit_cb(self, command: Command, reply: Reply) -> None:
         req = _Request(command, reply, time.perf_counter())
-        if self._broken is not None or self._closing:
+        if self._broken is not None:  # never published: a definite refusal
+            req.fail(errors.stopped(f"replica stopped: {self.failure or self._broken}"))
+            return
+        if self._closing:
             req.fail(errors.unknown_outcome("engine unavailable"))
             return
         self._queue.append(req)
@@ -249,19 +252,8 @@ class ClusterBridge:
             for req in p.requests:
                 req.fail(errors.unknown_outcome("batch rejected by the replica"))
             return
-        first, ts = applied.first_seq, applied.ts_ns
-        assert applied.last_seq - first + 1 == len(p.requests)
-        i, total = 0, len(events)
-        for k, req in enumerate(p.requests):
-            seq = first + k
-            j = i
-            while j < total and events[j].seq == seq:
-                j += 1
-            try:
-                req.answer(seq, ts, events[i:j], None)
-            except Exception:  # one broken answer must not lose the others
-                log.exception("reply_failed", seq=seq)
-            i = j
+        assert applied.last_seq - applied.first_seq + 1 == len(p.requests)
+        answer_batch(p.requests, applied.first_seq, applied.ts_ns, events)
         if self._observe is not None:
             now = time.perf_counter()
             self._observe(

@@ -9,13 +9,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 from engine.streamlog import NatsOptions, StreamLog, StreamSpec
 from engine.streamreplay import StreamReplayResult, replay_stream
 
 LOCAL_NATS = "nats://127.0.0.1:4222"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def kootabase(
+    *args: str, timeout: float = 60.0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``kootabase`` command line of this checkout in a child process."""
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, **(env or {}), "PYTHONPATH": str(REPO)},
+    )
 
 
 def unique_stream(prefix: str = "T") -> StreamSpec:

@@ -34,7 +34,7 @@ from engine.streamlog import NatsOptions, StreamLog
 from gateway.client import ClientError, WsApiClient
 from gateway.cluster import ClusterConfig
 from gateway.ratelimit import Limits
-from tests.cluster_support import LOCAL_NATS, replay, stream_on
+from tests.cluster_support import LOCAL_NATS, kootabase, replay, stream_on
 from tests.gateway_support import ServerThread
 
 REPO = Path(__file__).resolve().parent.parent
@@ -282,17 +282,6 @@ def test_two_gateway_replicas_one_stream(tmp_path: Path) -> None:
                     s.stop()
 
 
-def _kootabase(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-
-
 def test_serve_nats_and_replay_verify_cli(tmp_path: Path) -> None:
     """``kootabase serve --nats`` in its own process takes orders; ``replay --nats --verify``
     reproduces its state hash from the stream alone."""
@@ -352,11 +341,11 @@ def test_serve_nats_and_replay_verify_cli(tmp_path: Path) -> None:
         finally:
             proc.terminate()
             proc.wait(30)
-        bad = _kootabase("replay", "--nats", "http://x", "--stream", spec.name)
+        bad = kootabase("replay", "--nats", "http://x", "--stream", spec.name)
         assert bad.returncode == 2 and "nats://" in bad.stderr
-        both = _kootabase("replay", "--nats", LOCAL_NATS, "--journal", str(tmp_path))
+        both = kootabase("replay", "--nats", LOCAL_NATS, "--journal", str(tmp_path))
         assert both.returncode == 2 and "exactly one of" in both.stderr
-        res = _kootabase("replay", "--nats", LOCAL_NATS, "--stream", spec.name, "--verify")
+        res = kootabase("replay", "--nats", LOCAL_NATS, "--stream", spec.name, "--verify")
         assert res.returncode == 0, res.stderr
         audit = replay(NatsOptions(), spec)
         assert f"state hash: {audit.state_hash}" in res.stdout

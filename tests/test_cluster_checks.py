@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from engine.snapstore import encode_snapshot, object_name, snapshot_bucket
 from engine.streamlog import NatsOptions, StreamLog, StreamSpec
 from gateway.client import ClientError, WsApiClient
 from gateway.cluster import ClusterConfig
-from tests.cluster_support import LOCAL_NATS, replay, stream_on
+from tests.cluster_support import LOCAL_NATS, kootabase, replay, stream_on
 from tests.gateway_support import ServerThread
 
 REPO = Path(__file__).resolve().parent.parent
@@ -85,17 +83,6 @@ async def _wait(pred: Any, timeout_s: float = 20.0) -> None:
         await asyncio.sleep(0.02)
 
 
-def _kootabase(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-
-
 def test_snapshots_cold_start_and_tampered_snapshot_refused() -> None:
     n = 2 * CHECKPOINT_EVERY + 40
 
@@ -147,15 +134,17 @@ def test_snapshots_cold_start_and_tampered_snapshot_refused() -> None:
         got = asyncio.run(body(spec))
         audit = replay(NatsOptions(), spec)
         assert (audit.state_hash, audit.last_seq) == (got["hash"], got["last_seq"])
-        res = _kootabase("cluster", "status", "--nats", LOCAL_NATS, "--stream", spec.name, "--json")
+        res = kootabase("cluster", "status", "--nats", LOCAL_NATS, "--stream", spec.name, "--json")
         assert res.returncode == 0, res.stderr
         status = json.loads(res.stdout)
         assert status["last_stream_seq"] == 2 * CHECKPOINT_EVERY + 40
         roles = {r["replica"]: r for r in status["replica_processes"]}
         assert set(roles) == {"warm", "cold", "third"}
         for r in roles.values():  # idle replicas hash where they stand: all at the end
-            assert (r["checkpoint_seq"], r["state_hash"]) == (2 * CHECKPOINT_EVERY + 40,
-                                                              got["hash"])
+            assert (r["checkpoint_seq"], r["state_hash"]) == (
+                2 * CHECKPOINT_EVERY + 40,
+                got["hash"],
+            )
         assert all(r["lag"] == 0 for r in roles.values())
 
 
@@ -250,7 +239,8 @@ def test_gateway_stops_serving_on_disagreement(tmp_path: Path) -> None:
                 raise AssertionError("the diverged gateway kept acknowledging orders")
 
             err = asyncio.run(orders())
-            assert err.status == 503 and err.code == -1007
+            # in flight when it stopped: status unknown; sent after: refused, never run
+            assert err.status == 503 and err.code in (-1007, -1001)
             try:
                 urllib.request.urlopen(f"{a.http}/ready")
                 raise AssertionError("ready after divergence")
@@ -276,53 +266,30 @@ def test_journal_export_import_round_trip(tmp_path: Path) -> None:
         asyncio.run(fill(src))
         original = replay(NatsOptions(), src)
         journal = tmp_path / "journal"
-        res = _kootabase(
-            "journal",
-            "export",
-            "--nats",
-            LOCAL_NATS,
-            "--stream",
-            src.name,
-            "--journal",
-            str(journal),
-        )
+
+        def move(direction: str, spec: StreamSpec) -> subprocess.CompletedProcess[str]:
+            return kootabase(
+                "journal",
+                direction,
+                "--nats",
+                LOCAL_NATS,
+                "--stream",
+                spec.name,
+                "--journal",
+                str(journal),
+            )
+
+        res = move("export", src)
         assert res.returncode == 0, res.stderr
         assert original.state_hash in res.stdout
-        local = _kootabase("replay", "--journal", str(journal))
+        local = kootabase("replay", "--journal", str(journal))
         assert f"state hash: {original.state_hash}" in local.stdout
-        again = _kootabase(
-            "journal",
-            "export",
-            "--nats",
-            LOCAL_NATS,
-            "--stream",
-            src.name,
-            "--journal",
-            str(journal),
-        )
+        again = move("export", src)
         assert again.returncode == 1 and "not empty" in again.stderr
-        res = _kootabase(
-            "journal",
-            "import",
-            "--nats",
-            LOCAL_NATS,
-            "--stream",
-            dst.name,
-            "--journal",
-            str(journal),
-        )
+        res = move("import", dst)
         assert res.returncode == 0, res.stderr
         imported = replay(NatsOptions(), dst)
         assert (imported.state_hash, imported.last_seq) == (original.state_hash, original.last_seq)
-        twice = _kootabase(
-            "journal",
-            "import",
-            "--nats",
-            LOCAL_NATS,
-            "--stream",
-            dst.name,
-            "--journal",
-            str(journal),
-        )
+        twice = move("import", dst)
         assert twice.returncode == 1 and "not empty" in twice.stderr
         assert bucket_name(dst.name)  # buckets are cleaned with the stream

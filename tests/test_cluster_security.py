@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from engine.replica import BATCH_FORMAT, CommandBatch, encode_batch, msg_id
 from engine.schema import CreateAccount, Deposit
 from engine.service import DEMO_COMMANDS
 from engine.streamlog import NatsOptions, StreamLog, StreamSpec
-from tests.cluster_support import unique_stream
+from tests.cluster_support import kootabase, unique_stream
 from tests.nats_cluster import NatsCluster, User
 from tests.tlscerts import make_tls
 
@@ -86,6 +84,13 @@ async def _refused(options: NatsOptions) -> str:
     raise AssertionError("connected without credentials")
 
 
+async def _drop(c: NatsCluster, spec: StreamSpec) -> None:
+    """Only the admin user may delete a stream."""
+    admin = await StreamLog.connect(_options(c, ADMIN), spec, create=False)
+    await admin.js.delete_stream(spec.name)
+    await admin.close()
+
+
 def test_strangers_cannot_connect_and_readers_cannot_publish(secure: NatsCluster) -> None:
     spec = StreamSpec(name=unique_stream("S").name, replicas=3)
 
@@ -124,9 +129,7 @@ def test_strangers_cannot_connect_and_readers_cannot_publish(secure: NatsCluster
         with pytest.raises(Exception):  # noqa: B017
             await gw.js.delete_stream(spec.name)
         await gw.close()
-        admin = await StreamLog.connect(_options(secure, ADMIN), spec, create=False)
-        await admin.js.delete_stream(spec.name)
-        await admin.close()
+        await _drop(secure, spec)
 
     asyncio.run(body())
 
@@ -174,11 +177,21 @@ def test_bad_messages_and_retries_alike_on_every_replica(secure: NatsCluster) ->
             assert f.replica.last_seq == len(DEMO_COMMANDS) + 2, "the deposit ran once"
             await f.close()
         await gw.close()
-        admin = await StreamLog.connect(_options(secure, ADMIN), spec, create=False)
-        await admin.js.delete_stream(spec.name)
-        await admin.close()
+        await _drop(secure, spec)
 
     asyncio.run(body())
+
+
+def _tls_args(c: NatsCluster) -> list[str]:
+    assert c.tls is not None
+    return [
+        "--nats-ca",
+        str(c.tls.ca),
+        "--nats-cert",
+        str(c.tls.client_cert),
+        "--nats-key",
+        str(c.tls.client_key),
+    ]
 
 
 def test_serve_with_credentials_and_tls(secure: NatsCluster, tmp_path: Path) -> None:
@@ -193,45 +206,22 @@ def test_serve_with_credentials_and_tls(secure: NatsCluster, tmp_path: Path) -> 
             tmp_path / "g",
             secure.urls,
             spec.name,
-            extra=[
-                "--nats-user",
-                GATEWAY.name,
-                "--nats-ca",
-                str(secure.tls.ca),
-                "--nats-cert",
-                str(secure.tls.client_cert),
-                "--nats-key",
-                str(secure.tls.client_key),
-            ],
+            extra=["--nats-user", GATEWAY.name, *_tls_args(secure)],
         )
         g.start()
         assert g.creds is not None
         g.stop()
-        res = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "gateway.cli",
-                "replay",
-                "--nats",
-                secure.urls,
-                "--stream",
-                spec.name,
-                "--nats-user",
-                READER.name,
-                "--nats-ca",
-                str(secure.tls.ca),
-                "--nats-cert",
-                str(secure.tls.client_cert),
-                "--nats-key",
-                str(secure.tls.client_key),
-                "--verify",
-            ],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            timeout=60,
-            env={**os.environ, "KOOTABASE_NATS_PASSWORD": READER.password, "PYTHONPATH": str(REPO)},
+        res = kootabase(
+            "replay",
+            "--nats",
+            secure.urls,
+            "--stream",
+            spec.name,
+            "--nats-user",
+            READER.name,
+            *_tls_args(secure),
+            "--verify",
+            env={"KOOTABASE_NATS_PASSWORD": READER.password},
         )
         assert res.returncode == 0, res.stderr
         assert "rejected messages: 0" in res.stdout
