@@ -422,12 +422,11 @@ class Gateway:
         return getattr(self.bridge, "failure", None)  # type: ignore[no-any-return]
 
     async def _ready(self, request: web.Request) -> web.Response:
-        """Readiness for a load balancer: 503 once this process stopped serving (cluster mode:
-        its replica diverged or failed; the reason is in the body and the log)."""
-        failure = getattr(self.bridge, "failure", None)
-        if self.closed or failure is not None:
-            return web.json_response({"ready": False, "reason": failure or "closed"},
-                                     status=503)
+        """Readiness for a load balancer: 503 once this process stopped serving (failed
+        closed; in cluster mode its replica diverged or failed). The reason is in the body."""
+        if not self.health.ready:
+            reason = self.health.failure or self.bridge_failure or "closed"
+            return web.json_response({"ready": False, "reason": reason}, status=503)
         return web.json_response({"ready": True, "lastSeq": self.last_seq})
 
     async def _startup(self, app: web.Application) -> None:

@@ -70,15 +70,11 @@ async def attach(gw: Gateway) -> None:
 
 
 def _cluster_metrics(gw: Gateway, bridge: ClusterBridge) -> None:
-    """Readiness, divergence and stream position on ``/metrics`` (read when scraped)."""
+    """Divergence and stream position on ``/metrics`` (read when scraped); readiness is the
+    node's ``kootabase_ready`` (`gateway.health`), which follows the bridge's failure."""
     from prometheus_client import Gauge
 
     r = gw.metrics.registry
-    Gauge(
-        "kootabase_ready",
-        "1 while this replica serves, 0 once it stopped (see the log)",
-        registry=r,
-    ).set_function(lambda: 1.0 if bridge.healthy else 0.0)
     Gauge(
         "kootabase_cluster_divergence",
         "1 when this replica's state hash disagreed with the recorded one (alert)",
