@@ -223,3 +223,20 @@ def test_serve_checks_mistakes_before_loading_the_engine() -> None:
         check=True,
     ).stdout
     assert out.strip() == "False"
+
+
+def test_make_run_installs_runtime_dependencies_only() -> None:
+    def recipe(target: str) -> str:
+        return subprocess.run(
+            ["make", "-n", "-B", target, "VENV=/nonexistent/venv"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+
+    run = recipe("run")
+    assert "pip install -e ." in run and "[dev]" not in run
+    assert "kootabase serve" in run
+    assert "pip install -e '.[dev]'" in recipe("test")

@@ -45,6 +45,7 @@ from engine.schema import (
     SelfTradePrevented,
     Trade,
 )
+from engine.usererror import UserError
 from ledger.orders import COLUMNS as ORDER_COLUMNS
 from ledger.orders import OrderState, OrderTracker
 from ledger.pg.connect import connect as pg_connect
@@ -132,9 +133,9 @@ SELECT s.account_id, s.asset_id, s.bucket, s.delta FROM balances_stage s
 """
 
 
-class ProjectionConflict(RuntimeError):
+class ProjectionConflict(UserError, RuntimeError):
     """The database checkpoint is not where this projector left it: another projector wrote
-    to the same database, or the chunk is not the next one."""
+    to the same database, or the chunk is not the next one (one line at the command line)."""
 
 
 @dataclass(slots=True)
