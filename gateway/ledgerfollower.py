@@ -7,7 +7,7 @@ doubling to 60 s, back to 1 s after a minute of running), every failure is logge
 child's own one-line error ("PostgreSQL database 'x' does not exist; create it with ..."), and
 its state is visible in ``/metrics`` (``kootabase_ledger_follower_up``,
 ``kootabase_ledger_follower_restarts_total``) and through `LedgerFollower.status`, which the
-gateway lists in ``Gateway.health_checks`` for a health endpoint to report.
+gateway lists in ``Gateway.health_checks`` (``/health`` shows it under ``checks``).
 
 The child runs at log level warning and skips a catch-up while the journal has not changed, so
 an idle exchange gets no log lines and no database connections from it.

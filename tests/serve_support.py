@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,14 @@ class Serve:
         found = re.search(rf"^{name} (\S+)$", text, flags=re.M)
         assert found, name
         return float(found.group(1))
+
+    def health(self) -> dict[str, Any]:
+        """``/health``'s JSON, whatever its status (503 while not ready)."""
+        try:
+            with urllib.request.urlopen(self.http + "/health", timeout=10) as resp:
+                return dict(json.loads(resp.read()))
+        except urllib.error.HTTPError as exc:
+            return dict(json.loads(exc.read()))
 
     def stop(self, signum: int = signal.SIGTERM) -> int:
         if self.proc.poll() is None:

@@ -152,6 +152,8 @@ def test_ledger_follower_is_supervised_and_quiet_when_idle(tmp_path: Path, db_na
         assert f"createdb -h 127.0.0.1 -p 5432 -U postgres {db_name}" in failed["error"]
         assert "Traceback" not in "".join(server.raw)
         assert server.metric("kootabase_ledger_follower_restarts_total") >= 1
+        check = server.health()["checks"]["ledgerFollower"]
+        assert check["restarts"] >= 1 and "createdb" in check["lastError"]
         asyncio.run(pg_admin(f"CREATE DATABASE {db_name}"))  # the operator follows the hint
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -164,6 +166,8 @@ def test_ledger_follower_is_supervised_and_quiet_when_idle(tmp_path: Path, db_na
         else:
             raise AssertionError("the restarted follower did not project the journal")
         assert server.metric("kootabase_ledger_follower_up") == 1
+        check = server.health()["checks"]["ledgerFollower"]
+        assert check["ok"] is True and check["state"] == "running"
         quiet_from = len(server.raw)
         time.sleep(6)  # three follow intervals of an idle exchange
         assert server.raw[quiet_from:] == []
