@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -310,6 +311,18 @@ class StreamLog:
             await asyncio.wait_for(self.nc.drain(), 2.0)
         with contextlib.suppress(Exception):
             await self.nc.close()
+
+
+def options_from_args(args: Any, name: str) -> tuple[NatsOptions, StreamSpec]:
+    """The options every process of cluster mode takes (``--nats``, ``--stream``,
+    ``--replicas``, ``--nats-creds|nkey|user|ca|cert|key``; the user's password comes from
+    ``$KOOTABASE_NATS_PASSWORD``, never from the command line). ValueError on a bad value."""
+    options = NatsOptions.parse(
+        args.nats, name=name, creds_file=args.nats_creds, nkey_seed_file=args.nats_nkey,
+        user=args.nats_user,
+        password=os.environ.get("KOOTABASE_NATS_PASSWORD") if args.nats_user else None,
+        tls_ca_file=args.nats_ca, tls_cert_file=args.nats_cert, tls_key_file=args.nats_key)
+    return options, StreamSpec(name=args.stream, replicas=args.replicas)
 
 
 def to_stream_message(msg: Msg) -> StreamMessage:

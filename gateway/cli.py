@@ -413,7 +413,8 @@ def _add_ledger(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
     sync = ledger_sub.add_parser("sync", help="project the journal into PostgreSQL (catch up)")
     sync.add_argument("--dsn", required=True, help="PostgreSQL DSN (postgresql://...)")
-    sync.add_argument("--journal", type=Path, required=True, metavar="DIR", help="journal dir")
+    sync.add_argument("--journal", type=Path, metavar="DIR",
+                      help="journal dir (or --nats: follow the cluster's stream)")
     sync.add_argument(
         "--to",
         dest="to_seq",
@@ -434,6 +435,7 @@ def _add_ledger(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         metavar="S",
         help="keep following the journal, catching up every S seconds (until SIGTERM)",
     )
+    add_nats_options(sync)
     sync.set_defaults(handler=_lazy("ledger.cli", "run_sync_cli"))
 
     def source(p: argparse.ArgumentParser) -> None:

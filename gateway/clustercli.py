@@ -7,14 +7,13 @@ given the same way everywhere (issue 18: NATS is never used open by accident in 
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the engine (numba) loads only when a command runs, not for --help
     from engine.streamlog import NatsOptions, StreamSpec
 
-PASSWORD_ENV = "KOOTABASE_NATS_PASSWORD"
+PASSWORD_ENV = "KOOTABASE_NATS_PASSWORD"  # read by engine.streamlog.options_from_args
 
 
 def add_nats_options(p: argparse.ArgumentParser, *, required: bool = False) -> None:
@@ -49,25 +48,15 @@ def add_nats_options(p: argparse.ArgumentParser, *, required: bool = False) -> N
 
 def nats_options(args: argparse.Namespace, name: str) -> NatsOptions:
     """Raises ValueError with a clear message on a bad URL."""
-    from engine.streamlog import NatsOptions
+    from engine.streamlog import options_from_args
 
-    return NatsOptions.parse(
-        args.nats,
-        name=name,
-        creds_file=args.nats_creds,
-        nkey_seed_file=args.nats_nkey,
-        user=args.nats_user,
-        password=os.environ.get(PASSWORD_ENV) if args.nats_user else None,
-        tls_ca_file=args.nats_ca,
-        tls_cert_file=args.nats_cert,
-        tls_key_file=args.nats_key,
-    )
+    return options_from_args(args, name)[0]
 
 
 def stream_spec(args: argparse.Namespace) -> StreamSpec:
-    from engine.streamlog import StreamSpec
+    from engine.streamlog import options_from_args
 
-    return StreamSpec(name=args.stream, replicas=args.replicas)
+    return options_from_args(args, "kootabase")[1]
 
 
 def cluster_config(args: argparse.Namespace) -> object | None:

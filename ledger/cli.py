@@ -259,8 +259,12 @@ def run_sync_cli(args: argparse.Namespace) -> int:
     journal never blocks the gateway's event loop)."""
     from ledger.pg.projector import sync
 
-    require_journal_dir(Path(args.journal))
     follow_s: float | None = getattr(args, "follow", None)
+    if (args.journal is None) == (getattr(args, "nats", None) is None):
+        raise SystemExit("kootabase ledger sync: give exactly one of --journal or --nats")
+    if args.nats is not None:
+        return _run_stream_sync(args, follow_s)
+    require_journal_dir(Path(args.journal))
 
     async def once() -> None:
         result = await sync(args.dsn, Path(args.journal), to_seq=args.to_seq,
@@ -299,3 +303,20 @@ def run_sync_cli(args: argparse.Namespace) -> int:
 def _journal_fingerprint(journal_dir: Path) -> tuple[tuple[str, int], ...]:
     """Segment names and sizes: changes whenever a record is appended (cheap: one stat each)."""
     return tuple((p.name, p.stat().st_size) for p in sorted(journal_dir.glob("*.seg")))
+
+
+def _run_stream_sync(args: argparse.Namespace, follow_s: float | None) -> int:
+    """``ledger sync --nats``: project from the cluster's stream (`ledger.streamsync`)."""
+    from engine.streamlog import options_from_args
+    from ledger.streamsync import sync_stream
+
+    try:
+        options, spec = options_from_args(args, "kootabase-ledger")
+    except ValueError as exc:
+        raise SystemExit(f"kootabase ledger sync: {exc}") from None
+    result = asyncio.run(sync_stream(args.dsn, options, spec, follow_s=follow_s,
+                                     chunk_commands=args.chunk))
+    sys.stdout.write(f"projected seq {result.from_seq}..{result.to_seq} from stream "
+                     f"{spec.name}: {result.commands} commands, {result.postings} postings in "
+                     f"{result.seconds:.3f} s\n")
+    return 0
