@@ -19,8 +19,9 @@ from bitcoinlib.transactions import Transaction
 
 from custody.addresses import bech32_address, p2wpkh_script, script_of
 from custody.btc_rpc import BitcoinRpc, RpcError, to_sats
-from custody.signer import Ambiguous, CannotSend, Signer, TxState
+from custody.signer import Ambiguous, CannotSend, NotYet, Signer, TxState
 from custody.store import Attempt, WithdrawalRow
+from custody.withdrawals import BROADCAST, SIGNED
 
 DUST_SATS = 546
 """Change below this is given to the fee instead of creating an unspendable output."""
@@ -75,6 +76,13 @@ class BitcoinSigner(Signer):
             if total >= amount + fee:
                 break
         else:
+            needed = amount + vsize_estimate(len(chosen) + 1, [dest, change]) * self.fee_rate
+            pending = await self.pending_change(w.withdrawal_id)
+            if total + pending >= needed:
+                raise NotYet(
+                    f"hot wallet {self.address} has {total} sats confirmed and {pending} in "
+                    "change of unconfirmed withdrawals: waiting for it to confirm"
+                )
             raise CannotSend(
                 f"hot wallet {self.address} has {total} sats spendable, needs {amount} + fee"
             )
@@ -100,6 +108,19 @@ class BitcoinSigner(Signer):
         attempt = Attempt(w.withdrawal_id, 0, txid, raw, -1, 0, 0, fee, self.clock())
         self.store.add_attempt(attempt, chain=self.chain, spends=[(c[0], c[1]) for c in chosen])
         return attempt
+
+    async def pending_change(self, other_than: int) -> int:
+        """Sats coming back to the hot address from our withdrawals not yet in a block
+        (their change is not in the confirmed UTXO set that `coins` reads)."""
+        total = 0
+        for w in self.store.withdrawals(chain=self.chain):
+            if w.withdrawal_id == other_than or w.status not in (SIGNED, BROADCAST):
+                continue
+            raw = self.store.attempts(w.withdrawal_id)[-1].raw
+            tx = await self.rpc.call("decoderawtransaction", raw)
+            total += sum(to_sats(o["value"]) for o in tx["vout"]
+                         if o["scriptPubKey"].get("hex") == self.script)
+        return total
 
     async def broadcast(self, raw: str) -> None:
         try:

@@ -37,6 +37,11 @@ class CannotSend(RuntimeError):
     """A definite refusal before anything was broadcast: the withdrawal fails cleanly."""
 
 
+class NotYet(RuntimeError):
+    """Cannot be sent now but will be (the hot wallet's coins are change of our own
+    unconfirmed withdrawals): the withdrawal stays held and is tried again next pass."""
+
+
 class Ambiguous(RuntimeError):
     """The broadcast may or may not have reached the node (timeout, connection lost)."""
 
@@ -102,6 +107,13 @@ class Signer(ABC):
     # ---- the loop ------------------------------------------------------------------------
 
     async def process(self) -> None:
+        """One pass; nothing at all while the chain has an unresolved operator alert (a deep
+        reorg): confirmations and coins cannot be trusted until an operator resolved it
+        (``kootabase custody alerts resolve``)."""
+        alerts = self.store.open_alerts(self.chain)
+        if alerts:
+            log.warning("signer_halted", chain=self.chain, alerts=[a[0] for a in alerts])
+            return
         for w in self.store.withdrawals(chain=self.chain):
             if w.status == HELD:
                 await self._send(w)
@@ -114,6 +126,9 @@ class Signer(ABC):
     async def _send(self, w: WithdrawalRow) -> None:
         try:
             attempt = await self.sign_new(w)
+        except NotYet as exc:
+            log.info("withdrawal_waiting", withdrawal_id=w.withdrawal_id, reason=str(exc))
+            return
         except CannotSend as exc:
             await self.desk.settle(w.withdrawal_id, False, f"not sent: {exc}")
             return

@@ -479,7 +479,8 @@ def _add_ledger(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
 
 def _add_custody(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """``kootabase custody reconcile|float``: reconciliation and the operator's float."""
+    """``kootabase custody reconcile|float|alerts``: reconciliation, the operator's float and
+    the alerts that halt a chain."""
     custody = sub.add_parser("custody", help="custody operations: reconciliation, float")
     custody_sub = custody.add_subparsers(dest="custody_command", metavar="ACTION", required=True)
     rec = custody_sub.add_parser(
@@ -501,6 +502,19 @@ def _add_custody(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         "--journal", type=Path, metavar="DIR", help="journal directory (default: DATA_DIR/journal)"
     )
     rec.set_defaults(handler=_lazy("custody.cli", "run_reconcile_cli"))
+    alerts = custody_sub.add_parser(
+        "alerts", help="operator alerts (deep reorgs) that halt a chain: list, resolve")
+    alerts_sub = alerts.add_subparsers(dest="alerts_command", metavar="ALERTS", required=True)
+    for name, text in (("list", "open alerts, one JSON object a line"),
+                       ("resolve", "accept the node's chain and resume the halted chain")):
+        p = alerts_sub.add_parser(name, help=text)
+        p.add_argument("--data-dir", type=Path, default=Path("./data"),
+                       help="data directory holding custody.sqlite (default: ./data)")
+        p.add_argument("--config", type=Path, metavar="FILE",
+                       help="custody TOML config (default: DATA_DIR/custody.toml)")
+        p.set_defaults(handler=_lazy("custody.alertscli", "run_alerts_cli"))
+        if name == "resolve":
+            p.add_argument("alert_id", type=_positive_int, metavar="ID")
     flt = custody_sub.add_parser(
         "float", help="record the exchange's own coins moved into (or out of) its hot wallets"
     )

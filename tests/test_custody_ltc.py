@@ -241,3 +241,88 @@ chain = "{LTC_CHAIN}"
 chain_decimals = 8
 engine_decimals = 8
 """)
+
+
+def test_a_halted_chain_signs_nothing_until_the_alert_is_resolved(
+    env: Env, ltc: Litecoind
+) -> None:
+    """After a deep-reorg alert the signer signs and broadcasts nothing (also when the polling
+    loop runs signers after a failed scan), and `kootabase custody alerts list|resolve` is how
+    an operator sees and ends the halt."""
+    import json
+
+    from tests.serve_process import kootabase
+
+    def alerts(*args: str) -> list[dict[str, object]]:
+        """`kootabase custody alerts ...` in its own process, as an operator runs it."""
+        done = kootabase("custody", "alerts", *args, "--data-dir", str(env.data_dir))
+        assert done.returncode == 0, done.stderr
+        return [json.loads(line) for line in done.stdout.splitlines()]
+
+    async def scenario() -> None:
+        c = env.custody
+        signer = c.signers[LTC_CHAIN]
+        ltc.send(signer.address, "3")
+        c.store.add_treasury(LTC_CHAIN, LTC, 3 * COIN, "test float", 0)
+        addr = c.deposit_address(1, LTC).address
+        ltc.send(addr, "2")
+        blocks = ltc.mine(CONFIRMATIONS)
+        await c.poll()
+        assert env.balance(1, LTC) == (2 * COIN, 0)
+        ltc.rpc("invalidateblock", blocks[0])
+        ltc.mine_empty(CONFIRMATIONS + 1)
+        with pytest.raises(DeepReorg):
+            await c.poll()
+        outside = str(ltc.rpc("getnewaddress", "", "bech32", wallet="miner"))
+        w = await c.request_withdrawal(1, LTC, COIN, outside)
+        mempool = set(ltc.rpc("getrawmempool"))
+        for _ in range(2):  # what `Custody.run` does after a chain's scan failed
+            await signer.process()
+        assert c.withdrawal(w.withdrawal_id).status == "held"
+        assert c.store.attempts(w.withdrawal_id) == []
+        assert set(ltc.rpc("getrawmempool")) == mempool
+
+        _write_reconcile_config(env.data_dir, env)
+        [alert] = alerts("list")
+        assert alert["chain"] == LTC_CHAIN and alert["kind"] == "deep_reorg"
+        ltc.mine(CONFIRMATIONS)
+        assert alerts("resolve", str(alert["id"]))[0]["resolved"] == alert["id"]
+        assert alerts("list") == []
+        await c.poll()
+        assert c.withdrawal(w.withdrawal_id).status == "broadcast"
+
+    asyncio.run(scenario())
+
+
+def test_a_second_withdrawal_waits_for_the_change_of_the_first(env: Env, ltc: Litecoind) -> None:
+    """The hot wallet holds one coin; the first withdrawal spends it and its change is
+    unconfirmed: the second waits (held) instead of failing, and is sent once it confirms."""
+
+    async def scenario() -> None:
+        c = env.custody
+        signer = c.signers[LTC_CHAIN]
+        ltc.send(signer.address, "3")  # one coin
+        c.store.add_treasury(LTC_CHAIN, LTC, 3 * COIN, "test float", 0)
+        ltc.send(c.deposit_address(1, LTC).address, "4")
+        ltc.mine(CONFIRMATIONS)
+        await c.poll()
+        outside = str(ltc.rpc("getnewaddress", "", "bech32", wallet="miner"))
+        first = await c.request_withdrawal(1, LTC, COIN, outside)
+        second = await c.request_withdrawal(1, LTC, COIN, outside)
+        await c.poll()
+        assert c.withdrawal(first.withdrawal_id).status == "broadcast"
+        assert c.withdrawal(second.withdrawal_id).status == "held"
+        await c.poll()
+        assert c.withdrawal(second.withdrawal_id).status == "held"  # still waiting
+        ltc.mine(1)  # the first (and its change) confirm
+        await c.poll()
+        assert c.withdrawal(second.withdrawal_id).status == "broadcast"
+        ltc.mine(CONFIRMATIONS)
+        await c.poll()
+        await c.poll()
+        assert c.withdrawal(first.withdrawal_id).status == "settled"
+        assert c.withdrawal(second.withdrawal_id).status == "settled"
+        assert env.balance(1, LTC) == (2 * COIN, 0)
+        await env.assert_reconciled()
+
+    asyncio.run(scenario())
