@@ -11,6 +11,7 @@ Subcommands import their implementation lazily, so ``kootabase --help`` and
 - ``bench marketdata`` -> ``bench.marketdata_bench:run_cli(args)`` (repository checkout only)
 - ``bench gateway`` -> ``bench.gateway_bench:run_cli(args)`` (repository checkout only)
 - ``bench cluster`` -> ``bench.cluster_bench:run_cli(args)`` (repository checkout only)
+- ``marketdata``   -> ``marketdata.replica:run_cli(args)`` (cluster mode)
 - ``bench history`` -> ``bench.history_bench:run_cli(args)`` (repository checkout only)
 - ``ledger sync``  -> ``ledger.cli:run_sync_cli(args)``
 - ``ledger statement|trial-balance|balances`` -> ``ledger.cli:run_report_cli(args)``
@@ -208,6 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_nats_options(replay)
     replay.set_defaults(handler=_lazy("gateway.clustercli", "run_replay_cli"))
     add_cluster_commands(sub)
+    md = sub.add_parser("marketdata", help="a market-data-only replica of the cluster's stream")
+    md.add_argument("--host", default="127.0.0.1", help="listen address (default: 127.0.0.1)")
+    md.add_argument("--port", type=_non_negative_int, default=8090,
+                    help="listen port (default: 8090)")
+    add_nats_options(md, required=True)
+    md.set_defaults(handler=_lazy("marketdata.replica", "run_cli"))
 
     bench = sub.add_parser("bench", help="run benchmarks (from a repository checkout)")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH", required=True)

@@ -351,3 +351,56 @@ def test_serve_nats_and_replay_verify_cli(tmp_path: Path) -> None:
         assert f"state hash: {audit.state_hash}" in res.stdout
         assert "rejected messages: 0" in res.stdout
         assert audit.last_seq >= 7 + 1 + 4 + 20
+
+
+def test_marketdata_replica_serves_the_gateways_books(tmp_path: Path) -> None:
+    """``kootabase marketdata --nats`` (its own process, its own replica) serves the same book
+    as the gateway that took the orders, and follows new ones."""
+    import json
+    import urllib.request
+
+    from tests.custody_nodes import free_port
+
+    with stream_on() as spec:
+        a = ServerThread(tmp_path, LOAD_LIMITS, cluster=ClusterConfig(stream=spec))
+        port = free_port()
+        proc = None
+        try:
+            _place_many(a.ws_api, a.accounts.demo, "BUY", 20, "m")
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "gateway.cli", "marketdata", "--nats", LOCAL_NATS,
+                 "--stream", spec.name, "--port", str(port)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO,
+                env={**os.environ, "PYTHONPATH": str(REPO)})
+
+            def depth(base: str) -> Any:
+                url = f"{base}/api/v3/depth?symbol=BTCUSDT&limit=100"
+                body = json.loads(urllib.request.urlopen(url, timeout=2).read())
+                return body["bids"], body["asks"]
+
+            def wait_same(timeout_s: float = 60.0) -> Any:
+                deadline = time.monotonic() + timeout_s
+                while True:
+                    try:
+                        mine = depth(f"http://127.0.0.1:{port}")
+                        if mine == depth(a.http):
+                            return mine
+                    except OSError:
+                        if proc.poll() is not None:
+                            err = proc.stderr.read() if proc.stderr else ""
+                            raise AssertionError(f"marketdata exited: {err}") from None
+                    if time.monotonic() > deadline:
+                        raise AssertionError("the market-data replica's book never matched")
+                    time.sleep(0.2)
+
+            bids, _ = wait_same()
+            assert bids, "the orders rest on the book"
+            _place_many(a.ws_api, a.accounts.maker, "SELL", 10, "s")
+            wait_same(20.0)
+            ready = urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2)
+            assert json.loads(ready.read())["ready"] is True
+        finally:
+            if proc is not None:
+                proc.terminate()
+                proc.wait(20)
+            a.stop()

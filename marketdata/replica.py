@@ -1,0 +1,79 @@
+"""``kootabase marketdata --nats URL``: a market-data-only replica of the cluster's stream.
+
+Order entry stays on the gateways; this process runs its own engine replica over the command
+stream (`engine.follower.Follower`: hash cross-check included) and feeds every batch's events
+to a `MarketDataService`, which serves the same REST and WS market-data endpoints as a gateway
+(books, trades, klines, tickers, diff streams). Subscribers scale out by adding these, without
+touching order entry. It reads only: the NATS ``reader`` user is enough (docs/operations.md).
+
+It catches up with the stream before it listens, so its first answer is current. ``/ready`` is
+200 while its replica is healthy, 503 once it stopped (divergence, failure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import signal
+
+import structlog
+from aiohttp import web
+
+from engine.follower import Follower
+from engine.replica import Applied
+from engine.streamlog import StreamLog, options_from_args
+from marketdata.app import create_app
+from marketdata.service import MarketDataService
+
+log = structlog.get_logger(__name__)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    options, spec = options_from_args(args, "kootabase-marketdata")
+    service = MarketDataService()
+    app = create_app(service)
+
+    def feed(applied: Applied) -> None:
+        if applied.events:
+            service.feed_events(applied.ts_ns, applied.events, applied.last_seq)
+
+    follower = Follower(None, f"md-{secrets.token_hex(4)}", "marketdata", feed)
+
+    async def ready(request: web.Request) -> web.Response:
+        if not follower.healthy:
+            return web.json_response({"ready": False, "reason": follower.failure}, status=503)
+        return web.json_response({"ready": True, "lastSeq": follower.replica.last_seq})
+
+    app.router.add_get("/ready", ready)
+    stream_log = await StreamLog.connect(options, spec, create=False)
+    await follower.attach(stream_log)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, args.host, args.port)
+    await site.start()
+    log.info(
+        "marketdata_serving",
+        host=args.host,
+        port=args.port,
+        stream=spec.name,
+        last_seq=follower.replica.last_seq,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await follower.close()
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    try:
+        options_from_args(args, "kootabase-marketdata")
+    except ValueError as exc:
+        raise SystemExit(f"kootabase marketdata: {exc}") from None
+    asyncio.run(serve(args))
+    return 0
