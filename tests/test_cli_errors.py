@@ -22,16 +22,14 @@ from tests.custody_nodes import free_port
 from tests.serve_support import Serve, pg_admin
 
 
-def run_cli(
-    *argv: str, cwd: Path | None = None, timeout_s: float = 180, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
+def run_cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    """The command line of this checkout, as a user runs it (stdin closed, output captured)."""
     return subprocess.run(
         [sys.executable, "-m", "gateway.cli", *argv],
         capture_output=True,
         text=True,
-        timeout=timeout_s,
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
+        timeout=180,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -89,8 +87,11 @@ def test_replay_missing_journal(tmp_path: Path) -> None:
 
 def test_a_data_dir_given_as_the_journal(demo_dir: Path) -> None:
     for argv in (["replay"], ["ledger", "balances"]):
-        assert_one_line(run_cli(*argv, "--journal", str(demo_dir)),
-                        "is a data directory, not a journal", f"--journal {demo_dir}/journal")
+        assert_one_line(
+            run_cli(*argv, "--journal", str(demo_dir)),
+            "is a data directory, not a journal",
+            f"--journal {demo_dir}/journal",
+        )
 
 
 def test_replay_reversed_range_and_past_the_end(demo_dir: Path) -> None:
@@ -336,49 +337,27 @@ def _ed25519_pem() -> str:
 
 
 def test_ed25519_public_key_as_pem_text_or_file(copy_dir: Path, tmp_path: Path) -> None:
-    key = ["--master-key-file", str(tmp_path / "master.key")]
-    pem = _ed25519_pem()
-    as_text = run_cli(
-        "accounts", "create", "--data-dir", str(copy_dir), *key, "--ed25519-public-key", pem
-    )
+    def create(key: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(
+            "accounts",
+            "create",
+            "--data-dir",
+            str(copy_dir),
+            "--master-key-file",
+            str(tmp_path / "master.key"),
+            "--ed25519-public-key",
+            key,
+        )
+
+    as_text = create(_ed25519_pem())
     assert as_text.returncode == 0, as_text.stderr
     assert '"kind": "ed25519"' in as_text.stdout
     pem_file = tmp_path / "key.pem"
     pem_file.write_text(_ed25519_pem())
-    as_file = run_cli(
-        "accounts",
-        "create",
-        "--data-dir",
-        str(copy_dir),
-        *key,
-        "--ed25519-public-key",
-        str(pem_file),
-    )
+    as_file = create(str(pem_file))
     assert as_file.returncode == 0, as_file.stderr
-    assert_one_line(
-        run_cli(
-            "accounts",
-            "create",
-            "--data-dir",
-            str(copy_dir),
-            *key,
-            "--ed25519-public-key",
-            str(tmp_path / "nope.pem"),
-        ),
-        "neither a PEM public key nor a file",
-    )
-    assert_one_line(
-        run_cli(
-            "accounts",
-            "create",
-            "--data-dir",
-            str(copy_dir),
-            *key,
-            "--ed25519-public-key",
-            "-----BEGIN PUBLIC KEY-----\nxx\n",
-        ),
-        "not a PEM public key",
-    )
+    assert_one_line(create(str(tmp_path / "nope.pem")), "neither a PEM public key nor a file")
+    assert_one_line(create("-----BEGIN PUBLIC KEY-----\nxx\n"), "not a PEM public key")
 
 
 def test_master_key_that_does_not_decrypt_is_refused(copy_dir: Path, tmp_path: Path) -> None:
