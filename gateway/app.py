@@ -97,6 +97,11 @@ class GatewayConfig:
     many days (journal time) after they closed; 0 keeps them forever. Orders that traded and
     all trades are kept forever."""
 
+    backoffice: bool = True
+    """Mount the back office (``/api/v1/auth/...``, ``/api/v1/me...``: users and sessions)."""
+    backoffice_dsn: str | None = None
+    """PostgreSQL DSN of the identity store; None: SQLite in ``<data_dir>/backoffice/``."""
+
     def __post_init__(self) -> None:
         check_demo_allowed(self.demo, self.custody, self.custody_signer)
 
@@ -378,6 +383,10 @@ class Gateway:
         wsapi.setup(app, self)
         admin.setup(app, self)
         openapi.setup(app, self)
+        if self.config.backoffice:
+            from backoffice import routes as backoffice_routes
+
+            backoffice_routes.setup(app, self, self.config.backoffice_dsn)
         if self.marketdata is not None:
             from marketdata.app import setup_marketdata
 

@@ -73,11 +73,12 @@ def check_timestamp(params: Mapping[str, Any], now: int | None = None) -> int:
     return ts + window
 
 
-def lookup_key(keys: KeyStore, api_key: Any) -> ApiKey:
+def lookup_key(keys: KeyStore, api_key: Any, ip: str | None = None) -> ApiKey:
+    """The active key ``api_key``, if the client at ``ip`` may use it (its IP allow-list)."""
     if not isinstance(api_key, str) or not api_key:
         raise errors.ApiError(errors.BAD_API_KEY_FMT, "API-key format invalid.", status=401)
     key = keys.get(api_key)
-    if key is None:
+    if key is None or not key.allows(ip):
         raise errors.ApiError(
             errors.REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.", status=401
         )

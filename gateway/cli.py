@@ -355,6 +355,9 @@ def _add_serve_security(serve: argparse.ArgumentParser) -> None:
     group.add_argument("--metrics-token-file", type=Path, metavar="FILE",
                        help="require 'Authorization: Bearer <token>' on /metrics, the token "
                        "read from FILE (keep it 0600)")
+    group.add_argument("--backoffice-dsn", metavar="DSN",
+                       help="keep users and sessions (docs/backoffice.md) in this PostgreSQL "
+                       "database instead of SQLite in the data dir")
     group.add_argument("--trust-snapshots", action="store_true",
                        help="start from the newest snapshot without replaying the journal up "
                        "to it (faster start; a snapshot from another history goes unnoticed)")

@@ -36,6 +36,7 @@ import secrets
 import string
 import time
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Any, Final
 
@@ -94,9 +95,20 @@ class ApiKey:
     public_key: Ed25519PublicKey | None = None
     revoked: bool = False
     """Set by `KeyStore.revoke`: a session holding this object loses every permission."""
+    ip_allow: tuple[IPv4Network | IPv6Network, ...] = ()
+    """Client addresses this key is accepted from (empty: any); `auth.lookup_key` checks."""
 
     def can(self, permission: str) -> bool:
         return not self.revoked and permission in self.permissions
+
+    def allows(self, ip: str | None) -> bool:
+        if not self.ip_allow:
+            return True
+        try:
+            addr = ip_address(ip or "")
+        except ValueError:
+            return False
+        return any(addr in net for net in self.ip_allow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +156,8 @@ class KeyStore:
 
     def _load(self, e: dict[str, Any]) -> ApiKey:
         key = ApiKey(e["api_key"], int(e["account_id"]), e["kind"], tuple(e["permissions"]),
-                     int(e["created_ms"]))
+                     int(e["created_ms"]),
+                     ip_allow=tuple(ip_network(n) for n in e.get("ip_allow", ())))
         if e["kind"] == HMAC:
             blob = base64.b64decode(e["secret_enc"])
             key.hmac_secret = self._aead.decrypt(blob[:12], blob[12:], e["api_key"].encode())
@@ -176,8 +189,10 @@ class KeyStore:
         permissions: tuple[str, ...] = ("read", "trade"),
         *,
         ed25519_public_pem: bytes | None = None,
+        ip_allow: tuple[str, ...] = (),
     ) -> NewKey:
-        entry, secret = self._new_entry(account_id, permissions, ed25519_public_pem)
+        """``ip_allow``: addresses or CIDR networks the key is accepted from (empty: any)."""
+        entry, secret = self._new_entry(account_id, permissions, ed25519_public_pem, ip_allow)
         self._save()
         return NewKey(entry["api_key"], account_id, entry["kind"], tuple(permissions), secret)
 
@@ -190,6 +205,7 @@ class KeyStore:
                 "api_key": e["api_key"], "account_id": int(e["account_id"]), "kind": e["kind"],
                 "permissions": list(active.permissions if active else e["permissions"]),
                 "created_ms": int(e["created_ms"]), "revoked_ms": e.get("revoked_ms"),
+                "ip_allow": list(e.get("ip_allow", ())),
                 "demo": int(e["account_id"]) in self._demo_accounts,
             })
         return out
@@ -209,7 +225,8 @@ class KeyStore:
             raise KeyError(f"no active API key {api_key[:12]!r}...")
         if old.kind == ED25519 and ed25519_public_pem is None:
             raise ValueError("rotating an Ed25519 key needs the new public key")
-        entry, secret = self._new_entry(old.account_id, old.permissions, ed25519_public_pem)
+        entry, secret = self._new_entry(old.account_id, old.permissions, ed25519_public_pem,
+                                        tuple(str(n) for n in old.ip_allow))
         self._revoke_entry(api_key)
         self._save()
         return NewKey(entry["api_key"], old.account_id, entry["kind"], old.permissions, secret)
@@ -224,7 +241,8 @@ class KeyStore:
         return entry
 
     def _new_entry(
-        self, account_id: int, permissions: tuple[str, ...], ed25519_public_pem: bytes | None
+        self, account_id: int, permissions: tuple[str, ...], ed25519_public_pem: bytes | None,
+        ip_allow: tuple[str, ...] = (),
     ) -> tuple[dict[str, Any], str | None]:
         for p in permissions:
             if p not in PERMISSIONS:
@@ -236,6 +254,8 @@ class KeyStore:
             "api_key": api_key, "account_id": account_id, "permissions": list(permissions),
             "created_ms": time.time_ns() // 1_000_000,
         }
+        if ip_allow:
+            entry["ip_allow"] = [str(ip_network(n, strict=False)) for n in ip_allow]
         secret: str | None = None
         if ed25519_public_pem is not None:
             pub = load_pem_public_key(ed25519_public_pem)

@@ -141,7 +141,8 @@ async def _params(request: web.Request, body_timeout_s: float,
 async def _signed(gw: Gateway, request: web.Request, permission: str,
                   replay_guard: bool = False) -> tuple[ApiKey, dict[str, str]]:
     params, payload, signature = await _params(request, gw.config.limits.body_timeout_s)
-    key = auth.lookup_key(gw.keys, request.headers.get("X-MBX-APIKEY"))
+    key = auth.lookup_key(gw.keys, request.headers.get("X-MBX-APIKEY"),
+                           request.remote)
     if signature is None:
         raise errors.mandatory("signature")
     expires = auth.check_timestamp(params)

@@ -228,6 +228,7 @@ def _serve(args: argparse.Namespace, data_dir: Path, sock: socket.socket, log: A
                            demo=getattr(args, "demo", False),
                            metrics_separate=metrics_sock is not None,
                            metrics_token=_metrics_token(args),
+                           backoffice_dsn=getattr(args, "backoffice_dsn", None),
                            verify_snapshot=not getattr(args, "trust_snapshots", False))
     started = time.monotonic()
     try:

@@ -219,7 +219,7 @@ def _authenticate(session: Session, spec: handlers.MethodSpec, params: dict[str,
         return None
     gw = session.gw
     if "signature" in params:
-        key = auth.lookup_key(gw.keys, params.get("apiKey"))
+        key = auth.lookup_key(gw.keys, params.get("apiKey"), session.ip)
         expires = auth.check_timestamp(params, now)
         payload = auth.ws_payload(params)
         auth.verify(key, payload, params["signature"])

@@ -1,0 +1,59 @@
+"""Stable error codes of the back-office API (``/api/v1/...``).
+
+Every refusal is ``{"error": {"code": CODE, "message": text}}`` with an HTTP status; the code
+is the contract (clients branch on it), the message is for people and may change. Codes are
+never reused for another meaning.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+BAD_REQUEST: Final = "BAD_REQUEST"
+"""The body is not a JSON object, a field is missing or has the wrong type."""
+INVALID_EMAIL: Final = "INVALID_EMAIL"
+WEAK_PASSWORD: Final = "WEAK_PASSWORD"
+EMAIL_TAKEN: Final = "EMAIL_TAKEN"
+INVALID_CREDENTIALS: Final = "INVALID_CREDENTIALS"
+"""Unknown email or wrong password (the same code for both: no account enumeration)."""
+TOTP_REQUIRED: Final = "TOTP_REQUIRED"
+INVALID_TOTP: Final = "INVALID_TOTP"
+TOTP_NOT_PENDING: Final = "TOTP_NOT_PENDING"
+TOTP_ALREADY_ENABLED: Final = "TOTP_ALREADY_ENABLED"
+ACCOUNT_LOCKED: Final = "ACCOUNT_LOCKED"
+TOO_MANY_ATTEMPTS: Final = "TOO_MANY_ATTEMPTS"
+"""Per-IP throttle: too many failed logins from this address recently."""
+UNAUTHENTICATED: Final = "UNAUTHENTICATED"
+"""No, malformed or expired access token."""
+INVALID_REFRESH_TOKEN: Final = "INVALID_REFRESH_TOKEN"
+REFRESH_TOKEN_REUSED: Final = "REFRESH_TOKEN_REUSED"
+"""A rotated refresh token came back: its whole family (session) is revoked."""
+INVALID_RESET_TOKEN: Final = "INVALID_RESET_TOKEN"
+USER_DISABLED: Final = "USER_DISABLED"
+NO_TRADING_ACCOUNT: Final = "NO_TRADING_ACCOUNT"
+INVALID_PERMISSION: Final = "INVALID_PERMISSION"
+INVALID_IP_ALLOW: Final = "INVALID_IP_ALLOW"
+TOO_MANY_API_KEYS: Final = "TOO_MANY_API_KEYS"
+API_KEY_NOT_FOUND: Final = "API_KEY_NOT_FOUND"
+NOT_FOUND: Final = "NOT_FOUND"
+METHOD_NOT_ALLOWED: Final = "METHOD_NOT_ALLOWED"
+ENGINE_REFUSED: Final = "ENGINE_REFUSED"
+"""The journaled command that would make the trading account was refused."""
+UNAVAILABLE: Final = "UNAVAILABLE"
+INTERNAL: Final = "INTERNAL"
+
+
+class BackofficeError(Exception):
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+def bad_request(message: str) -> BackofficeError:
+    return BackofficeError(400, BAD_REQUEST, message)

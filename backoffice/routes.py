@@ -1,0 +1,222 @@
+"""The back office's HTTP API, mounted by the gateway app under ``/api/v1/``.
+
+JSON in, JSON out; refusals are ``{"error": {"code", "message"}}`` with the stable codes of
+`backoffice.errors`. A request that is not a JSON object, nests too deep or is too large is a
+``BAD_REQUEST``; an identity store that cannot be reached is ``UNAVAILABLE`` (503); nothing
+ordinary is a 500.
+
+======================================  =====================================================
+``POST /api/v1/auth/signup``            email, password -> user (with its trading account)
+``POST /api/v1/auth/login``             email, password[, totp] -> access + refresh token
+``POST /api/v1/auth/refresh``           refresh_token -> new pair (the old one is spent)
+``POST /api/v1/auth/logout``            bearer; ``{"all": true}`` ends every session
+``POST /api/v1/auth/totp/enroll``       bearer -> secret and otpauth URI (pending)
+``POST /api/v1/auth/totp/confirm``      bearer; code -> TOTP required from now on
+``POST /api/v1/auth/password/forgot``   email -> one-time token mailed (outbox)
+``POST /api/v1/auth/password/reset``    token, password -> new password, sessions revoked
+``GET /api/v1/me``                      bearer -> profile
+``GET|POST /api/v1/me/api-keys``        bearer -> list / create (permissions, ip_allow)
+``DELETE /api/v1/me/api-keys/{key}``    bearer -> revoke
+======================================  =====================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final
+
+import asyncpg
+import structlog
+from aiohttp import web
+
+from backoffice import errors
+from backoffice.apikeys import UserKeys
+from backoffice.auth import Auth, Session
+from backoffice.errors import BackofficeError
+from backoffice.store import IdentityStore, open_store
+from backoffice.tokens import AccessTokens, load_key
+from engine.jsondepth import MAX_JSON_DEPTH, too_deep
+from engine.usererror import UserError
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+log = structlog.get_logger(__name__)
+MAX_BODY_BYTES: Final = 16_384
+Handler = Callable[[web.Request], Awaitable[Any]]
+BACKOFFICE_KEY: web.AppKey[Backoffice] = web.AppKey("backoffice")
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise errors.bad_request(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    raw = await request.read()  # bounded by the app's client_max_size too
+    if len(raw) > MAX_BODY_BYTES:
+        raise errors.bad_request(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        text = raw.decode()
+        if too_deep(text):
+            raise ValueError("too deep")
+        body = json.loads(text) if text.strip() else {}
+    except ValueError:
+        raise errors.bad_request(
+            f"the body must be JSON (at most {MAX_JSON_DEPTH} levels deep)"
+        ) from None
+    if not isinstance(body, dict):
+        raise errors.bad_request("the body must be a JSON object")
+    return body
+
+
+class Backoffice:
+    """The identity store, the auth rules and the routes of one gateway."""
+
+    def __init__(self, gw: Gateway, dsn: str | None = None) -> None:
+        self.gw, self.dsn = gw, dsn
+        self.store: IdentityStore | None = None
+        self.auth: Auth | None = None
+        self.keys: UserKeys | None = None
+        self._account_lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        try:
+            self.store = await open_store(self.gw.config.data_dir, self.dsn)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise UserError(
+                f"cannot open the back-office identity store: {exc}",
+                hint="check --backoffice-dsn (a PostgreSQL DSN) or leave it out "
+                "for SQLite in the data dir",
+            ) from None
+        key = load_key(self.gw.config.data_dir / "backoffice" / "jwt.key")
+        self.auth = Auth(self.store, AccessTokens(key), self._make_account)
+        self.keys = UserKeys(self.store, self.gw.keys)
+
+    async def close(self) -> None:
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+
+    async def _make_account(self) -> int:
+        """A trading account through the gateway's journaled ``CreateAccount`` (serialised: the
+        next id is read from the read model, which a concurrent creation has not reached)."""
+        from gateway.admin import Admin
+        from gateway.errors import ApiError
+
+        async with self._account_lock:
+            try:
+                return await Admin(self.gw).new_account()
+            except ApiError as exc:
+                raise BackofficeError(503, errors.ENGINE_REFUSED, exc.msg) from None
+
+    # ---- plumbing ----------------------------------------------------------------------------
+
+    def route(
+        self,
+        fn: Callable[[web.Request], Awaitable[Any]],
+        status: int = 200,
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handler(request: web.Request) -> web.Response:
+            try:
+                if self.auth is None:
+                    raise BackofficeError(503, errors.UNAVAILABLE, "the identity store is not open")
+                return web.json_response(await fn(request), status=status)
+            except BackofficeError as exc:
+                return web.json_response(exc.body(), status=exc.status, headers=exc.headers)
+            except (OSError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.error("backoffice_store_error", error=str(exc)[:200], path=request.path)
+                err = BackofficeError(503, errors.UNAVAILABLE, "the identity store failed")
+                return web.json_response(err.body(), status=503)
+
+        return handler
+
+    async def _session(self, request: web.Request) -> Session:
+        assert self.auth is not None
+        return await self.auth.authenticate(request.headers.get("Authorization"))
+
+    # ---- handlers ----------------------------------------------------------------------------
+
+    async def signup(self, request: web.Request) -> Any:
+        assert self.auth is not None
+        return await self.auth.signup(await _body(request))
+
+    async def login(self, request: web.Request) -> Any:
+        assert self.auth is not None
+        return await self.auth.login(await _body(request), request.remote or "?")
+
+    async def refresh(self, request: web.Request) -> Any:
+        assert self.auth is not None
+        return await self.auth.refresh(await _body(request))
+
+    async def logout(self, request: web.Request) -> Any:
+        assert self.auth is not None
+        session = await self._session(request)
+        return await self.auth.logout(session, await _body(request))
+
+    async def totp_enroll(self, request: web.Request) -> Any:
+        assert self.auth is not None
+        return await self.auth.totp_enroll(await self._session(request))
+
+    async def totp_confirm(self, request: web.Request) -> Any:
+        assert self.auth is not None
+        session = await self._session(request)
+        return await self.auth.totp_confirm(session, await _body(request))
+
+    async def forgot(self, request: web.Request) -> Any:
+        assert self.auth is not None
+        return await self.auth.reset_request(await _body(request))
+
+    async def reset(self, request: web.Request) -> Any:
+        assert self.auth is not None
+        return await self.auth.reset_confirm(await _body(request))
+
+    async def me(self, request: web.Request) -> Any:
+        return Auth.profile((await self._session(request)).user)
+
+    async def list_keys(self, request: web.Request) -> Any:
+        assert self.keys is not None
+        return self.keys.list(await self._session(request))
+
+    async def create_key(self, request: web.Request) -> Any:
+        assert self.keys is not None
+        session = await self._session(request)
+        return await self.keys.create(session, await _body(request))
+
+    async def revoke_key(self, request: web.Request) -> Any:
+        assert self.keys is not None
+        return self.keys.revoke(await self._session(request), request.match_info["api_key"])
+
+    async def not_found(self, request: web.Request) -> Any:
+        raise BackofficeError(404, errors.NOT_FOUND, "no such back-office endpoint")
+
+
+def setup(app: web.Application, gw: Gateway, dsn: str | None = None) -> Backoffice:
+    bo = Backoffice(gw, dsn)
+    app[BACKOFFICE_KEY] = bo
+    r, add = bo.route, app.router.add_route
+    add("POST", "/api/v1/auth/signup", r(bo.signup, 201))
+    add("POST", "/api/v1/auth/login", r(bo.login))
+    add("POST", "/api/v1/auth/refresh", r(bo.refresh))
+    add("POST", "/api/v1/auth/logout", r(bo.logout))
+    add("POST", "/api/v1/auth/totp/enroll", r(bo.totp_enroll))
+    add("POST", "/api/v1/auth/totp/confirm", r(bo.totp_confirm))
+    add("POST", "/api/v1/auth/password/forgot", r(bo.forgot, 202))
+    add("POST", "/api/v1/auth/password/reset", r(bo.reset))
+    add("GET", "/api/v1/me", r(bo.me))
+    add("GET", "/api/v1/me/api-keys", r(bo.list_keys))
+    add("POST", "/api/v1/me/api-keys", r(bo.create_key, 201))
+    add("DELETE", "/api/v1/me/api-keys/{api_key}", r(bo.revoke_key))
+    add("*", "/api/v1/{tail:(auth|me)(/.*)?}", r(bo.not_found))
+
+    async def startup(app: web.Application) -> None:
+        await bo.open()
+
+    async def cleanup(app: web.Application) -> None:
+        await bo.close()
+
+    app.on_startup.append(startup)
+    app.on_cleanup.append(cleanup)
+    return bo

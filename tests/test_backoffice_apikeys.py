@@ -1,0 +1,144 @@
+"""A user's own API keys through ``/api/v1/me/api-keys`` on a real gateway: made in the
+gateway's key store (signed requests work with them), IP allow-list enforced on REST and the
+WS API, listed, revoked (then refused), and never someone else's."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from websockets.sync.client import connect
+
+from backoffice import errors
+from gateway.client import Credentials
+from tests.backoffice_support import pg_database
+from tests.gateway_support import ServerThread, http, signed_query
+from tests.test_backoffice_auth import api, bo, code, signup_login
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerThread]:
+    if request.param == "sqlite":
+        srv = ServerThread(tmp_path, fixture_accounts=False, marketdata=False)
+        try:
+            yield srv
+        finally:
+            srv.stop()
+        return
+    with pg_database() as dsn:
+        srv = ServerThread(tmp_path, fixture_accounts=False, marketdata=False, backoffice_dsn=dsn)
+        try:
+            yield srv
+        finally:
+            srv.stop()
+
+
+def account_status(srv: ServerThread, creds: Credentials) -> int:
+    status, _, _ = http(
+        "GET",
+        srv.http + "/api/v3/account",
+        query=signed_query(creds, {}),
+        headers={"X-MBX-APIKEY": creds.api_key},
+    )
+    return status
+
+
+def ws_account(srv: ServerThread, creds: Credentials) -> int:
+    params = {"apiKey": creds.api_key, "timestamp": time.time_ns() // 1_000_000}
+    payload = "&".join(f"{k}={params[k]}" for k in sorted(params)).encode()
+    params["signature"] = creds.sign(payload)
+    with connect(srv.ws_api) as ws:
+        ws.send(json.dumps({"id": 1, "method": "account.status", "params": params}))
+        return int(json.loads(ws.recv(timeout=10))["status"])
+
+
+def test_user_api_keys(server: ServerThread) -> None:
+    alice = signup_login(server, "keys@example.com")
+    token = alice["access_token"]
+    status, _, k1 = api(
+        server,
+        "POST",
+        "/api/v1/me/api-keys",
+        {"permissions": ["read", "trade"], "ip_allow": ["127.0.0.1"]},
+        token=token,
+    )
+    assert status == 201 and k1["ip_allow"] == ["127.0.0.1/32"] and k1["kind"] == "hmac"
+    ok = Credentials.hmac(k1["api_key"], k1["secret"])
+    assert account_status(server, ok) == 200
+    assert ws_account(server, ok) == 200
+    # a key allowed only from elsewhere is refused from here, on REST and on the WS API
+    _, _, k2 = api(
+        server,
+        "POST",
+        "/api/v1/me/api-keys",
+        {"permissions": ["read"], "ip_allow": ["10.0.0.0/8", "2001:db8::/32"]},
+        token=token,
+    )
+    far = Credentials.hmac(k2["api_key"], k2["secret"])
+    assert account_status(server, far) == 401
+    assert ws_account(server, far) == 401
+    status, _, listing = api(server, "GET", "/api/v1/me/api-keys", token=token)
+    assert status == 200
+    assert [(e["api_key"], e["ip_allow"], e["revoked_ms"]) for e in listing] == [
+        (k1["api_key"], ["127.0.0.1/32"], None),
+        (k2["api_key"], ["10.0.0.0/8", "2001:db8::/32"], None),
+    ]
+    assert all("secret" not in e and "secret_enc" not in e for e in listing)
+
+    # revoke: refused at once; another user cannot see or revoke alice's keys
+    bob = signup_login(server, "bob@example.com")
+    assert code(
+        api(server, "DELETE", f"/api/v1/me/api-keys/{k1['api_key']}", token=bob["access_token"])
+    ) == (404, errors.API_KEY_NOT_FOUND)
+    assert api(server, "GET", "/api/v1/me/api-keys", token=bob["access_token"])[2] == []
+    assert account_status(server, ok) == 200
+    assert api(server, "DELETE", f"/api/v1/me/api-keys/{k1['api_key']}", token=token)[0] == 200
+    assert account_status(server, ok) == 401
+    assert code(api(server, "DELETE", f"/api/v1/me/api-keys/{k1['api_key']}", token=token)) == (
+        404,
+        errors.API_KEY_NOT_FOUND,
+    )
+    listing = api(server, "GET", "/api/v1/me/api-keys", token=token)[2]
+    assert listing[0]["revoked_ms"] is not None and listing[1]["revoked_ms"] is None
+    owned = server.call(bo(server).store.api_keys(alice["user_id"]))
+    assert set(owned) == {k1["api_key"], k2["api_key"]}
+
+    # refusals
+    for body, expected in [
+        ({"permissions": ["read", "withdraw"]}, errors.INVALID_IP_ALLOW),
+        ({"permissions": ["admin"]}, errors.INVALID_PERMISSION),
+        ({"permissions": []}, errors.INVALID_PERMISSION),
+        ({"permissions": "read"}, errors.INVALID_PERMISSION),
+        ({"ip_allow": ["not-an-ip"]}, errors.INVALID_IP_ALLOW),
+        ({"ip_allow": "127.0.0.1"}, errors.INVALID_IP_ALLOW),
+        ({"ip_allow": ["1.2.3.4"] * 40}, errors.INVALID_IP_ALLOW),
+        ({"ed25519_public_pem": "-----BEGIN nonsense"}, errors.BAD_REQUEST),
+        ({"ed25519_public_pem": 7}, errors.BAD_REQUEST),
+    ]:
+        assert code(api(server, "POST", "/api/v1/me/api-keys", body, token=token)) == (
+            400,
+            expected,
+        ), body
+    status, _, wd = api(
+        server,
+        "POST",
+        "/api/v1/me/api-keys",
+        {"permissions": ["read", "withdraw"], "ip_allow": ["127.0.0.1"]},
+        token=token,
+    )
+    assert status == 201 and wd["permissions"] == ["read", "withdraw"]
+
+
+def test_key_cap_per_user(server: ServerThread) -> None:
+    from backoffice.apikeys import MAX_KEYS_PER_USER
+
+    token = signup_login(server, "cap@example.com")["access_token"]
+    for _ in range(MAX_KEYS_PER_USER):
+        assert api(server, "POST", "/api/v1/me/api-keys", {}, token=token)[0] == 201
+    assert code(api(server, "POST", "/api/v1/me/api-keys", {}, token=token)) == (
+        409,
+        errors.TOO_MANY_API_KEYS,
+    )

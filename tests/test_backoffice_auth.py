@@ -1,0 +1,438 @@
+"""Users and sessions over HTTP against a real gateway (real journal, real sockets), with the
+identity store in SQLite (the embedded default) and in a real PostgreSQL database made for
+the test: sign-up makes a journaled trading account, login, TOTP, refresh rotation and reuse
+detection, logout, lockout and the per-address throttle, password reset through the outbox,
+and bad input answered with stable codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyotp
+import pytest
+
+from backoffice import errors
+from backoffice.routes import BACKOFFICE_KEY, Backoffice
+from backoffice.throttle import IpThrottle
+from tests.backoffice_support import pg_database
+from tests.gateway_support import ServerThread
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerThread]:
+    if request.param == "sqlite":
+        srv = ServerThread(tmp_path, fixture_accounts=False, marketdata=False)
+        try:
+            yield srv
+        finally:
+            srv.stop()
+        return
+    with pg_database() as dsn:
+        srv = ServerThread(tmp_path, fixture_accounts=False, marketdata=False, backoffice_dsn=dsn)
+        try:
+            yield srv
+        finally:
+            srv.stop()
+
+
+@pytest.fixture
+def sqlite_server(tmp_path: Path) -> Iterator[ServerThread]:
+    srv = ServerThread(tmp_path, fixture_accounts=False, marketdata=False)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def api(
+    srv: ServerThread,
+    method: str,
+    path: str,
+    body: Any = None,
+    token: str | None = None,
+    raw: bytes | None = None,
+) -> tuple[int, dict[str, str], Any]:
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(srv.http + path, method=method, data=data)
+    req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, dict(resp.headers), json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), json.loads(exc.read())
+
+
+def code(answer: tuple[int, dict[str, str], Any]) -> tuple[int, str]:
+    status, _, body = answer
+    return status, body["error"]["code"]
+
+
+def signup_login(srv: ServerThread, email: str) -> dict[str, Any]:
+    status, _, user = api(
+        srv, "POST", "/api/v1/auth/signup", {"email": email, "password": PASSWORD}
+    )
+    assert status == 201, user
+    status, _, tokens = api(
+        srv, "POST", "/api/v1/auth/login", {"email": email, "password": PASSWORD}
+    )
+    assert status == 200, tokens
+    return {**user, **tokens}
+
+
+def bo(srv: ServerThread) -> Backoffice:
+    return srv.running.runner.app[BACKOFFICE_KEY]
+
+
+def test_signup_login_refresh_rotation_reuse_logout(server: ServerThread) -> None:
+    accounts_before = set(server.gw.store.accounts)
+    status, _, user = api(
+        server, "POST", "/api/v1/auth/signup", {"email": "Alice@Example.com ", "password": PASSWORD}
+    )
+    assert status == 201 and user["email"] == "alice@example.com"
+    # the trading account came through the journaled CreateAccount path
+    assert set(server.gw.store.accounts) - accounts_before == {user["account_id"]}
+    assert code(
+        api(
+            server,
+            "POST",
+            "/api/v1/auth/signup",
+            {"email": "alice@example.com", "password": PASSWORD},
+        )
+    ) == (409, errors.EMAIL_TAKEN)
+    assert code(
+        api(
+            server,
+            "POST",
+            "/api/v1/auth/login",
+            {"email": "alice@example.com", "password": "wrong password!"},
+        )
+    ) == (401, errors.INVALID_CREDENTIALS)
+    assert code(
+        api(
+            server,
+            "POST",
+            "/api/v1/auth/login",
+            {"email": "nobody@example.com", "password": PASSWORD},
+        )
+    ) == (401, errors.INVALID_CREDENTIALS)
+    status, _, t1 = api(
+        server, "POST", "/api/v1/auth/login", {"email": "alice@example.com", "password": PASSWORD}
+    )
+    assert status == 200 and t1["token_type"] == "Bearer" and t1["expires_in"] == 300
+    status, _, me = api(server, "GET", "/api/v1/me", token=t1["access_token"])
+    assert status == 200 and me["user_id"] == user["user_id"] and not me["totp_enabled"]
+    assert code(api(server, "GET", "/api/v1/me")) == (401, errors.UNAUTHENTICATED)
+    assert code(api(server, "GET", "/api/v1/me", token=t1["access_token"] + "x")) == (
+        401,
+        errors.UNAUTHENTICATED,
+    )
+
+    status, _, t2 = api(
+        server, "POST", "/api/v1/auth/refresh", {"refresh_token": t1["refresh_token"]}
+    )
+    assert status == 200 and t2["refresh_token"] != t1["refresh_token"]
+    assert api(server, "GET", "/api/v1/me", token=t2["access_token"])[0] == 200
+    # the spent token comes back: a copy exists, the whole session is revoked
+    assert code(
+        api(server, "POST", "/api/v1/auth/refresh", {"refresh_token": t1["refresh_token"]})
+    ) == (401, errors.REFRESH_TOKEN_REUSED)
+    assert code(
+        api(server, "POST", "/api/v1/auth/refresh", {"refresh_token": t2["refresh_token"]})
+    ) == (401, errors.INVALID_REFRESH_TOKEN)
+    assert code(api(server, "GET", "/api/v1/me", token=t2["access_token"])) == (
+        401,
+        errors.UNAUTHENTICATED,
+    )
+
+    # logout ends this session only; {"all": true} ends every one
+    _, _, a = api(
+        server, "POST", "/api/v1/auth/login", {"email": "alice@example.com", "password": PASSWORD}
+    )
+    _, _, b = api(
+        server, "POST", "/api/v1/auth/login", {"email": "alice@example.com", "password": PASSWORD}
+    )
+    assert api(server, "POST", "/api/v1/auth/logout", {}, token=a["access_token"])[0] == 200
+    assert code(api(server, "GET", "/api/v1/me", token=a["access_token"])) == (
+        401,
+        errors.UNAUTHENTICATED,
+    )
+    assert api(server, "GET", "/api/v1/me", token=b["access_token"])[0] == 200
+    assert (
+        api(server, "POST", "/api/v1/auth/logout", {"all": True}, token=b["access_token"])[0] == 200
+    )
+    assert code(
+        api(server, "POST", "/api/v1/auth/refresh", {"refresh_token": b["refresh_token"]})
+    ) == (401, errors.INVALID_REFRESH_TOKEN)
+
+
+def test_totp_enrolment_and_login(server: ServerThread) -> None:
+    s = signup_login(server, "totp@example.com")
+    token = s["access_token"]
+    assert code(
+        api(server, "POST", "/api/v1/auth/totp/confirm", {"code": "123456"}, token=token)
+    ) == (409, errors.TOTP_NOT_PENDING)
+    status, _, enrol = api(server, "POST", "/api/v1/auth/totp/enroll", token=token)
+    assert status == 200 and enrol["otpauth_uri"].startswith("otpauth://totp/")
+    totp = pyotp.TOTP(enrol["secret"])
+    wrong = f"{(int(totp.now()) + 1) % 1_000_000:06d}"
+    assert code(api(server, "POST", "/api/v1/auth/totp/confirm", {"code": wrong}, token=token)) == (
+        400,
+        errors.INVALID_TOTP,
+    )
+    assert (
+        api(server, "POST", "/api/v1/auth/totp/confirm", {"code": totp.now()}, token=token)[0]
+        == 200
+    )
+    assert code(api(server, "POST", "/api/v1/auth/totp/enroll", token=token)) == (
+        409,
+        errors.TOTP_ALREADY_ENABLED,
+    )
+    creds = {"email": "totp@example.com", "password": PASSWORD}
+    assert code(api(server, "POST", "/api/v1/auth/login", creds)) == (401, errors.TOTP_REQUIRED)
+    assert code(api(server, "POST", "/api/v1/auth/login", {**creds, "totp": wrong})) == (
+        401,
+        errors.INVALID_TOTP,
+    )
+    # the confirming code's step is spent: the next step's code (within the window) logs in
+    nxt = totp.at(time.time() + totp.interval)
+    status, _, tokens = api(server, "POST", "/api/v1/auth/login", {**creds, "totp": nxt})
+    assert status == 200, tokens
+    assert code(api(server, "POST", "/api/v1/auth/login", {**creds, "totp": nxt})) == (
+        401,
+        errors.INVALID_TOTP,
+    )  # a code is good once
+    _, _, me = api(server, "GET", "/api/v1/me", token=tokens["access_token"])
+    assert me["totp_enabled"] is True
+
+
+def test_lockout_per_account_and_throttle_per_address(server: ServerThread) -> None:
+    signup_login(server, "lock@example.com")
+    signup_login(server, "other@example.com")
+    bad = {"email": "lock@example.com", "password": "not the password"}
+    answers = [code(api(server, "POST", "/api/v1/auth/login", bad)) for _ in range(5)]
+    assert answers == [(401, errors.INVALID_CREDENTIALS)] * 4 + [(429, errors.ACCOUNT_LOCKED)]
+    status, headers, body = api(
+        server, "POST", "/api/v1/auth/login", {"email": "lock@example.com", "password": PASSWORD}
+    )
+    assert (status, body["error"]["code"]) == (429, errors.ACCOUNT_LOCKED)
+    assert 1 <= int(headers["Retry-After"]) <= 15 * 60 + 1
+    # another user is not locked by it
+    assert (
+        api(
+            server,
+            "POST",
+            "/api/v1/auth/login",
+            {"email": "other@example.com", "password": PASSWORD},
+        )[0]
+        == 200
+    )
+
+    # one address spraying many accounts: the per-address throttle (made small here)
+    bo(server).auth.throttle = IpThrottle(max_failures=3, window_s=60)
+    for i in range(3):
+        assert code(
+            api(
+                server,
+                "POST",
+                "/api/v1/auth/login",
+                {"email": f"spray{i}@example.com", "password": PASSWORD},
+            )
+        ) == (401, errors.INVALID_CREDENTIALS)
+    status, headers, body = api(
+        server, "POST", "/api/v1/auth/login", {"email": "other@example.com", "password": PASSWORD}
+    )
+    assert (status, body["error"]["code"]) == (429, errors.TOO_MANY_ATTEMPTS)
+    assert int(headers["Retry-After"]) >= 1
+    attempts = server.call(bo(server).store.attempts("lock@example.com"))
+    assert [a["outcome"] for a in attempts] == ["ok"] + ["bad_password"] * 5 + ["locked"]
+
+
+def test_ip_throttle_memory_is_bounded() -> None:
+    t = IpThrottle(max_failures=2, window_s=10, max_addresses=100)
+    for i in range(1_000):
+        t.failed(f"10.0.{i // 256}.{i % 256}", now=1.0)
+    assert len(t) == 100
+    t.failed("192.0.2.1", now=1.0)
+    t.failed("192.0.2.1", now=2.0)
+    assert t.retry_after_s("192.0.2.1", now=3.0) == pytest.approx(8.0)
+    assert t.retry_after_s("192.0.2.1", now=11.5) == 0.0  # the first failure aged out
+
+
+def test_password_reset_through_the_outbox(server: ServerThread) -> None:
+    s = signup_login(server, "reset@example.com")
+    store = bo(server).store
+    unknown = api(server, "POST", "/api/v1/auth/password/forgot", {"email": "unknown@example.com"})
+    known = api(server, "POST", "/api/v1/auth/password/forgot", {"email": "reset@example.com"})
+    assert (unknown[0], unknown[2]) == (known[0], known[2]) == (202, {"status": "accepted"})
+    mails = server.call(store.pending_mail())
+    assert [m["recipient"] for m in mails] == ["reset@example.com"]
+    token = re.search(r"\n\n(\S+)\n\n", mails[0]["body"]).group(1)  # type: ignore[union-attr]
+    assert code(
+        api(server, "POST", "/api/v1/auth/password/reset", {"token": token, "password": "short"})
+    ) == (400, errors.WEAK_PASSWORD)
+    new_password = "a whole new password"
+    assert (
+        api(
+            server,
+            "POST",
+            "/api/v1/auth/password/reset",
+            {"token": token, "password": new_password},
+        )[0]
+        == 200
+    )
+    assert code(
+        api(
+            server,
+            "POST",
+            "/api/v1/auth/password/reset",
+            {"token": token, "password": "yet another password"},
+        )
+    ) == (400, errors.INVALID_RESET_TOKEN)
+    # every session of the user ended; the old password no longer works
+    assert code(
+        api(server, "POST", "/api/v1/auth/refresh", {"refresh_token": s["refresh_token"]})
+    ) == (401, errors.INVALID_REFRESH_TOKEN)
+    assert code(
+        api(
+            server,
+            "POST",
+            "/api/v1/auth/login",
+            {"email": "reset@example.com", "password": PASSWORD},
+        )
+    ) == (401, errors.INVALID_CREDENTIALS)
+    assert (
+        api(
+            server,
+            "POST",
+            "/api/v1/auth/login",
+            {"email": "reset@example.com", "password": new_password},
+        )[0]
+        == 200
+    )
+
+
+BAD_BODIES: list[bytes] = [
+    b"not json",
+    b"[1, 2]",
+    b'"text"',
+    b"{" * 40 + b"}" * 40,
+    b'{"email": 5, "password": []}',
+    b'{"email": "x"}',
+    b'{"email": "a@b.c", "password": "' + b"p" * 20_000 + b'"}',
+    b"\xff\xfe",
+    b'{"refresh_token": 12}',
+    b'{"token": null}',
+]
+POSTS = [
+    "/api/v1/auth/signup",
+    "/api/v1/auth/login",
+    "/api/v1/auth/refresh",
+    "/api/v1/auth/password/forgot",
+    "/api/v1/auth/password/reset",
+]
+KNOWN = {v for k, v in vars(errors).items() if k.isupper() and isinstance(v, str)}
+
+
+def test_bad_input_gets_stable_errors_and_changes_nothing(sqlite_server: ServerThread) -> None:
+    srv = sqlite_server
+    seq_hash = srv.seq_and_hash()
+    for path in POSTS:
+        for raw in BAD_BODIES:
+            status, _, body = api(srv, "POST", path, raw=raw)
+            assert 400 <= status < 500, (path, raw[:40], status, body)
+            assert body["error"]["code"] in KNOWN, body
+    for method, path in [
+        ("GET", "/api/v1/auth/nothing"),
+        ("PUT", "/api/v1/me/x"),
+        ("GET", "/api/v1/auth/login"),
+    ]:
+        assert code(api(srv, method, path)) == (404, errors.NOT_FOUND)
+    for method, path in [
+        ("POST", "/api/v1/auth/logout"),
+        ("POST", "/api/v1/auth/totp/enroll"),
+        ("GET", "/api/v1/me/api-keys"),
+        ("POST", "/api/v1/me/api-keys"),
+        ("DELETE", "/api/v1/me/api-keys/abc"),
+    ]:
+        assert code(api(srv, method, path, {})) == (401, errors.UNAUTHENTICATED)
+    assert srv.seq_and_hash() == seq_hash  # nothing reached the engine
+    assert code(
+        api(srv, "POST", "/api/v1/auth/signup", {"email": "no-at-sign", "password": PASSWORD})
+    ) == (400, errors.INVALID_EMAIL)
+    assert code(
+        api(
+            srv,
+            "POST",
+            "/api/v1/auth/signup",
+            {"email": "w@example.com", "password": "aaaaaaaaaaaa"},
+        )
+    ) == (400, errors.WEAK_PASSWORD)
+    assert srv.seq_and_hash() == seq_hash
+
+
+def test_secret_files_are_private(sqlite_server: ServerThread) -> None:
+    signup_login(sqlite_server, "files@example.com")
+    folder = sqlite_server.gw.config.data_dir / "backoffice"
+    for name in ("identity.sqlite3", "jwt.key"):
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def test_identity_store_survives_a_restart(tmp_path: Path) -> None:
+    srv = ServerThread(tmp_path, fixture_accounts=False, marketdata=False)
+    try:
+        s = signup_login(srv, "restart@example.com")
+    finally:
+        srv.stop()
+    srv = ServerThread(tmp_path, fixture_accounts=False, marketdata=False)
+    try:
+        assert s["account_id"] in srv.gw.store.accounts  # rebuilt from the journal
+        status, _, me = api(srv, "GET", "/api/v1/me", token=s["access_token"])
+        assert status == 200 and me["account_id"] == s["account_id"]
+        assert (
+            api(srv, "POST", "/api/v1/auth/refresh", {"refresh_token": s["refresh_token"]})[0]
+            == 200
+        )
+    finally:
+        srv.stop()
+
+
+def test_serve_with_an_unreachable_backoffice_dsn_says_so(tmp_path: Path) -> None:
+    env = {**os.environ, "KOOTABASE_MASTER_KEY_FILE": str(tmp_path / "master.key")}
+    dsn = f"postgresql://postgres@127.0.0.1:5432/kootabase_bo_missing_{os.getpid()}"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "serve",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--port",
+            "0",
+            "--backoffice-dsn",
+            dsn,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert proc.returncode != 0
+    assert "cannot open the back-office identity store" in proc.stderr
+    assert "Traceback" not in proc.stderr
