@@ -126,6 +126,9 @@ class Backoffice:
                 return web.json_response(await fn(request), status=status)
             except BackofficeError as exc:
                 return web.json_response(exc.body(), status=exc.status, headers=exc.headers)
+            except web.HTTPClientError as exc:  # e.g. 413 from reading a body over the cap
+                err = BackofficeError(exc.status, errors.BAD_REQUEST, exc.reason)
+                return web.json_response(err.body(), status=exc.status)
             except (OSError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.error("backoffice_store_error", error=str(exc)[:200], path=request.path)
                 err = BackofficeError(503, errors.UNAVAILABLE, "the identity store failed")

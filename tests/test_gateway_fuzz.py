@@ -72,6 +72,16 @@ def _clear_error(status: int, error: Any) -> None:
     assert isinstance(error.get("msg"), str) and error["msg"], error
 
 
+def _clear_backoffice_error(status: int, reply: Any) -> None:
+    """The back office's envelope: ``{"error": {"code": KNOWN_CODE, "message": text}}``."""
+    from backoffice import errors as bo_errors
+
+    assert 400 <= status < 500, (status, reply)
+    error = reply["error"]
+    assert isinstance(error, dict) and isinstance(error.get("message"), str), reply
+    assert error.get("code") in {v for k, v in vars(bo_errors).items() if k.isupper()}, reply
+
+
 def _witness(server: ServerThread) -> None:
     """Another client is still served."""
     with ws_connect(server.ws_api) as ws:
@@ -485,7 +495,9 @@ def test_rest_whole_surface(server: ServerThread,
             sent += 1
             assert status < 500, (method, target_bytes, body, status, reply)
             api = path.startswith(("/api/", "/sapi/"))
-            if api and status >= 400:
+            if path.startswith("/api/v1/") and status >= 400 and "error" in reply:
+                _clear_backoffice_error(status, reply)  # docs/backoffice.md
+            elif api and status >= 400:
                 _clear_error(status, reply)
             if who == "maker" and method in ("POST", "PUT", "DELETE") and (
                     status == 200 or (isinstance(reply, dict) and reply.get("code")
