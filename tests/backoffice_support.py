@@ -8,8 +8,12 @@ import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import asyncpg
+import pytest
+
+from tests.gateway_support import ServerThread
 
 ADMIN_DSN = os.environ.get("KOOTABASE_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -31,3 +35,25 @@ def pg_database() -> Iterator[str]:
         yield ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
     finally:
         asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+def backoffice_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerThread]:
+    """A real gateway whose identity store is SQLite in its data dir, then PostgreSQL (a test
+    module makes it a fixture: ``server = pytest.fixture(params=BACKENDS)(backoffice_server)``).
+    """
+    if request.param == "sqlite":
+        srv = ServerThread(tmp_path, fixture_accounts=False, marketdata=False)
+        try:
+            yield srv
+        finally:
+            srv.stop()
+        return
+    with pg_database() as dsn:
+        srv = ServerThread(tmp_path, fixture_accounts=False, marketdata=False, backoffice_dsn=dsn)
+        try:
+            yield srv
+        finally:
+            srv.stop()

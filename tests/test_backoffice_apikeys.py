@@ -6,34 +6,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from websockets.sync.client import connect
 
 from backoffice import errors
 from gateway.client import Credentials
-from tests.backoffice_support import pg_database
+from tests.backoffice_support import BACKENDS, backoffice_server
 from tests.gateway_support import ServerThread, http, signed_query
 from tests.test_backoffice_auth import api, bo, code, signup_login
 
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerThread]:
-    if request.param == "sqlite":
-        srv = ServerThread(tmp_path, fixture_accounts=False, marketdata=False)
-        try:
-            yield srv
-        finally:
-            srv.stop()
-        return
-    with pg_database() as dsn:
-        srv = ServerThread(tmp_path, fixture_accounts=False, marketdata=False, backoffice_dsn=dsn)
-        try:
-            yield srv
-        finally:
-            srv.stop()
+server = pytest.fixture(params=BACKENDS)(backoffice_server)
 
 
 def account_status(srv: ServerThread, creds: Credentials) -> int:

@@ -25,27 +25,12 @@ import pytest
 from backoffice import errors
 from backoffice.routes import BACKOFFICE_KEY, Backoffice
 from backoffice.throttle import IpThrottle
-from tests.backoffice_support import pg_database
+from tests.backoffice_support import BACKENDS, backoffice_server
 from tests.gateway_support import ServerThread
 
 PASSWORD = "correct horse battery"
 
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerThread]:
-    if request.param == "sqlite":
-        srv = ServerThread(tmp_path, fixture_accounts=False, marketdata=False)
-        try:
-            yield srv
-        finally:
-            srv.stop()
-        return
-    with pg_database() as dsn:
-        srv = ServerThread(tmp_path, fixture_accounts=False, marketdata=False, backoffice_dsn=dsn)
-        try:
-            yield srv
-        finally:
-            srv.stop()
+server = pytest.fixture(params=BACKENDS)(backoffice_server)
 
 
 @pytest.fixture

@@ -381,8 +381,8 @@ def _routes(server: ServerThread) -> list[tuple[str, str]]:
     for route in server.running.runner.app.router.routes():
         info = route.resource.get_info() if route.resource is not None else {}
         path = info.get("path") or info.get("formatter")
-        if path and route.method != "HEAD":
-            out.append((route.method, path))
+        if path and route.method != "HEAD":  # "*": any method (a catch-all), sent as POST
+            out.append(("POST" if route.method == "*" else route.method, path))
     return sorted(set(out))
 
 
