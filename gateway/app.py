@@ -165,6 +165,7 @@ class Gateway:
         self.keys.mark_demo(self.demo_accounts)
         self.ids = ClientIdBook(self.dir / "clientids.log")
         self.metrics = Metrics()
+        self._history_metrics()
         self.limiter = RateLimiter(config.limits)
         self.order_counts = DailyOrderCounts(self.dir / "order_counts.json",
                                              self.limiter.orders_day)
@@ -223,6 +224,20 @@ class Gateway:
             self._set_aside(path, f"index covers seq {writer.durable_seq}, journal ends at {last}")
             return HistoryWriter(path, retention_days=days)
         return writer
+
+    def _history_metrics(self) -> None:
+        """The history index's position and the writer's health on ``/metrics`` (read when
+        scraped): a growing lag or failure count means closed orders pile up in memory."""
+        from prometheus_client import Gauge
+
+        r, h = self.metrics.registry, self.history
+        Gauge("kootabase_history_indexed_seq", "last sequence whose closed orders and trades "
+              "the history index holds", registry=r).set_function(lambda: float(h.durable_seq))
+        Gauge("kootabase_history_unwritten_rows", "closed orders and trades handed to the "
+              "history writer and not yet committed", registry=r,
+              ).set_function(lambda: float(h.queued_rows()))
+        Gauge("kootabase_history_write_failures", "history index writes that failed (retried)",
+              registry=r).set_function(lambda: float(h.failures))
 
     @staticmethod
     def _set_aside(path: Path, reason: str) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 from gateway.client import Credentials
 from gateway.ratelimit import Limits
 from tests.custody_nodes import free_port
-from tests.gateway_support import ServerThread
+from tests.gateway_support import ServerThread, http
 from tests.history_load import Acked, check_history, place_many
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +46,14 @@ def test_twenty_thousand_orders_survive_a_restart(tmp_path: Path) -> None:
         closed_in_memory = sum(not o.is_open for o in store.orders.values())
         unwritten = sum(len(a.pending_orders) for a in store.accounts.values())
         assert closed_in_memory <= CONFIG["history_memory_orders"] + unwritten
+        assert s.gw.history.flush(s.gw.last_seq)
+        status, _, text = http("GET", s.http + "/metrics")
+        assert status == 200
+        metrics = dict(line.rsplit(" ", 1) for line in text.splitlines()
+                       if line.startswith("kootabase_history_"))
+        assert float(metrics["kootabase_history_indexed_seq"]) == s.gw.last_seq
+        assert float(metrics["kootabase_history_unwritten_rows"]) == 0
+        assert float(metrics["kootabase_history_write_failures"]) == 0
     finally:
         s.stop()
     s2 = ServerThread(tmp_path, LIMITS, fixture_accounts=False, **CONFIG)
