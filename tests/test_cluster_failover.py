@@ -10,6 +10,7 @@ recorded.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -141,6 +142,37 @@ def test_sigkill_one_of_two_gateways_mid_load(cluster: NatsCluster, tmp_path: Pa
         assert gateways_ready(g1) == [True]
     finally:
         for g in (g1, g2):
+            g.stop()
+
+
+def test_repeated_gateway_kills(cluster: NatsCluster, tmp_path: Path) -> None:
+    """SIGKILL a gateway mid-load again and again (alternating, each restarted after its
+    round); $KOOTABASE_CLUSTER_KILLS rounds (CI: 2; the benchmark figure is from 20)."""
+    kills = int(os.environ.get("KOOTABASE_CLUSTER_KILLS", "2"))
+    spec = unique_stream()
+    gws = _gateways(tmp_path, cluster.urls, spec)
+    creds = gws[0].creds
+    assert creds is not None
+    total = Load([], creds)
+    try:
+        for k in range(kills):
+            victim = gws[k % 2]
+            load = Load([g.ws for g in gws], creds, clients=4)
+            _at(1.5, victim.kill)
+            asyncio.run(load.run(3.0))
+            assert victim.proc is not None and victim.proc.returncode == -9
+            assert load.acked and not load.refused
+            total.acked.update({f"{k}:{cid}": oid for cid, oid in load.acked.items()})
+            total.unknown += load.unknown
+            survivor = gws[1 - k % 2]
+            fresh = GatewayProc(tmp_path / f"g-restart-{k}", cluster.urls, spec.name)
+            fresh.start(keys_from=survivor)
+            gws[k % 2] = fresh
+        print(f"{kills} gateway kills: {len(total.acked)} acknowledged orders, "
+              f"{len(total.unknown)} status unknown, 0 lost")
+        _audit(cluster.urls, spec, total, gws)
+    finally:
+        for g in gws:
             g.stop()
 
 
