@@ -33,6 +33,7 @@ REFRESH_TTL_MS: Final = 30 * 24 * 3_600_000
 RESET_TTL_MS: Final = 30 * 60_000
 TOTP_ISSUER: Final = "Kootabase"
 TOTP_DIGITS: Final = 6
+SIGNUPS_PER_HOUR: Final = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,15 +72,26 @@ class Auth:
         self.store, self.tokens, self.make_account = store, tokens, make_account
         self.passwords = passwords or Passwords()
         self.throttle = throttle or IpThrottle()
+        self.signups = IpThrottle(max_failures=SIGNUPS_PER_HOUR, window_s=3_600)
+        """Sign-ups per address: each journals an account, so a script cannot mint many."""
 
     # ---- sign-up and login -------------------------------------------------------------------
 
-    async def signup(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def signup(self, body: dict[str, Any], ip: str) -> dict[str, Any]:
         email = normalize_email(body.get("email"))
         password = check_new_password(body.get("password"), email)
+        wait_s = self.signups.retry_after_s(ip)
+        if wait_s > 0:
+            raise BackofficeError(
+                429,
+                errors.TOO_MANY_SIGNUPS,
+                "too many sign-ups from this address",
+                {"Retry-After": str(int(wait_s) + 1)},
+            )
         if await self.store.user_by_email(email) is not None:
             raise BackofficeError(409, errors.EMAIL_TAKEN, "this email already has a user")
         password_hash = await self.passwords.hash(password)
+        self.signups.note(ip)
         account_id = await self.make_account()
         try:
             user = await self.store.create_user(email, password_hash, account_id)
@@ -134,7 +146,7 @@ class Auth:
         )
 
     async def _failed(self, email: str, ip: str, user: User | None, outcome: str) -> None:
-        self.throttle.failed(ip)
+        self.throttle.note(ip)
         await self.store.record_attempt(email, ip, outcome)
         if user is not None:
             until = await self.store.login_failed(user.user_id, MAX_FAILURES, LOCK_MS)

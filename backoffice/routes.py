@@ -144,7 +144,7 @@ class Backoffice:
 
     async def signup(self, request: web.Request) -> Any:
         assert self.auth is not None
-        return await self.auth.signup(await _body(request))
+        return await self.auth.signup(await _body(request), request.remote or "?")
 
     async def login(self, request: web.Request) -> Any:
         assert self.auth is not None

@@ -1,11 +1,12 @@
-"""Failed-login throttle per client address, in bounded memory.
+"""Per-address throttles in bounded memory: failed logins, and sign-ups.
 
 Per-account lockout lives in the store (`IdentityStore.login_failed`), so it survives a
 restart and holds across gateways sharing a PostgreSQL store. This one guards against one
 address trying many accounts (password spraying): at most `max_failures` failed logins per
 `window_s` per address. Memory is bounded: at most `max_addresses` addresses are tracked,
 least recently seen dropped first (an attacker with more addresses than that gets no more than
-the per-account lockout allows anyway).
+the per-account lockout allows anyway). The same counter bounds sign-ups per address, since
+each one journals a new trading account.
 """
 
 from __future__ import annotations
@@ -41,14 +42,15 @@ class IpThrottle:
         return times
 
     def retry_after_s(self, ip: str, now: float | None = None) -> float:
-        """0 if this address may try; else seconds until its oldest counted failure ages out."""
+        """0 if this address may go on; else seconds until its oldest counted event ages out."""
         now = time.monotonic() if now is None else now
         times = self._recent(ip, now)
         if times is None or len(times) < self.max_failures:
             return 0.0
         return max(0.001, times[0] + self.window_s - now)
 
-    def failed(self, ip: str, now: float | None = None) -> None:
+    def note(self, ip: str, now: float | None = None) -> None:
+        """Count one event (a failed login, a sign-up) of this address."""
         now = time.monotonic() if now is None else now
         times = self._recent(ip, now)
         if times is None:

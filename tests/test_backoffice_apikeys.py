@@ -113,6 +113,11 @@ def test_user_api_keys(server: ServerThread) -> None:
         token=token,
     )
     assert status == 201 and wd["permissions"] == ["read", "withdraw"]
+    # the operator's rotation (gateway/keys.py) keeps the allow-list
+    rotated = server.gw.keys.rotate(k2["api_key"])
+    new = server.gw.keys.get(rotated.api_key)
+    assert new is not None and [str(n) for n in new.ip_allow] == ["10.0.0.0/8", "2001:db8::/32"]
+    assert account_status(server, Credentials.hmac(rotated.api_key, rotated.secret)) == 401
 
 
 def test_key_cap_per_user(server: ServerThread) -> None:

@@ -250,10 +250,10 @@ def test_lockout_per_account_and_throttle_per_address(server: ServerThread) -> N
 def test_ip_throttle_memory_is_bounded() -> None:
     t = IpThrottle(max_failures=2, window_s=10, max_addresses=100)
     for i in range(1_000):
-        t.failed(f"10.0.{i // 256}.{i % 256}", now=1.0)
+        t.note(f"10.0.{i // 256}.{i % 256}", now=1.0)
     assert len(t) == 100
-    t.failed("192.0.2.1", now=1.0)
-    t.failed("192.0.2.1", now=2.0)
+    t.note("192.0.2.1", now=1.0)
+    t.note("192.0.2.1", now=2.0)
     assert t.retry_after_s("192.0.2.1", now=3.0) == pytest.approx(8.0)
     assert t.retry_after_s("192.0.2.1", now=11.5) == 0.0  # the first failure aged out
 
@@ -421,3 +421,20 @@ def test_serve_with_an_unreachable_backoffice_dsn_says_so(tmp_path: Path) -> Non
     assert proc.returncode != 0
     assert "cannot open the back-office identity store" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_signups_per_address_are_bounded(sqlite_server: ServerThread) -> None:
+    srv = sqlite_server
+    bo(srv).auth.signups = IpThrottle(max_failures=2, window_s=60)
+    signup_login(srv, "s1@example.com")
+    signup_login(srv, "s2@example.com")
+    seq_hash = srv.seq_and_hash()
+    status, headers, body = api(
+        srv, "POST", "/api/v1/auth/signup", {"email": "s3@example.com", "password": PASSWORD}
+    )
+    assert (status, body["error"]["code"]) == (429, errors.TOO_MANY_SIGNUPS)
+    assert int(headers["Retry-After"]) >= 1
+    assert srv.seq_and_hash() == seq_hash  # no account was journaled
+    assert code(
+        api(srv, "POST", "/api/v1/auth/login", {"email": "s3@example.com", "password": PASSWORD})
+    ) == (401, errors.INVALID_CREDENTIALS)
