@@ -4,18 +4,22 @@ Queries are written in PostgreSQL's placeholder style (``$1, $2, ...``, each use
 order); the SQLite backend turns them into ``?``. Rows come back as plain dicts.
 
 - `SqliteDb`: the embedded default, a file in the data directory created 0600 before SQLite
-  opens it (SQLite gives its WAL/SHM side files the database file's mode). Calls run on the
-  event loop thread: each statement is a short local write, and one connection serialises them.
+  opens it (SQLite gives its WAL/SHM side files the database file's mode). Statements run on
+  one worker thread of their own, in order: a commit waits for fsync, and the event loop that
+  also serves trading must not wait with it.
 - `PostgresDb`: asyncpg pool, for a deployment that keeps identity data in PostgreSQL.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 import asyncpg
 
@@ -23,6 +27,7 @@ from backoffice.schema import TABLES
 from engine.filemodes import PRIVATE_FILE, tighten
 
 _PLACEHOLDER: Final = re.compile(r"\$\d+")
+T = TypeVar("T")
 
 
 class Db(Protocol):
@@ -55,7 +60,9 @@ class SqliteDb:
         for ddl in TABLES:
             self._conn.execute(ddl)
 
-    def _run(self, sql: str, args: tuple[Any, ...]) -> sqlite3.Cursor:
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="identity-sqlite")
+
+    def _cursor(self, sql: str, args: tuple[Any, ...]) -> sqlite3.Cursor:
         try:
             return self._conn.execute(_PLACEHOLDER.sub("?", sql), args)
         except sqlite3.IntegrityError as exc:
@@ -63,21 +70,31 @@ class SqliteDb:
                 raise UniqueViolation(str(exc)) from None
             raise
 
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._worker, fn)
+
     async def execute(self, sql: str, *args: Any) -> int:
-        cur = self._run(sql, args)
-        if cur.description is not None:  # RETURNING: the rows must be read for the count
-            return len(cur.fetchall())
-        return cur.rowcount
+        def run() -> int:
+            cur = self._cursor(sql, args)
+            if cur.description is not None:  # RETURNING: the rows must be read for the count
+                return len(cur.fetchall())
+            return cur.rowcount
+
+        return await self._run(run)
 
     async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
-        row = self._run(sql, args).fetchone()
-        return dict(row) if row is not None else None
+        def run() -> dict[str, Any] | None:
+            row = self._cursor(sql, args).fetchone()
+            return dict(row) if row is not None else None
+
+        return await self._run(run)
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._run(sql, args).fetchall()]
+        return await self._run(lambda: [dict(r) for r in self._cursor(sql, args).fetchall()])
 
     async def close(self) -> None:
-        self._conn.close()
+        await self._run(self._conn.close)
+        self._worker.shutdown(wait=True)
 
 
 class PostgresDb:
