@@ -23,6 +23,7 @@ import pyotp
 from backoffice import errors
 from backoffice.errors import BackofficeError
 from backoffice.passwords import MAX_PASSWORD_CHARS, Passwords, check_new_password, normalize_email
+from backoffice.secretbox import SealedSecretError, SecretBox
 from backoffice.store import ACTIVE, EmailTaken, IdentityStore, User, new_id, now_ms
 from backoffice.throttle import IpThrottle
 from backoffice.tokens import AccessTokens, Claims
@@ -68,12 +69,25 @@ class Auth:
         *,
         passwords: Passwords | None = None,
         throttle: IpThrottle | None = None,
+        box: SecretBox,
     ) -> None:
         self.store, self.tokens, self.make_account = store, tokens, make_account
+        self.box = box
+        """Seals TOTP seeds at rest (`backoffice.secretbox`)."""
         self.passwords = passwords or Passwords()
         self.throttle = throttle or IpThrottle()
         self.signups = IpThrottle(max_failures=SIGNUPS_PER_HOUR, window_s=3_600)
         """Sign-ups per address: each journals an account, so a script cannot mint many."""
+
+    def _open(self, sealed: str, user_id: str) -> str:
+        try:
+            return self.box.open(sealed, user_id)
+        except SealedSecretError:
+            raise BackofficeError(
+                503,
+                errors.UNAVAILABLE,
+                "this user's TOTP seed does not open with the configured master key",
+            ) from None
 
     # ---- sign-up and login -------------------------------------------------------------------
 
@@ -126,7 +140,7 @@ class Auth:
             code = body.get("totp")
             if code is None:
                 raise _unauthorized(errors.TOTP_REQUIRED, "this user needs a TOTP code")
-            step = _totp_step(user.totp_secret, code)
+            step = _totp_step(self._open(user.totp_secret, user.user_id), code)
             if step is None or not await self.store.use_totp_step(user.user_id, step):
                 await self._failed(email, ip, user, "bad_totp")
                 raise _unauthorized(errors.INVALID_TOTP, "wrong or already used TOTP code")
@@ -226,7 +240,9 @@ class Auth:
         if session.user.totp_secret is not None:
             raise BackofficeError(409, errors.TOTP_ALREADY_ENABLED, "TOTP is already enabled")
         secret = pyotp.random_base32()
-        await self.store.set_totp_pending(session.user.user_id, secret)
+        await self.store.set_totp_pending(
+            session.user.user_id, self.box.seal(secret, session.user.user_id)
+        )
         uri = pyotp.TOTP(secret).provisioning_uri(name=session.user.email, issuer_name=TOTP_ISSUER)
         return {"secret": secret, "otpauth_uri": uri}
 
@@ -236,7 +252,7 @@ class Auth:
             raise BackofficeError(409, errors.TOTP_ALREADY_ENABLED, "TOTP is already enabled")
         if pending is None:
             raise BackofficeError(409, errors.TOTP_NOT_PENDING, "enroll first")
-        step = _totp_step(pending, body.get("code"))
+        step = _totp_step(self._open(pending, session.user.user_id), body.get("code"))
         if step is None:
             raise BackofficeError(400, errors.INVALID_TOTP, "wrong TOTP code")
         await self.store.confirm_totp(session.user.user_id, step)

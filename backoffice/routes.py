@@ -36,10 +36,12 @@ from backoffice import errors
 from backoffice.apikeys import UserKeys
 from backoffice.auth import Auth, Session
 from backoffice.errors import BackofficeError
+from backoffice.secretbox import SecretBox
 from backoffice.store import IdentityStore, open_store
 from backoffice.tokens import AccessTokens, load_key
 from engine.jsondepth import MAX_JSON_DEPTH, too_deep
 from engine.usererror import UserError
+from gateway.keys import default_master_key_file, load_master_key
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -92,7 +94,8 @@ class Backoffice:
                 "for SQLite in the data dir",
             ) from None
         key = load_key(self.gw.config.data_dir / "backoffice" / "jwt.key")
-        self.auth = Auth(self.store, AccessTokens(key), self._make_account)
+        master = load_master_key(self.gw.config.master_key_file or default_master_key_file())
+        self.auth = Auth(self.store, AccessTokens(key), self._make_account, box=SecretBox(master))
         self.keys = UserKeys(self.store, self.gw.keys)
 
     async def close(self) -> None:

@@ -24,6 +24,7 @@ import pytest
 
 from backoffice import errors
 from backoffice.routes import BACKOFFICE_KEY, Backoffice
+from backoffice.secretbox import SealedSecretError, SecretBox
 from backoffice.throttle import IpThrottle
 from tests.backoffice_support import BACKENDS, backoffice_server
 from tests.gateway_support import ServerThread
@@ -203,6 +204,10 @@ def test_totp_enrolment_and_login(server: ServerThread) -> None:
     )  # a code is good once
     _, _, me = api(server, "GET", "/api/v1/me", token=tokens["access_token"])
     assert me["totp_enabled"] is True
+    # the seed is sealed at rest under the master key: the store alone does not give it away
+    stored = server.call(bo(server).store.user_by_email("totp@example.com"))
+    assert stored is not None and stored.totp_secret is not None
+    assert stored.totp_secret.startswith("v1:") and enrol["secret"] not in stored.totp_secret
 
 
 def test_lockout_per_account_and_throttle_per_address(server: ServerThread) -> None:
@@ -438,3 +443,18 @@ def test_signups_per_address_are_bounded(sqlite_server: ServerThread) -> None:
     assert code(
         api(srv, "POST", "/api/v1/auth/login", {"email": "s3@example.com", "password": PASSWORD})
     ) == (401, errors.INVALID_CREDENTIALS)
+
+
+def test_sealed_totp_seed_opens_only_for_its_owner_and_key() -> None:
+    box = SecretBox(b"k" * 32)
+    sealed = box.seal("JBSWY3DPEHPK3PXP", "user-a")
+    assert box.open(sealed, "user-a") == "JBSWY3DPEHPK3PXP"
+    assert sealed != box.seal("JBSWY3DPEHPK3PXP", "user-a")  # a fresh nonce each time
+    for bad_box, owner, value in [
+        (box, "user-b", sealed),
+        (SecretBox(b"j" * 32), "user-a", sealed),
+        (box, "user-a", sealed[:-4] + "AAAA"),
+        (box, "user-a", "JBSWY3DPEHPK3PXP"),
+    ]:
+        with pytest.raises(SealedSecretError):
+            bad_box.open(value, owner)
