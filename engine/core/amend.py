@@ -67,28 +67,28 @@ from engine.core.triggers import run_triggers
 
 
 @kernel
-def amend_check(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, c, i):
+def amend_check(st, c, i):
     """Checks in contract order. Returns (reason, slot, p, q, new_hold); reason 0 = valid."""
     a = c[i, R_ACCOUNT]
     m = c[i, R_MARKET]
     new_price = c[i, R_NEW_PRICE]
     new_qty = c[i, R_NEW_QTY]
-    if not market_ok(mkt, ctr, m):
+    if not market_ok(st.mkt, st.ctr, m):
         return REJ_UNKNOWN_MARKET, -1, 0, 0, 0
-    if not account_ok(acct, ctr, a):
+    if not account_ok(st.acct, st.ctr, a):
         return REJ_UNKNOWN_ACCOUNT, -1, 0, 0, 0
-    if mkt[m, M_STATE] == ST_HALTED:
+    if st.mkt[m, M_STATE] == ST_HALTED:
         return REJ_HALTED, -1, 0, 0, 0
-    if mkt[m, M_STATE] == ST_CANCEL_ONLY:
+    if st.mkt[m, M_STATE] == ST_CANCEL_ONLY:
         return REJ_CANCEL_ONLY, -1, 0, 0, 0
-    s = find_target(ords, olnk, idx, ctr, a, m, c[i, R_ORDER_ID], c[i, R_TARGET_COID])
+    s = find_target(st.ords, st.olnk, st.idx, st.ctr, a, m, c[i, R_ORDER_ID], c[i, R_TARGET_COID])
     if s < 0:
         return REJ_UNKNOWN_ORDER, -1, 0, 0, 0
-    if k_pending(olnk, s):
+    if k_pending(st.olnk, s):
         return REJ_INVALID_AMEND, -1, 0, 0, 0
-    tick = mkt[m, M_TICK]
-    lot = mkt[m, M_LOT]
-    qtl = mkt[m, M_QTL]
+    tick = st.mkt[m, M_TICK]
+    lot = st.mkt[m, M_LOT]
+    qtl = st.mkt[m, M_QTL]
     if new_price < 0 or new_price > MAX:
         return REJ_INVALID_PRICE, -1, 0, 0, 0
     if new_price != 0 and new_price % tick != 0:
@@ -97,86 +97,119 @@ def amend_check(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, c, i):
         return REJ_INVALID_QTY, -1, 0, 0, 0
     if new_qty != 0 and new_qty % lot != 0:
         return REJ_QTY_OFF_LOT, -1, 0, 0, 0
-    cur_p = ords[s, O_PRICE]
-    cur_q = ords[s, O_QTY]
+    cur_p = st.ords[s, O_PRICE]
+    cur_q = st.ords[s, O_QTY]
     p = new_price // tick if new_price != 0 else cur_p
     q = new_qty // lot if new_qty != 0 else cur_q
-    if mkt[m, M_MAXQ] != 0 and q > mkt[m, M_MAXQ]:
+    if st.mkt[m, M_MAXQ] != 0 and q > st.mkt[m, M_MAXQ]:
         return REJ_TOO_LARGE, -1, 0, 0, 0
     if p == cur_p and q == cur_q:
         return REJ_INVALID_AMEND, -1, 0, 0, 0
     if not notional_fits(p, q, qtl):
         return REJ_NOTIONAL_OVERFLOW, -1, 0, 0, 0
-    if p * q * qtl < mkt[m, M_MIN_NOTIONAL]:
+    if p * q * qtl < st.mkt[m, M_MIN_NOTIONAL]:
         return REJ_MIN_NOTIONAL, -1, 0, 0, 0
-    side = k_side(olnk, s)
+    side = k_side(st.olnk, s)
     if p != cur_p:
-        if k_type(olnk, s) == LIMIT_MAKER and crosses(lvl, bkl, bkn, m, side, p):
+        if k_type(st.olnk, s) == LIMIT_MAKER and crosses(st.lvl, st.bkl, st.bkn, m, side, p):
             return REJ_TAKER_NOT_ALLOWED, -1, 0, 0, 0
-        if outside_band(lvl, bkl, bkn, mkt, m, p):
+        if outside_band(st.lvl, st.bkl, st.bkn, st.mkt, m, p):
             return REJ_BAND, -1, 0, 0, 0
         own = 2 * m + side
-        if bkn[own] >= ctr[CF_MAX_LEVELS] and level_find(bkl, bkp, bkn, own, side, p) < 0:
+        if (
+            st.bkn[own] >= st.ctr[CF_MAX_LEVELS]
+            and level_find(st.bkl, st.bkp, st.bkn, own, side, p) < 0
+        ):
             return REJ_BOOK_FULL, -1, 0, 0, 0
     keeps = p == cur_p and q < cur_q
-    if mkt[m, M_STATE] == ST_POST_ONLY and not keeps and crosses(lvl, bkl, bkn, m, side, p):
+    if (
+        st.mkt[m, M_STATE] == ST_POST_ONLY
+        and not keeps
+        and crosses(st.lvl, st.bkl, st.bkn, m, side, p)
+    ):
         return REJ_POST_ONLY, -1, 0, 0, 0
     if side == BUY:
-        new_hold = required_buy(p, q, qtl, mkt[m, M_WORST_PPM])
-        asset = mkt[m, M_QUOTE]
+        new_hold = required_buy(p, q, qtl, st.mkt[m, M_WORST_PPM])
+        asset = st.mkt[m, M_QUOTE]
     else:
         new_hold = q * lot
-        asset = mkt[m, M_BASE]
-    if new_hold - ords[s, O_HOLD] > bal[a, asset, B_AVAILABLE]:
+        asset = st.mkt[m, M_BASE]
+    if new_hold - st.ords[s, O_HOLD] > st.bal[a, asset, B_AVAILABLE]:
         return REJ_INSUFFICIENT_FUNDS, -1, 0, 0, 0
     return 0, s, p, q, new_hold
 
 
 @kernel
-def amend(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree, lfree, ev, c, i):
+def amend(st, c, i):
     seq = c[i, R_SEQ]
     a = c[i, R_ACCOUNT]
     m = c[i, R_MARKET]
-    reason, s, p, q, new_hold = amend_check(
-        ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, c, i
-    )
+    reason, s, p, q, new_hold = amend_check(st, c, i)
     if reason != 0:
-        emit_rejected(ev, ctr, seq, a, m, c[i, R_ORDER_ID], c[i, R_TARGET_COID], reason)
+        emit_rejected(st.ev, st.ctr, seq, a, m, c[i, R_ORDER_ID], c[i, R_TARGET_COID], reason)
         return
-    oid = ords[s, O_ID]
-    side = k_side(olnk, s)
-    asset = mkt[m, M_QUOTE] if side == BUY else mkt[m, M_BASE]
-    hold = ords[s, O_HOLD]
-    cur_q = ords[s, O_QTY]
-    if p == ords[s, O_PRICE] and q < cur_q:
+    oid = st.ords[s, O_ID]
+    side = k_side(st.olnk, s)
+    asset = st.mkt[m, M_QUOTE] if side == BUY else st.mkt[m, M_BASE]
+    hold = st.ords[s, O_HOLD]
+    cur_q = st.ords[s, O_QTY]
+    if p == st.ords[s, O_PRICE] and q < cur_q:
         # Pure decrease: keeps its place in the queue.
-        emit_amended(ev, ctr, seq, oid, a, m, p, q, True, new_hold)
-        hold_txn(ev, ctr, bal, seq, a, asset, new_hold - hold)
-        ords[s, O_QTY] = q
-        ords[s, O_HOLD] = new_hold
-        if ords[s, O_VISIBLE] > q:
-            ords[s, O_VISIBLE] = q
+        emit_amended(st.ev, st.ctr, seq, oid, a, m, p, q, True, new_hold)
+        hold_txn(st.ev, st.ctr, st.bal, seq, a, asset, new_hold - hold)
+        st.ords[s, O_QTY] = q
+        st.ords[s, O_HOLD] = new_hold
+        if st.ords[s, O_VISIBLE] > q:
+            st.ords[s, O_VISIBLE] = q
         return
-    emit_amended(ev, ctr, seq, oid, a, m, p, q, False, new_hold)
-    hold_txn(ev, ctr, bal, seq, a, asset, new_hold - hold)
-    unrest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, s)
+    emit_amended(st.ev, st.ctr, seq, oid, a, m, p, q, False, new_hold)
+    hold_txn(st.ev, st.ctr, st.bal, seq, a, asset, new_hold - hold)
+    unrest_order(st, s)
     left, budget, hold_left, _steps, stop, trades = match(
-        ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree, lfree, ev,
-        seq, m, oid, olnk[s, K_ACCOUNT], side, p, q, False, 0, new_hold, k_stp(olnk, s),
-    )  # fmt: skip
-    rests, keep = settle_taker(ev, ctr, bal, mkt, seq, oid, a, m, side, True, True, False, p,
-                               left, budget, hold_left, trades, stop, asset)  # fmt: skip
+        st,
+        seq,
+        m,
+        oid,
+        st.olnk[s, K_ACCOUNT],
+        side,
+        p,
+        q,
+        False,
+        0,
+        new_hold,
+        k_stp(st.olnk, s),
+    )
+    rests, keep = settle_taker(
+        st.ev,
+        st.ctr,
+        st.bal,
+        st.mkt,
+        seq,
+        oid,
+        a,
+        m,
+        side,
+        True,
+        True,
+        False,
+        p,
+        left,
+        budget,
+        hold_left,
+        trades,
+        stop,
+        asset,
+    )
     if rests:
-        ords[s, O_PRICE] = p
-        ords[s, O_QTY] = left
-        ords[s, O_HOLD] = keep
-        d = ords[s, O_DISPLAY]
-        ords[s, O_VISIBLE] = left if d == 0 or left < d else d
-        rest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, s)
-        check_not_crossed(lvl, bkl, bkn, ctr, m)
+        st.ords[s, O_PRICE] = p
+        st.ords[s, O_QTY] = left
+        st.ords[s, O_HOLD] = keep
+        d = st.ords[s, O_DISPLAY]
+        st.ords[s, O_VISIBLE] = left if d == 0 or left < d else d
+        rest_order(st, s)
+        check_not_crossed(st.lvl, st.bkl, st.bkn, st.ctr, m)
     else:
-        ords[s, O_QTY] = 0
-        ords[s, O_HOLD] = 0
-        forget_order(ords, olnk, idx, acct, ctr, ofree, s)
-    run_triggers(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree, lfree,
-                 ev, seq, m)  # fmt: skip
+        st.ords[s, O_QTY] = 0
+        st.ords[s, O_HOLD] = 0
+        forget_order(st, s)
+    run_triggers(st, seq, m)

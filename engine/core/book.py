@@ -223,25 +223,37 @@ def queue_unlink(lvl, olnk, lv, s):
 
 
 @kernel
-def rest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, s):
+def rest_order(st, s):
     """Put slot ``s`` (price, qty, side, market set) at the back of its price level."""
-    side = k_side(olnk, s)
-    sx = 2 * olnk[s, K_MARKET] + side
-    lv = level_get_or_add(lvl, bkl, bkp, bkn, lfree, ctr, sx, side, ords[s, O_PRICE])
+    side = k_side(st.olnk, s)
+    sx = 2 * st.olnk[s, K_MARKET] + side
+    lv = level_get_or_add(
+        st.lvl, st.bkl, st.bkp, st.bkn, st.lfree, st.ctr, sx, side, st.ords[s, O_PRICE]
+    )
     if lv < 0:
         return
-    queue_push(lvl, olnk, lv, s)
+    queue_push(st.lvl, st.olnk, lv, s)
 
 
 @kernel
-def unrest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, s):
+def unrest_order(st, s):
     """Take slot ``s`` out of its level; drop the level if it becomes empty."""
-    lv = olnk[s, K_LEVEL]
-    queue_unlink(lvl, olnk, lv, s)
-    olnk[s, K_LEVEL] = -1
-    if lvl[lv, V_HEAD] < 0:
-        side = k_side(olnk, s)
-        level_drop(lvl, bkl, bkp, bkn, lfree, ctr, 2 * olnk[s, K_MARKET] + side, side, lv)
+    lv = st.olnk[s, K_LEVEL]
+    queue_unlink(st.lvl, st.olnk, lv, s)
+    st.olnk[s, K_LEVEL] = -1
+    if st.lvl[lv, V_HEAD] < 0:
+        side = k_side(st.olnk, s)
+        level_drop(
+            st.lvl,
+            st.bkl,
+            st.bkp,
+            st.bkn,
+            st.lfree,
+            st.ctr,
+            2 * st.olnk[s, K_MARKET] + side,
+            side,
+            lv,
+        )
 
 
 # ---- order slots, indexes and account lists -------------------------------------------------
@@ -282,27 +294,27 @@ def open_order(ords, olnk, idx, acct, ctr, s):
 
 
 @kernel
-def forget_order(ords, olnk, idx, acct, ctr, ofree, s):
+def forget_order(st, s):
     """Undo `open_order` (the slot is already out of its level) and free the slot."""
-    mask = ctr[CF_HASH_MASK]
-    ok = oid_delete(idx, ords, mask, s)
-    if ords[s, O_COID] != 0:
-        ok = coid_delete(idx, ords, olnk, mask, s) and ok
+    mask = st.ctr[CF_HASH_MASK]
+    ok = oid_delete(st.idx, st.ords, mask, s)
+    if st.ords[s, O_COID] != 0:
+        ok = coid_delete(st.idx, st.ords, st.olnk, mask, s) and ok
     if not ok:
-        fail(ctr, ERR_INDEX)
-    a = olnk[s, K_ACCOUNT]
-    prev = olnk[s, K_APREV]
-    nxt = olnk[s, K_ANEXT]
+        fail(st.ctr, ERR_INDEX)
+    a = st.olnk[s, K_ACCOUNT]
+    prev = st.olnk[s, K_APREV]
+    nxt = st.olnk[s, K_ANEXT]
     if prev < 0:
-        acct[a, A_HEAD] = nxt
+        st.acct[a, A_HEAD] = nxt
     else:
-        olnk[prev, K_ANEXT] = nxt
+        st.olnk[prev, K_ANEXT] = nxt
     if nxt < 0:
-        acct[a, A_TAIL] = prev
+        st.acct[a, A_TAIL] = prev
     else:
-        olnk[nxt, K_APREV] = prev
-    acct[a, A_OPEN] -= 1
-    ctr[C_OPEN_ORDERS] -= 1
-    ofree[ctr[C_ORDER_FREE]] = s
-    ctr[C_ORDER_FREE] += 1
-    ords[s, O_ID] = 0  # a free slot (the GTD sweep scans slots)
+        st.olnk[nxt, K_APREV] = prev
+    st.acct[a, A_OPEN] -= 1
+    st.ctr[C_OPEN_ORDERS] -= 1
+    st.ofree[st.ctr[C_ORDER_FREE]] = s
+    st.ctr[C_ORDER_FREE] += 1
+    st.ords[s, O_ID] = 0  # a free slot (the GTD sweep scans slots)

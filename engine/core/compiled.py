@@ -52,7 +52,7 @@ class CompiledEngine(AdminCommands):
     ) -> None:
         self.config = config
         self._a = CoreArrays(config, event_capacity)
-        self._args = self._a.kernel_args()
+        self._st = self._a.state()
         self._init_admin()
         self._admin: dict[int, tuple[int, Command]] = {}
         self._clamped: dict[int, Command] = {}
@@ -112,7 +112,7 @@ class CompiledEngine(AdminCommands):
             self._decoded = []
         n = len(rows)
         # Fast path: one kernel call runs the whole batch.
-        i, status, produced = run_batch(rows, 0, n, not keep_events, *self._args)
+        i, status, produced = run_batch(rows, 0, n, not keep_events, self._st)
         if status == ST_DONE:
             return produced
         ctr = self._a.ctr
@@ -155,7 +155,7 @@ class CompiledEngine(AdminCommands):
                 raise AssertionError(f"unknown kernel status {status}")
             if i >= n:
                 return produced
-            i, status, rows_written = run_batch(rows, i, n, False, *self._args)
+            i, status, rows_written = run_batch(rows, i, n, False, self._st)
             produced += rows_written
 
     def bytes_per_resting_order(self) -> dict[str, float]:

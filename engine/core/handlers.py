@@ -288,7 +288,7 @@ def place_fields(mkt, ctr, c, i):
 
 
 @kernel
-def place_check(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, c, i):
+def place_check(st, c, i):
     """PlaceOrder checks 1-7. Returns (reason, p, q, hold); reason 0 = accepted."""
     a = c[i, R_ACCOUNT]
     m = c[i, R_MARKET]
@@ -297,72 +297,77 @@ def place_check(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, c, i):
     tif = c[i, R_TIF]
     quote_qty = c[i, R_QUOTE_QTY]
     coid = c[i, R_COID]
-    if not market_ok(mkt, ctr, m):
+    if not market_ok(st.mkt, st.ctr, m):
         return REJ_UNKNOWN_MARKET, 0, 0, 0
-    if not account_ok(acct, ctr, a):
+    if not account_ok(st.acct, st.ctr, a):
         return REJ_UNKNOWN_ACCOUNT, 0, 0, 0
-    state = mkt[m, M_STATE]
+    state = st.mkt[m, M_STATE]
     if state == ST_HALTED:
         return REJ_HALTED, 0, 0, 0
     if state == ST_CANCEL_ONLY:
         return REJ_CANCEL_ONLY, 0, 0, 0
-    reason, p, q = place_fields(mkt, ctr, c, i)
+    reason, p, q = place_fields(st.mkt, st.ctr, c, i)
     if reason != 0:
         return reason, 0, 0, 0
     if coid < 0:
         return REJ_INVALID_COID, 0, 0, 0
-    if coid != 0 and coid_find(idx, ords, olnk, ctr[CF_HASH_MASK], a, coid) >= 0:
+    if coid != 0 and coid_find(st.idx, st.ords, st.olnk, st.ctr[CF_HASH_MASK], a, coid) >= 0:
         return REJ_DUPLICATE_COID, 0, 0, 0
-    if otype == LIMIT_MAKER and crosses(lvl, bkl, bkn, m, side, p):
+    if otype == LIMIT_MAKER and crosses(st.lvl, st.bkl, st.bkn, m, side, p):
         return REJ_TAKER_NOT_ALLOWED, 0, 0, 0
     resting_tif = tif != IOC and tif != FOK  # GTC or GTD (tif is valid here)
     if state == ST_POST_ONLY and (
         (otype != LIMIT and otype != LIMIT_MAKER)
         or not resting_tif
-        or crosses(lvl, bkl, bkn, m, side, p)
+        or crosses(st.lvl, st.bkl, st.bkn, m, side, p)
     ):
         return REJ_POST_ONLY, 0, 0, 0
-    if (otype == LIMIT or otype == LIMIT_MAKER) and outside_band(lvl, bkl, bkn, mkt, m, p):  # noqa: SIM109
+    if (otype == LIMIT or otype == LIMIT_MAKER) and outside_band(  # noqa: SIM109
+        st.lvl, st.bkl, st.bkn, st.mkt, m, p
+    ):
         return REJ_BAND, 0, 0, 0
     if otype >= STOP_MARKET:
-        last = mkt[m, M_LAST_PRICE]
+        last = st.mkt[m, M_LAST_PRICE]
         if otype >= TRAIL_MARKET:
             if last == 0:
                 return REJ_NO_REFERENCE, 0, 0, 0
         elif last != 0:
-            trigger = c[i, R_STOP] // mkt[m, M_TICK]
+            trigger = c[i, R_STOP] // st.mkt[m, M_TICK]
             if (last <= trigger) if falls(otype, side) else (last >= trigger):
                 return REJ_STOP_PRICE, 0, 0, 0
-    if acct[a, A_OPEN] >= ctr[CF_MAX_OPEN]:
+    if st.acct[a, A_OPEN] >= st.ctr[CF_MAX_OPEN]:
         return REJ_TOO_MANY_OPEN, 0, 0, 0
-    if ctr[C_OPEN_ORDERS] >= ctr[CF_MAX_ORDERS]:
+    if st.ctr[C_OPEN_ORDERS] >= st.ctr[CF_MAX_ORDERS]:
         return REJ_BOOK_FULL, 0, 0, 0
     own = 2 * m + side
     if (
         (otype == LIMIT_MAKER or (otype == LIMIT and resting_tif))
-        and bkn[own] >= ctr[CF_MAX_LEVELS]
-        and level_find(bkl, bkp, bkn, own, side, p) < 0
+        and st.bkn[own] >= st.ctr[CF_MAX_LEVELS]
+        and level_find(st.bkl, st.bkp, st.bkn, own, side, p) < 0
     ):
         return REJ_BOOK_FULL, 0, 0, 0
     if otype >= STOP_MARKET and otype <= TP_LIMIT:
-        tx = trigger_book(ctr, m, falls(otype, side))
+        tx = trigger_book(st.ctr, m, falls(otype, side))
         key_side = tx & 1
-        trigger = c[i, R_STOP] // mkt[m, M_TICK]
-        if bkn[tx] >= ctr[CF_MAX_LEVELS] and level_find(bkl, bkp, bkn, tx, key_side, trigger) < 0:
+        trigger = c[i, R_STOP] // st.mkt[m, M_TICK]
+        if (
+            st.bkn[tx] >= st.ctr[CF_MAX_LEVELS]
+            and level_find(st.bkl, st.bkp, st.bkn, tx, key_side, trigger) < 0
+        ):
             return REJ_BOOK_FULL, 0, 0, 0
     if side == SELL:
-        hold = q * mkt[m, M_LOT]
-        asset = mkt[m, M_BASE]
+        hold = q * st.mkt[m, M_LOT]
+        asset = st.mkt[m, M_BASE]
     else:
-        asset = mkt[m, M_QUOTE]
+        asset = st.mkt[m, M_QUOTE]
         if not is_market_kind(otype):
-            hold = required_buy(p, q, mkt[m, M_QTL], mkt[m, M_WORST_PPM])
+            hold = required_buy(p, q, st.mkt[m, M_QTL], st.mkt[m, M_WORST_PPM])
         elif q == 0:
             hold = quote_qty
         else:
-            lim = protection_price(lvl, bkl, bkn, mkt, m, side)
-            hold = dry_run(ords, olnk, lvl, bkl, bkn, mkt, ctr, m, side, lim, q, a, c[i, R_STP])[1]
-    if hold > bal[a, asset, B_AVAILABLE]:
+            lim = protection_price(st.lvl, st.bkl, st.bkn, st.mkt, m, side)
+            hold = dry_run(st, m, side, lim, q, a, c[i, R_STP])[1]
+    if hold > st.bal[a, asset, B_AVAILABLE]:
         return REJ_INSUFFICIENT_FUNDS, 0, 0, 0
     return 0, p, q, hold
 
@@ -389,32 +394,32 @@ def new_slot(ords, olnk, ofree, ctr, c, i, p, q, hold):
 
 
 @kernel
-def place(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree, lfree, ev, c, i):
+def place(st, c, i):
     seq = c[i, R_SEQ]
     a = c[i, R_ACCOUNT]
     m = c[i, R_MARKET]
-    reason, p, q, hold = place_check(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, c, i)
+    reason, p, q, hold = place_check(st, c, i)
     if reason != 0:
-        emit_rejected(ev, ctr, seq, a, m, 0, c[i, R_COID], reason)
+        emit_rejected(st.ev, st.ctr, seq, a, m, 0, c[i, R_COID], reason)
         return
     side = c[i, R_SIDE]
     otype = c[i, R_TYPE]
     tif = c[i, R_TIF]
     quote_qty = c[i, R_QUOTE_QTY]
     stp = c[i, R_STP]
-    asset = mkt[m, M_QUOTE] if side == BUY else mkt[m, M_BASE]
-    r = next_row(ev, ctr, EV_ACCEPTED, seq)
-    ev[r, 2] = seq
-    ev[r, 3] = a
-    ev[r, 4] = m
-    ev[r, 5] = c[i, R_COID]
-    ev[r, 6] = side
-    ev[r, 7] = otype
-    ev[r, 8] = tif
-    ev[r, 9] = c[i, R_PRICE]
-    ev[r, 10] = c[i, R_QTY]
-    ev[r, 11] = quote_qty
-    ev[r, 12] = hold
+    asset = st.mkt[m, M_QUOTE] if side == BUY else st.mkt[m, M_BASE]
+    r = next_row(st.ev, st.ctr, EV_ACCEPTED, seq)
+    st.ev[r, 2] = seq
+    st.ev[r, 3] = a
+    st.ev[r, 4] = m
+    st.ev[r, 5] = c[i, R_COID]
+    st.ev[r, 6] = side
+    st.ev[r, 7] = otype
+    st.ev[r, 8] = tif
+    st.ev[r, 9] = c[i, R_PRICE]
+    st.ev[r, 10] = c[i, R_QTY]
+    st.ev[r, 11] = quote_qty
+    st.ev[r, 12] = hold
     if (
         c[i, R_STOP] != 0
         or c[i, R_DELTA] != 0
@@ -423,25 +428,25 @@ def place(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree,
         or c[i, R_EXPIRE] != 0
         or stp != 0
     ):
-        r = next_row(ev, ctr, EV_ACCEPTED_X, seq)
-        ev[r, 2] = c[i, R_STOP]
-        ev[r, 3] = c[i, R_DELTA]
-        ev[r, 4] = c[i, R_OFFSET]
-        ev[r, 5] = c[i, R_DISPLAY]
-        ev[r, 6] = c[i, R_EXPIRE]
-        ev[r, 7] = stp
-    hold_txn(ev, ctr, bal, seq, a, asset, hold)
-    lot = mkt[m, M_LOT]
+        r = next_row(st.ev, st.ctr, EV_ACCEPTED_X, seq)
+        st.ev[r, 2] = c[i, R_STOP]
+        st.ev[r, 3] = c[i, R_DELTA]
+        st.ev[r, 4] = c[i, R_OFFSET]
+        st.ev[r, 5] = c[i, R_DISPLAY]
+        st.ev[r, 6] = c[i, R_EXPIRE]
+        st.ev[r, 7] = stp
+    hold_txn(st.ev, st.ctr, st.bal, seq, a, asset, hold)
+    lot = st.mkt[m, M_LOT]
     if otype >= STOP_MARKET:
-        s = new_slot(ords, olnk, ofree, ctr, c, i, p, q, hold)
+        s = new_slot(st.ords, st.olnk, st.ofree, st.ctr, c, i, p, q, hold)
         if s >= 0:
-            add_pending(ords, olnk, idx, lvl, bkl, bkp, bkn, mkt, acct, ctr, lfree, c, i, s)
+            add_pending(st, c, i, s)
         return
     is_limit = otype != MARKET
     fok = otype == LIMIT and tif == FOK
-    if fok and dry_run(ords, olnk, lvl, bkl, bkn, mkt, ctr, m, side, p, q, a, stp)[0] > 0:
-        emit_order_end(ev, ctr, EV_EXPIRED, seq, seq, a, m, q, EXP_FOK_UNFILLABLE)
-        hold_txn(ev, ctr, bal, seq, a, asset, -hold)
+    if fok and dry_run(st, m, side, p, q, a, stp)[0] > 0:
+        emit_order_end(st.ev, st.ctr, EV_EXPIRED, seq, seq, a, m, q, EXP_FOK_UNFILLABLE)
+        hold_txn(st.ev, st.ctr, st.bal, seq, a, asset, -hold)
         return
     quote_bounded = otype == MARKET and side == BUY and q == 0
     left = q
@@ -449,29 +454,55 @@ def place(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree,
     trades = 0
     stop = STOP_FILLED
     if otype != LIMIT_MAKER:
-        lim = p if is_limit else protection_price(lvl, bkl, bkn, mkt, m, side)
+        lim = p if is_limit else protection_price(st.lvl, st.bkl, st.bkn, st.mkt, m, side)
         left, budget, hold, _steps, stop, trades = match(
-            ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree, lfree, ev,
-            seq, m, seq, a, side, lim, left, quote_bounded, budget, hold, stp,
-        )  # fmt: skip
+            st,
+            seq,
+            m,
+            seq,
+            a,
+            side,
+            lim,
+            left,
+            quote_bounded,
+            budget,
+            hold,
+            stp,
+        )
     rest_ok = otype == LIMIT_MAKER or (otype == LIMIT and (tif == GTC or tif == GTD))  # noqa: SIM109
     rests, keep = settle_taker(
-        ev, ctr, bal, mkt, seq, seq, a, m, side, rest_ok, is_limit, quote_bounded, p, left,
-        budget, hold, trades, stop, asset,
-    )  # fmt: skip
+        st.ev,
+        st.ctr,
+        st.bal,
+        st.mkt,
+        seq,
+        seq,
+        a,
+        m,
+        side,
+        rest_ok,
+        is_limit,
+        quote_bounded,
+        p,
+        left,
+        budget,
+        hold,
+        trades,
+        stop,
+        asset,
+    )
     if rests:
-        s = new_slot(ords, olnk, ofree, ctr, c, i, p, left, keep)
+        s = new_slot(st.ords, st.olnk, st.ofree, st.ctr, c, i, p, left, keep)
         if s < 0:
             return
         display = c[i, R_DISPLAY] // lot
-        ords[s, O_DISPLAY] = display
-        ords[s, O_VISIBLE] = left if display == 0 or left < display else display
-        rest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, s)
-        open_order(ords, olnk, idx, acct, ctr, s)
-        note_gtd(ords, olnk, ctr, s)
-        check_not_crossed(lvl, bkl, bkn, ctr, m)
-    run_triggers(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree, lfree,
-                 ev, seq, m)  # fmt: skip
+        st.ords[s, O_DISPLAY] = display
+        st.ords[s, O_VISIBLE] = left if display == 0 or left < display else display
+        rest_order(st, s)
+        open_order(st.ords, st.olnk, st.idx, st.acct, st.ctr, s)
+        note_gtd(st.ords, st.olnk, st.ctr, s)
+        check_not_crossed(st.lvl, st.bkl, st.bkn, st.ctr, m)
+    run_triggers(st, seq, m)
 
 
 @kernel
@@ -490,47 +521,31 @@ def find_target(ords, olnk, idx, ctr, a, m, oid, coid):
 
 
 @kernel
-def cancel_slot(
-    ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, ofree, lfree, ev, seq, s, reason
-):
+def cancel_slot(st, seq, s, reason):
     """OrderCancelled of an open order (resting or pending), release, removal."""
-    end_any(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, ofree, lfree, ev, seq, s,
-            EV_CANCELLED, reason)  # fmt: skip
+    end_any(st, seq, s, EV_CANCELLED, reason)
 
 
 @kernel
-def cancel(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree, lfree, ev, c, i):
+def cancel(st, c, i):
     """CancelOrder (and the cancel half of a CancelReplaceOrder row): True when cancelled."""
     seq = c[i, R_SEQ]
     a = c[i, R_ACCOUNT]
     m = c[i, R_MARKET]
     oid = c[i, R_ORDER_ID]
     coid = c[i, R_TARGET_COID]
-    if not market_ok(mkt, ctr, m):
-        emit_rejected(ev, ctr, seq, a, m, oid, coid, REJ_UNKNOWN_MARKET)
+    if not market_ok(st.mkt, st.ctr, m):
+        emit_rejected(st.ev, st.ctr, seq, a, m, oid, coid, REJ_UNKNOWN_MARKET)
         return False
-    if not account_ok(acct, ctr, a):
-        emit_rejected(ev, ctr, seq, a, m, oid, coid, REJ_UNKNOWN_ACCOUNT)
+    if not account_ok(st.acct, st.ctr, a):
+        emit_rejected(st.ev, st.ctr, seq, a, m, oid, coid, REJ_UNKNOWN_ACCOUNT)
         return False
-    s = find_target(ords, olnk, idx, ctr, a, m, oid, coid)
+    s = find_target(st.ords, st.olnk, st.idx, st.ctr, a, m, oid, coid)
     if s < 0:
-        emit_rejected(ev, ctr, seq, a, m, oid, coid, REJ_UNKNOWN_ORDER)
+        emit_rejected(st.ev, st.ctr, seq, a, m, oid, coid, REJ_UNKNOWN_ORDER)
         return False
     cancel_slot(
-        ords,
-        olnk,
-        idx,
-        lvl,
-        bkl,
-        bkp,
-        bkn,
-        bal,
-        mkt,
-        acct,
-        ctr,
-        ofree,
-        lfree,
-        ev,
+        st,
         seq,
         s,
         CANCEL_USER,
@@ -539,24 +554,21 @@ def cancel(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree
 
 
 @kernel
-def cancel_all(
-    ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree, lfree, ev, c, i
-):
+def cancel_all(st, c, i):
     """CancelAll, and CancelOnDisconnect (every market, reason DISCONNECT)."""
     seq = c[i, R_SEQ]
     a = c[i, R_ACCOUNT]
     m = c[i, R_MARKET]
     reason = CANCEL_DISCONNECT if c[i, R_KIND] == CMD_DISCONNECT else CANCEL_ALL
-    if not account_ok(acct, ctr, a):
-        emit_rejected(ev, ctr, seq, a, m, 0, 0, REJ_UNKNOWN_ACCOUNT)
+    if not account_ok(st.acct, st.ctr, a):
+        emit_rejected(st.ev, st.ctr, seq, a, m, 0, 0, REJ_UNKNOWN_ACCOUNT)
         return
-    if m != -1 and not market_ok(mkt, ctr, m):
-        emit_rejected(ev, ctr, seq, a, m, 0, 0, REJ_UNKNOWN_MARKET)
+    if m != -1 and not market_ok(st.mkt, st.ctr, m):
+        emit_rejected(st.ev, st.ctr, seq, a, m, 0, 0, REJ_UNKNOWN_MARKET)
         return
-    s = acct[a, A_HEAD]
+    s = st.acct[a, A_HEAD]
     while s >= 0:
-        nxt = olnk[s, K_ANEXT]
-        if m == -1 or olnk[s, K_MARKET] == m:
-            cancel_slot(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, ofree, lfree,
-                        ev, seq, s, reason)  # fmt: skip
+        nxt = st.olnk[s, K_ANEXT]
+        if m == -1 or st.olnk[s, K_MARKET] == m:
+            cancel_slot(st, seq, s, reason)
         s = nxt

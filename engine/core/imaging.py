@@ -80,20 +80,20 @@ if TYPE_CHECKING:
 
 
 @kernel
-def book_slots(lvl, bkl, bkn, olnk, mkt, ctr, out):
+def book_slots(st, out):
     """Fill ``out`` with open order slots in image order; returns how many."""
     k = 0
-    for m in range(ctr[CF_MAX_MARKETS]):
-        if mkt[m, M_EXISTS] == 0:
+    for m in range(st.ctr[CF_MAX_MARKETS]):
+        if st.mkt[m, M_EXISTS] == 0:
             continue
         for side in range(2):
             sx = 2 * m + side
-            for pos in range(bkn[sx] - 1, -1, -1):
-                s = lvl[bkl[sx, pos], V_HEAD]
+            for pos in range(st.bkn[sx] - 1, -1, -1):
+                s = st.lvl[st.bkl[sx, pos], V_HEAD]
                 while s >= 0:
                     out[k] = s
                     k += 1
-                    s = olnk[s, K_NEXT]
+                    s = st.olnk[s, K_NEXT]
     return k
 
 
@@ -105,74 +105,76 @@ def open_in_order(ords, olnk, idx, acct, ctr, by_id):
 
 
 @kernel
-def load_pending(ords, olnk, idx, lvl, bkl, bkp, bkn, mkt, acct, ctr, ofree, lfree, cols, slots):
+def load_pending(st, cols, slots):
     """Waiting conditional orders from image columns (ascending order id): order_id, account,
     market, side, type, tif, p, q, quote, trigger, delta, offset, extreme, expire, stp, hold,
     coid."""
     for r in range(cols.shape[0]):
-        s = order_alloc(ofree, ctr)
+        s = order_alloc(st.ofree, st.ctr)
         slots[r] = s
-        ords[s, O_ID] = cols[r, 0]
-        olnk[s, K_ACCOUNT] = cols[r, 1]
+        st.ords[s, O_ID] = cols[r, 0]
+        st.olnk[s, K_ACCOUNT] = cols[r, 1]
         m = cols[r, 2]
         side = cols[r, 3]
         otype = cols[r, 4]
-        olnk[s, K_MARKET] = m
-        olnk[s, K_FLAGS] = (
+        st.olnk[s, K_MARKET] = m
+        st.olnk[s, K_FLAGS] = (
             pack_flags(side, otype, cols[r, 5], cols[r, 14])
             | F_PENDING
             | (cols[r, 10] << F_DELTA_SHIFT)
         )
-        ords[s, O_PRICE] = cols[r, 6]
-        ords[s, O_QTY] = cols[r, 7]
+        st.ords[s, O_PRICE] = cols[r, 6]
+        st.ords[s, O_QTY] = cols[r, 7]
         if otype >= TRAIL_MARKET:
-            ords[s, O_OFFSET] = cols[r, 11]  # the trigger follows from extreme and delta
+            st.ords[s, O_OFFSET] = cols[r, 11]  # the trigger follows from extreme and delta
         else:
-            ords[s, O_TRIGGER] = cols[r, 9]
-        ords[s, O_EXTREME] = cols[r, 12]
-        ords[s, O_EXPIRE] = cols[r, 13]
-        ords[s, O_HOLD] = cols[r, 15]
-        ords[s, O_COID] = cols[r, 16]
-        olnk[s, K_LEVEL] = -1
+            st.ords[s, O_TRIGGER] = cols[r, 9]
+        st.ords[s, O_EXTREME] = cols[r, 12]
+        st.ords[s, O_EXPIRE] = cols[r, 13]
+        st.ords[s, O_HOLD] = cols[r, 15]
+        st.ords[s, O_COID] = cols[r, 16]
+        st.olnk[s, K_LEVEL] = -1
         if otype >= TRAIL_MARKET:
-            tail = mkt[m, M_TRAIL_TAIL]
-            olnk[s, K_PREV] = tail
-            olnk[s, K_NEXT] = -1
+            tail = st.mkt[m, M_TRAIL_TAIL]
+            st.olnk[s, K_PREV] = tail
+            st.olnk[s, K_NEXT] = -1
             if tail < 0:
-                mkt[m, M_TRAIL_HEAD] = s
+                st.mkt[m, M_TRAIL_HEAD] = s
             else:
-                olnk[tail, K_NEXT] = s
-            mkt[m, M_TRAIL_TAIL] = s
+                st.olnk[tail, K_NEXT] = s
+            st.mkt[m, M_TRAIL_TAIL] = s
         else:
-            tx = trigger_book(ctr, m, falls(otype, side))
-            lv = level_get_or_add(lvl, bkl, bkp, bkn, lfree, ctr, tx, tx & 1, cols[r, 9])
+            tx = trigger_book(st.ctr, m, falls(otype, side))
+            lv = level_get_or_add(
+                st.lvl, st.bkl, st.bkp, st.bkn, st.lfree, st.ctr, tx, tx & 1, cols[r, 9]
+            )
             if lv >= 0:
-                queue_push(lvl, olnk, lv, s)
-        note_gtd(ords, olnk, ctr, s)
+                queue_push(st.lvl, st.olnk, lv, s)
+        note_gtd(st.ords, st.olnk, st.ctr, s)
 
 
 @kernel
-def load_orders(ords, olnk, idx, lvl, bkl, bkp, bkn, acct, ctr, ofree, lfree, cols, slots):
+def load_orders(st, cols, slots):
     """Rebuild books from image-order columns (order_id, account, market, side, type, p, q,
     hold, coid, tif, expire, stp, display, visible): appending in image order restores time
     priority. ``slots`` receives the slot of each row."""
     n = cols.shape[0]
     for r in range(n):
-        s = order_alloc(ofree, ctr)
+        s = order_alloc(st.ofree, st.ctr)
         slots[r] = s
-        ords[s, O_ID] = cols[r, 0]
-        olnk[s, K_ACCOUNT] = cols[r, 1]
-        olnk[s, K_MARKET] = cols[r, 2]
-        olnk[s, K_FLAGS] = pack_flags(cols[r, 3], cols[r, 4], cols[r, 9], cols[r, 11])
-        ords[s, O_PRICE] = cols[r, 5]
-        ords[s, O_QTY] = cols[r, 6]
-        ords[s, O_HOLD] = cols[r, 7]
-        ords[s, O_COID] = cols[r, 8]
-        ords[s, O_EXPIRE] = cols[r, 10]
-        ords[s, O_DISPLAY] = cols[r, 12]
-        ords[s, O_VISIBLE] = cols[r, 13]
-        rest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, s)
-        note_gtd(ords, olnk, ctr, s)
+        st.ords[s, O_ID] = cols[r, 0]
+        st.olnk[s, K_ACCOUNT] = cols[r, 1]
+        st.olnk[s, K_MARKET] = cols[r, 2]
+        st.olnk[s, K_FLAGS] = pack_flags(cols[r, 3], cols[r, 4], cols[r, 9], cols[r, 11])
+        st.ords[s, O_PRICE] = cols[r, 5]
+        st.ords[s, O_QTY] = cols[r, 6]
+        st.ords[s, O_HOLD] = cols[r, 7]
+        st.ords[s, O_COID] = cols[r, 8]
+        st.ords[s, O_EXPIRE] = cols[r, 10]
+        st.ords[s, O_DISPLAY] = cols[r, 12]
+        st.ords[s, O_VISIBLE] = cols[r, 13]
+        rest_order(st, s)
+        note_gtd(st.ords, st.olnk, st.ctr, s)
 
 
 def ordered_slots(eng: CompiledEngine) -> np.ndarray:
@@ -182,7 +184,7 @@ def ordered_slots(eng: CompiledEngine) -> np.ndarray:
         np.count_nonzero((a.ords[:hwm, O_ID] != 0) & ((a.olnk[:hwm, K_FLAGS] & F_PENDING) != 0))
     )
     out = np.empty(int(a.ctr[C_OPEN_ORDERS]) - pending, dtype=np.int64)
-    k = book_slots(a.lvl, a.bkl, a.bkn, a.olnk, a.mkt, a.ctr, out)
+    k = book_slots(eng._st, out)
     assert k == len(out), (k, len(out))
     return out
 
@@ -203,13 +205,26 @@ def conditional_images(eng: CompiledEngine) -> list[ConditionalOrderImage]:
         offset = o[O_OFFSET] if f["type"] >= TRAIL_MARKET else 0
         out.append(
             ConditionalOrderImage(
-                o[O_ID], k[K_ACCOUNT], k[K_MARKET], f["side"], f["type"], f["tif"],
-                o[O_PRICE] * tick, o[O_QTY] * lot,
-                o[O_HOLD] if f["side"] == 0 and o[O_PRICE] == 0 else 0, trigger * tick,
-                f["delta"], offset * tick, o[O_EXTREME] * tick, o[O_EXPIRE], f["stp"],
-                0, o[O_HOLD], o[O_COID],
+                o[O_ID],
+                k[K_ACCOUNT],
+                k[K_MARKET],
+                f["side"],
+                f["type"],
+                f["tif"],
+                o[O_PRICE] * tick,
+                o[O_QTY] * lot,
+                o[O_HOLD] if f["side"] == 0 and o[O_PRICE] == 0 else 0,
+                trigger * tick,
+                f["delta"],
+                offset * tick,
+                o[O_EXTREME] * tick,
+                o[O_EXPIRE],
+                f["stp"],
+                0,
+                o[O_HOLD],
+                o[O_COID],
             )
-        )  # fmt: skip
+        )
     return out
 
 
@@ -379,39 +394,34 @@ def restore_image(eng: CompiledEngine, image: StateImage) -> None:
             o.visible_qty_atoms // lot,
         )
     slots = np.zeros(n, dtype=np.int64)
-    load_orders(
-        a.ords,
-        a.olnk,
-        a.idx,
-        a.lvl,
-        a.bkl,
-        a.bkp,
-        a.bkn,
-        a.acct,
-        a.ctr,
-        a.ofree,
-        a.lfree,
-        cols,
-        slots,
-    )
+    load_orders(eng._st, cols, slots)
     pcols = np.zeros((len(image.conditional_orders), 17), dtype=np.int64)
     for r, o in enumerate(image.conditional_orders):
         m = o.market_id
         tick, lot = eng._ticks[m], eng._lots[m]
         pcols[r] = (
-            o.order_id, o.account_id, m, o.side, o.order_type, o.time_in_force,
-            o.price_atoms // tick, o.qty_atoms // lot, o.quote_qty_atoms,
-            o.trigger_price_atoms // tick, o.trailing_delta_bps, o.limit_offset_atoms // tick,
-            o.extreme_price_atoms // tick, o.expire_at_ns, o.stp_mode, o.hold_atoms,
+            o.order_id,
+            o.account_id,
+            m,
+            o.side,
+            o.order_type,
+            o.time_in_force,
+            o.price_atoms // tick,
+            o.qty_atoms // lot,
+            o.quote_qty_atoms,
+            o.trigger_price_atoms // tick,
+            o.trailing_delta_bps,
+            o.limit_offset_atoms // tick,
+            o.extreme_price_atoms // tick,
+            o.expire_at_ns,
+            o.stp_mode,
+            o.hold_atoms,
             o.client_order_id,
-        )  # fmt: skip
+        )
         asset = int(a.mkt[m, M_QUOTE if o.side == 0 else M_BASE])
         held[(o.account_id, asset)] = held.get((o.account_id, asset), 0) + o.hold_atoms
     pslots = np.zeros(len(pcols), dtype=np.int64)
-    load_pending(
-        a.ords, a.olnk, a.idx, a.lvl, a.bkl, a.bkp, a.bkn, a.mkt, a.acct, a.ctr, a.ofree,
-        a.lfree, pcols, pslots,
-    )  # fmt: skip
+    load_pending(eng._st, pcols, pslots)
     all_ids = np.concatenate([cols[:, 0], pcols[:, 0]])
     all_slots = np.concatenate([slots, pslots])
     open_in_order(

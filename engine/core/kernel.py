@@ -1,6 +1,6 @@
 """The batch loop: one njit call runs many hot command rows.
 
-``run_batch(rows, start, stop, reset_events, *CoreArrays.kernel_args())`` processes rows
+``run_batch(rows, start, stop, reset_events, st)`` (``st``: `CoreArrays.state`) processes rows
 ``start..stop`` and returns ``(next_row, status, event_rows_written)``. It stops early,
 before touching the row, when the row is an admin command (``ST_ADMIN``: the wrapper handles
 it in Python), when the event buffer could not hold the row's worst case (``ST_CAPACITY``:
@@ -53,156 +53,86 @@ def run_batch(
     start,
     stop,
     reset_events,
-    ords,
-    olnk,
-    idx,
-    lvl,
-    bkl,
-    bkp,
-    bkn,
-    bal,
-    sysb,
-    mkt,
-    acct,
-    ctr,
-    ofree,
-    lfree,
-    ev,
+    st,
 ):
     """Run rows ``start..stop``; returns (next row, status, event rows written by this call).
     ``reset_events`` first empties the event buffer (its rows are overwritten)."""
     if reset_events:
-        ctr[C_EV_POS] = 0
-    first_row = ctr[C_EV_POS]
-    bound_order = (7 * ctr[CF_MAX_FILLS] + 8) * (1 + ctr[CF_MAX_TRIGGERS])
-    bound_all = 2 * ctr[CF_MAX_OPEN] + 1
-    capacity = ctr[CF_EV_CAP]
+        st.ctr[C_EV_POS] = 0
+    first_row = st.ctr[C_EV_POS]
+    bound_order = (7 * st.ctr[CF_MAX_FILLS] + 8) * (1 + st.ctr[CF_MAX_TRIGGERS])
+    bound_all = 2 * st.ctr[CF_MAX_OPEN] + 1
+    capacity = st.ctr[CF_EV_CAP]
     i = start
     while i < stop:
         kind = c[i, R_KIND]
         seq = c[i, R_SEQ]
-        if seq <= ctr[C_LAST_SEQ]:
-            return i, ST_SEQ, ctr[C_EV_POS] - first_row
+        if seq <= st.ctr[C_LAST_SEQ]:
+            return i, ST_SEQ, st.ctr[C_EV_POS] - first_row
         now = c[i, R_TS]
-        if (ctr[C_NEXT_DMS] <= now or ctr[C_NEXT_GTD] <= now) and not sweep(
-            ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, ofree, lfree, ev, seq, now
-        ):
-            return i, ST_CAPACITY, ctr[C_EV_POS] - first_row
+        if (st.ctr[C_NEXT_DMS] <= now or st.ctr[C_NEXT_GTD] <= now) and not sweep(st, seq, now):
+            return i, ST_CAPACITY, st.ctr[C_EV_POS] - first_row
         if kind == CMD_ADMIN:
-            return i, ST_ADMIN, ctr[C_EV_POS] - first_row
+            return i, ST_ADMIN, st.ctr[C_EV_POS] - first_row
         if kind == CMD_TICK:
-            ctr[C_LAST_SEQ] = seq
+            st.ctr[C_LAST_SEQ] = seq
             i += 1
             continue
         need = bound_all if kind == CMD_CANCEL_ALL or kind == CMD_DISCONNECT else bound_order  # noqa: SIM109
         if kind == CMD_REPLACE:  # the cancel's two rows, then the placement's bound
             need += 2
-        if capacity - ctr[C_EV_POS] < need:
-            return i, ST_CAPACITY, ctr[C_EV_POS] - first_row
+        if capacity - st.ctr[C_EV_POS] < need:
+            return i, ST_CAPACITY, st.ctr[C_EV_POS] - first_row
         if kind == CMD_AMEND:
-            ctr[C_LAST_SEQ] = seq
+            st.ctr[C_LAST_SEQ] = seq
             amend(
-                ords,
-                olnk,
-                idx,
-                lvl,
-                bkl,
-                bkp,
-                bkn,
-                bal,
-                sysb,
-                mkt,
-                acct,
-                ctr,
-                ofree,
-                lfree,
-                ev,
+                st,
                 c,
                 i,
             )
         elif kind == CMD_PLACE:
-            ctr[C_LAST_SEQ] = seq
+            st.ctr[C_LAST_SEQ] = seq
             place(
-                ords,
-                olnk,
-                idx,
-                lvl,
-                bkl,
-                bkp,
-                bkn,
-                bal,
-                sysb,
-                mkt,
-                acct,
-                ctr,
-                ofree,
-                lfree,
-                ev,
+                st,
                 c,
                 i,
             )
         elif kind == CMD_CANCEL:
-            ctr[C_LAST_SEQ] = seq
+            st.ctr[C_LAST_SEQ] = seq
             cancel(
-                ords,
-                olnk,
-                idx,
-                lvl,
-                bkl,
-                bkp,
-                bkn,
-                bal,
-                sysb,
-                mkt,
-                acct,
-                ctr,
-                ofree,
-                lfree,
-                ev,
+                st,
                 c,
                 i,
             )
         elif kind == CMD_REPLACE:
             if i + 1 >= stop or c[i + 1, R_KIND] != CMD_PLACE or c[i + 1, R_SEQ] != seq:
-                return i, ST_BAD_ROW, ctr[C_EV_POS] - first_row
-            ctr[C_LAST_SEQ] = seq
+                return i, ST_BAD_ROW, st.ctr[C_EV_POS] - first_row
+            st.ctr[C_LAST_SEQ] = seq
             cancelled = cancel(
-                ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree, lfree,
-                ev, c, i,
-            )  # fmt: skip
+                st,
+                c,
+                i,
+            )
             if not cancelled:
-                ev[ctr[C_EV_POS] - 1, 7] = 1  # the refusal is the cancel half's
+                st.ev[st.ctr[C_EV_POS] - 1, 7] = 1  # the refusal is the cancel half's
             i += 1  # the placement row
             if cancelled or c[i - 1, R_ALLOW_FAILURE] != 0:
                 place(
-                    ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree, lfree,
-                    ev, c, i,
-                )  # fmt: skip
+                    st,
+                    c,
+                    i,
+                )
         elif kind == CMD_CANCEL_ALL or kind == CMD_DISCONNECT:  # noqa: SIM109
-            ctr[C_LAST_SEQ] = seq
+            st.ctr[C_LAST_SEQ] = seq
             cancel_all(
-                ords,
-                olnk,
-                idx,
-                lvl,
-                bkl,
-                bkp,
-                bkn,
-                bal,
-                sysb,
-                mkt,
-                acct,
-                ctr,
-                ofree,
-                lfree,
-                ev,
+                st,
                 c,
                 i,
             )
         else:
-            return i, ST_BAD_ROW, ctr[C_EV_POS] - first_row
+            return i, ST_BAD_ROW, st.ctr[C_EV_POS] - first_row
         i += 1
-        if ctr[C_ERROR] != 0:
-            ctr[C_ERROR_SEQ] = seq
-            return i, ST_INVARIANT, ctr[C_EV_POS] - first_row
-    return i, ST_DONE, ctr[C_EV_POS] - first_row
+        if st.ctr[C_ERROR] != 0:
+            st.ctr[C_ERROR_SEQ] = seq
+            return i, ST_INVARIANT, st.ctr[C_EV_POS] - first_row
+    return i, ST_DONE, st.ctr[C_EV_POS] - first_row

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit, types
@@ -38,7 +38,7 @@ from engine.schema import (
 
 _I64 = types.int64
 _ARRAY_ARGS = {
-    # the state arrays (CoreArrays.kernel_args order) ...
+    # the state arrays (CoreState's fields, in order) ...
     "ords": types.int64[:, ::1],
     "olnk": types.int32[:, ::1],
     "idx": types.int32[:, ::1],
@@ -62,6 +62,35 @@ _ARRAY_ARGS = {
     "out": types.int64[::1],
 }
 _BOOL_ARGS = frozenset({"is_limit", "quote_bounded", "rest_ok", "kept", "reset_events"})
+
+
+class CoreState(NamedTuple):
+    """The compiled core's whole mutable state as one kernel argument (``st``).
+
+    Kernels read ``st.ords``, ``st.bal``, ...; a new table is one field here, one entry in
+    `_ARRAY_ARGS` and one allocation in `CoreArrays`, instead of a new parameter threaded
+    through every kernel. Small helpers that touch two or three tables still take those arrays.
+    """
+
+    ords: np.ndarray
+    olnk: np.ndarray
+    idx: np.ndarray
+    lvl: np.ndarray
+    bkl: np.ndarray
+    bkp: np.ndarray
+    bkn: np.ndarray
+    bal: np.ndarray
+    sysb: np.ndarray
+    mkt: np.ndarray
+    acct: np.ndarray
+    ctr: np.ndarray
+    ofree: np.ndarray
+    lfree: np.ndarray
+    ev: np.ndarray
+
+
+_STATE_TYPE = types.NamedTuple([_ARRAY_ARGS[name] for name in CoreState._fields], CoreState)
+_ARRAY_ARGS["st"] = _STATE_TYPE
 
 
 def kernel(fn: Callable[..., Any] | None = None, *, generic: dict[str, list[Any]] | None = None):
@@ -553,9 +582,9 @@ class CoreArrays:
         ctr[CF_MAX_TRIGGERS] = config.max_triggers_per_command
         self.ctr = ctr
 
-    def kernel_args(self) -> tuple[np.ndarray, ...]:
-        """The state arrays in the order every kernel entry point takes them."""
-        return (
+    def state(self) -> CoreState:
+        """The tables as the one ``st`` argument of the kernels (same arrays, not copies)."""
+        return CoreState(
             self.ords,
             self.olnk,
             self.idx,

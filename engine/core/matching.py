@@ -1,8 +1,8 @@
 """The matching loop: trades against the best opposite level, dry runs, taker settlement.
 
 docs/engine-semantics.md, PlaceOrder steps 5-6 and the Dry run paragraph, implemented on the
-flat arrays of `engine.core.layout`. Every kernel function takes the state arrays in the
-order of `CoreArrays.kernel_args` (ords .. ev) followed by its own scalars.
+flat arrays of `engine.core.layout`. Every kernel function takes the state (`CoreState`,
+``st``) followed by its own scalars.
 """
 
 from __future__ import annotations
@@ -79,50 +79,43 @@ from engine.core.money import fee, lots_for_budget, required_buy
 
 
 @kernel
-def refresh_if_needed(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, ev, seq, s):
+def refresh_if_needed(st, seq, s):
     """An iceberg whose slice ran out (and has more) goes to the back with a new slice."""
-    q = ords[s, O_QTY]
-    if q > 0 and ords[s, O_VISIBLE] == 0:
-        d = ords[s, O_DISPLAY]
+    q = st.ords[s, O_QTY]
+    if q > 0 and st.ords[s, O_VISIBLE] == 0:
+        d = st.ords[s, O_DISPLAY]
         vis = d if d < q else q
-        ords[s, O_VISIBLE] = vis
-        unrest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, s)
-        rest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, s)
-        emit_iceberg(ev, ctr, seq, ords[s, O_ID], olnk[s, K_MARKET], ords[s, O_PRICE], vis, q - vis)
+        st.ords[s, O_VISIBLE] = vis
+        unrest_order(st, s)
+        rest_order(st, s)
+        emit_iceberg(
+            st.ev,
+            st.ctr,
+            seq,
+            st.ords[s, O_ID],
+            st.olnk[s, K_MARKET],
+            st.ords[s, O_PRICE],
+            vis,
+            q - vis,
+        )
 
 
 @kernel
-def end_slot(
-    ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, ofree, lfree, ev, seq, s, kind, reason
-):
+def end_slot(st, seq, s, kind, reason):
     """OrderCancelled/OrderExpired of a resting order, the release of its hold, and removal."""
-    a = olnk[s, K_ACCOUNT]
-    m = olnk[s, K_MARKET]
-    emit_order_end(ev, ctr, kind, seq, ords[s, O_ID], a, m, ords[s, O_QTY], reason)
-    asset = mkt[m, M_QUOTE] if k_side(olnk, s) == BUY else mkt[m, M_BASE]
-    hold_txn(ev, ctr, bal, seq, a, asset, -ords[s, O_HOLD])
-    ords[s, O_HOLD] = 0
-    unrest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, s)
-    forget_order(ords, olnk, idx, acct, ctr, ofree, s)
+    a = st.olnk[s, K_ACCOUNT]
+    m = st.olnk[s, K_MARKET]
+    emit_order_end(st.ev, st.ctr, kind, seq, st.ords[s, O_ID], a, m, st.ords[s, O_QTY], reason)
+    asset = st.mkt[m, M_QUOTE] if k_side(st.olnk, s) == BUY else st.mkt[m, M_BASE]
+    hold_txn(st.ev, st.ctr, st.bal, seq, a, asset, -st.ords[s, O_HOLD])
+    st.ords[s, O_HOLD] = 0
+    unrest_order(st, s)
+    forget_order(st, s)
 
 
 @kernel
 def execute_trade(
-    ords,
-    olnk,
-    idx,
-    lvl,
-    bkl,
-    bkp,
-    bkn,
-    bal,
-    sysb,
-    mkt,
-    acct,
-    ctr,
-    ofree,
-    lfree,
-    ev,
+    st,
     seq,
     m,
     taker_oid,
@@ -134,34 +127,34 @@ def execute_trade(
     """Fill ``f`` lots of maker slot ``ms`` at its price: Trade event, the trade's transaction,
     the maker's hold and queue updates. Returns what leaves the taker's hold (buy: notional +
     taker fee in quote atoms; sell: base atoms)."""
-    price = ords[ms, O_PRICE]
-    qtl = mkt[m, M_QTL]
-    base = mkt[m, M_BASE]
-    quote = mkt[m, M_QUOTE]
+    price = st.ords[ms, O_PRICE]
+    qtl = st.mkt[m, M_QTL]
+    base = st.mkt[m, M_BASE]
+    quote = st.mkt[m, M_QUOTE]
     n = price * f * qtl  # <= the maker's notional <= MAX
-    base_atoms = f * mkt[m, M_LOT]
-    maker_fee = fee(n, mkt[m, M_MAKER_PPM])
-    taker_fee = fee(n, mkt[m, M_TAKER_PPM])
-    trade_id = mkt[m, M_LAST_TRADE] + 1
-    mkt[m, M_LAST_TRADE] = trade_id
-    mkt[m, M_LAST_PRICE] = price
-    if mkt[m, M_BURST_FIRST] == 0:
-        mkt[m, M_BURST_FIRST] = price
-    mkt[m, M_BURST_LAST] = price
-    maker_acct = olnk[ms, K_ACCOUNT]
-    r = next_row(ev, ctr, EV_TRADE, seq)
-    ev[r, 2] = trade_id
-    ev[r, 3] = m
-    ev[r, 4] = price
-    ev[r, 5] = f
-    ev[r, 6] = n
-    ev[r, 7] = ords[ms, O_ID]
-    ev[r, 8] = maker_acct
-    ev[r, 9] = taker_oid
-    ev[r, 10] = taker_acct
-    ev[r, 11] = taker_side
-    ev[r, 12] = maker_fee
-    ev[r, 13] = taker_fee
+    base_atoms = f * st.mkt[m, M_LOT]
+    maker_fee = fee(n, st.mkt[m, M_MAKER_PPM])
+    taker_fee = fee(n, st.mkt[m, M_TAKER_PPM])
+    trade_id = st.mkt[m, M_LAST_TRADE] + 1
+    st.mkt[m, M_LAST_TRADE] = trade_id
+    st.mkt[m, M_LAST_PRICE] = price
+    if st.mkt[m, M_BURST_FIRST] == 0:
+        st.mkt[m, M_BURST_FIRST] = price
+    st.mkt[m, M_BURST_LAST] = price
+    maker_acct = st.olnk[ms, K_ACCOUNT]
+    r = next_row(st.ev, st.ctr, EV_TRADE, seq)
+    st.ev[r, 2] = trade_id
+    st.ev[r, 3] = m
+    st.ev[r, 4] = price
+    st.ev[r, 5] = f
+    st.ev[r, 6] = n
+    st.ev[r, 7] = st.ords[ms, O_ID]
+    st.ev[r, 8] = maker_acct
+    st.ev[r, 9] = taker_oid
+    st.ev[r, 10] = taker_acct
+    st.ev[r, 11] = taker_side
+    st.ev[r, 12] = maker_fee
+    st.ev[r, 13] = taker_fee
     if taker_side == BUY:
         buyer = taker_acct
         seller = maker_acct
@@ -172,15 +165,15 @@ def execute_trade(
         seller = taker_acct
         buyer_fee = maker_fee
         seller_fee = taker_fee
-    txn = new_txn(ctr)
+    txn = new_txn(st.ctr)
     emit_posting(
-        ev, ctr, seq, txn, P_TRADE_QUOTE, quote, buyer, B_HELD_ORDERS, seller, B_AVAILABLE, n
+        st.ev, st.ctr, seq, txn, P_TRADE_QUOTE, quote, buyer, B_HELD_ORDERS, seller, B_AVAILABLE, n
     )
-    bal[buyer, quote, B_HELD_ORDERS] -= n
-    bal[seller, quote, B_AVAILABLE] += n
+    st.bal[buyer, quote, B_HELD_ORDERS] -= n
+    st.bal[seller, quote, B_AVAILABLE] += n
     emit_posting(
-        ev,
-        ctr,
+        st.ev,
+        st.ctr,
         seq,
         txn,
         P_TRADE_BASE,
@@ -191,45 +184,49 @@ def execute_trade(
         B_AVAILABLE,
         base_atoms,
     )
-    bal[seller, base, B_HELD_ORDERS] -= base_atoms
-    bal[buyer, base, B_AVAILABLE] += base_atoms
+    st.bal[seller, base, B_HELD_ORDERS] -= base_atoms
+    st.bal[buyer, base, B_AVAILABLE] += base_atoms
     if buyer_fee > 0:
-        emit_posting(ev, ctr, seq, txn, P_FEE, quote, buyer, B_HELD_ORDERS, 0, B_FEES, buyer_fee)
-        bal[buyer, quote, B_HELD_ORDERS] -= buyer_fee
-        sysb[quote, S_FEES] += buyer_fee
+        emit_posting(
+            st.ev, st.ctr, seq, txn, P_FEE, quote, buyer, B_HELD_ORDERS, 0, B_FEES, buyer_fee
+        )
+        st.bal[buyer, quote, B_HELD_ORDERS] -= buyer_fee
+        st.sysb[quote, S_FEES] += buyer_fee
     if seller_fee > 0:
-        emit_posting(ev, ctr, seq, txn, P_FEE, quote, seller, B_AVAILABLE, 0, B_FEES, seller_fee)
-        bal[seller, quote, B_AVAILABLE] -= seller_fee
-        sysb[quote, S_FEES] += seller_fee
-    maker_left = ords[ms, O_QTY] - f
-    maker_hold = ords[ms, O_HOLD]
+        emit_posting(
+            st.ev, st.ctr, seq, txn, P_FEE, quote, seller, B_AVAILABLE, 0, B_FEES, seller_fee
+        )
+        st.bal[seller, quote, B_AVAILABLE] -= seller_fee
+        st.sysb[quote, S_FEES] += seller_fee
+    maker_left = st.ords[ms, O_QTY] - f
+    maker_hold = st.ords[ms, O_HOLD]
     if taker_side == SELL:
         # The maker buys: its hold drops to the commitment of what is left.
-        keep = required_buy(price, maker_left, qtl, mkt[m, M_WORST_PPM])
+        keep = required_buy(price, maker_left, qtl, st.mkt[m, M_WORST_PPM])
         excess = maker_hold - n - maker_fee - keep
         if excess < 0:
-            fail(ctr, ERR_NEGATIVE_HOLD)
+            fail(st.ctr, ERR_NEGATIVE_HOLD)
         elif excess > 0:
-            post_release(ev, ctr, bal, seq, txn, maker_acct, quote, excess)
+            post_release(st.ev, st.ctr, st.bal, seq, txn, maker_acct, quote, excess)
         maker_hold = keep
     else:
         maker_hold -= base_atoms
     if (
-        bal[buyer, quote, B_HELD_ORDERS] < 0
-        or bal[seller, base, B_HELD_ORDERS] < 0
-        or bal[seller, quote, B_AVAILABLE] < 0
+        st.bal[buyer, quote, B_HELD_ORDERS] < 0
+        or st.bal[seller, base, B_HELD_ORDERS] < 0
+        or st.bal[seller, quote, B_AVAILABLE] < 0
     ):
-        fail(ctr, ERR_NEGATIVE_BALANCE)
+        fail(st.ctr, ERR_NEGATIVE_BALANCE)
     if maker_hold < 0:
-        fail(ctr, ERR_NEGATIVE_HOLD)
-    ords[ms, O_QTY] = maker_left
-    ords[ms, O_HOLD] = maker_hold
-    ords[ms, O_VISIBLE] -= f
+        fail(st.ctr, ERR_NEGATIVE_HOLD)
+    st.ords[ms, O_QTY] = maker_left
+    st.ords[ms, O_HOLD] = maker_hold
+    st.ords[ms, O_VISIBLE] -= f
     if maker_left == 0:
-        unrest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, ms)
-        forget_order(ords, olnk, idx, acct, ctr, ofree, ms)
+        unrest_order(st, ms)
+        forget_order(st, ms)
     else:
-        refresh_if_needed(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, ev, seq, ms)
+        refresh_if_needed(st, seq, ms)
     if taker_side == BUY:
         return n + taker_fee
     return base_atoms
@@ -237,20 +234,7 @@ def execute_trade(
 
 @kernel
 def prevent(
-    ords,
-    olnk,
-    idx,
-    lvl,
-    bkl,
-    bkp,
-    bkn,
-    bal,
-    mkt,
-    acct,
-    ctr,
-    ofree,
-    lfree,
-    ev,
+    st,
     seq,
     m,
     taker_oid,
@@ -261,52 +245,36 @@ def prevent(
     f,
 ):
     """Self-trade prevention against maker ``ms``. Returns (lots the taker loses, stop?)."""
-    emit_stp(ev, ctr, seq, m, taker_acct, taker_oid, ords[ms, O_ID], f, stp)
+    emit_stp(st.ev, st.ctr, seq, m, taker_acct, taker_oid, st.ords[ms, O_ID], f, stp)
     mode = stp
     if mode == STP_DECREMENT and quote_bounded:
         mode = STP_EXPIRE_TAKER  # no base quantity to decrement
     if mode == STP_EXPIRE_TAKER:
         return 0, True
     if mode == STP_EXPIRE_MAKER or mode == STP_EXPIRE_BOTH:  # noqa: SIM109
-        end_slot(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, ofree, lfree, ev,
-                 seq, ms, EV_EXPIRED, EXP_STP)  # fmt: skip
+        end_slot(st, seq, ms, EV_EXPIRED, EXP_STP)
         return 0, mode == STP_EXPIRE_BOTH
-    q = ords[ms, O_QTY] - f
-    ords[ms, O_QTY] = q
-    ords[ms, O_VISIBLE] -= f
+    q = st.ords[ms, O_QTY] - f
+    st.ords[ms, O_QTY] = q
+    st.ords[ms, O_VISIBLE] -= f
     if q == 0:
-        end_slot(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, ofree, lfree, ev,
-                 seq, ms, EV_EXPIRED, EXP_STP)  # fmt: skip
+        end_slot(st, seq, ms, EV_EXPIRED, EXP_STP)
         return f, False
-    if k_side(olnk, ms) == BUY:
-        keep = required_buy(ords[ms, O_PRICE], q, mkt[m, M_QTL], mkt[m, M_WORST_PPM])
-        asset = mkt[m, M_QUOTE]
+    if k_side(st.olnk, ms) == BUY:
+        keep = required_buy(st.ords[ms, O_PRICE], q, st.mkt[m, M_QTL], st.mkt[m, M_WORST_PPM])
+        asset = st.mkt[m, M_QUOTE]
     else:
-        keep = q * mkt[m, M_LOT]
-        asset = mkt[m, M_BASE]
-    hold_txn(ev, ctr, bal, seq, taker_acct, asset, keep - ords[ms, O_HOLD])
-    ords[ms, O_HOLD] = keep
-    refresh_if_needed(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, ev, seq, ms)
+        keep = q * st.mkt[m, M_LOT]
+        asset = st.mkt[m, M_BASE]
+    hold_txn(st.ev, st.ctr, st.bal, seq, taker_acct, asset, keep - st.ords[ms, O_HOLD])
+    st.ords[ms, O_HOLD] = keep
+    refresh_if_needed(st, seq, ms)
     return f, False
 
 
 @kernel
 def match(
-    ords,
-    olnk,
-    idx,
-    lvl,
-    bkl,
-    bkp,
-    bkn,
-    bal,
-    sysb,
-    mkt,
-    acct,
-    ctr,
-    ofree,
-    lfree,
-    ev,
+    st,
     seq,
     m,
     taker_oid,
@@ -322,9 +290,9 @@ def match(
     """The matching loop (PlaceOrder step 5); ``lim`` = limit or protection price (0 = none).
     Returns (left, budget, hold, steps, stop, trades)."""
     opp = 2 * m + 1 - side
-    max_fills = ctr[CF_MAX_FILLS]
-    cost_per_tick_lot = mkt[m, M_QTL]
-    taker_ppm = mkt[m, M_TAKER_PPM]
+    max_fills = st.ctr[CF_MAX_FILLS]
+    cost_per_tick_lot = st.mkt[m, M_QTL]
+    taker_ppm = st.mkt[m, M_TAKER_PPM]
     fills = 0
     trades = 0
     stop = STOP_FILLED
@@ -337,17 +305,17 @@ def match(
         if fills >= max_fills:
             stop = STOP_MAX_FILLS
             break
-        n_levels = bkn[opp]
+        n_levels = st.bkn[opp]
         if n_levels == 0:
             stop = STOP_BOOK_EMPTY
             break
-        lv = bkl[opp, n_levels - 1]
-        price = lvl[lv, V_PRICE]
+        lv = st.bkl[opp, n_levels - 1]
+        price = st.lvl[lv, V_PRICE]
         if lim > 0 and ((side == BUY and price > lim) or (side == SELL and price < lim)):
             stop = STOP_LIMIT
             break
-        ms = lvl[lv, V_HEAD]
-        maker_qty = ords[ms, O_VISIBLE]
+        ms = st.lvl[lv, V_HEAD]
+        maker_qty = st.ords[ms, O_VISIBLE]
         if quote_bounded:
             f = lots_for_budget(price * cost_per_tick_lot, taker_ppm, budget, maker_qty)
             if f == 0:
@@ -356,32 +324,25 @@ def match(
         else:
             f = left if left < maker_qty else maker_qty
         fills += 1
-        if stp != 0 and olnk[ms, K_ACCOUNT] == taker_acct:
+        if stp != 0 and st.olnk[ms, K_ACCOUNT] == taker_acct:
             lost, ends = prevent(
-                ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, ofree, lfree, ev,
-                seq, m, taker_oid, taker_acct, stp, quote_bounded, ms, f,
-            )  # fmt: skip
+                st,
+                seq,
+                m,
+                taker_oid,
+                taker_acct,
+                stp,
+                quote_bounded,
+                ms,
+                f,
+            )
             left -= lost
             if ends or (lost > 0 and left == 0):
                 stop = STOP_STP
                 break
             continue
         cost = execute_trade(
-            ords,
-            olnk,
-            idx,
-            lvl,
-            bkl,
-            bkp,
-            bkn,
-            bal,
-            sysb,
-            mkt,
-            acct,
-            ctr,
-            ofree,
-            lfree,
-            ev,
+            st,
             seq,
             m,
             taker_oid,
@@ -400,7 +361,7 @@ def match(
 
 
 @kernel
-def dry_run(ords, olnk, lvl, bkl, bkn, mkt, ctr, m, side, lim, left, account, stp):
+def dry_run(st, m, side, lim, left, account, stp):
     """Walk the opposite side as the matching loop would, without changing the book. Returns
     (left, cost): cost = sum of notional + taker fee, saturated at MAX + 1.
 
@@ -408,30 +369,30 @@ def dry_run(ords, olnk, lvl, bkl, bkn, mkt, ctr, m, side, lim, left, account, st
     iceberg then refreshes, so pass k >= 1 takes its k-th new slice, computed from its open,
     visible and display lots (no scratch state: the book is read-only here)."""
     opp = 2 * m + 1 - side
-    max_fills = ctr[CF_MAX_FILLS]
-    qtl = mkt[m, M_QTL]
-    taker_ppm = mkt[m, M_TAKER_PPM]
+    max_fills = st.ctr[CF_MAX_FILLS]
+    qtl = st.mkt[m, M_QTL]
+    taker_ppm = st.mkt[m, M_TAKER_PPM]
     steps = 0
     cost = 0
-    pos = bkn[opp] - 1
+    pos = st.bkn[opp] - 1
     while pos >= 0 and left > 0 and steps < max_fills:
-        lv = bkl[opp, pos]
-        price = lvl[lv, V_PRICE]
+        lv = st.bkl[opp, pos]
+        price = st.lvl[lv, V_PRICE]
         if lim > 0 and ((side == BUY and price > lim) or (side == SELL and price < lim)):
             break
         k = 0
         while left > 0 and steps < max_fills:
             more = False
-            s = lvl[lv, V_HEAD]
+            s = st.lvl[lv, V_HEAD]
             while s >= 0 and left > 0 and steps < max_fills:
-                own = stp != 0 and olnk[s, K_ACCOUNT] == account
+                own = stp != 0 and st.olnk[s, K_ACCOUNT] == account
                 if k == 0:
-                    rem = ords[s, O_QTY]
-                    vis = ords[s, O_VISIBLE]
+                    rem = st.ords[s, O_QTY]
+                    vis = st.ords[s, O_VISIBLE]
                 else:
                     # Lots left before this pass; only icebergs reach a later pass.
-                    d = ords[s, O_DISPLAY]
-                    rem = ords[s, O_QTY] - ords[s, O_VISIBLE] - (k - 1) * d
+                    d = st.ords[s, O_DISPLAY]
+                    rem = st.ords[s, O_QTY] - st.ords[s, O_VISIBLE] - (k - 1) * d
                     if own and stp == STP_EXPIRE_MAKER:
                         rem = 0
                     vis = d if d < rem else rem
@@ -452,7 +413,7 @@ def dry_run(ords, olnk, lvl, bkl, bkn, mkt, ctr, m, side, lim, left, account, st
                         rem -= f
                     if rem > 0:
                         more = True
-                s = olnk[s, K_NEXT]
+                s = st.olnk[s, K_NEXT]
             k += 1
             if not more:
                 break

@@ -48,58 +48,56 @@ def next_dms(acct, ctr):
 
 
 @kernel
-def sweep(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, ofree, lfree, ev, seq, now):
+def sweep(st, seq, now):
     """Fire due dead-man's switches, then expire due GTD orders. False = drain and resume."""
-    capacity = ctr[CF_EV_CAP]
-    while ctr[C_NEXT_DMS] <= now:
+    capacity = st.ctr[CF_EV_CAP]
+    while st.ctr[C_NEXT_DMS] <= now:
         best = -1
         fire_at = INT64_MAX
-        for a in range(1, ctr[CF_MAX_ACCOUNTS]):
-            x = acct[a, A_DMS]
-            if x > 0 and x <= now and x < fire_at and acct[a, A_EXISTS] != 0:
+        for a in range(1, st.ctr[CF_MAX_ACCOUNTS]):
+            x = st.acct[a, A_DMS]
+            if x > 0 and x <= now and x < fire_at and st.acct[a, A_EXISTS] != 0:
                 best = a
                 fire_at = x
         if best < 0:
-            ctr[C_NEXT_DMS] = next_dms(acct, ctr)
+            st.ctr[C_NEXT_DMS] = next_dms(st.acct, st.ctr)
             break
-        if capacity - ctr[C_EV_POS] < 1 + 2 * acct[best, A_OPEN]:
+        if capacity - st.ctr[C_EV_POS] < 1 + 2 * st.acct[best, A_OPEN]:
             return False
-        acct[best, A_DMS] = 0
-        r = next_row(ev, ctr, EV_DMS_FIRED, seq)
-        ev[r, 2] = best
-        ev[r, 3] = fire_at
-        s = acct[best, A_HEAD]
+        st.acct[best, A_DMS] = 0
+        r = next_row(st.ev, st.ctr, EV_DMS_FIRED, seq)
+        st.ev[r, 2] = best
+        st.ev[r, 3] = fire_at
+        s = st.acct[best, A_HEAD]
         while s >= 0:
-            nxt = olnk[s, K_ANEXT]
-            end_any(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, ofree, lfree, ev,
-                    seq, s, EV_CANCELLED, CANCEL_DMS)  # fmt: skip
+            nxt = st.olnk[s, K_ANEXT]
+            end_any(st, seq, s, EV_CANCELLED, CANCEL_DMS)
             s = nxt
-        ctr[C_NEXT_DMS] = next_dms(acct, ctr)
-    if ctr[C_NEXT_GTD] > now:
+        st.ctr[C_NEXT_DMS] = next_dms(st.acct, st.ctr)
+    if st.ctr[C_NEXT_GTD] > now:
         return True
-    hwm = ctr[C_ORDER_HWM]
+    hwm = st.ctr[C_ORDER_HWM]
     while True:
         best = -1
         for s in range(hwm):
-            if ords[s, O_ID] != 0 and k_tif(olnk, s) == GTD and ords[s, O_EXPIRE] <= now:  # noqa: SIM102
+            if st.ords[s, O_ID] != 0 and k_tif(st.olnk, s) == GTD and st.ords[s, O_EXPIRE] <= now:  # noqa: SIM102
                 if (
                     best < 0
-                    or ords[s, O_EXPIRE] < ords[best, O_EXPIRE]
+                    or st.ords[s, O_EXPIRE] < st.ords[best, O_EXPIRE]
                     or (
-                        ords[s, O_EXPIRE] == ords[best, O_EXPIRE]
-                        and ords[s, O_ID] < ords[best, O_ID]
+                        st.ords[s, O_EXPIRE] == st.ords[best, O_EXPIRE]
+                        and st.ords[s, O_ID] < st.ords[best, O_ID]
                     )
                 ):
                     best = s
         if best < 0:
             break
-        if capacity - ctr[C_EV_POS] < 2:
+        if capacity - st.ctr[C_EV_POS] < 2:
             return False
-        end_any(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, ofree, lfree, ev,
-                seq, best, EV_EXPIRED, EXP_GTD)  # fmt: skip
+        end_any(st, seq, best, EV_EXPIRED, EXP_GTD)
     t = INT64_MAX
     for s in range(hwm):
-        if ords[s, O_ID] != 0 and k_tif(olnk, s) == GTD and ords[s, O_EXPIRE] < t:
-            t = ords[s, O_EXPIRE]
-    ctr[C_NEXT_GTD] = t
+        if st.ords[s, O_ID] != 0 and k_tif(st.olnk, s) == GTD and st.ords[s, O_EXPIRE] < t:
+            t = st.ords[s, O_EXPIRE]
+    st.ctr[C_NEXT_GTD] = t
     return True

@@ -148,80 +148,77 @@ def pending_trigger(ords, olnk, s):
 
 
 @kernel
-def add_pending(ords, olnk, idx, lvl, bkl, bkp, bkn, mkt, acct, ctr, lfree, c, i, s):
+def add_pending(st, c, i, s):
     """Register the new conditional order in slot ``s`` as open and waiting."""
-    m = olnk[s, K_MARKET]
-    side = k_side(olnk, s)
-    otype = k_type(olnk, s)
-    tick = mkt[m, M_TICK]
-    olnk[s, K_FLAGS] = olnk[s, K_FLAGS] | F_PENDING | (c[i, R_DELTA] << F_DELTA_SHIFT)
-    ords[s, O_OFFSET] = c[i, R_OFFSET] // tick
-    ords[s, O_EXTREME] = 0
-    olnk[s, K_LEVEL] = -1
+    m = st.olnk[s, K_MARKET]
+    side = k_side(st.olnk, s)
+    otype = k_type(st.olnk, s)
+    tick = st.mkt[m, M_TICK]
+    st.olnk[s, K_FLAGS] = st.olnk[s, K_FLAGS] | F_PENDING | (c[i, R_DELTA] << F_DELTA_SHIFT)
+    st.ords[s, O_OFFSET] = c[i, R_OFFSET] // tick
+    st.ords[s, O_EXTREME] = 0
+    st.olnk[s, K_LEVEL] = -1
     if otype >= TRAIL_MARKET:
-        last = mkt[m, M_LAST_PRICE]
-        ords[s, O_EXTREME] = last
-        tail = mkt[m, M_TRAIL_TAIL]
-        olnk[s, K_PREV] = tail
-        olnk[s, K_NEXT] = -1
+        last = st.mkt[m, M_LAST_PRICE]
+        st.ords[s, O_EXTREME] = last
+        tail = st.mkt[m, M_TRAIL_TAIL]
+        st.olnk[s, K_PREV] = tail
+        st.olnk[s, K_NEXT] = -1
         if tail < 0:
-            mkt[m, M_TRAIL_HEAD] = s
+            st.mkt[m, M_TRAIL_HEAD] = s
         else:
-            olnk[tail, K_NEXT] = s
-        mkt[m, M_TRAIL_TAIL] = s
+            st.olnk[tail, K_NEXT] = s
+        st.mkt[m, M_TRAIL_TAIL] = s
     else:
         trigger = c[i, R_STOP] // tick
-        ords[s, O_TRIGGER] = trigger
-        tx = trigger_book(ctr, m, falls(otype, side))
-        lv = level_get_or_add(lvl, bkl, bkp, bkn, lfree, ctr, tx, tx & 1, trigger)
+        st.ords[s, O_TRIGGER] = trigger
+        tx = trigger_book(st.ctr, m, falls(otype, side))
+        lv = level_get_or_add(st.lvl, st.bkl, st.bkp, st.bkn, st.lfree, st.ctr, tx, tx & 1, trigger)
         if lv >= 0:
-            queue_push(lvl, olnk, lv, s)
-    open_order(ords, olnk, idx, acct, ctr, s)
-    note_gtd(ords, olnk, ctr, s)
+            queue_push(st.lvl, st.olnk, lv, s)
+    open_order(st.ords, st.olnk, st.idx, st.acct, st.ctr, s)
+    note_gtd(st.ords, st.olnk, st.ctr, s)
 
 
 @kernel
-def remove_pending(ords, olnk, lvl, bkl, bkp, bkn, mkt, ctr, lfree, s):
+def remove_pending(st, s):
     """Take a waiting conditional order out of its trigger book or trailing list."""
-    m = olnk[s, K_MARKET]
-    olnk[s, K_FLAGS] = olnk[s, K_FLAGS] & ~F_PENDING
-    if k_type(olnk, s) >= TRAIL_MARKET:
-        prev = olnk[s, K_PREV]
-        nxt = olnk[s, K_NEXT]
+    m = st.olnk[s, K_MARKET]
+    st.olnk[s, K_FLAGS] = st.olnk[s, K_FLAGS] & ~F_PENDING
+    if k_type(st.olnk, s) >= TRAIL_MARKET:
+        prev = st.olnk[s, K_PREV]
+        nxt = st.olnk[s, K_NEXT]
         if prev < 0:
-            mkt[m, M_TRAIL_HEAD] = nxt
+            st.mkt[m, M_TRAIL_HEAD] = nxt
         else:
-            olnk[prev, K_NEXT] = nxt
+            st.olnk[prev, K_NEXT] = nxt
         if nxt < 0:
-            mkt[m, M_TRAIL_TAIL] = prev
+            st.mkt[m, M_TRAIL_TAIL] = prev
         else:
-            olnk[nxt, K_PREV] = prev
+            st.olnk[nxt, K_PREV] = prev
         return
-    lv = olnk[s, K_LEVEL]
-    queue_unlink(lvl, olnk, lv, s)
-    olnk[s, K_LEVEL] = -1
-    if lvl[lv, V_HEAD] < 0:
-        tx = trigger_book(ctr, m, falls(k_type(olnk, s), k_side(olnk, s)))
-        level_drop(lvl, bkl, bkp, bkn, lfree, ctr, tx, tx & 1, lv)
+    lv = st.olnk[s, K_LEVEL]
+    queue_unlink(st.lvl, st.olnk, lv, s)
+    st.olnk[s, K_LEVEL] = -1
+    if st.lvl[lv, V_HEAD] < 0:
+        tx = trigger_book(st.ctr, m, falls(k_type(st.olnk, s), k_side(st.olnk, s)))
+        level_drop(st.lvl, st.bkl, st.bkp, st.bkn, st.lfree, st.ctr, tx, tx & 1, lv)
 
 
 @kernel
-def end_any(
-    ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, ofree, lfree, ev, seq, s, kind, reason
-):
+def end_any(st, seq, s, kind, reason):
     """Cancel or expire an open order, resting or waiting: event, release, removal."""
-    if not k_pending(olnk, s):
-        end_slot(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, mkt, acct, ctr, ofree, lfree, ev,
-                 seq, s, kind, reason)  # fmt: skip
+    if not k_pending(st.olnk, s):
+        end_slot(st, seq, s, kind, reason)
         return
-    a = olnk[s, K_ACCOUNT]
-    m = olnk[s, K_MARKET]
-    emit_order_end(ev, ctr, kind, seq, ords[s, O_ID], a, m, ords[s, O_QTY], reason)
-    asset = mkt[m, M_QUOTE] if k_side(olnk, s) == BUY else mkt[m, M_BASE]
-    hold_txn(ev, ctr, bal, seq, a, asset, -ords[s, O_HOLD])
-    ords[s, O_HOLD] = 0
-    remove_pending(ords, olnk, lvl, bkl, bkp, bkn, mkt, ctr, lfree, s)
-    forget_order(ords, olnk, idx, acct, ctr, ofree, s)
+    a = st.olnk[s, K_ACCOUNT]
+    m = st.olnk[s, K_MARKET]
+    emit_order_end(st.ev, st.ctr, kind, seq, st.ords[s, O_ID], a, m, st.ords[s, O_QTY], reason)
+    asset = st.mkt[m, M_QUOTE] if k_side(st.olnk, s) == BUY else st.mkt[m, M_BASE]
+    hold_txn(st.ev, st.ctr, st.bal, seq, a, asset, -st.ords[s, O_HOLD])
+    st.ords[s, O_HOLD] = 0
+    remove_pending(st, s)
+    forget_order(st, s)
 
 
 @kernel
@@ -248,160 +245,216 @@ def fifo_push(olnk, ctr, s):
 
 
 @kernel
-def collect(ords, olnk, lvl, bkl, bkp, bkn, mkt, ctr, lfree, m, first, last, room):
+def collect(st, m, first, last, room):
     """Queue (C_FIFO) the orders a burst from ``first`` to ``last`` fires, in firing order
     (falling: trigger descending; rising: ascending; then order id), at most ``room``."""
     lo = first if first < last else last
     hi = first if first > last else last
     firing = 0  # trailing stops flagged F_FIRE and not yet queued
-    s = mkt[m, M_TRAIL_HEAD]
+    s = st.mkt[m, M_TRAIL_HEAD]
     while s >= 0:
-        fires = trailing_step(ords, olnk, s, first) or trailing_step(ords, olnk, s, last)
+        fires = trailing_step(st.ords, st.olnk, s, first) or trailing_step(
+            st.ords, st.olnk, s, last
+        )
         if fires:
-            olnk[s, K_FLAGS] = olnk[s, K_FLAGS] | F_FIRE
+            st.olnk[s, K_FLAGS] = st.olnk[s, K_FLAGS] | F_FIRE
             firing += 1
-        s = olnk[s, K_NEXT]
+        s = st.olnk[s, K_NEXT]
     count = 0
     for falling in (True, False):
-        tx = trigger_book(ctr, m, falling)
+        tx = trigger_book(st.ctr, m, falling)
         while count < room:
             cand = -1
             cx = 0
-            lv = best_level(bkl, bkn, tx)
+            lv = best_level(st.bkl, st.bkn, tx)
             if lv >= 0:
-                x = lvl[lv, V_PRICE]
+                x = st.lvl[lv, V_PRICE]
                 if (x >= lo) if falling else (x <= hi):
-                    cand = lvl[lv, V_HEAD]
+                    cand = st.lvl[lv, V_HEAD]
                     cx = x
-            t = mkt[m, M_TRAIL_HEAD] if firing > 0 else -1
+            t = st.mkt[m, M_TRAIL_HEAD] if firing > 0 else -1
             while t >= 0:
-                if k_fire(olnk, t) and falls(k_type(olnk, t), k_side(olnk, t)) == falling:
-                    x = pending_trigger(ords, olnk, t)
+                if k_fire(st.olnk, t) and falls(k_type(st.olnk, t), k_side(st.olnk, t)) == falling:
+                    x = pending_trigger(st.ords, st.olnk, t)
                     better = (x > cx) if falling else (x < cx)
-                    if cand < 0 or better or (x == cx and ords[t, O_ID] < ords[cand, O_ID]):
+                    if cand < 0 or better or (x == cx and st.ords[t, O_ID] < st.ords[cand, O_ID]):
                         cand = t
                         cx = x
-                t = olnk[t, K_NEXT]
+                t = st.olnk[t, K_NEXT]
             if cand < 0:
                 break
-            if k_fire(olnk, cand):
-                olnk[cand, K_FLAGS] = olnk[cand, K_FLAGS] & ~F_FIRE
+            if k_fire(st.olnk, cand):
+                st.olnk[cand, K_FLAGS] = st.olnk[cand, K_FLAGS] & ~F_FIRE
                 firing -= 1
-            remove_pending(ords, olnk, lvl, bkl, bkp, bkn, mkt, ctr, lfree, cand)
-            fifo_push(olnk, ctr, cand)
+            remove_pending(st, cand)
+            fifo_push(st.olnk, st.ctr, cand)
             count += 1
-    s = mkt[m, M_TRAIL_HEAD] if firing > 0 else -1
+    s = st.mkt[m, M_TRAIL_HEAD] if firing > 0 else -1
     while s >= 0:
-        olnk[s, K_FLAGS] = olnk[s, K_FLAGS] & ~F_FIRE
-        s = olnk[s, K_NEXT]
+        st.olnk[s, K_FLAGS] = st.olnk[s, K_FLAGS] & ~F_FIRE
+        s = st.olnk[s, K_NEXT]
     return count
 
 
 @kernel
-def execute_triggered(
-    ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree, lfree, ev, seq, s
-):
+def execute_triggered(st, seq, s):
     """A fired conditional order enters as a taker with its own order id."""
-    m = olnk[s, K_MARKET]
-    a = olnk[s, K_ACCOUNT]
-    side = k_side(olnk, s)
-    otype = k_type(olnk, s)
-    tif = k_tif(olnk, s)
-    stp = k_stp(olnk, s)
-    oid = ords[s, O_ID]
-    q = ords[s, O_QTY]
-    hold = ords[s, O_HOLD]
-    trigger = pending_trigger(ords, olnk, s)
+    m = st.olnk[s, K_MARKET]
+    a = st.olnk[s, K_ACCOUNT]
+    side = k_side(st.olnk, s)
+    otype = k_type(st.olnk, s)
+    tif = k_tif(st.olnk, s)
+    stp = k_stp(st.olnk, s)
+    oid = st.ords[s, O_ID]
+    q = st.ords[s, O_QTY]
+    hold = st.ords[s, O_HOLD]
+    trigger = pending_trigger(st.ords, st.olnk, s)
     limit = 0
     if otype == STOP_LIMIT_TYPE or otype == TP_LIMIT or otype == TRAIL_LIMIT:  # noqa: SIM109
-        limit = ords[s, O_PRICE]
+        limit = st.ords[s, O_PRICE]
         if otype == TRAIL_LIMIT:
             if side == BUY:
-                x = trigger + ords[s, O_OFFSET]
+                x = trigger + st.ords[s, O_OFFSET]
                 limit = x if x < limit else limit
             else:
-                x = trigger - ords[s, O_OFFSET]
+                x = trigger - st.ords[s, O_OFFSET]
                 limit = x if x > limit else limit
-    r = next_row(ev, ctr, EV_TRIGGERED, seq)
-    ev[r, 2] = oid
-    ev[r, 3] = a
-    ev[r, 4] = m
-    ev[r, 5] = trigger
-    ev[r, 6] = mkt[m, M_LAST_PRICE]
-    ev[r, 7] = limit
-    asset = mkt[m, M_QUOTE] if side == BUY else mkt[m, M_BASE]
+    r = next_row(st.ev, st.ctr, EV_TRIGGERED, seq)
+    st.ev[r, 2] = oid
+    st.ev[r, 3] = a
+    st.ev[r, 4] = m
+    st.ev[r, 5] = trigger
+    st.ev[r, 6] = st.mkt[m, M_LAST_PRICE]
+    st.ev[r, 7] = limit
+    asset = st.mkt[m, M_QUOTE] if side == BUY else st.mkt[m, M_BASE]
     if limit == 0:
         quote_bounded = side == BUY
-        lim = protection_price(lvl, bkl, bkn, mkt, m, side)
+        lim = protection_price(st.lvl, st.bkl, st.bkn, st.mkt, m, side)
         left, budget, hold, _steps, stop, trades = match(
-            ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree, lfree, ev,
-            seq, m, oid, a, side, lim, q, quote_bounded, hold, hold, stp,
-        )  # fmt: skip
-        settle_taker(ev, ctr, bal, mkt, seq, oid, a, m, side, False, False, quote_bounded, 0,
-                     left, budget, hold, trades, stop, asset)  # fmt: skip
-        ords[s, O_HOLD] = 0
-        forget_order(ords, olnk, idx, acct, ctr, ofree, s)
+            st,
+            seq,
+            m,
+            oid,
+            a,
+            side,
+            lim,
+            q,
+            quote_bounded,
+            hold,
+            hold,
+            stp,
+        )
+        settle_taker(
+            st.ev,
+            st.ctr,
+            st.bal,
+            st.mkt,
+            seq,
+            oid,
+            a,
+            m,
+            side,
+            False,
+            False,
+            quote_bounded,
+            0,
+            left,
+            budget,
+            hold,
+            trades,
+            stop,
+            asset,
+        )
+        st.ords[s, O_HOLD] = 0
+        forget_order(st, s)
         return
-    if side == BUY and limit != ords[s, O_PRICE]:
-        keep = required_buy(limit, q, mkt[m, M_QTL], mkt[m, M_WORST_PPM])
-        hold_txn(ev, ctr, bal, seq, a, asset, keep - hold)
+    if side == BUY and limit != st.ords[s, O_PRICE]:
+        keep = required_buy(limit, q, st.mkt[m, M_QTL], st.mkt[m, M_WORST_PPM])
+        hold_txn(st.ev, st.ctr, st.bal, seq, a, asset, keep - hold)
         hold = keep
-    ords[s, O_PRICE] = limit
+    st.ords[s, O_PRICE] = limit
     if tif == FOK:  # noqa: SIM102
-        if dry_run(ords, olnk, lvl, bkl, bkn, mkt, ctr, m, side, limit, q, a, stp)[0] > 0:
-            emit_order_end(ev, ctr, EV_EXPIRED, seq, oid, a, m, q, EXP_FOK_UNFILLABLE)
-            hold_txn(ev, ctr, bal, seq, a, asset, -hold)
-            ords[s, O_HOLD] = 0
-            forget_order(ords, olnk, idx, acct, ctr, ofree, s)
+        if dry_run(st, m, side, limit, q, a, stp)[0] > 0:
+            emit_order_end(st.ev, st.ctr, EV_EXPIRED, seq, oid, a, m, q, EXP_FOK_UNFILLABLE)
+            hold_txn(st.ev, st.ctr, st.bal, seq, a, asset, -hold)
+            st.ords[s, O_HOLD] = 0
+            forget_order(st, s)
             return
     own = 2 * m + side
     may_rest = (tif == GTC or tif == GTD) and (  # noqa: SIM109
-        bkn[own] < ctr[CF_MAX_LEVELS] or level_find(bkl, bkp, bkn, own, side, limit) >= 0
+        st.bkn[own] < st.ctr[CF_MAX_LEVELS]
+        or level_find(st.bkl, st.bkp, st.bkn, own, side, limit) >= 0
     )
     left, budget, hold, _steps, stop, trades = match(
-        ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree, lfree, ev,
-        seq, m, oid, a, side, limit, q, False, 0, hold, stp,
-    )  # fmt: skip
-    rests, keep = settle_taker(ev, ctr, bal, mkt, seq, oid, a, m, side, may_rest, True, False,
-                               limit, left, budget, hold, trades, stop, asset)  # fmt: skip
+        st,
+        seq,
+        m,
+        oid,
+        a,
+        side,
+        limit,
+        q,
+        False,
+        0,
+        hold,
+        stp,
+    )
+    rests, keep = settle_taker(
+        st.ev,
+        st.ctr,
+        st.bal,
+        st.mkt,
+        seq,
+        oid,
+        a,
+        m,
+        side,
+        may_rest,
+        True,
+        False,
+        limit,
+        left,
+        budget,
+        hold,
+        trades,
+        stop,
+        asset,
+    )
     if rests:
-        ords[s, O_QTY] = left
-        ords[s, O_HOLD] = keep
-        ords[s, O_DISPLAY] = 0
-        ords[s, O_VISIBLE] = left
-        rest_order(ords, olnk, lvl, bkl, bkp, bkn, lfree, ctr, s)
-        check_not_crossed(lvl, bkl, bkn, ctr, m)
+        st.ords[s, O_QTY] = left
+        st.ords[s, O_HOLD] = keep
+        st.ords[s, O_DISPLAY] = 0
+        st.ords[s, O_VISIBLE] = left
+        rest_order(st, s)
+        check_not_crossed(st.lvl, st.bkl, st.bkn, st.ctr, m)
     else:
-        ords[s, O_QTY] = 0
-        ords[s, O_HOLD] = 0
-        forget_order(ords, olnk, idx, acct, ctr, ofree, s)
+        st.ords[s, O_QTY] = 0
+        st.ords[s, O_HOLD] = 0
+        forget_order(st, s)
 
 
 @kernel
-def run_triggers(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree, lfree,
-                 ev, seq, m):  # fmt: skip
+def run_triggers(st, seq, m):
     """After a taker in market ``m``: fire what its burst triggered, then what those bursts
     trigger, at most CF_MAX_TRIGGERS orders."""
     fired = 0
     queued = 0
-    max_triggers = ctr[CF_MAX_TRIGGERS]
+    max_triggers = st.ctr[CF_MAX_TRIGGERS]
     while True:
-        first = mkt[m, M_BURST_FIRST]
+        first = st.mkt[m, M_BURST_FIRST]
         if first != 0:
-            last = mkt[m, M_BURST_LAST]
-            mkt[m, M_BURST_FIRST] = 0
-            mkt[m, M_BURST_LAST] = 0
+            last = st.mkt[m, M_BURST_LAST]
+            st.mkt[m, M_BURST_FIRST] = 0
+            st.mkt[m, M_BURST_LAST] = 0
             room = max_triggers - fired - queued
-            queued += collect(ords, olnk, lvl, bkl, bkp, bkn, mkt, ctr, lfree, m, first, last,
-                              room)  # fmt: skip
-        s = ctr[C_FIFO_HEAD]
+            queued += collect(st, m, first, last, room)
+        s = st.ctr[C_FIFO_HEAD]
         if s < 0:
             return
-        nxt = olnk[s, K_NEXT]
-        ctr[C_FIFO_HEAD] = nxt
+        nxt = st.olnk[s, K_NEXT]
+        st.ctr[C_FIFO_HEAD] = nxt
         if nxt < 0:
-            ctr[C_FIFO_TAIL] = -1
+            st.ctr[C_FIFO_TAIL] = -1
         queued -= 1
         fired += 1
-        execute_triggered(ords, olnk, idx, lvl, bkl, bkp, bkn, bal, sysb, mkt, acct, ctr, ofree,
-                          lfree, ev, seq, s)  # fmt: skip
+        execute_triggered(st, seq, s)
