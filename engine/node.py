@@ -80,7 +80,7 @@ class EngineNode:
         started = time.perf_counter()
         snapshot = latest_valid(self.snapshot_dir)
         if snapshot is None:
-            engine = CompiledEngine(self.config.engine)
+            engine = CompiledEngine(self.config.engine, prefault=True)
         else:
             if snapshot.last_seq > self.journal.last_sequence:
                 raise RuntimeError(
@@ -90,7 +90,7 @@ class EngineNode:
             if self.config.verify_snapshot:
                 engine = self._verified(snapshot)
             else:
-                engine = CompiledEngine.from_image(snapshot.image)
+                engine = CompiledEngine.from_image(snapshot.image, prefault=True)
         replayed = replay_journal(engine, self.journal)
         log.info(
             "engine_recovered",
@@ -104,7 +104,7 @@ class EngineNode:
     def _verified(self, snapshot: Snapshot) -> CompiledEngine:
         """The engine replayed from genesis to the snapshot's sequence, whose state hash must
         equal the snapshot's; a mismatch names both hashes and refuses to start."""
-        engine = CompiledEngine(snapshot.image.config)
+        engine = CompiledEngine(snapshot.image.config, prefault=True)
         try:
             replay_journal(engine, self.journal, to_seq=snapshot.last_seq,
                            checkpoints={snapshot.last_seq: snapshot.state_hash})

@@ -114,13 +114,13 @@ def replay(
 ) -> ReplayResult:
     """Rebuild state from the journal; start from the newest snapshot at or before
     ``from_seq - 1`` when given (from genesis otherwise)."""
-    engine = CompiledEngine(config or EngineConfig())
+    engine = CompiledEngine(config or EngineConfig(), prefault=True)
     checkpoints: dict[int, str] = {}
     if snapshot_dir is not None:
         if from_seq is not None and from_seq > 1:
             snapshot = latest_valid(snapshot_dir, at_most_seq=from_seq - 1)
             if snapshot is not None:
-                engine = CompiledEngine.from_image(snapshot.image)
+                engine = CompiledEngine.from_image(snapshot.image, prefault=True)
         if verify:
             for path in list_snapshots(snapshot_dir):
                 snap = read_snapshot(path)  # a corrupt snapshot fails verification loudly

@@ -81,7 +81,7 @@ def amend_check(st, c, i):
         return REJ_HALTED, -1, 0, 0, 0
     if st.mkt[m, M_STATE] == ST_CANCEL_ONLY:
         return REJ_CANCEL_ONLY, -1, 0, 0, 0
-    s = find_target(st.ords, st.olnk, st.idx, st.ctr, a, m, c[i, R_ORDER_ID], c[i, R_TARGET_COID])
+    s = find_target(st, a, m, c[i, R_ORDER_ID], c[i, R_TARGET_COID])
     if s < 0:
         return REJ_UNKNOWN_ORDER, -1, 0, 0, 0
     if k_pending(st.olnk, s):

@@ -274,12 +274,16 @@ def order_alloc(ofree, ctr):
 
 
 @kernel
-def open_order(ords, olnk, idx, acct, ctr, s):
+def open_order(st, s):
     """Register the filled-in slot ``s`` as open: indexes, account list, counters."""
+    ords = st.ords
+    olnk = st.olnk
+    acct = st.acct
+    ctr = st.ctr
     mask = ctr[CF_HASH_MASK]
-    oid_insert(idx, ords, mask, s)
+    oid_insert(st.oidx, ords, mask, s)
     if ords[s, O_COID] != 0:
-        coid_insert(idx, ords, olnk, mask, s)
+        coid_insert(st.idx, ords, olnk, mask, s)
     a = olnk[s, K_ACCOUNT]
     tail = acct[a, A_TAIL]
     olnk[s, K_APREV] = tail
@@ -297,7 +301,7 @@ def open_order(ords, olnk, idx, acct, ctr, s):
 def forget_order(st, s):
     """Undo `open_order` (the slot is already out of its level) and free the slot."""
     mask = st.ctr[CF_HASH_MASK]
-    ok = oid_delete(st.idx, st.ords, mask, s)
+    ok = oid_delete(st.oidx, st.ords, mask, s)
     if st.ords[s, O_COID] != 0:
         ok = coid_delete(st.idx, st.ords, st.olnk, mask, s) and ok
     if not ok:

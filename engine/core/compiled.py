@@ -49,9 +49,11 @@ class CompiledEngine(AdminCommands):
         config: EngineConfig = EngineConfig(),  # noqa: B008
         *,
         event_capacity: int = 0,
+        prefault: bool = False,
     ) -> None:
+        """``prefault``: commit all table memory now (see `CoreArrays`); nodes and replay do."""
         self.config = config
-        self._a = CoreArrays(config, event_capacity)
+        self._a = CoreArrays(config, event_capacity, prefault=prefault)
         self._st = self._a.state()
         self._init_admin()
         self._admin: dict[int, tuple[int, Command]] = {}
@@ -84,8 +86,10 @@ class CompiledEngine(AdminCommands):
         return build_image(self)
 
     @classmethod
-    def from_image(cls, image: StateImage, *, event_capacity: int = 0) -> CompiledEngine:
-        eng = cls(image.config, event_capacity=event_capacity)
+    def from_image(
+        cls, image: StateImage, *, event_capacity: int = 0, prefault: bool = False
+    ) -> CompiledEngine:
+        eng = cls(image.config, event_capacity=event_capacity, prefault=prefault)
         restore_image(eng, image)
         return eng
 

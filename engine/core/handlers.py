@@ -499,20 +499,21 @@ def place(st, c, i):
         st.ords[s, O_DISPLAY] = display
         st.ords[s, O_VISIBLE] = left if display == 0 or left < display else display
         rest_order(st, s)
-        open_order(st.ords, st.olnk, st.idx, st.acct, st.ctr, s)
+        open_order(st, s)
         note_gtd(st.ords, st.olnk, st.ctr, s)
         check_not_crossed(st.lvl, st.bkl, st.bkn, st.ctr, m)
     run_triggers(st, seq, m)
 
 
 @kernel
-def find_target(ords, olnk, idx, ctr, a, m, oid, coid):
+def find_target(st, a, m, oid, coid):
     """CancelOrder/AmendOrder target slot, or -1 (UNKNOWN_ORDER)."""
-    mask = ctr[CF_HASH_MASK]
+    olnk = st.olnk
+    mask = st.ctr[CF_HASH_MASK]
     if oid != 0:
-        s = oid_find(idx, ords, mask, oid)
+        s = oid_find(st.oidx, st.ords, mask, oid)
     elif coid != 0:
-        s = coid_find(idx, ords, olnk, mask, a, coid)
+        s = coid_find(st.idx, st.ords, olnk, mask, a, coid)
     else:
         return -1
     if s < 0 or olnk[s, K_ACCOUNT] != a or olnk[s, K_MARKET] != m:
@@ -540,7 +541,7 @@ def cancel(st, c, i):
     if not account_ok(st.acct, st.ctr, a):
         emit_rejected(st.ev, st.ctr, seq, a, m, oid, coid, REJ_UNKNOWN_ACCOUNT)
         return False
-    s = find_target(st.ords, st.olnk, st.idx, st.ctr, a, m, oid, coid)
+    s = find_target(st, a, m, oid, coid)
     if s < 0:
         emit_rejected(st.ev, st.ctr, seq, a, m, oid, coid, REJ_UNKNOWN_ORDER)
         return False

@@ -1,12 +1,21 @@
 """Open-addressing hash indexes: order id -> slot and (account, client order id) -> slot.
 
-Linear probing over an int32 table whose entries are ``slot + 1`` (0 = empty), load factor
-<= 0.5 (the table has >= 2 * max_orders entries), backward-shift deletion (no tombstones, so
-probe lengths never degrade). The key is not stored: it is read back from the orders table,
-so each index costs 4 bytes per table entry, 8 bytes per order slot.
+Linear probing, load factor <= 0.5 (each table has >= 2 * max_orders entries), backward-shift
+deletion (no tombstones, so probe lengths never degrade). Deterministic on every machine.
 
-Row 0 of ``idx`` is the order-id index, row 1 the client-order-id index. The hash is the
-splitmix64 finalizer: deterministic on every machine.
+**Order ids** (``oidx``, int64 entries): an entry is ``fingerprint << 32 | slot + 1`` (0 =
+empty), the fingerprint being the low 31 bits of the order id. Order ids are sequence numbers,
+so new orders arrive with consecutive ids: the home of an id keeps runs of 16 consecutive ids
+in 16 consecutive entries (one 128-byte stretch) and scatters the runs with the splitmix64
+finalizer (`oid_home`). Inserts then touch memory that the previous inserts just touched, and
+probes compare fingerprints in the table instead of reading every candidate's order row: the
+order row is read once, to confirm the match (ids beyond 2**31 can share a fingerprint). The
+home is computed from the fingerprint alone, so backward shifts read nothing else either.
+Measured on workload (c): the random-hash index with key checks through the orders table was
+~40 % of the CPU time per order; this layout costs 16 bytes per order slot instead of 8.
+
+**Client order ids** (``idx`` row 0, int32 entries ``slot + 1``): the key is not stored, it is
+read back from the orders table (client ids are rare on the hot path).
 """
 
 from __future__ import annotations
@@ -23,8 +32,12 @@ _S27 = np.uint64(27)
 _S31 = np.uint64(31)
 _S1 = np.uint64(1)
 
-OID_ROW = 0
-COID_ROW = 1
+COID_ROW = 0
+FP_MASK = (1 << 31) - 1
+"""Fingerprint: the low 31 bits of an order id (an entry stays a non-negative int64)."""
+SLOT_MASK = (1 << 32) - 1
+RUN = 16
+"""Consecutive order ids kept in consecutive entries."""
 
 
 @kernel
@@ -46,52 +59,64 @@ def coid_hash(account, coid):
 
 
 @kernel
-def oid_find(idx, ords, mask, oid):
+def oid_home(fp, mask):
+    """Home entry of fingerprint ``fp``: runs of `RUN` consecutive ids stay together."""
+    return ((mix64(fp // RUN) * RUN) | (fp % RUN)) & mask
+
+
+@kernel
+def oid_find(oidx, ords, mask, oid):
     """Slot of the open order ``oid``, or -1."""
-    i = mix64(oid) & mask
+    fp = oid & FP_MASK
+    i = oid_home(fp, mask)
     while True:
-        e = idx[OID_ROW, i]
+        e = oidx[i]
         if e == 0:
             return -1
-        if ords[e - 1, O_ID] == oid:
-            return e - 1
+        if (e >> 32) == fp:
+            s = (e & SLOT_MASK) - 1
+            if ords[s, O_ID] == oid:
+                return s
         i = (i + 1) & mask
 
 
 @kernel
-def oid_insert(idx, ords, mask, slot):
+def oid_insert(oidx, ords, mask, slot):
     """Index ``slot`` under its order id (which must not be indexed yet)."""
-    i = mix64(ords[slot, O_ID]) & mask
-    while idx[OID_ROW, i] != 0:
+    fp = ords[slot, O_ID] & FP_MASK
+    i = oid_home(fp, mask)
+    while oidx[i] != 0:
         i = (i + 1) & mask
-    idx[OID_ROW, i] = slot + 1
+    oidx[i] = (fp << 32) | (slot + 1)
 
 
 @kernel
-def oid_delete(idx, ords, mask, slot):
+def oid_delete(oidx, ords, mask, slot):
     """Remove ``slot`` from the index; False if it was not there."""
-    i = mix64(ords[slot, O_ID]) & mask
+    fp = ords[slot, O_ID] & FP_MASK
+    i = oid_home(fp, mask)
+    target = (fp << 32) | (slot + 1)
     while True:
-        e = idx[OID_ROW, i]
+        e = oidx[i]
         if e == 0:
             return False
-        if e == slot + 1:
+        if e == target:
             break
         i = (i + 1) & mask
     # Backward shift: pull every later entry of the cluster that may live at the hole.
     j = i
     while True:
         j = (j + 1) & mask
-        e = idx[OID_ROW, j]
+        e = oidx[j]
         if e == 0:
             break
-        home = mix64(ords[e - 1, O_ID]) & mask
+        home = oid_home(e >> 32, mask)
         # Keep e in place iff its home lies cyclically in (i, j].
         stays = (i < home <= j) if i <= j else (home > i or home <= j)
         if not stays:
-            idx[OID_ROW, i] = e
+            oidx[i] = e
             i = j
-    idx[OID_ROW, i] = 0
+    oidx[i] = 0
     return True
 
 

@@ -98,10 +98,10 @@ def book_slots(st, out):
 
 
 @kernel
-def open_in_order(ords, olnk, idx, acct, ctr, by_id):
+def open_in_order(st, by_id):
     """Register slots as open in ascending order id (the order of the account lists)."""
     for s in by_id:
-        open_order(ords, olnk, idx, acct, ctr, s)
+        open_order(st, s)
 
 
 @kernel
@@ -424,9 +424,7 @@ def restore_image(eng: CompiledEngine, image: StateImage) -> None:
     load_pending(eng._st, pcols, pslots)
     all_ids = np.concatenate([cols[:, 0], pcols[:, 0]])
     all_slots = np.concatenate([slots, pslots])
-    open_in_order(
-        a.ords, a.olnk, a.idx, a.acct, a.ctr, all_slots[np.argsort(all_ids, kind="stable")]
-    )
+    open_in_order(eng._st, all_slots[np.argsort(all_ids, kind="stable")])
     if a.ctr[C_ERROR] != 0:
         raise ValueError("image does not fit the engine's bounds")
     if not np.array_equal(ordered_slots(eng), slots):

@@ -176,7 +176,7 @@ def add_pending(st, c, i, s):
         lv = level_get_or_add(st.lvl, st.bkl, st.bkp, st.bkn, st.lfree, st.ctr, tx, tx & 1, trigger)
         if lv >= 0:
             queue_push(st.lvl, st.olnk, lv, s)
-    open_order(st.ords, st.olnk, st.idx, st.acct, st.ctr, s)
+    open_order(st, s)
     note_gtd(st.ords, st.olnk, st.ctr, s)
 
 
