@@ -14,8 +14,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import structlog
 
+from engine.core.cmdrows import payload_rows
 from engine.core.compiled import CompiledEngine
 from engine.datadir import require_journal_dir
 from engine.journal import Record, SegmentJournal
@@ -82,8 +84,7 @@ def replay_journal(
                 cut = stops[0] - batch[0][0] + 1
             chunk, batch = batch[:cut], batch[cut:]
             # State only: the fast path skips building event objects nobody reads here.
-            records = [(seq, ts, decode_command(payload)) for seq, ts, payload in chunk]
-            engine.process_encoded(engine.encode(records))
+            engine.process_encoded(journal_rows(engine, chunk))
             done += len(chunk)
             if on_progress is not None:
                 on_progress(len(chunk))
@@ -91,6 +92,26 @@ def replay_journal(
                 _check_checkpoint(engine, stops.pop(0), checkpoints or {})
     assert engine.last_seq == end, (engine.last_seq, end)
     return done
+
+
+def journal_rows(engine: CompiledEngine, records: list[Record]) -> np.ndarray:
+    """Command rows for journal records: hot commands parsed straight from their payloads
+    (`engine.core.cmdrows`), every other record decoded and encoded as before (it may take
+    several rows: a CancelReplaceOrder is two)."""
+    rows, fast = payload_rows(records)
+    if fast.all():
+        return rows
+    parts: list[np.ndarray] = []
+    start = 0
+    for i in np.flatnonzero(~fast).tolist():
+        if start < i:
+            parts.append(rows[start:i])
+        seq, ts, payload = records[i]
+        parts.append(engine.encode([(seq, ts, decode_command(payload))]))
+        start = i + 1
+    if start < len(records):
+        parts.append(rows[start:])
+    return np.concatenate(parts)
 
 
 def _check_checkpoint(engine: CompiledEngine, seq: int, checkpoints: dict[int, str]) -> None:

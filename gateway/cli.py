@@ -230,6 +230,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--workload", choices=["a", "b", "c", "all"], default="all", help="workload (default: all)"
     )
     bench_engine.set_defaults(handler=_lazy("bench.engine_bench", "run_cli", bench=True))
+    bench_replay = bench_sub.add_parser(
+        "replay", help="benchmark journal replay through the engine (commands/s)"
+    )
+    bench_replay.add_argument("--json", action="store_true", help="print results as JSON")
+    bench_replay.add_argument("--seed", type=int, default=0, help="workload seed (default: 0)")
+    bench_replay.add_argument(
+        "--commands", type=_positive_int, metavar="N", help="stream commands (default: 500000)"
+    )
+    bench_replay.add_argument(
+        "--journal", type=Path, metavar="DIR", help="replay this journal instead of workload (b)"
+    )
+    bench_replay.set_defaults(handler=_lazy("bench.replay_bench", "run_cli", bench=True))
     bench_ledger = bench_sub.add_parser(
         "ledger", help="benchmark the ledger projection into PostgreSQL (postings/s)"
     )
