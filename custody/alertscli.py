@@ -32,8 +32,9 @@ def run_alerts_cli(args: argparse.Namespace) -> int:
         finally:
             store.close()
         for alert_id, chain, kind, detail in alerts:
-            sys.stdout.write(json.dumps({"id": alert_id, "chain": chain, "kind": kind,
-                                         "detail": detail}) + "\n")
+            sys.stdout.write(
+                json.dumps({"id": alert_id, "chain": chain, "kind": kind, "detail": detail}) + "\n"
+            )
         return 0
     return asyncio.run(_resolve(config, args.alert_id))
 
@@ -48,12 +49,15 @@ async def _resolve(config: object, alert_id: int) -> int:
     try:
         found = [a for a in custody.store.open_alerts() if a[0] == alert_id]
         if not found:
-            raise UserError(f"no open alert {alert_id}",
-                            hint="`kootabase custody alerts list` shows the open ones")
+            raise UserError(
+                f"no open alert {alert_id}",
+                hint="`kootabase custody alerts list` shows the open ones",
+            )
         chain = found[0][1]
         rolled = await custody.scanners[chain].resolve_deep_reorg(alert_id)
     finally:
         await custody.close()
-    sys.stdout.write(json.dumps({"resolved": alert_id, "chain": chain,
-                                 "rolled_back_blocks": rolled}) + "\n")
+    sys.stdout.write(
+        json.dumps({"resolved": alert_id, "chain": chain, "rolled_back_blocks": rolled}) + "\n"
+    )
     return 0

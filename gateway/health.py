@@ -49,17 +49,25 @@ class Health:
         self._hash_at = 0.0
         self._task: asyncio.Task[None] | None = None
         registry = gw.metrics.registry
-        self._ready = Gauge("kootabase_ready",
-                            "1 while the node takes commands; 0 once it failed closed or stops",
-                            registry=registry)
+        self._ready = Gauge(
+            "kootabase_ready",
+            "1 while the node takes commands; 0 once it failed closed or stops",
+            registry=registry,
+        )
         self._ready.set_function(lambda: 1.0 if self.ready else 0.0)
-        self._stopped = Gauge("kootabase_commands_stopped",
-                              "1 once the node stopped taking commands, labelled with why",
-                              ["reason"], registry=registry)
-        self._hash_gauge = Gauge("kootabase_state_hash_seq",
-                                 "Sequence after which the engine state has this hash "
-                                 "(compare with `kootabase replay --to SEQ`)",
-                                 ["hash"], registry=registry)
+        self._stopped = Gauge(
+            "kootabase_commands_stopped",
+            "1 once the node stopped taking commands, labelled with why",
+            ["reason"],
+            registry=registry,
+        )
+        self._hash_gauge = Gauge(
+            "kootabase_state_hash_seq",
+            "Sequence after which the engine state has this hash "
+            "(compare with `kootabase replay --to SEQ`)",
+            ["hash"],
+            registry=registry,
+        )
 
     @property
     def ready(self) -> bool:
@@ -72,8 +80,11 @@ class Health:
         self.failure = reason
         self.failed_ms = time.time_ns() // 1_000_000
         self._stopped.labels(reason[:200]).set(1)
-        log.critical("fail_closed", reason=reason,
-                     detail="no more commands; answering what it can, then exiting")
+        log.critical(
+            "fail_closed",
+            reason=reason,
+            detail="no more commands; answering what it can, then exiting",
+        )
         self.fatal.set()
 
     # ---- state hash ------------------------------------------------------------------------

@@ -198,3 +198,40 @@ def test_old_data_dir_demo_money_is_reported_apart_and_cannot_withdraw(tmp_path:
         assert status == 200 and acct["canWithdraw"] is False
     finally:
         serve.stop()
+
+
+def test_revoking_a_key_ends_what_its_logged_on_ws_session_may_do(tmp_path: Path) -> None:
+    """A WS session that logged on with a key loses every permission when the key is revoked
+    (the session holds the key object; revocation marks it)."""
+    import asyncio
+
+    import pytest
+
+    from gateway.admin import Admin
+    from gateway.client import WsApiClient
+    from gateway.client.ws import ClientError
+    from tests.gateway_support import ServerThread
+
+    s = ServerThread(tmp_path, fixture_accounts=False)
+    try:
+        creds = s.new_account(USDT="1000")
+
+        async def session() -> None:
+            async with WsApiClient.connect(s.ws_api, creds) as client:
+                await client.logon()
+                assert (await client.account())["canTrade"] is True
+                revoked = await asyncio.wrap_future(
+                    asyncio.run_coroutine_threadsafe(_revoke(Admin(s.gw), creds.api_key), s.loop)
+                )
+                assert revoked["api_key"] == creds.api_key
+                with pytest.raises(ClientError) as err:
+                    await client.account()
+                assert err.value.code == -2015
+
+        asyncio.run(session())
+    finally:
+        s.stop()
+
+
+async def _revoke(admin: object, api_key: str) -> dict:
+    return admin.keys("keys/revoke", {"api_key": api_key})  # type: ignore[attr-defined]

@@ -31,8 +31,11 @@ FS_BYTES = 4 << 20
 @contextlib.contextmanager
 def tiny_filesystem(path: Path) -> Iterator[Path]:
     path.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={FS_BYTES}", "tmpfs", str(path)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={FS_BYTES}", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         pytest.fail(f"cannot mount a tmpfs for the disk-full test (needs root): {done.stderr}")
     try:
@@ -59,17 +62,28 @@ def fill(directory: Path) -> Path:
 
 
 def _order(serve: ServeProcess, creds: Credentials, price: str) -> tuple[int, Any]:
-    query = signed_query(creds, {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
-                                 "timeInForce": "GTC", "quantity": "0.01", "price": price})
-    status, _, body = http("POST", serve.http + "/api/v3/order", query=query,
-                           headers={"X-MBX-APIKEY": creds.api_key})
+    query = signed_query(
+        creds,
+        {
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "LIMIT",
+            "timeInForce": "GTC",
+            "quantity": "0.01",
+            "price": price,
+        },
+    )
+    status, _, body = http(
+        "POST", serve.http + "/api/v3/order", query=query, headers={"X-MBX-APIKEY": creds.api_key}
+    )
     return status, body
 
 
 def _status(serve: ServeProcess, creds: Credentials, order_id: int) -> tuple[int, Any]:
     query = signed_query(creds, {"symbol": "BTCUSDT", "orderId": order_id})
-    status, _, body = http("GET", serve.http + "/api/v3/order", query=query,
-                           headers={"X-MBX-APIKEY": creds.api_key})
+    status, _, body = http(
+        "GET", serve.http + "/api/v3/order", query=query, headers={"X-MBX-APIKEY": creds.api_key}
+    )
     return status, body
 
 
@@ -77,8 +91,18 @@ def _account(data: Path) -> Credentials:
     made = kootabase("accounts", "create", "--data-dir", str(data))
     assert made.returncode == 0, made.stderr
     key = json.loads(made.stdout)
-    funded = kootabase("accounts", "deposit", "--data-dir", str(data), "--account",
-                       str(key["account_id"]), "--asset", "USDT", "--amount", "100000")
+    funded = kootabase(
+        "accounts",
+        "deposit",
+        "--data-dir",
+        str(data),
+        "--account",
+        str(key["account_id"]),
+        "--asset",
+        "USDT",
+        "--amount",
+        "100000",
+    )
     assert funded.returncode == 0, funded.stderr
     return Credentials.hmac(key["api_key"], key["secret"])
 
@@ -105,11 +129,12 @@ def test_disk_full_fails_closed_says_why_and_exits(tmp_path: Path) -> None:
             status, health = serve.get("/health")
             assert status == 200 and health["ready"] is True and health["reason"] is None
             assert health["stateHashSeq"] == health["lastSeq"] > 0
-            assert _replayed_hash(data / "journal", health["stateHashSeq"]) == \
-                health["stateHash"]
+            assert _replayed_hash(data / "journal", health["stateHashSeq"]) == health["stateHash"]
             _, metrics = serve.get("/metrics")
-            assert f'kootabase_state_hash_seq{{hash="{health["stateHash"]}"}} ' \
-                f'{float(health["stateHashSeq"])}' in metrics
+            assert (
+                f'kootabase_state_hash_seq{{hash="{health["stateHash"]}"}} '
+                f"{float(health['stateHashSeq'])}" in metrics
+            )
             assert "kootabase_ready 1.0" in metrics
 
             fill(fs)
@@ -156,8 +181,15 @@ def test_snapshot_from_another_history_is_refused_naming_both_hashes(tmp_path: P
     [snap_b] = sorted((b / "snapshots").glob("*.snap"))[-1:]
     assert snap_a.name == snap_b.name  # same sequence, different history
     shutil.copy(snap_b, snap_a)
-    done = kootabase("serve", "--data-dir", str(a), "--port", "0", "--master-key-file",
-                     str(tmp_path / "master.key"))
+    done = kootabase(
+        "serve",
+        "--data-dir",
+        str(a),
+        "--port",
+        "0",
+        "--master-key-file",
+        str(tmp_path / "master.key"),
+    )
     assert done.returncode != 0
     hashes = re.findall(r"[0-9a-f]{64}", done.stderr)
     assert "different history" in done.stderr and len(set(hashes)) == 2, done.stderr

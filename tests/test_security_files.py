@@ -24,13 +24,18 @@ def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str
         return exc.code, dict(exc.headers), exc.read().decode()
 
 
-def test_metrics_apart_with_a_token_and_no_versions_in_the_server_header(
-        tmp_path: Path) -> None:
+def test_metrics_apart_with_a_token_and_no_versions_in_the_server_header(tmp_path: Path) -> None:
     token = tmp_path / "metrics.token"
     token.write_text("s3cret-scrape-token\n")
     port = free_port()
-    serve = ServeProcess(tmp_path / "data", tmp_path / "master.key", "--metrics-port", str(port),
-                         "--metrics-token-file", str(token))
+    serve = ServeProcess(
+        tmp_path / "data",
+        tmp_path / "master.key",
+        "--metrics-port",
+        str(port),
+        "--metrics-token-file",
+        str(token),
+    )
     try:
         status, headers, _ = _get(serve.http + "/metrics")
         assert status == 404, "metrics must not be on the API port"
@@ -60,9 +65,14 @@ def test_data_files_are_private(tmp_path: Path) -> None:
     assert _mode(data) == 0o700
     for directory in (data / "journal", data / "snapshots", data / "gateway"):
         assert _mode(directory) & 0o077 == 0, directory
-    files = [*(data / "journal").glob("*.seg"), *(data / "snapshots").glob("*.snap"),
-             data / "gateway" / "keys.json", data / "gateway" / "admin.token",
-             *(data / "gateway" / "readmodel").glob("*"), tmp_path / "master.key"]
+    files = [
+        *(data / "journal").glob("*.seg"),
+        *(data / "snapshots").glob("*.snap"),
+        data / "gateway" / "keys.json",
+        data / "gateway" / "admin.token",
+        *(data / "gateway" / "readmodel").glob("*"),
+        tmp_path / "master.key",
+    ]
     assert len(files) >= 6
     for path in files:
         assert _mode(path) == 0o600, (path, oct(_mode(path)))
