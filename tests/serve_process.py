@@ -27,7 +27,7 @@ STARTUP_TIMEOUT_S = 240.0  # the first start may compile the numba core
 
 def kootabase(*args: str) -> subprocess.CompletedProcess[str]:
     """Run the ``kootabase`` CLI to completion (same interpreter as the tests)."""
-    return run_cli(*args, timeout_s=240)
+    return run_cli(*args)
 
 
 class ServeProcess:
