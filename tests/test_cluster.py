@@ -35,7 +35,7 @@ from gateway.client import ClientError, WsApiClient
 from gateway.cluster import ClusterConfig
 from gateway.ratelimit import Limits
 from tests.cluster_support import LOCAL_NATS, kootabase, replay, stream_on
-from tests.gateway_support import ServerThread
+from tests.gateway_support import ServerThread, http
 
 REPO = Path(__file__).resolve().parent.parent
 LOAD_LIMITS = Limits(orders_per_10s=100_000, weight_per_minute=1_000_000)
@@ -267,6 +267,11 @@ def test_two_gateway_replicas_one_stream(tmp_path: Path) -> None:
             seq_a, hash_a = a.seq_and_hash()
             seq_b, hash_b = b.seq_and_hash()
             assert (seq_a, hash_a) == (seq_b, hash_b)
+            time.sleep(1.1)  # /health recomputes the hash at most once a second
+            for s in (a, b):  # each replica shows its state hash while running
+                status, _, health = http("GET", s.http + "/health")
+                assert status == 200, health
+                assert (health["stateHashSeq"], health["stateHash"]) == (seq_a, hash_a)
             for s in (a, b):  # every acknowledged order is in both replicas' read models
                 orders = s.gw.store.orders
                 missing = [o for o in results["a"] + results["b"] if o not in orders]
