@@ -47,6 +47,14 @@ def _unauthorized(code: str, message: str) -> BackofficeError:
     return BackofficeError(401, code, message, {"WWW-Authenticate": "Bearer"})
 
 
+def _check_rate(throttle: IpThrottle, ip: str, code: str, what: str) -> None:
+    wait_s = throttle.retry_after_s(ip)
+    if wait_s > 0:
+        raise BackofficeError(
+            429, code, f"{what} from this address", {"Retry-After": str(int(wait_s) + 1)}
+        )
+
+
 def _totp_step(secret: str, code: object, now_s: float | None = None) -> int | None:
     """The time step (30 s) whose code ``code`` is, within one step of now; None if none."""
     if not isinstance(code, str) or len(code) != TOTP_DIGITS or not code.isdigit():
@@ -94,14 +102,7 @@ class Auth:
     async def signup(self, body: dict[str, Any], ip: str) -> dict[str, Any]:
         email = normalize_email(body.get("email"))
         password = check_new_password(body.get("password"), email)
-        wait_s = self.signups.retry_after_s(ip)
-        if wait_s > 0:
-            raise BackofficeError(
-                429,
-                errors.TOO_MANY_SIGNUPS,
-                "too many sign-ups from this address",
-                {"Retry-After": str(int(wait_s) + 1)},
-            )
+        _check_rate(self.signups, ip, errors.TOO_MANY_SIGNUPS, "too many sign-ups")
         if await self.store.user_by_email(email) is not None:
             raise BackofficeError(409, errors.EMAIL_TAKEN, "this email already has a user")
         password_hash = await self.passwords.hash(password)
@@ -120,14 +121,7 @@ class Auth:
         password = body.get("password")
         if not isinstance(password, str) or len(password) > MAX_PASSWORD_CHARS:
             raise errors.bad_request("password must be a string")
-        wait_s = self.throttle.retry_after_s(ip)
-        if wait_s > 0:
-            raise BackofficeError(
-                429,
-                errors.TOO_MANY_ATTEMPTS,
-                "too many failed logins from this address",
-                {"Retry-After": str(int(wait_s) + 1)},
-            )
+        _check_rate(self.throttle, ip, errors.TOO_MANY_ATTEMPTS, "too many failed logins")
         user = await self.store.user_by_email(email)
         if user is not None and user.locked_until_ms > now_ms():
             await self.store.record_attempt(email, ip, "locked")
