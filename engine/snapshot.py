@@ -1,8 +1,9 @@
 """Snapshots: the whole engine state at one sequence, with the hash that proves it.
 
-A snapshot is the canonical StateImage (engine/schema.py) plus its state hash, so restoring one
-and replaying the journal tail gives the state a full replay would give, and a replay that passes
-a snapshot's sequence can check its own hash against the recorded one (money rule 5).
+A snapshot is the canonical StateImage (engine/schema/image.py) plus its state hash, so
+restoring one and replaying the journal tail gives the state a full replay would give, and a
+replay that passes a snapshot's sequence can check its own hash against the recorded one
+(money rule 5).
 
 File ``{last_seq:020d}.snap``: a fixed header ``<4sHQ32sI`` (magic, format version, last_seq,
 BLAKE2b-256 state hash, CRC32C of the body), then the msgpack body. Written to a temporary name,

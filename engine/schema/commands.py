@@ -1,0 +1,239 @@
+"""Commands: what the sequencer journals (tagged msgspec Structs), and their codec."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+from engine.schema.codes import TimeInForce
+
+# --------------------------------------------------------------------------------------------
+# Commands. `kw_only` keeps construction explicit; `frozen` because a journaled fact never
+# changes. Optional fields default to 0, meaning "absent", so the encoding stays fixed-width
+# friendly for the compiled core.
+
+
+class _Command(msgspec.Struct, tag=True, frozen=True, kw_only=True, array_like=True):
+    pass
+
+
+class CreateAsset(_Command):
+    asset_id: int
+    symbol: str
+    decimals: int
+    """Atoms per whole unit = 10**decimals (BTC 8, ETH 18, USDT 6)."""
+
+
+class CreateMarket(_Command):
+    market_id: int
+    symbol: str
+    base_asset_id: int
+    quote_asset_id: int
+    tick_size_atoms: int
+    """Price increment in quote atoms per whole base unit."""
+    lot_size_atoms: int
+    """Quantity increment in base atoms."""
+    min_notional_atoms: int
+    maker_fee_ppm: int
+    taker_fee_ppm: int
+    price_band_bps: int = 0
+    """Limit prices further than this from the reference price are refused; 0 = off."""
+    market_protection_bps: int = 0
+    """A market order stops this far beyond the best price at its arrival; 0 = off."""
+    max_order_qty_atoms: int = 0
+    """Largest quantity of one order; 0 = no limit."""
+
+
+class SetMarketState(_Command):
+    market_id: int
+    state: int
+
+
+class Tick(_Command):
+    """Journaled by the write path's owner when time must advance without traffic (the gateway:
+    when a dead-man's switch is due): carries journal time only, so GTD expiries and
+    dead-man's switches fire on time without any other command."""
+
+
+class SetDeadMansSwitch(_Command):
+    """Cancel all the account's orders at the first command at or after ``fire_at_ns`` unless
+    this command is sent again with a later time; 0 disarms."""
+
+    account_id: int
+    fire_at_ns: int
+
+
+class CancelOnDisconnect(_Command):
+    """The gateway lost the account's session (journaled so replay cancels the same orders)."""
+
+    account_id: int
+
+
+class CreateAccount(_Command):
+    account_id: int
+
+
+LEGACY_DEMO_KEY_PREFIX: Final = "demo:"
+"""Deposit keys of the demo faucet before ``Deposit.demo`` existed (journals written before
+issue 11): such deposits count as demo credits, so an old data directory's demo money is still
+reported apart. The gateway refuses this prefix for any other deposit."""
+
+
+class Deposit(_Command, omit_defaults=True):
+    """A credit across the custody boundary, at most once per ``deposit_key`` (money rule 4).
+
+    ``demo`` marks the demo faucet (``kootabase serve --demo``): money from nowhere by design,
+    for trying the exchange. The engine credits it like any deposit (the state hash stays one
+    function of the journal); reports and reconciliation account for it apart from custody
+    (`is_demo`). ``omit_defaults`` keeps a non-demo deposit's encoding byte-identical to
+    journals written before the field existed, and those journals decode with ``demo=False``.
+    """
+
+    account_id: int
+    asset_id: int
+    amount_atoms: int
+    deposit_key: str
+    """(chain, tx, output/log index) rendered by custody; the engine only compares it."""
+    demo: bool = False
+
+    @property
+    def is_demo(self) -> bool:
+        """A demo credit: flagged, or keyed by the faucet of journals older than the flag."""
+        return self.demo or self.deposit_key.startswith(LEGACY_DEMO_KEY_PREFIX)
+
+
+class WithdrawRequest(_Command):
+    withdrawal_id: int
+    account_id: int
+    asset_id: int
+    amount_atoms: int
+
+
+class WithdrawResult(_Command):
+    withdrawal_id: int
+    success: bool
+
+
+class PlaceOrder(_Command):
+    account_id: int
+    market_id: int
+    side: int
+    order_type: int
+    time_in_force: int = TimeInForce.GTC
+    price_atoms: int = 0
+    """Limit price; 0 for market orders."""
+    qty_atoms: int = 0
+    """Base quantity; 0 only for a market buy by quote amount."""
+    quote_qty_atoms: int = 0
+    """Market buy only: spend at most this many quote atoms, fees included."""
+    client_order_id: int = 0
+    """Chosen by the client, unique among the account's open orders; 0 = none; at most
+    MAX_CLIENT_ORDER_ID."""
+    stop_price_atoms: int = 0
+    """STOP_* / TAKE_PROFIT_* trigger price; 0 otherwise."""
+    trailing_delta_bps: int = 0
+    """TRAILING_STOP_* only: 1..MAX_TRAILING_DELTA_BPS."""
+    limit_offset_atoms: int = 0
+    """TRAILING_STOP_LIMIT only: the limit lies this far beyond the trigger (multiple of tick)."""
+    display_qty_atoms: int = 0
+    """Iceberg: the visible slice (LIMIT, GTC or GTD); 0 = everything visible."""
+    expire_at_ns: int = 0
+    """GTD only: journal time at which the order expires."""
+    stp_mode: int = 0
+    """StpMode of this order when it takes liquidity."""
+
+
+class CancelOrder(_Command):
+    """Cancel by ``order_id``, or by ``client_order_id`` when ``order_id`` is 0."""
+
+    account_id: int
+    market_id: int
+    order_id: int = 0
+    client_order_id: int = 0
+
+
+class AmendOrder(_Command):
+    """Change a resting order's price and/or open quantity.
+
+    ``new_qty_atoms`` is the new *open* (unfilled) quantity, 0 = unchanged. A pure decrease
+    keeps time priority; a price change or an increase loses it (the order re-enters as if new,
+    and may trade). ``new_price_atoms`` 0 = unchanged.
+    """
+
+    account_id: int
+    market_id: int
+    order_id: int = 0
+    client_order_id: int = 0
+    new_price_atoms: int = 0
+    new_qty_atoms: int = 0
+
+
+class CancelAll(_Command):
+    account_id: int
+    market_id: int = -1
+    """-1 = every market."""
+
+
+class CancelReplaceOrder(_Command):
+    """Cancel an open order and place ``place`` in one step: the cancel runs first, so the
+    new order is funded by the hold it frees, and nothing else runs in between.
+
+    The cancel targets ``place``'s account and market, by ``cancel_order_id`` when non-zero,
+    else by ``cancel_client_order_id`` (as CancelOrder). When the cancel is refused, the new
+    order is not attempted unless ``allow_failure``. The new order's id is this command's seq.
+    """
+
+    place: PlaceOrder
+    cancel_order_id: int = 0
+    cancel_client_order_id: int = 0
+    allow_failure: bool = False
+
+    @property
+    def account_id(self) -> int:
+        return self.place.account_id
+
+    @property
+    def market_id(self) -> int:
+        return self.place.market_id
+
+    def cancel(self) -> CancelOrder:
+        """The cancel half, as the CancelOrder it behaves like."""
+        return CancelOrder(
+            account_id=self.place.account_id,
+            market_id=self.place.market_id,
+            order_id=self.cancel_order_id,
+            client_order_id=self.cancel_client_order_id,
+        )
+
+
+Command = (
+    CreateAsset
+    | CreateMarket
+    | CreateAccount
+    | Deposit
+    | WithdrawRequest
+    | WithdrawResult
+    | PlaceOrder
+    | CancelOrder
+    | AmendOrder
+    | CancelAll
+    | CancelReplaceOrder
+    | SetMarketState
+    | Tick
+    | SetDeadMansSwitch
+    | CancelOnDisconnect
+)
+
+
+COMMAND_ENCODER: Final = msgspec.msgpack.Encoder()
+COMMAND_DECODER: Final = msgspec.msgpack.Decoder(Command)
+
+
+def encode_command(command: Command) -> bytes:
+    return COMMAND_ENCODER.encode(command)
+
+
+def decode_command(payload: bytes) -> Command:
+    """Decode a journaled command; raises msgspec.ValidationError on a malformed payload."""
+    return COMMAND_DECODER.decode(payload)
