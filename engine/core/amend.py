@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from engine.core.book import check_not_crossed, forget_order, level_find, rest_order, unrest_order
 from engine.core.events import emit_amended, emit_rejected, hold_txn
-from engine.core.handlers import account_ok, crosses, find_target, market_ok, outside_band
+from engine.core.handlers import crosses, find_target, outside_band, preamble
 from engine.core.layout import (
     B_AVAILABLE,
     BUY,
@@ -36,8 +36,6 @@ from engine.core.layout import (
     R_TARGET_COID,
     REJ_BAND,
     REJ_BOOK_FULL,
-    REJ_CANCEL_ONLY,
-    REJ_HALTED,
     REJ_INSUFFICIENT_FUNDS,
     REJ_INVALID_AMEND,
     REJ_INVALID_PRICE,
@@ -49,11 +47,7 @@ from engine.core.layout import (
     REJ_QTY_OFF_LOT,
     REJ_TAKER_NOT_ALLOWED,
     REJ_TOO_LARGE,
-    REJ_UNKNOWN_ACCOUNT,
-    REJ_UNKNOWN_MARKET,
     REJ_UNKNOWN_ORDER,
-    ST_CANCEL_ONLY,
-    ST_HALTED,
     ST_POST_ONLY,
     k_pending,
     k_side,
@@ -73,14 +67,9 @@ def amend_check(st, c, i):
     m = c[i, R_MARKET]
     new_price = c[i, R_NEW_PRICE]
     new_qty = c[i, R_NEW_QTY]
-    if not market_ok(st.mkt, st.ctr, m):
-        return REJ_UNKNOWN_MARKET, -1, 0, 0, 0
-    if not account_ok(st.acct, st.ctr, a):
-        return REJ_UNKNOWN_ACCOUNT, -1, 0, 0, 0
-    if st.mkt[m, M_STATE] == ST_HALTED:
-        return REJ_HALTED, -1, 0, 0, 0
-    if st.mkt[m, M_STATE] == ST_CANCEL_ONLY:
-        return REJ_CANCEL_ONLY, -1, 0, 0, 0
+    reason = preamble(st, a, m, True)
+    if reason != 0:
+        return reason, -1, 0, 0, 0
     s = find_target(st, a, m, c[i, R_ORDER_ID], c[i, R_TARGET_COID])
     if s < 0:
         return REJ_UNKNOWN_ORDER, -1, 0, 0, 0

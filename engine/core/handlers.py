@@ -159,6 +159,22 @@ def account_ok(acct, ctr, a):
 
 
 @kernel
+def preamble(st, a, m, trading):
+    """The checks every order command starts with, in contract order: the market, the
+    account, and for the commands that may trade (place, amend) the market state. Returns the
+    rejection reason, 0 = passed."""
+    if not market_ok(st.mkt, st.ctr, m):
+        return REJ_UNKNOWN_MARKET
+    if not account_ok(st.acct, st.ctr, a):
+        return REJ_UNKNOWN_ACCOUNT
+    if trading and st.mkt[m, M_STATE] == ST_HALTED:
+        return REJ_HALTED
+    if trading and st.mkt[m, M_STATE] == ST_CANCEL_ONLY:
+        return REJ_CANCEL_ONLY
+    return 0
+
+
+@kernel
 def crosses(lvl, bkl, bkn, m, side, p):
     """Would a limit at ``p`` take liquidity (buy: p >= best ask; sell: p <= best bid)?"""
     lv = best_level(bkl, bkn, 2 * m + 1 - side)
@@ -297,15 +313,10 @@ def place_check(st, c, i):
     tif = c[i, R_TIF]
     quote_qty = c[i, R_QUOTE_QTY]
     coid = c[i, R_COID]
-    if not market_ok(st.mkt, st.ctr, m):
-        return REJ_UNKNOWN_MARKET, 0, 0, 0
-    if not account_ok(st.acct, st.ctr, a):
-        return REJ_UNKNOWN_ACCOUNT, 0, 0, 0
+    reason = preamble(st, a, m, True)
+    if reason != 0:
+        return reason, 0, 0, 0
     state = st.mkt[m, M_STATE]
-    if state == ST_HALTED:
-        return REJ_HALTED, 0, 0, 0
-    if state == ST_CANCEL_ONLY:
-        return REJ_CANCEL_ONLY, 0, 0, 0
     reason, p, q = place_fields(st.mkt, st.ctr, c, i)
     if reason != 0:
         return reason, 0, 0, 0
@@ -535,11 +546,9 @@ def cancel(st, c, i):
     m = c[i, R_MARKET]
     oid = c[i, R_ORDER_ID]
     coid = c[i, R_TARGET_COID]
-    if not market_ok(st.mkt, st.ctr, m):
-        emit_rejected(st.ev, st.ctr, seq, a, m, oid, coid, REJ_UNKNOWN_MARKET)
-        return False
-    if not account_ok(st.acct, st.ctr, a):
-        emit_rejected(st.ev, st.ctr, seq, a, m, oid, coid, REJ_UNKNOWN_ACCOUNT)
+    reason = preamble(st, a, m, False)
+    if reason != 0:
+        emit_rejected(st.ev, st.ctr, seq, a, m, oid, coid, reason)
         return False
     s = find_target(st, a, m, oid, coid)
     if s < 0:

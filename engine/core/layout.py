@@ -62,7 +62,7 @@ _ARRAY_ARGS = {
     "slots": types.int64[::1],
     "out": types.int64[::1],
 }
-_BOOL_ARGS = frozenset({"is_limit", "quote_bounded", "rest_ok", "kept", "reset_events"})
+_BOOL_ARGS = frozenset({"is_limit", "quote_bounded", "rest_ok", "kept", "reset_events", "trading"})
 
 
 class CoreState(NamedTuple):

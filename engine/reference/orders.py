@@ -61,12 +61,10 @@ class OrderCommands(Placing):
             self._order_rejected(c.account_id, c.market_id, c.order_id, c.client_order_id, reason)
             return False
 
-        market = self.markets.get(c.market_id)
-        if market is None:
-            return reject(Reject.UNKNOWN_MARKET)
-        account = self.accounts.get(c.account_id)
-        if account is None:
-            return reject(Reject.UNKNOWN_ACCOUNT)
+        found = self._preamble(c.market_id, c.account_id, trading=False)
+        if isinstance(found, Reject):
+            return reject(found)
+        market, account = found
         order = self._find_target(account, market, c.order_id, c.client_order_id)
         if order is None:
             return reject(Reject.UNKNOWN_ORDER)
@@ -149,16 +147,10 @@ class OrderCommands(Placing):
 
     def _check_amend(self, c: AmendOrder) -> Reject | tuple[Order, int, int, int]:
         """On success: (order, new p ticks, new q lots, new hold atoms)."""
-        market = self.markets.get(c.market_id)
-        if market is None:
-            return Reject.UNKNOWN_MARKET
-        account = self.accounts.get(c.account_id)
-        if account is None:
-            return Reject.UNKNOWN_ACCOUNT
-        if market.state == MarketState.HALTED:
-            return Reject.MARKET_HALTED
-        if market.state == MarketState.CANCEL_ONLY:
-            return Reject.MARKET_CANCEL_ONLY
+        found = self._preamble(c.market_id, c.account_id, trading=True)
+        if isinstance(found, Reject):
+            return found
+        market, account = found
         order = self._find_target(account, market, c.order_id, c.client_order_id)
         if order is None:
             return Reject.UNKNOWN_ORDER

@@ -152,18 +152,29 @@ class Placing(Triggers):
             return Reject.INVALID_DISPLAY_QTY
         return p, q
 
-    def _check_place(self, c: PlaceOrder) -> Reject | tuple[int, int, int]:
-        """Checks 1-7, first failure wins. On success: (p ticks, q lots, hold atoms)."""
-        market = self.markets.get(c.market_id)
+    def _preamble(
+        self, market_id: int, account_id: int, *, trading: bool
+    ) -> Reject | tuple[Market, Account]:
+        """The checks every order command starts with, in contract order: the market, the
+        account, and for the commands that may trade (place, amend) the market state."""
+        market = self.markets.get(market_id)
         if market is None:
             return Reject.UNKNOWN_MARKET
-        account = self.accounts.get(c.account_id)
+        account = self.accounts.get(account_id)
         if account is None:
             return Reject.UNKNOWN_ACCOUNT
-        if market.state == MarketState.HALTED:
+        if trading and market.state == MarketState.HALTED:
             return Reject.MARKET_HALTED
-        if market.state == MarketState.CANCEL_ONLY:
+        if trading and market.state == MarketState.CANCEL_ONLY:
             return Reject.MARKET_CANCEL_ONLY
+        return market, account
+
+    def _check_place(self, c: PlaceOrder) -> Reject | tuple[int, int, int]:
+        """Checks 1-7, first failure wins. On success: (p ticks, q lots, hold atoms)."""
+        found = self._preamble(c.market_id, c.account_id, trading=True)
+        if isinstance(found, Reject):
+            return found
+        market, account = found
         fields = self._check_fields(c, market)
         if isinstance(fields, Reject):
             return fields
