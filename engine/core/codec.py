@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import msgspec
 import numpy as np
 
+from engine.core.eventrows import make_decoder
 from engine.core.layout import (
     CMD_ADMIN,
     CMD_AMEND,
@@ -23,18 +23,6 @@ from engine.core.layout import (
     CMD_PLACE,
     CMD_REPLACE,
     CMD_TICK,
-    EV_ACCEPTED,
-    EV_ACCEPTED_X,
-    EV_AMENDED,
-    EV_CANCELLED,
-    EV_DMS_FIRED,
-    EV_EXPIRED,
-    EV_ICEBERG,
-    EV_POSTING,
-    EV_REJECTED,
-    EV_STP,
-    EV_TRADE,
-    EV_TRIGGERED,
     INT64_MAX,
     INT64_MIN,
     R_W,
@@ -46,20 +34,9 @@ from engine.schema import (
     CancelOrder,
     CancelReplaceOrder,
     Command,
-    DeadMansSwitchFired,
-    Event,
-    IcebergRefreshed,
-    OrderAccepted,
-    OrderAmended,
-    OrderCancelled,
-    OrderExpired,
     OrderRejected,
-    OrderTriggered,
     PlaceOrder,
-    Posting,
-    SelfTradePrevented,
     Tick,
-    Trade,
 )
 
 # Which row columns are saturating amounts (the rest are ids/enums), per command kind.
@@ -222,143 +199,6 @@ def _echo(seq: int, row: list[int], clamped: dict[int, Command]) -> OrderRejecte
     )
 
 
-def decode_rows(
-    rows: np.ndarray, ticks: list[int], lots: list[int], clamped: dict[int, Command]
-) -> list[Event]:
-    """Events of the kernel's rows; ``ticks``/``lots`` per market convert back to atoms."""
-    out: list[Event] = []
-    append = out.append
-    for r in rows.tolist():
-        kind = r[0]
-        seq = r[1]
-        if kind == EV_POSTING:
-            append(
-                Posting(
-                    seq=seq,
-                    txn_id=r[2],
-                    reason=r[3],
-                    asset_id=r[4],
-                    debit_account_id=r[5],
-                    debit_bucket=r[6],
-                    credit_account_id=r[7],
-                    credit_bucket=r[8],
-                    amount_atoms=r[9],
-                )
-            )
-        elif kind == EV_TRADE:
-            m = r[3]
-            append(
-                Trade(
-                    seq=seq,
-                    trade_id=r[2],
-                    market_id=m,
-                    price_atoms=r[4] * ticks[m],
-                    qty_atoms=r[5] * lots[m],
-                    quote_atoms=r[6],
-                    maker_order_id=r[7],
-                    maker_account_id=r[8],
-                    taker_order_id=r[9],
-                    taker_account_id=r[10],
-                    taker_side=r[11],
-                    maker_fee_atoms=r[12],
-                    taker_fee_atoms=r[13],
-                )
-            )
-        elif kind == EV_AMENDED:
-            m = r[4]
-            append(
-                OrderAmended(
-                    seq=seq,
-                    order_id=r[2],
-                    account_id=r[3],
-                    market_id=m,
-                    price_atoms=r[5] * ticks[m],
-                    qty_atoms=r[6] * lots[m],
-                    priority_kept=bool(r[7]),
-                    hold_atoms=r[8],
-                )
-            )
-        elif kind == EV_STP:
-            append(
-                SelfTradePrevented(
-                    seq=seq,
-                    market_id=r[2],
-                    account_id=r[3],
-                    taker_order_id=r[4],
-                    maker_order_id=r[5],
-                    qty_atoms=r[6] * lots[r[2]],
-                    stp_mode=r[7],
-                )
-            )
-        elif kind == EV_ICEBERG:
-            m = r[3]
-            append(
-                IcebergRefreshed(
-                    seq=seq,
-                    order_id=r[2],
-                    market_id=m,
-                    price_atoms=r[4] * ticks[m],
-                    visible_qty_atoms=r[5] * lots[m],
-                    hidden_qty_atoms=r[6] * lots[m],
-                )
-            )
-        elif kind == EV_TRIGGERED:
-            m = r[4]
-            append(
-                OrderTriggered(
-                    seq=seq,
-                    order_id=r[2],
-                    account_id=r[3],
-                    market_id=m,
-                    trigger_price_atoms=r[5] * ticks[m],
-                    last_price_atoms=r[6] * ticks[m],
-                    price_atoms=r[7] * ticks[m],
-                )
-            )
-        elif kind == EV_DMS_FIRED:
-            append(DeadMansSwitchFired(seq=seq, account_id=r[2], fire_at_ns=r[3]))
-        elif kind == EV_ACCEPTED:
-            append(
-                OrderAccepted(
-                    seq=seq,
-                    order_id=r[2],
-                    account_id=r[3],
-                    market_id=r[4],
-                    client_order_id=r[5],
-                    side=r[6],
-                    order_type=r[7],
-                    time_in_force=r[8],
-                    price_atoms=r[9],
-                    qty_atoms=r[10],
-                    quote_qty_atoms=r[11],
-                    hold_atoms=r[12],
-                )
-            )
-        elif kind == EV_ACCEPTED_X:
-            out[-1] = msgspec.structs.replace(
-                out[-1],
-                stop_price_atoms=r[2],
-                trailing_delta_bps=r[3],
-                limit_offset_atoms=r[4],
-                display_qty_atoms=r[5],
-                expire_at_ns=r[6],
-                stp_mode=r[7],
-            )
-        elif kind == EV_REJECTED:
-            append(_echo(seq, r, clamped))
-        elif kind in (EV_CANCELLED, EV_EXPIRED):
-            cls = OrderCancelled if kind == EV_CANCELLED else OrderExpired
-            m = r[4]
-            append(
-                cls(
-                    seq=seq,
-                    order_id=r[2],
-                    account_id=r[3],
-                    market_id=m,
-                    remaining_qty_atoms=r[5] * lots[m],
-                    reason=r[6],
-                )
-            )
-        else:
-            raise AssertionError(f"unknown event row kind {kind}")
-    return out
+decode_rows = make_decoder(_echo)
+"""``decode_rows(rows, ticks, lots, clamped)``: the events of the kernel's rows; ``ticks`` and
+``lots`` per market convert back to atoms (generated from `engine.core.eventrows.EVENT_ROWS`)."""
