@@ -19,27 +19,15 @@ import structlog
 
 from engine.core.compiled import CompiledEngine
 from engine.journal import DEFAULT_SEGMENT_BYTES, SegmentJournal
+from engine.provenance import SnapshotMismatch, anchor_at
 from engine.replay import ReplayMismatch, replay_journal
 from engine.schema import Command, EngineConfig, Event, encode_command, state_hash
 from engine.sequencer import Sequencer
 from engine.snapshot import Snapshot, latest_valid, write_snapshot
-from engine.usererror import UserError
+
+__all__ = ["EngineNode", "NodeConfig", "SnapshotMismatch"]
 
 log = structlog.get_logger(__name__)
-
-
-class SnapshotMismatch(UserError):
-    """The newest snapshot does not describe the journal's history (copied from another data
-    directory, or written by a different engine): starting from it would serve a state no
-    replay reproduces."""
-
-    def __init__(self, snapshot: Snapshot, replayed_hash: str) -> None:
-        super().__init__(
-            f"snapshot {snapshot.path} records state hash {snapshot.state_hash} after seq "
-            f"{snapshot.last_seq}, but replaying the journal to that seq gives {replayed_hash}: "
-            "the snapshot is from a different history; refusing to start",
-            hint="move the snapshot aside (the journal is the source of truth) and start again",
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +42,14 @@ class NodeConfig:
     """Commands between snapshots (bounds recovery time); 0 = only on clean shutdown."""
     snapshot_keep: int = 3
     verify_snapshot: bool = True
-    """At start, replay the journal from genesis up to the snapshot and require the snapshot's
-    recorded state hash (issue 11: a snapshot from a different history is refused, not trusted).
-    Costs a full replay per start; off only when the snapshot's provenance is known."""
+    """At start, require the snapshot's journal anchor to match the journal's record at the
+    snapshot's sequence (one record read: issue 11, a snapshot from a different history is
+    refused, not trusted; issue 17, start-up does not grow with history). A snapshot without
+    an anchor (older versions) is checked by full replay once and rewritten with one. Off only
+    when the snapshot's provenance is known (``serve --trust-snapshots``)."""
+    verify_snapshot_full: bool = False
+    """Also replay the journal from genesis to the snapshot and require its state hash (proves
+    this engine computes that state from that history; grows with history length)."""
 
 
 class EngineNode:
@@ -78,6 +71,11 @@ class EngineNode:
 
     def _recover(self) -> CompiledEngine:
         started = time.perf_counter()
+        self.snapshot_check = "none"
+        """How the start snapshot's provenance was checked: none, trusted, anchor, full."""
+        self.recovered_records = 0
+        """Journal records replayed at start (verification and tail): the tail length unless
+        a full check ran."""
         snapshot = latest_valid(self.snapshot_dir)
         if snapshot is None:
             engine = CompiledEngine(self.config.engine, prefault=True)
@@ -87,29 +85,66 @@ class EngineNode:
                     f"snapshot {snapshot.path} covers seq {snapshot.last_seq} but the journal "
                     f"ends at {self.journal.last_sequence}: the journal lost acknowledged commands"
                 )
-            if self.config.verify_snapshot:
-                engine = self._verified(snapshot)
-            else:
-                engine = CompiledEngine.from_image(snapshot.image, prefault=True)
+            engine = self._from_snapshot(snapshot)
         replayed = replay_journal(engine, self.journal)
+        self.recovered_records += replayed
         log.info(
             "engine_recovered",
             snapshot_seq=snapshot.last_seq if snapshot else 0,
-            replayed=replayed,
+            snapshot_check=self.snapshot_check,
+            replayed=self.recovered_records,
             last_seq=engine.last_seq,
             seconds=round(time.perf_counter() - started, 3),
         )
         return engine
 
-    def _verified(self, snapshot: Snapshot) -> CompiledEngine:
+    def _from_snapshot(self, snapshot: Snapshot) -> CompiledEngine:
+        """The engine at the snapshot, after the configured provenance check."""
+        if not self.config.verify_snapshot:
+            self.snapshot_check = "trusted"
+            return CompiledEngine.from_image(snapshot.image, prefault=True)
+        if snapshot.anchor is not None:
+            self._check_anchor(snapshot)
+            self.snapshot_check = "anchor"
+            if not self.config.verify_snapshot_full:
+                return CompiledEngine.from_image(snapshot.image, prefault=True)
+        engine = self._replayed_to(snapshot)
+        self.snapshot_check = "full"
+        if snapshot.anchor is None:  # an older version's snapshot: the next start is O(1)
+            write_snapshot(
+                self.snapshot_dir,
+                snapshot.image,
+                keep=self.config.snapshot_keep,
+                anchor=anchor_at(self.journal, snapshot.last_seq),
+            )
+        return engine
+
+    def _check_anchor(self, snapshot: Snapshot) -> None:
+        """One journal record read: the record at the snapshot's sequence must be the one the
+        snapshot was taken after; a mismatch names both and refuses to start."""
+        assert snapshot.anchor is not None
+        try:
+            found = anchor_at(self.journal, snapshot.last_seq)
+        except ValueError as exc:
+            raise SnapshotMismatch.by_anchor(snapshot.path, snapshot.anchor, str(exc)) from None
+        if found != snapshot.anchor:
+            raise SnapshotMismatch.by_anchor(snapshot.path, snapshot.anchor, found)
+
+    def _replayed_to(self, snapshot: Snapshot) -> CompiledEngine:
         """The engine replayed from genesis to the snapshot's sequence, whose state hash must
         equal the snapshot's; a mismatch names both hashes and refuses to start."""
         engine = CompiledEngine(snapshot.image.config, prefault=True)
         try:
-            replay_journal(engine, self.journal, to_seq=snapshot.last_seq,
-                           checkpoints={snapshot.last_seq: snapshot.state_hash})
+            self.recovered_records += replay_journal(
+                engine,
+                self.journal,
+                to_seq=snapshot.last_seq,
+                checkpoints={snapshot.last_seq: snapshot.state_hash},
+            )
         except ReplayMismatch:
-            raise SnapshotMismatch(snapshot, state_hash(engine.image())) from None
+            raise SnapshotMismatch.by_hash(
+                snapshot.path, snapshot.last_seq, snapshot.state_hash, state_hash(engine.image())
+            ) from None
         return engine
 
     @property
@@ -137,8 +172,13 @@ class EngineNode:
 
     def snapshot(self, *, quiet: bool = False) -> str:
         image = self.engine.image()
-        snap = write_snapshot(self.snapshot_dir, image, keep=self.config.snapshot_keep,
-                              quiet=quiet)
+        snap = write_snapshot(
+            self.snapshot_dir,
+            image,
+            keep=self.config.snapshot_keep,
+            quiet=quiet,
+            anchor=anchor_at(self.journal, image.last_seq),
+        )
         self._last_snapshot_seq = image.last_seq
         return snap.state_hash
 

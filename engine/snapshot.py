@@ -6,10 +6,15 @@ replay that passes a snapshot's sequence can check its own hash against the reco
 (money rule 5).
 
 File ``{last_seq:020d}.snap``: a fixed header ``<4sHQ32sI`` (magic, format version, last_seq,
-BLAKE2b-256 state hash, CRC32C of the body), then the msgpack body. Written to a temporary name,
-fsync'd, renamed, and the directory fsync'd: a crash leaves either the old set or the new one.
-A snapshot that fails its checksum or hash is skipped with a loud log line: the journal can always
-rebuild the state, so a bad snapshot costs time, never correctness.
+BLAKE2b-256 state hash, CRC32C), for magic ``KBS2`` followed by the journal anchor ``<Qq32s``
+(engine/provenance.py: the sequence, timestamp and digest of the journal record at last_seq),
+then the msgpack body. The CRC32C covers the anchor and the body. Magic ``KBS1`` (written before
+anchors existed) has no anchor and its CRC covers the body; it still loads, and the node checks
+its provenance by full replay once. The state hash definition is the same for both.
+
+Written to a temporary name, fsync'd, renamed, and the directory fsync'd: a crash leaves either
+the old set or the new one. A snapshot that fails its checksum or hash is skipped with a loud log
+line: the journal can always rebuild the state, so a bad snapshot costs time, never correctness.
 """
 
 from __future__ import annotations
@@ -24,12 +29,14 @@ import google_crc32c
 import structlog
 
 from engine.filemodes import create_private, private_dir
+from engine.provenance import ANCHOR, JournalAnchor
 from engine.schema import FORMAT_VERSION, IMAGE_DECODER, IMAGE_ENCODER, StateImage, state_hash
 from engine.usererror import UserError
 
 log = structlog.get_logger(__name__)
 
-MAGIC: Final = b"KBS1"
+MAGIC: Final = b"KBS2"
+MAGIC_UNANCHORED: Final = b"KBS1"
 HEADER: Final = struct.Struct("<4sHQ32sI")
 SUFFIX: Final = ".snap"
 KEEP_DEFAULT: Final = 3
@@ -50,20 +57,34 @@ class Snapshot:
     last_seq: int
     state_hash: str
     image: StateImage
+    anchor: JournalAnchor | None = None
+    """The journal record this snapshot was taken after; None for a ``KBS1`` snapshot."""
 
 
 def write_snapshot(
-    directory: Path, image: StateImage, *, keep: int = KEEP_DEFAULT, quiet: bool = False
+    directory: Path,
+    image: StateImage,
+    *,
+    anchor: JournalAnchor | None,
+    keep: int = KEEP_DEFAULT,
+    quiet: bool = False,
 ) -> Snapshot:
     """Durably write ``image`` and prune all but the newest ``keep`` snapshots (``quiet``: log
-    at debug, for the shutdown snapshot that the one "stopped" line reports)."""
+    at debug, for the shutdown snapshot that the one "stopped" line reports). ``anchor`` is the
+    journal record at ``image.last_seq`` (None writes the unanchored ``KBS1`` format, for
+    snapshots not taken beside a journal)."""
     assert keep >= 1
     private_dir(directory)
     body = IMAGE_ENCODER.encode(image)
     digest = state_hash(image)
-    header = HEADER.pack(
-        MAGIC, FORMAT_VERSION, image.last_seq, bytes.fromhex(digest), google_crc32c.value(body)
-    )
+    if anchor is None:
+        crc, magic, extra = google_crc32c.value(body), MAGIC_UNANCHORED, b""
+    else:
+        assert anchor.seq == image.last_seq, f"anchor {anchor} is not at {image.last_seq}"
+        extra = anchor.pack()
+        crc, magic = google_crc32c.extend(google_crc32c.value(extra), body), MAGIC
+    header = HEADER.pack(magic, FORMAT_VERSION, image.last_seq, bytes.fromhex(digest), crc)
+    header += extra
     path = directory / f"{image.last_seq:020d}{SUFFIX}"
     tmp = path.with_suffix(".tmp")
     with os.fdopen(create_private(tmp), "wb") as fh:
@@ -76,9 +97,13 @@ def write_snapshot(
     for old in list_snapshots(directory)[:-keep]:
         old.unlink()
     (log.debug if quiet else log.info)(
-        "snapshot_written", path=str(path), last_seq=image.last_seq, state_hash=digest,
-        bytes=HEADER.size + len(body))
-    return Snapshot(path, image.last_seq, digest, image)
+        "snapshot_written",
+        path=str(path),
+        last_seq=image.last_seq,
+        state_hash=digest,
+        bytes=len(header) + len(body),
+    )
+    return Snapshot(path, image.last_seq, digest, image, anchor)
 
 
 def read_snapshot(path: Path) -> Snapshot:
@@ -87,13 +112,25 @@ def read_snapshot(path: Path) -> Snapshot:
     if len(data) < HEADER.size:
         raise SnapshotError(path, f"truncated: {len(data)} bytes")
     magic, version, last_seq, digest, crc = HEADER.unpack_from(data)
-    if magic != MAGIC:
+    if magic not in (MAGIC, MAGIC_UNANCHORED):
         raise SnapshotError(path, f"bad magic {magic!r}")
     if version != FORMAT_VERSION:
         raise SnapshotError(path, f"format version {version}, this build reads {FORMAT_VERSION}")
-    body = data[HEADER.size :]
-    if google_crc32c.value(body) != crc:
-        raise SnapshotError(path, "checksum mismatch")
+    anchor: JournalAnchor | None = None
+    if magic == MAGIC_UNANCHORED:
+        body = data[HEADER.size :]
+        if google_crc32c.value(body) != crc:
+            raise SnapshotError(path, "checksum mismatch")
+    else:
+        body_at = HEADER.size + ANCHOR.size
+        if len(data) < body_at:
+            raise SnapshotError(path, f"truncated: {len(data)} bytes")
+        extra, body = data[HEADER.size : body_at], data[body_at:]
+        if google_crc32c.extend(google_crc32c.value(extra), body) != crc:
+            raise SnapshotError(path, "checksum mismatch")
+        anchor = JournalAnchor.unpack(extra)
+        if anchor.seq != last_seq:
+            raise SnapshotError(path, f"header says seq {last_seq}, anchor says {anchor.seq}")
     image = IMAGE_DECODER.decode(body)
     recorded = digest.hex()
     if image.last_seq != last_seq:
@@ -101,7 +138,7 @@ def read_snapshot(path: Path) -> Snapshot:
     actual = state_hash(image)
     if actual != recorded:
         raise SnapshotError(path, f"state hash {actual} != recorded {recorded}")
-    return Snapshot(path, last_seq, recorded, image)
+    return Snapshot(path, last_seq, recorded, image, anchor)
 
 
 def list_snapshots(directory: Path) -> list[Path]:

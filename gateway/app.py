@@ -81,8 +81,12 @@ class GatewayConfig:
     metrics_token: str | None = None
     """When set, ``/metrics`` requires ``Authorization: Bearer <token>``."""
     verify_snapshot: bool = True
-    """Replay the journal up to the newest snapshot at start and require its hash
-    (`engine.node.NodeConfig.verify_snapshot`); ``serve --trust-snapshots`` turns it off."""
+    """Check at start that the newest snapshot belongs to the journal's history (its journal
+    anchor, `engine.node.NodeConfig.verify_snapshot`); ``serve --trust-snapshots`` turns it
+    off."""
+    verify_snapshot_full: bool = False
+    """Also replay the journal from genesis to the snapshot and require its state hash
+    (``serve --verify-snapshots-full``; grows with history length)."""
     fail_exit_grace_s: float = 3.0
     """After failing closed, ``serve`` answers what it can this long, then exits (75)."""
     cluster: Any = None
@@ -118,6 +122,7 @@ class Gateway:
         if config.cluster is None:
             self.node = EngineNode(NodeConfig(data_dir=config.data_dir, fsync=config.fsync,
                                               verify_snapshot=config.verify_snapshot,
+                                              verify_snapshot_full=config.verify_snapshot_full,
                                               snapshot_every=config.snapshot_every))
         try:
             self._open()

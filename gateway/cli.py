@@ -370,9 +370,14 @@ def _add_serve_security(serve: argparse.ArgumentParser) -> None:
     group.add_argument("--backoffice-dsn", metavar="DSN",
                        help="keep users and sessions (docs/backoffice.md) in this PostgreSQL "
                        "database instead of SQLite in the data dir")
-    group.add_argument("--trust-snapshots", action="store_true",
-                       help="start from the newest snapshot without replaying the journal up "
-                       "to it (faster start; a snapshot from another history goes unnoticed)")
+    check = group.add_mutually_exclusive_group()
+    check.add_argument("--trust-snapshots", action="store_true",
+                       help="start from the newest snapshot without checking that it belongs "
+                       "to the journal's history (a snapshot from another history goes "
+                       "unnoticed)")
+    check.add_argument("--verify-snapshots-full", action="store_true",
+                       help="at start also replay the journal from genesis to the newest "
+                       "snapshot and require its state hash (start grows with history)")
 
 
 def _add_accounts(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

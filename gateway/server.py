@@ -218,6 +218,9 @@ def _serve(args: argparse.Namespace, data_dir: Path, sock: socket.socket, log: A
         log.warning("rate_limits_disabled", detail="load-test mode: no per-key limits")
         limits = dataclasses.replace(limits, weight_per_minute=10**9, orders_per_10s=10**9,
                                      orders_per_day=10**12, ban_after=10**9)
+    if getattr(args, "trust_snapshots", False) and getattr(args, "verify_snapshots_full", False):
+        raise UserError("trust-snapshots and verify-snapshots-full contradict each other",
+                        hint="set at most one of them (flags or config file)")
     config = GatewayConfig(data_dir=data_dir, fsync=not args.no_fsync, cluster=cluster,
                            limits=limits,
                            master_key_file=getattr(args, "master_key_file", None),
@@ -229,7 +232,8 @@ def _serve(args: argparse.Namespace, data_dir: Path, sock: socket.socket, log: A
                            metrics_separate=metrics_sock is not None,
                            metrics_token=_metrics_token(args),
                            backoffice_dsn=getattr(args, "backoffice_dsn", None),
-                           verify_snapshot=not getattr(args, "trust_snapshots", False))
+                           verify_snapshot=not getattr(args, "trust_snapshots", False),
+                           verify_snapshot_full=getattr(args, "verify_snapshots_full", False))
     started = time.monotonic()
     try:
         gw = Gateway(config)

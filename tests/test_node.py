@@ -109,7 +109,7 @@ def test_replay_cli_verifies_snapshots_and_fails_loudly_on_a_forged_one(
 
     # a snapshot that is internally consistent but records a different state
     forged = msgspec.structs.replace(middle.image, next_txn_id=middle.image.next_txn_id + 1)
-    write_snapshot(tmp_path / "snapshots", forged, keep=10)
+    write_snapshot(tmp_path / "snapshots", forged, keep=10, anchor=None)
     with pytest.raises(ReplayMismatch, match=f"after seq {middle.last_seq}"):
         replay(tmp_path / "journal", snapshot_dir=tmp_path / "snapshots", verify=True)
     assert run_replay_cli(args) == 3

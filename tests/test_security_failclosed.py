@@ -193,6 +193,7 @@ def test_snapshot_from_another_history_is_refused_naming_both_hashes(tmp_path: P
     assert done.returncode != 0
     hashes = re.findall(r"[0-9a-f]{64}", done.stderr)
     assert "different history" in done.stderr and len(set(hashes)) == 2, done.stderr
+    assert "anchored to journal record" in done.stderr  # one record read, no replay
     assert "Traceback" not in done.stderr
     # the journal is the truth: with the foreign snapshot moved aside it starts again
     snap_a.rename(tmp_path / "foreign.snap")
