@@ -40,6 +40,7 @@ from gateway.cliargs import add_globals_to_subcommands as _add_globals_to_subcom
 from gateway.cliargs import add_log_level as _add_log_level
 from gateway.cliargs import default_log_level
 from gateway.cliargs import non_negative_int as _non_negative_int
+from gateway.cliargs import port as _port
 from gateway.cliargs import positive_float as _positive_float
 from gateway.cliargs import positive_int as _positive_int
 from gateway.cliexit import fail, run_command
@@ -137,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="listen address (default: 127.0.0.1)")
     serve.add_argument(
-        "--port", type=_non_negative_int, default=8080, help="listen port (default: 8080)"
+        "--port", type=_port, default=8080, help="listen port (default: 8080)"
     )
     serve.add_argument(
         "--master-key-file",
@@ -211,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_cluster_commands(sub)
     md = sub.add_parser("marketdata", help="a market-data-only replica of the cluster's stream")
     md.add_argument("--host", default="127.0.0.1", help="listen address (default: 127.0.0.1)")
-    md.add_argument("--port", type=_non_negative_int, default=8090,
+    md.add_argument("--port", type=_port, default=8090,
                     help="listen port (default: 8090)")
     add_nats_options(md, required=True)
     md.set_defaults(handler=_lazy("marketdata.replica", "run_cli"))
@@ -362,7 +363,7 @@ def _add_serve_security(serve: argparse.ArgumentParser) -> None:
     group.add_argument("--metrics-host", metavar="HOST",
                        help="serve /metrics and /health on this address instead of the API "
                        "port (with --metrics-port)")
-    group.add_argument("--metrics-port", type=_non_negative_int, metavar="PORT",
+    group.add_argument("--metrics-port", type=_port, metavar="PORT",
                        help="port of the separate metrics listener")
     group.add_argument("--metrics-token-file", type=Path, metavar="FILE",
                        help="require 'Authorization: Bearer <token>' on /metrics, the token "

@@ -20,6 +20,18 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+MAX_PORT = 65_535
+
+
+def port(text: str) -> int:
+    """A TCP port, 0-65535 (0: the system picks one). Without the bound the socket layer wraps
+    the number silently (99999 binds 34463), so a typo would serve on an unexpected port."""
+    value = non_negative_int(text)
+    if value > MAX_PORT:
+        raise argparse.ArgumentTypeError(f"not a TCP port (0-{MAX_PORT}): {value}")
+    return value
+
+
 def positive_int(text: str) -> int:
     value = non_negative_int(text)
     if value == 0:

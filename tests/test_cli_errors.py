@@ -196,6 +196,18 @@ def test_serve_port_in_use(tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.parametrize("flag", ["--port", "--metrics-port"])
+def test_serve_port_out_of_range_is_refused_before_anything_starts(
+    tmp_path: Path, flag: str
+) -> None:
+    """99999 used to bind port 34463 (the socket layer wraps it): a typo served elsewhere."""
+    data_dir = tmp_path / "d"
+    assert_one_line(
+        run_cli("serve", "--data-dir", str(data_dir), flag, "99999"), "99999", "0-65535", code=2
+    )
+    assert not data_dir.exists()
+
+
 def test_second_server_on_the_same_data_dir_names_the_first(copy_dir: Path, tmp_path: Path) -> None:
     first = Serve(tmp_path, data_dir=copy_dir)
     try:

@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -125,10 +126,17 @@ def test_disk_full_fails_closed_says_why_and_exits(tmp_path: Path) -> None:
             assert status == 200, placed
             first_id = placed["orderId"]
 
-            # the state hash while running equals a replay of the journal to its sequence
-            status, health = serve.get("/health")
-            assert status == 200 and health["ready"] is True and health["reason"] is None
-            assert health["stateHashSeq"] == health["lastSeq"] > 0
+            # the state hash while running equals a replay of the journal to its sequence; it
+            # is recomputed at most once a second, so it catches up with the sequence shortly
+            deadline = time.monotonic() + 5.0
+            while True:
+                status, health = serve.get("/health")
+                assert status == 200 and health["ready"] is True and health["reason"] is None
+                assert 0 < health["stateHashSeq"] <= health["lastSeq"]
+                if health["stateHashSeq"] == health["lastSeq"] or time.monotonic() > deadline:
+                    break
+                time.sleep(0.25)
+            assert health["stateHashSeq"] == health["lastSeq"], health
             assert _replayed_hash(data / "journal", health["stateHashSeq"]) == health["stateHash"]
             _, metrics = serve.get("/metrics")
             assert (
