@@ -60,10 +60,17 @@ def _serve(data_dir: str, fsync: bool, n_clients: int, ready: Any) -> None:
     configure_logging("warning")
 
     async def main() -> None:
-        limits = Limits(weight_per_minute=10**9, orders_per_10s=10**9, orders_per_day=10**12,
-                        ban_after=10**9)
-        gw = Gateway(GatewayConfig(data_dir=Path(data_dir), fsync=fsync, limits=limits,
-                                   master_key_file=Path(data_dir) / "master.key"))
+        limits = Limits(
+            weight_per_minute=10**9, orders_per_10s=10**9, orders_per_day=10**12, ban_after=10**9
+        )
+        gw = Gateway(
+            GatewayConfig(
+                data_dir=Path(data_dir),
+                fsync=fsync,
+                limits=limits,
+                master_key_file=Path(data_dir) / "master.key",
+            )
+        )
         running = await start(gw, "127.0.0.1", 0)
         admin = Admin(gw)
         creds = []
@@ -105,7 +112,7 @@ def _cpu_seconds(pid: int) -> float:
     one clock tick (usually 10 ms), fine over loads of thousands of orders."""
     with open(f"/proc/{pid}/stat", "rb") as f:
         stat = f.read()
-    fields = stat[stat.rindex(b")") + 2:].split()
+    fields = stat[stat.rindex(b")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
@@ -124,8 +131,11 @@ async def _client(host: str, port: int, key: str, secret: str) -> WsLoadConnecti
     conn = await wsload.connect(host, port, _PATH)
     params: dict[str, Any] = {"apiKey": key, "timestamp": time.time_ns() // 1_000_000}
     params["signature"] = Credentials.hmac(key, secret).sign(_payload(params))
-    reply = json.loads(await conn.request(
-        json.dumps({"id": 0, "method": "session.logon", "params": params}).encode()))
+    reply = json.loads(
+        await conn.request(
+            json.dumps({"id": 0, "method": "session.logon", "params": params}).encode()
+        )
+    )
     if reply.get("status") != 200:
         await conn.close()
         raise RuntimeError(f"session.logon failed: {reply}")
@@ -133,9 +143,12 @@ async def _client(host: str, port: int, key: str, secret: str) -> WsLoadConnecti
 
 
 _ORDER_TAIL = tuple(
-    (f',"method":"order.place","params":{{"symbol":"BTCUSDT","side":"{side}","type":"LIMIT",'
-     '"timeInForce":"GTC","quantity":"0.0010","price":"30000.00"}}').encode()
-    for side in ("BUY", "SELL"))
+    (
+        f',"method":"order.place","params":{{"symbol":"BTCUSDT","side":"{side}","type":"LIMIT",'
+        '"timeInForce":"GTC","quantity":"0.0010","price":"30000.00"}}'
+    ).encode()
+    for side in ("BUY", "SELL")
+)
 """Everything after the id; by id parity, so each connection alternates BUY and SELL."""
 
 
@@ -146,8 +159,9 @@ class _Load:
     no task per message). In closed loop that same callback refills the connection's window in
     one burst, so a refill costs one write however many acknowledgements the chunk held."""
 
-    def __init__(self, conns: list[WsLoadConnection], ids: list[int], window: int,
-                 stall_s: float) -> None:
+    def __init__(
+        self, conns: list[WsLoadConnection], ids: list[int], window: int, stall_s: float
+    ) -> None:
         self.conns = conns
         self.ids = ids
         """Last request id used per connection (kept across loads, so ids never repeat)."""
@@ -196,13 +210,16 @@ class _Load:
         """Raise if a connection failed or the server stopped answering (no hanging)."""
         for conn in self.conns:
             if conn.failure is not None:
-                raise RuntimeError(f"connection failed during the load: {conn.failure!r}") \
-                    from conn.failure
+                raise RuntimeError(
+                    f"connection failed during the load: {conn.failure!r}"
+                ) from conn.failure
         if now - self.last_reply > self.stall_s:
             outstanding = sum(map(len, self.pending))
             if outstanding:
-                raise TimeoutError(f"server stopped answering: {outstanding} orders without "
-                                   f"a reply for {now - self.last_reply:.1f} s")
+                raise TimeoutError(
+                    f"server stopped answering: {outstanding} orders without "
+                    f"a reply for {now - self.last_reply:.1f} s"
+                )
 
     async def open_loop(self, offered: int, seconds: float) -> None:
         """Orders scheduled every 1/offered s; on each wake-up everything due is sent, one
@@ -274,9 +291,15 @@ async def drive(load: _Load, offered: int | None, seconds: float) -> float:
     return time.perf_counter() - began
 
 
-async def _run_load(conns: list[WsLoadConnection], ids: list[int], offered: int | None,
-                    seconds: float, server_pid: int, window: int = 64,
-                    stall_s: float = 10.0) -> LoadResult:
+async def _run_load(
+    conns: list[WsLoadConnection],
+    ids: list[int],
+    offered: int | None,
+    seconds: float,
+    server_pid: int,
+    window: int = 64,
+    stall_s: float = 10.0,
+) -> LoadResult:
     load = _Load(conns, ids, window, stall_s)
     cpu0 = _cpu_seconds(os.getpid()), _cpu_seconds(server_pid)
     elapsed = await drive(load, offered, seconds)
@@ -284,22 +307,36 @@ async def _run_load(conns: list[WsLoadConnection], ids: list[int], offered: int 
     server_cpu = _cpu_seconds(server_pid) - cpu0[1]
     latencies = load.latencies
     n = len(latencies)
-    return LoadResult(offered, n, round(elapsed, 3), round(n / elapsed, 1),
-                      round(_pct(latencies, 0.5), 3), round(_pct(latencies, 0.99), 3),
-                      round(_pct(latencies, 0.999), 3), load.errors,
-                      round(client_cpu / max(n, 1) * 1e6, 1),
-                      round(server_cpu / max(n, 1) * 1e6, 1))
+    return LoadResult(
+        offered,
+        n,
+        round(elapsed, 3),
+        round(n / elapsed, 1),
+        round(_pct(latencies, 0.5), 3),
+        round(_pct(latencies, 0.99), 3),
+        round(_pct(latencies, 0.999), 3),
+        load.errors,
+        round(client_cpu / max(n, 1) * 1e6, 1),
+        round(server_cpu / max(n, 1) * 1e6, 1),
+    )
 
 
-async def _bench(port: int, creds: list[tuple[str, str]], seconds: float,
-                 loads: tuple[int, ...], server_pid: int, warmup: float) -> list[LoadResult]:
+async def _bench(
+    port: int,
+    creds: list[tuple[str, str]],
+    seconds: float,
+    loads: tuple[int, ...],
+    server_pid: int,
+    warmup: float,
+) -> list[LoadResult]:
     conns = [await _client("127.0.0.1", port, k, s) for k, s in creds]
     ids = [0] * len(conns)
     try:
         if warmup > 0:
             await _run_load(conns, ids, 1_000, warmup, server_pid)
-        return [await _run_load(conns, ids, offered, seconds, server_pid)
-                for offered in (*loads, None)]
+        return [
+            await _run_load(conns, ids, offered, seconds, server_pid) for offered in (*loads, None)
+        ]
     finally:
         for conn in conns:
             await conn.close()
@@ -333,8 +370,13 @@ def serving(clients: int, fsync: bool = True) -> Iterator[tuple[int, int, list[t
             proc.join(10)
 
 
-def run(clients: int = 8, seconds: float = 5.0, fsync: bool = True,
-        loads: tuple[int, ...] = LOADS, warmup: float = 1.0) -> list[LoadResult]:
+def run(
+    clients: int = 8,
+    seconds: float = 5.0,
+    fsync: bool = True,
+    loads: tuple[int, ...] = LOADS,
+    warmup: float = 1.0,
+) -> list[LoadResult]:
     """Each offered load in ``loads``, then saturation, after ``warmup`` s at 1,000/s."""
     with serving(clients, fsync) as (pid, port, creds):
         return asyncio.run(_bench(port, creds, seconds, loads, pid, warmup))
@@ -356,8 +398,14 @@ def plot(results: list[LoadResult], path: Path) -> None:
     ax.set_ylabel("ack latency (ms)")
     ax.set_title("Gateway: WS order entry ack latency by offered load (loopback)")
     for i, r in enumerate(results):
-        ax.annotate(f"{r.orders_per_s:,.0f}/s", (i, r.p50_ms), textcoords="offset points",
-                    xytext=(0, -14), ha="center", fontsize=8)
+        ax.annotate(
+            f"{r.orders_per_s:,.0f}/s",
+            (i, r.p50_ms),
+            textcoords="offset points",
+            xytext=(0, -14),
+            ha="center",
+            fontsize=8,
+        )
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -372,13 +420,17 @@ def run_cli(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps([asdict(r) for r in results], indent=2) + "\n")
         return 0
-    sys.stdout.write(f"{'offered':>12} {'orders/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
-                     f"{'p99.9 ms':>9} {'errors':>7} {'client us/o':>12} {'server us/o':>12}\n")
+    sys.stdout.write(
+        f"{'offered':>12} {'orders/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'p99.9 ms':>9} {'errors':>7} {'client us/o':>12} {'server us/o':>12}\n"
+    )
     for r in results:
         offered = f"{r.offered:,}" if r.offered else "saturation"
-        sys.stdout.write(f"{offered:>12} {r.orders_per_s:>10,.0f} {r.p50_ms:>8.2f} "
-                         f"{r.p99_ms:>8.2f} {r.p999_ms:>9.2f} {r.errors:>7} "
-                         f"{r.client_us_per_order:>12.1f} {r.server_us_per_order:>12.1f}\n")
+        sys.stdout.write(
+            f"{offered:>12} {r.orders_per_s:>10,.0f} {r.p50_ms:>8.2f} "
+            f"{r.p99_ms:>8.2f} {r.p999_ms:>9.2f} {r.errors:>7} "
+            f"{r.client_us_per_order:>12.1f} {r.server_us_per_order:>12.1f}\n"
+        )
     return 0
 
 

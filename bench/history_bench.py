@@ -120,10 +120,20 @@ def build(data_dir: Path, orders: int, seed: int) -> dict[str, Any]:
             cid = (1_000 + account * 64 + i % 50) if i % 8 == 0 else 0  # short, reversible
             price = 3_000_000_000 + rng.randrange(-5_000, 5_000) * 10_000
             qty = rng.randrange(1, 100) * 10_000
-            o = OrderRecord(order_id=oid, account_id=account, market_id=market,
-                            client_order_id=cid, side=i & 1, order_type=0, time_in_force=0,
-                            price=price, orig_qty=qty, orig_quote_qty=0, time_ns=ts,
-                            update_ns=ts + 1_000_000)
+            o = OrderRecord(
+                order_id=oid,
+                account_id=account,
+                market_id=market,
+                client_order_id=cid,
+                side=i & 1,
+                order_type=0,
+                time_in_force=0,
+                price=price,
+                orig_qty=qty,
+                orig_quote_qty=0,
+                time_ns=ts,
+                update_ns=ts + 1_000_000,
+            )
             if roll < 0.4:
                 o.status = CANCELED
             elif roll < 0.6:
@@ -136,11 +146,23 @@ def build(data_dir: Path, orders: int, seed: int) -> dict[str, Any]:
                 trade_ids[market] = tid + 1
                 other = first_account + rng.randrange(ACCOUNTS)
                 for acct, is_maker, order_id in ((account, True, oid), (other, False, oid + 1)):
-                    trades.append((acct, TradeRecord(
-                        market_id=market, trade_id=tid, order_id=order_id, price=price, qty=qty,
-                        quote=o.cum_quote, commission=o.cum_quote // 1_000,
-                        is_buyer=(o.side == 0) == is_maker, is_maker=is_maker,
-                        time_ns=ts + 1_000_000)))
+                    trades.append(
+                        (
+                            acct,
+                            TradeRecord(
+                                market_id=market,
+                                trade_id=tid,
+                                order_id=order_id,
+                                price=price,
+                                qty=qty,
+                                quote=o.cum_quote,
+                                commission=o.cum_quote // 1_000,
+                                is_buyer=(o.side == 0) == is_maker,
+                                is_maker=is_maker,
+                                time_ns=ts + 1_000_000,
+                            ),
+                        )
+                    )
                 n_trades += 1
             closed.append(o)
         gen_s += time.perf_counter() - g0
@@ -156,10 +178,14 @@ def build(data_dir: Path, orders: int, seed: int) -> dict[str, Any]:
     assert stored == orders, (stored, orders)
     size = sum(p.stat().st_size for p in path.parent.glob("history.sqlite3*"))
     return {
-        "orders": orders, "trades": n_trades, "trade_rows": trade_rows,
-        "build_seconds": round(seconds, 2), "generate_seconds": round(gen_s, 2),
+        "orders": orders,
+        "trades": n_trades,
+        "trade_rows": trade_rows,
+        "build_seconds": round(seconds, 2),
+        "generate_seconds": round(gen_s, 2),
         "build_orders_per_s": round(orders / seconds),
-        "index_bytes": size, "bytes_per_order": round(size / orders, 1),
+        "index_bytes": size,
+        "bytes_per_order": round(size / orders, 1),
         "span_days": round(orders * SPACING_MS / 86_400_000, 1),
     }
 
@@ -180,8 +206,9 @@ def query(data_dir: Path, orders: int, seed: int) -> dict[str, Any]:
     with sqlite3.connect(data_dir / "gateway" / "history.sqlite3") as db:
         db.execute("UPDATE meta SET value = 0 WHERE key = 'last_seq'")
     t0 = time.perf_counter()
-    gw = Gateway(GatewayConfig(data_dir=data_dir, master_key_file=data_dir / "master.key",
-                               demo=False))
+    gw = Gateway(
+        GatewayConfig(data_dir=data_dir, master_key_file=data_dir / "master.key", demo=False)
+    )
     start_s = time.perf_counter() - t0
     tune_for_serving()  # as `serve` does once the read model is built
     rss_start_kb = _rss_kb()[0]
@@ -227,17 +254,22 @@ def query(data_dir: Path, orders: int, seed: int) -> dict[str, Any]:
 
     return {
         "gateway_start_s": round(start_s, 3),
-        "status_by_id_p50_ms": ms(by_id, 0.5), "status_by_id_p99_ms": ms(by_id, 0.99),
+        "status_by_id_p50_ms": ms(by_id, 0.5),
+        "status_by_id_p99_ms": ms(by_id, 0.99),
         "status_by_client_id_p50_ms": ms(by_cid, 0.5) if by_cid else None,
         "status_by_client_id_p99_ms": ms(by_cid, 0.99) if by_cid else None,
-        "all_orders_500_p50_ms": ms(pages, 0.5), "all_orders_500_p90_ms": ms(pages, 0.9),
-        "all_orders_500_p99_ms": ms(pages, 0.99), "all_orders_500_max_ms": ms(pages, 1.0),
+        "all_orders_500_p50_ms": ms(pages, 0.5),
+        "all_orders_500_p90_ms": ms(pages, 0.9),
+        "all_orders_500_p99_ms": ms(pages, 0.99),
+        "all_orders_500_max_ms": ms(pages, 1.0),
         "all_orders_500_cpu_p50_ms": ms(pages_cpu, 0.5),
         "all_orders_500_cpu_p99_ms": ms(pages_cpu, 0.99),
         "all_orders_mean_rows": round(rows / PAGE_QUERIES, 1),
         "gateway_rss_at_start_mb": round(rss_start_kb / 1024, 1),
-        "gateway_rss_mb": round(rss_kb / 1024, 1), "gateway_peak_rss_mb": round(hwm_kb / 1024, 1),
-        "status_queries": len(by_id), "client_id_queries": len(by_cid),
+        "gateway_rss_mb": round(rss_kb / 1024, 1),
+        "gateway_peak_rss_mb": round(hwm_kb / 1024, 1),
+        "status_queries": len(by_id),
+        "client_id_queries": len(by_cid),
         "page_queries": PAGE_QUERIES,
     }
 
@@ -248,14 +280,34 @@ def run(orders: int, seed: int, keep: Path | None = None) -> dict[str, Any]:
         built = build(data_dir, orders, seed)
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         out = subprocess.run(
-            [sys.executable, "-m", "bench.history_bench", "--query-phase", str(data_dir),
-             "--orders", str(orders), "--seed", str(seed)],
-            cwd=ROOT, env=env, check=False, capture_output=True, text=True)
+            [
+                sys.executable,
+                "-m",
+                "bench.history_bench",
+                "--query-phase",
+                str(data_dir),
+                "--orders",
+                str(orders),
+                "--seed",
+                str(seed),
+            ],
+            cwd=ROOT,
+            env=env,
+            check=False,
+            capture_output=True,
+            text=True,
+        )
         if out.returncode != 0:
             raise RuntimeError(f"query phase failed: {out.stderr[-3000:]}")
         queried = json.loads(out.stdout.strip().splitlines()[-1])
-        return {"workload": "history", "seed": seed, "accounts": ACCOUNTS, **built, **queried,
-                "targets": {"status_p99_ms": 5, "all_orders_500_p99_ms": 20}}
+        return {
+            "workload": "history",
+            "seed": seed,
+            "accounts": ACCOUNTS,
+            **built,
+            **queried,
+            "targets": {"status_p99_ms": 5, "all_orders_500_p99_ms": 20},
+        }
     finally:
         if keep is None:
             shutil.rmtree(data_dir, ignore_errors=True)

@@ -58,8 +58,9 @@ _decode = msgspec.json.Decoder().decode
 
 
 class _Sub(asyncio.Protocol):
-    def __init__(self, stats: dict[str, Any], handshake: asyncio.Future[None],
-                 sample: bool) -> None:
+    def __init__(
+        self, stats: dict[str, Any], handshake: asyncio.Future[None], sample: bool
+    ) -> None:
         self.stats = stats
         self.sample = sample
         self.handshake = handshake
@@ -127,12 +128,19 @@ class _Sub(asyncio.Protocol):
 
 async def _subscribe_main(port: int, n: int, conn: Any) -> None:
     loop = asyncio.get_running_loop()
-    stats: dict[str, Any] = {"frames": 0, "bytes": 0, "closed": 0, "recording": False,
-                             "lag": [], "trade_e2e": []}
-    request = (f"GET /stream?streams={STREAMS} HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
-               "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-               ).encode()
+    stats: dict[str, Any] = {
+        "frames": 0,
+        "bytes": 0,
+        "closed": 0,
+        "recording": False,
+        "lag": [],
+        "trade_e2e": [],
+    }
+    request = (
+        f"GET /stream?streams={STREAMS} HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
     transports = []
     for k in range(0, n, 100):
         futures = []
@@ -140,7 +148,8 @@ async def _subscribe_main(port: int, n: int, conn: Any) -> None:
             fut: asyncio.Future[None] = loop.create_future()
             sample = len(transports) % SAMPLE_EVERY == 0
             transport, _ = await loop.create_connection(
-                lambda f=fut, s=sample: _Sub(stats, f, s), HOST, port)
+                lambda f=fut, s=sample: _Sub(stats, f, s), HOST, port
+            )
             transport.write(request)
             transports.append(transport)
             futures.append(fut)
@@ -158,9 +167,20 @@ async def _subscribe_main(port: int, n: int, conn: Any) -> None:
             stats["recording"] = False
             elapsed = time.perf_counter() - started
             cpu = (time.process_time() - cpu_started) / elapsed
-            conn.send(("report", {"frames": stats["frames"], "bytes": stats["bytes"], "cpu": cpu,
-                                  "seconds": elapsed, "closed": stats["closed"],
-                                  "lag": stats["lag"], "trade_e2e": stats["trade_e2e"]}))
+            conn.send(
+                (
+                    "report",
+                    {
+                        "frames": stats["frames"],
+                        "bytes": stats["bytes"],
+                        "cpu": cpu,
+                        "seconds": elapsed,
+                        "closed": stats["closed"],
+                        "lag": stats["lag"],
+                        "trade_e2e": stats["trade_e2e"],
+                    },
+                )
+            )
             for t in transports:
                 t.close()
             return
@@ -191,21 +211,43 @@ def _orders(rng: random.Random, first_seq: int, count: int, accounts: int) -> li
         if r < 0.62 or not resting:
             offset = 2 + int(rng.expovariate(0.15))
             price = (mid - offset if side == 0 else mid + offset) * tick
-            out.append(PlaceOrder(account_id=account, market_id=0, side=side,
-                                  order_type=OrderType.LIMIT, price_atoms=price,
-                                  qty_atoms=rng.randint(1, 50) * lot))
+            out.append(
+                PlaceOrder(
+                    account_id=account,
+                    market_id=0,
+                    side=side,
+                    order_type=OrderType.LIMIT,
+                    price_atoms=price,
+                    qty_atoms=rng.randint(1, 50) * lot,
+                )
+            )
             resting.append((seq, account))
         elif r < 0.995:
             oid, owner = resting.pop(rng.randrange(len(resting)))
             out.append(CancelOrder(account_id=owner, market_id=0, order_id=oid))
         elif r < 0.9995:
             price = (mid + 3 if side == 0 else mid - 3) * tick
-            out.append(PlaceOrder(account_id=account, market_id=0, side=side,
-                                  order_type=OrderType.LIMIT, time_in_force=TimeInForce.IOC,
-                                  price_atoms=price, qty_atoms=rng.randint(1, 5) * lot))
+            out.append(
+                PlaceOrder(
+                    account_id=account,
+                    market_id=0,
+                    side=side,
+                    order_type=OrderType.LIMIT,
+                    time_in_force=TimeInForce.IOC,
+                    price_atoms=price,
+                    qty_atoms=rng.randint(1, 5) * lot,
+                )
+            )
         else:
-            out.append(PlaceOrder(account_id=account, market_id=0, side=side,
-                                  order_type=OrderType.MARKET, qty_atoms=rng.randint(1, 5) * lot))
+            out.append(
+                PlaceOrder(
+                    account_id=account,
+                    market_id=0,
+                    side=side,
+                    order_type=OrderType.MARKET,
+                    qty_atoms=rng.randint(1, 5) * lot,
+                )
+            )
     return out
 
 
@@ -215,9 +257,11 @@ def _funding(accounts: int) -> list[Any]:
 
     out: list[Any] = []
     for a in range(1, accounts + 1):
-        out += [CreateAccount(account_id=a),
-                Deposit(account_id=a, asset_id=USDT, amount_atoms=10**17, deposit_key=f"u{a}"),
-                Deposit(account_id=a, asset_id=BTC, amount_atoms=10**15, deposit_key=f"b{a}")]
+        out += [
+            CreateAccount(account_id=a),
+            Deposit(account_id=a, asset_id=USDT, amount_atoms=10**17, deposit_key=f"u{a}"),
+            Deposit(account_id=a, asset_id=BTC, amount_atoms=10**15, deposit_key=f"b{a}"),
+        ]
     return out
 
 
@@ -231,8 +275,15 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def _server_main(subscribers: int, rate: int, seconds: float, warmup: float,
-                       seed: int, data_dir: Path, flush_interval_s: float) -> dict[str, Any]:
+async def _server_main(
+    subscribers: int,
+    rate: int,
+    seconds: float,
+    warmup: float,
+    seed: int,
+    data_dir: Path,
+    flush_interval_s: float,
+) -> dict[str, Any]:
     from aiohttp import web
 
     from engine.node import EngineNode, NodeConfig
@@ -253,8 +304,9 @@ async def _server_main(subscribers: int, rate: int, seconds: float, warmup: floa
     await site.start()
     port = runner.addresses[0][1]
     parent, child = mp.Pipe()
-    proc = mp.get_context("spawn").Process(target=_subscriber_process,
-                                           args=(port, subscribers, child), daemon=True)
+    proc = mp.get_context("spawn").Process(
+        target=_subscriber_process, args=(port, subscribers, child), daemon=True
+    )
     proc.start()
     loop = asyncio.get_running_loop()
     kind, _ = await loop.run_in_executor(None, parent.recv)
@@ -310,11 +362,13 @@ async def _server_main(subscribers: int, rate: int, seconds: float, warmup: floa
         "orders_per_s": round((submitted - submitted_at_record) / measured),
         "trades_per_s": round((trades_before - trades_at_record) / measured),
         "messages_published_per_s": round(
-            (service.hub.messages_published - published_at_record) / measured),
+            (service.hub.messages_published - published_at_record) / measured
+        ),
         "messages_delivered_per_s": round(frames_written / measured),
         "mbytes_delivered_per_s": round(report["bytes"] / report["seconds"] / 1e6, 1),
         "bytes_received_ratio": round(report["bytes"] / bytes_written, 3)
-        if bytes_written else None,
+        if bytes_written
+        else None,
         "lag_ms_p50": round(_pct(lag, 0.50), 1),
         "lag_ms_p99": round(_pct(lag, 0.99), 1),
         "lag_ms_max": round(max(lag), 1) if lag else None,
@@ -333,21 +387,33 @@ async def _server_main(subscribers: int, rate: int, seconds: float, warmup: floa
     }
 
 
-def run(subscribers: int = 1_000, rate: int = 20_000, seconds: float = 10.0,
-        warmup: float = 3.0, seed: int = 0, flush_ms: float = 5.0) -> dict[str, Any]:
+def run(
+    subscribers: int = 1_000,
+    rate: int = 20_000,
+    seconds: float = 10.0,
+    warmup: float = 3.0,
+    seed: int = 0,
+    flush_ms: float = 5.0,
+) -> dict[str, Any]:
     if not 1 <= subscribers <= MAX_SUBSCRIBERS:
         raise ValueError(f"subscribers must be 1..{MAX_SUBSCRIBERS}")
     if not 0 < seconds <= MAX_SECONDS:
         raise ValueError(f"seconds must be in (0, {MAX_SECONDS}]")
     with tempfile.TemporaryDirectory(prefix="kootabase-mdbench-") as tmp:
-        return asyncio.run(_server_main(subscribers, rate, seconds, warmup, seed, Path(tmp),
-                                        flush_ms / 1000))
+        return asyncio.run(
+            _server_main(subscribers, rate, seconds, warmup, seed, Path(tmp), flush_ms / 1000)
+        )
 
 
 def run_cli(args: argparse.Namespace) -> int:
     """Entry point of ``kootabase bench marketdata`` (see gateway/cli.py)."""
-    result = run(subscribers=args.subscribers, rate=args.rate, seconds=args.seconds,
-                 seed=args.seed, flush_ms=args.flush_ms)
+    result = run(
+        subscribers=args.subscribers,
+        rate=args.rate,
+        seconds=args.seconds,
+        seed=args.seed,
+        flush_ms=args.flush_ms,
+    )
     if args.json:
         sys.stdout.write(msgspec.json.encode(result).decode() + "\n")
     else:

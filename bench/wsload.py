@@ -113,11 +113,14 @@ class WsLoadConnection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         transport.write(
-            f"{self._request_head}Sec-WebSocket-Key: {self._key.decode()}\r\n\r\n".encode())
+            f"{self._request_head}Sec-WebSocket-Key: {self._key.decode()}\r\n\r\n".encode()
+        )
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._fail(exc or ConnectionError(
-            f"connection closed by the server (close code {self.close_code})"))
+        self._fail(
+            exc
+            or ConnectionError(f"connection closed by the server (close code {self.close_code})")
+        )
         if not self._closed.done():
             self._closed.set_result(None)
 
@@ -137,7 +140,7 @@ class WsLoadConnection(asyncio.Protocol):
                 return
             self._upgraded = True
             self._handshake.set_result(None)
-            data = data[end + 4:]
+            data = data[end + 4 :]
         self._frames(data)
 
     # ---- frames -----------------------------------------------------------------------------
@@ -150,8 +153,10 @@ class WsLoadConnection(asyncio.Protocol):
         for line in lines:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
-        if headers.get("upgrade", "").lower() != "websocket" \
-                or "upgrade" not in headers.get("connection", "").lower():
+        if (
+            headers.get("upgrade", "").lower() != "websocket"
+            or "upgrade" not in headers.get("connection", "").lower()
+        ):
             raise HandshakeError(f"not a websocket upgrade: {headers}")
         if headers.get("sec-websocket-accept", "").encode() != accept_key(self._key):
             raise HandshakeError("wrong Sec-WebSocket-Accept")
@@ -177,7 +182,7 @@ class WsLoadConnection(asyncio.Protocol):
             elif n == 127:
                 if end - h < 8:
                     break
-                n = int.from_bytes(data[h:h + 8], "big")
+                n = int.from_bytes(data[h : h + 8], "big")
                 h += 8
             stop = h + n
             if stop > end:
@@ -195,7 +200,7 @@ class WsLoadConnection(asyncio.Protocol):
                     if comma < 0:
                         errors += 1
                         continue
-                    rid = data[h + 6:comma]
+                    rid = data[h + 6 : comma]
                     if rid.isdigit():  # not "id":null (the server could not read a request)
                         ids.append(int(rid))
                     if not data.startswith(_OK, comma + 1):
@@ -207,8 +212,8 @@ class WsLoadConnection(asyncio.Protocol):
             elif b0 == 0x80 | OP_PONG:
                 pass
             elif b0 == 0x80 | OP_CLOSE:
-                self.close_code = int.from_bytes(data[h:h + 2], "big") if n >= 2 else 1005
-                self._send(OP_CLOSE, data[h:h + 2])
+                self.close_code = int.from_bytes(data[h : h + 2], "big") if n >= 2 else 1005
+                self._send(OP_CLOSE, data[h : h + 2])
                 assert self._transport is not None
                 self._transport.close()
                 break
@@ -244,8 +249,9 @@ class WsLoadConnection(asyncio.Protocol):
             raise self.failure
         assert self._transport is not None
         masks = os.urandom(4 * len(payloads))
-        parts = [_frame(OP_TEXT, payload, masks[4 * k:4 * k + 4])
-                 for k, payload in enumerate(payloads)]
+        parts = [
+            _frame(OP_TEXT, payload, masks[4 * k : 4 * k + 4]) for k, payload in enumerate(payloads)
+        ]
         self._transport.write(b"".join(parts))
 
     async def request(self, payload: bytes, timeout: float = 10.0) -> bytes:
@@ -268,7 +274,8 @@ async def connect(host: str, port: int, path: str, timeout: float = 10.0) -> WsL
     """Open a TCP connection and complete the WebSocket upgrade (raises `HandshakeError`)."""
     loop = asyncio.get_running_loop()
     _, conn = await asyncio.wait_for(
-        loop.create_connection(lambda: WsLoadConnection(host, port, path), host, port), timeout)
+        loop.create_connection(lambda: WsLoadConnection(host, port, path), host, port), timeout
+    )
     try:
         await asyncio.wait_for(conn._handshake, timeout)
     except BaseException:

@@ -118,8 +118,11 @@ class BitcoinSigner(Signer):
                 continue
             raw = self.store.attempts(w.withdrawal_id)[-1].raw
             tx = await self.rpc.call("decoderawtransaction", raw)
-            total += sum(to_sats(o["value"]) for o in tx["vout"]
-                         if o["scriptPubKey"].get("hex") == self.script)
+            total += sum(
+                to_sats(o["value"])
+                for o in tx["vout"]
+                if o["scriptPubKey"].get("hex") == self.script
+            )
         return total
 
     async def broadcast(self, raw: str) -> None:

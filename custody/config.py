@@ -74,8 +74,10 @@ def load_config(path: Path, data_dir: Path) -> CustodyConfig:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError:
-        raise UserError(f"custody config {path} does not exist",
-                        hint="pass --config FILE (docs/custody.md has a sample)") from None
+        raise UserError(
+            f"custody config {path} does not exist",
+            hint="pass --config FILE (docs/custody.md has a sample)",
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"custody config {path} is not valid TOML: {exc}") from None
     try:

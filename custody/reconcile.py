@@ -62,9 +62,7 @@ def ledger_totals(balances: Mapping[Any, int]) -> dict[int, tuple[int, int, int]
     return {a: (t[0], t[1], t[2]) for a, t in totals.items()}
 
 
-def explain(
-    asset: CustodyAsset, store: CustodyStore, demo_atoms: int = 0
-) -> list[tuple[str, int]]:
+def explain(asset: CustodyAsset, store: CustodyStore, demo_atoms: int = 0) -> list[tuple[str, int]]:
     """The known reasons the chain holds more (+) or less (-) than the ledger, chain units.
     ``demo_atoms`` (engine atoms) are demo-faucet credits (``serve --demo``): inside the
     ledger's figure, never on chain."""

@@ -221,8 +221,7 @@ class Custody:
         except (aiohttp.ClientConnectionError, OSError, TimeoutError) as exc:
             url = self.config.nodes[asset.chain].rpc_url
             raise UserError(
-                f"cannot reach the {asset.chain} node at {url} "
-                f"({type(exc).__name__}: {exc})",
+                f"cannot reach the {asset.chain} node at {url} ({type(exc).__name__}: {exc})",
                 hint="is the node running? check rpc_url in the custody config",
             ) from None
 

@@ -464,8 +464,12 @@ class SegmentJournal:
         if not last:
             raise JournalCorruption(seg.path, offset, f"{reason} in a non-last segment")
         if self._read_only:
-            log.info("journal_reader_stops_before_tail", segment=str(seg.path), offset=offset,
-                     reason=reason)
+            log.info(
+                "journal_reader_stops_before_tail",
+                segment=str(seg.path),
+                offset=offset,
+                reason=reason,
+            )
             seg.size = offset
             return
         dropped = seg.size - offset

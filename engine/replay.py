@@ -157,8 +157,9 @@ def replay(
     finally:
         journal.close()
     verified = sum(1 for seq in checkpoints if first <= seq <= engine.last_seq)
-    return ReplayResult(first, engine.last_seq, commands, seconds, state_hash(engine.image()),
-                        verified)
+    return ReplayResult(
+        first, engine.last_seq, commands, seconds, state_hash(engine.image()), verified
+    )
 
 
 def check_range(last_seq: int, from_seq: int | None, to_seq: int | None) -> None:
@@ -167,8 +168,10 @@ def check_range(last_seq: int, from_seq: int | None, to_seq: int | None) -> None
         raise UserError(f"--from {from_seq} is after --to {to_seq}")
     for flag, seq in (("--from", from_seq), ("--to", to_seq)):
         if seq is not None and not 1 <= seq <= last_seq:
-            raise UserError(f"{flag} {seq} is outside the journal, which holds seq 1..{last_seq}",
-                            hint=f"give a sequence between 1 and {last_seq}")
+            raise UserError(
+                f"{flag} {seq} is outside the journal, which holds seq 1..{last_seq}",
+                hint=f"give a sequence between 1 and {last_seq}",
+            )
 
 
 def run_replay_cli(args: argparse.Namespace) -> int:
@@ -200,8 +203,12 @@ def run_replay_cli(args: argparse.Namespace) -> int:
                 hint="pass --snapshots DIR, or replay without --verify",
             )
     with Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-        TimeRemainingColumn(), console=console, transient=True,
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
     ) as progress:
         task = progress.add_task("replaying", total=total)
         try:
@@ -217,9 +224,12 @@ def run_replay_cli(args: argparse.Namespace) -> int:
             console.print(f"[bold red]REPLAY MISMATCH[/]: {exc}")
             return 3
         except SnapshotError as exc:  # --verify met a snapshot that cannot be trusted
-            raise UserError(exc.message, hint="the snapshot file is damaged; the journal is "
-                            "the source of truth (replay without it to rebuild state)",
-                            exit_code=3) from None
+            raise UserError(
+                exc.message,
+                hint="the snapshot file is damaged; the journal is "
+                "the source of truth (replay without it to rebuild state)",
+                exit_code=3,
+            ) from None
     if args.verify and result.verified_snapshots == 0:
         raise UserError(
             f"--verify: the replay of seq {result.first_seq}..{result.last_seq} passed no "
@@ -227,8 +237,10 @@ def run_replay_cli(args: argparse.Namespace) -> int:
             hint="start earlier (--from) or replay further (--to)",
         )
     rate = result.commands / result.seconds if result.seconds > 0 else 0.0
-    console.print(f"replayed seq {result.first_seq}..{result.last_seq}: {result.commands} "
-                  f"commands in {result.seconds:.3f} s ({rate:,.0f} commands/s)")
+    console.print(
+        f"replayed seq {result.first_seq}..{result.last_seq}: {result.commands} "
+        f"commands in {result.seconds:.3f} s ({rate:,.0f} commands/s)"
+    )
     if args.verify:
         console.print(f"verified snapshots: {result.verified_snapshots}")
     console.print(f"state hash: {result.state_hash}")

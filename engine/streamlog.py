@@ -318,10 +318,16 @@ def options_from_args(args: Any, name: str) -> tuple[NatsOptions, StreamSpec]:
     ``--replicas``, ``--nats-creds|nkey|user|ca|cert|key``; the user's password comes from
     ``$KOOTABASE_NATS_PASSWORD``, never from the command line). ValueError on a bad value."""
     options = NatsOptions.parse(
-        args.nats, name=name, creds_file=args.nats_creds, nkey_seed_file=args.nats_nkey,
+        args.nats,
+        name=name,
+        creds_file=args.nats_creds,
+        nkey_seed_file=args.nats_nkey,
         user=args.nats_user,
         password=os.environ.get("KOOTABASE_NATS_PASSWORD") if args.nats_user else None,
-        tls_ca_file=args.nats_ca, tls_cert_file=args.nats_cert, tls_key_file=args.nats_key)
+        tls_ca_file=args.nats_ca,
+        tls_cert_file=args.nats_cert,
+        tls_key_file=args.nats_key,
+    )
     return options, StreamSpec(name=args.stream, replicas=args.replicas)
 
 

@@ -48,24 +48,36 @@ class Admin:
     async def new_account(self) -> int:
         """Journal a CreateAccount with the next free id; returns the id."""
         account_id = max(self.gw.store.accounts, default=0) + 1
-        _, _, events = await self.gw.trading.execute(account_id,
-                                                     CreateAccount(account_id=account_id))
+        _, _, events = await self.gw.trading.execute(
+            account_id, CreateAccount(account_id=account_id)
+        )
         for ev in events:
             if isinstance(ev, CommandRejected):
-                raise errors.ApiError(errors.ORDER_REJECTED,
-                                      f"account not created: {Reject(ev.reason).name}")
+                raise errors.ApiError(
+                    errors.ORDER_REJECTED, f"account not created: {Reject(ev.reason).name}"
+                )
         return account_id
 
-    async def create_account(self, permissions: tuple[str, ...] = ("read", "trade"),
-                             ed25519_public_pem: bytes | None = None) -> NewKey:
+    async def create_account(
+        self,
+        permissions: tuple[str, ...] = ("read", "trade"),
+        ed25519_public_pem: bytes | None = None,
+    ) -> NewKey:
         for p in permissions:  # refuse before journaling an account nobody can use
             if p not in PERMISSIONS:
                 raise errors.ApiError(errors.MANDATORY_PARAM, f"unknown permission {p!r}")
         account_id = await self.new_account()
         return self.gw.keys.create(account_id, permissions, ed25519_public_pem=ed25519_public_pem)
 
-    async def deposit(self, account_id: int, asset: str, amount: str,
-                      deposit_key: str | None = None, *, demo: bool = False) -> dict[str, Any]:
+    async def deposit(
+        self,
+        account_id: int,
+        asset: str,
+        amount: str,
+        deposit_key: str | None = None,
+        *,
+        demo: bool = False,
+    ) -> dict[str, Any]:
         """An operator's credit (``demo``: the demo faucet's, `gateway.app.Gateway` only)."""
         store = self.gw.store
         a = next((x for x in store.assets.values() if x.symbol == asset), None)
@@ -74,18 +86,32 @@ class Admin:
         atoms = parse_decimal("amount", amount, a.decimals)
         key = deposit_key or f"admin:{uuid.uuid4()}"
         if not demo and key.startswith(LEGACY_DEMO_KEY_PREFIX):
-            raise errors.ApiError(errors.MANDATORY_PARAM,
-                                  f"deposit keys starting {LEGACY_DEMO_KEY_PREFIX!r} are the "
-                                  "demo faucet's")
-        seq, _, events = await self.gw.trading.execute(account_id, Deposit(
-            account_id=account_id, asset_id=a.asset_id, amount_atoms=atoms, deposit_key=key,
-            demo=demo))
+            raise errors.ApiError(
+                errors.MANDATORY_PARAM,
+                f"deposit keys starting {LEGACY_DEMO_KEY_PREFIX!r} are the demo faucet's",
+            )
+        seq, _, events = await self.gw.trading.execute(
+            account_id,
+            Deposit(
+                account_id=account_id,
+                asset_id=a.asset_id,
+                amount_atoms=atoms,
+                deposit_key=key,
+                demo=demo,
+            ),
+        )
         for ev in events:
             if isinstance(ev, CommandRejected):
-                raise errors.ApiError(errors.ORDER_REJECTED,
-                                      f"deposit refused: {Reject(ev.reason).name}")
-        return {"seq": seq, "account_id": account_id, "asset": asset,
-                "amount": atoms_to_decimal(atoms, a.decimals), "deposit_key": key}
+                raise errors.ApiError(
+                    errors.ORDER_REJECTED, f"deposit refused: {Reject(ev.reason).name}"
+                )
+        return {
+            "seq": seq,
+            "account_id": account_id,
+            "asset": asset,
+            "amount": atoms_to_decimal(atoms, a.decimals),
+            "deposit_key": key,
+        }
 
     def keys(self, action: str, body: dict[str, Any]) -> Any:
         """``keys``: list every key; ``keys/revoke`` and ``keys/rotate`` one (``api_key``)."""
@@ -99,24 +125,40 @@ class Admin:
             if action == "keys/revoke":
                 return store.revoke(api_key)
             pem = body.get("ed25519_public_pem")
-            return _new_key_json(store.rotate(api_key, ed25519_public_pem=(
-                pem.encode() if isinstance(pem, str) and pem else None)))
+            return _new_key_json(
+                store.rotate(
+                    api_key,
+                    ed25519_public_pem=(pem.encode() if isinstance(pem, str) and pem else None),
+                )
+            )
         except KeyError as exc:
             raise errors.ApiError(errors.REJECTED_MBX_KEY, str(exc.args[0])) from None
 
     def list(self) -> list[dict[str, Any]]:
         store, out = self.gw.store, []
         for account_id, acct in sorted(store.accounts.items()):
-            keys = [{"api_key": k.api_key, "kind": k.kind, "permissions": list(k.permissions)}
-                    for k in self.gw.keys.all() if k.account_id == account_id]
+            keys = [
+                {"api_key": k.api_key, "kind": k.kind, "permissions": list(k.permissions)}
+                for k in self.gw.keys.all()
+                if k.account_id == account_id
+            ]
             balances = {
                 store.assets[a].symbol: {
                     "free": atoms_to_decimal(b[0], store.assets[a].decimals),
-                    "locked": atoms_to_decimal(b[1] + b[2], store.assets[a].decimals)}
-                for a, b in sorted(acct.balances.items()) if any(b)}
-            out.append({"account_id": account_id, "keys": keys, "balances": balances,
-                        "open_orders": len(acct.open_orders),
-                        "demo": account_id in self.gw.demo_accounts})
+                    "locked": atoms_to_decimal(b[1] + b[2], store.assets[a].decimals),
+                }
+                for a, b in sorted(acct.balances.items())
+                if any(b)
+            }
+            out.append(
+                {
+                    "account_id": account_id,
+                    "keys": keys,
+                    "balances": balances,
+                    "open_orders": len(acct.open_orders),
+                    "demo": account_id in self.gw.demo_accounts,
+                }
+            )
         return out
 
 
@@ -149,32 +191,41 @@ def setup(app: web.Application, gw: Gateway) -> None:
                 return web.json_response(admin.list())
             if action == "accounts":
                 pem = body.get("ed25519_public_pem")
-                new = await admin.create_account(tuple(body.get("permissions", ["read", "trade"])),
-                                                 pem.encode() if pem else None)
+                new = await admin.create_account(
+                    tuple(body.get("permissions", ["read", "trade"])), pem.encode() if pem else None
+                )
                 return web.json_response(_new_key_json(new))
             if action == "deposit":
-                return web.json_response(await admin.deposit(
-                    int(body["account_id"]), str(body["asset"]), str(body["amount"]),
-                    body.get("deposit_key")))
+                return web.json_response(
+                    await admin.deposit(
+                        int(body["account_id"]),
+                        str(body["asset"]),
+                        str(body["amount"]),
+                        body.get("deposit_key"),
+                    )
+                )
             if action in KEY_ACTIONS and (request.method == "GET") == (action == "keys"):
                 return web.json_response(admin.keys(action, body))
         except errors.ApiError as exc:
             return web.json_response(exc.body(), status=400)
         except (KeyError, ValueError, TypeError) as exc:
-            return web.json_response({"code": errors.MANDATORY_PARAM, "msg": str(exc)},
-                                     status=400)
+            return web.json_response({"code": errors.MANDATORY_PARAM, "msg": str(exc)}, status=400)
         raise web.HTTPNotFound()
 
-    app.router.add_route("*", "/admin/{action:accounts|deposit|keys|keys/revoke|keys/rotate}",
-                         call)
+    app.router.add_route("*", "/admin/{action:accounts|deposit|keys|keys/revoke|keys/rotate}", call)
 
 
 KEY_ACTIONS = ("keys", "keys/revoke", "keys/rotate")
 
 
 def _new_key_json(new: NewKey) -> dict[str, Any]:
-    return {"account_id": new.account_id, "api_key": new.api_key, "kind": new.kind,
-            "permissions": list(new.permissions), "secret": new.secret}
+    return {
+        "account_id": new.account_id,
+        "api_key": new.api_key,
+        "kind": new.kind,
+        "permissions": list(new.permissions),
+        "secret": new.secret,
+    }
 
 
 # ---- the CLI ---------------------------------------------------------------------------------
@@ -192,9 +243,12 @@ def _server(data_dir: Path) -> tuple[str, str] | None:
 async def _remote(base: str, token: str, method: str, action: str, body: Any) -> Any:
     import aiohttp
 
-    async with aiohttp.ClientSession() as http, http.request(
-            method, f"{base}/admin/{action}", json=body,
-            headers={"X-Kootabase-Admin-Token": token}) as resp:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(
+            method, f"{base}/admin/{action}", json=body, headers={"X-Kootabase-Admin-Token": token}
+        ) as resp,
+    ):
         data = await resp.json()
         if resp.status != 200:
             raise UserError(f"the server refused: {data.get('msg', data)}")
@@ -204,8 +258,11 @@ async def _remote(base: str, token: str, method: str, action: str, body: Any) ->
 async def _local(args: argparse.Namespace, method: str, action: str, body: Any) -> Any:
     from gateway.app import Gateway, GatewayConfig
 
-    gw = Gateway(GatewayConfig(data_dir=Path(args.data_dir), master_key_file=args.master_key_file,
-                               marketdata=False))
+    gw = Gateway(
+        GatewayConfig(
+            data_dir=Path(args.data_dir), master_key_file=args.master_key_file, marketdata=False
+        )
+    )
     gw.bridge.start()
     try:
         admin = Admin(gw)
@@ -215,10 +272,14 @@ async def _local(args: argparse.Namespace, method: str, action: str, body: Any) 
             return admin.keys(action, body or {})
         if action == "accounts":
             pem = body.get("ed25519_public_pem")
-            return _new_key_json(await admin.create_account(
-                tuple(body["permissions"]), pem.encode() if pem else None))
-        return await admin.deposit(body["account_id"], body["asset"], body["amount"],
-                                   body.get("deposit_key"))
+            return _new_key_json(
+                await admin.create_account(
+                    tuple(body["permissions"]), pem.encode() if pem else None
+                )
+            )
+        return await admin.deposit(
+            body["account_id"], body["asset"], body["amount"], body.get("deposit_key")
+        )
     except errors.ApiError as exc:
         raise UserError(exc.msg) from None
     except ValueError as exc:  # e.g. an unknown permission, a key that is not Ed25519
@@ -245,8 +306,10 @@ def read_public_key(value: str) -> str:
     try:
         key = load_pem_public_key(pem.encode())
     except ValueError:
-        raise UserError("--ed25519-public-key: not a PEM public key",
-                        hint="export it with `openssl pkey -pubout`") from None
+        raise UserError(
+            "--ed25519-public-key: not a PEM public key",
+            hint="export it with `openssl pkey -pubout`",
+        ) from None
     if not isinstance(key, Ed25519PublicKey):
         raise UserError("--ed25519-public-key: the key is not an Ed25519 key")
     return pem
@@ -262,8 +325,11 @@ def run_accounts_cli(args: argparse.Namespace) -> int:
         if args.keys_command == "list":
             method, action, body = "GET", "keys", None
         else:
-            pem = (Path(args.ed25519_public_key).read_text()
-                   if getattr(args, "ed25519_public_key", None) else None)
+            pem = (
+                Path(args.ed25519_public_key).read_text()
+                if getattr(args, "ed25519_public_key", None)
+                else None
+            )
             method, action = "POST", f"keys/{args.keys_command}"
             body = {"api_key": args.api_key, "ed25519_public_pem": pem}
     elif args.accounts_command == "create":
@@ -272,8 +338,12 @@ def run_accounts_cli(args: argparse.Namespace) -> int:
         body = {"permissions": args.permissions.split(","), "ed25519_public_pem": pem}
     else:
         method, action = "POST", "deposit"
-        body = {"account_id": args.account, "asset": args.asset.upper(), "amount": args.amount,
-                "deposit_key": args.deposit_key}
+        body = {
+            "account_id": args.account,
+            "asset": args.asset.upper(),
+            "amount": args.amount,
+            "deposit_key": args.deposit_key,
+        }
     server = _server(data_dir)
     if server is not None:
         try:

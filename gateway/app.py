@@ -110,8 +110,6 @@ class GatewayConfig:
         check_demo_allowed(self.demo, self.custody, self.custody_signer)
 
 
-
-
 class Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
@@ -120,10 +118,15 @@ class Gateway:
         private_dir(self.dir)
         self.node: EngineNode | None = None
         if config.cluster is None:
-            self.node = EngineNode(NodeConfig(data_dir=config.data_dir, fsync=config.fsync,
-                                              verify_snapshot=config.verify_snapshot,
-                                              verify_snapshot_full=config.verify_snapshot_full,
-                                              snapshot_every=config.snapshot_every))
+            self.node = EngineNode(
+                NodeConfig(
+                    data_dir=config.data_dir,
+                    fsync=config.fsync,
+                    verify_snapshot=config.verify_snapshot,
+                    verify_snapshot_full=config.verify_snapshot_full,
+                    snapshot_every=config.snapshot_every,
+                )
+            )
         try:
             self._open()
         except BaseException:
@@ -143,7 +146,8 @@ class Gateway:
         if self.node is not None:
             bootstrap_demo(self.node)
         self.demo_accounts: set[int] = (
-            self.node.engine.demo_deposit_accounts() if self.node is not None else set())
+            self.node.engine.demo_deposit_accounts() if self.node is not None else set()
+        )
         """Accounts credited by the demo faucet (from the engine's deposit keys at start)."""
         self.history = self._open_history()
         self.store = Store(memory_orders=config.history_memory_orders)
@@ -161,28 +165,36 @@ class Gateway:
             else:
                 self.marketdata = MarketDataService(
                     ws_heartbeat_s=config.limits.ws_heartbeat_s,
-                    max_connection_s=config.limits.max_connection_s)
+                    max_connection_s=config.limits.max_connection_s,
+                )
         if self.node is not None:
             self._replay()
         self.store.history = HistoryIndex(self.history.index.path, readonly=True)
-        self.keys = KeyStore(self.dir / "keys.json",
-                             config.master_key_file or default_master_key_file())
+        self.keys = KeyStore(
+            self.dir / "keys.json", config.master_key_file or default_master_key_file()
+        )
         self.keys.mark_demo(self.demo_accounts)
         self.ids = ClientIdBook(self.dir / "clientids.log")
         self.metrics = Metrics()
         self._history_metrics()
         self.limiter = RateLimiter(config.limits)
-        self.order_counts = DailyOrderCounts(self.dir / "order_counts.json",
-                                             self.limiter.orders_day)
-        self.order_counts.restore(self.node.journal if self.node is not None else None,
-                                  time.time_ns() // 1_000_000)
+        self.order_counts = DailyOrderCounts(
+            self.dir / "order_counts.json", self.limiter.orders_day
+        )
+        self.order_counts.restore(
+            self.node.journal if self.node is not None else None, time.time_ns() // 1_000_000
+        )
         self._order_counts_task: asyncio.Task[None] | None = None
         self.replays = ReplayGuard()
         self.bridge: Any
         if self.node is not None:
-            self.bridge = Bridge(self.node, self._on_batch, observe=self.metrics.observe_batch,
-                                 ack_timeout_s=config.limits.ack_timeout_s,
-                                 on_failure=lambda reason: self.health.fail(reason))
+            self.bridge = Bridge(
+                self.node,
+                self._on_batch,
+                observe=self.metrics.observe_batch,
+                ack_timeout_s=config.limits.ack_timeout_s,
+                on_failure=lambda reason: self.health.fail(reason),
+            )
         else:
             from gateway.cluster import cluster_bridge
 
@@ -204,8 +216,9 @@ class Gateway:
         if config.custody is not None:
             from gateway.custody import GatewayCustody
 
-            self.custody = GatewayCustody(self, config.custody, signer=config.custody_signer,
-                                          poll_s=config.custody_poll_s)
+            self.custody = GatewayCustody(
+                self, config.custody, signer=config.custody_signer, poll_s=config.custody_poll_s
+            )
         from gateway.deadman import DeadMansSwitches
 
         self.dead_mans = DeadMansSwitches(self)
@@ -236,13 +249,21 @@ class Gateway:
         from prometheus_client import Gauge
 
         r, h = self.metrics.registry, self.history
-        Gauge("kootabase_history_indexed_seq", "last sequence whose closed orders and trades "
-              "the history index holds", registry=r).set_function(lambda: float(h.durable_seq))
-        Gauge("kootabase_history_unwritten_rows", "closed orders and trades handed to the "
-              "history writer and not yet committed", registry=r,
-              ).set_function(lambda: float(h.queued_rows()))
-        Gauge("kootabase_history_write_failures", "history index writes that failed (retried)",
-              registry=r).set_function(lambda: float(h.failures))
+        Gauge(
+            "kootabase_history_indexed_seq",
+            "last sequence whose closed orders and trades the history index holds",
+            registry=r,
+        ).set_function(lambda: float(h.durable_seq))
+        Gauge(
+            "kootabase_history_unwritten_rows",
+            "closed orders and trades handed to the history writer and not yet committed",
+            registry=r,
+        ).set_function(lambda: float(h.queued_rows()))
+        Gauge(
+            "kootabase_history_write_failures",
+            "history index writes that failed (retried)",
+            registry=r,
+        ).set_function(lambda: float(h.failures))
 
     @staticmethod
     def _set_aside(path: Path, reason: str) -> None:
@@ -296,9 +317,13 @@ class Gateway:
         if run:
             self._replay_run(engine, run)
         self.start_point = (img.last_seq if img else 0, max(0, last - first + 1))
-        log.info("gateway_replayed", last_seq=last, from_snapshot=self.start_point[0],
-                 replayed=self.start_point[1],
-                 seconds=round(time.perf_counter() - started, 3))
+        log.info(
+            "gateway_replayed",
+            last_seq=last,
+            from_snapshot=self.start_point[0],
+            replayed=self.start_point[1],
+            seconds=round(time.perf_counter() - started, 3),
+        )
 
     def _replay_run(self, engine: CompiledEngine, run: list[tuple[int, int, Any]]) -> None:
         events = engine.process(run)
@@ -306,8 +331,10 @@ class Gateway:
         self._apply(ts, events, last)
         if self.marketdata is not None:
             self.marketdata.state.apply_events(ts, events, last)
-        if self.history.submitted_seq - self.history.durable_seq > 0 and \
-                self.history.queued_rows() > REPLAY_MAX_UNWRITTEN:
+        if (
+            self.history.submitted_seq - self.history.durable_seq > 0
+            and self.history.queued_rows() > REPLAY_MAX_UNWRITTEN
+        ):
             self.history.flush(self.history.submitted_seq)
 
     def _replay_marketdata(self, through_seq: int) -> None:
@@ -385,8 +412,7 @@ class Gateway:
         self.demo_accounts.add(account_id)
         self.keys.mark_demo({account_id})
         for asset, amount in DEMO_FUNDS.items():
-            await admin.deposit(account_id, asset, amount, f"demo:{account_id}:{asset}",
-                                demo=True)
+            await admin.deposit(account_id, asset, amount, f"demo:{account_id}:{asset}", demo=True)
         new = self.keys.create(account_id, ("read", "trade"))
         self.first_start = new
         return new
@@ -396,8 +422,10 @@ class Gateway:
     def app(self) -> web.Application:
         from gateway import admin, openapi, rest, wsapi
 
-        app = web.Application(client_max_size=self.config.limits.max_message_bytes,
-                              middlewares=[rest.middleware(self)])
+        app = web.Application(
+            client_max_size=self.config.limits.max_message_bytes,
+            middlewares=[rest.middleware(self)],
+        )
         app[GATEWAY_KEY] = self
         rest.setup(app, self)
         wsapi.setup(app, self)
@@ -435,10 +463,14 @@ class Gateway:
         if token is not None:
             sent = request.headers.get("Authorization", "")
             if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
-                return web.Response(status=401, text="metrics: bearer token required\n",
-                                    headers={"WWW-Authenticate": "Bearer"})
-        return web.Response(body=self.metrics.render(),
-                            headers={"Content-Type": "text/plain; version=0.0.4"})
+                return web.Response(
+                    status=401,
+                    text="metrics: bearer token required\n",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        return web.Response(
+            body=self.metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"}
+        )
 
     @property
     def last_seq(self) -> int:
@@ -465,7 +497,8 @@ class Gateway:
             await attach(self)
         self.bridge.start()
         self._order_counts_task = asyncio.get_running_loop().create_task(
-            self.order_counts.keep_saved(lambda: self.last_seq))
+            self.order_counts.keep_saved(lambda: self.last_seq)
+        )
         self.dead_mans.start()
         self.health.start()
         if self.custody is not None:
@@ -498,8 +531,11 @@ class Gateway:
         self.user_streams.close()
         self.ids.close()
         try:
-            if not failed and self.node is not None and self.store.last_seq == \
-                    self.node.last_seq > self._readmodel_seq:
+            if (
+                not failed
+                and self.node is not None
+                and self.store.last_seq == self.node.last_seq > self._readmodel_seq
+            ):
                 self.snapshot_readmodel(quiet=True)
         finally:
             self.history.close()

@@ -66,8 +66,7 @@ class _Request:
         self.queued_at = queued_at
         self.answered = False
 
-    def answer(self, seq: int, ts: int, events: list[Event],
-               error: BaseException | None) -> None:
+    def answer(self, seq: int, ts: int, events: list[Event], error: BaseException | None) -> None:
         if not self.answered:
             self.answered = True
             self.reply(seq, ts, events, error)
@@ -215,8 +214,7 @@ class Bridge:
                 continue
             batch = [queue.popleft() for _ in range(min(len(queue), self._max_batch))]
             try:
-                first, ts, events, elapsed, fsync_s = self._submit_sync(
-                    [r.command for r in batch])
+                first, ts, events, elapsed, fsync_s = self._submit_sync([r.command for r in batch])
             except Exception as exc:  # the journal or engine failed: outcome unknown
                 self._broken = exc
                 log.error("engine_submit_failed", error=repr(exc), commands=len(batch))

@@ -120,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the exchange on the embedded defaults")
     serve.add_argument(
-        "--config", type=Path, metavar="FILE",
+        "--config",
+        type=Path,
+        metavar="FILE",
         help="TOML file with a key for every flag (docs/operations.md); flags override it",
     )
     serve.add_argument(
@@ -137,9 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="no per-key request/order limits: for load tests and benchmarks only",
     )
     serve.add_argument("--host", default="127.0.0.1", help="listen address (default: 127.0.0.1)")
-    serve.add_argument(
-        "--port", type=_port, default=8080, help="listen port (default: 8080)"
-    )
+    serve.add_argument("--port", type=_port, default=8080, help="listen port (default: 8080)")
     serve.add_argument(
         "--master-key-file",
         type=Path,
@@ -192,16 +192,23 @@ def build_parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="replay a journal or the stream through the engine")
     replay.add_argument("--journal", type=Path, metavar="DIR", help="journal dir")
     replay.add_argument(
-        "--from", dest="from_seq", type=_positive_int, metavar="SEQ",
+        "--from",
+        dest="from_seq",
+        type=_positive_int,
+        metavar="SEQ",
         help="start from the newest valid snapshot at or before SEQ-1 instead of genesis "
         "(with none, the replay starts at 1: state needs every earlier command)",
     )
     replay.add_argument(
-        "--to", dest="to_seq", type=_positive_int, metavar="SEQ",
+        "--to",
+        dest="to_seq",
+        type=_positive_int,
+        metavar="SEQ",
         help="the last command replayed: the state after SEQ (default: the journal's end)",
     )
     replay.add_argument(
-        "--verify", action="store_true",
+        "--verify",
+        action="store_true",
         help="check the state hash at every snapshot passed; an error if there is none",
     )
     replay.add_argument(
@@ -212,8 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_cluster_commands(sub)
     md = sub.add_parser("marketdata", help="a market-data-only replica of the cluster's stream")
     md.add_argument("--host", default="127.0.0.1", help="listen address (default: 127.0.0.1)")
-    md.add_argument("--port", type=_port, default=8090,
-                    help="listen port (default: 8090)")
+    md.add_argument("--port", type=_port, default=8090, help="listen port (default: 8090)")
     add_nats_options(md, required=True)
     md.set_defaults(handler=_lazy("marketdata.replica", "run_cli"))
 
@@ -327,10 +333,16 @@ def build_parser() -> argparse.ArgumentParser:
         "cluster", help="order entry in cluster mode: 3 NATS nodes (R3, R1), 2 gateways"
     )
     bench_cl.add_argument("--json", action="store_true", help="print results as JSON")
-    bench_cl.add_argument("--seconds", type=float, default=5.0, metavar="S",
-                          help="seconds per load (default: 5)")
-    bench_cl.add_argument("--clients", type=_positive_int, default=8, metavar="N",
-                          help="WS connections, spread over both gateways (default: 8)")
+    bench_cl.add_argument(
+        "--seconds", type=float, default=5.0, metavar="S", help="seconds per load (default: 5)"
+    )
+    bench_cl.add_argument(
+        "--clients",
+        type=_positive_int,
+        default=8,
+        metavar="N",
+        help="WS connections, spread over both gateways (default: 8)",
+    )
     bench_cl.set_defaults(handler=_lazy("bench.cluster_bench", "run_cli", bench=True))
     bench_hist = bench_sub.add_parser(
         "history", help="benchmark the order/trade history index: build rate, query latency"
@@ -356,29 +368,49 @@ def _add_serve_security(serve: argparse.ArgumentParser) -> None:
     """``serve`` flags of issue 11 (money safety and security), kept together: see
     docs/security.md."""
     group = serve.add_argument_group("security")
-    group.add_argument("--demo", action="store_true",
-                       help="on a data dir without API keys, create a demo account funded with "
-                       "demo money (journaled, reported apart; read/trade only, never "
-                       "withdraw); refused with custody")
-    group.add_argument("--metrics-host", metavar="HOST",
-                       help="serve /metrics and /health on this address instead of the API "
-                       "port (with --metrics-port)")
-    group.add_argument("--metrics-port", type=_port, metavar="PORT",
-                       help="port of the separate metrics listener")
-    group.add_argument("--metrics-token-file", type=Path, metavar="FILE",
-                       help="require 'Authorization: Bearer <token>' on /metrics, the token "
-                       "read from FILE (keep it 0600)")
-    group.add_argument("--backoffice-dsn", metavar="DSN",
-                       help="keep users and sessions (docs/backoffice.md) in this PostgreSQL "
-                       "database instead of SQLite in the data dir")
+    group.add_argument(
+        "--demo",
+        action="store_true",
+        help="on a data dir without API keys, create a demo account funded with "
+        "demo money (journaled, reported apart; read/trade only, never "
+        "withdraw); refused with custody",
+    )
+    group.add_argument(
+        "--metrics-host",
+        metavar="HOST",
+        help="serve /metrics and /health on this address instead of the API "
+        "port (with --metrics-port)",
+    )
+    group.add_argument(
+        "--metrics-port", type=_port, metavar="PORT", help="port of the separate metrics listener"
+    )
+    group.add_argument(
+        "--metrics-token-file",
+        type=Path,
+        metavar="FILE",
+        help="require 'Authorization: Bearer <token>' on /metrics, the token "
+        "read from FILE (keep it 0600)",
+    )
+    group.add_argument(
+        "--backoffice-dsn",
+        metavar="DSN",
+        help="keep users and sessions (docs/backoffice.md) in this PostgreSQL "
+        "database instead of SQLite in the data dir",
+    )
     check = group.add_mutually_exclusive_group()
-    check.add_argument("--trust-snapshots", action="store_true",
-                       help="start from the newest snapshot without checking that it belongs "
-                       "to the journal's history (a snapshot from another history goes "
-                       "unnoticed)")
-    check.add_argument("--verify-snapshots-full", action="store_true",
-                       help="at start also replay the journal from genesis to the newest "
-                       "snapshot and require its state hash (start grows with history)")
+    check.add_argument(
+        "--trust-snapshots",
+        action="store_true",
+        help="start from the newest snapshot without checking that it belongs "
+        "to the journal's history (a snapshot from another history goes "
+        "unnoticed)",
+    )
+    check.add_argument(
+        "--verify-snapshots-full",
+        action="store_true",
+        help="at start also replay the journal from genesis to the newest "
+        "snapshot and require its state hash (start grows with history)",
+    )
 
 
 def _add_accounts(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -410,8 +442,7 @@ def _add_accounts(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     create.add_argument(
         "--ed25519-public-key",
         metavar="PEM|FILE",
-        help="register this Ed25519 public key (PEM text or a .pem file) "
-        "instead of an HMAC secret",
+        help="register this Ed25519 public key (PEM text or a .pem file) instead of an HMAC secret",
     )
     common(acc_sub.add_parser("list", help="accounts, their keys and balances"))
     deposit = acc_sub.add_parser("deposit", help="admin credit through the journal")
@@ -424,11 +455,15 @@ def _add_accounts(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="KEYS", required=True)
     common(keys_sub.add_parser("list", help="every key: account, permissions, revoked or not"))
     rotate = keys_sub.add_parser(
-        "rotate", help="new key (secret shown once) for the same account; the old one revoked")
+        "rotate", help="new key (secret shown once) for the same account; the old one revoked"
+    )
     common(rotate)
     rotate.add_argument("api_key", metavar="API_KEY")
-    rotate.add_argument("--ed25519-public-key", metavar="PEM",
-                        help="the new public key (required to rotate an Ed25519 key)")
+    rotate.add_argument(
+        "--ed25519-public-key",
+        metavar="PEM",
+        help="the new public key (required to rotate an Ed25519 key)",
+    )
     revoke = keys_sub.add_parser("revoke", help="revoke a key for good (survives restarts)")
     common(revoke)
     revoke.add_argument("api_key", metavar="API_KEY")
@@ -441,8 +476,12 @@ def _add_ledger(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
     sync = ledger_sub.add_parser("sync", help="project the journal into PostgreSQL (catch up)")
     sync.add_argument("--dsn", required=True, help="PostgreSQL DSN (postgresql://...)")
-    sync.add_argument("--journal", type=Path, metavar="DIR",
-                      help="journal dir (or --nats: follow the cluster's stream)")
+    sync.add_argument(
+        "--journal",
+        type=Path,
+        metavar="DIR",
+        help="journal dir (or --nats: follow the cluster's stream)",
+    )
     sync.add_argument(
         "--to",
         dest="to_seq",
@@ -469,8 +508,11 @@ def _add_ledger(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     def source(p: argparse.ArgumentParser) -> None:
         p.add_argument("--dsn", help="read the PostgreSQL projection")
         p.add_argument("--journal", type=Path, metavar="DIR", help="replay this journal instead")
-        p.add_argument("--format", choices=("table", "csv", "json"),
-                       help="output format (default: a table on a terminal, CSV otherwise)")
+        p.add_argument(
+            "--format",
+            choices=("table", "csv", "json"),
+            help="output format (default: a table on a terminal, CSV otherwise)",
+        )
         p.add_argument("--csv", action="store_true", help="the same as --format csv")
         p.set_defaults(handler=_lazy("ledger.cli", "run_report_cli"))
 
@@ -531,28 +573,50 @@ def _add_custody(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     )
     rec.set_defaults(handler=_lazy("custody.cli", "run_reconcile_cli"))
     alerts = custody_sub.add_parser(
-        "alerts", help="operator alerts (deep reorgs) that halt a chain: list, resolve")
+        "alerts", help="operator alerts (deep reorgs) that halt a chain: list, resolve"
+    )
     alerts_sub = alerts.add_subparsers(dest="alerts_command", metavar="ALERTS", required=True)
-    for name, text in (("list", "open alerts, one JSON object a line"),
-                       ("resolve", "accept the node's chain and resume the halted chain")):
+    for name, text in (
+        ("list", "open alerts, one JSON object a line"),
+        ("resolve", "accept the node's chain and resume the halted chain"),
+    ):
         p = alerts_sub.add_parser(name, help=text)
-        p.add_argument("--data-dir", type=Path, default=Path("./data"),
-                       help="data directory holding custody.sqlite (default: ./data)")
-        p.add_argument("--config", type=Path, metavar="FILE",
-                       help="custody TOML config (default: DATA_DIR/custody.toml)")
+        p.add_argument(
+            "--data-dir",
+            type=Path,
+            default=Path("./data"),
+            help="data directory holding custody.sqlite (default: ./data)",
+        )
+        p.add_argument(
+            "--config",
+            type=Path,
+            metavar="FILE",
+            help="custody TOML config (default: DATA_DIR/custody.toml)",
+        )
         p.set_defaults(handler=_lazy("custody.alertscli", "run_alerts_cli"))
         if name == "resolve":
             p.add_argument("alert_id", type=_positive_int, metavar="ID")
     flt = custody_sub.add_parser(
         "float", help="record the exchange's own coins moved into (or out of) its hot wallets"
     )
-    flt.add_argument("--data-dir", type=Path, default=Path("./data"),
-                     help="data directory holding custody.sqlite (default: ./data)")
-    flt.add_argument("--config", type=Path, metavar="FILE",
-                     help="custody TOML config (default: DATA_DIR/custody.toml)")
+    flt.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("./data"),
+        help="data directory holding custody.sqlite (default: ./data)",
+    )
+    flt.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="custody TOML config (default: DATA_DIR/custody.toml)",
+    )
     flt.add_argument("--asset", required=True, help="asset symbol or id, e.g. ETH")
-    flt.add_argument("--amount", required=True,
-                     help="decimal amount in the asset's unit; negative = float taken out")
+    flt.add_argument(
+        "--amount",
+        required=True,
+        help="decimal amount in the asset's unit; negative = float taken out",
+    )
     flt.add_argument("--note", required=True, help="why (e.g. the transaction id)")
     flt.set_defaults(handler=_lazy("custody.cli", "run_float_cli"))
 

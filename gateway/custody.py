@@ -44,8 +44,16 @@ log = structlog.get_logger(__name__)
 # "settled" when the hold is settled after the chain's confirmations; confirmNo tells them
 # apart), Failure (5) or Rejected (3). A deposit is pending (0) until credited (1); one below
 # the engine's unit is a wrong deposit (7), one the engine refused is rejected (2).
-_WITHDRAW_STATUS: Final = {"requested": 4, "held": 4, "signed": 4, "broadcast": 4, "mined": 6,
-                           "settled": 6, "failed": 5, "rejected": 3}
+_WITHDRAW_STATUS: Final = {
+    "requested": 4,
+    "held": 4,
+    "signed": 4,
+    "broadcast": 4,
+    "mined": 6,
+    "settled": 6,
+    "failed": 5,
+    "rejected": 3,
+}
 _DEPOSIT_STATUS: Final = {"pending": 0, "orphaned": 0, "credited": 1, "dust": 7, "rejected": 2}
 _FINAL_WITHDRAWAL: Final = frozenset({"settled", "failed", "rejected"})
 
@@ -73,8 +81,14 @@ def bridge_submitter(gw: Gateway) -> EngineSubmit:
 class GatewayCustody:
     """The custody service as the gateway exposes it (one per gateway, optional)."""
 
-    def __init__(self, gw: Gateway, config: CustodyConfig | Path, *, signer: bool = False,
-                 poll_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        gw: Gateway,
+        config: CustodyConfig | Path,
+        *,
+        signer: bool = False,
+        poll_s: float = 2.0,
+    ) -> None:
         from custody.config import load_config
         from custody.service import Custody
 
@@ -88,7 +102,8 @@ class GatewayCustody:
     def start(self) -> None:
         if self.poll_s > 0 and self._task is None:
             self._task = asyncio.get_running_loop().create_task(
-                self.custody.run(self.poll_s), name="custody")
+                self.custody.run(self.poll_s), name="custody"
+            )
 
     async def close(self) -> None:
         if self._task is not None:
@@ -106,8 +121,10 @@ class GatewayCustody:
         assert coin is not None
         a = next((x for x in self.gw.store.assets.values() if x.symbol == coin), None)
         if a is None or self.custody.registry.asset(a.asset_id) is None:
-            raise errors.ApiError(errors.WITHDRAW_UNKNOWN_COIN,
-                                  f"Coin {coin!r} is not supported for deposit or withdrawal.")
+            raise errors.ApiError(
+                errors.WITHDRAW_UNKNOWN_COIN,
+                f"Coin {coin!r} is not supported for deposit or withdrawal.",
+            )
         return a.asset_id, a.symbol, a.decimals
 
     def _decimals(self, asset_id: int) -> int:
@@ -121,8 +138,13 @@ class GatewayCustody:
         addr = self.custody.deposit_address(account_id, asset_id)
         if network is not None and network != addr.chain:
             raise errors.invalid("network")
-        return {"address": addr.address, "coin": symbol, "tag": "", "url": "",
-                "network": addr.chain}
+        return {
+            "address": addr.address,
+            "coin": symbol,
+            "tag": "",
+            "url": "",
+            "network": addr.chain,
+        }
 
     async def withdraw(self, account_id: int, params: Mapping[str, Any]) -> dict[str, Any]:
         from custody.withdrawals import WithdrawalRejected
@@ -140,7 +162,8 @@ class GatewayCustody:
         withdrawal_id = get_int(params, "withdrawOrderId", lo=1)
         try:
             row = await self.custody.request_withdrawal(
-                account_id, asset_id, atoms, address, withdrawal_id=withdrawal_id)
+                account_id, asset_id, atoms, address, withdrawal_id=withdrawal_id
+            )
         except WithdrawalRejected as exc:
             raise errors.from_withdrawal(exc.code, exc.message) from None
         return {"id": str(row.withdrawal_id)}

@@ -71,7 +71,8 @@ class DeadMansSwitches:
         if 0 < timeout < lo:
             raise errors.ApiError(
                 errors.INVALID_PARAMETER,
-                f"Parameter 'timeoutMs' must be 0 (disarm) or between {lo} and {hi}.")
+                f"Parameter 'timeoutMs' must be 0 (disarm) or between {lo} and {hi}.",
+            )
         return timeout
 
     async def set(self, account_id: int, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -164,7 +165,8 @@ def _refusal(reason: int) -> errors.ApiError:
         return errors.ApiError(
             errors.INVALID_PARAMETER,
             "Parameter 'timeoutMs': the timeout elapsed before the switch was journaled "
-            "(server busy); the switch was not changed. Retry with a longer timeoutMs.")
+            "(server busy); the switch was not changed. Retry with a longer timeoutMs.",
+        )
     return errors.from_reject(reason)
 
 

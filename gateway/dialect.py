@@ -20,8 +20,15 @@ from engine.schema import MAX_TRAILING_DELTA_BPS, OrderType, Side, StpMode, Time
 SIDES: Final = {"BUY": Side.BUY, "SELL": Side.SELL}
 SIDE_NAMES: Final = {v: k for k, v in SIDES.items()}
 
-ORDER_TYPES: Final = ("LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT",
-                      "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
+ORDER_TYPES: Final = (
+    "LIMIT",
+    "LIMIT_MAKER",
+    "MARKET",
+    "STOP_LOSS",
+    "STOP_LOSS_LIMIT",
+    "TAKE_PROFIT",
+    "TAKE_PROFIT_LIMIT",
+)
 """Every type order entry accepts (exchangeInfo ``orderTypes``)."""
 
 TYPE_NAMES: Final = {
@@ -39,8 +46,12 @@ TYPE_NAMES: Final = {
 
 TIFS: Final = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK}
 """Times in force order entry accepts (GTD is engine-only for now)."""
-TIF_NAMES: Final = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.FOK: "FOK",
-                    TimeInForce.GTD: "GTD"}
+TIF_NAMES: Final = {
+    TimeInForce.GTC: "GTC",
+    TimeInForce.IOC: "IOC",
+    TimeInForce.FOK: "FOK",
+    TimeInForce.GTD: "GTD",
+}
 
 STP_MODES: Final = {
     "NONE": StpMode.NONE,

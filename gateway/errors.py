@@ -137,7 +137,9 @@ UNKNOWN_ORDER_SENT: Final = "Unknown order sent."
 # caught by the gateway before journaling; the engine is the authority, so they are mapped too.
 _REJECT_MAP: Final[dict[int, tuple[int, str]]] = {
     Reject.INSUFFICIENT_FUNDS: (
-        ORDER_REJECTED, "Account has insufficient balance for requested action."),
+        ORDER_REJECTED,
+        "Account has insufficient balance for requested action.",
+    ),
     Reject.DUPLICATE_CLIENT_ORDER_ID: (ORDER_REJECTED, "Duplicate order sent."),
     Reject.TAKER_NOT_ALLOWED: (ORDER_REJECTED, "Order would immediately match and take."),
     Reject.PRICE_OFF_TICK: (FILTER_FAILURE, "Filter failure: PRICE_FILTER"),
@@ -160,12 +162,15 @@ _REJECT_MAP: Final[dict[int, tuple[int, str]]] = {
     # the engine knows for sure, so this one is the engine's to refuse.
     Reject.INVALID_STOP_PRICE: (ORDER_REJECTED, "Order would trigger immediately."),
     Reject.NO_REFERENCE_PRICE: (
-        ORDER_REJECTED, "Trailing stop orders need a last trade price; this symbol has not "
-        "traded yet."),
+        ORDER_REJECTED,
+        "Trailing stop orders need a last trade price; this symbol has not traded yet.",
+    ),
     Reject.INVALID_TRAILING_DELTA: (FILTER_FAILURE, "Filter failure: TRAILING_DELTA"),
     Reject.INVALID_DISPLAY_QTY: (FILTER_FAILURE, "IcebergQty exceeds QTY."),
     Reject.INVALID_STP_MODE: (
-        FILTER_FAILURE, "This symbol does not allow the specified self-trade prevention mode."),
+        FILTER_FAILURE,
+        "This symbol does not allow the specified self-trade prevention mode.",
+    ),
 }
 
 
@@ -193,7 +198,9 @@ _WITHDRAWAL_MAP: Final[dict[str, tuple[int, str]]] = {
     "BELOW_MINIMUM": (WITHDRAW_BELOW_MINIMUM, "Withdrawal amount is below the minimum."),
     "LIMIT_EXCEEDED": (WITHDRAW_LIMIT_EXCEEDED, "Withdrawal exceeds the 24h limit."),
     "INSUFFICIENT_FUNDS": (
-        WITHDRAW_INSUFFICIENT_BALANCE, "Account has insufficient balance for requested action."),
+        WITHDRAW_INSUFFICIENT_BALANCE,
+        "Account has insufficient balance for requested action.",
+    ),
     "INVALID_AMOUNT": (WITHDRAW_INVALID_AMOUNT, "Withdrawal amount is not valid."),
     "DUPLICATE_WITHDRAWAL": (WITHDRAW_DUPLICATE, "Duplicate withdrawOrderId."),
     "INVALID_WITHDRAWAL_ID": (WITHDRAW_DUPLICATE, "Invalid withdrawOrderId."),

@@ -55,18 +55,33 @@ def exchange_info(gw: Gateway, symbols: list[str] | None = None) -> dict[str, An
         "timezone": "UTC",
         "serverTime": auth.now_ms(),
         "rateLimits": [
-            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
-             "limit": limits.weight_per_minute},
-            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10,
-             "limit": limits.orders_per_10s},
-            {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1,
-             "limit": limits.orders_per_day},
-            {"rateLimitType": "CONNECTIONS", "interval": "MINUTE", "intervalNum": 5,
-             "limit": limits.connections_per_ip},
+            {
+                "rateLimitType": "REQUEST_WEIGHT",
+                "interval": "MINUTE",
+                "intervalNum": 1,
+                "limit": limits.weight_per_minute,
+            },
+            {
+                "rateLimitType": "ORDERS",
+                "interval": "SECOND",
+                "intervalNum": 10,
+                "limit": limits.orders_per_10s,
+            },
+            {
+                "rateLimitType": "ORDERS",
+                "interval": "DAY",
+                "intervalNum": 1,
+                "limit": limits.orders_per_day,
+            },
+            {
+                "rateLimitType": "CONNECTIONS",
+                "interval": "MINUTE",
+                "intervalNum": 5,
+                "limit": limits.connections_per_ip,
+            },
         ],
         # The engine bounds open orders per account across all symbols (EngineConfig).
-        "exchangeFilters": [{"filterType": "EXCHANGE_MAX_NUM_ORDERS",
-                             "maxNumOrders": max_open}],
+        "exchangeFilters": [{"filterType": "EXCHANGE_MAX_NUM_ORDERS", "maxNumOrders": max_open}],
         "symbols": [m.exchange_info(max_open) for m in markets],
     }
 
@@ -192,8 +207,7 @@ async def commission(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
 
 async def subscribe(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
     if s.key is None:
-        raise errors.ApiError(errors.NOT_FOUND, "Not found, unauthenticated, or unauthorized.",
-                              401)
+        raise errors.ApiError(errors.NOT_FOUND, "Not found, unauthenticated, or unauthorized.", 401)
     sub_id = s.gw.user_streams.subscribe(s.key.account_id, s)
     s.subscriptions.add(sub_id)
     return {"subscriptionId": sub_id}

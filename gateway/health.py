@@ -93,8 +93,9 @@ class Health:
         """Recompute the state hash if the sequence moved (at most every second)."""
         # the local node, or in cluster mode this gateway's replica: both have last_seq and
         # state_hash()
-        node = self.gw.node if self.gw.node is not None else getattr(
-            self.gw.bridge, "replica", None)
+        node = (
+            self.gw.node if self.gw.node is not None else getattr(self.gw.bridge, "replica", None)
+        )
         if node is None or self.failure is not None:
             return
         now = time.monotonic()

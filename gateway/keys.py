@@ -78,8 +78,10 @@ def load_master_key(path: Path) -> bytes:
     except ValueError:
         key = b""
     if len(key) != 32:
-        raise UserError(f"master key file {path} does not hold a base64 32-byte key",
-                        hint="pass the right --master-key-file")
+        raise UserError(
+            f"master key file {path} does not hold a base64 32-byte key",
+            hint="pass the right --master-key-file",
+        )
     return key
 
 
@@ -155,9 +157,14 @@ class KeyStore:
                 ) from None
 
     def _load(self, e: dict[str, Any]) -> ApiKey:
-        key = ApiKey(e["api_key"], int(e["account_id"]), e["kind"], tuple(e["permissions"]),
-                     int(e["created_ms"]),
-                     ip_allow=tuple(ip_network(n) for n in e.get("ip_allow", ())))
+        key = ApiKey(
+            e["api_key"],
+            int(e["account_id"]),
+            e["kind"],
+            tuple(e["permissions"]),
+            int(e["created_ms"]),
+            ip_allow=tuple(ip_network(n) for n in e.get("ip_allow", ())),
+        )
         if e["kind"] == HMAC:
             blob = base64.b64decode(e["secret_enc"])
             key.hmac_secret = self._aead.decrypt(blob[:12], blob[12:], e["api_key"].encode())
@@ -201,21 +208,29 @@ class KeyStore:
         out = []
         for e in self._raw:
             active = self._keys.get(e["api_key"])
-            out.append({
-                "api_key": e["api_key"], "account_id": int(e["account_id"]), "kind": e["kind"],
-                "permissions": list(active.permissions if active else e["permissions"]),
-                "created_ms": int(e["created_ms"]), "revoked_ms": e.get("revoked_ms"),
-                "ip_allow": list(e.get("ip_allow", ())),
-                "demo": int(e["account_id"]) in self._demo_accounts,
-            })
+            out.append(
+                {
+                    "api_key": e["api_key"],
+                    "account_id": int(e["account_id"]),
+                    "kind": e["kind"],
+                    "permissions": list(active.permissions if active else e["permissions"]),
+                    "created_ms": int(e["created_ms"]),
+                    "revoked_ms": e.get("revoked_ms"),
+                    "ip_allow": list(e.get("ip_allow", ())),
+                    "demo": int(e["account_id"]) in self._demo_accounts,
+                }
+            )
         return out
 
     def revoke(self, api_key: str) -> dict[str, Any]:
         """Revoke an active key for good (persisted before this returns)."""
         entry = self._revoke_entry(api_key)
         self._save()
-        return {"api_key": api_key, "account_id": int(entry["account_id"]),
-                "revoked_ms": entry["revoked_ms"]}
+        return {
+            "api_key": api_key,
+            "account_id": int(entry["account_id"]),
+            "revoked_ms": entry["revoked_ms"],
+        }
 
     def rotate(self, api_key: str, *, ed25519_public_pem: bytes | None = None) -> NewKey:
         """A new key for the same account and permissions, the old one revoked, in one write.
@@ -225,8 +240,9 @@ class KeyStore:
             raise KeyError(f"no active API key {api_key[:12]!r}...")
         if old.kind == ED25519 and ed25519_public_pem is None:
             raise ValueError("rotating an Ed25519 key needs the new public key")
-        entry, secret = self._new_entry(old.account_id, old.permissions, ed25519_public_pem,
-                                        tuple(str(n) for n in old.ip_allow))
+        entry, secret = self._new_entry(
+            old.account_id, old.permissions, ed25519_public_pem, tuple(str(n) for n in old.ip_allow)
+        )
         self._revoke_entry(api_key)
         self._save()
         return NewKey(entry["api_key"], old.account_id, entry["kind"], old.permissions, secret)
@@ -241,7 +257,10 @@ class KeyStore:
         return entry
 
     def _new_entry(
-        self, account_id: int, permissions: tuple[str, ...], ed25519_public_pem: bytes | None,
+        self,
+        account_id: int,
+        permissions: tuple[str, ...],
+        ed25519_public_pem: bytes | None,
         ip_allow: tuple[str, ...] = (),
     ) -> tuple[dict[str, Any], str | None]:
         for p in permissions:
@@ -251,7 +270,9 @@ class KeyStore:
             raise ValueError(f"account {account_id} holds demo money: no withdraw permission")
         api_key = _token(64)
         entry: dict[str, Any] = {
-            "api_key": api_key, "account_id": account_id, "permissions": list(permissions),
+            "api_key": api_key,
+            "account_id": account_id,
+            "permissions": list(permissions),
             "created_ms": time.time_ns() // 1_000_000,
         }
         if ip_allow:

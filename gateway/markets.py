@@ -158,9 +158,7 @@ class Market:
 
     @property
     def status(self) -> str:
-        return {MarketState.OPEN: "TRADING", MarketState.HALTED: "HALT"}.get(
-            self.state, "BREAK"
-        )
+        return {MarketState.OPEN: "TRADING", MarketState.HALTED: "HALT"}.get(self.state, "BREAK")
 
     def filters(self, max_num_orders: int) -> list[dict[str, Any]]:
         """The filters, each one what the engine (and the gateway before it) enforces:
@@ -181,28 +179,54 @@ class Market:
         max_qty = self.max_order_qty or (MAX_AMOUNT_ATOMS // self.lot) * self.lot
         max_price = (MAX_AMOUNT_ATOMS // self.tick) * self.tick
         out: list[dict[str, Any]] = [
-            {"filterType": "PRICE_FILTER", "minPrice": self.price(self.tick),
-             "maxPrice": self.price(max_price), "tickSize": self.price(self.tick)},
-            {"filterType": "LOT_SIZE", "minQty": self.qty(self.lot),
-             "maxQty": self.qty(max_qty), "stepSize": self.qty(self.lot)},
-            {"filterType": "MARKET_LOT_SIZE", "minQty": self.qty(self.lot),
-             "maxQty": self.qty(max_qty), "stepSize": self.qty(self.lot)},
-            {"filterType": "NOTIONAL", "minNotional": self.quote_amount(self.min_notional),
-             "applyMinToMarket": False, "maxNotional": self.quote_amount(MAX_AMOUNT_ATOMS),
-             "applyMaxToMarket": False, "avgPriceMins": 0},
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": self.price(self.tick),
+                "maxPrice": self.price(max_price),
+                "tickSize": self.price(self.tick),
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": self.qty(self.lot),
+                "maxQty": self.qty(max_qty),
+                "stepSize": self.qty(self.lot),
+            },
+            {
+                "filterType": "MARKET_LOT_SIZE",
+                "minQty": self.qty(self.lot),
+                "maxQty": self.qty(max_qty),
+                "stepSize": self.qty(self.lot),
+            },
+            {
+                "filterType": "NOTIONAL",
+                "minNotional": self.quote_amount(self.min_notional),
+                "applyMinToMarket": False,
+                "maxNotional": self.quote_amount(MAX_AMOUNT_ATOMS),
+                "applyMaxToMarket": False,
+                "avgPriceMins": 0,
+            },
             {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": max_num_orders},
-            {"filterType": "TRAILING_DELTA",
-             "minTrailingAboveDelta": dialect.MIN_TRAILING_DELTA,
-             "maxTrailingAboveDelta": dialect.MAX_TRAILING_DELTA,
-             "minTrailingBelowDelta": dialect.MIN_TRAILING_DELTA,
-             "maxTrailingBelowDelta": dialect.MAX_TRAILING_DELTA},
+            {
+                "filterType": "TRAILING_DELTA",
+                "minTrailingAboveDelta": dialect.MIN_TRAILING_DELTA,
+                "maxTrailingAboveDelta": dialect.MAX_TRAILING_DELTA,
+                "minTrailingBelowDelta": dialect.MIN_TRAILING_DELTA,
+                "maxTrailingBelowDelta": dialect.MAX_TRAILING_DELTA,
+            },
         ]
         if self.price_band_bps:
             up = atoms_to_decimal(10_000 + self.price_band_bps, 4)
             down = atoms_to_decimal(10_000 - self.price_band_bps, 4)
-            out.append({"filterType": "PERCENT_PRICE_BY_SIDE", "bidMultiplierUp": up,
-                        "bidMultiplierDown": down, "askMultiplierUp": up,
-                        "askMultiplierDown": down, "avgPriceMins": 0})
+            out.append(
+                {
+                    "filterType": "PERCENT_PRICE_BY_SIDE",
+                    "bidMultiplierUp": up,
+                    "bidMultiplierDown": down,
+                    "askMultiplierUp": up,
+                    "askMultiplierDown": down,
+                    "avgPriceMins": 0,
+                }
+            )
         return out
 
     def exchange_info(self, max_num_orders: int) -> dict[str, Any]:

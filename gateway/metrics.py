@@ -22,7 +22,19 @@ from prometheus_client.registry import Collector
 
 _NUMPY_FROM = 32
 _LATENCY_BUCKETS = (
-    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    1.0,
+    5.0,
 )
 
 
@@ -60,11 +72,13 @@ class BatchHistogram(Collector):
 
     def collect(self) -> Iterator[HistogramMetricFamily]:
         cumulative = np.cumsum(self._counts)
-        buckets = [(repr(float(b)), int(c)) for b, c in zip(self._bounds, cumulative[:-1],
-                                                              strict=True)]
+        buckets = [
+            (repr(float(b)), int(c)) for b, c in zip(self._bounds, cumulative[:-1], strict=True)
+        ]
         buckets.append(("+Inf", int(cumulative[-1])))
-        yield HistogramMetricFamily(self.name, self.documentation, buckets=buckets,
-                                    sum_value=self._sum)
+        yield HistogramMetricFamily(
+            self.name, self.documentation, buckets=buckets, sum_value=self._sum
+        )
 
 
 class PlainCounter(Collector):
@@ -84,33 +98,45 @@ class Metrics:
         r = self.registry = CollectorRegistry()
         self.orders = PlainCounter(
             "kootabase_orders",
-            "Order requests (place, cancel-replace, amend; WS and REST) acknowledged by the "
-            "engine")
+            "Order requests (place, cancel-replace, amend; WS and REST) acknowledged by the engine",
+        )
         r.register(self.orders)
-        self.requests = Counter("kootabase_requests", "API requests answered successfully",
-                                ["api"], registry=r)
+        self.requests = Counter(
+            "kootabase_requests", "API requests answered successfully", ["api"], registry=r
+        )
         self.ws_requests = self.requests.labels("ws")
         self.rest_requests = self.requests.labels("rest")
         self.rejects = Counter("kootabase_rejects", "Error answers by code", ["code"], registry=r)
         self.ack_latency = BatchHistogram(
             "kootabase_ack_latency_seconds",
-            "Command queued to acknowledgement (durable, processed, applied)", _LATENCY_BUCKETS)
+            "Command queued to acknowledgement (durable, processed, applied)",
+            _LATENCY_BUCKETS,
+        )
         r.register(self.ack_latency)
-        self.fsync = Histogram("kootabase_journal_fsync_seconds",
-                               "Journal group commit (write + fsync) per batch",
-                               buckets=_LATENCY_BUCKETS, registry=r)
-        self.submit = Histogram("kootabase_engine_submit_seconds",
-                                "EngineNode.submit per batch (journal + processing)",
-                                buckets=_LATENCY_BUCKETS, registry=r)
+        self.fsync = Histogram(
+            "kootabase_journal_fsync_seconds",
+            "Journal group commit (write + fsync) per batch",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.submit = Histogram(
+            "kootabase_engine_submit_seconds",
+            "EngineNode.submit per batch (journal + processing)",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.batch_size = Histogram(
-            "kootabase_engine_batch_size", "Commands per group commit",
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048), registry=r)
+            "kootabase_engine_batch_size",
+            "Commands per group commit",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048),
+            registry=r,
+        )
         self.sessions = Gauge("kootabase_ws_sessions", "Connected WS API sessions", registry=r)
-        self.last_seq = Gauge("kootabase_last_seq", "Last journal sequence processed",
-                              registry=r)
+        self.last_seq = Gauge("kootabase_last_seq", "Last journal sequence processed", registry=r)
 
-    def observe_batch(self, size: int, submit_s: float, fsync_s: float,
-                      ack_latencies_s: list[float]) -> None:
+    def observe_batch(
+        self, size: int, submit_s: float, fsync_s: float, ack_latencies_s: list[float]
+    ) -> None:
         self.batch_size.observe(size)
         self.submit.observe(submit_s)
         self.fsync.observe(fsync_s)

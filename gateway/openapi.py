@@ -191,8 +191,7 @@ def routes(app: web.Application) -> list[tuple[str, str, Any]]:
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource is not None else {}
         path = info.get("path") or info.get("formatter")
-        if path is None or route.method in ("HEAD", "*") or path.startswith(
-                UNDESCRIBED_PREFIXES):
+        if path is None or route.method in ("HEAD", "*") or path.startswith(UNDESCRIBED_PREFIXES):
             continue
         out.append((route.method, path, route.handler))
     return out

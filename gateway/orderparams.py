@@ -43,8 +43,9 @@ from gateway.markets import Market
 from gateway.params import get_enum, get_int
 
 _LIMIT_KINDS: Final = frozenset({"LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"})
-_CONDITIONAL: Final = frozenset({"STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT",
-                                 "TAKE_PROFIT_LIMIT"})
+_CONDITIONAL: Final = frozenset(
+    {"STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"}
+)
 _MARKET_STOP: Final = ("quantity", "quoteOrderQty", "stopPrice", "trailingDelta")
 _LIMIT_STOP: Final = ("timeInForce", "quantity", "price", "stopPrice", "trailingDelta")
 ACCEPTS: Final[dict[str, frozenset[str]]] = {
@@ -57,8 +58,15 @@ ACCEPTS: Final[dict[str, frozenset[str]]] = {
     "TAKE_PROFIT_LIMIT": frozenset(_LIMIT_STOP),
 }
 """The order parameters each type takes; any other one sent is -1106 (not required)."""
-_PARAMS: Final = ("timeInForce", "quantity", "quoteOrderQty", "price", "stopPrice",
-                  "trailingDelta", "icebergQty")
+_PARAMS: Final = (
+    "timeInForce",
+    "quantity",
+    "quoteOrderQty",
+    "price",
+    "stopPrice",
+    "trailingDelta",
+    "icebergQty",
+)
 _NOT_TAKEN: Final = {t: tuple(p for p in _PARAMS if p not in a) for t, a in ACCEPTS.items()}
 _ZEROABLE: Final = frozenset({"stopPrice", "trailingDelta", "icebergQty"})
 """Optional parameters whose zero value means "not set" (clients send ``stopPrice=0``)."""
@@ -106,12 +114,21 @@ class OrderSpec:
 
     def command(self, account_id: int, market_id: int, client_order_id: int) -> PlaceOrder:
         return PlaceOrder(
-            account_id=account_id, market_id=market_id, side=self.side,
-            order_type=self.order_type, time_in_force=self.time_in_force,
-            price_atoms=self.price, qty_atoms=self.qty, quote_qty_atoms=self.quote_qty,
-            client_order_id=client_order_id, stop_price_atoms=self.stop_price,
-            trailing_delta_bps=self.trailing_delta, limit_offset_atoms=self.limit_offset,
-            display_qty_atoms=self.display_qty, stp_mode=self.stp_mode)
+            account_id=account_id,
+            market_id=market_id,
+            side=self.side,
+            order_type=self.order_type,
+            time_in_force=self.time_in_force,
+            price_atoms=self.price,
+            qty_atoms=self.qty,
+            quote_qty_atoms=self.quote_qty,
+            client_order_id=client_order_id,
+            stop_price_atoms=self.stop_price,
+            trailing_delta_bps=self.trailing_delta,
+            limit_offset_atoms=self.limit_offset,
+            display_qty_atoms=self.display_qty,
+            stp_mode=self.stp_mode,
+        )
 
 
 def unsupported(why: str) -> errors.ApiError:
@@ -136,23 +153,26 @@ def parse_order(m: Market, params: Mapping[str, Any]) -> OrderSpec:
     (-1106), the trigger (stopPrice xor trailingDelta), time in force, prices and quantities
     against the filters, iceberg rules."""
     side = SIDES[get_enum(params, "side", SIDES, errors.INVALID_SIDE, "Invalid side.")]
-    wire_type = get_enum(params, "type", _WIRE_TYPES, errors.INVALID_ORDER_TYPE,
-                         "Invalid orderType.")
+    wire_type = get_enum(
+        params, "type", _WIRE_TYPES, errors.INVALID_ORDER_TYPE, "Invalid orderType."
+    )
     stp = _stp_mode(params)
     accepts = ACCEPTS[wire_type]
     for name in _NOT_TAKEN[wire_type]:
         if name in params and present(params, name):
             if name == "icebergQty" and wire_type in _LIMIT_KINDS:
                 raise unsupported("icebergQty is supported on LIMIT and LIMIT_MAKER orders only")
-            raise errors.ApiError(errors.PARAM_NOT_REQUIRED,
-                                  f"Parameter '{name}' sent when not required.")
+            raise errors.ApiError(
+                errors.PARAM_NOT_REQUIRED, f"Parameter '{name}' sent when not required."
+            )
     stop = trailing = 0
     if wire_type in _CONDITIONAL:
         stop, trailing = _trigger(m, params)
     tif = TimeInForce.GTC
     if "timeInForce" in accepts:
-        tif = TIFS[get_enum(params, "timeInForce", TIFS, errors.INVALID_TIF,
-                            "Invalid timeInForce.")]
+        tif = TIFS[
+            get_enum(params, "timeInForce", TIFS, errors.INVALID_TIF, "Invalid timeInForce.")
+        ]
     price = qty = quote = 0
     if wire_type in _LIMIT_KINDS:
         for name in ("price", "quantity"):
@@ -177,10 +197,20 @@ def parse_order(m: Market, params: Mapping[str, Any]) -> OrderSpec:
         # trigger makes the engine's min(trigger + offset, bound) / max(trigger - offset, bound)
         # always the bound, which is that price.
         offset = MAX_AMOUNT_ATOMS // m.tick * m.tick
-    return OrderSpec(wire_type=wire_type, side=side, order_type=order_type, time_in_force=tif,
-                     price=price, qty=qty, quote_qty=quote, stop_price=stop,
-                     trailing_delta=trailing, limit_offset=offset, display_qty=display,
-                     stp_mode=stp)
+    return OrderSpec(
+        wire_type=wire_type,
+        side=side,
+        order_type=order_type,
+        time_in_force=tif,
+        price=price,
+        qty=qty,
+        quote_qty=quote,
+        stop_price=stop,
+        trailing_delta=trailing,
+        limit_offset=offset,
+        display_qty=display,
+        stp_mode=stp,
+    )
 
 
 def _stp_mode(params: Mapping[str, Any]) -> int:
@@ -198,11 +228,15 @@ def _trigger(m: Market, params: Mapping[str, Any]) -> tuple[int, int]:
     """(stop price atoms, trailing delta bps) of a conditional order: exactly one is set."""
     has_stop, has_trailing = present(params, "stopPrice"), present(params, "trailingDelta")
     if has_stop and has_trailing:
-        raise unsupported("stopPrice together with trailingDelta (a trailing stop with an "
-                          "activation price) is not supported; send one of them")
+        raise unsupported(
+            "stopPrice together with trailingDelta (a trailing stop with an "
+            "activation price) is not supported; send one of them"
+        )
     if not (has_stop or has_trailing):
-        raise errors.ApiError(errors.MANDATORY_PARAM, "Param 'stopPrice' or 'trailingDelta' "
-                              "must be sent, but both were empty/null!")
+        raise errors.ApiError(
+            errors.MANDATORY_PARAM,
+            "Param 'stopPrice' or 'trailingDelta' must be sent, but both were empty/null!",
+        )
     if has_stop:
         return m.parse_price(params["stopPrice"], "stopPrice"), 0
     delta = get_int(params, "trailingDelta")
@@ -212,32 +246,41 @@ def _trigger(m: Market, params: Mapping[str, Any]) -> tuple[int, int]:
     return 0, delta
 
 
-def _market_amounts(m: Market, params: Mapping[str, Any], side: int, *,
-                    conditional: bool) -> tuple[int, int]:
+def _market_amounts(
+    m: Market, params: Mapping[str, Any], side: int, *, conditional: bool
+) -> tuple[int, int]:
     """(quantity, quote quantity) of a MARKET, STOP_LOSS or TAKE_PROFIT order."""
     has_qty, has_quote = present(params, "quantity"), present(params, "quoteOrderQty")
     if has_qty and has_quote:
-        raise errors.ApiError(errors.MANDATORY_PARAM, "Parameters 'quantity' and "
-                              "'quoteOrderQty' cannot be sent together.")
+        raise errors.ApiError(
+            errors.MANDATORY_PARAM,
+            "Parameters 'quantity' and 'quoteOrderQty' cannot be sent together.",
+        )
     if side == Side.SELL:
         if has_quote:
             raise unsupported("quoteOrderQty is not supported on SELL orders")
         if not has_qty:
             if conditional:
                 raise errors.mandatory("quantity")
-            raise errors.ApiError(errors.MANDATORY_PARAM, "Param 'quantity' or 'quoteOrderQty'"
-                                  " must be sent, but both were empty/null!")
+            raise errors.ApiError(
+                errors.MANDATORY_PARAM,
+                "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!",
+            )
         return m.parse_qty(params["quantity"]), 0
     if conditional:
         if has_qty:
-            raise unsupported("a STOP_LOSS or TAKE_PROFIT BUY spends a quote amount when it "
-                              "triggers: send quoteOrderQty instead of quantity")
+            raise unsupported(
+                "a STOP_LOSS or TAKE_PROFIT BUY spends a quote amount when it "
+                "triggers: send quoteOrderQty instead of quantity"
+            )
         if not has_quote:
             raise errors.mandatory("quoteOrderQty")
         return 0, m.parse_quote_qty(params["quoteOrderQty"])
     if not (has_qty or has_quote):
-        raise errors.ApiError(errors.MANDATORY_PARAM, "Param 'quantity' or 'quoteOrderQty' "
-                              "must be sent, but both were empty/null!")
+        raise errors.ApiError(
+            errors.MANDATORY_PARAM,
+            "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!",
+        )
     if has_qty:
         return m.parse_qty(params["quantity"]), 0
     return 0, m.parse_quote_qty(params["quoteOrderQty"])

@@ -30,8 +30,15 @@ def get_str(params: Mapping[str, Any], name: str, *, required: bool = True) -> s
     return v
 
 
-def get_int(params: Mapping[str, Any], name: str, *, required: bool = False,
-            default: int | None = None, lo: int = 0, hi: int = MAX_INT64) -> int | None:
+def get_int(
+    params: Mapping[str, Any],
+    name: str,
+    *,
+    required: bool = False,
+    default: int | None = None,
+    lo: int = 0,
+    hi: int = MAX_INT64,
+) -> int | None:
     v = params.get(name)
     if v is None or v == "":
         if required:
@@ -50,8 +57,16 @@ def get_int(params: Mapping[str, Any], name: str, *, required: bool = False,
     return v
 
 
-def get_enum(params: Mapping[str, Any], name: str, allowed: Mapping[str, int] | frozenset[str],
-             code: int, msg: str, *, required: bool = True, default: str | None = None) -> str:
+def get_enum(
+    params: Mapping[str, Any],
+    name: str,
+    allowed: Mapping[str, int] | frozenset[str],
+    code: int,
+    msg: str,
+    *,
+    required: bool = True,
+    default: str | None = None,
+) -> str:
     v = params.get(name)
     if v is None or v == "":
         if required:

@@ -58,17 +58,24 @@ class Window:
 
     def describe(self, count: int) -> dict[str, Any]:
         kind, interval, num = self.label
-        return {"rateLimitType": kind, "interval": interval, "intervalNum": num,
-                "limit": self.limit, "count": count}
+        return {
+            "rateLimitType": kind,
+            "interval": interval,
+            "intervalNum": num,
+            "limit": self.limit,
+            "count": count,
+        }
 
 
 class RateLimiter:
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.ip_weight = Window(
-            limits.weight_per_minute, MINUTE_MS, ("REQUEST_WEIGHT", "MINUTE", 1))
+            limits.weight_per_minute, MINUTE_MS, ("REQUEST_WEIGHT", "MINUTE", 1)
+        )
         self.key_weight = Window(
-            limits.weight_per_minute, MINUTE_MS, ("REQUEST_WEIGHT", "MINUTE", 1))
+            limits.weight_per_minute, MINUTE_MS, ("REQUEST_WEIGHT", "MINUTE", 1)
+        )
         self.orders_10s = Window(limits.orders_per_10s, 10_000, ("ORDERS", "SECOND", 10))
         self.orders_day = Window(limits.orders_per_day, 86_400_000, ("ORDERS", "DAY", 1))
         self._refused = Window(limits.ban_after, MINUTE_MS, ("REFUSED", "MINUTE", 1))
@@ -83,14 +90,20 @@ class RateLimiter:
         if ban is not None and now_ms < ban[0]:
             until = int(ban[0])
             raise errors.ApiError(
-                errors.TOO_MANY_REQUESTS, f"Way too many requests; IP banned until {until}.",
-                status=418, data={"serverTime": now_ms, "retryAfter": until})
+                errors.TOO_MANY_REQUESTS,
+                f"Way too many requests; IP banned until {until}.",
+                status=418,
+                data={"serverTime": now_ms, "retryAfter": until},
+            )
 
     def _refuse(self, ip: str, now_ms: int, err: errors.ApiError) -> errors.ApiError:
         if self._refused.add(ip, 1, now_ms) > self.limits.ban_after:
             prev = self._banned.get(ip)
-            length = self.limits.ban_seconds if prev is None else min(
-                prev[1] * 2, self.limits.max_ban_seconds)
+            length = (
+                self.limits.ban_seconds
+                if prev is None
+                else min(prev[1] * 2, self.limits.max_ban_seconds)
+            )
             self._banned[ip] = (now_ms + length * 1000, length)
             self.check_ban(ip, now_ms)
         return err
@@ -109,12 +122,18 @@ class RateLimiter:
             usage[0] = self.key_weight.describe(max(n_ip, n_key))
         if over:
             retry = self.ip_weight.retry_after_ms(now_ms)
-            raise self._refuse(ip, now_ms, errors.ApiError(
-                errors.TOO_MANY_REQUESTS,
-                f"Too much request weight used; current limit is {self.ip_weight.limit} "
-                "request weight per 1 MINUTE. Please use WebSocket Streams for live updates "
-                "to avoid polling the API.",
-                status=429, data={"serverTime": now_ms, "retryAfter": retry}))
+            raise self._refuse(
+                ip,
+                now_ms,
+                errors.ApiError(
+                    errors.TOO_MANY_REQUESTS,
+                    f"Too much request weight used; current limit is {self.ip_weight.limit} "
+                    "request weight per 1 MINUTE. Please use WebSocket Streams for live updates "
+                    "to avoid polling the API.",
+                    status=429,
+                    data={"serverTime": now_ms, "retryAfter": retry},
+                ),
+            )
         return usage
 
     def order(self, ip: str, account_id: int, now_ms: int) -> list[dict[str, Any]]:
@@ -124,17 +143,24 @@ class RateLimiter:
         for window, n in ((self.orders_10s, n10), (self.orders_day, nday)):
             if n > window.limit:
                 _, interval, num = window.label
-                raise self._refuse(ip, now_ms, errors.ApiError(
-                    errors.TOO_MANY_ORDERS,
-                    f"Too many new orders; current limit is {window.limit} orders per "
-                    f"{num} {interval}.",
-                    status=429,
-                    data={"serverTime": now_ms, "retryAfter": window.retry_after_ms(now_ms)}))
+                raise self._refuse(
+                    ip,
+                    now_ms,
+                    errors.ApiError(
+                        errors.TOO_MANY_ORDERS,
+                        f"Too many new orders; current limit is {window.limit} orders per "
+                        f"{num} {interval}.",
+                        status=429,
+                        data={"serverTime": now_ms, "retryAfter": window.retry_after_ms(now_ms)},
+                    ),
+                )
         return [self.orders_10s.describe(n10), self.orders_day.describe(nday)]
 
     def order_usage(self, account_id: int, now_ms: int) -> list[dict[str, Any]]:
-        return [self.orders_10s.describe(self.orders_10s.count(account_id, now_ms)),
-                self.orders_day.describe(self.orders_day.count(account_id, now_ms))]
+        return [
+            self.orders_10s.describe(self.orders_10s.count(account_id, now_ms)),
+            self.orders_day.describe(self.orders_day.count(account_id, now_ms)),
+        ]
 
     # ---- connections ------------------------------------------------------------------------
 
@@ -142,11 +168,17 @@ class RateLimiter:
         self.check_ban(ip, now_ms)
         n = self.connections.get(ip, 0)
         if n >= self.limits.connections_per_ip:
-            raise self._refuse(ip, now_ms, errors.ApiError(
-                errors.TOO_MANY_REQUESTS,
-                f"Too many connections; current limit is {self.limits.connections_per_ip} "
-                "per IP.", status=429,
-                data={"serverTime": now_ms, "retryAfter": now_ms + 1000}))
+            raise self._refuse(
+                ip,
+                now_ms,
+                errors.ApiError(
+                    errors.TOO_MANY_REQUESTS,
+                    f"Too many connections; current limit is {self.limits.connections_per_ip} "
+                    "per IP.",
+                    status=429,
+                    data={"serverTime": now_ms, "retryAfter": now_ms + 1000},
+                ),
+            )
         self.connections[ip] = n + 1
 
     def disconnect(self, ip: str) -> None:

@@ -89,8 +89,9 @@ async def cancel_replace(tr: Trading, account_id: int, params: Mapping[str, Any]
             cancel_response = errors.from_reject(ev.reason, cancel=True).body()
         elif type(ev) is OrderCancelled and ev.reason == CancelReason.USER:
             cancel_ok = True
-            cancel_response = wire.cancelled(tr.store.known(account_id, ev.order_id), m, tr.ids,
-                                             cid_str, ts)
+            cancel_response = wire.cancelled(
+                tr.store.known(account_id, ev.order_id), m, tr.ids, cid_str, ts
+            )
         else:
             continue
         rest = i + 1

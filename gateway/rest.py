@@ -35,9 +35,16 @@ _encode = msgspec.json.Encoder().encode
 RestHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # path -> weight for routes without a declared weight (market data)
 USAGE_KEY: Final = web.RequestKey("usage_headers", dict)
-DEFAULT_WEIGHTS: Final = {"/api/v3/depth": 5, "/api/v3/trades": 25, "/api/v3/klines": 2,
-                          "/api/v3/uiKlines": 2, "/api/v3/aggTrades": 4, "/api/v3/avgPrice": 2,
-                          "/api/v3/ticker/24hr": 2, "/api/v3/exchangeInfo": 20}
+DEFAULT_WEIGHTS: Final = {
+    "/api/v3/depth": 5,
+    "/api/v3/trades": 25,
+    "/api/v3/klines": 2,
+    "/api/v3/uiKlines": 2,
+    "/api/v3/aggTrades": 4,
+    "/api/v3/avgPrice": 2,
+    "/api/v3/ticker/24hr": 2,
+    "/api/v3/exchangeInfo": 20,
+}
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -48,8 +55,11 @@ def _error(exc: errors.ApiError, headers: dict[str, str]) -> web.Response:
     if exc.status in (418, 429) and isinstance(exc.data, dict):
         retry_ms = exc.data.get("retryAfter", 0) - exc.data.get("serverTime", 0)
         headers["Retry-After"] = str(max(1, math.ceil(retry_ms / 1000)))
-    resp = web.Response(body=_encode({"code": exc.code, "msg": exc.msg}), status=exc.status,
-                        content_type="application/json")
+    resp = web.Response(
+        body=_encode({"code": exc.code, "msg": exc.msg}),
+        status=exc.status,
+        content_type="application/json",
+    )
     resp.headers.update(headers)
     return resp
 
@@ -99,14 +109,17 @@ def _split_signature(carrier: bytes) -> tuple[bytes, str | None]:
     if last.startswith(b"signature="):
         return (head if sep else b""), unquote_plus(last[10:].decode("ascii", "replace"))
     if carrier.startswith(b"signature=") or b"&signature=" in carrier:
-        raise errors.ApiError(errors.INVALID_SIGNATURE,
-                              "Signature for this request is not valid: 'signature' must be the "
-                              "last parameter.")
+        raise errors.ApiError(
+            errors.INVALID_SIGNATURE,
+            "Signature for this request is not valid: 'signature' must be the last parameter.",
+        )
     return carrier, None
 
 
-async def _params(request: web.Request, body_timeout_s: float,
-                  ) -> tuple[dict[str, str], bytes, str | None]:
+async def _params(
+    request: web.Request,
+    body_timeout_s: float,
+) -> tuple[dict[str, str], bytes, str | None]:
     """(params, signed payload, signature) of a signed request (docs/security.md, "Signed
     requests"): the parameters travel in the query string *or* in the form body, not both, so
     the signed bytes have one reading; a parameter sent twice is refused."""
@@ -117,32 +130,43 @@ async def _params(request: web.Request, body_timeout_s: float,
             async with asyncio.timeout(body_timeout_s):
                 body = await request.read()
         except TimeoutError:
-            raise errors.ApiError(errors.MANDATORY_PARAM, "Malformed request: the body did not "
-                                  f"arrive within {body_timeout_s:g} s.", status=408) from None
+            raise errors.ApiError(
+                errors.MANDATORY_PARAM,
+                f"Malformed request: the body did not arrive within {body_timeout_s:g} s.",
+                status=408,
+            ) from None
     if query and body:
-        raise errors.ApiError(errors.BAD_COMBINATION, "Combination of optional parameters "
-                              "invalid: a signed request sends all its parameters either in the "
-                              "query string or in the body, not in both.")
+        raise errors.ApiError(
+            errors.BAD_COMBINATION,
+            "Combination of optional parameters "
+            "invalid: a signed request sends all its parameters either in the "
+            "query string or in the body, not in both.",
+        )
     payload, signature = _split_signature(query or body)
     try:
-        pairs = parse_qsl(payload.decode("utf-8", "replace"), keep_blank_values=True,
-                          max_num_fields=MAX_SIGNED_PARAMS)
+        pairs = parse_qsl(
+            payload.decode("utf-8", "replace"),
+            keep_blank_values=True,
+            max_num_fields=MAX_SIGNED_PARAMS,
+        )
     except ValueError:
         raise errors.ApiError(errors.TOO_MANY_PARAMS, "Too many parameters sent.") from None
     params = dict(pairs)
     if len(params) != len(pairs):
         raise errors.ApiError(errors.TOO_MANY_PARAMS, "Duplicate values for a parameter detected.")
     if "signature" in params:
-        raise errors.ApiError(errors.INVALID_SIGNATURE, "Signature for this request is not "
-                              "valid: 'signature' must be the last parameter.")
+        raise errors.ApiError(
+            errors.INVALID_SIGNATURE,
+            "Signature for this request is not valid: 'signature' must be the last parameter.",
+        )
     return params, payload, signature
 
 
-async def _signed(gw: Gateway, request: web.Request, permission: str,
-                  replay_guard: bool = False) -> tuple[ApiKey, dict[str, str]]:
+async def _signed(
+    gw: Gateway, request: web.Request, permission: str, replay_guard: bool = False
+) -> tuple[ApiKey, dict[str, str]]:
     params, payload, signature = await _params(request, gw.config.limits.body_timeout_s)
-    key = auth.lookup_key(gw.keys, request.headers.get("X-MBX-APIKEY"),
-                           request.remote)
+    key = auth.lookup_key(gw.keys, request.headers.get("X-MBX-APIKEY"), request.remote)
     if signature is None:
         raise errors.mandatory("signature")
     expires = auth.check_timestamp(params)

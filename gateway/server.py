@@ -52,8 +52,9 @@ class Running:
         return f"ws://{self.host}:{self.port}/ws-api/v3"
 
 
-async def start(gw: Gateway, host: str = "127.0.0.1", port: int = 8080,
-                sock: socket.socket | None = None) -> Running:
+async def start(
+    gw: Gateway, host: str = "127.0.0.1", port: int = 8080, sock: socket.socket | None = None
+) -> Running:
     """Serve ``gw`` on ``host:port``, or on an already bound ``sock`` (`gateway.listen`).
 
     Every connection passes the per-IP cap first (`gateway.connlimit`); aiohttp's keep-alive
@@ -62,9 +63,14 @@ async def start(gw: Gateway, host: str = "127.0.0.1", port: int = 8080,
     malformed requests)."""
     limits = gw.config.limits
     server_log = ServerLog(limits.log_lines_per_minute)
-    runner = web.AppRunner(gw.app(), handle_signals=False, access_log=None,
-                           shutdown_timeout=2.0, keepalive_timeout=limits.http_idle_timeout_s,
-                           logger=server_log)
+    runner = web.AppRunner(
+        gw.app(),
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=2.0,
+        keepalive_timeout=limits.http_idle_timeout_s,
+        logger=server_log,
+    )
     await runner.setup()
     if sock is None:
         sock = bind_listener(host, port)
@@ -96,10 +102,13 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 """All end the server the same clean way (SIGHUP: the terminal went away)."""
 
 
-async def serve_forever(gw: Gateway, sock: socket.socket,
-                        on_ready: Callable[[Running, NewKey | None], None],
-                        ledger_dsn: str | None = None,
-                        metrics_sock: socket.socket | None = None) -> str:
+async def serve_forever(
+    gw: Gateway,
+    sock: socket.socket,
+    on_ready: Callable[[Running, NewKey | None], None],
+    ledger_dsn: str | None = None,
+    metrics_sock: socket.socket | None = None,
+) -> str:
     """Serve until SIGINT/SIGTERM/SIGHUP, then shut down cleanly (snapshot on close), with the
     supervised ledger follower beside it when ``ledger_dsn`` is given. Returns the name of the
     signal that stopped it."""
@@ -114,22 +123,23 @@ async def serve_forever(gw: Gateway, sock: socket.socket,
     metrics_runner: web.AppRunner | None = None
     try:
         if metrics_sock is not None:  # /metrics and /health on the operations address
-            metrics_runner = web.AppRunner(gw.metrics_app(), handle_signals=False,
-                                           access_log=None)
+            metrics_runner = web.AppRunner(gw.metrics_app(), handle_signals=False, access_log=None)
             await metrics_runner.setup()
             await web.SockSite(metrics_runner, metrics_sock).start()
         if ledger_dsn:
             from gateway.ledgerfollower import LedgerFollower
 
-            follower = LedgerFollower(ledger_dsn, gw.config.data_dir / "journal",
-                                      gw.metrics.registry)
+            follower = LedgerFollower(
+                ledger_dsn, gw.config.data_dir / "journal", gw.metrics.registry
+            )
             gw.health_checks["ledgerFollower"] = follower.status
             follower.start()
         # only now, with the port bound: a refused bind never creates a secret nobody saw
         on_ready(r, await gw.ensure_demo_account())
         fatal = asyncio.ensure_future(gw.health.fatal.wait())
-        await asyncio.wait([asyncio.ensure_future(stop.wait()), fatal],
-                           return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            [asyncio.ensure_future(stop.wait()), fatal], return_when=asyncio.FIRST_COMPLETED
+        )
         if fatal.done() and not stop.is_set():
             # failed closed: keep answering what can be answered (health, metrics, market
             # data, order queries "status unknown") for a moment, then exit for a restart
@@ -160,8 +170,11 @@ def run_serve_cli(args: argparse.Namespace) -> int:
 
     log = structlog.get_logger(__name__)
     try:
-        check_demo_allowed(getattr(args, "demo", False), getattr(args, "custody_config", None),
-                           getattr(args, "custody_signer", False))
+        check_demo_allowed(
+            getattr(args, "demo", False),
+            getattr(args, "custody_config", None),
+            getattr(args, "custody_signer", False),
+        )
     except ValueError as exc:
         raise UserError(str(exc), exit_code=2) from None
     data_dir = Path(args.data_dir)
@@ -174,8 +187,11 @@ def run_serve_cli(args: argparse.Namespace) -> int:
         metrics_sock = bind_listener(args.metrics_host or args.host, args.metrics_port)
     elif getattr(args, "metrics_host", None):
         raise UserError("--metrics-host needs --metrics-port", exit_code=2)
-    log.info("config", file=str(args.config) if getattr(args, "config", None) else None,
-             effective=getattr(args, "effective_config", {}))
+    log.info(
+        "config",
+        file=str(args.config) if getattr(args, "config", None) else None,
+        effective=getattr(args, "effective_config", {}),
+    )
     try:
         return _serve(args, data_dir, sock, log, metrics_sock)
     finally:
@@ -197,8 +213,13 @@ def _metrics_token(args: argparse.Namespace) -> str | None:
     return token
 
 
-def _serve(args: argparse.Namespace, data_dir: Path, sock: socket.socket, log: Any,
-           metrics_sock: socket.socket | None = None) -> int:
+def _serve(
+    args: argparse.Namespace,
+    data_dir: Path,
+    sock: socket.socket,
+    log: Any,
+    metrics_sock: socket.socket | None = None,
+) -> int:
     from engine.compilenotice import announce_compilation
 
     announce_compilation(log)
@@ -216,30 +237,43 @@ def _serve(args: argparse.Namespace, data_dir: Path, sock: socket.socket, log: A
     limits = limits_from_args(args)
     if getattr(args, "no_rate_limits", False):
         log.warning("rate_limits_disabled", detail="load-test mode: no per-key limits")
-        limits = dataclasses.replace(limits, weight_per_minute=10**9, orders_per_10s=10**9,
-                                     orders_per_day=10**12, ban_after=10**9)
+        limits = dataclasses.replace(
+            limits,
+            weight_per_minute=10**9,
+            orders_per_10s=10**9,
+            orders_per_day=10**12,
+            ban_after=10**9,
+        )
     if getattr(args, "trust_snapshots", False) and getattr(args, "verify_snapshots_full", False):
-        raise UserError("trust-snapshots and verify-snapshots-full contradict each other",
-                        hint="set at most one of them (flags or config file)")
-    config = GatewayConfig(data_dir=data_dir, fsync=not args.no_fsync, cluster=cluster,
-                           limits=limits,
-                           master_key_file=getattr(args, "master_key_file", None),
-                           custody=getattr(args, "custody_config", None),
-                           custody_signer=getattr(args, "custody_signer", False),
-                           history_memory_orders=getattr(args, "history_memory_orders", 50_000),
-                           history_retention_days=getattr(args, "history_retention_days", 90),
-                           demo=getattr(args, "demo", False),
-                           metrics_separate=metrics_sock is not None,
-                           metrics_token=_metrics_token(args),
-                           backoffice_dsn=getattr(args, "backoffice_dsn", None),
-                           verify_snapshot=not getattr(args, "trust_snapshots", False),
-                           verify_snapshot_full=getattr(args, "verify_snapshots_full", False))
+        raise UserError(
+            "trust-snapshots and verify-snapshots-full contradict each other",
+            hint="set at most one of them (flags or config file)",
+        )
+    config = GatewayConfig(
+        data_dir=data_dir,
+        fsync=not args.no_fsync,
+        cluster=cluster,
+        limits=limits,
+        master_key_file=getattr(args, "master_key_file", None),
+        custody=getattr(args, "custody_config", None),
+        custody_signer=getattr(args, "custody_signer", False),
+        history_memory_orders=getattr(args, "history_memory_orders", 50_000),
+        history_retention_days=getattr(args, "history_retention_days", 90),
+        demo=getattr(args, "demo", False),
+        metrics_separate=metrics_sock is not None,
+        metrics_token=_metrics_token(args),
+        backoffice_dsn=getattr(args, "backoffice_dsn", None),
+        verify_snapshot=not getattr(args, "trust_snapshots", False),
+        verify_snapshot_full=getattr(args, "verify_snapshots_full", False),
+    )
     started = time.monotonic()
     try:
         gw = Gateway(config)
     except PermissionError as exc:
-        raise UserError(f"cannot write {exc.filename}: permission denied",
-                        hint="pass a --data-dir (or --master-key-file) you can write") from None
+        raise UserError(
+            f"cannot write {exc.filename}: permission denied",
+            hint="pass a --data-dir (or --master-key-file) you can write",
+        ) from None
 
     def ready(r: Running, creds: NewKey | None) -> None:
         log.info("serving", http=r.http, ws_api=r.ws_api, last_seq=gw.last_seq)
@@ -251,20 +285,27 @@ def _serve(args: argparse.Namespace, data_dir: Path, sock: socket.socket, log: A
                 f"  API key    : {creds.api_key}\n"
                 f"  secret     : {creds.secret}\n"
                 f"  REST       : {r.http}/api/v3\n"
-                f"  WS API     : {r.ws_api}\n\n")
+                f"  WS API     : {r.ws_api}\n\n"
+            )
             sys.stdout.flush()
 
     reason = "error"
     try:
-        reason = asyncio.run(serve_forever(gw, sock, ready, getattr(args, "ledger_dsn", None),
-                                           metrics_sock))
+        reason = asyncio.run(
+            serve_forever(gw, sock, ready, getattr(args, "ledger_dsn", None), metrics_sock)
+        )
     finally:
         if not gw.closed:
             asyncio.run(gw.close())
-    log.info("stopped", signal=reason, last_seq=gw.last_seq,
-             uptime_s=round(time.monotonic() - started, 1))
+    log.info(
+        "stopped",
+        signal=reason,
+        last_seq=gw.last_seq,
+        uptime_s=round(time.monotonic() - started, 1),
+    )
     if gw.health.failure is not None:
-        log.critical("exiting_after_fail_closed", reason=gw.health.failure,
-                     exit_code=EXIT_FAIL_CLOSED)
+        log.critical(
+            "exiting_after_fail_closed", reason=gw.health.failure, exit_code=EXIT_FAIL_CLOSED
+        )
         return EXIT_FAIL_CLOSED
     return 0

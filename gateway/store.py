@@ -259,11 +259,18 @@ class Store:
 
     def _market(self, ev: MarketCreated) -> None:
         m = Market(
-            market_id=ev.market_id, symbol=ev.symbol, wire=ev.symbol.replace("-", "").upper(),
-            base=self.assets[ev.base_asset_id], quote=self.assets[ev.quote_asset_id],
-            tick=ev.tick_size_atoms, lot=ev.lot_size_atoms, min_notional=ev.min_notional_atoms,
-            maker_fee_ppm=ev.maker_fee_ppm, taker_fee_ppm=ev.taker_fee_ppm,
-            max_order_qty=ev.max_order_qty_atoms, price_band_bps=ev.price_band_bps,
+            market_id=ev.market_id,
+            symbol=ev.symbol,
+            wire=ev.symbol.replace("-", "").upper(),
+            base=self.assets[ev.base_asset_id],
+            quote=self.assets[ev.quote_asset_id],
+            tick=ev.tick_size_atoms,
+            lot=ev.lot_size_atoms,
+            min_notional=ev.min_notional_atoms,
+            maker_fee_ppm=ev.maker_fee_ppm,
+            taker_fee_ppm=ev.taker_fee_ppm,
+            max_order_qty=ev.max_order_qty_atoms,
+            price_band_bps=ev.price_band_bps,
         )
         self.markets[m.market_id] = m
         self.by_wire[m.wire] = m
@@ -276,10 +283,18 @@ class Store:
 
     def _accepted(self, ev: OrderAccepted) -> OrderRecord | None:
         o = OrderRecord(
-            order_id=ev.order_id, account_id=ev.account_id, market_id=ev.market_id,
-            client_order_id=ev.client_order_id, side=ev.side, order_type=ev.order_type,
-            time_in_force=ev.time_in_force, price=ev.price_atoms, orig_qty=ev.qty_atoms,
-            orig_quote_qty=ev.quote_qty_atoms, time_ns=self._ts, update_ns=self._ts,
+            order_id=ev.order_id,
+            account_id=ev.account_id,
+            market_id=ev.market_id,
+            client_order_id=ev.client_order_id,
+            side=ev.side,
+            order_type=ev.order_type,
+            time_in_force=ev.time_in_force,
+            price=ev.price_atoms,
+            orig_qty=ev.qty_atoms,
+            orig_quote_qty=ev.quote_qty_atoms,
+            time_ns=self._ts,
+            update_ns=self._ts,
         )
         if ev.order_type > _LIMIT_MAKER or ev.display_qty_atoms or ev.stp_mode:
             self._order_extras(o, ev)
@@ -334,8 +349,10 @@ class Store:
                 taker_qty = _open_qty(taker)
             if mode in (StpMode.EXPIRE_MAKER, StpMode.EXPIRE_BOTH) and maker is not None:
                 maker_qty = _open_qty(maker)
-        for o, qty, other in ((taker, taker_qty, ev.maker_order_id),
-                              (maker, maker_qty, ev.taker_order_id)):
+        for o, qty, other in (
+            (taker, taker_qty, ev.maker_order_id),
+            (maker, maker_qty, ev.taker_order_id),
+        ):
             if o is None or qty is None:
                 continue
             o.prevented_qty += qty
@@ -348,9 +365,15 @@ class Store:
         if taker is not None:
             if taker.prevented_matches is None:
                 taker.prevented_matches = []
-            taker.prevented_matches.append(PreventedMatch(
-                match_id, ev.maker_order_id, maker.price if maker is not None else 0,
-                taker_qty, maker_qty))
+            taker.prevented_matches.append(
+                PreventedMatch(
+                    match_id,
+                    ev.maker_order_id,
+                    maker.price if maker is not None else 0,
+                    taker_qty,
+                    maker_qty,
+                )
+            )
 
     def _fill(self, o: OrderRecord, t: Trade, maker: bool) -> None:
         o.executed += t.qty_atoms
@@ -359,9 +382,16 @@ class Store:
         fee = t.maker_fee_atoms if maker else t.taker_fee_atoms
         acct = self.accounts[o.account_id]
         rec = TradeRecord(
-            market_id=t.market_id, trade_id=t.trade_id, order_id=o.order_id,
-            price=t.price_atoms, qty=t.qty_atoms, quote=t.quote_atoms, commission=fee,
-            is_buyer=o.side == Side.BUY, is_maker=maker, time_ns=self._ts,
+            market_id=t.market_id,
+            trade_id=t.trade_id,
+            order_id=o.order_id,
+            price=t.price_atoms,
+            qty=t.qty_atoms,
+            quote=t.quote_atoms,
+            commission=fee,
+            is_buyer=o.side == Side.BUY,
+            is_maker=maker,
+            time_ns=self._ts,
         )
         if self._unwritten:
             acct.pending_trades.append((self._batch_seq, rec))
@@ -370,9 +400,20 @@ class Store:
         done = o.orig_qty and o.executed + o.prevented_qty >= o.orig_qty
         o.status = FILLED if done else PARTIALLY_FILLED
         if o.account_id in self.watched:
-            self.reports.append(Report(
-                o, "TRADE", self._ts, t.qty_atoms, t.price_atoms, fee, t.trade_id, maker,
-                (o.price, o.orig_qty, o.executed, o.cum_quote, o.status), o.working_time_ns))
+            self.reports.append(
+                Report(
+                    o,
+                    "TRADE",
+                    self._ts,
+                    t.qty_atoms,
+                    t.price_atoms,
+                    fee,
+                    t.trade_id,
+                    maker,
+                    (o.price, o.orig_qty, o.executed, o.cum_quote, o.status),
+                    o.working_time_ns,
+                )
+            )
         if done:
             self._close(o, FILLED, None)
 
@@ -395,8 +436,9 @@ class Store:
             if ev.reason == ER.SELF_TRADE_PREVENTED:
                 last, other = self._stp_last.pop(o.order_id, (0, 0))
                 self._close(o, EXPIRED_IN_MATCH, None)
-                self._report(o, "TRADE_PREVENTION",
-                             (o.prevented_match_id, o.prevented_qty, last, other))
+                self._report(
+                    o, "TRADE_PREVENTION", (o.prevented_match_id, o.prevented_qty, last, other)
+                )
             else:
                 self._close(o, EXPIRED, "EXPIRED")
 
@@ -454,13 +496,20 @@ class Store:
         if exec_type is not None:
             self._report(o, exec_type)
 
-    def _report(self, o: OrderRecord, exec_type: str,
-                prevented: tuple[int, int, int, int] | None = None) -> None:
+    def _report(
+        self, o: OrderRecord, exec_type: str, prevented: tuple[int, int, int, int] | None = None
+    ) -> None:
         if o.account_id in self.watched:
-            self.reports.append(Report(
-                o, exec_type, self._ts,
-                snapshot=(o.price, o.orig_qty, o.executed, o.cum_quote, o.status),
-                working_ns=o.working_time_ns, prevented=prevented))
+            self.reports.append(
+                Report(
+                    o,
+                    exec_type,
+                    self._ts,
+                    snapshot=(o.price, o.orig_qty, o.executed, o.cum_quote, o.status),
+                    working_ns=o.working_time_ns,
+                    prevented=prevented,
+                )
+            )
 
     # ---- queries --------------------------------------------------------------------------
 
@@ -487,8 +536,9 @@ class Store:
         oid = acct.open_client_ids.get(client_order_id)
         return None if oid is None else acct.open_orders.get(oid)
 
-    def find_by_client_id(self, account_id: int, market_id: int,
-                          client_order_id: int) -> OrderRecord | None:
+    def find_by_client_id(
+        self, account_id: int, market_id: int, client_order_id: int
+    ) -> OrderRecord | None:
         """The account's order in ``market_id`` that used the client id last: the open one,
         else the latest closed one (a client id is unique among open orders, so a later order
         can reuse it only after the earlier one closed)."""
@@ -505,8 +555,17 @@ class Store:
             return None
         return self.history.latest_by_client_id(account_id, market_id, client_order_id)
 
-    def orders_page(self, account_id: int, market_id: int, *, from_id: int, start_ns: int,
-                    end_ns: int, limit: int, newest: bool) -> list[OrderRecord]:
+    def orders_page(
+        self,
+        account_id: int,
+        market_id: int,
+        *,
+        from_id: int,
+        start_ns: int,
+        end_ns: int,
+        limit: int,
+        newest: bool,
+    ) -> list[OrderRecord]:
         """allOrders: the account's orders in a market with ``order_id >= from_id`` placed
         within [start_ns, end_ns], ascending order id; the first ``limit`` (oldest first) or
         with ``newest`` the last ``limit``. Index rows merged with what only memory has (open
@@ -516,36 +575,64 @@ class Store:
             return []
         rows: dict[int, OrderRecord] = {}
         if self.history is not None:
-            for o in self.history.orders(account_id, market_id, from_id=from_id,
-                                         start_ns=start_ns, end_ns=end_ns, limit=limit,
-                                         newest=newest):
+            for o in self.history.orders(
+                account_id,
+                market_id,
+                from_id=from_id,
+                start_ns=start_ns,
+                end_ns=end_ns,
+                limit=limit,
+                newest=newest,
+            ):
                 rows[o.order_id] = o
         mem = [o for _, o in acct.pending_orders]
         mem += acct.open_orders.values()
         for o in mem:
-            if (o.market_id == market_id and o.order_id >= from_id
-                    and start_ns <= o.time_ns <= end_ns):
+            if (
+                o.market_id == market_id
+                and o.order_id >= from_id
+                and start_ns <= o.time_ns <= end_ns
+            ):
                 rows[o.order_id] = o
         out = sorted(rows.values(), key=lambda o: o.order_id)
         return out[-limit:] if newest else out[:limit]
 
-    def trades_page(self, account_id: int, market_id: int, *, order_id: int | None,
-                    from_id: int, start_ns: int, end_ns: int, limit: int,
-                    newest: bool) -> list[TradeRecord]:
+    def trades_page(
+        self,
+        account_id: int,
+        market_id: int,
+        *,
+        order_id: int | None,
+        from_id: int,
+        start_ns: int,
+        end_ns: int,
+        limit: int,
+        newest: bool,
+    ) -> list[TradeRecord]:
         """myTrades (and an order's trades): like `orders_page`, by trade id."""
         acct = self.accounts.get(account_id)
         if acct is None:
             return []
         rows: dict[tuple[int, int], TradeRecord] = {}
         if self.history is not None:
-            for t in self.history.trades(account_id, market_id, order_id=order_id,
-                                         from_id=from_id, start_ns=start_ns, end_ns=end_ns,
-                                         limit=limit, newest=newest):
+            for t in self.history.trades(
+                account_id,
+                market_id,
+                order_id=order_id,
+                from_id=from_id,
+                start_ns=start_ns,
+                end_ns=end_ns,
+                limit=limit,
+                newest=newest,
+            ):
                 rows[(t.trade_id, t.order_id)] = t
         for _, t in acct.pending_trades:
-            if (t.market_id == market_id and t.trade_id >= from_id
-                    and (order_id is None or t.order_id == order_id)
-                    and start_ns <= t.time_ns <= end_ns):
+            if (
+                t.market_id == market_id
+                and t.trade_id >= from_id
+                and (order_id is None or t.order_id == order_id)
+                and start_ns <= t.time_ns <= end_ns
+            ):
                 rows[(t.trade_id, t.order_id)] = t
         out = [rows[k] for k in sorted(rows)]
         return out[-limit:] if newest else out[:limit]

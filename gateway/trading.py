@@ -105,16 +105,22 @@ class Trading:
             raise errors.illegal(name, clientids.CLIENT_ID_LEGAL)
         return s, clientids.encode(s)
 
-    def _target(self, account_id: int, m: Market, params: Mapping[str, Any],
-                id_name: str = "orderId", cid_name: str = "origClientOrderId",
-                ) -> tuple[int, int, str | None]:
+    def _target(
+        self,
+        account_id: int,
+        m: Market,
+        params: Mapping[str, Any],
+        id_name: str = "orderId",
+        cid_name: str = "origClientOrderId",
+    ) -> tuple[int, int, str | None]:
         """(order_id, client_order_id, client string) of a cancel/amend target."""
         oid = get_int(params, id_name, lo=1)
         cid = self._client_id(params, cid_name)
         if oid is None and cid is None:
             raise errors.ApiError(
                 errors.MANDATORY_PARAM,
-                f"Param '{cid_name}' or '{id_name}' must be sent, but both were empty/null!")
+                f"Param '{cid_name}' or '{id_name}' must be sent, but both were empty/null!",
+            )
         if oid is not None:
             return oid, 0, cid[0] if cid else None
         assert cid is not None
@@ -125,38 +131,54 @@ class Trading:
         return 0, cid[1], cid[0]
 
     def _open_target(self, account_id: int, m: Market, oid: int, cid: int) -> OrderRecord | None:
-        o = (self.store.order_of(account_id, oid) if oid
-             else self.store.open_by_client_id(account_id, cid))
+        o = (
+            self.store.order_of(account_id, oid)
+            if oid
+            else self.store.open_by_client_id(account_id, cid)
+        )
         if o is None or not o.is_open or o.market_id != m.market_id:
             return None
         return o
 
     # ---- new orders -----------------------------------------------------------------------
 
-    def build_place(self, account_id: int, params: Mapping[str, Any], *, precheck: bool = True,
-                    ) -> tuple[Market, PlaceOrder, str | None, str]:
+    def build_place(
+        self,
+        account_id: int,
+        params: Mapping[str, Any],
+        *,
+        precheck: bool = True,
+    ) -> tuple[Market, PlaceOrder, str | None, str]:
         m = self.market(params)
         assert m is not None
         spec = parse_order(m, params)
         cid = self._client_id(params, "newClientOrderId")
-        resp = get_enum(params, "newOrderRespType", RESP_TYPES, errors.INVALID_PARAMETER,
-                        "Data sent for parameter 'newOrderRespType' is not valid.",
-                        required=False, default=spec.default_response)
+        resp = get_enum(
+            params,
+            "newOrderRespType",
+            RESP_TYPES,
+            errors.INVALID_PARAMETER,
+            "Data sent for parameter 'newOrderRespType' is not valid.",
+            required=False,
+            default=spec.default_response,
+        )
         cmd = spec.command(account_id, m.market_id, cid[1] if cid else 0)
         if precheck and self._quiet(account_id):
             self._precheck(account_id, m, cmd, cid)
         return m, cmd, cid[0] if cid else None, resp
 
-    def _precheck(self, account_id: int, m: Market, cmd: PlaceOrder,
-                  cid: tuple[str, int] | None) -> None:
+    def _precheck(
+        self, account_id: int, m: Market, cmd: PlaceOrder, cid: tuple[str, int] | None
+    ) -> None:
         """Refusals the store can prove (the account is quiet): unknown account, duplicate
         client order id, funds. The hold mirrors the engine's (docs/engine-semantics.md,
         Holds): sells hold the quantity, quote-budget buys (MARKET, STOP_LOSS/TAKE_PROFIT)
         the budget, limit-kind buys (stops and icebergs included) notional plus worst fee."""
         acct = self.store.accounts.get(account_id)
         if acct is None:
-            raise errors.ApiError(errors.REJECTED_MBX_KEY,
-                                  "Invalid API-key, IP, or permissions for action.", 401)
+            raise errors.ApiError(
+                errors.REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.", 401
+            )
         if cid is not None and cid[1] in acct.open_client_ids:
             raise errors.ApiError(errors.ORDER_REJECTED, "Duplicate order sent.")
         if cmd.side == Side.SELL:
@@ -168,8 +190,9 @@ class Trading:
             need = n + _fee(n, max(m.maker_fee_ppm, m.taker_fee_ppm))
             asset = m.quote.asset_id
         if need > acct.balances.get(asset, [0])[0]:
-            raise errors.ApiError(errors.ORDER_REJECTED,
-                                  "Account has insufficient balance for requested action.")
+            raise errors.ApiError(
+                errors.ORDER_REJECTED, "Account has insufficient balance for requested action."
+            )
 
     def place_submit(self, account_id: int, params: Mapping[str, Any], answer: Answer) -> None:
         """Validate and queue an order; ``answer`` gets the rendered result (the WS fast path:
@@ -192,8 +215,9 @@ class Trading:
 
         self.submit_cb(account_id, cmd, reply)
 
-    async def place(self, account_id: int, params: Mapping[str, Any],
-                    *, test: bool = False) -> dict[str, Any]:
+    async def place(
+        self, account_id: int, params: Mapping[str, Any], *, test: bool = False
+    ) -> dict[str, Any]:
         m, cmd, cid, resp = self.build_place(account_id, params)
         if test:
             return {}
@@ -202,8 +226,9 @@ class Trading:
         seq, ts, events = await self.execute(account_id, cmd)
         return self._placed(m, seq, ts, events, resp)
 
-    def _placed(self, m: Market, seq: int, ts: int, events: list[Event],
-                resp: str) -> dict[str, Any]:
+    def _placed(
+        self, m: Market, seq: int, ts: int, events: list[Event], resp: str
+    ) -> dict[str, Any]:
         fills = []
         for ev in events:
             if type(ev) is OrderRejected:
@@ -226,8 +251,12 @@ class Trading:
         oid, cid, cid_str = self._target(account_id, m, params)
         if self._quiet(account_id) and self._open_target(account_id, m, oid, cid) is None:
             raise errors.ApiError(errors.CANCEL_REJECTED, errors.UNKNOWN_ORDER_SENT)
-        _, ts, events = await self.execute(account_id, CancelOrder(
-            account_id=account_id, market_id=m.market_id, order_id=oid, client_order_id=cid))
+        _, ts, events = await self.execute(
+            account_id,
+            CancelOrder(
+                account_id=account_id, market_id=m.market_id, order_id=oid, client_order_id=cid
+            ),
+        )
         for ev in events:
             if type(ev) is OrderRejected:
                 raise errors.from_reject(ev.reason, cancel=True)
@@ -242,27 +271,35 @@ class Trading:
         m = self.market(params)
         assert m is not None
         acct = self.store.accounts.get(account_id)
-        if self._quiet(account_id) and (acct is None or not any(
-                o.market_id == m.market_id for o in acct.open_orders.values())):
+        if self._quiet(account_id) and (
+            acct is None or not any(o.market_id == m.market_id for o in acct.open_orders.values())
+        ):
             raise errors.ApiError(errors.CANCEL_REJECTED, errors.UNKNOWN_ORDER_SENT)
         _, ts, events = await self.execute(
-            account_id, CancelAll(account_id=account_id, market_id=m.market_id))
+            account_id, CancelAll(account_id=account_id, market_id=m.market_id)
+        )
         out = []
         for ev in events:
             if type(ev) is OrderRejected:
                 raise errors.from_reject(ev.reason, cancel=True)
             if type(ev) is OrderCancelled and ev.reason == CancelReason.CANCEL_ALL:  # see cancel
-                out.append(wire.cancelled(self.store.known(account_id, ev.order_id), m, self.ids,
-                                          None, ts))
+                out.append(
+                    wire.cancelled(self.store.known(account_id, ev.order_id), m, self.ids, None, ts)
+                )
         return out
 
-    async def amend_keep_priority(self, account_id: int,
-                                  params: Mapping[str, Any]) -> dict[str, Any]:
+    async def amend_keep_priority(
+        self, account_id: int, params: Mapping[str, Any]
+    ) -> dict[str, Any]:
         m = self.market(params)
         assert m is not None
         oid, cid, _ = self._target(account_id, m, params)
-        new_qty = m.parse_qty(params.get("newQty") if params.get("newQty") not in (None, "")
-                              else _raise(errors.mandatory("newQty")), "newQty")
+        new_qty = m.parse_qty(
+            params.get("newQty")
+            if params.get("newQty") not in (None, "")
+            else _raise(errors.mandatory("newQty")),
+            "newQty",
+        )
         o = self._open_target(account_id, m, oid, cid)
         if o is None:
             if self._quiet(account_id):
@@ -270,23 +307,35 @@ class Trading:
             open_qty = 0
         else:
             if not o.is_working:
-                raise errors.ApiError(errors.AMEND_REJECTED, "Order amend is not supported "
-                                      "for a stop order that has not triggered.")
+                raise errors.ApiError(
+                    errors.AMEND_REJECTED,
+                    "Order amend is not supported for a stop order that has not triggered.",
+                )
             if new_qty >= o.orig_qty:
-                raise errors.ApiError(errors.AMEND_REJECTED,
-                                      "Order amend (quantity increase) is not supported.")
+                raise errors.ApiError(
+                    errors.AMEND_REJECTED, "Order amend (quantity increase) is not supported."
+                )
             done = o.executed + o.prevented_qty  # what is no longer open
             if new_qty <= done:
-                raise errors.ApiError(errors.AMEND_REJECTED, "newQty must be greater than the "
-                                      "executed (and self-trade prevented) quantity.")
+                raise errors.ApiError(
+                    errors.AMEND_REJECTED,
+                    "newQty must be greater than the executed (and self-trade prevented) quantity.",
+                )
             open_qty = new_qty - done
             m.check_notional(o.price, open_qty)
             oid, cid = o.order_id, 0
         if o is None:
             raise errors.ApiError(errors.CANCEL_REJECTED, errors.UNKNOWN_ORDER_SENT)
-        seq, ts, events = await self.execute(account_id, AmendOrder(
-            account_id=account_id, market_id=m.market_id, order_id=oid, client_order_id=cid,
-            new_qty_atoms=open_qty))
+        seq, ts, events = await self.execute(
+            account_id,
+            AmendOrder(
+                account_id=account_id,
+                market_id=m.market_id,
+                order_id=oid,
+                client_order_id=cid,
+                new_qty_atoms=open_qty,
+            ),
+        )
         for ev in events:
             if type(ev) is OrderRejected:
                 raise errors.from_reject(ev.reason, cancel=True)
@@ -323,7 +372,8 @@ class Trading:
         else:
             raise errors.ApiError(
                 errors.MANDATORY_PARAM,
-                "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
+                "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
+            )
         if o is None or o.market_id != m.market_id:
             raise errors.ApiError(errors.NO_SUCH_ORDER, "Order does not exist.")
         return wire.order(o, m, self.ids)
@@ -348,9 +398,15 @@ class Trading:
         m = self.market(params)
         assert m is not None
         from_id, start_ns, end_ns, limit, newest = _page(params, "orderId")
-        rows = self.store.orders_page(account_id, m.market_id, from_id=from_id,
-                                      start_ns=start_ns, end_ns=end_ns, limit=limit,
-                                      newest=newest)
+        rows = self.store.orders_page(
+            account_id,
+            m.market_id,
+            from_id=from_id,
+            start_ns=start_ns,
+            end_ns=end_ns,
+            limit=limit,
+            newest=newest,
+        )
         return [wire.order(o, m, self.ids) for o in rows]
 
     def my_trades(self, account_id: int, params: Mapping[str, Any]) -> list[Any]:
@@ -361,19 +417,29 @@ class Trading:
         oid = get_int(params, "orderId", lo=1)
         from_id, start_ns, end_ns, limit, newest = _page(params, "fromId")
         if oid is not None and from_id:
-            raise errors.ApiError(errors.INVALID_PARAMETER,
-                                  "fromId and orderId cannot be sent together.")
-        rows = self.store.trades_page(account_id, m.market_id, order_id=oid, from_id=from_id,
-                                      start_ns=start_ns, end_ns=end_ns, limit=limit,
-                                      newest=newest and oid is None)
+            raise errors.ApiError(
+                errors.INVALID_PARAMETER, "fromId and orderId cannot be sent together."
+            )
+        rows = self.store.trades_page(
+            account_id,
+            m.market_id,
+            order_id=oid,
+            from_id=from_id,
+            start_ns=start_ns,
+            end_ns=end_ns,
+            limit=limit,
+            newest=newest and oid is None,
+        )
         return [wire.trade(t, m) for t in rows]
 
-    def account(self, account_id: int, params: Mapping[str, Any], can_trade: bool,
-                can_withdraw: bool) -> dict[str, Any]:
+    def account(
+        self, account_id: int, params: Mapping[str, Any], can_trade: bool, can_withdraw: bool
+    ) -> dict[str, Any]:
         omit = get_bool(params, "omitZeroBalances")
         if account_id not in self.store.accounts:
-            raise errors.ApiError(errors.REJECTED_MBX_KEY,
-                                  "Invalid API-key, IP, or permissions for action.", 401)
+            raise errors.ApiError(
+                errors.REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.", 401
+            )
         return wire.account(self.store, account_id, can_trade, can_withdraw, omit)
 
 
@@ -385,8 +451,9 @@ def _page(params: Mapping[str, Any], id_name: str) -> tuple[int, int, int, int, 
     end_ms = get_int(params, "endTime", lo=0, hi=MAX_TIME_MS)
     limit = get_int(params, "limit", default=500, lo=1, hi=1000) or 500
     if start_ms is not None and end_ms is not None and end_ms < start_ms:
-        raise errors.ApiError(errors.INVALID_PARAMETER,
-                              "startTime must be less than or equal to endTime.")
+        raise errors.ApiError(
+            errors.INVALID_PARAMETER, "startTime must be less than or equal to endTime."
+        )
     start_ns = (start_ms or 0) * 1_000_000
     end_ns = NO_END if end_ms is None else end_ms * 1_000_000 + 999_999
     newest = given_id is None and start_ms is None

@@ -72,8 +72,12 @@ class UserStreams:
         for account_id, assets in dirty.items():
             subs = self._subs.get(account_id)
             if subs:
-                self._send(subs, wire.account_position(
-                    store, account_id, assets, store.last_ts_ns // 1_000_000, now))
+                self._send(
+                    subs,
+                    wire.account_position(
+                        store, account_id, assets, store.last_ts_ns // 1_000_000, now
+                    ),
+                )
 
     @staticmethod
     def _send(subs: dict[int, Subscriber], event: dict[str, Any]) -> None:

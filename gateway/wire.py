@@ -67,14 +67,23 @@ def _optional_fields(o: OrderRecord, m: Market) -> dict[str, Any]:
 
 
 def order_result(
-    o: OrderRecord, m: Market, ids: ClientIdBook, resp_type: str, transact_ns: int,
+    o: OrderRecord,
+    m: Market,
+    ids: ClientIdBook,
+    resp_type: str,
+    transact_ns: int,
     fills: list[tuple[int, int, int, int]],
 ) -> dict[str, Any]:
     """order.place result in ACK, RESULT or FULL form; ``fills`` are (price, qty, fee, trade id)."""
     client_id = ids.display(o.client_order_id, o.order_id)
     if resp_type == "ACK":
-        return {"symbol": m.wire, "orderId": o.order_id, "orderListId": -1,
-                "clientOrderId": client_id, "transactTime": ms(transact_ns)}
+        return {
+            "symbol": m.wire,
+            "orderId": o.order_id,
+            "orderListId": -1,
+            "clientOrderId": client_id,
+            "transactTime": ms(transact_ns),
+        }
     out: dict[str, Any] = {  # one literal: RESULT/FULL is the hot path of order entry
         "symbol": m.wire,
         "orderId": o.order_id,
@@ -103,19 +112,27 @@ def order_result(
     if o.prevented_match_id >= 0:
         out["preventedQuantity"] = m.qty(o.prevented_qty)
     if resp_type == "FULL":
-        out["fills"] = [{
-            "price": m.price(price), "qty": m.qty(qty),
-            "commission": m.quote_amount(fee), "commissionAsset": m.quote.symbol,
-            "tradeId": trade_id,
-        } for price, qty, fee, trade_id in fills]
+        out["fills"] = [
+            {
+                "price": m.price(price),
+                "qty": m.qty(qty),
+                "commission": m.quote_amount(fee),
+                "commissionAsset": m.quote.symbol,
+                "tradeId": trade_id,
+            }
+            for price, qty, fee, trade_id in fills
+        ]
         if o.prevented_matches:
             out["preventedMatches"] = [_prevented_match(p, m) for p in o.prevented_matches]
     return out
 
 
 def _prevented_match(p: PreventedMatch, m: Market) -> dict[str, Any]:
-    out: dict[str, Any] = {"preventedMatchId": p.match_id, "makerOrderId": p.maker_order_id,
-                           "price": m.price(p.price)}
+    out: dict[str, Any] = {
+        "preventedMatchId": p.match_id,
+        "makerOrderId": p.maker_order_id,
+        "price": m.price(p.price),
+    }
     if p.taker_qty is not None:
         out["takerPreventedQuantity"] = m.qty(p.taker_qty)
     if p.maker_qty is not None:
@@ -123,8 +140,9 @@ def _prevented_match(p: PreventedMatch, m: Market) -> dict[str, Any]:
     return out
 
 
-def cancelled(o: OrderRecord, m: Market, ids: ClientIdBook, orig_client_id: str | None,
-              transact_ns: int) -> dict[str, Any]:
+def cancelled(
+    o: OrderRecord, m: Market, ids: ClientIdBook, orig_client_id: str | None, transact_ns: int
+) -> dict[str, Any]:
     out = order(o, m, ids)
     for k in ("time", "updateTime", "isWorking", "workingTime", "trailingTime"):
         out.pop(k, None)
@@ -139,10 +157,18 @@ def cancelled(o: OrderRecord, m: Market, ids: ClientIdBook, orig_client_id: str 
 
 def trade(t: TradeRecord, m: Market) -> dict[str, Any]:
     return {
-        "symbol": m.wire, "id": t.trade_id, "orderId": t.order_id, "orderListId": -1,
-        "price": m.price(t.price), "qty": m.qty(t.qty), "quoteQty": m.quote_amount(t.quote),
-        "commission": m.quote_amount(t.commission), "commissionAsset": m.quote.symbol,
-        "time": ms(t.time_ns), "isBuyer": t.is_buyer, "isMaker": t.is_maker,
+        "symbol": m.wire,
+        "id": t.trade_id,
+        "orderId": t.order_id,
+        "orderListId": -1,
+        "price": m.price(t.price),
+        "qty": m.qty(t.qty),
+        "quoteQty": m.quote_amount(t.quote),
+        "commission": m.quote_amount(t.commission),
+        "commissionAsset": m.quote.symbol,
+        "time": ms(t.time_ns),
+        "isBuyer": t.is_buyer,
+        "isMaker": t.is_maker,
         "isBestMatch": True,
     }
 
@@ -153,27 +179,45 @@ def balances(store: Store, acct: AccountView, *, omit_zero: bool = False) -> lis
         b = acct.balances.get(asset_id, [0, 0, 0])
         if omit_zero and not any(b):
             continue
-        out.append({"asset": a.symbol, "free": atoms_to_decimal(b[0], a.decimals),
-                    "locked": atoms_to_decimal(b[1] + b[2], a.decimals)})
+        out.append(
+            {
+                "asset": a.symbol,
+                "free": atoms_to_decimal(b[0], a.decimals),
+                "locked": atoms_to_decimal(b[1] + b[2], a.decimals),
+            }
+        )
     return out
 
 
-def account(store: Store, account_id: int, can_trade: bool, can_withdraw: bool,
-            omit_zero: bool = False) -> dict[str, Any]:
+def account(
+    store: Store, account_id: int, can_trade: bool, can_withdraw: bool, omit_zero: bool = False
+) -> dict[str, Any]:
     acct = store.accounts[account_id]
     m = next(iter(store.markets.values()), None)
     maker = m.maker_fee_ppm if m else 0
     taker = m.taker_fee_ppm if m else 0
     return {
-        "makerCommission": maker // 100, "takerCommission": taker // 100,
-        "buyerCommission": 0, "sellerCommission": 0,
-        "commissionRates": {"maker": f"{maker / 1e6:.8f}", "taker": f"{taker / 1e6:.8f}",
-                            "buyer": "0.00000000", "seller": "0.00000000"},
-        "canTrade": can_trade, "canWithdraw": can_withdraw, "canDeposit": True,
-        "brokered": False, "requireSelfTradePrevention": False, "preventSor": False,
-        "updateTime": ms(acct.update_ns), "accountType": "SPOT",
+        "makerCommission": maker // 100,
+        "takerCommission": taker // 100,
+        "buyerCommission": 0,
+        "sellerCommission": 0,
+        "commissionRates": {
+            "maker": f"{maker / 1e6:.8f}",
+            "taker": f"{taker / 1e6:.8f}",
+            "buyer": "0.00000000",
+            "seller": "0.00000000",
+        },
+        "canTrade": can_trade,
+        "canWithdraw": can_withdraw,
+        "canDeposit": True,
+        "brokered": False,
+        "requireSelfTradePrevention": False,
+        "preventSor": False,
+        "updateTime": ms(acct.update_ns),
+        "accountType": "SPOT",
         "balances": balances(store, acct, omit_zero=omit_zero),
-        "permissions": ["SPOT"], "uid": account_id,
+        "permissions": ["SPOT"],
+        "uid": account_id,
     }
 
 
@@ -182,19 +226,39 @@ def execution_report(r: Report, m: Market, ids: ClientIdBook, now_ms: int) -> di
     price, orig, executed, cum_quote, status = r.snapshot
     working = status in ("NEW", "PARTIALLY_FILLED") and r.working_ns != -1
     out = {
-        "e": "executionReport", "E": now_ms, "s": m.wire,
+        "e": "executionReport",
+        "E": now_ms,
+        "s": m.wire,
         "c": ids.display(o.client_order_id, o.order_id),
-        "S": SIDES.get(o.side, "BUY"), "o": TYPES.get(o.order_type, "LIMIT"),
-        "f": TIFS.get(o.time_in_force, "GTC"), "q": m.qty(orig), "p": m.price(price),
-        "P": m.price(o.stop_price), "F": m.qty(o.iceberg_qty), "g": -1, "C": "",
-        "x": r.exec_type, "X": status,
-        "r": "NONE", "i": o.order_id, "l": m.qty(r.last_qty), "z": m.qty(executed),
-        "L": m.price(r.last_price), "n": m.quote_amount(r.commission),
-        "N": m.quote.symbol if r.commission else None, "T": ms(r.time_ns), "t": r.trade_id,
-        "I": 0, "w": working, "m": r.is_maker, "M": False,
-        "O": ms(o.time_ns), "Z": m.quote_amount(cum_quote),
+        "S": SIDES.get(o.side, "BUY"),
+        "o": TYPES.get(o.order_type, "LIMIT"),
+        "f": TIFS.get(o.time_in_force, "GTC"),
+        "q": m.qty(orig),
+        "p": m.price(price),
+        "P": m.price(o.stop_price),
+        "F": m.qty(o.iceberg_qty),
+        "g": -1,
+        "C": "",
+        "x": r.exec_type,
+        "X": status,
+        "r": "NONE",
+        "i": o.order_id,
+        "l": m.qty(r.last_qty),
+        "z": m.qty(executed),
+        "L": m.price(r.last_price),
+        "n": m.quote_amount(r.commission),
+        "N": m.quote.symbol if r.commission else None,
+        "T": ms(r.time_ns),
+        "t": r.trade_id,
+        "I": 0,
+        "w": working,
+        "m": r.is_maker,
+        "M": False,
+        "O": ms(o.time_ns),
+        "Z": m.quote_amount(cum_quote),
         "Y": m.quote_amount(r.last_qty * r.last_price // 10**m.base.decimals),
-        "Q": m.quote_amount(o.orig_quote_qty), "V": STP_NAMES.get(o.stp_mode, "NONE"),
+        "Q": m.quote_amount(o.orig_quote_qty),
+        "V": STP_NAMES.get(o.stp_mode, "NONE"),
     }
     if r.working_ns != -1:
         out["W"] = ms(r.working_ns)  # the dialect: only once the order works
@@ -207,13 +271,19 @@ def execution_report(r: Report, m: Market, ids: ClientIdBook, now_ms: int) -> di
     return out
 
 
-def account_position(store: Store, account_id: int, assets: set[int], ts_ms: int,
-                     now_ms: int) -> dict[str, Any]:
+def account_position(
+    store: Store, account_id: int, assets: set[int], ts_ms: int, now_ms: int
+) -> dict[str, Any]:
     acct = store.accounts[account_id]
     out = []
     for asset_id in sorted(assets):
         a = store.assets[asset_id]
         b = acct.balances.get(asset_id, [0, 0, 0])
-        out.append({"a": a.symbol, "f": atoms_to_decimal(b[0], a.decimals),
-                    "l": atoms_to_decimal(b[1] + b[2], a.decimals)})
+        out.append(
+            {
+                "a": a.symbol,
+                "f": atoms_to_decimal(b[0], a.decimals),
+                "l": atoms_to_decimal(b[1] + b[2], a.decimals),
+            }
+        )
     return {"e": "outboundAccountPosition", "E": now_ms, "u": ts_ms, "B": out}

@@ -60,8 +60,9 @@ class Session:
     whole frames in a single transport write (one syscall for many acknowledgements); a client
     whose unsent data exceeds MAX_BUFFER_BYTES is disconnected rather than slowing others."""
 
-    def __init__(self, gw: Gateway, ws: web.WebSocketResponse, ip: str,
-                 transport: asyncio.Transport | None) -> None:
+    def __init__(
+        self, gw: Gateway, ws: web.WebSocketResponse, ip: str, transport: asyncio.Transport | None
+    ) -> None:
         self.gw = gw
         self.ws = ws
         self.ip = ip
@@ -94,7 +95,8 @@ class Session:
         if t.get_write_buffer_size() > MAX_BUFFER_BYTES:  # slow consumer
             self._closed = True
             asyncio.get_running_loop().create_task(
-                self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"slow consumer"))
+                self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"slow consumer")
+            )
 
     async def stop(self) -> None:
         if self._outbox:
@@ -102,8 +104,14 @@ class Session:
         self._closed = True
 
 
-def _reply(session: Session, req_id: Any, status: int, result: Any = None,
-           error: errors.ApiError | None = None, limits: list[Any] | None = None) -> None:
+def _reply(
+    session: Session,
+    req_id: Any,
+    status: int,
+    result: Any = None,
+    error: errors.ApiError | None = None,
+    limits: list[Any] | None = None,
+) -> None:
     out: dict[str, Any] = {"id": req_id, "status": status}
     if error is not None:
         out["error"] = error.body()
@@ -134,13 +142,16 @@ def _dispatch(session: Session, raw: str) -> tuple[Any, Any, Any, Any, Any] | No
     limits: list[Any] | None = None
     try:
         if too_deep(raw):
-            raise errors.ApiError(errors.MANDATORY_PARAM, "Malformed request: JSON nested "
-                                  f"deeper than {MAX_JSON_DEPTH} levels.")
+            raise errors.ApiError(
+                errors.MANDATORY_PARAM,
+                f"Malformed request: JSON nested deeper than {MAX_JSON_DEPTH} levels.",
+            )
         try:
             msg = _decode(raw)
         except (msgspec.DecodeError, ValueError):
-            raise errors.ApiError(errors.MANDATORY_PARAM, "Malformed request: invalid JSON.") \
-                from None
+            raise errors.ApiError(
+                errors.MANDATORY_PARAM, "Malformed request: invalid JSON."
+            ) from None
         if not isinstance(msg, dict):
             raise errors.ApiError(errors.MANDATORY_PARAM, "Malformed request: not an object.")
         if not _valid_id(msg.get("id")):
@@ -196,12 +207,19 @@ def _reply_failure(session: Session, req_id: Any, error: BaseException, limits: 
     if not isinstance(error, errors.ApiError):
         log.error("ws_request_failed", error=repr(error), exc_info=error)
         error = errors.ApiError(
-            errors.UNKNOWN, "An unknown error occurred while processing the request.", 500)
+            errors.UNKNOWN, "An unknown error occurred while processing the request.", 500
+        )
     _reply(session, req_id, error.status, error=error, limits=limits)
 
 
-async def _request(session: Session, req_id: Any, limits: Any, spec: handlers.MethodSpec,
-                   key: ApiKey | None, params: dict[str, Any]) -> None:
+async def _request(
+    session: Session,
+    req_id: Any,
+    limits: Any,
+    spec: handlers.MethodSpec,
+    key: ApiKey | None,
+    params: dict[str, Any],
+) -> None:
     try:
         result = await spec.fn(session, key, params)
         metrics = session.gw.metrics
@@ -213,8 +231,9 @@ async def _request(session: Session, req_id: Any, limits: Any, spec: handlers.Me
         _reply_failure(session, req_id, exc, limits)
 
 
-def _authenticate(session: Session, spec: handlers.MethodSpec, params: dict[str, Any],
-                  now: int) -> ApiKey | None:
+def _authenticate(
+    session: Session, spec: handlers.MethodSpec, params: dict[str, Any], now: int
+) -> ApiKey | None:
     if spec.permission is None:
         return None
     gw = session.gw
@@ -230,8 +249,9 @@ def _authenticate(session: Session, spec: handlers.MethodSpec, params: dict[str,
         if "timestamp" in params:
             auth.check_timestamp(params, now)
     else:
-        raise errors.ApiError(errors.UNAUTHORIZED,
-                              "You are not authorized to execute this request.", 401)
+        raise errors.ApiError(
+            errors.UNAUTHORIZED, "You are not authorized to execute this request.", 401
+        )
     auth.require(key, spec.permission)
     return key
 
@@ -244,8 +264,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
         gw.limiter.connect(ip, auth.now_ms())
     except errors.ApiError as exc:
         return web.json_response(exc.body(), status=exc.status)
-    ws = web.WebSocketResponse(heartbeat=limits.ws_heartbeat_s, compress=False,
-                               max_msg_size=limits.max_message_bytes)
+    ws = web.WebSocketResponse(
+        heartbeat=limits.ws_heartbeat_s, compress=False, max_msg_size=limits.max_message_bytes
+    )
     try:
         await ws.prepare(request)
     except BaseException:
@@ -272,8 +293,14 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 tasks.add(task)
                 task.add_done_callback(lambda t: (tasks.discard(t), _done(session)))
             elif msg.type == WSMsgType.BINARY:
-                _reply(session, None, 400, error=errors.ApiError(
-                    errors.MANDATORY_PARAM, "Malformed request: binary frames are not accepted."))
+                _reply(
+                    session,
+                    None,
+                    400,
+                    error=errors.ApiError(
+                        errors.MANDATORY_PARAM, "Malformed request: binary frames are not accepted."
+                    ),
+                )
             else:  # CLOSE, CLOSING, CLOSED, ERROR (e.g. a frame over the size limit)
                 break
     finally:

@@ -56,8 +56,9 @@ def parse_time_ns(text: str) -> int:
 def _window(args: argparse.Namespace) -> Window:
     if args.from_time is not None or args.to_time is not None:
         if args.from_seq is not None or args.to_seq is not None:
-            raise UserError("give sequences (--from/--to) or times (--from-time/--to-time), "
-                            "not both")
+            raise UserError(
+                "give sequences (--from/--to) or times (--from-time/--to-time), not both"
+            )
         window = Window(
             "ts",
             parse_time_ns(args.from_time) if args.from_time else 0,
@@ -119,8 +120,9 @@ async def _from_pg(dsn: str, kind: str, args: argparse.Namespace) -> tuple[objec
                 "this database holds no ledger projection yet",
                 hint="run `kootabase ledger sync --dsn DSN --journal DATA_DIR/journal` first",
             ) from None
-        names = AssetNames({r["asset_id"]: r["symbol"] for r in rows},
-                           {r["asset_id"]: r["decimals"] for r in rows})
+        names = AssetNames(
+            {r["asset_id"]: r["symbol"] for r in rows}, {r["asset_id"]: r["decimals"] for r in rows}
+        )
         asset = names.resolve(getattr(args, "asset", None))
         if kind == "balances":
             return await queries.balances(conn, args.as_of, args.account), names
@@ -140,10 +142,13 @@ def _from_journal(journal: Path, kind: str, args: argparse.Namespace) -> tuple[o
     if window is not None and window.by == "seq" and window.high != Window().high:
         asked = window.high
     if asked is not None and asked > book.last_seq:
-        raise BeyondEnd("the journal", book.last_seq, asked,
-                        hint="ask for a sequence at or before its end")
-    names = AssetNames({a.asset_id: a.symbol for a in book.assets.values()},
-                       {a.asset_id: a.decimals for a in book.assets.values()})
+        raise BeyondEnd(
+            "the journal", book.last_seq, asked, hint="ask for a sequence at or before its end"
+        )
+    names = AssetNames(
+        {a.asset_id: a.symbol for a in book.assets.values()},
+        {a.asset_id: a.decimals for a in book.assets.values()},
+    )
     asset = names.resolve(getattr(args, "asset", None))
     if kind == "balances":
         return book_balances(book, args.as_of), names
@@ -193,8 +198,9 @@ def run_report_cli(args: argparse.Namespace) -> int:
             rows.append((sym(asset_id), "TOTAL", "", debits, credits, total, amt(asset_id, total)))
         for asset_id, demo in sorted(report.demo_atoms.items()):
             # the demo faucet's part of the CUSTODY balance: no chain backs it
-            rows.append((sym(asset_id), 0, "CUSTODY of which DEMO", "", "", -demo,
-                         amt(asset_id, -demo)))
+            rows.append(
+                (sym(asset_id), 0, "CUSTODY of which DEMO", "", "", -demo, amt(asset_id, -demo))
+            )
         emit(
             f"trial balance as of seq {report.as_of_seq}",
             ("asset", "account", "bucket", "debits", "credits", "balance", "amount"),
@@ -208,8 +214,20 @@ def run_report_cli(args: argparse.Namespace) -> int:
         assert isinstance(report, Statement)
 
         def balance_row(label: str, r: BalanceRow) -> tuple[object, ...]:
-            return ("", "", "", label, sym(r.asset), bucket_name(r.bucket), "", "", "", "",
-                    r.amount, amt(r.asset, r.amount))
+            return (
+                "",
+                "",
+                "",
+                label,
+                sym(r.asset),
+                bucket_name(r.bucket),
+                "",
+                "",
+                "",
+                "",
+                r.amount,
+                amt(r.asset, r.amount),
+            )
 
         rows = [balance_row("opening", r) for r in report.opening]
         for line in report.lines:
@@ -267,8 +285,9 @@ def run_sync_cli(args: argparse.Namespace) -> int:
     require_journal_dir(Path(args.journal))
 
     async def once() -> None:
-        result = await sync(args.dsn, Path(args.journal), to_seq=args.to_seq,
-                            chunk_commands=args.chunk)
+        result = await sync(
+            args.dsn, Path(args.journal), to_seq=args.to_seq, chunk_commands=args.chunk
+        )
         if follow_s is not None and result.commands == 0:
             return
         rate = result.postings / result.seconds if result.seconds > 0 else 0.0
@@ -314,9 +333,12 @@ def _run_stream_sync(args: argparse.Namespace, follow_s: float | None) -> int:
         options, spec = options_from_args(args, "kootabase-ledger")
     except ValueError as exc:
         raise SystemExit(f"kootabase ledger sync: {exc}") from None
-    result = asyncio.run(sync_stream(args.dsn, options, spec, follow_s=follow_s,
-                                     chunk_commands=args.chunk))
-    sys.stdout.write(f"projected seq {result.from_seq}..{result.to_seq} from stream "
-                     f"{spec.name}: {result.commands} commands, {result.postings} postings in "
-                     f"{result.seconds:.3f} s\n")
+    result = asyncio.run(
+        sync_stream(args.dsn, options, spec, follow_s=follow_s, chunk_commands=args.chunk)
+    )
+    sys.stdout.write(
+        f"projected seq {result.from_seq}..{result.to_seq} from stream "
+        f"{spec.name}: {result.commands} commands, {result.postings} postings in "
+        f"{result.seconds:.3f} s\n"
+    )
     return 0

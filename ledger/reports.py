@@ -30,8 +30,9 @@ class BeyondEnd(UserError, LookupError):
     source is the journal or the PostgreSQL projection (never a silently partial answer)."""
 
     def __init__(self, source: str, last_seq: int, asked_seq: int, *, hint: str) -> None:
-        super().__init__(f"{source} holds the ledger up to seq {last_seq}, not {asked_seq}",
-                         hint=hint)
+        super().__init__(
+            f"{source} holds the ledger up to seq {last_seq}, not {asked_seq}", hint=hint
+        )
         self.last_seq = last_seq
         self.asked_seq = asked_seq
 

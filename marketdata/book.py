@@ -30,9 +30,9 @@ OP_DONE = "done"
 OP_AMEND = "amend"
 """(OP_AMEND, seq, order_id, qty): open quantity reduced in place (priority kept)."""
 
-L3Op = tuple[str, int, int, int] | tuple[str, int, int, int, int] | tuple[
-    str, int, int, int, int, int
-]
+L3Op = (
+    tuple[str, int, int, int] | tuple[str, int, int, int, int] | tuple[str, int, int, int, int, int]
+)
 
 
 class Level:

@@ -58,6 +58,7 @@ def bounds(interval: str, t_ms: int) -> tuple[int, int]:
     open_ms = t_ms - (t_ms - origin) % length
     return open_ms, open_ms + length - 1
 
+
 HISTORY: Final = 1_000
 """Closed candles kept per market and interval (the REST limit's maximum)."""
 

@@ -175,7 +175,8 @@ class DepthSyncClient:
             self.progress.clear()
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise TimeoutError(f"book not synced to {seq} (at {self.last_u}, "
-                                   f"synced={self.synced})")
+                raise TimeoutError(
+                    f"book not synced to {seq} (at {self.last_u}, synced={self.synced})"
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.progress.wait(), min(remaining, 0.05))

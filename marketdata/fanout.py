@@ -203,8 +203,11 @@ class Hub:
         if sub.transport.is_closing():
             return False
         if sub.transport.get_write_buffer_size() + len(payload) > self.max_buffer_bytes:
-            self.disconnect(sub, CLOSE_SLOW_CONSUMER,
-                            f"slow consumer: send buffer exceeded {self.max_buffer_bytes} bytes")
+            self.disconnect(
+                sub,
+                CLOSE_SLOW_CONSUMER,
+                f"slow consumer: send buffer exceeded {self.max_buffer_bytes} bytes",
+            )
             return False
         sub.transport.write(text_frame(payload))
         return True

@@ -51,8 +51,9 @@ def _service(request: web.Request) -> MarketDataService:
 
 def _market(service: MarketDataService, symbol: str | None) -> MarketState:
     if not symbol:
-        raise ApiError(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, "
-                              "or malformed.")
+        raise ApiError(
+            -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."
+        )
     market = service.state.by_wire_symbol.get(symbol.upper()) if symbol.isascii() else None
     if market is None:
         raise ApiError(-1121, "Invalid symbol.")
@@ -64,8 +65,10 @@ def _int(request: web.Request, name: str, default: int | None, lo: int, hi: int)
     if text is None or text == "":
         return default
     if _DIGITS.fullmatch(text) is None:
-        raise ApiError(-1100, f"Illegal characters found in parameter '{name}'; legal range is "
-                              "'^[0-9]{1,20}$'.")
+        raise ApiError(
+            -1100,
+            f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'.",
+        )
     value = int(text)
     if not lo <= value <= hi:
         raise ApiError(-1100, f"Parameter '{name}' must be between {lo} and {hi}.")
@@ -86,8 +89,11 @@ def _markets(service: MarketDataService, request: web.Request) -> tuple[list[Mar
         except ValueError:
             names = None
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise ApiError(-1100, "Illegal characters found in parameter 'symbols'; expected "
-                                  'a JSON array of symbols, e.g. ["BTCUSDT","ETHUSDT"].')
+            raise ApiError(
+                -1100,
+                "Illegal characters found in parameter 'symbols'; expected "
+                'a JSON array of symbols, e.g. ["BTCUSDT","ETHUSDT"].',
+            )
         return [_market(service, n) for n in names], False
     return [service.state.markets[k] for k in sorted(service.state.markets)], False
 
@@ -111,7 +117,8 @@ def depth(service: MarketDataService, request: web.Request) -> web.Response:
     limit = _int(request, "limit", 100, 1, 5000)
     assert limit is not None
     return json_response(
-        wire.depth_snapshot(market.info, market.book, service.state.last_seq, limit))
+        wire.depth_snapshot(market.info, market.book, service.state.last_seq, limit)
+    )
 
 
 @_handler
@@ -184,8 +191,13 @@ def avg_price(service: MarketDataService, request: web.Request) -> web.Response:
         price = wire.weighted_avg_price(market.info, volume, sum(t.quote for t in recent))
     else:
         price = last.price if last is not None else 0
-    return json_response({"mins": AVG_PRICE_MINS, "price": market.info.price(price),
-                          "closeTime": last.time_ms if last is not None else 0})
+    return json_response(
+        {
+            "mins": AVG_PRICE_MINS,
+            "price": market.info.price(price),
+            "closeTime": last.time_ms if last is not None else 0,
+        }
+    )
 
 
 @_handler
@@ -195,8 +207,9 @@ def klines(service: MarketDataService, request: web.Request) -> web.Response:
     market = _market(service, request.query.get("symbol"))
     interval = request.query.get("interval")
     if not interval:
-        raise ApiError(-1102, "Mandatory parameter 'interval' was not sent, was empty/null, "
-                              "or malformed.")
+        raise ApiError(
+            -1102, "Mandatory parameter 'interval' was not sent, was empty/null, or malformed."
+        )
     if interval not in INTERVALS:
         raise ApiError(-1120, "Invalid interval.")
     start = _int(request, "startTime", None, 0, 1 << 62)

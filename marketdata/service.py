@@ -134,8 +134,9 @@ class MarketDataService:
                 ops = book.drain_ops()
                 stream = f"{sym}@l3"
                 if hub.wants(stream):
-                    hub.publish(stream, _encode(
-                        wire.l3_event(info, ops, ms.last_l3_u + 1, last_seq, now)))
+                    hub.publish(
+                        stream, _encode(wire.l3_event(info, ops, ms.last_l3_u + 1, last_seq, now))
+                    )
                 ms.last_l3_u = last_seq
             stream = f"{sym}@bookTicker"
             if hub.wants(stream):
@@ -160,23 +161,31 @@ class MarketDataService:
             if dirty:
                 stream = f"{sym}@depth{suffix}"
                 if hub.wants(stream):
-                    hub.publish(stream, _encode(wire.depth_update(
-                        info, book, dirty, ms.last_u[speed_ms] + 1, last_seq, now)))
+                    hub.publish(
+                        stream,
+                        _encode(
+                            wire.depth_update(
+                                info, book, dirty, ms.last_u[speed_ms] + 1, last_seq, now
+                            )
+                        ),
+                    )
                 ms.last_u[speed_ms] = last_seq
                 dirty.clear()
                 for levels in PARTIAL_LEVELS:
                     stream = f"{sym}@depth{levels}{suffix}"
                     if hub.wants(stream):
-                        hub.publish(stream, _encode(
-                            wire.partial_depth(info, book, last_seq, levels)))
+                        hub.publish(
+                            stream, _encode(wire.partial_depth(info, book, last_seq, levels))
+                        )
             if speed_ms == 100:
                 self._publish_klines(market, now)
             else:
                 stream = f"{sym}@ticker"
                 if hub.wants(stream):
                     market.ticker.advance(self.state.last_ts_ns)
-                    hub.publish(stream, _encode(
-                        wire.ticker_event(info, market.ticker.stats(), book, now)))
+                    hub.publish(
+                        stream, _encode(wire.ticker_event(info, market.ticker.stats(), book, now))
+                    )
         if speed_ms == 1000:
             hub.publish(HEARTBEAT, _encode(wire.heartbeat_event(last_seq, now)))
 

@@ -284,11 +284,11 @@ class MarketDataState:
                 ev.order_id, ev.market_id, ev.side, ev.price_atoms, ev.qty_atoms
             )
             if ev.display_qty_atoms:
-                self._icebergs[ev.order_id] = _Iceberg(ev.side, ev.display_qty_atoms,
-                                                       ev.qty_atoms)
+                self._icebergs[ev.order_id] = _Iceberg(ev.side, ev.display_qty_atoms, ev.qty_atoms)
         elif ev.order_type in CONDITIONAL_TYPES:
             self._waiting[ev.order_id] = _Waiting(
-                ev.side, ev.qty_atoms,
+                ev.side,
+                ev.qty_atoms,
                 ev.order_type in LIMIT_CONDITIONAL_TYPES and ev.time_in_force in _RESTING_TIF,
                 ev.quote_qty_atoms > 0,
             )
@@ -361,13 +361,20 @@ class MarketDataState:
                 agg_id = prev.agg_id
         market.last_taker = ev.taker_order_id
         record = TradeRecord(
-            ev.trade_id, ev.price_atoms, ev.qty_atoms, ev.quote_atoms, time_ms,
-            ev.taker_side == SELL, seq, agg_id,
+            ev.trade_id,
+            ev.price_atoms,
+            ev.qty_atoms,
+            ev.quote_atoms,
+            time_ms,
+            ev.taker_side == SELL,
+            seq,
+            agg_id,
         )
         market.trades.append(record)
         market.new_trades.append(record)
-        market.ticker.add(self.last_ts_ns, ev.trade_id, ev.price_atoms, ev.qty_atoms,
-                          ev.quote_atoms)
+        market.ticker.add(
+            self.last_ts_ns, ev.trade_id, ev.price_atoms, ev.qty_atoms, ev.quote_atoms
+        )
         run = market.run
         if run is None:
             run = market.run = TradeRun(self.last_ts_ns, ev.trade_id, ev.price_atoms)

@@ -67,7 +67,7 @@ def parse_stream(text: str, symbols: set[str] | frozenset[str]) -> Stream:
     if suffix == "l3":
         return Stream(f"{sym}@l3", "l3", symbol)
     if suffix.startswith("kline_"):
-        interval = rest[len("kline_"):]
+        interval = rest[len("kline_") :]
         if interval not in INTERVALS:
             raise StreamError(
                 f"Invalid stream name {text!r}: unknown kline interval {interval!r} "

@@ -101,9 +101,18 @@ def agg_trade(info: MarketInfo, group: Sequence[TradeRecord]) -> dict[str, Any]:
 def kline_row(info: MarketInfo, c: Candle) -> list[Any]:
     """One row of GET /api/v3/klines (the dialect's 12-element array)."""
     return [
-        c.open_ms, info.price(c.open), info.price(c.high), info.price(c.low),
-        info.price(c.close), info.qty(c.volume), c.close_ms, info.quote(c.quote_volume),
-        c.count, info.qty(c.taker_buy_volume), info.quote(c.taker_buy_quote), "0",
+        c.open_ms,
+        info.price(c.open),
+        info.price(c.high),
+        info.price(c.low),
+        info.price(c.close),
+        info.qty(c.volume),
+        c.close_ms,
+        info.quote(c.quote_volume),
+        c.count,
+        info.qty(c.taker_buy_volume),
+        info.quote(c.taker_buy_quote),
+        "0",
     ]
 
 
@@ -157,8 +166,13 @@ def ticker_24hr(info: MarketInfo, s: TickerStats, book: Book) -> dict[str, Any]:
 
 def book_ticker(info: MarketInfo, book: Book) -> dict[str, Any]:
     bid_p, bid_q, ask_p, ask_q = _top(info, book)
-    return {"symbol": info.wire_symbol, "bidPrice": bid_p, "bidQty": bid_q,
-            "askPrice": ask_p, "askQty": ask_q}
+    return {
+        "symbol": info.wire_symbol,
+        "bidPrice": bid_p,
+        "bidQty": bid_q,
+        "askPrice": ask_p,
+        "askQty": ask_q,
+    }
 
 
 def price_ticker(info: MarketInfo, last_price: int) -> dict[str, Any]:
@@ -179,9 +193,15 @@ def l3_snapshot(info: MarketInfo, book: Book, last_seq: int) -> dict[str, Any]:
 
 def trade_event(info: MarketInfo, t: TradeRecord, event_ms: int) -> dict[str, Any]:
     return {
-        "e": "trade", "E": event_ms, "s": info.wire_symbol, "t": t.trade_id,
-        "p": info.price(t.price), "q": info.qty(t.qty), "T": t.time_ms,
-        "m": t.buyer_is_maker, "M": True,
+        "e": "trade",
+        "E": event_ms,
+        "s": info.wire_symbol,
+        "t": t.trade_id,
+        "p": info.price(t.price),
+        "q": info.qty(t.qty),
+        "T": t.time_ms,
+        "m": t.buyer_is_maker,
+        "M": True,
     }
 
 
@@ -217,13 +237,27 @@ def partial_depth(info: MarketInfo, book: Book, last_seq: int, limit: int) -> di
 
 def kline_event(info: MarketInfo, interval: str, c: Candle, event_ms: int) -> dict[str, Any]:
     return {
-        "e": "kline", "E": event_ms, "s": info.wire_symbol,
+        "e": "kline",
+        "E": event_ms,
+        "s": info.wire_symbol,
         "k": {
-            "t": c.open_ms, "T": c.close_ms, "s": info.wire_symbol, "i": interval,
-            "f": c.first_id, "L": c.last_id, "o": info.price(c.open), "c": info.price(c.close),
-            "h": info.price(c.high), "l": info.price(c.low), "v": info.qty(c.volume),
-            "n": c.count, "x": c.closed, "q": info.quote(c.quote_volume),
-            "V": info.qty(c.taker_buy_volume), "Q": info.quote(c.taker_buy_quote), "B": "0",
+            "t": c.open_ms,
+            "T": c.close_ms,
+            "s": info.wire_symbol,
+            "i": interval,
+            "f": c.first_id,
+            "L": c.last_id,
+            "o": info.price(c.open),
+            "c": info.price(c.close),
+            "h": info.price(c.high),
+            "l": info.price(c.low),
+            "v": info.qty(c.volume),
+            "n": c.count,
+            "x": c.closed,
+            "q": info.quote(c.quote_volume),
+            "V": info.qty(c.taker_buy_volume),
+            "Q": info.quote(c.taker_buy_quote),
+            "B": "0",
         },
     }
 
@@ -236,12 +270,29 @@ def book_ticker_event(info: MarketInfo, book: Book, last_seq: int) -> dict[str, 
 def ticker_event(info: MarketInfo, s: TickerStats, book: Book, event_ms: int) -> dict[str, Any]:
     t = ticker_24hr(info, s, book)
     return {
-        "e": "24hrTicker", "E": event_ms, "s": t["symbol"], "p": t["priceChange"],
-        "P": t["priceChangePercent"], "w": t["weightedAvgPrice"], "x": t["prevClosePrice"],
-        "c": t["lastPrice"], "Q": t["lastQty"], "b": t["bidPrice"], "B": t["bidQty"],
-        "a": t["askPrice"], "A": t["askQty"], "o": t["openPrice"], "h": t["highPrice"],
-        "l": t["lowPrice"], "v": t["volume"], "q": t["quoteVolume"], "O": t["openTime"],
-        "C": t["closeTime"], "F": t["firstId"], "L": t["lastId"], "n": t["count"],
+        "e": "24hrTicker",
+        "E": event_ms,
+        "s": t["symbol"],
+        "p": t["priceChange"],
+        "P": t["priceChangePercent"],
+        "w": t["weightedAvgPrice"],
+        "x": t["prevClosePrice"],
+        "c": t["lastPrice"],
+        "Q": t["lastQty"],
+        "b": t["bidPrice"],
+        "B": t["bidQty"],
+        "a": t["askPrice"],
+        "A": t["askQty"],
+        "o": t["openPrice"],
+        "h": t["highPrice"],
+        "l": t["lowPrice"],
+        "v": t["volume"],
+        "q": t["quoteVolume"],
+        "O": t["openTime"],
+        "C": t["closeTime"],
+        "F": t["firstId"],
+        "L": t["lastId"],
+        "n": t["count"],
     }
 
 
@@ -257,16 +308,31 @@ def l3_event(
     for op in ops:
         kind, seq, oid = op[0], op[1], op[2]
         if kind == "open":
-            out.append([kind, seq, str(oid), _SIDE[op[3]], info.price(op[4]),  # type: ignore[misc]
-                        info.qty(op[5])])  # type: ignore[misc]
+            out.append(
+                [
+                    kind,
+                    seq,
+                    str(oid),
+                    _SIDE[op[3]],
+                    info.price(op[4]),  # type: ignore[misc]
+                    info.qty(op[5]),
+                ]
+            )  # type: ignore[misc]
         elif kind == "fill":
             out.append([kind, seq, str(oid), info.qty(op[3]), info.qty(op[4])])  # type: ignore[misc]
         elif kind == "amend":
             out.append([kind, seq, str(oid), info.qty(op[3])])
         else:
             out.append([kind, seq, str(oid), op[3]])
-    return {"e": "l3Update", "E": event_ms, "s": info.wire_symbol, "U": first, "u": last,
-            "pu": first - 1, "o": out}
+    return {
+        "e": "l3Update",
+        "E": event_ms,
+        "s": info.wire_symbol,
+        "U": first,
+        "u": last,
+        "pu": first - 1,
+        "o": out,
+    }
 
 
 def heartbeat_event(last_seq: int, event_ms: int) -> dict[str, Any]:

@@ -50,8 +50,9 @@ class _RequestError(Exception):
 
 def _parse_all(names: Any, symbols: frozenset[str]) -> list[str]:
     if not isinstance(names, list) or not names:
-        raise _RequestError(2, "Invalid request: 'params' must be a non-empty array of "
-                               "stream names")
+        raise _RequestError(
+            2, "Invalid request: 'params' must be a non-empty array of stream names"
+        )
     out = []
     for name in names:
         if not isinstance(name, str):
@@ -86,8 +87,7 @@ class _Connection:
         request_id: Any = None
         try:
             if too_deep(text):
-                raise _RequestError(3, f"Invalid JSON: nested deeper than {MAX_JSON_DEPTH} "
-                                       "levels")
+                raise _RequestError(3, f"Invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels")
             try:
                 msg = _decode(text)
             except msgspec.DecodeError as exc:
@@ -96,18 +96,25 @@ class _Connection:
                 raise _RequestError(2, "Invalid request: expected a JSON object")
             request_id = msg.get("id")
             if not (
-                (isinstance(request_id, int) and not isinstance(request_id, bool)
-                 and 0 <= request_id < 1 << 63)
+                (
+                    isinstance(request_id, int)
+                    and not isinstance(request_id, bool)
+                    and 0 <= request_id < 1 << 63
+                )
                 or (isinstance(request_id, str) and 0 < len(request_id) <= 36)
             ):
                 request_id = None
-                raise _RequestError(2, "Invalid request: request ID must be an unsigned "
-                                       "integer (or a string of at most 36 characters)")
+                raise _RequestError(
+                    2,
+                    "Invalid request: request ID must be an unsigned "
+                    "integer (or a string of at most 36 characters)",
+                )
             unknown = set(msg) - {"method", "params", "id"}
             if unknown:
                 raise _RequestError(2, f"Invalid request: unknown property {sorted(unknown)[0]!r}")
-            self.reply({"result": self._dispatch(msg.get("method"), msg.get("params")),
-                        "id": request_id})
+            self.reply(
+                {"result": self._dispatch(msg.get("method"), msg.get("params")), "id": request_id}
+            )
         except _RequestError as err:
             self.reply({"error": {"code": err.code, "msg": err.msg}, "id": request_id})
 
@@ -117,8 +124,9 @@ class _Connection:
             names = _parse_all(params, self.service.symbols)
             streams = sub.streams | set(names)
             if len(streams) > MAX_STREAMS:
-                raise _RequestError(2, f"Invalid request: too many streams (at most "
-                                       f"{MAX_STREAMS} per connection)")
+                raise _RequestError(
+                    2, f"Invalid request: too many streams (at most {MAX_STREAMS} per connection)"
+                )
             hub.set_streams(sub, streams)
             return None
         if method == "UNSUBSCRIBE":
@@ -143,9 +151,12 @@ class _Connection:
             return None
         if not isinstance(method, str):
             raise _RequestError(2, "Invalid request: 'method' must be a string")
-        raise _RequestError(2, f"Invalid request: unknown method {method[:40]!r} (expected "
-                               "SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS, SET_PROPERTY, "
-                               "GET_PROPERTY)")
+        raise _RequestError(
+            2,
+            f"Invalid request: unknown method {method[:40]!r} (expected "
+            "SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS, SET_PROPERTY, "
+            "GET_PROPERTY)",
+        )
 
 
 async def _serve(request: web.Request, names: list[str], combined: bool) -> web.StreamResponse:
@@ -155,10 +166,15 @@ async def _serve(request: web.Request, names: list[str], combined: bool) -> web.
     except StreamError as exc:
         return json_response({"code": -1100, "msg": str(exc)}, 400)
     if len(streams) > MAX_STREAMS:
-        return json_response({"code": -1100, "msg": f"too many streams (at most {MAX_STREAMS})"},
-                             400)
-    ws = web.WebSocketResponse(heartbeat=service.ws_heartbeat_s, compress=False,
-                               max_msg_size=MAX_FRAME_BYTES, autoping=True)
+        return json_response(
+            {"code": -1100, "msg": f"too many streams (at most {MAX_STREAMS})"}, 400
+        )
+    ws = web.WebSocketResponse(
+        heartbeat=service.ws_heartbeat_s,
+        compress=False,
+        max_msg_size=MAX_FRAME_BYTES,
+        autoping=True,
+    )
     await ws.prepare(request)
     transport = request.transport
     if transport is None:
@@ -167,21 +183,30 @@ async def _serve(request: web.Request, names: list[str], combined: bool) -> web.
     conn = _Connection(service, sub)
     service.hub.set_streams(sub, set(streams))
     lifetime = asyncio.get_running_loop().call_later(
-        service.max_connection_s, service.hub.disconnect, sub, CLOSE_GOING_AWAY,
-        "connection lifetime")
+        service.max_connection_s,
+        service.hub.disconnect,
+        sub,
+        CLOSE_GOING_AWAY,
+        "connection lifetime",
+    )
     try:
         async for msg in ws:
             if sub.close_reason:
                 break
             if conn.over_rate():
-                service.hub.disconnect(sub, CLOSE_SLOW_CONSUMER,
-                                       f"too many messages (at most {MAX_MESSAGES_PER_S}/s)")
+                service.hub.disconnect(
+                    sub, CLOSE_SLOW_CONSUMER, f"too many messages (at most {MAX_MESSAGES_PER_S}/s)"
+                )
                 break
             if msg.type == WSMsgType.TEXT:
                 conn.handle(msg.data)
             elif msg.type == WSMsgType.BINARY:
-                conn.reply({"error": {"code": 3, "msg": "Invalid JSON: binary frames are not "
-                                                        "accepted"}, "id": None})
+                conn.reply(
+                    {
+                        "error": {"code": 3, "msg": "Invalid JSON: binary frames are not accepted"},
+                        "id": None,
+                    }
+                )
     finally:
         lifetime.cancel()
         service.hub.remove(sub)

@@ -34,10 +34,22 @@ def _setup() -> list[Command]:
     commands: list[Command] = list(DEMO_COMMANDS)
     for account_id in ACCOUNTS:
         commands.append(CreateAccount(account_id=account_id))
-        commands.append(Deposit(account_id=account_id, asset_id=USDT, amount_atoms=10**15,
-                                deposit_key=f"usdt-{account_id}"))
-        commands.append(Deposit(account_id=account_id, asset_id=BTC, amount_atoms=10**12,
-                                deposit_key=f"btc-{account_id}"))
+        commands.append(
+            Deposit(
+                account_id=account_id,
+                asset_id=USDT,
+                amount_atoms=10**15,
+                deposit_key=f"usdt-{account_id}",
+            )
+        )
+        commands.append(
+            Deposit(
+                account_id=account_id,
+                asset_id=BTC,
+                amount_atoms=10**12,
+                deposit_key=f"btc-{account_id}",
+            )
+        )
     return commands
 
 
@@ -47,15 +59,24 @@ def _random_command(rng: random.Random, next_seq: int) -> Command:
     if roll < 0.6 or next_seq < 200:
         side = rng.choice((Side.BUY, Side.SELL))
         price_ticks = 3_000_000 + rng.randint(-300, 300)
-        return PlaceOrder(account_id=account_id, market_id=0, side=side,
-                          order_type=OrderType.LIMIT,
-                          time_in_force=rng.choice((TimeInForce.GTC,) * 4 + (TimeInForce.IOC,)),
-                          price_atoms=price_ticks * 10_000, qty_atoms=rng.randint(1, 50) * 10_000)
+        return PlaceOrder(
+            account_id=account_id,
+            market_id=0,
+            side=side,
+            order_type=OrderType.LIMIT,
+            time_in_force=rng.choice((TimeInForce.GTC,) * 4 + (TimeInForce.IOC,)),
+            price_atoms=price_ticks * 10_000,
+            qty_atoms=rng.randint(1, 50) * 10_000,
+        )
     target = rng.randint(max(1, next_seq - 500), next_seq - 1)
     if roll < 0.8:
         return CancelOrder(account_id=account_id, market_id=0, order_id=target)
-    return AmendOrder(account_id=account_id, market_id=0, order_id=target,
-                      new_price_atoms=(3_000_000 + rng.randint(-300, 300)) * 10_000)
+    return AmendOrder(
+        account_id=account_id,
+        market_id=0,
+        order_id=target,
+        new_price_atoms=(3_000_000 + rng.randint(-300, 300)) * 10_000,
+    )
 
 
 def main() -> None:

@@ -49,12 +49,23 @@ class Accounts:
 
 
 class ServerThread:
-    def __init__(self, tmp_path: Path, limits: Limits | None = None, *,
-                 fixture_accounts: bool = True, **config: Any) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        limits: Limits | None = None,
+        *,
+        fixture_accounts: bool = True,
+        **config: Any,
+    ) -> None:
         self.loop = asyncio.new_event_loop()
-        self.gw = Gateway(GatewayConfig(
-            data_dir=tmp_path / "data", master_key_file=tmp_path / "secrets" / "master.key",
-            limits=limits or Limits(), **config))
+        self.gw = Gateway(
+            GatewayConfig(
+                data_dir=tmp_path / "data",
+                master_key_file=tmp_path / "secrets" / "master.key",
+                limits=limits or Limits(),
+                **config,
+            )
+        )
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
         self.running: Running = self.call(start(self.gw, "127.0.0.1", 0))
@@ -84,10 +95,14 @@ class ServerThread:
         reader = self.gw.keys.create(demo.account_id, ("read",))
         assert reader.secret is not None
         return Accounts(
-            demo=Credentials.hmac(demo.api_key, demo.secret), demo_id=demo.account_id,
-            maker=Credentials.hmac(maker.api_key, maker.secret), maker_id=maker.account_id,
-            ed=Credentials.ed25519(ed.api_key, private), ed_id=ed.account_id,
-            reader=Credentials.hmac(reader.api_key, reader.secret))
+            demo=Credentials.hmac(demo.api_key, demo.secret),
+            demo_id=demo.account_id,
+            maker=Credentials.hmac(maker.api_key, maker.secret),
+            maker_id=maker.account_id,
+            ed=Credentials.ed25519(ed.api_key, private),
+            ed_id=ed.account_id,
+            reader=Credentials.hmac(reader.api_key, reader.secret),
+        )
 
     def new_account(self, **funds: str) -> Credentials:
         """A new account with a read+trade HMAC key, funded with ``asset=amount`` deposits."""
@@ -130,12 +145,21 @@ class ServerThread:
         self.loop.close()
 
 
-def http(method: str, url: str, *, query: str = "", body: str | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
+def http(
+    method: str,
+    url: str,
+    *,
+    query: str = "",
+    body: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], Any]:
     """A plain HTTP request; returns (status, headers, decoded JSON or text)."""
-    req = urllib.request.Request(url + (f"?{query}" if query else ""), method=method,
-                                 data=body.encode() if body is not None else None,
-                                 headers=headers or {})
+    req = urllib.request.Request(
+        url + (f"?{query}" if query else ""),
+        method=method,
+        data=body.encode() if body is not None else None,
+        headers=headers or {},
+    )
     if body is not None:
         req.add_header("Content-Type", "application/x-www-form-urlencoded")
     try:
@@ -149,8 +173,9 @@ def http(method: str, url: str, *, query: str = "", body: str | None = None,
         return status, hdrs, raw.decode(errors="replace")
 
 
-def signed_query(creds: Credentials, params: dict[str, Any], *,
-                 timestamp: int | None = None) -> str:
+def signed_query(
+    creds: Credentials, params: dict[str, Any], *, timestamp: int | None = None
+) -> str:
     params = {**params, "timestamp": timestamp or time.time_ns() // 1_000_000}
     query = urlencode(params)
     return f"{query}&{urlencode({'signature': creds.sign(query.encode())})}"

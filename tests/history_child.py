@@ -21,8 +21,11 @@ from tests.test_gateway_history import CONFIG, LIMITS
 async def _main(data_dir: Path, port: int) -> None:
     gw = Gateway(
         GatewayConfig(
-            data_dir=data_dir, master_key_file=data_dir / "master.key", limits=LIMITS,
-            demo=True, **CONFIG
+            data_dir=data_dir,
+            master_key_file=data_dir / "master.key",
+            limits=LIMITS,
+            demo=True,
+            **CONFIG,
         )
     )
     keys = data_dir / "keys.txt"

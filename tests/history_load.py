@@ -55,18 +55,36 @@ async def _one(n: int, c: WsApiClient, taker: WsApiClient, acked: Acked, tag: st
     kind = n % len(KINDS)
     cid = client_id(n, tag)
     if kind == 5:
-        await taker.request("order.place", {"symbol": SYMBOL, "side": "SELL", "type": "LIMIT",
-                                            "quantity": "0.001", "price": "80000",
-                                            "timeInForce": "GTC"}, signed=True)
+        await taker.request(
+            "order.place",
+            {
+                "symbol": SYMBOL,
+                "side": "SELL",
+                "type": "LIMIT",
+                "quantity": "0.001",
+                "price": "80000",
+                "timeInForce": "GTC",
+            },
+            signed=True,
+        )
     params = {"symbol": SYMBOL, **KINDS[kind], "newClientOrderId": cid}
     r = await c.request("order.place", params, signed=True)
     _ack(acked, r["orderId"], cid)
     if kind in (0, 3):
         await c.cancel_order(SYMBOL, order_id=r["orderId"])
     elif kind == 2:
-        await taker.request("order.place", {"symbol": SYMBOL, "side": "SELL", "type": "LIMIT",
-                                            "quantity": "0.001", "price": "70000",
-                                            "timeInForce": "IOC"}, signed=True)
+        await taker.request(
+            "order.place",
+            {
+                "symbol": SYMBOL,
+                "side": "SELL",
+                "type": "LIMIT",
+                "quantity": "0.001",
+                "price": "70000",
+                "timeInForce": "IOC",
+            },
+            signed=True,
+        )
 
 
 def _ack(acked: Acked, order_id: int, cid: str) -> None:

@@ -50,8 +50,9 @@ def start(node: EngineNode, service: MarketDataService) -> None:
     service.feed_from_node(node, funding())
 
 
-def random_commands(rng: random.Random, image: StateImage, n: int, *,
-                    issue3: bool = False) -> list[Command]:
+def random_commands(
+    rng: random.Random, image: StateImage, n: int, *, issue3: bool = False
+) -> list[Command]:
     """A mix of every order kind, cancels, amends (both kinds) and cancel-alls; with ``issue3``
     also stop/take-profit and trailing orders (market and limit), icebergs and self-trade
     prevention modes, and cancels aimed at waiting conditional orders."""
@@ -73,19 +74,49 @@ def random_commands(rng: random.Random, image: StateImage, n: int, *,
             out.append(_issue3_order(rng, account, market, side, price, qty))
             continue
         if r < 0.45:
-            out.append(PlaceOrder(account_id=account, market_id=market, side=side,
-                                  order_type=OrderType.LIMIT, price_atoms=price, qty_atoms=qty))
+            out.append(
+                PlaceOrder(
+                    account_id=account,
+                    market_id=market,
+                    side=side,
+                    order_type=OrderType.LIMIT,
+                    price_atoms=price,
+                    qty_atoms=qty,
+                )
+            )
         elif r < 0.52:
-            out.append(PlaceOrder(account_id=account, market_id=market, side=side,
-                                  order_type=OrderType.LIMIT, time_in_force=rng.choice([1, 2]),
-                                  price_atoms=price, qty_atoms=qty))
+            out.append(
+                PlaceOrder(
+                    account_id=account,
+                    market_id=market,
+                    side=side,
+                    order_type=OrderType.LIMIT,
+                    time_in_force=rng.choice([1, 2]),
+                    price_atoms=price,
+                    qty_atoms=qty,
+                )
+            )
         elif r < 0.57:
-            out.append(PlaceOrder(account_id=account, market_id=market, side=side,
-                                  order_type=OrderType.LIMIT_MAKER, price_atoms=price,
-                                  qty_atoms=qty))
+            out.append(
+                PlaceOrder(
+                    account_id=account,
+                    market_id=market,
+                    side=side,
+                    order_type=OrderType.LIMIT_MAKER,
+                    price_atoms=price,
+                    qty_atoms=qty,
+                )
+            )
         elif r < 0.61:
-            out.append(PlaceOrder(account_id=account, market_id=market, side=side,
-                                  order_type=OrderType.MARKET, qty_atoms=qty))
+            out.append(
+                PlaceOrder(
+                    account_id=account,
+                    market_id=market,
+                    side=side,
+                    order_type=OrderType.MARKET,
+                    qty_atoms=qty,
+                )
+            )
         elif r < 0.79 and resting:
             oid, acct, mkt = rng.choice(resting)
             out.append(CancelOrder(account_id=acct, market_id=mkt, order_id=oid))
@@ -94,50 +125,87 @@ def random_commands(rng: random.Random, image: StateImage, n: int, *,
             mid, tick, lot = MARKETS[mkt]
             new_price = rng.choice([0, (mid + rng.randint(-12, 12)) * tick])
             new_qty = rng.choice([0, rng.randint(1, 40) * lot])
-            out.append(AmendOrder(account_id=acct, market_id=mkt, order_id=oid,
-                                  new_price_atoms=new_price, new_qty_atoms=new_qty))
+            out.append(
+                AmendOrder(
+                    account_id=acct,
+                    market_id=mkt,
+                    order_id=oid,
+                    new_price_atoms=new_price,
+                    new_qty_atoms=new_qty,
+                )
+            )
         elif r < 0.99:
             out.append(CancelAll(account_id=account, market_id=rng.choice([-1, 0, 1])))
     return out
 
 
-def _issue3_order(rng: random.Random, account: int, market: int, side: int, price: int,
-                  qty: int) -> PlaceOrder:
+def _issue3_order(
+    rng: random.Random, account: int, market: int, side: int, price: int, qty: int
+) -> PlaceOrder:
     """A conditional order, an iceberg, or an order with a self-trade prevention mode."""
     mid, tick, lot = MARKETS[market]
     stp = rng.choice([0, 1, 2, 3, 4, 4])
     kind = rng.random()
     if kind < 0.35:  # iceberg (GTC limit or post-only), visible slices of 1..4 lots
         order_type = rng.choice([OrderType.LIMIT] * 4 + [OrderType.LIMIT_MAKER])
-        return PlaceOrder(account_id=account, market_id=market, side=side,
-                          order_type=order_type, price_atoms=price, qty_atoms=qty,
-                          display_qty_atoms=rng.randint(1, 4) * lot if qty > lot else 0,
-                          stp_mode=stp)
+        return PlaceOrder(
+            account_id=account,
+            market_id=market,
+            side=side,
+            order_type=order_type,
+            price_atoms=price,
+            qty_atoms=qty,
+            display_qty_atoms=rng.randint(1, 4) * lot if qty > lot else 0,
+            stp_mode=stp,
+        )
     if kind < 0.55:  # plain orders that take with a self-trade prevention mode
         order_type = rng.choice([OrderType.LIMIT, OrderType.MARKET])
-        return PlaceOrder(account_id=account, market_id=market, side=side,
-                          order_type=order_type, time_in_force=rng.choice([0, 0, 1]),
-                          price_atoms=price if order_type == OrderType.LIMIT else 0,
-                          qty_atoms=qty, stp_mode=stp)
-    order_type = rng.choice([OrderType.STOP_MARKET, OrderType.STOP_LIMIT,
-                             OrderType.TAKE_PROFIT_MARKET, OrderType.TAKE_PROFIT_LIMIT,
-                             OrderType.TRAILING_STOP_MARKET, OrderType.TRAILING_STOP_LIMIT])
-    limit = order_type in (OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT,
-                           OrderType.TRAILING_STOP_LIMIT)
+        return PlaceOrder(
+            account_id=account,
+            market_id=market,
+            side=side,
+            order_type=order_type,
+            time_in_force=rng.choice([0, 0, 1]),
+            price_atoms=price if order_type == OrderType.LIMIT else 0,
+            qty_atoms=qty,
+            stp_mode=stp,
+        )
+    order_type = rng.choice(
+        [
+            OrderType.STOP_MARKET,
+            OrderType.STOP_LIMIT,
+            OrderType.TAKE_PROFIT_MARKET,
+            OrderType.TAKE_PROFIT_LIMIT,
+            OrderType.TRAILING_STOP_MARKET,
+            OrderType.TRAILING_STOP_LIMIT,
+        ]
+    )
+    limit = order_type in (
+        OrderType.STOP_LIMIT,
+        OrderType.TAKE_PROFIT_LIMIT,
+        OrderType.TRAILING_STOP_LIMIT,
+    )
     trailing = order_type in (OrderType.TRAILING_STOP_MARKET, OrderType.TRAILING_STOP_LIMIT)
     quote = 0
     if not limit and side == BUY:  # market-kind conditional buys spend a quote budget
         base_decimals = 8 if market == 0 else 9  # BTC, ETH (gwei)
         quote, qty = qty * mid * tick // 10**base_decimals, 0
     return PlaceOrder(
-        account_id=account, market_id=market, side=side, order_type=order_type,
+        account_id=account,
+        market_id=market,
+        side=side,
+        order_type=order_type,
         time_in_force=rng.choice([0, 0, 0, 1, 2]) if limit else 0,
-        price_atoms=price if limit else 0, qty_atoms=qty, quote_qty_atoms=quote,
+        price_atoms=price if limit else 0,
+        qty_atoms=qty,
+        quote_qty_atoms=quote,
         stop_price_atoms=0 if trailing else (mid + rng.randint(-12, 12)) * tick,
         trailing_delta_bps=rng.choice([1, 5, 20]) if trailing else 0,
         limit_offset_atoms=rng.choice([0, tick, 5 * tick])
-        if order_type == OrderType.TRAILING_STOP_LIMIT else 0,
-        stp_mode=stp)
+        if order_type == OrderType.TRAILING_STOP_LIMIT
+        else 0,
+        stp_mode=stp,
+    )
 
 
 def l3_of_state(state: MarketDataState) -> list[tuple[int, int, int, int, int]]:
@@ -152,8 +220,9 @@ def l3_of_state(state: MarketDataState) -> list[tuple[int, int, int, int, int]]:
 
 def l3_of_image(image: StateImage) -> list[tuple[int, int, int, int, int]]:
     """What market data must show: an iceberg's visible slice, not its hidden quantity."""
-    return [(o.order_id, o.market_id, o.side, o.price_atoms, o.visible_qty_atoms)
-            for o in image.orders]
+    return [
+        (o.order_id, o.market_id, o.side, o.price_atoms, o.visible_qty_atoms) for o in image.orders
+    ]
 
 
 def l2_of_image(image: StateImage, market_id: int) -> tuple[dict[int, int], dict[int, int]]:
@@ -161,6 +230,5 @@ def l2_of_image(image: StateImage, market_id: int) -> tuple[dict[int, int], dict
     sides: tuple[dict[int, int], dict[int, int]] = ({}, {})
     for o in image.orders:
         if o.market_id == market_id:
-            sides[o.side][o.price_atoms] = (sides[o.side].get(o.price_atoms, 0)
-                                            + o.visible_qty_atoms)
+            sides[o.side][o.price_atoms] = sides[o.side].get(o.price_atoms, 0) + o.visible_qty_atoms
     return sides

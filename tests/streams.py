@@ -48,11 +48,19 @@ MARKETS = (
     (2, ETH, BTC, 100, 10**16, 30),  # ETH-BTC: 1e-6 BTC tick, 0.01 ETH lot, qtl 1
 )
 ISSUE3_CONFIGS = (
-    EngineConfig(max_accounts=16, max_assets=4, max_markets=4, max_orders=4096,
-                 max_levels_per_side=1024),
-    EngineConfig(max_accounts=8, max_assets=4, max_markets=4, max_orders=24,
-                 max_levels_per_side=6, max_open_orders_per_account=8, max_fills_per_order=5,
-                 max_triggers_per_command=2),
+    EngineConfig(
+        max_accounts=16, max_assets=4, max_markets=4, max_orders=4096, max_levels_per_side=1024
+    ),
+    EngineConfig(
+        max_accounts=8,
+        max_assets=4,
+        max_markets=4,
+        max_orders=24,
+        max_levels_per_side=6,
+        max_open_orders_per_account=8,
+        max_fills_per_order=5,
+        max_triggers_per_command=2,
+    ),
 )
 """Engines for consumers of ``issue3`` streams: roomy, and small enough that the bounds (open
 orders, levels, fills, triggers per command) are reached by short streams."""
@@ -315,4 +323,3 @@ def command_streams(
             )
         commands.append(command)
     return [(seq, 1_000 * seq, command) for seq, command in enumerate(commands, start=1)]
-

@@ -373,10 +373,23 @@ def test_marketdata_replica_serves_the_gateways_books(tmp_path: Path) -> None:
         try:
             _place_many(a.ws_api, a.accounts.demo, "BUY", 20, "m")
             proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway.cli", "marketdata", "--nats", LOCAL_NATS,
-                 "--stream", spec.name, "--port", str(port)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO,
-                env={**os.environ, "PYTHONPATH": str(REPO)})
+                [
+                    sys.executable,
+                    "-m",
+                    "gateway.cli",
+                    "marketdata",
+                    "--nats",
+                    LOCAL_NATS,
+                    "--stream",
+                    spec.name,
+                    "--port",
+                    str(port),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                cwd=REPO,
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+            )
 
             def depth(base: str) -> Any:
                 url = f"{base}/api/v3/depth?symbol=BTCUSDT&limit=100"

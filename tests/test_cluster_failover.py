@@ -168,8 +168,10 @@ def test_repeated_gateway_kills(cluster: NatsCluster, tmp_path: Path) -> None:
             fresh = GatewayProc(tmp_path / f"g-restart-{k}", cluster.urls, spec.name)
             fresh.start(keys_from=survivor)
             gws[k % 2] = fresh
-        print(f"{kills} gateway kills: {len(total.acked)} acknowledged orders, "
-              f"{len(total.unknown)} status unknown, 0 lost")
+        print(
+            f"{kills} gateway kills: {len(total.acked)} acknowledged orders, "
+            f"{len(total.unknown)} status unknown, 0 lost"
+        )
         _audit(cluster.urls, spec, total, gws)
     finally:
         for g in gws:

@@ -30,7 +30,11 @@ def _run_until_killed(data_dir: Path, seed: int, rng: random.Random) -> int:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     child = subprocess.Popen(
         [sys.executable, "-m", "tests.crash_child", str(data_dir), str(seed)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT, env=env, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=env,
+        text=True,
     )
     assert child.stdout is not None
     try:

@@ -150,8 +150,20 @@ def test_custody_float_is_recorded_for_reconciliation(
         assert main([*base, *bad, "--note", "x"]) == 1
         err = capsys.readouterr().err
         assert err.startswith("kootabase custody float: ") and err.count("\n") == 1, err
-    typo = ["custody", "float", "--data-dir", str(tmp_path / "typo"), "--config",
-            str(config_file), "--asset", "LTC", "--amount", "1", "--note", "x"]
+    typo = [
+        "custody",
+        "float",
+        "--data-dir",
+        str(tmp_path / "typo"),
+        "--config",
+        str(config_file),
+        "--asset",
+        "LTC",
+        "--amount",
+        "1",
+        "--note",
+        "x",
+    ]
     assert main(typo) == 1
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "typo").exists()

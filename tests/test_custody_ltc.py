@@ -206,14 +206,22 @@ def test_reconcile_accounts_demo_credits_apart(
         await env.custody.close()
 
     asyncio.run(deposit())
-    env.node.submit([
-        Deposit(account_id=1, asset_id=LTC, amount_atoms=1000 * COIN, deposit_key="demo:1:LTC"),
-        Deposit(account_id=2, asset_id=LTC, amount_atoms=5 * COIN, deposit_key="x", demo=True),
-    ])
+    env.node.submit(
+        [
+            Deposit(account_id=1, asset_id=LTC, amount_atoms=1000 * COIN, deposit_key="demo:1:LTC"),
+            Deposit(account_id=2, asset_id=LTC, amount_atoms=5 * COIN, deposit_key="x", demo=True),
+        ]
+    )
     env.node.close()
     _write_reconcile_config(tmp_path, env)
-    args = ["custody", "reconcile", "--data-dir", str(tmp_path), "--journal",
-            str(tmp_path / "engine" / "journal")]
+    args = [
+        "custody",
+        "reconcile",
+        "--data-dir",
+        str(tmp_path),
+        "--journal",
+        str(tmp_path / "engine" / "journal"),
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert f"demo credits (serve --demo), never on chain: {-1005 * COIN}" in out
@@ -243,9 +251,7 @@ engine_decimals = 8
 """)
 
 
-def test_a_halted_chain_signs_nothing_until_the_alert_is_resolved(
-    env: Env, ltc: Litecoind
-) -> None:
+def test_a_halted_chain_signs_nothing_until_the_alert_is_resolved(env: Env, ltc: Litecoind) -> None:
     """After a deep-reorg alert the signer signs and broadcasts nothing (also when the polling
     loop runs signers after a failed scan), and `kootabase custody alerts list|resolve` is how
     an operator sees and ends the halt."""

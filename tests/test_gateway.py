@@ -59,9 +59,15 @@ def test_ws_round_trip_hmac_with_user_stream(server: ServerThread) -> None:
             logon = await c.logon()
             assert logon["apiKey"] == acc.demo.api_key
             await c.subscribe_user_data()
-            placed = await c.place_order("BTCUSDT", "BUY", "LIMIT", quantity="0.0100",
-                                         price="20000.00", time_in_force="GTC",
-                                         client_order_id="rt-1")
+            placed = await c.place_order(
+                "BTCUSDT",
+                "BUY",
+                "LIMIT",
+                quantity="0.0100",
+                price="20000.00",
+                time_in_force="GTC",
+                client_order_id="rt-1",
+            )
             assert placed["status"] == "NEW" and placed["clientOrderId"] == "rt-1"
             assert placed["price"] == "20000.000000" and placed["origQty"] == "0.01000000"
             assert any(r["rateLimitType"] == "ORDERS" for r in c.rate_limits)
@@ -93,15 +99,19 @@ def test_ws_ed25519_per_request_and_logon_and_trade(server: ServerThread) -> Non
     acc = server.accounts
 
     async def body() -> None:
-        async with WsApiClient.connect(server.ws_api, acc.ed) as ed, \
-                WsApiClient.connect(server.ws_api, acc.maker) as mk:
+        async with (
+            WsApiClient.connect(server.ws_api, acc.ed) as ed,
+            WsApiClient.connect(server.ws_api, acc.maker) as mk,
+        ):
             # per-request Ed25519 signatures (no logon)
-            sell = await ed.place_order("BTCUSDT", "SELL", "LIMIT", quantity="0.01",
-                                        price="31000", time_in_force="GTC")
+            sell = await ed.place_order(
+                "BTCUSDT", "SELL", "LIMIT", quantity="0.01", price="31000", time_in_force="GTC"
+            )
             assert sell["status"] == "NEW"
             await mk.logon()
-            buy = await mk.place_order("BTCUSDT", "BUY", "LIMIT", quantity="0.01",
-                                       price="31000", time_in_force="IOC")
+            buy = await mk.place_order(
+                "BTCUSDT", "BUY", "LIMIT", quantity="0.01", price="31000", time_in_force="IOC"
+            )
             assert buy["status"] == "FILLED"
             assert buy["fills"][0]["price"] == "31000.000000"
             await ed.logon()
@@ -121,19 +131,25 @@ def test_ws_errors_are_clear_and_change_nothing(server: ServerThread) -> None:
 
     async def body() -> None:
         async with WsApiClient.connect(server.ws_api, acc.demo) as c:
+
             async def code(method: str, params: dict[str, Any], signed: bool = True) -> int:
                 with pytest.raises(ClientError) as err:
                     await c.request(method, params, signed=signed)
                 return err.value.code
 
-            base = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
-                    "quantity": "0.01", "price": "20000"}
+            base = {
+                "symbol": "BTCUSDT",
+                "side": "BUY",
+                "type": "LIMIT",
+                "timeInForce": "GTC",
+                "quantity": "0.01",
+                "price": "20000",
+            }
             assert await code("order.place", base, signed=False) == -1002
             assert await code("order.place", {**base, "price": "20000.005"}) == -1013
             assert await code("order.place", {**base, "price": "20000.0000001"}) == -1111
             assert await code("order.place", {**base, "quantity": "0.00001"}) == -1013
-            assert await code("order.place", {**base, "quantity": "0.0001",
-                                              "price": "1"}) == -1013
+            assert await code("order.place", {**base, "quantity": "0.0001", "price": "1"}) == -1013
             assert await code("order.place", {**base, "symbol": "NOPE"}) == -1121
             assert await code("order.place", {**base, "side": "UP"}) == -1117
             assert await code("order.place", {**base, "price": 1.5}) == -1100
@@ -150,13 +166,20 @@ def test_ws_errors_are_clear_and_change_nothing(server: ServerThread) -> None:
             assert await code("order.place", params, signed=False) == -1022
             stale = {**base, "apiKey": acc.demo.api_key, "timestamp": 1_000}
             from gateway.client.ws import _payload
+
             stale["signature"] = acc.demo.sign(_payload(stale))
             assert await code("order.place", stale, signed=False) == -1021
             # read-only key cannot trade
             async with WsApiClient.connect(server.ws_api, acc.reader) as r:
                 with pytest.raises(ClientError) as err:
-                    await r.place_order("BTCUSDT", "BUY", "LIMIT", quantity="0.01",
-                                        price="20000", time_in_force="GTC")
+                    await r.place_order(
+                        "BTCUSDT",
+                        "BUY",
+                        "LIMIT",
+                        quantity="0.01",
+                        price="20000",
+                        time_in_force="GTC",
+                    )
                 assert err.value.code == -2015
                 assert (await r.account())["canTrade"] is False
 
@@ -168,10 +191,18 @@ def test_ws_errors_are_clear_and_change_nothing(server: ServerThread) -> None:
 def test_ws_replayed_signature_refused(server: ServerThread) -> None:
     acc = server.accounts
     with ws_connect(server.ws_api) as ws:
-        params = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
-                  "quantity": "0.01", "price": "10000", "apiKey": acc.demo.api_key,
-                  "timestamp": int(time.time() * 1000)}
+        params = {
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "LIMIT",
+            "timeInForce": "GTC",
+            "quantity": "0.01",
+            "price": "10000",
+            "apiKey": acc.demo.api_key,
+            "timestamp": int(time.time() * 1000),
+        }
         from gateway.client.ws import _payload
+
         params["signature"] = acc.demo.sign(_payload(params))
         frame = json.dumps({"id": 1, "method": "order.place", "params": params})
         ws.send(frame)
@@ -201,8 +232,9 @@ def test_cancel_on_disconnect_and_dead_mans_switch(server: ServerThread) -> None
     async def body() -> None:
         async with WsApiClient.connect(server.ws_api, acc.maker) as c:
             await c.logon(cancel_on_disconnect=True)
-            o = await c.place_order("ETHUSDT", "SELL", "LIMIT", quantity="1", price="5000",
-                                    time_in_force="GTC")
+            o = await c.place_order(
+                "ETHUSDT", "SELL", "LIMIT", quantity="1", price="5000", time_in_force="GTC"
+            )
         async with WsApiClient.connect(server.ws_api, acc.maker) as c:
             await c.logon()
             for _ in range(100):
@@ -211,8 +243,9 @@ def test_cancel_on_disconnect_and_dead_mans_switch(server: ServerThread) -> None
                     break
                 await asyncio.sleep(0.02)
             assert st["status"] == "CANCELED"
-            o2 = await c.place_order("ETHUSDT", "SELL", "LIMIT", quantity="1", price="5000",
-                                     time_in_force="GTC")
+            o2 = await c.place_order(
+                "ETHUSDT", "SELL", "LIMIT", quantity="1", price="5000", time_in_force="GTC"
+            )
             armed = await c.dead_mans_switch(150)
             assert armed["armed"] is True
             await asyncio.sleep(0.5)
@@ -228,17 +261,27 @@ def test_cancel_replace_and_cancel_all(server: ServerThread) -> None:
     async def body() -> None:
         async with WsApiClient.connect(server.ws_api, acc.maker) as c:
             await c.logon()
-            o = await c.place_order("LTCUSDT", "BUY", "LIMIT", quantity="1", price="50",
-                                    time_in_force="GTC")
-            res = await c.cancel_replace("LTCUSDT", o["orderId"], "BUY", "LIMIT",
-                                         quantity="2", price="51", timeInForce="GTC")
+            o = await c.place_order(
+                "LTCUSDT", "BUY", "LIMIT", quantity="1", price="50", time_in_force="GTC"
+            )
+            res = await c.cancel_replace(
+                "LTCUSDT", o["orderId"], "BUY", "LIMIT", quantity="2", price="51", timeInForce="GTC"
+            )
             assert res["cancelResult"] == "SUCCESS" and res["newOrderResult"] == "SUCCESS"
             with pytest.raises(ClientError) as err:
-                await c.cancel_replace("LTCUSDT", o["orderId"], "BUY", "LIMIT",
-                                       quantity="2", price="51", timeInForce="GTC")
+                await c.cancel_replace(
+                    "LTCUSDT",
+                    o["orderId"],
+                    "BUY",
+                    "LIMIT",
+                    quantity="2",
+                    price="51",
+                    timeInForce="GTC",
+                )
             assert err.value.code == -2022 and err.value.status == 400
-            await c.place_order("LTCUSDT", "BUY", "LIMIT", quantity="1", price="49",
-                                time_in_force="GTC")
+            await c.place_order(
+                "LTCUSDT", "BUY", "LIMIT", quantity="1", price="49", time_in_force="GTC"
+            )
             cancelled = await c.cancel_all("LTCUSDT")
             assert len(cancelled) == 2
             assert await c.open_orders("LTCUSDT") == []
@@ -258,30 +301,53 @@ def test_rest_signed_endpoints(server: ServerThread) -> None:
             info = await rc.request("GET", "/api/v3/exchangeInfo")
             btc = next(s for s in info["symbols"] if s["symbol"] == "BTCUSDT")
             assert {f["filterType"] for f in btc["filters"]} >= {"PRICE_FILTER", "LOT_SIZE"}
-            placed = await rc.request("POST", "/api/v3/order", {
-                "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
-                "quantity": "0.02", "price": "15000", "newClientOrderId": "x-" + "r" * 30},
-                signed=True)
+            placed = await rc.request(
+                "POST",
+                "/api/v3/order",
+                {
+                    "symbol": "BTCUSDT",
+                    "side": "BUY",
+                    "type": "LIMIT",
+                    "timeInForce": "GTC",
+                    "quantity": "0.02",
+                    "price": "15000",
+                    "newClientOrderId": "x-" + "r" * 30,
+                },
+                signed=True,
+            )
             assert placed["clientOrderId"] == "x-" + "r" * 30
             assert "X-MBX-ORDER-COUNT-10S" in rc.last_headers
             assert int(rc.last_headers["X-MBX-USED-WEIGHT-1M"]) > 0
-            got = await rc.request("GET", "/api/v3/order", {
-                "symbol": "BTCUSDT", "origClientOrderId": "x-" + "r" * 30}, signed=True)
+            got = await rc.request(
+                "GET",
+                "/api/v3/order",
+                {"symbol": "BTCUSDT", "origClientOrderId": "x-" + "r" * 30},
+                signed=True,
+            )
             assert got["orderId"] == placed["orderId"]
-            opened = await rc.request("GET", "/api/v3/openOrders", {"symbol": "BTCUSDT"},
-                                      signed=True)
+            opened = await rc.request(
+                "GET", "/api/v3/openOrders", {"symbol": "BTCUSDT"}, signed=True
+            )
             assert placed["orderId"] in [o["orderId"] for o in opened]
-            assert await rc.request("POST", "/api/v3/order/test", {
-                "symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.01"},
-                signed=True) == {}
-            deleted = await rc.request("DELETE", "/api/v3/order", {
-                "symbol": "BTCUSDT", "orderId": placed["orderId"]}, signed=True)
+            assert (
+                await rc.request(
+                    "POST",
+                    "/api/v3/order/test",
+                    {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.01"},
+                    signed=True,
+                )
+                == {}
+            )
+            deleted = await rc.request(
+                "DELETE",
+                "/api/v3/order",
+                {"symbol": "BTCUSDT", "orderId": placed["orderId"]},
+                signed=True,
+            )
             assert deleted["status"] == "CANCELED"
-            every = await rc.request("GET", "/api/v3/allOrders", {"symbol": "BTCUSDT"},
-                                     signed=True)
+            every = await rc.request("GET", "/api/v3/allOrders", {"symbol": "BTCUSDT"}, signed=True)
             assert placed["orderId"] in [o["orderId"] for o in every]
-            trades = await rc.request("GET", "/api/v3/myTrades", {"symbol": "BTCUSDT"},
-                                      signed=True)
+            trades = await rc.request("GET", "/api/v3/myTrades", {"symbol": "BTCUSDT"}, signed=True)
             assert isinstance(trades, list)
             account = await rc.request("GET", "/api/v3/account", {}, signed=True)
             assert account["canTrade"] is True
@@ -296,8 +362,7 @@ def test_rest_errors(server: ServerThread) -> None:
     q = signed_query(acc.demo, {})
     status, _, data = http("GET", url, query=q[:-3] + "abc", headers=key)
     assert (status, data["code"]) == (400, -1022)
-    status, _, data = http("GET", url, query=signed_query(acc.demo, {}, timestamp=5),
-                           headers=key)
+    status, _, data = http("GET", url, query=signed_query(acc.demo, {}, timestamp=5), headers=key)
     assert data["code"] == -1021
     status, _, data = http("GET", url, query=q, headers={"X-MBX-APIKEY": "nope"})
     assert (status, data["code"]) == (401, -2015)
@@ -317,8 +382,12 @@ def _metric(text: str, name: str) -> float:
 def test_metrics_endpoint(server: ServerThread) -> None:
     status, _, text = http("GET", server.http + "/metrics")
     assert status == 200
-    for name in ("kootabase_journal_fsync_seconds", "kootabase_engine_batch_size",
-                 "kootabase_ws_sessions", "kootabase_rejects_total"):
+    for name in (
+        "kootabase_journal_fsync_seconds",
+        "kootabase_engine_batch_size",
+        "kootabase_ws_sessions",
+        "kootabase_rejects_total",
+    ):
         assert name in text
     orders0 = _metric(text, "kootabase_orders_total")
     acks0 = _metric(text, "kootabase_ack_latency_seconds_count")
@@ -327,8 +396,14 @@ def test_metrics_endpoint(server: ServerThread) -> None:
         async with WsApiClient.connect(server.ws_api, server.accounts.demo) as c:
             await c.logon()
             for _ in range(2):
-                await c.place_order("BTCUSDT", "BUY", "LIMIT", quantity="0.0010",
-                                    price="10000.00", time_in_force="GTC")
+                await c.place_order(
+                    "BTCUSDT",
+                    "BUY",
+                    "LIMIT",
+                    quantity="0.0010",
+                    price="10000.00",
+                    time_in_force="GTC",
+                )
 
     run(place_two())
     _, _, text = http("GET", server.http + "/metrics")
@@ -369,8 +444,14 @@ def test_order_count_limit(tmp_path: Path) -> None:
             codes = []
             for _ in range(3):
                 try:
-                    await c.place_order("BTCUSDT", "BUY", "LIMIT", quantity="0.01",
-                                        price="10000", time_in_force="GTC")
+                    await c.place_order(
+                        "BTCUSDT",
+                        "BUY",
+                        "LIMIT",
+                        quantity="0.01",
+                        price="10000",
+                        time_in_force="GTC",
+                    )
                     codes.append(0)
                 except ClientError as exc:
                     codes.append(exc.code)
@@ -390,9 +471,15 @@ def test_restart_rebuilds_orders_from_the_journal(tmp_path: Path) -> None:
     async def place() -> int:
         async with WsApiClient.connect(s.ws_api, acc.maker) as c:
             await c.logon()
-            o = await c.place_order("BTCUSDT", "BUY", "LIMIT", quantity="0.01",
-                                    price="12345.67", time_in_force="GTC",
-                                    client_order_id=long_id)
+            o = await c.place_order(
+                "BTCUSDT",
+                "BUY",
+                "LIMIT",
+                quantity="0.01",
+                price="12345.67",
+                time_in_force="GTC",
+                client_order_id=long_id,
+            )
             return int(o["orderId"])
 
     oid = run(place())
@@ -432,8 +519,7 @@ def cli(monkeypatch: pytest.MonkeyPatch) -> Any:
     return main
 
 
-def test_accounts_cli_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                              cli: Any) -> None:
+def test_accounts_cli_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str], cli: Any) -> None:
     main = cli
 
     data = tmp_path / "data"
@@ -445,8 +531,24 @@ def test_accounts_cli_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["accounts", "create", "--data-dir", str(data), *mk]) == 0
     created = _json_out(capsys.readouterr().out)
     assert created["secret"] and created["account_id"] == 1
-    assert main(["accounts", "deposit", "--data-dir", str(data), *mk, "--account", "1",
-                 "--asset", "usdt", "--amount", "12.5"]) == 0
+    assert (
+        main(
+            [
+                "accounts",
+                "deposit",
+                "--data-dir",
+                str(data),
+                *mk,
+                "--account",
+                "1",
+                "--asset",
+                "usdt",
+                "--amount",
+                "12.5",
+            ]
+        )
+        == 0
+    )
     assert _json_out(capsys.readouterr().out)["amount"] == "12.500000"
     assert main(["accounts", "list", "--data-dir", str(data), *mk]) == 0
     listed = _json_out(capsys.readouterr().out)
@@ -454,15 +556,20 @@ def test_accounts_cli_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "secret" not in json.dumps(listed)
 
 
-def test_accounts_cli_reaches_running_server(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                             cli: Any) -> None:
+def test_accounts_cli_reaches_running_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], cli: Any
+) -> None:
     main = cli
 
     s = ServerThread(tmp_path)
     try:
         args = ["--data-dir", str(tmp_path / "data")]
-        assert main(["accounts", "deposit", *args, "--account", "1", "--asset", "BTC",
-                     "--amount", "1"]) == 0
+        assert (
+            main(
+                ["accounts", "deposit", *args, "--account", "1", "--asset", "BTC", "--amount", "1"]
+            )
+            == 0
+        )
         assert _json_out(capsys.readouterr().out)["seq"] > 0
         assert main(["accounts", "create", *args, "--permissions", "read"]) == 0
         new = _json_out(capsys.readouterr().out)

@@ -51,8 +51,9 @@ def test_short_run_acknowledges_every_order() -> None:
     assert time.monotonic() - began < 20
 
 
-def _load_in_process(tmp_path: Path, *, idle_s: float = 0.0,
-                     limits: Limits | None = None) -> gateway_bench.LoadResult:
+def _load_in_process(
+    tmp_path: Path, *, idle_s: float = 0.0, limits: Limits | None = None
+) -> gateway_bench.LoadResult:
     """50 orders (200/s for 0.25 s) from an account without funds, on an in-process server,
     after ``idle_s`` seconds of an idle connection."""
     server = ServerThread(tmp_path, limits, fixture_accounts=False)

@@ -43,8 +43,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
 
 
 def _client(server: ServerThread, creds: Any) -> Any:
-    ex = ccxt.binance({"apiKey": creds.api_key, "secret": creds.secret,
-                       "enableRateLimit": False, "options": dict(OPTIONS)})
+    ex = ccxt.binance(
+        {
+            "apiKey": creds.api_key,
+            "secret": creds.secret,
+            "enableRateLimit": False,
+            "options": dict(OPTIONS),
+        }
+    )
     _point_at(ex, server.http)
     return ex
 
@@ -100,8 +106,14 @@ def test_ccxt_pro_streams(server: ServerThread) -> None:
     ws_base = server.http.replace("http://", "ws://")
 
     async def body() -> None:
-        ex = ccxt_pro.binance({"apiKey": acc.maker.api_key, "secret": acc.maker.secret,
-                               "enableRateLimit": False, "options": dict(OPTIONS)})
+        ex = ccxt_pro.binance(
+            {
+                "apiKey": acc.maker.api_key,
+                "secret": acc.maker.secret,
+                "enableRateLimit": False,
+                "options": dict(OPTIONS),
+            }
+        )
         _point_at(ex, server.http)
         # ccxt.pro appends "/<n>" (a connection number) to the url; real Binance ignores
         # it, the local /ws/<streams> route would read it as a stream name: a query
@@ -140,8 +152,9 @@ def test_ccxt_sees_dialect_errors(server: ServerThread, tmp_path: Path) -> None:
         ex.fetch_order("987654", "BTC/USDT")
     with pytest.raises(ccxt.InsufficientFunds):
         ex.create_order("BTC/USDT", "limit", "buy", 1000, 30000)
-    bad = ccxt.binance({"apiKey": server.accounts.demo.api_key, "secret": "wrong",
-                        "options": dict(OPTIONS)})
+    bad = ccxt.binance(
+        {"apiKey": server.accounts.demo.api_key, "secret": "wrong", "options": dict(OPTIONS)}
+    )
     _point_at(bad, server.http)
     bad.markets = ex.markets
     bad.markets_by_id = ex.markets_by_id
@@ -162,7 +175,9 @@ def test_ccxt_defaults_fetch_trades_fees_and_edit_order(server: ServerThread) ->
     assert taken["status"] == "closed"
     trades = buyer.fetch_trades("LTC/USDT", since)  # startTime/endTime on /aggTrades
     assert [(t["price"], t["amount"], t["side"]) for t in trades] == [
-        (60.0, 2.0, "buy"), (61.0, 1.0, "buy")]
+        (60.0, 2.0, "buy"),
+        (61.0, 1.0, "buy"),
+    ]
     assert trades[0]["timestamp"] >= since
     assert buyer.fetch_trades("LTC/USDT", limit=1)[0]["id"] == trades[1]["id"]
 

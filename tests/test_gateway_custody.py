@@ -42,9 +42,14 @@ def custody_config(tmp: Path, anvil: Anvil) -> Any:
     xpub = _hd(seed_for("gateway-custody"), "bitcoin", [-44, -60, -0]).wif_public()
     node = NodeConfig(
         ChainSpec(ETH_CHAIN, ChainKind.ETHEREUM, CONFIRMATIONS, bip44_coin=60),
-        anvil.url, xpub=xpub, start_height=anvil.height() + 1, bitcoinlib_network="bitcoin")
-    asset = CustodyAsset(ETH, "ETH", ETH_CHAIN, 18, 9, min_withdrawal_atoms=1_000,
-                         daily_limit_atoms=DAILY_LIMIT)
+        anvil.url,
+        xpub=xpub,
+        start_height=anvil.height() + 1,
+        bitcoinlib_network="bitcoin",
+    )
+    asset = CustodyAsset(
+        ETH, "ETH", ETH_CHAIN, 18, 9, min_withdrawal_atoms=1_000, daily_limit_atoms=DAILY_LIMIT
+    )
     return CustodyConfig(tmp / "custody.sqlite", {ETH_CHAIN: node}, [asset])
 
 
@@ -56,10 +61,15 @@ def server(tmp_path_factory: pytest.TempPathFactory, anvil: Anvil) -> Iterator[S
     s.stop()
 
 
-def rest(server: ServerThread, method: str, path: str, creds: Credentials,
-         **params: Any) -> tuple[int, Any]:
-    status, _, data = http(method, server.http + path, query=signed_query(creds, params),
-                           headers={"X-MBX-APIKEY": creds.api_key})
+def rest(
+    server: ServerThread, method: str, path: str, creds: Credentials, **params: Any
+) -> tuple[int, Any]:
+    status, _, data = http(
+        method,
+        server.http + path,
+        query=signed_query(creds, params),
+        headers={"X-MBX-APIKEY": creds.api_key},
+    )
     return status, data
 
 
@@ -122,14 +132,26 @@ def test_deposit_address_stable_and_equal_to_custodys(server: ServerThread) -> N
     ],
 )
 def test_refused_withdrawals_leave_balances_unchanged(
-    server: ServerThread, anvil: Anvil, who: str, address: str | None, amount: str, status: int,
+    server: ServerThread,
+    anvil: Anvil,
+    who: str,
+    address: str | None,
+    amount: str,
+    status: int,
     code: int,
 ) -> None:
     acc = server.accounts
     creds = getattr(acc, who)
     before = eth_balance(server, creds)
-    got, err = rest(server, "POST", "/sapi/v1/capital/withdraw/apply", creds, coin="ETH",
-                    address=address or destination(anvil), amount=amount)
+    got, err = rest(
+        server,
+        "POST",
+        "/sapi/v1/capital/withdraw/apply",
+        creds,
+        coin="ETH",
+        address=address or destination(anvil),
+        amount=amount,
+    )
     assert (got, err["code"]) == (status, code), err
     assert err["msg"]
     assert eth_balance(server, creds) == before  # no hold leaked
@@ -138,11 +160,11 @@ def test_refused_withdrawals_leave_balances_unchanged(
 def test_ws_withdraw_refusals(server: ServerThread) -> None:
     acc = server.accounts
     before = eth_balance(server, acc.demo)
-    reply = ws(server, acc.demo, "capital.withdraw.apply", coin="ETH", address="0xnope",
-               amount="1")
+    reply = ws(server, acc.demo, "capital.withdraw.apply", coin="ETH", address="0xnope", amount="1")
     assert reply["status"] == 400 and reply["error"]["code"] == -4001, reply
-    reply = ws(server, acc.maker, "capital.withdraw.apply", coin="ETH", address="0xnope",
-               amount="1")
+    reply = ws(
+        server, acc.maker, "capital.withdraw.apply", coin="ETH", address="0xnope", amount="1"
+    )
     assert reply["status"] == 401 and reply["error"]["code"] == -2015, reply
     assert eth_balance(server, acc.demo) == before
 
@@ -151,8 +173,16 @@ def test_valid_withdrawal_holds_funds(server: ServerThread, anvil: Anvil) -> Non
     acc = server.accounts
     free0, locked0 = eth_balance(server, acc.demo)
     to = destination(anvil)
-    status, data = rest(server, "POST", "/sapi/v1/capital/withdraw/apply", acc.demo, coin="ETH",
-                        address=to, amount="1.5", withdrawOrderId="777")
+    status, data = rest(
+        server,
+        "POST",
+        "/sapi/v1/capital/withdraw/apply",
+        acc.demo,
+        coin="ETH",
+        address=to,
+        amount="1.5",
+        withdrawOrderId="777",
+    )
     assert status == 200, data
     assert data == {"id": "777"}
     free1, locked1 = eth_balance(server, acc.demo)
@@ -161,8 +191,16 @@ def test_valid_withdrawal_holds_funds(server: ServerThread, anvil: Anvil) -> Non
     row = server.gw.custody.custody.withdrawal(777)
     assert row is not None and row.status == "held" and row.address == to
     # a retry with the same withdrawOrderId is refused, not executed twice
-    status, err = rest(server, "POST", "/sapi/v1/capital/withdraw/apply", acc.demo, coin="ETH",
-                       address=to, amount="1.5", withdrawOrderId="777")
+    status, err = rest(
+        server,
+        "POST",
+        "/sapi/v1/capital/withdraw/apply",
+        acc.demo,
+        coin="ETH",
+        address=to,
+        amount="1.5",
+        withdrawOrderId="777",
+    )
     assert (status, err["code"]) == (400, -4006)
     assert eth_balance(server, acc.demo) == (free1, locked1)
     # WS API: same path, same hold
@@ -197,8 +235,9 @@ def test_deposit_credited_through_the_bridge(server: ServerThread, anvil: Anvil)
 def test_custody_disabled(tmp_path: Path) -> None:
     s = ServerThread(tmp_path, marketdata=False)
     try:
-        status, err = rest(s, "GET", "/sapi/v1/capital/deposit/address", s.accounts.demo,
-                           coin="ETH")
+        status, err = rest(
+            s, "GET", "/sapi/v1/capital/deposit/address", s.accounts.demo, coin="ETH"
+        )
         assert (status, err["code"]) == (400, -4008)
     finally:
         s.stop()

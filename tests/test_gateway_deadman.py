@@ -47,8 +47,7 @@ def run(coro: Any) -> Any:
 
 
 async def place(c: WsApiClient, symbol: str, side: str, price: str, qty: str = "1") -> int:
-    o = await c.place_order(symbol, side, "LIMIT", quantity=qty, price=price,
-                            time_in_force="GTC")
+    o = await c.place_order(symbol, side, "LIMIT", quantity=qty, price=price, time_in_force="GTC")
     assert o["status"] == "NEW"
     return int(o["orderId"])
 
@@ -71,14 +70,21 @@ async def cancelled_reports(c: WsApiClient, oids: set[int], timeout: float) -> f
 
 def cancels(records: list[Journaled], kind: type, account_id: int) -> list[Journaled]:
     """Commands of ``kind`` whose events cancel orders of ``account_id``."""
-    return [r for r in records if isinstance(r.command, kind) and any(
-        isinstance(e, OrderCancelled) and e.account_id == account_id for e in r.events)]
+    return [
+        r
+        for r in records
+        if isinstance(r.command, kind)
+        and any(isinstance(e, OrderCancelled) and e.account_id == account_id for e in r.events)
+    ]
 
 
 def fired_in(r: Journaled, account_id: int) -> tuple[int, set[int], set[int]]:
     """(fire_at_ns, orders cancelled by the switch, their reasons) in one command's events."""
-    fire_at = next(e.fire_at_ns for e in r.events
-                   if isinstance(e, DeadMansSwitchFired) and e.account_id == account_id)
+    fire_at = next(
+        e.fire_at_ns
+        for e in r.events
+        if isinstance(e, DeadMansSwitchFired) and e.account_id == account_id
+    )
     gone = [e for e in r.events if isinstance(e, OrderCancelled) and e.account_id == account_id]
     return fire_at, {e.order_id for e in gone}, {e.reason for e in gone}
 
@@ -94,8 +100,10 @@ def test_switch_fires_on_journal_time_without_traffic(server: ServerThread) -> N
             async with WsApiClient.connect(server.ws_api, acc.maker) as c:
                 await c.logon()
                 await c.subscribe_user_data()
-                oids = [await place(c, "ETHUSDT", "SELL", "5000"),
-                        await place(c, "BTCUSDT", "SELL", "90000", "0.01")]
+                oids = [
+                    await place(c, "ETHUSDT", "SELL", "5000"),
+                    await place(c, "BTCUSDT", "SELL", "90000", "0.01"),
+                ]
                 sent = time.monotonic()
                 armed = await c.dead_mans_switch(300)
                 assert armed["armed"] is True
@@ -164,8 +172,11 @@ def test_refresh_postpones_and_zero_disarms(server: ServerThread) -> None:
     oid, second = run(body())
     server.wait_idle()
     records, _ = journal_replay(server.gw)
-    fire = next(r for r in reversed(records) if any(
-        isinstance(e, DeadMansSwitchFired) and e.account_id == maker for e in r.events))
+    fire = next(
+        r
+        for r in reversed(records)
+        if any(isinstance(e, DeadMansSwitchFired) and e.account_id == maker for e in r.events)
+    )
     fire_at, gone, _ = fired_in(fire, maker)
     assert fire_at // 1_000_000 == second["fireAt"] and gone == {oid}
 
@@ -180,9 +191,11 @@ def test_cancel_on_disconnect_cancels_exactly_that_account(server: ServerThread)
             other_oid = await place(other, "BTCUSDT", "BUY", "1000", "0.01")
             async with WsApiClient.connect(server.ws_api, acc.demo) as c:
                 await c.logon(cancel_on_disconnect=True)
-                oids = {await place(c, "ETHUSDT", "SELL", "6000"),
-                        await place(c, "BTCUSDT", "SELL", "95000", "0.01"),
-                        await place(c, "LTCUSDT", "BUY", "10")}
+                oids = {
+                    await place(c, "ETHUSDT", "SELL", "6000"),
+                    await place(c, "BTCUSDT", "SELL", "95000", "0.01"),
+                    await place(c, "LTCUSDT", "BUY", "10"),
+                }
             async with WsApiClient.connect(server.ws_api, acc.demo) as c:  # no cancelOnDisconnect
                 await c.logon()
                 for _ in range(250):
@@ -215,13 +228,26 @@ def test_cancel_on_disconnect_cancels_exactly_that_account(server: ServerThread)
     assert sum(isinstance(r.command, CancelOnDisconnect) for r in records if r.seq > cod.seq) == 0
 
 
-@pytest.mark.parametrize(("value", "code"), [
-    (-1, -1130), ("-1", -1100), (1.5, -1100), ("abc", -1100), (True, -1100), ([100], -1100),
-    (None, -1102), ("", -1102), (50, -1130), (86_400_001, -1130), (10**30, -1130),
-    ("9" * 20, -1100),
-])
-def test_bad_timeouts_are_refused_and_change_nothing(server: ServerThread, value: Any,
-                                                     code: int) -> None:
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        (-1, -1130),
+        ("-1", -1100),
+        (1.5, -1100),
+        ("abc", -1100),
+        (True, -1100),
+        ([100], -1100),
+        (None, -1102),
+        ("", -1102),
+        (50, -1130),
+        (86_400_001, -1130),
+        (10**30, -1130),
+        ("9" * 20, -1100),
+    ],
+)
+def test_bad_timeouts_are_refused_and_change_nothing(
+    server: ServerThread, value: Any, code: int
+) -> None:
     acc = server.accounts
     server.wait_idle()
     before = server.seq_and_hash()
@@ -292,15 +318,18 @@ def test_switch_armed_before_a_restart_fires_after_it(tmp_path: Path) -> None:
 
 
 def test_a_switch_fired_by_another_command_does_not_leak_into_its_answer(
-        server: ServerThread) -> None:
+    server: ServerThread,
+) -> None:
     """Without the ticker, a due switch fires in the sweep before the next command, whoever
     sends it: those events precede the command's own and must not be taken for its answer."""
     acc = server.accounts
     server.call(server.gw.dead_mans.stop())
 
     async def body() -> None:
-        async with WsApiClient.connect(server.ws_api, acc.maker) as m, \
-                WsApiClient.connect(server.ws_api, acc.ed) as other:
+        async with (
+            WsApiClient.connect(server.ws_api, acc.maker) as m,
+            WsApiClient.connect(server.ws_api, acc.ed) as other,
+        ):
             await m.logon()
             await other.logon()
             for method in ("cancel", "cancelAll"):

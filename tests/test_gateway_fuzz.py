@@ -30,13 +30,32 @@ from gateway.ratelimit import Limits
 from tests import fuzz_inputs
 from tests.gateway_support import ServerThread, http
 
-VALID = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
-         "quantity": "0.0100", "price": "20000.00"}
+VALID = {
+    "symbol": "BTCUSDT",
+    "side": "BUY",
+    "type": "LIMIT",
+    "timeInForce": "GTC",
+    "quantity": "0.0100",
+    "price": "20000.00",
+}
 
 # Each entry makes the order certainly invalid, whatever else is changed with it.
 BAD_FIELDS: dict[str, list[Any]] = {
-    "price": ["20000.001", "0", "-1", "9" * 25, "1e5", 20000.5, True, [1], "", "20000.0000001",
-              " 1", "0x10", "NaN"],
+    "price": [
+        "20000.001",
+        "0",
+        "-1",
+        "9" * 25,
+        "1e5",
+        20000.5,
+        True,
+        [1],
+        "",
+        "20000.0000001",
+        " 1",
+        "0x10",
+        "NaN",
+    ],
     "quantity": ["0", "-0.01", "0.00001", "9" * 30, 0.01, "abc", "1e-3", {"a": 1}, "0.0000"],
     "symbol": ["NOPE", "btcusdt", 5, "BTC-USDT", "B" * 200],
     "side": ["buy", "UP", 0, None],
@@ -51,16 +70,25 @@ BAD_FIELDS: dict[str, list[Any]] = {
     "newClientOrderId": ["bad id!", "x" * 37, 5, "é"],
     "recvWindow": [70_000, 0, -5, "abc"],
 }
-BAD_AUTH = ["wrong_signature", "missing_key", "unknown_key", "stale", "future", "replayed",
-            "no_signature_no_session"]
+BAD_AUTH = [
+    "wrong_signature",
+    "missing_key",
+    "unknown_key",
+    "stale",
+    "future",
+    "replayed",
+    "no_signature_no_session",
+]
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     # Weight limits out of the way: here every request must be judged on its content.
-    s = ServerThread(tmp_path_factory.mktemp("fuzz"),
-                     Limits(weight_per_minute=10**9, orders_per_10s=10**9, ban_after=10**9))
+    s = ServerThread(
+        tmp_path_factory.mktemp("fuzz"),
+        Limits(weight_per_minute=10**9, orders_per_10s=10**9, ban_after=10**9),
+    )
     yield s
     s.stop()
 
@@ -116,22 +144,38 @@ def _sign(server: ServerThread, params: dict[str, Any], auth: str | None) -> dic
     return p
 
 
-bad_order = st.fixed_dictionaries({}, optional={
-    k: st.sampled_from(v) for k, v in BAD_FIELDS.items()
-}).filter(bool)
+bad_order = st.fixed_dictionaries(
+    {}, optional={k: st.sampled_from(v) for k, v in BAD_FIELDS.items()}
+).filter(bool)
 # REST carries strings only: keep the values that are invalid once rendered as text.
-rest_bad_order = st.fixed_dictionaries({}, optional={
-    k: st.sampled_from([x for x in v if x is None or not isinstance(x, (int, float))
-                        or isinstance(x, bool) or k in ("symbol", "side", "type", "recvWindow")])
-    for k, v in BAD_FIELDS.items()
-}).filter(bool)
+rest_bad_order = st.fixed_dictionaries(
+    {},
+    optional={
+        k: st.sampled_from(
+            [
+                x
+                for x in v
+                if x is None
+                or not isinstance(x, (int, float))
+                or isinstance(x, bool)
+                or k in ("symbol", "side", "type", "recvWindow")
+            ]
+        )
+        for k, v in BAD_FIELDS.items()
+    },
+).filter(bool)
 auth_mode = st.one_of(st.none(), st.sampled_from(BAD_AUTH))
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(10**30), max_value=10**30)
-    | st.floats(allow_nan=False) | st.text(max_size=30),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
-                                                                 max_size=4),
-    max_leaves=12)
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
 
 
 @settings(max_examples=150)
@@ -147,20 +191,43 @@ def test_ws_bad_input(server: ServerThread, data: st.DataObject) -> None:
             params: dict[str, Any] = {**VALID, **data.draw(bad_order)}
             params = {k: v for k, v in params.items() if v is not None}
             auth = data.draw(auth_mode)
-            frame = json.dumps({"id": 1, "method": "order.place",
-                                "params": _sign(server, params, auth)})
+            frame = json.dumps(
+                {"id": 1, "method": "order.place", "params": _sign(server, params, auth)}
+            )
         elif kind == "auth":
-            frame = json.dumps({"id": 2, "method": "session.logon", "params": _sign(
-                server, {}, data.draw(st.sampled_from(BAD_AUTH[:-1])))})
+            frame = json.dumps(
+                {
+                    "id": 2,
+                    "method": "session.logon",
+                    "params": _sign(server, {}, data.draw(st.sampled_from(BAD_AUTH[:-1]))),
+                }
+            )
         elif kind == "cancel":
-            params = {"symbol": "BTCUSDT", "orderId": data.draw(
-                st.integers(min_value=10**6, max_value=2**63 - 1) | st.text(max_size=5))}
-            frame = json.dumps({"id": 3, "method": data.draw(st.sampled_from(
-                ["order.cancel", "order.status", "order.amend.keepPriority"])),
-                "params": _sign(server, params, None)})
+            params = {
+                "symbol": "BTCUSDT",
+                "orderId": data.draw(
+                    st.integers(min_value=10**6, max_value=2**63 - 1) | st.text(max_size=5)
+                ),
+            }
+            frame = json.dumps(
+                {
+                    "id": 3,
+                    "method": data.draw(
+                        st.sampled_from(
+                            ["order.cancel", "order.status", "order.amend.keepPriority"]
+                        )
+                    ),
+                    "params": _sign(server, params, None),
+                }
+            )
         elif kind == "method":
-            frame = json.dumps({"id": data.draw(json_values), "method": data.draw(
-                st.text(max_size=20)), "params": data.draw(json_values)})
+            frame = json.dumps(
+                {
+                    "id": data.draw(json_values),
+                    "method": data.draw(st.text(max_size=20)),
+                    "params": data.draw(json_values),
+                }
+            )
         elif kind == "json":
             frame = json.dumps(data.draw(json_values))
         else:
@@ -202,10 +269,16 @@ def test_rest_bad_input(server: ServerThread, data: st.DataObject) -> None:
         body = text if auth == "no_signature_no_session" else f"{text}&signature={sig}"
     elif kind == "junk_query":
         method = data.draw(st.sampled_from(["GET", "DELETE"]))
-        path = data.draw(st.sampled_from(["/api/v3/order", "/api/v3/account",
-                                          "/api/v3/openOrders", "/api/v3/myTrades"]))
-        query = urlencode({"x": data.draw(st.text(max_size=50))}) + "&" + data.draw(
-            st.text(alphabet="abc=&%0123", max_size=40))
+        path = data.draw(
+            st.sampled_from(
+                ["/api/v3/order", "/api/v3/account", "/api/v3/openOrders", "/api/v3/myTrades"]
+            )
+        )
+        query = (
+            urlencode({"x": data.draw(st.text(max_size=50))})
+            + "&"
+            + data.draw(st.text(alphabet="abc=&%0123", max_size=40))
+        )
     elif kind == "junk_body":
         body = data.draw(st.text(max_size=300))
     else:
@@ -231,10 +304,13 @@ def test_oversize_rest_body_and_ws_frame(server: ServerThread) -> None:
     _witness(server)
 
 
-def test_flood_is_limited_and_others_still_served(tmp_path_factory: pytest.TempPathFactory,
-                                                  ) -> None:
-    s = ServerThread(tmp_path_factory.mktemp("flood"),
-                     Limits(weight_per_minute=400, ban_after=20, ban_seconds=60))
+def test_flood_is_limited_and_others_still_served(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    s = ServerThread(
+        tmp_path_factory.mktemp("flood"),
+        Limits(weight_per_minute=400, ban_after=20, ban_seconds=60),
+    )
     try:
         before = s.state_hash()
         codes: dict[int, int] = {}
@@ -268,12 +344,26 @@ def test_flood_is_limited_and_others_still_served(tmp_path_factory: pytest.TempP
 
 ENGINE_CODES = frozenset({-2010, -2011, -2021, -2022, -2038, -1013})
 """Refusals the engine itself may give (the command was journaled: the sequence moves)."""
-STATEFUL_WS = frozenset({"order.place", "order.cancel", "order.cancelReplace",
-                         "order.amend.keepPriority", "openOrders.cancelAll"})
+STATEFUL_WS = frozenset(
+    {
+        "order.place",
+        "order.cancel",
+        "order.cancelReplace",
+        "order.amend.keepPriority",
+        "openOrders.cancelAll",
+    }
+)
 WS_BATCH, REST_BATCH, MD_BATCH = 20, 10, 8
-FUZZ = settings(deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.large_base_example])
+FUZZ = settings(
+    deadline=None,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.large_base_example,
+    ],
+)
 
 
 def _ws_signed(creds: Credentials, params: dict[str, Any], data: st.DataObject) -> dict[str, Any]:
@@ -309,7 +399,8 @@ def _ws_frame(server: ServerThread, data: st.DataObject, i: int) -> tuple[str | 
     frame: dict[str, Any] = {"id": i, "method": method, "params": params}
     if data.draw(st.integers(0, 9)) == 0:  # a broken envelope now and then
         frame[data.draw(st.sampled_from(["id", "params", "method"]))] = data.draw(
-            fuzz_inputs.json_values)
+            fuzz_inputs.json_values
+        )
         return fuzz_inputs.dumps(frame), None
     return fuzz_inputs.dumps(frame), method if who == "maker" else None
 
@@ -330,8 +421,7 @@ def _well_formed(status: Any, body: Any) -> None:
         _clear_error(status, body)
 
 
-def test_ws_api_whole_surface(server: ServerThread,
-                              caplog: pytest.LogCaptureFixture) -> None:
+def test_ws_api_whole_surface(server: ServerThread, caplog: pytest.LogCaptureFixture) -> None:
     target = fuzz_inputs.TOTAL_REQUESTS * 6 // 10
     sent = 0
     kept: list[Any] = []
@@ -356,7 +446,8 @@ def test_ws_api_whole_surface(server: ServerThread,
                 reply = json.loads(ws.recv(timeout=10))
             _well_formed(reply["status"], reply.get("error", {"code": -1, "msg": "ok"}))
             if reply.get("id") in traded and (
-                    reply["status"] == 200 or reply["error"]["code"] in ENGINE_CODES):
+                reply["status"] == 200 or reply["error"]["code"] in ENGINE_CODES
+            ):
                 moved = True
         sent += WS_BATCH
         ws.send(json.dumps({"id": "alive", "method": "ping"}))  # the connection still works
@@ -395,13 +486,18 @@ def _raw_request(method: str, target: bytes, headers: dict[str, str], body: byte
     head = [f"{method} ".encode() + target + b" HTTP/1.1", b"Host: fuzz"]
     head += [f"{k}: {v}".encode("utf-8", "surrogatepass") for k, v in headers.items()]
     if body or method in ("POST", "PUT"):
-        head += [b"Content-Type: application/x-www-form-urlencoded",
-                 f"Content-Length: {len(body)}".encode()]
+        head += [
+            b"Content-Type: application/x-www-form-urlencoded",
+            f"Content-Length: {len(body)}".encode(),
+        ]
     return b"\r\n".join(head) + b"\r\n\r\n" + body
 
 
-def _exchange(conn: list[socket.socket | None], port: int, request: bytes,
-              ) -> tuple[int, Any, bool]:
+def _exchange(
+    conn: list[socket.socket | None],
+    port: int,
+    request: bytes,
+) -> tuple[int, Any, bool]:
     """Send ``request`` on the kept connection (opened when needed): (status, body, closed)."""
     reused = conn[0] is not None
     if conn[0] is None:
@@ -443,8 +539,7 @@ def _junk_request(port: int, junk: bytes) -> None:
         assert re.match(rb"HTTP/1\.[01] (200|4\d\d) ", answer), (junk, answer)
 
 
-def test_rest_whole_surface(server: ServerThread,
-                            caplog: pytest.LogCaptureFixture) -> None:
+def test_rest_whole_surface(server: ServerThread, caplog: pytest.LogCaptureFixture) -> None:
     target = fuzz_inputs.TOTAL_REQUESTS * 3 // 10
     routes = _routes(server)
     assert len(routes) >= 25, routes
@@ -462,19 +557,39 @@ def test_rest_whole_surface(server: ServerThread,
         moved = False
         for _ in range(REST_BATCH):
             if data.draw(st.integers(0, 9)) == 0:  # not HTTP at all, or HTTP gone wrong
-                _junk_request(port, data.draw(st.binary(min_size=1, max_size=400) | st.builds(
-                    lambda head, tail: head + tail, st.sampled_from(
-                        [b"GET /api/v3/ping HTTP/1.1\r\n", b"POST /api/v3/order HTTP/1.1\r\n"
-                         b"Content-Length: 99999999999999999999\r\n", b"\x16\x03\x01"]),
-                    st.binary(max_size=200))))
+                _junk_request(
+                    port,
+                    data.draw(
+                        st.binary(min_size=1, max_size=400)
+                        | st.builds(
+                            lambda head, tail: head + tail,
+                            st.sampled_from(
+                                [
+                                    b"GET /api/v3/ping HTTP/1.1\r\n",
+                                    b"POST /api/v3/order HTTP/1.1\r\n"
+                                    b"Content-Length: 99999999999999999999\r\n",
+                                    b"\x16\x03\x01",
+                                ]
+                            ),
+                            st.binary(max_size=200),
+                        )
+                    ),
+                )
                 sent += 1
                 continue
             route_method, path = data.draw(st.sampled_from(routes))
-            method = data.draw(st.just(route_method) | st.sampled_from(
-                ["GET", "POST", "PUT", "DELETE", "PATCH"]))
-            path = re.sub(r"\{[^}]*\}", lambda _: data.draw(st.text(
-                alphabet="abcdefghijklmnopqrstuvwxyz@_0123456789/", min_size=1, max_size=30)),
-                path)
+            method = data.draw(
+                st.just(route_method) | st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"])
+            )
+            path = re.sub(
+                r"\{[^}]*\}",
+                lambda _: data.draw(
+                    st.text(
+                        alphabet="abcdefghijklmnopqrstuvwxyz@_0123456789/", min_size=1, max_size=30
+                    )
+                ),
+                path,
+            )
             text = data.draw(fuzz_inputs.form_text)
             who = data.draw(st.sampled_from(["none", "junk", "reader", "maker"]))
             creds = {"reader": acc.reader, "maker": acc.maker}.get(who)
@@ -484,14 +599,21 @@ def test_rest_whole_surface(server: ServerThread,
             in_body = data.draw(st.booleans())
             query = text if not in_body else data.draw(st.just("") | fuzz_inputs.raw_query)
             body = text if in_body else data.draw(st.just("") | fuzz_inputs.form_text)
-            headers = {"X-MBX-APIKEY": creds.api_key} if creds is not None else (
-                {"X-MBX-APIKEY": data.draw(st.text(alphabet="ABCxyz09", max_size=70))}
-                if who == "junk" else {})
+            headers = (
+                {"X-MBX-APIKEY": creds.api_key}
+                if creds is not None
+                else (
+                    {"X-MBX-APIKEY": data.draw(st.text(alphabet="ABCxyz09", max_size=70))}
+                    if who == "junk"
+                    else {}
+                )
+            )
             target_bytes = quote(_raw(path), safe="/@{}").encode()
             if query:
-                target_bytes += b"?" + quote(_raw(query), safe="=&%+;[]{}\"\\:,/").encode()
-            status, reply, _ = _exchange(conn, port, _raw_request(
-                method, target_bytes, headers, _raw(body)))
+                target_bytes += b"?" + quote(_raw(query), safe='=&%+;[]{}"\\:,/').encode()
+            status, reply, _ = _exchange(
+                conn, port, _raw_request(method, target_bytes, headers, _raw(body))
+            )
             sent += 1
             assert status < 500, (method, target_bytes, body, status, reply)
             api = path.startswith(("/api/", "/sapi/"))
@@ -499,9 +621,13 @@ def test_rest_whole_surface(server: ServerThread,
                 _clear_backoffice_error(status, reply)  # docs/backoffice.md
             elif api and status >= 400:
                 _clear_error(status, reply)
-            if who == "maker" and method in ("POST", "PUT", "DELETE") and (
-                    status == 200 or (isinstance(reply, dict) and reply.get("code")
-                                      in ENGINE_CODES)):
+            if (
+                who == "maker"
+                and method in ("POST", "PUT", "DELETE")
+                and (
+                    status == 200 or (isinstance(reply, dict) and reply.get("code") in ENGINE_CODES)
+                )
+            ):
                 moved = True
         status, _, _ = _exchange(conn, port, _raw_request("GET", b"/api/v3/ping", {}, b""))
         assert status == 200
@@ -521,14 +647,20 @@ def test_rest_whole_surface(server: ServerThread,
 
 @st.composite
 def _stream_url(draw: st.DrawFn) -> str:
-    name = draw(st.sampled_from(["btcusdt@trade", "ethusdt@depth@100ms", "btcusdt@kline_1m",
-                                 "heartbeat"]) | st.text(max_size=30))
-    return draw(st.sampled_from(["/ws", f"/ws/{quote(name, safe='@')}",
-                                 f"/stream?streams={quote(name, safe='@/')}"]))
+    name = draw(
+        st.sampled_from(["btcusdt@trade", "ethusdt@depth@100ms", "btcusdt@kline_1m", "heartbeat"])
+        | st.text(max_size=30)
+    )
+    return draw(
+        st.sampled_from(
+            ["/ws", f"/ws/{quote(name, safe='@')}", f"/stream?streams={quote(name, safe='@/')}"]
+        )
+    )
 
 
-def test_market_data_streams_whole_surface(server: ServerThread,
-                                           caplog: pytest.LogCaptureFixture) -> None:
+def test_market_data_streams_whole_surface(
+    server: ServerThread, caplog: pytest.LogCaptureFixture
+) -> None:
     target = fuzz_inputs.TOTAL_REQUESTS // 10
     base = server.http.replace("http", "ws")
     sent = 0
@@ -548,16 +680,33 @@ def test_market_data_streams_whole_surface(server: ServerThread,
             ws = ws_connect(base + "/ws", max_size=None)
         with ws:
             for _ in range(MD_BATCH - 1):  # the dialect allows 10 messages per second
-                kind = data.draw(st.sampled_from(["request"] * 4 + ["json", "deep", "text",
-                                                                    "bytes"]))
+                kind = data.draw(
+                    st.sampled_from(["request"] * 4 + ["json", "deep", "text", "bytes"])
+                )
                 if kind == "request":
-                    msg: dict[str, Any] = {"method": data.draw(st.sampled_from(
-                        ["SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY",
-                         "GET_PROPERTY"]) | st.text(max_size=12)),
-                        "params": data.draw(st.lists(st.text(max_size=30) | st.sampled_from(
-                            ["btcusdt@trade", "combined", "btcusdt@depth5"]), max_size=3)
-                            | fuzz_inputs.json_values),
-                        "id": data.draw(st.integers(0, 2**63 - 1) | fuzz_inputs.scalars)}
+                    msg: dict[str, Any] = {
+                        "method": data.draw(
+                            st.sampled_from(
+                                [
+                                    "SUBSCRIBE",
+                                    "UNSUBSCRIBE",
+                                    "LIST_SUBSCRIPTIONS",
+                                    "SET_PROPERTY",
+                                    "GET_PROPERTY",
+                                ]
+                            )
+                            | st.text(max_size=12)
+                        ),
+                        "params": data.draw(
+                            st.lists(
+                                st.text(max_size=30)
+                                | st.sampled_from(["btcusdt@trade", "combined", "btcusdt@depth5"]),
+                                max_size=3,
+                            )
+                            | fuzz_inputs.json_values
+                        ),
+                        "id": data.draw(st.integers(0, 2**63 - 1) | fuzz_inputs.scalars),
+                    }
                     ws.send(fuzz_inputs.dumps(msg))
                 elif kind == "json":
                     ws.send(fuzz_inputs.dumps(data.draw(fuzz_inputs.json_values)))

@@ -49,8 +49,11 @@ def test_twenty_thousand_orders_survive_a_restart(tmp_path: Path) -> None:
         assert s.gw.history.flush(s.gw.last_seq)
         status, _, text = http("GET", s.http + "/metrics")
         assert status == 200
-        metrics = dict(line.rsplit(" ", 1) for line in text.splitlines()
-                       if line.startswith("kootabase_history_"))
+        metrics = dict(
+            line.rsplit(" ", 1)
+            for line in text.splitlines()
+            if line.startswith("kootabase_history_")
+        )
         assert float(metrics["kootabase_history_indexed_seq"]) == s.gw.last_seq
         assert float(metrics["kootabase_history_unwritten_rows"]) == 0
         assert float(metrics["kootabase_history_write_failures"]) == 0

@@ -13,16 +13,17 @@ from gateway.metrics import BatchHistogram
 def test_small_and_large_batches_bucket_identically() -> None:
     bounds = (0.001, 0.01, 0.1, 1.0)
     rng = random.Random(7)
-    values = [rng.choice(bounds) if rng.random() < 0.3 else rng.uniform(0, 2)
-              for _ in range(3_000)]
+    values = [rng.choice(bounds) if rng.random() < 0.3 else rng.uniform(0, 2) for _ in range(3_000)]
     small, large = BatchHistogram("s", "s", bounds), BatchHistogram("l", "l", bounds)
     for i in range(0, len(values), 3):
-        small.observe_many(values[i:i + 3])
+        small.observe_many(values[i : i + 3])
     large.observe_many(values)
     assert small.count == large.count == len(values)
     assert small._counts.tolist() == large._counts.tolist()
-    expected = [sum(1 for v in values if (lo < v <= hi))
-                for lo, hi in zip((-1.0, *bounds), (*bounds, float("inf")), strict=True)]
+    expected = [
+        sum(1 for v in values if (lo < v <= hi))
+        for lo, hi in zip((-1.0, *bounds), (*bounds, float("inf")), strict=True)
+    ]
     assert small._counts.tolist() == expected
 
 

@@ -47,10 +47,12 @@ def _check(store: Store, image: StateImage) -> None:
 
 
 @settings(max_examples=200)
-@given(records=command_streams(max_commands=80, issue3=True),
-       config=st.sampled_from(ISSUE3_CONFIGS))
-def test_store_follows_the_engine_on_issue3_streams(records: list[Record],
-                                                   config: EngineConfig) -> None:
+@given(
+    records=command_streams(max_commands=80, issue3=True), config=st.sampled_from(ISSUE3_CONFIGS)
+)
+def test_store_follows_the_engine_on_issue3_streams(
+    records: list[Record], config: EngineConfig
+) -> None:
     engine = CompiledEngine(config)
     store = Store()
     store.watched.update(ACCOUNTS)
@@ -65,8 +67,9 @@ def test_store_follows_the_engine_on_issue3_streams(records: list[Record],
             assert report["X"] == r.snapshot[4]
             if r.exec_type == "TRADE_PREVENTION":
                 assert report["v"] >= 0 and "A" in report and "B" in report
-            assert report["w"] is (report["X"] in ("NEW", "PARTIALLY_FILLED")
-                                   and r.working_ns != -1)
+            assert report["w"] is (
+                report["X"] in ("NEW", "PARTIALLY_FILLED") and r.working_ns != -1
+            )
     for o in store.orders.values():
         m = store.markets[o.market_id]
         view = wire.order(o, m, IDS)

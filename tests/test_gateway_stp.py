@@ -35,39 +35,67 @@ def test_stp_modes_between_orders_of_one_account(server: ServerThread) -> None:
     acc = server.accounts
 
     async def buy(c: WsApiClient, qty: str, price: str, mode: str) -> dict[str, Any]:
-        return await c.place_order("BTCUSDT", "BUY", "LIMIT", quantity=qty, price=price,
-                                   time_in_force="GTC", selfTradePreventionMode=mode)
+        return await c.place_order(
+            "BTCUSDT",
+            "BUY",
+            "LIMIT",
+            quantity=qty,
+            price=price,
+            time_in_force="GTC",
+            selfTradePreventionMode=mode,
+        )
 
     async def body() -> None:
         async with WsApiClient.connect(server.ws_api, acc.demo) as c:
             await c.logon()
             await c.subscribe_user_data()
-            maker = await c.place_order("BTCUSDT", "SELL", "LIMIT", quantity="0.02",
-                                        price="32000", time_in_force="GTC")
+            maker = await c.place_order(
+                "BTCUSDT", "SELL", "LIMIT", quantity="0.02", price="32000", time_in_force="GTC"
+            )
             mid = maker["orderId"]
 
             # EXPIRE_TAKER: the taker expires whole, the maker is untouched
             t = await buy(c, "0.01", "32000", "EXPIRE_TAKER")
             assert (t["status"], t["preventedQuantity"], t["fills"]) == (
-                "EXPIRED_IN_MATCH", "0.01000000", [])
-            assert t["preventedMatches"] == [{"preventedMatchId": 0, "makerOrderId": mid,
-                                              "price": "32000.000000",
-                                              "takerPreventedQuantity": "0.01000000"}]
+                "EXPIRED_IN_MATCH",
+                "0.01000000",
+                [],
+            )
+            assert t["preventedMatches"] == [
+                {
+                    "preventedMatchId": 0,
+                    "makerOrderId": mid,
+                    "price": "32000.000000",
+                    "takerPreventedQuantity": "0.01000000",
+                }
+            ]
             st = await c.order_status("BTCUSDT", order_id=mid)
             assert st["status"] == "NEW" and "preventedQuantity" not in st
             ev = await next_report(c, t["orderId"], lambda e: e["x"] == "TRADE_PREVENTION")
             assert (ev["X"], ev["v"], ev["A"], ev["B"], ev["U"]) == (
-                "EXPIRED_IN_MATCH", 0, "0.01000000", "0.01000000", mid)
+                "EXPIRED_IN_MATCH",
+                0,
+                "0.01000000",
+                "0.01000000",
+                mid,
+            )
 
             # DECREMENT: both lose 0.01; the taker is used up, the maker rests with 0.01
             t = await buy(c, "0.01", "32000", "DECREMENT")
             assert t["status"] == "EXPIRED_IN_MATCH"
             st = await c.order_status("BTCUSDT", order_id=mid)
             assert (st["status"], st["preventedMatchId"], st["preventedQuantity"]) == (
-                "NEW", 1, "0.01000000")
+                "NEW",
+                1,
+                "0.01000000",
+            )
             ev = await next_report(c, mid, lambda e: e["x"] == "TRADE_PREVENTION")
-            assert (ev["X"], ev["A"], ev["B"], ev["U"]) == ("NEW", "0.01000000", "0.01000000",
-                                                            t["orderId"])
+            assert (ev["X"], ev["A"], ev["B"], ev["U"]) == (
+                "NEW",
+                "0.01000000",
+                "0.01000000",
+                t["orderId"],
+            )
             assert depth(server)["asks"] == [["32000.000000", "0.01000000"]]
             assert _btc(await c.account())["locked"] == "0.01000000"  # hold follows
 
@@ -77,22 +105,27 @@ def test_stp_modes_between_orders_of_one_account(server: ServerThread) -> None:
             assert t["preventedMatches"][0]["makerPreventedQuantity"] == "0.01000000"
             st = await c.order_status("BTCUSDT", order_id=mid)
             assert (st["status"], st["preventedQuantity"], st["executedQty"]) == (
-                "EXPIRED_IN_MATCH", "0.02000000", "0.00000000")
+                "EXPIRED_IN_MATCH",
+                "0.02000000",
+                "0.00000000",
+            )
             book = depth(server)
             assert book["asks"] == [] and book["bids"] == [["32000.000000", "0.00500000"]]
             assert _btc(await c.account())["locked"] == "0.00000000"
 
             # EXPIRE_BOTH
-            m2 = await c.place_order("BTCUSDT", "SELL", "LIMIT", quantity="0.01",
-                                     price="32100", time_in_force="GTC")
+            m2 = await c.place_order(
+                "BTCUSDT", "SELL", "LIMIT", quantity="0.01", price="32100", time_in_force="GTC"
+            )
             t = await buy(c, "0.01", "32100", "EXPIRE_BOTH")
             assert t["status"] == "EXPIRED_IN_MATCH"
             st = await c.order_status("BTCUSDT", order_id=m2["orderId"])
             assert st["status"] == "EXPIRED_IN_MATCH" and st["preventedMatchId"] == 3
 
             # NONE (the default): the account trades with itself
-            m3 = await c.place_order("BTCUSDT", "SELL", "LIMIT", quantity="0.01",
-                                     price="32200", time_in_force="GTC")
+            m3 = await c.place_order(
+                "BTCUSDT", "SELL", "LIMIT", quantity="0.01", price="32200", time_in_force="GTC"
+            )
             t = await buy(c, "0.01", "32200", "NONE")
             assert t["status"] == "FILLED"
             st = await c.order_status("BTCUSDT", order_id=m3["orderId"])
@@ -107,29 +140,57 @@ def test_stp_decrement_on_an_iceberg_and_a_stop_taker(server: ServerThread) -> N
     acc = server.accounts
 
     async def body() -> None:
-        async with WsApiClient.connect(server.ws_api, acc.demo) as c, \
-                WsApiClient.connect(server.ws_api, acc.maker) as mk:
+        async with (
+            WsApiClient.connect(server.ws_api, acc.demo) as c,
+            WsApiClient.connect(server.ws_api, acc.maker) as mk,
+        ):
             await c.logon()
-            ice = await c.place_order("BTCUSDT", "SELL", "LIMIT", quantity="0.03",
-                                      price="30000", time_in_force="GTC", icebergQty="0.01")
-            t = await c.place_order("BTCUSDT", "BUY", "LIMIT", quantity="0.015",
-                                    price="30000", time_in_force="IOC",
-                                    selfTradePreventionMode="DECREMENT")
+            ice = await c.place_order(
+                "BTCUSDT",
+                "SELL",
+                "LIMIT",
+                quantity="0.03",
+                price="30000",
+                time_in_force="GTC",
+                icebergQty="0.01",
+            )
+            t = await c.place_order(
+                "BTCUSDT",
+                "BUY",
+                "LIMIT",
+                quantity="0.015",
+                price="30000",
+                time_in_force="IOC",
+                selfTradePreventionMode="DECREMENT",
+            )
             assert t["status"] == "EXPIRED_IN_MATCH"
             assert [m["makerPreventedQuantity"] for m in t["preventedMatches"]] == [
-                "0.01000000", "0.00500000"]
+                "0.01000000",
+                "0.00500000",
+            ]
             assert depth(server)["asks"] == [["30000.000000", "0.00500000"]]
             st = await c.order_status("BTCUSDT", order_id=ice["orderId"])
             assert (st["status"], st["preventedQuantity"]) == ("NEW", "0.01500000")
             # a stop buy of the same account with EXPIRE_TAKER, fired by another account's trade
-            stop = await c.place_order("BTCUSDT", "BUY", "STOP_LOSS_LIMIT", quantity="0.005",
-                                       price="30000", time_in_force="GTC", stopPrice="30000",
-                                       selfTradePreventionMode="EXPIRE_TAKER")
-            await mk.place_order("BTCUSDT", "BUY", "LIMIT", quantity="0.005", price="30000",
-                                 time_in_force="IOC")
+            stop = await c.place_order(
+                "BTCUSDT",
+                "BUY",
+                "STOP_LOSS_LIMIT",
+                quantity="0.005",
+                price="30000",
+                time_in_force="GTC",
+                stopPrice="30000",
+                selfTradePreventionMode="EXPIRE_TAKER",
+            )
+            await mk.place_order(
+                "BTCUSDT", "BUY", "LIMIT", quantity="0.005", price="30000", time_in_force="IOC"
+            )
             st = await c.order_status("BTCUSDT", order_id=stop["orderId"])
             assert (st["status"], st["selfTradePreventionMode"], st["isWorking"]) == (
-                "EXPIRED_IN_MATCH", "EXPIRE_TAKER", True)
+                "EXPIRED_IN_MATCH",
+                "EXPIRE_TAKER",
+                True,
+            )
 
     run(body())
 
@@ -147,32 +208,75 @@ BAD: list[tuple[dict[str, Any], int]] = [
     ({"type": "STOP_LOSS", "trailingDelta": "abc"}, -1100),
     ({"type": "STOP_LOSS", "stopPrice": "29000", "side": "BUY"}, -1014),  # buy by quantity
     ({"type": "STOP_LOSS", "stopPrice": "29000", "side": "BUY", "quantity": ""}, -1102),
-    ({"type": "TAKE_PROFIT", "stopPrice": "31000", "quantity": "",
-      "quoteOrderQty": "100"}, -1014),  # a sell by quote amount
+    (
+        {"type": "TAKE_PROFIT", "stopPrice": "31000", "quantity": "", "quoteOrderQty": "100"},
+        -1014,
+    ),  # a sell by quote amount
     ({"type": "TAKE_PROFIT", "stopPrice": "31000", "icebergQty": "0.001"}, -1106),
     ({"type": "STOP_LOSS_LIMIT", "stopPrice": "29000", "price": "28900"}, -1102),  # no TIF
     ({"type": "STOP_LOSS_LIMIT", "stopPrice": "29000", "timeInForce": "GTC"}, -1102),
-    ({"type": "STOP_LOSS_LIMIT", "stopPrice": "29000", "price": "28900", "timeInForce": "GTX"},
-     -1115),
-    ({"type": "STOP_LOSS_LIMIT", "stopPrice": "29000", "price": "1", "timeInForce": "GTC"},
-     -1013),  # notional
-    ({"type": "STOP_LOSS_LIMIT", "stopPrice": "29000", "price": "28900", "timeInForce": "GTC",
-      "quoteOrderQty": "10"}, -1106),
-    ({"type": "TAKE_PROFIT_LIMIT", "stopPrice": "31000", "price": "31000",
-      "timeInForce": "GTC", "icebergQty": "0.001"}, -1014),
+    (
+        {"type": "STOP_LOSS_LIMIT", "stopPrice": "29000", "price": "28900", "timeInForce": "GTX"},
+        -1115,
+    ),
+    (
+        {"type": "STOP_LOSS_LIMIT", "stopPrice": "29000", "price": "1", "timeInForce": "GTC"},
+        -1013,
+    ),  # notional
+    (
+        {
+            "type": "STOP_LOSS_LIMIT",
+            "stopPrice": "29000",
+            "price": "28900",
+            "timeInForce": "GTC",
+            "quoteOrderQty": "10",
+        },
+        -1106,
+    ),
+    (
+        {
+            "type": "TAKE_PROFIT_LIMIT",
+            "stopPrice": "31000",
+            "price": "31000",
+            "timeInForce": "GTC",
+            "icebergQty": "0.001",
+        },
+        -1014,
+    ),
     ({"type": "LIMIT", "price": "31000", "timeInForce": "GTC", "stopPrice": "29000"}, -1106),
     ({"type": "LIMIT", "price": "31000", "timeInForce": "GTC", "trailingDelta": 5}, -1106),
     ({"type": "LIMIT", "price": "31000", "timeInForce": "IOC", "icebergQty": "0.001"}, -1014),
     ({"type": "LIMIT", "price": "31000", "timeInForce": "GTC", "icebergQty": "0.01"}, -1013),
-    ({"type": "LIMIT", "price": "31000", "timeInForce": "GTC", "icebergQty": "0.00001"},
-     -1013),
+    ({"type": "LIMIT", "price": "31000", "timeInForce": "GTC", "icebergQty": "0.00001"}, -1013),
     ({"type": "MARKET", "icebergQty": "0.001"}, -1106),
-    ({"type": "LIMIT", "price": "31000", "timeInForce": "GTC",
-      "selfTradePreventionMode": "TRANSFER"}, -1013),
-    ({"type": "LIMIT", "price": "31000", "timeInForce": "GTC",
-      "selfTradePreventionMode": "bogus"}, -1130),
-    ({"type": "STOP_LOSS_LIMIT", "stopPrice": "29000", "price": "28900", "timeInForce": "GTC",
-      "quantity": "1000"}, -2010),  # funds (the demo account has 10 BTC)
+    (
+        {
+            "type": "LIMIT",
+            "price": "31000",
+            "timeInForce": "GTC",
+            "selfTradePreventionMode": "TRANSFER",
+        },
+        -1013,
+    ),
+    (
+        {
+            "type": "LIMIT",
+            "price": "31000",
+            "timeInForce": "GTC",
+            "selfTradePreventionMode": "bogus",
+        },
+        -1130,
+    ),
+    (
+        {
+            "type": "STOP_LOSS_LIMIT",
+            "stopPrice": "29000",
+            "price": "28900",
+            "timeInForce": "GTC",
+            "quantity": "1000",
+        },
+        -2010,
+    ),  # funds (the demo account has 10 BTC)
 ]
 
 
@@ -182,8 +286,10 @@ def test_bad_combinations_are_refused_and_change_nothing(server: ServerThread) -
     before = server.state_hash()
 
     async def body() -> None:
-        async with WsApiClient.connect(server.ws_api, acc.demo) as c, \
-                RestClient(server.http, acc.demo) as rc:
+        async with (
+            WsApiClient.connect(server.ws_api, acc.demo) as c,
+            RestClient(server.http, acc.demo) as rc,
+        ):
             await c.logon()  # no per-request signatures: two equal requests in one ms are fine
             for n, (change, expected) in enumerate(BAD):
                 params = {k: v for k, v in {**BASE, **change}.items() if v != ""}
@@ -214,15 +320,29 @@ def test_valid_new_orders_pass_order_test_without_a_trace(server: ServerThread) 
     good = [
         {"type": "STOP_LOSS", "stopPrice": "29000"},
         {"type": "STOP_LOSS", "trailingDelta": "250"},
-        {"type": "TAKE_PROFIT", "side": "BUY", "quantity": "", "quoteOrderQty": "50",
-         "stopPrice": "29000"},
-        {"type": "STOP_LOSS_LIMIT", "stopPrice": "29000", "price": "28900",
-         "timeInForce": "FOK"},
-        {"type": "TAKE_PROFIT_LIMIT", "trailingDelta": 10, "price": "31000",
-         "timeInForce": "GTC", "selfTradePreventionMode": "EXPIRE_BOTH"},
+        {
+            "type": "TAKE_PROFIT",
+            "side": "BUY",
+            "quantity": "",
+            "quoteOrderQty": "50",
+            "stopPrice": "29000",
+        },
+        {"type": "STOP_LOSS_LIMIT", "stopPrice": "29000", "price": "28900", "timeInForce": "FOK"},
+        {
+            "type": "TAKE_PROFIT_LIMIT",
+            "trailingDelta": 10,
+            "price": "31000",
+            "timeInForce": "GTC",
+            "selfTradePreventionMode": "EXPIRE_BOTH",
+        },
         {"type": "LIMIT_MAKER", "price": "31000", "icebergQty": "0.002"},
-        {"type": "LIMIT", "price": "31000", "timeInForce": "GTC", "icebergQty": "0.002",
-         "selfTradePreventionMode": "DECREMENT"},
+        {
+            "type": "LIMIT",
+            "price": "31000",
+            "timeInForce": "GTC",
+            "icebergQty": "0.002",
+            "selfTradePreventionMode": "DECREMENT",
+        },
     ]
 
     async def body() -> None:
@@ -241,19 +361,35 @@ def test_waiting_stop_cancel_replace_and_amend(server: ServerThread) -> None:
     async def body() -> None:
         async with WsApiClient.connect(server.ws_api, acc.demo) as c:
             await c.logon()
-            stop = await c.place_order("BTCUSDT", "SELL", "STOP_LOSS_LIMIT", quantity="0.01",
-                                       price="28000", time_in_force="GTC", stopPrice="28500")
+            stop = await c.place_order(
+                "BTCUSDT",
+                "SELL",
+                "STOP_LOSS_LIMIT",
+                quantity="0.01",
+                price="28000",
+                time_in_force="GTC",
+                stopPrice="28500",
+            )
             with pytest.raises(ClientError) as err:
                 await c.amend_keep_priority("BTCUSDT", "0.005", order_id=stop["orderId"])
             assert err.value.code == -2038 and "not triggered" in err.value.msg
-            res = await c.cancel_replace("BTCUSDT", stop["orderId"], "SELL", "STOP_LOSS",
-                                         quantity="0.02", stopPrice="28000",
-                                         newOrderRespType="RESULT")
+            res = await c.cancel_replace(
+                "BTCUSDT",
+                stop["orderId"],
+                "SELL",
+                "STOP_LOSS",
+                quantity="0.02",
+                stopPrice="28000",
+                newOrderRespType="RESULT",
+            )
             assert res["cancelResponse"]["status"] == "CANCELED"
             assert res["cancelResponse"]["stopPrice"] == "28500.000000"
             new = res["newOrderResponse"]
             assert (new["status"], new["type"], new["stopPrice"]) == (
-                "NEW", "STOP_LOSS", "28000.000000")
+                "NEW",
+                "STOP_LOSS",
+                "28000.000000",
+            )
             assert [o["orderId"] for o in await c.open_orders("BTCUSDT")] == [new["orderId"]]
             assert (await c.cancel_all("BTCUSDT"))[0]["status"] == "CANCELED"
             assert await c.open_orders("BTCUSDT") == []
@@ -269,16 +405,23 @@ def test_depth_of_the_untouched_markets_stays_empty(server: ServerThread) -> Non
         async with WsApiClient.connect(server.ws_api, acc.maker) as c:
             await c.logon()
             for symbol, qty in (("ETHUSDT", "1"), ("BTCUSDT", "0.001")):
-                await c.place_order(symbol, "SELL", "STOP_LOSS_LIMIT", quantity=qty,
-                                    price="20000", time_in_force="GTC", stopPrice="21000")
-                await c.place_order(symbol, "BUY", "TAKE_PROFIT", quoteOrderQty="100",
-                                    stopPrice="19000")
+                await c.place_order(
+                    symbol,
+                    "SELL",
+                    "STOP_LOSS_LIMIT",
+                    quantity=qty,
+                    price="20000",
+                    time_in_force="GTC",
+                    stopPrice="21000",
+                )
+                await c.place_order(
+                    symbol, "BUY", "TAKE_PROFIT", quoteOrderQty="100", stopPrice="19000"
+                )
             assert len(await c.open_orders()) == 4
         for symbol in ("ETHUSDT", "BTCUSDT"):
             book = depth(server, symbol)
             assert book["bids"] == [] and book["asks"] == []
-            status, _, l3 = http("GET", server.http + "/api/v3/depthL3",
-                                 query=f"symbol={symbol}")
+            status, _, l3 = http("GET", server.http + "/api/v3/depthL3", query=f"symbol={symbol}")
             assert status == 200 and l3["asks"] == [] and l3["bids"] == []
 
     run(body())

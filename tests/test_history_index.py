@@ -16,21 +16,47 @@ T0 = 1_767_225_600_000_000_000
 
 
 def _order(oid: int, account: int, ts: int, status: str, executed: int = 0) -> OrderRecord:
-    return OrderRecord(order_id=oid, account_id=account, market_id=0, client_order_id=oid % 7,
-                       side=0, order_type=0, time_in_force=0, price=100, orig_qty=10,
-                       orig_quote_qty=0, time_ns=ts, executed=executed, status=status,
-                       update_ns=ts)
+    return OrderRecord(
+        order_id=oid,
+        account_id=account,
+        market_id=0,
+        client_order_id=oid % 7,
+        side=0,
+        order_type=0,
+        time_in_force=0,
+        price=100,
+        orig_qty=10,
+        orig_quote_qty=0,
+        time_ns=ts,
+        executed=executed,
+        status=status,
+        update_ns=ts,
+    )
 
 
 def _trade(tid: int, oid: int, ts: int) -> TradeRecord:
-    return TradeRecord(market_id=0, trade_id=tid, order_id=oid, price=100, qty=10, quote=1,
-                       commission=0, is_buyer=True, is_maker=False, time_ns=ts)
+    return TradeRecord(
+        market_id=0,
+        trade_id=tid,
+        order_id=oid,
+        price=100,
+        qty=10,
+        quote=1,
+        commission=0,
+        is_buyer=True,
+        is_maker=False,
+        time_ns=ts,
+    )
 
 
 def test_retention_drops_only_untraded_closed_orders(tmp_path: Path) -> None:
     w = HistoryWriter(tmp_path / "h.sqlite3", retention_days=90)
-    old = [_order(1, 5, T0, CANCELED), _order(2, 5, T0, EXPIRED),
-           _order(3, 5, T0, FILLED, 10), _order(4, 5, T0, CANCELED, 5)]
+    old = [
+        _order(1, 5, T0, CANCELED),
+        _order(2, 5, T0, EXPIRED),
+        _order(3, 5, T0, FILLED, 10),
+        _order(4, 5, T0, CANCELED, 5),
+    ]
     w.submit(10, T0, old, [(5, _trade(0, 3, T0)), (5, _trade(1, 4, T0))])
     assert w.flush(10)
     later = T0 + 91 * DAY_NS
@@ -77,10 +103,12 @@ def test_forever_keeps_everything_and_paging_agrees(tmp_path: Path) -> None:
     assert [o.order_id for o in r.orders(6, 0, limit=5, newest=True)] == mine[-5:]
     end_ns = orders[1_000].time_ns
     assert [o.order_id for o in r.orders(6, 0, end_ns=end_ns, limit=3, newest=True)] == [
-        o.order_id for o in orders if o.account_id == 6 and o.time_ns <= end_ns][-3:]
+        o.order_id for o in orders if o.account_id == 6 and o.time_ns <= end_ns
+    ][-3:]
     assert [t.order_id for t in r.trades(6, 0, order_id=mine[7])] == [mine[7]]
     assert r.latest_by_client_id(6, 0, 3).order_id == max(  # type: ignore[union-attr]
-        o.order_id for o in orders if o.account_id == 6 and o.client_order_id == 3)
+        o.order_id for o in orders if o.account_id == 6 and o.client_order_id == 3
+    )
     r.close()
     w.close()
 
@@ -93,8 +121,9 @@ def test_an_unusable_index_is_set_aside_and_rebuilt(tmp_path: Path) -> None:
 
         async def place() -> int:
             async with WsApiClient.connect(s.ws_api, acc.demo) as c:
-                r = await c.place_order("BTCUSDT", "BUY", "LIMIT", quantity="0.01",
-                                        price="1000", time_in_force="IOC")
+                r = await c.place_order(
+                    "BTCUSDT", "BUY", "LIMIT", quantity="0.01", price="1000", time_in_force="IOC"
+                )
                 return int(r["orderId"])
 
         oid = asyncio.run(place())
@@ -127,8 +156,9 @@ def test_an_index_ahead_of_a_restored_journal_is_rebuilt(tmp_path: Path) -> None
 
     async def place(server: ServerThread, creds: object) -> int:
         async with WsApiClient.connect(server.ws_api, creds) as c:
-            r = await c.place_order("BTCUSDT", "BUY", "LIMIT", quantity="0.01", price="1000",
-                                    time_in_force="IOC")
+            r = await c.place_order(
+                "BTCUSDT", "BUY", "LIMIT", quantity="0.01", price="1000", time_in_force="IOC"
+            )
             return int(r["orderId"])
 
     data = tmp_path / "data"

@@ -391,15 +391,32 @@ def test_follower_projects_a_live_journal(dsn: str, tmp_path: Path) -> None:
     with EngineNode(NodeConfig(data_dir=tmp_path, fsync=False)) as node:
         bootstrap_demo(node)
         follower = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "--log-level", "error", "ledger", "sync",
-             "--dsn", dsn, "--journal", str(tmp_path / "journal"), "--follow", "0.2"],
-            cwd=ROOT, stdout=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "--log-level",
+                "error",
+                "ledger",
+                "sync",
+                "--dsn",
+                dsn,
+                "--journal",
+                str(tmp_path / "journal"),
+                "--follow",
+                "0.2",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
         )
         try:
             wait_for(node.last_seq)
-            node.submit([CreateAccount(account_id=9),
-                         Deposit(account_id=9, asset_id=0, amount_atoms=12_345,
-                                 deposit_key="live-1")])
+            node.submit(
+                [
+                    CreateAccount(account_id=9),
+                    Deposit(account_id=9, asset_id=0, amount_atoms=12_345, deposit_key="live-1"),
+                ]
+            )
             wait_for(node.last_seq)
         finally:
             follower.terminate()

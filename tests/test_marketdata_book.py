@@ -82,10 +82,13 @@ def test_replay_of_the_journal_rebuilds_the_same_state(tmp_path: Path) -> None:
         other = rebuilt.markets[market_id]
         assert list(other.trades) == list(market.trades)
         for name in INTERVALS:
-            a = [wire.kline_row(market.info, c) for c in market.candles[name].candles(None,
-                                                                                   None, 1000)]
-            b = [wire.kline_row(other.info, c) for c in other.candles[name].candles(None,
-                                                                                  None, 1000)]
+            a = [
+                wire.kline_row(market.info, c)
+                for c in market.candles[name].candles(None, None, 1000)
+            ]
+            b = [
+                wire.kline_row(other.info, c) for c in other.candles[name].candles(None, None, 1000)
+            ]
             assert a == b
 
 
@@ -136,7 +139,8 @@ def test_candles_and_ticker_equal_values_recomputed_from_trades(tmp_path: Path) 
         start(node, service)
         for _ in range(300):
             events = service.feed_from_node(
-                node, random_commands(rng, node.engine.image(), rng.randint(1, 15)))
+                node, random_commands(rng, node.engine.image(), rng.randint(1, 15))
+            )
             ts = node.sequencer.last_timestamp_ns
             trades += [(ts, e) for e in events if isinstance(e, Trade) and e.market_id == 0]
     market = service.state.markets[0]
@@ -152,8 +156,21 @@ def test_candles_and_ticker_equal_values_recomputed_from_trades(tmp_path: Path) 
             ms = ts // 1_000_000
             open_ms, close_ms = _calendar_bounds(name, ms)
             closes[open_ms] = close_ms
-            c = expected.setdefault(open_ms, [open_ms, t.price_atoms, t.price_atoms,
-                                              t.price_atoms, t.price_atoms, 0, 0, 0, 0, 0])
+            c = expected.setdefault(
+                open_ms,
+                [
+                    open_ms,
+                    t.price_atoms,
+                    t.price_atoms,
+                    t.price_atoms,
+                    t.price_atoms,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                ],
+            )
             c[2] = max(c[2], t.price_atoms)  # type: ignore[call-overload]
             c[3] = min(c[3], t.price_atoms)  # type: ignore[call-overload]
             c[4] = t.price_atoms
@@ -164,13 +181,23 @@ def test_candles_and_ticker_equal_values_recomputed_from_trades(tmp_path: Path) 
                 c[8] += t.qty_atoms  # type: ignore[operator]
                 c[9] += t.quote_atoms  # type: ignore[operator]
         rows = [
-            [o, _s(_dec(op, qd), qd), _s(_dec(h, qd), qd), _s(_dec(lo, qd), qd),
-             _s(_dec(cl, qd), qd), _s(_dec(v, bd), bd), closes[o], _s(_dec(q, qd), qd),
-             n, _s(_dec(tb, bd), bd), _s(_dec(tq, qd), qd), "0"]
+            [
+                o,
+                _s(_dec(op, qd), qd),
+                _s(_dec(h, qd), qd),
+                _s(_dec(lo, qd), qd),
+                _s(_dec(cl, qd), qd),
+                _s(_dec(v, bd), bd),
+                closes[o],
+                _s(_dec(q, qd), qd),
+                n,
+                _s(_dec(tb, bd), bd),
+                _s(_dec(tq, qd), qd),
+                "0",
+            ]
             for o, op, h, lo, cl, v, q, n, tb, tq in expected.values()  # type: ignore[misc]
         ][-1000:]
-        got = [wire.kline_row(info, c)
-               for c in market.candles[name].candles(None, None, 1000)]
+        got = [wire.kline_row(info, c) for c in market.candles[name].candles(None, None, 1000)]
         assert got == rows, name
         closed = [c.closed for c in market.candles[name].candles(None, None, 1000)]
         now_ms = service.state.last_ts_ns // 1_000_000
@@ -201,7 +228,10 @@ def test_candles_and_ticker_equal_values_recomputed_from_trades(tmp_path: Path) 
     assert got["lastQty"] == _s(_dec(window[-1][1].qty_atoms, bd), bd)
     assert got["prevClosePrice"] == _s(_dec(before[-1].price_atoms, qd), qd)
     assert (got["firstId"], got["lastId"], got["count"]) == (
-        window[0][1].trade_id, window[-1][1].trade_id, len(window))
+        window[0][1].trade_id,
+        window[-1][1].trade_id,
+        len(window),
+    )
     assert got["closeTime"] == now // 1_000_000
 
 
@@ -257,7 +287,7 @@ def test_checksum_string_is_built_as_documented() -> None:
 
     asks = [["30000.010000", "0.01000000"], ["30000.020000", "1.50000000"]]
     bids = [["29999.990000", "0.00010000"]]
-    text = "30000010000" "1000000" "30000020000" "150000000" "29999990000" "10000"
+    text = "300000100001000000300000200001500000002999999000010000"
     assert wire.checksum_of_levels(asks, bids) == zlib.crc32(text.encode())
 
 
@@ -277,7 +307,8 @@ def test_book_equals_engine_with_icebergs_stops_and_stp(tmp_path: Path) -> None:
         image = node.engine.image()
         for _ in range(400):
             events = service.feed_from_node(
-                node, random_commands(rng, image, rng.randint(1, 40), issue3=True))
+                node, random_commands(rng, image, rng.randint(1, 40), issue3=True)
+            )
             for ev in events:
                 seen[type(ev)] = seen.get(type(ev), 0) + 1
                 decrements += isinstance(ev, SelfTradePrevented) and ev.stp_mode == 4
@@ -298,13 +329,11 @@ def test_book_equals_engine_with_icebergs_stops_and_stp(tmp_path: Path) -> None:
     assert l3_of_state(rebuilt) == l3_of_state(service.state)
 
 
-
-
 @settings(max_examples=150)
-@given(records=command_streams(max_commands=80, issue3=True),
-       config=st.sampled_from(ISSUE3_CONFIGS))
-def test_book_equals_engine_on_issue3_streams(records: list[Record],
-                                              config: EngineConfig) -> None:
+@given(
+    records=command_streams(max_commands=80, issue3=True), config=st.sampled_from(ISSUE3_CONFIGS)
+)
+def test_book_equals_engine_on_issue3_streams(records: list[Record], config: EngineConfig) -> None:
     """The differential tests' streams (every order type, market states, GTD, dead-man's
     switches, small bounds): the market-data book equals the engine's after every command."""
     engine = CompiledEngine(config)

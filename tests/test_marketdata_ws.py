@@ -106,14 +106,14 @@ def test_l3_stream_rebuilds_every_order(tmp_path: Path, issue3: bool) -> None:
             start(node, service)
             rng = random.Random(9)
             for _ in range(50):
-                service.feed_from_node(node, random_commands(rng, node.engine.image(), 20,
-                                                             issue3=issue3))
+                service.feed_from_node(
+                    node, random_commands(rng, node.engine.image(), 20, issue3=issue3)
+                )
             async with serve(service) as url, aiohttp.ClientSession() as session:
                 ws = await session.ws_connect(f"{url}/stream?streams=btcusdt@l3")
                 while service.hub.subscriber_count < 1:
                     await asyncio.sleep(0.01)
-                async with session.get(f"{url}/api/v3/depthL3",
-                                       params={"symbol": "BTCUSDT"}) as r:
+                async with session.get(f"{url}/api/v3/depthL3", params={"symbol": "BTCUSDT"}) as r:
                     snap = await r.json()
                 last = snap["lastUpdateId"]
                 orders: dict[str, list[Any]] = {}
@@ -123,8 +123,9 @@ def test_l3_stream_rebuilds_every_order(tmp_path: Path, issue3: bool) -> None:
                 info = service.state.markets[0].info
                 for _ in range(100):
                     before = service.l3_update_id(0)
-                    service.feed_from_node(node, random_commands(rng, node.engine.image(), 20,
-                                                                 issue3=issue3))
+                    service.feed_from_node(
+                        node, random_commands(rng, node.engine.image(), 20, issue3=issue3)
+                    )
                     if service.l3_update_id(0) != before:
                         msg = await ws.receive_json(timeout=5)
                         assert msg["stream"] == "btcusdt@l3"
@@ -143,9 +144,15 @@ def test_l3_stream_rebuilds_every_order(tmp_path: Path, issue3: bool) -> None:
                             else:
                                 del orders[oid]
                     image = node.engine.image()
-                    expected = {str(o.order_id): [o.side, info.price(o.price_atoms),
-                                                  info.qty(o.visible_qty_atoms)]
-                                for o in image.orders if o.market_id == 0}
+                    expected = {
+                        str(o.order_id): [
+                            o.side,
+                            info.price(o.price_atoms),
+                            info.qty(o.visible_qty_atoms),
+                        ]
+                        for o in image.orders
+                        if o.market_id == 0
+                    }
                     assert orders == expected
                 assert any(oid for oid, *_ in l3_of_image(image))
                 await ws.close()
@@ -188,7 +195,8 @@ def test_slow_consumer_is_disconnected_while_others_keep_receiving(tmp_path: Pat
                 writer.write(
                     f"GET /ws/btcusdt@trade HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
                     f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                    "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+                    "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+                )
                 head = await reader.readuntil(b"\r\n\r\n")
                 assert head.startswith(b"HTTP/1.1 101")
                 good = [await session.ws_connect(f"{url}/ws/btcusdt@trade") for _ in range(3)]
@@ -242,10 +250,17 @@ def test_subscription_messages_and_errors(tmp_path: Path) -> None:
                     await (ws.send_str(body) if isinstance(body, str) else ws.send_json(body))
                     return await ws.receive_json(timeout=5)
 
-                assert await ask({"method": "SUBSCRIBE", "params": ["btcusdt@trade",
-                                  "ETHUSDT@depth@100ms"], "id": 1}) == {"result": None, "id": 1}
+                assert await ask(
+                    {
+                        "method": "SUBSCRIBE",
+                        "params": ["btcusdt@trade", "ETHUSDT@depth@100ms"],
+                        "id": 1,
+                    }
+                ) == {"result": None, "id": 1}
                 assert await ask({"method": "LIST_SUBSCRIPTIONS", "id": 2}) == {
-                    "result": ["btcusdt@trade", "ethusdt@depth@100ms"], "id": 2}
+                    "result": ["btcusdt@trade", "ethusdt@depth@100ms"],
+                    "id": 2,
+                }
                 r = await ask({"method": "SUBSCRIBE", "params": ["dogeusdt@trade"], "id": 3})
                 assert r["id"] == 3 and r["error"]["code"] == 2
                 assert "unknown symbol 'dogeusdt'" in r["error"]["msg"]
@@ -263,10 +278,13 @@ def test_subscription_messages_and_errors(tmp_path: Path) -> None:
                 assert r["error"] == {"code": 0, "msg": "Unknown property"}
                 r = await ask({"method": "SET_PROPERTY", "params": ["combined", 1], "id": 8})
                 assert r["error"]["code"] == 1
-                assert await ask({"method": "UNSUBSCRIBE", "params": ["btcusdt@trade"],
-                                  "id": 9}) == {"result": None, "id": 9}
+                assert await ask(
+                    {"method": "UNSUBSCRIBE", "params": ["btcusdt@trade"], "id": 9}
+                ) == {"result": None, "id": 9}
                 assert await ask({"method": "LIST_SUBSCRIPTIONS", "id": 10}) == {
-                    "result": ["ethusdt@depth@100ms"], "id": 10}
+                    "result": ["ethusdt@depth@100ms"],
+                    "id": 10,
+                }
                 for i in range(15):  # a flood
                     await ws.send_json({"method": "LIST_SUBSCRIPTIONS", "id": 100 + i})
                 while (msg := await ws.receive(timeout=5)).type == aiohttp.WSMsgType.TEXT:
@@ -291,7 +309,8 @@ def test_streams_and_rest_carry_the_engine_values(tmp_path: Path) -> None:
             async with serve(service) as url, aiohttp.ClientSession() as session:
                 ws = await session.ws_connect(
                     f"{url}/stream?streams=btcusdt@trade/btcusdt@bookTicker/btcusdt@kline_1m/"
-                    "btcusdt@depth5@100ms/heartbeat")
+                    "btcusdt@depth5@100ms/heartbeat"
+                )
                 while service.hub.subscriber_count < 1:
                     await asyncio.sleep(0.01)
                 rng = random.Random(2)
@@ -299,7 +318,8 @@ def test_streams_and_rest_carry_the_engine_values(tmp_path: Path) -> None:
                 book = service.state.markets[0].book
                 for i in range(400):
                     events += service.feed_from_node(
-                        node, random_commands(rng, node.engine.image(), 10))
+                        node, random_commands(rng, node.engine.image(), 10)
+                    )
                     if i >= 40 and book.best(BUY) and book.best(SELL):
                         break
                 service.tick(100)
@@ -311,8 +331,8 @@ def test_streams_and_rest_carry_the_engine_values(tmp_path: Path) -> None:
                     got.setdefault(msg["stream"], []).append(msg["data"])
                 info = service.state.markets[0].info
                 assert [(m["t"], m["p"], m["q"]) for m in got["btcusdt@trade"]] == [
-                    (t.trade_id, info.price(t.price_atoms), info.qty(t.qty_atoms))
-                    for t in trades]
+                    (t.trade_id, info.price(t.price_atoms), info.qty(t.qty_atoms)) for t in trades
+                ]
                 image = node.engine.image()
                 bids, asks = _wire_levels(service, image)
                 top = got["btcusdt@bookTicker"][-1]

@@ -31,20 +31,33 @@ def _trading(n: int) -> list[Command]:
     for account_id in (1, 2):
         commands += [
             CreateAccount(account_id=account_id),
-            Deposit(account_id=account_id, asset_id=USDT, amount_atoms=10**13,
-                    deposit_key=f"u{account_id}"),
-            Deposit(account_id=account_id, asset_id=BTC, amount_atoms=10**10,
-                    deposit_key=f"b{account_id}"),
+            Deposit(
+                account_id=account_id,
+                asset_id=USDT,
+                amount_atoms=10**13,
+                deposit_key=f"u{account_id}",
+            ),
+            Deposit(
+                account_id=account_id,
+                asset_id=BTC,
+                amount_atoms=10**10,
+                deposit_key=f"b{account_id}",
+            ),
         ]
     for i in range(n):
         side = Side.BUY if i % 2 else Side.SELL
-        commands.append(PlaceOrder(account_id=1 + i % 2, market_id=0, side=side,
-                                   order_type=OrderType.LIMIT,
-                                   price_atoms=(3_000_000 + i % 7) * 10_000,
-                                   qty_atoms=(1 + i % 5) * 10_000))
+        commands.append(
+            PlaceOrder(
+                account_id=1 + i % 2,
+                market_id=0,
+                side=side,
+                order_type=OrderType.LIMIT,
+                price_atoms=(3_000_000 + i % 7) * 10_000,
+                qty_atoms=(1 + i % 5) * 10_000,
+            )
+        )
         if i % 5 == 4:
-            commands.append(CancelOrder(account_id=1, market_id=0, order_id=0,
-                                        client_order_id=0))
+            commands.append(CancelOrder(account_id=1, market_id=0, order_id=0, client_order_id=0))
     return commands
 
 
@@ -94,16 +107,21 @@ def test_replay_cli_verifies_snapshots_and_fails_loudly_on_a_forged_one(
         for start in range(0, len(commands), 10):  # snapshots are taken between batches
             node.submit(commands[start : start + 10])
         final = node.state_hash()
-    args = argparse.Namespace(journal=str(tmp_path / "journal"), snapshots=None, from_seq=None,
-                              to_seq=None, verify=True)
+    args = argparse.Namespace(
+        journal=str(tmp_path / "journal"), snapshots=None, from_seq=None, to_seq=None, verify=True
+    )
     assert run_replay_cli(args) == 0
     out = capsys.readouterr().out
     assert final in out and "verified snapshots" in out
 
     # a partial replay stops at --to and starts from a snapshot at or before --from
     middle = read_snapshot(list_snapshots(tmp_path / "snapshots")[0])
-    partial = replay(tmp_path / "journal", snapshot_dir=tmp_path / "snapshots",
-                     from_seq=middle.last_seq + 1, to_seq=middle.last_seq + 5)
+    partial = replay(
+        tmp_path / "journal",
+        snapshot_dir=tmp_path / "snapshots",
+        from_seq=middle.last_seq + 1,
+        to_seq=middle.last_seq + 5,
+    )
     assert partial.first_seq == middle.last_seq + 1
     assert partial.last_seq == middle.last_seq + 5
 

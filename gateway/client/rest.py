@@ -36,8 +36,15 @@ class RestClient:
         signature = self.credentials.sign(query.encode())
         return f"{query}&{urlencode({'signature': signature})}"
 
-    async def raw(self, method: str, path: str, *, query: str = "", body: str | None = None,
-                  headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    async def raw(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: str = "",
+        body: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
         url = f"{self.base}{path}" + (f"?{query}" if query else "")
         hdrs = dict(headers or {})
         if self.credentials is not None:
@@ -49,8 +56,9 @@ class RestClient:
             data = await resp.json(content_type=None)
             return resp.status, data
 
-    async def request(self, method: str, path: str, params: dict[str, Any] | None = None, *,
-                      signed: bool = False) -> Any:
+    async def request(
+        self, method: str, path: str, params: dict[str, Any] | None = None, *, signed: bool = False
+    ) -> Any:
         params = params or {}
         text = self.signed_query(params) if signed else urlencode(params)
         if method in ("POST", "PUT"):

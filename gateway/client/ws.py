@@ -50,8 +50,9 @@ class WsApiClient:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def connect(cls, url: str, credentials: Credentials | None = None,
-                      **kwargs: Any) -> AsyncIterator[WsApiClient]:
+    async def connect(
+        cls, url: str, credentials: Credentials | None = None, **kwargs: Any
+    ) -> AsyncIterator[WsApiClient]:
         async with websockets.connect(url, max_size=None, **kwargs) as ws:
             client = cls(ws, credentials)
             try:
@@ -79,16 +80,20 @@ class WsApiClient:
 
     def _sign(self, params: dict[str, Any]) -> dict[str, Any]:
         assert self.credentials is not None, "signed request without credentials"
-        params = {**params, "apiKey": self.credentials.api_key,
-                  "timestamp": time.time_ns() // 1_000_000}
+        params = {
+            **params,
+            "apiKey": self.credentials.api_key,
+            "timestamp": time.time_ns() // 1_000_000,
+        }
         params["signature"] = self.credentials.sign(_payload(params))
         return params
 
     async def send_raw(self, text: str | bytes) -> None:
         await self.ws.send(text)
 
-    async def request(self, method: str, params: dict[str, Any] | None = None, *,
-                      signed: bool = False) -> Any:
+    async def request(
+        self, method: str, params: dict[str, Any] | None = None, *, signed: bool = False
+    ) -> Any:
         """Send one request; return its ``result`` or raise `ClientError`."""
         params = dict(params or {})
         if signed and not self.logged_on:
@@ -101,8 +106,9 @@ class WsApiClient:
         self.rate_limits = msg.get("rateLimits", self.rate_limits)
         if msg.get("status") != 200:
             err = msg.get("error", {})
-            raise ClientError(msg.get("status", 0), err.get("code", 0), err.get("msg", ""),
-                              err.get("data"))
+            raise ClientError(
+                msg.get("status", 0), err.get("code", 0), err.get("msg", ""), err.get("data")
+            )
         return msg["result"]
 
     # ---- session ----------------------------------------------------------------------------
@@ -122,47 +128,81 @@ class WsApiClient:
 
     # ---- trading ----------------------------------------------------------------------------
 
-    async def place_order(self, symbol: str, side: str, type: str, *,
-                          quantity: str | None = None, price: str | None = None,
-                          time_in_force: str | None = None, client_order_id: str | None = None,
-                          quote_order_qty: str | None = None, **extra: Any) -> Any:
+    async def place_order(
+        self,
+        symbol: str,
+        side: str,
+        type: str,
+        *,
+        quantity: str | None = None,
+        price: str | None = None,
+        time_in_force: str | None = None,
+        client_order_id: str | None = None,
+        quote_order_qty: str | None = None,
+        **extra: Any,
+    ) -> Any:
         params: dict[str, Any] = {"symbol": symbol, "side": side, "type": type, **extra}
-        for name, value in (("quantity", quantity), ("price", price),
-                            ("timeInForce", time_in_force),
-                            ("newClientOrderId", client_order_id),
-                            ("quoteOrderQty", quote_order_qty)):
+        for name, value in (
+            ("quantity", quantity),
+            ("price", price),
+            ("timeInForce", time_in_force),
+            ("newClientOrderId", client_order_id),
+            ("quoteOrderQty", quote_order_qty),
+        ):
             if value is not None:
                 params[name] = value
         return await self.request("order.place", params, signed=True)
 
-    async def cancel_order(self, symbol: str, *, order_id: int | None = None,
-                           client_order_id: str | None = None) -> Any:
+    async def cancel_order(
+        self, symbol: str, *, order_id: int | None = None, client_order_id: str | None = None
+    ) -> Any:
         params = _order_ref({"symbol": symbol}, order_id, client_order_id)
         return await self.request("order.cancel", params, signed=True)
 
-    async def amend_keep_priority(self, symbol: str, new_qty: str, *,
-                                  order_id: int | None = None,
-                                  client_order_id: str | None = None) -> Any:
+    async def amend_keep_priority(
+        self,
+        symbol: str,
+        new_qty: str,
+        *,
+        order_id: int | None = None,
+        client_order_id: str | None = None,
+    ) -> Any:
         params = _order_ref({"symbol": symbol, "newQty": new_qty}, order_id, client_order_id)
         return await self.request("order.amend.keepPriority", params, signed=True)
 
-    async def cancel_replace(self, symbol: str, cancel_order_id: int, side: str, type: str,
-                             *, mode: str = "STOP_ON_FAILURE", **order: Any) -> Any:
-        params = {"symbol": symbol, "cancelOrderId": cancel_order_id, "side": side,
-                  "type": type, "cancelReplaceMode": mode, **order}
+    async def cancel_replace(
+        self,
+        symbol: str,
+        cancel_order_id: int,
+        side: str,
+        type: str,
+        *,
+        mode: str = "STOP_ON_FAILURE",
+        **order: Any,
+    ) -> Any:
+        params = {
+            "symbol": symbol,
+            "cancelOrderId": cancel_order_id,
+            "side": side,
+            "type": type,
+            "cancelReplaceMode": mode,
+            **order,
+        }
         return await self.request("order.cancelReplace", params, signed=True)
 
     async def cancel_all(self, symbol: str) -> Any:
         return await self.request("openOrders.cancelAll", {"symbol": symbol}, signed=True)
 
-    async def order_status(self, symbol: str, *, order_id: int | None = None,
-                           client_order_id: str | None = None) -> Any:
+    async def order_status(
+        self, symbol: str, *, order_id: int | None = None, client_order_id: str | None = None
+    ) -> Any:
         params = _order_ref({"symbol": symbol}, order_id, client_order_id)
         return await self.request("order.status", params, signed=True)
 
     async def open_orders(self, symbol: str | None = None) -> Any:
-        return await self.request("openOrders.status",
-                                  {"symbol": symbol} if symbol else {}, signed=True)
+        return await self.request(
+            "openOrders.status", {"symbol": symbol} if symbol else {}, signed=True
+        )
 
     async def account(self) -> Any:
         return await self.request("account.status", {}, signed=True)

@@ -26,8 +26,7 @@ class NotProjected(BeyondEnd):
     """The report asks about sequences the projection has not reached."""
 
     def __init__(self, projected: int, asked: int) -> None:
-        super().__init__("PostgreSQL", projected, asked,
-                         hint="run `kootabase ledger sync` first")
+        super().__init__("PostgreSQL", projected, asked, hint="run `kootabase ledger sync` first")
 
 
 async def checkpoint(conn: asyncpg.Connection) -> int:
