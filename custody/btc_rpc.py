@@ -39,14 +39,15 @@ def to_sats(value: Decimal | int | str) -> int:
 class BitcoinRpc:
     def __init__(self, url: str, user: str, password: str, *, timeout_s: float = 30.0) -> None:
         self.url = url
-        self._auth = aiohttp.BasicAuth(user, password)
+        # A header, not ClientSession(auth=BasicAuth(...)): aiohttp deprecates both.
+        self._headers = {"Authorization": aiohttp.encode_basic_auth(user, password)}
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._ids = itertools.count(1)
         self._session: aiohttp.ClientSession | None = None
 
     async def call(self, method: str, *params: Any) -> Any:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(auth=self._auth, timeout=self._timeout)
+            self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
         body = {"jsonrpc": "1.0", "id": next(self._ids), "method": method, "params": list(params)}
         async with self._session.post(self.url, json=body) as resp:
             text = await resp.text()
