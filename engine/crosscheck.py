@@ -136,6 +136,18 @@ async def read_checkpoints(stream_log: StreamLog) -> dict[int, str]:
     }
 
 
+async def recorded_checkpoint(stream_log: StreamLog, stream_seq: int) -> str | None:
+    """The hash the replicas recorded at ``stream_seq`` (None if none), read by its key: listing
+    the bucket's keys goes through a watcher that can time out under load and list nothing,
+    which made a good snapshot look unrecorded."""
+    try:
+        kv = await hash_bucket(stream_log, create=False)
+        entry = await kv.get(checkpoint_key(stream_seq))
+    except (nats.js.errors.BucketNotFoundError, nats.js.errors.KeyNotFoundError):
+        return None
+    return entry.value.decode() if entry.value is not None else None
+
+
 async def read_reports(stream_log: StreamLog) -> list[ReplicaReport]:
     try:
         kv = await hash_bucket(stream_log, create=False)

@@ -25,7 +25,7 @@ import structlog
 from nats.js import api
 from nats.js.object_store import ObjectStore
 
-from engine.crosscheck import read_checkpoints
+from engine.crosscheck import recorded_checkpoint
 from engine.replica import REPLICA_IMAGE_DECODER, REPLICA_IMAGE_ENCODER, Replica, ReplicaImage
 from engine.schema import FORMAT_VERSION, state_hash
 from engine.streamlog import StreamLog
@@ -156,11 +156,10 @@ async def load_newest(
     if not names:
         return None
     store = await snapshot_bucket(stream_log, create=False)
-    recorded = await read_checkpoints(stream_log)
     for name in reversed(names):
         try:
             data = (await store.get(name)).data or b""
-            snap = decode_snapshot(name, data, recorded.get(int(name)))
+            snap = decode_snapshot(name, data, await recorded_checkpoint(stream_log, int(name)))
         except (SnapshotRefused, nats.js.errors.Error) as exc:
             log.error("stream_snapshot_refused", name=name, reason=str(exc))
             continue
