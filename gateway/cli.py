@@ -334,7 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench_cl.add_argument("--json", action="store_true", help="print results as JSON")
     bench_cl.add_argument(
-        "--seconds", type=float, default=5.0, metavar="S", help="seconds per load (default: 5)"
+        "--seconds",
+        type=_positive_float(600),
+        default=5.0,
+        metavar="S",
+        help="seconds per load (default: 5)",
     )
     bench_cl.add_argument(
         "--clients",

@@ -240,7 +240,7 @@ def test_log_level_after_the_subcommand() -> None:
 
 @pytest.mark.parametrize("seconds", ["0", "-1", "nan"])
 def test_bench_seconds_must_be_positive(seconds: str) -> None:
-    for bench in ("gateway", "marketdata"):
+    for bench in ("gateway", "marketdata", "cluster"):
         assert_one_line(run_cli("bench", bench, f"--seconds={seconds}"), "--seconds", code=2)
 
 
