@@ -103,7 +103,59 @@ def future_reply(fut: asyncio.Future[Result]) -> Reply:
     return reply
 
 
-class Bridge:
+class RequestIntake:
+    """The request side both bridges share (`Bridge` here, the cluster's `ClusterBridge`):
+    a queue the batch loop drains, a definite refusal once the bridge broke, "unknown" while it
+    closes, and the scan that answers "unknown" to requests queued past the ack timeout."""
+
+    def __init__(self, ack_timeout_s: float) -> None:
+        self._queue: deque[_Request] = deque()
+        self._wake = asyncio.Event()
+        self._broken: BaseException | None = None
+        self._closing = False
+        self._ack_timeout_s = ack_timeout_s
+
+    @property
+    def healthy(self) -> bool:
+        """False once the bridge failed (commands are refused) or shutdown began."""
+        return self._broken is None and not self._closing
+
+    def _refusal(self) -> str:
+        """Why a command is refused once the bridge broke (it was never queued or logged)."""
+        raise NotImplementedError
+
+    def submit(self, command: Command) -> asyncio.Future[Result]:
+        """Queue ``command``; the future resolves once it is durable and processed."""
+        fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self.submit_cb(command, future_reply(fut))
+        return fut
+
+    def submit_cb(self, command: Command, reply: Reply) -> None:
+        """Queue ``command``; ``reply`` is called once, on the loop thread, with the command's
+        events after its batch is durable, processed and applied to the read model, or with
+        an error when the outcome is unknown (engine failure, shutdown, ack timeout)."""
+        req = _Request(command, reply, time.perf_counter())
+        if self._broken is not None:  # never queued, never journaled: a definite refusal
+            req.fail(errors.stopped(self._refusal()))
+            return
+        if self._closing:
+            req.fail(errors.unknown_outcome("engine unavailable"))
+            return
+        self._queue.append(req)
+        if len(self._queue) == 1:
+            self._wake.set()
+
+    def _fail_overdue_queued(self, now: float) -> None:
+        """Answer 'status unknown' to requests queued longer than the ack timeout (one timer
+        for all requests instead of one per request); a late result is then ignored."""
+        limit = self._ack_timeout_s
+        for req in self._queue:
+            if now - req.queued_at <= limit:
+                break
+            req.fail(errors.unknown_outcome("no acknowledgement in time"))
+
+
+class Bridge(RequestIntake):
     def __init__(
         self,
         node: EngineNode,
@@ -121,13 +173,9 @@ class Bridge:
         self._max_batch = max_batch
         self._observe = observe
         """(batch size, submit seconds, fsync seconds, ack latencies) for metrics."""
-        self._queue: deque[_Request] = deque()
-        self._ack_timeout_s = ack_timeout_s
+        super().__init__(ack_timeout_s)
         self._watchdog: asyncio.TimerHandle | None = None
-        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._broken: BaseException | None = None
-        self._closing = False
         self._fsync_s = 0.0
         journal = node.journal
         append = journal.append_batch
@@ -139,11 +187,6 @@ class Bridge:
 
         # Instance attribute: the sequencer calls the journal through it (measures fsync).
         journal.append_batch = timed_append  # type: ignore[method-assign]
-
-    @property
-    def healthy(self) -> bool:
-        """False once the engine failed (commands are refused) or shutdown began."""
-        return self._broken is None and not self._closing
 
     @property
     def failure(self) -> str | None:
@@ -159,37 +202,12 @@ class Bridge:
             self._watchdog = loop.call_later(0.5, self._watch)
 
     def _watch(self) -> None:
-        """Answer 'status unknown' to requests waiting longer than the ack timeout (one timer
-        for all requests instead of one per request). A late result is then ignored."""
-        now = time.perf_counter()
-        limit = self._ack_timeout_s
-        for req in self._queue:
-            if now - req.queued_at <= limit:
-                break
-            req.fail(errors.unknown_outcome("no acknowledgement in time"))
+        self._fail_overdue_queued(time.perf_counter())
         if not self._closing:
             self._watchdog = asyncio.get_running_loop().call_later(0.5, self._watch)
 
-    def submit(self, command: Command) -> asyncio.Future[Result]:
-        """Queue ``command``; the future resolves once it is durable and processed."""
-        fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        self.submit_cb(command, future_reply(fut))
-        return fut
-
-    def submit_cb(self, command: Command, reply: Reply) -> None:
-        """Queue ``command``; ``reply`` is called once, on the loop thread, with the command's
-        events after its batch is durable, processed and applied to the read model, or with
-        an error when the outcome is unknown (engine failure, shutdown, ack timeout)."""
-        req = _Request(command, reply, time.perf_counter())
-        if self._broken is not None:  # never queued, never journaled: a definite refusal
-            req.fail(errors.stopped("journal or engine failed"))
-            return
-        if self._closing:
-            req.fail(errors.unknown_outcome("engine unavailable"))
-            return
-        self._queue.append(req)
-        if len(self._queue) == 1:
-            self._wake.set()
+    def _refusal(self) -> str:
+        return "journal or engine failed"
 
     async def call(self, fn: Callable[[EngineNode], T]) -> T:
         """Run ``fn(node)`` between batches (the node is never mid-batch on the loop)."""

@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -52,7 +51,7 @@ from engine.replica import (
 from engine.schema import Command, Event
 from engine.streamlog import StreamLog
 from gateway import errors
-from gateway.bridge import BatchHook, Reply, Result, _Request, answer_batch, future_reply
+from gateway.bridge import BatchHook, RequestIntake, _Request, answer_batch
 
 log = structlog.get_logger(__name__)
 PUBLISH_TIMEOUT_S = 1.0
@@ -70,7 +69,7 @@ class _Pending:
     done: bool = False
 
 
-class ClusterBridge:
+class ClusterBridge(RequestIntake):
     def __init__(
         self,
         replica: Replica,
@@ -82,6 +81,7 @@ class ClusterBridge:
         ack_timeout_s: float = 10.0,
     ) -> None:
         assert 1 <= max_batch <= MAX_COMMANDS_PER_BATCH
+        super().__init__(ack_timeout_s)
         self.log: StreamLog | None = None
         self.origin = secrets.randbits(63) or 1
         self._batch_no = 0
@@ -89,23 +89,14 @@ class ClusterBridge:
         self._max_batch = max_batch
         self._max_inflight = max_inflight
         self._observe = observe
-        self._ack_timeout_s = ack_timeout_s
-        self._queue: deque[_Request] = deque()
         self._pending: dict[int, _Pending] = {}
-        self._wake = asyncio.Event()
         self._slot = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._publishes: set[asyncio.Task[None]] = set()
         self._watchdog: asyncio.TimerHandle | None = None
-        self._broken: BaseException | None = None
-        self._closing = False
         self.follower = Follower(
             replica, f"{self.origin:x}", "gateway", self._on_applied, on_failure=self._break
         )
-
-    @property
-    def healthy(self) -> bool:
-        return self._broken is None and not self._closing
 
     @property
     def replica(self) -> Replica:
@@ -150,22 +141,8 @@ class ClusterBridge:
 
     # ---- submitting -------------------------------------------------------------------------
 
-    def submit(self, command: Command) -> asyncio.Future[Result]:
-        fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        self.submit_cb(command, future_reply(fut))
-        return fut
-
-    def submit_cb(self, command: Command, reply: Reply) -> None:
-        req = _Request(command, reply, time.perf_counter())
-        if self._broken is not None:  # never published: a definite refusal
-            req.fail(errors.stopped(f"replica stopped: {self.failure or self._broken}"))
-            return
-        if self._closing:
-            req.fail(errors.unknown_outcome("engine unavailable"))
-            return
-        self._queue.append(req)
-        if len(self._queue) == 1:
-            self._wake.set()
+    def _refusal(self) -> str:  # never published
+        return f"replica stopped: {self.failure or self._broken}"
 
     async def call(self, fn: Callable[[Replica], Any]) -> Any:
         return fn(self.replica)
@@ -280,10 +257,7 @@ class ClusterBridge:
         for batch_no, p in list(self._pending.items()):
             if now - p.published_at > limit + PUBLISH_TIMEOUT_S:
                 self._settle_unknown(batch_no, "no acknowledgement in time")
-        for req in self._queue:
-            if now - req.queued_at <= limit:
-                break
-            req.fail(errors.unknown_outcome("no acknowledgement in time"))
+        self._fail_overdue_queued(now)
         if not self._closing:
             self._watchdog = asyncio.get_running_loop().call_later(0.5, self._watch)
 
