@@ -349,8 +349,9 @@ class Trading:
     # ---- queries --------------------------------------------------------------------------
 
     def _require_running(self) -> None:
-        """Order queries while the node is stopped answer "status unknown" (issue 11): the
-        read model may lack commands the journal holds, so "does not exist" could be false."""
+        """Order and trade queries while the node is stopped answer "status unknown" (issue 11):
+        the read model may lack commands the journal holds, so "does not exist" (or a history
+        without the last fills) could be false."""
         failure = self.bridge.failure
         if failure is not None:
             raise errors.status_unknown(failure)
@@ -412,6 +413,7 @@ class Trading:
     def my_trades(self, account_id: int, params: Mapping[str, Any]) -> list[Any]:
         """myTrades, same paging rule as `all_orders` (``fromId`` is a trade id); with
         ``orderId`` the trades of that order."""
+        self._require_running()
         m = self.market(params)
         assert m is not None
         oid = get_int(params, "orderId", lo=1)

@@ -81,9 +81,13 @@ def _order(serve: ServeProcess, creds: Credentials, price: str) -> tuple[int, An
 
 
 def _status(serve: ServeProcess, creds: Credentials, order_id: int) -> tuple[int, Any]:
-    query = signed_query(creds, {"symbol": "BTCUSDT", "orderId": order_id})
+    return _query(serve, creds, "/api/v3/order", orderId=order_id)
+
+
+def _query(serve: ServeProcess, creds: Credentials, path: str, **params: Any) -> tuple[int, Any]:
+    query = signed_query(creds, {"symbol": "BTCUSDT", **params})
     status, _, body = http(
-        "GET", serve.http + "/api/v3/order", query=query, headers={"X-MBX-APIKEY": creds.api_key}
+        "GET", serve.http + path, query=query, headers={"X-MBX-APIKEY": creds.api_key}
     )
     return status, body
 
@@ -161,6 +165,9 @@ def test_disk_full_fails_closed_says_why_and_exits(tmp_path: Path) -> None:
             assert re.search(r'kootabase_commands_stopped\{reason="[^"]*No space left', metrics)
             status, unknown = _status(serve, creds, first_id)  # exists, but: unknown now
             assert (status, unknown["code"]) == (503, -1006), unknown
+            for path in ("/api/v3/openOrders", "/api/v3/allOrders", "/api/v3/myTrades"):
+                status, unknown = _query(serve, creds, path)  # the read model may be behind
+                assert (status, unknown["code"]) == (503, -1006), (path, unknown)
             assert serve.proc.wait(timeout=60) == EXIT_FAIL_CLOSED
             assert "fail_closed" in serve.stderr()
         finally:
