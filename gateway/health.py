@@ -11,8 +11,11 @@ supervisor restarts it and recovery from the journal gives the truth.
 **State hash while running.** ``/health`` and the ``kootabase_state_hash_seq{hash=...}`` gauge
 (value: the sequence) show the engine's state hash after a known sequence, so an operator can
 compare a live node with ``kootabase replay --journal DIR --to SEQ``. The hash costs an image
-of the whole engine state, so it is recomputed at most every `HASH_MIN_INTERVAL_S` (on a
-``/health`` request, or by the periodic refresh), between batches on the loop thread.
+of the whole engine state (measured: ~260 ms at 100,000 resting orders), taken between batches
+on the loop thread, so a ``/health`` request recomputes it only when the last one is older than
+`HASH_MIN_INTERVAL_S` and than `HASH_COST_FACTOR` times what the last one cost: a poller
+hitting ``/health`` every second can then spend at most ~1 % of the loop on hashing, whatever
+the size of the book. The periodic refresh (every `HASH_REFRESH_S`) always recomputes.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ log = structlog.get_logger(__name__)
 EXIT_FAIL_CLOSED: Final = 75
 """``kootabase serve``'s exit code after failing closed (EX_TEMPFAIL: restart me)."""
 HASH_MIN_INTERVAL_S: Final = 1.0
+HASH_COST_FACTOR: Final = 100.0
+"""A request-driven recompute waits at least this many times the last one's cost."""
 HASH_REFRESH_S: Final = 30.0
 
 
@@ -47,6 +52,7 @@ class Health:
         self.hash_seq = 0
         self.hash = ""
         self._hash_at = 0.0
+        self._hash_cost_s = 0.0
         self._task: asyncio.Task[None] | None = None
         registry = gw.metrics.registry
         self._ready = Gauge(
@@ -90,7 +96,8 @@ class Health:
     # ---- state hash ------------------------------------------------------------------------
 
     def refresh_hash(self, *, force: bool = False) -> None:
-        """Recompute the state hash if the sequence moved (at most every second)."""
+        """Recompute the state hash if the sequence moved (request-driven: rate-bounded by
+        `HASH_MIN_INTERVAL_S` and `HASH_COST_FACTOR`; ``force``: the periodic refresh)."""
         # the local node, or in cluster mode this gateway's replica: both have last_seq and
         # state_hash()
         node = (
@@ -101,10 +108,12 @@ class Health:
         now = time.monotonic()
         if node.last_seq == self.hash_seq and self.hash:
             return
-        if not force and now - self._hash_at < HASH_MIN_INTERVAL_S:
+        wait_s = max(HASH_MIN_INTERVAL_S, HASH_COST_FACTOR * self._hash_cost_s)
+        if not force and now - self._hash_at < wait_s:
             return
         seq, digest = node.last_seq, node.state_hash()
-        self._hash_at = now
+        self._hash_at = time.monotonic()
+        self._hash_cost_s = self._hash_at - now
         if self.hash:
             self._hash_gauge.remove(self.hash)
         self.hash_seq, self.hash = seq, digest
