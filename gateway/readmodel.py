@@ -170,16 +170,37 @@ def restore(img: ReadModelImage, *, memory_orders: int) -> Store:
     return store
 
 
+class EncodedImage(msgspec.Struct, frozen=True):
+    """A snapshot's file bytes with what its log line names."""
+
+    last_seq: int
+    data: bytes
+    open_orders: int
+
+
 def write(directory: Path, img: ReadModelImage, *, keep: int = KEEP, quiet: bool = False) -> Path:
     """Durably write ``img``; keep the newest ``keep`` snapshots (``quiet``: log at debug)."""
+    return store_encoded(directory, encode(img), keep=keep, quiet=quiet)
+
+
+def encode(img: ReadModelImage) -> EncodedImage:
+    """The snapshot file's bytes. Must run where ``img`` was taken (the loop, between batches):
+    its open orders are the store's live records, which the next batch changes."""
+    body = _ENCODER.encode(img)
+    header = HEADER.pack(MAGIC, FORMAT_VERSION, img.last_seq, google_crc32c.value(body))
+    return EncodedImage(img.last_seq, header + body, len(img.open_orders))
+
+
+def store_encoded(
+    directory: Path, encoded: EncodedImage, *, keep: int = KEEP, quiet: bool = False
+) -> Path:
+    """Write an encoded snapshot durably (temporary name, fsync, rename) from any thread."""
     assert keep >= 1
     private_dir(directory)
-    body = _ENCODER.encode(img)
-    path = directory / f"{img.last_seq:020d}{SUFFIX}"
+    path = directory / f"{encoded.last_seq:020d}{SUFFIX}"
     tmp = path.with_suffix(".tmp")
     with os.fdopen(create_private(tmp), "wb") as fh:
-        fh.write(HEADER.pack(MAGIC, FORMAT_VERSION, img.last_seq, google_crc32c.value(body)))
-        fh.write(body)
+        fh.write(encoded.data)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
@@ -187,9 +208,9 @@ def write(directory: Path, img: ReadModelImage, *, keep: int = KEEP, quiet: bool
         old.unlink()
     (log.debug if quiet else log.info)(
         "readmodel_snapshot_written",
-        last_seq=img.last_seq,
-        bytes=HEADER.size + len(body),
-        open_orders=len(img.open_orders),
+        last_seq=encoded.last_seq,
+        bytes=len(encoded.data),
+        open_orders=encoded.open_orders,
     )
     return path
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -36,6 +37,16 @@ DAY_NS: Final = 86_400 * 1_000_000_000
 
 
 @dataclass(slots=True)
+class _After:
+    """Run ``fn`` on the writer thread once everything through ``seq`` is committed (skipped,
+    with a log line, if a failed write left the index short of it)."""
+
+    seq: int
+    fn: Callable[[], None]
+    what: str
+
+
+@dataclass(slots=True)
 class _Batch:
     last_seq: int
     ts_ns: int
@@ -52,7 +63,7 @@ class HistoryWriter:
         """Every batch through this sequence is committed (read from any thread)."""
         self.submitted_seq = self.durable_seq
         self.failures = 0
-        self._queue: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Batch | _After | None] = queue.SimpleQueue()
         self._done = threading.Condition()
         self._next_prune_ns = 0
         self._retry: list[_Batch] = []
@@ -73,6 +84,13 @@ class HistoryWriter:
         self.submitted_seq = last_seq
         self._submitted_rows += len(orders) + len(trades)
         self._queue.put(_Batch(last_seq, ts_ns, orders, trades))
+
+    def after(self, seq: int, fn: Callable[[], None], what: str) -> None:
+        """Run ``fn`` on this thread once the index covers ``seq`` (e.g. write a read-model
+        snapshot that needs the index through its sequence), without the caller waiting."""
+        if seq > self.submitted_seq:
+            self.submit(seq, 0, [], [])
+        self._queue.put(_After(seq, fn, what))
 
     def queued_rows(self) -> int:
         """Rows submitted and not yet committed (each counter has one writing thread)."""
@@ -107,13 +125,29 @@ class HistoryWriter:
                 except queue.Empty:
                     break
                 b = group[-1]
-                rows += 0 if b is None else len(b.orders) + len(b.trades)
-            if group[-1] is None or None in group:
+                rows += len(b.orders) + len(b.trades) if isinstance(b, _Batch) else 0
+            if None in group:
                 stop = True
-            batches = self._retry + [b for b in group if b is not None]
-            self._retry = []
+            batches, self._retry = self._retry, []
+            for item in group:
+                if isinstance(item, _Batch):
+                    batches.append(item)
+                elif isinstance(item, _After):  # what is queued before it, committed first
+                    if batches:
+                        self._write(batches)
+                        batches = []
+                    self._run_after(item)
             if batches:
                 self._write(batches)
+
+    def _run_after(self, item: _After) -> None:
+        if self.durable_seq < item.seq:
+            log.error(item.what + "_skipped", seq=item.seq, reason="history index behind")
+            return
+        try:
+            item.fn()
+        except Exception as exc:  # a snapshot is an optimisation: the journal rebuilds it
+            log.error(item.what + "_failed", seq=item.seq, error=repr(exc))
 
     def _write(self, batches: list[_Batch]) -> None:
         last_seq = batches[-1].last_seq
