@@ -21,6 +21,8 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from gateway.malformed import handler_for
+
 REFUSED_LINGER_S: Final = 2.0
 """How long a refused connection may stay open waiting for its request (to be answered 429
 rather than reset)."""
@@ -138,7 +140,7 @@ class GuardedSite(web.SockSite):
         caps = self.caps
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _GuardedProtocol(server(), caps),
+            lambda: _GuardedProtocol(handler_for(server), caps),
             sock=self._sock,
             ssl=self._ssl_context,
             backlog=self._backlog,

@@ -38,6 +38,8 @@ BAD_SYMBOL: Final = -1121
 BAD_COMBINATION: Final = -1128
 INVALID_PARAMETER: Final = -1130
 BAD_RECV_WINDOW: Final = -1131
+MALFORMED_REQUEST: Final = -1199
+"""An HTTP request that could not be parsed at all (`gateway.malformed`; not a Binance code)."""
 NOT_FOUND: Final = -1099
 ORDER_REJECTED: Final = -2010
 CANCEL_REJECTED: Final = -2011

@@ -152,6 +152,15 @@ def test_trickled_body_is_cut_off(capped: ServerThread) -> None:
         assert time.monotonic() - started < 4.0
 
 
+def _read_response(sock: socket.socket) -> bytes:
+    """Everything the server sends before it closes the connection (it closes after a parse
+    error)."""
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def test_malformed_requests_are_logged_at_a_bounded_rate(
     capped: ServerThread, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -164,7 +173,11 @@ def test_malformed_requests_are_logged_at_a_bounded_rate(
             line = b"X-Long: " + b"a" * 9_000 if i % 2 else b"Bad\x01Header: x"
             sock.sendall(b"GET /api/v3/ping HTTP/1.1\r\nHost: x\r\n" + line + b"\r\n\r\n")
             sock.settimeout(5.0)
-            assert sock.recv(4096)[8:13] == b" 400 "
+            head, _, payload = _read_response(sock).partition(b"\r\n\r\n")
+            assert head[8:13] == b" 400 ", head
+            assert b"content-type: application/json" in head.lower(), head
+            error = json.loads(payload)
+            assert error["code"] == -1199 and error["msg"].startswith("Malformed HTTP request: ")
     _wait_until(lambda: log.malformed - before >= 30)
     assert log.malformed - before == 30
     assert log.lines <= log.per_minute * 2  # at most two minutes were touched
