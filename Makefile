@@ -7,8 +7,12 @@ PYTEST_ARGS ?= -q
 # ruff, ccxt, matplotlib, ...) are installed for `make test`, `make lint` and `make bench`.
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
+# The pages (web/, built by npm + Vite into web/dist; not committed): rebuilt when a source changes.
+WEB_STAMP := web/dist/.built
+WEB_SOURCES := web/package.json web/package-lock.json web/vite.config.ts web/tsconfig.json \
+	$(wildcard web/*.html web/src/*)
 
-.PHONY: install install-runtime run test lint bench clean nodes
+.PHONY: install install-runtime run test lint bench clean nodes web screenshots
 
 install: $(DEV_STAMP)
 
@@ -23,10 +27,15 @@ $(DEV_STAMP): $(RUNTIME_STAMP)
 	$(VENV)/bin/python -m pip install -e '.[dev]'
 	touch $@
 
-run: $(RUNTIME_STAMP)
+$(WEB_STAMP): $(WEB_SOURCES)
+	bash scripts/build-web.sh
+
+web: $(WEB_STAMP)
+
+run: $(RUNTIME_STAMP) $(WEB_STAMP)
 	$(VENV)/bin/kootabase serve --data-dir ./data --demo
 
-test: $(DEV_STAMP) nodes
+test: $(DEV_STAMP) nodes $(WEB_STAMP)
 	bash scripts/check-services.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
@@ -38,9 +47,14 @@ lint: $(DEV_STAMP)
 bench: $(DEV_STAMP)
 	$(VENV)/bin/kootabase bench engine
 
+# README screenshots of each page (docs/img/) and the pages' load times with a 1,000-level book.
+screenshots: $(DEV_STAMP) nodes $(WEB_STAMP)
+	$(VENV)/bin/python -m bench.web_pages --screenshots docs/img
+
 nodes:
 	bash scripts/install-nodes.sh
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis .benchmarks
+	rm -rf web/node_modules web/dist test-artifacts
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

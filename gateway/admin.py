@@ -31,7 +31,15 @@ from aiohttp import web
 
 from engine.datadir import require_existing
 from engine.jsondepth import MAX_JSON_DEPTH, too_deep
-from engine.schema import LEGACY_DEMO_KEY_PREFIX, CommandRejected, CreateAccount, Deposit, Reject
+from engine.schema import (
+    LEGACY_DEMO_KEY_PREFIX,
+    CommandRejected,
+    CreateAccount,
+    Deposit,
+    MarketState,
+    Reject,
+    SetMarketState,
+)
 from engine.usererror import UserError
 from gateway import errors
 from gateway.keys import PERMISSIONS, NewKey
@@ -112,6 +120,35 @@ class Admin:
             "amount": atoms_to_decimal(atoms, a.decimals),
             "deposit_key": key,
         }
+
+    def markets(self) -> list[dict[str, Any]]:
+        """Every market and its trading state (``OPEN``, ``HALTED``, ``CANCEL_ONLY``,
+        ``POST_ONLY``), for the operations console."""
+        return [
+            {"symbol": m.wire, "state": MarketState(m.state).name}
+            for _, m in sorted(self.gw.store.markets.items())
+        ]
+
+    async def set_market_state(self, symbol: str, state: str) -> dict[str, Any]:
+        """Journal a ``SetMarketState``: halt (nothing matches, new orders and amends refused,
+        cancels work), cancel-only, post-only, or open again."""
+        market = self.gw.store.market(symbol)
+        if market is None:
+            raise errors.ApiError(errors.BAD_SYMBOL, "Invalid symbol.")
+        if state not in MarketState.__members__:
+            raise errors.ApiError(
+                errors.MANDATORY_PARAM,
+                f"state must be one of {', '.join(MarketState.__members__)}",
+            )
+        seq, _, events = await self.gw.trading.execute(
+            0, SetMarketState(market_id=market.market_id, state=int(MarketState[state]))
+        )
+        for ev in events:
+            if isinstance(ev, CommandRejected):
+                raise errors.ApiError(
+                    errors.ORDER_REJECTED, f"market state not set: {Reject(ev.reason).name}"
+                )
+        return {"symbol": market.wire, "state": state, "seq": seq}
 
     def keys(self, action: str, body: dict[str, Any]) -> Any:
         """``keys``: list every key; ``keys/revoke`` and ``keys/rotate`` one (``api_key``)."""
@@ -204,6 +241,12 @@ def setup(app: web.Application, gw: Gateway) -> None:
                         body.get("deposit_key"),
                     )
                 )
+            if action == "markets" and request.method == "GET":
+                return web.json_response(admin.markets())
+            if action == "markets/state" and request.method == "POST":
+                return web.json_response(
+                    await admin.set_market_state(str(body["symbol"]), str(body["state"]))
+                )
             if action in KEY_ACTIONS and (request.method == "GET") == (action == "keys"):
                 return web.json_response(admin.keys(action, body))
         except errors.ApiError as exc:
@@ -212,7 +255,11 @@ def setup(app: web.Application, gw: Gateway) -> None:
             return web.json_response({"code": errors.MANDATORY_PARAM, "msg": str(exc)}, status=400)
         raise web.HTTPNotFound()
 
-    app.router.add_route("*", "/admin/{action:accounts|deposit|keys|keys/revoke|keys/rotate}", call)
+    app.router.add_route(
+        "*",
+        "/admin/{action:accounts|deposit|keys|keys/revoke|keys/rotate|markets|markets/state}",
+        call,
+    )
 
 
 KEY_ACTIONS = ("keys", "keys/revoke", "keys/rotate")

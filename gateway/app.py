@@ -423,7 +423,7 @@ class Gateway:
     # ---- the aiohttp application ------------------------------------------------------------
 
     def app(self) -> web.Application:
-        from gateway import admin, openapi, rest, wsapi
+        from gateway import admin, openapi, rest, webui, wsapi
 
         app = web.Application(
             client_max_size=self.config.limits.max_message_bytes,
@@ -434,6 +434,7 @@ class Gateway:
         wsapi.setup(app, self)
         admin.setup(app, self)
         openapi.setup(app, self)
+        webui.setup(app, self)
         if self.config.backoffice:
             from backoffice import routes as backoffice_routes
 

@@ -3,7 +3,9 @@
 #   - anvil (Foundry's local Ethereum node) from the npm package that ships its binary,
 #     into the project-local .tools/ (not on PATH; tests find it there or via $ANVIL_BIN);
 #   - litecoind + litecoin-cli (Debian's litecoind package: Bitcoin Core's codebase and RPC);
-#   - nats-server (Debian's package): the cluster-mode tests start their own 3-node cluster.
+#   - nats-server (Debian's package): the cluster-mode tests start their own 3-node cluster;
+#   - chromium (Debian's package): the browser tests (tests/test_web.py) drive it with
+#     Playwright; Playwright never downloads a browser of its own.
 # Idempotent and quick when both are present. Exits non-zero if either cannot be installed:
 # the tests fail, never skip, without their nodes.
 set -euo pipefail
@@ -43,4 +45,15 @@ else
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq nats-server >/dev/null
   /usr/sbin/nats-server --version
+fi
+
+if [[ -x /usr/bin/chromium ]]; then
+  echo "install-nodes: chromium present (/usr/bin/chromium)"
+else
+  SUDO=""
+  [[ "$(id -u)" == 0 ]] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq chromium >/dev/null
+  /usr/bin/chromium --version
 fi

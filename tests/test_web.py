@@ -1,0 +1,399 @@
+"""The trading page and the operations console in a real browser (issue 16).
+
+Debian's Chromium (``/usr/bin/chromium``, installed by ``scripts/install-nodes.sh``) driven by
+Playwright, headless, against a real gateway on a real port with a real journal: nothing is
+mocked. The tests fail, never skip, when Chromium or the built pages (``make web``) are
+missing. One server and one browser for the module; the tests run in file order and build on
+each other (the trade of the second is in the book the third resyncs to).
+
+Screenshots of each page go to ``test-artifacts/web/`` (gitignored; ``KOOTABASE_ARTIFACTS``
+moves it); every page's console errors and uncaught exceptions fail the test that opened it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import urllib.request
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.admin import Admin
+from gateway.webui import WEB_DIST
+from tests.gateway_support import ServerThread, http, signed_query
+
+CHROMIUM = os.environ.get("KOOTABASE_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(
+    os.environ.get("KOOTABASE_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts")
+)
+TIMEOUT_MS = 10_000
+PASSWORD = "correct horse battery"
+BALANCE_SHOWN = """([asset, free, held]) => {
+  const row = document.querySelector(`#balances tr[data-asset=${asset}]`);
+  return row && row.children[1].textContent === free && row.children[2].textContent === held;
+}"""
+
+
+def _require_browser() -> None:
+    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
+        pytest.fail(f"{CHROMIUM} missing: run `make nodes` (scripts/install-nodes.sh)")
+    if not (WEB_DIST / "index.html").is_file():
+        pytest.fail(f"{WEB_DIST} not built: run `make web`")
+
+
+class Pages:
+    """One browser; a context per user (sessionStorage is per tab); console errors kept."""
+
+    def __init__(self, browser: Any, base: str) -> None:
+        self.browser = browser
+        self.base = base
+        self.errors: list[str] = []
+        self.shots = ARTIFACTS / "web"
+        self.shots.mkdir(parents=True, exist_ok=True)
+
+    def open(self, path: str, **context: Any) -> Any:
+        ctx = self.browser.new_context(**context)
+        page = ctx.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.on(
+            "console",
+            lambda m: self.errors.append(f"{path}: {m.text}") if m.type == "error" else None,
+        )
+        page.on("pageerror", lambda e: self.errors.append(f"{path}: {e}"))
+        page.goto(self.base + path)
+        return page
+
+    def shot(self, page: Any, name: str) -> None:
+        page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
+
+    def no_errors(self, *refused: int) -> None:
+        """No console errors or uncaught exceptions since the last call, except Chromium's
+        line for each answer with a status in ``refused`` (a refusal the test provoked and the
+        page showed)."""
+        errors, self.errors[:] = list(self.errors), []
+        expected = tuple(f"the server responded with a status of {s} " for s in refused)
+        errors = [e for e in errors if not any(x in e for x in expected)]
+        assert errors == [], errors
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    _require_browser()
+    srv = ServerThread(tmp_path_factory.mktemp("web"), fixture_accounts=False)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def pages(server: ServerThread) -> Iterator[Pages]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            yield Pages(browser, server.http)
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def state() -> dict[str, Any]:
+    """What one test leaves for the next (the module is one story)."""
+    return {}
+
+
+def _balances(server: ServerThread, account_id: int) -> dict[str, dict[str, str]]:
+    rows = server.call(_list(server))
+    return next(a["balances"] for a in rows if a["account_id"] == account_id)
+
+
+async def _list(server: ServerThread) -> list[dict[str, Any]]:
+    return Admin(server.gw).list()
+
+
+def _depth(server: ServerThread, symbol: str) -> dict[str, Any]:
+    status, _, body = http("GET", f"{server.http}/api/v3/depth", query=f"symbol={symbol}")
+    assert status == 200, body
+    return body  # type: ignore[no-any-return]
+
+
+def _page_book(page: Any) -> dict[str, list[list[str]]]:
+    def side(tbody: str) -> list[list[str]]:
+        return page.eval_on_selector_all(
+            f"#{tbody} tr",
+            "rows => rows.map(r => [...r.children].map(td => td.textContent))",
+        )
+
+    return {"asks": list(reversed(side("asks"))), "bids": side("bids")}
+
+
+def _wait_live(page: Any) -> None:
+    page.wait_for_selector("#feed-state[data-state='live']")
+
+
+def test_pages_are_served_with_a_strict_policy(server: ServerThread) -> None:
+    for path in ("/", "/console"):
+        with urllib.request.urlopen(server.http + path, timeout=10) as resp:
+            html = resp.read().decode()
+            headers = resp.headers
+        csp = headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert "Set-Cookie" not in headers
+        scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html, re.S)
+        assert scripts and all("src=" in attrs and not body.strip() for attrs, body in scripts)
+        asset = re.search(r'src="(/web/assets/[^"]+\.js)"', html)
+        assert asset is not None
+        with urllib.request.urlopen(server.http + asset.group(1), timeout=10) as resp:
+            assert resp.headers["Content-Type"].startswith("text/javascript")
+            assert "immutable" in resp.headers["Cache-Control"]
+    for bad in ("/web/assets/nope.js", "/web/assets/..%2Findex.html", "/web/assets/x.exe"):
+        status, _, _ = http("GET", server.http + bad)
+        assert status == 404, bad
+
+
+def test_market_state_endpoint_refuses_bad_input(server: ServerThread) -> None:
+    """The console's halt/resume endpoint: loopback and token, then a clear refusal for a bad
+    symbol, state or body, with nothing journaled."""
+    url = f"{server.http}/admin/markets/state"
+    token = {"X-Kootabase-Admin-Token": server.gw.admin_token, "Content-Type": "application/json"}
+    before = server.seq_and_hash()
+    cases = [
+        ({"Content-Type": "application/json"}, {"symbol": "BTCUSDT", "state": "HALTED"}, 403),
+        (token, {"symbol": "NOPE", "state": "HALTED"}, 400),
+        (token, {"symbol": "BTCUSDT", "state": "CLOSED"}, 400),
+        (token, {"symbol": "BTCUSDT"}, 400),
+        (token, ["BTCUSDT"], 400),
+    ]
+    for headers, body, want in cases:
+        status, _, answer = http("POST", url, body=json.dumps(body), headers=headers)
+        assert status == want, (body, answer)
+        if want == 400:
+            assert isinstance(answer["code"], int) and answer["msg"], answer
+    assert server.seq_and_hash() == before
+    status, _, listing = http("GET", f"{server.http}/admin/markets", headers=token)
+    assert status == 200
+    assert {m["symbol"]: m["state"] for m in listing} == {
+        "BTCUSDT": "OPEN",
+        "ETHUSDT": "OPEN",
+        "LTCUSDT": "OPEN",
+    }
+
+
+def test_trade_between_two_users(server: ServerThread, pages: Pages, state: dict[str, Any]) -> None:
+    # Seller: a back-office user who signs up here and is funded by an operator deposit.
+    status, _, user = http(
+        "POST",
+        f"{server.http}/api/v1/auth/signup",
+        body=json.dumps({"email": "ada@example.com", "password": PASSWORD}),
+        headers={"Content-Type": "application/json"},
+    )
+    assert status == 201, user
+    seller_id = user["account_id"]
+    server.call(Admin(server.gw).deposit(seller_id, "BTC", "1.5"))
+    server.call(Admin(server.gw).deposit(seller_id, "USDT", "100"))
+    # Buyer: an operator-made API key, used through the page's API key form.
+    buyer = server.new_account(USDT="20000")
+    buyer_id = server.gw.keys.get(buyer.api_key).account_id  # type: ignore[union-attr]
+
+    seller = pages.open("/?symbol=BTCUSDT")
+    _wait_live(seller)
+    seller.fill("#email", "ada@example.com")
+    seller.fill("#password", PASSWORD)
+    seller.click("#do-login")
+    seller.wait_for_selector("#ticket:not([hidden])")
+    seller.wait_for_selector("#balances tr[data-asset='BTC']")
+    seller.click("#side-sell")
+    seller.select_option("#o-type", "LIMIT")
+    seller.fill("#o-price", "25000.5")
+    seller.fill("#o-qty", "0.5")
+    assert seller.text_content("#o-total") == "Total 12500.25 USDT"
+    seller.click("#o-submit")
+    seller.wait_for_selector("#ticket-msg[data-kind='ok']")
+    assert "NEW" in seller.text_content("#ticket-msg")
+    ask = _depth(server, "BTCUSDT")["asks"][0]
+    assert ask == ["25000.500000", "0.50000000"]
+    seller.wait_for_selector("#asks tr[data-price='25000.500000']")
+    assert _page_book(seller)["asks"][0] == ask
+    seller.wait_for_selector("#open-orders tr[data-order-id]")
+    cells = seller.eval_on_selector_all(
+        "#open-orders tr[data-order-id] td", "tds => tds.map(t => t.textContent)"
+    )
+    assert cells[1:7] == ["SELL", "LIMIT", "25000.500000", "0.50000000", "0.00000000", "NEW"]
+    pages.shot(seller, "trade-seller-resting")
+
+    buyer_page = pages.open("/?symbol=BTCUSDT", viewport={"width": 1280, "height": 900})
+    buyer_page.click("#tab-key")
+    buyer_page.fill("#api-key", buyer.api_key)
+    buyer_page.fill("#api-secret", buyer.secret)  # type: ignore[arg-type]
+    buyer_page.click("#do-key-login")
+    buyer_page.wait_for_selector("#balances tr[data-asset='USDT']")
+    _wait_live(buyer_page)
+    buyer_page.select_option("#o-type", "LIMIT")
+    buyer_page.fill("#o-price", "25000.50")
+    buyer_page.fill("#o-qty", "0.2")
+    buyer_page.select_option("#o-tif", "IOC")
+    buyer_page.click("#o-submit")
+    buyer_page.wait_for_selector("#ticket-msg[data-kind='ok']")
+    assert "FILLED" in buyer_page.text_content("#ticket-msg")
+
+    # The trade, the candle, the book and the balances, to the exact decimal, on both pages.
+    for page in (seller, buyer_page):
+        page.wait_for_function(
+            "() => document.querySelector('#trades tr td')?.textContent === '25000.500000'"
+        )
+        page.wait_for_function(
+            "() => document.querySelector('#last-candle').textContent.includes('C 25000.500000')"
+        )
+        page.wait_for_function(
+            "() => document.querySelector('#asks tr[data-price=\"25000.500000\"] td:last-child')"
+            "?.textContent === '0.30000000'"
+        )
+    klines = http("GET", f"{server.http}/api/v3/klines", query="symbol=BTCUSDT&interval=1m")[2]
+    assert klines[-1][4] == "25000.500000" and klines[-1][5] == "0.20000000"
+    # Seller (maker, SELL 0.2 at 25000.5): receives 5000.1 USDT less the 0.1 % fee 5.0001;
+    # still holds 0.3 BTC for the rest of the order. Buyer pays 5000.1 + 5.0001 USDT.
+    expect_seller = {"BTC": ("1.00000000", "0.30000000"), "USDT": ("5095.099900", "0.000000")}
+    expect_buyer = {"BTC": ("0.20000000", "0.00000000"), "USDT": ("14994.899900", "0.000000")}
+    assert Decimal("100") + Decimal("5000.1") - Decimal("5.0001") == Decimal("5095.0999")
+    assert Decimal("20000") - Decimal("5000.1") - Decimal("5.0001") == Decimal("14994.8999")
+    for page, account_id, expect in (
+        (seller, seller_id, expect_seller),
+        (buyer_page, buyer_id, expect_buyer),
+    ):
+        server_side = _balances(server, account_id)
+        for asset, (free, held) in expect.items():
+            assert (server_side[asset]["free"], server_side[asset]["locked"]) == (free, held)
+            page.wait_for_function(BALANCE_SHOWN, arg=[asset, free, held])
+    seller.wait_for_function(
+        "() => document.querySelector('#open-orders tr[data-order-id] td:nth-child(6)')"
+        "?.textContent === '0.20000000'"
+    )
+    seller.click("[data-tab='fills']")
+    fill = seller.eval_on_selector_all("#trade-history tr td", "tds => tds.map(t => t.textContent)")
+    assert fill[1:7] == [
+        "SELL",
+        "25000.500000",
+        "0.20000000",
+        "5000.100000",
+        "5.000100 USDT",
+        "maker",
+    ]
+    pages.shot(seller, "trade-seller-after-fill")
+    pages.shot(buyer_page, "trade-buyer")
+
+    # Amend (keep priority, lower quantity) and cancel from the open orders table.
+    seller.click("[data-tab='open']")
+    seller.click("#open-orders tr[data-order-id] button:text('Amend')")
+    seller.fill("#open-orders input[aria-label='New quantity']", "0.4")
+    seller.click("#open-orders button:text('Save')")
+    seller.wait_for_function(
+        "() => document.querySelector('#asks tr[data-price=\"25000.500000\"] td:last-child')"
+        "?.textContent === '0.20000000'"
+    )
+    state.update(seller=seller, buyer=buyer_page, buyer_creds=buyer)
+    pages.no_errors()
+
+
+def test_resync_after_the_server_drops_the_stream(
+    server: ServerThread, pages: Pages, state: dict[str, Any]
+) -> None:
+    page = state["seller"]
+    _wait_live(page)
+    before = int(page.get_attribute("#feed-state", "data-resyncs") or 0)
+
+    def drop() -> int:
+        hub = server.gw.marketdata.hub
+        subs = [s for g in list(hub._groups.values()) for s in g.members]
+        for s in subs:
+            s.transport.abort()
+        return len(subs)
+
+    async def drop_on_loop() -> int:
+        return drop()
+
+    # Change the book while the pages are cut off: they can only see it by resyncing.
+    assert server.call(drop_on_loop()) >= 2
+    buyer = state["buyer_creds"]
+    q = signed_query(
+        buyer,
+        {
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "LIMIT",
+            "timeInForce": "GTC",
+            "quantity": "0.0123",
+            "price": "24000",
+        },
+    )
+    status, _, body = http(
+        "POST", f"{server.http}/api/v3/order", body=q, headers={"X-MBX-APIKEY": buyer.api_key}
+    )
+    assert status == 200, body
+    page.wait_for_function(
+        "n => Number(document.querySelector('#feed-state').dataset.resyncs) > n", arg=before
+    )
+    _wait_live(page)
+    page.wait_for_selector("#bids tr[data-price='24000.000000']")
+    depth = _depth(server, "BTCUSDT")
+    shown = _page_book(page)
+    assert shown["bids"] == depth["bids"][: len(shown["bids"])]
+    assert shown["asks"] == depth["asks"][: len(shown["asks"])]
+    assert page.get_attribute("#spread", "data-last-update-id") == str(depth["lastUpdateId"])
+    pages.no_errors()
+
+
+def test_console_halts_a_market_and_the_page_refuses_orders(
+    server: ServerThread, pages: Pages, state: dict[str, Any]
+) -> None:
+    console = pages.open("/console")
+    console.fill("#c-token", "not the token")
+    console.click("#c-login button[type='submit']")
+    console.wait_for_selector("#c-login-msg[data-kind='error']")
+    pages.no_errors(403)  # the refused token
+    console.fill("#c-token", server.gw.admin_token)
+    console.click("#c-login button[type='submit']")
+    console.wait_for_selector("#c-markets tr[data-symbol='BTCUSDT']")
+    console.wait_for_selector("#c-checks tr")
+    assert console.text_content("#c-ready") == "ready"
+    console.click("#c-markets tr[data-symbol='BTCUSDT'] button[data-state='HALTED']")
+    console.wait_for_selector("#c-markets tr[data-symbol='BTCUSDT'] .m-state:text('HALTED')")
+    console.wait_for_function("() => document.querySelectorAll('#c-accounts tr').length >= 2")
+    pages.shot(console, "console")
+
+    buyer = state["buyer"]
+    buyer.fill("#o-price", "25000.5")
+    buyer.fill("#o-qty", "0.01")
+    buyer.click("#o-submit")
+    buyer.wait_for_selector("#ticket-msg[data-kind='error']")
+    assert buyer.text_content("#ticket-msg") == "Market is closed. (-2010)"
+    pages.no_errors(400)  # the refused order
+
+    console.click("#c-markets tr[data-symbol='BTCUSDT'] button[data-state='OPEN']")
+    console.wait_for_selector("#c-markets tr[data-symbol='BTCUSDT'] .m-state:text('OPEN')")
+    buyer.click("#o-submit")
+    buyer.wait_for_selector("#ticket-msg[data-kind='ok']")
+    pages.no_errors()
+
+
+def test_phone_viewport_and_keyboard(server: ServerThread, pages: Pages) -> None:
+    phone = pages.open("/?symbol=BTCUSDT", viewport={"width": 390, "height": 844}, is_mobile=True)
+    _wait_live(phone)
+    overflow = phone.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{overflow} px wider than the phone"
+    # Keyboard: the login form is reachable and submits with Enter.
+    phone.focus("#email")
+    phone.keyboard.type("nobody@example.com")
+    phone.keyboard.press("Tab")
+    phone.keyboard.type("wrong password!")
+    phone.keyboard.press("Enter")
+    phone.wait_for_selector("#login-msg[data-kind='error']")
+    pages.no_errors(401)  # the refused login
+    pages.shot(phone, "trade-phone")
+    pages.no_errors()

@@ -1,0 +1,187 @@
+// The trading page: market data for everyone, the account panels after logging in.
+import "./style.css";
+import { getJson } from "./api";
+import type { Level, LocalBook } from "./book";
+import { type Candle, CandleChart, DepthChart } from "./charts";
+import { sub, trim } from "./decimal";
+import { $, el, rows, say, select, time } from "./dom";
+import { type FeedState, MarketFeed, type TradeMsg } from "./feed";
+import { type Market, markets } from "./market";
+import { Account } from "./account";
+
+const BOOK_ROWS = 15;
+const TRADE_ROWS = 40;
+const DEPTH_LEVELS = 100;
+
+type KlineRow = [number, string, string, string, string, string];
+
+class TradePage {
+  private feed: MarketFeed | null = null;
+  private market!: Market;
+  private interval = "1m";
+  private candles = new CandleChart($("candle-chart"));
+  private depth = new DepthChart($("depth-chart"));
+  private trades: TradeMsg[] = [];
+  private frame = 0;
+  private all: Market[] = [];
+  readonly account = new Account(() => this.market, () => this.all);
+
+  async start(): Promise<void> {
+    this.all = await markets();
+    const picker = select("market");
+    picker.replaceChildren(...this.all.map((m) => el("option", { value: m.symbol }, m.symbol)));
+    const wanted = new URLSearchParams(location.search).get("symbol");
+    const first = this.all.find((m) => m.symbol === wanted) ?? this.all[0];
+    picker.value = first.symbol;
+    picker.addEventListener("change", () => this.open(picker.value));
+    for (const b of $("intervals").querySelectorAll<HTMLButtonElement>("button")) {
+      b.addEventListener("click", () => this.setInterval(b.dataset.iv ?? "1m"));
+    }
+    this.open(first.symbol);
+    await this.account.start();
+  }
+
+  private open(symbol: string): void {
+    this.market = this.all.find((m) => m.symbol === symbol) as Market;
+    history.replaceState(null, "", `?symbol=${symbol}`);
+    this.feed?.close();
+    this.trades = [];
+    this.feed = new MarketFeed(symbol, this.interval, {
+      state: (s, d) => this.state(s, d),
+      book: (b) => this.scheduleBook(b),
+      trade: (t) => this.trade(t),
+      kline: (k) => this.kline({ t: k.k.t, o: k.k.o, h: k.k.h, l: k.k.l, c: k.k.c, v: k.k.v }),
+      ticker: (t) => this.ticker(t),
+    });
+    void this.loadTrades();
+    void this.loadCandles();
+    void this.loadTicker();
+    this.account.marketChanged();
+  }
+
+  private setInterval(iv: string): void {
+    this.interval = iv;
+    for (const b of $("intervals").querySelectorAll<HTMLButtonElement>("button")) {
+      b.setAttribute("aria-pressed", String(b.dataset.iv === iv));
+    }
+    this.feed?.setInterval(iv);
+    void this.loadCandles();
+  }
+
+  private state(s: FeedState, detail: string): void {
+    const badge = $("feed-state");
+    badge.dataset.state = s;
+    badge.textContent = s;
+    badge.title = detail;
+    badge.dataset.resyncs = String(this.feed?.resyncs ?? 0);
+  }
+
+  private scheduleBook(b: LocalBook): void {
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      this.renderBook(b);
+    });
+  }
+
+  private renderBook(b: LocalBook): void {
+    const line = (side: string) => ([p, q]: Level) =>
+      el("tr", { class: side, "data-price": p }, el("td", {}, p), el("td", {}, q));
+    const asks = b.asks.top(BOOK_ROWS);
+    const bids = b.bids.top(BOOK_ROWS);
+    $("asks").replaceChildren(...asks.slice().reverse().map(line("ask")));
+    $("bids").replaceChildren(...bids.map(line("bid")));
+    const spread = asks.length && bids.length ? sub(asks[0][0], bids[0][0]) : "-";
+    $("spread").textContent = `spread ${spread}`;
+    $("spread").dataset.lastUpdateId = String(b.lastUpdateId);
+    this.depth.set(b.bids.top(DEPTH_LEVELS), b.asks.top(DEPTH_LEVELS));
+  }
+
+  private async loadTrades(): Promise<void> {
+    const symbol = this.market.symbol;
+    const rowsIn = await getJson<{ id: number; price: string; qty: string; time: number; isBuyerMaker: boolean }[]>(
+      "/api/v3/trades",
+      { symbol, limit: String(TRADE_ROWS) },
+    );
+    if (symbol !== this.market.symbol) return;
+    const known = new Set(this.trades.map((t) => t.t));
+    const older = rowsIn
+      .filter((r) => !known.has(r.id))
+      .map((r) => ({ t: r.id, p: r.price, q: r.qty, T: r.time, m: r.isBuyerMaker }));
+    this.trades = [...this.trades, ...older.reverse()].slice(0, TRADE_ROWS);
+    this.renderTrades();
+  }
+
+  private trade(t: TradeMsg): void {
+    this.trades.unshift(t);
+    this.trades.length = Math.min(this.trades.length, TRADE_ROWS);
+    this.renderTrades();
+    this.account.marketActivity();
+  }
+
+  private renderTrades(): void {
+    rows(
+      $("trades"),
+      this.trades.map((t) => [
+        el("span", { class: t.m ? "sell" : "buy" }, t.p),
+        t.q,
+        time(t.T).slice(11),
+      ]),
+      "no trades yet",
+    );
+  }
+
+  private async loadCandles(): Promise<void> {
+    const { symbol } = this.market;
+    const iv = this.interval;
+    const data = await getJson<KlineRow[]>("/api/v3/klines", { symbol, interval: iv, limit: "500" });
+    if (symbol !== this.market.symbol || iv !== this.interval) return;
+    const candles = data.map((k) => ({ t: k[0], o: k[1], h: k[2], l: k[3], c: k[4], v: k[5] }));
+    this.candles.set(candles);
+    if (candles.length) this.showCandle(candles[candles.length - 1]);
+  }
+
+  private kline(k: Candle): void {
+    this.candles.update(k);
+    this.showCandle(k);
+  }
+
+  private showCandle(k: Candle): void {
+    $("last-candle").textContent =
+      `${this.interval} ${time(k.t)} O ${k.o} H ${k.h} L ${k.l} C ${k.c} V ${k.v}`;
+  }
+
+  private async loadTicker(): Promise<void> {
+    const symbol = this.market.symbol;
+    const t = await getJson<{
+      lastPrice: string;
+      priceChange: string;
+      priceChangePercent: string;
+      highPrice: string;
+      lowPrice: string;
+      volume: string;
+    }>("/api/v3/ticker/24hr", { symbol });
+    if (symbol !== this.market.symbol) return;
+    this.ticker({
+      c: t.lastPrice,
+      p: t.priceChange,
+      P: t.priceChangePercent,
+      h: t.highPrice,
+      l: t.lowPrice,
+      v: t.volume,
+    });
+  }
+
+  private ticker(t: { c: string; p: string; P: string; h: string; l: string; v: string }): void {
+    $("t-last").textContent = t.c;
+    const change = $("t-change");
+    change.textContent = `${t.p} (${t.P}%)`;
+    change.className = t.p.startsWith("-") ? "sell" : "buy";
+    $("t-high").textContent = t.h;
+    $("t-low").textContent = t.l;
+    $("t-vol").textContent = `${trim(t.v)} ${this.market.baseAsset}`;
+  }
+}
+
+const page = new TradePage();
+page.start().catch((exc) => say($("login-msg"), `Could not load markets: ${String(exc)}`, "error"));
