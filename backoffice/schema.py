@@ -67,4 +67,31 @@ TABLES: Final[tuple[str, ...]] = (
         created_ms BIGINT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS bo_api_keys_user ON bo_api_keys (user_id)",
+    """CREATE TABLE IF NOT EXISTS bo_aml_cases (
+        case_id TEXT PRIMARY KEY,
+        rule_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        action TEXT NOT NULL,
+        account_id BIGINT NOT NULL,
+        withdrawal_id BIGINT NOT NULL,
+        asset_id BIGINT NOT NULL,
+        amount_atoms BIGINT NOT NULL,
+        seq BIGINT NOT NULL,
+        opened_ns BIGINT NOT NULL,
+        detail TEXT NOT NULL,
+        status TEXT NOT NULL,
+        assignee TEXT NOT NULL DEFAULT '',
+        outcome TEXT NOT NULL DEFAULT '',
+        action_done INTEGER NOT NULL DEFAULT 0
+    )""",
+    "CREATE INDEX IF NOT EXISTS bo_aml_cases_status ON bo_aml_cases (status, seq)",
+    """CREATE TABLE IF NOT EXISTS bo_aml_notes (
+        note_id TEXT PRIMARY KEY,
+        case_id TEXT NOT NULL,
+        staff_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        body TEXT NOT NULL,
+        at_ns BIGINT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS bo_aml_notes_case ON bo_aml_notes (case_id, at_ns)",
 )

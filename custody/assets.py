@@ -59,12 +59,18 @@ class CustodyAsset:
     """Below this a withdrawal is refused as dust (engine atoms)."""
     daily_limit_atoms: int = 0
     """Per account, over any rolling 24 h window; 0 = no limit."""
+    approval_threshold_atoms: int = 0
+    """A withdrawal of more than this waits for two finance approvals (four eyes); 0 = off."""
+    approve_new_address: bool = False
+    """A withdrawal to an address the account never withdrew to waits for four eyes."""
 
     def __post_init__(self) -> None:
         if self.engine_decimals > self.chain_decimals:
             raise ValueError(f"{self.symbol}: engine decimals above chain decimals")
         if self.min_withdrawal_atoms < 1:
             raise ValueError(f"{self.symbol}: min_withdrawal_atoms must be >= 1")
+        if self.approval_threshold_atoms < 0:
+            raise ValueError(f"{self.symbol}: approval_threshold_atoms must be >= 0")
 
     @property
     def scale(self) -> int:

@@ -53,6 +53,10 @@ CREATE TABLE IF NOT EXISTS nonces (
 CREATE TABLE IF NOT EXISTS spent (
     chain TEXT NOT NULL, txid TEXT NOT NULL, vout INTEGER NOT NULL,
     withdrawal_id INTEGER NOT NULL, PRIMARY KEY (chain, txid, vout));
+CREATE TABLE IF NOT EXISTS approvals (
+    withdrawal_id INTEGER NOT NULL, staff_id TEXT NOT NULL, decision TEXT NOT NULL,
+    note TEXT NOT NULL DEFAULT '', created_ns INTEGER NOT NULL,
+    PRIMARY KEY (withdrawal_id, staff_id));
 CREATE TABLE IF NOT EXISTS treasury (
     id INTEGER PRIMARY KEY AUTOINCREMENT, chain TEXT NOT NULL, asset_id INTEGER NOT NULL,
     chain_amount TEXT NOT NULL, note TEXT NOT NULL, created_ns INTEGER NOT NULL);
@@ -61,6 +65,7 @@ CREATE TABLE IF NOT EXISTS treasury (
 _ADDED_COLUMNS = (
     ("deposits", "seen_ns", "INTEGER NOT NULL DEFAULT 0"),
     ("deposits", "credited_ns", "INTEGER NOT NULL DEFAULT 0"),
+    ("withdrawals", "review", "TEXT NOT NULL DEFAULT ''"),
 )
 """Columns newer than a store's first schema: added in place when missing (0 = not known)."""
 
@@ -98,6 +103,9 @@ class WithdrawalRow:
     txid: str
     mined_height: int
     fee_chain: int
+    review: str = ""
+    """Why it waits for four eyes (comma-separated reasons: ``threshold``, ``new_address``,
+    ``aml:<rule>``); empty when it needed no approval."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +153,7 @@ def _withdrawal(row: sqlite3.Row) -> WithdrawalRow:
         row["txid"],
         row["mined_height"],
         int(row["fee_chain"]),
+        row["review"],
     )
 
 
@@ -350,7 +359,7 @@ class CustodyStore:
         with self.tx() as db:
             db.execute(
                 "INSERT INTO withdrawals (withdrawal_id, account_id, asset_id, atoms, address, "
-                "chain, status, created_ns, updated_ns) VALUES (?,?,?,?,?,?,?,?,?)",
+                "chain, status, created_ns, updated_ns, review) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
                     w.withdrawal_id,
                     w.account_id,
@@ -361,6 +370,7 @@ class CustodyStore:
                     w.status,
                     w.created_ns,
                     w.updated_ns,
+                    w.review,
                 ),
             )
 
@@ -377,13 +387,25 @@ class CustodyStore:
         """Atoms requested since ``since_ns`` that count against the 24 h limit (not failed)."""
         row = self._one(
             "SELECT COALESCE(SUM(atoms), 0) AS s FROM withdrawals WHERE account_id=? AND "
-            "asset_id=? AND created_ns>=? AND status NOT IN ('failed', 'rejected')",
+            "asset_id=? AND created_ns>=? AND status NOT IN ('failed', 'rejected', 'cancelled')",
             account_id,
             asset_id,
             since_ns,
         )
         assert row is not None
         return int(row["s"])
+
+    def used_address(self, account_id: int, chain: str, address: str) -> bool:
+        """Whether the account already withdrew to ``address`` on ``chain`` (a withdrawal
+        that was sent: signed or later; refused, cancelled and failed ones do not count)."""
+        row = self._one(
+            "SELECT 1 FROM withdrawals WHERE account_id=? AND chain=? AND lower(address)=? "
+            "AND status IN ('signed', 'broadcast', 'mined', 'settled') LIMIT 1",
+            account_id,
+            chain,
+            address.lower(),
+        )
+        return row is not None
 
     def attempts(self, withdrawal_id: int) -> list[Attempt]:
         return [

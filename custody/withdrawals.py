@@ -6,9 +6,16 @@ the funds; a signer (`custody.signer`) sends it and reports the outcome as ``Wit
 through the journal: success settles the hold, failure releases it. Every refusal names a
 stable code and leaves no hold behind.
 
+Four eyes (`custody.approvals`): a withdrawal above its asset's ``approval_threshold_atoms``,
+to an address the account never withdrew to (``approve_new_address``), or held by an AML rule
+(the ``screen`` hook) is held by the engine like any other but waits in ``awaiting_approval``,
+a status the signer never picks up, until two different finance staff approve it; a rejection
+or the user's cancel releases the hold through the journal (``WithdrawResult(success=False)``).
+
 Ordering for crash safety: the request row (with its destination) is written *before* the
 engine hold, so a hold can never exist without a destination; `recover` finishes a request
-interrupted between the two by asking the engine which withdrawals it holds.
+interrupted between the two by asking the engine which withdrawals it holds, and sends it
+through the same review as a fresh one (never straight to the signer when it needs eyes).
 """
 
 from __future__ import annotations
@@ -38,10 +45,15 @@ log = structlog.get_logger(__name__)
 DAY_NS = 86_400 * 1_000_000_000
 
 Submit = Callable[[WithdrawRequest | WithdrawResult], Awaitable[Sequence[Event]]]
+Screen = Callable[[int], list[str]]
+"""AML's verdict on a held withdrawal: the ids of the rules that hold it for review."""
 
 # Withdrawal statuses in the custody store, in order of progress.
 REQUESTED, HELD, SIGNED, BROADCAST, MINED = "requested", "held", "signed", "broadcast", "mined"
 SETTLED, FAILED, REJECTED = "settled", "failed", "rejected"
+AWAITING, CANCELLED = "awaiting_approval", "cancelled"
+REJECTING, CANCELLING = "rejecting", "cancelling"
+"""A decision to release was recorded; the journaled release is in flight (`recover`)."""
 OPEN_STATUSES = (HELD, SIGNED, BROADCAST, MINED)
 
 
@@ -62,11 +74,14 @@ class WithdrawalDesk:
         submit: Submit,
         *,
         clock: Callable[[], int] = time.time_ns,
+        screen: Screen | None = None,
     ) -> None:
         self.registry = registry
         self.store = store
         self.submit = submit
         self.clock = clock
+        self.screen = screen
+        """Set by the gateway when AML rules are loaded (`backoffice.aml`)."""
 
     async def request(
         self,
@@ -117,6 +132,13 @@ class WithdrawalDesk:
             raise WithdrawalRejected(
                 "DUPLICATE_WITHDRAWAL", f"withdrawal id {withdrawal_id} exists"
             )
+        review = []
+        if asset.approval_threshold_atoms and amount_atoms > asset.approval_threshold_atoms:
+            review.append("threshold")
+        if asset.approve_new_address and not self.store.used_address(
+            account_id, spec.name, destination
+        ):
+            review.append("new_address")
         row = WithdrawalRow(
             withdrawal_id,
             account_id,
@@ -131,6 +153,7 @@ class WithdrawalDesk:
             "",
             0,
             0,
+            ",".join(review),
         )
         self.store.add_withdrawal(row)
         return await self._hold(row)
@@ -151,7 +174,9 @@ class WithdrawalDesk:
             self.store.update_withdrawal(row.withdrawal_id, now, status=REJECTED, detail=reason)
             log.info("withdrawal_rejected", withdrawal_id=row.withdrawal_id, reason=reason)
             raise WithdrawalRejected(reason, f"the engine refused withdrawal {row.withdrawal_id}")
-        self.store.update_withdrawal(row.withdrawal_id, now, status=HELD)
+        review = self._review(row)
+        status = AWAITING if review else HELD
+        self.store.update_withdrawal(row.withdrawal_id, now, status=status, review=review)
         log.info(
             "withdrawal_held",
             withdrawal_id=row.withdrawal_id,
@@ -159,22 +184,50 @@ class WithdrawalDesk:
             asset=row.asset_id,
             atoms=row.atoms,
             address=row.address,
+            review=review,
         )
         held = self.store.withdrawal(row.withdrawal_id)
         assert held is not None
         return held
 
+    def _review(self, row: WithdrawalRow) -> str:
+        """The reasons a held withdrawal waits for four eyes: the static ones recorded with the
+        request, and the AML rules that hold it (asked after the hold, when the AML engine has
+        seen the journaled ``WithdrawalHeld``)."""
+        reasons = [r for r in row.review.split(",") if r]
+        if self.screen is not None:
+            reasons += [f"aml:{rule}" for rule in self.screen(row.withdrawal_id)]
+        return ",".join(dict.fromkeys(reasons))
+
     async def recover(self, engine_pending: set[int]) -> None:
-        """After a restart: finish requests interrupted between the store and the engine.
-        ``engine_pending`` is the engine's pending withdrawal ids (its state image)."""
+        """After a restart: finish requests interrupted between the store and the engine, and
+        releases interrupted between a staff decision and the journal. ``engine_pending`` is
+        the engine's pending withdrawal ids (its state image)."""
         for row in self.store.withdrawals(REQUESTED):
             if row.withdrawal_id in engine_pending:
-                self.store.update_withdrawal(row.withdrawal_id, self.clock(), status=HELD)
+                review = self._review(row)
+                self.store.update_withdrawal(
+                    row.withdrawal_id,
+                    self.clock(),
+                    status=AWAITING if review else HELD,
+                    review=review,
+                )
             else:
                 with contextlib.suppress(WithdrawalRejected):
                     await self._hold(row)
+        for status, final in ((REJECTING, REJECTED), (CANCELLING, CANCELLED)):
+            for row in self.store.withdrawals(status):
+                await self.release(row.withdrawal_id, final, row.detail)
 
-    async def settle(self, withdrawal_id: int, success: bool, detail: str = "") -> None:
+    async def release(self, withdrawal_id: int, final_status: str, detail: str) -> None:
+        """Release the hold of a withdrawal nobody sent (rejected by staff, cancelled by its
+        owner): a journaled ``WithdrawResult(success=False)`` puts the amount back into the
+        account's available balance. Idempotent like `settle`."""
+        await self.settle(withdrawal_id, False, detail, final_status=final_status)
+
+    async def settle(
+        self, withdrawal_id: int, success: bool, detail: str = "", *, final_status: str = ""
+    ) -> None:
         """Report the outcome through the journal: success settles, failure releases the hold.
         Re-reporting an already settled withdrawal (crash after the journal write) is a no-op."""
         events = await self.submit(WithdrawResult(withdrawal_id=withdrawal_id, success=success))
@@ -184,9 +237,8 @@ class WithdrawalDesk:
                 f"WithdrawResult {withdrawal_id} refused: {Reject(rejected.reason).name}"
             )
         assert rejected is not None or any(isinstance(e, WithdrawalSettled) for e in events)
-        self.store.update_withdrawal(
-            withdrawal_id, self.clock(), status=SETTLED if success else FAILED, detail=detail
-        )
+        status = final_status or (SETTLED if success else FAILED)
+        self.store.update_withdrawal(withdrawal_id, self.clock(), status=status, detail=detail)
         if success:
             log.info("withdrawal_settled", withdrawal_id=withdrawal_id)
         else:

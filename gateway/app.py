@@ -105,6 +105,9 @@ class GatewayConfig:
     """Mount the back office (``/api/v1/auth/...``, ``/api/v1/me...``: users and sessions)."""
     backoffice_dsn: str | None = None
     """PostgreSQL DSN of the identity store; None: SQLite in ``<data_dir>/backoffice/``."""
+    aml_rules: Any = None
+    """AML rules (a TOML path or a `backoffice.aml.rules.RuleSet`); needs the back office,
+    whose store keeps the cases (`backoffice.aml.service`)."""
 
     def __post_init__(self) -> None:
         check_demo_allowed(self.demo, self.custody, self.custody_signer)
@@ -219,6 +222,11 @@ class Gateway:
             self.custody = GatewayCustody(
                 self, config.custody, signer=config.custody_signer, poll_s=config.custody_poll_s
             )
+        self.aml: Any = None
+        if config.aml_rules is not None:
+            from backoffice.aml.service import GatewayAml
+
+            self.aml = GatewayAml(self, config.aml_rules)
         from gateway.deadman import DeadMansSwitches
 
         self.dead_mans = DeadMansSwitches(self)
@@ -367,6 +375,8 @@ class Gateway:
 
     def _on_batch(self, first: int, ts: int, events: list[Event], last: int) -> None:
         self._apply(ts, events, last)
+        if self.aml is not None:
+            self.aml.on_batch(ts, events)
         if self.marketdata is not None:
             self.marketdata.feed_events(ts, events, last)
         self.metrics.last_seq.set(last)
@@ -499,6 +509,10 @@ class Gateway:
             from gateway.cluster import attach
 
             await attach(self)
+        if self.aml is not None:  # before the bridge: its rebuild must see a still journal
+            from backoffice.routes import BACKOFFICE_KEY
+
+            await self.aml.start(app[BACKOFFICE_KEY].store.db)
         self.bridge.start()
         self._order_counts_task = asyncio.get_running_loop().create_task(
             self.order_counts.keep_saved(lambda: self.last_seq)
@@ -526,6 +540,8 @@ class Gateway:
         self.closed = True
         await self.health.stop()
         self.dead_mans.close()
+        if self.aml is not None:
+            await self.aml.close()
         if self.custody is not None:
             await self.custody.close()
         failed = self.bridge_failure is not None  # write nothing more after failing closed

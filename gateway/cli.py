@@ -401,6 +401,13 @@ def _add_serve_security(serve: argparse.ArgumentParser) -> None:
         help="keep users and sessions (docs/backoffice.md) in this PostgreSQL "
         "database instead of SQLite in the data dir",
     )
+    group.add_argument(
+        "--aml-rules",
+        type=Path,
+        metavar="FILE",
+        help="AML rules (TOML, docs/aml.example.toml): open cases in the back-office "
+        "store, hold withdrawals for review (docs/operations.md)",
+    )
     check = group.add_mutually_exclusive_group()
     check.add_argument(
         "--trust-snapshots",

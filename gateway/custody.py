@@ -39,11 +39,13 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 # The dialect's numeric statuses for the history endpoints (docs/api.md, "Deposit and
-# withdrawal history"): a withdrawal is Processing (4) until its transaction is sent
-# ("broadcast" included), Completed (6) once the transaction is in a block ("mined", and
-# "settled" when the hold is settled after the chain's confirmations; confirmNo tells them
-# apart), Failure (5) or Rejected (3). A deposit is pending (0) until credited (1); one below
-# the engine's unit is a wrong deposit (7), one the engine refused is rejected (2).
+# withdrawal history"): a withdrawal is Awaiting Approval (2) while four eyes are needed,
+# Processing (4) until its transaction is sent ("broadcast" included), Completed (6) once the
+# transaction is in a block ("mined", and "settled" when the hold is settled after the chain's
+# confirmations; confirmNo tells them apart), Failure (5), Rejected (3: by the engine or by
+# staff) or Cancelled (1: by its owner while it waited). A deposit is pending (0) until
+# credited (1); one below the engine's unit is a wrong deposit (7), one the engine refused is
+# rejected (2).
 _WITHDRAW_STATUS: Final = {
     "requested": 4,
     "held": 4,
@@ -53,9 +55,13 @@ _WITHDRAW_STATUS: Final = {
     "settled": 6,
     "failed": 5,
     "rejected": 3,
+    "awaiting_approval": 2,
+    "rejecting": 3,
+    "cancelling": 1,
+    "cancelled": 1,
 }
 _DEPOSIT_STATUS: Final = {"pending": 0, "orphaned": 0, "credited": 1, "dust": 7, "rejected": 2}
-_FINAL_WITHDRAWAL: Final = frozenset({"settled", "failed", "rejected"})
+_FINAL_WITHDRAWAL: Final = frozenset({"settled", "failed", "rejected", "cancelled"})
 
 
 def _utc(ns: int) -> str:
@@ -89,6 +95,7 @@ class GatewayCustody:
         signer: bool = False,
         poll_s: float = 2.0,
     ) -> None:
+        from custody.approvals import Approvals
         from custody.config import load_config
         from custody.service import Custody
 
@@ -96,6 +103,8 @@ class GatewayCustody:
             config = load_config(config, gw.config.data_dir)
         self.gw = gw
         self.custody: Custody = Custody(config, bridge_submitter(gw), signer=signer)
+        self.approvals = Approvals(self.custody.desk)
+        """Four eyes (`custody.approvals`): staff decide through the operator API."""
         self.poll_s = poll_s
         self._task: asyncio.Task[None] | None = None
 
@@ -167,6 +176,19 @@ class GatewayCustody:
         except WithdrawalRejected as exc:
             raise errors.from_withdrawal(exc.code, exc.message) from None
         return {"id": str(row.withdrawal_id)}
+
+    async def cancel_withdrawal(self, account_id: int, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The owner cancels a withdrawal awaiting approval: the hold is released (journaled)."""
+        from custody.approvals import ApprovalRefused
+
+        withdrawal_id = get_int(params, "id", lo=1)
+        if withdrawal_id is None:
+            raise errors.mandatory("id")
+        try:
+            row = await self.approvals.cancel(withdrawal_id, account_id)
+        except ApprovalRefused as exc:
+            raise errors.from_withdrawal(exc.code, exc.message) from None
+        return self._withdrawal(row)
 
     def withdraw_history(self, account_id: int, params: Mapping[str, Any]) -> list[Any]:
         rows = self.custody.withdrawals(account_id)

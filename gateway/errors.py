@@ -61,6 +61,9 @@ WITHDRAW_INVALID_AMOUNT: Final = -4005
 WITHDRAW_DUPLICATE: Final = -4006
 WITHDRAW_UNKNOWN_COIN: Final = -4007
 CUSTODY_DISABLED: Final = -4008
+WITHDRAW_NOT_CANCELLABLE: Final = -4009
+"""Only a withdrawal awaiting approval can be cancelled by its owner."""
+WITHDRAW_UNKNOWN: Final = -4010
 
 
 class ApiError(Exception):
@@ -208,6 +211,11 @@ _WITHDRAWAL_MAP: Final[dict[str, tuple[int, str]]] = {
     "INVALID_WITHDRAWAL_ID": (WITHDRAW_DUPLICATE, "Invalid withdrawOrderId."),
     "UNKNOWN_ASSET": (WITHDRAW_UNKNOWN_COIN, "Coin is not supported for withdrawal."),
     "UNKNOWN_ACCOUNT": (REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action."),
+    "NOT_AWAITING_APPROVAL": (
+        WITHDRAW_NOT_CANCELLABLE,
+        "Only a withdrawal awaiting approval can be cancelled.",
+    ),
+    "UNKNOWN_WITHDRAWAL": (WITHDRAW_UNKNOWN, "No such withdrawal."),
 }
 
 

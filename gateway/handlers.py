@@ -246,6 +246,14 @@ async def withdraw_apply(s: Session, key: ApiKey | None, p: dict[str, Any]) -> A
     return await custody.require(s.gw).withdraw(_acct(key), p)
 
 
+async def withdraw_cancel(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
+    """Extension (``POST /sapi/v1/capital/withdraw/cancel``): ``id`` of a withdrawal awaiting
+    approval; its hold is released (journaled) and its status becomes Cancelled (1)."""
+    from gateway import custody
+
+    return await custody.require(s.gw).cancel_withdrawal(_acct(key), p)
+
+
 WS_METHODS: Final[dict[str, MethodSpec]] = {
     "ping": MethodSpec(1, None, False, ping),
     "time": MethodSpec(1, None, False, time_),
@@ -270,4 +278,5 @@ WS_METHODS: Final[dict[str, MethodSpec]] = {
     "deadMansSwitch.set": MethodSpec(1, "trade", False, dead_mans_switch),
     "capital.deposit.address": MethodSpec(10, "read", False, deposit_address),
     "capital.withdraw.apply": MethodSpec(1, "withdraw", False, withdraw_apply),
+    "capital.withdraw.cancel": MethodSpec(1, "withdraw", False, withdraw_cancel),
 }

@@ -308,6 +308,11 @@ def setup(app: web.Application, gw: Gateway) -> None:
         key, p = await _signed(gw, request, "withdraw", replay_guard=True)
         return _json(await custody.require(gw).withdraw(key.account_id, p))
 
+    @_route(1)
+    async def withdraw_cancel(request: web.Request) -> web.Response:
+        key, p = await _signed(gw, request, "withdraw", replay_guard=True)
+        return _json(await custody.require(gw).cancel_withdrawal(key.account_id, p))
+
     @_route(18)
     async def withdraw_history(request: web.Request) -> web.Response:
         key, p = await _signed(gw, request, "read")
@@ -338,5 +343,6 @@ def setup(app: web.Application, gw: Gateway) -> None:
     r.add_get("/sapi/v1/system/status", system_status)
     r.add_get("/sapi/v1/capital/deposit/address", deposit_address)
     r.add_post("/sapi/v1/capital/withdraw/apply", withdraw_apply)
+    r.add_post("/sapi/v1/capital/withdraw/cancel", withdraw_cancel)
     r.add_get("/sapi/v1/capital/withdraw/history", withdraw_history)
     r.add_get("/sapi/v1/capital/deposit/hisrec", deposit_history)

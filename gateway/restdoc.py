@@ -309,6 +309,13 @@ def operations(symbols: list[str], coins: list[str]) -> dict[tuple[str, str], Op
             obj(id={"type": "string"}),
             journaled=True,
         ),
+        ("POST", "/sapi/v1/capital/withdraw/cancel"): Operation(
+            "Cancel a withdrawal awaiting approval (custody, four eyes)",
+            (Param("id", INT64_ID, True),),
+            "withdraw",
+            {"type": "object"},
+            journaled=True,
+        ),
         ("GET", "/sapi/v1/capital/withdraw/history"): Operation(
             "Withdrawals (custody)", (coin_opt,), "read", array({"type": "object"})
         ),

@@ -263,6 +263,7 @@ def _serve(
         metrics_separate=metrics_sock is not None,
         metrics_token=_metrics_token(args),
         backoffice_dsn=getattr(args, "backoffice_dsn", None),
+        aml_rules=getattr(args, "aml_rules", None),
         verify_snapshot=not getattr(args, "trust_snapshots", False),
         verify_snapshot_full=getattr(args, "verify_snapshots_full", False),
     )

@@ -1,0 +1,209 @@
+"""Four eyes on withdrawals: staff approve or reject, the owner may cancel, while it waits.
+
+A withdrawal that needs review (`custody.withdrawals`: threshold, new address, AML hold) is
+held by the engine like any other, so its money is already out of the available balance and
+the ledger stays exact, but its custody status is ``awaiting_approval``, which the signer never
+picks up. From there:
+
+- ``APPROVALS_NEEDED`` (2) *different* staff with a role in `APPROVE_ROLES` approve: the last
+  approval moves it to ``held`` (the signer's queue) in the same store transaction;
+- one staff member with a role in `REJECT_ROLES` rejects, with a reason, or the account's owner
+  cancels: the status moves to ``rejecting``/``cancelling`` and the hold is released through
+  the journal (``WithdrawResult(success=False)``), ending ``rejected``/``cancelled``; a crash in
+  between is finished by `custody.withdrawals.WithdrawalDesk.recover`.
+
+Decisions live in the custody store beside the withdrawal they gate (one SQLite transaction
+for the decision and the status change, so a second approval can never be lost between two
+stores); each decision names the staff id. The actions take a staff id and role from the
+caller (the operator API authenticates the staff session), so they are the same functions for
+the API, the CLI and tests. Every refusal is `ApprovalRefused` with a stable code.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Final
+
+import structlog
+
+from custody.store import WithdrawalRow
+from custody.withdrawals import (
+    AWAITING,
+    CANCELLED,
+    CANCELLING,
+    HELD,
+    REJECTED,
+    REJECTING,
+    WithdrawalDesk,
+)
+
+log = structlog.get_logger(__name__)
+
+APPROVALS_NEEDED: Final = 2
+APPROVE_ROLES: Final = frozenset({"finance"})
+REJECT_ROLES: Final = frozenset({"finance", "compliance"})
+MAX_NOTE_CHARS: Final = 500
+
+# Stable codes (docs/api.md, "Operator API"): the HTTP status each one maps to.
+ROLE_NOT_ALLOWED: Final = "ROLE_NOT_ALLOWED"
+UNKNOWN_WITHDRAWAL: Final = "UNKNOWN_WITHDRAWAL"
+NOT_AWAITING_APPROVAL: Final = "NOT_AWAITING_APPROVAL"
+ALREADY_DECIDED: Final = "ALREADY_DECIDED"
+REASON_REQUIRED: Final = "REASON_REQUIRED"
+HTTP_STATUS: Final = {
+    ROLE_NOT_ALLOWED: 403,
+    UNKNOWN_WITHDRAWAL: 404,
+    NOT_AWAITING_APPROVAL: 409,
+    ALREADY_DECIDED: 409,
+    REASON_REQUIRED: 400,
+}
+
+
+class ApprovalRefused(ValueError):
+    """A refused approval action; nothing changed. ``code`` is stable."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = HTTP_STATUS[code]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One recorded decision: a staff approval or rejection, or the owner's cancel."""
+
+    withdrawal_id: int
+    staff_id: str
+    decision: str
+    note: str
+    created_ns: int
+
+
+class Approvals:
+    def __init__(self, desk: WithdrawalDesk) -> None:
+        self.desk = desk
+        self.store = desk.store
+
+    # ---- reading -----------------------------------------------------------------------------
+
+    def awaiting(self) -> list[WithdrawalRow]:
+        return self.store.withdrawals(AWAITING)
+
+    def decisions(self, withdrawal_id: int) -> list[Decision]:
+        rows = self.store.db.execute(
+            "SELECT * FROM approvals WHERE withdrawal_id=? ORDER BY created_ns, staff_id",
+            (withdrawal_id,),
+        ).fetchall()
+        return [
+            Decision(r["withdrawal_id"], r["staff_id"], r["decision"], r["note"], r["created_ns"])
+            for r in rows
+        ]
+
+    # ---- actions -----------------------------------------------------------------------------
+
+    def approve(self, withdrawal_id: int, staff_id: str, role: str) -> WithdrawalRow:
+        """One approval; the second by a different person releases it to the signer."""
+        _require_role(role, APPROVE_ROLES, "approve withdrawals")
+        _, status = self._decide(withdrawal_id, staff_id, "approve", "")
+        log.info("withdrawal_approved", withdrawal_id=withdrawal_id, staff=staff_id, status=status)
+        return self._row(withdrawal_id)
+
+    async def reject(
+        self, withdrawal_id: int, staff_id: str, role: str, reason: str
+    ) -> WithdrawalRow:
+        """Reject with a reason: the hold is released (journaled), the status ends rejected."""
+        _require_role(role, REJECT_ROLES, "reject withdrawals")
+        reason = _note(reason)
+        self._decide(withdrawal_id, staff_id, "reject", reason, releasing=REJECTING)
+        await self.desk.release(withdrawal_id, REJECTED, f"by {staff_id}: {reason}")
+        log.info("withdrawal_rejected_by_staff", withdrawal_id=withdrawal_id, staff=staff_id)
+        return self._row(withdrawal_id)
+
+    async def cancel(self, withdrawal_id: int, account_id: int) -> WithdrawalRow:
+        """The owner cancels while it waits: the hold is released (journaled). Another
+        account's withdrawal is `UNKNOWN_WITHDRAWAL`, as if it did not exist."""
+        row = self.store.withdrawal(withdrawal_id)
+        if row is None or row.account_id != account_id:
+            raise ApprovalRefused(UNKNOWN_WITHDRAWAL, f"no withdrawal {withdrawal_id}")
+        self._decide(withdrawal_id, f"account:{account_id}", "cancel", "", releasing=CANCELLING)
+        await self.desk.release(withdrawal_id, CANCELLED, "by its owner")
+        log.info("withdrawal_cancelled", withdrawal_id=withdrawal_id, account=account_id)
+        return self._row(withdrawal_id)
+
+    # ---- plumbing ----------------------------------------------------------------------------
+
+    def _row(self, withdrawal_id: int) -> WithdrawalRow:
+        row = self.store.withdrawal(withdrawal_id)
+        assert row is not None
+        return row
+
+    def _decide(
+        self,
+        withdrawal_id: int,
+        staff_id: str,
+        decision: str,
+        note: str,
+        *,
+        releasing: str = "",
+    ) -> tuple[int, str]:
+        """Record the decision and its effect on the status in one store transaction."""
+        if not staff_id:
+            raise ApprovalRefused(ROLE_NOT_ALLOWED, "a decision must name who takes it")
+        now = self.desk.clock()
+        with self.store.tx() as db:
+            row = db.execute(
+                "SELECT status FROM withdrawals WHERE withdrawal_id=?", (withdrawal_id,)
+            ).fetchone()
+            if row is None:
+                raise ApprovalRefused(UNKNOWN_WITHDRAWAL, f"no withdrawal {withdrawal_id}")
+            if row["status"] != AWAITING:
+                raise ApprovalRefused(
+                    NOT_AWAITING_APPROVAL,
+                    f"withdrawal {withdrawal_id} is {row['status']}, not {AWAITING}",
+                )
+            try:
+                db.execute(
+                    "INSERT INTO approvals (withdrawal_id, staff_id, decision, note, created_ns) "
+                    "VALUES (?,?,?,?,?)",
+                    (withdrawal_id, staff_id, decision, note, now),
+                )
+            except sqlite3.IntegrityError:
+                raise ApprovalRefused(
+                    ALREADY_DECIDED,
+                    f"{staff_id} already decided on withdrawal {withdrawal_id}: four eyes "
+                    "need a second person",
+                ) from None
+            approvals = int(
+                db.execute(
+                    "SELECT COUNT(*) AS n FROM approvals WHERE withdrawal_id=? "
+                    "AND decision='approve'",
+                    (withdrawal_id,),
+                ).fetchone()["n"]
+            )
+            status = AWAITING
+            if decision != "approve":
+                status = releasing
+            elif approvals >= APPROVALS_NEEDED:
+                status = HELD
+            if status != AWAITING:
+                db.execute(
+                    "UPDATE withdrawals SET status=?, updated_ns=?, detail=? WHERE withdrawal_id=?",
+                    (status, now, note, withdrawal_id),
+                )
+        return approvals, status
+
+
+def _require_role(role: str, allowed: frozenset[str], what: str) -> None:
+    if role not in allowed:
+        raise ApprovalRefused(
+            ROLE_NOT_ALLOWED, f"role {role!r} may not {what} (needs {', '.join(sorted(allowed))})"
+        )
+
+
+def _note(reason: str) -> str:
+    reason = reason.strip() if isinstance(reason, str) else ""
+    if not reason:
+        raise ApprovalRefused(REASON_REQUIRED, "a rejection needs a reason")
+    return reason[:MAX_NOTE_CHARS]
