@@ -41,6 +41,13 @@ NOT_FOUND: Final = "NOT_FOUND"
 METHOD_NOT_ALLOWED: Final = "METHOD_NOT_ALLOWED"
 ENGINE_REFUSED: Final = "ENGINE_REFUSED"
 """The journaled command that would make the trading account was refused."""
+ROLE_REFUSED: Final = "ROLE_REFUSED"
+"""Operator API: this staff member's role may not take this action (backoffice.roles)."""
+STAFF_TOTP_MISSING: Final = "STAFF_TOTP_MISSING"
+"""A staff member without a TOTP secret cannot log in (TOTP is mandatory for staff)."""
+STAFF_EXISTS: Final = "STAFF_EXISTS"
+ACCOUNT_NOT_FOUND: Final = "ACCOUNT_NOT_FOUND"
+MARKET_NOT_FOUND: Final = "MARKET_NOT_FOUND"
 UNAVAILABLE: Final = "UNAVAILABLE"
 INTERNAL: Final = "INTERNAL"
 
@@ -55,6 +62,11 @@ class BackofficeError(Exception):
 
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message}}
+
+    def ops_body(self) -> dict[str, Any]:
+        """The operator API's envelope (``/ops/v1``): ``{code, msg}`` like every error the
+        OpenAPI document describes."""
+        return {"code": self.code, "msg": self.message}
 
 
 def bad_request(message: str) -> BackofficeError:

@@ -50,6 +50,9 @@ log = structlog.get_logger(__name__)
 MAX_BODY_BYTES: Final = 16_384
 Handler = Callable[[web.Request], Awaitable[Any]]
 BACKOFFICE_KEY: web.AppKey[Backoffice] = web.AppKey("backoffice")
+SIGNUP_STAFF_ID: Final = "signup"
+"""The actor named by the ``SetAccountTier(tier=0)`` journaled for every signed-up user's
+account: tier 0 trades but may not withdraw until staff raise it."""
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -111,7 +114,9 @@ class Backoffice:
 
         async with self._account_lock:
             try:
-                return await Admin(self.gw).new_account()
+                account_id = await Admin(self.gw).new_account()
+                await Admin(self.gw).set_tier(account_id, 0, SIGNUP_STAFF_ID)
+                return account_id
             except ApiError as exc:
                 raise BackofficeError(503, errors.ENGINE_REFUSED, exc.msg) from None
 

@@ -94,4 +94,25 @@ TABLES: Final[tuple[str, ...]] = (
         at_ns BIGINT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS bo_aml_notes_case ON bo_aml_notes (case_id, at_ns)",
+    """CREATE TABLE IF NOT EXISTS bo_staff (
+        staff_id TEXT PRIMARY KEY,
+        email TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL,
+        status TEXT NOT NULL,
+        totp_secret TEXT,
+        totp_last_step BIGINT NOT NULL DEFAULT 0,
+        failed_logins INTEGER NOT NULL DEFAULT 0,
+        locked_until_ms BIGINT NOT NULL DEFAULT 0,
+        created_ms BIGINT NOT NULL,
+        created_by TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS bo_staff_sessions (
+        session_id TEXT PRIMARY KEY,
+        staff_id TEXT NOT NULL,
+        issued_ms BIGINT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        revoked_ms BIGINT
+    )""",
+    "CREATE INDEX IF NOT EXISTS bo_staff_sessions_staff ON bo_staff_sessions (staff_id)",
 )

@@ -50,7 +50,9 @@ class AccessTokens:
         assert len(key) == KEY_BYTES and ttl_s > 0
         self._key, self.ttl_s = key, ttl_s
 
-    def issue(self, user_id: str, session_id: str) -> str:
+    def issue(self, user_id: str, session_id: str, kind: str = "access") -> str:
+        """``kind``: ``access`` (a user's) or ``staff`` (an operator's): a token of one kind is
+        never accepted as the other."""
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": ISSUER,
@@ -59,11 +61,11 @@ class AccessTokens:
             "iat": now,
             "exp": now + self.ttl_s,
             "jti": secrets.token_hex(8),
-            "typ": "access",
+            "typ": kind,
         }
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
-    def verify(self, token: str) -> Claims | None:
+    def verify(self, token: str, kind: str = "access") -> Claims | None:
         """The claims of a valid, unexpired token of ours; None for anything else."""
         if len(token) > 4_096:
             return None
@@ -77,6 +79,6 @@ class AccessTokens:
             )
         except jwt.PyJWTError:
             return None
-        if c.get("typ") != "access" or not isinstance(c.get("sid"), str):
+        if c.get("typ") != kind or not isinstance(c.get("sid"), str):
             return None
         return Claims(str(c["sub"]), c["sid"], int(c["exp"]))

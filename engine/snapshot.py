@@ -30,7 +30,7 @@ import structlog
 
 from engine.filemodes import create_private, private_dir
 from engine.provenance import ANCHOR, JournalAnchor
-from engine.schema import FORMAT_VERSION, IMAGE_DECODER, IMAGE_ENCODER, StateImage, state_hash
+from engine.schema import FORMAT_VERSION, IMAGE_DECODER, StateImage, encode_image, state_hash
 from engine.usererror import UserError
 
 log = structlog.get_logger(__name__)
@@ -75,7 +75,7 @@ def write_snapshot(
     snapshots not taken beside a journal)."""
     assert keep >= 1
     private_dir(directory)
-    body = IMAGE_ENCODER.encode(image)
+    body = encode_image(image)
     digest = state_hash(image)
     if anchor is None:
         crc, magic, extra = google_crc32c.value(body), MAGIC_UNANCHORED, b""

@@ -38,6 +38,8 @@ from engine.schema import (
     Deposit,
     MarketState,
     Reject,
+    SetAccountFrozen,
+    SetAccountTier,
     SetMarketState,
 )
 from engine.usererror import UserError
@@ -65,6 +67,24 @@ class Admin:
                     errors.ORDER_REJECTED, f"account not created: {Reject(ev.reason).name}"
                 )
         return account_id
+
+    async def standing(self, command: SetAccountFrozen | SetAccountTier | SetMarketState) -> int:
+        """Journal a staff action on an account's or a market's standing; returns its seq.
+        An engine refusal is an `ApiError` naming the reason."""
+        account_id = getattr(command, "account_id", 0)
+        seq, _, events = await self.gw.trading.execute(account_id, command)
+        for ev in events:
+            if isinstance(ev, CommandRejected):
+                raise errors.ApiError(
+                    errors.ORDER_REJECTED,
+                    f"{type(command).__name__} refused: {Reject(ev.reason).name}",
+                )
+        return seq
+
+    async def set_tier(self, account_id: int, tier: int, staff_id: str) -> int:
+        return await self.standing(
+            SetAccountTier(account_id=account_id, tier=tier, staff_id=staff_id)
+        )
 
     async def create_account(
         self,

@@ -13,6 +13,7 @@ Subcommands import their implementation lazily, so ``kootabase --help`` and
 - ``bench cluster`` -> ``bench.cluster_bench:run_cli(args)`` (repository checkout only)
 - ``marketdata``   -> ``marketdata.replica:run_cli(args)`` (cluster mode)
 - ``bench history`` -> ``bench.history_bench:run_cli(args)`` (repository checkout only)
+- ``staff create|list`` -> ``backoffice.staffcli:run_cli(args)``
 - ``ledger sync``  -> ``ledger.cli:run_sync_cli(args)``
 - ``ledger statement|trial-balance|balances`` -> ``ledger.cli:run_report_cli(args)``
 - ``custody reconcile`` -> ``custody.cli:run_reconcile_cli(args)``
@@ -188,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve_security(serve)
     serve.set_defaults(handler=_lazy("gateway.server", "run_serve_cli"))
     _add_accounts(sub)
+    _add_staff(sub)
 
     replay = sub.add_parser("replay", help="replay a journal or the stream through the engine")
     replay.add_argument("--journal", type=Path, metavar="DIR", help="journal dir")
@@ -478,6 +480,40 @@ def _add_accounts(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     revoke = keys_sub.add_parser("revoke", help="revoke a key for good (survives restarts)")
     common(revoke)
     revoke.add_argument("api_key", metavar="API_KEY")
+
+
+def _add_staff(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``kootabase staff ...``: operator staff (the first admin is made here)."""
+    staff = sub.add_parser("staff", help="operator staff: create (TOTP shown once), list")
+    staff_sub = staff.add_subparsers(dest="staff_command", metavar="ACTION", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--data-dir", type=Path, default=Path("./data"), help="data directory (default: ./data)"
+        )
+        p.add_argument(
+            "--backoffice-dsn",
+            default=None,
+            metavar="DSN",
+            help="the identity store's PostgreSQL DSN, as given to serve (default: SQLite in "
+            "the data dir)",
+        )
+        p.add_argument(
+            "--master-key-file",
+            type=Path,
+            default=None,
+            metavar="FILE",
+            help="as for serve (seals the TOTP seed)",
+        )
+        p.set_defaults(handler=_lazy("backoffice.staffcli", "run_cli"))
+
+    create = staff_sub.add_parser("create", help="new staff member; prints the TOTP secret once")
+    common(create)
+    create.add_argument("--email", required=True)
+    create.add_argument(
+        "--role", required=True, help="admin, compliance, support, finance or auditor"
+    )
+    common(staff_sub.add_parser("list", help="every staff member and role"))
 
 
 def _add_ledger(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

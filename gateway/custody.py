@@ -169,6 +169,9 @@ class GatewayCustody:
         if network is not None and network != self.custody.registry.assets[asset_id].chain:
             raise errors.invalid("network")
         withdrawal_id = get_int(params, "withdrawOrderId", lo=1)
+        standing = self._standing_refusal(account_id)
+        if standing is not None:
+            raise errors.from_withdrawal(*standing)
         try:
             row = await self.custody.request_withdrawal(
                 account_id, asset_id, atoms, address, withdrawal_id=withdrawal_id
@@ -189,6 +192,17 @@ class GatewayCustody:
         except ApprovalRefused as exc:
             raise errors.from_withdrawal(exc.code, exc.message) from None
         return self._withdrawal(row)
+
+    def _standing_refusal(self, account_id: int) -> tuple[str, str] | None:
+        """Refusals by the account's standing, before anything is journaled: frozen (the
+        engine would refuse the hold too) and KYC tier 0 (custody's rule: the engine records
+        tiers but does not judge them). -1, no tier ever set, is an operator-made account."""
+        store = self.gw.store
+        if store.frozen(account_id):
+            return "ACCOUNT_FROZEN", f"account {account_id} is frozen by staff"
+        if store.tier(account_id) == 0:
+            return "TIER_NOT_ALLOWED", f"account {account_id} is KYC tier 0"
+        return None
 
     def withdraw_history(self, account_id: int, params: Mapping[str, Any]) -> list[Any]:
         rows = self.custody.withdrawals(account_id)

@@ -60,6 +60,10 @@ WITHDRAW_INSUFFICIENT_BALANCE: Final = -4004
 WITHDRAW_INVALID_AMOUNT: Final = -4005
 WITHDRAW_DUPLICATE: Final = -4006
 WITHDRAW_UNKNOWN_COIN: Final = -4007
+WITHDRAW_ACCOUNT_FROZEN: Final = -4011
+"""The account is frozen by staff (engine ACCOUNT_FROZEN, or refused before journaling)."""
+WITHDRAW_TIER_NOT_ALLOWED: Final = -4012
+"""KYC tier 0 may not withdraw (refused before a WithdrawRequest is journaled)."""
 CUSTODY_DISABLED: Final = -4008
 WITHDRAW_NOT_CANCELLABLE: Final = -4009
 """Only a withdrawal awaiting approval can be cancelled by its owner."""
@@ -158,6 +162,11 @@ _REJECT_MAP: Final[dict[int, tuple[int, str]]] = {
     Reject.PRICE_OUTSIDE_BAND: (FILTER_FAILURE, "Filter failure: PERCENT_PRICE_BY_SIDE"),
     Reject.BOOK_FULL: (ORDER_REJECTED, "Order book capacity reached; try another price."),
     Reject.MARKET_HALTED: (ORDER_REJECTED, "Market is closed."),
+    Reject.ACCOUNT_FROZEN: (
+        ORDER_REJECTED,
+        "This account is frozen: no new orders, amends that add exposure or withdrawals; "
+        "cancels work.",
+    ),
     Reject.MARKET_CANCEL_ONLY: (ORDER_REJECTED, "Market is in cancel-only mode."),
     Reject.MARKET_POST_ONLY: (ORDER_REJECTED, "Market is in post-only mode."),
     Reject.UNKNOWN_MARKET: (BAD_SYMBOL, "Invalid symbol."),
@@ -216,6 +225,11 @@ _WITHDRAWAL_MAP: Final[dict[str, tuple[int, str]]] = {
         "Only a withdrawal awaiting approval can be cancelled.",
     ),
     "UNKNOWN_WITHDRAWAL": (WITHDRAW_UNKNOWN, "No such withdrawal."),
+    "ACCOUNT_FROZEN": (WITHDRAW_ACCOUNT_FROZEN, "This account is frozen: no withdrawals."),
+    "TIER_NOT_ALLOWED": (
+        WITHDRAW_TIER_NOT_ALLOWED,
+        "Verify your identity first: KYC tier 0 may not withdraw.",
+    ),
 }
 
 

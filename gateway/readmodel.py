@@ -85,6 +85,8 @@ class ReadModelImage(msgspec.Struct, frozen=True):
     """market_id -> next prevented match id."""
     marketdata: MarketDataImage | None = None
     """Market data at the same sequence (None: the gateway runs without market data)."""
+    standing: dict[int, tuple[bool, int]] = {}
+    """account_id -> (frozen, KYC tier) of accounts staff touched (absent in older images)."""
 
 
 _ENCODER: Final = msgspec.msgpack.Encoder()
@@ -123,6 +125,7 @@ def image(store: Store, marketdata: MarketDataState | None = None) -> ReadModelI
         ],
         open_orders=[o for a in store.accounts.values() for o in a.open_orders.values()],
         dead_mans=dict(store.dead_mans),
+        standing=dict(store.standing),
         stp_ids=dict(store._stp_ids),
         marketdata=None if marketdata is None else md_snapshot.image(marketdata),
     )
@@ -164,6 +167,7 @@ def restore(img: ReadModelImage, *, memory_orders: int) -> Store:
         if o.client_order_id:
             acct.open_client_ids[o.client_order_id] = o.order_id
     store.dead_mans.update(img.dead_mans)
+    store.standing.update(img.standing)
     store._stp_ids.update(img.stp_ids)
     store.last_seq = store.durable_seq = img.last_seq
     store.last_ts_ns = img.last_ts_ns

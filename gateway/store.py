@@ -27,6 +27,8 @@ import msgspec
 from engine.schema import (
     CONDITIONAL_TYPES,
     AccountCreated,
+    AccountFrozenChanged,
+    AccountTierChanged,
     AssetCreated,
     DeadMansSwitchFired,
     DeadMansSwitchSet,
@@ -187,6 +189,8 @@ class Store:
         self.reports: list[Report] = []
         self.dirty_balances: dict[int, set[int]] = {}
         self.dead_mans: dict[int, int] = {}
+        self.standing: dict[int, tuple[bool, int]] = {}
+        """account_id -> (frozen, KYC tier; -1 = never set), for accounts staff touched."""
         """account_id -> fire_at_ns of its armed dead-man's switch (journal time), folded from
         the engine's events so a restart knows what is armed (`gateway.deadman` ticks on it)."""
         self._ts = 0
@@ -223,6 +227,8 @@ class Store:
             Posting: self._posting,
             DeadMansSwitchSet: self._dms_set,
             DeadMansSwitchFired: self._dms_fired,
+            AccountFrozenChanged: self._frozen,
+            AccountTierChanged: self._tier,
         }
 
     # ---- folding --------------------------------------------------------------------------
@@ -277,6 +283,19 @@ class Store:
 
     def _market_state(self, ev: MarketStateChanged) -> None:
         self.markets[ev.market_id].state = ev.state
+
+    def _frozen(self, ev: AccountFrozenChanged) -> None:
+        self.standing[ev.account_id] = (ev.frozen, self.tier(ev.account_id))
+
+    def _tier(self, ev: AccountTierChanged) -> None:
+        self.standing[ev.account_id] = (self.frozen(ev.account_id), ev.tier)
+
+    def frozen(self, account_id: int) -> bool:
+        return self.standing.get(account_id, (False, -1))[0]
+
+    def tier(self, account_id: int) -> int:
+        """The KYC tier, -1 when never set (operator-made accounts: no KYC regime)."""
+        return self.standing.get(account_id, (False, -1))[1]
 
     def _account(self, ev: AccountCreated) -> None:
         self.accounts.setdefault(ev.account_id, AccountView())

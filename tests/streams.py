@@ -28,6 +28,8 @@ from engine.schema import (
     EngineConfig,
     OrderType,
     PlaceOrder,
+    SetAccountFrozen,
+    SetAccountTier,
     SetDeadMansSwitch,
     SetMarketState,
     Side,
@@ -284,7 +286,7 @@ def command_streams(
                 market_id=draw(st.sampled_from([-1, -1, 0, 1, 2, 9])),
             )
         elif kind < 92 and issue3:
-            kind2 = draw(st.integers(0, 9))
+            kind2 = draw(st.integers(0, 13))
             if kind2 < 3:
                 command = SetMarketState(
                     market_id=_market(draw)[0],
@@ -297,8 +299,20 @@ def command_streams(
                     account_id=_account(draw),
                     fire_at_ns=draw(st.sampled_from([0, -1, 1, 2, 5, 30])) * 1_000 + 1_000 * seq,
                 )
-            else:
+            elif kind2 < 9:
                 command = CancelOnDisconnect(account_id=_account(draw))
+            elif kind2 < 13:  # frozen accounts then meet places, amends and withdrawals
+                command = SetAccountFrozen(
+                    account_id=_account(draw),
+                    frozen=draw(st.sampled_from([True, True, False])),
+                    staff_id=draw(st.sampled_from(["staff-a", "staff-b"])),
+                )
+            else:
+                command = SetAccountTier(
+                    account_id=_account(draw),
+                    tier=draw(st.sampled_from([-1, 0, 1, 2, 3, 4])),
+                    staff_id="staff-a",
+                )
         elif kind < 94:
             key = draw(st.sampled_from(["a", "b", "setup-1-1", f"k{seq}"]))
             command = Deposit(

@@ -53,6 +53,8 @@ from engine.schema import (
     Posting,
     PostingReason,
     Reject,
+    SetAccountFrozen,
+    SetAccountTier,
     SetDeadMansSwitch,
     SetMarketState,
     Side,
@@ -891,6 +893,8 @@ def amend(**fields: int) -> AmendOrder:
 RESTING = order(account_id=ALICE, side=SELL, price_atoms=200_000, client_order_id=1)
 MAKER_BID = order(order_type=MAKER, client_order_id=2)
 MAX = MAX_AMOUNT_ATOMS
+FREEZE_ALICE = SetAccountFrozen(account_id=ALICE, frozen=True, staff_id="staff-1")
+FREEZE_BOB = SetAccountFrozen(account_id=BOB, frozen=True, staff_id="staff-1")
 
 
 def case(reason: str, command: object, *setup: object, config: EngineConfig | None = None):
@@ -993,6 +997,13 @@ REJECT_CASES = [
          order(order_type=OrderType.TRAILING_STOP_LIMIT, trailing_delta_bps=100)),
     case("INVALID_MARKET_SPEC", market(price_band_bps=10_001)),
     case("UNKNOWN_ACCOUNT", CancelOnDisconnect(account_id=99)),
+    case("ACCOUNT_FROZEN", order(), FREEZE_BOB),
+    case("ACCOUNT_FROZEN", amend(new_qty_atoms=20), RESTING, FREEZE_ALICE),
+    case("ACCOUNT_FROZEN", amend(new_price_atoms=190_000), RESTING, FREEZE_ALICE),
+    case("ACCOUNT_FROZEN", withdraw(), FREEZE_ALICE),
+    case("UNKNOWN_ACCOUNT", SetAccountFrozen(account_id=99, frozen=True, staff_id="s")),
+    case("INVALID_TIER", SetAccountTier(account_id=ALICE, tier=4, staff_id="s")),
+    case("INVALID_TIER", SetAccountTier(account_id=ALICE, tier=-1, staff_id="s")),
 ]  # fmt: skip
 
 

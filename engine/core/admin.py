@@ -11,9 +11,11 @@ import numpy as np
 from engine.core.layout import (
     A_DMS,
     A_EXISTS,
+    A_FROZEN,
     A_HEAD,
     A_OPEN,
     A_TAIL,
+    A_TIER,
     B_AVAILABLE,
     B_HELD_WITHDRAWALS,
     C_NEXT_DMS,
@@ -44,8 +46,11 @@ from engine.schema import (
     LEGACY_DEMO_KEY_PREFIX,
     MAX_BAND_BPS,
     MAX_FEE_PPM,
+    MAX_TIER,
     SYSTEM_ACCOUNT,
     AccountCreated,
+    AccountFrozenChanged,
+    AccountTierChanged,
     AssetCreated,
     Bucket,
     Command,
@@ -63,6 +68,8 @@ from engine.schema import (
     Posting,
     PostingReason,
     Reject,
+    SetAccountFrozen,
+    SetAccountTier,
     SetDeadMansSwitch,
     SetMarketState,
     WithdrawalHeld,
@@ -159,6 +166,10 @@ class AdminCommands:
             return self._create_asset(seq, cmd)
         if t is CreateMarket:
             return self._create_market(seq, cmd)
+        if t is SetAccountFrozen:
+            return self._set_account_frozen(seq, cmd)
+        if t is SetAccountTier:
+            return self._set_account_tier(seq, cmd)
         raise TypeError(f"not a command: {cmd!r}")
 
     # ---- handlers --------------------------------------------------------------------------
@@ -242,6 +253,31 @@ class AdminCommands:
         self._a.mkt[c.market_id, M_STATE] = c.state
         return [MarketStateChanged(seq=seq, market_id=c.market_id, state=c.state)]
 
+    def _set_account_frozen(self, seq: int, c: SetAccountFrozen) -> list[Event]:
+        if not self._account_exists(c.account_id):
+            return self._rejected(seq, c, Reject.UNKNOWN_ACCOUNT)
+        self._a.acct[c.account_id, A_FROZEN] = int(bool(c.frozen))
+        return [
+            AccountFrozenChanged(
+                seq=seq, account_id=c.account_id, frozen=bool(c.frozen), staff_id=c.staff_id
+            )
+        ]
+
+    def _set_account_tier(self, seq: int, c: SetAccountTier) -> list[Event]:
+        if not self._account_exists(c.account_id):
+            return self._rejected(seq, c, Reject.UNKNOWN_ACCOUNT)
+        if not 0 <= c.tier <= MAX_TIER:
+            return self._rejected(seq, c, Reject.INVALID_TIER)
+        self._a.acct[c.account_id, A_TIER] = c.tier + 1
+        return [
+            AccountTierChanged(seq=seq, account_id=c.account_id, tier=c.tier, staff_id=c.staff_id)
+        ]
+
+    def account_standing(self, account_id: int) -> tuple[bool, int]:
+        """(frozen, tier; -1 = never set) of an existing account."""
+        row = self._a.acct[account_id]
+        return bool(row[A_FROZEN]), int(row[A_TIER]) - 1
+
     def _set_dead_mans_switch(self, seq: int, ts: int, c: SetDeadMansSwitch) -> list[Event]:
         if not self._account_exists(c.account_id):
             return self._rejected(seq, c, Reject.UNKNOWN_ACCOUNT)
@@ -305,6 +341,8 @@ class AdminCommands:
         row[A_HEAD] = -1
         row[A_TAIL] = -1
         row[A_DMS] = 0
+        row[A_FROZEN] = 0
+        row[A_TIER] = 0
 
     def _create_account(self, seq: int, c: CreateAccount) -> list[Event]:
         if not 1 <= c.account_id < self.config.max_accounts:
@@ -348,6 +386,8 @@ class AdminCommands:
             return self._rejected(seq, c, Reject.DUPLICATE_WITHDRAWAL)
         if c.amount_atoms > int(self._a.bal[c.account_id, c.asset_id, B_AVAILABLE]):
             return self._rejected(seq, c, Reject.INSUFFICIENT_FUNDS)
+        if self._a.acct[c.account_id, A_FROZEN]:
+            return self._rejected(seq, c, Reject.ACCOUNT_FROZEN)
         self._withdrawal_ids.add(c.withdrawal_id)
         self._pending[c.withdrawal_id] = (c.account_id, c.asset_id, c.amount_atoms)
         return [

@@ -6,6 +6,7 @@ from engine.core.book import check_not_crossed, forget_order, level_find, rest_o
 from engine.core.events import emit_amended, emit_rejected, hold_txn
 from engine.core.handlers import crosses, find_target, outside_band, preamble
 from engine.core.layout import (
+    A_FROZEN,
     B_AVAILABLE,
     BUY,
     CF_MAX_LEVELS,
@@ -36,6 +37,7 @@ from engine.core.layout import (
     R_TARGET_COID,
     REJ_BAND,
     REJ_BOOK_FULL,
+    REJ_FROZEN,
     REJ_INSUFFICIENT_FUNDS,
     REJ_INVALID_AMEND,
     REJ_INVALID_PRICE,
@@ -94,6 +96,8 @@ def amend_check(st, c, i):
         return REJ_TOO_LARGE, -1, 0, 0, 0
     if p == cur_p and q == cur_q:
         return REJ_INVALID_AMEND, -1, 0, 0, 0
+    if st.acct[a, A_FROZEN] != 0 and not (p == cur_p and q < cur_q):
+        return REJ_FROZEN, -1, 0, 0, 0  # frozen: only a pure decrease (less exposure)
     if not notional_fits(p, q, qtl):
         return REJ_NOTIONAL_OVERFLOW, -1, 0, 0, 0
     if p * q * qtl < st.mkt[m, M_MIN_NOTIONAL]:

@@ -18,6 +18,7 @@ from engine.core.events import emit_order_end, emit_rejected, hold_txn, next_row
 from engine.core.hashindex import coid_find, oid_find
 from engine.core.layout import (
     A_EXISTS,
+    A_FROZEN,
     A_HEAD,
     A_OPEN,
     B_AVAILABLE,
@@ -97,6 +98,7 @@ from engine.core.layout import (
     REJ_DISPLAY,
     REJ_DUPLICATE_COID,
     REJ_EXPIRY,
+    REJ_FROZEN,
     REJ_HALTED,
     REJ_INSUFFICIENT_FUNDS,
     REJ_INVALID_COID,
@@ -316,6 +318,8 @@ def place_check(st, c, i):
     reason = preamble(st, a, m, True)
     if reason != 0:
         return reason, 0, 0, 0
+    if st.acct[a, A_FROZEN] != 0:
+        return REJ_FROZEN, 0, 0, 0
     state = st.mkt[m, M_STATE]
     reason, p, q = place_fields(st.mkt, st.ctr, c, i)
     if reason != 0:

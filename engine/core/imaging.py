@@ -10,6 +10,8 @@ from engine.core.book import level_get_or_add, open_order, order_alloc, queue_pu
 from engine.core.layout import (
     A_DMS,
     A_EXISTS,
+    A_FROZEN,
+    A_TIER,
     C_ERROR,
     C_LAST_SEQ,
     C_NEXT_TXN,
@@ -65,6 +67,8 @@ from engine.core.money import required_buy
 from engine.core.triggers import falls, note_gtd, pending_trigger, trigger_book
 from engine.schema import (
     FORMAT_VERSION,
+    MAX_TIER,
+    AccountFlagsImage,
     AccountImage,
     AssetImage,
     BalanceImage,
@@ -270,6 +274,8 @@ def build_image(eng: CompiledEngine) -> StateImage:
     accounts = [
         AccountImage(acc, balances.get(k, []), dms[k]) for k, acc in enumerate(account_ids.tolist())
     ]
+    flagged = np.nonzero(a.acct[:, A_FROZEN] | a.acct[:, A_TIER])[0].tolist()
+    flags = [AccountFlagsImage(x, *eng.account_standing(x)) for x in flagged]
     slots = ordered_slots(eng)
     o = a.ords[slots]
     lk = a.olnk[slots].astype(np.int64)
@@ -311,6 +317,7 @@ def build_image(eng: CompiledEngine) -> StateImage:
         pending_withdrawals=[WithdrawalImage(w, *eng._pending[w]) for w in sorted(eng._pending)],
         withdrawal_ids=sorted(eng._withdrawal_ids),
         deposit_keys=sorted(eng._deposit_keys),
+        account_flags=flags,
     )
 
 
@@ -355,6 +362,11 @@ def restore_image(eng: CompiledEngine, image: StateImage) -> None:
                 b.held_orders_atoms,
                 b.held_withdrawals_atoms,
             )
+    for f in image.account_flags:
+        if not eng._account_exists(f.account_id) or not -1 <= f.tier <= MAX_TIER:
+            raise ValueError(f"account flags of {f.account_id}: unknown account or bad tier")
+        a.acct[f.account_id, A_FROZEN] = int(f.frozen)
+        a.acct[f.account_id, A_TIER] = f.tier + 1
     n = len(image.orders)
     cols = np.zeros((n, 14), dtype=np.int64)
     held: dict[tuple[int, int], int] = {}

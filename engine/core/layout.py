@@ -205,7 +205,9 @@ A_OPEN = 1  # open orders
 A_HEAD = 2  # first slot of the open-order list (lowest order id), -1 = none
 A_TAIL = 3
 A_DMS = 4  # dead-man's switch time (journal ns), 0 = disarmed
-A_W = 5
+A_FROZEN = 5  # 1 = frozen by staff (SetAccountFrozen)
+A_TIER = 6  # KYC tier + 1 (SetAccountTier); 0 = never set
+A_W = 7
 
 # ---- balances: int64 [max_accounts, max_assets, 3], system buckets int64 [max_assets, 2] -----
 B_AVAILABLE = int(Bucket.AVAILABLE)
@@ -408,6 +410,7 @@ REJ_STOP_PRICE = int(Reject.INVALID_STOP_PRICE)
 REJ_TRAILING = int(Reject.INVALID_TRAILING_DELTA)
 REJ_DISPLAY = int(Reject.INVALID_DISPLAY_QTY)
 REJ_NO_REFERENCE = int(Reject.NO_REFERENCE_PRICE)
+REJ_FROZEN = int(Reject.ACCOUNT_FROZEN)
 
 # Matching loop stop reasons.
 STOP_FILLED = 0

@@ -22,9 +22,13 @@ from engine.schema import (
     FORMAT_VERSION,
     MAX_BAND_BPS,
     MAX_FEE_PPM,
+    MAX_TIER,
     SYSTEM_ACCOUNT,
     AccountCreated,
+    AccountFlagsImage,
+    AccountFrozenChanged,
     AccountImage,
+    AccountTierChanged,
     AmendOrder,
     AssetCreated,
     AssetImage,
@@ -51,6 +55,8 @@ from engine.schema import (
     PlaceOrder,
     PostingReason,
     Reject,
+    SetAccountFrozen,
+    SetAccountTier,
     SetDeadMansSwitch,
     SetMarketState,
     StateImage,
@@ -82,6 +88,8 @@ class ReferenceEngine(OrderCommands):
             Tick: self._tick,
             SetDeadMansSwitch: self._set_dead_mans_switch,
             CancelOnDisconnect: self._cancel_on_disconnect,
+            SetAccountFrozen: self._set_account_frozen,
+            SetAccountTier: self._set_account_tier,
         }
         self._now = 0
 
@@ -200,6 +208,29 @@ class ReferenceEngine(OrderCommands):
         self._emit(MarketStateChanged, market_id=c.market_id, state=c.state)
         return None
 
+    def _set_account_frozen(self, c: SetAccountFrozen) -> None:
+        account = self.accounts.get(c.account_id)
+        if account is None:
+            return self._command_rejected(c, Reject.UNKNOWN_ACCOUNT)
+        account.frozen = bool(c.frozen)
+        self._emit(
+            AccountFrozenChanged,
+            account_id=c.account_id,
+            frozen=account.frozen,
+            staff_id=c.staff_id,
+        )
+        return None
+
+    def _set_account_tier(self, c: SetAccountTier) -> None:
+        account = self.accounts.get(c.account_id)
+        if account is None:
+            return self._command_rejected(c, Reject.UNKNOWN_ACCOUNT)
+        if not 0 <= c.tier <= MAX_TIER:
+            return self._command_rejected(c, Reject.INVALID_TIER)
+        account.tier = c.tier
+        self._emit(AccountTierChanged, account_id=c.account_id, tier=c.tier, staff_id=c.staff_id)
+        return None
+
     def _create_account(self, c: CreateAccount) -> None:
         if not 1 <= c.account_id < self.config.max_accounts:
             return self._command_rejected(c, Reject.INVALID_ACCOUNT_ID)
@@ -244,6 +275,8 @@ class ReferenceEngine(OrderCommands):
             return self._command_rejected(c, Reject.DUPLICATE_WITHDRAWAL)
         if c.amount_atoms > account.available(c.asset_id):
             return self._command_rejected(c, Reject.INSUFFICIENT_FUNDS)
+        if account.frozen:
+            return self._command_rejected(c, Reject.ACCOUNT_FROZEN)
         self.withdrawal_ids.add(c.withdrawal_id)
         self.pending[c.withdrawal_id] = Withdrawal(
             c.withdrawal_id, c.account_id, c.asset_id, c.amount_atoms
@@ -360,6 +393,11 @@ class ReferenceEngine(OrderCommands):
             ],
             withdrawal_ids=sorted(self.withdrawal_ids),
             deposit_keys=sorted(self.deposit_keys),
+            account_flags=[
+                AccountFlagsImage(a.account_id, a.frozen, a.tier)
+                for a in (self.accounts[i] for i in sorted(self.accounts))
+                if a.frozen or a.tier != -1
+            ],
         )
 
     def _conditional_image(self, o: Order) -> ConditionalOrderImage:
@@ -425,6 +463,9 @@ class ReferenceEngine(OrderCommands):
                     b.held_orders_atoms,
                     b.held_withdrawals_atoms,
                 ]
+        for f in image.account_flags:
+            eng.accounts[f.account_id].frozen = f.frozen
+            eng.accounts[f.account_id].tier = f.tier
         for o in image.orders:  # book order: appending rebuilds each level's time priority
             market = eng.markets[o.market_id]
             order = Order(

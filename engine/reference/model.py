@@ -108,6 +108,10 @@ class Account:
     """Open orders with a non-zero client_order_id, by that id (unique across markets)."""
     dms: int = 0
     """Dead-man's switch time (journal ns), 0 = disarmed."""
+    frozen: bool = False
+    """Set by staff (SetAccountFrozen): no new orders, no amend adding exposure, no withdrawal."""
+    tier: int = -1
+    """KYC tier (SetAccountTier), -1 = never set."""
 
     def available(self, asset_id: int) -> int:
         buckets = self.balances.get(asset_id)

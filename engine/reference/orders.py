@@ -170,6 +170,8 @@ class OrderCommands(Placing):
             return Reject.ORDER_TOO_LARGE
         if (p, q) == (order.p, order.q):
             return Reject.INVALID_AMEND
+        if account.frozen and not (p == order.p and q < order.q):
+            return Reject.ACCOUNT_FROZEN  # frozen: only a pure decrease (less exposure)
         if notional_overflows(p, q, market.qtl):
             return Reject.NOTIONAL_OVERFLOW
         if notional(p, q, market.qtl) < market.min_notional:

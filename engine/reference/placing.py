@@ -175,6 +175,8 @@ class Placing(Triggers):
         if isinstance(found, Reject):
             return found
         market, account = found
+        if account.frozen:
+            return Reject.ACCOUNT_FROZEN
         fields = self._check_fields(c, market)
         if isinstance(fields, Reject):
             return fields

@@ -27,6 +27,7 @@ from __future__ import annotations
 from engine.schema.codes import (
     CONDITIONAL_TYPES,
     LIMIT_CONDITIONAL_TYPES,
+    MAX_TIER,
     Bucket,
     CancelReason,
     ExpireReason,
@@ -53,6 +54,8 @@ from engine.schema.commands import (
     CreateMarket,
     Deposit,
     PlaceOrder,
+    SetAccountFrozen,
+    SetAccountTier,
     SetDeadMansSwitch,
     SetMarketState,
     Tick,
@@ -64,6 +67,8 @@ from engine.schema.commands import (
 from engine.schema.events import (
     EVENT_DECODER,
     AccountCreated,
+    AccountFrozenChanged,
+    AccountTierChanged,
     AssetCreated,
     CommandRejected,
     DeadMansSwitchFired,
@@ -87,6 +92,7 @@ from engine.schema.events import (
 from engine.schema.image import (
     IMAGE_DECODER,
     IMAGE_ENCODER,
+    AccountFlagsImage,
     AccountImage,
     AssetImage,
     BalanceImage,
@@ -96,6 +102,7 @@ from engine.schema.image import (
     OrderImage,
     StateImage,
     WithdrawalImage,
+    encode_image,
     state_hash,
 )
 from engine.schema.limits import (
@@ -126,10 +133,14 @@ __all__ = [
     "MAX_BAND_BPS",
     "MAX_CLIENT_ORDER_ID",
     "MAX_FEE_PPM",
+    "MAX_TIER",
     "MAX_TRAILING_DELTA_BPS",
     "SYSTEM_ACCOUNT",
     "AccountCreated",
+    "AccountFlagsImage",
+    "AccountFrozenChanged",
     "AccountImage",
+    "AccountTierChanged",
     "AmendOrder",
     "AssetCreated",
     "AssetImage",
@@ -170,6 +181,8 @@ __all__ = [
     "PostingReason",
     "Reject",
     "SelfTradePrevented",
+    "SetAccountFrozen",
+    "SetAccountTier",
     "SetDeadMansSwitch",
     "SetMarketState",
     "Side",
@@ -185,5 +198,6 @@ __all__ = [
     "WithdrawalSettled",
     "decode_command",
     "encode_command",
+    "encode_image",
     "state_hash",
 ]

@@ -175,3 +175,12 @@ class Reject(enum.IntEnum):
     INVALID_MARKET_STATE = 43
     NO_REFERENCE_PRICE = 44
     """A trailing stop needs a last trade price to trail."""
+    ACCOUNT_FROZEN = 45
+    """The account is frozen by staff: no new orders, no amend that adds exposure, no
+    withdrawal; cancels work."""
+    INVALID_TIER = 46
+    """SetAccountTier outside 0..MAX_TIER."""
+
+
+MAX_TIER: Final = 3
+"""KYC tiers are 0..MAX_TIER; an account never given one has none (-1: no KYC regime)."""

@@ -46,8 +46,32 @@ class CreateMarket(_Command):
 
 
 class SetMarketState(_Command):
+    """``staff_id``: the operator who changed it (the audit names them); "" for commands
+    journaled before the field (they decode with the default)."""
+
     market_id: int
     state: int
+    staff_id: str = ""
+
+
+class SetAccountFrozen(_Command):
+    """Freeze (or unfreeze) an account, by a staff member: a frozen account's new orders,
+    amends that add exposure and withdrawal requests are refused (ACCOUNT_FROZEN); cancels
+    and everything already resting go on as before."""
+
+    account_id: int
+    frozen: bool
+    staff_id: str
+
+
+class SetAccountTier(_Command):
+    """The account's KYC tier (0-3), by a staff member (or the back office at sign-up).
+    The engine records it; what a tier may withdraw is enforced before a WithdrawRequest is
+    journaled (the gateway), since limits per asset and window are configuration."""
+
+    account_id: int
+    tier: int
+    staff_id: str
 
 
 class Tick(_Command):
@@ -223,6 +247,8 @@ Command = (
     | Tick
     | SetDeadMansSwitch
     | CancelOnDisconnect
+    | SetAccountFrozen
+    | SetAccountTier
 )
 
 

@@ -42,6 +42,18 @@ class MarketStateChanged(_Event):
     state: int
 
 
+class AccountFrozenChanged(_Event):
+    account_id: int
+    frozen: bool
+    staff_id: str
+
+
+class AccountTierChanged(_Event):
+    account_id: int
+    tier: int
+    staff_id: str
+
+
 class DeadMansSwitchSet(_Event):
     account_id: int
     fire_at_ns: int
@@ -229,6 +241,8 @@ Event = (
     | WithdrawalHeld
     | WithdrawalSettled
     | Posting
+    | AccountFrozenChanged
+    | AccountTierChanged
 )
 
 EVENT_DECODER: Final = msgspec.msgpack.Decoder(Event)

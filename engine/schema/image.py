@@ -75,6 +75,15 @@ class AccountImage(msgspec.Struct, frozen=True, array_like=True):
     """Armed dead-man's switch time, 0 = none."""
 
 
+class AccountFlagsImage(msgspec.Struct, frozen=True, array_like=True):
+    """Staff-set standing of an account (only accounts with one are listed)."""
+
+    account_id: int
+    frozen: bool
+    tier: int
+    """-1 = never set (no KYC regime: operator-made accounts), else 0..MAX_TIER."""
+
+
 class OrderImage(msgspec.Struct, frozen=True, array_like=True):
     order_id: int
     account_id: int
@@ -152,14 +161,27 @@ class StateImage(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     """Every withdrawal id ever requested, ascending (duplicates are refused forever)."""
     deposit_keys: list[str]
     """Every credited deposit key, sorted."""
+    account_flags: list[AccountFlagsImage] = []
+    """Ascending account_id: accounts frozen or given a tier. Last, and left out by
+    `encode_image` when empty, so a state without any is encoded (and hashed) exactly as
+    before the field existed; older snapshots decode with the default."""
 
 
 IMAGE_ENCODER: Final = msgspec.msgpack.Encoder()
 IMAGE_DECODER: Final = msgspec.msgpack.Decoder(StateImage)
 
 
+def encode_image(image: StateImage) -> bytes:
+    """The canonical encoding. Without account flags, the 12-field array of images written
+    before `StateImage.account_flags` existed (msgspec writes every field of an array-like
+    struct, defaults included), so their recorded hashes still match."""
+    if image.account_flags:
+        return IMAGE_ENCODER.encode(image)
+    return IMAGE_ENCODER.encode(msgspec.structs.astuple(image)[:-1])
+
+
 def state_hash(image: StateImage) -> str:
     """BLAKE2b-256 hex of the canonical encoding: equal hashes mean equal engine states."""
     import hashlib
 
-    return hashlib.blake2b(IMAGE_ENCODER.encode(image), digest_size=32).hexdigest()
+    return hashlib.blake2b(encode_image(image), digest_size=32).hexdigest()

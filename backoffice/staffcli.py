@@ -1,0 +1,73 @@
+"""``kootabase staff create|list``: how the first admin comes to exist.
+
+Nobody can log in to the operator API before a staff member exists, so the first admin is made
+here, by whoever runs commands on the machine holding the data directory (and the master key
+that seals TOTP seeds). The TOTP secret is printed once, with its otpauth URI for an
+authenticator app; it is stored sealed and never shown again. The password is read from
+standard input (one line) so it never appears in the process list or the shell history.
+Works whether the server runs or not: the identity store (SQLite in WAL mode, or PostgreSQL) is
+shared safely with a running gateway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import sys
+from typing import Any
+
+import asyncpg
+
+from backoffice.errors import BackofficeError
+from backoffice.roles import parse_role
+from backoffice.secretbox import SecretBox
+from backoffice.staff import StaffAuth
+from backoffice.store import open_store
+from backoffice.tokens import AccessTokens, load_key
+from engine.usererror import UserError
+from gateway.keys import default_master_key_file, load_master_key
+
+
+def _password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            raise UserError("the two passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+async def _run(args: argparse.Namespace) -> dict[str, Any] | list[dict[str, Any]]:
+    master = load_master_key(args.master_key_file or default_master_key_file())
+    try:
+        store = await open_store(args.data_dir, args.backoffice_dsn)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise UserError(f"cannot open the back-office identity store: {exc}") from None
+    try:
+        key = load_key(args.data_dir / "backoffice" / "jwt.key")
+        auth = StaffAuth(store.db, AccessTokens(key), SecretBox(master))
+        if args.staff_command == "list":
+            return [s.public() for s in await auth.store.listing()]
+        role = parse_role(args.role)
+        staff, secret, uri = await auth.create(args.email, _password(), role, by="cli")
+        return {**staff.public(), "totp_secret": secret, "otpauth_uri": uri}
+    finally:
+        await store.close()
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    if args.staff_command == "create" and not args.data_dir.is_dir():
+        raise UserError(f"no data directory at {args.data_dir}", hint="pass --data-dir")
+    try:
+        out = asyncio.run(_run(args))
+    except BackofficeError as exc:
+        raise UserError(f"{exc.code}: {exc.message}") from None
+    print(json.dumps(out, indent=2))
+    if isinstance(out, dict):
+        print(
+            "The TOTP secret is shown this once: add it to an authenticator app now.",
+            file=sys.stderr,
+        )
+    return 0
