@@ -520,6 +520,7 @@ class Gateway:
         self.dead_mans.start()
         self.health.start()
         if self.custody is not None:
+            await self.custody.recover()
             self.custody.start()
 
     async def _shutdown(self, app: web.Application) -> None:

@@ -114,6 +114,16 @@ class GatewayCustody:
                 self.custody.run(self.poll_s), name="custody"
             )
 
+    async def recover(self) -> None:
+        """At start, before serving: finish withdrawals a crash interrupted (a request between
+        the store and the engine hold; a rejection or cancel before its journaled release).
+        The engine's pending withdrawals come from its state image (once, at start)."""
+        node = self.gw.node
+        if node is None:  # cluster mode: the replica is not caught up yet; next start
+            return
+        pending = {w.withdrawal_id for w in node.engine.image().pending_withdrawals}
+        await self.custody.desk.recover(pending)
+
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()

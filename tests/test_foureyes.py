@@ -153,11 +153,11 @@ def run(server: ServerThread, coro: Coroutine[Any, Any, T]) -> T:
     return server.call(coro)
 
 
-def on_loop(server: ServerThread, fn: Any, *args: Any) -> Any:
+def on_loop(server: ServerThread, fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Call a synchronous custody function on the server's loop (its store's only user)."""
 
     async def call() -> Any:
-        return fn(*args)
+        return fn(*args, **kwargs)
 
     return server.call(call())
 
@@ -380,6 +380,30 @@ def test_owner_cancels_while_it_waits(server: ServerThread) -> None:
     status, err = rest(server, "POST", "/sapi/v1/capital/withdraw/cancel", creds, id=held)
     assert (status, err["code"]) == (400, -4009)
     assert row(server, held).status == "held"
+
+
+def test_start_finishes_an_interrupted_release_and_never_skips_review(
+    server: ServerThread,
+) -> None:
+    """What a crash can leave behind, finished by the start-up recovery: a rejection recorded
+    but not yet released through the journal, and an engine hold whose status was never
+    written (it goes to review again, not to the signer)."""
+    creds, _ = account(server)
+    store = server.gw.custody.custody.store
+    rejected = withdraw(server, creds, "2", address("payee-8"))
+    interrupted = withdraw(server, creds, "1", address("payee-9"))
+    assert eth(server, creds)[1] == "3.000000000"
+    on_loop(server, store.update_withdrawal, rejected, 1, status="rejecting", detail="by f1: x")
+    on_loop(server, store.update_withdrawal, interrupted, 1, status="requested")
+    server.call(server.gw.custody.recover())
+    assert row(server, rejected).status == "rejected"
+    assert (row(server, interrupted).status, row(server, interrupted).review) == (
+        "awaiting_approval",
+        "new_address",
+    )
+    assert eth(server, creds)[1] == "1.000000000"
+    server.call(server.gw.custody.recover())  # twice: nothing more happens
+    assert eth(server, creds)[1] == "1.000000000"
 
 
 # ---- AML -------------------------------------------------------------------------------------
