@@ -30,6 +30,7 @@ from nats.js import api
 from nats.js.client import JetStreamContext
 
 from engine.replica import FORMAT_HEADER, StreamMessage
+from engine.usererror import UserError
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +58,9 @@ class NatsOptions:
     tls_key_file: Path | None = None
     connect_timeout_s: float = 2.0
     reconnect_wait_s: float = 0.25
+    first_connect_s: float = 15.0
+    """How long the first connection may take (every server tried in turn, again and again)
+    before the command gives up with one line; once connected, reconnection never gives up."""
 
     @classmethod
     def parse(cls, urls: str, **kwargs: Any) -> NatsOptions:
@@ -147,6 +151,8 @@ class StreamLog:
         """Connect (credentials and TLS from ``options``) and make sure the stream exists."""
 
         async def disconnected() -> None:
+            if not connected or nc.is_closed:
+                return  # our own close (nats-py marks it closed before this callback)
             log.warning("nats_disconnected", stream=spec.name)
             if on_state is not None:
                 on_state("disconnected")
@@ -156,15 +162,33 @@ class StreamLog:
             if on_state is not None:
                 on_state("reconnected")
 
+        first_errors: list[Exception] = []
+
         async def error(exc: Exception) -> None:
+            if not connected:
+                first_errors[:] = [exc]  # reported once, below, if the first connect fails
+                return
             log.warning("nats_error", error=repr(exc))
 
-        nc = await nats.connect(
-            **options.connect_kwargs(),
-            disconnected_cb=disconnected,
-            reconnected_cb=reconnected,
-            error_cb=error,
-        )
+        connected = False
+        try:
+            nc = await asyncio.wait_for(
+                nats.connect(
+                    **options.connect_kwargs(),
+                    disconnected_cb=disconnected,
+                    reconnected_cb=reconnected,
+                    error_cb=error,
+                ),
+                options.first_connect_s,
+            )
+        except TimeoutError:
+            last = f" (last error: {first_errors[-1]!r})" if first_errors else ""
+            raise UserError(
+                f"cannot reach NATS at {','.join(options.servers)} within "
+                f"{options.first_connect_s:g} s{last}",
+                hint="check --nats and the credentials, and that the NATS servers run",
+            ) from None
+        connected = True
         self = cls(nc, nc.jetstream(timeout=5.0), spec)
         try:
             if create:

@@ -132,8 +132,11 @@ def run_status_cli(args: argparse.Namespace) -> int:
     import json
     import sys
 
+    from nats.js.errors import NotFoundError
+
     from engine.crosscheck import now_ms, read_reports
     from engine.streamlog import StreamLog
+    from engine.usererror import UserError
 
     options, spec = _connect_args(args, "cluster status")
 
@@ -170,6 +173,12 @@ def run_status_cli(args: argparse.Namespace) -> int:
 
     try:
         out = asyncio.run(body())
+    except UserError:
+        raise  # one line from the top-level handler
+    except NotFoundError:
+        raise UserError(
+            f"stream {spec.name} does not exist on NATS", hint="check --stream"
+        ) from None
     except Exception as exc:
         sys.stderr.write(f"kootabase cluster status: {type(exc).__name__}: {exc}\n")
         return 1

@@ -515,3 +515,15 @@ def test_replay_from_starts_at_a_snapshot(demo_dir: Path) -> None:
     assert "replayed seq 1..9" in whole.stdout
     assert "replayed seq 8..9" in tail.stdout
     assert whole.stdout.splitlines()[-1] == tail.stdout.splitlines()[-1]  # the same state hash
+
+
+def test_cluster_commands_without_nats_or_stream_are_one_line() -> None:
+    """Unreachable NATS: one line after the first-connect bound, not a retry loop forever; a
+    stream that does not exist: one line at once."""
+    port = free_port()
+    proc = run_cli("cluster", "status", "--nats", f"nats://127.0.0.1:{port}")
+    assert_one_line(proc, "cannot reach NATS", f"127.0.0.1:{port}", "ConnectionRefused")
+    stream = f"NO_SUCH_{uuid.uuid4().hex[:8]}"
+    proc = run_cli("cluster", "status", "--nats", "nats://127.0.0.1:4222", "--stream", stream)
+    line = assert_one_line(proc, f"stream {stream} does not exist")
+    assert "--stream" in line
