@@ -7,8 +7,12 @@ trading page and the console ``--runs`` times each, in a fresh browser context (
 every time, and reports the median and worst of:
 
 - ``load``: navigation start to the ``load`` event (HTML, scripts, styles);
-- ``live``: navigation start until the book is in sync (the feed says ``live`` and the rows
-  are drawn: the WebSocket connected, the 5,000-level REST snapshot fetched and applied).
+- ``ready``: navigation start until the page's own mark: on the trading page the first book
+  drawn in sync (stream connected, the ``limit=5000`` REST snapshot fetched and applied, rows
+  and depth chart drawn: ``kootabase:book-drawn``), on the console the first health drawn
+  (``kootabase:health-drawn``);
+- renderer main-thread time (Chromium's ``TaskDuration`` up to ``ready``): the page's own CPU
+  cost, less sensitive to other load on the machine than the wall-clock times.
 
 ``--screenshots DIR`` writes ``trade.png``, ``trade-phone.png`` and ``console.png`` there
 (``make screenshots``: ``docs/img``). Figures depend on the machine's load: say so with them.
@@ -20,10 +24,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +64,11 @@ class Server:
 async def fill_book(gw: Gateway) -> tuple[int, int]:
     """1,000 bid levels below 30,000 and 1,000 ask levels above, then two trades."""
     admin = Admin(gw)
-    maker = await admin.create_account()
+    # Two makers: an account may have at most 1,000 open orders (the engine's bound).
+    bidder = await admin.create_account()
+    asker = await admin.create_account()
     taker = await admin.create_account()
-    for key in (maker, taker):
+    for key in (bidder, asker, taker):
         await admin.deposit(key.account_id, "USDT", "100000000")
         await admin.deposit(key.account_id, "BTC", "1000")
     market = gw.store.market("BTCUSDT")
@@ -80,35 +88,45 @@ async def fill_book(gw: Gateway) -> tuple[int, int]:
 
     commands = []
     for i in range(1, LEVELS + 1):
-        qty = lot * (1 + (i * 37) % 500)
-        commands.append(order(maker.account_id, Side.BUY, mid - i * tick * 5, qty))
-        commands.append(order(maker.account_id, Side.SELL, mid + i * tick * 5, qty))
+        qty = lot * (50 + (i * 37) % 500)
+        commands.append(order(bidder.account_id, Side.BUY, mid - i * tick * 5, qty))
+        commands.append(order(asker.account_id, Side.SELL, mid + i * tick * 5, qty))
     for i in range(0, len(commands), 200):
         await asyncio.gather(*(gw.trading.execute(c.account_id, c) for c in commands[i : i + 200]))
-    for side, price in ((Side.BUY, mid + tick * 5), (Side.SELL, mid - tick * 5)):
-        await gw.trading.execute(taker.account_id, order(taker.account_id, side, price, lot))
-    return maker.account_id, taker.account_id
+    for i, (side, price) in enumerate(
+        [(Side.BUY, mid + tick * 5), (Side.SELL, mid - tick * 5)] * 3
+    ):
+        await gw.trading.execute(
+            taker.account_id, order(taker.account_id, side, price, lot * (10 + i))
+        )
+    return asker.account_id, taker.account_id
 
 
-def measure(browser: Any, url: str, ready_js: str, runs: int) -> dict[str, float]:
-    loads, lives = [], []
+def measure(browser: Any, url: str, ready_js: str, mark: str, runs: int) -> dict[str, float]:
+    loads, lives, tasks = [], [], []
     for _ in range(runs):
         ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
         page = ctx.new_page()
+        cdp = ctx.new_cdp_session(page)
+        cdp.send("Performance.enable")
         page.goto(url)
         page.wait_for_function(ready_js, timeout=30_000)
         nav = page.evaluate(
-            "() => { const n = performance.getEntriesByType('navigation')[0];"
-            " return [n.loadEventEnd, performance.now()]; }"
+            "m => [performance.getEntriesByType('navigation')[0].loadEventEnd,"
+            " performance.getEntriesByName(m)[0].startTime]",
+            mark,
         )
         loads.append(nav[0])
         lives.append(nav[1])
+        got = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+        tasks.append(got["TaskDuration"] * 1000)
         ctx.close()
     return {
         "load_median_ms": statistics.median(loads),
         "load_max_ms": max(loads),
         "ready_median_ms": statistics.median(lives),
         "ready_max_ms": max(lives),
+        "main_thread_median_ms": statistics.median(tasks),
     }
 
 
@@ -131,20 +149,31 @@ def main() -> None:
         try:
             started = time.perf_counter()
             server.call(fill_book(server.gw))
-            print(f"book: {LEVELS} bids + {LEVELS} asks in {time.perf_counter() - started:.1f} s")
             base = server.running.http
+            with urllib.request.urlopen(f"{base}/api/v3/depth?symbol=BTCUSDT&limit=5000") as r:
+                depth = json.load(r)
+            with urllib.request.urlopen(f"{base}/api/v3/trades?symbol=BTCUSDT") as r:
+                trades = json.load(r)
+            # Each taker order ate part of one level: the book keeps its 1,000 levels a side.
+            got = (len(depth["bids"]), len(depth["asks"]), len(trades))
+            assert got == (LEVELS, LEVELS, 6), got
+            print(
+                f"book: {LEVELS} bids + {LEVELS} asks and 6 trades"
+                f" in {time.perf_counter() - started:.1f} s"
+            )
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
-                for name, path, ready in (
-                    ("trading page", "/?symbol=BTCUSDT", LIVE_JS),
-                    ("console", "/console", CONSOLE_JS),
+                for name, path, ready, mark in (
+                    ("trading page", "/?symbol=BTCUSDT", LIVE_JS, "kootabase:book-drawn"),
+                    ("console", "/console", CONSOLE_JS, "kootabase:health-drawn"),
                 ):
-                    r = measure(browser, base + path, ready, args.runs)
+                    r = measure(browser, base + path, ready, mark, args.runs)
                     print(
                         f"{name}: load event median {r['load_median_ms']:.0f} ms"
                         f" (max {r['load_max_ms']:.0f}); ready median"
-                        f" {r['ready_median_ms']:.0f} ms (max {r['ready_max_ms']:.0f}),"
-                        f" {args.runs} cold loads"
+                        f" {r['ready_median_ms']:.0f} ms (max {r['ready_max_ms']:.0f});"
+                        f" renderer main-thread busy {r['main_thread_median_ms']:.0f} ms"
+                        f" (median); {args.runs} cold loads"
                     )
                 if args.screenshots:
                     shots(browser, base, server.gw.admin_token, args.screenshots)

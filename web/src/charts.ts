@@ -38,7 +38,7 @@ export class CandleChart {
   constructor(el: HTMLElement) {
     this.chart = createChart(el, {
       ...THEME,
-      timeScale: { timeVisible: true, secondsVisible: false },
+      timeScale: { timeVisible: true, secondsVisible: false, barSpacing: 10 },
     });
     this.candles = this.chart.addSeries(CandlestickSeries, {
       upColor: "#2ea043",
@@ -70,7 +70,8 @@ export class CandleChart {
     this.volume.setData(
       rows.map((k) => ({ time: (k.t / 1000) as UTCTimestamp, value: chartNumber(k.v) })),
     );
-    this.chart.timeScale().fitContent();
+    if (rows.length > 60) this.chart.timeScale().fitContent();
+    else this.chart.timeScale().scrollToRealTime();
   }
 
   update(k: Candle): void {

@@ -145,6 +145,9 @@ class Console {
         }),
         "no supervised parts (ledger follower, custody watchers) in this process",
       );
+      if (!performance.getEntriesByName("kootabase:health-drawn").length) {
+        performance.mark("kootabase:health-drawn"); // bench/web_pages.py reads it
+      }
     } catch (exc) {
       badge.dataset.state = "offline";
       badge.textContent = "unreachable";
