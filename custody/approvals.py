@@ -46,13 +46,13 @@ REJECT_ROLES: Final = frozenset({"finance", "compliance"})
 MAX_NOTE_CHARS: Final = 500
 
 # Stable codes (docs/api.md, "Operator API"): the HTTP status each one maps to.
-ROLE_NOT_ALLOWED: Final = "ROLE_NOT_ALLOWED"
+ROLE_REFUSED: Final = "ROLE_REFUSED"
 UNKNOWN_WITHDRAWAL: Final = "UNKNOWN_WITHDRAWAL"
 NOT_AWAITING_APPROVAL: Final = "NOT_AWAITING_APPROVAL"
 ALREADY_DECIDED: Final = "ALREADY_DECIDED"
 REASON_REQUIRED: Final = "REASON_REQUIRED"
 HTTP_STATUS: Final = {
-    ROLE_NOT_ALLOWED: 403,
+    ROLE_REFUSED: 403,
     UNKNOWN_WITHDRAWAL: 404,
     NOT_AWAITING_APPROVAL: 409,
     ALREADY_DECIDED: 409,
@@ -150,7 +150,7 @@ class Approvals:
     ) -> tuple[int, str]:
         """Record the decision and its effect on the status in one store transaction."""
         if not staff_id:
-            raise ApprovalRefused(ROLE_NOT_ALLOWED, "a decision must name who takes it")
+            raise ApprovalRefused(ROLE_REFUSED, "a decision must name who takes it")
         now = self.desk.clock()
         with self.store.tx() as db:
             row = db.execute(
@@ -198,7 +198,7 @@ class Approvals:
 def _require_role(role: str, allowed: frozenset[str], what: str) -> None:
     if role not in allowed:
         raise ApprovalRefused(
-            ROLE_NOT_ALLOWED, f"role {role!r} may not {what} (needs {', '.join(sorted(allowed))})"
+            ROLE_REFUSED, f"role {role!r} may not {what} (needs {', '.join(sorted(allowed))})"
         )
 
 

@@ -20,7 +20,7 @@ from engine.service import ETH
 from gateway.client import Credentials
 from tests.backoffice_support import pg_database
 from tests.custody_nodes import CONFIRMATIONS, ETH_CHAIN, Anvil, _hd, run_anvil, seed_for
-from tests.gateway_support import ServerThread, http, signed_query
+from tests.gateway_support import ServerThread, http, journal_replay, signed_query
 
 T = TypeVar("T")
 ETHER = 10**18
@@ -290,8 +290,8 @@ def test_new_address_waits_for_two_different_finance_staff(
     assert server.gw.custody.custody.store.attempts(wid) == []
 
     approvals = server.gw.custody.approvals
-    assert refused(server, approvals.approve, wid, "staff-s1", "support") == "ROLE_NOT_ALLOWED"
-    assert refused(server, approvals.approve, wid, "staff-c1", "compliance") == "ROLE_NOT_ALLOWED"
+    assert refused(server, approvals.approve, wid, "staff-s1", "support") == "ROLE_REFUSED"
+    assert refused(server, approvals.approve, wid, "staff-c1", "compliance") == "ROLE_REFUSED"
     assert approve(server, wid, "staff-f1").status == "awaiting_approval"
     assert refused(server, approvals.approve, wid, "staff-f1", "finance") == "ALREADY_DECIDED"
     assert row(server, wid).status == "awaiting_approval"
@@ -324,7 +324,7 @@ def test_above_threshold_waits_and_a_rejection_releases_the_hold(server: ServerT
     wid = withdraw(server, creds, "6", to)  # above the 5 ETH threshold
     assert (row(server, wid).status, row(server, wid).review) == ("awaiting_approval", "threshold")
     approvals = server.gw.custody.approvals
-    assert refused(server, approvals.approve, wid, "", "finance") == "ROLE_NOT_ALLOWED"
+    assert refused(server, approvals.approve, wid, "", "finance") == "ROLE_REFUSED"
 
     async def reject(staff: str, role: str, reason: str) -> Any:
         return await approvals.reject(wid, staff, role, reason)
@@ -332,7 +332,7 @@ def test_above_threshold_waits_and_a_rejection_releases_the_hold(server: ServerT
     from custody.approvals import ApprovalRefused
 
     for staff, role, reason, code in (
-        ("staff-s1", "support", "no", "ROLE_NOT_ALLOWED"),
+        ("staff-s1", "support", "no", "ROLE_REFUSED"),
         ("staff-f1", "finance", "  ", "REASON_REQUIRED"),
     ):
         with pytest.raises(ApprovalRefused) as info:
@@ -447,13 +447,55 @@ def test_deposit_then_withdrawal_without_trading(server: ServerThread) -> None:
     assert cases(server, account_id)["in-and-out"]["withdrawal_id"] == wid
 
 
-def test_deny_list_and_new_address(server: ServerThread) -> None:
+def test_deny_list_freezes_and_new_address_opens_a_case(server: ServerThread) -> None:
     creds, account_id = account(server)
+    clean = withdraw(server, creds, "1", address("payee-10"))
+    assert "aml:fresh-address" not in row(server, clean).review  # action "case": no hold
     wid = withdraw(server, creds, "1", DENIED.lower())
+    assert "aml:denied" in row(server, wid).review.split(",")
     got = cases(server, account_id)
     assert got["denied"]["withdrawal_id"] == wid and got["denied"]["action"] == "freeze"
-    assert got["fresh-address"]["withdrawal_id"] == wid
-    second = withdraw(server, creds, "1", DENIED)
+    assert got["denied"]["action_done"] == 1
+    every = server.call(server.gw.aml.cases.cases("compliance"))
+    fresh = {c["withdrawal_id"] for c in every if c["account_id"] == account_id
+             and c["rule_id"] == "fresh-address"}  # fmt: skip
+    assert fresh == {clean, wid}
+    # frozen through the journal: no withdrawal, no new order
+    status, err = rest(
+        server,
+        "POST",
+        "/sapi/v1/capital/withdraw/apply",
+        creds,
+        coin="ETH",
+        address=DENIED,
+        amount="1",
+    )
+    assert (status, err["code"]) == (400, -4011)
+    status, err = rest(
+        server,
+        "POST",
+        "/api/v3/order",
+        creds,
+        symbol="ETHUSDT",
+        side="SELL",
+        type="LIMIT",
+        timeInForce="GTC",
+        quantity="0.1",
+        price="1000",
+    )
+    assert status == 400 and "frozen" in err["msg"]
+    journaled, _ = journal_replay(server.gw)
+    frozen = [j.command for j in journaled if type(j.command).__name__ == "SetAccountFrozen"]
+    assert [(c.account_id, c.frozen, c.staff_id) for c in frozen][-1:] == [
+        (account_id, True, f"aml:{got['denied']['case_id']}")
+    ]
+
+
+def test_new_address_is_new_once(server: ServerThread) -> None:
+    creds, account_id = account(server)
+    to = address("payee-11")
+    wid = withdraw(server, creds, "1", to.lower())
+    second = withdraw(server, creds, "1", to)
     ids = {
         c["withdrawal_id"]
         for c in server.call(server.gw.aml.cases.cases("compliance"))
@@ -475,8 +517,8 @@ def test_cases_are_worked_by_compliance(server: ServerThread) -> None:
             server.call(coro)
         return info.value.code
 
-    assert code(store.cases("support")) == "ROLE_NOT_ALLOWED"
-    assert code(store.assign(case_id, "s1", "finance", "c2")) == "ROLE_NOT_ALLOWED"
+    assert code(store.cases("support")) == "ROLE_REFUSED"
+    assert code(store.assign(case_id, "s1", "finance", "c2")) == "ROLE_REFUSED"
     assert code(store.assign("nope@1", "c1", "compliance", "c2")) == "UNKNOWN_CASE"
     assert server.call(store.assign(case_id, "c1", "compliance", "c2"))["assignee"] == "c2"
     assert code(store.comment(case_id, "c2", "compliance", " ")) == "NOTE_REQUIRED"
@@ -501,7 +543,6 @@ def test_replay_gives_the_same_cases_and_exact_money(server: ServerThread) -> No
     opened (no more, no fewer), the rebuild at start re-opens deleted cases, and the ledger
     re-derived from postings matches the engine (holds and releases moved no money)."""
     from backoffice.aml.engine import AmlEngine
-    from tests.gateway_support import journal_replay
     from tests.invariants import Ledger, check_invariants
 
     aml = server.gw.aml
@@ -538,3 +579,13 @@ def test_replay_gives_the_same_cases_and_exact_money(server: ServerThread) -> No
         return server.gw.node.engine.image()
 
     check_invariants(server.call(image()), ledger)
+
+
+def test_approval_roles_are_the_role_tables() -> None:
+    """Custody's own role check (defence in depth) grants exactly what `backoffice.roles`,
+    the one table of who may do what, grants."""
+    from backoffice.roles import ACTIONS
+    from custody.approvals import APPROVE_ROLES, REJECT_ROLES
+
+    assert {r.value for r in ACTIONS["withdrawals.approve"].roles} == APPROVE_ROLES
+    assert {r.value for r in ACTIONS["withdrawals.reject"].roles} == REJECT_ROLES

@@ -16,21 +16,22 @@ from typing import Any, Final
 
 from backoffice.aml.engine import Hit
 from backoffice.db import Db
+from backoffice.roles import ACTIONS
 
-CASE_ROLES: Final = frozenset({"compliance"})
-"""May assign, comment on and close cases."""
-READ_ROLES: Final = frozenset({"compliance", "admin", "auditor"})
+CASE_ROLES: Final = frozenset(r.value for r in ACTIONS["aml.cases.work"].roles)
+"""May assign, comment on and close cases (`backoffice.roles`, the one table of who may)."""
+READ_ROLES: Final = frozenset(r.value for r in ACTIONS["aml.cases.view"].roles)
 OUTCOMES: Final = ("cleared", "reported", "account_closed")
 MAX_NOTE_CHARS: Final = 2000
 
 # Stable codes (docs/api.md, "Operator API") and their HTTP status.
-ROLE_NOT_ALLOWED: Final = "ROLE_NOT_ALLOWED"
+ROLE_REFUSED: Final = "ROLE_REFUSED"
 UNKNOWN_CASE: Final = "UNKNOWN_CASE"
 CASE_CLOSED: Final = "CASE_CLOSED"
 INVALID_OUTCOME: Final = "INVALID_OUTCOME"
 NOTE_REQUIRED: Final = "NOTE_REQUIRED"
 HTTP_STATUS: Final = {
-    ROLE_NOT_ALLOWED: 403,
+    ROLE_REFUSED: 403,
     UNKNOWN_CASE: 404,
     CASE_CLOSED: 409,
     INVALID_OUTCOME: 400,
@@ -172,7 +173,7 @@ class CaseStore:
 def _require(role: str, allowed: frozenset[str], what: str) -> None:
     if role not in allowed:
         raise CaseRefused(
-            ROLE_NOT_ALLOWED, f"role {role!r} may not {what} (needs {', '.join(sorted(allowed))})"
+            ROLE_REFUSED, f"role {role!r} may not {what} (needs {', '.join(sorted(allowed))})"
         )
 
 

@@ -140,7 +140,7 @@ class AmlEngine:
                     why,
                 )
                 hits.append(hit)
-                if rule.action == "hold":
+                if rule.action in ("hold", "freeze"):  # a frozen account's withdrawal waits too
                     self.holds.setdefault(e.withdrawal_id, []).append(rule.id)
         if address:
             acct.addresses.add(address)

@@ -11,9 +11,10 @@ store, actions carried out (hold through custody's ``screen`` hook, freeze throu
   events are folded synchronously, so when custody's withdrawal request returns from the
   engine hold, the engine already knows whether a rule holds it (`AmlEngine.screen`). Case
   writes and freezes are queued and carried out in order by one task.
-- **Freeze**: a hit whose rule says ``freeze`` journals a freeze of the account through
-  ``freeze`` (the engine's ``FreezeAccount`` command); the case remembers whether it was
-  carried out (``action_done``), and start retries the ones that were not.
+- **Freeze**: a hit whose rule says ``freeze`` journals ``SetAccountFrozen`` for the account
+  (the actor is ``aml:<case id>``), and the withdrawal that matched waits for four eyes too;
+  the case remembers whether the freeze was carried out (``action_done``), and start retries
+  the ones that were not.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class GatewayAml:
         self.rules = load_rules(rules) if isinstance(rules, Path) else rules
         self.engine = AmlEngine(self.rules, self._address_of)
         self.cases: CaseStore | None = None
-        self.freeze: Freeze | None = None
+        self.freeze: Freeze | None = self._journal_freeze
         self._queue: asyncio.Queue[Hit] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         if gw.custody is not None:
@@ -146,6 +147,15 @@ class GatewayAml:
         assert self.cases is not None
         for case in await self.cases.pending_actions():
             await self._freeze(int(case["account_id"]), str(case["case_id"]))
+
+    async def _journal_freeze(self, account_id: int, case_id: str) -> None:
+        """``SetAccountFrozen`` through the gateway's journaled path, naming the case as the
+        actor (``aml:<case id>``): the audit shows which rule froze the account."""
+        from engine.schema import SetAccountFrozen
+        from gateway.admin import Admin
+
+        command = SetAccountFrozen(account_id=account_id, frozen=True, staff_id=f"aml:{case_id}")
+        await Admin(self.gw).standing(command)
 
     async def _freeze(self, account_id: int, case_id: str) -> None:
         assert self.cases is not None
