@@ -18,6 +18,7 @@ Subcommands import their implementation lazily, so ``kootabase --help`` and
 - ``ledger statement|trial-balance|balances`` -> ``ledger.cli:run_report_cli(args)``
 - ``custody reconcile`` -> ``custody.cli:run_reconcile_cli(args)``
 - ``custody float`` -> ``custody.cli:run_float_cli(args)``
+- ``audit verify|anchor|liabilities|verify-proof`` -> ``gateway.auditcli`` (chain, proofs)
 
 Each implementation takes the parsed ``argparse.Namespace`` and returns an exit code. Errors
 end through one handler (`gateway.cliexit.run_command`): an ordinary mistake is one line on
@@ -36,6 +37,7 @@ from pathlib import Path
 from types import ModuleType
 
 from engine.usererror import UserError
+from gateway.auditcli import add_audit_commands
 from gateway.cliargs import Parser as _Parser
 from gateway.cliargs import add_globals_to_subcommands as _add_globals_to_subcommands
 from gateway.cliargs import add_log_level as _add_log_level
@@ -366,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_ledger(sub)
     _add_custody(sub)
+    add_audit_commands(sub)
     _add_globals_to_subcommands(parser)
     return parser
 

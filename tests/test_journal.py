@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from engine.journal import (
+    DIGEST_BYTES,
     INDEX_INTERVAL,
     MAX_PAYLOAD_BYTES,
     RECORD_HEADER,
@@ -314,7 +315,9 @@ def test_oversized_length_is_corruption(tmp_path: Path) -> None:
     last = build(tmp_path)[-1]
     off, _, _ = record_offsets(last)[-1]
     data = bytearray(last.read_bytes())
-    struct.pack_into("<I", data, off, MAX_PAYLOAD_BYTES + 1)
+    struct.pack_into(
+        "<I", data, off, MAX_PAYLOAD_BYTES + DIGEST_BYTES + 1
+    )  # body: digest + payload
     last.write_bytes(bytes(data))
     assert_corrupt(tmp_path, last, off, "exceeds the bound")
 
