@@ -38,6 +38,7 @@ from gateway import readmodel
 from gateway.auth import ReplayGuard
 from gateway.bridge import Bridge
 from gateway.clientids import ClientIdBook
+from gateway.convert import Converter
 from gateway.demo import DEMO_FUNDS, check_demo_allowed
 from gateway.health import Health
 from gateway.history.index import HistoryIndex, HistoryIndexError
@@ -203,6 +204,7 @@ class Gateway:
 
             self.bridge = cluster_bridge(self)
         self.trading = Trading(self.store, self.bridge, self.ids)
+        self.converter = Converter(self)
         self.health = Health(self)
         token_file = self.dir / "admin.token"
         if not token_file.exists():

@@ -68,6 +68,14 @@ CUSTODY_DISABLED: Final = -4008
 WITHDRAW_NOT_CANCELLABLE: Final = -4009
 """Only a withdrawal awaiting approval can be cancelled by its owner."""
 WITHDRAW_UNKNOWN: Final = -4010
+CONVERT_QUOTE_EXPIRED: Final = -4101
+"""acceptQuote after the quote's validTimestamp: nothing was journaled; ask a new quote."""
+CONVERT_QUOTE_UNKNOWN: Final = -4102
+"""acceptQuote with a quoteId never issued to this account, or already accepted."""
+CONVERT_PAIR_UNSUPPORTED: Final = -4103
+CONVERT_NO_LIQUIDITY: Final = -4104
+POL_NO_PROOF: Final = -4110
+"""No proof of liabilities has been published for this account (yet)."""
 
 
 class ApiError(Exception):

@@ -23,7 +23,7 @@ import structlog
 from aiohttp import web
 
 from engine.jsondepth import too_deep
-from gateway import auth, custody, errors, fees
+from gateway import auth, custody, errors, fees, polrest
 from gateway.handlers import exchange_info
 from gateway.keys import ApiKey
 
@@ -323,7 +323,32 @@ def setup(app: web.Application, gw: Gateway) -> None:
         key, p = await _signed(gw, request, "read")
         return _json(custody.require(gw).deposit_history(key.account_id, p))
 
+    @_route(20)
+    async def convert_quote(request: web.Request) -> web.Response:
+        key, p = await _signed(gw, request, "trade")
+        return _json(gw.converter.get_quote(key.account_id, p))
+
+    @_route(1, orders=True)
+    async def convert_accept(request: web.Request) -> web.Response:
+        key, p = await _signed(gw, request, "trade", replay_guard=True)
+        order_headers(request, key)
+        return _json(await gw.converter.accept_quote(key.account_id, p))
+
+    @_route(1)
+    async def convert_status(request: web.Request) -> web.Response:
+        key, p = await _signed(gw, request, "read")
+        return _json(gw.converter.order_status(key.account_id, p))
+
+    @_route(5)
+    async def liabilities_proof(request: web.Request) -> web.Response:
+        key, p = await _signed(gw, request, "read")
+        return _json(polrest.proof_for(gw.config.data_dir, key.account_id, p))
+
     r = app.router
+    r.add_post("/sapi/v1/convert/getQuote", convert_quote)
+    r.add_post("/sapi/v1/convert/acceptQuote", convert_accept)
+    r.add_get("/sapi/v1/convert/orderStatus", convert_status)
+    r.add_get("/sapi/v1/audit/liabilitiesProof", liabilities_proof)
     r.add_get("/api/v3/ping", ping)
     r.add_get("/api/v3/time", time_)
     r.add_get("/api/v3/exchangeInfo", exchange_info_r)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from gateway.clientids import CLIENT_ID_LEGAL
+from gateway.convert import VALID_TIMES_MS as CONVERT_VALID_TIMES
 from gateway.dialect import (
     MAX_TRAILING_DELTA,
     MIN_TRAILING_DELTA,
@@ -321,6 +322,68 @@ def operations(symbols: list[str], coins: list[str]) -> dict[tuple[str, str], Op
         ),
         ("GET", "/sapi/v1/capital/deposit/hisrec"): Operation(
             "Deposits (custody)", (coin_opt,), "read", array({"type": "object"})
+        ),
+        ("POST", "/sapi/v1/convert/getQuote"): Operation(
+            "Quote a conversion from the order book, valid validTime (fees included and shown)",
+            (
+                Param("fromAsset", _enum(coins), True),
+                Param("toAsset", _enum(coins), True),
+                Param("fromAmount", DECIMAL, description="what is debited (or toAmount)"),
+                Param("toAmount", DECIMAL, description="what is credited (or fromAmount)"),
+                Param("validTime", _enum(CONVERT_VALID_TIMES), description="default 10s"),
+            ),
+            "trade",
+            obj(
+                quoteId={"type": "string"},
+                ratio={"type": "string"},
+                inverseRatio={"type": "string"},
+                validTimestamp=integer(),
+                fromAmount={"type": "string"},
+                toAmount={"type": "string"},
+                fee={"type": "string"},
+                feeAsset={"type": "string"},
+            ),
+        ),
+        ("POST", "/sapi/v1/convert/acceptQuote"): Operation(
+            "Execute a quote: a FOK limit order at the quoted price (the quote or better, or "
+            "nothing)",
+            (Param("quoteId", {"type": "string", "pattern": "^[0-9]{1,20}$"}, True),),
+            "trade",
+            obj(
+                orderId={"type": "string"},
+                createTime=integer(),
+                orderStatus=_enum(("SUCCESS", "FAIL")),
+            ),
+            journaled=True,
+        ),
+        ("GET", "/sapi/v1/convert/orderStatus"): Operation(
+            "A conversion accepted since the gateway started (by orderId, or quoteId instead)",
+            (
+                Param("orderId", INT64_ID, True),
+                Param("quoteId", {"type": "string"}, description="instead of orderId"),
+            ),
+            "read",
+            obj(
+                orderId=integer(),
+                orderStatus=_enum(("SUCCESS", "FAIL")),
+                fromAsset={"type": "string"},
+                fromAmount={"type": "string"},
+                toAsset={"type": "string"},
+                toAmount={"type": "string"},
+                ratio={"type": "string"},
+                inverseRatio={"type": "string"},
+                createTime=integer(),
+            ),
+        ),
+        ("GET", "/sapi/v1/audit/liabilitiesProof"): Operation(
+            "The caller's proof of liabilities (newest published, or at asOf) and its roots",
+            (Param("asOf", INT64_ID, description="journal sequence of a published run"),),
+            "read",
+            obj(
+                asOfSeq={"type": ["integer", "null"]},
+                proof={"type": ["object", "null"]},
+                published={"type": ["object", "null"]},
+            ),
         ),
     }
     return ops
