@@ -48,6 +48,7 @@ from typing import Protocol
 import google_crc32c
 import structlog
 
+from engine import segindex
 from engine.filemodes import PRIVATE_DIR, PRIVATE_FILE, tighten
 from engine.journallock import WriterLock
 from engine.usererror import UserError
@@ -165,6 +166,10 @@ class _Segment:
     version: int = FORMAT_VERSION
     last_digest: bytes | None = None
     """Stored digest of its last record (version 2 with records), else None."""
+    first_ts: int | None = None
+    last_ts: int | None = None
+    last_offset: int = -1
+    """Offset of its last record (-1: none yet)."""
     index_seqs: list[int] = field(default_factory=list)
     index_offsets: list[int] = field(default_factory=list)
 
@@ -193,8 +198,13 @@ class SegmentJournal:
     ``flock`` on ``LOCK`` (a second open, even in the same process, fails). Readers iterate
     over the records that were durable when `read_from` was called.
 
-    Opening validates every record of every segment. A *torn tail* is damage confined to the
-    end of the last segment, of the kind an append interrupted by a crash leaves behind:
+    Opening validates every record of the last segment, and of every sealed segment that has
+    no valid index file; a sealed segment with one (written when the journal rolled past it,
+    `engine.segindex`) is checked by its size, header and last record only, so start-up does
+    not grow with history. A byte changed inside a sealed segment is then found by the first
+    read of it (every read re-verifies checksums) and by ``kootabase audit verify``, not at
+    open. A *torn tail* is damage confined to the end of the last segment, of the kind an
+    append interrupted by a crash leaves behind:
 
     * the last segment is shorter than its header and those bytes are a prefix of the header
       its name implies (the header is rewritten), or, at the first invalid record offset:
@@ -299,6 +309,7 @@ class SegmentJournal:
         seg = self._segments[-1] if self._segments else None
         offset = seg.size if seg is not None else 0
         key = prev
+        last_off = last_ts = -1
         try:
             for seq, ts, payload in records:
                 size = RECORD_HEADER.size + DIGEST_BYTES + len(payload)
@@ -306,7 +317,9 @@ class SegmentJournal:
                 if seg is None or full or seg.version != FORMAT_VERSION:
                     if seg is not None and chunk:  # empty: an old-format tail is left as is
                         self._write_durably(seg, chunk, offset, seq)
-                        seg.last_digest = key
+                        seg.last_digest, seg.last_offset, seg.last_ts = key, last_off, last_ts
+                    if seg is not None:
+                        self._seal(seg)
                     seg = self._new_segment(seq)
                     chunk = bytearray(SEGMENT_HEADER.pack(MAGIC, FORMAT_VERSION, seq))
                     offset = SEGMENT_HEADER.size
@@ -317,6 +330,9 @@ class SegmentJournal:
                 chunk += body
                 if seq % INDEX_INTERVAL == 0:
                     seg.add_index(seq, offset)
+                if seg.first_ts is None:
+                    seg.first_ts = ts
+                last_off, last_ts = offset, ts
                 offset += size
             assert seg is not None
             self._write_durably(seg, chunk, offset, records[-1][0] + 1)
@@ -326,7 +342,7 @@ class SegmentJournal:
         self._last_seq = records[-1][0]
         self._last_ts = records[-1][1]
         self._last_digest = key
-        seg.last_digest = key
+        seg.last_digest, seg.last_offset, seg.last_ts = key, last_off, last_ts
 
     @property
     def chain_head(self) -> bytes:
@@ -484,7 +500,12 @@ class SegmentJournal:
                 raise JournalCorruption(
                     path, 0, f"sequence gap between segments: expected {expected}"
                 )
-            seg = self._scan(path, first_seq, last=i == len(paths) - 1)
+            last = i == len(paths) - 1
+            seg = None if last else self._sealed(path, first_seq)
+            if seg is None:
+                seg = self._scan(path, first_seq, last=last)
+                if not (last or self._read_only):
+                    self._seal(seg)  # an older journal's segment: index it for next time
             self._segments.append(seg)
             self._first_seqs.append(first_seq)
             expected = seg.next_seq
@@ -503,6 +524,51 @@ class SegmentJournal:
             first_sequence=self.first_sequence,
             last_sequence=self._last_seq,
         )
+
+    def _sealed(self, path: Path, first_seq: int) -> _Segment | None:
+        """A sealed segment from its index file, after checking the index against the segment
+        (size, header, last record); None to scan it instead (see `engine.segindex`)."""
+        ix = segindex.load(path, first_seq)
+        if ix is None or not _index_matches(path, ix):
+            return None
+        if self._last_ts is not None and ix.first_ts < self._last_ts:
+            return None  # let the scan name the record whose time goes back
+        seg = _Segment(
+            path,
+            first_seq,
+            ix.size,
+            ix.next_seq,
+            ix.segment_version,
+            ix.last_digest,
+            ix.first_ts,
+            ix.last_ts,
+            ix.last_offset,
+            list(ix.index_seqs),
+            list(ix.index_offsets),
+        )
+        self._last_ts = ix.last_ts
+        return seg
+
+    def _seal(self, seg: _Segment) -> None:
+        """Write a sealed segment's index; a failure only costs a scan at the next open."""
+        if seg.next_seq == seg.first_seq or seg.first_ts is None or seg.last_ts is None:
+            return
+        ix = segindex.SealedIndex(
+            seg.version,
+            seg.first_seq,
+            seg.next_seq,
+            seg.size,
+            seg.first_ts,
+            seg.last_ts,
+            seg.last_offset,
+            seg.last_digest,
+            tuple(seg.index_seqs),
+            tuple(seg.index_offsets),
+        )
+        try:
+            segindex.write(seg.path, ix)
+        except OSError as exc:
+            log.warning("journal_segment_index_not_written", segment=str(seg.path), error=str(exc))
 
     def _scan(self, path: Path, first_seq: int, *, last: bool) -> _Segment:
         """Validate one segment; return its in-memory view (records up to its valid end)."""
@@ -559,8 +625,12 @@ class SegmentJournal:
             if seq % INDEX_INTERVAL == 0:
                 seg.add_index(seq, off)
             last_record = off
+            if seg.first_ts is None:
+                seg.first_ts = ts
             prev_ts, seq, off = ts, seq + 1, end
         seg.next_seq = seq
+        if last_record >= 0:
+            seg.last_offset, seg.last_ts = last_record, prev_ts
         if digest_bytes and last_record >= 0:
             start = last_record + RECORD_HEADER.size
             seg.last_digest = bytes(data[start : start + DIGEST_BYTES])
@@ -666,6 +736,34 @@ def _walk(
                 seq += 1
                 offset = body_end
     raise AssertionError(f"journal ended at sequence {seq - 1} before {end}")
+
+
+def _index_matches(path: Path, ix: segindex.SealedIndex) -> bool:
+    """Whether ``path`` still is the segment ``ix`` describes: same size, same header, and a
+    last record with a valid checksum, the last sequence, time and digest, ending at EOF."""
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size != ix.size:
+                return False
+            header = f.read(SEGMENT_HEADER.size)
+            f.seek(ix.last_offset)
+            head = f.read(RECORD_HEADER.size)
+            if len(head) != RECORD_HEADER.size:
+                return False
+            length, crc, seq, ts = RECORD_HEADER.unpack(head)
+            if length > MAX_PAYLOAD_BYTES + DIGEST_BYTES:
+                return False
+            rest = f.read(length)
+    except OSError:
+        return False
+    if header != SEGMENT_HEADER.pack(MAGIC, ix.segment_version, ix.first_seq):
+        return False
+    if ix.last_offset + RECORD_HEADER.size + length != ix.size or len(rest) != length:
+        return False
+    if google_crc32c.value(head[_CRC_START:] + rest) != crc:
+        return False
+    digest = rest[:DIGEST_BYTES] if ix.segment_version >= 2 else None
+    return seq == ix.next_seq - 1 and ts == ix.last_ts and digest == ix.last_digest
 
 
 def _valid_record_after(data: bytes, offset: int, seq: int) -> bool:
