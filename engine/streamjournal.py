@@ -9,6 +9,13 @@
   the stream is then replayed and its hash compared with the journal's.
 
 Both refuse to write into a non-empty target: merging two histories is not a copy.
+
+The audit chain (`engine.auditchain`): the stream stores batches published before any sequence
+exists (each replica derives sequences and journal times), so no digest can be stamped at
+publish time; the stream's integrity is JetStream's own (replicated, checksummed), and replicas
+cross-check state hashes. The chain is a pure function of the derived records, so an exported
+journal carries the stream's chain (`SegmentJournal` writes it), and anchors taken on the export
+hold for the stream.
 """
 
 from __future__ import annotations
