@@ -146,7 +146,10 @@ class GatewayAml:
     async def _pending_actions(self) -> None:
         assert self.cases is not None
         for case in await self.cases.pending_actions():
-            await self._freeze(int(case["account_id"]), str(case["case_id"]))
+            try:
+                await self._freeze(int(case["account_id"]), str(case["case_id"]))
+            except Exception as exc:  # never stop the venue from starting; retried next start
+                log.error("aml_freeze_failed", case=case["case_id"], error=str(exc)[:200])
 
     async def _journal_freeze(self, account_id: int, case_id: str) -> None:
         """``SetAccountFrozen`` through the gateway's journaled path, naming the case as the
