@@ -49,6 +49,24 @@ count = 3
 action = "hold"
 
 [[rule]]
+id = "fast-amount"
+kind = "velocity"
+window_s = 3600
+asset = "ETH"
+amount = "30"
+action = "case"
+
+[[rule]]
+id = "just-under-in"
+kind = "structuring"
+flow = "deposit"
+asset = "ETH"
+amount = "300"
+count = 2
+window_s = 3600
+action = "case"
+
+[[rule]]
 id = "just-under"
 kind = "structuring"
 asset = "ETH"
@@ -160,6 +178,13 @@ def on_loop(server: ServerThread, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
 
     return server.call(call())
+
+
+def deposit(server: ServerThread, account_id: int, eth: str) -> None:
+    """An operator credit (journaled ``Deposit`` with a unique key)."""
+    from gateway.admin import Admin
+
+    server.call(Admin(server.gw).deposit(account_id, "ETH", eth))
 
 
 def account(server: ServerThread, eth: str = "100", *, traded: bool = True) -> tuple[Any, int]:

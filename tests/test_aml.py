@@ -19,6 +19,7 @@ from tests.foureyes_support import (
     address,
     anvil_node,
     cases,
+    deposit,
     foureyes_server,
     history,
     rest,
@@ -62,6 +63,19 @@ def test_velocity_and_structuring(server: ServerThread) -> None:
     c = withdraw(server, creds, "9.9", to)  # the second just under
     assert ["aml:just-under" in row(server, i).review for i in (a, b, c)] == [False, False, True]
     assert cases(server, account_id)["just-under"]["withdrawal_id"] == c
+    assert "fast-amount" not in cases(server, account_id)  # 27.4 ETH: under 30 in the hour
+    d = withdraw(server, creds, "3", to)
+    assert cases(server, account_id)["fast-amount"]["withdrawal_id"] == d
+    assert "aml:fast-amount" not in row(server, d).review  # action "case": no hold
+
+
+def test_structuring_deposits(server: ServerThread) -> None:
+    _, account_id = account(server, eth="280")  # just under 300
+    deposit(server, account_id, "250")  # not just under
+    assert "just-under-in" not in cases(server, account_id)
+    deposit(server, account_id, "299.5")  # the second just under
+    case = cases(server, account_id)["just-under-in"]
+    assert (case["withdrawal_id"], case["amount_atoms"]) == (0, 299_500_000_000)
 
 
 def test_deposit_then_withdrawal_without_trading(server: ServerThread) -> None:
