@@ -234,6 +234,8 @@ def test_trade_between_two_users(server: ServerThread, pages: Pages, state: dict
     buyer_page.fill("#api-secret", buyer.secret)  # type: ignore[arg-type]
     buyer_page.click("#do-key-login")
     buyer_page.wait_for_selector("#balances tr[data-asset='USDT']")
+    for page in (seller, buyer_page):  # each account's own events, live over the WS API
+        page.wait_for_selector("#who[data-stream='live']")
     _wait_live(buyer_page)
     buyer_page.select_option("#o-type", "LIMIT")
     buyer_page.fill("#o-price", "25000.50")
@@ -441,6 +443,12 @@ def test_console_halts_a_market_and_the_page_refuses_orders(
     console.click("#c-markets tr[data-symbol='BTCUSDT'] button[data-state='HALTED']")
     console.wait_for_selector("#c-markets tr[data-symbol='BTCUSDT'] .m-state:text('HALTED')")
     console.wait_for_function("() => document.querySelectorAll('#c-accounts tr').length >= 2")
+    # Metrics over time, sampled from the server's /metrics: the halt's sequence shows.
+    console.wait_for_function(
+        "seq => document.querySelector('[data-metric=seq]').textContent === seq",
+        arg=str(server.gw.last_seq),
+    )
+    assert console.text_content("[data-metric=history]").isdigit()
     pages.shot(console, "console")
 
     buyer = state["buyer"]

@@ -7,8 +7,10 @@ import { isDecimal, isZero, mul, trim } from "./decimal";
 import { $, el, input, rows, say, select, time } from "./dom";
 import type { Market } from "./market";
 import * as session from "./session";
+import { UserStream } from "./userstream";
 
-const REFRESH_MS = 3_000;
+/** A safety net: the account stream triggers a refresh on every event of the account. */
+const REFRESH_MS = 10_000;
 
 interface Order {
   orderId: number;
@@ -52,6 +54,9 @@ export class Account {
   private timer: number | undefined;
   private pending: number | undefined;
   private refreshing = false;
+  private again = false;
+  private editing = false;
+  private stream: UserStream | null = null;
 
   constructor(
     private readonly market: () => Market,
@@ -77,6 +82,11 @@ export class Account {
 
   /** A trade printed on the market: balances and orders may have changed. */
   marketActivity(): void {
+    this.soon();
+  }
+
+  /** Refresh shortly (events come in bursts: one refresh for the burst). */
+  private soon(): void {
     if (!this.s || this.pending) return;
     this.pending = window.setTimeout(() => {
       this.pending = undefined;
@@ -139,6 +149,16 @@ export class Account {
     $("who").textContent = this.s.label;
     this.ticketFields();
     void this.refresh();
+    this.stream?.close();
+    const who = $("who");
+    this.stream = new UserStream(
+      this.s,
+      () => this.soon(),
+      (live, detail) => {
+        who.dataset.stream = live ? "live" : "offline";
+        who.title = detail;
+      },
+    );
     window.clearInterval(this.timer);
     this.timer = window.setInterval(() => void this.refresh(), REFRESH_MS);
   }
@@ -146,6 +166,8 @@ export class Account {
   private async logout(): Promise<void> {
     const s = this.s;
     this.s = null;
+    this.stream?.close();
+    this.stream = null;
     window.clearInterval(this.timer);
     $("login").hidden = false;
     $("ticket").hidden = true;
@@ -276,7 +298,11 @@ export class Account {
 
   async refresh(): Promise<void> {
     const s = this.s;
-    if (!s || this.refreshing) return;
+    if (!s) return;
+    if (this.refreshing) {
+      this.again = true; // an event came during this refresh: its effects may be missing
+      return;
+    }
     this.refreshing = true;
     const symbol = this.market().symbol;
     try {
@@ -328,10 +354,15 @@ export class Account {
       say($("ticket-msg"), message(exc), "error");
     } finally {
       this.refreshing = false;
+      if (this.again) {
+        this.again = false;
+        void this.refresh();
+      }
     }
   }
 
   private renderOpen(open: Order[]): void {
+    if (this.editing) return; // an amend form is open: keep it until it is sent
     const tbody = $("open-orders");
     const data = open.map((o) => {
       const cancel = el("button", { type: "button", class: "small" }, "Cancel");
@@ -378,7 +409,7 @@ export class Account {
       ev.preventDefault();
       void this.amend(o, qty.value.trim());
     });
-    window.clearInterval(this.timer); // keep the form until it is sent
+    this.editing = true;
     (tr.lastElementChild as HTMLElement).replaceChildren(form);
     qty.focus();
   }
@@ -396,7 +427,7 @@ export class Account {
     } catch (exc) {
       say($("ticket-msg"), message(exc), "error");
     }
-    this.timer = window.setInterval(() => void this.refresh(), REFRESH_MS);
+    this.editing = false;
     await this.refresh();
   }
 

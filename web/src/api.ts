@@ -54,13 +54,19 @@ export async function syncClock(): Promise<void> {
   clockOffsetMs = serverTime - Math.round((t0 + Date.now()) / 2);
 }
 
+/** Milliseconds on the server's clock (for `timestamp`), a little behind to stay inside the
+ * server's "not more than 1 s ahead" rule. */
+export function serverNow(): number {
+  return Date.now() + clockOffsetMs - 200;
+}
+
 function encode(params: Record<string, string>): string {
   return Object.entries(params)
     .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`)
     .join("&");
 }
 
-async function hmacHex(secret: string, payload: string): Promise<string> {
+export async function hmacHex(secret: string, payload: string): Promise<string> {
   if (!globalThis.crypto?.subtle) {
     throw new ApiError(0, "INSECURE", "Signing needs a secure context (HTTPS or loopback).");
   }
@@ -84,7 +90,7 @@ export async function signed<T>(
   path: string,
   params: Record<string, string> = {},
 ): Promise<T> {
-  const all = { ...params, timestamp: String(Date.now() + clockOffsetMs - 200) };
+  const all = { ...params, timestamp: String(serverNow()) };
   const payload = encode(all);
   const carried = `${payload}&signature=${await hmacHex(creds.secret, payload)}`;
   const headers: Record<string, string> = { "X-MBX-APIKEY": creds.apiKey };

@@ -38,20 +38,31 @@ interface AccountRow {
   balances: Record<string, { free: string; locked: string }>;
 }
 
+/** One metric over time: a line chart and its latest value in text. */
 class Line {
   private readonly chart: IChartApi;
   private readonly series: ISeriesApi<"Line">;
-  constructor(id: string) {
-    this.chart = createChart($(id), {
+  private readonly out: HTMLElement;
+  constructor(
+    private readonly name: string,
+    private readonly digits = 0,
+  ) {
+    this.chart = createChart($(`m-${name}`), {
       layout: { background: { color: "#10151c" }, textColor: "#c9d1d9", attributionLogo: false },
       grid: { vertLines: { color: "#1c2430" }, horzLines: { color: "#1c2430" } },
       timeScale: { timeVisible: true, secondsVisible: true },
       autoSize: true,
     });
     this.series = this.chart.addSeries(LineSeries, { color: "#58a6ff", lineWidth: 2 });
+    this.out = document.querySelector(`[data-metric="${name}"]`) as HTMLElement;
   }
-  add(t: number, v: number): void {
+  add(t: number, v: number | undefined): void {
+    if (v === undefined || !Number.isFinite(v)) {
+      this.out.textContent = this.name === "ledger" ? "(no ledger follower)" : "-";
+      return;
+    }
     this.series.update({ time: t as UTCTimestamp, value: v });
+    this.out.textContent = v.toFixed(this.digits);
   }
 }
 
@@ -62,10 +73,12 @@ class Console {
   private prevAt = 0;
   private lastT = 0;
   private readonly charts = {
-    orders: new Line("m-orders"),
-    ack: new Line("m-ack"),
-    fsync: new Line("m-fsync"),
-    seq: new Line("m-seq"),
+    orders: new Line("orders", 1),
+    ack: new Line("ack", 2),
+    fsync: new Line("fsync", 2),
+    seq: new Line("seq"),
+    history: new Line("history"),
+    ledger: new Line("ledger"),
   };
 
   start(): void {
@@ -174,11 +187,14 @@ class Console {
         const dt = (at - this.prevAt) / 1000;
         const orders = (total(now, "kootabase_orders_total") ?? 0) - (total(this.prev, "kootabase_orders_total") ?? 0);
         this.charts.orders.add(t, orders / dt);
-        const ack = quantileSince(this.prev, now, "kootabase_ack_latency_seconds", 0.99);
-        this.charts.ack.add(t, ack === undefined || !Number.isFinite(ack) ? 0 : ack * 1000);
-        const fsync = quantileSince(this.prev, now, "kootabase_journal_fsync_seconds", 0.99);
-        this.charts.fsync.add(t, fsync === undefined || !Number.isFinite(fsync) ? 0 : fsync * 1000);
-        this.charts.seq.add(t, total(now, "kootabase_last_seq") ?? 0);
+        const ms = (s: number | undefined) => (s === undefined ? 0 : s * 1000);
+        this.charts.ack.add(t, ms(quantileSince(this.prev, now, "kootabase_ack_latency_seconds", 0.99)));
+        this.charts.fsync.add(t, ms(quantileSince(this.prev, now, "kootabase_journal_fsync_seconds", 0.99)));
+        const seq = total(now, "kootabase_last_seq");
+        this.charts.seq.add(t, seq);
+        const indexed = total(now, "kootabase_history_indexed_seq");
+        this.charts.history.add(t, seq !== undefined && indexed !== undefined ? seq - indexed : undefined);
+        this.charts.ledger.add(t, total(now, "kootabase_ledger_projection_lag_commands"));
       }
       this.prev = now;
       this.prevAt = at;
