@@ -249,6 +249,11 @@ def _serve(
             "trust-snapshots and verify-snapshots-full contradict each other",
             hint="set at most one of them (flags or config file)",
         )
+    aml_rules = getattr(args, "aml_rules", None)
+    if aml_rules is not None:  # a mistake in the rules is refused before anything starts
+        from backoffice.aml.rules import load_rules
+
+        aml_rules = load_rules(aml_rules)
     config = GatewayConfig(
         data_dir=data_dir,
         fsync=not args.no_fsync,
@@ -263,7 +268,7 @@ def _serve(
         metrics_separate=metrics_sock is not None,
         metrics_token=_metrics_token(args),
         backoffice_dsn=getattr(args, "backoffice_dsn", None),
-        aml_rules=getattr(args, "aml_rules", None),
+        aml_rules=aml_rules,
         verify_snapshot=not getattr(args, "trust_snapshots", False),
         verify_snapshot_full=getattr(args, "verify_snapshots_full", False),
     )

@@ -51,3 +51,23 @@ def test_mistakes_are_one_clear_error(tmp_path: Path, text: str, message: str) -
         load_rules(path)
     assert message in str(info.value)
     assert str(path) in str(info.value)
+
+
+def test_serve_refuses_bad_rules_before_anything_starts(tmp_path: Path) -> None:
+    """``kootabase serve --aml-rules`` with a mistake: one line, exit 1, no data dir made."""
+    import subprocess
+    import sys
+
+    rules = tmp_path / "aml.toml"
+    rules.write_text("[[rule]]\nid = 'a'\nkind = 'velocity'\n")
+    data_dir = tmp_path / "d"
+    proc = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "serve", "--data-dir", str(data_dir), "--port",
+         "0", "--aml-rules", str(rules)],
+        capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc
+    errors = [line for line in proc.stderr.splitlines() if not line.startswith("{")]
+    assert errors == [f"kootabase serve: AML rules {rules}: rule 'a': velocity needs window_s "
+                      "and count or amount"], proc.stderr  # fmt: skip
+    assert "Traceback" not in proc.stderr and not data_dir.exists()
