@@ -200,6 +200,21 @@ class Backoffice:
         assert self.keys is not None
         return self.keys.revoke(await self._session(request), request.match_info["api_key"])
 
+    async def liabilities_proof(self, request: web.Request) -> Any:
+        """The logged-in user's proof of liabilities (the same answer as the dialect's signed
+        ``GET /sapi/v1/audit/liabilitiesProof``, `gateway.polrest`)."""
+        from gateway import polrest
+        from gateway.errors import POL_NO_PROOF, ApiError
+
+        user = (await self._session(request)).user
+        if user.account_id is None:
+            raise BackofficeError(409, errors.NO_TRADING_ACCOUNT, "this user has no account yet")
+        try:
+            return polrest.proof_for(self.gw.config.data_dir, user.account_id, dict(request.query))
+        except ApiError as exc:
+            status = 404 if exc.code == POL_NO_PROOF else 400
+            raise BackofficeError(status, errors.NOT_FOUND, exc.msg) from None
+
     async def not_found(self, request: web.Request) -> Any:
         raise BackofficeError(404, errors.NOT_FOUND, "no such back-office endpoint")
 
@@ -220,6 +235,7 @@ def setup(app: web.Application, gw: Gateway, dsn: str | None = None) -> Backoffi
     add("GET", "/api/v1/me/api-keys", r(bo.list_keys))
     add("POST", "/api/v1/me/api-keys", r(bo.create_key, 201))
     add("DELETE", "/api/v1/me/api-keys/{api_key}", r(bo.revoke_key))
+    add("GET", "/api/v1/me/liabilities-proof", r(bo.liabilities_proof))
     add("*", "/api/v1/{tail:(auth|me)(/.*)?}", r(bo.not_found))
 
     async def startup(app: web.Application) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 
 from engine.journal import SegmentJournal
+from gateway.admin import Admin
 from gateway.client import Credentials
 from ledger.liabilities import build_all, published_document, reconcile, write_outputs
 from ledger.polverify import verify_proof
@@ -219,3 +222,48 @@ def test_liabilities_proof_endpoint(server: ServerThread, book: dict[str, int]) 
     status, body = call(server, user, "GET", "/sapi/v1/audit/liabilitiesProof", asOf=seq + 10**6)
     assert (status, body["code"]) == (400, -4110)
     assert json.loads((out / "liabilities.json").read_text())["as_of_seq"] == seq
+
+
+def _bo(server: ServerThread, path: str, body: Any = None, token: str = "") -> tuple[int, Any]:
+    req = urllib.request.Request(
+        server.http + path,
+        method="POST" if body is not None else "GET",
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json"}
+        | ({"Authorization": f"Bearer {token}"} if token else {}),
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_liabilities_proof_for_a_logged_in_user(server: ServerThread, book: dict[str, int]) -> None:
+    """The back office's user session gets the same proof as a signed API key request."""
+    creds = {"email": "pol@example.com", "password": "correct horse battery"}
+    status, user = _bo(server, "/api/v1/auth/signup", creds)
+    assert status == 201, user
+    status, tokens = _bo(server, "/api/v1/auth/login", creds)
+    assert status == 200, tokens
+    token = tokens["access_token"]
+    account_id = user["account_id"]
+    server.call(Admin(server.gw).deposit(account_id, "USDT", "77"))
+    server.wait_idle()
+    with SegmentJournal(server.gw.node.journal_dir, read_only=True) as j:
+        seq = j.last_sequence
+    book_ = replay_book(server.gw.node.journal_dir, to_seq=seq)
+    trees = build_all(book_, seq)
+    published = published_document(trees, seq, "00" * 32, reconcile(book_, seq, trees))
+    write_outputs(server.gw.config.data_dir / "liabilities" / str(seq), trees, seq, published)
+    status, body = _bo(server, "/api/v1/me/liabilities-proof", token=token)
+    assert status == 200 and body["asOfSeq"] == seq, body
+    roots = {a["asset"]: (a["root"], a["total_atoms"]) for a in body["published"]["assets"]}
+    done = verify_proof(body["proof"], roots)
+    assert [(v.account, v.asset, v.balance_atoms) for v in done] == [
+        (account_id, "USDT", 77_000_000)
+    ]
+    status, body = _bo(server, f"/api/v1/me/liabilities-proof?asOf={seq + 10**6}", token=token)
+    assert status == 404 and body["error"]["code"] == "NOT_FOUND"
+    status, body = _bo(server, "/api/v1/me/liabilities-proof")
+    assert status == 401
