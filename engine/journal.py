@@ -513,6 +513,17 @@ class SegmentJournal:
             if seg.next_seq > seg.first_seq:
                 self._last_digest = seg.last_digest
                 break
+        tail = self._segments[-1] if self._segments else None
+        if (
+            tail
+            and not self._read_only
+            and tail.version != FORMAT_VERSION
+            and tail.size == (SEGMENT_HEADER.size)
+        ):  # an old-format segment with no record yet: reuse its name in the current format
+            self._rewrite_header(
+                tail.path, SEGMENT_HEADER.pack(MAGIC, FORMAT_VERSION, tail.first_seq)
+            )
+            tail.version = FORMAT_VERSION
         if self._segments:
             self._last_seq = self._segments[-1].next_seq - 1
             if not self._read_only:

@@ -236,3 +236,17 @@ def test_cli_verify_and_anchor(tmp_path: Path) -> None:
     bad.write_text("{}")
     done = _cli("verify", "--journal", str(journal), "--anchor", str(bad))
     assert done.returncode == 1 and "not an anchor file" in done.stderr
+
+
+def test_old_journal_ending_in_an_empty_segment_continues(tmp_path: Path) -> None:
+    """A version-1 writer that rolled to a new segment and stopped before its first record
+    leaves a header-only segment; the next writer takes that name over in the current format."""
+    old = records(12)
+    write_segment(tmp_path, old, None, version=1)
+    (tmp_path / f"{13:020d}.seg").write_bytes(SEGMENT_HEADER.pack(MAGIC, 1, 13))
+    more = records(3, first=13)
+    with SegmentJournal(tmp_path, fsync=False) as j:
+        j.append_batch(more)
+    with SegmentJournal(tmp_path, read_only=True) as j:
+        assert list(j.read_from(1)) == old + more
+    assert verify_chain(tmp_path).head == digests(old + more)[-1].hex()
