@@ -466,6 +466,69 @@ def test_console_halts_a_market_and_the_page_refuses_orders(
     pages.no_errors()
 
 
+def _ticket(page: Any, side: str, kind: str, **fields: str) -> str:
+    """Fill the ticket as a person would, send it, and return what the page answered."""
+    page.click("#side-buy" if side == "BUY" else "#side-sell")
+    page.select_option("#o-type", kind)
+    page.set_checked("#o-post", fields.pop("post", "") == "yes")
+    for name, value in fields.items():
+        if name in ("by", "tif"):
+            page.select_option(f"#o-{name}", value)
+        else:
+            page.fill(f"#o-{name}", value)
+    page.eval_on_selector("#ticket-msg", "e => { e.textContent = ''; e.dataset.kind = ''; }")
+    page.click("#o-submit")
+    page.wait_for_selector("#ticket-msg[data-kind='ok'], #ticket-msg[data-kind='error']")
+    return page.text_content("#ticket-msg")  # type: ignore[no-any-return]
+
+
+def test_ticket_order_types(server: ServerThread, pages: Pages, state: dict[str, Any]) -> None:
+    """Every kind of order the ticket offers reaches the venue with the right parameters."""
+    page, creds = state["buyer"], state["buyer_creds"]
+    page.fill("#o-iceberg", "")
+    assert _ticket(page, "BUY", "LIMIT", price="25000.5", qty="0.001", post="yes").endswith(
+        "(-2010)"
+    )  # post-only that would take: the venue's refusal
+    assert "NEW" in _ticket(page, "BUY", "LIMIT", price="24500", qty="0.001", post="yes")
+    assert "NEW" in _ticket(
+        page, "BUY", "LIMIT", price="24400", qty="0.01", iceberg="0.002", tif="GTC"
+    )
+    page.fill("#o-iceberg", "")
+    assert "NEW" in _ticket(
+        page, "SELL", "STOP_LOSS_LIMIT", stop="20000", price="19999", qty="0.01", tif="GTC"
+    )
+    assert "NEW" in _ticket(
+        page, "SELL", "TAKE_PROFIT_LIMIT", stop="30000", price="30000", qty="0.01", tif="GTC"
+    )
+    assert "FILLED" in _ticket(page, "BUY", "MARKET", by="quote", qty="100")
+    assert "EXPIRED" in _ticket(page, "BUY", "LIMIT", price="25000.5", qty="0.5", tif="FOK")
+    pages.no_errors(400)  # the refused post-only order
+
+    q = signed_query(creds, {"symbol": "BTCUSDT"})
+    status, _, open_orders = http(
+        "GET", f"{server.http}/api/v3/openOrders", query=q, headers={"X-MBX-APIKEY": creds.api_key}
+    )
+    assert status == 200, open_orders
+    seen = {
+        (o["type"], o["side"], o["price"], o["stopPrice"], o["origQty"], o["icebergQty"])
+        for o in open_orders
+    }
+    assert {
+        ("LIMIT_MAKER", "BUY", "24500.000000", "0.000000", "0.00100000", "0.00000000"),
+        ("LIMIT", "BUY", "24400.000000", "0.000000", "0.01000000", "0.00200000"),
+        ("STOP_LOSS_LIMIT", "SELL", "19999.000000", "20000.000000", "0.01000000", "0.00000000"),
+        ("TAKE_PROFIT_LIMIT", "SELL", "30000.000000", "30000.000000", "0.01000000", "0.00000000"),
+    } <= seen
+    # The iceberg shows its visible slice only; the stops are on no book.
+    page.wait_for_selector("#bids tr[data-price='24400.000000']")
+    assert _page_book(page)["bids"][:2] == [
+        ["24500.000000", "0.00100000"],
+        ["24400.000000", "0.00200000"],
+    ]
+    page.wait_for_selector("#open-orders tr[data-order-id] >> text=STOP_LOSS_LIMIT")
+    pages.shot(page, "trade-order-types")
+
+
 def test_phone_viewport_and_keyboard(server: ServerThread, pages: Pages) -> None:
     phone = pages.open("/?symbol=BTCUSDT", viewport={"width": 390, "height": 844}, is_mobile=True)
     _wait_live(phone)

@@ -239,6 +239,7 @@ export class Account {
       symbol: m.symbol,
       side: this.side,
       newClientOrderId: clientId(),
+      newOrderRespType: "RESULT", // status and executed quantity for every type
     };
     const need = (id: string, name: string) => {
       const v = input(id).value.trim();
@@ -330,7 +331,7 @@ export class Account {
         orders
           .slice()
           .reverse()
-          .map((o) => [time(o.time), o.side, o.type, o.price, o.origQty, o.executedQty, o.status]),
+          .map((o) => [time(o.time), o.side, o.type, priced(o), o.origQty, o.executedQty, o.status]),
         "no orders",
       );
       rows(
@@ -372,7 +373,7 @@ export class Account {
       const tr = el(
         "tr",
         { "data-order-id": String(o.orderId) },
-        ...[time(o.time), o.side, o.type, o.price, o.origQty, o.executedQty, o.status].map((c) =>
+        ...[time(o.time), o.side, o.type, priced(o), o.origQty, o.executedQty, o.status].map((c) =>
           el("td", {}, c),
         ),
         el("td", {}, amend, " ", cancel),
@@ -518,6 +519,11 @@ export class Account {
     }
     await this.funds();
   }
+}
+
+/** The limit price, and the trigger of a stop or take-profit. */
+function priced(o: Order): string {
+  return o.stopPrice && !isZero(o.stopPrice) ? `${o.price} (stop ${o.stopPrice})` : o.price;
 }
 
 const WITHDRAW_STATUS: Record<number, string> = {
