@@ -228,6 +228,9 @@ class SegmentJournal:
             tighten(self._dir, PRIVATE_DIR)  # segments of older versions were 0644
             for seg in self._segments:
                 tighten(seg.path, PRIVATE_FILE)
+            # An old-format tail: compute its chain head now, at start-up, rather than on the
+            # first append (which runs on the gateway's loop: a long stall for a large history).
+            self._chain_head()
         except BaseException:
             self.close()
             raise
