@@ -13,25 +13,18 @@ moves it); every page's console errors and uncaught exceptions fail the test tha
 from __future__ import annotations
 
 import json
-import os
 import re
 import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.admin import Admin
-from gateway.webui import WEB_DIST
 from tests.gateway_support import ServerThread, http, signed_query
+from tests.web_support import TIMEOUT_MS, Pages, browser_pages, require_browser
 
-CHROMIUM = os.environ.get("KOOTABASE_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(
-    os.environ.get("KOOTABASE_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts")
-)
-TIMEOUT_MS = 10_000
 PASSWORD = "correct horse battery"
 BALANCE_SHOWN = """([asset, free, held]) => {
   const row = document.querySelector(`#balances tr[data-asset=${asset}]`);
@@ -39,51 +32,9 @@ BALANCE_SHOWN = """([asset, free, held]) => {
 }"""
 
 
-def _require_browser() -> None:
-    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
-        pytest.fail(f"{CHROMIUM} missing: run `make nodes` (scripts/install-nodes.sh)")
-    if not (WEB_DIST / "index.html").is_file():
-        pytest.fail(f"{WEB_DIST} not built: run `make web`")
-
-
-class Pages:
-    """One browser; a context per user (sessionStorage is per tab); console errors kept."""
-
-    def __init__(self, browser: Any, base: str) -> None:
-        self.browser = browser
-        self.base = base
-        self.errors: list[str] = []
-        self.shots = ARTIFACTS / "web"
-        self.shots.mkdir(parents=True, exist_ok=True)
-
-    def open(self, path: str, **context: Any) -> Any:
-        ctx = self.browser.new_context(**context)
-        page = ctx.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        page.on(
-            "console",
-            lambda m: self.errors.append(f"{path}: {m.text}") if m.type == "error" else None,
-        )
-        page.on("pageerror", lambda e: self.errors.append(f"{path}: {e}"))
-        page.goto(self.base + path)
-        return page
-
-    def shot(self, page: Any, name: str) -> None:
-        page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
-
-    def no_errors(self, *refused: int) -> None:
-        """No console errors or uncaught exceptions since the last call, except Chromium's
-        line for each answer with a status in ``refused`` (a refusal the test provoked and the
-        page showed)."""
-        errors, self.errors[:] = list(self.errors), []
-        expected = tuple(f"the server responded with a status of {s} " for s in refused)
-        errors = [e for e in errors if not any(x in e for x in expected)]
-        assert errors == [], errors
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
-    _require_browser()
+    require_browser()
     srv = ServerThread(tmp_path_factory.mktemp("web"), fixture_accounts=False)
     yield srv
     srv.stop()
@@ -91,14 +42,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
 
 @pytest.fixture(scope="module")
 def pages(server: ServerThread) -> Iterator[Pages]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            yield Pages(browser, server.http)
-        finally:
-            browser.close()
+    with browser_pages(server.http) as p:
+        yield p
 
 
 @pytest.fixture(scope="module")

@@ -485,11 +485,25 @@ export class Account {
       address.textContent = `${a.address} (${a.network})`;
       drawQr(canvas, a.address);
       const hist = await signed<
-        { applyTime: string; coin: string; amount: string; transactionFee: string; status: number; info?: string }[]
+        {
+          applyTime: string;
+          coin: string;
+          amount: string;
+          transactionFee: string;
+          status: number;
+          info?: string;
+          custodyStatus?: string;
+        }[]
       >(this.s, "GET", "/sapi/v1/capital/withdraw/history", { coin });
       rows(
         $("w-history"),
-        hist.map((w) => [w.applyTime, w.coin, w.amount, w.transactionFee, withdrawStatus(w.status, w.info)]),
+        hist.map((w) => [
+          w.applyTime,
+          w.coin,
+          w.amount,
+          w.transactionFee,
+          withdrawStatus(w.status, w.custodyStatus, w.info),
+        ]),
         "no withdrawals",
       );
     } catch (exc) {
@@ -533,8 +547,10 @@ const WITHDRAW_STATUS: Record<number, string> = {
   6: "completed",
 };
 
-function withdrawStatus(status: number, info?: string): string {
-  const s = WITHDRAW_STATUS[status] ?? `status ${status}`;
+/** The dialect's status, custody's stage (e.g. awaiting_approval: four eyes) and why. */
+function withdrawStatus(status: number, stage?: string, info?: string): string {
+  let s = WITHDRAW_STATUS[status] ?? `status ${status}`;
+  if (stage) s += ` (${stage.replace(/_/g, " ")})`;
   return info ? `${s}: ${info}` : s;
 }
 
