@@ -222,3 +222,32 @@ def anchor_at(journal_dir: Path, seq: int | None = None) -> Anchor:
     if seq is not None:
         raise UserError(f"the journal ends at sequence {found.seq}, not {seq}")
     return found
+
+
+async def stream_chain(
+    stream_log: object, seqs: Iterable[int] = ()
+) -> tuple[Anchor | None, dict[int, Anchor]]:
+    """The chain over the cluster's stream: (the head after its last record, the heads at
+    ``seqs``). Records are what a replica derives (`engine.replica.Applied.records`: the same
+    as an exported journal's), so these anchors and a journal's agree record for record."""
+    from engine.streamreplay import replay_stream
+
+    wanted = set(seqs)
+    found: dict[int, Anchor] = {}
+    state: dict[str, object] = {"head": GENESIS_DIGEST, "last": None}
+
+    def on_applied(applied: object) -> None:
+        head = state["head"]
+        assert isinstance(head, bytes)
+        for seq, ts, payload in applied.records:  # type: ignore[attr-defined]
+            head = chain_digest(head, seq, ts, payload)
+            anchor = Anchor(ANCHOR_FORMAT, seq, ts, head.hex())
+            state["last"] = anchor
+            if seq in wanted:
+                found[seq] = anchor
+        state["head"] = head
+
+    await replay_stream(stream_log, on_applied=on_applied)  # type: ignore[arg-type]
+    last = state["last"]
+    assert last is None or isinstance(last, Anchor)
+    return last, found

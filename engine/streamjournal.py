@@ -14,8 +14,8 @@ The audit chain (`engine.auditchain`): the stream stores batches published befor
 exists (each replica derives sequences and journal times), so no digest can be stamped at
 publish time; the stream's integrity is JetStream's own (replicated, checksummed), and replicas
 cross-check state hashes. The chain is a pure function of the derived records, so an exported
-journal carries the stream's chain (`SegmentJournal` writes it), and anchors taken on the export
-hold for the stream.
+journal carries the stream's chain (`SegmentJournal` writes it), and `engine.auditchain.
+stream_chain` computes the same anchors from the stream itself (``audit anchor|verify --nats``).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from engine.usererror import UserError
 from gateway.cliargs import non_negative_int, positive_int
+from gateway.clustercli import add_nats_options
 
 
 def add_audit_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -28,7 +29,8 @@ def add_audit_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     asub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
 
     verify = asub.add_parser("verify", help="check the journal's hash chain end to end")
-    verify.add_argument("--journal", type=Path, required=True, metavar="DIR")
+    verify.add_argument("--journal", type=Path, metavar="DIR", help="journal dir (or --nats)")
+    add_nats_options(verify)
     verify.add_argument(
         "--anchor",
         type=Path,
@@ -40,7 +42,8 @@ def add_audit_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     verify.set_defaults(handler=run_verify_cli)
 
     anchor = asub.add_parser("anchor", help="export the chain head at a sequence (publishable)")
-    anchor.add_argument("--journal", type=Path, required=True, metavar="DIR")
+    anchor.add_argument("--journal", type=Path, metavar="DIR", help="journal dir (or --nats)")
+    add_nats_options(anchor)
     anchor.add_argument("--seq", type=positive_int, metavar="SEQ", help="default: the last record")
     anchor.add_argument("--out", type=Path, metavar="FILE", help="write here (default: stdout)")
     anchor.set_defaults(handler=run_anchor_cli)
@@ -76,10 +79,52 @@ def _journal(path: Path) -> Path:
     return require_journal_dir(path)
 
 
-def run_verify_cli(args: argparse.Namespace) -> int:
-    from engine.auditchain import load_anchor, verify_chain
+def _one_source(args: argparse.Namespace) -> None:
+    if bool(args.journal) == bool(args.nats):
+        raise UserError("give exactly one of --journal DIR or --nats URL", exit_code=2)
 
+
+def _stream_chain(args: argparse.Namespace, seqs: list[int]) -> tuple[object, dict[int, object]]:
+    """Replay the cluster's stream computing the chain (no digest is stored there)."""
+    import asyncio
+
+    from engine.auditchain import stream_chain
+    from engine.streamlog import StreamLog
+    from gateway.clustercli import nats_options, stream_spec
+
+    try:
+        options, spec = nats_options(args, "kootabase-audit"), stream_spec(args)
+    except ValueError as exc:
+        raise UserError(str(exc), exit_code=2) from None
+
+    async def run() -> tuple[object, dict[int, object]]:
+        log = await StreamLog.connect(options, spec)
+        try:
+            return await stream_chain(log, seqs)
+        finally:
+            await log.close()
+
+    return asyncio.run(run())
+
+
+def run_verify_cli(args: argparse.Namespace) -> int:
+    from engine.auditchain import ChainBroken, load_anchor, verify_chain
+
+    _one_source(args)
     anchors = [load_anchor(p) for p in args.anchor]
+    if args.nats:
+        last, found = _stream_chain(args, [a.seq for a in anchors])
+        for a in anchors:
+            got = found.get(a.seq)
+            if got is None:
+                raise ChainBroken(a.seq, "the stream ends before this anchored sequence")
+            if got != a:
+                raise ChainBroken(a.seq, "the stream's chain head differs from the anchor's")
+        print(
+            f"stream chain computed to {getattr(last, 'seq', 0)}, head "
+            f"{getattr(last, 'head', '-')} ({len(anchors)} anchor(s) matched)"
+        )
+        return 0
     report = verify_chain(_journal(args.journal), anchors)
     print(
         f"chain intact: records {report.first_seq}..{report.last_seq}, head {report.head}"
@@ -90,9 +135,20 @@ def run_verify_cli(args: argparse.Namespace) -> int:
 
 
 def run_anchor_cli(args: argparse.Namespace) -> int:
-    from engine.auditchain import anchor_at, encode_anchor
+    from engine.auditchain import Anchor, anchor_at, encode_anchor
 
-    data = encode_anchor(anchor_at(_journal(args.journal), args.seq))
+    _one_source(args)
+    if args.nats:
+        last, found = _stream_chain(args, [args.seq] if args.seq else [])
+        got = found.get(args.seq) if args.seq else last
+        if last is None:
+            raise UserError("the stream holds no record: nothing to anchor")
+        if not isinstance(got, Anchor):
+            end = getattr(last, "seq", 0)
+            raise UserError(f"the stream's records end at sequence {end}, not {args.seq}")
+        data = encode_anchor(got)
+    else:
+        data = encode_anchor(anchor_at(_journal(args.journal), args.seq))
     if args.out is None:
         sys.stdout.write(data.decode())
     else:
