@@ -167,7 +167,12 @@ def load_roots(texts: list[str], doc: dict[str, Any]) -> dict[str, tuple[str, in
     """``--root`` values: a published summary file, or hex root(s) matched to the proof's
     assets in order (``ASSET=HEX`` names one explicitly)."""
     roots: dict[str, tuple[str, int | None]] = {}
-    assets = [str(p.get("asset")) for p in doc.get("proofs", []) if isinstance(p, dict)]
+    proofs = doc.get("proofs")
+    assets = [
+        str(p.get("asset"))
+        for p in (proofs if isinstance(proofs, list) else [])
+        if isinstance(p, dict)
+    ]
     for n, text in enumerate(texts):
         path = Path(text)
         if path.is_file():
@@ -182,8 +187,11 @@ def load_roots(texts: list[str], doc: dict[str, Any]) -> dict[str, tuple[str, in
                     f"the proof is for sequence {doc.get('as_of_seq')}, the published roots "
                     f"for {pub.get('as_of_seq')}"
                 )
-            for entry in pub.get("assets", []):
-                roots[str(entry["asset"])] = (str(entry["root"]), int(entry["total_atoms"]))
+            try:
+                for entry in pub["assets"]:
+                    roots[str(entry["asset"])] = (str(entry["root"]), int(entry["total_atoms"]))
+            except (KeyError, TypeError, ValueError):
+                raise ProofInvalid(f"{path}: its assets are malformed") from None
             continue
         name, sep, hex_root = text.partition("=")
         if not sep:

@@ -24,7 +24,7 @@ from engine.schema import (
 )
 from ledger.chart import USER_BUCKETS, LedgerBucket
 from ledger.liabilities import build_all, build_tree, proof_document, reconcile, user_balances
-from ledger.polverify import ProofInvalid, verify_proof
+from ledger.polverify import PUBLISHED_FORMAT, ProofInvalid, load_roots, verify_proof
 from ledger.reports import replay_book
 from ledger.source import write_journal
 
@@ -211,3 +211,32 @@ def test_cli_liabilities_and_standalone_verifier(journal: Path, tmp_path: Path, 
     done = _cli("liabilities", "--journal", str(journal), "--as-of", "99999", "--out", str(out))
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert LedgerBucket.CUSTODY not in USER_BUCKETS
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda d: d.update(proofs=5),
+        lambda d: d.update(proofs=[7]),
+        lambda d: d["proofs"][0].update(path={"side": "left"}),
+        lambda d: d["proofs"][0]["path"].append(None),
+        lambda d: d["proofs"][0].update(balance_atoms="12"),
+        lambda d: d["proofs"][0].update(salt="zz"),
+        lambda d: d["proofs"][0].update(root=[]),
+        lambda d: d.update(account=-1),
+        lambda d: d.pop("format"),
+    ],
+)
+def test_malformed_proofs_are_refused_cleanly(book, tmp_path: Path, mangle) -> None:  # type: ignore[no-untyped-def]
+    """Whatever the bytes, the verifier answers ProofInvalid (one line in the CLI), never
+    another exception."""
+    seq = book.last_seq
+    trees = build_all(book, seq)
+    doc = proof_document(trees, 3, seq)
+    mangle(doc)
+    pub = tmp_path / "liabilities.json"
+    pub.write_text(json.dumps({"format": PUBLISHED_FORMAT, "as_of_seq": seq, "assets": [{}]}))
+    with pytest.raises(ProofInvalid):
+        verify_proof(doc, load_roots([str(pub)], doc))
+    with pytest.raises(ProofInvalid):
+        verify_proof(doc, _roots(trees))
