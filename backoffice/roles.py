@@ -48,6 +48,7 @@ def _a(*roles: Role, writes: bool) -> Action:
 A, C, S, F, R = Role.ADMIN, Role.COMPLIANCE, Role.SUPPORT, Role.FINANCE, Role.AUDITOR
 
 ACTIONS: Final[dict[str, Action]] = {
+    "staff.session": _a(A, C, S, F, R, writes=False),  # one's own session: who am I, log out
     "staff.view": _a(A, R, writes=False),
     "staff.create": _a(A, writes=True),
     "accounts.search": _a(A, C, S, F, R, writes=False),

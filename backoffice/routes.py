@@ -37,6 +37,7 @@ from backoffice.apikeys import UserKeys
 from backoffice.auth import Auth, Session
 from backoffice.errors import BackofficeError
 from backoffice.secretbox import SecretBox
+from backoffice.staff import StaffAuth
 from backoffice.store import IdentityStore, open_store
 from backoffice.tokens import AccessTokens, load_key
 from engine.jsondepth import MAX_JSON_DEPTH, too_deep
@@ -85,6 +86,7 @@ class Backoffice:
         self.store: IdentityStore | None = None
         self.auth: Auth | None = None
         self.keys: UserKeys | None = None
+        self.staff: StaffAuth | None = None
         self._account_lock = asyncio.Lock()
 
     async def open(self) -> None:
@@ -99,6 +101,7 @@ class Backoffice:
         key = load_key(self.gw.config.data_dir / "backoffice" / "jwt.key")
         master = load_master_key(self.gw.config.master_key_file or default_master_key_file())
         self.auth = Auth(self.store, AccessTokens(key), self._make_account, box=SecretBox(master))
+        self.staff = StaffAuth(self.store.db, AccessTokens(key), SecretBox(master))
         self.keys = UserKeys(self.store, self.gw.keys)
 
     async def close(self) -> None:
@@ -237,6 +240,9 @@ def setup(app: web.Application, gw: Gateway, dsn: str | None = None) -> Backoffi
     add("DELETE", "/api/v1/me/api-keys/{api_key}", r(bo.revoke_key))
     add("GET", "/api/v1/me/liabilities-proof", r(bo.liabilities_proof))
     add("*", "/api/v1/{tail:(auth|me)(/.*)?}", r(bo.not_found))
+    from backoffice import ops
+
+    ops.setup(app, bo)
 
     async def startup(app: web.Application) -> None:
         await bo.open()

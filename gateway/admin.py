@@ -149,7 +149,7 @@ class Admin:
             for _, m in sorted(self.gw.store.markets.items())
         ]
 
-    async def set_market_state(self, symbol: str, state: str) -> dict[str, Any]:
+    async def set_market_state(self, symbol: str, state: str, staff_id: str = "") -> dict[str, Any]:
         """Journal a ``SetMarketState``: halt (nothing matches, new orders and amends refused,
         cancels work), cancel-only, post-only, or open again."""
         market = self.gw.store.market(symbol)
@@ -161,7 +161,10 @@ class Admin:
                 f"state must be one of {', '.join(MarketState.__members__)}",
             )
         seq, _, events = await self.gw.trading.execute(
-            0, SetMarketState(market_id=market.market_id, state=int(MarketState[state]))
+            0,
+            SetMarketState(
+                market_id=market.market_id, state=int(MarketState[state]), staff_id=staff_id
+            ),
         )
         for ev in events:
             if isinstance(ev, CommandRejected):

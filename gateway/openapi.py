@@ -9,7 +9,9 @@ server with this description (every operation, positive and negative data, every
 checked against it, every documented error status provoked) and fails when a ``/api/`` or
 ``/sapi/`` route has no entry in `gateway.restdoc`.
 
-WebSocket routes (``/ws-api/v3``, ``/ws``, ``/stream``) and the loopback operator API
+The staff operator API (``/ops/v1/...``, `backoffice.ops`) is described too, from
+`backoffice.opsdoc` (bearer tokens, JSON bodies, ``{code, msg}`` refusals with string codes).
+WebSocket routes (``/ws-api/v3``, ``/ws``, ``/stream``) and the loopback admin API
 (``/admin/*``) are not REST operations and are left out (see docs/api.md).
 """
 
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
 OPENAPI_VERSION: Final = "3.1.0"
 DOCUMENTED_PREFIXES: Final = ("/api/", "/sapi/")
 """Every route under these prefixes must have an entry in `gateway.restdoc` (tested)."""
+OPS_PREFIX: Final = "/ops/"
+"""The operator API (`backoffice.ops`): described by `backoffice.opsdoc` (tested too)."""
 UNDESCRIBED_PREFIXES: Final = ("/api/v1/",)
 """The back office's JSON API (docs/backoffice.md): its own error envelope, not the dialect's;
 its OpenAPI description is not built yet, so it is left out of this one."""
@@ -199,11 +203,15 @@ def routes(app: web.Application) -> list[tuple[str, str, Any]]:
 
 def undocumented(app: web.Application, gw: Gateway) -> list[str]:
     """``/api/`` and ``/sapi/`` routes without an entry in `_operations` (must be none)."""
+    from backoffice import opsdoc
+
     ops = operations(_symbols(gw), _coins(gw))
+    operator = opsdoc.operations(_symbols(gw))
     return [
         f"{m} {p}"
         for m, p, _ in routes(app)
-        if p.startswith(DOCUMENTED_PREFIXES) and (m, p) not in ops
+        if (p.startswith(DOCUMENTED_PREFIXES) and (m, p) not in ops)
+        or (p.startswith(OPS_PREFIX) and (m, p) not in operator)
     ]
 
 
@@ -217,6 +225,7 @@ def _coins(gw: Gateway) -> list[str]:
 
 def build(app: web.Application, gw: Gateway) -> dict[str, Any]:
     """The description of ``app`` as served by ``gw`` right now."""
+    from backoffice import opsdoc
     from gateway.rest import DEFAULT_WEIGHTS
 
     ops = operations(_symbols(gw), _coins(gw))
@@ -227,6 +236,14 @@ def build(app: web.Application, gw: Gateway) -> dict[str, Any]:
             continue
         weight = getattr(handler, "weight", None) or DEFAULT_WEIGHTS.get(path, 1)
         paths.setdefault(path, {})[method.lower()] = _operation(method, path, op, weight)
+    operator = opsdoc.operations(_symbols(gw))
+    for method, path, _ in routes(app):
+        if (method, path) in operator:
+            paths.setdefault(path, {})[method.lower()] = operator[(method, path)]
+    schemas, security = opsdoc.components()
+    components = _components()
+    components["schemas"].update(schemas)
+    components["securitySchemes"].update(security)
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -238,7 +255,7 @@ def build(app: web.Application, gw: Gateway) -> dict[str, Any]:
             "PUT), signature last (docs/security.md). x-weight is the request weight.",
         },
         "paths": dict(sorted(paths.items())),
-        "components": _components(),
+        "components": components,
     }
 
 

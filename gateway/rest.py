@@ -64,10 +64,24 @@ def _error(exc: errors.ApiError, headers: dict[str, str]) -> web.Response:
     return resp
 
 
+async def _ops_envelope(request: web.Request, handler: RestHandler) -> web.StreamResponse:
+    """The operator API's routing refusals (404, 405, 413) in its own ``{code, msg}``
+    envelope with the back office's string codes (`backoffice.ops`)."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if not 400 <= exc.status < 500:
+            raise
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status, "BAD_REQUEST")
+        return web.json_response({"code": code, "msg": exc.reason}, status=exc.status)
+
+
 def middleware(gw: Gateway) -> Any:
     @web.middleware
     async def mw(request: web.Request, handler: RestHandler) -> web.StreamResponse:
         path = request.path
+        if path.startswith("/ops/"):
+            return await _ops_envelope(request, handler)
         if not path.startswith(("/api/", "/sapi/")):
             return await handler(request)
         weight = getattr(handler, "weight", None) or DEFAULT_WEIGHTS.get(path, 1)
