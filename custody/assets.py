@@ -63,8 +63,19 @@ class CustodyAsset:
     """A withdrawal of more than this waits for two finance approvals (four eyes); 0 = off."""
     approve_new_address: bool = False
     """A withdrawal to an address the account never withdrew to waits for four eyes."""
+    tier_daily_limit_atoms: tuple[int, ...] = ()
+    """Per KYC tier (index 0-3), per account over any rolling 24 h window; 0 or missing = no
+    tier limit. Tier 0 never withdraws whatever this says; accounts without a tier (made by
+    an operator) are not held to it. Checked by the gateway before anything is journaled."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "tier_daily_limit_atoms", tuple(self.tier_daily_limit_atoms))
+        if len(self.tier_daily_limit_atoms) > 4 or any(
+            type(x) is not int or x < 0 for x in self.tier_daily_limit_atoms
+        ):
+            raise ValueError(
+                f"{self.symbol}: tier_daily_limit_atoms is at most 4 integers >= 0 (tiers 0-3)"
+            )
         if self.engine_decimals > self.chain_decimals:
             raise ValueError(f"{self.symbol}: engine decimals above chain decimals")
         if self.min_withdrawal_atoms < 1:

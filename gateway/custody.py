@@ -179,7 +179,7 @@ class GatewayCustody:
         if network is not None and network != self.custody.registry.assets[asset_id].chain:
             raise errors.invalid("network")
         withdrawal_id = get_int(params, "withdrawOrderId", lo=1)
-        standing = self._standing_refusal(account_id)
+        standing = self._standing_refusal(account_id, asset_id, atoms)
         if standing is not None:
             raise errors.from_withdrawal(*standing)
         try:
@@ -203,15 +203,31 @@ class GatewayCustody:
             raise errors.from_withdrawal(exc.code, exc.message) from None
         return self._withdrawal(row)
 
-    def _standing_refusal(self, account_id: int) -> tuple[str, str] | None:
+    def _standing_refusal(
+        self, account_id: int, asset_id: int, atoms: int
+    ) -> tuple[str, str] | None:
         """Refusals by the account's standing, before anything is journaled: frozen (the
-        engine would refuse the hold too) and KYC tier 0 (custody's rule: the engine records
-        tiers but does not judge them). -1, no tier ever set, is an operator-made account."""
+        engine would refuse the hold too), KYC tier 0, and the tier's 24 h limit for the asset
+        (`custody.assets.CustodyAsset.tier_daily_limit_atoms`): the engine records tiers but
+        does not judge them. -1, no tier ever set, is an operator-made account."""
+        from custody.withdrawals import DAY_NS
+
         store = self.gw.store
         if store.frozen(account_id):
             return "ACCOUNT_FROZEN", f"account {account_id} is frozen by staff"
-        if store.tier(account_id) == 0:
+        tier = store.tier(account_id)
+        if tier == 0:
             return "TIER_NOT_ALLOWED", f"account {account_id} is KYC tier 0"
+        limits = self.custody.registry.assets[asset_id].tier_daily_limit_atoms
+        limit = limits[tier] if 0 <= tier < len(limits) else 0
+        if limit:
+            since = time.time_ns() - DAY_NS
+            used = self.custody.store.withdrawn_since(account_id, asset_id, since)
+            if used + atoms > limit:
+                return (
+                    "LIMIT_EXCEEDED",
+                    f"tier {tier} 24h limit {limit} atoms: {used} used, {atoms} requested",
+                )
         return None
 
     def withdraw_history(self, account_id: int, params: Mapping[str, Any]) -> list[Any]:
