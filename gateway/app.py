@@ -42,7 +42,7 @@ from gateway.convert import Converter
 from gateway.demo import DEMO_FUNDS, check_demo_allowed
 from gateway.health import Health
 from gateway.history.index import HistoryIndex, HistoryIndexError
-from gateway.history.writer import HistoryWriter
+from gateway.history.writer import COMMIT_INTERVAL_S, HistoryWriter
 from gateway.keys import KeyStore, NewKey, default_master_key_file
 from gateway.metrics import Metrics
 from gateway.ordercounts import DailyOrderCounts
@@ -101,6 +101,9 @@ class GatewayConfig:
     """Cancelled/expired orders that never traded are dropped from the history index this
     many days (journal time) after they closed; 0 keeps them forever. Orders that traded and
     all trades are kept forever."""
+    history_commit_interval_s: float = COMMIT_INTERVAL_S
+    """The history index commits at most this often while rows trickle in (its rows are
+    answered from memory until then); larger is less disk traffic beside the journal's fsync."""
 
     backoffice: bool = True
     """Mount the back office (``/api/v1/auth/...``, ``/api/v1/me...``: users and sessions)."""
@@ -240,17 +243,25 @@ class Gateway:
         than the journal holds (a journal restored from an older backup), is derived data:
         it is set aside and rebuilt by the replay."""
         path = self.dir / "history.sqlite3"
-        days = self.config.history_retention_days
+        cfg = self.config
+
+        def open_writer() -> HistoryWriter:
+            return HistoryWriter(
+                path,
+                retention_days=cfg.history_retention_days,
+                commit_interval_s=cfg.history_commit_interval_s,
+            )
+
         try:
-            writer = HistoryWriter(path, retention_days=days)
+            writer = open_writer()
         except HistoryIndexError as exc:
             self._set_aside(path, str(exc))
-            return HistoryWriter(path, retention_days=days)
+            return open_writer()
         last = self.node.journal.last_sequence if self.node is not None else None
         if last is not None and writer.durable_seq > last:
             writer.close()
             self._set_aside(path, f"index covers seq {writer.durable_seq}, journal ends at {last}")
-            return HistoryWriter(path, retention_days=days)
+            return open_writer()
         return writer
 
     def _history_metrics(self) -> None:
