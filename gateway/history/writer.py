@@ -91,6 +91,12 @@ class HistoryWriter:
         """Index transactions committed (metrics, tests)."""
         self._queue: queue.SimpleQueue[_Batch | _After | _Flush | None] = queue.SimpleQueue()
         self._done = threading.Condition()
+        self._wake = threading.Condition()
+        """Wakes a sleeping writer when a flush is asked for (``_flushes_asked`` moves past
+        ``_flushes_taken``, counted under this lock so no request is missed) or at close."""
+        self._flushes_asked = 0
+        self._flushes_taken = 0
+        self._closing = False
         self._next_prune_ns = 0
         self._retry: list[_Batch] = []
         self._submitted_rows = 0
@@ -126,6 +132,9 @@ class HistoryWriter:
         """Make the index cover ``last_seq`` (even with no rows since) and wait for it."""
         if last_seq > self.submitted_seq:
             self.submit(last_seq, 0, [], [])
+        with self._wake:  # asked before the item is queued: a sleeping writer wakes for it
+            self._flushes_asked += 1
+            self._wake.notify()
         self._queue.put(_Flush())
         deadline = time.monotonic() + timeout_s
         with self._done:
@@ -137,6 +146,9 @@ class HistoryWriter:
         return True
 
     def close(self) -> None:
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
         self._queue.put(None)
         self._thread.join(60)
         self.index.close()
@@ -145,7 +157,7 @@ class HistoryWriter:
         next_commit = 0.0
         stop = False
         while not stop:
-            group, stop = self._collect(next_commit)
+            group, stop, behind = self._collect(next_commit)
             batches, self._retry = self._retry, []
             for item in group:
                 if isinstance(item, _Batch):
@@ -157,31 +169,45 @@ class HistoryWriter:
                     self._run_after(item)
             if batches:
                 self._write(batches)
-            next_commit = time.monotonic() + self.commit_interval_s
+            next_commit = 0.0 if behind else time.monotonic() + self.commit_interval_s
 
-    def _collect(self, next_commit: float) -> tuple[list[_Batch | _After | _Flush], bool]:
-        """Wait for work, then gather until ``next_commit`` (or ``MAX_GROUP_ROWS``, a flush,
-        close). Returns the group and whether the writer is closing."""
+    def _collect(self, next_commit: float) -> tuple[list[_Batch | _After | _Flush], bool, bool]:
+        """Wait for work, sleep until ``next_commit`` (a flush or close wakes it early), then
+        take what is queued, up to ``MAX_GROUP_ROWS``. Sleeping rather than waiting on the
+        queue keeps the loop's hand-overs from waking this thread (and asking for the GIL)
+        once per engine batch. Returns the group, whether the writer is closing, and whether
+        rows were left queued (then the next commit does not wait)."""
         first = self._queue.get()
         if first is None:
-            return [], True
+            return [], True, False
         group: list[_Batch | _After | _Flush] = [first]
+        if isinstance(first, _Flush):
+            self._took_flush()
+        else:
+            left = next_commit - time.monotonic()
+            if left > 0:
+                with self._wake:
+                    self._wake.wait_for(
+                        lambda: self._closing or self._flushes_asked > self._flushes_taken, left
+                    )
         rows = len(first.orders) + len(first.trades) if isinstance(first, _Batch) else 0
-        urgent = isinstance(first, _Flush)
         while rows < MAX_GROUP_ROWS:
-            left = 0.0 if urgent else next_commit - time.monotonic()
             try:
-                item = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
+                item = self._queue.get_nowait()
             except queue.Empty:
-                break
+                return group, False, False
             if item is None:
-                return group, True
+                return group, True, False
             group.append(item)
             if isinstance(item, _Batch):
                 rows += len(item.orders) + len(item.trades)
             elif isinstance(item, _Flush):
-                urgent = True
-        return group, False
+                self._took_flush()
+        return group, False, True
+
+    def _took_flush(self) -> None:
+        with self._wake:
+            self._flushes_taken += 1
 
     def _run_after(self, item: _After) -> None:
         if self.durable_seq < item.seq:
