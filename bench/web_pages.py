@@ -195,6 +195,7 @@ def shots(browser: Any, base: str, admin_token: str, out: Path) -> None:
     ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
     page = ctx.new_page()
     page.goto(base + "/console")
+    page.click("#c-tab-token")
     page.fill("#c-token", admin_token)
     page.click("#c-login button[type='submit']")
     page.wait_for_selector("#c-markets tr")

@@ -2,12 +2,13 @@
 // and key metrics over time, through /health, /metrics and the operator's /admin endpoints.
 import "./style.css";
 import { createChart, type IChartApi, type ISeriesApi, LineSeries, type UTCTimestamp } from "lightweight-charts";
-import { ApiError, admin } from "./api";
+import { ApiError, admin, backoffice } from "./api";
 import { $, el, input, rows, say } from "./dom";
 import { parseMetrics, quantileSince, type Samples, total } from "./metrics";
 
 const POLL_MS = 2_000;
 const TOKEN = "kootabase.admin";
+const STAFF = "kootabase.staff";
 const MTOKEN = "kootabase.metrics";
 const STATES = [
   ["OPEN", "Resume"],
@@ -33,9 +34,94 @@ interface MarketRow {
 
 interface AccountRow {
   account_id: number;
-  demo: boolean;
+  demo?: boolean;
+  email?: string | null;
+  frozen?: boolean;
+  tier?: number | null;
   open_orders: number;
-  balances: Record<string, { free: string; locked: string }>;
+  balances?: Record<string, { free: string; locked: string }>;
+}
+
+interface Withdrawal {
+  withdrawal_id: number;
+  account_id: number;
+  asset: string;
+  amount: string;
+  address: string;
+  review: string[];
+  decisions: { staff_id: string; decision: string; note: string }[];
+}
+
+interface AuditEntry {
+  seq: number;
+  time_ms: number;
+  action: string;
+  staff_id: string;
+  account_id?: number;
+  symbol?: string;
+  state?: string;
+  tier?: number;
+}
+
+/** Who the console acts as: a staff session (the operator API, /ops/v1, roles and four eyes)
+ * or the admin token (the loopback-only /admin endpoints). */
+interface Operator {
+  readonly staff: boolean;
+  markets(): Promise<MarketRow[]>;
+  setState(symbol: string, state: string): Promise<{ symbol: string; state: string; seq: number }>;
+  accounts(): Promise<AccountRow[]>;
+}
+
+class AdminToken implements Operator {
+  readonly staff = false;
+  constructor(private readonly token: string) {}
+  markets(): Promise<MarketRow[]> {
+    return admin(this.token, "GET", "markets");
+  }
+  setState(symbol: string, state: string) {
+    return admin<{ symbol: string; state: string; seq: number }>(this.token, "POST", "markets/state", {
+      symbol,
+      state,
+    });
+  }
+  accounts(): Promise<AccountRow[]> {
+    return admin(this.token, "GET", "accounts");
+  }
+}
+
+class StaffSession implements Operator {
+  readonly staff = true;
+  constructor(readonly bearer: string) {}
+  private call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return backoffice<T>(method, `/ops/v1/${path}`, body, this.bearer);
+  }
+  markets(): Promise<MarketRow[]> {
+    return this.call("GET", "markets");
+  }
+  setState(symbol: string, state: string) {
+    return this.call<{ symbol: string; state: string; seq: number }>(
+      "POST",
+      `markets/${encodeURIComponent(symbol)}/state`,
+      { state },
+    );
+  }
+  accounts(): Promise<AccountRow[]> {
+    return this.call("GET", "accounts?limit=50");
+  }
+  withdrawals(): Promise<Withdrawal[]> {
+    return this.call("GET", "withdrawals");
+  }
+  decide(id: number, approve: boolean, reason = ""): Promise<Withdrawal> {
+    return approve
+      ? this.call("POST", `withdrawals/${id}/approve`)
+      : this.call("POST", `withdrawals/${id}/reject`, { reason });
+  }
+  audit(fromSeq: number): Promise<{ entries: AuditEntry[]; next_seq: number }> {
+    return this.call("GET", `audit?from_seq=${fromSeq}&limit=1000`);
+  }
+  logout(): Promise<unknown> {
+    return this.call("POST", "auth/logout");
+  }
 }
 
 /** One metric over time: a line chart and its latest value in text. */
@@ -67,7 +153,10 @@ class Line {
 }
 
 class Console {
-  private token = sessionStorage.getItem(TOKEN) ?? "";
+  private op: Operator | null = null;
+  private auditNext = 1;
+  private auditLog: AuditEntry[] = [];
+  private auditBusy = false;
   private mtoken = sessionStorage.getItem(MTOKEN) ?? "";
   private prev: Samples | null = null;
   private prevAt = 0;
@@ -82,42 +171,92 @@ class Console {
   };
 
   start(): void {
+    const tabs: [string, string][] = [
+      ["c-tab-staff", "c-staff-login"],
+      ["c-tab-token", "c-login"],
+    ];
+    for (const [tab, form] of tabs) {
+      $(tab).addEventListener("click", () => {
+        for (const [t, f] of tabs) {
+          $(t).setAttribute("aria-selected", String(t === tab));
+          $(f).hidden = f !== form;
+        }
+      });
+    }
+    $("c-staff-login").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      void this.staffLogin();
+    });
     $("c-login").addEventListener("submit", (ev) => {
       ev.preventDefault();
-      this.token = input("c-token").value.trim();
-      this.mtoken = input("c-mtoken").value.trim();
+      const token = input("c-token").value.trim();
       input("c-token").value = "";
-      void this.open();
+      void this.open(new AdminToken(token), () => sessionStorage.setItem(TOKEN, token));
     });
-    $("c-logout").addEventListener("click", () => {
-      sessionStorage.removeItem(TOKEN);
-      sessionStorage.removeItem(MTOKEN);
-      this.token = "";
-      this.show(false);
-    });
-    if (this.token) void this.open();
+    $("c-logout").addEventListener("click", () => void this.logout());
+    const staff = sessionStorage.getItem(STAFF);
+    const token = sessionStorage.getItem(TOKEN);
+    if (staff) void this.open(new StaffSession(staff), () => undefined);
+    else if (token) void this.open(new AdminToken(token), () => undefined);
     void this.poll();
     window.setInterval(() => void this.poll(), POLL_MS);
   }
 
+  private async staffLogin(): Promise<void> {
+    try {
+      const r = await backoffice<{ access_token: string; staff: { email: string; role: string } }>(
+        "POST",
+        "/ops/v1/auth/login",
+        { email: input("c-email").value, password: input("c-password").value, totp: input("c-totp").value },
+      );
+      input("c-password").value = "";
+      input("c-totp").value = "";
+      $("c-who").textContent = `${r.staff.email} (${r.staff.role})`;
+      await this.open(new StaffSession(r.access_token), () =>
+        sessionStorage.setItem(STAFF, r.access_token),
+      );
+    } catch (exc) {
+      say($("c-login-msg"), exc instanceof ApiError ? exc.toString() : String(exc), "error");
+    }
+  }
+
+  private async logout(): Promise<void> {
+    const op = this.op;
+    this.op = null;
+    sessionStorage.removeItem(TOKEN);
+    sessionStorage.removeItem(STAFF);
+    sessionStorage.removeItem(MTOKEN);
+    this.auditNext = 1;
+    this.auditLog = [];
+    $("c-who").textContent = "";
+    this.show(false);
+    if (op instanceof StaffSession) await op.logout().catch(() => undefined);
+  }
+
   private show(on: boolean): void {
+    const staff = on && this.op?.staff === true;
     $("c-login-box").hidden = on;
     $("c-markets-box").hidden = !on;
     $("c-accounts-box").hidden = !on;
+    $("c-withdrawals-box").hidden = !staff;
+    $("c-audit-box").hidden = !staff;
     $("c-logout").hidden = !on;
   }
 
-  private async open(): Promise<void> {
+  private async open(op: Operator, remember: () => void): Promise<void> {
+    this.mtoken = input("c-mtoken").value.trim() || this.mtoken;
     try {
+      this.op = op;
       await this.markets();
-      sessionStorage.setItem(TOKEN, this.token);
+      remember();
       sessionStorage.setItem(MTOKEN, this.mtoken);
       this.show(true);
       say($("c-login-msg"), "");
-      await this.accounts();
+      await this.staffPanels();
     } catch (exc) {
-      this.token = "";
+      this.op = null;
       sessionStorage.removeItem(TOKEN);
+      sessionStorage.removeItem(STAFF);
       this.show(false);
       say($("c-login-msg"), exc instanceof ApiError ? exc.toString() : String(exc), "error");
     }
@@ -125,9 +264,11 @@ class Console {
 
   private async poll(): Promise<void> {
     await Promise.all([this.health(), this.metrics()]);
-    if (this.token) {
-      await Promise.all([this.markets(), this.accounts()]).catch(() => undefined);
-    }
+    if (this.op) await this.staffPanels().catch(() => undefined);
+  }
+
+  private async staffPanels(): Promise<void> {
+    await Promise.all([this.markets(), this.accounts(), this.withdrawals(), this.audit()]);
   }
 
   private async health(): Promise<void> {
@@ -205,7 +346,8 @@ class Console {
   }
 
   private async markets(): Promise<void> {
-    const list = await admin<MarketRow[]>(this.token, "GET", "markets");
+    if (!this.op) return;
+    const list = await this.op.markets();
     const tbody = $("c-markets");
     tbody.replaceChildren(
       ...list.map((m) => {
@@ -228,13 +370,9 @@ class Console {
 
   private async setState(symbol: string, state: string): Promise<void> {
     const msg = $("c-markets-msg");
+    if (!this.op) return;
     try {
-      const r = await admin<{ symbol: string; state: string; seq: number }>(
-        this.token,
-        "POST",
-        "markets/state",
-        { symbol, state },
-      );
+      const r = await this.op.setState(symbol, state);
       say(msg, `${r.symbol} is now ${r.state} (journal seq ${r.seq})`, "ok");
     } catch (exc) {
       say(msg, exc instanceof ApiError ? exc.toString() : String(exc), "error");
@@ -243,18 +381,100 @@ class Console {
   }
 
   private async accounts(): Promise<void> {
-    const list = await admin<AccountRow[]>(this.token, "GET", "accounts");
+    if (!this.op) return;
+    const list = await this.op.accounts();
     rows(
       $("c-accounts"),
       list.map((a) => [
         String(a.account_id),
-        a.demo ? "demo" : "",
+        a.email ?? (a.demo ? "demo" : ""),
         String(a.open_orders),
-        Object.entries(a.balances)
-          .map(([asset, b]) => `${asset} ${b.free} / ${b.locked}`)
-          .join(", "),
+        a.balances
+          ? Object.entries(a.balances)
+              .map(([asset, b]) => `${asset} ${b.free} / ${b.locked}`)
+              .join(", ")
+          : `tier ${a.tier ?? "-"}${a.frozen ? ", FROZEN" : ""}`,
       ]),
       "no accounts",
+    );
+  }
+
+  /** Four eyes: two different staff approve, one rejects with a reason (the operator API
+   * enforces both, and the roles). */
+  private async withdrawals(): Promise<void> {
+    const op = this.op;
+    if (!(op instanceof StaffSession)) return;
+    const msg = $("c-withdrawals-msg");
+    let list: Withdrawal[];
+    try {
+      list = await op.withdrawals();
+    } catch (exc) {
+      $("c-withdrawals").replaceChildren();
+      say(msg, exc instanceof ApiError ? exc.toString() : String(exc));
+      return;
+    }
+    const decide = async (w: Withdrawal, approve: boolean) => {
+      const reason = approve ? "" : (window.prompt(`Why reject withdrawal ${w.withdrawal_id}?`) ?? "");
+      if (!approve && !reason) return;
+      try {
+        const r = await op.decide(w.withdrawal_id, approve, reason);
+        say(msg, `Withdrawal ${r.withdrawal_id}: ${r.decisions.length} decision(s)`, "ok");
+      } catch (exc) {
+        say(msg, exc instanceof ApiError ? exc.toString() : String(exc), "error");
+      }
+      await this.withdrawals();
+    };
+    rows(
+      $("c-withdrawals"),
+      list.map((w) => {
+        const ok = el("button", { type: "button", class: "small" }, "Approve");
+        ok.addEventListener("click", () => void decide(w, true));
+        const no = el("button", { type: "button", class: "small" }, "Reject");
+        no.addEventListener("click", () => void decide(w, false));
+        return [
+          String(w.withdrawal_id),
+          String(w.account_id),
+          `${w.amount} ${w.asset}`,
+          el("span", { class: "mono" }, w.address),
+          w.review.join(", "),
+          w.decisions.map((d) => `${d.decision} by ${d.staff_id}`).join("; ") || "none yet",
+          el("span", {}, ok, " ", no),
+        ];
+      }),
+      "none waiting",
+    );
+    for (const [i, tr] of [...$("c-withdrawals").querySelectorAll("tr")].entries()) {
+      if (list[i]) tr.dataset.withdrawalId = String(list[i].withdrawal_id);
+    }
+  }
+
+  /** Read on from where the last poll stopped (the server reads a bounded stretch of the
+   * journal per request and says where to continue). */
+  private async audit(): Promise<void> {
+    const op = this.op;
+    if (!(op instanceof StaffSession)) return;
+    if (this.auditBusy) return; // one reader at a time: the log is appended in order
+    this.auditBusy = true;
+    try {
+      const { entries, next_seq } = await op.audit(this.auditNext);
+      this.auditNext = next_seq;
+      this.auditLog = [...this.auditLog, ...entries].slice(-50);
+    } finally {
+      this.auditBusy = false;
+    }
+    rows(
+      $("c-audit"),
+      this.auditLog
+        .slice()
+        .reverse()
+        .map((e) => [
+          String(e.seq),
+          new Date(e.time_ms).toISOString().replace("T", " ").slice(0, 19),
+          e.staff_id || "(admin token)",
+          e.action,
+          e.symbol ? `${e.symbol} ${e.state ?? ""}` : `account ${e.account_id ?? ""}${e.tier !== undefined ? ` tier ${e.tier}` : ""}`,
+        ]),
+      "no staff actions yet",
     );
   }
 }
