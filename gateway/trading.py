@@ -24,9 +24,11 @@ from engine.schema import (
     CancelReason,
     Command,
     Event,
+    MarketState,
     OrderCancelled,
     OrderRejected,
     PlaceOrder,
+    Reject,
     Side,
     Trade,
 )
@@ -41,6 +43,8 @@ from gateway.store import OrderRecord, Store
 
 RESP_TYPES: Final = frozenset({"ACK", "RESULT", "FULL"})
 MAX_TIME_MS: Final = NO_END // 1_000_000 - 1
+_STOPPED: Final = frozenset({MarketState.HALTED, MarketState.CANCEL_ONLY})
+"""Market states the engine refuses an order for before it looks at the account's standing."""
 """Largest startTime/endTime accepted (year 2116; keeps nanoseconds in 63 bits)."""
 Answer = Callable[[Any, "BaseException | None"], None]
 """(result, None) or (None, error): how the WS fast path hands a rendered answer back."""
@@ -170,8 +174,9 @@ class Trading:
     def _precheck(
         self, account_id: int, m: Market, cmd: PlaceOrder, cid: tuple[str, int] | None
     ) -> None:
-        """Refusals the store can prove (the account is quiet): unknown account, duplicate
-        client order id, funds. The hold mirrors the engine's (docs/engine-semantics.md,
+        """Refusals the store can prove (the account is quiet): unknown account, frozen by
+        staff (after the market's halt or cancel-only, as the engine checks), duplicate client
+        order id, funds. The hold mirrors the engine's (docs/engine-semantics.md,
         Holds): sells hold the quantity, quote-budget buys (MARKET, STOP_LOSS/TAKE_PROFIT)
         the budget, limit-kind buys (stops and icebergs included) notional plus worst fee."""
         acct = self.store.accounts.get(account_id)
@@ -179,6 +184,8 @@ class Trading:
             raise errors.ApiError(
                 errors.REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.", 401
             )
+        if self.store.frozen(account_id) and m.state not in _STOPPED:  # the engine's order
+            raise errors.from_reject(Reject.ACCOUNT_FROZEN)
         if cid is not None and cid[1] in acct.open_client_ids:
             raise errors.ApiError(errors.ORDER_REJECTED, "Duplicate order sent.")
         if cmd.side == Side.SELL:
