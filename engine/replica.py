@@ -14,10 +14,15 @@ Derivation, per stream message (stream sequence ``s``, stream timestamp ``t``):
   that journal recorded instead (``journal_ts_ns``), floored the same way, so an imported
   history replays to the same hash as the journal it came from.
 * the batch's commands get the next engine sequences, contiguously, in message order.
-* a message that is not a batch of this build's format (missing or unknown ``Kb-Format``
-  header, undecodable body, no or too many commands, a command the engine's encoder refuses)
-  is *rejected*: it consumes no engine sequence, every replica rejects it the same way, and the
-  rejection (with its stream sequence) is logged, counted and returned to the caller.
+* a message that is not a batch of this build's format (missing or unknown ``Kb-Format`` header,
+  undecodable body, no or too many commands, a command the engine's encoder refuses, a command
+  only replicas derive, outside an imported batch) is *rejected*, the same way by every replica
+  (issue 18): the replica journals a `RejectStreamMessage` command in its place (next engine
+  sequence, the message's journal time, its stream sequence and a stable `StreamReject` code),
+  so the engine emits `StreamMessageRejected`, the state hash moves alike everywhere, exports
+  and audits carry the rejection, and the owner raises the alert (log, metric). Nothing of the
+  message itself runs. Streams written before this rule replay to other hashes only where they
+  hold a rejected message (none but tests' did).
 * a batch already seen (same ``(origin, batch_no)``, e.g. a publish retried after the stream's
   duplicate window) is a *duplicate* and executes nothing. Each origin keeps a 64-batch
   sliding window (the anti-replay window of IPsec); at most `MAX_ORIGINS` origins are tracked,
@@ -34,7 +39,15 @@ import structlog
 
 from engine.core.compiled import CompiledEngine
 from engine.journal import Record
-from engine.schema import Command, Event, StateImage, encode_command, state_hash
+from engine.schema import (
+    Command,
+    Event,
+    RejectStreamMessage,
+    StateImage,
+    StreamReject,
+    encode_command,
+    state_hash,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -170,6 +183,13 @@ class Replica:
     def state_hash(self) -> str:
         return state_hash(self.engine.image())
 
+    def checkpoint_digest(self) -> str:
+        """What replicas record at checkpoints: the canonical state hashed from the arrays,
+        ~10 times cheaper than `state_hash` on a large book (`engine.core.digest`)."""
+        from engine.core.digest import checkpoint_digest
+
+        return checkpoint_digest(self.engine)
+
     def apply(self, msg: StreamMessage) -> Applied | None:
         """Apply the next stream message; None for a redelivery of one already applied."""
         state = self.state
@@ -210,7 +230,8 @@ class Replica:
         except (ValueError, OverflowError, TypeError) as exc:
             if self.engine.last_seq != before:  # partly applied: state is no longer trusted
                 raise
-            return self._reject(msg, f"command refused by the encoder: {exc}", ts)
+            reason = (StreamReject.ENCODER_REFUSED, f"command refused by the encoder: {exc}")
+            return self._reject(msg, reason, ts, batch)
         assert self.engine.last_seq == before + len(records), "engine skipped a command"
         return Applied(
             msg.stream_seq,
@@ -223,13 +244,32 @@ class Replica:
             batch.commands,
         )
 
-    def _reject(self, msg: StreamMessage, reason: str, ts: int) -> Applied:
+    def _reject(
+        self,
+        msg: StreamMessage,
+        reason: tuple[StreamReject, str],
+        ts: int,
+        batch: CommandBatch | None = None,
+    ) -> Applied:
+        """Journal the rejection in the message's place (see the module docstring). A batch
+        that decoded keeps its identity, so its publisher answers its requests at once."""
+        code, text = reason
         self.state.rejected_messages += 1
-        log.error(
-            "stream_message_rejected", stream_seq=msg.stream_seq, reason=reason, bytes=len(msg.data)
+        log.critical(
+            "stream_message_rejected",
+            stream_seq=msg.stream_seq,
+            reason=code.name,
+            detail=text,
+            bytes=len(msg.data),
         )
-        last = self.engine.last_seq
-        return Applied(msg.stream_seq, last + 1, last, ts, -1, 0, [], [], rejected=reason)
+        seq = self.engine.last_seq + 1
+        command = RejectStreamMessage(stream_seq=msg.stream_seq, reason=int(code))
+        events = self.engine.process([(seq, ts, command)])
+        assert self.engine.last_seq == seq, "the rejection was not journaled"
+        origin, batch_no = (batch.origin, batch.batch_no) if batch is not None else (-1, 0)
+        return Applied(
+            msg.stream_seq, seq, seq, ts, origin, batch_no, events, [command], rejected=text
+        )
 
     def _seen(self, origin: int, batch_no: int, stream_seq: int) -> bool:
         """Whether ``(origin, batch_no)`` was seen; records it when not (anti-replay window)."""
@@ -254,20 +294,25 @@ class Replica:
         return False
 
 
-def _decode(msg: StreamMessage) -> tuple[CommandBatch | None, str]:
+def _decode(msg: StreamMessage) -> tuple[CommandBatch | None, tuple[StreamReject, str]]:
     """The batch in ``msg``, or None and why it is rejected (the same on every replica)."""
     if msg.format != BATCH_FORMAT:
-        return None, f"unknown format version {msg.format!r} (this build reads {BATCH_FORMAT})"
+        text = f"unknown format version {msg.format!r} (this build reads {BATCH_FORMAT})"
+        return None, (StreamReject.UNKNOWN_FORMAT, text)
     try:
         batch = BATCH_DECODER.decode(msg.data)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        return None, f"undecodable batch: {exc}"
+        return None, (StreamReject.UNDECODABLE, f"undecodable batch: {exc}")
     if not 1 <= len(batch.commands) <= MAX_COMMANDS_PER_BATCH:
-        return None, f"batch of {len(batch.commands)} commands"
+        return None, (StreamReject.BATCH_SIZE, f"batch of {len(batch.commands)} commands")
     if not (
         0 <= batch.origin <= _MAX_I63
         and 1 <= batch.batch_no <= _MAX_I63
         and 0 <= batch.journal_ts_ns <= _MAX_I63
     ):
-        return None, "origin, batch_no or journal time out of range"
-    return batch, ""
+        return None, (StreamReject.OUT_OF_RANGE, "origin, batch_no or journal time out of range")
+    if not batch.journal_ts_ns and any(type(c) is RejectStreamMessage for c in batch.commands):
+        # derived by replicas; only an imported history (a batch carrying its journal's
+        # time, `engine.streamjournal`) brings its own records of earlier rejections
+        return None, (StreamReject.RESERVED_COMMAND, "RejectStreamMessage is derived, never sent")
+    return batch, (StreamReject.UNDECODABLE, "")

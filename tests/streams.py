@@ -28,6 +28,7 @@ from engine.schema import (
     EngineConfig,
     OrderType,
     PlaceOrder,
+    RejectStreamMessage,
     SetAccountFrozen,
     SetAccountTier,
     SetDeadMansSwitch,
@@ -286,7 +287,7 @@ def command_streams(
                 market_id=draw(st.sampled_from([-1, -1, 0, 1, 2, 9])),
             )
         elif kind < 92 and issue3:
-            kind2 = draw(st.integers(0, 13))
+            kind2 = draw(st.integers(0, 14))
             if kind2 < 3:
                 command = SetMarketState(
                     market_id=_market(draw)[0],
@@ -307,11 +308,15 @@ def command_streams(
                     frozen=draw(st.sampled_from([True, True, False])),
                     staff_id=draw(st.sampled_from(["staff-a", "staff-b"])),
                 )
-            else:
+            elif kind2 < 14:
                 command = SetAccountTier(
                     account_id=_account(draw),
                     tier=draw(st.sampled_from([-1, 0, 1, 2, 3, 4])),
                     staff_id="staff-a",
+                )
+            else:  # a replica's record of a stream message it could not run (cluster mode)
+                command = RejectStreamMessage(
+                    stream_seq=draw(st.integers(1, 10**6)), reason=draw(st.integers(1, 6))
                 )
         elif kind < 94:
             key = draw(st.sampled_from(["a", "b", "setup-1-1", f"k{seq}"]))

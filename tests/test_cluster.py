@@ -28,7 +28,18 @@ from engine.replica import (
     StreamMessage,
     encode_batch,
 )
-from engine.schema import CreateAccount, Deposit, EngineConfig, OrderType, PlaceOrder, Side, Tick
+from engine.schema import (
+    CreateAccount,
+    Deposit,
+    EngineConfig,
+    OrderType,
+    PlaceOrder,
+    RejectStreamMessage,
+    Side,
+    StreamMessageRejected,
+    StreamReject,
+    Tick,
+)
 from engine.service import DEMO_COMMANDS
 from engine.streamlog import NatsOptions, StreamLog
 from gateway.client import ClientError, WsApiClient
@@ -119,15 +130,36 @@ def test_replica_derivation_is_deterministic_and_rejects_alike() -> None:
                     for a in applied
                     if a is not None
                 ],
+                [
+                    (a.stream_seq, a.events, a.commands)
+                    for a in applied
+                    if a is not None and a.rejected is not None
+                ],
             )
         )
     assert runs[0] == runs[1]
-    _, last_seq, rejected, shape = runs[0]
+    _, last_seq, rejected, shape, rejections = runs[0]
     # demo 7 + account/deposit 2 + order 1 + order/tick 2 + the out-of-range order 1 (the
-    # engine refuses it with an event); nothing else consumed a sequence
-    assert last_seq == 13
+    # engine refuses it with an event) + one journaled rejection per rejected message (4)
+    assert last_seq == 17
+    # each rejected message is journaled in its place: the next engine sequence, a
+    # RejectStreamMessage naming its stream sequence and a stable reason, and the event
+    want = [
+        (4, StreamReject.UNDECODABLE),
+        (5, StreamReject.UNKNOWN_FORMAT),
+        (6, StreamReject.UNKNOWN_FORMAT),
+        (9, StreamReject.BATCH_SIZE),
+    ]
+    assert [(s, e[-1].reason) for s, e, _ in rejections] == want
+    for stream_seq, events, commands in rejections:
+        (event,) = events
+        assert commands == [RejectStreamMessage(stream_seq=stream_seq, reason=event.reason)]
+        assert event == StreamMessageRejected(
+            seq=event.seq, stream_seq=stream_seq, reason=event.reason
+        )
     assert shape[0][:3] == (1, 7, 1_000)
     assert shape[2][:3] == (10, 10, 2_000), "a stream timestamp going back is floored"
+    assert shape[3][:3] == (11, 11, 3_000), "a rejection takes the next sequence"
     assert [s[3] for s in shape] == [
         False,
         False,
@@ -154,6 +186,18 @@ def test_replica_derivation_is_deterministic_and_rejects_alike() -> None:
     assert again.apply(msgs[-1]) is None, "a redelivered message is ignored"
     with pytest.raises(StreamGap):
         again.apply(_msg(12, 9_999, CommandBatch(7, 9, [Tick()])))
+
+
+def test_replica_refuses_a_published_rejection_record() -> None:
+    """`RejectStreamMessage` is derived by replicas, never sent: a batch carrying one is itself
+    rejected (and journaled as such), so nobody can forge the record of a rejection."""
+    rep = Replica(CompiledEngine(EngineConfig()))
+    rep.apply(_msg(1, 1, CommandBatch(0, 1, list(DEMO_COMMANDS))))
+    forged = RejectStreamMessage(stream_seq=1, reason=StreamReject.UNDECODABLE)
+    a = rep.apply(_msg(2, 2, CommandBatch(5, 1, [Tick(), forged])))
+    assert a is not None and a.rejected is not None
+    assert a.commands == [RejectStreamMessage(stream_seq=2, reason=StreamReject.RESERVED_COMMAND)]
+    assert a.first_seq == a.last_seq == len(DEMO_COMMANDS) + 1
 
 
 def test_replica_dedup_window_slides() -> None:

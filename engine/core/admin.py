@@ -68,10 +68,12 @@ from engine.schema import (
     Posting,
     PostingReason,
     Reject,
+    RejectStreamMessage,
     SetAccountFrozen,
     SetAccountTier,
     SetDeadMansSwitch,
     SetMarketState,
+    StreamMessageRejected,
     WithdrawalHeld,
     WithdrawalSettled,
     WithdrawRequest,
@@ -170,6 +172,8 @@ class AdminCommands:
             return self._set_account_frozen(seq, cmd)
         if t is SetAccountTier:
             return self._set_account_tier(seq, cmd)
+        if t is RejectStreamMessage:  # a replica's record of a stream message it could not run
+            return [StreamMessageRejected(seq=seq, stream_seq=cmd.stream_seq, reason=cmd.reason)]
         raise TypeError(f"not a command: {cmd!r}")
 
     # ---- handlers --------------------------------------------------------------------------

@@ -55,11 +55,13 @@ from engine.schema import (
     PlaceOrder,
     PostingReason,
     Reject,
+    RejectStreamMessage,
     SetAccountFrozen,
     SetAccountTier,
     SetDeadMansSwitch,
     SetMarketState,
     StateImage,
+    StreamMessageRejected,
     Tick,
     WithdrawalHeld,
     WithdrawalImage,
@@ -90,6 +92,7 @@ class ReferenceEngine(OrderCommands):
             CancelOnDisconnect: self._cancel_on_disconnect,
             SetAccountFrozen: self._set_account_frozen,
             SetAccountTier: self._set_account_tier,
+            RejectStreamMessage: self._reject_stream_message,
         }
         self._now = 0
 
@@ -119,6 +122,10 @@ class ReferenceEngine(OrderCommands):
 
     def _command_rejected(self, command: Command, reason: Reject) -> None:
         self._emit(CommandRejected, command=type(command).__name__, reason=reason)
+
+    def _reject_stream_message(self, c: RejectStreamMessage) -> None:
+        """A replica's record of a stream message it could not run: an echo, nothing else."""
+        self._emit(StreamMessageRejected, stream_seq=c.stream_seq, reason=c.reason)
 
     def _create_asset(self, c: CreateAsset) -> None:
         # Resolution: len(symbol) counts Python str characters (Unicode code points).

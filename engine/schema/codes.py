@@ -184,3 +184,22 @@ class Reject(enum.IntEnum):
 
 MAX_TIER: Final = 3
 """KYC tiers are 0..MAX_TIER; an account never given one has none (-1: no KYC regime)."""
+
+
+class StreamReject(enum.IntEnum):
+    """Why a stream message was not a batch this build runs (cluster mode, issue 18). Stable
+    codes journaled in `RejectStreamMessage`: every replica derives the same code from the same
+    bytes (never a library's message text, which could differ between builds)."""
+
+    UNKNOWN_FORMAT = 1
+    """Missing or unknown ``Kb-Format`` header (a future or foreign format version)."""
+    UNDECODABLE = 2
+    """The body is not a msgpack `CommandBatch` of this schema."""
+    BATCH_SIZE = 3
+    """No commands, or more than ``MAX_COMMANDS_PER_BATCH``."""
+    OUT_OF_RANGE = 4
+    """Origin, batch number or journal time outside their ranges."""
+    ENCODER_REFUSED = 5
+    """A command the engine's encoder refuses (a field outside int64)."""
+    RESERVED_COMMAND = 6
+    """The batch carries a command only replicas derive (`RejectStreamMessage`)."""

@@ -94,6 +94,17 @@ class CancelOnDisconnect(_Command):
     account_id: int
 
 
+class RejectStreamMessage(_Command):
+    """Derived by every replica in cluster mode, never published: the stream message at
+    ``stream_seq`` was not a batch this build runs (reason: `StreamReject`). Journaled as a
+    command (it takes the next sequence and the message's journal time) so that the rejection
+    is in the history every replica, export and audit derives alike; it changes no balance or
+    order (the sweep of journal time before it runs as before any command)."""
+
+    stream_seq: int
+    reason: int
+
+
 class CreateAccount(_Command):
     account_id: int
 
@@ -249,6 +260,7 @@ Command = (
     | CancelOnDisconnect
     | SetAccountFrozen
     | SetAccountTier
+    | RejectStreamMessage
 )
 
 

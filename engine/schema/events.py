@@ -78,6 +78,14 @@ class CommandRejected(_Event):
     reason: int
 
 
+class StreamMessageRejected(_Event):
+    """A `RejectStreamMessage` ran: the stream message at ``stream_seq`` executed nothing
+    (``reason``: `StreamReject`). Operators are alerted (log, metric)."""
+
+    stream_seq: int
+    reason: int
+
+
 class OrderAccepted(_Event):
     order_id: int
     """Equal to the sequence of the PlaceOrder command: unique, increasing, free to compute."""
@@ -243,6 +251,7 @@ Event = (
     | Posting
     | AccountFrozenChanged
     | AccountTierChanged
+    | StreamMessageRejected
 )
 
 EVENT_DECODER: Final = msgspec.msgpack.Decoder(Event)
