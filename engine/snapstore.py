@@ -8,10 +8,11 @@ cross-check points (`engine.crosscheck.CHECKPOINT_EVERY`), so each has a hash th
 replicas recorded independently.
 
 Loading trusts nothing it cannot check: the header must match the body (sequence, hash of the
-decoded engine image) *and* the hash the replicas recorded at that stream sequence in the KV
-bucket. A snapshot that fails is refused loudly and the next older one is tried; with none left
-the replica starts from the stream's first message: a bad snapshot costs time, never
-correctness (issue 18: a replica never loads a snapshot whose hash does not match).
+decoded engine image) *and* the restored engine's checkpoint digest must be the one the replicas
+recorded at that stream sequence in the KV bucket. A snapshot that fails is refused loudly and
+the next older one is tried; with none left the replica starts from the stream's first message:
+a bad snapshot costs time, never correctness (issue 18: a replica never loads a snapshot whose
+hash does not match).
 """
 
 from __future__ import annotations
@@ -104,11 +105,13 @@ def decode_snapshot(name: str, data: bytes, recorded: str | None) -> LoadedSnaps
         raise SnapshotRefused(
             f"{name}: no hash recorded by the replicas at stream seq {stream_seq}"
         )
-    if actual != recorded:
+    replica = Replica.from_image(image)
+    digest = replica.checkpoint_digest()
+    if digest != recorded:
         raise SnapshotRefused(
-            f"{name}: state hash {actual} != recorded {recorded} at stream seq {stream_seq}"
+            f"{name}: checkpoint digest {digest} != recorded {recorded} at stream seq {stream_seq}"
         )
-    return LoadedSnapshot(name, stream_seq, last_seq, actual, Replica.from_image(image))
+    return LoadedSnapshot(name, stream_seq, last_seq, actual, replica)
 
 
 async def save(stream_log: StreamLog, image: ReplicaImage) -> str | None:

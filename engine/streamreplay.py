@@ -3,8 +3,9 @@
 ``kootabase replay --nats URL --stream NAME [--verify]`` reads the stream from its first message
 through a fresh `engine.replica.Replica`, exactly as every live replica does, and prints the
 state hash: an auditor reproduces the exchange's state from the log alone. ``--verify`` also
-compares the hash at every checkpoint the live replicas recorded (`engine.crosscheck`) and fails
-on the first difference, like ``replay --verify`` of a local journal against its snapshots.
+compares the checkpoint digest at every checkpoint the live replicas recorded
+(`engine.crosscheck`) and fails on the first difference, like ``replay --verify`` of a local
+journal against its snapshots.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class StreamReplayResult:
     seconds: float
     state_hash: str
     verified_checkpoints: int
+    digest: str
+    """Checkpoint digest at the end (what `cluster status` shows for a replica there)."""
 
 
 async def replay_stream(
@@ -65,7 +68,7 @@ async def replay_stream(
             on_applied(applied)
         want = checkpoints.get(applied.stream_seq)
         if want is not None:
-            actual = replica.state_hash()
+            actual = replica.checkpoint_digest()
             if actual != want:
                 raise ReplayMismatch(
                     f"state hash after stream seq {applied.stream_seq} is {actual}, "
@@ -83,6 +86,7 @@ async def replay_stream(
         time.perf_counter() - started,
         replica.state_hash(),
         verified,
+        replica.checkpoint_digest(),
     )
     return replica, result
 
@@ -120,6 +124,7 @@ async def _run(args: argparse.Namespace, options: NatsOptions, spec: StreamSpec)
     if args.verify:
         console.print(f"verified checkpoints: {result.verified_checkpoints}")
     console.print(f"state hash: {result.state_hash}")
+    console.print(f"checkpoint digest: {result.digest}")
     return 0
 
 

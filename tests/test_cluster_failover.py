@@ -80,7 +80,7 @@ def _audit(
                 except Exception:
                     reports = []
                 if len(reports) >= len(live):
-                    assert {r.state_hash for r in reports} == {result.state_hash}, reports
+                    assert {r.digest for r in reports} == {result.digest}, reports
                     return result.state_hash
                 if time.monotonic() > deadline:
                     raise AssertionError(

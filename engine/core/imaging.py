@@ -232,16 +232,64 @@ def conditional_images(eng: CompiledEngine) -> list[ConditionalOrderImage]:
     return out
 
 
-def build_image(eng: CompiledEngine) -> StateImage:
+def balance_table(eng: CompiledEngine) -> tuple[np.ndarray, np.ndarray]:
+    """(account ids ascending, int64 rows ``[account index, asset, available, held orders,
+    held withdrawals]`` of every non-zero balance, by account then asset): the canonical
+    balances, as `build_image` writes them and `engine.core.digest` hashes them."""
+    a = eng._a
+    account_ids = np.nonzero(a.acct[:, A_EXISTS])[0].astype(np.int64)
+    if not len(account_ids):
+        return account_ids, np.zeros((0, 5), dtype=np.int64)
+    sub = a.bal[account_ids]
+    rows, cols = np.nonzero(sub.any(axis=2))
+    table = np.empty((len(rows), 5), dtype=np.int64)
+    table[:, 0], table[:, 1], table[:, 2:] = rows, cols, sub[rows, cols]
+    return account_ids, table
+
+
+def order_columns(eng: CompiledEngine) -> np.ndarray:
+    """The resting orders in book order as int64 rows of `OrderImage`'s fields (canonical,
+    allocation-independent: what `build_image` writes and `engine.core.digest` hashes)."""
+    a = eng._a
+    slots = ordered_slots(eng)
+    o = a.ords[slots]
+    lk = a.olnk[slots].astype(np.int64)
+    mk = lk[:, K_MARKET]
+    fl = unpack_flags(lk[:, K_FLAGS])
+    lots = a.mkt[mk, M_LOT]
+    cols = (
+        o[:, O_ID],
+        lk[:, K_ACCOUNT],
+        mk,
+        fl["side"],
+        fl["type"],
+        o[:, O_PRICE] * a.mkt[mk, M_TICK],
+        o[:, O_QTY] * lots,
+        o[:, O_HOLD],
+        o[:, O_COID],
+        fl["tif"],
+        o[:, O_EXPIRE],
+        fl["stp"],
+        o[:, O_DISPLAY] * lots,
+        o[:, O_VISIBLE] * lots,
+    )
+    return np.stack([np.asarray(c, dtype=np.int64) for c in cols], axis=1).reshape(-1, len(cols))
+
+
+def header_image(
+    eng: CompiledEngine,
+    accounts: list[AccountImage] | None = None,
+    orders: list[OrderImage] | None = None,
+) -> StateImage:
+    """The image; without ``accounts`` and ``orders``, only its parts that stay small."""
     a = eng._a
     ctr = a.ctr
     assets = [
         AssetImage(i, sym, dec, int(a.sysb[i, S_FEES]), int(a.sysb[i, S_CUSTODY]))
         for i, (sym, dec) in sorted(eng._assets.items())
     ]
-    market_ids = np.nonzero(a.mkt[:, M_EXISTS])[0].tolist()
     markets = []
-    for m in market_ids:
+    for m in np.nonzero(a.mkt[:, M_EXISTS])[0].tolist():
         r = a.mkt[m].tolist()
         markets.append(
             MarketImage(
@@ -262,48 +310,8 @@ def build_image(eng: CompiledEngine) -> StateImage:
                 r[M_LAST_PRICE] * r[M_TICK],
             )
         )
-    account_ids = np.nonzero(a.acct[:, A_EXISTS])[0]
-    balances: dict[int, list[BalanceImage]] = {}
-    if len(account_ids):
-        sub = a.bal[account_ids]
-        rows, cols = np.nonzero(sub.any(axis=2))
-        vals = sub[rows, cols].tolist()
-        for r, c, v in zip(rows.tolist(), cols.tolist(), vals, strict=True):
-            balances.setdefault(r, []).append(BalanceImage(c, v[0], v[1], v[2]))
-    dms = a.acct[account_ids, A_DMS].tolist() if len(account_ids) else []
-    accounts = [
-        AccountImage(acc, balances.get(k, []), dms[k]) for k, acc in enumerate(account_ids.tolist())
-    ]
     flagged = np.nonzero(a.acct[:, A_FROZEN] | a.acct[:, A_TIER])[0].tolist()
     flags = [AccountFlagsImage(x, *eng.account_standing(x)) for x in flagged]
-    slots = ordered_slots(eng)
-    o = a.ords[slots]
-    lk = a.olnk[slots].astype(np.int64)
-    mk = lk[:, K_MARKET]
-    fl = unpack_flags(lk[:, K_FLAGS])
-    price = o[:, O_PRICE] * a.mkt[mk, M_TICK]
-    lots = a.mkt[mk, M_LOT]
-    qty = o[:, O_QTY] * lots
-    orders = [
-        OrderImage(*row)
-        for row in zip(
-            o[:, O_ID].tolist(),
-            lk[:, K_ACCOUNT].tolist(),
-            mk.tolist(),
-            fl["side"].tolist(),
-            fl["type"].tolist(),
-            price.tolist(),
-            qty.tolist(),
-            o[:, O_HOLD].tolist(),
-            o[:, O_COID].tolist(),
-            fl["tif"].tolist(),
-            o[:, O_EXPIRE].tolist(),
-            fl["stp"].tolist(),
-            (o[:, O_DISPLAY] * lots).tolist(),
-            (o[:, O_VISIBLE] * lots).tolist(),
-            strict=True,
-        )
-    ]
     return StateImage(
         format_version=FORMAT_VERSION,
         config=eng.config,
@@ -311,14 +319,28 @@ def build_image(eng: CompiledEngine) -> StateImage:
         next_txn_id=int(ctr[C_NEXT_TXN]),
         assets=assets,
         markets=markets,
-        accounts=accounts,
-        orders=orders,
+        accounts=accounts or [],
+        orders=orders or [],
         conditional_orders=conditional_images(eng),
         pending_withdrawals=[WithdrawalImage(w, *eng._pending[w]) for w in sorted(eng._pending)],
         withdrawal_ids=sorted(eng._withdrawal_ids),
         deposit_keys=sorted(eng._deposit_keys),
         account_flags=flags,
     )
+
+
+def build_image(eng: CompiledEngine) -> StateImage:
+    a = eng._a
+    account_ids, table = balance_table(eng)
+    balances: dict[int, list[BalanceImage]] = {}
+    for r, c, av, ho, hw in table.tolist():
+        balances.setdefault(r, []).append(BalanceImage(c, av, ho, hw))
+    dms = a.acct[account_ids, A_DMS].tolist() if len(account_ids) else []
+    accounts = [
+        AccountImage(acc, balances.get(k, []), dms[k]) for k, acc in enumerate(account_ids.tolist())
+    ]
+    orders = [OrderImage(*row) for row in order_columns(eng).tolist()]
+    return header_image(eng, accounts, orders)
 
 
 def restore_image(eng: CompiledEngine, image: StateImage) -> None:
