@@ -67,6 +67,9 @@ class NatsCluster:
     users: list[User] = field(default_factory=list)
     tls: TlsFiles | None = None
     """With TLS files: clients must present a certificate, routes between nodes use TLS."""
+    authorization: str | None = None
+    """An ``authorization`` block used as given (`engine.natsauth.authorization_conf`)
+    instead of the one made from ``users``."""
     nodes: list[Node] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -90,8 +93,8 @@ class NatsCluster:
         routes = ", ".join(
             f"nats-route://127.0.0.1:{n.cluster_port}" for n in self.nodes if n is not node
         )
-        auth = ""
-        if self.users:
+        auth = self.authorization or ""
+        if self.users and not self.authorization:
             entries = []
             for u in self.users:
                 p = ""

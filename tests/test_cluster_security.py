@@ -9,45 +9,53 @@ tests' cleanup). What reaches a replica from the stream is handled alike by ever
 from __future__ import annotations
 
 import asyncio
+import json
 import os
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 
 import nats
 import pytest
 
+from engine.crosscheck import checkpoint_key, hash_bucket, read_checkpoints, record_checkpoint
 from engine.follower import Follower
+from engine.natsauth import NatsUser, authorization_conf
 from engine.replica import BATCH_FORMAT, CommandBatch, encode_batch, msg_id
-from engine.schema import CreateAccount, Deposit
+from engine.schema import CreateAccount, Deposit, StreamMessageRejected, StreamReject
 from engine.service import DEMO_COMMANDS
+from engine.snapstore import bucket_name as snap_bucket_name
+from engine.snapstore import list_names, object_name, save, snapshot_bucket
 from engine.streamlog import NatsOptions, StreamLog, StreamSpec
-from tests.cluster_support import kootabase, unique_stream
+from tests.cluster_support import kootabase
 from tests.nats_cluster import NatsCluster, User
 from tests.tlscerts import make_tls
 
 REPO = Path(__file__).resolve().parent.parent
 ADMIN = User("admin", "admin-pw")
-GATEWAY = User(
-    "gateway", "gateway-pw", publish_deny=["$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>"]
-)
-READER = User(
-    "reader",
-    "reader-pw",
-    publish_deny=[
-        "kb.>",
-        "$JS.API.STREAM.DELETE.>",
-        "$JS.API.STREAM.PURGE.>",
-        "$JS.API.STREAM.CREATE.>",
-        "$JS.API.STREAM.UPDATE.>",
-        "$JS.API.STREAM.MSG.DELETE.>",
-    ],
-)
+GATEWAY = User("gateway", "gateway-pw")
+REPLICA = User("replica", "replica-pw")
+"""A market-data server or the ledger projector: a replica that never publishes commands."""
+READER = User("reader", "reader-pw")
+"""An auditor (replay, cluster status): reads, writes nothing."""
+STREAMS = ("SEC1", "SEC2", "SEC3")
+"""One stream per test: the permissions name the streams they cover."""
+USERS = [
+    NatsUser(ADMIN.name, "admin", ADMIN.password),
+    NatsUser(GATEWAY.name, "gateway", GATEWAY.password),
+    NatsUser(REPLICA.name, "replica", REPLICA.password),
+    NatsUser(READER.name, "reader", READER.password),
+]
 
 
 @pytest.fixture(scope="module")
 def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
     root = tmp_path_factory.mktemp("nats-secure")
-    c = NatsCluster(root, users=[ADMIN, GATEWAY, READER], tls=make_tls(root / "tls"))
+    c = NatsCluster(
+        root,
+        users=[ADMIN, GATEWAY, REPLICA, READER],
+        tls=make_tls(root / "tls"),
+        authorization=authorization_conf(USERS, STREAMS),
+    )
     c.start()
     try:
         c.wait_ready(user=ADMIN)
@@ -91,8 +99,36 @@ async def _drop(c: NatsCluster, spec: StreamSpec) -> None:
     await admin.close()
 
 
-def test_strangers_cannot_connect_and_readers_cannot_publish(secure: NatsCluster) -> None:
-    spec = StreamSpec(name=unique_stream("S").name, replicas=3)
+def _log_sizes(c: NatsCluster) -> dict[str, int]:
+    return {n.name: len(n.log.read_text()) if n.log.exists() else 0 for n in c.nodes}
+
+
+def _violations(c: NatsCluster, user: str, since: dict[str, int]) -> list[str]:
+    """Permission violations the nodes logged for connections of ``user`` after ``since``."""
+    return [
+        line
+        for n in c.nodes
+        if n.log.exists()
+        for line in n.log.read_text()[since.get(n.name, 0) :].splitlines()
+        if "Violation" in line and f'User "{user}"' in line
+    ]
+
+
+async def _denied(what: Awaitable[object]) -> None:
+    """An operation the user's permissions refuse: an error or no answer, never success."""
+    try:
+        await asyncio.wait_for(what, 3.0)
+    except Exception:
+        return
+    raise AssertionError("a refused operation succeeded")
+
+
+def test_strangers_cannot_connect_and_each_role_does_only_its_part(secure: NatsCluster) -> None:
+    """No credentials, wrong ones, no TLS or no client certificate: refused. A reader (auditor)
+    follows the stream but writes nothing; a replica (market data, ledger) also records
+    checkpoints and snapshots but publishes no command; only a gateway publishes, and nobody
+    but the operator deletes the stream."""
+    spec = StreamSpec(name=STREAMS[0], replicas=3)
 
     async def body() -> None:
         assert "Authorization" in await _refused(_options(secure, None))
@@ -110,25 +146,39 @@ def test_strangers_cannot_connect_and_readers_cannot_publish(secure: NatsCluster
         await gw.publish(
             encode_batch(CommandBatch(0, 1, list(DEMO_COMMANDS))), msg_id(0, 1), fmt=BATCH_FORMAT
         )
-        reader = await StreamLog.connect(_options(secure, READER), spec, create=False)
-        with pytest.raises(Exception):  # noqa: B017 - a permission error or no answer
-            await reader.publish(
-                encode_batch(CommandBatch(9, 1, [CreateAccount(account_id=9)])),
-                msg_id(9, 1),
-                fmt=BATCH_FORMAT,
-                timeout_s=1.0,
-            )
-        with pytest.raises(Exception):  # noqa: B017
-            await reader.js.purge_stream(spec.name)
-        assert await gw.last_sequence() == 1, "the reader changed nothing"
-        # ... but it can follow the stream as a replica (market data, ledger projector)
-        follower = Follower(None, "reader", "ledger", lambda a: None)
-        await follower.attach(reader)
+        kv = await hash_bucket(gw)
+        # the replica role: follows, records checkpoints and stores snapshots ...
+        rep_log = await StreamLog.connect(_options(secure, REPLICA), spec, create=False)
+        follower = Follower(None, "replica", "marketdata", lambda a: None)
+        await follower.attach(rep_log)
         assert follower.replica.last_seq == len(DEMO_COMMANDS)
+        digest = follower.replica.checkpoint_digest()
+        await record_checkpoint(await hash_bucket(rep_log), 1, digest)
+        assert await save(rep_log, follower.replica.image()) == object_name(1)
+        # ... but publishes no command and creates no stream
+        batch = encode_batch(CommandBatch(9, 1, [CreateAccount(account_id=9)]))
+        await _denied(rep_log.publish(batch, msg_id(9, 1), fmt=BATCH_FORMAT, timeout_s=1.0))
+        await _denied(rep_log.js.add_stream(name="SEC_OTHER", subjects=["kb.x.commands"]))
+        # the reader role: reads the stream and the recorded hashes, writes nothing at all
+        reader = await StreamLog.connect(_options(secure, READER), spec, create=False)
+        await _denied(reader.publish(batch, msg_id(9, 2), fmt=BATCH_FORMAT, timeout_s=1.0))
+        await _denied(reader.js.purge_stream(spec.name))
+        reader_kv = await hash_bucket(reader, create=False)
+        await _denied(reader_kv.put(checkpoint_key(1), b"0" * 64))
+        await _denied(reader_kv.put("replica.forged", b"{}"))
+        await _denied(snapshot_bucket(reader, create=False))  # not even bound
+        forged = f"$O.{snap_bucket_name(spec.name)}.M.{object_name(2)}"
+        await _denied(reader.js.publish(forged, b"{}", timeout=1.0))
+        assert await read_checkpoints(reader) == {1: follower.replica.checkpoint_digest()}
+        got = [m.stream_seq async for m in reader.read(1, 1)]
+        assert got == [1], "the reader follows the stream"
+        assert await gw.last_sequence() == 1, "neither the replica nor the reader changed it"
+        assert (await kv.get(checkpoint_key(1))).value == digest.encode()
+        assert await list_names(gw) == [object_name(1)]
+        await _denied(gw.js.delete_stream(spec.name))  # the operator's, not a gateway's
         await follower.close()
-        with pytest.raises(Exception):  # noqa: B017
-            await gw.js.delete_stream(spec.name)
-        await gw.close()
+        for sl in (reader, gw):
+            await sl.close()
         await _drop(secure, spec)
 
     asyncio.run(body())
@@ -136,17 +186,26 @@ def test_strangers_cannot_connect_and_readers_cannot_publish(secure: NatsCluster
 
 def test_bad_messages_and_retries_alike_on_every_replica(secure: NatsCluster) -> None:
     """Garbage and a future format version published with gateway credentials: every replica
-    rejects them the same way (counted, logged) and ends with the same hash; a batch
-    published again under another message id (a retry after the stream's duplicate window)
-    executes once."""
-    spec = StreamSpec(name=unique_stream("S").name, replicas=3)
+    journals the same rejection (a `RejectStreamMessage` with the message's stream sequence,
+    the `StreamMessageRejected` event) and ends with the same hash; a batch published again
+    under another message id (a retry after the stream's duplicate window) executes once."""
+    spec = StreamSpec(name=STREAMS[1], replicas=3)
 
     async def body() -> None:
         gw = await StreamLog.connect(_options(secure, GATEWAY), spec)
         followers = []
+        seen: dict[str, list[StreamMessageRejected]] = {}
         for name in ("r1", "r2"):
-            f = Follower(None, name, "test", lambda a: None)
-            await f.attach(await StreamLog.connect(_options(secure, READER), spec))
+            got = seen.setdefault(name, [])
+            f = Follower(
+                None,
+                name,
+                "test",
+                lambda a, got=got: got.extend(
+                    e for e in a.events if isinstance(e, StreamMessageRejected)
+                ),
+            )
+            await f.attach(await StreamLog.connect(_options(secure, REPLICA), spec))
             followers.append(f)
         deposit = CommandBatch(
             7,
@@ -172,9 +231,15 @@ def test_bad_messages_and_retries_alike_on_every_replica(secure: NatsCluster) ->
                 await asyncio.sleep(0.01)
         a, b = followers
         assert a.replica.state_hash() == b.replica.state_hash()
+        n = len(DEMO_COMMANDS)
+        want = [
+            StreamMessageRejected(seq=n + 1, stream_seq=2, reason=StreamReject.UNDECODABLE),
+            StreamMessageRejected(seq=n + 2, stream_seq=3, reason=StreamReject.UNKNOWN_FORMAT),
+        ]
+        assert seen == {"r1": want, "r2": want}
         for f in followers:
             assert f.replica.state.rejected_messages == 2
-            assert f.replica.last_seq == len(DEMO_COMMANDS) + 2, "the deposit ran once"
+            assert f.replica.last_seq == n + 2 + 2, "two rejections, the deposit ran once"
             await f.close()
         await gw.close()
         await _drop(secure, spec)
@@ -199,7 +264,8 @@ def test_serve_with_credentials_and_tls(secure: NatsCluster, tmp_path: Path) -> 
     from tests.cluster_procs import GatewayProc
 
     assert secure.tls is not None
-    spec = unique_stream("S")
+    spec = StreamSpec(name=STREAMS[2], replicas=3)
+    logs_before = _log_sizes(secure)
     os.environ["KOOTABASE_NATS_PASSWORD"] = GATEWAY.password
     try:
         g = GatewayProc(
@@ -211,6 +277,21 @@ def test_serve_with_credentials_and_tls(secure: NatsCluster, tmp_path: Path) -> 
         g.start()
         assert g.creds is not None
         g.stop()
+        status = kootabase(
+            "cluster",
+            "status",
+            "--nats",
+            secure.urls,
+            "--stream",
+            spec.name,
+            "--nats-user",
+            READER.name,
+            *_tls_args(secure),
+            "--json",
+            env={"KOOTABASE_NATS_PASSWORD": READER.password},
+        )
+        assert status.returncode == 0, status.stderr
+        assert [r["role"] for r in json.loads(status.stdout)["replica_processes"]] == ["gateway"]
         res = kootabase(
             "replay",
             "--nats",
@@ -225,5 +306,8 @@ def test_serve_with_credentials_and_tls(secure: NatsCluster, tmp_path: Path) -> 
         )
         assert res.returncode == 0, res.stderr
         assert "rejected messages: 0" in res.stdout
+        # each role's allow-list covers all its process does: nothing was refused
+        assert _violations(secure, GATEWAY.name, logs_before) == []
+        assert _violations(secure, READER.name, logs_before) == []
     finally:
         del os.environ["KOOTABASE_NATS_PASSWORD"]
