@@ -23,7 +23,14 @@ import pytest
 
 from gateway.admin import Admin
 from tests.gateway_support import ServerThread, http, signed_query
-from tests.web_support import TIMEOUT_MS, Pages, browser_pages, require_browser
+from tests.web_support import (
+    TIMEOUT_MS,
+    Pages,
+    browser_pages,
+    make_staff,
+    require_browser,
+    staff_console,
+)
 
 PASSWORD = "correct horse battery"
 BALANCE_SHOWN = """([asset, free, held]) => {
@@ -417,21 +424,10 @@ def test_console_staff_session_halts_and_the_audit_names_them(
 ) -> None:
     """Staff log in with password and TOTP (the operator API, roles checked there); the halt
     they make is journaled with their id and read back in the console's audit log."""
-    import pyotp
-    from argon2 import PasswordHasher
-
-    from backoffice.passwords import Passwords
-    from backoffice.roles import Role
     from backoffice.routes import BACKOFFICE_KEY
 
-    bo = server.running.runner.app[BACKOFFICE_KEY]
-    bo.staff.passwords = Passwords(PasswordHasher(time_cost=1, memory_cost=8_192, parallelism=1))
-    _, secret, _ = server.call(bo.staff.create("ops@example.com", PASSWORD, Role.ADMIN))
-    console = pages.open("/console")
-    console.fill("#c-email", "ops@example.com")
-    console.fill("#c-password", PASSWORD)
-    console.fill("#c-totp", pyotp.TOTP(secret).now())
-    console.click("#c-staff-login button[type='submit']")
+    secret = make_staff(server, "ops@example.com", "admin")
+    console = staff_console(pages, "ops@example.com", secret)
     console.wait_for_selector("#c-markets tr[data-symbol='ETHUSDT']")
     assert console.text_content("#c-who") == "ops@example.com (admin)"
     console.click("#c-markets tr[data-symbol='ETHUSDT'] button[data-state='CANCEL_ONLY']")
@@ -440,6 +436,7 @@ def test_console_staff_session_halts_and_the_audit_names_them(
     entry = console.eval_on_selector_all(
         "#c-audit tr:first-child td", "t => t.map(x => x.textContent)"
     )
+    bo = server.running.runner.app[BACKOFFICE_KEY]
     staff_id = server.call(bo.staff.store.by_email("ops@example.com")).staff_id
     assert entry[2:] == [staff_id, "set_market_state", "ETHUSDT CANCEL_ONLY"], entry
     # The earlier halt through the admin token is there too, named as such.

@@ -20,6 +20,9 @@ from tests.custody_nodes import CONFIRMATIONS, ETH_CHAIN, Anvil, _hd, run_anvil,
 from tests.gateway_support import ServerThread, http, signed_query
 from tests.web_support import Pages, browser_pages, require_browser
 
+THRESHOLD_ATOMS = 10**9
+"""Withdrawals above 1 ETH (engine atoms: gwei) wait for two finance approvals."""
+
 
 @pytest.fixture(scope="module")
 def anvil() -> Iterator[Anvil]:
@@ -40,7 +43,14 @@ def _custody(tmp: Path, anvil: Anvil) -> Any:
         bitcoinlib_network="bitcoin",
     )
     asset = CustodyAsset(
-        ETH, "ETH", ETH_CHAIN, 18, 9, min_withdrawal_atoms=1_000, daily_limit_atoms=10**12
+        ETH,
+        "ETH",
+        ETH_CHAIN,
+        18,
+        9,
+        min_withdrawal_atoms=1_000,
+        daily_limit_atoms=10**12,
+        approval_threshold_atoms=THRESHOLD_ATOMS,
     )
     return CustodyConfig(tmp / "custody.sqlite", {ETH_CHAIN: node}, [asset])
 

@@ -540,18 +540,24 @@ function priced(o: Order): string {
   return o.stopPrice && !isZero(o.stopPrice) ? `${o.price} (stop ${o.stopPrice})` : o.price;
 }
 
+/** The dialect's withdrawal status codes. */
 const WITHDRAW_STATUS: Record<number, string> = {
+  1: "cancelled",
+  2: "awaiting approval",
   3: "rejected",
   4: "processing",
   5: "failed",
   6: "completed",
 };
 
-/** The dialect's status, custody's stage (e.g. awaiting_approval: four eyes) and why. */
+/** The dialect's status, custody's stage when it says more (held, broadcast, mined...), and
+ * why, when custody gave a reason. */
 function withdrawStatus(status: number, stage?: string, info?: string): string {
-  let s = WITHDRAW_STATUS[status] ?? `status ${status}`;
-  if (stage) s += ` (${stage.replace(/_/g, " ")})`;
-  return info ? `${s}: ${info}` : s;
+  const name = WITHDRAW_STATUS[status] ?? `status ${status}`;
+  const detail = stage?.replace(/_/g, " ");
+  let s = detail && detail !== name ? `${name} (${detail})` : name;
+  if (info && info !== stage) s += `: ${info}`;
+  return s;
 }
 
 /** The address as a QR code, drawn module by module on a canvas (no markup, no data URL). */

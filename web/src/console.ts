@@ -157,6 +157,7 @@ class Console {
   private auditNext = 1;
   private auditLog: AuditEntry[] = [];
   private auditBusy = false;
+  private denied = new Set<string>();
   private mtoken = sessionStorage.getItem(MTOKEN) ?? "";
   private prev: Samples | null = null;
   private prevAt = 0;
@@ -228,6 +229,7 @@ class Console {
     sessionStorage.removeItem(MTOKEN);
     this.auditNext = 1;
     this.auditLog = [];
+    this.denied.clear();
     $("c-who").textContent = "";
     this.show(false);
     if (op instanceof StaffSession) await op.logout().catch(() => undefined);
@@ -238,8 +240,8 @@ class Console {
     $("c-login-box").hidden = on;
     $("c-markets-box").hidden = !on;
     $("c-accounts-box").hidden = !on;
-    $("c-withdrawals-box").hidden = !staff;
-    $("c-audit-box").hidden = !staff;
+    $("c-withdrawals-box").hidden = !staff || this.denied.has("c-withdrawals");
+    $("c-audit-box").hidden = !staff || this.denied.has("c-audit");
     $("c-logout").hidden = !on;
   }
 
@@ -252,7 +254,7 @@ class Console {
       sessionStorage.setItem(MTOKEN, this.mtoken);
       this.show(true);
       say($("c-login-msg"), "");
-      await this.staffPanels();
+      void this.staffPanels();
     } catch (exc) {
       this.op = null;
       sessionStorage.removeItem(TOKEN);
@@ -267,8 +269,28 @@ class Console {
     if (this.op) await this.staffPanels().catch(() => undefined);
   }
 
+  /** Each panel on its own: a role may see some and not others (the server decides). */
   private async staffPanels(): Promise<void> {
-    await Promise.all([this.markets(), this.accounts(), this.withdrawals(), this.audit()]);
+    const panels: [string, () => Promise<void>][] = [
+      ["c-markets", () => this.markets()],
+      ["c-accounts", () => this.accounts()],
+      ["c-withdrawals", () => this.withdrawals()],
+      ["c-audit", () => this.audit()],
+    ];
+    await Promise.all(
+      panels
+        .filter(([id]) => !this.denied.has(id))
+        .map(([id, load]) =>
+          load().catch((exc) => {
+            if (exc instanceof ApiError && exc.status === 403) {
+              this.denied.add(id); // not this role's: hide it, ask no more
+              $(`${id}-box`).hidden = true;
+              return;
+            }
+            say($(`${id}-msg`), exc instanceof ApiError ? exc.toString() : String(exc));
+          }),
+        ),
+    );
   }
 
   private async health(): Promise<void> {
@@ -409,6 +431,7 @@ class Console {
     try {
       list = await op.withdrawals();
     } catch (exc) {
+      if (exc instanceof ApiError && exc.status === 403) throw exc;
       $("c-withdrawals").replaceChildren();
       say(msg, exc instanceof ApiError ? exc.toString() : String(exc));
       return;
