@@ -117,7 +117,7 @@ def _violations(c: NatsCluster, user: str, since: dict[str, int]) -> list[str]:
 async def _denied(what: Awaitable[object]) -> None:
     """An operation the user's permissions refuse: an error or no answer, never success."""
     try:
-        await asyncio.wait_for(what, 3.0)
+        await asyncio.wait_for(what, 1.5)
     except Exception:
         return
     raise AssertionError("a refused operation succeeded")
