@@ -20,8 +20,9 @@ _STATUS_TEXT: Final = {
     400: "Refused: bad or missing parameter, or the engine refused the command",
     401: "No, invalid or expired staff token (or, at login, wrong credentials or TOTP)",
     403: "This staff member's role may not take this action (or is disabled)",
-    404: "No such account or market",
+    404: "No such account, market, withdrawal or AML case (or that service is not enabled)",
     429: "Too many failed logins (this staff member or this address): Retry-After",
+    409: "Refused by the state of the thing named (already decided, closed, not awaiting)",
     503: "The identity store or the journal is unavailable; nothing was done",
 }
 
@@ -149,7 +150,9 @@ def operations(symbols: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
     account = _path("account_id", _int(1, (1 << 63) - 1))
     empty = _json_body({"type": "object", "maxProperties": 0})
     summary = _obj(**SUMMARY_PROPS)
-    return {
+    from backoffice import opsmoneydoc
+
+    return opsmoneydoc.operations(p) | {
         ("POST", f"{p}/auth/login"): _operation(
             "POST",
             f"{p}/auth/login",

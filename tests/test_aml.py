@@ -1,6 +1,6 @@
 """AML rules through real flows (deposits, trades, withdrawals on a real gateway with custody on
 anvil; cases in a real PostgreSQL database, `tests.foureyes_support`): each rule, the deny-list
-freeze, cases worked by compliance (the operator API: tests/test_foureyes_ops.py), and the
+freeze, cases worked by compliance (the operator API: tests/test_foureyes.py), and the
 replay: the journal gives the same cases, and the ledger re-derived from postings matches the
 engine."""
 

@@ -2,7 +2,8 @@
 staff sessions and cases in a real PostgreSQL database (`tests.foureyes_support`): new address
 and threshold holds, two different finance approvals, refusals (wrong role, the same staff
 twice), rejection and the owner's cancel releasing the hold through the journal, the start-up
-recovery (the operator API: tests/test_foureyes_ops.py)."""
+recovery, and the operator API (``/ops/v1``) with staff logged in for real (password + TOTP):
+each role's refusals, the same staff approving twice, AML cases assigned, commented, closed."""
 
 from __future__ import annotations
 
@@ -18,16 +19,20 @@ from tests.foureyes_support import (
     address,
     anvil_node,
     approve,
+    cases,
     eth,
     foureyes_server,
     history,
     ok,
     on_loop,
+    ops,
     poll,
     refused,
+    refused_with,
     rest,
     row,
     run,
+    staff_login,
     withdraw,
 )
 
@@ -166,6 +171,108 @@ def test_start_finishes_an_interrupted_release_and_never_skips_review(
     assert eth(server, creds)[1] == "1.000000000"
     server.call(server.gw.custody.recover())  # twice: nothing more happens
     assert eth(server, creds)[1] == "1.000000000"
+
+
+# ---- the operator API ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def team(server: ServerThread) -> dict[str, tuple[str, str]]:
+    """The module's staff, logged in once (argon2 and TOTP cost time): name -> (id, token)."""
+    roles = {
+        "f1": "finance",
+        "f2": "finance",
+        "c1": "compliance",
+        "support": "support",
+        "auditor": "auditor",
+    }
+    return {name: staff_login(server, role) for name, role in roles.items()}
+
+
+def test_operator_api_four_eyes(server: ServerThread, team: dict[str, tuple[str, str]]) -> None:
+    (f1, f1_token), (f2, f2_token) = team["f1"], team["f2"]
+    support, compliance, auditor = team["support"][1], team["c1"][1], team["auditor"][1]
+    creds, account_id = account(server)
+    wid = withdraw(server, creds, "1", address("payee-ops-1"))
+    other = withdraw(server, creds, "1", address("payee-ops-2"))
+
+    status, waiting = ops(server, "GET", "/withdrawals", f1_token)
+    assert status == 200, waiting
+    (mine,) = [w for w in waiting if w["withdrawal_id"] == wid]
+    assert (mine["account_id"], mine["amount"], mine["review"]) == (
+        account_id,
+        "1.000000000",
+        ["new_address"],
+    )
+    assert ops(server, "GET", f"/withdrawals/{wid}", auditor)[0] == 200
+    refused_with(ops(server, "GET", "/withdrawals", support), 403, "ROLE_REFUSED")
+    refused_with(ops(server, "POST", f"/withdrawals/{wid}/approve", support), 403, "ROLE_REFUSED")
+    refused_with(ops(server, "POST", f"/withdrawals/{wid}/approve", auditor), 403, "ROLE_REFUSED")
+    refused_with(ops(server, "POST", f"/withdrawals/{wid}/approve"), 401, "UNAUTHENTICATED")
+    refused_with(ops(server, "POST", "/withdrawals/x1/approve", f1_token), 400, "BAD_REQUEST")
+    refused_with(
+        ops(server, "POST", "/withdrawals/999999/approve", f1_token), 404, "UNKNOWN_WITHDRAWAL"
+    )
+    status, out = ops(server, "POST", f"/withdrawals/{wid}/approve", f1_token)
+    assert (status, out["status"]) == (200, "awaiting_approval"), out
+    refused_with(
+        ops(server, "POST", f"/withdrawals/{wid}/approve", f1_token), 409, "ALREADY_DECIDED"
+    )
+    status, out = ops(server, "POST", f"/withdrawals/{wid}/approve", f2_token)
+    assert (status, out["status"]) == (200, "held"), out
+    assert [(d["staff_id"], d["decision"]) for d in out["decisions"]] == [
+        (f1, "approve"),
+        (f2, "approve"),
+    ]
+
+    free_locked = eth(server, creds)
+    refused_with(
+        ops(server, "POST", f"/withdrawals/{other}/reject", compliance, {}), 400, "BAD_REQUEST"
+    )
+    status, out = ops(
+        server, "POST", f"/withdrawals/{other}/reject", compliance, {"reason": "sanctions"}
+    )
+    assert (status, out["status"]) == (200, "rejected"), out
+    assert eth(server, creds)[1] == "1.000000000" != free_locked[1]  # only the approved one
+    assert history(server, creds, other)["status"] == 3
+
+
+def test_operator_api_aml_cases(server: ServerThread, team: dict[str, tuple[str, str]]) -> None:
+    (c1, c1_token), c2 = team["c1"], team["f2"][0]  # any staff id may be the assignee
+    finance, auditor = team["f1"][1], team["auditor"][1]
+    _, account_id = account(server, eth="800")
+    case_id = cases(server, account_id)["big-in"]["case_id"]
+
+    status, listed = ops(server, "GET", "/aml/cases?status=open", auditor)
+    assert status == 200 and case_id in {c["case_id"] for c in listed}, listed
+    refused_with(ops(server, "GET", "/aml/cases", finance), 403, "ROLE_REFUSED")
+    refused_with(ops(server, "GET", "/aml/cases?status=shut", auditor), 400, "BAD_REQUEST")
+    refused_with(ops(server, "GET", "/aml/cases/nope@1", auditor), 404, "UNKNOWN_CASE")
+    path = f"/aml/cases/{case_id}"
+    refused_with(ops(server, "POST", f"{path}/assign", auditor, {"staff_id": c2}), 403,
+                 "ROLE_REFUSED")  # fmt: skip
+    status, out = ops(server, "POST", f"{path}/assign", c1_token, {"staff_id": c2})
+    assert (status, out["assignee"]) == (200, c2), out
+    refused_with(ops(server, "POST", f"{path}/comment", c1_token, {}), 400, "NOTE_REQUIRED")
+    assert ops(server, "POST", f"{path}/comment", c1_token, {"body": "payslips"})[0] == 200
+    refused_with(
+        ops(server, "POST", f"{path}/close", c1_token, {"outcome": "meh", "note": "x"}),
+        400,
+        "INVALID_OUTCOME",
+    )
+    body = {"outcome": "reported", "note": "report filed"}
+    status, out = ops(server, "POST", f"{path}/close", c1_token, body)
+    assert (status, out["status"], out["outcome"]) == (200, "closed", "reported"), out
+    refused_with(ops(server, "POST", f"{path}/close", c1_token, body), 409, "CASE_CLOSED")
+    status, case = ops(server, "GET", path, auditor)
+    assert [(n["staff_id"], n["kind"]) for n in case["notes"]] == [
+        (c1, "assign"),
+        (c1, "comment"),
+        (c1, "close"),
+    ]
+
+
+# ---- replay ----------------------------------------------------------------------------------
 
 
 def test_approval_roles_are_the_role_tables() -> None:

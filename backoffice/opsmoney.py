@@ -1,0 +1,201 @@
+"""The operator API's money routes (``/ops/v1/withdrawals``, ``/ops/v1/aml/cases``): four eyes
+on withdrawals (`custody.approvals`) and AML cases (`backoffice.aml.cases`).
+
+Mounted on `backoffice.ops.Ops`, so the staff session and the role (`backoffice.roles.ACTIONS`)
+are checked before a handler runs; the handlers then call the same functions tests and tools
+call, with the session's staff id and role (those functions check the role again: defence in
+depth, and one table says who may). Refusals keep the functions' stable codes in the operator
+API's ``{code, msg}`` envelope.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+from aiohttp import web
+
+from backoffice import errors
+from backoffice.errors import BackofficeError
+from backoffice.staff import StaffSession
+from gateway.markets import atoms_to_decimal
+
+if TYPE_CHECKING:
+    from backoffice.ops import Ops
+    from custody.store import WithdrawalRow
+
+CUSTODY_DISABLED: Final = "CUSTODY_DISABLED"
+AML_DISABLED: Final = "AML_DISABLED"
+CASE_STATUSES: Final = ("open", "closed")
+WITHDRAWAL_STATUSES: Final = (
+    "awaiting_approval",
+    "held",
+    "signed",
+    "broadcast",
+    "mined",
+    "settled",
+    "failed",
+    "rejected",
+    "cancelled",
+)
+
+
+class MoneyRoutes:
+    def __init__(self, ops: Ops) -> None:
+        self.ops = ops
+
+    @property
+    def gw(self) -> Any:
+        return self.ops.gw
+
+    def _custody(self) -> Any:
+        if self.gw.custody is None:
+            raise BackofficeError(404, CUSTODY_DISABLED, "custody is not enabled on this server")
+        return self.gw.custody
+
+    def _cases(self) -> Any:
+        aml = self.gw.aml
+        if aml is None or aml.cases is None:
+            raise BackofficeError(404, AML_DISABLED, "no AML rules are loaded on this server")
+        return aml.cases
+
+    def _withdrawal(self, w: WithdrawalRow) -> dict[str, Any]:
+        custody = self._custody()
+        asset = self.gw.store.assets[w.asset_id]
+        return {
+            "withdrawal_id": w.withdrawal_id,
+            "account_id": w.account_id,
+            "asset": asset.symbol,
+            "amount": atoms_to_decimal(w.atoms, asset.decimals),
+            "address": w.address,
+            "network": w.chain,
+            "status": w.status,
+            "review": [r for r in w.review.split(",") if r],
+            "detail": w.detail,
+            "created_ns": w.created_ns,
+            "decisions": [
+                {"staff_id": d.staff_id, "decision": d.decision, "note": d.note}
+                for d in custody.approvals.decisions(w.withdrawal_id)
+            ],
+        }
+
+    def _withdrawal_id(self, request: web.Request) -> int:
+        text = request.match_info["withdrawal_id"]
+        if not (text.isascii() and text.isdecimal()) or len(text) > 18 or int(text) < 1:
+            raise errors.bad_request("withdrawal_id must be a positive integer")
+        return int(text)
+
+    @staticmethod
+    def _refused(exc: Any) -> BackofficeError:
+        return BackofficeError(exc.status, exc.code, exc.message)
+
+    # ---- withdrawals -------------------------------------------------------------------------
+
+    async def withdrawals(self, request: web.Request, session: StaffSession) -> Any:
+        """``status`` (default ``awaiting_approval``): oldest first."""
+        status = request.query.get("status", "awaiting_approval")
+        if status not in WITHDRAWAL_STATUSES:
+            raise errors.bad_request(f"status must be one of {', '.join(WITHDRAWAL_STATUSES)}")
+        rows = self._custody().custody.store.withdrawals(status)
+        return [self._withdrawal(w) for w in rows]
+
+    async def withdrawal(self, request: web.Request, session: StaffSession) -> Any:
+        w = self._custody().custody.store.withdrawal(self._withdrawal_id(request))
+        if w is None:
+            raise BackofficeError(404, "UNKNOWN_WITHDRAWAL", "no such withdrawal")
+        return self._withdrawal(w)
+
+    async def approve(self, request: web.Request, session: StaffSession) -> Any:
+        from backoffice.routes import _body
+        from custody.approvals import ApprovalRefused
+
+        custody = self._custody()
+        withdrawal_id = self._withdrawal_id(request)
+        if await _body(request):
+            raise errors.bad_request("this action takes no parameters")
+        try:
+            w = custody.approvals.approve(withdrawal_id, session.staff.staff_id, session.role)
+        except ApprovalRefused as exc:
+            raise self._refused(exc) from None
+        return self._withdrawal(w)
+
+    async def reject(self, request: web.Request, session: StaffSession) -> Any:
+        from backoffice.routes import _body
+        from custody.approvals import ApprovalRefused
+
+        custody = self._custody()
+        withdrawal_id = self._withdrawal_id(request)
+        reason = (await _body(request)).get("reason")
+        if not isinstance(reason, str):
+            raise errors.bad_request("reason (a string) is required")
+        try:
+            w = await custody.approvals.reject(
+                withdrawal_id, session.staff.staff_id, session.role, reason
+            )
+        except ApprovalRefused as exc:
+            raise self._refused(exc) from None
+        return self._withdrawal(w)
+
+    # ---- AML cases ---------------------------------------------------------------------------
+
+    async def cases(self, request: web.Request, session: StaffSession) -> Any:
+        """``status``: ``open`` or ``closed``; every case when absent."""
+        from backoffice.aml.cases import CaseRefused
+
+        status = request.query.get("status") or None
+        if status is not None and status not in CASE_STATUSES:
+            raise errors.bad_request("status must be open or closed")
+        try:
+            return await self._cases().cases(session.role, status)
+        except CaseRefused as exc:
+            raise self._refused(exc) from None
+
+    async def case(self, request: web.Request, session: StaffSession) -> Any:
+        return await self._case_action(request, session, "view")
+
+    async def assign(self, request: web.Request, session: StaffSession) -> Any:
+        return await self._case_action(request, session, "assign")
+
+    async def comment(self, request: web.Request, session: StaffSession) -> Any:
+        return await self._case_action(request, session, "comment")
+
+    async def close(self, request: web.Request, session: StaffSession) -> Any:
+        return await self._case_action(request, session, "close")
+
+    async def _case_action(self, request: web.Request, session: StaffSession, what: str) -> Any:
+        from backoffice.aml.cases import CaseRefused
+        from backoffice.routes import _body
+
+        store = self._cases()
+        case_id = request.match_info["case_id"]
+        if len(case_id) > 128:
+            raise errors.bad_request("case_id is at most 128 characters")
+        staff_id, role = session.staff.staff_id, session.role
+        body = await _body(request) if what != "view" else {}
+        try:
+            if what == "view":
+                return await store.case(role, case_id)
+            if what == "assign":
+                return await store.assign(case_id, staff_id, role, body.get("staff_id"))
+            if what == "comment":
+                return await store.comment(case_id, staff_id, role, body.get("body"))
+            return await store.close(case_id, staff_id, role, body.get("outcome"), body.get("note"))
+        except CaseRefused as exc:
+            raise self._refused(exc) from None
+
+
+def setup(app: web.Application, ops: Ops) -> MoneyRoutes:
+    from backoffice.ops import PREFIX
+
+    m = MoneyRoutes(ops)
+    r, add = ops.route, app.router.add_route
+    w, c = f"{PREFIX}/withdrawals", f"{PREFIX}/aml/cases"
+    add("GET", w, r("withdrawals.view", m.withdrawals, ("status",)))
+    add("GET", f"{w}/{{withdrawal_id}}", r("withdrawals.view", m.withdrawal))
+    add("POST", f"{w}/{{withdrawal_id}}/approve", r("withdrawals.approve", m.approve))
+    add("POST", f"{w}/{{withdrawal_id}}/reject", r("withdrawals.reject", m.reject))
+    add("GET", c, r("aml.cases.view", m.cases, ("status",)))
+    add("GET", f"{c}/{{case_id}}", r("aml.cases.view", m.case))
+    add("POST", f"{c}/{{case_id}}/assign", r("aml.cases.work", m.assign))
+    add("POST", f"{c}/{{case_id}}/comment", r("aml.cases.work", m.comment))
+    add("POST", f"{c}/{{case_id}}/close", r("aml.cases.work", m.close))
+    return m
