@@ -62,7 +62,10 @@ def operations(p: str) -> dict[tuple[str, str], dict[str, Any]]:
     }
 
     def op(method: str, path: str, summary: str, action: str, result: Any, **kw: Any) -> Any:
-        return _operation(method, path, summary, action, result, **kw)
+        out = _operation(method, path, summary, action, result, **kw)
+        # what the server must run; without it: 404 CUSTODY_DISABLED / AML_DISABLED
+        out["x-requires"] = "aml" if "/aml/" in path else "custody"
+        return out
 
     return {
         ("GET", w): op(
@@ -79,7 +82,6 @@ def operations(p: str) -> dict[tuple[str, str], dict[str, Any]]:
                     "default awaiting_approval",
                 )
             ],
-            statuses={404},
         ),
         ("GET", f"{w}/{{withdrawal_id}}"): op(
             "GET",
@@ -116,7 +118,6 @@ def operations(p: str) -> dict[tuple[str, str], dict[str, Any]]:
             "aml.cases.view",
             {"type": "array", "items": CASE},
             params=[_query("status", {"type": "string", "enum": list(CASE_STATUSES)}, "")],
-            statuses={404},
         ),
         ("GET", f"{c}/{{case_id}}"): op(
             "GET",

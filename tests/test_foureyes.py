@@ -275,6 +275,94 @@ def test_operator_api_aml_cases(server: ServerThread, team: dict[str, tuple[str,
 # ---- replay ----------------------------------------------------------------------------------
 
 
+def test_money_routes_answer_as_described(
+    server: ServerThread, team: dict[str, tuple[str, str]]
+) -> None:
+    """The operations that need custody or AML (``x-requires``; tests/test_openapi.py's server
+    has neither): each answers 200 as described, and every error status it documents (503
+    excepted) is provoked and answered with ``{code, msg}`` as described."""
+    import requests
+    import schemathesis
+
+    spec = requests.get(server.http + "/openapi.json", timeout=30).json()
+    described = [r.ok() for r in schemathesis.openapi.from_dict(spec).get_all_operations()]
+    ops_by_label = {op.label: op for op in described if "x-requires" in op.definition.raw}
+    creds, account_id = account(server)
+    a = withdraw(server, creds, "1", address("payee-doc-a"))
+    b = withdraw(server, creds, "1", address("payee-doc-b"))
+    case = cases(server, account_id)["fresh-address"]["case_id"]
+    w, c = "/ops/v1/withdrawals", "/ops/v1/aml/cases"
+    wp, cp = f"{w}/{{withdrawal_id}}", f"{c}/{{case_id}}"
+    none: dict[str, Any] = {}
+    plan: list[tuple[str, int, str | None, dict[str, Any], Any, dict[str, Any]]] = [
+        (f"GET {w}", 200, "f1", none, None, {"status": "awaiting_approval"}),
+        (f"GET {w}", 400, "f1", none, None, {"status": "lost"}),
+        (f"GET {w}", 403, "support", none, None, none),
+        (f"GET {wp}", 200, "auditor", {"withdrawal_id": a}, None, none),
+        (f"GET {wp}", 400, "auditor", {"withdrawal_id": "x1"}, None, none),
+        (f"GET {wp}", 404, "auditor", {"withdrawal_id": 999_999}, None, none),
+        (f"GET {wp}", 403, "support", {"withdrawal_id": a}, None, none),
+        (f"POST {wp}/approve", 200, "f1", {"withdrawal_id": a}, {}, none),
+        (f"POST {wp}/approve", 409, "f1", {"withdrawal_id": a}, {}, none),
+        (f"POST {wp}/approve", 400, "f2", {"withdrawal_id": a}, {"note": "no such field"}, none),
+        (f"POST {wp}/approve", 404, "f2", {"withdrawal_id": 999_999}, {}, none),
+        (f"POST {wp}/approve", 403, "c1", {"withdrawal_id": a}, {}, none),
+        (f"POST {wp}/reject", 400, "c1", {"withdrawal_id": b}, {}, none),
+        (f"POST {wp}/reject", 200, "c1", {"withdrawal_id": b}, {"reason": "unverified"}, none),
+        (f"POST {wp}/reject", 409, "f1", {"withdrawal_id": b}, {"reason": "again"}, none),
+        (f"POST {wp}/reject", 404, "f1", {"withdrawal_id": 999_999}, {"reason": "x"}, none),
+        (f"POST {wp}/reject", 403, "support", {"withdrawal_id": b}, {"reason": "x"}, none),
+        (f"GET {c}", 200, "auditor", none, None, {"status": "open"}),
+        (f"GET {c}", 400, "auditor", none, None, {"status": "shut"}),
+        (f"GET {c}", 403, "f1", none, None, none),
+        (f"GET {cp}", 200, "auditor", {"case_id": case}, None, none),
+        (f"GET {cp}", 400, "auditor", {"case_id": "x" * 129}, None, none),
+        (f"GET {cp}", 404, "auditor", {"case_id": "nope@1"}, None, none),
+        (f"GET {cp}", 403, "support", {"case_id": case}, None, none),
+        (f"POST {cp}/assign", 200, "c1", {"case_id": case}, {"staff_id": "s-1"}, none),
+        (f"POST {cp}/assign", 400, "c1", {"case_id": case}, {}, none),
+        (f"POST {cp}/assign", 404, "c1", {"case_id": "nope@1"}, {"staff_id": "s-1"}, none),
+        (f"POST {cp}/assign", 403, "auditor", {"case_id": case}, {"staff_id": "s-1"}, none),
+        (f"POST {cp}/comment", 200, "c1", {"case_id": case}, {"body": "checked"}, none),
+        (f"POST {cp}/comment", 400, "c1", {"case_id": case}, {"body": ""}, none),
+        (f"POST {cp}/comment", 404, "c1", {"case_id": "nope@1"}, {"body": "x"}, none),
+        (f"POST {cp}/comment", 403, "f1", {"case_id": case}, {"body": "x"}, none),
+        (f"POST {cp}/close", 400, "c1", {"case_id": case}, {"outcome": "meh", "note": "x"}, none),
+        (f"POST {cp}/close", 200, "c1", {"case_id": case}, {"outcome": "cleared", "note": "x"},
+         none),
+        (f"POST {cp}/close", 409, "c1", {"case_id": case}, {"outcome": "cleared", "note": "x"},
+         none),
+        (f"POST {cp}/assign", 409, "c1", {"case_id": case}, {"staff_id": "s-2"}, none),
+        (f"POST {cp}/close", 404, "c1", {"case_id": "nope@1"}, {"outcome": "cleared",
+         "note": "x"}, none),
+        (f"POST {cp}/close", 403, "f1", {"case_id": case}, {"outcome": "cleared", "note": "x"},
+         none),
+    ]  # fmt: skip
+    plan += [(label, 401, None, {}, None, {}) for label in ops_by_label]
+    given: dict[str, set[int]] = {}
+    for label, status, who, path, body, query in plan:
+        op = ops_by_label[label]
+        headers = {} if who is None else {"Authorization": f"Bearer {team[who][1]}"}
+        if status == 401:
+            path = {k: 1 for k in ("withdrawal_id", "case_id") if "{" + k + "}" in op.path}
+        response = requests.request(
+            op.method.upper(),
+            server.http + op.path.format(**path),
+            json=body,
+            params=query,
+            headers=headers,
+            timeout=30,
+        )
+        assert response.status_code == status, (label, status, response.text)
+        if status >= 400:
+            assert set(response.json()) == {"code", "msg"}, (label, response.text)
+        op.validate_response(response)
+        given.setdefault(label, set()).add(status)
+    for label, op in ops_by_label.items():
+        documented = {int(s) for s in op.definition.raw["responses"]} - {503}
+        assert given[label] == documented, label
+
+
 def test_approval_roles_are_the_role_tables() -> None:
     """Custody's own role check (defence in depth) grants exactly what `backoffice.roles`,
     the one table of who may do what, grants."""

@@ -320,7 +320,14 @@ def _is_ops(op: Any) -> bool:
 
 
 def _ops_operations(schema: Any) -> list[Any]:
-    ops = [op for op in _operations(schema, operator=True) if _is_ops(op)]
+    """The operator operations this module's server can answer: those that need custody or AML
+    rules (``x-requires``, `backoffice.opsmoneydoc`) are held to their description by
+    tests/test_foureyes.py, on a server that has both."""
+    ops = [
+        op
+        for op in _operations(schema, operator=True)
+        if _is_ops(op) and "x-requires" not in op.definition.raw
+    ]
     assert len(ops) >= 12, [op.label for op in ops]
     return ops
 
