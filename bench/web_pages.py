@@ -33,7 +33,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from engine.schema import OrderType, PlaceOrder, Side
+from engine.schema import OrderType, PlaceOrder, Side, TimeInForce
 from gateway.admin import Admin
 from gateway.app import Gateway, GatewayConfig
 from gateway.server import start
@@ -102,6 +102,32 @@ async def fill_book(gw: Gateway) -> tuple[int, int]:
     return asker.account_id, taker.account_id
 
 
+async def traffic(gw: Gateway, taker: int, seconds: float) -> None:
+    """Small crossing orders from the taker, alternately buying and selling one lot-ten."""
+    market = gw.store.market("BTCUSDT")
+    assert market is not None
+    mid = 30_000 * 10**market.quote.decimals
+    end = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < end:
+        side = Side.BUY if i % 2 == 0 else Side.SELL
+        price = mid + market.tick * 50 if side == Side.BUY else mid - market.tick * 50
+        await gw.trading.execute(
+            taker,
+            PlaceOrder(
+                account_id=taker,
+                market_id=market.market_id,
+                side=int(side),
+                order_type=int(OrderType.LIMIT),
+                time_in_force=int(TimeInForce.IOC),
+                price_atoms=price,
+                qty_atoms=market.lot * 10,
+            ),
+        )
+        i += 1
+        await asyncio.sleep(0.02)
+
+
 def measure(browser: Any, url: str, ready_js: str, mark: str, runs: int) -> dict[str, float]:
     loads, lives, tasks = [], [], []
     for _ in range(runs):
@@ -148,7 +174,7 @@ def main() -> None:
         server = Server(Path(tmp))
         try:
             started = time.perf_counter()
-            server.call(fill_book(server.gw))
+            _, taker = server.call(fill_book(server.gw))
             base = server.running.http
             with urllib.request.urlopen(f"{base}/api/v3/depth?symbol=BTCUSDT&limit=5000") as r:
                 depth = json.load(r)
@@ -176,6 +202,8 @@ def main() -> None:
                         f" (median); {args.runs} cold loads"
                     )
                 if args.screenshots:
+                    # Some trading while the console samples its metrics (curves, not lines).
+                    asyncio.run_coroutine_threadsafe(traffic(server.gw, taker, 14.0), server.loop)
                     shots(browser, base, server.gw.admin_token, args.screenshots)
                 browser.close()
         finally:
@@ -199,7 +227,7 @@ def shots(browser: Any, base: str, admin_token: str, out: Path) -> None:
     page.fill("#c-token", admin_token)
     page.click("#c-login button[type='submit']")
     page.wait_for_selector("#c-markets tr")
-    page.wait_for_timeout(4_500)  # two metric samples
+    page.wait_for_timeout(7_000)  # a few metric samples while the traffic runs
     page.screenshot(path=str(out / "console.png"))
     ctx.close()
     print(f"screenshots in {out}")
