@@ -18,7 +18,7 @@ import pytest
 from engine.service import ETH
 from tests.custody_nodes import CONFIRMATIONS, ETH_CHAIN, Anvil, _hd, run_anvil, seed_for
 from tests.gateway_support import ServerThread, http, signed_query
-from tests.web_support import Pages, browser_pages, require_browser
+from tests.web_support import Pages, browser_pages, make_staff, require_browser, staff_console
 
 THRESHOLD_ATOMS = 10**9
 """Withdrawals above 1 ETH (engine atoms: gwei) wait for two finance approvals."""
@@ -133,3 +133,48 @@ def test_deposit_address_qr_and_withdrawal(
     assert page.text_content("#w-msg").endswith("(-4001)")
     pages.shot(page, "trade-funds")
     pages.no_errors(400)
+
+
+def test_four_eyes_from_the_console(server: ServerThread, pages: Pages, anvil: Anvil) -> None:
+    """A withdrawal above the threshold waits; two different finance staff approve it from
+    their own console sessions (the same one twice is refused); then it goes to the signer."""
+    from web3 import Web3
+
+    creds = server.accounts.demo
+    page = pages.open("/?symbol=ETHUSDT")
+    page.click("#tab-key")
+    page.fill("#api-key", creds.api_key)
+    page.fill("#api-secret", creds.secret)
+    page.click("#do-key-login")
+    page.click("[data-tab='funds']")
+    page.select_option("#f-coin", "ETH")
+    page.fill("#w-address", Web3.to_checksum_address(anvil.rpc("eth_accounts")[6]))
+    page.fill("#w-amount", "2")
+    page.click("#withdraw button[type='submit']")
+    page.wait_for_selector("#w-msg[data-kind='ok']")
+    wid = page.text_content("#w-msg").split()[1]
+    page.wait_for_selector("#w-history td:text-is('awaiting approval')")
+
+    staff = {}
+    for name in ("fin1", "fin2"):
+        secret = make_staff(server, f"{name}@example.com", "finance")
+        staff[name] = staff_console(pages, f"{name}@example.com", secret)
+    row = f"#c-withdrawals tr[data-withdrawal-id='{wid}']"
+    first, second = staff["fin1"], staff["fin2"]
+    first.wait_for_selector(row)
+    assert "threshold" in first.text_content(row)
+    first.click(f"{row} button:text('Approve')")
+    first.wait_for_selector("#c-withdrawals-msg[data-kind='ok']")
+    first.wait_for_selector(f"{row} td:text-matches('approve by staff-')")
+    first.click(f"{row} button:text('Approve')")  # the same staff again: refused
+    first.wait_for_selector("#c-withdrawals-msg[data-kind='error']")
+    second.wait_for_selector(row)
+    second.click(f"{row} button:text('Approve')")
+    second.wait_for_selector("#c-withdrawals-msg[data-kind='ok']")
+    second.wait_for_selector(f"{row}", state="detached")  # no longer waiting
+    assert server.gw.custody.custody.withdrawal(int(wid)).status == "held"
+    page.click("[data-tab='funds']")
+    page.wait_for_selector("#w-history td:text('processing (held)')")
+    pages.shot(first, "console-four-eyes")
+    assert first.is_hidden("#c-audit-box")  # finance may not read the audit log: not shown
+    pages.no_errors(400, 403, 409)
