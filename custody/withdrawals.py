@@ -241,6 +241,8 @@ class WithdrawalDesk:
         self.store.update_withdrawal(withdrawal_id, self.clock(), status=status, detail=detail)
         if success:
             log.info("withdrawal_settled", withdrawal_id=withdrawal_id)
+        elif final_status:
+            log.info("withdrawal_released", withdrawal_id=withdrawal_id, status=status)
         else:
             log.warning("withdrawal_failed", withdrawal_id=withdrawal_id, detail=detail)
 

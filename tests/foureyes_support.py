@@ -244,6 +244,19 @@ def ok(server: ServerThread, method: str, path: str, creds: Any, **params: Any) 
     return data
 
 
+def ws_call(server: ServerThread, creds: Any, method: str, **params: Any) -> dict[str, Any]:
+    """One signed WS API request on a new connection; the reply."""
+    from websockets.sync.client import connect
+
+    from gateway.client.ws import _payload
+
+    params = {**params, "apiKey": creds.api_key, "timestamp": int(time.time() * 1000)}
+    params["signature"] = creds.sign(_payload(params))
+    with connect(server.ws_api) as conn:
+        conn.send(json.dumps({"id": 1, "method": method, "params": params}))
+        return dict(json.loads(conn.recv(timeout=10)))
+
+
 def withdraw(server: ServerThread, creds: Any, amount: str, to: str) -> int:
     data = ok(
         server,

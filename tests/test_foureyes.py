@@ -34,6 +34,7 @@ from tests.foureyes_support import (
     run,
     staff_login,
     withdraw,
+    ws_call,
 )
 
 anvil = pytest.fixture(scope="module")(anvil_node)
@@ -147,6 +148,13 @@ def test_owner_cancels_while_it_waits(server: ServerThread) -> None:
     status, err = rest(server, "POST", "/sapi/v1/capital/withdraw/cancel", creds, id=held)
     assert (status, err["code"]) == (400, -4009)
     assert row(server, held).status == "held"
+    # the WS API's capital.withdraw.cancel, the same rules
+    wid = withdraw(server, creds, "1", address("payee-3b"))
+    reply = ws_call(server, other, "capital.withdraw.cancel", id=wid)
+    assert (reply["status"], reply["error"]["code"]) == (400, -4010)
+    reply = ws_call(server, creds, "capital.withdraw.cancel", id=wid)
+    assert reply["status"] == 200 and reply["result"]["custodyStatus"] == "cancelled", reply
+    assert row(server, wid).status == "cancelled"
 
 
 def test_start_finishes_an_interrupted_release_and_never_skips_review(
