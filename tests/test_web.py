@@ -420,7 +420,7 @@ def test_console_halts_a_market_and_the_page_refuses_orders(
 
 
 def test_console_staff_session_halts_and_the_audit_names_them(
-    server: ServerThread, pages: Pages
+    server: ServerThread, pages: Pages, state: dict[str, Any]
 ) -> None:
     """Staff log in with password and TOTP (the operator API, roles checked there); the halt
     they make is journaled with their id and read back in the console's audit log."""
@@ -441,14 +441,29 @@ def test_console_staff_session_halts_and_the_audit_names_them(
     assert entry[2:] == [staff_id, "set_market_state", "ETHUSDT CANCEL_ONLY"], entry
     # The earlier halt through the admin token is there too, named as such.
     assert console.is_visible("#c-audit td:text('(admin token)')")
-    console.wait_for_selector("#c-accounts tr")
+    # Freeze the seller's account from the console: their page's next order gets the venue's
+    # refusal; unfrozen, it goes through.
+    seller = state["seller"]
+    acct = "#c-accounts tr[data-account-id='1']"
+    console.wait_for_selector(f"{acct} td:text('ada@example.com')")
+    console.click(f"{acct} button:text('Freeze')")
+    console.wait_for_selector(f"{acct} td:text-matches('FROZEN')")
+    _ticket(seller, "SELL", "LIMIT", price="26000", qty="0.01", tif="GTC")
+    assert seller.text_content("#ticket-msg") == (
+        "This account is frozen: no new orders, amends that add exposure or withdrawals; "
+        "cancels work. (-2010)"
+    )
+    console.click(f"{acct} button:text('Unfreeze')")
+    console.wait_for_selector(f"{acct} button:text('Freeze')")
+    assert "NEW" in _ticket(seller, "SELL", "LIMIT", price="26000", qty="0.01", tif="GTC")
     console.click("#c-markets tr[data-symbol='ETHUSDT'] button[data-state='OPEN']")
     console.wait_for_selector("#c-markets tr[data-symbol='ETHUSDT'] .m-state:text('OPEN')")
     pages.shot(console, "console-staff")
     console.click("#c-logout")
     console.wait_for_selector("#c-staff-login:not([hidden])")
-    # No custody on this server: the four-eyes panel says so (the operator API's 404).
-    pages.no_errors(404)
+    # No custody on this server: the four-eyes panel says so (the operator API's 404); the
+    # frozen account's order was refused (400).
+    pages.no_errors(400, 404)
 
 
 def _ticket(page: Any, side: str, kind: str, **fields: str) -> str:

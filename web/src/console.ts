@@ -119,6 +119,12 @@ class StaffSession implements Operator {
   audit(fromSeq: number): Promise<{ entries: AuditEntry[]; next_seq: number }> {
     return this.call("GET", `audit?from_seq=${fromSeq}&limit=1000`);
   }
+  setFrozen(accountId: number, frozen: boolean): Promise<{ seq: number }> {
+    return this.call("POST", `accounts/${accountId}/${frozen ? "freeze" : "unfreeze"}`, {});
+  }
+  setTier(accountId: number, tier: number): Promise<{ seq: number }> {
+    return this.call("POST", `accounts/${accountId}/tier`, { tier });
+  }
   logout(): Promise<unknown> {
     return this.call("POST", "auth/logout");
   }
@@ -158,6 +164,7 @@ class Console {
   private auditLog: AuditEntry[] = [];
   private auditBusy = false;
   private denied = new Set<string>();
+  private editingTier = false;
   private mtoken = sessionStorage.getItem(MTOKEN) ?? "";
   private prev: Samples | null = null;
   private prevAt = 0;
@@ -403,8 +410,10 @@ class Console {
   }
 
   private async accounts(): Promise<void> {
-    if (!this.op) return;
-    const list = await this.op.accounts();
+    const op = this.op;
+    if (!op || this.editingTier) return;
+    const list = await op.accounts();
+    const staff = op instanceof StaffSession ? op : null;
     rows(
       $("c-accounts"),
       list.map((a) => [
@@ -416,9 +425,42 @@ class Console {
               .map(([asset, b]) => `${asset} ${b.free} / ${b.locked}`)
               .join(", ")
           : `tier ${a.tier ?? "-"}${a.frozen ? ", FROZEN" : ""}`,
+        staff ? this.standing(staff, a) : "",
       ]),
       "no accounts",
     );
+    for (const [i, tr] of [...$("c-accounts").querySelectorAll("tr")].entries()) {
+      if (list[i]) tr.dataset.accountId = String(list[i].account_id);
+    }
+  }
+
+  /** Freeze / unfreeze and the KYC tier (journaled with the staff id; roles checked by the
+   * operator API). */
+  private standing(op: StaffSession, a: AccountRow): HTMLElement {
+    const msg = $("c-accounts-msg");
+    const act = async (what: string, call: () => Promise<{ seq: number }>) => {
+      try {
+        const r = await call();
+        say(msg, `Account ${a.account_id}: ${what} (journal seq ${r.seq})`, "ok");
+      } catch (exc) {
+        say(msg, exc instanceof ApiError ? exc.toString() : String(exc), "error");
+      }
+      this.editingTier = false;
+      await this.accounts();
+    };
+    const freeze = el("button", { type: "button", class: "small" }, a.frozen ? "Unfreeze" : "Freeze");
+    freeze.addEventListener("click", () =>
+      void act(a.frozen ? "unfrozen" : "frozen", () => op.setFrozen(a.account_id, !a.frozen)),
+    );
+    const tier = el("select", { "aria-label": `Tier of account ${a.account_id}` });
+    tier.replaceChildren(...[0, 1, 2, 3].map((t) => el("option", { value: String(t) }, `tier ${t}`)));
+    tier.value = String(a.tier ?? 0);
+    tier.addEventListener("focus", () => (this.editingTier = true));
+    const set = el("button", { type: "button", class: "small" }, "Set tier");
+    set.addEventListener("click", () =>
+      void act(`tier ${tier.value}`, () => op.setTier(a.account_id, Number(tier.value))),
+    );
+    return el("span", {}, freeze, " ", tier, " ", set);
   }
 
   /** Four eyes: two different staff approve, one rejects with a reason (the operator API
