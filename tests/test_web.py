@@ -527,6 +527,11 @@ def test_ticket_order_types(server: ServerThread, pages: Pages, state: dict[str,
     ]
     page.wait_for_selector("#open-orders tr[data-order-id] >> text=STOP_LOSS_LIMIT")
     pages.shot(page, "trade-order-types")
+    # A book level picked with the keyboard fills the ticket's price.
+    page.focus("#bids tr[data-price='24400.000000']")
+    page.keyboard.press("Enter")
+    assert page.input_value("#o-price") == "24400.000000"
+    assert page.evaluate("() => document.activeElement.id") == "o-qty"
 
 
 def test_phone_viewport_and_keyboard(server: ServerThread, pages: Pages) -> None:

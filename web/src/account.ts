@@ -80,6 +80,14 @@ export class Account {
     if (this.s) void this.refresh();
   }
 
+  /** A price picked from the book: into the ticket, ready to type a quantity. */
+  usePrice(price: string): void {
+    if (!this.s) return;
+    input("o-price").value = price;
+    this.ticketFields();
+    input("o-qty").focus();
+  }
+
   /** A trade printed on the market: balances and orders may have changed. */
   marketActivity(): void {
     this.soon();

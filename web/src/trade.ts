@@ -38,6 +38,17 @@ class TradePage {
     const first = this.all.find((m) => m.symbol === wanted) ?? this.all[0];
     picker.value = first.symbol;
     picker.addEventListener("change", () => this.open(picker.value));
+    // A level clicked (or Enter on it) puts its price in the ticket.
+    for (const id of ["asks", "bids"]) {
+      const pick = (ev: Event) => {
+        const row = (ev.target as HTMLElement).closest("tr");
+        if (row?.dataset.price) this.account.usePrice(row.dataset.price);
+      };
+      $(id).addEventListener("click", pick);
+      $(id).addEventListener("keydown", (ev) => {
+        if (ev.key === "Enter") pick(ev);
+      });
+    }
     for (const b of $("intervals").querySelectorAll<HTMLButtonElement>("button")) {
       b.addEventListener("click", () => this.setInterval(b.dataset.iv ?? "1m"));
     }
@@ -96,7 +107,7 @@ class TradePage {
 
   private renderBook(b: LocalBook): void {
     const line = (side: string) => ([p, q]: Level) =>
-      el("tr", { class: side, "data-price": p }, el("td", {}, p), el("td", {}, q));
+      el("tr", { class: side, "data-price": p, tabindex: "0" }, el("td", {}, p), el("td", {}, q));
     const asks = b.asks.top(BOOK_ROWS);
     const bids = b.bids.top(BOOK_ROWS);
     $("asks").replaceChildren(...asks.slice().reverse().map(line("ask")));
