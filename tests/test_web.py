@@ -26,10 +26,17 @@ from tests.gateway_support import ServerThread, http, signed_query
 from tests.web_support import (
     TIMEOUT_MS,
     Pages,
+    Tamper,
+    balances,
     browser_pages,
     make_staff,
+    page_book,
+    place,
     require_browser,
+    server_depth,
     staff_console,
+    ticket,
+    wait_live,
 )
 
 PASSWORD = "correct horse battery"
@@ -57,35 +64,6 @@ def pages(server: ServerThread) -> Iterator[Pages]:
 def state() -> dict[str, Any]:
     """What one test leaves for the next (the module is one story)."""
     return {}
-
-
-def _balances(server: ServerThread, account_id: int) -> dict[str, dict[str, str]]:
-    rows = server.call(_list(server))
-    return next(a["balances"] for a in rows if a["account_id"] == account_id)
-
-
-async def _list(server: ServerThread) -> list[dict[str, Any]]:
-    return Admin(server.gw).list()
-
-
-def _depth(server: ServerThread, symbol: str) -> dict[str, Any]:
-    status, _, body = http("GET", f"{server.http}/api/v3/depth", query=f"symbol={symbol}")
-    assert status == 200, body
-    return body  # type: ignore[no-any-return]
-
-
-def _page_book(page: Any) -> dict[str, list[list[str]]]:
-    def side(tbody: str) -> list[list[str]]:
-        return page.eval_on_selector_all(
-            f"#{tbody} tr",
-            "rows => rows.map(r => [...r.children].map(td => td.textContent))",
-        )
-
-    return {"asks": list(reversed(side("asks"))), "bids": side("bids")}
-
-
-def _wait_live(page: Any) -> None:
-    page.wait_for_selector("#feed-state[data-state='live']")
 
 
 def test_pages_are_served_with_a_strict_policy(server: ServerThread) -> None:
@@ -155,7 +133,7 @@ def test_trade_between_two_users(server: ServerThread, pages: Pages, state: dict
     buyer_id = server.gw.keys.get(buyer.api_key).account_id  # type: ignore[union-attr]
 
     seller = pages.open("/?symbol=BTCUSDT")
-    _wait_live(seller)
+    wait_live(seller)
     seller.fill("#email", "ada@example.com")
     seller.fill("#password", PASSWORD)
     seller.click("#do-login")
@@ -169,10 +147,10 @@ def test_trade_between_two_users(server: ServerThread, pages: Pages, state: dict
     seller.click("#o-submit")
     seller.wait_for_selector("#ticket-msg[data-kind='ok']")
     assert "NEW" in seller.text_content("#ticket-msg")
-    ask = _depth(server, "BTCUSDT")["asks"][0]
+    ask = server_depth(server, "BTCUSDT")["asks"][0]
     assert ask == ["25000.500000", "0.50000000"]
     seller.wait_for_selector("#asks tr[data-price='25000.500000']")
-    assert _page_book(seller)["asks"][0] == ask
+    assert page_book(seller)["asks"][0] == ask
     seller.wait_for_selector("#open-orders tr[data-order-id]")
     cells = seller.eval_on_selector_all(
         "#open-orders tr[data-order-id] td", "tds => tds.map(t => t.textContent)"
@@ -188,7 +166,7 @@ def test_trade_between_two_users(server: ServerThread, pages: Pages, state: dict
     buyer_page.wait_for_selector("#balances tr[data-asset='USDT']")
     for page in (seller, buyer_page):  # each account's own events, live over the WS API
         page.wait_for_selector("#who[data-stream='live']")
-    _wait_live(buyer_page)
+    wait_live(buyer_page)
     buyer_page.select_option("#o-type", "LIMIT")
     buyer_page.fill("#o-price", "25000.50")
     buyer_page.fill("#o-qty", "0.2")
@@ -221,7 +199,7 @@ def test_trade_between_two_users(server: ServerThread, pages: Pages, state: dict
         (seller, seller_id, expect_seller),
         (buyer_page, buyer_id, expect_buyer),
     ):
-        server_side = _balances(server, account_id)
+        server_side = balances(server, account_id)
         for asset, (free, held) in expect.items():
             assert (server_side[asset]["free"], server_side[asset]["locked"]) == (free, held)
             page.wait_for_function(BALANCE_SHOWN, arg=[asset, free, held])
@@ -264,7 +242,7 @@ def test_resync_after_the_server_drops_the_stream(
     server: ServerThread, pages: Pages, state: dict[str, Any]
 ) -> None:
     page = state["seller"]
-    _wait_live(page)
+    wait_live(page)
     before = int(page.get_attribute("#feed-state", "data-resyncs") or 0)
 
     def drop() -> int:
@@ -298,48 +276,14 @@ def test_resync_after_the_server_drops_the_stream(
     page.wait_for_function(
         "n => Number(document.querySelector('#feed-state').dataset.resyncs) > n", arg=before
     )
-    _wait_live(page)
+    wait_live(page)
     page.wait_for_selector("#bids tr[data-price='24000.000000']")
-    depth = _depth(server, "BTCUSDT")
-    shown = _page_book(page)
+    depth = server_depth(server, "BTCUSDT")
+    shown = page_book(page)
     assert shown["bids"] == depth["bids"][: len(shown["bids"])]
     assert shown["asks"] == depth["asks"][: len(shown["asks"])]
     assert page.get_attribute("#spread", "data-last-update-id") == str(depth["lastUpdateId"])
     pages.no_errors()
-
-
-class Tamper:
-    """Between the page and the real server, on the page's market-data socket: drops the
-    next depth diff (a gap) or flips a bit of the next one's checksum (a corrupted book), as a
-    lost or damaged message would, so the page must notice and resync by itself."""
-
-    def __init__(self) -> None:
-        self.pending: str | None = None
-        self.done: list[str] = []
-
-    def route(self, ws: Any) -> None:
-        server = ws.connect_to_server()
-        ws.on_message(server.send)
-        server.on_message(lambda message: self.relay(ws, message))
-
-    def relay(self, ws: Any, message: str | bytes) -> None:
-        if self.pending and isinstance(message, str) and "@depth" in message[:40]:
-            what, self.pending = self.pending, None
-            self.done.append(what)
-            if what == "drop":
-                return
-            msg = json.loads(message)
-            msg["data"]["cs"] ^= 1
-            message = json.dumps(msg)
-        ws.send(message)
-
-
-def _order(server: ServerThread, creds: Any, **params: str) -> None:
-    q = signed_query(creds, {"type": "LIMIT", "timeInForce": "GTC", **params})
-    status, _, body = http(
-        "POST", f"{server.http}/api/v3/order", body=q, headers={"X-MBX-APIKEY": creds.api_key}
-    )
-    assert status == 200, body
 
 
 def test_resync_after_a_lost_or_corrupted_diff(
@@ -352,7 +296,7 @@ def test_resync_after_a_lost_or_corrupted_diff(
     tamper = Tamper()
     page.route_web_socket(re.compile(r".*/stream\?.*"), tamper.route)
     page.goto(f"{server.http}/?symbol=ETHUSDT")
-    _wait_live(page)
+    wait_live(page)
     buyer = state["buyer_creds"]
     price = 1000
     for what in ("drop", "corrupt"):
@@ -360,7 +304,7 @@ def test_resync_after_a_lost_or_corrupted_diff(
         tamper.pending = what
         for _ in range(2):  # the tampered diff, then (a diff per 100 ms) one after the gap
             price += 1
-            _order(server, buyer, symbol="ETHUSDT", side="BUY", quantity="0.01", price=str(price))
+            place(server, buyer, symbol="ETHUSDT", side="BUY", quantity="0.01", price=str(price))
             for _ in range(100):
                 if tamper.pending is None:
                     break
@@ -369,10 +313,10 @@ def test_resync_after_a_lost_or_corrupted_diff(
         page.wait_for_function(
             "n => Number(document.querySelector('#feed-state').dataset.resyncs) > n", arg=resyncs
         )
-        _wait_live(page)
+        wait_live(page)
         page.wait_for_selector(f"#bids tr[data-price='{price}.000000']")
-        depth = _depth(server, "ETHUSDT")
-        assert _page_book(page)["bids"] == depth["bids"][:15], what
+        depth = server_depth(server, "ETHUSDT")
+        assert page_book(page)["bids"] == depth["bids"][:15], what
         assert page.get_attribute("#spread", "data-last-update-id") == str(depth["lastUpdateId"])
     assert tamper.done == ["drop", "corrupt"]
     ctx.close()
@@ -448,14 +392,14 @@ def test_console_staff_session_halts_and_the_audit_names_them(
     console.wait_for_selector(f"{acct} td:text('ada@example.com')")
     console.click(f"{acct} button:text('Freeze')")
     console.wait_for_selector(f"{acct} td:text-matches('FROZEN')")
-    _ticket(seller, "SELL", "LIMIT", price="26000", qty="0.01", tif="GTC")
+    ticket(seller, "SELL", "LIMIT", price="26000", qty="0.01", tif="GTC")
     assert seller.text_content("#ticket-msg") == (
         "This account is frozen: no new orders, amends that add exposure or withdrawals; "
         "cancels work. (-2010)"
     )
     console.click(f"{acct} button:text('Unfreeze')")
     console.wait_for_selector(f"{acct} button:text('Freeze')")
-    assert "NEW" in _ticket(seller, "SELL", "LIMIT", price="26000", qty="0.01", tif="GTC")
+    assert "NEW" in ticket(seller, "SELL", "LIMIT", price="26000", qty="0.01", tif="GTC")
     console.click("#c-markets tr[data-symbol='ETHUSDT'] button[data-state='OPEN']")
     console.wait_for_selector("#c-markets tr[data-symbol='ETHUSDT'] .m-state:text('OPEN')")
     pages.shot(console, "console-staff")
@@ -466,42 +410,26 @@ def test_console_staff_session_halts_and_the_audit_names_them(
     pages.no_errors(400, 404)
 
 
-def _ticket(page: Any, side: str, kind: str, **fields: str) -> str:
-    """Fill the ticket as a person would, send it, and return what the page answered."""
-    page.click("#side-buy" if side == "BUY" else "#side-sell")
-    page.select_option("#o-type", kind)
-    page.set_checked("#o-post", fields.pop("post", "") == "yes")
-    for name, value in fields.items():
-        if name in ("by", "tif"):
-            page.select_option(f"#o-{name}", value)
-        else:
-            page.fill(f"#o-{name}", value)
-    page.eval_on_selector("#ticket-msg", "e => { e.textContent = ''; e.dataset.kind = ''; }")
-    page.click("#o-submit")
-    page.wait_for_selector("#ticket-msg[data-kind='ok'], #ticket-msg[data-kind='error']")
-    return page.text_content("#ticket-msg")  # type: ignore[no-any-return]
-
-
 def test_ticket_order_types(server: ServerThread, pages: Pages, state: dict[str, Any]) -> None:
     """Every kind of order the ticket offers reaches the venue with the right parameters."""
     page, creds = state["buyer"], state["buyer_creds"]
     page.fill("#o-iceberg", "")
-    assert _ticket(page, "BUY", "LIMIT", price="25000.5", qty="0.001", post="yes").endswith(
+    assert ticket(page, "BUY", "LIMIT", price="25000.5", qty="0.001", post="yes").endswith(
         "(-2010)"
     )  # post-only that would take: the venue's refusal
-    assert "NEW" in _ticket(page, "BUY", "LIMIT", price="24500", qty="0.001", post="yes")
-    assert "NEW" in _ticket(
+    assert "NEW" in ticket(page, "BUY", "LIMIT", price="24500", qty="0.001", post="yes")
+    assert "NEW" in ticket(
         page, "BUY", "LIMIT", price="24400", qty="0.01", iceberg="0.002", tif="GTC"
     )
     page.fill("#o-iceberg", "")
-    assert "NEW" in _ticket(
+    assert "NEW" in ticket(
         page, "SELL", "STOP_LOSS_LIMIT", stop="20000", price="19999", qty="0.01", tif="GTC"
     )
-    assert "NEW" in _ticket(
+    assert "NEW" in ticket(
         page, "SELL", "TAKE_PROFIT_LIMIT", stop="30000", price="30000", qty="0.01", tif="GTC"
     )
-    assert "FILLED" in _ticket(page, "BUY", "MARKET", by="quote", qty="100")
-    assert "EXPIRED" in _ticket(page, "BUY", "LIMIT", price="25000.5", qty="0.5", tif="FOK")
+    assert "FILLED" in ticket(page, "BUY", "MARKET", by="quote", qty="100")
+    assert "EXPIRED" in ticket(page, "BUY", "LIMIT", price="25000.5", qty="0.5", tif="FOK")
     pages.no_errors(400)  # the refused post-only order
 
     q = signed_query(creds, {"symbol": "BTCUSDT"})
@@ -521,7 +449,7 @@ def test_ticket_order_types(server: ServerThread, pages: Pages, state: dict[str,
     } <= seen
     # The iceberg shows its visible slice only; the stops are on no book.
     page.wait_for_selector("#bids tr[data-price='24400.000000']")
-    assert _page_book(page)["bids"][:2] == [
+    assert page_book(page)["bids"][:2] == [
         ["24500.000000", "0.00100000"],
         ["24400.000000", "0.00200000"],
     ]
@@ -536,7 +464,7 @@ def test_ticket_order_types(server: ServerThread, pages: Pages, state: dict[str,
 
 def test_phone_viewport_and_keyboard(server: ServerThread, pages: Pages) -> None:
     phone = pages.open("/?symbol=BTCUSDT", viewport={"width": 390, "height": 844}, is_mobile=True)
-    _wait_live(phone)
+    wait_live(phone)
     overflow = phone.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{overflow} px wider than the phone"
     # Keyboard: the login form is reachable and submits with Enter.

@@ -4,6 +4,7 @@ A missing browser or build fails the tests (never skips)."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +13,9 @@ from typing import Any
 
 import pytest
 
+from gateway.admin import Admin
 from gateway.webui import WEB_DIST
+from tests.gateway_support import ServerThread, http, signed_query
 
 CHROMIUM = os.environ.get("KOOTABASE_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(
@@ -106,3 +109,85 @@ def staff_console(pages: Pages, email: str, secret: str) -> Any:
     console.click("#c-staff-login button[type='submit']")
     console.wait_for_selector("#c-logout:not([hidden])")
     return console
+
+
+# ---- what the web tests read and do (the server's truth, the page's view) -------------------
+
+
+def balances(server: ServerThread, account_id: int) -> dict[str, dict[str, str]]:
+    rows = server.call(account_list(server))
+    return next(a["balances"] for a in rows if a["account_id"] == account_id)
+
+
+async def account_list(server: ServerThread) -> list[dict[str, Any]]:
+    return Admin(server.gw).list()
+
+
+def server_depth(server: ServerThread, symbol: str) -> dict[str, Any]:
+    status, _, body = http("GET", f"{server.http}/api/v3/depth", query=f"symbol={symbol}")
+    assert status == 200, body
+    return body  # type: ignore[no-any-return]
+
+
+def page_book(page: Any) -> dict[str, list[list[str]]]:
+    def side(tbody: str) -> list[list[str]]:
+        return page.eval_on_selector_all(
+            f"#{tbody} tr",
+            "rows => rows.map(r => [...r.children].map(td => td.textContent))",
+        )
+
+    return {"asks": list(reversed(side("asks"))), "bids": side("bids")}
+
+
+def wait_live(page: Any) -> None:
+    page.wait_for_selector("#feed-state[data-state='live']")
+
+
+class Tamper:
+    """Between the page and the real server, on the page's market-data socket: drops the
+    next depth diff (a gap) or flips a bit of the next one's checksum (a corrupted book), as a
+    lost or damaged message would, so the page must notice and resync by itself."""
+
+    def __init__(self) -> None:
+        self.pending: str | None = None
+        self.done: list[str] = []
+
+    def route(self, ws: Any) -> None:
+        server = ws.connect_to_server()
+        ws.on_message(server.send)
+        server.on_message(lambda message: self.relay(ws, message))
+
+    def relay(self, ws: Any, message: str | bytes) -> None:
+        if self.pending and isinstance(message, str) and "@depth" in message[:40]:
+            what, self.pending = self.pending, None
+            self.done.append(what)
+            if what == "drop":
+                return
+            msg = json.loads(message)
+            msg["data"]["cs"] ^= 1
+            message = json.dumps(msg)
+        ws.send(message)
+
+
+def place(server: ServerThread, creds: Any, **params: str) -> None:
+    q = signed_query(creds, {"type": "LIMIT", "timeInForce": "GTC", **params})
+    status, _, body = http(
+        "POST", f"{server.http}/api/v3/order", body=q, headers={"X-MBX-APIKEY": creds.api_key}
+    )
+    assert status == 200, body
+
+
+def ticket(page: Any, side: str, kind: str, **fields: str) -> str:
+    """Fill the ticket as a person would, send it, and return what the page answered."""
+    page.click("#side-buy" if side == "BUY" else "#side-sell")
+    page.select_option("#o-type", kind)
+    page.set_checked("#o-post", fields.pop("post", "") == "yes")
+    for name, value in fields.items():
+        if name in ("by", "tif"):
+            page.select_option(f"#o-{name}", value)
+        else:
+            page.fill(f"#o-{name}", value)
+    page.eval_on_selector("#ticket-msg", "e => { e.textContent = ''; e.dataset.kind = ''; }")
+    page.click("#o-submit")
+    page.wait_for_selector("#ticket-msg[data-kind='ok'], #ticket-msg[data-kind='error']")
+    return page.text_content("#ticket-msg")  # type: ignore[no-any-return]

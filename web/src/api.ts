@@ -33,6 +33,11 @@ async function parse(resp: Response): Promise<unknown> {
   return body;
 }
 
+/** An error as the pages show it: the venue's message and code when it is the venue's. */
+export function describe(exc: unknown): string {
+  return exc instanceof ApiError ? exc.toString() : String(exc);
+}
+
 export async function getJson<T>(path: string, params: Record<string, string> = {}): Promise<T> {
   const qs = new URLSearchParams(params).toString();
   return (await parse(await fetch(qs ? `${path}?${qs}` : path))) as T;

@@ -1,0 +1,107 @@
+// Who the operations console acts as, and the two APIs behind it: a staff session on the
+// operator API (/ops/v1: roles checked by the server, actions journaled with the staff id,
+// four eyes) or the admin token on the loopback-only /admin endpoints.
+import { admin, backoffice } from "./api";
+
+export interface MarketRow {
+  symbol: string;
+  state: string;
+}
+
+export interface AccountRow {
+  account_id: number;
+  demo?: boolean;
+  email?: string | null;
+  frozen?: boolean;
+  tier?: number | null;
+  open_orders: number;
+  balances?: Record<string, { free: string; locked: string }>;
+}
+
+export interface Withdrawal {
+  withdrawal_id: number;
+  account_id: number;
+  asset: string;
+  amount: string;
+  address: string;
+  review: string[];
+  decisions: { staff_id: string; decision: string; note: string }[];
+}
+
+export interface AuditEntry {
+  seq: number;
+  time_ms: number;
+  action: string;
+  staff_id: string;
+  account_id?: number;
+  symbol?: string;
+  state?: string;
+  tier?: number;
+}
+
+/** Who the console acts as: a staff session (the operator API, /ops/v1, roles and four eyes)
+ * or the admin token (the loopback-only /admin endpoints). */
+export interface Operator {
+  readonly staff: boolean;
+  markets(): Promise<MarketRow[]>;
+  setState(symbol: string, state: string): Promise<{ symbol: string; state: string; seq: number }>;
+  accounts(): Promise<AccountRow[]>;
+}
+
+export class AdminToken implements Operator {
+  readonly staff = false;
+  constructor(private readonly token: string) {}
+  markets(): Promise<MarketRow[]> {
+    return admin(this.token, "GET", "markets");
+  }
+  setState(symbol: string, state: string) {
+    return admin<{ symbol: string; state: string; seq: number }>(this.token, "POST", "markets/state", {
+      symbol,
+      state,
+    });
+  }
+  accounts(): Promise<AccountRow[]> {
+    return admin(this.token, "GET", "accounts");
+  }
+}
+
+export class StaffSession implements Operator {
+  readonly staff = true;
+  constructor(readonly bearer: string) {}
+  private call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return backoffice<T>(method, `/ops/v1/${path}`, body, this.bearer);
+  }
+  markets(): Promise<MarketRow[]> {
+    return this.call("GET", "markets");
+  }
+  setState(symbol: string, state: string) {
+    return this.call<{ symbol: string; state: string; seq: number }>(
+      "POST",
+      `markets/${encodeURIComponent(symbol)}/state`,
+      { state },
+    );
+  }
+  accounts(): Promise<AccountRow[]> {
+    return this.call("GET", "accounts?limit=50");
+  }
+  withdrawals(): Promise<Withdrawal[]> {
+    return this.call("GET", "withdrawals");
+  }
+  decide(id: number, approve: boolean, reason = ""): Promise<Withdrawal> {
+    return approve
+      ? this.call("POST", `withdrawals/${id}/approve`)
+      : this.call("POST", `withdrawals/${id}/reject`, { reason });
+  }
+  audit(fromSeq: number): Promise<{ entries: AuditEntry[]; next_seq: number }> {
+    return this.call("GET", `audit?from_seq=${fromSeq}&limit=1000`);
+  }
+  setFrozen(accountId: number, frozen: boolean): Promise<{ seq: number }> {
+    return this.call("POST", `accounts/${accountId}/${frozen ? "freeze" : "unfreeze"}`, {});
+  }
+  setTier(accountId: number, tier: number): Promise<{ seq: number }> {
+    return this.call("POST", `accounts/${accountId}/tier`, { tier });
+  }
+  logout(): Promise<unknown> {
+    return this.call("POST", "auth/logout");
+  }
+}
