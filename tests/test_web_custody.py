@@ -24,6 +24,17 @@ THRESHOLD_ATOMS = 10**9
 """Withdrawals above 1 ETH (engine atoms: gwei) wait for two finance approvals."""
 
 
+AML_RULES = """
+[[rule]]
+id = "big-out"
+kind = "large_withdrawal"
+asset = "ETH"
+amount = "1.5"
+action = "case"
+"""
+"""A withdrawal over 1.5 ETH opens an AML case (and nothing more)."""
+
+
 @pytest.fixture(scope="module")
 def anvil() -> Iterator[Anvil]:
     with run_anvil() as node:
@@ -59,7 +70,10 @@ def _custody(tmp: Path, anvil: Anvil) -> Any:
 def server(tmp_path_factory: pytest.TempPathFactory, anvil: Anvil) -> Iterator[ServerThread]:
     require_browser()
     tmp = tmp_path_factory.mktemp("webc")
-    srv = ServerThread(tmp, custody=_custody(tmp, anvil), custody_poll_s=0)
+    (tmp / "aml.toml").write_text(AML_RULES)
+    srv = ServerThread(
+        tmp, custody=_custody(tmp, anvil), custody_poll_s=0, aml_rules=tmp / "aml.toml"
+    )
     yield srv
     srv.stop()
 
@@ -177,4 +191,19 @@ def test_four_eyes_from_the_console(server: ServerThread, pages: Pages, anvil: A
     page.wait_for_selector("#w-history td:text('processing (held)')")
     pages.shot(first, "console-four-eyes")
     assert first.is_hidden("#c-audit-box")  # finance may not read the audit log: not shown
+    assert first.is_hidden("#c-aml-box")  # nor AML cases
+
+    # The same withdrawal opened an AML case (over 1.5 ETH); compliance closes it.
+    compliance = staff_console(
+        pages, "aml@example.com", make_staff(server, "aml@example.com", "compliance")
+    )
+    case = f"#c-aml tr:has(td:text-is('{wid}'))"
+    compliance.wait_for_selector(case)
+    assert "big-out (large_withdrawal)" in compliance.text_content(case)
+    compliance.select_option(f"{case} select", "cleared")
+    compliance.fill(f"{case} input", "known payee, documented")
+    compliance.click(f"{case} button:text('Close case')")
+    compliance.wait_for_selector("#c-aml-msg[data-kind='ok']")
+    compliance.wait_for_selector(case, state="detached")
+    pages.shot(compliance, "console-aml")
     pages.no_errors(400, 403, 409)

@@ -28,6 +28,17 @@ export interface Withdrawal {
   decisions: { staff_id: string; decision: string; note: string }[];
 }
 
+export interface AmlCase {
+  case_id: string;
+  rule_id: string;
+  kind: string;
+  account_id: number;
+  withdrawal_id: number;
+  detail: string;
+  status: string;
+  assignee: string;
+}
+
 export interface AuditEntry {
   seq: number;
   time_ms: number;
@@ -94,6 +105,12 @@ export class StaffSession implements Operator {
   }
   audit(fromSeq: number): Promise<{ entries: AuditEntry[]; next_seq: number }> {
     return this.call("GET", `audit?from_seq=${fromSeq}&limit=1000`);
+  }
+  amlCases(): Promise<AmlCase[]> {
+    return this.call("GET", "aml/cases?status=open");
+  }
+  closeCase(caseId: string, outcome: string, note: string): Promise<AmlCase> {
+    return this.call("POST", `aml/cases/${encodeURIComponent(caseId)}/close`, { outcome, note });
   }
   setFrozen(accountId: number, frozen: boolean): Promise<{ seq: number }> {
     return this.call("POST", `accounts/${accountId}/${frozen ? "freeze" : "unfreeze"}`, {});
