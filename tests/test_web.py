@@ -385,6 +385,14 @@ def test_console_staff_session_halts_and_the_audit_names_them(
     assert entry[2:] == [staff_id, "set_market_state", "ETHUSDT CANCEL_ONLY"], entry
     # The earlier halt through the admin token is there too, named as such.
     assert console.is_visible("#c-audit td:text('(admin token)')")
+    # Searched by staff id, only theirs remain.
+    console.fill("#c-audit-staff", staff_id)
+    console.click("#c-audit-search button")
+    console.wait_for_selector("#c-audit td:text('(admin token)')", state="detached")
+    staff_cells = console.eval_on_selector_all(
+        "#c-audit tr td:nth-child(3)", "t => t.map(x => x.textContent)"
+    )
+    assert staff_cells and set(staff_cells) == {staff_id}, staff_cells
     # Freeze the seller's account from the console: their page's next order gets the venue's
     # refusal; unfrozen, it goes through.
     seller = state["seller"]

@@ -69,6 +69,7 @@ class Console {
   private auditNext = 1;
   private auditLog: AuditEntry[] = [];
   private auditBusy = false;
+  private auditFilter: Record<string, string> = {};
   private denied = new Set<string>();
   private editingTier = false;
   private closingCase = false;
@@ -109,6 +110,18 @@ class Console {
       void this.open(new AdminToken(token), () => sessionStorage.setItem(TOKEN, token));
     });
     $("c-logout").addEventListener("click", () => void this.logout());
+    $("c-audit-search").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const filter: Record<string, string> = {};
+      const staff = input("c-audit-staff").value.trim();
+      const account = input("c-audit-account").value.trim();
+      if (staff) filter.staff_id = staff;
+      if (account) filter.account_id = account;
+      this.auditFilter = filter; // searched by the server, from the journal's start
+      this.auditNext = 1;
+      this.auditLog = [];
+      void this.audit().catch((exc) => say($("c-audit-msg"), String(exc), "error"));
+    });
     const staff = sessionStorage.getItem(STAFF);
     const token = sessionStorage.getItem(TOKEN);
     if (staff) void this.open(new StaffSession(staff), () => undefined);
@@ -478,7 +491,7 @@ class Console {
     if (this.auditBusy) return; // one reader at a time: the log is appended in order
     this.auditBusy = true;
     try {
-      const { entries, next_seq } = await op.audit(this.auditNext);
+      const { entries, next_seq } = await op.audit(this.auditNext, this.auditFilter);
       this.auditNext = next_seq;
       this.auditLog = [...this.auditLog, ...entries].slice(-50);
     } finally {

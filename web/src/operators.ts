@@ -103,8 +103,12 @@ export class StaffSession implements Operator {
       ? this.call("POST", `withdrawals/${id}/approve`)
       : this.call("POST", `withdrawals/${id}/reject`, { reason });
   }
-  audit(fromSeq: number): Promise<{ entries: AuditEntry[]; next_seq: number }> {
-    return this.call("GET", `audit?from_seq=${fromSeq}&limit=1000`);
+  audit(
+    fromSeq: number,
+    filter: Record<string, string> = {},
+  ): Promise<{ entries: AuditEntry[]; next_seq: number }> {
+    const q = new URLSearchParams({ from_seq: String(fromSeq), limit: "1000", ...filter });
+    return this.call("GET", `audit?${q}`);
   }
   amlCases(): Promise<AmlCase[]> {
     return this.call("GET", "aml/cases?status=open");
