@@ -56,6 +56,7 @@ from engine.core.layout import (
     k_stp,
     k_type,
     kernel,
+    load_state,
 )
 from engine.core.matching import match, settle_taker
 from engine.core.money import notional_fits, required_buy
@@ -63,16 +64,17 @@ from engine.core.triggers import run_triggers
 
 
 @kernel
-def amend_check(st, c, i):
+def amend_check(sp, c, i):
     """Checks in contract order. Returns (reason, slot, p, q, new_hold); reason 0 = valid."""
+    st = load_state(sp)
     a = c[i, R_ACCOUNT]
     m = c[i, R_MARKET]
     new_price = c[i, R_NEW_PRICE]
     new_qty = c[i, R_NEW_QTY]
-    reason = preamble(st, a, m, True)
+    reason = preamble(sp, a, m, True)
     if reason != 0:
         return reason, -1, 0, 0, 0
-    s = find_target(st, a, m, c[i, R_ORDER_ID], c[i, R_TARGET_COID])
+    s = find_target(sp, a, m, c[i, R_ORDER_ID], c[i, R_TARGET_COID])
     if s < 0:
         return REJ_UNKNOWN_ORDER, -1, 0, 0, 0
     if k_pending(st.olnk, s):
@@ -133,11 +135,12 @@ def amend_check(st, c, i):
 
 
 @kernel
-def amend(st, c, i):
+def amend(sp, c, i):
+    st = load_state(sp)
     seq = c[i, R_SEQ]
     a = c[i, R_ACCOUNT]
     m = c[i, R_MARKET]
-    reason, s, p, q, new_hold = amend_check(st, c, i)
+    reason, s, p, q, new_hold = amend_check(sp, c, i)
     if reason != 0:
         emit_rejected(st.ev, st.ctr, seq, a, m, c[i, R_ORDER_ID], c[i, R_TARGET_COID], reason)
         return
@@ -157,9 +160,9 @@ def amend(st, c, i):
         return
     emit_amended(st.ev, st.ctr, seq, oid, a, m, p, q, False, new_hold)
     hold_txn(st.ev, st.ctr, st.bal, seq, a, asset, new_hold - hold)
-    unrest_order(st, s)
+    unrest_order(sp, s)
     left, budget, hold_left, _steps, stop, trades = match(
-        st,
+        sp,
         seq,
         m,
         oid,
@@ -199,10 +202,10 @@ def amend(st, c, i):
         st.ords[s, O_HOLD] = keep
         d = st.ords[s, O_DISPLAY]
         st.ords[s, O_VISIBLE] = left if d == 0 or left < d else d
-        rest_order(st, s)
+        rest_order(sp, s)
         check_not_crossed(st.lvl, st.bkl, st.bkn, st.ctr, m)
     else:
         st.ords[s, O_QTY] = 0
         st.ords[s, O_HOLD] = 0
-        forget_order(st, s)
-    run_triggers(st, seq, m)
+        forget_order(sp, s)
+    run_triggers(sp, seq, m)

@@ -53,6 +53,7 @@ from engine.core.layout import (
     V_TAIL,
     k_side,
     kernel,
+    load_state,
 )
 
 
@@ -223,8 +224,9 @@ def queue_unlink(lvl, olnk, lv, s):
 
 
 @kernel
-def rest_order(st, s):
+def rest_order(sp, s):
     """Put slot ``s`` (price, qty, side, market set) at the back of its price level."""
+    st = load_state(sp)
     side = k_side(st.olnk, s)
     sx = 2 * st.olnk[s, K_MARKET] + side
     lv = level_get_or_add(
@@ -236,8 +238,9 @@ def rest_order(st, s):
 
 
 @kernel
-def unrest_order(st, s):
+def unrest_order(sp, s):
     """Take slot ``s`` out of its level; drop the level if it becomes empty."""
+    st = load_state(sp)
     lv = st.olnk[s, K_LEVEL]
     queue_unlink(st.lvl, st.olnk, lv, s)
     st.olnk[s, K_LEVEL] = -1
@@ -274,8 +277,9 @@ def order_alloc(ofree, ctr):
 
 
 @kernel
-def open_order(st, s):
+def open_order(sp, s):
     """Register the filled-in slot ``s`` as open: indexes, account list, counters."""
+    st = load_state(sp)
     ords = st.ords
     olnk = st.olnk
     acct = st.acct
@@ -298,8 +302,9 @@ def open_order(st, s):
 
 
 @kernel
-def forget_order(st, s):
+def forget_order(sp, s):
     """Undo `open_order` (the slot is already out of its level) and free the slot."""
+    st = load_state(sp)
     mask = st.ctr[CF_HASH_MASK]
     ok = oid_delete(st.oidx, st.ords, mask, s)
     if st.ords[s, O_COID] != 0:

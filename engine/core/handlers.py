@@ -134,6 +134,7 @@ from engine.core.layout import (
     TRAIL_MARKET,
     V_PRICE,
     kernel,
+    load_state,
     pack_flags,
 )
 from engine.core.matching import dry_run, match, settle_taker
@@ -161,10 +162,11 @@ def account_ok(acct, ctr, a):
 
 
 @kernel
-def preamble(st, a, m, trading):
+def preamble(sp, a, m, trading):
     """The checks every order command starts with, in contract order: the market, the
     account, and for the commands that may trade (place, amend) the market state. Returns the
     rejection reason, 0 = passed."""
+    st = load_state(sp)
     if not market_ok(st.mkt, st.ctr, m):
         return REJ_UNKNOWN_MARKET
     if not account_ok(st.acct, st.ctr, a):
@@ -306,8 +308,9 @@ def place_fields(mkt, ctr, c, i):
 
 
 @kernel
-def place_check(st, c, i):
+def place_check(sp, c, i):
     """PlaceOrder checks 1-7. Returns (reason, p, q, hold); reason 0 = accepted."""
+    st = load_state(sp)
     a = c[i, R_ACCOUNT]
     m = c[i, R_MARKET]
     side = c[i, R_SIDE]
@@ -315,7 +318,7 @@ def place_check(st, c, i):
     tif = c[i, R_TIF]
     quote_qty = c[i, R_QUOTE_QTY]
     coid = c[i, R_COID]
-    reason = preamble(st, a, m, True)
+    reason = preamble(sp, a, m, True)
     if reason != 0:
         return reason, 0, 0, 0
     if st.acct[a, A_FROZEN] != 0:
@@ -381,7 +384,7 @@ def place_check(st, c, i):
             hold = quote_qty
         else:
             lim = protection_price(st.lvl, st.bkl, st.bkn, st.mkt, m, side)
-            hold = dry_run(st, m, side, lim, q, a, c[i, R_STP])[1]
+            hold = dry_run(sp, m, side, lim, q, a, c[i, R_STP])[1]
     if hold > st.bal[a, asset, B_AVAILABLE]:
         return REJ_INSUFFICIENT_FUNDS, 0, 0, 0
     return 0, p, q, hold
@@ -409,11 +412,12 @@ def new_slot(ords, olnk, ofree, ctr, c, i, p, q, hold):
 
 
 @kernel
-def place(st, c, i):
+def place(sp, c, i):
+    st = load_state(sp)
     seq = c[i, R_SEQ]
     a = c[i, R_ACCOUNT]
     m = c[i, R_MARKET]
-    reason, p, q, hold = place_check(st, c, i)
+    reason, p, q, hold = place_check(sp, c, i)
     if reason != 0:
         emit_rejected(st.ev, st.ctr, seq, a, m, 0, c[i, R_COID], reason)
         return
@@ -455,11 +459,11 @@ def place(st, c, i):
     if otype >= STOP_MARKET:
         s = new_slot(st.ords, st.olnk, st.ofree, st.ctr, c, i, p, q, hold)
         if s >= 0:
-            add_pending(st, c, i, s)
+            add_pending(sp, c, i, s)
         return
     is_limit = otype != MARKET
     fok = otype == LIMIT and tif == FOK
-    if fok and dry_run(st, m, side, p, q, a, stp)[0] > 0:
+    if fok and dry_run(sp, m, side, p, q, a, stp)[0] > 0:
         emit_order_end(st.ev, st.ctr, EV_EXPIRED, seq, seq, a, m, q, EXP_FOK_UNFILLABLE)
         hold_txn(st.ev, st.ctr, st.bal, seq, a, asset, -hold)
         return
@@ -471,7 +475,7 @@ def place(st, c, i):
     if otype != LIMIT_MAKER:
         lim = p if is_limit else protection_price(st.lvl, st.bkl, st.bkn, st.mkt, m, side)
         left, budget, hold, _steps, stop, trades = match(
-            st,
+            sp,
             seq,
             m,
             seq,
@@ -513,16 +517,17 @@ def place(st, c, i):
         display = c[i, R_DISPLAY] // lot
         st.ords[s, O_DISPLAY] = display
         st.ords[s, O_VISIBLE] = left if display == 0 or left < display else display
-        rest_order(st, s)
-        open_order(st, s)
+        rest_order(sp, s)
+        open_order(sp, s)
         note_gtd(st.ords, st.olnk, st.ctr, s)
         check_not_crossed(st.lvl, st.bkl, st.bkn, st.ctr, m)
-    run_triggers(st, seq, m)
+    run_triggers(sp, seq, m)
 
 
 @kernel
-def find_target(st, a, m, oid, coid):
+def find_target(sp, a, m, oid, coid):
     """CancelOrder/AmendOrder target slot, or -1 (UNKNOWN_ORDER)."""
+    st = load_state(sp)
     olnk = st.olnk
     mask = st.ctr[CF_HASH_MASK]
     if oid != 0:
@@ -537,29 +542,30 @@ def find_target(st, a, m, oid, coid):
 
 
 @kernel
-def cancel_slot(st, seq, s, reason):
+def cancel_slot(sp, seq, s, reason):
     """OrderCancelled of an open order (resting or pending), release, removal."""
-    end_any(st, seq, s, EV_CANCELLED, reason)
+    end_any(sp, seq, s, EV_CANCELLED, reason)
 
 
 @kernel
-def cancel(st, c, i):
+def cancel(sp, c, i):
     """CancelOrder (and the cancel half of a CancelReplaceOrder row): True when cancelled."""
+    st = load_state(sp)
     seq = c[i, R_SEQ]
     a = c[i, R_ACCOUNT]
     m = c[i, R_MARKET]
     oid = c[i, R_ORDER_ID]
     coid = c[i, R_TARGET_COID]
-    reason = preamble(st, a, m, False)
+    reason = preamble(sp, a, m, False)
     if reason != 0:
         emit_rejected(st.ev, st.ctr, seq, a, m, oid, coid, reason)
         return False
-    s = find_target(st, a, m, oid, coid)
+    s = find_target(sp, a, m, oid, coid)
     if s < 0:
         emit_rejected(st.ev, st.ctr, seq, a, m, oid, coid, REJ_UNKNOWN_ORDER)
         return False
     cancel_slot(
-        st,
+        sp,
         seq,
         s,
         CANCEL_USER,
@@ -568,8 +574,9 @@ def cancel(st, c, i):
 
 
 @kernel
-def cancel_all(st, c, i):
+def cancel_all(sp, c, i):
     """CancelAll, and CancelOnDisconnect (every market, reason DISCONNECT)."""
+    st = load_state(sp)
     seq = c[i, R_SEQ]
     a = c[i, R_ACCOUNT]
     m = c[i, R_MARKET]
@@ -584,5 +591,5 @@ def cancel_all(st, c, i):
     while s >= 0:
         nxt = st.olnk[s, K_ANEXT]
         if m == -1 or st.olnk[s, K_MARKET] == m:
-            cancel_slot(st, seq, s, reason)
+            cancel_slot(sp, seq, s, reason)
         s = nxt

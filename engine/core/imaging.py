@@ -61,6 +61,7 @@ from engine.core.layout import (
     V_HEAD,
     kernel,
     pack_flags,
+    state_ref,
     unpack_flags,
 )
 from engine.core.money import required_buy
@@ -104,8 +105,9 @@ def book_slots(st, out):
 @kernel
 def open_in_order(st, by_id):
     """Register slots as open in ascending order id (the order of the account lists)."""
+    sp = state_ref(st)
     for s in by_id:
-        open_order(st, s)
+        open_order(sp, s)
 
 
 @kernel
@@ -162,6 +164,7 @@ def load_orders(st, cols, slots):
     """Rebuild books from image-order columns (order_id, account, market, side, type, p, q,
     hold, coid, tif, expire, stp, display, visible): appending in image order restores time
     priority. ``slots`` receives the slot of each row."""
+    sp = state_ref(st)
     n = cols.shape[0]
     for r in range(n):
         s = order_alloc(st.ofree, st.ctr)
@@ -177,7 +180,7 @@ def load_orders(st, cols, slots):
         st.ords[s, O_EXPIRE] = cols[r, 10]
         st.ords[s, O_DISPLAY] = cols[r, 12]
         st.ords[s, O_VISIBLE] = cols[r, 13]
-        rest_order(st, s)
+        rest_order(sp, s)
         note_gtd(st.ords, st.olnk, st.ctr, s)
 
 

@@ -41,6 +41,7 @@ from engine.core.layout import (
     ST_INVARIANT,
     ST_SEQ,
     kernel,
+    state_ref,
 )
 from engine.core.timers import sweep
 
@@ -57,6 +58,7 @@ def run_batch(
 ):
     """Run rows ``start..stop``; returns (next row, status, event rows written by this call).
     ``reset_events`` first empties the event buffer (its rows are overwritten)."""
+    sp = state_ref(st)
     if reset_events:
         st.ctr[C_EV_POS] = 0
     first_row = st.ctr[C_EV_POS]
@@ -70,7 +72,7 @@ def run_batch(
         if seq <= st.ctr[C_LAST_SEQ]:
             return i, ST_SEQ, st.ctr[C_EV_POS] - first_row
         now = c[i, R_TS]
-        if (st.ctr[C_NEXT_DMS] <= now or st.ctr[C_NEXT_GTD] <= now) and not sweep(st, seq, now):
+        if (st.ctr[C_NEXT_DMS] <= now or st.ctr[C_NEXT_GTD] <= now) and not sweep(sp, seq, now):
             return i, ST_CAPACITY, st.ctr[C_EV_POS] - first_row
         if kind == CMD_ADMIN:
             return i, ST_ADMIN, st.ctr[C_EV_POS] - first_row
@@ -86,21 +88,21 @@ def run_batch(
         if kind == CMD_AMEND:
             st.ctr[C_LAST_SEQ] = seq
             amend(
-                st,
+                sp,
                 c,
                 i,
             )
         elif kind == CMD_PLACE:
             st.ctr[C_LAST_SEQ] = seq
             place(
-                st,
+                sp,
                 c,
                 i,
             )
         elif kind == CMD_CANCEL:
             st.ctr[C_LAST_SEQ] = seq
             cancel(
-                st,
+                sp,
                 c,
                 i,
             )
@@ -109,7 +111,7 @@ def run_batch(
                 return i, ST_BAD_ROW, st.ctr[C_EV_POS] - first_row
             st.ctr[C_LAST_SEQ] = seq
             cancelled = cancel(
-                st,
+                sp,
                 c,
                 i,
             )
@@ -118,14 +120,14 @@ def run_batch(
             i += 1  # the placement row
             if cancelled or c[i - 1, R_ALLOW_FAILURE] != 0:
                 place(
-                    st,
+                    sp,
                     c,
                     i,
                 )
         elif kind == CMD_CANCEL_ALL or kind == CMD_DISCONNECT:  # noqa: SIM109
             st.ctr[C_LAST_SEQ] = seq
             cancel_all(
-                st,
+                sp,
                 c,
                 i,
             )

@@ -1,8 +1,9 @@
 """The matching loop: trades against the best opposite level, dry runs, taker settlement.
 
 docs/engine-semantics.md, PlaceOrder steps 5-6 and the Dry run paragraph, implemented on the
-flat arrays of `engine.core.layout`. Every kernel function takes the state (`CoreState`,
-``st``) followed by its own scalars.
+flat arrays of `engine.core.layout`. Every kernel function takes the state by reference
+(``sp``, see `layout.state_ref`; ``st = load_state(sp)`` is its `CoreState`) followed by its
+own scalars.
 """
 
 from __future__ import annotations
@@ -74,20 +75,22 @@ from engine.core.layout import (
     V_PRICE,
     k_side,
     kernel,
+    load_state,
 )
 from engine.core.money import fee, lots_for_budget, required_buy
 
 
 @kernel
-def refresh_if_needed(st, seq, s):
+def refresh_if_needed(sp, seq, s):
     """An iceberg whose slice ran out (and has more) goes to the back with a new slice."""
+    st = load_state(sp)
     q = st.ords[s, O_QTY]
     if q > 0 and st.ords[s, O_VISIBLE] == 0:
         d = st.ords[s, O_DISPLAY]
         vis = d if d < q else q
         st.ords[s, O_VISIBLE] = vis
-        unrest_order(st, s)
-        rest_order(st, s)
+        unrest_order(sp, s)
+        rest_order(sp, s)
         emit_iceberg(
             st.ev,
             st.ctr,
@@ -101,21 +104,22 @@ def refresh_if_needed(st, seq, s):
 
 
 @kernel
-def end_slot(st, seq, s, kind, reason):
+def end_slot(sp, seq, s, kind, reason):
     """OrderCancelled/OrderExpired of a resting order, the release of its hold, and removal."""
+    st = load_state(sp)
     a = st.olnk[s, K_ACCOUNT]
     m = st.olnk[s, K_MARKET]
     emit_order_end(st.ev, st.ctr, kind, seq, st.ords[s, O_ID], a, m, st.ords[s, O_QTY], reason)
     asset = st.mkt[m, M_QUOTE] if k_side(st.olnk, s) == BUY else st.mkt[m, M_BASE]
     hold_txn(st.ev, st.ctr, st.bal, seq, a, asset, -st.ords[s, O_HOLD])
     st.ords[s, O_HOLD] = 0
-    unrest_order(st, s)
-    forget_order(st, s)
+    unrest_order(sp, s)
+    forget_order(sp, s)
 
 
 @kernel
 def execute_trade(
-    st,
+    sp,
     seq,
     m,
     taker_oid,
@@ -127,6 +131,7 @@ def execute_trade(
     """Fill ``f`` lots of maker slot ``ms`` at its price: Trade event, the trade's transaction,
     the maker's hold and queue updates. Returns what leaves the taker's hold (buy: notional +
     taker fee in quote atoms; sell: base atoms)."""
+    st = load_state(sp)
     price = st.ords[ms, O_PRICE]
     qtl = st.mkt[m, M_QTL]
     base = st.mkt[m, M_BASE]
@@ -223,10 +228,10 @@ def execute_trade(
     st.ords[ms, O_HOLD] = maker_hold
     st.ords[ms, O_VISIBLE] -= f
     if maker_left == 0:
-        unrest_order(st, ms)
-        forget_order(st, ms)
+        unrest_order(sp, ms)
+        forget_order(sp, ms)
     else:
-        refresh_if_needed(st, seq, ms)
+        refresh_if_needed(sp, seq, ms)
     if taker_side == BUY:
         return n + taker_fee
     return base_atoms
@@ -234,7 +239,7 @@ def execute_trade(
 
 @kernel
 def prevent(
-    st,
+    sp,
     seq,
     m,
     taker_oid,
@@ -245,6 +250,7 @@ def prevent(
     f,
 ):
     """Self-trade prevention against maker ``ms``. Returns (lots the taker loses, stop?)."""
+    st = load_state(sp)
     emit_stp(st.ev, st.ctr, seq, m, taker_acct, taker_oid, st.ords[ms, O_ID], f, stp)
     mode = stp
     if mode == STP_DECREMENT and quote_bounded:
@@ -252,13 +258,13 @@ def prevent(
     if mode == STP_EXPIRE_TAKER:
         return 0, True
     if mode == STP_EXPIRE_MAKER or mode == STP_EXPIRE_BOTH:  # noqa: SIM109
-        end_slot(st, seq, ms, EV_EXPIRED, EXP_STP)
+        end_slot(sp, seq, ms, EV_EXPIRED, EXP_STP)
         return 0, mode == STP_EXPIRE_BOTH
     q = st.ords[ms, O_QTY] - f
     st.ords[ms, O_QTY] = q
     st.ords[ms, O_VISIBLE] -= f
     if q == 0:
-        end_slot(st, seq, ms, EV_EXPIRED, EXP_STP)
+        end_slot(sp, seq, ms, EV_EXPIRED, EXP_STP)
         return f, False
     if k_side(st.olnk, ms) == BUY:
         keep = required_buy(st.ords[ms, O_PRICE], q, st.mkt[m, M_QTL], st.mkt[m, M_WORST_PPM])
@@ -268,13 +274,13 @@ def prevent(
         asset = st.mkt[m, M_BASE]
     hold_txn(st.ev, st.ctr, st.bal, seq, taker_acct, asset, keep - st.ords[ms, O_HOLD])
     st.ords[ms, O_HOLD] = keep
-    refresh_if_needed(st, seq, ms)
+    refresh_if_needed(sp, seq, ms)
     return f, False
 
 
 @kernel
 def match(
-    st,
+    sp,
     seq,
     m,
     taker_oid,
@@ -289,6 +295,7 @@ def match(
 ):
     """The matching loop (PlaceOrder step 5); ``lim`` = limit or protection price (0 = none).
     Returns (left, budget, hold, steps, stop, trades)."""
+    st = load_state(sp)
     opp = 2 * m + 1 - side
     max_fills = st.ctr[CF_MAX_FILLS]
     cost_per_tick_lot = st.mkt[m, M_QTL]
@@ -326,7 +333,7 @@ def match(
         fills += 1
         if stp != 0 and st.olnk[ms, K_ACCOUNT] == taker_acct:
             lost, ends = prevent(
-                st,
+                sp,
                 seq,
                 m,
                 taker_oid,
@@ -342,7 +349,7 @@ def match(
                 break
             continue
         cost = execute_trade(
-            st,
+            sp,
             seq,
             m,
             taker_oid,
@@ -361,13 +368,14 @@ def match(
 
 
 @kernel
-def dry_run(st, m, side, lim, left, account, stp):
+def dry_run(sp, m, side, lim, left, account, stp):
     """Walk the opposite side as the matching loop would, without changing the book. Returns
     (left, cost): cost = sum of notional + taker fee, saturated at MAX + 1.
 
     A level is walked in passes over its queue: pass 0 takes each order's visible lots; an
     iceberg then refreshes, so pass k >= 1 takes its k-th new slice, computed from its open,
     visible and display lots (no scratch state: the book is read-only here)."""
+    st = load_state(sp)
     opp = 2 * m + 1 - side
     max_fills = st.ctr[CF_MAX_FILLS]
     qtl = st.mkt[m, M_QTL]

@@ -33,6 +33,7 @@ from engine.core.layout import (
     O_ID,
     k_tif,
     kernel,
+    load_state,
 )
 from engine.core.triggers import end_any
 
@@ -48,8 +49,9 @@ def next_dms(acct, ctr):
 
 
 @kernel
-def sweep(st, seq, now):
+def sweep(sp, seq, now):
     """Fire due dead-man's switches, then expire due GTD orders. False = drain and resume."""
+    st = load_state(sp)
     capacity = st.ctr[CF_EV_CAP]
     while st.ctr[C_NEXT_DMS] <= now:
         best = -1
@@ -71,7 +73,7 @@ def sweep(st, seq, now):
         s = st.acct[best, A_HEAD]
         while s >= 0:
             nxt = st.olnk[s, K_ANEXT]
-            end_any(st, seq, s, EV_CANCELLED, CANCEL_DMS)
+            end_any(sp, seq, s, EV_CANCELLED, CANCEL_DMS)
             s = nxt
         st.ctr[C_NEXT_DMS] = next_dms(st.acct, st.ctr)
     if st.ctr[C_NEXT_GTD] > now:
@@ -94,7 +96,7 @@ def sweep(st, seq, now):
             break
         if capacity - st.ctr[C_EV_POS] < 2:
             return False
-        end_any(st, seq, best, EV_EXPIRED, EXP_GTD)
+        end_any(sp, seq, best, EV_EXPIRED, EXP_GTD)
     t = INT64_MAX
     for s in range(hwm):
         if st.ords[s, O_ID] != 0 and k_tif(st.olnk, s) == GTD and st.ords[s, O_EXPIRE] < t:

@@ -88,6 +88,7 @@ from engine.core.layout import (
     k_tif,
     k_type,
     kernel,
+    load_state,
 )
 from engine.core.matching import dry_run, end_slot, match, settle_taker
 from engine.core.money import bps_of, required_buy
@@ -148,8 +149,9 @@ def pending_trigger(ords, olnk, s):
 
 
 @kernel
-def add_pending(st, c, i, s):
+def add_pending(sp, c, i, s):
     """Register the new conditional order in slot ``s`` as open and waiting."""
+    st = load_state(sp)
     m = st.olnk[s, K_MARKET]
     side = k_side(st.olnk, s)
     otype = k_type(st.olnk, s)
@@ -176,13 +178,14 @@ def add_pending(st, c, i, s):
         lv = level_get_or_add(st.lvl, st.bkl, st.bkp, st.bkn, st.lfree, st.ctr, tx, tx & 1, trigger)
         if lv >= 0:
             queue_push(st.lvl, st.olnk, lv, s)
-    open_order(st, s)
+    open_order(sp, s)
     note_gtd(st.ords, st.olnk, st.ctr, s)
 
 
 @kernel
-def remove_pending(st, s):
+def remove_pending(sp, s):
     """Take a waiting conditional order out of its trigger book or trailing list."""
+    st = load_state(sp)
     m = st.olnk[s, K_MARKET]
     st.olnk[s, K_FLAGS] = st.olnk[s, K_FLAGS] & ~F_PENDING
     if k_type(st.olnk, s) >= TRAIL_MARKET:
@@ -206,10 +209,11 @@ def remove_pending(st, s):
 
 
 @kernel
-def end_any(st, seq, s, kind, reason):
+def end_any(sp, seq, s, kind, reason):
     """Cancel or expire an open order, resting or waiting: event, release, removal."""
+    st = load_state(sp)
     if not k_pending(st.olnk, s):
-        end_slot(st, seq, s, kind, reason)
+        end_slot(sp, seq, s, kind, reason)
         return
     a = st.olnk[s, K_ACCOUNT]
     m = st.olnk[s, K_MARKET]
@@ -217,8 +221,8 @@ def end_any(st, seq, s, kind, reason):
     asset = st.mkt[m, M_QUOTE] if k_side(st.olnk, s) == BUY else st.mkt[m, M_BASE]
     hold_txn(st.ev, st.ctr, st.bal, seq, a, asset, -st.ords[s, O_HOLD])
     st.ords[s, O_HOLD] = 0
-    remove_pending(st, s)
-    forget_order(st, s)
+    remove_pending(sp, s)
+    forget_order(sp, s)
 
 
 @kernel
@@ -245,9 +249,10 @@ def fifo_push(olnk, ctr, s):
 
 
 @kernel
-def collect(st, m, first, last, room):
+def collect(sp, m, first, last, room):
     """Queue (C_FIFO) the orders a burst from ``first`` to ``last`` fires, in firing order
     (falling: trigger descending; rising: ascending; then order id), at most ``room``."""
+    st = load_state(sp)
     lo = first if first < last else last
     hi = first if first > last else last
     firing = 0  # trailing stops flagged F_FIRE and not yet queued
@@ -286,7 +291,7 @@ def collect(st, m, first, last, room):
             if k_fire(st.olnk, cand):
                 st.olnk[cand, K_FLAGS] = st.olnk[cand, K_FLAGS] & ~F_FIRE
                 firing -= 1
-            remove_pending(st, cand)
+            remove_pending(sp, cand)
             fifo_push(st.olnk, st.ctr, cand)
             count += 1
     s = st.mkt[m, M_TRAIL_HEAD] if firing > 0 else -1
@@ -297,8 +302,9 @@ def collect(st, m, first, last, room):
 
 
 @kernel
-def execute_triggered(st, seq, s):
+def execute_triggered(sp, seq, s):
     """A fired conditional order enters as a taker with its own order id."""
+    st = load_state(sp)
     m = st.olnk[s, K_MARKET]
     a = st.olnk[s, K_ACCOUNT]
     side = k_side(st.olnk, s)
@@ -331,7 +337,7 @@ def execute_triggered(st, seq, s):
         quote_bounded = side == BUY
         lim = protection_price(st.lvl, st.bkl, st.bkn, st.mkt, m, side)
         left, budget, hold, _steps, stop, trades = match(
-            st,
+            sp,
             seq,
             m,
             oid,
@@ -366,7 +372,7 @@ def execute_triggered(st, seq, s):
             asset,
         )
         st.ords[s, O_HOLD] = 0
-        forget_order(st, s)
+        forget_order(sp, s)
         return
     if side == BUY and limit != st.ords[s, O_PRICE]:
         keep = required_buy(limit, q, st.mkt[m, M_QTL], st.mkt[m, M_WORST_PPM])
@@ -374,11 +380,11 @@ def execute_triggered(st, seq, s):
         hold = keep
     st.ords[s, O_PRICE] = limit
     if tif == FOK:  # noqa: SIM102
-        if dry_run(st, m, side, limit, q, a, stp)[0] > 0:
+        if dry_run(sp, m, side, limit, q, a, stp)[0] > 0:
             emit_order_end(st.ev, st.ctr, EV_EXPIRED, seq, oid, a, m, q, EXP_FOK_UNFILLABLE)
             hold_txn(st.ev, st.ctr, st.bal, seq, a, asset, -hold)
             st.ords[s, O_HOLD] = 0
-            forget_order(st, s)
+            forget_order(sp, s)
             return
     own = 2 * m + side
     may_rest = (tif == GTC or tif == GTD) and (  # noqa: SIM109
@@ -386,7 +392,7 @@ def execute_triggered(st, seq, s):
         or level_find(st.bkl, st.bkp, st.bkn, own, side, limit) >= 0
     )
     left, budget, hold, _steps, stop, trades = match(
-        st,
+        sp,
         seq,
         m,
         oid,
@@ -425,18 +431,19 @@ def execute_triggered(st, seq, s):
         st.ords[s, O_HOLD] = keep
         st.ords[s, O_DISPLAY] = 0
         st.ords[s, O_VISIBLE] = left
-        rest_order(st, s)
+        rest_order(sp, s)
         check_not_crossed(st.lvl, st.bkl, st.bkn, st.ctr, m)
     else:
         st.ords[s, O_QTY] = 0
         st.ords[s, O_HOLD] = 0
-        forget_order(st, s)
+        forget_order(sp, s)
 
 
 @kernel
-def run_triggers(st, seq, m):
+def run_triggers(sp, seq, m):
     """After a taker in market ``m``: fire what its burst triggered, then what those bursts
     trigger, at most CF_MAX_TRIGGERS orders."""
+    st = load_state(sp)
     fired = 0
     queued = 0
     max_triggers = st.ctr[CF_MAX_TRIGGERS]
@@ -447,7 +454,7 @@ def run_triggers(st, seq, m):
             st.mkt[m, M_BURST_FIRST] = 0
             st.mkt[m, M_BURST_LAST] = 0
             room = max_triggers - fired - queued
-            queued += collect(st, m, first, last, room)
+            queued += collect(sp, m, first, last, room)
         s = st.ctr[C_FIFO_HEAD]
         if s < 0:
             return
@@ -457,4 +464,4 @@ def run_triggers(st, seq, m):
             st.ctr[C_FIFO_TAIL] = -1
         queued -= 1
         fired += 1
-        execute_triggered(st, seq, s)
+        execute_triggered(sp, seq, s)
