@@ -115,14 +115,16 @@ issue 11): such deposits count as demo credits, so an old data directory's demo 
 reported apart. The gateway refuses this prefix for any other deposit."""
 
 
-class Deposit(_Command, omit_defaults=True):
+class Deposit(_Command):
     """A credit across the custody boundary, at most once per ``deposit_key`` (money rule 4).
 
     ``demo`` marks the demo faucet (``kootabase serve --demo``): money from nowhere by design,
     for trying the exchange. The engine credits it like any deposit (the state hash stays one
     function of the journal); reports and reconciliation account for it apart from custody
-    (`is_demo`). ``omit_defaults`` keeps a non-demo deposit's encoding byte-identical to
-    journals written before the field existed, and those journals decode with ``demo=False``.
+    (`is_demo`). Journals written before the field existed decode with ``demo=False`` (a
+    missing trailing field takes its default). msgspec writes the defaults
+    of array-like structs whatever ``omit_defaults`` says, so a new non-demo deposit is one
+    byte longer than an old one; the journal keeps the bytes as written.
     """
 
     account_id: int
