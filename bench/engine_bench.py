@@ -305,7 +305,7 @@ def _selected(choice: str) -> Sequence[str]:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    """Entry point of ``kootabase bench engine`` (see gateway/cli.py)."""
+    """Entry point of ``kootabase bench engine`` (see gateway/clibench.py)."""
     from bench.report import print_header, print_results
 
     machine = machine_info()

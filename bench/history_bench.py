@@ -94,7 +94,7 @@ def _setup_node(data_dir: Path) -> int:
 def build(data_dir: Path, orders: int, seed: int) -> dict[str, Any]:
     """Generate ``orders`` closed orders and their trades into the data dir's history index."""
     from gateway.history.writer import HistoryWriter
-    from gateway.store import CANCELED, EXPIRED, FILLED, OrderRecord, TradeRecord
+    from gateway.records import CANCELED, EXPIRED, FILLED, OrderRecord, TradeRecord
 
     first_account = _setup_node(data_dir)
     rng = random.Random(seed)
@@ -314,7 +314,7 @@ def run(orders: int, seed: int, keep: Path | None = None) -> dict[str, Any]:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    """Entry point of ``kootabase bench history`` (see gateway/cli.py)."""
+    """Entry point of ``kootabase bench history`` (see gateway/clibench.py)."""
     from bench.engine_bench import machine_info
 
     result = run(args.orders, args.seed)

@@ -130,7 +130,7 @@ def run(
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    """Entry point of ``kootabase bench ledger`` (see gateway/cli.py)."""
+    """Entry point of ``kootabase bench ledger`` (see gateway/clibench.py)."""
     result = run(args.dsn, args.seed, args.commands or DEFAULT_COMMANDS, args.chunk)
     machine = machine_info()
     if args.json:

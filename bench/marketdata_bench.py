@@ -406,7 +406,7 @@ def run(
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    """Entry point of ``kootabase bench marketdata`` (see gateway/cli.py)."""
+    """Entry point of ``kootabase bench marketdata`` (see gateway/clibench.py)."""
     result = run(
         subscribers=args.subscribers,
         rate=args.rate,

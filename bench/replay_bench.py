@@ -80,7 +80,7 @@ def run(directory: Path, config: EngineConfig, reps: int) -> dict[str, Any]:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    """Entry point of ``kootabase bench replay`` (see gateway/cli.py)."""
+    """Entry point of ``kootabase bench replay`` (see gateway/clibench.py)."""
     machine = machine_info()
     if args.journal is not None:
         result = run(Path(args.journal), EngineConfig(), REPETITIONS)

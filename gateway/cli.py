@@ -20,6 +20,11 @@ Subcommands import their implementation lazily, so ``kootabase --help`` and
 - ``custody float`` -> ``custody.cli:run_float_cli(args)``
 - ``audit verify|anchor|liabilities|verify-proof`` -> ``gateway.auditcli`` (chain, proofs)
 
+This module holds the parser's top (``serve``, ``replay``, ``marketdata``) and the entry point;
+the other rooms add their own subcommands: `gateway.clibench` (``bench``),
+`gateway.clioperator` (``accounts``, ``staff``, ``ledger``, ``custody``), `gateway.clustercli`,
+`gateway.auditcli`; `gateway.cliload` imports an implementation when its subcommand runs.
+
 Each implementation takes the parsed ``argparse.Namespace`` and returns an exit code. Errors
 end through one handler (`gateway.cliexit.run_command`): an ordinary mistake is one line on
 stderr and a non-zero exit, never a traceback. Global options (``--log-level``) are accepted
@@ -29,12 +34,9 @@ before or after the subcommand.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from types import ModuleType
 
 from engine.usererror import UserError
 from gateway.auditcli import add_audit_commands
@@ -44,17 +46,20 @@ from gateway.cliargs import add_log_level as _add_log_level
 from gateway.cliargs import default_log_level
 from gateway.cliargs import non_negative_int as _non_negative_int
 from gateway.cliargs import port as _port
-from gateway.cliargs import positive_float as _positive_float
 from gateway.cliargs import positive_int as _positive_int
+from gateway.clibench import add_bench_commands
 from gateway.cliexit import fail, run_command
+from gateway.cliload import Handler
+from gateway.cliload import lazy as _lazy
+from gateway.clioperator import (
+    add_accounts_commands,
+    add_custody_commands,
+    add_ledger_commands,
+    add_staff_commands,
+)
 from gateway.clustercli import add_cluster_commands, add_nats_options
 from gateway.limits import add_limit_options
 from gateway.serveconfig import effective, parse_with_config
-
-Handler = Callable[[argparse.Namespace], int]
-
-# repo root when running from a checkout (gateway/cli.py -> repo root)
-_REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _version() -> str:
@@ -62,53 +67,6 @@ def _version() -> str:
         return metadata.version("kootabase")
     except metadata.PackageNotFoundError:
         return "0+unknown"
-
-
-def _import_bench(module: str) -> ModuleType:
-    """Import a module from the ``bench`` folder, which is not an installed package.
-
-    From a checkout (including an editable install) the repository root is added to
-    ``sys.path``; from a wheel there is no ``bench`` and a clear error is raised.
-    """
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("bench", module):
-            raise
-    if (_REPO_ROOT / "bench" / "__init__.py").is_file():
-        root = str(_REPO_ROOT)
-        if root not in sys.path:
-            sys.path.insert(0, root)
-        try:
-            return importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name not in ("bench", module):
-                raise
-    raise UserError(
-        f"benchmarks are not available: cannot import {module!r} (they live in the "
-        "repository's bench/ folder and are not part of an installed wheel)",
-        hint="run them from a checkout (e.g. `make bench`)",
-    )
-
-
-def _lazy(module: str, func: str, *, bench: bool = False) -> Handler:
-    """Return a handler that imports ``module`` and calls ``module.func(args)`` when run."""
-
-    def handler(args: argparse.Namespace) -> int:
-        if bench:
-            mod = _import_bench(module)
-        else:
-            try:
-                mod = importlib.import_module(module)
-            except ModuleNotFoundError as exc:
-                if exc.name != module:
-                    raise
-                raise UserError(
-                    f"not available in this build (module {module!r} not found)"
-                ) from None
-        return int(getattr(mod, func)(args))
-
-    return handler
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,8 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_limit_options(serve)
     _add_serve_security(serve)
     serve.set_defaults(handler=_lazy("gateway.server", "run_serve_cli"))
-    _add_accounts(sub)
-    _add_staff(sub)
+    add_accounts_commands(sub)
+    add_staff_commands(sub)
 
     replay = sub.add_parser("replay", help="replay a journal or the stream through the engine")
     replay.add_argument("--journal", type=Path, metavar="DIR", help="journal dir")
@@ -227,147 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_nats_options(md, required=True)
     md.set_defaults(handler=_lazy("marketdata.replica", "run_cli"))
 
-    bench = sub.add_parser("bench", help="run benchmarks (from a repository checkout)")
-    bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
-    bench_engine = bench_sub.add_parser("engine", help="benchmark the matching engine")
-    bench_engine.add_argument("--json", action="store_true", help="print results as JSON")
-    bench_engine.add_argument(
-        "--seed", type=int, help="workload seed (default: 0 for a and b, 3 for c)"
-    )
-    bench_engine.add_argument(
-        "--commands", type=_positive_int, metavar="N", help="number of commands per workload"
-    )
-    bench_engine.add_argument(
-        "--workload", choices=["a", "b", "c", "all"], default="all", help="workload (default: all)"
-    )
-    bench_engine.set_defaults(handler=_lazy("bench.engine_bench", "run_cli", bench=True))
-    bench_replay = bench_sub.add_parser(
-        "replay", help="benchmark journal replay through the engine (commands/s)"
-    )
-    bench_replay.add_argument("--json", action="store_true", help="print results as JSON")
-    bench_replay.add_argument("--seed", type=int, default=0, help="workload seed (default: 0)")
-    bench_replay.add_argument(
-        "--commands", type=_positive_int, metavar="N", help="stream commands (default: 500000)"
-    )
-    bench_replay.add_argument(
-        "--journal", type=Path, metavar="DIR", help="replay this journal instead of workload (b)"
-    )
-    bench_replay.set_defaults(handler=_lazy("bench.replay_bench", "run_cli", bench=True))
-    bench_ledger = bench_sub.add_parser(
-        "ledger", help="benchmark the ledger projection into PostgreSQL (postings/s)"
-    )
-    bench_ledger.add_argument("--json", action="store_true", help="print results as JSON")
-    bench_ledger.add_argument("--seed", type=int, default=0, help="workload seed (default: 0)")
-    bench_ledger.add_argument(
-        "--commands", type=_positive_int, metavar="N", help="stream commands (default: 200000)"
-    )
-    bench_ledger.add_argument(
-        "--chunk",
-        type=_positive_int,
-        default=32_768,
-        metavar="N",
-        help="commands per projected chunk (default: 32768)",
-    )
-    bench_ledger.add_argument(
-        "--dsn",
-        default="postgresql://postgres@127.0.0.1:5432/postgres",
-        help="server to benchmark; a scratch database is created and dropped there",
-    )
-    bench_ledger.set_defaults(handler=_lazy("bench.ledger_bench", "run_cli", bench=True))
-    bench_md = bench_sub.add_parser(
-        "marketdata", help="benchmark WebSocket market-data fan-out (loopback, 2 processes)"
-    )
-    bench_md.add_argument("--json", action="store_true", help="print results as JSON")
-    bench_md.add_argument("--seed", type=int, default=0, help="workload seed (default: 0)")
-    bench_md.add_argument(
-        "--subscribers",
-        type=_positive_int,
-        default=1_000,
-        metavar="N",
-        help="WebSocket subscribers, at most 5000 (default: 1000)",
-    )
-    bench_md.add_argument(
-        "--rate",
-        type=_positive_int,
-        default=20_000,
-        metavar="N",
-        help="offered orders per second (default: 20000)",
-    )
-    bench_md.add_argument(
-        "--seconds",
-        type=_positive_float(120),
-        default=10.0,
-        metavar="S",
-        help="measured seconds, at most 120 (default: 10)",
-    )
-    bench_md.add_argument(
-        "--flush-ms",
-        type=_positive_float(1_000),
-        default=5.0,
-        metavar="MS",
-        help="fan-out flush interval (default: 5)",
-    )
-    bench_md.set_defaults(handler=_lazy("bench.marketdata_bench", "run_cli", bench=True))
-    bench_gw = bench_sub.add_parser(
-        "gateway", help="benchmark WS order entry: orders/s and ack latency (loopback)"
-    )
-    bench_gw.add_argument("--json", action="store_true", help="print results as JSON")
-    bench_gw.add_argument(
-        "--clients",
-        type=_positive_int,
-        default=8,
-        metavar="N",
-        help="WebSocket order-entry clients (default: 8)",
-    )
-    bench_gw.add_argument(
-        "--seconds",
-        type=_positive_float(600),
-        default=5.0,
-        metavar="S",
-        help="seconds per offered load (default: 5)",
-    )
-    bench_gw.add_argument(
-        "--no-fsync",
-        action="store_true",
-        help="journal without fsync (says so; not the product's setting)",
-    )
-    bench_gw.add_argument("--plot", metavar="PNG", help="save the latency plot here")
-    bench_gw.set_defaults(handler=_lazy("bench.gateway_bench", "run_cli", bench=True))
-    bench_cl = bench_sub.add_parser(
-        "cluster", help="order entry in cluster mode: 3 NATS nodes (R3, R1), 2 gateways"
-    )
-    bench_cl.add_argument("--json", action="store_true", help="print results as JSON")
-    bench_cl.add_argument(
-        "--seconds",
-        type=_positive_float(600),
-        default=5.0,
-        metavar="S",
-        help="seconds per load (default: 5)",
-    )
-    bench_cl.add_argument(
-        "--clients",
-        type=_positive_int,
-        default=8,
-        metavar="N",
-        help="WS connections, spread over both gateways (default: 8)",
-    )
-    bench_cl.set_defaults(handler=_lazy("bench.cluster_bench", "run_cli", bench=True))
-    bench_hist = bench_sub.add_parser(
-        "history", help="benchmark the order/trade history index: build rate, query latency"
-    )
-    bench_hist.add_argument("--json", action="store_true", help="print results as JSON")
-    bench_hist.add_argument("--seed", type=int, default=0, help="workload seed (default: 0)")
-    bench_hist.add_argument(
-        "--orders",
-        type=_positive_int,
-        default=10_000_000,
-        metavar="N",
-        help="historical orders over 1,000 accounts (default: 10000000)",
-    )
-    bench_hist.set_defaults(handler=_lazy("bench.history_bench", "run_cli", bench=True))
+    add_bench_commands(sub)
 
-    _add_ledger(sub)
-    _add_custody(sub)
+    add_ledger_commands(sub)
+    add_custody_commands(sub)
     add_audit_commands(sub)
     _add_globals_to_subcommands(parser)
     return parser
@@ -427,248 +248,6 @@ def _add_serve_security(serve: argparse.ArgumentParser) -> None:
         help="at start also replay the journal from genesis to the newest "
         "snapshot and require its state hash (start grows with history)",
     )
-
-
-def _add_accounts(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """``kootabase accounts ...``: operator actions (through a running server, if any)."""
-    accounts = sub.add_parser("accounts", help="create accounts and API keys, credit deposits")
-    acc_sub = accounts.add_subparsers(dest="accounts_command", metavar="ACTION", required=True)
-    handler = _lazy("gateway.admin", "run_accounts_cli")
-
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--data-dir", type=Path, default=Path("./data"), help="data directory (default: ./data)"
-        )
-        p.add_argument(
-            "--master-key-file",
-            type=Path,
-            default=None,
-            metavar="FILE",
-            help="as for serve (used when the server is not running)",
-        )
-        p.set_defaults(handler=handler)
-
-    create = acc_sub.add_parser("create", help="new account with an API key (shown once)")
-    common(create)
-    create.add_argument(
-        "--permissions",
-        default="read,trade",
-        help="comma-separated: read,trade,withdraw (default: read,trade)",
-    )
-    create.add_argument(
-        "--ed25519-public-key",
-        metavar="PEM|FILE",
-        help="register this Ed25519 public key (PEM text or a .pem file) instead of an HMAC secret",
-    )
-    common(acc_sub.add_parser("list", help="accounts, their keys and balances"))
-    deposit = acc_sub.add_parser("deposit", help="admin credit through the journal")
-    common(deposit)
-    deposit.add_argument("--account", type=_positive_int, required=True, metavar="ID")
-    deposit.add_argument("--asset", required=True, help="asset symbol, e.g. USDT")
-    deposit.add_argument("--amount", required=True, help="decimal amount, e.g. 1000.5")
-    deposit.add_argument("--deposit-key", help="unique key (default: a fresh admin:<uuid>)")
-    keys = acc_sub.add_parser("keys", help="list, rotate or revoke API keys (persisted)")
-    keys_sub = keys.add_subparsers(dest="keys_command", metavar="KEYS", required=True)
-    common(keys_sub.add_parser("list", help="every key: account, permissions, revoked or not"))
-    rotate = keys_sub.add_parser(
-        "rotate", help="new key (secret shown once) for the same account; the old one revoked"
-    )
-    common(rotate)
-    rotate.add_argument("api_key", metavar="API_KEY")
-    rotate.add_argument(
-        "--ed25519-public-key",
-        metavar="PEM",
-        help="the new public key (required to rotate an Ed25519 key)",
-    )
-    revoke = keys_sub.add_parser("revoke", help="revoke a key for good (survives restarts)")
-    common(revoke)
-    revoke.add_argument("api_key", metavar="API_KEY")
-
-
-def _add_staff(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """``kootabase staff ...``: operator staff (the first admin is made here)."""
-    staff = sub.add_parser("staff", help="operator staff: create (TOTP shown once), list")
-    staff_sub = staff.add_subparsers(dest="staff_command", metavar="ACTION", required=True)
-
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--data-dir", type=Path, default=Path("./data"), help="data directory (default: ./data)"
-        )
-        p.add_argument(
-            "--backoffice-dsn",
-            default=None,
-            metavar="DSN",
-            help="the identity store's PostgreSQL DSN, as given to serve (default: SQLite in "
-            "the data dir)",
-        )
-        p.add_argument(
-            "--master-key-file",
-            type=Path,
-            default=None,
-            metavar="FILE",
-            help="as for serve (seals the TOTP seed)",
-        )
-        p.set_defaults(handler=_lazy("backoffice.staffcli", "run_cli"))
-
-    create = staff_sub.add_parser("create", help="new staff member; prints the TOTP secret once")
-    common(create)
-    create.add_argument("--email", required=True)
-    create.add_argument(
-        "--role", required=True, help="admin, compliance, support, finance or auditor"
-    )
-    common(staff_sub.add_parser("list", help="every staff member and role"))
-
-
-def _add_ledger(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """``kootabase ledger ...``: the PostgreSQL projection and back-office reports."""
-    ledger = sub.add_parser("ledger", help="book of record: projection and reports")
-    ledger_sub = ledger.add_subparsers(dest="ledger_command", metavar="LEDGER", required=True)
-
-    sync = ledger_sub.add_parser("sync", help="project the journal into PostgreSQL (catch up)")
-    sync.add_argument("--dsn", required=True, help="PostgreSQL DSN (postgresql://...)")
-    sync.add_argument(
-        "--journal",
-        type=Path,
-        metavar="DIR",
-        help="journal dir (or --nats: follow the cluster's stream)",
-    )
-    sync.add_argument(
-        "--to",
-        dest="to_seq",
-        type=_non_negative_int,
-        metavar="SEQ",
-        help="stop after this sequence (default: the journal's end)",
-    )
-    sync.add_argument(
-        "--chunk",
-        type=_positive_int,
-        default=32_768,
-        metavar="N",
-        help="commands per database transaction (default: 32768)",
-    )
-    sync.add_argument(
-        "--follow",
-        type=_positive_float(3_600),
-        metavar="S",
-        help="keep following the journal, catching up every S seconds (until SIGTERM)",
-    )
-    add_nats_options(sync)
-    sync.set_defaults(handler=_lazy("ledger.cli", "run_sync_cli"))
-
-    def source(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--dsn", help="read the PostgreSQL projection")
-        p.add_argument("--journal", type=Path, metavar="DIR", help="replay this journal instead")
-        p.add_argument(
-            "--format",
-            choices=("table", "csv", "json"),
-            help="output format (default: a table on a terminal, CSV otherwise)",
-        )
-        p.add_argument("--csv", action="store_true", help="the same as --format csv")
-        p.set_defaults(handler=_lazy("ledger.cli", "run_report_cli"))
-
-    balances = ledger_sub.add_parser("balances", help="balances as of a sequence")
-    source(balances)
-    balances.add_argument(
-        "--as-of",
-        type=_non_negative_int,
-        metavar="SEQ",
-        help="after this sequence (default: the latest)",
-    )
-    balances.add_argument(
-        "--account", type=_non_negative_int, metavar="ID", help="only this account"
-    )
-    balances.add_argument("--asset", metavar="ASSET", help="only this asset (symbol or id)")
-    trial = ledger_sub.add_parser("trial-balance", help="trial balance as of a sequence")
-    source(trial)
-    trial.add_argument(
-        "--as-of",
-        type=_non_negative_int,
-        metavar="SEQ",
-        help="after this sequence (default: the latest)",
-    )
-    statement = ledger_sub.add_parser("statement", help="an account's statement")
-    source(statement)
-    statement.add_argument("--account", type=_non_negative_int, required=True, metavar="ID")
-    statement.add_argument("--asset", metavar="ASSET", help="only this asset (symbol or id)")
-    statement.add_argument("--from", dest="from_seq", type=_non_negative_int, metavar="SEQ")
-    statement.add_argument("--to", dest="to_seq", type=_non_negative_int, metavar="SEQ")
-    statement.add_argument(
-        "--from-time", metavar="T", help="journal time: ns since the epoch or ISO-8601 (UTC)"
-    )
-    statement.add_argument("--to-time", metavar="T", help="inclusive, like --from-time")
-
-
-def _add_custody(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """``kootabase custody reconcile|float|alerts``: reconciliation, the operator's float and
-    the alerts that halt a chain."""
-    custody = sub.add_parser("custody", help="custody operations: reconciliation, float")
-    custody_sub = custody.add_subparsers(dest="custody_command", metavar="ACTION", required=True)
-    rec = custody_sub.add_parser(
-        "reconcile", help="per asset: ledger liabilities vs on-chain balances, explained"
-    )
-    rec.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path("./data"),
-        help="data directory holding custody.sqlite (default: ./data)",
-    )
-    rec.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="custody TOML config (default: DATA_DIR/custody.toml)",
-    )
-    rec.add_argument(
-        "--journal", type=Path, metavar="DIR", help="journal directory (default: DATA_DIR/journal)"
-    )
-    rec.set_defaults(handler=_lazy("custody.cli", "run_reconcile_cli"))
-    alerts = custody_sub.add_parser(
-        "alerts", help="operator alerts (deep reorgs) that halt a chain: list, resolve"
-    )
-    alerts_sub = alerts.add_subparsers(dest="alerts_command", metavar="ALERTS", required=True)
-    for name, text in (
-        ("list", "open alerts, one JSON object a line"),
-        ("resolve", "accept the node's chain and resume the halted chain"),
-    ):
-        p = alerts_sub.add_parser(name, help=text)
-        p.add_argument(
-            "--data-dir",
-            type=Path,
-            default=Path("./data"),
-            help="data directory holding custody.sqlite (default: ./data)",
-        )
-        p.add_argument(
-            "--config",
-            type=Path,
-            metavar="FILE",
-            help="custody TOML config (default: DATA_DIR/custody.toml)",
-        )
-        p.set_defaults(handler=_lazy("custody.alertscli", "run_alerts_cli"))
-        if name == "resolve":
-            p.add_argument("alert_id", type=_positive_int, metavar="ID")
-    flt = custody_sub.add_parser(
-        "float", help="record the exchange's own coins moved into (or out of) its hot wallets"
-    )
-    flt.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path("./data"),
-        help="data directory holding custody.sqlite (default: ./data)",
-    )
-    flt.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="custody TOML config (default: DATA_DIR/custody.toml)",
-    )
-    flt.add_argument("--asset", required=True, help="asset symbol or id, e.g. ETH")
-    flt.add_argument(
-        "--amount",
-        required=True,
-        help="decimal amount in the asset's unit; negative = float taken out",
-    )
-    flt.add_argument("--note", required=True, help="why (e.g. the transaction id)")
-    flt.set_defaults(handler=_lazy("custody.cli", "run_float_cli"))
 
 
 def main(argv: list[str] | None = None) -> int:

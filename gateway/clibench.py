@@ -1,0 +1,155 @@
+"""``kootabase bench ...``: the benchmark subcommands' arguments.
+
+Each benchmark's implementation lives in the repository's ``bench/`` folder (not in the
+wheel) and is imported only when run (`gateway.cliload.lazy` with ``bench=True``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gateway.cliargs import positive_float, positive_int
+from gateway.cliload import lazy
+
+
+def add_bench_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``kootabase bench engine|replay|ledger|marketdata|gateway|cluster|history``."""
+    bench = sub.add_parser("bench", help="run benchmarks (from a repository checkout)")
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
+    bench_engine = bench_sub.add_parser("engine", help="benchmark the matching engine")
+    bench_engine.add_argument("--json", action="store_true", help="print results as JSON")
+    bench_engine.add_argument(
+        "--seed", type=int, help="workload seed (default: 0 for a and b, 3 for c)"
+    )
+    bench_engine.add_argument(
+        "--commands", type=positive_int, metavar="N", help="number of commands per workload"
+    )
+    bench_engine.add_argument(
+        "--workload", choices=["a", "b", "c", "all"], default="all", help="workload (default: all)"
+    )
+    bench_engine.set_defaults(handler=lazy("bench.engine_bench", "run_cli", bench=True))
+    bench_replay = bench_sub.add_parser(
+        "replay", help="benchmark journal replay through the engine (commands/s)"
+    )
+    bench_replay.add_argument("--json", action="store_true", help="print results as JSON")
+    bench_replay.add_argument("--seed", type=int, default=0, help="workload seed (default: 0)")
+    bench_replay.add_argument(
+        "--commands", type=positive_int, metavar="N", help="stream commands (default: 500000)"
+    )
+    bench_replay.add_argument(
+        "--journal", type=Path, metavar="DIR", help="replay this journal instead of workload (b)"
+    )
+    bench_replay.set_defaults(handler=lazy("bench.replay_bench", "run_cli", bench=True))
+    bench_ledger = bench_sub.add_parser(
+        "ledger", help="benchmark the ledger projection into PostgreSQL (postings/s)"
+    )
+    bench_ledger.add_argument("--json", action="store_true", help="print results as JSON")
+    bench_ledger.add_argument("--seed", type=int, default=0, help="workload seed (default: 0)")
+    bench_ledger.add_argument(
+        "--commands", type=positive_int, metavar="N", help="stream commands (default: 200000)"
+    )
+    bench_ledger.add_argument(
+        "--chunk",
+        type=positive_int,
+        default=32_768,
+        metavar="N",
+        help="commands per projected chunk (default: 32768)",
+    )
+    bench_ledger.add_argument(
+        "--dsn",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="server to benchmark; a scratch database is created and dropped there",
+    )
+    bench_ledger.set_defaults(handler=lazy("bench.ledger_bench", "run_cli", bench=True))
+    bench_md = bench_sub.add_parser(
+        "marketdata", help="benchmark WebSocket market-data fan-out (loopback, 2 processes)"
+    )
+    bench_md.add_argument("--json", action="store_true", help="print results as JSON")
+    bench_md.add_argument("--seed", type=int, default=0, help="workload seed (default: 0)")
+    bench_md.add_argument(
+        "--subscribers",
+        type=positive_int,
+        default=1_000,
+        metavar="N",
+        help="WebSocket subscribers, at most 5000 (default: 1000)",
+    )
+    bench_md.add_argument(
+        "--rate",
+        type=positive_int,
+        default=20_000,
+        metavar="N",
+        help="offered orders per second (default: 20000)",
+    )
+    bench_md.add_argument(
+        "--seconds",
+        type=positive_float(120),
+        default=10.0,
+        metavar="S",
+        help="measured seconds, at most 120 (default: 10)",
+    )
+    bench_md.add_argument(
+        "--flush-ms",
+        type=positive_float(1_000),
+        default=5.0,
+        metavar="MS",
+        help="fan-out flush interval (default: 5)",
+    )
+    bench_md.set_defaults(handler=lazy("bench.marketdata_bench", "run_cli", bench=True))
+    bench_gw = bench_sub.add_parser(
+        "gateway", help="benchmark WS order entry: orders/s and ack latency (loopback)"
+    )
+    bench_gw.add_argument("--json", action="store_true", help="print results as JSON")
+    bench_gw.add_argument(
+        "--clients",
+        type=positive_int,
+        default=8,
+        metavar="N",
+        help="WebSocket order-entry clients (default: 8)",
+    )
+    bench_gw.add_argument(
+        "--seconds",
+        type=positive_float(600),
+        default=5.0,
+        metavar="S",
+        help="seconds per offered load (default: 5)",
+    )
+    bench_gw.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="journal without fsync (says so; not the product's setting)",
+    )
+    bench_gw.add_argument("--plot", metavar="PNG", help="save the latency plot here")
+    bench_gw.set_defaults(handler=lazy("bench.gateway_bench", "run_cli", bench=True))
+    bench_cl = bench_sub.add_parser(
+        "cluster", help="order entry in cluster mode: 3 NATS nodes (R3, R1), 2 gateways"
+    )
+    bench_cl.add_argument("--json", action="store_true", help="print results as JSON")
+    bench_cl.add_argument(
+        "--seconds",
+        type=positive_float(600),
+        default=5.0,
+        metavar="S",
+        help="seconds per load (default: 5)",
+    )
+    bench_cl.add_argument(
+        "--clients",
+        type=positive_int,
+        default=8,
+        metavar="N",
+        help="WS connections, spread over both gateways (default: 8)",
+    )
+    bench_cl.set_defaults(handler=lazy("bench.cluster_bench", "run_cli", bench=True))
+    bench_hist = bench_sub.add_parser(
+        "history", help="benchmark the order/trade history index: build rate, query latency"
+    )
+    bench_hist.add_argument("--json", action="store_true", help="print results as JSON")
+    bench_hist.add_argument("--seed", type=int, default=0, help="workload seed (default: 0)")
+    bench_hist.add_argument(
+        "--orders",
+        type=positive_int,
+        default=10_000_000,
+        metavar="N",
+        help="historical orders over 1,000 accounts (default: 10000000)",
+    )
+    bench_hist.set_defaults(handler=lazy("bench.history_bench", "run_cli", bench=True))
