@@ -5,8 +5,9 @@ docs/engine-semantics.md exactly like the reference model (engine/reference).
 
 Numba's on-disk cache (``cache=True``) keys each function on its own source file only, so an
 edit to a helper in another module would leave a stale compiled caller behind. Importing this
-package therefore stamps the cache with a hash of every module of the package and clears the
-package's cached kernels when the stamp does not match.
+package therefore stamps the cache with a hash of every module of the package (and of
+``engine.schema``, whose constants the kernels freeze) and clears the package's cached kernels
+when the stamp does not match.
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ from pathlib import Path
 def _guard_numba_cache() -> None:
     here = Path(__file__).resolve().parent
     digest = hashlib.blake2b(digest_size=16)
-    for path in sorted(here.glob("*.py")):
-        digest.update(path.name.encode())
+    # The kernels also freeze constants of engine.schema (codes, kinds, field layouts) at
+    # compile time, so its sources count too.
+    sources = sorted(here.glob("*.py")) + sorted((here.parent / "schema").glob("*.py"))
+    for path in sources:
+        digest.update(f"{path.parent.name}/{path.name}".encode())
         digest.update(path.read_bytes())
     stamp = digest.hexdigest()
     # Where numba puts this package's cache: next to the sources, or in NUMBA_CACHE_DIR under
