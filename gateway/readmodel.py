@@ -30,7 +30,8 @@ import msgspec
 import structlog
 
 from engine.filemodes import create_private, private_dir
-from gateway.store import AccountView, OrderRecord, Store
+from gateway.records import AccountView, OrderRecord
+from gateway.store import Store
 from marketdata import snapshot as md_snapshot
 from marketdata.snapshot import MarketDataImage
 from marketdata.state import MarketDataState

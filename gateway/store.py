@@ -13,16 +13,16 @@ the index has them (``durable_seq``) they stay here, per account, as *pending* r
 acknowledged order is always readable; afterwards only a bounded cache of recently closed
 orders (``memory_orders``, global) stays, for quick ``order.status``. Memory is therefore open
 orders + the cache + what the writer has not committed yet, whatever the history length.
+
+This module holds the fold and the hand-off to the history writer; the records it keeps are in
+`gateway.records`, and what requests ask of it in `gateway.storequeries`.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
-
-import msgspec
 
 from engine.schema import (
     CONDITIONAL_TYPES,
@@ -51,6 +51,19 @@ from engine.schema import (
     ExpireReason as ER,
 )
 from gateway.markets import Asset, Market
+from gateway.records import (
+    CANCELED,
+    EXPIRED,
+    EXPIRED_IN_MATCH,
+    FILLED,
+    PARTIALLY_FILLED,
+    AccountView,
+    OrderRecord,
+    PreventedMatch,
+    Report,
+    TradeRecord,
+)
+from gateway.storequeries import StoreQueries
 
 if TYPE_CHECKING:
     from gateway.history.reader import HistoryReader
@@ -58,122 +71,12 @@ if TYPE_CHECKING:
 MEMORY_ORDERS: Final = 50_000
 """Default bound of the recently-closed-order cache (all accounts together; ~0.5 KB each)."""
 
-NEW, PARTIALLY_FILLED, FILLED = "NEW", "PARTIALLY_FILLED", "FILLED"
-CANCELED, EXPIRED, EXPIRED_IN_MATCH = "CANCELED", "EXPIRED", "EXPIRED_IN_MATCH"
 Batch = tuple[int, int, Sequence[Any]]
 _MARKET: Final = int(OrderType.MARKET)
 _LIMIT_MAKER: Final = int(OrderType.LIMIT_MAKER)
 
 
-class OrderRecord(msgspec.Struct, gc=False, array_like=True):
-    """An order as the gateway answers for it.
-
-    The read-model records are msgspec Structs with ``gc=False``: plain data that never forms
-    a reference cycle, kept by the hundred thousand, so the cyclic collector must not walk
-    them (as tracked objects they made each young collection a ~12 ms pause)."""
-
-    order_id: int
-    account_id: int
-    market_id: int
-    client_order_id: int
-    side: int
-    order_type: int
-    time_in_force: int
-    price: int
-    orig_qty: int
-    orig_quote_qty: int
-    time_ns: int
-    executed: int = 0
-    cum_quote: int = 0
-    status: str = NEW
-    update_ns: int = 0
-    stop_price: int = 0
-    trailing_delta: int = 0
-    iceberg_qty: int = 0
-    stp_mode: int = 0
-    working_ns: int = 0
-    """0: working (on the book or taking) since ``time_ns``; -1: a conditional order waiting
-    for its trigger (not on the book); else the journal time it was triggered."""
-    prevented_qty: int = 0
-    """Quantity removed by self-trade prevention; open = orig - executed - prevented."""
-    prevented_match_id: int = -1
-    """The last prevented match this order was part of (-1: none)."""
-    prevented_matches: list[PreventedMatch] | None = None
-    """As the taker: the matches its own command prevented (for the order.place answer)."""
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in (NEW, PARTIALLY_FILLED)
-
-    @property
-    def is_working(self) -> bool:
-        return self.working_ns != -1
-
-    @property
-    def working_time_ns(self) -> int:
-        """When it started working (-1 while waiting for its trigger)."""
-        return self.time_ns if self.working_ns == 0 else self.working_ns
-
-
-class PreventedMatch(msgspec.Struct, gc=False, array_like=True):
-    """One self-trade prevention, as the dialect reports it in the taker's ``preventedMatches``
-    (quantities are None where the mode leaves that side untouched)."""
-
-    match_id: int
-    maker_order_id: int
-    price: int
-    taker_qty: int | None
-    maker_qty: int | None
-
-
-class TradeRecord(msgspec.Struct, gc=False, array_like=True):
-    market_id: int
-    trade_id: int
-    order_id: int
-    price: int
-    qty: int
-    quote: int
-    commission: int
-    is_buyer: bool
-    is_maker: bool
-    time_ns: int
-
-
-class Report(msgspec.Struct, gc=False):
-    """One order change for the user data stream (rendered only for watched accounts)."""
-
-    order: OrderRecord
-    exec_type: str
-    time_ns: int
-    last_qty: int = 0
-    last_price: int = 0
-    commission: int = 0
-    trade_id: int = -1
-    is_maker: bool = False
-    snapshot: tuple[int, int, int, int, str] = (0, 0, 0, 0, "")
-    """(price, orig_qty, executed, cum_quote, status) at the time of the change."""
-    working_ns: int = 0
-    """The order's working time at the change (-1: waiting for its trigger)."""
-    prevented: tuple[int, int, int, int] | None = None
-    """TRADE_PREVENTION: (prevented match id, prevented quantity so far, quantity prevented by
-    this match, the other order's id)."""
-
-
-@dataclass(slots=True)
-class AccountView:
-    balances: dict[int, list[int]] = field(default_factory=dict)
-    """asset_id -> [available, held_orders, held_withdrawals]."""
-    open_orders: dict[int, OrderRecord] = field(default_factory=dict)
-    open_client_ids: dict[int, int] = field(default_factory=dict)
-    """client_order_id -> order_id among open orders (0 never stored)."""
-    pending_orders: deque[tuple[int, OrderRecord]] = field(default_factory=deque)
-    """(batch seq, order) closed but not yet in the history index, in closing order."""
-    pending_trades: deque[tuple[int, TradeRecord]] = field(default_factory=deque)
-    """(batch seq, trade) not yet in the history index."""
-    update_ns: int = 0
-
-
-class Store:
+class Store(StoreQueries):
     def __init__(self, *, memory_orders: int = MEMORY_ORDERS) -> None:
         assert memory_orders >= 0
         self.memory_orders = memory_orders
@@ -529,132 +432,6 @@ class Store:
                     prevented=prevented,
                 )
             )
-
-    # ---- queries --------------------------------------------------------------------------
-
-    def market(self, wire_symbol: str) -> Market | None:
-        return self.by_wire.get(wire_symbol)
-
-    def order_of(self, account_id: int, order_id: int) -> OrderRecord | None:
-        o = self.orders.get(order_id)
-        if o is None and self.history is not None:
-            o = self.history.order(order_id)
-        return o if o is not None and o.account_id == account_id else None
-
-    def known(self, account_id: int, order_id: int) -> OrderRecord:
-        """An order an acknowledged command's events just named (in memory, or already moved
-        to the history index by a later batch before the awaiting request resumed)."""
-        o = self.order_of(account_id, order_id)
-        assert o is not None, f"order {order_id} of account {account_id} not found"
-        return o
-
-    def open_by_client_id(self, account_id: int, client_order_id: int) -> OrderRecord | None:
-        acct = self.accounts.get(account_id)
-        if acct is None:
-            return None
-        oid = acct.open_client_ids.get(client_order_id)
-        return None if oid is None else acct.open_orders.get(oid)
-
-    def find_by_client_id(
-        self, account_id: int, market_id: int, client_order_id: int
-    ) -> OrderRecord | None:
-        """The account's order in ``market_id`` that used the client id last: the open one,
-        else the latest closed one (a client id is unique among open orders, so a later order
-        can reuse it only after the earlier one closed)."""
-        o = self.open_by_client_id(account_id, client_order_id)
-        if o is not None and o.market_id == market_id:
-            return o
-        acct = self.accounts.get(account_id)
-        if acct is None:
-            return None
-        for _, c in reversed(acct.pending_orders):
-            if c.client_order_id == client_order_id and c.market_id == market_id:
-                return c
-        if self.history is None:
-            return None
-        return self.history.latest_by_client_id(account_id, market_id, client_order_id)
-
-    def orders_page(
-        self,
-        account_id: int,
-        market_id: int,
-        *,
-        from_id: int,
-        start_ns: int,
-        end_ns: int,
-        limit: int,
-        newest: bool,
-    ) -> list[OrderRecord]:
-        """allOrders: the account's orders in a market with ``order_id >= from_id`` placed
-        within [start_ns, end_ns], ascending order id; the first ``limit`` (oldest first) or
-        with ``newest`` the last ``limit``. Index rows merged with what only memory has (open
-        orders and closed ones the writer has not committed yet)."""
-        acct = self.accounts.get(account_id)
-        if acct is None:
-            return []
-        rows: dict[int, OrderRecord] = {}
-        if self.history is not None:
-            for o in self.history.orders(
-                account_id,
-                market_id,
-                from_id=from_id,
-                start_ns=start_ns,
-                end_ns=end_ns,
-                limit=limit,
-                newest=newest,
-            ):
-                rows[o.order_id] = o
-        mem = [o for _, o in acct.pending_orders]
-        mem += acct.open_orders.values()
-        for o in mem:
-            if (
-                o.market_id == market_id
-                and o.order_id >= from_id
-                and start_ns <= o.time_ns <= end_ns
-            ):
-                rows[o.order_id] = o
-        out = sorted(rows.values(), key=lambda o: o.order_id)
-        return out[-limit:] if newest else out[:limit]
-
-    def trades_page(
-        self,
-        account_id: int,
-        market_id: int,
-        *,
-        order_id: int | None,
-        from_id: int,
-        start_ns: int,
-        end_ns: int,
-        limit: int,
-        newest: bool,
-    ) -> list[TradeRecord]:
-        """myTrades (and an order's trades): like `orders_page`, by trade id."""
-        acct = self.accounts.get(account_id)
-        if acct is None:
-            return []
-        rows: dict[tuple[int, int], TradeRecord] = {}
-        if self.history is not None:
-            for t in self.history.trades(
-                account_id,
-                market_id,
-                order_id=order_id,
-                from_id=from_id,
-                start_ns=start_ns,
-                end_ns=end_ns,
-                limit=limit,
-                newest=newest,
-            ):
-                rows[(t.trade_id, t.order_id)] = t
-        for _, t in acct.pending_trades:
-            if (
-                t.market_id == market_id
-                and t.trade_id >= from_id
-                and (order_id is None or t.order_id == order_id)
-                and start_ns <= t.time_ns <= end_ns
-            ):
-                rows[(t.trade_id, t.order_id)] = t
-        out = [rows[k] for k in sorted(rows)]
-        return out[-limit:] if newest else out[:limit]
 
     # ---- history hand-off -----------------------------------------------------------------
 

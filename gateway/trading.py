@@ -39,7 +39,8 @@ from gateway.history.index import NO_END
 from gateway.markets import Market
 from gateway.orderparams import parse_order, refuse_cancel_restrictions
 from gateway.params import get_bool, get_enum, get_int, get_str
-from gateway.store import OrderRecord, Store
+from gateway.records import OrderRecord
+from gateway.store import Store
 
 RESP_TYPES: Final = frozenset({"ACK", "RESULT", "FULL"})
 MAX_TIME_MS: Final = NO_END // 1_000_000 - 1

@@ -12,7 +12,8 @@ from engine.schema import CONDITIONAL_TYPES
 from gateway.clientids import ClientIdBook
 from gateway.dialect import SIDE_NAMES, STP_NAMES, TIF_NAMES, TYPE_NAMES
 from gateway.markets import Market, atoms_to_decimal
-from gateway.store import AccountView, OrderRecord, PreventedMatch, Report, Store, TradeRecord
+from gateway.records import AccountView, OrderRecord, PreventedMatch, Report, TradeRecord
+from gateway.store import Store
 
 SIDES: Final = SIDE_NAMES
 TYPES: Final = TYPE_NAMES

@@ -75,7 +75,7 @@ Batch = tuple[int, int, Sequence[Any]]
 
 class TradeRecord(msgspec.Struct, gc=False):
     """A trade as market data keeps it: the engine's integers plus its journal time (plain
-    data, never in a cycle: untracked by the cyclic collector, see gateway.store)."""
+    data, never in a cycle: untracked by the cyclic collector, see gateway.records)."""
 
     trade_id: int
     price: int

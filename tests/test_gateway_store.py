@@ -19,7 +19,8 @@ from engine.schema import EngineConfig, OrderTriggered, StateImage
 from engine.service import DEMO_COMMANDS
 from gateway import wire
 from gateway.clientids import ClientIdBook
-from gateway.store import EXPIRED_IN_MATCH, Store
+from gateway.records import EXPIRED_IN_MATCH
+from gateway.store import Store
 from tests.marketdata_support import funding, make_node, random_commands
 from tests.streams import ACCOUNTS, ISSUE3_CONFIGS, Record, command_streams
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gateway.history.index import HistoryIndex
 from gateway.history.writer import DAY_NS, HistoryWriter
-from gateway.store import CANCELED, EXPIRED, FILLED, OrderRecord, TradeRecord
+from gateway.records import CANCELED, EXPIRED, FILLED, OrderRecord, TradeRecord
 from tests.gateway_support import ServerThread
 
 T0 = 1_767_225_600_000_000_000

@@ -33,7 +33,7 @@ from typing import Final
 
 import msgspec
 
-from gateway.store import OrderRecord, TradeRecord
+from gateway.records import OrderRecord, TradeRecord
 
 SCHEMA_VERSION: Final = 3
 MAX_ROWS: Final = 1_000

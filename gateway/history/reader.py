@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from gateway.store import OrderRecord, TradeRecord
+from gateway.records import OrderRecord, TradeRecord
 
 
 class HistoryReader(Protocol):

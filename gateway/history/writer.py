@@ -33,7 +33,7 @@ from typing import Final
 import structlog
 
 from gateway.history.index import HistoryIndex, order_row, trade_row
-from gateway.store import OrderRecord, TradeRecord
+from gateway.records import OrderRecord, TradeRecord
 
 log = structlog.get_logger(__name__)
 
