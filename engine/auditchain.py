@@ -33,13 +33,13 @@ from engine.journal import (
     DIGEST_BYTES,
     GENESIS_DIGEST,
     MAGIC,
-    READABLE_VERSIONS,
     RECORD_HEADER,
     SEGMENT_HEADER,
     ChainedRecord,
     JournalMissing,
     chain_digest,
 )
+from engine.journalformat import READABLE_VERSIONS
 from engine.usererror import UserError
 
 ANCHOR_FORMAT = "kootabase-anchor/1"
