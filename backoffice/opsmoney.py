@@ -1,5 +1,6 @@
-"""The operator API's money routes (``/ops/v1/withdrawals``, ``/ops/v1/aml/cases``): four eyes
-on withdrawals (`custody.approvals`) and AML cases (`backoffice.aml.cases`).
+"""The operator API's money routes (``/ops/v1/withdrawals``, ``/ops/v1/aml/cases``,
+``/ops/v1/custody/alerts``): four eyes on withdrawals (`custody.approvals`), AML cases
+(`backoffice.aml.cases`) and custody's open alerts (read-only).
 
 Mounted on `backoffice.ops.Ops`, so the staff session and the role (`backoffice.roles.ACTIONS`)
 are checked before a handler runs; the handlers then call the same functions tests and tools
@@ -135,6 +136,18 @@ class MoneyRoutes:
             raise self._refused(exc) from None
         return self._withdrawal(w)
 
+    # ---- custody alerts ----------------------------------------------------------------------
+
+    async def alerts(self, request: web.Request, session: StaffSession) -> Any:
+        """Open operator alerts (deep reorgs): each halts its chain's watcher and signer until
+        resolved. Read-only here: resolving rolls blocks back (``kootabase custody alerts
+        resolve``), an act for a person at the node, not a button."""
+        store = self._custody().custody.store
+        return [
+            {"alert_id": alert_id, "chain": chain, "kind": kind, "detail": detail}
+            for alert_id, chain, kind, detail in store.open_alerts()
+        ]
+
     # ---- AML cases ---------------------------------------------------------------------------
 
     async def cases(self, request: web.Request, session: StaffSession) -> Any:
@@ -193,6 +206,7 @@ def setup(app: web.Application, ops: Ops) -> MoneyRoutes:
     add("GET", f"{w}/{{withdrawal_id}}", r("withdrawals.view", m.withdrawal))
     add("POST", f"{w}/{{withdrawal_id}}/approve", r("withdrawals.approve", m.approve))
     add("POST", f"{w}/{{withdrawal_id}}/reject", r("withdrawals.reject", m.reject))
+    add("GET", f"{PREFIX}/custody/alerts", r("custody.alerts.view", m.alerts))
     add("GET", c, r("aml.cases.view", m.cases, ("status",)))
     add("GET", f"{c}/{{case_id}}", r("aml.cases.view", m.case))
     add("POST", f"{c}/{{case_id}}/assign", r("aml.cases.work", m.assign))

@@ -23,6 +23,7 @@ WITHDRAWAL = _obj(
     created_ns=_int(),
     decisions={"type": "array", "items": DECISION},
 )
+ALERT = _obj(alert_id=_int(1), chain=STR, kind=STR, detail=STR)
 CASE = {
     "type": "object",
     "required": ["case_id", "rule_id", "kind", "action", "account_id", "status"],
@@ -110,6 +111,14 @@ def operations(p: str) -> dict[tuple[str, str], dict[str, Any]]:
             params=[wid],
             body=_json_body(_obj(reason=STR), {"reason": "beneficiary not verified"}),
             statuses={409},
+        ),
+        ("GET", f"{p}/custody/alerts"): op(
+            "GET",
+            f"{p}/custody/alerts",
+            "Open custody alerts (deep reorgs): each halts its chain's deposits and withdrawals "
+            "until resolved with `kootabase custody alerts resolve`",
+            "custody.alerts.view",
+            {"type": "array", "items": ALERT},
         ),
         ("GET", c): op(
             "GET",

@@ -64,6 +64,7 @@ ACTIONS: Final[dict[str, Action]] = {
     "withdrawals.reject": _a(F, C, writes=True),
     "aml.cases.view": _a(A, C, R, writes=False),
     "aml.cases.work": _a(C, writes=True),
+    "custody.alerts.view": _a(A, C, F, R, writes=False),
 }
 """Action name -> the roles that may take it. The only place roles are granted."""
 

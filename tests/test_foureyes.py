@@ -320,6 +320,8 @@ def test_money_routes_answer_as_described(
         (f"POST {wp}/reject", 409, "f1", {"withdrawal_id": b}, {"reason": "again"}, none),
         (f"POST {wp}/reject", 404, "f1", {"withdrawal_id": 999_999}, {"reason": "x"}, none),
         (f"POST {wp}/reject", 403, "support", {"withdrawal_id": b}, {"reason": "x"}, none),
+        ("GET /ops/v1/custody/alerts", 200, "auditor", none, None, none),
+        ("GET /ops/v1/custody/alerts", 403, "support", none, None, none),
         (f"GET {c}", 200, "auditor", none, None, {"status": "open"}),
         (f"GET {c}", 400, "auditor", none, None, {"status": "shut"}),
         (f"GET {c}", 403, "f1", none, None, none),

@@ -8,6 +8,7 @@ engine (available to held, to the exact decimal) and listed with its fee and cus
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -90,6 +91,16 @@ def _rest(server: ServerThread, path: str, creds: Any, **params: str) -> Any:
         server.http + path,
         query=signed_query(creds, params),
         headers={"X-MBX-APIKEY": creds.api_key},
+    )
+    assert status == 200, body
+    return body
+
+
+def _ops(server: ServerThread, page: Any, path: str) -> Any:
+    """The operator API as the page's staff session sees it (its bearer, from the page)."""
+    token = page.evaluate("sessionStorage.getItem('kootabase.staff')")
+    status, _, body = http(
+        "GET", f"{server.http}/ops/v1/{path}", headers={"Authorization": f"Bearer {token}"}
     )
     assert status == 200, body
     return body
@@ -200,10 +211,75 @@ def test_four_eyes_from_the_console(server: ServerThread, pages: Pages, anvil: A
     case = f"#c-aml tr:has(td:text-is('{wid}'))"
     compliance.wait_for_selector(case)
     assert "big-out (large_withdrawal)" in compliance.text_content(case)
+    case_id = compliance.get_attribute(case, "data-case-id")
+    # Assign it (an empty assignee: oneself) and comment; the operator API keeps both.
+    compliance.click(f"{case} button:text-is('Assign')")
+    compliance.wait_for_selector("#c-aml-msg[data-kind='ok']")
+    me = _ops(server, compliance, "me")["staff_id"]
+    compliance.wait_for_selector(f"{case} .c-case-assignee:text-is('{me}')")
+    compliance.fill(f"{case} .c-comment", "asked for the source of funds")
+    compliance.click(f"{case} button:text-is('Comment')")
+    compliance.wait_for_selector("#c-aml-msg:text-matches('comment added')")
+    seen = _ops(server, compliance, f"aml/cases/{case_id}")
+    assert seen["assignee"] == me, seen
+    notes = [(n["staff_id"], n["kind"], n["body"]) for n in seen["notes"]]
+    assert notes[-2:] == [(me, "assign", me), (me, "comment", "asked for the source of funds")]
+    compliance.fill(f"{case} .c-comment", "")  # an empty comment: refused, nothing kept
+    compliance.click(f"{case} button:text-is('Comment')")
+    compliance.wait_for_selector("#c-aml-msg[data-kind='error']")
+    assert len(_ops(server, compliance, f"aml/cases/{case_id}")["notes"]) == len(notes)
     compliance.select_option(f"{case} select", "cleared")
-    compliance.fill(f"{case} input", "known payee, documented")
+    compliance.fill(f"{case} .c-note", "known payee, documented")
     compliance.click(f"{case} button:text('Close case')")
     compliance.wait_for_selector("#c-aml-msg[data-kind='ok']")
     compliance.wait_for_selector(case, state="detached")
     pages.shot(compliance, "console-aml")
     pages.no_errors(400, 403, 409)
+
+
+def test_custody_alerts_in_the_console(server: ServerThread, pages: Pages) -> None:
+    """A deep reorg's alert halts the chain; the console lists it for the roles that may read
+    it (compliance here) and hides the panel from support (403).
+
+    The alert is recorded the way the scanner records a deep reorg (`CustodyStore.add_alert`
+    on the real custody store): making anvil reorg deeper than the confirmation policy costs
+    far more than this panel is worth. Resolved (acknowledged) at the end: this test runs last.
+    """
+    compliance = staff_console(
+        pages, "alerts@example.com", make_staff(server, "alerts@example.com", "compliance")
+    )
+    compliance.wait_for_selector("#c-alerts td:text-matches('no open alerts')")
+    assert _ops(server, compliance, "custody/alerts") == []
+    store = server.gw.custody.custody.store
+    store.add_alert(ETH_CHAIN, "deep_reorg", "block 7 replaced 9 deep", time.time_ns())
+    try:
+        ((alert_id, *_),) = store.open_alerts()
+        row = f"#c-alerts tr:has(td:text-is('{alert_id}'))"
+        compliance.wait_for_selector(row)
+        cells = compliance.eval_on_selector_all(f"{row} td", "tds => tds.map(t => t.textContent)")
+        assert cells == [
+            str(alert_id),
+            ETH_CHAIN,
+            "deep_reorg: chain halted",
+            "block 7 replaced 9 deep",
+        ], cells
+        assert _ops(server, compliance, "custody/alerts") == [
+            {
+                "alert_id": alert_id,
+                "chain": ETH_CHAIN,
+                "kind": "deep_reorg",
+                "detail": "block 7 replaced 9 deep",
+            }
+        ]
+        support = staff_console(
+            pages, "help@example.com", make_staff(server, "help@example.com", "support")
+        )
+        support.wait_for_selector("#c-markets tr")
+        for box in ("#c-alerts-box", "#c-aml-box"):  # shown at login, hidden on the 403
+            support.wait_for_selector(box, state="hidden")
+        pages.shot(compliance, "console-alerts")
+    finally:
+        for alert_id, *_ in store.open_alerts():
+            store.acknowledge_alert(alert_id)
+    compliance.wait_for_selector("#c-alerts td:text-matches('no open alerts')")
+    pages.no_errors(403)

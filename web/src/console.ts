@@ -1,13 +1,15 @@
 // The operations console: health, markets (halt / cancel-only / post-only / resume), accounts
-// and key metrics over time, through /health, /metrics and the operator's /admin endpoints.
+// and key metrics over time, through /health, /metrics and the operator's /admin endpoints;
+// with a staff session also withdrawals (four eyes), the audit log, AML cases and custody
+// alerts (the last two in consolecases.ts).
 import "./style.css";
 import { createChart, type IChartApi, type ISeriesApi, LineSeries, type UTCTimestamp } from "lightweight-charts";
 import { ApiError, backoffice } from "./api";
+import { AmlPanel, hides, loadAlerts } from "./consolecases";
 import { $, el, input, rows, say } from "./dom";
 import { parseMetrics, quantileSince, type Samples, total } from "./metrics";
 import {
   type AccountRow,
-  type AmlCase,
   AdminToken,
   type AuditEntry,
   type Operator,
@@ -72,7 +74,7 @@ class Console {
   private auditFilter: Record<string, string> = {};
   private denied = new Set<string>();
   private editingTier = false;
-  private closingCase = false;
+  private readonly amlPanel = new AmlPanel();
   private mtoken = sessionStorage.getItem(MTOKEN) ?? "";
   private prev: Samples | null = null;
   private prevAt = 0;
@@ -170,6 +172,7 @@ class Console {
     $("c-withdrawals-box").hidden = !staff || this.denied.has("c-withdrawals");
     $("c-audit-box").hidden = !staff || this.denied.has("c-audit");
     $("c-aml-box").hidden = !staff || this.denied.has("c-aml");
+    $("c-alerts-box").hidden = !staff || this.denied.has("c-alerts");
     $("c-logout").hidden = !on;
   }
 
@@ -204,15 +207,16 @@ class Console {
       ["c-accounts", () => this.accounts()],
       ["c-withdrawals", () => this.withdrawals()],
       ["c-audit", () => this.audit()],
-      ["c-aml", () => this.aml()],
+      ["c-aml", async () => (this.op instanceof StaffSession ? this.amlPanel.load(this.op) : undefined)],
+      ["c-alerts", async () => (this.op instanceof StaffSession ? loadAlerts(this.op) : undefined)],
     ];
     await Promise.all(
       panels
         .filter(([id]) => !this.denied.has(id))
         .map(([id, load]) =>
           load().catch((exc) => {
-            if (exc instanceof ApiError && exc.status === 403) {
-              this.denied.add(id); // not this role's: hide it, ask no more
+            if (hides(exc)) {
+              this.denied.add(id); // not this role's, or not run here: hide it, ask no more
               $(`${id}-box`).hidden = true;
               return;
             }
@@ -433,54 +437,6 @@ class Console {
     for (const [i, tr] of [...$("c-withdrawals").querySelectorAll("tr")].entries()) {
       if (list[i]) tr.dataset.withdrawalId = String(list[i].withdrawal_id);
     }
-  }
-
-  /** Open AML cases; compliance closes one with an outcome and a note (the operator API
-   * checks the role and keeps the note). */
-  private async aml(): Promise<void> {
-    const op = this.op;
-    if (!(op instanceof StaffSession) || this.closingCase) return;
-    let list: AmlCase[];
-    try {
-      list = await op.amlCases();
-    } catch (exc) {
-      if (exc instanceof ApiError && exc.status === 403) throw exc;
-      $("c-aml").replaceChildren();
-      say($("c-aml-msg"), exc instanceof ApiError ? exc.toString() : String(exc));
-      return;
-    }
-    rows(
-      $("c-aml"),
-      list.map((c) => {
-        const outcome = el("select", { "aria-label": `Outcome of case ${c.case_id}` });
-        outcome.replaceChildren(
-          ...["cleared", "reported", "account_closed"].map((o) => el("option", { value: o }, o)),
-        );
-        const note = el("input", { "aria-label": `Note on case ${c.case_id}`, placeholder: "note" });
-        for (const e of [outcome, note]) e.addEventListener("focus", () => (this.closingCase = true));
-        const close = el("button", { type: "button", class: "small" }, "Close case");
-        close.addEventListener("click", async () => {
-          try {
-            await op.closeCase(c.case_id, outcome.value, note.value);
-            say($("c-aml-msg"), `Case ${c.case_id} closed: ${outcome.value}`, "ok");
-          } catch (exc) {
-            say($("c-aml-msg"), exc instanceof ApiError ? exc.toString() : String(exc), "error");
-          }
-          this.closingCase = false;
-          await this.aml();
-        });
-        return [
-          el("span", { class: "mono" }, c.case_id),
-          `${c.rule_id} (${c.kind})`,
-          String(c.account_id),
-          c.withdrawal_id ? String(c.withdrawal_id) : "",
-          c.detail,
-          c.assignee || "-",
-          el("span", {}, outcome, " ", note, " ", close),
-        ];
-      }),
-      "no open cases",
-    );
   }
 
   /** Read on from where the last poll stopped (the server reads a bounded stretch of the

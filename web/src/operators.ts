@@ -39,6 +39,20 @@ export interface AmlCase {
   assignee: string;
 }
 
+export interface CaseNote {
+  staff_id: string;
+  kind: string;
+  body: string;
+  at_ns: number;
+}
+
+export interface CustodyAlert {
+  alert_id: number;
+  chain: string;
+  kind: string;
+  detail: string;
+}
+
 export interface AuditEntry {
   seq: number;
   time_ms: number;
@@ -115,6 +129,18 @@ export class StaffSession implements Operator {
   }
   closeCase(caseId: string, outcome: string, note: string): Promise<AmlCase> {
     return this.call("POST", `aml/cases/${encodeURIComponent(caseId)}/close`, { outcome, note });
+  }
+  assignCase(caseId: string, staffId: string): Promise<AmlCase> {
+    return this.call("POST", `aml/cases/${encodeURIComponent(caseId)}/assign`, { staff_id: staffId });
+  }
+  commentCase(caseId: string, body: string): Promise<AmlCase & { notes: CaseNote[] }> {
+    return this.call("POST", `aml/cases/${encodeURIComponent(caseId)}/comment`, { body });
+  }
+  custodyAlerts(): Promise<CustodyAlert[]> {
+    return this.call("GET", "custody/alerts");
+  }
+  me(): Promise<{ staff_id: string; email: string; role: string }> {
+    return this.call("GET", "me");
   }
   setFrozen(accountId: number, frozen: boolean): Promise<{ seq: number }> {
     return this.call("POST", `accounts/${accountId}/${frozen ? "freeze" : "unfreeze"}`, {});
