@@ -10,7 +10,7 @@ then follow the stream live (see `gateway.clusterbridge`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -60,6 +60,7 @@ async def attach(gw: Gateway) -> None:
         await bridge.publish_system(DEMO_BATCH_NO, list(DEMO_COMMANDS))
     gw.metrics.last_seq.set(bridge.replica.last_seq)
     _cluster_metrics(gw, bridge)
+    gw.health_checks["cluster"] = lambda: _cluster_health(bridge, stream_log)
     log.info(
         "cluster_replica_ready",
         stream=cfg.stream.name,
@@ -67,6 +68,26 @@ async def attach(gw: Gateway) -> None:
         last_seq=bridge.replica.last_seq,
         origin=f"{bridge.origin:x}",
     )
+
+
+def _cluster_health(bridge: ClusterBridge, stream_log: StreamLog) -> dict[str, Any]:
+    """``/health``'s ``checks.cluster`` (and so the operations console's checks table): this
+    replica's NATS connection and stream position, so an operator sees a replica that lost
+    NATS or stopped before its readiness flips. No server address: it may carry credentials."""
+    nc = stream_log.nc
+    nats_state = (
+        "connected" if nc.is_connected else "reconnecting" if nc.is_reconnecting else "closed"
+    )
+    diverged = bridge.checker is not None and bool(bridge.checker.divergence)
+    return {
+        "ok": nats_state == "connected" and bridge.failure is None and not diverged,
+        "nats": nats_state,
+        "stream": stream_log.spec.name,
+        "streamSeq": bridge.replica.stream_seq,
+        "lastSeq": bridge.replica.last_seq,
+        "diverged": diverged,
+        "failure": bridge.failure,
+    }
 
 
 def _cluster_metrics(gw: Gateway, bridge: ClusterBridge) -> None:

@@ -316,6 +316,15 @@ def test_two_gateway_replicas_one_stream(tmp_path: Path) -> None:
                 status, _, health = http("GET", s.http + "/health")
                 assert status == 200, health
                 assert (health["stateHashSeq"], health["stateHash"]) == (seq_a, hash_a)
+                assert health["checks"]["cluster"] == {  # the console's checks table shows it
+                    "ok": True,
+                    "nats": "connected",
+                    "stream": spec.name,
+                    "streamSeq": s.gw.bridge.replica.stream_seq,
+                    "lastSeq": seq_a,
+                    "diverged": False,
+                    "failure": None,
+                }
             for s in (a, b):  # every acknowledged order is in both replicas' read models
                 orders = s.gw.store.orders
                 missing = [o for o in results["a"] + results["b"] if o not in orders]

@@ -252,7 +252,7 @@ class Console {
             el("span", { class: "mono" }, JSON.stringify(rest)),
           ];
         }),
-        "no supervised parts (ledger follower, custody watchers) in this process",
+        "no supervised parts (ledger follower, cluster replica) in this process",
       );
       if (!performance.getEntriesByName("kootabase:health-drawn").length) {
         performance.mark("kootabase:health-drawn"); // bench/web_pages.py reads it
