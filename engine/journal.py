@@ -70,7 +70,7 @@ from engine.journalformat import (  # the format's names, re-exported for caller
 )
 from engine.journallock import WriterLock
 from engine.journalrecovery import _JournalRecovery
-from engine.journalsegment import INDEX_INTERVAL, _fsync_dir, _Segment, _segment_name
+from engine.journalsegment import INDEX_INTERVAL, _Segment, _segment_name, fsync_dir
 from engine.usererror import UserError
 
 log = structlog.get_logger(__name__)
@@ -181,7 +181,7 @@ class SegmentJournal(_JournalRecovery):
         if not self._dir.is_dir():
             self._dir.mkdir(parents=True, mode=PRIVATE_DIR)
             if fsync:
-                _fsync_dir(self._dir.parent)
+                fsync_dir(self._dir.parent)
         self._lock = WriterLock(self._dir)  # raises JournalLocked naming the holder
         try:
             if not fsync:
@@ -409,7 +409,7 @@ class SegmentJournal(_JournalRecovery):
         if self._fsync:
             os.fsync(self._fd)
             if seg.size == 0:
-                _fsync_dir(self._dir)
+                fsync_dir(self._dir)
         seg.size = end
         seg.next_seq = next_seq
 

@@ -46,8 +46,9 @@ def _segment_name(first_seq: int) -> str:
     return f"{first_seq:020d}{_SUFFIX}"
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make a created or truncated directory entry durable (a file's fsync does not)."""
+def fsync_dir(directory: Path) -> None:
+    """Make a created, renamed or truncated directory entry durable (a file's fsync does not);
+    the journal's segments and the snapshots both need it."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -29,6 +29,7 @@ import google_crc32c
 import structlog
 
 from engine.filemodes import create_private, private_dir
+from engine.journalsegment import fsync_dir
 from engine.provenance import ANCHOR, JournalAnchor
 from engine.schema import FORMAT_VERSION, IMAGE_DECODER, StateImage, encode_image, state_hash
 from engine.usererror import UserError
@@ -93,7 +94,7 @@ def write_snapshot(
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_dir(directory)
+    fsync_dir(directory)
     for old in list_snapshots(directory)[:-keep]:
         old.unlink()
     (log.debug if quiet else log.info)(
@@ -159,11 +160,3 @@ def latest_valid(directory: Path, *, at_most_seq: int | None = None) -> Snapshot
         if at_most_seq is None or snapshot.last_seq <= at_most_seq:
             return snapshot
     return None
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
