@@ -285,6 +285,20 @@ class SegmentJournal(_JournalRecovery):
         which fixes the end of this iteration) must not be below ``sequence - 1``. The start
         is found through the sparse index, so at most ``INDEX_INTERVAL`` records are skipped.
         """
+        walk = self._walk_plan(sequence, to)
+        return iter(()) if walk is None else self._iterate(*walk)
+
+    def read_chained(self, sequence: int, to: int | None = None) -> Iterator[ChainedRecord]:
+        """Like `read_from`, with each record's stored chain digest (None in version 1)."""
+        walk = self._walk_plan(sequence, to)
+        return iter(()) if walk is None else self._iterate_chained(*walk)
+
+    def _walk_plan(
+        self, sequence: int, to: int | None
+    ) -> tuple[list[tuple[Path, int, int, int]], int, int, int, int] | None:
+        """Where a read of ``sequence..to`` starts: the segments from the one holding
+        ``sequence``, the sparse-index entry at or before it (its seq and offset), and the
+        range; None when the range is empty. Checks the range the same way for every reader."""
         if self._closed:
             raise RuntimeError("journal is closed")
         if not self.first_sequence <= sequence <= self._last_seq + 1:
@@ -296,32 +310,12 @@ class SegmentJournal(_JournalRecovery):
         if to is not None and to < sequence - 1:
             raise ValueError(f"read range {sequence}..{to} is reversed")
         if end < sequence:
-            return iter(())
+            return None
         first = bisect.bisect_right(self._first_seqs, sequence) - 1
         seg = self._segments[first]
         slot = bisect.bisect_right(seg.index_seqs, sequence) - 1
         plan = [(s.path, s.first_seq, s.size, s.version) for s in self._segments[first:]]
-        return self._iterate(plan, seg.index_seqs[slot], seg.index_offsets[slot], sequence, end)
-
-    def read_chained(self, sequence: int, to: int | None = None) -> Iterator[ChainedRecord]:
-        """Like `read_from`, with each record's stored chain digest (None in version 1)."""
-        if self._closed:
-            raise RuntimeError("journal is closed")
-        if not self.first_sequence <= sequence <= self._last_seq + 1:
-            raise ValueError(
-                f"cannot read from sequence {sequence}: journal holds "
-                f"{self.first_sequence}..{self._last_seq}"
-            )
-        end = self._last_seq if to is None else min(to, self._last_seq)
-        if end < sequence:
-            return iter(())
-        first = bisect.bisect_right(self._first_seqs, sequence) - 1
-        seg = self._segments[first]
-        slot = bisect.bisect_right(seg.index_seqs, sequence) - 1
-        plan = [(s.path, s.first_seq, s.size, s.version) for s in self._segments[first:]]
-        return self._iterate_chained(
-            plan, seg.index_seqs[slot], seg.index_offsets[slot], sequence, end
-        )
+        return plan, seg.index_seqs[slot], seg.index_offsets[slot], sequence, end
 
     def close(self) -> None:
         """Close the active segment and release the writer lock; idempotent."""
