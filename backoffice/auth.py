@@ -43,6 +43,18 @@ class Session:
     claims: Claims
 
 
+def locked(until_ms: int, who: str) -> BackofficeError:
+    """The answer to a login while ``who`` (a user, a staff member) is locked out: 429 with
+    the seconds to wait."""
+    wait_s = max(1, (until_ms - now_ms()) // 1000 + 1)
+    return BackofficeError(
+        429,
+        errors.ACCOUNT_LOCKED,
+        f"too many failed logins: {who} is locked for a while",
+        {"Retry-After": str(wait_s)},
+    )
+
+
 def _unauthorized(code: str, message: str) -> BackofficeError:
     return BackofficeError(401, code, message, {"WWW-Authenticate": "Bearer"})
 
@@ -125,7 +137,7 @@ class Auth:
         user = await self.store.user_by_email(email)
         if user is not None and user.locked_until_ms > now_ms():
             await self.store.record_attempt(email, ip, "locked")
-            raise self._locked(user.locked_until_ms)
+            raise locked(user.locked_until_ms, "this user")
         ok = await self.passwords.verify(user.password_hash if user else None, password)
         if not ok or user is None:
             await self._failed(email, ip, user, "bad_password")
@@ -144,22 +156,13 @@ class Auth:
         await self.store.record_attempt(email, ip, "ok")
         return await self._tokens(user.user_id, new_id())
 
-    def _locked(self, until_ms: int) -> BackofficeError:
-        wait_s = max(1, (until_ms - now_ms()) // 1000 + 1)
-        return BackofficeError(
-            429,
-            errors.ACCOUNT_LOCKED,
-            "too many failed logins: this user is locked for a while",
-            {"Retry-After": str(wait_s)},
-        )
-
     async def _failed(self, email: str, ip: str, user: User | None, outcome: str) -> None:
         self.throttle.note(ip)
         await self.store.record_attempt(email, ip, outcome)
         if user is not None:
             until = await self.store.login_failed(user.user_id, MAX_FAILURES, LOCK_MS)
             if until:
-                raise self._locked(until)
+                raise locked(until, "this user")
 
     async def _tokens(self, user_id: str, family_id: str) -> dict[str, Any]:
         refresh = await self.store.add_refresh(user_id, family_id, REFRESH_TTL_MS)

@@ -18,7 +18,7 @@ from typing import Any, Final
 import pyotp
 
 from backoffice import errors
-from backoffice.auth import TOTP_ISSUER, _check_rate, _totp_step, _unauthorized
+from backoffice.auth import TOTP_ISSUER, _check_rate, _totp_step, _unauthorized, locked
 from backoffice.db import Db, UniqueViolation
 from backoffice.errors import BackofficeError
 from backoffice.passwords import MAX_PASSWORD_CHARS, Passwords, check_new_password, normalize_email
@@ -226,7 +226,7 @@ class StaffAuth:
         _check_rate(self.throttle, ip, errors.TOO_MANY_ATTEMPTS, "too many failed logins")
         staff = await self.store.by_email(address)
         if staff is not None and staff.locked_until_ms > now_ms():
-            raise self._locked(staff.locked_until_ms)
+            raise locked(staff.locked_until_ms, "this staff member")
         ok = await self.passwords.verify(staff.password_hash if staff else None, password)
         if not ok or staff is None:
             await self._failed(ip, staff)
@@ -260,21 +260,12 @@ class StaffAuth:
             "staff": staff.public(),
         }
 
-    def _locked(self, until_ms: int) -> BackofficeError:
-        wait_s = max(1, (until_ms - now_ms()) // 1000 + 1)
-        return BackofficeError(
-            429,
-            errors.ACCOUNT_LOCKED,
-            "too many failed logins: this staff member is locked for a while",
-            {"Retry-After": str(wait_s)},
-        )
-
     async def _failed(self, ip: str, staff: Staff | None) -> None:
         self.throttle.note(ip)
         if staff is not None:
             until = await self.store.failed(staff.staff_id)
             if until:
-                raise self._locked(until)
+                raise locked(until, "this staff member")
 
     async def authenticate(self, authorization: str | None) -> StaffSession:
         """The live staff session of a request's bearer token, else 401/403."""
