@@ -227,6 +227,42 @@ def _hd(seed: bytes, network: str, path: list[int]) -> Any:
     return key
 
 
+def eth_custody_config(
+    tmp: Path,
+    anvil: Anvil,
+    seed_tag: str,
+    *,
+    hot_key: bool = False,
+    stuck_after_s: float | None = None,
+    **asset_options: Any,
+) -> Any:
+    """A gateway's custody config for one ETH chain on ``anvil``: the watch-only xpub (and, with
+    ``hot_key``, the hot key in ``tmp/eth.key``) derived from ``seed_tag``, and the ETH asset
+    (18 decimals on chain, 9 in the engine) with ``asset_options`` (limits, thresholds)."""
+    from custody.assets import ChainKind, ChainSpec, CustodyAsset
+    from custody.config import CustodyConfig, NodeConfig
+    from engine.service import ETH
+
+    seed = seed_for(seed_tag)
+    node_options: dict[str, Any] = {}
+    if hot_key:
+        hot = _hd(seed, "bitcoin", [-44, -60, -1, 0, 0])
+        (tmp / "eth.key").write_text("0x" + hot.private_hex)
+        node_options["hot_key_file"] = str(tmp / "eth.key")
+    if stuck_after_s is not None:
+        node_options["stuck_after_s"] = stuck_after_s
+    node = NodeConfig(
+        ChainSpec(ETH_CHAIN, ChainKind.ETHEREUM, CONFIRMATIONS, bip44_coin=60),
+        anvil.url,
+        xpub=_hd(seed, "bitcoin", [-44, -60, -0]).wif_public(),
+        start_height=anvil.height() + 1,
+        bitcoinlib_network="bitcoin",
+        **node_options,
+    )
+    asset = CustodyAsset(ETH, "ETH", ETH_CHAIN, 18, 9, **asset_options)
+    return CustodyConfig(tmp / "custody.sqlite", {ETH_CHAIN: node}, [asset])
+
+
 @dataclass
 class Env:
     """An engine node, a Custody on top of it, and the test's keys."""

@@ -13,10 +13,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from engine.service import ETH
 from gateway.client import Credentials
 from tests.backoffice_support import pg_database
-from tests.custody_nodes import CONFIRMATIONS, ETH_CHAIN, Anvil, _hd, run_anvil, seed_for
+from tests.custody_nodes import ETH_CHAIN, Anvil, eth_custody_config, run_anvil, seed_for
 from tests.gateway_support import ServerThread, http, signed_query
 
 T = TypeVar("T")
@@ -110,32 +109,16 @@ def anvil_node() -> Iterator[Anvil]:
 
 
 def custody_config(tmp: Path, anvil: Anvil) -> Any:
-    from custody.assets import ChainKind, ChainSpec, CustodyAsset
-    from custody.config import CustodyConfig, NodeConfig
-
-    seed = seed_for("four-eyes")
-    hot = _hd(seed, "bitcoin", [-44, -60, -1, 0, 0])
-    (tmp / "eth.key").write_text("0x" + hot.private_hex)
-    node = NodeConfig(
-        ChainSpec(ETH_CHAIN, ChainKind.ETHEREUM, CONFIRMATIONS, bip44_coin=60),
-        anvil.url,
-        xpub=_hd(seed, "bitcoin", [-44, -60, -0]).wif_public(),
-        hot_key_file=str(tmp / "eth.key"),
-        start_height=anvil.height() + 1,
+    return eth_custody_config(
+        tmp,
+        anvil,
+        "four-eyes",
+        hot_key=True,
         stuck_after_s=3600,
-        bitcoinlib_network="bitcoin",
-    )
-    asset = CustodyAsset(
-        ETH,
-        "ETH",
-        ETH_CHAIN,
-        18,
-        9,
         min_withdrawal_atoms=1_000,
         approval_threshold_atoms=THRESHOLD_ATOMS,
         approve_new_address=True,
     )
-    return CustodyConfig(tmp / "custody.sqlite", {ETH_CHAIN: node}, [asset])
 
 
 def foureyes_server(

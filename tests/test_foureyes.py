@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.custody_nodes import CONFIRMATIONS
 from tests.foureyes_support import (
-    CONFIRMATIONS,
     Anvil,
     ServerThread,
     account,

@@ -15,14 +15,7 @@ from websockets.sync.client import connect as ws_connect
 
 from engine.service import ETH
 from gateway.client import Credentials
-from tests.custody_nodes import (
-    CONFIRMATIONS,
-    ETH_CHAIN,
-    Anvil,
-    _hd,
-    run_anvil,
-    seed_for,
-)
+from tests.custody_nodes import CONFIRMATIONS, Anvil, eth_custody_config, run_anvil
 from tests.gateway_support import ServerThread, http, signed_query
 
 ETHER = 10**18
@@ -36,21 +29,9 @@ def anvil() -> Iterator[Anvil]:
 
 
 def custody_config(tmp: Path, anvil: Anvil) -> Any:
-    from custody.assets import ChainKind, ChainSpec, CustodyAsset
-    from custody.config import CustodyConfig, NodeConfig
-
-    xpub = _hd(seed_for("gateway-custody"), "bitcoin", [-44, -60, -0]).wif_public()
-    node = NodeConfig(
-        ChainSpec(ETH_CHAIN, ChainKind.ETHEREUM, CONFIRMATIONS, bip44_coin=60),
-        anvil.url,
-        xpub=xpub,
-        start_height=anvil.height() + 1,
-        bitcoinlib_network="bitcoin",
+    return eth_custody_config(
+        tmp, anvil, "gateway-custody", min_withdrawal_atoms=1_000, daily_limit_atoms=DAILY_LIMIT
     )
-    asset = CustodyAsset(
-        ETH, "ETH", ETH_CHAIN, 18, 9, min_withdrawal_atoms=1_000, daily_limit_atoms=DAILY_LIMIT
-    )
-    return CustodyConfig(tmp / "custody.sqlite", {ETH_CHAIN: node}, [asset])
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from engine.service import ETH
 from gateway.client import Credentials
-from tests.custody_nodes import CONFIRMATIONS, ETH_CHAIN, Anvil, _hd, run_anvil, seed_for
+from tests.custody_nodes import CONFIRMATIONS, ETH_CHAIN, Anvil, eth_custody_config, run_anvil
 from tests.gateway_support import ServerThread, http, signed_query
 
 ETHER = 10**18
@@ -27,24 +26,14 @@ def anvil() -> Iterator[Anvil]:
 
 
 def custody_config(tmp: Path, anvil: Anvil) -> Any:
-    from custody.assets import ChainKind, ChainSpec, CustodyAsset
-    from custody.config import CustodyConfig, NodeConfig
-
-    seed = seed_for("gateway-custody-history")
-    xpub = _hd(seed, "bitcoin", [-44, -60, -0]).wif_public()
-    hot = _hd(seed, "bitcoin", [-44, -60, -1, 0, 0])
-    (tmp / "eth.key").write_text("0x" + hot.private_hex)
-    node = NodeConfig(
-        ChainSpec(ETH_CHAIN, ChainKind.ETHEREUM, CONFIRMATIONS, bip44_coin=60),
-        anvil.url,
-        xpub=xpub,
-        hot_key_file=str(tmp / "eth.key"),
-        start_height=anvil.height() + 1,
+    return eth_custody_config(
+        tmp,
+        anvil,
+        "gateway-custody-history",
+        hot_key=True,
         stuck_after_s=3600,
-        bitcoinlib_network="bitcoin",
+        min_withdrawal_atoms=1_000,
     )
-    asset = CustodyAsset(ETH, "ETH", ETH_CHAIN, 18, 9, min_withdrawal_atoms=1_000)
-    return CustodyConfig(tmp / "custody.sqlite", {ETH_CHAIN: node}, [asset])
 
 
 @pytest.fixture(scope="module")

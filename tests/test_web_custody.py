@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from engine.service import ETH
-from tests.custody_nodes import CONFIRMATIONS, ETH_CHAIN, Anvil, _hd, run_anvil, seed_for
+from tests.custody_nodes import ETH_CHAIN, Anvil, eth_custody_config, run_anvil
 from tests.gateway_support import ServerThread, http, signed_query
 from tests.web_support import Pages, browser_pages, make_staff, require_browser, staff_console
 
@@ -43,28 +42,14 @@ def anvil() -> Iterator[Anvil]:
 
 
 def _custody(tmp: Path, anvil: Anvil) -> Any:
-    from custody.assets import ChainKind, ChainSpec, CustodyAsset
-    from custody.config import CustodyConfig, NodeConfig
-
-    xpub = _hd(seed_for("web-custody"), "bitcoin", [-44, -60, -0]).wif_public()
-    node = NodeConfig(
-        ChainSpec(ETH_CHAIN, ChainKind.ETHEREUM, CONFIRMATIONS, bip44_coin=60),
-        anvil.url,
-        xpub=xpub,
-        start_height=anvil.height() + 1,
-        bitcoinlib_network="bitcoin",
-    )
-    asset = CustodyAsset(
-        ETH,
-        "ETH",
-        ETH_CHAIN,
-        18,
-        9,
+    return eth_custody_config(
+        tmp,
+        anvil,
+        "web-custody",
         min_withdrawal_atoms=1_000,
         daily_limit_atoms=10**12,
         approval_threshold_atoms=THRESHOLD_ATOMS,
     )
-    return CustodyConfig(tmp / "custody.sqlite", {ETH_CHAIN: node}, [asset])
 
 
 @pytest.fixture(scope="module")
