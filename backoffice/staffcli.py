@@ -26,6 +26,7 @@ from backoffice.secretbox import SecretBox
 from backoffice.staff import StaffAuth
 from backoffice.store import open_store
 from backoffice.tokens import AccessTokens, load_key
+from engine.datadir import require_existing
 from engine.usererror import UserError
 from gateway.keys import default_master_key_file, load_master_key
 
@@ -58,8 +59,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any] | list[dict[str, Any]
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    if args.staff_command == "create" and not args.data_dir.is_dir():
-        raise UserError(f"no data directory at {args.data_dir}", hint="pass --data-dir")
+    require_existing(args.data_dir, journal=False)  # list too: the store would create the dir
     try:
         out = asyncio.run(_run(args))
     except BackofficeError as exc:

@@ -161,6 +161,7 @@ def test_read_only_commands_never_create_a_data_dir(tmp_path: Path) -> None:
     assert_one_line(
         run_cli("ledger", "balances", "--journal", str(typo / "journal")), "does not exist"
     )
+    assert_one_line(run_cli("staff", "list", "--data-dir", str(typo)), "does not exist")
     assert not typo.exists()
     typo.mkdir()
     assert_one_line(
