@@ -122,6 +122,9 @@ class HistoryWriter:
         snapshot that needs the index through its sequence), without the caller waiting."""
         if seq > self.submitted_seq:
             self.submit(seq, 0, [], [])
+        with self._wake:  # like a flush: a snapshot must not wait out the commit interval
+            self._flushes_asked += 1
+            self._wake.notify()
         self._queue.put(_After(seq, fn, what))
 
     def queued_rows(self) -> int:
@@ -181,7 +184,7 @@ class HistoryWriter:
         if first is None:
             return [], True, False
         group: list[_Batch | _After | _Flush] = [first]
-        if isinstance(first, _Flush):
+        if isinstance(first, (_Flush, _After)):
             self._took_flush()
         else:
             left = next_commit - time.monotonic()
@@ -201,7 +204,7 @@ class HistoryWriter:
             group.append(item)
             if isinstance(item, _Batch):
                 rows += len(item.orders) + len(item.trades)
-            elif isinstance(item, _Flush):
+            elif isinstance(item, (_Flush, _After)):
                 self._took_flush()
         return group, False, True
 
