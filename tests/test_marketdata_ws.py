@@ -212,6 +212,20 @@ def test_slow_consumer_is_disconnected_while_others_keep_receiving(tmp_path: Pat
                         assert msg.type == aiohttp.WSMsgType.TEXT
                         received[k] += 1
 
+                async def read_slow_after_disconnect() -> bytes:
+                    # The slow one starts reading once it has been dropped: the hub
+                    # aborts a transport whose close frame has not drained within
+                    # ABORT_GRACE_S, so reading only after the whole publish loop
+                    # (which can outlast the grace on a loaded machine) would race it.
+                    while service.hub.slow_disconnects == 0:
+                        await asyncio.sleep(0.005)
+                    data = bytearray()
+                    with contextlib.suppress(ConnectionError):
+                        while chunk := await asyncio.wait_for(reader.read(1 << 20), 5):
+                            data += chunk
+                    return bytes(data)
+
+                slow = asyncio.create_task(read_slow_after_disconnect())
                 readers = [asyncio.create_task(drain(k)) for k in range(len(good))]
                 for _ in range(sent):
                     service.hub.publish("btcusdt@trade", payload)
@@ -221,11 +235,7 @@ def test_slow_consumer_is_disconnected_while_others_keep_receiving(tmp_path: Pat
                 assert service.hub.slow_disconnects == 1
                 assert service.hub.subscriber_count == 3
                 # The slow one, reading at last, finds the close frame with the reason.
-                data = bytearray()
-                with contextlib.suppress(ConnectionError):
-                    while chunk := await asyncio.wait_for(reader.read(1 << 20), 5):
-                        data += chunk
-                frames = _read_frames(bytes(data))
+                frames = _read_frames(await slow)
                 assert frames and frames[-1][0] == 0x8
                 code = struct.unpack("!H", frames[-1][1][:2])[0]
                 assert code == 1008
