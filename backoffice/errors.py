@@ -69,5 +69,43 @@ class BackofficeError(Exception):
         return {"code": self.code, "msg": self.message}
 
 
+# Refusals of staff actions on things that wait for a decision (four eyes on withdrawals,
+# `custody.approvals`; AML cases, `backoffice.aml.cases`): one exception, one status table.
+UNKNOWN_WITHDRAWAL: Final = "UNKNOWN_WITHDRAWAL"
+NOT_AWAITING_APPROVAL: Final = "NOT_AWAITING_APPROVAL"
+ALREADY_DECIDED: Final = "ALREADY_DECIDED"
+"""This staff member already decided on this withdrawal (four eyes: two different people)."""
+REASON_REQUIRED: Final = "REASON_REQUIRED"
+UNKNOWN_CASE: Final = "UNKNOWN_CASE"
+CASE_CLOSED: Final = "CASE_CLOSED"
+INVALID_OUTCOME: Final = "INVALID_OUTCOME"
+NOTE_REQUIRED: Final = "NOTE_REQUIRED"
+REFUSAL_STATUS: Final = {
+    ROLE_REFUSED: 403,
+    UNKNOWN_WITHDRAWAL: 404,
+    NOT_AWAITING_APPROVAL: 409,
+    ALREADY_DECIDED: 409,
+    REASON_REQUIRED: 400,
+    UNKNOWN_CASE: 404,
+    CASE_CLOSED: 409,
+    INVALID_OUTCOME: 400,
+    NOTE_REQUIRED: 400,
+}
+"""Code -> HTTP status of every `ActionRefused`."""
+
+
+class ActionRefused(BackofficeError, ValueError):
+    """A refused staff action (approve, reject, cancel a withdrawal; work an AML case); nothing
+    changed. ``code`` is stable and names its HTTP status in `REFUSAL_STATUS`. The functions
+    raising it are called alike by the operator API (which answers it as it answers any
+    `BackofficeError`), the dialect's cancel route, the CLI and tests."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(REFUSAL_STATUS[code], code, message)
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
 def bad_request(message: str) -> BackofficeError:
     return BackofficeError(400, BAD_REQUEST, message)

@@ -5,8 +5,8 @@
 Mounted on `backoffice.ops.Ops`, so the staff session and the role (`backoffice.roles.ACTIONS`)
 are checked before a handler runs; the handlers then call the same functions tests and tools
 call, with the session's staff id and role (those functions check the role again: defence in
-depth, and one table says who may). Refusals keep the functions' stable codes in the operator
-API's ``{code, msg}`` envelope.
+depth, and one table says who may). Their refusals are `backoffice.errors.ActionRefused`, a
+`BackofficeError`, so the route answers them in the ``{code, msg}`` envelope as they come.
 """
 
 from __future__ import annotations
@@ -85,10 +85,6 @@ class MoneyRoutes:
             raise errors.bad_request("withdrawal_id must be a positive integer")
         return int(text)
 
-    @staticmethod
-    def _refused(exc: Any) -> BackofficeError:
-        return BackofficeError(exc.status, exc.code, exc.message)
-
     # ---- withdrawals -------------------------------------------------------------------------
 
     async def withdrawals(self, request: web.Request, session: StaffSession) -> Any:
@@ -107,33 +103,25 @@ class MoneyRoutes:
 
     async def approve(self, request: web.Request, session: StaffSession) -> Any:
         from backoffice.routes import _body
-        from custody.approvals import ApprovalRefused
 
         custody = self._custody()
         withdrawal_id = self._withdrawal_id(request)
         if await _body(request):
             raise errors.bad_request("this action takes no parameters")
-        try:
-            w = custody.approvals.approve(withdrawal_id, session.staff.staff_id, session.role)
-        except ApprovalRefused as exc:
-            raise self._refused(exc) from None
+        w = custody.approvals.approve(withdrawal_id, session.staff.staff_id, session.role)
         return self._withdrawal(w)
 
     async def reject(self, request: web.Request, session: StaffSession) -> Any:
         from backoffice.routes import _body
-        from custody.approvals import ApprovalRefused
 
         custody = self._custody()
         withdrawal_id = self._withdrawal_id(request)
         reason = (await _body(request)).get("reason")
         if not isinstance(reason, str):
             raise errors.bad_request("reason (a string) is required")
-        try:
-            w = await custody.approvals.reject(
-                withdrawal_id, session.staff.staff_id, session.role, reason
-            )
-        except ApprovalRefused as exc:
-            raise self._refused(exc) from None
+        w = await custody.approvals.reject(
+            withdrawal_id, session.staff.staff_id, session.role, reason
+        )
         return self._withdrawal(w)
 
     # ---- custody alerts ----------------------------------------------------------------------
@@ -152,15 +140,11 @@ class MoneyRoutes:
 
     async def cases(self, request: web.Request, session: StaffSession) -> Any:
         """``status``: ``open`` or ``closed``; every case when absent."""
-        from backoffice.aml.cases import CaseRefused
 
         status = request.query.get("status") or None
         if status is not None and status not in CASE_STATUSES:
             raise errors.bad_request("status must be open or closed")
-        try:
-            return await self._cases().cases(session.role, status)
-        except CaseRefused as exc:
-            raise self._refused(exc) from None
+        return await self._cases().cases(session.role, status)
 
     async def case(self, request: web.Request, session: StaffSession) -> Any:
         return await self._case_action(request, session, "view")
@@ -175,7 +159,6 @@ class MoneyRoutes:
         return await self._case_action(request, session, "close")
 
     async def _case_action(self, request: web.Request, session: StaffSession, what: str) -> Any:
-        from backoffice.aml.cases import CaseRefused
         from backoffice.routes import _body
 
         store = self._cases()
@@ -184,16 +167,13 @@ class MoneyRoutes:
             raise errors.bad_request("case_id is at most 128 characters")
         staff_id, role = session.staff.staff_id, session.role
         body = await _body(request) if what != "view" else {}
-        try:
-            if what == "view":
-                return await store.case(role, case_id)
-            if what == "assign":
-                return await store.assign(case_id, staff_id, role, body.get("staff_id"))
-            if what == "comment":
-                return await store.comment(case_id, staff_id, role, body.get("body"))
-            return await store.close(case_id, staff_id, role, body.get("outcome"), body.get("note"))
-        except CaseRefused as exc:
-            raise self._refused(exc) from None
+        if what == "view":
+            return await store.case(role, case_id)
+        if what == "assign":
+            return await store.assign(case_id, staff_id, role, body.get("staff_id"))
+        if what == "comment":
+            return await store.comment(case_id, staff_id, role, body.get("body"))
+        return await store.close(case_id, staff_id, role, body.get("outcome"), body.get("note"))
 
 
 def setup(app: web.Application, ops: Ops) -> MoneyRoutes:

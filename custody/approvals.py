@@ -16,7 +16,8 @@ Decisions live in the custody store beside the withdrawal they gate (one SQLite 
 for the decision and the status change, so a second approval can never be lost between two
 stores); each decision names the staff id. The actions take a staff id and role from the
 caller (the operator API authenticates the staff session), so they are the same functions for
-the API, the CLI and tests. Every refusal is `ApprovalRefused` with a stable code.
+the API, the CLI and tests. Every refusal is `backoffice.errors.ActionRefused` with a stable
+code.
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ from typing import Final
 
 import structlog
 
+from backoffice.errors import (
+    ALREADY_DECIDED,
+    NOT_AWAITING_APPROVAL,
+    REASON_REQUIRED,
+    ROLE_REFUSED,
+    UNKNOWN_WITHDRAWAL,
+    ActionRefused,
+)
 from custody.store import WithdrawalRow
 from custody.withdrawals import (
     AWAITING,
@@ -44,30 +53,6 @@ APPROVALS_NEEDED: Final = 2
 APPROVE_ROLES: Final = frozenset({"finance"})
 REJECT_ROLES: Final = frozenset({"finance", "compliance"})
 MAX_NOTE_CHARS: Final = 500
-
-# Stable codes (docs/api.md, "Operator API"): the HTTP status each one maps to.
-ROLE_REFUSED: Final = "ROLE_REFUSED"
-UNKNOWN_WITHDRAWAL: Final = "UNKNOWN_WITHDRAWAL"
-NOT_AWAITING_APPROVAL: Final = "NOT_AWAITING_APPROVAL"
-ALREADY_DECIDED: Final = "ALREADY_DECIDED"
-REASON_REQUIRED: Final = "REASON_REQUIRED"
-HTTP_STATUS: Final = {
-    ROLE_REFUSED: 403,
-    UNKNOWN_WITHDRAWAL: 404,
-    NOT_AWAITING_APPROVAL: 409,
-    ALREADY_DECIDED: 409,
-    REASON_REQUIRED: 400,
-}
-
-
-class ApprovalRefused(ValueError):
-    """A refused approval action; nothing changed. ``code`` is stable."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.status = HTTP_STATUS[code]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +111,7 @@ class Approvals:
         account's withdrawal is `UNKNOWN_WITHDRAWAL`, as if it did not exist."""
         row = self.store.withdrawal(withdrawal_id)
         if row is None or row.account_id != account_id:
-            raise ApprovalRefused(UNKNOWN_WITHDRAWAL, f"no withdrawal {withdrawal_id}")
+            raise ActionRefused(UNKNOWN_WITHDRAWAL, f"no withdrawal {withdrawal_id}")
         self._decide(withdrawal_id, f"account:{account_id}", "cancel", "", releasing=CANCELLING)
         await self.desk.release(withdrawal_id, CANCELLED, "by its owner")
         log.info("withdrawal_cancelled", withdrawal_id=withdrawal_id, account=account_id)
@@ -150,16 +135,16 @@ class Approvals:
     ) -> tuple[int, str]:
         """Record the decision and its effect on the status in one store transaction."""
         if not staff_id:
-            raise ApprovalRefused(ROLE_REFUSED, "a decision must name who takes it")
+            raise ActionRefused(ROLE_REFUSED, "a decision must name who takes it")
         now = self.desk.clock()
         with self.store.tx() as db:
             row = db.execute(
                 "SELECT status FROM withdrawals WHERE withdrawal_id=?", (withdrawal_id,)
             ).fetchone()
             if row is None:
-                raise ApprovalRefused(UNKNOWN_WITHDRAWAL, f"no withdrawal {withdrawal_id}")
+                raise ActionRefused(UNKNOWN_WITHDRAWAL, f"no withdrawal {withdrawal_id}")
             if row["status"] != AWAITING:
-                raise ApprovalRefused(
+                raise ActionRefused(
                     NOT_AWAITING_APPROVAL,
                     f"withdrawal {withdrawal_id} is {row['status']}, not {AWAITING}",
                 )
@@ -170,7 +155,7 @@ class Approvals:
                     (withdrawal_id, staff_id, decision, note, now),
                 )
             except sqlite3.IntegrityError:
-                raise ApprovalRefused(
+                raise ActionRefused(
                     ALREADY_DECIDED,
                     f"{staff_id} already decided on withdrawal {withdrawal_id}: four eyes "
                     "need a second person",
@@ -197,7 +182,7 @@ class Approvals:
 
 def _require_role(role: str, allowed: frozenset[str], what: str) -> None:
     if role not in allowed:
-        raise ApprovalRefused(
+        raise ActionRefused(
             ROLE_REFUSED, f"role {role!r} may not {what} (needs {', '.join(sorted(allowed))})"
         )
 
@@ -205,5 +190,5 @@ def _require_role(role: str, allowed: frozenset[str], what: str) -> None:
 def _note(reason: str) -> str:
     reason = reason.strip() if isinstance(reason, str) else ""
     if not reason:
-        raise ApprovalRefused(REASON_REQUIRED, "a rejection needs a reason")
+        raise ActionRefused(REASON_REQUIRED, "a rejection needs a reason")
     return reason[:MAX_NOTE_CHARS]

@@ -192,14 +192,14 @@ class GatewayCustody:
 
     async def cancel_withdrawal(self, account_id: int, params: Mapping[str, Any]) -> dict[str, Any]:
         """The owner cancels a withdrawal awaiting approval: the hold is released (journaled)."""
-        from custody.approvals import ApprovalRefused
+        from backoffice.errors import ActionRefused
 
         withdrawal_id = get_int(params, "id", lo=1)
         if withdrawal_id is None:
             raise errors.mandatory("id")
         try:
             row = await self.approvals.cancel(withdrawal_id, account_id)
-        except ApprovalRefused as exc:
+        except ActionRefused as exc:
             raise errors.from_withdrawal(exc.code, exc.message) from None
         return self._withdrawal(row)
 

@@ -275,9 +275,9 @@ def approve(server: ServerThread, withdrawal_id: int, staff: str, role: str = "f
 
 def refused(server: ServerThread, fn: Any, *args: Any) -> str:
     """The stable code of a refused decision (taken on the server's loop)."""
-    from custody.approvals import ApprovalRefused
+    from backoffice.errors import ActionRefused
 
-    with pytest.raises(ApprovalRefused) as info:
+    with pytest.raises(ActionRefused) as info:
         on_loop(server, fn, *args)
     return info.value.code
 

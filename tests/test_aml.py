@@ -144,14 +144,14 @@ def test_new_address_is_new_once(server: ServerThread) -> None:
 
 
 def test_cases_are_worked_by_compliance(server: ServerThread) -> None:
-    from backoffice.aml.cases import CaseRefused
+    from backoffice.errors import ActionRefused
 
     _, account_id = account(server, eth="700")
     case_id = cases(server, account_id)["big-in"]["case_id"]
     store = server.gw.aml.cases
 
     def code(coro: Coroutine[Any, Any, Any]) -> str:
-        with pytest.raises(CaseRefused) as info:
+        with pytest.raises(ActionRefused) as info:
             server.call(coro)
         return info.value.code
 

@@ -97,17 +97,17 @@ def test_above_threshold_waits_and_a_rejection_releases_the_hold(server: ServerT
     async def reject(staff: str, role: str, reason: str) -> Any:
         return await approvals.reject(wid, staff, role, reason)
 
-    from custody.approvals import ApprovalRefused
+    from backoffice.errors import ActionRefused
 
     for staff, role, reason, code in (
         ("staff-s1", "support", "no", "ROLE_REFUSED"),
         ("staff-f1", "finance", "  ", "REASON_REQUIRED"),
     ):
-        with pytest.raises(ApprovalRefused) as info:
+        with pytest.raises(ActionRefused) as info:
             run(server, reject(staff, role, reason))
         assert info.value.code == code
     approve(server, wid, "staff-f1")
-    with pytest.raises(ApprovalRefused) as info:  # the approver cannot also reject
+    with pytest.raises(ActionRefused) as info:  # the approver cannot also reject
         run(server, reject("staff-f1", "finance", "changed my mind"))
     assert info.value.code == "ALREADY_DECIDED"
     done = run(server, reject("staff-f2", "finance", "beneficiary unknown"))
@@ -294,7 +294,11 @@ def test_money_routes_answer_as_described(
 
     spec = requests.get(server.http + "/openapi.json", timeout=30).json()
     described = [r.ok() for r in schemathesis.openapi.from_dict(spec).get_all_operations()]
-    ops_by_label = {op.label: op for op in described if "x-requires" in op.definition.raw}
+    ops_by_label = {
+        op.label: op
+        for op in described
+        if op.definition.raw.get("x-requires") in ("custody", "aml")
+    }
     creds, account_id = account(server)
     a = withdraw(server, creds, "1", address("payee-doc-a"))
     b = withdraw(server, creds, "1", address("payee-doc-b"))

@@ -16,6 +16,14 @@ from typing import Any, Final
 
 from backoffice.aml.engine import Hit
 from backoffice.db import Db
+from backoffice.errors import (
+    CASE_CLOSED,
+    INVALID_OUTCOME,
+    NOTE_REQUIRED,
+    ROLE_REFUSED,
+    UNKNOWN_CASE,
+    ActionRefused,
+)
 from backoffice.roles import ACTIONS
 
 CASE_ROLES: Final = frozenset(r.value for r in ACTIONS["aml.cases.work"].roles)
@@ -23,30 +31,6 @@ CASE_ROLES: Final = frozenset(r.value for r in ACTIONS["aml.cases.work"].roles)
 READ_ROLES: Final = frozenset(r.value for r in ACTIONS["aml.cases.view"].roles)
 OUTCOMES: Final = ("cleared", "reported", "account_closed")
 MAX_NOTE_CHARS: Final = 2000
-
-# Stable codes (docs/api.md, "Operator API") and their HTTP status.
-ROLE_REFUSED: Final = "ROLE_REFUSED"
-UNKNOWN_CASE: Final = "UNKNOWN_CASE"
-CASE_CLOSED: Final = "CASE_CLOSED"
-INVALID_OUTCOME: Final = "INVALID_OUTCOME"
-NOTE_REQUIRED: Final = "NOTE_REQUIRED"
-HTTP_STATUS: Final = {
-    ROLE_REFUSED: 403,
-    UNKNOWN_CASE: 404,
-    CASE_CLOSED: 409,
-    INVALID_OUTCOME: 400,
-    NOTE_REQUIRED: 400,
-}
-
-
-class CaseRefused(ValueError):
-    """A refused case action; nothing changed. ``code`` is stable."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.status = HTTP_STATUS[code]
 
 
 class CaseStore:
@@ -129,7 +113,7 @@ class CaseStore:
     ) -> dict[str, Any]:
         _require(role, CASE_ROLES, "close AML cases")
         if outcome not in OUTCOMES:
-            raise CaseRefused(INVALID_OUTCOME, f"outcome must be one of {', '.join(OUTCOMES)}")
+            raise ActionRefused(INVALID_OUTCOME, f"outcome must be one of {', '.join(OUTCOMES)}")
         note = _text(note, "a closing note")
         await self._open(case_id)
         changed = await self.db.execute(
@@ -139,7 +123,7 @@ class CaseStore:
             case_id,
         )
         if changed != 1:  # closed meanwhile by someone else
-            raise CaseRefused(CASE_CLOSED, f"case {case_id} is already closed")
+            raise ActionRefused(CASE_CLOSED, f"case {case_id} is already closed")
         await self._note(case_id, staff_id, "close", f"{outcome}: {note}")
         return await self._get(case_id)
 
@@ -148,13 +132,13 @@ class CaseStore:
     async def _get(self, case_id: str) -> dict[str, Any]:
         row = await self.db.fetchrow("SELECT * FROM bo_aml_cases WHERE case_id = $1", case_id)
         if row is None:
-            raise CaseRefused(UNKNOWN_CASE, f"no AML case {case_id!r}")
+            raise ActionRefused(UNKNOWN_CASE, f"no AML case {case_id!r}")
         return row
 
     async def _open(self, case_id: str) -> dict[str, Any]:
         row = await self._get(case_id)
         if row["status"] != "open":
-            raise CaseRefused(CASE_CLOSED, f"case {case_id} is closed ({row['outcome']})")
+            raise ActionRefused(CASE_CLOSED, f"case {case_id} is closed ({row['outcome']})")
         return row
 
     async def _note(self, case_id: str, staff_id: str, kind: str, body: str) -> None:
@@ -172,12 +156,12 @@ class CaseStore:
 
 def _require(role: str, allowed: frozenset[str], what: str) -> None:
     if role not in allowed:
-        raise CaseRefused(
+        raise ActionRefused(
             ROLE_REFUSED, f"role {role!r} may not {what} (needs {', '.join(sorted(allowed))})"
         )
 
 
 def _text(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise CaseRefused(NOTE_REQUIRED, f"{what} is required")
+        raise ActionRefused(NOTE_REQUIRED, f"{what} is required")
     return value.strip()[:MAX_NOTE_CHARS]
