@@ -20,7 +20,8 @@ _STATUS_TEXT: Final = {
     400: "Refused: bad or missing parameter, or the engine refused the command",
     401: "No, invalid or expired staff token (or, at login, wrong credentials or TOTP)",
     403: "This staff member's role may not take this action (or is disabled)",
-    404: "No such account, market, withdrawal or AML case (or that service is not enabled)",
+    404: "No such account, market, withdrawal, AML case or KYC submission (or that service is "
+    "not enabled)",
     429: "Too many failed logins (this staff member or this address): Retry-After",
     409: "Refused by the state of the thing named (already decided, closed, not awaiting)",
     503: "The identity store or the journal is unavailable; nothing was done",
@@ -150,9 +151,10 @@ def operations(symbols: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
     account = _path("account_id", _int(1, (1 << 63) - 1))
     empty = _json_body({"type": "object", "maxProperties": 0})
     summary = _obj(**SUMMARY_PROPS)
-    from backoffice import opsmoneydoc
+    from backoffice import opskycdoc, opsmoneydoc
 
-    return opsmoneydoc.operations(p) | {
+    described_apart = opsmoneydoc.operations(p) | opskycdoc.operations(p)
+    return described_apart | {
         ("POST", f"{p}/auth/login"): _operation(
             "POST",
             f"{p}/auth/login",

@@ -17,6 +17,7 @@ ordinary is a 500.
 ``GET /api/v1/me``                      bearer -> profile
 ``GET|POST /api/v1/me/api-keys``        bearer -> list / create (permissions, ip_allow)
 ``DELETE /api/v1/me/api-keys/{key}``    bearer -> revoke
+``GET|POST /api/v1/me/kyc``             bearer -> own KYC submissions / submit (tier, documents)
 ======================================  =====================================================
 """
 
@@ -36,6 +37,7 @@ from backoffice import errors
 from backoffice.apikeys import UserKeys
 from backoffice.auth import Auth, Session
 from backoffice.errors import BackofficeError
+from backoffice.kyc import KycQueue
 from backoffice.secretbox import SecretBox
 from backoffice.staff import StaffAuth
 from backoffice.store import IdentityStore, open_store
@@ -218,6 +220,18 @@ class Backoffice:
             status = 404 if exc.code == POL_NO_PROOF else 400
             raise BackofficeError(status, errors.NOT_FOUND, exc.msg) from None
 
+    async def kyc_submit(self, request: web.Request) -> Any:
+        """A KYC submission: the tier asked for and the documents' metadata (`backoffice.kyc`)."""
+        assert self.store is not None
+        user = (await self._session(request)).user
+        body = await _body(request)
+        return await KycQueue(self.store.db).submit(user.user_id, user.account_id, body)
+
+    async def kyc_mine(self, request: web.Request) -> Any:
+        assert self.store is not None
+        user = (await self._session(request)).user
+        return await KycQueue(self.store.db).mine(user.user_id)
+
     async def not_found(self, request: web.Request) -> Any:
         raise BackofficeError(404, errors.NOT_FOUND, "no such back-office endpoint")
 
@@ -239,6 +253,8 @@ def setup(app: web.Application, gw: Gateway, dsn: str | None = None) -> Backoffi
     add("POST", "/api/v1/me/api-keys", r(bo.create_key, 201))
     add("DELETE", "/api/v1/me/api-keys/{api_key}", r(bo.revoke_key))
     add("GET", "/api/v1/me/liabilities-proof", r(bo.liabilities_proof))
+    add("GET", "/api/v1/me/kyc", r(bo.kyc_mine))
+    add("POST", "/api/v1/me/kyc", r(bo.kyc_submit, 201))
     add("*", "/api/v1/{tail:(auth|me)(/.*)?}", r(bo.not_found))
     from backoffice import ops
 

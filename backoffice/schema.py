@@ -115,4 +115,23 @@ TABLES: Final[tuple[str, ...]] = (
         revoked_ms BIGINT
     )""",
     "CREATE INDEX IF NOT EXISTS bo_staff_sessions_staff ON bo_staff_sessions (staff_id)",
+    # KYC submissions (backoffice/kyc.py); documents are a JSON list, read and written whole
+    """CREATE TABLE IF NOT EXISTS bo_kyc_submissions (
+        submission_id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        account_id BIGINT NOT NULL,
+        requested_tier INTEGER NOT NULL,
+        documents TEXT NOT NULL,
+        status TEXT NOT NULL,
+        submitted_ms BIGINT NOT NULL,
+        decided_ms BIGINT NOT NULL DEFAULT 0,
+        staff_id TEXT NOT NULL DEFAULT '',
+        tier INTEGER NOT NULL DEFAULT -1,
+        reason TEXT NOT NULL DEFAULT '',
+        seq BIGINT NOT NULL DEFAULT 0
+    )""",
+    "CREATE INDEX IF NOT EXISTS bo_kyc_status ON bo_kyc_submissions (status, submitted_ms)",
+    "CREATE INDEX IF NOT EXISTS bo_kyc_user ON bo_kyc_submissions (user_id, submitted_ms)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS bo_kyc_one_open ON bo_kyc_submissions (user_id) "
+    "WHERE status IN ('pending', 'approving')",
 )

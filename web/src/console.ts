@@ -1,11 +1,12 @@
 // The operations console: health, markets (halt / cancel-only / post-only / resume), accounts
 // and key metrics over time, through /health, /metrics and the operator's /admin endpoints;
 // with a staff session also withdrawals (four eyes), the audit log, AML cases and custody
-// alerts (the last two in consolecases.ts).
+// alerts (the last two in consolecases.ts) and the KYC review queue (consolekyc.ts).
 import "./style.css";
 import { createChart, type IChartApi, type ISeriesApi, LineSeries, type UTCTimestamp } from "lightweight-charts";
 import { ApiError, backoffice } from "./api";
 import { AmlPanel, hides, loadAlerts } from "./consolecases";
+import { KycPanel } from "./consolekyc";
 import { $, el, input, rows, say } from "./dom";
 import { parseMetrics, quantileSince, type Samples, total } from "./metrics";
 import {
@@ -75,6 +76,7 @@ class Console {
   private denied = new Set<string>();
   private editingTier = false;
   private readonly amlPanel = new AmlPanel();
+  private readonly kycPanel = new KycPanel();
   private mtoken = sessionStorage.getItem(MTOKEN) ?? "";
   private prev: Samples | null = null;
   private prevAt = 0;
@@ -173,6 +175,7 @@ class Console {
     $("c-audit-box").hidden = !staff || this.denied.has("c-audit");
     $("c-aml-box").hidden = !staff || this.denied.has("c-aml");
     $("c-alerts-box").hidden = !staff || this.denied.has("c-alerts");
+    $("c-kyc-box").hidden = !staff || this.denied.has("c-kyc");
     $("c-logout").hidden = !on;
   }
 
@@ -209,6 +212,7 @@ class Console {
       ["c-audit", () => this.audit()],
       ["c-aml", async () => (this.op instanceof StaffSession ? this.amlPanel.load(this.op) : undefined)],
       ["c-alerts", async () => (this.op instanceof StaffSession ? loadAlerts(this.op) : undefined)],
+      ["c-kyc", async () => (this.op instanceof StaffSession ? this.kycPanel.load(this.op) : undefined)],
     ];
     await Promise.all(
       panels

@@ -53,6 +53,20 @@ export interface CustodyAlert {
   detail: string;
 }
 
+export interface KycSubmission {
+  submission_id: string;
+  account_id: number;
+  email: string;
+  requested_tier: number;
+  documents: { type: string; country: string; sha256: string; size_bytes: number }[];
+  status: string;
+  submitted_ms: number;
+  staff_id: string | null;
+  tier: number | null;
+  reason: string | null;
+  seq: number | null;
+}
+
 export interface AuditEntry {
   seq: number;
   time_ms: number;
@@ -135,6 +149,15 @@ export class StaffSession implements Operator {
   }
   commentCase(caseId: string, body: string): Promise<AmlCase & { notes: CaseNote[] }> {
     return this.call("POST", `aml/cases/${encodeURIComponent(caseId)}/comment`, { body });
+  }
+  kycQueue(): Promise<KycSubmission[]> {
+    return this.call("GET", "kyc?status=pending");
+  }
+  approveKyc(id: string, tier: number): Promise<KycSubmission> {
+    return this.call("POST", `kyc/${encodeURIComponent(id)}/approve`, { tier });
+  }
+  rejectKyc(id: string, reason: string): Promise<KycSubmission> {
+    return this.call("POST", `kyc/${encodeURIComponent(id)}/reject`, { reason });
   }
   custodyAlerts(): Promise<CustodyAlert[]> {
     return this.call("GET", "custody/alerts");
