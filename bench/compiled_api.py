@@ -99,7 +99,7 @@ def book_totals(engine: Any) -> tuple[int, int, int]:
 def bytes_per_resting_order(engine: Any, config: EngineConfig) -> tuple[float, str]:
     """Memory per resting order as the compiled engine reports it, with how it was obtained.
 
-    Preference: the engine's own report; then ``engine.core.layout.bytes_per_resting_order``
+    Preference: the engine's own report; then ``engine.core.arrays.bytes_per_resting_order``
     (per-slot bytes of the tables that scale with ``max_orders``); last, the nbytes of every
     numpy array the engine holds divided by ``max_orders`` (an upper bound: it also counts
     accounts, balances and the event buffer).
@@ -112,13 +112,13 @@ def bytes_per_resting_order(engine: Any, config: EngineConfig) -> tuple[float, s
         if isinstance(value, int | float):
             return float(value), "reported by CompiledEngine.bytes_per_resting_order"
     try:
-        from engine.core.layout import bytes_per_resting_order as layout_report
+        from engine.core.arrays import bytes_per_resting_order as layout_report
     except ImportError:
         layout_report = None
     if layout_report is not None:
         report = layout_report(config)
         return float(report["total_per_order"]), (
-            f"engine.core.layout.bytes_per_resting_order: order tables "
+            f"engine.core.arrays.bytes_per_resting_order: order tables "
             f"{report['order_tables']:.0f} B + hash indexes {report['hash_indexes']:.0f} B per "
             f"order slot (levels: {report['per_level']:.0f} B per level slot, not included)"
         )

@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.core import book, hashindex, money
+from engine.core.arrays import bytes_per_resting_order
 from engine.core.compiled import CompiledEngine, SequenceError
 from engine.core.layout import (
     C_LEVEL_FREE,
@@ -29,7 +30,6 @@ from engine.core.layout import (
     O_W,
     V_PRICE,
     V_W,
-    bytes_per_resting_order,
 )
 from engine.schema import (
     AccountCreated,

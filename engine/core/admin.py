@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.core.arrays import CoreArrays
 from engine.core.layout import (
     A_DMS,
     A_EXISTS,
@@ -40,7 +41,6 @@ from engine.core.layout import (
     M_WORST_PPM,
     MAX,
     S_CUSTODY,
-    CoreArrays,
 )
 from engine.schema import (
     LEGACY_DEMO_KEY_PREFIX,

@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 from engine.core.book import check_not_crossed, forget_order, level_find, rest_order, unrest_order
+from engine.core.codes import (
+    BUY,
+    LIMIT_MAKER,
+    REJ_BAND,
+    REJ_BOOK_FULL,
+    REJ_FROZEN,
+    REJ_INSUFFICIENT_FUNDS,
+    REJ_INVALID_AMEND,
+    REJ_INVALID_PRICE,
+    REJ_INVALID_QTY,
+    REJ_MIN_NOTIONAL,
+    REJ_NOTIONAL_OVERFLOW,
+    REJ_POST_ONLY,
+    REJ_PRICE_OFF_TICK,
+    REJ_QTY_OFF_LOT,
+    REJ_TAKER_NOT_ALLOWED,
+    REJ_TOO_LARGE,
+    REJ_UNKNOWN_ORDER,
+    ST_POST_ONLY,
+)
 from engine.core.events import emit_amended, emit_rejected, hold_txn
 from engine.core.handlers import crosses, find_target, outside_band, preamble
+from engine.core.kernelapi import kernel, load_state
 from engine.core.layout import (
     A_FROZEN,
     B_AVAILABLE,
-    BUY,
     CF_MAX_LEVELS,
     K_ACCOUNT,
-    LIMIT_MAKER,
     M_BASE,
     M_LOT,
     M_MAXQ,
@@ -35,28 +54,10 @@ from engine.core.layout import (
     R_ORDER_ID,
     R_SEQ,
     R_TARGET_COID,
-    REJ_BAND,
-    REJ_BOOK_FULL,
-    REJ_FROZEN,
-    REJ_INSUFFICIENT_FUNDS,
-    REJ_INVALID_AMEND,
-    REJ_INVALID_PRICE,
-    REJ_INVALID_QTY,
-    REJ_MIN_NOTIONAL,
-    REJ_NOTIONAL_OVERFLOW,
-    REJ_POST_ONLY,
-    REJ_PRICE_OFF_TICK,
-    REJ_QTY_OFF_LOT,
-    REJ_TAKER_NOT_ALLOWED,
-    REJ_TOO_LARGE,
-    REJ_UNKNOWN_ORDER,
-    ST_POST_ONLY,
     k_pending,
     k_side,
     k_stp,
     k_type,
-    kernel,
-    load_state,
 )
 from engine.core.matching import match, settle_taker
 from engine.core.money import notional_fits, required_buy

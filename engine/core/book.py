@@ -17,12 +17,13 @@ from __future__ import annotations
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
+from engine.core.codes import BUY
 from engine.core.hashindex import coid_delete, coid_insert, oid_delete, oid_insert
+from engine.core.kernelapi import kernel, load_state
 from engine.core.layout import (
     A_HEAD,
     A_OPEN,
     A_TAIL,
-    BUY,
     C_ERROR,
     C_LEVEL_FREE,
     C_LEVEL_HWM,
@@ -52,8 +53,6 @@ from engine.core.layout import (
     V_PRICE,
     V_TAIL,
     k_side,
-    kernel,
-    load_state,
 )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from engine.core.admin import AdminCommands
+from engine.core.arrays import CoreArrays, bytes_per_resting_order
 from engine.core.codec import decode_rows, encode_records
 from engine.core.imaging import build_image, restore_image
 from engine.core.kernel import ST_BAD_ROW, run_batch
@@ -31,8 +32,6 @@ from engine.core.layout import (
     ST_DONE,
     ST_INVARIANT,
     ST_SEQ,
-    CoreArrays,
-    bytes_per_resting_order,
 )
 from engine.schema import Command, EngineConfig, Event, StateImage
 

@@ -9,6 +9,8 @@ posting that explains it (money rule 2).
 from __future__ import annotations
 
 from engine.core.book import fail
+from engine.core.codes import P_ORDER_HOLD, P_ORDER_RELEASE
+from engine.core.kernelapi import kernel
 from engine.core.layout import (
     B_AVAILABLE,
     B_HELD_ORDERS,
@@ -22,9 +24,6 @@ from engine.core.layout import (
     EV_POSTING,
     EV_REJECTED,
     EV_STP,
-    P_ORDER_HOLD,
-    P_ORDER_RELEASE,
-    kernel,
 )
 
 

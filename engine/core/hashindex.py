@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.core.layout import K_ACCOUNT, O_COID, O_ID, kernel
+from engine.core.kernelapi import kernel
+from engine.core.layout import K_ACCOUNT, O_COID, O_ID
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)

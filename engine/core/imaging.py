@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engine.core.book import level_get_or_add, open_order, order_alloc, queue_push, rest_order
+from engine.core.codes import TRAIL_MARKET
+from engine.core.kernelapi import kernel, state_ref
 from engine.core.layout import (
     A_DMS,
     A_EXISTS,
@@ -57,11 +59,8 @@ from engine.core.layout import (
     O_VISIBLE,
     S_CUSTODY,
     S_FEES,
-    TRAIL_MARKET,
     V_HEAD,
-    kernel,
     pack_flags,
-    state_ref,
     unpack_flags,
 )
 from engine.core.money import required_buy

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from engine.core.amend import amend
 from engine.core.handlers import cancel, cancel_all, place
+from engine.core.kernelapi import kernel, state_ref
 from engine.core.layout import (
     C_ERROR,
     C_ERROR_SEQ,
@@ -40,8 +41,6 @@ from engine.core.layout import (
     ST_DONE,
     ST_INVARIANT,
     ST_SEQ,
-    kernel,
-    state_ref,
 )
 from engine.core.timers import sweep
 

@@ -2,13 +2,36 @@
 
 docs/engine-semantics.md, PlaceOrder steps 5-6 and the Dry run paragraph, implemented on the
 flat arrays of `engine.core.layout`. Every kernel function takes the state by reference
-(``sp``, see `layout.state_ref`; ``st = load_state(sp)`` is its `CoreState`) followed by its
+(``sp``, see `kernelapi.state_ref`; ``st = load_state(sp)`` is its `CoreState`) followed by its
 own scalars.
 """
 
 from __future__ import annotations
 
 from engine.core.book import fail, forget_order, rest_order, unrest_order
+from engine.core.codes import (
+    BUY,
+    EXP_BUDGET_EXHAUSTED,
+    EXP_IOC_REMAINDER,
+    EXP_MAX_FILLS,
+    EXP_NO_LIQUIDITY,
+    EXP_PROTECTION,
+    EXP_STP,
+    P_FEE,
+    P_TRADE_BASE,
+    P_TRADE_QUOTE,
+    SELL,
+    STOP_BOOK_EMPTY,
+    STOP_BUDGET,
+    STOP_FILLED,
+    STOP_LIMIT,
+    STOP_MAX_FILLS,
+    STOP_STP,
+    STP_DECREMENT,
+    STP_EXPIRE_BOTH,
+    STP_EXPIRE_MAKER,
+    STP_EXPIRE_TAKER,
+)
 from engine.core.events import (
     emit_iceberg,
     emit_order_end,
@@ -19,22 +42,16 @@ from engine.core.events import (
     next_row,
     post_release,
 )
+from engine.core.kernelapi import kernel, load_state
 from engine.core.layout import (
     B_AVAILABLE,
     B_FEES,
     B_HELD_ORDERS,
-    BUY,
     CF_MAX_FILLS,
     ERR_NEGATIVE_BALANCE,
     ERR_NEGATIVE_HOLD,
     EV_EXPIRED,
     EV_TRADE,
-    EXP_BUDGET_EXHAUSTED,
-    EXP_IOC_REMAINDER,
-    EXP_MAX_FILLS,
-    EXP_NO_LIQUIDITY,
-    EXP_PROTECTION,
-    EXP_STP,
     K_ACCOUNT,
     K_MARKET,
     K_NEXT,
@@ -56,26 +73,10 @@ from engine.core.layout import (
     O_PRICE,
     O_QTY,
     O_VISIBLE,
-    P_FEE,
-    P_TRADE_BASE,
-    P_TRADE_QUOTE,
     S_FEES,
-    SELL,
-    STOP_BOOK_EMPTY,
-    STOP_BUDGET,
-    STOP_FILLED,
-    STOP_LIMIT,
-    STOP_MAX_FILLS,
-    STOP_STP,
-    STP_DECREMENT,
-    STP_EXPIRE_BOTH,
-    STP_EXPIRE_MAKER,
-    STP_EXPIRE_TAKER,
     V_HEAD,
     V_PRICE,
     k_side,
-    kernel,
-    load_state,
 )
 from engine.core.money import fee, lots_for_budget, required_buy
 

@@ -7,7 +7,8 @@ here stays below 2**63 (MAX = 2**62 - 1 plus a fee of at most 10 %).
 
 from __future__ import annotations
 
-from engine.core.layout import MAX, PPM, kernel
+from engine.core.kernelapi import kernel
+from engine.core.layout import MAX, PPM
 
 
 @kernel

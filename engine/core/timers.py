@@ -9,7 +9,9 @@ resumed sweep simply continues (it is idempotent up to the point reached).
 
 from __future__ import annotations
 
+from engine.core.codes import CANCEL_DMS, EXP_GTD, GTD
 from engine.core.events import next_row
+from engine.core.kernelapi import kernel, load_state
 from engine.core.layout import (
     A_DMS,
     A_EXISTS,
@@ -19,21 +21,16 @@ from engine.core.layout import (
     C_NEXT_DMS,
     C_NEXT_GTD,
     C_ORDER_HWM,
-    CANCEL_DMS,
     CF_EV_CAP,
     CF_MAX_ACCOUNTS,
     EV_CANCELLED,
     EV_DMS_FIRED,
     EV_EXPIRED,
-    EXP_GTD,
-    GTD,
     INT64_MAX,
     K_ANEXT,
     O_EXPIRE,
     O_ID,
     k_tif,
-    kernel,
-    load_state,
 )
 from engine.core.triggers import end_any
 

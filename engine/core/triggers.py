@@ -23,9 +23,23 @@ from engine.core.book import (
     queue_unlink,
     rest_order,
 )
-from engine.core.events import emit_order_end, hold_txn, next_row
-from engine.core.layout import (
+from engine.core.codes import (
     BUY,
+    EXP_FOK_UNFILLABLE,
+    FOK,
+    GTC,
+    GTD,
+    MARKET,
+    SELL,
+    STOP_LIMIT_TYPE,
+    STOP_MARKET,
+    TP_LIMIT,
+    TRAIL_LIMIT,
+    TRAIL_MARKET,
+)
+from engine.core.events import emit_order_end, hold_txn, next_row
+from engine.core.kernelapi import kernel, load_state
+from engine.core.layout import (
     C_FIFO_HEAD,
     C_FIFO_TAIL,
     C_NEXT_GTD,
@@ -34,13 +48,9 @@ from engine.core.layout import (
     CF_MAX_TRIGGERS,
     EV_EXPIRED,
     EV_TRIGGERED,
-    EXP_FOK_UNFILLABLE,
     F_DELTA_SHIFT,
     F_FIRE,
     F_PENDING,
-    FOK,
-    GTC,
-    GTD,
     K_ACCOUNT,
     K_FLAGS,
     K_LEVEL,
@@ -58,7 +68,6 @@ from engine.core.layout import (
     M_TRAIL_HEAD,
     M_TRAIL_TAIL,
     M_WORST_PPM,
-    MARKET,
     O_DISPLAY,
     O_EXPIRE,
     O_EXTREME,
@@ -72,12 +81,6 @@ from engine.core.layout import (
     R_DELTA,
     R_OFFSET,
     R_STOP,
-    SELL,
-    STOP_LIMIT_TYPE,
-    STOP_MARKET,
-    TP_LIMIT,
-    TRAIL_LIMIT,
-    TRAIL_MARKET,
     V_HEAD,
     V_PRICE,
     k_delta,
@@ -87,8 +90,6 @@ from engine.core.layout import (
     k_stp,
     k_tif,
     k_type,
-    kernel,
-    load_state,
 )
 from engine.core.matching import dry_run, end_slot, match, settle_taker
 from engine.core.money import bps_of, required_buy
