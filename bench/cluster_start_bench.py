@@ -1,13 +1,20 @@
 """How long a cold cluster gateway takes to start, against the stream's length.
 
-    .venv/bin/python -m bench.cluster_start_bench [--messages 2000,8000,32000] [--nats URL]
+    .venv/bin/python -m bench.cluster_start_bench [--messages 2000,8000,32000,128000] [--nats URL]
 
 For each length: a fresh stream on the machine's NATS (R1) gets the demo markets, two funded
-accounts and N-2 messages of one limit order each (a resting book of ~N/2 orders); then a
-gateway (`gateway.app.Gateway` in cluster mode, the whole start-up: connect, replay the stream
-into its replica and read model, serve) starts with an empty data directory. Prints wall and
-CPU seconds of that start, and the engine-only replica's catch-up (`engine.follower.Follower`,
-what market-data replicas and the ledger projector do) beside it. The streams are deleted.
+accounts and N-2 messages of one limit order each (a resting book of ~N/2 orders). Then:
+
+* a gateway (`gateway.app.Gateway` in cluster mode, the whole start-up: connect, replay, serve)
+  with an empty data directory and snapshots off replays the *whole* stream: the start-up
+  before Object Store read-model snapshots. It stays up until it has stored the engine and
+  read-model snapshots of every snapshot point it passed (`gateway.clustersnap`), as the
+  gateways of a running cluster do;
+* a second gateway with an empty data directory starts from the newest snapshot pair and the
+  stream's tail (at most 4,096 messages): what a new or restarted replica does now;
+* the engine-only replica's catch-up (`engine.follower.Follower`, no read model) from message 1.
+
+Prints wall and CPU seconds of each. The streams are deleted.
 """
 
 from __future__ import annotations
@@ -90,24 +97,42 @@ async def engine_catch_up(options: NatsOptions, spec: StreamSpec) -> tuple[float
     return out
 
 
-def gateway_start(options: NatsOptions, spec: StreamSpec, root: Path) -> tuple[float, float]:
+def gateway_starts(
+    options: NatsOptions, spec: StreamSpec, root: Path, messages: int
+) -> tuple[tuple[float, float], tuple[float, float], int]:
+    """(full replay wall/CPU, snapshot start wall/CPU, stream seq the second started from)."""
+    from engine.crosscheck import CHECKPOINT_EVERY
+    from engine.snapstore import SNAPSHOT_EVERY_CHECKPOINTS
     from gateway.app import Gateway, GatewayConfig
     from gateway.cluster import ClusterConfig
     from gateway.server import start
 
-    async def body() -> tuple[float, float]:
+    every = CHECKPOINT_EVERY * SNAPSHOT_EVERY_CHECKPOINTS
+    points = set(range(every, messages + 1, every))
+
+    async def timed(name: str, **cluster: object) -> tuple[Gateway, object, float, float]:
+        wall, cpu = time.perf_counter(), time.process_time()
         gw = Gateway(
             GatewayConfig(
-                data_dir=root / "data",
+                data_dir=root / name,
                 master_key_file=root / "secrets" / "master.key",
-                cluster=ClusterConfig(nats=options, stream=spec),
+                cluster=ClusterConfig(nats=options, stream=spec, **cluster),  # type: ignore[arg-type]
             )
         )
-        wall, cpu = time.perf_counter(), time.process_time()
         running = await start(gw, "127.0.0.1", 0)
-        out = time.perf_counter() - wall, time.process_time() - cpu
-        await running.runner.cleanup()
-        return out
+        return gw, running, time.perf_counter() - wall, time.process_time() - cpu
+
+    async def body() -> tuple[tuple[float, float], tuple[float, float], int]:
+        warm, running, w_wall, w_cpu = await timed("full", start_from_snapshot=False)
+        deadline = time.monotonic() + 120
+        while not warm.bridge.stored_readmodels >= points or warm.bridge.checker._work:
+            assert time.monotonic() < deadline, "snapshots not stored in time"
+            await asyncio.sleep(0.05)
+        await running.runner.cleanup()  # type: ignore[attr-defined]
+        cold, running, c_wall, c_cpu = await timed("cold")
+        from_seq = cold.bridge.follower.snapshot_stream_seq
+        await running.runner.cleanup()  # type: ignore[attr-defined]
+        return (w_wall, w_cpu), (c_wall, c_cpu), from_seq
 
     return asyncio.run(body())
 
@@ -122,7 +147,7 @@ async def delete(options: NatsOptions, spec: StreamSpec) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--messages", default="2000,8000,32000")
+    p.add_argument("--messages", default="2000,8000,32000,128000")
     p.add_argument("--nats", default="nats://127.0.0.1:4222")
     args = p.parse_args()
     options = NatsOptions.parse(args.nats)
@@ -132,10 +157,15 @@ def main() -> None:
             asyncio.run(fill(options, spec, n))
             e_wall, e_cpu = asyncio.run(engine_catch_up(options, spec))
             with tempfile.TemporaryDirectory() as tmp:
-                g_wall, g_cpu = gateway_start(options, spec, Path(tmp))
+                (f_wall, f_cpu), (s_wall, s_cpu), from_seq = gateway_starts(
+                    options, spec, Path(tmp), n
+                )
             print(
-                f"{n:>7} messages: cold gateway start {g_wall:.2f} s wall / {g_cpu:.2f} s CPU; "
-                f"engine-only replica catch-up {e_wall:.2f} s wall / {e_cpu:.2f} s CPU"
+                f"{n:>7} messages: cold gateway start, whole stream replayed {f_wall:.2f} s wall "
+                f"/ {f_cpu:.2f} s CPU; from the snapshot at {from_seq} + tail {s_wall:.2f} s "
+                f"wall / {s_cpu:.2f} s CPU; engine-only replica catch-up {e_wall:.2f} s wall / "
+                f"{e_cpu:.2f} s CPU",
+                flush=True,
             )
         finally:
             asyncio.run(delete(options, spec))

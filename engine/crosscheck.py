@@ -266,11 +266,12 @@ class Checker:
             ),
         )
 
-    def note(self, replica: Any) -> None:
-        """Call after each applied message (cheap unless the stream is at a checkpoint)."""
+    def note(self, replica: Any) -> bool:
+        """Call after each applied message (cheap unless the stream is at a checkpoint); True
+        when this point is a snapshot point (the owner may store its read model beside)."""
         seq = replica.stream_seq
         if seq % CHECKPOINT_EVERY or self.divergence is not None or self._wake is None:
-            return
+            return False
         digest = replica.checkpoint_digest()
         self.checkpoints += 1
         image = None
@@ -278,6 +279,7 @@ class Checker:
             image = replica.image()
         self._work.append((seq, digest, image))
         self._wake.set()
+        return image is not None
 
     async def report_now(self, replica: Any) -> None:
         """Hash the state now and report it (start-up: after catching up)."""

@@ -41,12 +41,16 @@ class Follower:
         role: str,
         on_applied: Callable[[Applied], None],
         on_failure: Callable[[BaseException], None] | None = None,
+        on_snapshot: Callable[[Applied], None] | None = None,
     ) -> None:
         self.replica = replica if replica is not None else Replica(CompiledEngine(EngineConfig()))
         self.replica_id = replica_id
         self.role = role
         self.on_applied = on_applied
         self.on_failure = on_failure
+        self.on_snapshot = on_snapshot
+        """Called after ``on_applied`` at each point where the engine snapshot is taken, so
+        the owner can snapshot its read model at the same state (`gateway.clustersnap`)."""
         self.log: StreamLog | None = None
         self.checker: Checker | None = None
         self.failure: str | None = None
@@ -164,10 +168,11 @@ class Follower:
                     return
                 if applied is None:
                     continue
-                if self.checker is not None:
-                    self.checker.note(self.replica)
+                snapshot_point = self.checker is not None and self.checker.note(self.replica)
                 try:
                     self.on_applied(applied)
+                    if snapshot_point and self.on_snapshot is not None:
+                        self.on_snapshot(applied)
                 except Exception:  # a read-model bug must not stop the replica
                     log.exception("on_applied_failed", stream_seq=applied.stream_seq)
             if self.failure is not None:

@@ -92,6 +92,12 @@ class Gateway(ReadModelRebuild, GatewayHttp):
             self.node.engine.demo_deposit_accounts() if self.node is not None else set()
         )
         """Accounts credited by the demo faucet (from the engine's deposit keys at start)."""
+        self.cluster_start: Any = None
+        """Cluster mode: the verified snapshot pair this replica starts from (None: none)."""
+        if config.cluster is not None:
+            from gateway.cluster import start_point
+
+            self.cluster_start = start_point(self)
         self.history = self._open_history()
         self.store = Store(memory_orders=config.history_memory_orders)
         self._readmodel_seq = 0
@@ -112,6 +118,10 @@ class Gateway(ReadModelRebuild, GatewayHttp):
                 )
         if self.node is not None:
             self._replay()
+        elif self.cluster_start is not None:
+            from gateway.cluster import restore_read_model
+
+            restore_read_model(self, self.cluster_start)
         self.store.history = HistoryIndex(self.history.index.path, readonly=True)
         self.keys = KeyStore(
             self.dir / "keys.json", config.master_key_file or default_master_key_file()

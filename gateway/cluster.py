@@ -9,17 +9,22 @@ then follow the stream live (see `gateway.clusterbridge`).
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from engine.core.compiled import CompiledEngine
-from engine.replica import Replica
+from engine.replica import Applied, Replica
 from engine.schema import EngineConfig
 from engine.service import DEMO_COMMANDS
 from engine.streamlog import NatsOptions, StreamLog, StreamSpec
+from gateway import clustersnap, readmodel
 from gateway.clusterbridge import ClusterBridge
+from gateway.clustersnap import StartPoint, fetch_start_point, history_image, install_history
+from marketdata import snapshot as md_snapshot
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -35,17 +40,112 @@ class ClusterConfig:
     stream: StreamSpec = field(default_factory=StreamSpec)
     max_inflight: int = 8
     """Batches published and not yet acknowledged, at most (pipelining depth)."""
+    start_from_snapshot: bool = True
+    """Start from the newest verified engine + read-model snapshot in the Object Store
+    (`gateway.clustersnap`) instead of replaying the whole stream."""
+    snapshot_every: int | None = None
+    """Cross-check points between snapshots (None: `engine.snapstore.SNAPSHOT_EVERY_CHECKPOINTS`;
+    0: this replica stores none)."""
 
 
 def cluster_bridge(gw: Gateway) -> ClusterBridge:
     cfg: ClusterConfig = gw.config.cluster
-    return ClusterBridge(
-        Replica(CompiledEngine(EngineConfig())),
+    start: StartPoint | None = gw.cluster_start
+    bridge = ClusterBridge(
+        start.replica if start is not None else Replica(CompiledEngine(EngineConfig())),
         gw._on_batch,
         observe=gw.metrics.observe_batch,
         max_inflight=cfg.max_inflight,
         ack_timeout_s=gw.config.limits.ack_timeout_s,
+        on_snapshot=lambda applied: snapshot_readmodel(gw, applied),
+        snapshot_every=cfg.snapshot_every,
     )
+    if start is not None:
+        bridge.follower.snapshot_stream_seq = start.stream_seq
+    return bridge
+
+
+def start_point(gw: Gateway) -> StartPoint | None:
+    """Before the history index is opened: the newest verified snapshot pair, whose history
+    index copy replaces the local one (derived data). Without one the stream is replayed from
+    its first message, which rebuilds the index, so a local index is set aside then too (its
+    rows would be submitted again out of order)."""
+    cfg: ClusterConfig = gw.config.cluster
+    path = gw.dir / "history.sqlite3"
+    start = None
+    if cfg.start_from_snapshot:
+        started = time.perf_counter()
+        start = fetch_start_point(
+            lambda: StreamLog.connect(cfg.nats, cfg.stream, create=False),
+            need_marketdata=gw.config.marketdata,
+        )
+        if start is not None:
+            install_history(path, start.history_db)
+            log.info(
+                "cluster_start_point",
+                name=start.name,
+                stream_seq=start.stream_seq,
+                last_seq=start.last_seq,
+                seconds=round(time.perf_counter() - started, 3),
+            )
+            return start
+    if path.exists():
+        gw._set_aside(path, "a cluster replica replaying the stream from its start rebuilds it")
+    return None
+
+
+def restore_read_model(gw: Gateway, start: StartPoint) -> None:
+    """The store and market data at the start point's sequence (the stream's tail follows)."""
+    gw.store = readmodel.restore(start.readmodel, memory_orders=gw.config.history_memory_orders)
+    if gw.marketdata is not None:
+        assert start.readmodel.marketdata is not None, "load_start_point refuses those"
+        md_snapshot.restore(gw.marketdata.state, start.readmodel.marketdata)
+    gw._readmodel_seq = start.last_seq
+    gw.start_point = (start.last_seq, 0)
+
+
+_uploads: set[asyncio.Task[None]] = set()
+
+
+def snapshot_readmodel(gw: Gateway, applied: Applied) -> None:
+    """At an engine snapshot point, right after the read model folded it: take the image here
+    (between messages), let the history writer copy the index once it covers the point, and
+    upload from the loop. Points already stored (passed again while catching up) are skipped
+    before any work."""
+    bridge: ClusterBridge = gw.bridge
+    if applied.stream_seq in bridge.stored_readmodels or bridge.log is None:
+        return
+    store = gw.store
+    if store.last_seq != applied.last_seq:
+        log.warning("cluster_readmodel_snapshot_skipped", store_seq=store.last_seq)
+        return
+    md = gw.marketdata.state if gw.marketdata is not None else None
+    encoded = readmodel.encode(readmodel.image(store, md))
+    loop = asyncio.get_running_loop()
+    index_db = gw.history.index.db
+    stream_log = bridge.log
+    stream_seq, last_seq = applied.stream_seq, applied.last_seq
+
+    def upload(data: bytes) -> None:
+        task = loop.create_task(_save(stream_log, stream_seq, data, bridge.stored_readmodels))
+        _uploads.add(task)
+        task.add_done_callback(_uploads.discard)
+
+    def on_writer_thread() -> None:  # the index covers last_seq now
+        data = clustersnap.encode(
+            stream_seq, last_seq, encoded.data, history_image(index_db, last_seq)
+        )
+        loop.call_soon_threadsafe(upload, data)
+
+    gw.history.after(last_seq, on_writer_thread, "cluster_readmodel_snapshot")
+
+
+async def _save(stream_log: StreamLog, stream_seq: int, data: bytes, stored: set[int]) -> None:
+    try:
+        await clustersnap.save(stream_log, stream_seq, data)
+        stored.add(stream_seq)
+    except Exception as exc:  # the next point tries again; start-ups use an older one
+        log.warning("cluster_readmodel_snapshot_not_stored", stream_seq=stream_seq, error=repr(exc))
 
 
 async def attach(gw: Gateway) -> None:
@@ -53,6 +153,7 @@ async def attach(gw: Gateway) -> None:
     cfg: ClusterConfig = gw.config.cluster
     bridge: ClusterBridge = gw.bridge
     stream_log = await StreamLog.connect(cfg.nats, cfg.stream)
+    bridge.stored_readmodels.update(await clustersnap.stored_points(stream_log))
     await bridge.attach(stream_log)
     empty = bridge.replica.stream_seq == 0
     gw.demo_account_allowed = empty

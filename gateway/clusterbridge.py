@@ -79,6 +79,8 @@ class ClusterBridge(RequestIntake):
         max_inflight: int = 8,
         observe: Callable[[int, float, float, list[float]], None] | None = None,
         ack_timeout_s: float = 10.0,
+        on_snapshot: Callable[[Applied], None] | None = None,
+        snapshot_every: int | None = None,
     ) -> None:
         assert 1 <= max_batch <= MAX_COMMANDS_PER_BATCH
         super().__init__(ack_timeout_s)
@@ -94,8 +96,16 @@ class ClusterBridge(RequestIntake):
         self._tasks: list[asyncio.Task[None]] = []
         self._publishes: set[asyncio.Task[None]] = set()
         self._watchdog: asyncio.TimerHandle | None = None
+        self._snapshot_every = snapshot_every
+        self.stored_readmodels: set[int] = set()
+        """Stream sequences with a read-model snapshot stored (`gateway.clustersnap`)."""
         self.follower = Follower(
-            replica, f"{self.origin:x}", "gateway", self._on_applied, on_failure=self._break
+            replica,
+            f"{self.origin:x}",
+            "gateway",
+            self._on_applied,
+            on_failure=self._break,
+            on_snapshot=on_snapshot,
         )
 
     @property
@@ -117,7 +127,7 @@ class ClusterBridge(RequestIntake):
         """Follow the stream from the replica's position; returns once caught up with the
         stream's last sequence as of now (the read model is then current)."""
         self.log = stream_log
-        await self.follower.attach(stream_log)
+        await self.follower.attach(stream_log, snapshot_every=self._snapshot_every)
 
     def start(self) -> None:
         if not any(t.get_name() == "publisher" for t in self._tasks):

@@ -221,18 +221,23 @@ def store_encoded(
 
 
 def read(path: Path) -> ReadModelImage:
-    data = path.read_bytes()
+    return decode(path.read_bytes(), str(path))
+
+
+def decode(data: bytes, where: str) -> ReadModelImage:
+    """An encoded snapshot's image (file or Object Store): ValueError or msgspec.DecodeError
+    when the header, checksum or body do not check out."""
     if len(data) < HEADER.size:
-        raise ValueError(f"{path}: truncated")
+        raise ValueError(f"{where}: truncated")
     magic, version, last_seq, crc = HEADER.unpack_from(data)
     body = data[HEADER.size :]
     if magic != MAGIC or version != FORMAT_VERSION:
-        raise ValueError(f"{path}: magic {magic!r} version {version}")
+        raise ValueError(f"{where}: magic {magic!r} version {version}")
     if google_crc32c.value(body) != crc:
-        raise ValueError(f"{path}: checksum mismatch")
+        raise ValueError(f"{where}: checksum mismatch")
     img = _DECODER.decode(body)
     if img.last_seq != last_seq:
-        raise ValueError(f"{path}: header seq {last_seq}, body seq {img.last_seq}")
+        raise ValueError(f"{where}: header seq {last_seq}, body seq {img.last_seq}")
     return img
 
 

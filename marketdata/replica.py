@@ -1,10 +1,13 @@
 """``kootabase marketdata --nats URL``: a market-data-only replica of the cluster's stream.
 
 Order entry stays on the gateways; this process runs its own engine replica over the command
-stream (`engine.follower.Follower`: hash cross-check included) and feeds every batch's events
-to a `MarketDataService`, which serves the same REST and WS market-data endpoints as a gateway
-(books, trades, klines, tickers, diff streams). Subscribers scale out by adding these, without
-touching order entry. It reads only: the NATS ``reader`` user is enough (docs/operations.md).
+stream (`engine.follower.Follower`: hash cross-check included), starting from the newest
+verified engine and market-data snapshot the gateways stored (`gateway.clustersnap`), and
+feeds every batch's events to a `MarketDataService`, which serves the same REST and WS
+market-data endpoints as a gateway (books, trades, klines, tickers, diff streams). Subscribers
+scale out by adding these, without touching order entry. It publishes no command and stores no
+snapshot: the NATS ``replica`` user (records checkpoints, loads snapshots) is enough
+(docs/operations.md).
 
 It catches up with the stream before it listens, so its first answer is current. ``/ready`` is
 200 while its replica is healthy, 503 once it stopped (divergence, failure).
@@ -23,6 +26,8 @@ from aiohttp import web
 from engine.follower import Follower
 from engine.replica import Applied
 from engine.streamlog import StreamLog, options_from_args
+from gateway.clustersnap import load_start_point
+from marketdata import snapshot as md_snapshot
 from marketdata.app import create_app
 from marketdata.service import MarketDataService
 
@@ -47,7 +52,18 @@ async def serve(args: argparse.Namespace) -> None:
 
     app.router.add_get("/ready", ready)
     stream_log = await StreamLog.connect(options, spec, create=False)
-    await follower.attach(stream_log)
+    try:
+        start = await load_start_point(stream_log, need_marketdata=True)
+    except Exception as exc:  # e.g. a user without snapshot reads: replay the stream instead
+        log.warning("cluster_start_point_unavailable", error=repr(exc))
+        start = None
+    if start is not None:  # verified engine + market data at one point: only the tail to apply
+        assert start.readmodel.marketdata is not None
+        md_snapshot.restore(service.state, start.readmodel.marketdata)
+        follower.replica = start.replica
+        follower.snapshot_stream_seq = start.stream_seq
+    # reads snapshots, never stores one: the ``replica`` NATS role may not (engine.natsauth)
+    await follower.attach(stream_log, snapshot_every=0)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port)

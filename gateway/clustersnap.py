@@ -1,0 +1,307 @@
+"""Read-model snapshots in the JetStream Object Store: a cluster replica's start-up without
+replaying the stream's history.
+
+An engine snapshot alone (`engine.snapstore`) lets a replica's *engine* start late, but a
+gateway also needs everything its read model folded from the whole history: balances and open
+orders (`gateway.readmodel`), market data's books, trades and candles (`marketdata.snapshot`),
+and the closed orders and trades in the history index (`gateway.history`), which order.status
+and allOrders answer for old orders. So at every engine snapshot point a gateway replica also
+stores object ``<stream seq, 20 digits>.readmodel`` in the same bucket: the read-model image
+and a copy of the history index at the same engine sequence. A new or restarted replica then
+starts from the newest engine snapshot that has such a companion, plus the stream's tail.
+
+Trust: the engine snapshot is checked against the hash the replicas recorded
+(`engine.snapstore.decode_snapshot`). The read-model object has no recorded hash of its own,
+so it is checked three ways before use: its header (magic, format, both sequences equal to the
+engine snapshot's) and a BLAKE2b-256 of its body catch corruption and truncation; and the image
+must *agree with the verified engine image* on every balance and on the set of open orders, so
+a forged object that is self-consistent but shows other money is refused too. A refused object
+is logged (``cluster_readmodel_snapshot_refused``) and the next older pair is tried; with none
+left the replica replays the whole stream (``cluster_start_full_replay``): slower, never wrong.
+
+Object body: header ``<4sHQQ32s>`` (magic ``KBG1``, format version, stream seq, engine seq,
+BLAKE2b-256 of the rest), then msgpack `ReadModelObject` (the read-model snapshot file's bytes,
+`gateway.readmodel.encode`, and the history index as a zlib-compressed SQLite database image).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import os
+import sqlite3
+import struct
+import time
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import msgspec
+import nats.js.errors
+import structlog
+
+from engine.filemodes import create_private
+from engine.replica import Replica
+from engine.schema import StateImage
+from engine.snapstore import SnapshotRefused, decode_snapshot, object_name, snapshot_bucket
+from engine.streamlog import StreamLog
+from gateway import readmodel
+from gateway.readmodel import ReadModelImage
+
+log = structlog.get_logger(__name__)
+
+MAGIC: Final = b"KBG1"
+FORMAT_VERSION: Final = 1
+HEADER: Final = struct.Struct("<4sHQQ32s")
+SUFFIX: Final = ".readmodel"
+
+
+class ReadModelObject(msgspec.Struct, array_like=True, frozen=True):
+    readmodel: bytes
+    """`gateway.readmodel.encode` bytes (its own header and CRC32C)."""
+    history_db: bytes
+    """The history index (SQLite database image, zlib) with ``meta.last_seq`` set to the
+    snapshot's engine sequence; rows past it are rewritten alike by the tail."""
+
+
+_ENCODER: Final = msgspec.msgpack.Encoder()
+_DECODER: Final = msgspec.msgpack.Decoder(ReadModelObject)
+
+
+@dataclass(frozen=True, slots=True)
+class StartPoint:
+    """Where a replica starts: a verified engine snapshot and the read model at its point."""
+
+    name: str
+    stream_seq: int
+    last_seq: int
+    replica: Replica
+    readmodel: ReadModelImage
+    history_db: bytes
+    """Uncompressed SQLite database image."""
+
+
+def readmodel_name(stream_seq: int) -> str:
+    return object_name(stream_seq) + SUFFIX
+
+
+def history_image(db: sqlite3.Connection, last_seq: int) -> bytes:
+    """A copy of the history index (call on the writer's thread, between its commits) that says
+    it covers exactly ``last_seq``: the tail the restored replica applies rewrites any later
+    row it already holds (``INSERT OR REPLACE``)."""
+    mem = sqlite3.connect(":memory:")
+    try:
+        db.backup(mem)
+        mem.execute("UPDATE meta SET value = ? WHERE key = 'last_seq'", (last_seq,))
+        mem.commit()
+        image = bytearray(mem.serialize())
+    finally:
+        mem.close()
+    # the copy keeps the source's WAL mark (header bytes 18 and 19 = 2), which a database
+    # opened from memory cannot honour: mark it a rollback-journal file (1); the index turns
+    # WAL on again when it opens the installed copy
+    image[18:20] = b"\x01\x01"
+    return bytes(image)
+
+
+def encode(stream_seq: int, last_seq: int, readmodel_bytes: bytes, history_db: bytes) -> bytes:
+    body = _ENCODER.encode(ReadModelObject(readmodel_bytes, zlib.compress(history_db, 1)))
+    digest = hashlib.blake2b(body, digest_size=32).digest()
+    return HEADER.pack(MAGIC, FORMAT_VERSION, stream_seq, last_seq, digest) + body
+
+
+def decode(
+    name: str, data: bytes, stream_seq: int, engine: StateImage
+) -> tuple[ReadModelImage, bytes]:
+    """Verify one stored read-model object against the verified engine image at the same stream
+    sequence; (image, history database) or `SnapshotRefused` saying why."""
+    if len(data) < HEADER.size:
+        raise SnapshotRefused(f"{name}: truncated ({len(data)} bytes)")
+    magic, version, h_stream_seq, h_last_seq, digest = HEADER.unpack_from(data)
+    if magic != MAGIC or version != FORMAT_VERSION:
+        raise SnapshotRefused(f"{name}: magic {magic!r} / format version {version}")
+    if (h_stream_seq, h_last_seq) != (stream_seq, engine.last_seq):
+        raise SnapshotRefused(
+            f"{name}: sequences {h_stream_seq}/{h_last_seq}, engine snapshot at "
+            f"{stream_seq}/{engine.last_seq}"
+        )
+    body = data[HEADER.size :]
+    actual = hashlib.blake2b(body, digest_size=32).digest()
+    if actual != digest:
+        raise SnapshotRefused(f"{name}: body hash {actual.hex()} != header {digest.hex()}")
+    try:
+        obj = _DECODER.decode(body)
+        img = readmodel.decode(obj.readmodel, name)
+        history_db = zlib.decompress(obj.history_db)
+    except (ValueError, msgspec.DecodeError, zlib.error) as exc:
+        raise SnapshotRefused(f"{name}: undecodable ({exc})") from exc
+    if img.last_seq != engine.last_seq:
+        raise SnapshotRefused(f"{name}: image at seq {img.last_seq}, engine {engine.last_seq}")
+    disagreement = disagrees_with_engine(img, engine)
+    if disagreement is not None:
+        raise SnapshotRefused(f"{name}: disagrees with the engine snapshot: {disagreement}")
+    _check_history_db(name, history_db, engine.last_seq)
+    return img, history_db
+
+
+def disagrees_with_engine(img: ReadModelImage, engine: StateImage) -> str | None:
+    """What the read model shows differently from the engine (None: balances and open orders
+    agree): the money and the orders a client sees must be the engine's."""
+    want = {
+        a.account_id: {
+            b.asset_id: (b.available_atoms, b.held_orders_atoms, b.held_withdrawals_atoms)
+            for b in a.balances
+            if b.available_atoms or b.held_orders_atoms or b.held_withdrawals_atoms
+        }
+        for a in engine.accounts
+    }
+    have = {
+        a.account_id: {asset: (av, ho, hw) for asset, av, ho, hw in a.balances if av or ho or hw}
+        for a in img.accounts
+    }
+    for account_id in sorted(set(want) | set(have)):
+        if want.get(account_id, {}) != have.get(account_id, {}):
+            return f"balances of account {account_id}"
+    engine_orders = {o.order_id for o in engine.orders}
+    engine_orders.update(o.order_id for o in engine.conditional_orders)
+    image_orders = {o.order_id for o in img.open_orders}
+    if engine_orders != image_orders:
+        return f"open orders ({len(image_orders)} shown, {len(engine_orders)} in the engine)"
+    return None
+
+
+def _check_history_db(name: str, history_db: bytes, last_seq: int) -> None:
+    mem = sqlite3.connect(":memory:")
+    try:
+        mem.deserialize(history_db)
+        row = mem.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
+        if mem.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+            raise SnapshotRefused(f"{name}: history index fails SQLite's check")
+    except sqlite3.DatabaseError as exc:
+        raise SnapshotRefused(f"{name}: history index unreadable ({exc})") from exc
+    finally:
+        mem.close()
+    if row is None or int(row[0]) != last_seq:
+        raise SnapshotRefused(f"{name}: history index covers {row}, snapshot {last_seq}")
+
+
+async def save(stream_log: StreamLog, stream_seq: int, data: bytes) -> str | None:
+    """Store a read-model object unless one exists at ``stream_seq`` (every gateway replica
+    reaches the same points; the first stores). Returns the name, None if skipped."""
+    store = await snapshot_bucket(stream_log)
+    name = readmodel_name(stream_seq)
+    try:
+        await store.get_info(name)
+        return None
+    except nats.js.errors.ObjectNotFoundError:
+        pass
+    await store.put(name, data)
+    log.info("cluster_readmodel_snapshot_stored", name=name, bytes=len(data))
+    return name
+
+
+async def _names(stream_log: StreamLog) -> list[str]:
+    try:
+        store = await snapshot_bucket(stream_log, create=False)
+        infos = await store.list(ignore_deletes=True)
+    except (nats.js.errors.BucketNotFoundError, nats.js.errors.NotFoundError):
+        return []
+    return sorted(i.name for i in infos if i.name and not i.deleted)
+
+
+async def stored_points(stream_log: StreamLog) -> set[int]:
+    """Stream sequences that have a read-model object already."""
+    return {int(n[: -len(SUFFIX)]) for n in await _names(stream_log) if n.endswith(SUFFIX)}
+
+
+async def load_start_point(
+    stream_log: StreamLog, *, need_marketdata: bool = True
+) -> StartPoint | None:
+    """The newest engine snapshot with a read-model companion that both verify; None (after a
+    log line saying why) means replay the whole stream."""
+    from engine.crosscheck import recorded_checkpoint
+
+    names = await _names(stream_log)
+    companions = {n[: -len(SUFFIX)] for n in names if n.endswith(SUFFIX)}
+    engine_names = [n for n in names if n.isdigit()]
+    if not engine_names:
+        return None
+    store = await snapshot_bucket(stream_log, create=False)
+    tried = 0
+    for name in reversed(engine_names):
+        if name not in companions:
+            continue
+        tried += 1
+        started = time.perf_counter()
+        try:
+            data = (await store.get(name)).data or b""
+            recorded = await recorded_checkpoint(stream_log, int(name))
+            snap = await asyncio.to_thread(decode_snapshot, name, data, recorded)
+            rm_name = readmodel_name(snap.stream_seq)
+            rm_data = (await store.get(rm_name)).data or b""
+            img, history_db = await asyncio.to_thread(
+                decode, rm_name, rm_data, snap.stream_seq, snap.replica.engine.image()
+            )
+            if need_marketdata and img.marketdata is None:
+                raise SnapshotRefused(f"{rm_name}: written without market data")
+        except (SnapshotRefused, nats.js.errors.Error) as exc:
+            log.error("cluster_readmodel_snapshot_refused", name=name, reason=str(exc))
+            continue
+        log.info(
+            "cluster_readmodel_snapshot_loaded",
+            name=name,
+            stream_seq=snap.stream_seq,
+            last_seq=snap.last_seq,
+            open_orders=len(img.open_orders),
+            history_bytes=len(history_db),
+            seconds=round(time.perf_counter() - started, 3),
+        )
+        return StartPoint(name, snap.stream_seq, snap.last_seq, snap.replica, img, history_db)
+    log.warning(
+        "cluster_start_full_replay",
+        reason="no snapshot with a read model verified" if tried else "no read-model snapshot",
+        engine_snapshots=len(engine_names),
+        tried=tried,
+    )
+    return None
+
+
+def install_history(path: Path, history_db: bytes) -> None:
+    """Replace the (derived) history index file with the snapshot's copy, before it is
+    opened: written to a temporary name and renamed, stale WAL files removed first."""
+    for extra in ("-wal", "-shm"):
+        path.with_name(path.name + extra).unlink(missing_ok=True)
+    tmp = path.with_suffix(".snapshot-tmp")
+    tmp.unlink(missing_ok=True)
+    with os.fdopen(create_private(tmp), "wb") as fh:
+        fh.write(history_db)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+
+
+def fetch_start_point(
+    stream_log_factory: Callable[[], Awaitable[StreamLog]], *, need_marketdata: bool = True
+) -> StartPoint | None:
+    """`load_start_point` from synchronous start-up code (the gateway's constructor, which may
+    run inside an event loop): on its own loop in a worker thread, with its own connection."""
+
+    async def body() -> StartPoint | None:
+        stream_log = await stream_log_factory()
+        try:
+            return await load_start_point(stream_log, need_marketdata=need_marketdata)
+        finally:
+            await stream_log.close()
+
+    def run() -> StartPoint | None:
+        try:
+            return asyncio.run(body())
+        except Exception as exc:  # no stream yet, NATS down: attach reports it properly
+            log.warning("cluster_start_point_unavailable", error=repr(exc))
+            return None
+
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="start-point") as pool:
+        return pool.submit(run).result()
