@@ -9,10 +9,13 @@ each role gets only the subjects its code uses (listed per call site below). A p
 
 * ``reader`` (``replay --nats``, ``cluster status``, ``journal export``): reads the stream
   through ephemeral consumers and the cross-check bucket by key; writes nothing.
-* ``replica`` (market data, ledger projector): a reader that also records checkpoints in the
-  cross-check bucket and stores and loads snapshots; never publishes commands.
-* ``gateway`` (and ``journal import``): a replica that also publishes command batches and
-  creates the stream and its two buckets when they do not exist yet.
+* ``replica`` (market data, ledger projector): a reader that also records checkpoints and
+  reports itself in the cross-check bucket (keys ``cp.*`` and ``replica.*`` only) and *loads*
+  snapshots; it never publishes commands and never writes a snapshot (a compromised market-data
+  host must not be able to offer every replica a state to start from).
+* ``gateway`` (and ``journal import``): a replica that also publishes command batches, stores
+  engine and read-model snapshots (`engine.snapstore`, `gateway.clustersnap`), and creates the
+  stream and its two buckets when they do not exist yet.
 * ``admin``: no limits; the operator's own user for administration (deleting or purging
   streams, editing buckets), never given to a process.
 
@@ -63,7 +66,8 @@ def _replica(stream: str) -> list[str]:
     _, _name, kv, obj = _names(stream)
     return [
         *_reader(stream),
-        f"$KV.{kv}.>",  # record checkpoints (create/compare), report this replica
+        f"$KV.{kv}.cp.>",  # record checkpoints (create/compare)
+        f"$KV.{kv}.replica.>",  # report this replica (cluster status)
         f"{API}.STREAM.INFO.OBJ_{obj}",  # bind the Object Store
         f"{API}.DIRECT.GET.OBJ_{obj}.>",  # object info (its meta message)
         f"{API}.STREAM.MSG.GET.OBJ_{obj}",
@@ -71,7 +75,6 @@ def _replica(stream: str) -> list[str]:
         f"{API}.CONSUMER.CREATE.OBJ_{obj}.>",
         f"{API}.CONSUMER.DELETE.OBJ_{obj}.>",
         f"$JS.FC.OBJ_{obj}.>",
-        f"$O.{obj}.>",  # store a snapshot (chunks, then its meta)
         f"{API}.STREAM.NAMES",  # nats-py's object store finds its stream by subject
     ]
 
@@ -81,6 +84,7 @@ def _gateway(stream: str) -> list[str]:
     return [
         *_replica(stream),
         subject,  # publish command batches
+        f"$O.{obj}.>",  # store a snapshot (chunks, then its meta)
         f"{API}.STREAM.CREATE.{name}",  # the first gateway creates the stream and buckets
         f"{API}.STREAM.CREATE.KV_{kv}",
         f"{API}.STREAM.CREATE.OBJ_{obj}",

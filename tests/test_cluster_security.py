@@ -24,7 +24,7 @@ from engine.replica import BATCH_FORMAT, CommandBatch, encode_batch, msg_id
 from engine.schema import CreateAccount, Deposit, StreamMessageRejected, StreamReject
 from engine.service import DEMO_COMMANDS
 from engine.snapstore import bucket_name as snap_bucket_name
-from engine.snapstore import list_names, object_name, save, snapshot_bucket
+from engine.snapstore import list_names, load_newest, object_name, save, snapshot_bucket
 from engine.streamlog import NatsOptions, StreamLog, StreamSpec
 from tests.cluster_support import kootabase
 from tests.nats_cluster import NatsCluster, User
@@ -147,15 +147,20 @@ def test_strangers_cannot_connect_and_each_role_does_only_its_part(secure: NatsC
             encode_batch(CommandBatch(0, 1, list(DEMO_COMMANDS))), msg_id(0, 1), fmt=BATCH_FORMAT
         )
         kv = await hash_bucket(gw)
-        # the replica role: follows, records checkpoints and stores snapshots ...
+        # the replica role: follows, records checkpoints, loads the snapshots a gateway stored
         rep_log = await StreamLog.connect(_options(secure, REPLICA), spec, create=False)
         follower = Follower(None, "replica", "marketdata", lambda a: None)
-        await follower.attach(rep_log)
+        await follower.attach(rep_log, snapshot_every=0)
         assert follower.replica.last_seq == len(DEMO_COMMANDS)
         digest = follower.replica.checkpoint_digest()
         await record_checkpoint(await hash_bucket(rep_log), 1, digest)
-        assert await save(rep_log, follower.replica.image()) == object_name(1)
-        # ... but publishes no command and creates no stream
+        assert await save(gw, follower.replica.image()) == object_name(1)
+        assert (await load_newest(rep_log)) is not None, "the replica loads it"
+        # ... but stores no snapshot, writes no other key, publishes no command, creates no stream
+        rep_store = await snapshot_bucket(rep_log, create=False)
+        await _denied(rep_store.put(object_name(2), b"forged"))
+        await _denied(rep_store.delete(object_name(1)))
+        await _denied((await hash_bucket(rep_log, create=False)).put("other.key", b"x"))
         batch = encode_batch(CommandBatch(9, 1, [CreateAccount(account_id=9)]))
         await _denied(rep_log.publish(batch, msg_id(9, 1), fmt=BATCH_FORMAT, timeout_s=1.0))
         await _denied(rep_log.js.add_stream(name="SEC_OTHER", subjects=["kb.x.commands"]))
