@@ -23,7 +23,7 @@ import structlog
 from aiohttp import web
 
 from engine.jsondepth import too_deep
-from gateway import auth, custody, errors, fees, polrest
+from gateway import auth, coins, custody, errors, fees, polrest
 from gateway.handlers import exchange_info
 from gateway.keys import ApiKey
 
@@ -313,6 +313,17 @@ def setup(app: web.Application, gw: Gateway) -> None:
         return _json(fees.system_status(gw.bridge.healthy))
 
     @_route(10)
+    async def all_coins(request: web.Request) -> web.Response:
+        key, _ = await _signed(gw, request, "read")
+        registry = gw.custody.custody.registry if gw.custody is not None else None
+        return _json(coins.all_coins(gw.store, key.account_id, registry))
+
+    @_route(1)
+    async def no_margin_pairs(request: web.Request) -> web.Response:
+        await _signed(gw, request, "read")
+        return _json([])  # no margin trading here (`gateway.coins`)
+
+    @_route(10)
     async def deposit_address(request: web.Request) -> web.Response:
         key, p = await _signed(gw, request, "read")
         return _json(custody.require(gw).deposit_address(key.account_id, p))
@@ -380,6 +391,9 @@ def setup(app: web.Application, gw: Gateway) -> None:
     r.add_get("/api/v3/account/commission", commission)
     r.add_get("/sapi/v1/asset/tradeFee", trade_fee)
     r.add_get("/sapi/v1/system/status", system_status)
+    r.add_get("/sapi/v1/capital/config/getall", all_coins)
+    r.add_get("/sapi/v1/margin/allPairs", no_margin_pairs)
+    r.add_get("/sapi/v1/margin/isolated/allPairs", no_margin_pairs)
     r.add_get("/sapi/v1/capital/deposit/address", deposit_address)
     r.add_post("/sapi/v1/capital/withdraw/apply", withdraw_apply)
     r.add_post("/sapi/v1/capital/withdraw/cancel", withdraw_cancel)

@@ -320,6 +320,25 @@ def operations(symbols: list[str], coins: list[str]) -> dict[tuple[str, str], Op
         ("GET", "/sapi/v1/capital/withdraw/history"): Operation(
             "Withdrawals (custody)", (coin_opt,), "read", array({"type": "object"})
         ),
+        ("GET", "/sapi/v1/capital/config/getall"): Operation(
+            "Every coin with the account's balance and its network (custody), if any",
+            (),
+            "read",
+            array(
+                obj(
+                    coin={"type": "string"},
+                    free={"type": "string"},
+                    locked={"type": "string"},
+                    networkList={"type": "array"},
+                )
+            ),
+        ),
+        ("GET", "/sapi/v1/margin/allPairs"): Operation(
+            "Always empty: no margin trading (ccxt loads it by default)", (), "read", array({})
+        ),
+        ("GET", "/sapi/v1/margin/isolated/allPairs"): Operation(
+            "Always empty: no margin trading (ccxt loads it by default)", (), "read", array({})
+        ),
         ("GET", "/sapi/v1/capital/deposit/hisrec"): Operation(
             "Deposits (custody)", (coin_opt,), "read", array({"type": "object"})
         ),

@@ -219,3 +219,28 @@ def test_ccxt_fetch_my_trades_pages_forward_with_since_and_limit(server: ServerT
         since = page[-1]["timestamp"] + 1
     assert [t["order"] for t in seen] == bought
     assert [t["price"] for t in seen] == [200.0 + k for k in range(7)]
+
+
+def test_ccxt_load_markets_with_its_default_options_and_currencies(server: ServerThread) -> None:
+    """ccxt's defaults except the market types (linear and inverse are Binance's futures
+    APIs, another host): with a key, ``load_markets`` also calls ``/sapi/v1/capital/config/
+    getall`` (currencies) and the margin pair lists; each used to answer -1099 Not Found, so
+    ``load_markets`` failed before the first order."""
+    acc = server.new_account(USDT="250.5")
+    ex = ccxt.binance(
+        {
+            "apiKey": acc.api_key,
+            "secret": acc.secret,
+            "enableRateLimit": False,
+            "options": {"fetchMarkets": {"types": ["spot"]}},
+        }
+    )
+    _point_at(ex, server.http)
+    markets = ex.load_markets()
+    assert markets["BTC/USDT"]["margin"] is False
+    assert {"BTC", "ETH", "LTC", "USDT"} <= set(ex.currencies)
+    assert ex.currencies["USDT"]["networks"] == {}  # no custody on this server
+    coins = {c["coin"]: c for c in ex.sapi_get_capital_config_getall()}
+    assert coins["USDT"]["free"] == "250.500000" and coins["USDT"]["locked"] == "0.000000"
+    assert coins["USDT"]["depositAllEnable"] is False
+    assert ex.fetch_balance()["USDT"]["free"] == 250.5

@@ -180,7 +180,8 @@ def test_documented_examples_succeed(server: ServerThread, schema: Any) -> None:
             case = op.Case(query=example)
         response = signer.send(case, signed="security" in op.definition.raw)
         case.validate_response(response, checks=CHECKS)
-        if op.path.startswith("/sapi/v1/capital/") and server.gw.custody is None:  # refused
+        custody_op = op.path.startswith("/sapi/v1/capital/") and "config" not in op.path
+        if custody_op and server.gw.custody is None:  # refused
             assert (response.status_code, response.json()["code"]) == (400, -4008), op.label
             continue
         assert response.status_code == 200, (op.label, response.text)
@@ -243,7 +244,7 @@ def _refused(op: Any) -> dict[str, Any]:
     own = [n for n in names if n not in ("timestamp", "recvWindow", "signature")]
     if required - {"timestamp", "signature"}:
         return {}
-    return {own[0]: "!"}
+    return {(own or ["recvWindow"])[0]: "!"}  # a signed operation without its own parameters
 
 
 def test_every_documented_error_status_is_given(server: ServerThread, schema: Any) -> None:
