@@ -1,5 +1,5 @@
 """The staff audit log, read from the journal: every journaled command that names a staff
-member (SetAccountFrozen, SetAccountTier, SetMarketState), in journal order.
+member (SetAccountFrozen, SetAccountTier, SetMarketState, WithdrawalDecision), in journal order.
 
 Nothing here is kept apart from the journal, so the log says exactly what the book of record
 says and replay reproduces it. A query scans forward from ``from_seq`` and stops after
@@ -18,13 +18,14 @@ from engine.schema import (
     SetAccountFrozen,
     SetAccountTier,
     SetMarketState,
+    WithdrawalDecision,
     decode_command,
 )
 
 MAX_SCANNED: Final = 2_000_000
 """Records one query reads at most (a few seconds of a worker thread); the answer's
 ``next_seq`` continues from there."""
-_NAMES: Final = ("SetAccountFrozen", "SetAccountTier", "SetMarketState")
+_NAMES: Final = ("SetAccountFrozen", "SetAccountTier", "SetMarketState", "WithdrawalDecision")
 _TAGS: Final = tuple(msgspec.msgpack.encode(name) for name in _NAMES)
 
 
@@ -74,7 +75,16 @@ def read_staff_actions(
                 "symbol": symbols.get(c.market_id, str(c.market_id)),
                 "state": state,
             }
-        else:  # pragma: no cover - the tag check admits only the three
+        elif isinstance(c, WithdrawalDecision):
+            entry |= {
+                "action": "approve_withdrawal" if c.approve else "reject_withdrawal",
+                "staff_id": c.staff_id,
+                "account_id": c.account_id,
+                "withdrawal_id": c.withdrawal_id,
+            }
+            if c.note:
+                entry["note"] = c.note
+        else:  # pragma: no cover - the tag check admits only these
             continue
         if account_id is not None and entry.get("account_id") != account_id:
             continue

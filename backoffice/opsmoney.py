@@ -108,7 +108,7 @@ class MoneyRoutes:
         withdrawal_id = self._withdrawal_id(request)
         if await _body(request):
             raise errors.bad_request("this action takes no parameters")
-        w = custody.approvals.approve(withdrawal_id, session.staff.staff_id, session.role)
+        w = await custody.approvals.approve(withdrawal_id, session.staff.staff_id, session.role)
         return self._withdrawal(w)
 
     async def reject(self, request: web.Request, session: StaffSession) -> Any:

@@ -22,6 +22,7 @@ code.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from dataclasses import dataclass
 from typing import Final
@@ -46,6 +47,7 @@ from custody.withdrawals import (
     REJECTING,
     WithdrawalDesk,
 )
+from engine.schema import CommandRejected, Reject, WithdrawalDecision
 
 log = structlog.get_logger(__name__)
 
@@ -70,6 +72,10 @@ class Approvals:
     def __init__(self, desk: WithdrawalDesk) -> None:
         self.desk = desk
         self.store = desk.store
+        self._deciding = asyncio.Lock()
+        """Staff decisions one at a time: the check, the journaled `WithdrawalDecision` and
+        the store's record happen together, so a journaled decision is never one the store
+        then refuses (custody runs in one process)."""
 
     # ---- reading -----------------------------------------------------------------------------
 
@@ -88,10 +94,13 @@ class Approvals:
 
     # ---- actions -----------------------------------------------------------------------------
 
-    def approve(self, withdrawal_id: int, staff_id: str, role: str) -> WithdrawalRow:
-        """One approval; the second by a different person releases it to the signer."""
+    async def approve(self, withdrawal_id: int, staff_id: str, role: str) -> WithdrawalRow:
+        """One approval, journaled with the staff id; the second by a different person
+        releases it to the signer."""
         _require_role(role, APPROVE_ROLES, "approve withdrawals")
-        _, status = self._decide(withdrawal_id, staff_id, "approve", "")
+        async with self._deciding:
+            await self._journal(withdrawal_id, staff_id, True, "")
+            _, status = self._decide(withdrawal_id, staff_id, "approve", "")
         log.info("withdrawal_approved", withdrawal_id=withdrawal_id, staff=staff_id, status=status)
         return self._row(withdrawal_id)
 
@@ -101,7 +110,9 @@ class Approvals:
         """Reject with a reason: the hold is released (journaled), the status ends rejected."""
         _require_role(role, REJECT_ROLES, "reject withdrawals")
         reason = _note(reason)
-        self._decide(withdrawal_id, staff_id, "reject", reason, releasing=REJECTING)
+        async with self._deciding:
+            await self._journal(withdrawal_id, staff_id, False, reason)
+            self._decide(withdrawal_id, staff_id, "reject", reason, releasing=REJECTING)
         await self.desk.release(withdrawal_id, REJECTED, f"by {staff_id}: {reason}")
         log.info("withdrawal_rejected_by_staff", withdrawal_id=withdrawal_id, staff=staff_id)
         return self._row(withdrawal_id)
@@ -123,6 +134,43 @@ class Approvals:
         row = self.store.withdrawal(withdrawal_id)
         assert row is not None
         return row
+
+    def _check(self, withdrawal_id: int, staff_id: str) -> WithdrawalRow:
+        """What `_decide` would refuse, refused before anything is journaled."""
+        if not staff_id:
+            raise ActionRefused(ROLE_REFUSED, "a decision must name who takes it")
+        row = self.store.withdrawal(withdrawal_id)
+        if row is None:
+            raise ActionRefused(UNKNOWN_WITHDRAWAL, f"no withdrawal {withdrawal_id}")
+        if row.status != AWAITING:
+            raise ActionRefused(
+                NOT_AWAITING_APPROVAL, f"withdrawal {withdrawal_id} is {row.status}, not {AWAITING}"
+            )
+        if any(d.staff_id == staff_id for d in self.decisions(withdrawal_id)):
+            raise ActionRefused(
+                ALREADY_DECIDED,
+                f"{staff_id} already decided on withdrawal {withdrawal_id}: four eyes need a "
+                "second person",
+            )
+        return row
+
+    async def _journal(self, withdrawal_id: int, staff_id: str, approve: bool, note: str) -> None:
+        """The journaled `WithdrawalDecision` naming the staff member (the audit log's record
+        of who approved or rejected what), after the same checks the store makes."""
+        row = self._check(withdrawal_id, staff_id)
+        command = WithdrawalDecision(
+            withdrawal_id=withdrawal_id,
+            account_id=row.account_id,
+            staff_id=staff_id,
+            approve=approve,
+            note=note,
+        )
+        events = await self.desk.submit(command)
+        rejected = next((e for e in events if isinstance(e, CommandRejected)), None)
+        if rejected is not None:  # awaiting approval means held by the engine: an invariant
+            raise RuntimeError(
+                f"WithdrawalDecision {withdrawal_id} refused: {Reject(rejected.reason).name}"
+            )
 
     def _decide(
         self,

@@ -5,6 +5,7 @@ PostgreSQL database, and helpers that drive withdrawals, staff decisions and the
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from collections.abc import Coroutine, Iterator
@@ -155,10 +156,12 @@ def run(server: ServerThread, coro: Coroutine[Any, Any, T]) -> T:
 
 
 def on_loop(server: ServerThread, fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call a synchronous custody function on the server's loop (its store's only user)."""
+    """Call a custody function (synchronous or a coroutine function) on the server's loop
+    (its store's only user)."""
 
     async def call() -> Any:
-        return fn(*args, **kwargs)
+        out = fn(*args, **kwargs)
+        return await out if inspect.isawaitable(out) else out
 
     return server.call(call())
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from engine.schema import WithdrawalDecision
 from tests.custody_nodes import CONFIRMATIONS
 from tests.foureyes_support import (
     Anvil,
@@ -36,6 +37,7 @@ from tests.foureyes_support import (
     withdraw,
     ws_call,
 )
+from tests.gateway_support import journal_replay
 
 anvil = pytest.fixture(scope="module")(anvil_node)
 server = pytest.fixture(scope="module")(foureyes_server)
@@ -243,6 +245,29 @@ def test_operator_api_four_eyes(server: ServerThread, team: dict[str, tuple[str,
     assert (status, out["status"]) == (200, "rejected"), out
     assert eth(server, creds)[1] == "1.000000000" != free_locked[1]  # only the approved one
     assert history(server, creds, other)["status"] == 3
+
+    # Each decision is a journaled WithdrawalDecision naming its staff member (refused
+    # attempts journal nothing): the audit log reads them back, and a replay has them.
+    c1 = team["c1"][0]
+    status, audit = ops(server, "GET", f"/audit?account_id={account_id}", auditor)
+    assert status == 200, audit
+    decided = [
+        (e["action"], e["staff_id"], e["withdrawal_id"], e.get("note"))
+        for e in audit["entries"]
+        if "withdrawal_id" in e
+    ]
+    assert decided == [
+        ("approve_withdrawal", f1, wid, None),
+        ("approve_withdrawal", f2, wid, None),
+        ("reject_withdrawal", c1, other, "sanctions"),
+    ]
+    records, _ = journal_replay(server.gw)
+    journaled = [
+        (r.command.staff_id, r.command.withdrawal_id, r.command.approve, r.events)
+        for r in records
+        if isinstance(r.command, WithdrawalDecision) and r.command.account_id == account_id
+    ]
+    assert journaled == [(f1, wid, True, []), (f2, wid, True, []), (c1, other, False, [])]
 
 
 def test_operator_api_aml_cases(server: ServerThread, team: dict[str, tuple[str, str]]) -> None:

@@ -74,6 +74,7 @@ from engine.schema import (
     SetDeadMansSwitch,
     SetMarketState,
     StreamMessageRejected,
+    WithdrawalDecision,
     WithdrawalHeld,
     WithdrawalSettled,
     WithdrawRequest,
@@ -172,6 +173,8 @@ class AdminCommands:
             return self._set_account_frozen(seq, cmd)
         if t is SetAccountTier:
             return self._set_account_tier(seq, cmd)
+        if t is WithdrawalDecision:
+            return self._withdrawal_decision(seq, cmd)
         if t is RejectStreamMessage:  # a replica's record of a stream message it could not run
             return [StreamMessageRejected(seq=seq, stream_seq=cmd.stream_seq, reason=cmd.reason)]
         raise TypeError(f"not a command: {cmd!r}")
@@ -411,6 +414,13 @@ class AdminCommands:
                 c.amount_atoms,
             ),
         ]
+
+    def _withdrawal_decision(self, seq: int, c: WithdrawalDecision) -> list[Event]:
+        """A staff decision, recorded: only checked against the held withdrawal."""
+        w = self._pending.get(c.withdrawal_id)
+        if w is None or w[0] != c.account_id:
+            return self._rejected(seq, c, Reject.UNKNOWN_WITHDRAWAL)
+        return []
 
     def _withdraw_result(self, seq: int, c: WithdrawResult) -> list[Event]:
         w = self._pending.pop(c.withdrawal_id, None)

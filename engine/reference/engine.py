@@ -63,6 +63,7 @@ from engine.schema import (
     StateImage,
     StreamMessageRejected,
     Tick,
+    WithdrawalDecision,
     WithdrawalHeld,
     WithdrawalImage,
     WithdrawalSettled,
@@ -92,6 +93,7 @@ class ReferenceEngine(OrderCommands):
             CancelOnDisconnect: self._cancel_on_disconnect,
             SetAccountFrozen: self._set_account_frozen,
             SetAccountTier: self._set_account_tier,
+            WithdrawalDecision: self._withdrawal_decision,
             RejectStreamMessage: self._reject_stream_message,
         }
         self._now = 0
@@ -226,6 +228,13 @@ class ReferenceEngine(OrderCommands):
             frozen=account.frozen,
             staff_id=c.staff_id,
         )
+        return None
+
+    def _withdrawal_decision(self, c: WithdrawalDecision) -> None:
+        """A staff decision, recorded: only checked against the held withdrawal."""
+        w = self.pending.get(c.withdrawal_id)
+        if w is None or w.account_id != c.account_id:
+            return self._command_rejected(c, Reject.UNKNOWN_WITHDRAWAL)
         return None
 
     def _set_account_tier(self, c: SetAccountTier) -> None:

@@ -74,6 +74,22 @@ class SetAccountTier(_Command):
     staff_id: str
 
 
+class WithdrawalDecision(_Command):
+    """A staff decision on a withdrawal waiting for four eyes, journaled before custody acts
+    on it, so the journal names who approved or rejected what (the audit log reads it; a
+    replay has it). The engine checks that the withdrawal is held for that account
+    (UNKNOWN_WITHDRAWAL otherwise) and changes nothing: a rejection's release is the
+    ``WithdrawResult`` journaled next, and an approval's effect is custody's (the second one
+    hands the withdrawal to the signer)."""
+
+    withdrawal_id: int
+    account_id: int
+    staff_id: str
+    approve: bool
+    note: str = ""
+    """A rejection's reason; empty for an approval."""
+
+
 class Tick(_Command):
     """Journaled by the write path's owner when time must advance without traffic (the gateway:
     when a dead-man's switch is due): carries journal time only, so GTD expiries and
@@ -262,6 +278,7 @@ Command = (
     | CancelOnDisconnect
     | SetAccountFrozen
     | SetAccountTier
+    | WithdrawalDecision
     | RejectStreamMessage
 )
 

@@ -467,11 +467,20 @@ class Console {
           new Date(e.time_ms).toISOString().replace("T", " ").slice(0, 19),
           e.staff_id || "(admin token)",
           e.action,
-          e.symbol ? `${e.symbol} ${e.state ?? ""}` : `account ${e.account_id ?? ""}${e.tier !== undefined ? ` tier ${e.tier}` : ""}`,
+          auditTarget(e),
         ]),
       "no staff actions yet",
     );
   }
+}
+
+/** What an audit entry acted on, in a few words. */
+function auditTarget(e: AuditEntry): string {
+  if (e.symbol) return `${e.symbol} ${e.state ?? ""}`;
+  if (e.withdrawal_id !== undefined) {
+    return `withdrawal ${e.withdrawal_id} of account ${e.account_id}${e.note ? `: ${e.note}` : ""}`;
+  }
+  return `account ${e.account_id ?? ""}${e.tier !== undefined ? ` tier ${e.tier}` : ""}`;
 }
 
 new Console().start();

@@ -76,6 +76,8 @@ export interface AuditEntry {
   symbol?: string;
   state?: string;
   tier?: number;
+  withdrawal_id?: number;
+  note?: string;
 }
 
 /** Who the console acts as: a staff session (the operator API, /ops/v1, roles and four eyes)
