@@ -13,6 +13,7 @@ gateway's journaled ``CreateAccount``): this module never touches engine state.
 from __future__ import annotations
 
 import hmac
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ REFRESH_TTL_MS: Final = 30 * 24 * 3_600_000
 RESET_TTL_MS: Final = 30 * 60_000
 TOTP_ISSUER: Final = "Kootabase"
 TOTP_DIGITS: Final = 6
+TOTP_CODE: Final = re.compile(f"[0-9]{{{TOTP_DIGITS}}}")
 SIGNUPS_PER_HOUR: Final = 10
 
 
@@ -69,8 +71,8 @@ def _check_rate(throttle: IpThrottle, ip: str, code: str, what: str) -> None:
 
 def _totp_step(secret: str, code: object, now_s: float | None = None) -> int | None:
     """The time step (30 s) whose code ``code`` is, within one step of now; None if none."""
-    if not isinstance(code, str) or len(code) != TOTP_DIGITS or not code.isdigit():
-        return None
+    if not isinstance(code, str) or TOTP_CODE.fullmatch(code) is None:
+        return None  # ASCII digits only: str.isdigit takes "²", which compare_digest refuses
     totp = pyotp.TOTP(secret)
     now_s = time.time() if now_s is None else now_s
     step = int(now_s) // totp.interval

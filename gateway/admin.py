@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hmac
 import ipaddress
 import json
 import sys
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from engine.datadir import require_existing
-from engine.jsondepth import MAX_JSON_DEPTH, too_deep
+from engine.jsondepth import decode_json
 from engine.schema import (
     LEGACY_DEMO_KEY_PREFIX,
     CommandRejected,
@@ -44,6 +43,7 @@ from engine.schema import (
 )
 from engine.usererror import UserError
 from gateway import errors
+from gateway.auth import same_secret
 from gateway.keys import PERMISSIONS, NewKey
 from gateway.markets import atoms_to_decimal, parse_decimal
 
@@ -234,16 +234,14 @@ def setup(app: web.Application, gw: Gateway) -> None:
         except ValueError:
             loopback = False
         token = request.headers.get("X-Kootabase-Admin-Token", "")
-        if not loopback or not hmac.compare_digest(token, gw.admin_token):
+        if not loopback or not same_secret(token, gw.admin_token):
             raise web.HTTPForbidden(text="admin: loopback and token required")
 
     async def call(request: web.Request) -> web.Response:
         check(request)
         try:
-            text = await request.text() if request.can_read_body else "{}"
-            if too_deep(text):  # json.loads recurses: a RecursionError would be a 500
-                raise ValueError(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
-            body = json.loads(text)
+            raw = await request.read() if request.can_read_body else b"{}"
+            body = decode_json(raw)  # depth bound, lone surrogates refused
             if not isinstance(body, dict):
                 raise ValueError("the body must be a JSON object")
             action = request.match_info["action"]

@@ -4,7 +4,8 @@ recvWindow, and a replay guard.
 What is signed:
 
 - WS API: every parameter except ``signature``, sorted by name, as ``k=v`` joined with ``&``.
-- REST: the query string exactly as sent, immediately followed by the request body.
+- REST: the query string *or* the form body (never both) exactly as sent, up to the
+  ``&signature=`` that must be its last parameter (`gateway.rest`).
 
 Timing (the dialect's rule): refused with -1021 when ``timestamp`` is more than 1 s ahead of the
 server clock or older than ``recvWindow`` ms (default 5000, at most 60000). The replay guard is an
@@ -86,12 +87,16 @@ def lookup_key(keys: KeyStore, api_key: Any, ip: str | None = None) -> ApiKey:
 
 
 def verify(key: ApiKey, payload: bytes, signature: Any) -> None:
-    """Raise -1022 unless ``signature`` signs ``payload`` with ``key``."""
+    """Raise -1022 unless ``signature`` signs ``payload`` with ``key``. The signature is
+    compared as ASCII bytes: `hmac.compare_digest` raises TypeError on a ``str`` holding any
+    other character, which was a 500 for a signature such as ``é``."""
     if not isinstance(signature, str) or not signature or len(signature) > 512:
         raise errors.BAD_SIGNATURE
+    if not signature.isascii():
+        raise errors.BAD_SIGNATURE
     if key.hmac_secret is not None:
-        expected = hmac.new(key.hmac_secret, payload, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, signature.lower()):
+        expected = hmac.new(key.hmac_secret, payload, hashlib.sha256).hexdigest().encode()
+        if not hmac.compare_digest(expected, signature.lower().encode()):
             raise errors.BAD_SIGNATURE
         return
     assert key.public_key is not None
@@ -100,6 +105,15 @@ def verify(key: ApiKey, payload: bytes, signature: Any) -> None:
         key.public_key.verify(raw, payload)
     except (binascii.Error, ValueError, InvalidSignature):
         raise errors.BAD_SIGNATURE from None
+
+
+def same_secret(sent: str, expected: str) -> bool:
+    """Constant-time comparison of a secret sent in a header with the expected one, for any
+    text a client can send: `hmac.compare_digest` raises TypeError on a non-ASCII ``str``,
+    and a header's undecodable bytes arrive as surrogates that plain ``encode()`` refuses."""
+    return hmac.compare_digest(
+        sent.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape")
+    )
 
 
 def require(key: ApiKey, permission: str) -> None:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 from engine.schema import OrderRejected, Side, Trade
 from gateway import errors
 from gateway.markets import Market, atoms_to_decimal, parse_decimal
-from gateway.params import get_enum, get_str
+from gateway.params import get_enum, get_int, get_str
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -285,19 +285,15 @@ class Converter:
         }
 
     def order_status(self, account_id: int, params: Mapping[str, Any]) -> dict[str, Any]:
-        order_text = get_str(params, "orderId", required=False)
+        seq = get_int(params, "orderId")  # ASCII digits in full (str.isdigit took "²": a 500)
         quote_id = get_str(params, "quoteId", required=False)
-        if (order_text is None) == (quote_id is None):
+        if (seq is None) == (quote_id is None):
             raise errors.ApiError(
                 errors.BAD_COMBINATION,
                 "Combination of optional parameters invalid: send exactly one of 'orderId' "
                 "or 'quoteId'.",
             )
-        if order_text is not None:
-            if not order_text.isdigit() or len(order_text) > 19:
-                raise errors.invalid("orderId")
-            seq: int | None = int(order_text)
-        else:
+        if seq is None:
             seq = self._by_quote.get(quote_id or "")
         body = self._done.get(seq) if seq is not None else None
         if body is None or body["_account"] != account_id:

@@ -5,10 +5,11 @@ shutdown and cleanup hooks that start and stop the gateway's background parts wi
 from __future__ import annotations
 
 import asyncio
-import hmac
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+from gateway.auth import same_secret
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -76,7 +77,7 @@ class GatewayHttp:
         token = self.config.metrics_token
         if token is not None:
             sent = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+            if not same_secret(sent, f"Bearer {token}"):
                 return web.Response(
                     status=401,
                     text="metrics: bearer token required\n",

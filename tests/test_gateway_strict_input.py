@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -222,3 +223,67 @@ def test_admin_json_body_is_bounded_and_checked(server: ServerThread, body: str)
     assert status == 400 and data["code"] == -1102, data
     server.wait_idle()
     assert server.state_hash() == before
+
+
+def test_a_signature_that_is_not_ascii_is_refused_clearly(server: ServerThread) -> None:
+    """With a valid key, a signature holding any non-ASCII character (``é``, ``²``, a
+    full-width digit) is -1022; it was a 500 on REST and a dropped socket on the WS API
+    (`hmac.compare_digest` raises TypeError on such a ``str``)."""
+    for creds in (server.accounts.demo, server.accounts.ed):
+        for bad in ("é" * 64, "０" * 64, "a" * 63 + "²"):
+            query = urlencode({"timestamp": time.time_ns() // 1_000_000, "signature": bad})
+            status, _, data = http(
+                "GET",
+                server.http + "/api/v3/account",
+                query=query,
+                headers={"X-MBX-APIKEY": creds.api_key},
+            )
+            assert status == 400 and data["code"] == -1022, (bad, status, data)
+            with ws_connect(server.ws_api) as ws:
+                for method in ("account.status", "session.logon"):
+                    p = {
+                        "apiKey": creds.api_key,
+                        "timestamp": time.time_ns() // 1_000_000,
+                        "signature": bad,
+                    }
+                    ws.send(json.dumps({"id": 1, "method": method, "params": p}))
+                    reply = json.loads(ws.recv(timeout=5))
+                    assert reply["error"]["code"] == -1022, (bad, reply)
+                _still_usable(ws)
+
+
+@pytest.mark.parametrize("order_id", ["%C2%B2", "%D9%A3", "1%0A", "%EF%BC%91"])
+def test_convert_order_id_is_ascii_digits(server: ServerThread, order_id: str) -> None:
+    """``GET /sapi/v1/convert/orderStatus?orderId=²`` was a 500 (``str.isdigit``) and ``٣``
+    read conversion 3."""
+    creds = server.accounts.demo
+    query = f"orderId={order_id}&timestamp={time.time_ns() // 1_000_000}"
+    status, _, data = http(
+        "GET",
+        server.http + "/sapi/v1/convert/orderStatus",
+        query=f"{query}&signature={creds.sign(query.encode())}",
+        headers={"X-MBX-APIKEY": creds.api_key},
+    )
+    assert status == 400 and data["code"] == -1100, data
+
+
+@pytest.mark.parametrize("sent", ["\u00e9", "Bearer \u00e9\u00ff", "\u00ff" * 70])
+def test_operator_secrets_in_headers_compare_any_bytes(tmp_path: Path, sent: str) -> None:
+    """The admin token and the metrics bearer token are compared as bytes: a header holding
+    bytes that are not ASCII (here Latin-1 on the wire, not even UTF-8) is refused, not a
+    500."""
+    srv = ServerThread(tmp_path, fixture_accounts=False, marketdata=False, metrics_token="t0k")
+    try:
+        status, _, data = http(
+            "POST",
+            srv.http + "/admin/deposit",
+            body="{}",
+            headers={"X-Kootabase-Admin-Token": sent, "Content-Type": "application/json"},
+        )
+        assert status == 403, (status, data)
+        status, _, data = http("GET", srv.http + "/metrics", headers={"Authorization": sent})
+        assert status == 401, (status, data)
+        assert http("GET", srv.http + "/metrics", headers={"Authorization": "Bearer t0k"})[0] == 200
+        assert srv.running.server_log is not None and srv.running.server_log.failed == 0
+    finally:
+        srv.stop()
