@@ -24,7 +24,6 @@ ordinary is a 500.
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
@@ -42,7 +41,7 @@ from backoffice.secretbox import SecretBox
 from backoffice.staff import StaffAuth
 from backoffice.store import IdentityStore, open_store
 from backoffice.tokens import AccessTokens, load_key
-from engine.jsondepth import MAX_JSON_DEPTH, too_deep
+from engine.jsondepth import MAX_JSON_DEPTH, decode_json
 from engine.usererror import UserError
 from gateway.keys import default_master_key_file, load_master_key
 
@@ -67,10 +66,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
     if len(raw) > MAX_BODY_BYTES:
         raise errors.bad_request(f"the body is larger than {MAX_BODY_BYTES} bytes")
     try:
-        text = raw.decode()
-        if too_deep(text):
-            raise ValueError("too deep")
-        body = json.loads(text) if text.strip() else {}
+        body = decode_json(raw) if raw.strip() else {}
     except ValueError:
         raise errors.bad_request(
             f"the body must be JSON (at most {MAX_JSON_DEPTH} levels deep)"

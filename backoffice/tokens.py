@@ -67,8 +67,9 @@ class AccessTokens:
 
     def verify(self, token: str, kind: str = "access") -> Claims | None:
         """The claims of a valid, unexpired token of ours; None for anything else."""
-        if len(token) > 4_096:
-            return None
+        if len(token) > 4_096 or not token.isascii():
+            return None  # a header's non-UTF-8 bytes arrive as surrogates: PyJWT's encode()
+            # raised UnicodeEncodeError on them, a 500 on every bearer route before any login
         try:
             c = jwt.decode(
                 token,

@@ -8,12 +8,19 @@ expects DecodeError does not catch. No request of the dialect nests deeper than 
 It lives in the engine package, the lowest room, because both the gateway (WS API, query
 parameters, admin bodies) and market data (``/ws``, ``/stream``, REST) take JSON from the
 network and market data may not import the gateway. It does no I/O and touches no state.
+
+`decode_json` is the one reader of a JSON body from the network: the depth bound, then a
+decoder that refuses what the standard library lets through, lone surrogates (``"\\ud800"``)
+above all: ``json.loads`` turns them into a ``str`` that no UTF-8 encoder accepts, so the
+first hash, password check or journal write of that text raised UnicodeEncodeError (a 500).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Any, Final
+
+import msgspec
 
 MAX_JSON_DEPTH: Final = 16
 """Deepest nesting accepted; a WS API request needs 3 (``{"params": {"symbols": [...]}}``)."""
@@ -42,3 +49,20 @@ def too_deep(text: str, max_depth: int = MAX_JSON_DEPTH) -> bool:
         if removed == 0:
             return True
     return bool(brackets)
+
+
+_decode: Final = msgspec.json.Decoder().decode
+
+
+def decode_json(text: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """The JSON value of a network body or parameter; ValueError (with the reason) for text
+    that is not UTF-8, nests deeper than ``max_depth``, is not JSON, or holds a lone
+    surrogate. Every ``str`` in the result encodes to UTF-8."""
+    if isinstance(text, bytes):
+        text = text.decode()  # UnicodeDecodeError is a ValueError
+    if too_deep(text, max_depth):
+        raise ValueError(f"nests deeper than {max_depth} levels")
+    try:
+        return _decode(text)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"not JSON ({exc})") from None

@@ -7,7 +7,6 @@ symbol, -1120 invalid interval, -1128 invalid combination of parameters.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from typing import Any, Final
@@ -15,7 +14,7 @@ from typing import Any, Final
 import msgspec
 from aiohttp import web
 
-from engine.jsondepth import too_deep
+from engine.jsondepth import decode_json
 from marketdata import wire
 from marketdata.candles import INTERVALS
 from marketdata.service import MarketDataService
@@ -85,7 +84,7 @@ def _markets(service: MarketDataService, request: web.Request) -> tuple[list[Mar
         return [_market(service, symbol)], True
     if symbols is not None:
         try:
-            names = None if too_deep(symbols) else json.loads(symbols)
+            names = decode_json(symbols)
         except ValueError:
             names = None
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):

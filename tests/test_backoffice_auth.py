@@ -458,3 +458,66 @@ def test_sealed_totp_seed_opens_only_for_its_owner_and_key() -> None:
     ]:
         with pytest.raises(SealedSecretError):
             bad_box.open(value, owner)
+
+
+def test_totp_codes_are_ascii_digits(sqlite_server: ServerThread) -> None:
+    """A six-character "code" of Unicode digits (``²``, ``٣``, full-width) is a wrong code, at
+    confirmation and at login; ``str.isdigit`` let it through to `hmac.compare_digest`, which
+    raised TypeError: a 500 before (at login, after the password) any TOTP check."""
+    s = signup_login(sqlite_server, "digits@example.com")
+    token = s["access_token"]
+    status, _, enrol = api(sqlite_server, "POST", "/api/v1/auth/totp/enroll", token=token)
+    assert status == 200
+    bad_codes = ("²²²²²²", "٣٣٣٣٣٣", "１２３４５６", "12345\n")
+    for bad in bad_codes:
+        answer = api(sqlite_server, "POST", "/api/v1/auth/totp/confirm", {"code": bad}, token=token)
+        assert code(answer) == (400, errors.INVALID_TOTP), (bad, answer)
+    totp = pyotp.TOTP(enrol["secret"])
+    assert (
+        api(sqlite_server, "POST", "/api/v1/auth/totp/confirm", {"code": totp.now()}, token=token)[
+            0
+        ]
+        == 200
+    )
+    creds = {"email": "digits@example.com", "password": PASSWORD}
+    for bad in bad_codes[:3]:
+        answer = api(sqlite_server, "POST", "/api/v1/auth/login", {**creds, "totp": bad})
+        assert code(answer) == (401, errors.INVALID_TOTP), (bad, answer)
+    assert sqlite_server.running.server_log is not None
+    assert sqlite_server.running.server_log.failed == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/auth/signup", '{"email":"s@example.com","password":"correct horse \\ud800 x"}'),
+        ("/api/v1/auth/login", '{"email":"s@example.com","password":"correct horse \\ud800"}'),
+        ("/api/v1/auth/login", '{"email":"s\\udfff@example.com","password":"correct horse"}'),
+        ("/api/v1/auth/password/forgot", '{"email":"s\\ud800@example.com"}'),
+        ("/api/v1/auth/password/reset", '{"token":"\\ud800","password":"correct horse battery"}'),
+        ("/api/v1/auth/refresh", '{"refresh_token":"\\ud800"}'),
+        ("/ops/v1/auth/login", '{"email":"s@example.com","password":"\\ud800","totp":"1"}'),
+    ],
+)
+def test_lone_surrogates_in_a_body_are_a_400(
+    sqlite_server: ServerThread, path: str, body: str
+) -> None:
+    """JSON may spell a lone surrogate (``"\\ud800"``); ``json.loads`` made it a ``str`` that no
+    UTF-8 encoder takes, and the password hash, the e-mail lookup or the token check raised
+    UnicodeEncodeError: a 500 on every pre-login route. Bodies are decoded by
+    `engine.jsondepth.decode_json`, which refuses them."""
+    status, _, reply = api(sqlite_server, "POST", path, raw=body.encode())
+    assert status == 400, (status, reply)
+    assert sqlite_server.running.server_log is not None
+    assert sqlite_server.running.server_log.failed == 0
+
+
+@pytest.mark.parametrize("path", ["/api/v1/me", "/ops/v1/me"])
+def test_a_bearer_token_of_any_bytes_is_a_401(sqlite_server: ServerThread, path: str) -> None:
+    """Header bytes that are not UTF-8 reach the handler as surrogates; PyJWT encoded the
+    token and raised UnicodeEncodeError, a 500 on every bearer route."""
+    for token in ("\u00ff\u00fe", "\u00e9" * 40, "a.b\u00e9.c"):
+        status, _, reply = api(sqlite_server, "GET", path, token=token)
+        assert status == 401, (token, status, reply)
+    assert sqlite_server.running.server_log is not None
+    assert sqlite_server.running.server_log.failed == 0
