@@ -177,6 +177,10 @@ def run_serve_cli(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise UserError(str(exc), exit_code=2) from None
+    # Every file this process creates is private, whatever creates it: the project's own
+    # files are opened 0600 (engine.filemodes), but SQLite (history, identity store: password
+    # hashes, sealed TOTP seeds), its -wal/-shm files and server.json came out 0644.
+    os.umask(0o077)
     data_dir = Path(args.data_dir)
     holder = holder_if_locked(data_dir / "journal")
     if holder is not None:

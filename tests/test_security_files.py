@@ -60,8 +60,17 @@ def test_data_files_are_private(tmp_path: Path) -> None:
     try:
         made = kootabase("accounts", "create", "--data-dir", str(data))
         assert made.returncode == 0, made.stderr
+        # a back-office user: the identity store (SQLite, password hashes) is created now
+        user = b'{"email": "files@example.com", "password": "correct horse battery"}'
+        req = urllib.request.Request(serve.http + "/api/v1/auth/signup", data=user, method="POST")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert resp.status == 201
     finally:
         assert serve.stop() == 0
+    # every file and directory, whoever created it (SQLite's files and their -wal/-shm,
+    # server.json were 0644): nothing for group or others
+    loose = [(str(p), oct(_mode(p))) for p in [data, *data.rglob("*")] if _mode(p) & 0o077]
+    assert loose == []
     assert _mode(data) == 0o700
     for directory in (data / "journal", data / "snapshots", data / "gateway"):
         assert _mode(directory) & 0o077 == 0, directory
