@@ -164,3 +164,41 @@ form_text = st.lists(
 ).map(lambda kv: "&".join(f"{k}={v}" for k, v in kv))
 """A form/query string, not percent-encoded on purpose (the server sees raw bytes)."""
 raw_query = form_text | st.text(alphabet='abc=&%0123+;[]{}"\\', max_size=60)
+
+
+signatures = (
+    st.sampled_from(EDGE_STRINGS)
+    | st.text(max_size=100)
+    | st.text(alphabet="0123456789abcdefABCDEF+/=-_", max_size=100)
+)
+"""Values for ``signature`` sent with a valid key and timestamp."""
+header_values = st.binary(max_size=80).map(
+    lambda b: b.replace(b"\r", b"").replace(b"\n", b"").strip()
+) | st.sampled_from([b"Bearer ", b"Bearer \xff\xfe", b"Bearer a.b.c", b"Bearer \xc3\xa9"])
+"""Header values of any bytes (but CR/LF): secrets and tokens are compared as bytes."""
+BACKOFFICE_NAMES: Final = (
+    "email",
+    "password",
+    "totp",
+    "code",
+    "refresh_token",
+    "token",
+    "all",
+    "permissions",
+    "label",
+    "ip_allow",
+    "reason",
+    "tier",
+    "state",
+    "amount",
+    "comment",
+)
+backoffice_bodies = (
+    st.dictionaries(
+        st.sampled_from(BACKOFFICE_NAMES) | st.text(max_size=8),
+        scalars | st.lists(scalars, max_size=3),
+        max_size=5,
+    )
+    | json_values
+)
+"""JSON bodies for the back-office and operator routes (lone surrogates included)."""

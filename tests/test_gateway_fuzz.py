@@ -396,6 +396,10 @@ def _ws_frame(server: ServerThread, data: st.DataObject, i: int) -> tuple[str | 
         params = _ws_signed(server.accounts.reader, params, data)
     elif who == "maker" and method != "deadMansSwitch.set":  # no timers that outlive a batch
         params = _ws_signed(server.accounts.maker, params, data)
+    if who != "none" and data.draw(st.integers(0, 4)) == 0:
+        # a valid key and timestamp, any signature value: it must be checked, not crash on
+        params["signature"] = data.draw(fuzz_inputs.signatures)
+        who = "reader"
     frame: dict[str, Any] = {"id": i, "method": method, "params": params}
     if data.draw(st.integers(0, 9)) == 0:  # a broken envelope now and then
         frame[data.draw(st.sampled_from(["id", "params", "method"]))] = data.draw(
@@ -482,9 +486,12 @@ def _raw(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-def _raw_request(method: str, target: bytes, headers: dict[str, str], body: bytes) -> bytes:
+def _raw_request(method: str, target: bytes, headers: dict[str, str | bytes], body: bytes) -> bytes:
+    """``headers``: text (sent as UTF-8, surrogates included) or raw bytes (any but CR/LF)."""
     head = [f"{method} ".encode() + target + b" HTTP/1.1", b"Host: fuzz"]
-    head += [f"{k}: {v}".encode("utf-8", "surrogatepass") for k, v in headers.items()]
+    head += [
+        k.encode() + b": " + (v if isinstance(v, bytes) else _raw(v)) for k, v in headers.items()
+    ]
     if body or method in ("POST", "PUT"):
         head += [
             b"Content-Type: application/x-www-form-urlencoded",
@@ -539,6 +546,23 @@ def _junk_request(port: int, junk: bytes) -> None:
         assert re.match(rb"HTTP/1\.[01] (200|4\d\d) ", answer), (junk, answer)
 
 
+def _backoffice_user(server: ServerThread) -> str:
+    """An access token of a back-office user, so the fuzz reaches past the bearer check."""
+    body = {"email": "fuzz@example.com", "password": "correct horse battery staple"}
+    status, _, _ = http(
+        "POST", server.http + "/api/v1/auth/signup", body=json.dumps(body), headers=JSON
+    )
+    assert status == 201
+    status, _, tokens = http(
+        "POST", server.http + "/api/v1/auth/login", body=json.dumps(body), headers=JSON
+    )
+    assert status == 200, tokens
+    return str(tokens["access_token"])
+
+
+JSON = {"Content-Type": "application/json"}
+
+
 def test_rest_whole_surface(server: ServerThread, caplog: pytest.LogCaptureFixture) -> None:
     target = fuzz_inputs.TOTAL_REQUESTS * 3 // 10
     routes = _routes(server)
@@ -547,6 +571,7 @@ def test_rest_whole_surface(server: ServerThread, caplog: pytest.LogCaptureFixtu
     conn: list[socket.socket | None] = [None]
     sent = 0
     acc = server.accounts
+    user_bearer = [f"Bearer {_backoffice_user(server)}"]
 
     @settings(FUZZ, max_examples=-(-target // REST_BATCH))
     @given(data=st.data())
@@ -591,15 +616,24 @@ def test_rest_whole_surface(server: ServerThread, caplog: pytest.LogCaptureFixtu
                 path,
             )
             text = data.draw(fuzz_inputs.form_text)
-            who = data.draw(st.sampled_from(["none", "junk", "reader", "maker"]))
-            creds = {"reader": acc.reader, "maker": acc.maker}.get(who)
+            who = data.draw(st.sampled_from(["none", "junk", "reader", "maker", "badsig"]))
+            creds = {"reader": acc.reader, "maker": acc.maker, "badsig": acc.maker}.get(who)
             if creds is not None:
                 text = (text + "&" if text else "") + f"timestamp={int(time.time() * 1000)}"
-                text += "&" + urlencode({"signature": creds.sign(_raw(text))})
+                signature = (
+                    data.draw(fuzz_inputs.signatures)
+                    if who == "badsig"  # a valid key, any signature value
+                    else creds.sign(_raw(text))
+                )
+                text += "&" + urlencode(
+                    {"signature": signature}, encoding="utf-8", errors="surrogatepass"
+                )
+            if path.startswith(("/api/v1/", "/ops/v1/")) and data.draw(st.booleans()):
+                text = fuzz_inputs.dumps(data.draw(fuzz_inputs.backoffice_bodies))
             in_body = data.draw(st.booleans())
             query = text if not in_body else data.draw(st.just("") | fuzz_inputs.raw_query)
             body = text if in_body else data.draw(st.just("") | fuzz_inputs.form_text)
-            headers = (
+            headers: dict[str, str | bytes] = (
                 {"X-MBX-APIKEY": creds.api_key}
                 if creds is not None
                 else (
@@ -608,6 +642,11 @@ def test_rest_whole_surface(server: ServerThread, caplog: pytest.LogCaptureFixtu
                     else {}
                 )
             )
+            for name in ("Authorization", "X-Kootabase-Admin-Token", "X-MBX-APIKEY"):
+                if data.draw(st.integers(0, 5)) == 0:  # secrets in headers: any bytes
+                    headers[name] = data.draw(fuzz_inputs.header_values)
+            if data.draw(st.integers(0, 5)) == 0:
+                headers["Authorization"] = user_bearer[0]  # a live back-office session
             target_bytes = quote(_raw(path), safe="/@{}").encode()
             if query:
                 target_bytes += b"?" + quote(_raw(query), safe='=&%+;[]{}"\\:,/').encode()
