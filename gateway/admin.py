@@ -44,7 +44,7 @@ from engine.schema import (
 from engine.usererror import UserError
 from gateway import errors
 from gateway.auth import same_secret
-from gateway.keys import PERMISSIONS, NewKey
+from gateway.keys import PERMISSIONS, NewKey, ed25519_from_pem
 from gateway.markets import atoms_to_decimal, parse_decimal
 
 if TYPE_CHECKING:
@@ -94,6 +94,11 @@ class Admin:
         for p in permissions:  # refuse before journaling an account nobody can use
             if p not in PERMISSIONS:
                 raise errors.ApiError(errors.MANDATORY_PARAM, f"unknown permission {p!r}")
+        if ed25519_public_pem is not None:
+            try:
+                ed25519_from_pem(ed25519_public_pem)
+            except ValueError as exc:
+                raise errors.ApiError(errors.MANDATORY_PARAM, str(exc)) from None
         account_id = await self.new_account()
         return self.gw.keys.create(account_id, permissions, ed25519_public_pem=ed25519_public_pem)
 
@@ -358,6 +363,7 @@ async def _local(args: argparse.Namespace, method: str, action: str, body: Any) 
 
 def read_public_key(value: str) -> str:
     """``--ed25519-public-key``: the PEM text itself or the path of a file holding it."""
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -373,7 +379,7 @@ def read_public_key(value: str) -> str:
         pem = path.read_text(errors="replace")
     try:
         key = load_pem_public_key(pem.encode())
-    except ValueError:
+    except (ValueError, UnsupportedAlgorithm):
         raise UserError(
             "--ed25519-public-key: not a PEM public key",
             hint="export it with `openssl pkey -pubout`",

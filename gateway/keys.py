@@ -40,7 +40,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Any, Final
 
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -83,6 +83,18 @@ def load_master_key(path: Path) -> bytes:
             hint="pass the right --master-key-file",
         )
     return key
+
+
+def ed25519_from_pem(pem: bytes) -> Ed25519PublicKey:
+    """The Ed25519 public key in ``pem``; ValueError for anything else (not PEM, another
+    algorithm, or one `cryptography` does not know, which raises UnsupportedAlgorithm)."""
+    try:
+        pub = load_pem_public_key(pem)
+    except UnsupportedAlgorithm:
+        raise ValueError("the public key is not an Ed25519 key") from None
+    if not isinstance(pub, Ed25519PublicKey):
+        raise ValueError("the public key is not an Ed25519 key")
+    return pub
 
 
 @dataclass(slots=True)
@@ -279,9 +291,7 @@ class KeyStore:
             entry["ip_allow"] = [str(ip_network(n, strict=False)) for n in ip_allow]
         secret: str | None = None
         if ed25519_public_pem is not None:
-            pub = load_pem_public_key(ed25519_public_pem)
-            if not isinstance(pub, Ed25519PublicKey):
-                raise ValueError("the public key is not an Ed25519 key")
+            pub = ed25519_from_pem(ed25519_public_pem)
             entry["kind"] = ED25519
             entry["public_key"] = base64.b64encode(pub.public_bytes_raw()).decode()
         else:

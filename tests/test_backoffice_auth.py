@@ -6,6 +6,7 @@ and bad input answered with stable codes."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -519,5 +520,51 @@ def test_a_bearer_token_of_any_bytes_is_a_401(sqlite_server: ServerThread, path:
     for token in ("\u00ff\u00fe", "\u00e9" * 40, "a.b\u00e9.c"):
         status, _, reply = api(sqlite_server, "GET", path, token=token)
         assert status == 401, (token, status, reply)
+    assert sqlite_server.running.server_log is not None
+    assert sqlite_server.running.server_log.failed == 0
+
+
+def _unknown_algorithm_pem() -> str:
+    """A well-formed SubjectPublicKeyInfo whose algorithm is OID 1.2.3.4: `cryptography`
+    raises UnsupportedAlgorithm for it, which is not a ValueError."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    der = (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    )
+    der = der.replace(bytes.fromhex("06032b6570"), bytes.fromhex("06032a0304"))
+    body = base64.encodebytes(der).decode()
+    return f"-----BEGIN PUBLIC KEY-----\n{body}-----END PUBLIC KEY-----\n"
+
+
+def test_an_api_key_of_an_unknown_algorithm_is_a_400(sqlite_server: ServerThread) -> None:
+    """A user's ``POST /api/v1/me/api-keys`` (and the operator's ``/admin/accounts``) with a
+    PEM of an unknown key algorithm was a 500 (UnsupportedAlgorithm escaped the key store)."""
+    s = signup_login(sqlite_server, "pem@example.com")
+    pem = _unknown_algorithm_pem()
+    status, _, reply = api(
+        sqlite_server,
+        "POST",
+        "/api/v1/me/api-keys",
+        {"permissions": ["read"], "ed25519_public_pem": pem},
+        token=s["access_token"],
+    )
+    assert status == 400, (status, reply)
+    sqlite_server.wait_idle()
+    before = sqlite_server.state_hash()
+    req = urllib.request.Request(
+        sqlite_server.http + "/admin/accounts",
+        data=json.dumps({"ed25519_public_pem": pem}).encode(),
+        method="POST",
+        headers={"X-Kootabase-Admin-Token": sqlite_server.gw.admin_token},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(req, timeout=30)
+    assert refused.value.code == 400
+    sqlite_server.wait_idle()
+    assert sqlite_server.state_hash() == before, "no account journaled for a refused key"
     assert sqlite_server.running.server_log is not None
     assert sqlite_server.running.server_log.failed == 0
