@@ -1,5 +1,6 @@
 """The staff audit log, read from the journal: every journaled command that names a staff
-member (SetAccountFrozen, SetAccountTier, SetMarketState, WithdrawalDecision), in journal order.
+member (SetAccountFrozen, SetAccountTier, SetMarketState, WithdrawalDecision, and CreateMarket
+when staff made it), in journal order.
 
 Nothing here is kept apart from the journal, so the log says exactly what the book of record
 says and replay reproduces it. A query scans forward from ``from_seq`` and stops after
@@ -14,6 +15,7 @@ from typing import Any, Final
 import msgspec
 
 from engine.schema import (
+    CreateMarket,
     MarketState,
     SetAccountFrozen,
     SetAccountTier,
@@ -25,7 +27,13 @@ from engine.schema import (
 MAX_SCANNED: Final = 2_000_000
 """Records one query reads at most (a few seconds of a worker thread); the answer's
 ``next_seq`` continues from there."""
-_NAMES: Final = ("SetAccountFrozen", "SetAccountTier", "SetMarketState", "WithdrawalDecision")
+_NAMES: Final = (
+    "SetAccountFrozen",
+    "SetAccountTier",
+    "SetMarketState",
+    "WithdrawalDecision",
+    "CreateMarket",
+)
 _TAGS: Final = tuple(msgspec.msgpack.encode(name) for name in _NAMES)
 
 
@@ -75,6 +83,11 @@ def read_staff_actions(
                 "symbol": symbols.get(c.market_id, str(c.market_id)),
                 "state": state,
             }
+        elif isinstance(c, CreateMarket):
+            if not c.staff_id:  # made at the data directory's start, not by staff
+                continue
+            wire = c.symbol.replace("-", "").upper()
+            entry |= {"action": "create_market", "staff_id": c.staff_id, "symbol": wire}
         elif isinstance(c, WithdrawalDecision):
             entry |= {
                 "action": "approve_withdrawal" if c.approve else "reject_withdrawal",

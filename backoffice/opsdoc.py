@@ -20,10 +20,10 @@ _STATUS_TEXT: Final = {
     400: "Refused: bad or missing parameter, or the engine refused the command",
     401: "No, invalid or expired staff token (or, at login, wrong credentials or TOTP)",
     403: "This staff member's role may not take this action (or is disabled)",
-    404: "No such account, market, withdrawal, AML case or KYC submission (or that service is "
-    "not enabled)",
+    404: "No such account, market, asset, withdrawal, AML case or KYC submission (or that "
+    "service is not enabled)",
     429: "Too many failed logins (this staff member or this address): Retry-After",
-    409: "Refused by the state of the thing named (already decided, closed, not awaiting)",
+    409: "Refused by the state of the thing named (already decided, closed, not awaiting, exists)",
     503: "The identity store or the journal is unavailable; nothing was done",
 }
 
@@ -75,6 +75,7 @@ AUDIT_ENTRY: Final = {
                 "set_market_state",
                 "approve_withdrawal",
                 "reject_withdrawal",
+                "create_market",
             ],
         },
         "staff_id": STR,
@@ -160,9 +161,11 @@ def operations(symbols: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
     account = _path("account_id", _int(1, (1 << 63) - 1))
     empty = _json_body({"type": "object", "maxProperties": 0})
     summary = _obj(**SUMMARY_PROPS)
-    from backoffice import opskycdoc, opsmoneydoc
+    from backoffice import opskycdoc, opsmarketsdoc, opsmoneydoc
 
-    described_apart = opsmoneydoc.operations(p) | opskycdoc.operations(p)
+    described_apart = (
+        opsmoneydoc.operations(p) | opskycdoc.operations(p) | opsmarketsdoc.operations(p)
+    )
     return described_apart | {
         ("POST", f"{p}/auth/login"): _operation(
             "POST",

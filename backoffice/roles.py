@@ -60,6 +60,7 @@ ACTIONS: Final[dict[str, Action]] = {
     "kyc.review": _a(A, C, writes=True),
     "markets.view": _a(A, C, S, F, R, writes=False),
     "markets.set_state": _a(A, writes=True),
+    "markets.create": _a(A, writes=True),
     "audit.read": _a(A, C, R, writes=False),
     "withdrawals.view": _a(A, C, F, R, writes=False),
     "withdrawals.approve": _a(F, writes=True),

@@ -34,6 +34,7 @@ from engine.schema import (
     LEGACY_DEMO_KEY_PREFIX,
     CommandRejected,
     CreateAccount,
+    CreateMarket,
     Deposit,
     MarketState,
     Reject,
@@ -68,7 +69,9 @@ class Admin:
                 )
         return account_id
 
-    async def standing(self, command: SetAccountFrozen | SetAccountTier | SetMarketState) -> int:
+    async def standing(
+        self, command: SetAccountFrozen | SetAccountTier | SetMarketState | CreateMarket
+    ) -> int:
         """Journal a staff action on an account's or a market's standing; returns its seq.
         An engine refusal is an `ApiError` naming the reason."""
         account_id = getattr(command, "account_id", 0)

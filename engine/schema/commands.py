@@ -43,6 +43,9 @@ class CreateMarket(_Command):
     """A market order stops this far beyond the best price at its arrival; 0 = off."""
     max_order_qty_atoms: int = 0
     """Largest quantity of one order; 0 = no limit."""
+    staff_id: str = ""
+    """The operator who created it through the operator API (the audit names them); "" for
+    markets made at a data directory's start and commands journaled before the field."""
 
 
 class SetMarketState(_Command):
