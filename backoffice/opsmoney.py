@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 CUSTODY_DISABLED: Final = "CUSTODY_DISABLED"
 AML_DISABLED: Final = "AML_DISABLED"
 CASE_STATUSES: Final = ("open", "closed")
+DEPOSIT_STATUSES: Final = ("over_limit", "pending", "credited", "orphaned", "dust", "rejected")
 WITHDRAWAL_STATUSES: Final = (
     "awaiting_approval",
     "held",
@@ -136,6 +137,31 @@ class MoneyRoutes:
             for alert_id, chain, kind, detail in store.open_alerts()
         ]
 
+    async def deposits(self, request: web.Request, session: StaffSession) -> Any:
+        """``status`` (default ``over_limit``: confirmed deposits waiting for room under the
+        account tier's 24 h deposit limit, compliance's to look at), oldest first."""
+        status = request.query.get("status", "over_limit")
+        if status not in DEPOSIT_STATUSES:
+            raise errors.bad_request(f"status must be one of {', '.join(DEPOSIT_STATUSES)}")
+        custody = self._custody()
+        out = []
+        for d in custody.custody.store.deposits(None, status):
+            asset = self.gw.store.assets[d.asset_id]
+            out.append(
+                {
+                    "key": d.key,
+                    "account_id": d.account_id,
+                    "asset": asset.symbol,
+                    "amount": atoms_to_decimal(d.atoms, asset.decimals),
+                    "network": d.chain,
+                    "height": d.height,
+                    "status": d.status,
+                    "detail": d.detail,
+                    "seen_ns": d.seen_ns,
+                }
+            )
+        return out
+
     # ---- AML cases ---------------------------------------------------------------------------
 
     async def cases(self, request: web.Request, session: StaffSession) -> Any:
@@ -187,6 +213,7 @@ def setup(app: web.Application, ops: Ops) -> MoneyRoutes:
     add("POST", f"{w}/{{withdrawal_id}}/approve", r("withdrawals.approve", m.approve))
     add("POST", f"{w}/{{withdrawal_id}}/reject", r("withdrawals.reject", m.reject))
     add("GET", f"{PREFIX}/custody/alerts", r("custody.alerts.view", m.alerts))
+    add("GET", f"{PREFIX}/custody/deposits", r("custody.deposits.view", m.deposits, ("status",)))
     add("GET", c, r("aml.cases.view", m.cases, ("status",)))
     add("GET", f"{c}/{{case_id}}", r("aml.cases.view", m.case))
     add("POST", f"{c}/{{case_id}}/assign", r("aml.cases.work", m.assign))

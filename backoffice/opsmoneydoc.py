@@ -7,7 +7,7 @@ from typing import Any
 
 from backoffice.aml.cases import OUTCOMES
 from backoffice.opsdoc import STR, _int, _json_body, _obj, _operation, _path, _query
-from backoffice.opsmoney import CASE_STATUSES, WITHDRAWAL_STATUSES
+from backoffice.opsmoney import CASE_STATUSES, DEPOSIT_STATUSES, WITHDRAWAL_STATUSES
 
 DECISION = _obj(staff_id=STR, decision={"type": "string"}, note=STR)
 WITHDRAWAL = _obj(
@@ -24,6 +24,17 @@ WITHDRAWAL = _obj(
     decisions={"type": "array", "items": DECISION},
 )
 ALERT = _obj(alert_id=_int(1), chain=STR, kind=STR, detail=STR)
+DEPOSIT = _obj(
+    key=STR,
+    account_id=_int(0),
+    asset=STR,
+    amount=STR,
+    network=STR,
+    height=_int(0),
+    status={"type": "string", "enum": list(DEPOSIT_STATUSES)},
+    detail=STR,
+    seen_ns=_int(),
+)
 CASE = {
     "type": "object",
     "required": ["case_id", "rule_id", "kind", "action", "account_id", "status"],
@@ -119,6 +130,17 @@ def operations(p: str) -> dict[tuple[str, str], dict[str, Any]]:
             "until resolved with `kootabase custody alerts resolve`",
             "custody.alerts.view",
             {"type": "array", "items": ALERT},
+        ),
+        ("GET", f"{p}/custody/deposits"): op(
+            "GET",
+            f"{p}/custody/deposits",
+            "Deposits by custody status, oldest first; over_limit (the default): confirmed, "
+            "waiting for room under the account tier's 24 h deposit limit (compliance)",
+            "custody.deposits.view",
+            {"type": "array", "items": DEPOSIT},
+            params=[
+                _query("status", {"type": "string", "enum": list(DEPOSIT_STATUSES)}, "over_limit")
+            ],
         ),
         ("GET", c): op(
             "GET",

@@ -68,6 +68,7 @@ ACTIONS: Final[dict[str, Action]] = {
     "aml.cases.view": _a(A, C, R, writes=False),
     "aml.cases.work": _a(C, writes=True),
     "custody.alerts.view": _a(A, C, F, R, writes=False),
+    "custody.deposits.view": _a(A, C, F, R, writes=False),
 }
 """Action name -> the roles that may take it. The only place roles are granted."""
 

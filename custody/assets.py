@@ -68,14 +68,19 @@ class CustodyAsset:
     tier limit. Tier 0 never withdraws whatever this says; accounts without a tier (made by
     an operator) are not held to it. Checked by the gateway before anything is journaled."""
 
+    tier_daily_deposit_limit_atoms: tuple[int, ...] = ()
+    """Per KYC tier (index 0-3), what custody credits an account over any rolling 24 h
+    window; 0 or missing = no limit. A deposit cannot be refused on chain: one that would go
+    over waits in custody (status ``over_limit``, listed for compliance by the operator API)
+    and is credited when the window or a higher tier makes room. Accounts without a tier are
+    not held to it."""
+
     def __post_init__(self) -> None:
-        object.__setattr__(self, "tier_daily_limit_atoms", tuple(self.tier_daily_limit_atoms))
-        if len(self.tier_daily_limit_atoms) > 4 or any(
-            type(x) is not int or x < 0 for x in self.tier_daily_limit_atoms
-        ):
-            raise ValueError(
-                f"{self.symbol}: tier_daily_limit_atoms is at most 4 integers >= 0 (tiers 0-3)"
-            )
+        for name in ("tier_daily_limit_atoms", "tier_daily_deposit_limit_atoms"):
+            limits = tuple(getattr(self, name))
+            object.__setattr__(self, name, limits)
+            if len(limits) > 4 or any(type(x) is not int or x < 0 for x in limits):
+                raise ValueError(f"{self.symbol}: {name} is at most 4 integers >= 0 (tiers 0-3)")
         if self.engine_decimals > self.chain_decimals:
             raise ValueError(f"{self.symbol}: engine decimals above chain decimals")
         if self.min_withdrawal_atoms < 1:
@@ -97,6 +102,11 @@ class CustodyAsset:
         if chain_amount < 0:
             raise ValueError(f"negative chain amount {chain_amount}")
         return divmod(chain_amount, self.scale)
+
+    def deposit_limit(self, tier: int) -> int:
+        """The tier's 24 h deposit limit in engine atoms; 0 = none (no tier: -1, none)."""
+        limits = self.tier_daily_deposit_limit_atoms
+        return limits[tier] if 0 <= tier < len(limits) else 0
 
     def to_chain(self, atoms: int) -> int:
         return atoms * self.scale

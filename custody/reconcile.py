@@ -71,6 +71,7 @@ def explain(asset: CustodyAsset, store: CustodyStore, demo_atoms: int = 0) -> li
     dust = sum(d.dust for d in deposits if d.status == "credited")
     dust += sum(d.chain_amount for d in deposits if d.status == "dust")
     refused = sum(d.chain_amount for d in deposits if d.status == "rejected")
+    over_limit = sum(d.chain_amount for d in deposits if d.status == "over_limit")
     withdrawals = store.withdrawals(chain=asset.chain)
     in_flight = sum(
         asset.to_chain(w.atoms)
@@ -82,6 +83,7 @@ def explain(asset: CustodyAsset, store: CustodyStore, demo_atoms: int = 0) -> li
         ("unconfirmed deposits (awaiting confirmations)", pending),
         ("deposit dust below one engine atom (exchange's)", dust),
         ("deposits refused by the engine (operator follow-up)", refused),
+        ("deposits waiting over their tier's 24 h deposit limit (compliance)", over_limit),
         ("operator float in hot wallets", store.treasury(asset.asset_id)),
         ("network fees paid by the exchange", -fees),
         ("withdrawals mined, not yet settled in the ledger", -in_flight),

@@ -37,6 +37,12 @@ log = structlog.get_logger(__name__)
 
 Submit = Callable[[Deposit], Awaitable[Sequence[Event]]]
 """Journal one command through the engine node and return its events."""
+DepositLimit = Callable[[int, int], int]
+"""(account_id, asset_id) -> what the account's KYC tier may be credited of the asset over 24 h,
+engine atoms; 0 = no limit."""
+DAY_NS = 86_400_000_000_000
+OVER_LIMIT = "over_limit"
+"""A confirmed deposit waiting for room under the account's tier 24 h deposit limit."""
 
 
 class DeepReorg(RuntimeError):
@@ -97,8 +103,10 @@ class DepositScanner:
         registry_scale: Callable[[int], int],
         start_height: int = 0,
         clock: Callable[[], int] = time.time_ns,
+        deposit_limit: DepositLimit | None = None,
     ) -> None:
         """``registry_scale(asset_id)`` gives chain units per engine atom for that asset."""
+        self.deposit_limit = deposit_limit
         self.spec = spec
         self.source = source
         self.store = store
@@ -212,12 +220,39 @@ class DepositScanner:
             seen_ns=self.clock(),
         )
 
+    def _over_limit(self, d: DepositRow) -> bool:
+        """Would crediting ``d`` take the account over its tier's 24 h deposit limit? Then it
+        waits (``over_limit``; the first time logged and listed for compliance) and is tried
+        again on every pass: a day later, or once the account's tier is raised, it goes in.
+        The whole deposit waits: it is one credit under one key, never split."""
+        limit = self.deposit_limit(d.account_id, d.asset_id) if self.deposit_limit else 0
+        if limit <= 0:
+            return False
+        used = self.store.credited_atoms(d.account_id, d.asset_id, self.clock() - DAY_NS)
+        if used + d.atoms <= limit:
+            return False
+        if d.status != OVER_LIMIT:
+            detail = f"over the tier's 24 h deposit limit ({used} + {d.atoms} > {limit} atoms)"
+            self.store.set_deposit_status(d.key, OVER_LIMIT, detail)
+            log.warning(
+                "deposit_over_tier_limit",
+                chain=self.chain,
+                key=d.key,
+                account=d.account_id,
+                atoms=d.atoms,
+                credited_24h=used,
+                limit=limit,
+            )
+        return True
+
     async def _credit(self) -> list[str]:
         ours = self.store.tip(self.chain)
         if ours is None:
             return []
         credited: list[str] = []
-        for d in self.store.deposits(self.chain, "pending"):
+        waiting = self.store.deposits(self.chain, "pending")
+        waiting += self.store.deposits(self.chain, OVER_LIMIT)
+        for d in sorted(waiting, key=lambda d: (d.height, d.key)):
             if ours[0] - d.height + 1 < self.spec.confirmations:
                 continue
             if d.atoms == 0:
@@ -229,6 +264,8 @@ class DepositScanner:
                     key=d.key,
                     chain_amount=d.chain_amount,
                 )
+                continue
+            if self._over_limit(d):
                 continue
             events = await self.submit(
                 Deposit(

@@ -69,8 +69,12 @@ class Custody:
         *,
         signer: bool = False,
         clock: Callable[[], int] = time.time_ns,
+        tier_of: Callable[[int], int] | None = None,
     ) -> None:
+        """``tier_of(account_id)``: the account's KYC tier (-1: none), for the tiers' 24 h
+        deposit limits; without it (the offline CLIs) no deposit limit applies."""
         self.config = config
+        self.tier_of = tier_of
         self.registry: AssetRegistry = config.registry()
         self.store = CustodyStore(config.store_path)
         self.clock = clock
@@ -110,6 +114,7 @@ class Custody:
             registry_scale=scale,
             start_height=node.start_height,
             clock=self.clock,
+            deposit_limit=self._deposit_limit if self.tier_of is not None else None,
         )
         if with_signer and node.hot_key_file:
             key = Path(node.hot_key_file).read_text().strip()
@@ -186,6 +191,11 @@ class Custody:
         return [d for d in self.store.deposits() if d.account_id == account_id]
 
     # ---- running -----------------------------------------------------------------------------
+
+    def _deposit_limit(self, account_id: int, asset_id: int) -> int:
+        assert self.tier_of is not None
+        asset = self.registry.assets.get(asset_id)
+        return 0 if asset is None else asset.deposit_limit(self.tier_of(account_id))
 
     async def poll(self) -> dict[str, ScanReport]:
         """One pass: every chain's scanner (reorg check, scan, credit), then every signer."""

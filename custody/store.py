@@ -86,6 +86,8 @@ class DepositRow:
     """Wall-clock time the scanner first saw it (0 in stores older than the column)."""
     credited_ns: int = 0
     """Wall-clock time it was credited, 0 until then."""
+    detail: str = ""
+    """Why it is in its status (over a tier's deposit limit, refused by the engine, dust)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +137,7 @@ def _deposit(row: sqlite3.Row) -> DepositRow:
         row["status"],
         row["seen_ns"],
         row["credited_ns"],
+        row["detail"],
     )
 
 
@@ -284,7 +287,7 @@ class CustodyStore:
             ]
             db.execute(
                 "UPDATE deposits SET status='orphaned' WHERE chain=? AND height>? "
-                "AND status='pending'",
+                "AND status IN ('pending', 'over_limit')",
                 (chain, height),
             )
             db.execute("DELETE FROM blocks WHERE chain=? AND height>?", (chain, height))
@@ -299,6 +302,18 @@ class CustodyStore:
             sql += " AND status=?"
             args.append(status)
         return [_deposit(r) for r in self._all(sql + " ORDER BY height, key", *args)]
+
+    def credited_atoms(self, account_id: int, asset_id: int, since_ns: int) -> int:
+        """Engine atoms of the account's deposits of the asset credited at or after
+        ``since_ns`` (the tier's 24 h deposit limit counts them)."""
+        rows = self._all(
+            "SELECT COALESCE(SUM(atoms), 0) AS n FROM deposits WHERE account_id=? AND asset_id=? "
+            "AND status='credited' AND credited_ns>=?",
+            account_id,
+            asset_id,
+            since_ns,
+        )
+        return int(rows[0]["n"])
 
     def set_deposit_status(
         self, key: str, status: str, detail: str = "", credited_ns: int = 0

@@ -60,7 +60,14 @@ _WITHDRAW_STATUS: Final = {
     "cancelling": 1,
     "cancelled": 1,
 }
-_DEPOSIT_STATUS: Final = {"pending": 0, "orphaned": 0, "credited": 1, "dust": 7, "rejected": 2}
+_DEPOSIT_STATUS: Final = {
+    "pending": 0,
+    "orphaned": 0,
+    "over_limit": 0,  # confirmed, waiting for room under the tier's 24 h limit: pending to the user
+    "credited": 1,
+    "dust": 7,
+    "rejected": 2,
+}
 _FINAL_WITHDRAWAL: Final = frozenset({"settled", "failed", "rejected", "cancelled"})
 
 
@@ -102,7 +109,9 @@ class GatewayCustody:
         if isinstance(config, Path):
             config = load_config(config, gw.config.data_dir)
         self.gw = gw
-        self.custody: Custody = Custody(config, bridge_submitter(gw), signer=signer)
+        self.custody: Custody = Custody(
+            config, bridge_submitter(gw), signer=signer, tier_of=gw.store.tier
+        )
         self.approvals = Approvals(self.custody.desk)
         """Four eyes (`custody.approvals`): staff decide through the operator API."""
         self.poll_s = poll_s
