@@ -33,6 +33,9 @@ from gateway import errors
 from gateway.keys import ApiKey, KeyStore
 from gateway.params import get_int
 
+SINGLE_USE_PERMISSIONS: Final = frozenset({"trade", "withdraw"})
+"""A signed request needing one of these is accepted once (`ReplayGuard`), on REST and on the
+WS API alike: the rule lives here, not at each route."""
 MAX_RECV_WINDOW_MS: Final = 60_000
 DEFAULT_RECV_WINDOW_MS: Final = 5_000
 FUTURE_TOLERANCE_MS: Final = 1_000

@@ -38,7 +38,7 @@ class MethodSpec:
     that change state, and ``session.logon`` (a replayed logon would open a session)."""
 
     def __post_init__(self) -> None:
-        if self.permission in ("trade", "withdraw"):
+        if self.permission in auth.SINGLE_USE_PERMISSIONS:
             object.__setattr__(self, "single_use", True)
 
 

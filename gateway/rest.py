@@ -177,15 +177,17 @@ async def _params(
 
 
 async def _signed(
-    gw: Gateway, request: web.Request, permission: str, replay_guard: bool = False
+    gw: Gateway, request: web.Request, permission: str
 ) -> tuple[ApiKey, dict[str, str]]:
+    """The key and parameters of a signed request that may do what ``permission`` allows; one
+    that needs ``trade`` or ``withdraw`` is accepted once (`auth.SINGLE_USE_PERMISSIONS`)."""
     params, payload, signature = await _params(request, gw.config.limits.body_timeout_s)
     key = auth.lookup_key(gw.keys, request.headers.get("X-MBX-APIKEY"), request.remote)
     if signature is None:
         raise errors.mandatory("signature")
     expires = auth.check_timestamp(params)
     auth.verify(key, payload, signature)
-    if replay_guard:
+    if permission in auth.SINGLE_USE_PERMISSIONS:
         gw.replays.check(key, payload, expires)
     auth.require(key, permission)
     return key, params
@@ -241,7 +243,7 @@ def setup(app: web.Application, gw: Gateway) -> None:
 
     @_route(1, orders=True)
     async def new_order(request: web.Request) -> web.Response:
-        key, p = await _signed(gw, request, "trade", replay_guard=True)
+        key, p = await _signed(gw, request, "trade")
         order_headers(request, key)
         return _json(await tr.place(key.account_id, p))
 
@@ -257,7 +259,7 @@ def setup(app: web.Application, gw: Gateway) -> None:
 
     @_route(1)
     async def cancel_order(request: web.Request) -> web.Response:
-        key, p = await _signed(gw, request, "trade", replay_guard=True)
+        key, p = await _signed(gw, request, "trade")
         return _json(await tr.cancel(key.account_id, p))
 
     @_route(6)
@@ -267,7 +269,7 @@ def setup(app: web.Application, gw: Gateway) -> None:
 
     @_route(1)
     async def cancel_open_orders(request: web.Request) -> web.Response:
-        key, p = await _signed(gw, request, "trade", replay_guard=True)
+        key, p = await _signed(gw, request, "trade")
         return _json(await tr.cancel_all(key.account_id, p))
 
     @_route(20)
@@ -282,7 +284,7 @@ def setup(app: web.Application, gw: Gateway) -> None:
 
     @_route(1, orders=True)
     async def cancel_replace(request: web.Request) -> web.Response:
-        key, p = await _signed(gw, request, "trade", replay_guard=True)
+        key, p = await _signed(gw, request, "trade")
         order_headers(request, key)
         try:
             return _json(await tr.cancel_replace(key.account_id, p))
@@ -294,7 +296,7 @@ def setup(app: web.Application, gw: Gateway) -> None:
 
     @_route(4, orders=True)
     async def amend(request: web.Request) -> web.Response:
-        key, p = await _signed(gw, request, "trade", replay_guard=True)
+        key, p = await _signed(gw, request, "trade")
         order_headers(request, key)
         return _json(await tr.amend_keep_priority(key.account_id, p))
 
@@ -330,12 +332,12 @@ def setup(app: web.Application, gw: Gateway) -> None:
 
     @_route(1)
     async def withdraw_apply(request: web.Request) -> web.Response:
-        key, p = await _signed(gw, request, "withdraw", replay_guard=True)
+        key, p = await _signed(gw, request, "withdraw")
         return _json(await custody.require(gw).withdraw(key.account_id, p))
 
     @_route(1)
     async def withdraw_cancel(request: web.Request) -> web.Response:
-        key, p = await _signed(gw, request, "withdraw", replay_guard=True)
+        key, p = await _signed(gw, request, "withdraw")
         return _json(await custody.require(gw).cancel_withdrawal(key.account_id, p))
 
     @_route(18)
@@ -355,7 +357,7 @@ def setup(app: web.Application, gw: Gateway) -> None:
 
     @_route(1, orders=True)
     async def convert_accept(request: web.Request) -> web.Response:
-        key, p = await _signed(gw, request, "trade", replay_guard=True)
+        key, p = await _signed(gw, request, "trade")
         order_headers(request, key)
         return _json(await gw.converter.accept_quote(key.account_id, p))
 

@@ -236,3 +236,42 @@ def test_rest_duplicate_parameters_and_misplaced_signature_are_refused(
     status, data = _rest_order(server, body=f"{text}&signature={sig}&newClientOrderId=late")
     assert status == 400 and data["code"] == -1022, data
     assert _open_count(server, acc.demo_id) == before
+
+
+def test_every_trade_and_withdraw_request_is_single_use(server: ServerThread) -> None:
+    """The rule in one place (`auth.SINGLE_USE_PERMISSIONS`), checked over every operation the
+    server describes: each REST route and WS API method needing ``trade`` or ``withdraw``,
+    sent twice with the same signed payload, is refused the second time (-1022, "already
+    used") whatever the first answer was. ``POST /api/v3/order/test`` and ``POST
+    /sapi/v1/convert/getQuote`` were not guarded on REST (their WS twins were)."""
+    from gateway import handlers, openapi, restdoc
+
+    gw = server.gw
+    ops = restdoc.operations(openapi._symbols(gw), openapi._coins(gw))
+    guarded = {k: op for k, op in ops.items() if op.permission in ("trade", "withdraw")}
+    assert ("POST", "/api/v3/order/test") in guarded and len(guarded) >= 8
+    creds = server.accounts.demo  # read, trade and withdraw
+    for (method, path), op in sorted(guarded.items()):
+        text = urlencode({**(op.example or {}), "timestamp": _now()})
+        signed = f"{text}&signature={creds.sign(text.encode())}"
+        kw: dict[str, Any] = {"body": signed} if method in ("POST", "PUT") else {"query": signed}
+        headers = {"X-MBX-APIKEY": creds.api_key}
+        first = http(method, server.http + path, headers=headers, **kw)
+        assert first[0] < 500, (path, first)
+        status, _, data = http(method, server.http + path, headers=headers, **kw)
+        assert (status, data["code"]) == (400, -1022), (method, path, data)
+        assert "already used" in data["msg"], (path, data)
+    methods = [m for m, spec in handlers.WS_METHODS.items() if spec.single_use]
+    assert "order.test" in methods and "session.logon" in methods
+    with ws_connect(server.ws_api) as ws:
+        for method in methods:
+            if method == "deadMansSwitch.set":
+                continue  # arms a timer; its guard is the same flag, checked above
+            params = _ws_signed(creds, {"symbol": "BTCUSDT"})
+            for attempt in (1, 2):
+                ws.send(json.dumps({"id": attempt, "method": method, "params": params}))
+                reply = json.loads(ws.recv(timeout=5))
+                while "status" not in reply:
+                    reply = json.loads(ws.recv(timeout=5))
+            assert reply["error"]["code"] == -1022, (method, reply)
+            assert "already used" in reply["error"]["msg"], (method, reply)
