@@ -208,19 +208,20 @@ async def commission(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
 async def subscribe(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
     if s.key is None:
         raise errors.ApiError(errors.NOT_FOUND, "Not found, unauthenticated, or unauthorized.", 401)
-    sub_id = s.gw.user_streams.subscribe(s.key.account_id, s)
+    sub_id = s.gw.user_streams.subscribe(s.key, s)
     s.subscriptions.add(sub_id)
     return {"subscriptionId": sub_id}
 
 
 async def unsubscribe(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
+    """This session's subscriptions only (all of them without ``subscriptionId``): another
+    connection of the same account keeps its own."""
     if s.key is not None:
         sub_id = get_int(p, "subscriptionId")
-        s.gw.user_streams.unsubscribe(s.key.account_id, sub_id)
-        if sub_id is None:
-            s.subscriptions.clear()
-        else:
-            s.subscriptions.discard(sub_id)
+        mine = set(s.subscriptions) if sub_id is None else {sub_id} & s.subscriptions
+        for i in mine:
+            s.gw.user_streams.end(i)
+        s.subscriptions -= mine
     return {}
 
 

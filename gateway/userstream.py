@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
-from gateway import wire
+from gateway import errors, wire
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
+    from gateway.keys import ApiKey
 
 _encode = msgspec.json.Encoder().encode
 
@@ -31,12 +32,21 @@ class UserStreams:
         self.gw = gateway
         self._subs: dict[int, dict[int, Subscriber]] = {}
         """account_id -> {subscription id: subscriber}."""
+        self._keys: dict[int, ApiKey] = {}
+        """subscription id -> the API key it was opened with: its events stop, and the
+        subscription ends, the moment that key is revoked (or loses ``read``)."""
         self._next_id = 0
 
-    def subscribe(self, account_id: int, subscriber: Subscriber) -> int:
+    def subscribe(self, key: ApiKey, subscriber: Subscriber) -> int:
+        if not key.can("read"):
+            raise errors.ApiError(
+                errors.REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.", 401
+            )
+        account_id = key.account_id
         sub_id = self._next_id
         self._next_id += 1
         self._subs.setdefault(account_id, {})[sub_id] = subscriber
+        self._keys[sub_id] = key
         self.gw.store.watched.add(account_id)
         return sub_id
 
@@ -45,12 +55,21 @@ class UserStreams:
         if subs is None:
             return
         if sub_id is None:
+            for i in subs:
+                self._keys.pop(i, None)
             subs.clear()
         else:
             subs.pop(sub_id, None)
+            self._keys.pop(sub_id, None)
         if not subs:
             del self._subs[account_id]
             self.gw.store.watched.discard(account_id)
+
+    def end(self, sub_id: int) -> None:
+        """End one subscription, whichever account it watches."""
+        key = self._keys.get(sub_id)
+        if key is not None:
+            self.unsubscribe(key.account_id, sub_id)
 
     def drop(self, subscriber: Subscriber) -> None:
         for account_id in list(self._subs):
@@ -79,10 +98,17 @@ class UserStreams:
                     ),
                 )
 
-    @staticmethod
-    def _send(subs: dict[int, Subscriber], event: dict[str, Any]) -> None:
+    def _send(self, subs: dict[int, Subscriber], event: dict[str, Any]) -> None:
+        revoked: list[tuple[int, int]] = []
         for sub_id, s in subs.items():
+            key = self._keys[sub_id]
+            if not key.can("read"):
+                revoked.append((key.account_id, sub_id))
+                continue
             s.push(_encode({"subscriptionId": sub_id, "event": event}))
+        for account_id, sub_id in revoked:
+            self.unsubscribe(account_id, sub_id)
 
     def close(self) -> None:
         self._subs.clear()
+        self._keys.clear()

@@ -5,6 +5,7 @@ Every test runs the real ``kootabase serve`` CLI as a child process on a fresh d
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -235,3 +236,80 @@ def test_revoking_a_key_ends_what_its_logged_on_ws_session_may_do(tmp_path: Path
 
 async def _revoke(admin: object, api_key: str) -> dict:
     return admin.keys("keys/revoke", {"api_key": api_key})  # type: ignore[attr-defined]
+
+
+def test_user_data_streams_end_with_their_key_and_belong_to_their_connection(
+    tmp_path: Path,
+) -> None:
+    """A user data stream opened by a key stops the moment that key is revoked (it kept
+    streaming the account's orders and balances), a revoked session cannot subscribe again,
+    and ``userDataStream.unsubscribe`` ends only the calling connection's subscriptions
+    (without an id it ended every connection's subscriptions of the account)."""
+    import asyncio
+
+    import pytest
+
+    from gateway.admin import Admin
+    from gateway.client import WsApiClient
+    from gateway.client.ws import ClientError
+    from tests.gateway_support import ServerThread
+
+    s = ServerThread(tmp_path, fixture_accounts=False)
+    try:
+        trader = s.new_account(USDT="1000")
+        key = s.gw.keys.get(trader.api_key)
+        assert key is not None
+        readers = []
+        for _ in range(2):
+            new = s.gw.keys.create(key.account_id, ("read",))
+            assert new.secret is not None
+            readers.append(Credentials.hmac(new.api_key, new.secret))
+
+        async def drain(client: WsApiClient, timeout: float) -> int:
+            got = 0
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    await client.next_event(timeout)
+                    got += 1
+            return got
+
+        async def scenario() -> None:
+            async with (
+                WsApiClient.connect(s.ws_api, trader) as t,
+                WsApiClient.connect(s.ws_api, readers[0]) as a,
+                WsApiClient.connect(s.ws_api, readers[1]) as b,
+            ):
+                for client in (a, b):
+                    await client.logon()
+                    await client.subscribe_user_data()
+
+                async def order() -> None:
+                    await t.place_order(
+                        "BTCUSDT",
+                        "BUY",
+                        "LIMIT",
+                        quantity="0.01",
+                        price="10000",
+                        time_in_force="GTC",
+                    )
+
+                await order()
+                assert await drain(a, 1.0) > 0 and await drain(b, 1.0) > 0
+                await b.request("userDataStream.unsubscribe")
+                await order()
+                assert await drain(a, 1.0) > 0, "b's unsubscribe ended a's stream"
+                assert await drain(b, 0.5) == 0
+                await asyncio.wrap_future(
+                    asyncio.run_coroutine_threadsafe(
+                        _revoke(Admin(s.gw), readers[0].api_key), s.loop
+                    )
+                )
+                await order()
+                assert await drain(a, 1.0) == 0, "a revoked key's stream kept streaming"
+                with pytest.raises(ClientError) as err:
+                    await a.subscribe_user_data()
+                assert err.value.code == -2015
+
+        asyncio.run(scenario())
+    finally:
+        s.stop()
