@@ -123,9 +123,18 @@ async def serve_forever(
     metrics_runner: web.AppRunner | None = None
     try:
         if metrics_sock is not None:  # /metrics and /health on the operations address
-            metrics_runner = web.AppRunner(gw.metrics_app(), handle_signals=False, access_log=None)
+            # the same per-IP cap (shared count), idle/header timeout and rate-limited log as
+            # the API port: a plain SockSite had none of them
+            assert r.caps is not None
+            metrics_runner = web.AppRunner(
+                gw.metrics_app(),
+                handle_signals=False,
+                access_log=None,
+                keepalive_timeout=gw.config.limits.http_idle_timeout_s,
+                logger=r.server_log,
+            )
             await metrics_runner.setup()
-            await web.SockSite(metrics_runner, metrics_sock).start()
+            await GuardedSite(metrics_runner, metrics_sock, r.caps).start()
         if ledger_dsn:
             from gateway.ledgerfollower import LedgerFollower
 

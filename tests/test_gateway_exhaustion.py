@@ -28,6 +28,7 @@ from websockets.sync.client import connect as ws_connect
 
 from gateway.client import ClientError, WsApiClient
 from gateway.limits import Limits
+from tests.custody_nodes import free_port
 from tests.gateway_support import ServerThread
 from tests.gateway_support import http as http_request
 
@@ -188,7 +189,10 @@ def test_malformed_requests_are_logged_at_a_bounded_rate(
 
 
 def test_limits_are_serve_flags(tmp_path: Path) -> None:
-    """``kootabase serve`` with limit flags: exchangeInfo reports them and they hold."""
+    """``kootabase serve`` with limit flags: exchangeInfo reports them and they hold, on the
+    API port and on the ``--metrics-port`` listener alike (which had no per-IP cap, aiohttp's
+    75 s idle timeout and a traceback per malformed request)."""
+    metrics_port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -211,6 +215,8 @@ def test_limits_are_serve_flags(tmp_path: Path) -> None:
             "2",
             "--http-idle-timeout",
             "1.5",
+            "--metrics-port",
+            str(metrics_port),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -242,9 +248,25 @@ def test_limits_are_serve_flags(tmp_path: Path) -> None:
             assert http_request("GET", url + "/api/v3/ping")[0] == 429
         with socket.create_connection((host, int(port))) as silent:
             assert _closed_within(silent, 6.0, None) is not None
+        metrics = f"http://{host}:{metrics_port}"
+        assert http_request("GET", metrics + "/health")[0] == 200
+        with (
+            socket.create_connection((host, metrics_port)),
+            socket.create_connection((host, metrics_port)),
+        ):
+            time.sleep(0.2)
+            assert http_request("GET", metrics + "/metrics")[0] == 429
+        with socket.create_connection((host, metrics_port)) as silent:
+            assert _closed_within(silent, 6.0, None) is not None
+        with socket.create_connection((host, metrics_port)) as bad:
+            bad.sendall(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n")
+            assert b" 400 " in bad.recv(64)
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+    assert proc.stderr is not None
+    rest = proc.stderr.read()
+    assert "malformed_http_request" in rest and "Traceback" not in rest, rest[-2000:]
 
 
 def _place(server: ServerThread, price: str) -> int:
