@@ -45,7 +45,7 @@ import mmap
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import google_crc32c
 import structlog
@@ -72,6 +72,9 @@ from engine.journallock import WriterLock
 from engine.journalrecovery import _JournalRecovery
 from engine.journalsegment import INDEX_INTERVAL, _Segment, _segment_name, fsync_dir
 from engine.usererror import UserError
+
+if TYPE_CHECKING:
+    from engine.journalscan import RecordBatch
 
 log = structlog.get_logger(__name__)
 
@@ -287,6 +290,16 @@ class SegmentJournal(_JournalRecovery):
         """
         walk = self._walk_plan(sequence, to)
         return iter(()) if walk is None else self._iterate(*walk)
+
+    def read_batches(
+        self, sequence: int, to: int | None = None, max_records: int = 4_096
+    ) -> Iterator[RecordBatch]:
+        """The records of `read_from` as arrays (`engine.journalscan.RecordBatch`), checked
+        the same way but without a Python object per record: replay's and recovery's path."""
+        from engine.journalscan import iterate_batches  # numba: loaded by readers that replay
+
+        walk = self._walk_plan(sequence, to)
+        return iter(()) if walk is None else iterate_batches(*walk, max_records)
 
     def read_chained(self, sequence: int, to: int | None = None) -> Iterator[ChainedRecord]:
         """Like `read_from`, with each record's stored chain digest (None in version 1)."""

@@ -17,10 +17,12 @@ from pathlib import Path
 import numpy as np
 import structlog
 
-from engine.core.cmdrows import payload_rows
+from engine.core.cmdrows import buffer_rows, payload_rows
 from engine.core.compiled import CompiledEngine
+from engine.core.layout import R_SEQ
 from engine.datadir import require_journal_dir
 from engine.journal import Record, SegmentJournal
+from engine.journalscan import RecordBatch
 from engine.schema import EngineConfig, decode_command, state_hash
 from engine.snapshot import SnapshotError, latest_valid, list_snapshots, read_snapshot
 from engine.usererror import UserError
@@ -77,21 +79,41 @@ def replay_journal(
         return 0
     stops = sorted(s for s in (checkpoints or {}) if start <= s <= end)
     done = 0
-    for batch in record_batches(journal.read_from(start, end), BATCH_RECORDS):
-        while batch:
-            cut = len(batch)
-            if stops and stops[0] <= batch[-1][0]:
-                cut = stops[0] - batch[0][0] + 1
-            chunk, batch = batch[:cut], batch[cut:]
+    for batch in journal.read_batches(start, end, BATCH_RECORDS):
+        rows = batch_rows(engine, batch)
+        first_seq = int(batch.seqs[0])
+        while len(rows):
+            # Cut at a checkpoint so the state there is exact (a record may be several rows).
+            cut = len(rows)
+            if stops and stops[0] <= int(rows[-1, R_SEQ]):
+                cut = int(np.searchsorted(rows[:, R_SEQ], stops[0], side="right"))
+            chunk, rows = rows[:cut], rows[cut:]
             # State only: the fast path skips building event objects nobody reads here.
-            engine.process_encoded(journal_rows(engine, chunk))
-            done += len(chunk)
+            engine.process_encoded(chunk)
+            commands = engine.last_seq - first_seq + 1
+            first_seq = engine.last_seq + 1
+            done += commands
             if on_progress is not None:
-                on_progress(len(chunk))
+                on_progress(commands)
             if stops and engine.last_seq == stops[0]:
                 _check_checkpoint(engine, stops.pop(0), checkpoints or {})
     assert engine.last_seq == end, (engine.last_seq, end)
     return done
+
+
+def batch_rows(engine: CompiledEngine, batch: RecordBatch) -> np.ndarray:
+    """Command rows for a batch read by `SegmentJournal.read_batches`: hot commands parsed in
+    place in the segment's bytes (`engine.core.cmdrows`), every other record decoded and
+    encoded as `journal_rows` does."""
+    rows, fast = buffer_rows(batch.buf, batch.starts, batch.ends, batch.seqs, batch.stamps)
+    if fast.all():
+        return rows
+    return _merge_slow(
+        engine,
+        rows,
+        fast,
+        lambda i: (int(batch.seqs[i]), int(batch.stamps[i]), batch.payload(i)),
+    )
 
 
 def journal_rows(engine: CompiledEngine, records: list[Record]) -> np.ndarray:
@@ -101,15 +123,26 @@ def journal_rows(engine: CompiledEngine, records: list[Record]) -> np.ndarray:
     rows, fast = payload_rows(records)
     if fast.all():
         return rows
+    return _merge_slow(engine, rows, fast, records.__getitem__)
+
+
+def _merge_slow(
+    engine: CompiledEngine,
+    rows: np.ndarray,
+    fast: np.ndarray,
+    record: Callable[[int], Record],
+) -> np.ndarray:
+    """``rows`` with each record the fast parser left (``~fast``) replaced by its rows from
+    `decode_command` and the engine's encoder."""
     parts: list[np.ndarray] = []
     start = 0
     for i in np.flatnonzero(~fast).tolist():
         if start < i:
             parts.append(rows[start:i])
-        seq, ts, payload = records[i]
+        seq, ts, payload = record(i)
         parts.append(engine.encode([(seq, ts, decode_command(payload))]))
         start = i + 1
-    if start < len(records):
+    if start < len(rows):
         parts.append(rows[start:])
     return np.concatenate(parts)
 

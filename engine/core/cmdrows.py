@@ -159,12 +159,14 @@ def _read_int(buf, p, end):  # pragma: no cover - njit
 
 
 @njit(cache=True, nogil=True)
-def _parse(buf, starts, seqs, stamps, rows, fast, tags, meta, layout, defaults):  # pragma: no cover
-    n = len(starts) - 1
+def _parse(
+    buf, starts, ends, seqs, stamps, rows, fast, tags, meta, layout, defaults
+):  # pragma: no cover
+    n = len(starts)
     parsed = 0
     for i in range(n):
         p = starts[i]
-        end = starts[i + 1]
+        end = ends[i]
         fast[i] = False
         if p >= end:
             continue
@@ -221,18 +223,28 @@ def payload_rows(
     """(rows, fast) for journal records: ``rows[i]`` is record i's command row where
     ``fast[i]``; the other records are left for the slow path (their rows are garbage)."""
     n = len(records)
-    rows = np.empty((n, R_W), dtype=np.int64)
-    fast = np.zeros(n, dtype=np.bool_)
     if n == 0:
-        return rows, fast
+        return np.empty((0, R_W), dtype=np.int64), np.zeros(0, dtype=np.bool_)
     seqs = np.fromiter((r[0] for r in records), dtype=np.int64, count=n)
     stamps = np.fromiter((r[1] for r in records), dtype=np.int64, count=n)
     payloads = [r[2] for r in records]
     starts = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, payloads), dtype=np.int64, count=n), out=starts[1:])
     buf = np.frombuffer(b"".join(payloads), dtype=np.uint8)
-    _parse(buf, starts, seqs, stamps, rows, fast, _TAGS, _META, _LAYOUT, _DEFAULTS)
+    return buffer_rows(buf, starts[:-1], starts[1:], seqs, stamps)
+
+
+def buffer_rows(
+    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, seqs: np.ndarray, stamps: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """`payload_rows` for payloads already in one buffer: payload ``i`` is
+    ``buf[starts[i]:ends[i]]`` (a journal segment read by `engine.journalscan`)."""
+    n = len(starts)
+    rows = np.empty((n, R_W), dtype=np.int64)
+    fast = np.zeros(n, dtype=np.bool_)
+    if n:
+        _parse(buf, starts, ends, seqs, stamps, rows, fast, _TAGS, _META, _LAYOUT, _DEFAULTS)
     return rows, fast
 
 
-__all__ = ["HOT_COMMANDS", "payload_rows"]
+__all__ = ["HOT_COMMANDS", "buffer_rows", "payload_rows"]

@@ -1,0 +1,219 @@
+"""Bulk journal reading for replay: a segment's records located and checked in one njit call.
+
+`SegmentJournal.read_from` yields one ``(sequence, timestamp, payload)`` tuple per record,
+which costs ~1-2 us of Python per record (struct unpacking, a bytes slice, a CRC call, the
+tuple, the generator). Replay and recovery only need the payloads' bytes handed to the command
+parser (`engine.core.cmdrows`), so `scan_records` walks a whole segment buffer in compiled
+code: it checks each record's CRC32C (a slice-by-8 table, byte-identical to `google_crc32c`)
+and sequence exactly as `read_from` does, and fills arrays of sequences, timestamps and
+payload offsets into the buffer. No Python object is built per record.
+
+The layout it reads is `engine.journalformat`'s (versions 1 and 2; the payload offset inside a
+record is `_body_offset(version)`). The audit chain's digests are not checked here, as
+`read_from` does not check them either: `kootabase audit verify` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numba import njit
+
+from engine.journalformat import (
+    _CRC_START,
+    RECORD_HEADER,
+    SEGMENT_HEADER,
+    JournalCorruption,
+    _body_offset,
+)
+
+_POLY = 0x82F63B78  # CRC32C (Castagnoli), reflected
+
+
+def _crc_tables() -> np.ndarray:
+    """Slice-by-8 tables, flat: ``t[0]`` is the byte-at-a-time table, ``t[k][b]`` advances
+    ``k`` more zero bytes."""
+    t = np.zeros((8, 256), dtype=np.int64)
+    for b in range(256):
+        c = b
+        for _ in range(8):
+            c = (c >> 1) ^ _POLY if c & 1 else c >> 1
+        t[0, b] = c
+    for k in range(1, 8):
+        for b in range(256):
+            prev = int(t[k - 1, b])
+            t[k, b] = (prev >> 8) ^ int(t[0, prev & 0xFF])
+    return t.ravel()
+
+
+CRC_TABLES = _crc_tables()
+RECORD_HEADER_BYTES = RECORD_HEADER.size
+_SEGMENT_HEADER_BYTES = SEGMENT_HEADER.size
+CRC_START = _CRC_START
+
+#: `scan_records` outcomes.
+SCAN_MORE = 0
+"""The output arrays filled up before the range or the buffer ended."""
+SCAN_DONE = 1
+"""The record with sequence ``end`` was reached."""
+SCAN_EOF = 2
+"""The buffer ended before ``end`` (the next segment continues)."""
+SCAN_CORRUPT = 3
+"""A record's checksum or sequence does not match at the returned offset."""
+
+
+@njit(cache=True, nogil=True)
+def crc32c(buf, start, stop, t):  # pragma: no cover - njit
+    """CRC32C of ``buf[start:stop]`` (init and final XOR 0xFFFFFFFF, as `google_crc32c`).
+
+    ``t`` is `CRC_TABLES`: table ``k`` at ``t[256 * k:]``. int64 arithmetic and one flat table
+    measured ~2x faster than uint32 and a 2-D table (numba's casts)."""
+    crc = np.int64(0xFFFFFFFF)
+    p = start
+    while p + 8 <= stop:
+        lo = crc ^ (
+            np.int64(buf[p])
+            | (np.int64(buf[p + 1]) << 8)
+            | (np.int64(buf[p + 2]) << 16)
+            | (np.int64(buf[p + 3]) << 24)
+        )
+        crc = (
+            t[1792 + (lo & 0xFF)]
+            ^ t[1536 + ((lo >> 8) & 0xFF)]
+            ^ t[1280 + ((lo >> 16) & 0xFF)]
+            ^ t[1024 + (lo >> 24)]
+            ^ t[768 + np.int64(buf[p + 4])]
+            ^ t[512 + np.int64(buf[p + 5])]
+            ^ t[256 + np.int64(buf[p + 6])]
+            ^ t[np.int64(buf[p + 7])]
+        )
+        p += 8
+    while p < stop:
+        crc = t[(crc ^ np.int64(buf[p])) & 0xFF] ^ (crc >> 8)
+        p += 1
+    return crc ^ 0xFFFFFFFF
+
+
+@njit(cache=True, nogil=True)
+def _u32(buf, p):  # pragma: no cover - njit
+    return (
+        np.int64(buf[p])
+        | (np.int64(buf[p + 1]) << 8)
+        | (np.int64(buf[p + 2]) << 16)
+        | (np.int64(buf[p + 3]) << 24)
+    )
+
+
+@njit(cache=True, nogil=True)
+def _i64(buf, p):  # pragma: no cover - njit
+    v = np.uint64(0)
+    for k in range(8):
+        v |= np.uint64(buf[p + k]) << np.uint64(8 * k)
+    return np.int64(v)
+
+
+@njit(cache=True, nogil=True)
+def scan_records(
+    buf, offset, seq, start, end, payload_at, out_seq, out_ts, out_start, out_end, t
+):  # pragma: no cover - njit
+    """Walk records of one segment buffer from ``offset`` (holding sequence ``seq``).
+
+    Records below ``start`` are skipped unchecked (as `read_from` does); from ``start`` on,
+    each record's CRC32C and sequence are checked and its sequence, timestamp and payload
+    bounds written to the output arrays, until ``end`` is written, the arrays are full or the
+    buffer ends. Returns (status, records written, offset and sequence to resume from).
+    """
+    size = len(buf)
+    n = 0
+    cap = len(out_seq)
+    while offset < size:
+        if n == cap:
+            return SCAN_MORE, n, offset, seq
+        length = _u32(buf, offset)
+        body_end = offset + RECORD_HEADER_BYTES + length
+        if body_end > size:
+            return SCAN_CORRUPT, n, offset, seq
+        if seq >= start:
+            crc = _u32(buf, offset + 4)
+            if crc32c(buf, offset + CRC_START, body_end, t) != crc:
+                return SCAN_CORRUPT, n, offset, seq
+            if _i64(buf, offset + CRC_START) != seq:
+                return SCAN_CORRUPT, n, offset, seq
+            out_seq[n] = seq
+            out_ts[n] = _i64(buf, offset + CRC_START + 8)
+            out_start[n] = offset + CRC_START + payload_at
+            out_end[n] = body_end
+            n += 1
+            if seq == end:
+                return SCAN_DONE, n, body_end, seq + 1
+        seq += 1
+        offset = body_end
+    return SCAN_EOF, n, offset, seq
+
+
+@dataclass(frozen=True, slots=True)
+class RecordBatch:
+    """Consecutive journal records as arrays: record ``i`` has sequence ``seqs[i]``, timestamp
+    ``stamps[i]`` and payload ``buf[starts[i]:ends[i]]`` (``buf`` is the segment's bytes)."""
+
+    buf: np.ndarray
+    seqs: np.ndarray
+    stamps: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def payload(self, i: int) -> bytes:
+        return self.buf[self.starts[i] : self.ends[i]].tobytes()
+
+    def records(self) -> list[tuple[int, int, bytes]]:
+        """The batch as `engine.journal.Record` tuples (what `read_from` yields)."""
+        return [
+            (int(s), int(t), self.payload(i))
+            for i, (s, t) in enumerate(zip(self.seqs.tolist(), self.stamps.tolist(), strict=True))
+        ]
+
+
+def iterate_batches(
+    plan: list[tuple[Path, int, int, int]],
+    seq: int,
+    offset: int,
+    start: int,
+    end: int,
+    max_records: int,
+) -> Iterator[RecordBatch]:
+    """`engine.journal.SegmentJournal.read_batches`'s walk: the records ``start..end`` of
+    ``plan`` (segments from the one at ``offset`` holding ``seq``), at most ``max_records``
+    per batch (a batch never spans segments). Each segment's bytes from ``offset`` to its
+    size at open are read once; every record is checked as `read_from` checks it."""
+    assert max_records > 0
+    for n, (path, first_seq, size, version) in enumerate(plan):
+        if n > 0:
+            assert seq == first_seq, f"{path}: segment starts at {first_seq}, not {seq}"
+            offset = _SEGMENT_HEADER_BYTES
+        with open(path, "rb") as f:
+            f.seek(offset)
+            buf = np.fromfile(f, dtype=np.uint8, count=size - offset)
+        if len(buf) != size - offset:
+            raise JournalCorruption(path, offset, "segment shorter than at open")
+        payload_at = _body_offset(version)
+        at = 0
+        while True:
+            out = [np.empty(max_records, dtype=np.int64) for _ in range(4)]
+            status, got, at, seq = scan_records(
+                buf, at, seq, start, end, payload_at, *out, CRC_TABLES
+            )
+            if status == SCAN_CORRUPT:
+                raise JournalCorruption(path, offset + at, "record changed since open")
+            if got:
+                yield RecordBatch(buf, *(a[:got] for a in out))
+            if status == SCAN_DONE:
+                return
+            if status == SCAN_EOF:
+                break
+    raise AssertionError(f"journal ended at sequence {seq - 1} before {end}")
