@@ -143,6 +143,8 @@ class _JournalRecovery:
 
     def _scan(self, path: Path, first_seq: int, *, last: bool) -> _Segment:
         """Validate one segment; return its in-memory view (records up to its valid end)."""
+        from engine.journalscan import valid_prefix  # numba: loaded when a journal opens
+
         data = path.read_bytes()  # one buffered read; segments are bounded
         header = SEGMENT_HEADER.pack(MAGIC, FORMAT_VERSION, first_seq)
         if len(data) < SEGMENT_HEADER.size:
@@ -169,6 +171,13 @@ class _JournalRecovery:
         seg.add_index(first_seq, SEGMENT_HEADER.size)
         prev_ts = self._last_ts
         off, seq, size = SEGMENT_HEADER.size, first_seq, len(data)
+        # The valid records in one compiled pass; the loop below checks from the first record
+        # that is not (and decides whether it is a torn tail or corruption).
+        off, seq, prev_ts, last_record, seg.first_ts, index = valid_prefix(
+            data, off, seq, prev_ts, digest_bytes, MAX_PAYLOAD_BYTES + digest_bytes, INDEX_INTERVAL
+        )
+        for entry in index:
+            seg.add_index(*entry)
         while off < size:
             if size - off < RECORD_HEADER.size:
                 self._torn(seg, off, last, "record header cut short by end of file")

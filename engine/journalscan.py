@@ -217,3 +217,83 @@ def iterate_batches(
             if status == SCAN_EOF:
                 break
     raise AssertionError(f"journal ended at sequence {seq - 1} before {end}")
+
+
+@njit(cache=True, nogil=True)
+def _valid_prefix(
+    buf, off, seq, prev_ts, has_prev, digest_bytes, max_length, interval, idx_seq, idx_off, t
+):  # pragma: no cover - njit
+    """Walk records from ``off`` while each one is exactly valid (whole, length in bound, CRC,
+    sequence, timestamp not going back, digest present); stop at the first that is not."""
+    size = len(buf)
+    n_idx = 0
+    last_record = -1
+    first_ts = np.int64(0)
+    has_first = False
+    while size - off >= RECORD_HEADER_BYTES:
+        length = _u32(buf, off)
+        end = off + RECORD_HEADER_BYTES + length
+        if length > max_length or end > size or length < digest_bytes:
+            break
+        if crc32c(buf, off + CRC_START, end, t) != _u32(buf, off + 4):
+            break
+        if _i64(buf, off + CRC_START) != seq:
+            break
+        ts = _i64(buf, off + CRC_START + 8)
+        if has_prev and ts < prev_ts:
+            break
+        if seq % interval == 0:
+            idx_seq[n_idx] = seq
+            idx_off[n_idx] = off
+            n_idx += 1
+        if not has_first:
+            first_ts = ts
+            has_first = True
+        last_record = off
+        prev_ts = ts
+        has_prev = True
+        seq += 1
+        off = end
+    return off, seq, prev_ts, has_prev, last_record, first_ts, has_first, n_idx
+
+
+def valid_prefix(
+    data: bytes,
+    off: int,
+    seq: int,
+    prev_ts: int | None,
+    digest_bytes: int,
+    max_length: int,
+    interval: int,
+) -> tuple[int, int, int | None, int, int | None, list[tuple[int, int]]]:
+    """The records of a segment's bytes ``data`` from ``off`` (holding ``seq``) that are valid,
+    checked in one compiled pass: (offset and sequence after them, last timestamp, offset of
+    the last valid record or -1, first timestamp or None, sparse-index entries ``(seq,
+    offset)`` for sequences divisible by ``interval``). The journal's opening resumes its
+    record-by-record checks from the returned offset, which decide what any defect is."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    cap = len(data) // (RECORD_HEADER_BYTES * interval) + 2
+    idx_seq = np.empty(cap, dtype=np.int64)
+    idx_off = np.empty(cap, dtype=np.int64)
+    end, next_seq, last_ts, has_last, last_record, first_ts, has_first, n_idx = _valid_prefix(
+        buf,
+        off,
+        seq,
+        0 if prev_ts is None else prev_ts,
+        prev_ts is not None,
+        digest_bytes,
+        max_length,
+        interval,
+        idx_seq,
+        idx_off,
+        CRC_TABLES,
+    )
+    index = list(zip(idx_seq[:n_idx].tolist(), idx_off[:n_idx].tolist(), strict=True))
+    return (
+        int(end),
+        int(next_seq),
+        int(last_ts) if has_last else None,
+        int(last_record),
+        int(first_ts) if has_first else None,
+        index,
+    )
