@@ -41,6 +41,29 @@ def add_bench_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
         "--journal", type=Path, metavar="DIR", help="replay this journal instead of workload (b)"
     )
     bench_replay.set_defaults(handler=lazy("bench.replay_bench", "run_cli", bench=True))
+    bench_restart = bench_sub.add_parser(
+        "restart", help="benchmark an engine node's start-up on a long history (seconds)"
+    )
+    bench_restart.add_argument("--json", action="store_true", help="print results as JSON")
+    bench_restart.add_argument("--seed", type=int, default=0, help="workload seed (default: 0)")
+    bench_restart.add_argument(
+        "--commands",
+        type=positive_int,
+        default=10_000_000,
+        metavar="N",
+        help="journal records in the history (default: 10000000)",
+    )
+    bench_restart.add_argument(
+        "--tail",
+        type=positive_int,
+        default=99_999,
+        metavar="N",
+        help="records after the newest snapshot (default: 99999)",
+    )
+    bench_restart.add_argument(
+        "--data-dir", type=Path, metavar="DIR", help="build the history here and keep it"
+    )
+    bench_restart.set_defaults(handler=lazy("bench.restart_bench", "run_cli", bench=True))
     bench_ledger = bench_sub.add_parser(
         "ledger", help="benchmark the ledger projection into PostgreSQL (postings/s)"
     )
