@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from gateway.auth import same_secret
+from gateway.malformed import SERVER_HEADER
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -128,4 +129,4 @@ class GatewayHttp:
 
 async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
     """No versions in the ``Server`` header (aiohttp's default names Python's and its own)."""
-    response.headers["Server"] = "kootabase"
+    response.headers["Server"] = SERVER_HEADER

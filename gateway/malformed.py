@@ -25,6 +25,9 @@ from aiohttp.web_request import BaseRequest
 
 from gateway.errors import MALFORMED_REQUEST, UNKNOWN
 
+SERVER_HEADER: Final = "kootabase"
+"""Every answer's ``Server`` header: no versions (aiohttp's default names Python's and its own,
+and its own error answers bypass the app's ``on_response_prepare``)."""
 REASON_CHARS: Final = 200
 """The parser's reason is cut to this many characters (it may quote the offending bytes)."""
 
@@ -53,6 +56,7 @@ class JsonErrorRequestHandler(RequestHandler):
         resp = web.Response(
             status=plain.status, body=body(plain.status, message), content_type="application/json"
         )
+        resp.headers["Server"] = SERVER_HEADER
         resp.force_close()
         return resp
 

@@ -3,6 +3,7 @@ token, and a ``Server`` header that advertises no versions. Against a real ``koo
 
 from __future__ import annotations
 
+import socket
 import stat
 import urllib.request
 from pathlib import Path
@@ -50,6 +51,13 @@ def test_metrics_apart_with_a_token_and_no_versions_in_the_server_header(tmp_pat
         assert "Python" not in headers["Server"] and "aiohttp" not in headers["Server"]
         status, _, body = _get(f"http://127.0.0.1:{port}/health")
         assert status == 200 and '"ready": true' in body
+        # aiohttp's own answer to a request it cannot parse bypasses the app's hooks: it named
+        # "Python/3.11 aiohttp/3.x" on both ports
+        for p in (int(serve.http.rsplit(":", 1)[1]), port):
+            with socket.create_connection(("127.0.0.1", p), timeout=10) as raw:
+                raw.sendall(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n")
+                head = raw.recv(4096).split(b"\r\n\r\n")[0].decode()
+            assert " 400 " in head and "\r\nServer: kootabase" in head, head
     finally:
         assert serve.stop() == 0
 
