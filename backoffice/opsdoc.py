@@ -161,10 +161,13 @@ def operations(symbols: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
     account = _path("account_id", _int(1, (1 << 63) - 1))
     empty = _json_body({"type": "object", "maxProperties": 0})
     summary = _obj(**SUMMARY_PROPS)
-    from backoffice import opskycdoc, opsmarketsdoc, opsmoneydoc
+    from backoffice import opskycdoc, opsmarketsdoc, opsmoneydoc, opsrecon
 
     described_apart = (
-        opsmoneydoc.operations(p) | opskycdoc.operations(p) | opsmarketsdoc.operations(p)
+        opsmoneydoc.operations(p)
+        | opskycdoc.operations(p)
+        | opsmarketsdoc.operations(p)
+        | opsrecon.operations(p)
     )
     return described_apart | {
         ("POST", f"{p}/auth/login"): _operation(

@@ -69,6 +69,7 @@ ACTIONS: Final[dict[str, Action]] = {
     "aml.cases.work": _a(C, writes=True),
     "custody.alerts.view": _a(A, C, F, R, writes=False),
     "custody.deposits.view": _a(A, C, F, R, writes=False),
+    "custody.reconcile.view": _a(A, F, R, writes=False),
 }
 """Action name -> the roles that may take it. The only place roles are granted."""
 

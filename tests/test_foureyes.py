@@ -354,6 +354,8 @@ def test_money_routes_answer_as_described(
         ("GET /ops/v1/custody/deposits", 200, "auditor", none, None, none),
         ("GET /ops/v1/custody/deposits", 400, "c1", none, None, {"status": "lost"}),
         ("GET /ops/v1/custody/deposits", 403, "support", none, None, none),
+        ("GET /ops/v1/custody/reconciliation", 200, "auditor", none, None, none),
+        ("GET /ops/v1/custody/reconciliation", 403, "c1", none, None, none),
         (f"GET {c}", 200, "auditor", none, None, {"status": "open"}),
         (f"GET {c}", 400, "auditor", none, None, {"status": "shut"}),
         (f"GET {c}", 403, "f1", none, None, none),

@@ -7,6 +7,7 @@ import { createChart, type IChartApi, type ISeriesApi, LineSeries, type UTCTimes
 import { ApiError, backoffice } from "./api";
 import { AmlPanel, hides, loadAlerts } from "./consolecases";
 import { KycPanel } from "./consolekyc";
+import { ReconPanel } from "./consolerecon";
 import { $, el, input, rows, say } from "./dom";
 import { parseMetrics, quantileSince, type Samples, total } from "./metrics";
 import {
@@ -77,6 +78,7 @@ class Console {
   private editingTier = false;
   private readonly amlPanel = new AmlPanel();
   private readonly kycPanel = new KycPanel();
+  private readonly reconPanel = new ReconPanel();
   private mtoken = sessionStorage.getItem(MTOKEN) ?? "";
   private prev: Samples | null = null;
   private prevAt = 0;
@@ -85,6 +87,7 @@ class Console {
     orders: new Line("orders", 1),
     ack: new Line("ack", 2),
     fsync: new Line("fsync", 2),
+    mdlag: new Line("mdlag", 1),
     seq: new Line("seq"),
     history: new Line("history"),
     ledger: new Line("ledger"),
@@ -176,6 +179,7 @@ class Console {
     $("c-aml-box").hidden = !staff || this.denied.has("c-aml");
     $("c-alerts-box").hidden = !staff || this.denied.has("c-alerts");
     $("c-kyc-box").hidden = !staff || this.denied.has("c-kyc");
+    $("c-recon-box").hidden = !staff || this.denied.has("c-recon");
     $("c-logout").hidden = !on;
   }
 
@@ -213,6 +217,7 @@ class Console {
       ["c-aml", async () => (this.op instanceof StaffSession ? this.amlPanel.load(this.op) : undefined)],
       ["c-alerts", async () => (this.op instanceof StaffSession ? loadAlerts(this.op) : undefined)],
       ["c-kyc", async () => (this.op instanceof StaffSession ? this.kycPanel.load(this.op) : undefined)],
+      ["c-recon", async () => (this.op instanceof StaffSession ? this.reconPanel.load(this.op) : undefined)],
     ];
     await Promise.all(
       panels
@@ -290,6 +295,7 @@ class Console {
         const ms = (s: number | undefined) => (s === undefined ? 0 : s * 1000);
         this.charts.ack.add(t, ms(quantileSince(this.prev, now, "kootabase_ack_latency_seconds", 0.99)));
         this.charts.fsync.add(t, ms(quantileSince(this.prev, now, "kootabase_journal_fsync_seconds", 0.99)));
+        this.charts.mdlag.add(t, ms(quantileSince(this.prev, now, "kootabase_marketdata_lag_seconds", 0.99)));
         const seq = total(now, "kootabase_last_seq");
         this.charts.seq.add(t, seq);
         const indexed = total(now, "kootabase_history_indexed_seq");
