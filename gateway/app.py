@@ -129,6 +129,8 @@ class Gateway(ReadModelRebuild, GatewayHttp):
         self.keys.mark_demo(self.demo_accounts)
         self.ids = ClientIdBook(self.dir / "clientids.log")
         self.metrics = Metrics()
+        if self.marketdata is not None:
+            self.marketdata.hub.on_lag = self.metrics.marketdata_lag.observe_many
         self._history_metrics()
         self.limiter = RateLimiter(config.limits)
         self.order_counts = DailyOrderCounts(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 from collections.abc import Callable
 from typing import Final
 
@@ -85,6 +86,12 @@ class Hub:
         self._groups: dict[tuple[frozenset[str], bool], _Group] = {}
         self._subscribers_per_stream: dict[str, int] = {}
         self._log: list[tuple[str, bytes]] = []
+        self._event_ns: list[int] = []
+        """Per log entry: the engine's timestamp of the oldest event it carries (0: a timer's
+        message, such as a kline or the ticker, which no single event caused)."""
+        self.on_lag: Callable[[list[float]], None] | None = None
+        """Called once per flush with, per message carrying an event time, the seconds from
+        that engine timestamp to the frame's write (the gateway's market-data lag histogram)."""
         self._flush_scheduled = False
         self.messages_published = 0
         self.frames_written = 0
@@ -133,11 +140,13 @@ class Hub:
 
     # ---- publishing ---------------------------------------------------------------------
 
-    def publish(self, stream: str, payload: bytes) -> None:
-        """Queue ``payload`` (encoded JSON) for every subscriber of ``stream``; never blocks."""
+    def publish(self, stream: str, payload: bytes, event_ns: int = 0) -> None:
+        """Queue ``payload`` (encoded JSON) for every subscriber of ``stream``; never blocks.
+        ``event_ns``: the engine timestamp of the oldest event in it, for the lag metric."""
         if stream not in self._subscribers_per_stream:
             return
         self._log.append((stream, payload))
+        self._event_ns.append(event_ns)
         self.messages_published += 1
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -156,7 +165,8 @@ class Hub:
         entries = self._log
         if not entries:
             return
-        self._log = []
+        event_ns = self._event_ns
+        self._log, self._event_ns = [], []
         raw: list[bytes | None] = [None] * len(entries)
         wrapped: list[bytes | None] = [None] * len(entries)
         touched = {stream for stream, _ in entries}
@@ -181,6 +191,13 @@ class Hub:
             count = len(frames)
             for sub in list(group.members):
                 self._write(sub, data, count)
+        if self.on_lag is not None:
+            # Written (or refused as slow) just now: the clock is the engine's (epoch ns), and a
+            # clock stepped back could make a lag negative, counted as 0.
+            now_ns = time.time_ns()
+            lags = [max(0, now_ns - ns) / 1e9 for ns in event_ns if ns]
+            if lags:
+                self.on_lag(lags)
 
     def _write(self, sub: Subscriber, data: bytes, count: int) -> None:
         transport = sub.transport

@@ -43,12 +43,22 @@ def _now_ms() -> int:
 class _MarketStreams:
     """Per-market publishing state: dirty sets and last ``u`` of each diff stream."""
 
-    __slots__ = ("dirty", "last_l3_u", "last_top", "last_u", "market", "partial_dirty")
+    __slots__ = (
+        "dirty",
+        "dirty_since_ns",
+        "last_l3_u",
+        "last_top",
+        "last_u",
+        "market",
+        "partial_dirty",
+    )
 
     def __init__(self, market: MarketState, last_seq: int) -> None:
         self.market = market
         self.dirty: dict[int, set[tuple[int, int]]] = {s: set() for s in SPEEDS_MS}
         self.last_u: dict[int, int] = dict.fromkeys(SPEEDS_MS, last_seq)
+        self.dirty_since_ns: dict[int, int] = dict.fromkeys(SPEEDS_MS, 0)
+        """Per speed: engine time of the first change the next depth diff carries (lag)."""
         self.last_l3_u = last_seq
         self.last_top: tuple[Any, ...] | None = None
         for speed in SPEEDS_MS:
@@ -120,22 +130,28 @@ class MarketDataService:
         hub = self.hub
         now = _now_ms()
         last_seq = self.state.last_seq
+        event_ns = self.state.last_ts_ns
         for ms in self._streams.values():
             market = ms.market
             info, book = market.info, market.book
             sym = info.stream_symbol
+            for speed, since in ms.dirty_since_ns.items():
+                if not since and ms.dirty[speed]:
+                    ms.dirty_since_ns[speed] = event_ns
             if market.new_trades:
                 stream = f"{sym}@trade"
                 if hub.wants(stream):
                     for t in market.new_trades:
-                        hub.publish(stream, _encode(wire.trade_event(info, t, now)))
+                        hub.publish(stream, _encode(wire.trade_event(info, t, now)), event_ns)
                 market.new_trades.clear()
             if book.ops:
                 ops = book.drain_ops()
                 stream = f"{sym}@l3"
                 if hub.wants(stream):
                     hub.publish(
-                        stream, _encode(wire.l3_event(info, ops, ms.last_l3_u + 1, last_seq, now))
+                        stream,
+                        _encode(wire.l3_event(info, ops, ms.last_l3_u + 1, last_seq, now)),
+                        event_ns,
                     )
                 ms.last_l3_u = last_seq
             stream = f"{sym}@bookTicker"
@@ -143,7 +159,9 @@ class MarketDataService:
                 top = (book.best(BUY), book.best(SELL))
                 if top != ms.last_top:
                     ms.last_top = top
-                    hub.publish(stream, _encode(wire.book_ticker_event(info, book, last_seq)))
+                    hub.publish(
+                        stream, _encode(wire.book_ticker_event(info, book, last_seq)), event_ns
+                    )
 
     # ---- timers -------------------------------------------------------------------------
 
@@ -159,6 +177,7 @@ class MarketDataService:
             sym = info.stream_symbol
             dirty = ms.dirty[speed_ms]
             if dirty:
+                since_ns, ms.dirty_since_ns[speed_ms] = ms.dirty_since_ns[speed_ms], 0
                 stream = f"{sym}@depth{suffix}"
                 if hub.wants(stream):
                     hub.publish(
@@ -168,6 +187,7 @@ class MarketDataService:
                                 info, book, dirty, ms.last_u[speed_ms] + 1, last_seq, now
                             )
                         ),
+                        since_ns,
                     )
                 ms.last_u[speed_ms] = last_seq
                 dirty.clear()
@@ -175,7 +195,9 @@ class MarketDataService:
                     stream = f"{sym}@depth{levels}{suffix}"
                     if hub.wants(stream):
                         hub.publish(
-                            stream, _encode(wire.partial_depth(info, book, last_seq, levels))
+                            stream,
+                            _encode(wire.partial_depth(info, book, last_seq, levels)),
+                            since_ns,
                         )
             if speed_ms == 100:
                 self._publish_klines(market, now)

@@ -360,6 +360,21 @@ def test_console_halts_a_market_and_the_page_refuses_orders(
     console.wait_for_selector("#c-markets tr[data-symbol='BTCUSDT'] .m-state:text('OPEN')")
     buyer.click("#o-submit")
     buyer.wait_for_selector("#ticket-msg[data-kind='ok']")
+    # Market-data lag: the resting order's depth diff went out to the pages' streams; the
+    # server times it from the engine's timestamp and the console draws the p99 (a bucket
+    # bound, ms) from the samples around it.
+    console.wait_for_function(
+        "() => parseFloat(document.querySelector('[data-metric=mdlag]').textContent) > 0"
+    )
+    assert float(console.text_content("[data-metric=mdlag]")) <= 1500
+    status, _, text = http("GET", server.http + "/metrics")
+    assert status == 200
+    (count,) = [
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("kootabase_marketdata_lag_seconds_count")
+    ]
+    assert count >= 1, text
     pages.no_errors()
 
 
