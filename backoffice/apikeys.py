@@ -16,6 +16,7 @@ from gateway.keys import PERMISSIONS, KeyStore
 
 if TYPE_CHECKING:
     from backoffice.auth import Session
+    from backoffice.sessionkeys import SessionKeys
 
 MAX_KEYS_PER_USER: Final = 20
 MAX_IP_ALLOW: Final = 32
@@ -63,8 +64,11 @@ def parse_permissions(value: object) -> tuple[str, ...]:
 
 
 class UserKeys:
-    def __init__(self, store: IdentityStore, keys: KeyStore) -> None:
+    def __init__(
+        self, store: IdentityStore, keys: KeyStore, session_keys: SessionKeys | None = None
+    ) -> None:
         self.store, self.keys = store, keys
+        self.session_keys = session_keys
 
     @staticmethod
     def _account(session: Session) -> int:
@@ -94,6 +98,16 @@ class UserKeys:
         pem = body.get("ed25519_public_pem")
         if pem is not None and (not isinstance(pem, str) or len(pem) > MAX_PEM_CHARS):
             raise errors.bad_request("ed25519_public_pem must be a PEM string")
+        bound = body.get("session", False)
+        if not isinstance(bound, bool):
+            raise errors.bad_request("session must be true or false")
+        if bound and self.session_keys is None:
+            raise errors.bad_request("session keys are not available on this server")
+        if self.session_keys is not None:
+            # keys of ended or idle sessions are not counted (nor kept)
+            await self.session_keys.sweep()
+            if bound:  # this session's previous key goes before the count
+                await self.session_keys.end_session(session.claims.session_id)
         active = sum(1 for e in self.list(session) if e["revoked_ms"] is None)
         if active >= MAX_KEYS_PER_USER:
             raise BackofficeError(
@@ -109,7 +123,13 @@ class UserKeys:
         except ValueError as exc:  # demo account asking for withdraw, a non-Ed25519 key
             raise errors.bad_request(str(exc)) from None
         await self.store.add_api_key(session.user.user_id, new.api_key, ip_allow)
+        if bound:
+            assert self.session_keys is not None
+            await self.session_keys.bind(
+                new.api_key, session.claims.session_id, session.user.user_id
+            )
         return {
+            "session": bound,
             "api_key": new.api_key,
             "kind": new.kind,
             "permissions": list(new.permissions),

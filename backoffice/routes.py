@@ -15,7 +15,8 @@ ordinary is a 500.
 ``POST /api/v1/auth/password/forgot``   email -> one-time token mailed (outbox)
 ``POST /api/v1/auth/password/reset``    token, password -> new password, sessions revoked
 ``GET /api/v1/me``                      bearer -> profile
-``GET|POST /api/v1/me/api-keys``        bearer -> list / create (permissions, ip_allow)
+``GET|POST /api/v1/me/api-keys``        bearer -> list / create (permissions, ip_allow,
+                                        ``session``: revoked with this login session)
 ``DELETE /api/v1/me/api-keys/{key}``    bearer -> revoke
 ``GET|POST /api/v1/me/kyc``             bearer -> own KYC submissions / submit (tier, documents)
 ======================================  =====================================================
@@ -46,6 +47,7 @@ from engine.usererror import UserError
 from gateway.keys import default_master_key_file, load_master_key
 
 if TYPE_CHECKING:
+    from backoffice.sessionkeys import SessionKeys
     from gateway.app import Gateway
 
 log = structlog.get_logger(__name__)
@@ -85,6 +87,7 @@ class Backoffice:
         self.auth: Auth | None = None
         self.keys: UserKeys | None = None
         self.staff: StaffAuth | None = None
+        self.session_keys: SessionKeys | None = None
         self._account_lock = asyncio.Lock()
 
     async def open(self) -> None:
@@ -100,9 +103,15 @@ class Backoffice:
         master = load_master_key(self.gw.config.master_key_file or default_master_key_file())
         self.auth = Auth(self.store, AccessTokens(key), self._make_account, box=SecretBox(master))
         self.staff = StaffAuth(self.store.db, AccessTokens(key), SecretBox(master))
-        self.keys = UserKeys(self.store, self.gw.keys)
+        from backoffice.sessionkeys import SessionKeys
+
+        self.session_keys = SessionKeys(self.store, self.gw.keys)
+        self.session_keys.start()
+        self.keys = UserKeys(self.store, self.gw.keys, self.session_keys)
 
     async def close(self) -> None:
+        if self.session_keys is not None:
+            await self.session_keys.stop()
         if self.store is not None:
             await self.store.close()
             self.store = None
@@ -166,7 +175,15 @@ class Backoffice:
     async def logout(self, request: web.Request) -> Any:
         assert self.auth is not None
         session = await self._session(request)
-        return await self.auth.logout(session, await _body(request))
+        body = await _body(request)
+        out = await self.auth.logout(session, body)  # refuses a bad body before keys end
+        if self.session_keys is not None:
+            if body.get("all") is True:
+                out["revoked_session_keys"] = await self.session_keys.end_user(session.user.user_id)
+            else:
+                family = session.claims.session_id
+                out["revoked_session_keys"] = await self.session_keys.end_session(family)
+        return out
 
     async def totp_enroll(self, request: web.Request) -> Any:
         assert self.auth is not None

@@ -67,6 +67,14 @@ TABLES: Final[tuple[str, ...]] = (
         created_ms BIGINT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS bo_api_keys_user ON bo_api_keys (user_id)",
+    # A key bound to one login session (`backoffice.sessionkeys`): revoked when it ends.
+    """CREATE TABLE IF NOT EXISTS bo_session_keys (
+        api_key TEXT PRIMARY KEY,
+        family_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        created_ms BIGINT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS bo_session_keys_family ON bo_session_keys (family_id)",
     """CREATE TABLE IF NOT EXISTS bo_aml_cases (
         case_id TEXT PRIMARY KEY,
         rule_id TEXT NOT NULL,

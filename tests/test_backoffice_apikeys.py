@@ -14,7 +14,7 @@ from backoffice import errors
 from gateway.client import Credentials
 from tests.backoffice_support import BACKENDS, backoffice_server
 from tests.gateway_support import ServerThread, http, signed_query
-from tests.test_backoffice_auth import api, bo, code, signup_login
+from tests.test_backoffice_auth import PASSWORD, api, bo, code, signup_login
 
 server = pytest.fixture(params=BACKENDS)(backoffice_server)
 
@@ -129,4 +129,71 @@ def test_key_cap_per_user(server: ServerThread) -> None:
     assert code(api(server, "POST", "/api/v1/me/api-keys", {}, token=token)) == (
         409,
         errors.TOO_MANY_API_KEYS,
+    )
+
+
+def test_session_keys_end_with_their_session(server: ServerThread) -> None:
+    """The trading page's keys (``"session": true``): one per login session, revoked when it
+    logs out (its own; every one with ``all``), when it goes idle (the sweep), and replaced
+    when the same session asks again; keys made without ``session`` are untouched."""
+    from backoffice.sessionkeys import IDLE_MS
+    from backoffice.store import now_ms
+
+    def session_key(token: str) -> Credentials:
+        status, _, k = api(
+            server,
+            "POST",
+            "/api/v1/me/api-keys",
+            {"permissions": ["read", "trade"], "session": True},
+            token=token,
+        )
+        assert status == 201 and k["session"] is True, k
+        return Credentials.hmac(k["api_key"], k["secret"])
+
+    def login() -> dict[str, str]:
+        body = {"email": "tabs@example.com", "password": PASSWORD}
+        status, _, tokens = api(server, "POST", "/api/v1/auth/login", body)
+        assert status == 200, tokens
+        return tokens  # type: ignore[no-any-return]
+
+    tab_a = signup_login(server, "tabs@example.com")
+    a1 = session_key(tab_a["access_token"])
+    assert account_status(server, a1) == 200
+    a2 = session_key(tab_a["access_token"])  # the same session again: the first key goes
+    assert (account_status(server, a1), account_status(server, a2)) == (401, 200)
+    tab_b = login()
+    b = session_key(tab_b["access_token"])
+    status, _, plain = api(server, "POST", "/api/v1/me/api-keys", {}, token=tab_b["access_token"])
+    assert status == 201 and plain["session"] is False
+    kept = Credentials.hmac(plain["api_key"], plain["secret"])
+
+    status, _, out = api(server, "POST", "/api/v1/auth/logout", {}, token=tab_a["access_token"])
+    assert status == 200 and out["revoked_session_keys"] == 1, out
+    assert (account_status(server, a2), account_status(server, b)) == (401, 200)
+
+    # idle: tab B refreshes its session (the page does every 4 minutes), so a sweep just
+    # inside the idle limit keeps its key and one past it (a closed tab) revokes it
+    status, _, tab_b = api(
+        server, "POST", "/api/v1/auth/refresh", {"refresh_token": tab_b["refresh_token"]}
+    )
+    assert status == 200
+    keys = bo(server).session_keys
+    assert keys is not None
+    assert server.call(keys.sweep(now_ms() + IDLE_MS - 60_000)) == 0
+    assert account_status(server, b) == 200
+    assert server.call(keys.sweep(now_ms() + IDLE_MS + 1)) == 1
+    assert (account_status(server, b), account_status(server, kept)) == (401, 200)
+
+    tab_c, tab_d = login(), login()
+    c, d = session_key(tab_c["access_token"]), session_key(tab_d["access_token"])
+    body = {"all": True}
+    status, _, out = api(server, "POST", "/api/v1/auth/logout", body, token=tab_c["access_token"])
+    assert status == 200 and out["revoked_session_keys"] == 2, out
+    assert [account_status(server, k) for k in (c, d, kept)] == [401, 401, 200]
+
+    token = login()["access_token"]
+    bad = {"permissions": ["read"], "session": "yes"}
+    assert code(api(server, "POST", "/api/v1/me/api-keys", bad, token=token)) == (
+        400,
+        errors.BAD_REQUEST,
     )

@@ -49,6 +49,7 @@ export class Account {
   private s: session.Session | null = session.load();
   private side: "BUY" | "SELL" = "BUY";
   private timer: number | undefined;
+  private keepAliveTimer: number | undefined;
   private pending: number | undefined;
   private refreshing = false;
   private again = false;
@@ -169,6 +170,18 @@ export class Account {
     );
     window.clearInterval(this.timer);
     this.timer = window.setInterval(() => void this.refresh(), REFRESH_MS);
+    window.clearInterval(this.keepAliveTimer);
+    if (this.s.refresh) {
+      const beat = async () => {
+        const s = this.s;
+        if (s && !(await session.keepAlive(s)) && this.s === s) {
+          await this.logout();
+          say($("login-msg"), "Your session ended (logged out elsewhere or idle): log in again.", "error");
+        }
+      };
+      if (!s) void beat(); // resumed after a reload: find out now whether the session lives
+      this.keepAliveTimer = window.setInterval(() => void beat(), session.KEEPALIVE_MS);
+    }
   }
 
   private async logout(): Promise<void> {
@@ -177,6 +190,7 @@ export class Account {
     this.stream?.close();
     this.stream = null;
     window.clearInterval(this.timer);
+    window.clearInterval(this.keepAliveTimer);
     $("login").hidden = false;
     $("ticket").hidden = true;
     $("balances-box").hidden = true;
