@@ -159,6 +159,7 @@ def measure(browser: Any, url: str, ready_js: str, mark: str, runs: int) -> dict
 LIVE_JS = (
     "() => document.querySelector('#feed-state')?.dataset.state === 'live'"
     " && document.querySelectorAll('#bids tr').length >= 15"
+    " && performance.getEntriesByName('kootabase:book-drawn').length > 0"
 )
 CONSOLE_JS = "() => document.querySelector('#c-checks tr') !== null"
 

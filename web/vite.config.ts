@@ -16,6 +16,11 @@ export default defineConfig({
         index: resolve(import.meta.dirname, "index.html"),
         console: resolve(import.meta.dirname, "console.html"),
       },
+      // Chunk names the gateway's asset route accepts (gateway/webui.py ASSET_NAME: no dots
+      // inside the name, e.g. the charts library's "lightweight-charts.production").
+      output: {
+        chunkFileNames: (chunk) => `assets/${chunk.name.replace(/[^A-Za-z0-9_-]/g, "-")}-[hash].js`,
+      },
     },
   },
 });

@@ -7,6 +7,8 @@ import { applyDiff, type DepthDiff, type Level, LocalBook } from "./book";
 
 export type FeedState = "live" | "resyncing" | "offline";
 
+type Snapshot = { lastUpdateId: number; bids: Level[]; asks: Level[] };
+
 export interface TradeMsg {
   t: number;
   p: string;
@@ -50,6 +52,13 @@ export class MarketFeed {
   private closed = false;
   private nextId = 1;
   private timer: number | undefined;
+  /** The first snapshot, asked for together with the stream's handshake instead of after it
+   * (page load: the handshake and the snapshot were two round trips in a row on the path to
+   * the first book). Taken before the subscription starts, it may miss a change made between
+   * the two: the first diff then does not follow it (U > lastUpdateId + 1 while buffered, or
+   * U != previous u + 1 once live) and the usual resync fetches a fresh one, so it is never
+   * trusted beyond what the procedure checks. Used once. */
+  private prefetched: Promise<Snapshot> | null;
   resyncs = 0;
 
   constructor(
@@ -58,6 +67,12 @@ export class MarketFeed {
     private readonly on: FeedHandlers,
   ) {
     this.connect();
+    this.prefetched = this.snapshot();
+    this.prefetched.catch(() => undefined); // a failure is met again (and shown) by resync
+  }
+
+  private snapshot(): Promise<Snapshot> {
+    return getJson<Snapshot>("/api/v3/depth", { symbol: this.symbol, limit: "5000" });
   }
 
   private streams(): string[] {
@@ -138,10 +153,9 @@ export class MarketFeed {
     this.on.state("resyncing", why);
     try {
       for (let tries = 0; tries < 5 && !this.closed; tries++) {
-        const snap = await getJson<{ lastUpdateId: number; bids: Level[]; asks: Level[] }>(
-          "/api/v3/depth",
-          { symbol: this.symbol, limit: "5000" },
-        );
+        const early = this.prefetched;
+        this.prefetched = null;
+        const snap = (early ? await early.catch(() => null) : null) ?? (await this.snapshot());
         this.book.load(snap);
         const pending = this.buffer.filter((d) => d.u > snap.lastUpdateId);
         let ok = true;
