@@ -490,6 +490,20 @@ def test_phone_viewport_and_keyboard(server: ServerThread, pages: Pages) -> None
     wait_live(phone)
     overflow = phone.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{overflow} px wider than the phone"
+
+    def active() -> dict[str, str]:
+        return phone.evaluate(  # type: ignore[no-any-return]
+            "() => { const e = document.activeElement;"
+            " return {id: e.id, cls: e.className, price: e.dataset.price || '',"
+            " tab: String(e.tabIndex)}; }"
+        )
+
+    # The first Tab stop skips past the book and the charts to the account panel.
+    phone.keyboard.press("Tab")
+    assert active()["cls"] == "skip", active()
+    phone.keyboard.press("Enter")
+    phone.keyboard.press("Tab")
+    assert active()["id"] == "tab-user", active()
     # Keyboard: the login form is reachable and submits with Enter.
     phone.focus("#email")
     phone.keyboard.type("nobody@example.com")
@@ -498,5 +512,39 @@ def test_phone_viewport_and_keyboard(server: ServerThread, pages: Pages) -> None
     phone.keyboard.press("Enter")
     phone.wait_for_selector("#login-msg[data-kind='error']")
     pages.no_errors(401)  # the refused login
+
+    # The book is one Tab stop (after the market picker and the console link); the arrows
+    # move between levels, asks (highest first) then bids, and the level keeps the focus
+    # while the rows are redrawn.
+    phone.focus("#market")
+    phone.keyboard.press("Tab")
+    phone.keyboard.press("Tab")
+    rows = phone.eval_on_selector_all(
+        "#asks tr[data-price], #bids tr[data-price]", "rs => rs.map(r => r.dataset.price)"
+    )
+    at = active()
+    assert at["price"] in rows and at["tab"] == "0", (at, rows)
+    phone.keyboard.press("ArrowUp")
+    above = rows[max(0, rows.index(at["price"]) - 1)]
+    assert active()["price"] == above, (active(), rows)
+    # Log in with a key from the keyboard: the focus lands in the ticket, and back in the
+    # login form after "Log out".
+    creds = server.new_account(USDT="100")
+    phone.focus("#tab-key")
+    phone.keyboard.press("Enter")
+    phone.keyboard.press("Tab")
+    assert active()["id"] == "api-key", active()
+    phone.keyboard.type(creds.api_key)
+    phone.keyboard.press("Tab")
+    phone.keyboard.type(creds.secret)
+    phone.keyboard.press("Enter")
+    phone.wait_for_selector("#ticket:not([hidden])")
+    assert active()["id"] == "o-price", active()
+    overflow = phone.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{overflow} px wider than the phone, logged in"
     pages.shot(phone, "trade-phone")
+    phone.focus("#logout")
+    phone.keyboard.press("Enter")
+    phone.wait_for_selector("#login:not([hidden])")
+    assert active()["id"] == "api-key", active()
     pages.no_errors()

@@ -147,6 +147,8 @@ export class Account {
   private loggedIn(s?: session.Session): void {
     if (s) this.s = s;
     if (!this.s) return;
+    // Keyboard: the login form is about to hide; focus would fall to the page's start.
+    const fromLogin = $("login").contains(document.activeElement);
     input("password").value = "";
     input("api-secret").value = "";
     say($("login-msg"), "");
@@ -157,6 +159,7 @@ export class Account {
     $("logout").hidden = false;
     $("who").textContent = this.s.label;
     this.ticketFields();
+    if (fromLogin) input("o-price").focus();
     void this.refresh();
     this.stream?.close();
     const who = $("who");
@@ -197,6 +200,7 @@ export class Account {
     $("account-tabs").hidden = true;
     $("logout").hidden = true;
     $("who").textContent = "";
+    input($("login-user").hidden ? "api-key" : "email").focus(); // the button just hid itself
     if (s) await session.logout(s);
   }
 

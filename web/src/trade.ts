@@ -2,7 +2,7 @@
 import "./style.css";
 import { getJson } from "./api";
 import type { Level, LocalBook } from "./book";
-import { type Candle, CandleChart, DepthChart } from "./charts";
+import type { Candle, CandleChart, DepthChart } from "./charts";
 import { sub, trim } from "./decimal";
 import { $, el, rows, say, select, time } from "./dom";
 import { type FeedState, MarketFeed, type TradeMsg } from "./feed";
@@ -21,8 +21,18 @@ class TradePage {
   private symbol = "";
   private drawn = false;
   private interval = "1m";
-  private candles = new CandleChart($("candle-chart"));
-  private depth = new DepthChart($("depth-chart"));
+  private candles: CandleChart | null = null;
+  private depth: DepthChart | null = null;
+  private lastBook: LocalBook | null = null;
+  private bookStop = ""; // price of the level that is the book's tab stop ("" = best bid)
+  /** The charts library is most of the page's script: loaded beside the stream's handshake
+   * and the book snapshot instead of before them (it was parsed and run first, on the path to
+   * the first book). The first book counts as drawn once its rows and its depth chart are. */
+  private readonly chartsLoaded = import("./charts").then(({ CandleChart, DepthChart }) => {
+    this.candles = new CandleChart($("candle-chart"));
+    this.depth = new DepthChart($("depth-chart"));
+    if (this.lastBook) this.scheduleBook(this.lastBook);
+  });
   private trades: TradeMsg[] = [];
   private frame = 0;
   private all: Market[] = [];
@@ -47,6 +57,10 @@ class TradePage {
       $(id).addEventListener("click", pick);
       $(id).addEventListener("keydown", (ev) => {
         if (ev.key === "Enter") pick(ev);
+        else this.bookKeys(ev);
+      });
+      $(id).addEventListener("focusin", (ev) => {
+        this.bookStop = (ev.target as HTMLElement).dataset.price ?? this.bookStop;
       });
     }
     for (const b of $("intervals").querySelectorAll<HTMLButtonElement>("button")) {
@@ -106,20 +120,58 @@ class TradePage {
   }
 
   private renderBook(b: LocalBook): void {
+    // Keyboard: the book is one tab stop (the level last focused, else the best bid) and the
+    // arrow keys move between levels (`bookKeys`); the rows are rebuilt on every update, so a
+    // focused level is focused again in the new rows (the same price, else the same place).
+    const focused = document.activeElement as HTMLElement | null;
+    const was = focused?.closest("#asks, #bids") ? focused : null;
+    const wasIndex = was ? this.bookRows().indexOf(was) : -1;
     const line = (side: string) => ([p, q]: Level) =>
-      el("tr", { class: side, "data-price": p, tabindex: "0" }, el("td", {}, p), el("td", {}, q));
+      el("tr", { class: side, "data-price": p, tabindex: "-1" }, el("td", {}, p), el("td", {}, q));
     const asks = b.asks.top(BOOK_ROWS);
     const bids = b.bids.top(BOOK_ROWS);
     $("asks").replaceChildren(...asks.slice().reverse().map(line("ask")));
     $("bids").replaceChildren(...bids.map(line("bid")));
+    const all = this.bookRows();
+    const stop =
+      all.find((r) => r.dataset.price === (was?.dataset.price ?? this.bookStop)) ??
+      (wasIndex >= 0 ? all[Math.min(wasIndex, all.length - 1)] : undefined) ??
+      ($("bids").querySelector("tr[data-price]") as HTMLElement | null) ??
+      all[all.length - 1];
+    if (stop) {
+      stop.tabIndex = 0;
+      if (was) stop.focus({ preventScroll: true });
+    }
     const spread = asks.length && bids.length ? sub(asks[0][0], bids[0][0]) : "-";
     $("spread").textContent = `spread ${spread}`;
     $("spread").dataset.lastUpdateId = String(b.lastUpdateId);
+    this.lastBook = b;
+    if (!this.depth) return; // drawn when the charts arrive
     this.depth.set(b.bids.top(DEPTH_LEVELS), b.asks.top(DEPTH_LEVELS));
     if (!this.drawn) {
       this.drawn = true;
       performance.mark("kootabase:book-drawn"); // bench/web_pages.py reads it
     }
+  }
+
+  /** Every level row, asks (highest first) then bids: the order the arrow keys follow. */
+  private bookRows(): HTMLElement[] {
+    return [...document.querySelectorAll<HTMLElement>("#asks tr[data-price], #bids tr[data-price]")];
+  }
+
+  /** Up/Down (and Home/End) move the book's focus between levels; the focused level becomes
+   * the book's one tab stop. */
+  private bookKeys(ev: KeyboardEvent): void {
+    const all = this.bookRows();
+    const at = all.indexOf(ev.target as HTMLElement);
+    if (at < 0) return;
+    const to = { ArrowUp: at - 1, ArrowDown: at + 1, Home: 0, End: all.length - 1 }[ev.key];
+    if (to === undefined) return;
+    ev.preventDefault();
+    const next = all[Math.max(0, Math.min(all.length - 1, to))];
+    for (const r of all) r.tabIndex = r === next ? 0 : -1;
+    this.bookStop = next.dataset.price ?? "";
+    next.focus();
   }
 
   private async loadTrades(): Promise<void> {
@@ -162,12 +214,14 @@ class TradePage {
     const data = await getJson<KlineRow[]>("/api/v3/klines", { symbol, interval: iv, limit: "500" });
     if (symbol !== this.symbol || iv !== this.interval) return;
     const candles = data.map((k) => ({ t: k[0], o: k[1], h: k[2], l: k[3], c: k[4], v: k[5] }));
-    this.candles.set(candles);
+    await this.chartsLoaded;
+    if (symbol !== this.symbol || iv !== this.interval) return;
+    this.candles?.set(candles);
     if (candles.length) this.showCandle(candles[candles.length - 1]);
   }
 
   private kline(k: Candle): void {
-    this.candles.update(k);
+    this.candles?.update(k); // before the charts load: dropped, the next update redraws it
     this.showCandle(k);
   }
 
