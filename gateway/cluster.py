@@ -104,9 +104,6 @@ def restore_read_model(gw: Gateway, start: StartPoint) -> None:
     gw.start_point = (start.last_seq, 0)
 
 
-_uploads: set[asyncio.Task[None]] = set()
-
-
 def snapshot_readmodel(gw: Gateway, applied: Applied) -> None:
     """At an engine snapshot point, right after the read model folded it: take the image here
     (between messages), let the history writer copy the index once it covers the point, and
@@ -123,29 +120,18 @@ def snapshot_readmodel(gw: Gateway, applied: Applied) -> None:
     encoded = readmodel.encode(readmodel.image(store, md))
     loop = asyncio.get_running_loop()
     index_db = gw.history.index.db
-    stream_log = bridge.log
+    if bridge.uploader is None:
+        bridge.uploader = clustersnap.Uploader(bridge.log, bridge.stored_readmodels)
+    uploader = bridge.uploader
     stream_seq, last_seq = applied.stream_seq, applied.last_seq
-
-    def upload(data: bytes) -> None:
-        task = loop.create_task(_save(stream_log, stream_seq, data, bridge.stored_readmodels))
-        _uploads.add(task)
-        task.add_done_callback(_uploads.discard)
 
     def on_writer_thread() -> None:  # the index covers last_seq now
         data = clustersnap.encode(
             stream_seq, last_seq, encoded.data, history_image(index_db, last_seq)
         )
-        loop.call_soon_threadsafe(upload, data)
+        loop.call_soon_threadsafe(uploader.offer, stream_seq, data)
 
     gw.history.after(last_seq, on_writer_thread, "cluster_readmodel_snapshot")
-
-
-async def _save(stream_log: StreamLog, stream_seq: int, data: bytes, stored: set[int]) -> None:
-    try:
-        await clustersnap.save(stream_log, stream_seq, data)
-        stored.add(stream_seq)
-    except Exception as exc:  # the next point tries again; start-ups use an older one
-        log.warning("cluster_readmodel_snapshot_not_stored", stream_seq=stream_seq, error=repr(exc))
 
 
 async def attach(gw: Gateway) -> None:

@@ -99,6 +99,8 @@ class ClusterBridge(RequestIntake):
         self._snapshot_every = snapshot_every
         self.stored_readmodels: set[int] = set()
         """Stream sequences with a read-model snapshot stored (`gateway.clustersnap`)."""
+        self.uploader: Any = None
+        """The `gateway.clustersnap.Uploader` once this replica stored a read model."""
         self.follower = Follower(
             replica,
             f"{self.origin:x}",
@@ -147,6 +149,8 @@ class ClusterBridge(RequestIntake):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if self.uploader is not None:
+            await self.uploader.close()
         await self.follower.close()
 
     # ---- submitting -------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import hashlib
 import os
 import sqlite3
@@ -201,6 +202,51 @@ async def save(stream_log: StreamLog, stream_seq: int, data: bytes) -> str | Non
     await store.put(name, data)
     log.info("cluster_readmodel_snapshot_stored", name=name, bytes=len(data))
     return name
+
+
+class Uploader:
+    """Stores read-model objects one at a time, newest first: a point that arrives while another
+    is uploading replaces any point still waiting (a start-up needs only the newest pair, and a
+    replica catching up passes many points in a burst that timed out when stored at once).
+    A failed store is retried a few times, then left to the next point."""
+
+    ATTEMPTS: Final = 3
+
+    def __init__(self, stream_log: StreamLog, stored: set[int]) -> None:
+        self.stream_log = stream_log
+        self.stored = stored
+        self._next: tuple[int, bytes] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def offer(self, stream_seq: int, data: bytes) -> None:
+        self._next = (stream_seq, data)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="rm-upload")
+
+    async def _run(self) -> None:
+        while self._next is not None:
+            stream_seq, data = self._next
+            self._next = None
+            for attempt in range(1, self.ATTEMPTS + 1):
+                try:
+                    await save(self.stream_log, stream_seq, data)
+                except Exception as exc:
+                    log.warning(
+                        "cluster_readmodel_snapshot_not_stored",
+                        stream_seq=stream_seq,
+                        attempt=attempt,
+                        error=repr(exc),
+                    )
+                    await asyncio.sleep(0.5 * attempt)
+                    continue
+                self.stored.add(stream_seq)
+                break
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
 
 
 async def _names(stream_log: StreamLog) -> list[str]:
