@@ -10,6 +10,7 @@ acknowledged only with an ``orderId``; a dropped connection or a 5xx is "status 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import itertools
 import os
@@ -139,19 +140,39 @@ class Load:
     """Orders whose outcome the client was not told (5xx, or the connection dropped)."""
     refused: list[tuple[str, int]] = field(default_factory=list)
     switches: int = 0
+    resume_after: list[float] | None = None
+    """Set to a list that will hold the time of a failure (a kill): the load then runs past its
+    ``seconds`` until acknowledgements have flowed again for `RESUMED_S` after that time (at
+    most ``max_seconds``), so a pause that ends late is measured instead of cut off."""
+    max_seconds: float = 30.0
+    RESUMED_S = 1.0
 
     async def run(self, seconds: float) -> None:
-        stop = time.monotonic() + seconds
-        await asyncio.gather(*(self._client(i, stop) for i in range(self.clients)))
+        start = time.monotonic()
+        self._stop = start + seconds
+        self._hard_stop = start + max(seconds, self.max_seconds)
+        await asyncio.gather(*(self._client(i) for i in range(self.clients)))
 
-    async def _client(self, i: int, stop: float) -> None:
+    def _running(self) -> bool:
+        now = time.monotonic()
+        if now < self._stop:
+            return True
+        if now >= self._hard_stop or self.resume_after is None:
+            return False
+        if not self.resume_after:
+            return True  # the failure has not happened yet
+        # ack_times grows in time order (one loop): the first acknowledgement after the failure
+        k = bisect.bisect_right(self.ack_times, self.resume_after[0])
+        return k == len(self.ack_times) or now - self.ack_times[k] < self.RESUMED_S
+
+    async def _client(self, i: int) -> None:
         n = 0
         url_index = i % len(self.urls)
-        while time.monotonic() < stop:
+        while self._running():
             url = self.urls[url_index]
             try:
                 async with WsApiClient.connect(url, self.creds, open_timeout=2) as c:
-                    while time.monotonic() < stop:
+                    while self._running():
                         n += 1
                         cid = f"c{i}-{n}"
                         try:
