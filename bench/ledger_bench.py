@@ -27,13 +27,13 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import asyncpg
 import msgspec
 
 from bench.engine_bench import machine_info
 from bench.workloads import workload_b
 from engine.core.compiled import CompiledEngine
 from engine.schema import Posting
+from ledger.pg.connect import connect as pg_connect
 from ledger.pg.projector import Projector
 from ledger.source import Chunk
 
@@ -71,7 +71,7 @@ def make_chunks(seed: int, commands: int, chunk_commands: int) -> tuple[list[Chu
 
 
 async def _project(dsn: str, chunks: list[Chunk]) -> tuple[float, str, tuple[int, int, int]]:
-    admin = await asyncpg.connect(dsn)
+    admin = await pg_connect(dsn)
     name = f"kootabase_bench_{secrets.token_hex(4)}"
     await admin.execute(f"CREATE DATABASE {name}")
     try:
@@ -129,8 +129,13 @@ def run(
     )
 
 
+async def _check_dsn(dsn: str) -> None:
+    await (await pg_connect(dsn)).close()
+
+
 def run_cli(args: argparse.Namespace) -> int:
     """Entry point of ``kootabase bench ledger`` (see gateway/clibench.py)."""
+    asyncio.run(_check_dsn(args.dsn))  # a wrong DSN in one line, before the workload is built
     result = run(args.dsn, args.seed, args.commands or DEFAULT_COMMANDS, args.chunk)
     machine = machine_info()
     if args.json:

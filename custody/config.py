@@ -68,15 +68,16 @@ def parse_config(data: dict[str, Any], data_dir: Path) -> CustodyConfig:
     return CustodyConfig(data_dir / data.get("store", "custody.sqlite"), nodes, assets)
 
 
-def load_config(path: Path, data_dir: Path) -> CustodyConfig:
-    """Read and check a custody TOML file; an ordinary mistake in it is one `UserError`."""
+def load_config(path: Path, data_dir: Path, *, flag: str = "--config") -> CustodyConfig:
+    """Read and check a custody TOML file; an ordinary mistake in it is one `UserError`
+    (``flag``: the option that names the file, for the hint)."""
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError:
         raise UserError(
             f"custody config {path} does not exist",
-            hint="pass --config FILE (docs/custody.md has a sample)",
+            hint=f"pass {flag} FILE (docs/custody.md has a sample)",
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"custody config {path} is not valid TOML: {exc}") from None

@@ -28,6 +28,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import api
 from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError as JsNotFound
 
 from engine.replica import FORMAT_HEADER, StreamMessage
 from engine.usererror import UserError
@@ -195,7 +196,13 @@ class StreamLog:
                 await self.ensure_stream()
                 await self.ensure_buckets()
             else:
-                await self.js.stream_info(spec.name)
+                try:
+                    await self.js.stream_info(spec.name)
+                except JsNotFound:
+                    raise UserError(
+                        f"stream {spec.name} does not exist on NATS at {','.join(options.servers)}",
+                        hint="check --stream and --nats (a gateway started with --nats creates it)",
+                    ) from None
         except BaseException:
             await nc.close()
             raise

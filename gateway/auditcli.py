@@ -98,7 +98,7 @@ def _stream_chain(args: argparse.Namespace, seqs: list[int]) -> tuple[object, di
         raise UserError(str(exc), exit_code=2) from None
 
     async def run() -> tuple[object, dict[int, object]]:
-        log = await StreamLog.connect(options, spec)
+        log = await StreamLog.connect(options, spec, create=False)  # read-only: never creates
         try:
             return await stream_chain(log, seqs)
         finally:

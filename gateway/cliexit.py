@@ -8,6 +8,9 @@
 - a closed stdout (``kootabase ledger balances ... | head``) ends quietly with 141, the status of
   a process killed by SIGPIPE, like every Unix filter;
 - Ctrl-C ends quietly with 130;
+- an `OSError` about a named file (a data directory that is a file, a path without permission,
+  a full or read-only disk) is the environment, not a bug: one line naming the path and the
+  system's reason, exit 1 (``--log-level debug`` keeps the traceback);
 - anything else is a bug and keeps its traceback (that is what a bug report needs).
 """
 
@@ -76,7 +79,22 @@ def run_command(handler: Callable[[argparse.Namespace], int], args: argparse.Nam
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BaseException as exc:
-        user = _user_error(exc)
+        user = _user_error(exc) or _file_error(exc, args)
         if user is None:
             raise
         return fail(command_name(args), user)
+
+
+def _file_error(exc: BaseException, args: argparse.Namespace) -> UserError | None:
+    """The one line for an `OSError` on a named path (see the module docstring)."""
+    if isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        return _file_error(exc.exceptions[0], args)
+    if not isinstance(exc, OSError) or exc.filename is None:
+        return None
+    if getattr(args, "log_level", None) == "debug":
+        return None
+    reason = exc.strerror or type(exc).__name__
+    return UserError(
+        f"{exc.filename}: {reason}",
+        hint="check the path (--data-dir, --journal, ...) and its permissions",
+    )

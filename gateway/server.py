@@ -267,13 +267,18 @@ def _serve(
         from backoffice.aml.rules import load_rules
 
         aml_rules = load_rules(aml_rules)
+    custody = getattr(args, "custody_config", None)
+    if custody is not None:  # read before the node opens: a typo must not start an exchange
+        from custody.config import load_config
+
+        custody = load_config(Path(custody), data_dir, flag="--custody-config")
     config = GatewayConfig(
         data_dir=data_dir,
         fsync=not args.no_fsync,
         cluster=cluster,
         limits=limits,
         master_key_file=getattr(args, "master_key_file", None),
-        custody=getattr(args, "custody_config", None),
+        custody=custody,
         custody_signer=getattr(args, "custody_signer", False),
         history_memory_orders=getattr(args, "history_memory_orders", 50_000),
         history_retention_days=getattr(args, "history_retention_days", 90),

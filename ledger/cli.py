@@ -54,23 +54,21 @@ def parse_time_ns(text: str) -> int:
 
 
 def _window(args: argparse.Namespace) -> Window:
+    end = Window().high
     if args.from_time is not None or args.to_time is not None:
         if args.from_seq is not None or args.to_seq is not None:
             raise UserError(
                 "give sequences (--from/--to) or times (--from-time/--to-time), not both"
             )
-        window = Window(
-            "ts",
-            parse_time_ns(args.from_time) if args.from_time else 0,
-            parse_time_ns(args.to_time) if args.to_time else Window().high,
-        )
+        by = "ts"
+        low = parse_time_ns(args.from_time) if args.from_time else 0
+        high = parse_time_ns(args.to_time) if args.to_time else end
     else:
-        window = Window(
-            "seq", args.from_seq or 0, args.to_seq if args.to_seq is not None else Window().high
-        )
-    if window.low > window.high:
-        raise UserError(f"the window is reversed: from {window.low} is after to {window.high}")
-    return window
+        by, low, high = "seq", args.from_seq or 0, end if args.to_seq is None else args.to_seq
+    if low > high:  # checked here: `Window` asserts it as an invariant (a traceback)
+        given = (args.from_time, args.to_time) if by == "ts" else (low, high)
+        raise UserError(f"the window is reversed: from {given[0]} is after to {given[1]}")
+    return Window(by, low, high)
 
 
 @dataclass(frozen=True, slots=True)

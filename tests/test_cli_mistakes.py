@@ -1,0 +1,101 @@
+"""More ordinary mistakes at the ``kootabase`` command line, one per subcommand family that
+`tests/test_cli_errors.py` did not reach: one line on stderr, no traceback, a non-zero exit,
+and nothing created by a command that only reads."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import nats
+import pytest
+from nats.js.errors import NotFoundError
+
+from tests.custody_nodes import free_port
+from tests.test_cli_errors import assert_one_line, demo_dir, run_cli  # noqa: F401
+
+NATS = "nats://127.0.0.1:4222"
+
+
+async def _stream_exists(name: str) -> bool:
+    nc = await nats.connect(NATS)
+    try:
+        await nc.jetstream().stream_info(name)
+        return True
+    except NotFoundError:
+        return False
+    finally:
+        await nc.close()
+
+
+def test_a_missing_stream_is_one_line_for_every_command_and_none_creates_it(
+    demo_dir: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A typo in --stream: `journal export`, `marketdata`, `replay`, `audit verify|anchor` and
+    `ledger sync` said so in a traceback (NotFoundError), or, for the audit commands, created
+    the mistyped stream and reported its empty chain as verified."""
+    stream = f"NO_SUCH_{uuid.uuid4().hex[:8]}"
+    nats_args = ("--nats", NATS, "--stream", stream)
+    commands = [
+        ("journal", "export", *nats_args, "--journal", str(tmp_path / "exported")),
+        ("marketdata", *nats_args, "--port", str(free_port())),
+        ("replay", *nats_args),
+        ("audit", "verify", *nats_args),
+        ("audit", "anchor", *nats_args),
+        ("ledger", "sync", "--dsn", "postgresql://postgres@127.0.0.1:5432/postgres", *nats_args),
+    ]
+    for argv in commands:
+        line = assert_one_line(run_cli(*argv), f"stream {stream} does not exist", "--stream")
+        assert line.startswith(f"kootabase {argv[0]}"), line
+    assert not asyncio.run(_stream_exists(stream))
+
+
+@pytest.mark.parametrize(
+    "window",
+    [("--from", "10", "--to", "5"), ("--from-time", "2030-01-01", "--to-time", "2020-01-01")],
+)
+def test_ledger_statement_with_a_reversed_window(
+    demo_dir: Path,  # noqa: F811
+    window: tuple[str, ...],
+) -> None:
+    journal = str(demo_dir / "journal")
+    proc = run_cli("ledger", "statement", "--journal", journal, "--account", "1", *window)
+    assert_one_line(proc, "the window is reversed", f"from {window[1]} is after to {window[3]}")
+
+
+def test_a_data_dir_that_is_a_file_or_unwritable_is_one_line(tmp_path: Path) -> None:
+    """An OSError on a path the user named is the environment, not a bug: one line."""
+    a_file = tmp_path / "not-a-dir"
+    a_file.write_text("x")
+    proc = run_cli("serve", "--data-dir", str(a_file), "--port", str(free_port()))
+    line = proc.stderr.splitlines()[-1]  # after serve's effective-config log line
+    assert "Traceback" not in proc.stderr and proc.returncode == 1, proc.stderr
+    assert line.startswith("kootabase serve:") and str(a_file) in line, line
+    assert "Not a directory" in line and "--data-dir" in line, line
+
+
+def test_serve_with_a_missing_custody_config_starts_nothing(tmp_path: Path) -> None:
+    """The custody file is read before the node opens: a typo in --custody-config used to
+    create a new exchange (journal, demo markets) in the data directory before failing, with a
+    hint naming custody's own --config."""
+    data_dir = tmp_path / "fresh"
+    missing = tmp_path / "custdy.toml"
+    proc = run_cli(
+        "serve", "--data-dir", str(data_dir), "--custody-config", str(missing), "--port", "0"
+    )
+    assert "Traceback" not in proc.stderr and proc.returncode == 1, proc.stderr
+    line = proc.stderr.splitlines()[-1]
+    assert f"custody config {missing} does not exist" in line, line
+    assert "pass --custody-config FILE" in line, line
+    assert not data_dir.exists()
+
+
+def test_bench_ledger_with_a_wrong_dsn_is_one_line_before_the_workload() -> None:
+    name = f"kb_missing_{uuid.uuid4().hex[:8]}"
+    dsn = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    assert_one_line(run_cli("bench", "ledger", "--dsn", dsn), "does not exist", "createdb")
+    port = free_port()
+    dsn = f"postgresql://postgres@127.0.0.1:{port}/x"
+    assert_one_line(run_cli("bench", "ledger", "--dsn", dsn), "cannot connect", "refused")
