@@ -38,3 +38,34 @@ def test_exposition_is_cumulative_with_le_bounds() -> None:
     assert 'kb_test_seconds_bucket{le="+Inf"} 3.0' in text
     assert "kb_test_seconds_count 3.0" in text
     assert "kb_test_seconds_sum 3.25" in text
+
+
+def test_marketdata_lag_is_measured_from_the_event_to_the_write() -> None:
+    """The hub reports, per flush, the time from each message's engine timestamp to its write
+    (to a real socket): none for timer messages (no event time) or streams nobody reads."""
+    import asyncio
+    import socket
+    import time
+
+    from marketdata.fanout import Hub, Subscriber
+
+    async def scenario() -> list[float]:
+        ours, theirs = socket.socketpair()
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_connection(asyncio.Protocol, sock=ours)
+        hub, lags = Hub(), []
+        hub.on_lag = lags.extend
+        sub = Subscriber(transport, combined=True)  # type: ignore[arg-type]
+        hub.set_streams(sub, {"btcusdt@trade", "btcusdt@kline_1m"})
+        event_ns = time.time_ns() - 50_000_000  # the engine stamped it 50 ms ago
+        hub.publish("btcusdt@trade", b"{}", event_ns)
+        hub.publish("btcusdt@kline_1m", b"{}")  # a timer's message: no event time
+        hub.publish("ethusdt@trade", b"{}", event_ns)  # nobody reads it
+        await asyncio.sleep(0.01)
+        assert theirs.recv(4096).count(b'"stream"') == 2  # both subscribed messages written
+        transport.close()
+        theirs.close()
+        return lags
+
+    (lag,) = asyncio.run(scenario())
+    assert 0.05 <= lag < 1.0, lag

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
@@ -547,4 +548,43 @@ def test_phone_viewport_and_keyboard(server: ServerThread, pages: Pages) -> None
     phone.keyboard.press("Enter")
     phone.wait_for_selector("#login:not([hidden])")
     assert active()["id"] == "api-key", active()
+    pages.no_errors()
+
+
+def test_email_login_keys_end_with_their_session(
+    server: ServerThread, pages: Pages, state: dict[str, Any]
+) -> None:
+    """An email login signs with a session key: a reload keeps it, a second tab gets its own,
+    and "Log out" revokes the tab's key on the server (the other tab's stays)."""
+    from backoffice.routes import BACKOFFICE_KEY
+
+    seller = state["seller"]
+
+    def key_of(page: Any) -> str:
+        stored = page.evaluate("sessionStorage.getItem('kootabase.session')")
+        return str(json.loads(stored)["apiKey"])
+
+    first = key_of(seller)
+    seller.reload()
+    seller.wait_for_selector("#ticket:not([hidden])")
+    assert key_of(seller) == first
+    other = pages.open("/?symbol=BTCUSDT")
+    other.fill("#email", "ada@example.com")
+    other.fill("#password", PASSWORD)
+    other.click("#do-login")
+    other.wait_for_selector("#ticket:not([hidden])")
+    second = key_of(other)
+    assert second != first
+    bo = server.running.runner.app[BACKOFFICE_KEY]
+    bound = server.call(bo.store.db.fetch("SELECT api_key FROM bo_session_keys"))
+    assert {first, second} <= {r["api_key"] for r in bound}
+    assert server.gw.keys.get(first) is not None and server.gw.keys.get(second) is not None
+    seller.click("#logout")
+    seller.wait_for_selector("#login:not([hidden])")
+    deadline = time.monotonic() + 10
+    while server.gw.keys.get(first) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.gw.keys.get(first) is None, "the logged-out tab's key is still active"
+    assert server.gw.keys.get(second) is not None
+    other.wait_for_selector("#balances tr[data-asset='USDT']")
     pages.no_errors()
