@@ -14,8 +14,9 @@ each role gets only the subjects its code uses (listed per call site below). A p
   snapshots; it never publishes commands and never writes a snapshot (a compromised market-data
   host must not be able to offer every replica a state to start from).
 * ``gateway`` (and ``journal import``): a replica that also publishes command batches, stores
-  engine and read-model snapshots (`engine.snapstore`, `gateway.clustersnap`), and creates the
-  stream and its two buckets when they do not exist yet.
+  engine and read-model snapshots and prunes old read-model ones (`engine.snapstore`,
+  `gateway.clustersnap`), and creates the stream and its two buckets when they do not exist
+  yet.
 * ``admin``: no limits; the operator's own user for administration (deleting or purging
   streams, editing buckets), never given to a process.
 
@@ -85,6 +86,7 @@ def _gateway(stream: str) -> list[str]:
         *_replica(stream),
         subject,  # publish command batches
         f"$O.{obj}.>",  # store a snapshot (chunks, then its meta)
+        f"{API}.STREAM.PURGE.OBJ_{obj}",  # prune old read-model snapshots (their chunks)
         f"{API}.STREAM.CREATE.{name}",  # the first gateway creates the stream and buckets
         f"{API}.STREAM.CREATE.KV_{kv}",
         f"{API}.STREAM.CREATE.OBJ_{obj}",

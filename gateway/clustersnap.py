@@ -58,6 +58,10 @@ MAGIC: Final = b"KBG1"
 FORMAT_VERSION: Final = 1
 HEADER: Final = struct.Struct("<4sHQQ32s")
 SUFFIX: Final = ".readmodel"
+KEEP: Final = 3
+"""Read-model objects kept (newest first): each carries the whole history index, so keeping
+every one would grow the bucket with the square of the history. Older engine snapshots stay
+(small; the ledger projector starts from one at or before its checkpoint)."""
 
 
 class ReadModelObject(msgspec.Struct, array_like=True, frozen=True):
@@ -240,6 +244,8 @@ class Uploader:
                     await asyncio.sleep(0.5 * attempt)
                     continue
                 self.stored.add(stream_seq)
+                with contextlib.suppress(Exception):  # another gateway may be pruning too
+                    await prune(self.stream_log)
                 break
 
     async def close(self) -> None:
@@ -247,6 +253,18 @@ class Uploader:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+
+
+async def prune(stream_log: StreamLog, keep: int = KEEP) -> list[str]:
+    """Delete all but the newest ``keep`` read-model objects; returns the names deleted."""
+    assert keep >= 1
+    old = [n for n in await _names(stream_log) if n.endswith(SUFFIX)][:-keep]
+    if old:
+        store = await snapshot_bucket(stream_log, create=False)
+        for name in old:
+            await store.delete(name)
+        log.info("cluster_readmodel_snapshots_pruned", names=old)
+    return old
 
 
 async def _names(stream_log: StreamLog) -> list[str]:

@@ -146,6 +146,11 @@ def test_cold_replicas_start_from_readmodel_snapshots(tmp_path: Path) -> None:
         assert last.start_point == (0, 0) and last.bridge.follower.snapshot_stream_seq == 0
         assert _answers(last) == want
 
+        # pruning keeps the newest read-model objects only (each holds the whole history index)
+        assert await clustersnap.prune(writer, keep=1) == [
+            clustersnap.readmodel_name(CHECKPOINT_EVERY)
+        ]
+        assert await clustersnap.stored_points(writer) == {2 * CHECKPOINT_EVERY}
         for run in (warm_run, full_run, cold_run, older_run, last_run):
             await run.runner.cleanup()
         await writer.close()
