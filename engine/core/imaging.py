@@ -64,6 +64,7 @@ from engine.core.layout import (
     unpack_flags,
 )
 from engine.core.money import required_buy
+from engine.core.restoreorders import load_columns
 from engine.core.triggers import falls, note_gtd, pending_trigger, trigger_book
 from engine.schema import (
     FORMAT_VERSION,
@@ -392,43 +393,48 @@ def restore_image(eng: CompiledEngine, image: StateImage) -> None:
         a.acct[f.account_id, A_FROZEN] = int(f.frozen)
         a.acct[f.account_id, A_TIER] = f.tier + 1
     n = len(image.orders)
-    cols = np.zeros((n, 14), dtype=np.int64)
-    held: dict[tuple[int, int], int] = {}
-    for r, o in enumerate(image.orders):
-        m = o.market_id
-        if not (0 <= m < eng.config.max_markets and a.mkt[m, M_EXISTS]):
-            raise ValueError(f"order {o.order_id}: unknown market {m}")
-        if not eng._account_exists(o.account_id):
-            raise ValueError(f"order {o.order_id}: unknown account {o.account_id}")
-        tick, lot = eng._ticks[m], eng._lots[m]
-        if o.price_atoms % tick or o.qty_atoms % lot or o.qty_atoms <= 0 or o.price_atoms <= 0:
-            raise ValueError(f"order {o.order_id}: price or quantity off the market grid")
-        p, q = o.price_atoms // tick, o.qty_atoms // lot
-        row = a.mkt[m]
-        if o.side == 0:
-            commitment = int(required_buy(p, q, int(row[M_QTL]), int(row[M_WORST_PPM])))
-            asset = int(row[M_QUOTE])
-        else:
-            commitment, asset = q * lot, int(row[M_BASE])
-        if o.hold_atoms != commitment:
-            raise ValueError(f"order {o.order_id}: hold {o.hold_atoms} != {commitment}")
-        held[(o.account_id, asset)] = held.get((o.account_id, asset), 0) + o.hold_atoms
-        cols[r] = (
-            o.order_id,
-            o.account_id,
-            m,
-            o.side,
-            o.order_type,
-            p,
-            q,
-            o.hold_atoms,
-            o.client_order_id,
-            o.time_in_force,
-            o.expire_at_ns,
-            o.stp_mode,
-            o.display_qty_atoms // lot,
-            o.visible_qty_atoms // lot,
-        )
+    held: dict[tuple[int, int], int]
+    bulk = load_columns(eng, image.orders)  # None: an order fails a check, the loop names it
+    if bulk is not None:
+        cols, held = bulk
+    else:
+        cols = np.zeros((n, 14), dtype=np.int64)
+        held = {}
+        for r, o in enumerate(image.orders):
+            m = o.market_id
+            if not (0 <= m < eng.config.max_markets and a.mkt[m, M_EXISTS]):
+                raise ValueError(f"order {o.order_id}: unknown market {m}")
+            if not eng._account_exists(o.account_id):
+                raise ValueError(f"order {o.order_id}: unknown account {o.account_id}")
+            tick, lot = eng._ticks[m], eng._lots[m]
+            if o.price_atoms % tick or o.qty_atoms % lot or o.qty_atoms <= 0 or o.price_atoms <= 0:
+                raise ValueError(f"order {o.order_id}: price or quantity off the market grid")
+            p, q = o.price_atoms // tick, o.qty_atoms // lot
+            row = a.mkt[m]
+            if o.side == 0:
+                commitment = int(required_buy(p, q, int(row[M_QTL]), int(row[M_WORST_PPM])))
+                asset = int(row[M_QUOTE])
+            else:
+                commitment, asset = q * lot, int(row[M_BASE])
+            if o.hold_atoms != commitment:
+                raise ValueError(f"order {o.order_id}: hold {o.hold_atoms} != {commitment}")
+            held[(o.account_id, asset)] = held.get((o.account_id, asset), 0) + o.hold_atoms
+            cols[r] = (
+                o.order_id,
+                o.account_id,
+                m,
+                o.side,
+                o.order_type,
+                p,
+                q,
+                o.hold_atoms,
+                o.client_order_id,
+                o.time_in_force,
+                o.expire_at_ns,
+                o.stp_mode,
+                o.display_qty_atoms // lot,
+                o.visible_qty_atoms // lot,
+            )
     slots = np.zeros(n, dtype=np.int64)
     load_orders(eng._st, cols, slots)
     pcols = np.zeros((len(image.conditional_orders), 17), dtype=np.int64)
