@@ -88,12 +88,11 @@ def load_columns(
     if (hold != commitment).any():
         return None
     asset = np.where(buy, rows[:, M_QUOTE], rows[:, M_BASE])
-    pairs, inverse = np.unique(np.stack([acc, asset], axis=1), axis=0, return_inverse=True)
-    sums = np.zeros(len(pairs), dtype=np.int64)
-    np.add.at(sums, inverse.ravel(), hold)
-    held = {
-        (int(x), int(y)): int(s) for (x, y), s in zip(pairs.tolist(), sums.tolist(), strict=True)
-    }
+    assets = cfg.max_assets
+    keys, inverse = np.unique(acc * assets + asset, return_inverse=True)  # acc >= 1, asset < max
+    sums = np.zeros(len(keys), dtype=np.int64)
+    np.add.at(sums, inverse, hold)
+    held = {(k // assets, k % assets): s for k, s in zip(keys.tolist(), sums.tolist(), strict=True)}
     cols = np.empty((n, LOAD_COLUMNS), dtype=np.int64)
     cols[:, :5] = raw[:, :5]
     cols[:, 5], cols[:, 6] = p, q
