@@ -1,6 +1,6 @@
 """The staff audit log, read from the journal: every journaled command that names a staff
-member (SetAccountFrozen, SetAccountTier, SetMarketState, WithdrawalDecision, and CreateMarket
-when staff made it), in journal order.
+member (SetAccountFrozen, SetAccountTier, SetMarketState, WithdrawalDecision; CreateMarket,
+CreateAsset and fiat Deposits when staff made them), in journal order.
 
 Nothing here is kept apart from the journal, so the log says exactly what the book of record
 says and replay reproduces it. A query scans forward from ``from_seq`` and stops after
@@ -15,7 +15,9 @@ from typing import Any, Final
 import msgspec
 
 from engine.schema import (
+    CreateAsset,
     CreateMarket,
+    Deposit,
     MarketState,
     SetAccountFrozen,
     SetAccountTier,
@@ -33,6 +35,8 @@ _NAMES: Final = (
     "SetMarketState",
     "WithdrawalDecision",
     "CreateMarket",
+    "CreateAsset",
+    "Deposit",
 )
 _TAGS: Final = tuple(msgspec.msgpack.encode(name) for name in _NAMES)
 
@@ -88,6 +92,20 @@ def read_staff_actions(
                 continue
             wire = c.symbol.replace("-", "").upper()
             entry |= {"action": "create_market", "staff_id": c.staff_id, "symbol": wire}
+        elif isinstance(c, CreateAsset):
+            if not c.staff_id:
+                continue
+            entry |= {"action": "create_asset", "staff_id": c.staff_id, "symbol": c.symbol}
+        elif isinstance(c, Deposit):
+            if not c.approved_by:  # custody's and operators' credits: not a staff action
+                continue
+            entry |= {
+                "action": "fiat_deposit",
+                "staff_id": c.approved_by,
+                "recorded_by": c.recorded_by,
+                "account_id": c.account_id,
+                "note": c.deposit_key,
+            }
         elif isinstance(c, WithdrawalDecision):
             entry |= {
                 "action": "approve_withdrawal" if c.approve else "reject_withdrawal",

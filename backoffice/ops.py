@@ -312,10 +312,11 @@ def setup(app: web.Application, bo: Backoffice) -> Ops:
     add("POST", f"{PREFIX}/markets/{{symbol}}/state", r("markets.set_state", ops.market_state))
     audit_query = ("from_seq", "limit", "account_id", "staff_id")
     add("GET", f"{PREFIX}/audit", r("audit.read", ops.audit, audit_query))
-    from backoffice import opskyc, opsmarkets, opsmoney, opsrecon
+    from backoffice import opsfiat, opskyc, opsmarkets, opsmoney, opsrecon
 
     opsmoney.setup(app, ops)
     opskyc.setup(app, ops)
     opsmarkets.setup(app, ops)
     opsrecon.setup(app, ops)
+    opsfiat.setup(app, ops)
     return ops

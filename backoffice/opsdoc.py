@@ -76,12 +76,15 @@ AUDIT_ENTRY: Final = {
                 "approve_withdrawal",
                 "reject_withdrawal",
                 "create_market",
+                "create_asset",
+                "fiat_deposit",
             ],
         },
         "staff_id": STR,
         "account_id": _int(1),
         "withdrawal_id": _int(1),
         "note": STR,
+        "recorded_by": STR,
         "tier": _int(),
         "symbol": STR,
         "state": {},
@@ -161,13 +164,14 @@ def operations(symbols: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
     account = _path("account_id", _int(1, (1 << 63) - 1))
     empty = _json_body({"type": "object", "maxProperties": 0})
     summary = _obj(**SUMMARY_PROPS)
-    from backoffice import opskycdoc, opsmarketsdoc, opsmoneydoc, opsrecon
+    from backoffice import opsfiatdoc, opskycdoc, opsmarketsdoc, opsmoneydoc, opsrecon
 
     described_apart = (
         opsmoneydoc.operations(p)
         | opskycdoc.operations(p)
         | opsmarketsdoc.operations(p)
         | opsrecon.operations(p)
+        | opsfiatdoc.operations(p)
     )
     return described_apart | {
         ("POST", f"{p}/auth/login"): _operation(

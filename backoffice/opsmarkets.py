@@ -1,9 +1,10 @@
-"""The operator API's market creation (``POST /ops/v1/markets``): a journaled ``CreateMarket``
-naming the admin who made it, then (unless the market opens at once) the journaled
-``SetMarketState`` it starts in, HALTED by default, so a new market can be announced and
-checked before anything trades. Everything downstream (the read model, market data, history,
-the ledger) learns of the market from the engine's ``MarketCreated`` event, as for the markets
-made at a data directory's start.
+"""The operator API's asset and market creation (``POST /ops/v1/assets``, ``/markets``).
+
+A market is a journaled ``CreateMarket`` naming the admin who made it, then (unless the
+market opens at once) the journaled ``SetMarketState`` it starts in, HALTED by default, so a
+new market can be announced and checked before anything trades. Everything downstream (the
+read model, market data, history, the ledger) learns of the market from the engine's
+``MarketCreated`` event, as for the markets made at a data directory's start.
 
 Amounts are decimals in the assets' units (``tick_size`` and ``min_notional`` in the quote
 asset, ``lot_size`` and ``max_order_qty`` in the base asset), converted to atoms exactly (too
@@ -14,6 +15,7 @@ much precision is refused, never rounded). Described in ``/openapi.json`` by
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
@@ -21,12 +23,14 @@ from aiohttp import web
 from backoffice import errors
 from backoffice.errors import BackofficeError
 from backoffice.staff import StaffSession
-from engine.schema import CreateMarket, MarketState, SetMarketState
+from engine.schema import CreateAsset, CreateMarket, MarketState, SetMarketState
 
 if TYPE_CHECKING:
     from backoffice.ops import Ops
 
 MARKET_EXISTS: Final = "MARKET_EXISTS"
+ASSET_EXISTS: Final = "ASSET_EXISTS"
+_ASSET_SYMBOL: Final = re.compile(r"[A-Z][A-Z0-9]{1,11}")
 UNKNOWN_ASSET: Final = "UNKNOWN_ASSET"
 REQUIRED: Final = ("base", "quote", "tick_size", "lot_size", "min_notional")
 OPTIONAL: Final = {
@@ -113,10 +117,40 @@ class MarketRoutes:
                 seq = await self.ops._journal(state_cmd)
         return {"symbol": wire, "market_id": market_id, "state": state, "seq": seq}
 
+    async def create_asset(self, request: web.Request, session: StaffSession) -> Any:
+        """A new asset (journaled ``CreateAsset`` naming the admin): ``symbol`` (2-12 capitals
+        and digits), ``decimals`` (0-18; atoms per unit = 10**decimals). Money in it arrives
+        only through a journaled deposit: custody's watcher for a coin it is configured for,
+        the fiat rail (`backoffice.fiat`) for a fiat currency."""
+        from backoffice.routes import _body
+
+        body = await _body(request)
+        if set(body) != {"symbol", "decimals"}:
+            raise errors.bad_request("the body is symbol and decimals")
+        symbol, decimals = body["symbol"], body["decimals"]
+        if not isinstance(symbol, str) or not _ASSET_SYMBOL.fullmatch(symbol):
+            raise errors.bad_request("symbol is 2..12 capital letters and digits")
+        if type(decimals) is not int or not 0 <= decimals <= 18:
+            raise errors.bad_request("decimals must be an integer 0..18")
+        store = self.ops.gw.store
+        async with self._creating:
+            if any(a.symbol == symbol for a in store.assets.values()):
+                raise BackofficeError(409, ASSET_EXISTS, f"an asset {symbol} exists")
+            asset_id = max(store.assets, default=-1) + 1
+            command = CreateAsset(
+                asset_id=asset_id,
+                symbol=symbol,
+                decimals=decimals,
+                staff_id=session.staff.staff_id,
+            )
+            seq = await self.ops._journal(command)
+        return {"symbol": symbol, "asset_id": asset_id, "decimals": decimals, "seq": seq}
+
 
 def setup(app: web.Application, ops: Ops) -> MarketRoutes:
     from backoffice.ops import PREFIX
 
     m = MarketRoutes(ops)
     app.router.add_route("POST", f"{PREFIX}/markets", ops.route("markets.create", m.create))
+    app.router.add_route("POST", f"{PREFIX}/assets", ops.route("assets.create", m.create_asset))
     return m

@@ -59,4 +59,36 @@ def operations(p: str) -> dict[tuple[str, str], dict[str, Any]]:
         statuses={404, 409},
     )
     op["x-requires"] = "market-creation"
-    return {("POST", path): op}
+    assets = f"{p}/assets"
+    asset_op = _operation(
+        "POST",
+        assets,
+        "Create an asset (journaled CreateAsset naming the staff id); money in it arrives only "
+        "by a journaled deposit (custody's watcher, or the fiat rail for a fiat currency)",
+        "assets.create",
+        {
+            "type": "object",
+            "required": ["symbol", "asset_id", "decimals", "seq"],
+            "properties": {
+                "symbol": STR,
+                "asset_id": _int(0),
+                "decimals": _int(0, 18),
+                "seq": _int(1),
+            },
+        },
+        body=_json_body(
+            {
+                "type": "object",
+                "required": ["symbol", "decimals"],
+                "additionalProperties": False,
+                "properties": {
+                    "symbol": {"type": "string", "pattern": "^[A-Z][A-Z0-9]{1,11}$"},
+                    "decimals": _int(0, 18),
+                },
+            },
+            {"symbol": "USD", "decimals": 2},
+        ),
+        statuses={409},
+    )
+    asset_op["x-requires"] = "market-creation"
+    return {("POST", path): op, ("POST", assets): asset_op}

@@ -142,4 +142,22 @@ TABLES: Final[tuple[str, ...]] = (
     "CREATE INDEX IF NOT EXISTS bo_kyc_user ON bo_kyc_submissions (user_id, submitted_ms)",
     "CREATE UNIQUE INDEX IF NOT EXISTS bo_kyc_one_open ON bo_kyc_submissions (user_id) "
     "WHERE status IN ('pending', 'approving')",
+    # Fiat deposits recorded by finance (backoffice/fiat.py); journaled only once approved
+    """CREATE TABLE IF NOT EXISTS bo_fiat_deposits (
+        deposit_id TEXT PRIMARY KEY,
+        account_id BIGINT NOT NULL,
+        asset_id BIGINT NOT NULL,
+        amount_atoms BIGINT NOT NULL,
+        bank_reference TEXT NOT NULL,
+        status TEXT NOT NULL,
+        recorded_by TEXT NOT NULL,
+        recorded_ms BIGINT NOT NULL,
+        decided_by TEXT NOT NULL DEFAULT '',
+        decided_ms BIGINT NOT NULL DEFAULT 0,
+        reason TEXT NOT NULL DEFAULT '',
+        seq BIGINT NOT NULL DEFAULT 0
+    )""",
+    "CREATE INDEX IF NOT EXISTS bo_fiat_status ON bo_fiat_deposits (status, recorded_ms)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS bo_fiat_reference ON bo_fiat_deposits (bank_reference) "
+    "WHERE status <> 'rejected'",
 )

@@ -34,6 +34,7 @@ from engine.schema import (
     LEGACY_DEMO_KEY_PREFIX,
     CommandRejected,
     CreateAccount,
+    CreateAsset,
     CreateMarket,
     Deposit,
     MarketState,
@@ -70,7 +71,8 @@ class Admin:
         return account_id
 
     async def standing(
-        self, command: SetAccountFrozen | SetAccountTier | SetMarketState | CreateMarket
+        self,
+        command: SetAccountFrozen | SetAccountTier | SetMarketState | CreateMarket | CreateAsset,
     ) -> int:
         """Journal a staff action on an account's or a market's standing; returns its seq.
         An engine refusal is an `ApiError` naming the reason."""

@@ -133,6 +133,7 @@ def _answers_as_described(srv: ServerThread, tokens: dict[Role, str]) -> None:
         r.ok()
         for r in schemathesis.openapi.from_dict(spec).get_all_operations()
         if r.ok().definition.raw.get("x-requires") == "market-creation"
+        and r.ok().path.endswith("/markets")
     ]
     example = op.definition.raw["requestBody"]["content"]["application/json"]["example"]
     eth_btc = {**example, "base": "ETH"}

@@ -23,6 +23,9 @@ class CreateAsset(_Command):
     symbol: str
     decimals: int
     """Atoms per whole unit = 10**decimals (BTC 8, ETH 18, USDT 6)."""
+    staff_id: str = ""
+    """The admin who created it through the operator API; "" for assets made at a data
+    directory's start and commands journaled before the field."""
 
 
 class CreateMarket(_Command):
@@ -152,6 +155,11 @@ class Deposit(_Command):
     deposit_key: str
     """(chain, tx, output/log index) rendered by custody; the engine only compares it."""
     demo: bool = False
+    recorded_by: str = ""
+    approved_by: str = ""
+    """A fiat credit's two staff members (`backoffice.fiat`: one records the bank transfer,
+    another approves it), so the journal names both; "" for custody's and operators' credits.
+    The engine ignores them."""
 
     @property
     def is_demo(self) -> bool:
