@@ -49,6 +49,7 @@ from engine.replica import Replica
 from engine.schema import StateImage
 from engine.snapstore import SnapshotRefused, decode_snapshot, object_name, snapshot_bucket
 from engine.streamlog import StreamLog
+from engine.usererror import UserError
 from gateway import readmodel
 from gateway.readmodel import ReadModelImage
 
@@ -363,7 +364,10 @@ def fetch_start_point(
     def run() -> StartPoint | None:
         try:
             return asyncio.run(body())
-        except Exception as exc:  # no stream yet, NATS down: attach reports it properly
+        except UserError as exc:  # no stream yet (a first start): nothing to start from
+            log.info("cluster_start_point_none", reason=str(exc))
+            return None
+        except Exception as exc:  # NATS down, no permission: attach reports it properly
             log.warning("cluster_start_point_unavailable", error=repr(exc))
             return None
 
