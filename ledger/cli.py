@@ -248,7 +248,8 @@ def run_report_cli(args: argparse.Namespace) -> int:
         rows += [balance_row("closing", r) for r in report.closing]
         emit(
             f"statement of account {report.owner}, {report.window.by} "
-            f"{report.window.low}..{report.window.high}",
+            f"{report.window.low}.."
+            f"{'end' if report.window.high == Window().high else report.window.high}",
             (
                 "seq",
                 "ts_ns",

@@ -95,9 +95,14 @@ async def sync_stream(
     """Catch the projection up with the stream; with ``follow_s`` keep doing so every
     ``follow_s`` seconds until SIGTERM/SIGINT."""
     started = time.perf_counter()
-    projector = await Projector.connect(dsn)
-    start = projector.last_seq
+    # the stream first: a mistyped --stream must not create the projection's tables
     stream_log = await StreamLog.connect(options, spec, create=False)
+    try:
+        projector = await Projector.connect(dsn)
+    except BaseException:
+        await stream_log.close()
+        raise
+    start = projector.last_seq
     total_commands = total_postings = 0
     try:
         state = await _start(stream_log, projector.last_seq)

@@ -8,12 +8,13 @@ import asyncio
 import uuid
 from pathlib import Path
 
+import asyncpg
 import nats
 import pytest
 from nats.js.errors import NotFoundError
 
 from tests.custody_nodes import free_port
-from tests.test_cli_errors import assert_one_line, demo_dir, run_cli  # noqa: F401
+from tests.test_cli_errors import assert_one_line, demo_dir, empty_db, run_cli  # noqa: F401
 
 NATS = "nats://127.0.0.1:4222"
 
@@ -30,8 +31,8 @@ async def _stream_exists(name: str) -> bool:
 
 
 def test_a_missing_stream_is_one_line_for_every_command_and_none_creates_it(
-    demo_dir: Path,  # noqa: F811
     tmp_path: Path,
+    empty_db: str,  # noqa: F811
 ) -> None:
     """A typo in --stream: `journal export`, `marketdata`, `replay`, `audit verify|anchor` and
     `ledger sync` said so in a traceback (NotFoundError), or, for the audit commands, created
@@ -44,12 +45,23 @@ def test_a_missing_stream_is_one_line_for_every_command_and_none_creates_it(
         ("replay", *nats_args),
         ("audit", "verify", *nats_args),
         ("audit", "anchor", *nats_args),
-        ("ledger", "sync", "--dsn", "postgresql://postgres@127.0.0.1:5432/postgres", *nats_args),
+        ("ledger", "sync", "--dsn", empty_db, *nats_args),
     ]
     for argv in commands:
         line = assert_one_line(run_cli(*argv), f"stream {stream} does not exist", "--stream")
         assert line.startswith(f"kootabase {argv[0]}"), line
     assert not asyncio.run(_stream_exists(stream))
+    assert asyncio.run(_tables(empty_db)) == 0  # ledger sync migrated nothing either
+
+
+async def _tables(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(
+            await conn.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+        )
+    finally:
+        await conn.close()
 
 
 @pytest.mark.parametrize(
