@@ -23,6 +23,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import itertools
 import time
 from collections.abc import Mapping
 from typing import Any, Final
@@ -39,6 +40,15 @@ WS API alike: the rule lives here, not at each route."""
 MAX_RECV_WINDOW_MS: Final = 60_000
 DEFAULT_RECV_WINDOW_MS: Final = 5_000
 FUTURE_TOLERANCE_MS: Final = 1_000
+
+
+_ORIGINS: Final = itertools.count(1)
+
+
+def new_origin() -> int:
+    """A number for a new connection, never reused in this process (`ReplayGuard` origins;
+    ``id()`` of a closed connection's object can come back for the next one)."""
+    return next(_ORIGINS)
 
 
 def now_ms() -> int:
@@ -135,27 +145,69 @@ def request_digest(key: ApiKey, payload: bytes) -> bytes:
 
 class ReplayGuard:
     """Signed requests seen recently, by `request_digest` (each kept until its recvWindow has
-    passed, after which the timestamp check refuses the request anyway)."""
+    passed, after which the timestamp check refuses the request anyway).
+
+    Neither the dialect's REST signature nor its WS API signature covers the method or the
+    path, so the signed payload of a *read* (``GET /api/v3/openOrders?symbol=...``,
+    ``order.status``) is also a valid signed payload for the *action* with the same parameters
+    (``DELETE /api/v3/openOrders``, ``order.cancel``). Reads are remembered too (`note_read`):
+    a payload seen in a read is not accepted for an action from another connection, so a
+    captured read cannot be turned into a cancel. Reads themselves may repeat, and a client
+    that sends a read and then an action with the same parameters in the same millisecond on
+    one connection is served (its ``origin`` is the same)."""
 
     def __init__(self, max_entries: int = 1_000_000) -> None:
-        self._seen: dict[bytes, int] = {}
+        self._used: dict[bytes, int] = {}
+        """Payloads of accepted single-use requests -> expiry (ms)."""
+        self._read: dict[bytes, tuple[int, int]] = {}
+        """Payloads seen in read requests -> (expiry (ms), origin)."""
         self._max = max_entries
         self._last_prune = 0
 
-    def check(self, key: ApiKey, payload: bytes, expires_ms: int, now: int | None = None) -> None:
-        signature = request_digest(key, payload)
-        now = now_ms() if now is None else now
-        if now - self._last_prune > 1_000 or len(self._seen) >= self._max:
-            self._seen = {s: e for s, e in self._seen.items() if e >= now}
+    def _prune(self, now: int) -> None:
+        if now - self._last_prune > 1_000 or len(self._used) + len(self._read) >= self._max:
+            self._used = {s: e for s, e in self._used.items() if e >= now}
+            self._read = {s: e for s, e in self._read.items() if e[0] >= now}
             self._last_prune = now
-        if signature in self._seen:
+        if len(self._used) + len(self._read) >= self._max:
+            raise errors.ApiError(errors.TOO_MANY_REQUESTS, "Too many signed requests.", 429)
+
+    def check(
+        self,
+        key: ApiKey,
+        payload: bytes,
+        expires_ms: int,
+        now: int | None = None,
+        origin: int = 0,
+    ) -> None:
+        """Accept a single-use request's payload once, and not one already seen in a read from
+        another ``origin`` (the connection's `new_origin` number)."""
+        digest = request_digest(key, payload)
+        now = now_ms() if now is None else now
+        read = self._read.get(digest)
+        if digest in self._used or (read is not None and read[1] != origin):
             raise errors.ApiError(
                 errors.INVALID_SIGNATURE,
                 "Signature for this request was already used (replayed request).",
             )
-        if len(self._seen) >= self._max:
-            raise errors.ApiError(errors.TOO_MANY_REQUESTS, "Too many signed requests.", 429)
-        self._seen[signature] = expires_ms
+        self._prune(now)
+        self._used[digest] = expires_ms
+
+    def note_read(
+        self,
+        key: ApiKey,
+        payload: bytes,
+        expires_ms: int,
+        now: int | None = None,
+        origin: int = 0,
+    ) -> None:
+        """A verified read request's payload: it may come again as a read, not as an action
+        from another connection (`check`)."""
+        digest = request_digest(key, payload)
+        if digest in self._read or digest in self._used:
+            return
+        self._prune(now_ms() if now is None else now)
+        self._read[digest] = (expires_ms, origin)
 
 
 def sign_hmac(secret: str, payload: bytes) -> str:

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 from http import HTTPStatus
-from typing import Final
+from typing import Any, Final
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from gateway.auth import new_origin
 from gateway.errors import MALFORMED_REQUEST, UNKNOWN
 
 SERVER_HEADER: Final = "kootabase"
@@ -43,7 +44,12 @@ def body(status: int, message: str | None) -> bytes:
 
 
 class JsonErrorRequestHandler(RequestHandler):
-    """aiohttp's request handler with a JSON body on the responses it makes itself."""
+    """aiohttp's request handler with a JSON body on the responses it makes itself, and the
+    connection's ``origin`` number (`gateway.auth.new_origin`: one handler per connection)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.origin = new_origin()
 
     def handle_error(
         self,

@@ -187,8 +187,11 @@ async def _signed(
         raise errors.mandatory("signature")
     expires = auth.check_timestamp(params)
     auth.verify(key, payload, signature)
+    origin = getattr(request.protocol, "origin", 0)  # the connection (auth.ReplayGuard)
     if permission in auth.SINGLE_USE_PERMISSIONS:
-        gw.replays.check(key, payload, expires)
+        gw.replays.check(key, payload, expires, origin=origin)
+    else:
+        gw.replays.note_read(key, payload, expires, origin=origin)
     auth.require(key, permission)
     return key, params
 

@@ -67,6 +67,8 @@ class Session:
         self.ws = ws
         self.ip = ip
         self.key: ApiKey | None = None
+        self.origin = auth.new_origin()
+        """This connection's number for the replay guard (`auth.ReplayGuard`)."""
         self.authorized_since = 0
         self.connected_since = time.time_ns() // 1_000_000
         self.cancel_on_disconnect = False
@@ -243,7 +245,9 @@ def _authenticate(
         payload = auth.ws_payload(params)
         auth.verify(key, payload, params["signature"])
         if spec.single_use:
-            gw.replays.check(key, payload, expires, now)
+            gw.replays.check(key, payload, expires, now, origin=session.origin)
+        else:
+            gw.replays.note_read(key, payload, expires, now, origin=session.origin)
     elif session.key is not None:
         key = session.key
         if "timestamp" in params:

@@ -264,10 +264,10 @@ def test_every_trade_and_withdraw_request_is_single_use(server: ServerThread) ->
     methods = [m for m, spec in handlers.WS_METHODS.items() if spec.single_use]
     assert "order.test" in methods and "session.logon" in methods
     with ws_connect(server.ws_api) as ws:
-        for method in methods:
+        for i, method in enumerate(methods):
             if method == "deadMansSwitch.set":
                 continue  # arms a timer; its guard is the same flag, checked above
-            params = _ws_signed(creds, {"symbol": "BTCUSDT"})
+            params = _ws_signed(creds, {"symbol": "BTCUSDT", "recvWindow": 5_000 + i})
             for attempt in (1, 2):
                 ws.send(json.dumps({"id": attempt, "method": method, "params": params}))
                 reply = json.loads(ws.recv(timeout=5))
@@ -275,3 +275,98 @@ def test_every_trade_and_withdraw_request_is_single_use(server: ServerThread) ->
                     reply = json.loads(ws.recv(timeout=5))
             assert reply["error"]["code"] == -1022, (method, reply)
             assert "already used" in reply["error"]["msg"], (method, reply)
+
+
+def test_every_operation_needs_its_permission(server: ServerThread) -> None:
+    """Over every operation the server describes and every WS method: a read-only key is
+    refused whatever needs ``trade`` or ``withdraw``, a read+trade key whatever needs
+    ``withdraw`` (-2015), and nothing moves."""
+    from gateway import handlers, openapi, restdoc
+
+    gw = server.gw
+    acc = server.accounts
+    server.wait_idle()
+    before = server.state_hash()
+    ops = restdoc.operations(openapi._symbols(gw), openapi._coins(gw))
+    cases = [(acc.reader, ("trade", "withdraw")), (acc.maker, ("withdraw",))]
+    checked = 0
+    for creds, refused in cases:
+        for (method, path), op in sorted(ops.items()):
+            if op.permission not in refused:
+                continue
+            text = urlencode({**(op.example or {}), "timestamp": _now()})
+            signed = f"{text}&signature={creds.sign(text.encode())}"
+            kw: dict[str, Any] = (
+                {"body": signed} if method in ("POST", "PUT") else {"query": signed}
+            )
+            status, _, data = http(
+                method, server.http + path, headers={"X-MBX-APIKEY": creds.api_key}, **kw
+            )
+            assert (status, data["code"]) == (401, -2015), (method, path, data)
+            checked += 1
+        with ws_connect(server.ws_api) as ws:
+            for i, (name, spec) in enumerate(handlers.WS_METHODS.items()):
+                if spec.permission not in refused:
+                    continue  # one payload per request (methods are not signed)
+                params = _ws_signed(creds, {"symbol": "BTCUSDT", "recvWindow": 5_000 + i})
+                ws.send(json.dumps({"id": name, "method": name, "params": params}))
+                reply = json.loads(ws.recv(timeout=5))
+                assert reply["error"]["code"] == -2015, (name, reply)
+                checked += 1
+    assert checked >= 20
+    server.wait_idle()
+    assert server.state_hash() == before
+
+
+def test_a_signed_read_cannot_be_replayed_as_an_action(server: ServerThread) -> None:
+    """Neither signature covers the method or the path, so the payload of a read was a valid
+    signed action with the same parameters: a captured ``GET /api/v3/openOrders?symbol=``
+    re-sent as ``DELETE`` (another connection) cancelled every open order, a captured
+    ``order.status`` re-sent as ``order.cancel`` cancelled the order. Reads still repeat, and
+    one connection may read then act with the same parameters in the same millisecond."""
+    creds = server.new_account(USDT="10000")
+    placed = []
+    for price in ("9001", "9002"):
+        text = urlencode({**_order(price), "timestamp": _now()})
+        status, order = _rest_order_as(
+            server, creds, body=f"{text}&signature={creds.sign(text.encode())}"
+        )
+        assert status == 200, order
+        placed.append(order["orderId"])
+    read = urlencode({"symbol": "BTCUSDT", "timestamp": _now()})
+    query = f"{read}&signature={creds.sign(read.encode())}"
+    headers = {"X-MBX-APIKEY": creds.api_key}
+    url = server.http + "/api/v3/openOrders"
+    for _ in range(2):  # a read may repeat
+        status, _, orders = http("GET", url, query=query, headers=headers)
+        assert status == 200 and len(orders) == 2, orders
+    status, _, data = http("DELETE", url, query=query, headers=headers)
+    assert (status, data["code"]) == (400, -1022), data
+
+    def ws_params(order_id: int) -> dict[str, Any]:
+        p = {"symbol": "BTCUSDT", "orderId": order_id, "apiKey": creds.api_key}
+        p["timestamp"] = _now()
+        p["signature"] = creds.sign(_payload(p))
+        return p
+
+    def call(ws: Any, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        ws.send(json.dumps({"id": method, "method": method, "params": params}))
+        return dict(json.loads(ws.recv(timeout=5)))
+
+    captured = ws_params(placed[0])
+    with ws_connect(server.ws_api) as victim, ws_connect(server.ws_api) as thief:
+        assert call(victim, "order.status", captured)["status"] == 200
+        reply = call(thief, "order.cancel", captured)
+        assert reply["status"] == 400 and reply["error"]["code"] == -1022, reply
+        own = ws_params(placed[1])  # the same connection reads, then cancels: served
+        assert call(victim, "order.status", own)["status"] == 200
+        assert call(victim, "order.cancel", own)["status"] == 200
+    status, _, orders = http("GET", url, query=query, headers=headers)
+    assert status == 200 and [o["orderId"] for o in orders] == [placed[0]], orders
+
+
+def _rest_order_as(server: ServerThread, creds: Credentials, *, body: str) -> tuple[int, Any]:
+    status, _, data = http(
+        "POST", server.http + "/api/v3/order", body=body, headers={"X-MBX-APIKEY": creds.api_key}
+    )
+    return status, data
