@@ -48,6 +48,7 @@ from gateway import errors
 from gateway.auth import same_secret
 from gateway.keys import PERMISSIONS, NewKey, ed25519_from_pem
 from gateway.markets import atoms_to_decimal, parse_decimal
+from gateway.params import UINT_RE
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -258,18 +259,19 @@ def setup(app: web.Application, gw: Gateway) -> None:
             if action == "accounts" and request.method == "GET":
                 return web.json_response(admin.list())
             if action == "accounts":
-                pem = body.get("ed25519_public_pem")
+                pem = _typed(body, "ed25519_public_pem", str, required=False)
+                permissions = _typed(body, "permissions", list, required=False)
                 new = await admin.create_account(
-                    tuple(body.get("permissions", ["read", "trade"])), pem.encode() if pem else None
+                    tuple(permissions or ["read", "trade"]), pem.encode() if pem else None
                 )
                 return web.json_response(_new_key_json(new))
             if action == "deposit":
                 return web.json_response(
                     await admin.deposit(
-                        int(body["account_id"]),
-                        str(body["asset"]),
+                        _account_id(body),
+                        str(_typed(body, "asset", str)),
                         str(body["amount"]),
-                        body.get("deposit_key"),
+                        _typed(body, "deposit_key", str, required=False),
                     )
                 )
             if action == "markets" and request.method == "GET":
@@ -294,6 +296,28 @@ def setup(app: web.Application, gw: Gateway) -> None:
 
 
 KEY_ACTIONS = ("keys", "keys/revoke", "keys/rotate")
+
+
+def _typed(body: dict[str, Any], name: str, kind: type, *, required: bool = True) -> Any:
+    """``body[name]`` if it is a ``kind`` (None when absent and not ``required``); anything
+    else is a ValueError naming the field (an int(1.9) account id was account 1, a
+    non-string deposit key an AttributeError: a 500)."""
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ValueError(f"{name} must be a {kind.__name__}")
+    return value
+
+
+def _account_id(body: dict[str, Any]) -> int:
+    """A JSON integer or a string of ASCII digits; a float, a bool or ``"٣"`` is refused."""
+    value = body.get("account_id")
+    if isinstance(value, str) and UINT_RE.fullmatch(value):
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError("account_id must be a positive integer")
+    return value
 
 
 def _new_key_json(new: NewKey) -> dict[str, Any]:

@@ -555,15 +555,16 @@ def test_an_api_key_of_an_unknown_algorithm_is_a_400(sqlite_server: ServerThread
     assert status == 400, (status, reply)
     sqlite_server.wait_idle()
     before = sqlite_server.state_hash()
-    req = urllib.request.Request(
-        sqlite_server.http + "/admin/accounts",
-        data=json.dumps({"ed25519_public_pem": pem}).encode(),
-        method="POST",
-        headers={"X-Kootabase-Admin-Token": sqlite_server.gw.admin_token},
-    )
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(req, timeout=30)
-    assert refused.value.code == 400
+    for body in ({"ed25519_public_pem": pem}, {"ed25519_public_pem": 5}, {"permissions": 7}):
+        req = urllib.request.Request(
+            sqlite_server.http + "/admin/accounts",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"X-Kootabase-Admin-Token": sqlite_server.gw.admin_token},
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(req, timeout=30)
+        assert refused.value.code == 400, body
     sqlite_server.wait_idle()
     assert sqlite_server.state_hash() == before, "no account journaled for a refused key"
     assert sqlite_server.running.server_log is not None

@@ -206,6 +206,15 @@ def test_stream_names_are_ascii(server: ServerThread, name: str) -> None:
         "[1]",
         '{"account_id": "²", "asset": "USDT", "amount": "1"}',
         "{",
+        # a float account id was truncated (1.9 credited account 1); a non-string deposit key
+        # or public key was an AttributeError (a 500)
+        '{"account_id": 1.9, "asset": "USDT", "amount": "1"}',
+        '{"account_id": true, "asset": "USDT", "amount": "1"}',
+        '{"account_id": "\u0663", "asset": "USDT", "amount": "1"}',
+        '{"account_id": 1, "asset": "USDT", "amount": "1", "deposit_key": 5}',
+        '{"account_id": 1, "asset": "USDT", "amount": "1", "deposit_key": ["k"]}',
+        '{"account_id": 1, "asset": ["USDT"], "amount": "1"}',
+        '{"account_id": 1, "asset": "USDT", "amount": "1", "x": "\\ud800"}',
     ],
 )
 def test_admin_json_body_is_bounded_and_checked(server: ServerThread, body: str) -> None:
