@@ -1,0 +1,49 @@
+"""The exact bytes of the order and trade answers (`order.status`, `allOrders`, `myTrades`, the
+cancel answer) for records of every kind (`tests/wire_cases.py`), pinned to a golden file
+written by the per-order dict renderer before rendering was made cheap: a faster renderer must
+answer the same bytes, or clients that compare or hash answers would see a change.
+
+To regenerate after a *deliberate* wire change: ``KB_WRITE_WIRE_GOLDEN=1 pytest`` this file,
+and review the diff of the golden file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+
+from gateway import wire
+from tests import wire_cases
+
+GOLDEN = Path(__file__).parent / "fixtures" / "wire_answers.txt"
+_encode = msgspec.json.Encoder().encode
+
+
+def _answers() -> list[str]:
+    """One labelled line per answer, as the transport would send it."""
+    ids = wire_cases.client_ids()
+    lines = []
+    for m in wire_cases.markets():
+        rows = wire_cases.orders(m.market_id)
+        for o in rows:
+            status = _encode(wire.order(o, m, ids))
+            lines.append(f"order.status {m.wire} {o.order_id}\t{status.decode()}")
+            cancel = _encode(wire.cancelled(o, m, ids, None, wire_cases.T_NS + 42_000_000))
+            lines.append(f"order.cancel {m.wire} {o.order_id}\t{cancel.decode()}")
+        page = _encode([wire.order(o, m, ids) for o in rows])
+        lines.append(f"allOrders {m.wire}\t{page.decode()}")
+        trades = _encode([wire.trade(t, m) for t in wire_cases.trades(m.market_id)])
+        lines.append(f"myTrades {m.wire}\t{trades.decode()}")
+    return lines
+
+
+def test_answers_byte_identical_to_golden() -> None:
+    got = _answers()
+    if os.environ.get("KB_WRITE_WIRE_GOLDEN") == "1":
+        GOLDEN.write_text("\n".join(got) + "\n")
+    want = GOLDEN.read_text().splitlines()
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert g == w
