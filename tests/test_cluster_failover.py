@@ -190,10 +190,13 @@ def test_sigkill_stream_leader_node_mid_load(cluster: NatsCluster, tmp_path: Pat
     try:
 
         async def leader() -> str:
-            for _ in range(40):  # the meta leader may be electing too
+            # the meta leader may be electing too; a deadline, not a count of attempts that
+            # each may wait out a connect and a 5 s API timeout (40 of them: minutes)
+            deadline = time.monotonic() + 30.0
+            while time.monotonic() < deadline:
                 try:
                     sl = await StreamLog.connect(
-                        NatsOptions.parse(cluster.urls), spec, create=False
+                        NatsOptions.parse(cluster.urls, first_connect_s=5.0), spec, create=False
                     )
                     try:
                         info = await sl.js.stream_info(spec.name)
