@@ -131,6 +131,11 @@ def test_cold_replicas_start_from_readmodel_snapshots(tmp_path: Path) -> None:
         assert _answers(full) == want
         assert _answers(cold) == want
         assert cold.bridge.replica.state_hash() == warm.bridge.replica.state_hash()
+        # a restart on its own data directory (keys, a history index of its own) alike
+        await cold_run.runner.cleanup()
+        cold, cold_run = await _gateway(tmp_path, "cold", spec, snapshot_every=0)
+        assert cold.bridge.follower.snapshot_stream_seq == 2 * CHECKPOINT_EVERY
+        assert _answers(cold) == want
 
         # the newest read-model object damaged: refused, the older pair used
         await _corrupt(spec, 2 * CHECKPOINT_EVERY, forge=False)
