@@ -9,6 +9,7 @@ the hash at every snapshot the replay passes and fails loudly on the first diffe
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -242,6 +243,7 @@ def run_replay_cli(args: argparse.Namespace) -> int:
         TimeRemainingColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,  # piped: the result lines only
     ) as progress:
         task = progress.add_task("replaying", total=total)
         try:
@@ -270,13 +272,13 @@ def run_replay_cli(args: argparse.Namespace) -> int:
             hint="start earlier (--from) or replay further (--to)",
         )
     rate = result.commands / result.seconds if result.seconds > 0 else 0.0
-    console.print(
+    _out(
         f"replayed seq {result.first_seq}..{result.last_seq}: {result.commands} "
         f"commands in {result.seconds:.3f} s ({rate:,.0f} commands/s)"
     )
     if args.verify:
-        console.print(f"verified snapshots: {result.verified_snapshots}")
-    console.print(f"state hash: {result.state_hash}")
+        _out(f"verified snapshots: {result.verified_snapshots}")
+    _out(f"state hash: {result.state_hash}")
     return 0
 
 
@@ -284,3 +286,9 @@ def _snapshot_seq(path: Path) -> int:
     """The sequence a snapshot file covers, from its zero-padded name (0 if unreadable)."""
     stem = path.stem
     return int(stem) if stem.isdigit() else 0
+
+
+def _out(line: str) -> None:
+    """A result line on stdout as plain text: rich would wrap it at the console width when
+    piped and turn a closed pipe into a silent exit 1 (the command line's 141 is the rule)."""
+    sys.stdout.write(line + "\n")

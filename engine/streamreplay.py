@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -112,21 +113,27 @@ async def _run(args: argparse.Namespace, options: NatsOptions, spec: StreamSpec)
     finally:
         await stream_log.close()
     rate = result.commands / result.seconds if result.seconds > 0 else 0.0
-    console.print(
+    _out(
         f"replayed stream {spec.name}: {result.messages} messages, seq 1.."
         f"{result.last_seq} ({result.commands} commands) in {result.seconds:.3f} s "
         f"({rate:,.0f} commands/s)"
     )
-    console.print(
+    _out(
         f"rejected messages: {result.rejected_messages}, duplicate batches: "
         f"{result.duplicate_batches}"
     )
     if args.verify:
-        console.print(f"verified checkpoints: {result.verified_checkpoints}")
-    console.print(f"state hash: {result.state_hash}")
-    console.print(f"checkpoint digest: {result.digest}")
+        _out(f"verified checkpoints: {result.verified_checkpoints}")
+    _out(f"state hash: {result.state_hash}")
+    _out(f"checkpoint digest: {result.digest}")
     return 0
 
 
 def run_stream_replay_cli(args: argparse.Namespace, options: NatsOptions, spec: StreamSpec) -> int:
     return asyncio.run(_run(args, options, spec))
+
+
+def _out(line: str) -> None:
+    """A result line on stdout as plain text: rich would wrap it at the console width when
+    piped and turn a closed pipe into a silent exit 1 (the command line's 141 is the rule)."""
+    sys.stdout.write(line + "\n")

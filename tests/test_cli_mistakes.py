@@ -5,6 +5,9 @@ and nothing created by a command that only reads."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -111,3 +114,45 @@ def test_bench_ledger_with_a_wrong_dsn_is_one_line_before_the_workload() -> None
     port = free_port()
     dsn = f"postgresql://postgres@127.0.0.1:{port}/x"
     assert_one_line(run_cli("bench", "ledger", "--dsn", dsn), "cannot connect", "refused")
+
+
+def _with_closed_stdout(*argv: str) -> subprocess.CompletedProcess[str]:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `| head` that has already exited
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "gateway.cli", *argv],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+
+
+def test_every_report_command_ends_quietly_on_a_closed_stdout(demo_dir: Path) -> None:  # noqa: F811
+    """`| head`: 141 and nothing on stderr, for each command whose answer is on stdout. `replay`
+    printed through rich, which turned the closed pipe into a silent exit 1."""
+    journal = str(demo_dir / "journal")
+    for argv in [
+        ("replay", "--journal", journal),
+        ("audit", "verify", "--journal", journal),
+        ("audit", "anchor", "--journal", journal),
+        ("ledger", "statement", "--journal", journal, "--account", "1", "--format", "json"),
+        ("ledger", "trial-balance", "--journal", journal),
+        ("accounts", "list", "--data-dir", str(demo_dir)),
+    ]:
+        proc = _with_closed_stdout(*argv)
+        assert (proc.returncode, proc.stderr) == (141, ""), (argv, proc)
+
+
+def test_replay_piped_prints_plain_lines(demo_dir: Path) -> None:  # noqa: F811
+    """Piped, `replay` prints its result lines only: no blank line left by the progress bar,
+    none wrapped at a console width."""
+    proc = run_cli("replay", "--journal", str(demo_dir / "journal"))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 2, proc.stdout
+    assert lines[0].startswith("replayed seq 1..9: 9 commands in ")
+    assert lines[1].startswith("state hash: ") and len(lines[1]) == len("state hash: ") + 64
