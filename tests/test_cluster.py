@@ -412,24 +412,53 @@ def test_serve_nats_and_replay_verify_cli(tmp_path: Path) -> None:
 
 
 def test_marketdata_replica_serves_the_gateways_books(tmp_path: Path) -> None:
-    """``kootabase marketdata --nats`` (its own process, its own replica) serves the same book
-    as the gateway that took the orders, and follows new ones."""
+    """``kootabase marketdata --nats`` (its own process, its own replica, started from the
+    engine and market-data snapshot the gateway stored) serves the same book as the gateway
+    that took the orders, and follows new ones."""
     import json
     import urllib.request
 
+    from engine.crosscheck import CHECKPOINT_EVERY
     from tests.custody_nodes import free_port
 
     with stream_on() as spec:
-        a = ServerThread(tmp_path, LOAD_LIMITS, cluster=ClusterConfig(stream=spec))
+        a = ServerThread(
+            tmp_path, LOAD_LIMITS, cluster=ClusterConfig(stream=spec, snapshot_every=1)
+        )
         port = free_port()
         proc = None
         try:
             _place_many(a.ws_api, a.accounts.demo, "BUY", 20, "m")
+
+            async def past_a_snapshot_point() -> None:
+                """IOC orders one at a time (one stream message each) until the gateway has
+                stored the read model of the first snapshot point."""
+                async with WsApiClient.connect(a.ws_api, a.accounts.demo) as c:
+                    i = 0
+                    while CHECKPOINT_EVERY not in a.gw.bridge.stored_readmodels:
+                        assert i < 2 * CHECKPOINT_EVERY, "no read-model snapshot stored"
+                        i += 1
+                        if a.gw.bridge.replica.stream_seq <= CHECKPOINT_EVERY:
+                            await c.place_order(
+                                "BTCUSDT",
+                                "BUY",
+                                "LIMIT",
+                                quantity="0.0010",
+                                price="10000.00",
+                                time_in_force="IOC",
+                                client_order_id=f"ioc-{i}",
+                            )
+                        else:
+                            await asyncio.sleep(0.05)
+
+            asyncio.run(past_a_snapshot_point())
             proc = subprocess.Popen(
                 [
                     sys.executable,
                     "-m",
                     "gateway.cli",
+                    "--log-level",
+                    "info",
                     "marketdata",
                     "--nats",
                     LOCAL_NATS,
@@ -470,6 +499,9 @@ def test_marketdata_replica_serves_the_gateways_books(tmp_path: Path) -> None:
             wait_same(20.0)
             ready = urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2)
             assert json.loads(ready.read())["ready"] is True
+            proc.terminate()
+            _, err = proc.communicate(timeout=20)
+            assert b"cluster_readmodel_snapshot_loaded" in err, "started from the snapshot"
         finally:
             if proc is not None:
                 proc.terminate()
