@@ -19,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import structlog
 
@@ -244,14 +244,16 @@ class GatewayCustody:
         if params.get("coin"):
             asset_id = self._asset(params)[0]
             rows = [r for r in rows if r.asset_id == asset_id]
-        return [self._withdrawal(r) for r in reversed(rows)]
+        rows = history_page(rows, params, lambda r: r.created_ns)
+        return [self._withdrawal(r) for r in rows]
 
     def deposit_history(self, account_id: int, params: Mapping[str, Any]) -> list[Any]:
         rows = self.custody.deposits(account_id)
         if params.get("coin"):
             asset_id = self._asset(params)[0]
             rows = [r for r in rows if r.asset_id == asset_id]
-        return [self._deposit(r) for r in reversed(rows)]
+        rows = history_page(rows, params, lambda r: r.seen_ns)
+        return [self._deposit(r) for r in rows]
 
     def _confirmations(self, chain: str, height: int) -> tuple[int, int]:
         """(confirmations of a block at ``height`` as far as custody has scanned, capped at
@@ -314,6 +316,40 @@ class GatewayCustody:
         if r.credited_ns:
             out["completeTime"] = r.credited_ns // 1_000_000
         return out
+
+
+HISTORY_LIMIT: Final = 1000
+R = TypeVar("R")
+
+
+def history_page(
+    rows: Sequence[R], params: Mapping[str, Any], ns_of: Callable[[R], int]
+) -> list[R]:
+    """Deposit or withdrawal history rows (oldest first in ``rows``) as the dialect pages them:
+    ``startTime``/``endTime`` (ms, inclusive) bound the time, ``limit`` (1..1000, default 1000)
+    and ``offset`` page, newest first. With ``startTime`` the page is the *oldest* rows from
+    it, so a client syncing forward (``since`` = last seen + 1, ccxt's ``fetch_deposits``)
+    never skips rows between pages; without it, the newest."""
+    from gateway.trading import MAX_TIME_MS
+
+    start_ms = get_int(params, "startTime", lo=0, hi=MAX_TIME_MS)
+    end_ms = get_int(params, "endTime", lo=0, hi=MAX_TIME_MS)
+    limit = get_int(params, "limit", default=HISTORY_LIMIT, lo=1, hi=HISTORY_LIMIT)
+    offset = get_int(params, "offset", default=0, lo=0) or 0
+    if start_ms is not None and end_ms is not None and end_ms < start_ms:
+        raise errors.ApiError(
+            errors.INVALID_PARAMETER, "startTime must be less than or equal to endTime."
+        )
+    low = -1 if start_ms is None else start_ms * 1_000_000
+    high = None if end_ms is None else end_ms * 1_000_000 + 999_999
+    kept = [r for r in rows if ns_of(r) >= low and (high is None or ns_of(r) <= high)]
+    kept.sort(key=ns_of)  # stable: rows with one time keep their store order
+    n = limit or HISTORY_LIMIT
+    if start_ms is not None:
+        page = kept[offset : offset + n]
+    else:
+        page = kept[max(0, len(kept) - offset - n) : max(0, len(kept) - offset)]
+    return page[::-1]
 
 
 def require(gw: Gateway) -> GatewayCustody:

@@ -100,6 +100,12 @@ def operations(symbols: list[str], coins: list[str]) -> dict[tuple[str, str], Op
         Param("endTime", TIME_MS),
         Param("limit", integer(1, 1000), description="default 500"),
     )
+    custody_history = (
+        Param("startTime", TIME_MS, description="with it: the oldest rows from it"),
+        Param("endTime", TIME_MS),
+        Param("limit", integer(1, 1000), description="default 1000"),
+        Param("offset", integer(0)),
+    )
     order = (
         symbol,
         Param("side", _enum(SIDES), True),
@@ -318,7 +324,7 @@ def operations(symbols: list[str], coins: list[str]) -> dict[tuple[str, str], Op
             journaled=True,
         ),
         ("GET", "/sapi/v1/capital/withdraw/history"): Operation(
-            "Withdrawals (custody)", (coin_opt,), "read", array({"type": "object"})
+            "Withdrawals (custody)", (coin_opt, *custody_history), "read", array({"type": "object"})
         ),
         ("GET", "/sapi/v1/capital/config/getall"): Operation(
             "Every coin with the account's balance and its network (custody), if any",
@@ -340,7 +346,7 @@ def operations(symbols: list[str], coins: list[str]) -> dict[tuple[str, str], Op
             "Always empty: no margin trading (ccxt loads it by default)", (), "read", array({})
         ),
         ("GET", "/sapi/v1/capital/deposit/hisrec"): Operation(
-            "Deposits (custody)", (coin_opt,), "read", array({"type": "object"})
+            "Deposits (custody)", (coin_opt, *custody_history), "read", array({"type": "object"})
         ),
         ("POST", "/sapi/v1/convert/getQuote"): Operation(
             "Quote a conversion from the order book, valid validTime (fees included and shown)",

@@ -167,3 +167,60 @@ def test_store_from_before_the_time_columns_is_upgraded_in_place(tmp_path: Path)
         assert (row.status, row.credited_ns) == ("credited", 123)
     finally:
         store.close()
+
+
+def test_deposit_history_pages_forward_from_start_time(server: ServerThread, anvil: Anvil) -> None:
+    """``startTime``/``endTime``/``limit``/``offset`` on the history (they were ignored: every
+    row came back whatever the window), and with ``startTime`` the page is the oldest rows from
+    it, so ccxt's ``fetch_deposits(code, since, limit)`` syncing forward misses none."""
+    creds = server.new_account()
+    addr = rest(server, "GET", "/sapi/v1/capital/deposit/address", creds, coin="ETH")["address"]
+    frm = anvil.rpc("eth_accounts")[2]
+    for k in range(5):
+        anvil.rpc("eth_sendTransaction", {"from": frm, "to": addr, "value": hex((k + 1) * ETHER)})
+        poll(server)  # one sighting per poll: distinct insertTimes
+        time.sleep(0.005)
+    every = rest(server, "GET", "/sapi/v1/capital/deposit/hisrec", creds, coin="ETH")
+    assert [r["amount"] for r in every] == [f"{k}.000000000" for k in (5, 4, 3, 2, 1)]
+    times = [r["insertTime"] for r in reversed(every)]
+    assert times == sorted(times)
+
+    def page(**params: Any) -> list[str]:
+        rows = rest(server, "GET", "/sapi/v1/capital/deposit/hisrec", creds, **params)
+        return [r["amount"][0] for r in rows]
+
+    assert page(startTime=times[0], limit=2) == ["2", "1"]  # the oldest two, newest first
+    assert page(startTime=times[2], limit=2) == ["4", "3"]
+    assert page(startTime=times[0], limit=2, offset=2) == ["4", "3"]
+    assert page(limit=2) == ["5", "4"]  # no startTime: the newest
+    assert page(startTime=times[1], endTime=times[3]) == ["4", "3", "2"]
+    status, _, data = http(
+        "GET",
+        server.http + "/sapi/v1/capital/deposit/hisrec",
+        query=signed_query(creds, {"startTime": times[3], "endTime": times[1]}),
+        headers={"X-MBX-APIKEY": creds.api_key},
+    )
+    assert (status, data["code"]) == (400, -1130)
+
+    import ccxt
+
+    ex = ccxt.binance(
+        {
+            "apiKey": creds.api_key,
+            "secret": creds.secret,
+            "options": {"fetchMarkets": {"types": ["spot"]}},
+        }
+    )
+    for name, url in list(ex.urls["api"].items()):
+        if isinstance(url, str):
+            ex.urls["api"][name] = server.http + "/" + url.split("/", 3)[3]
+    ex.load_markets()
+    seen: list[float] = []
+    since = times[0]
+    for _ in range(5):
+        got = ex.fetch_deposits("ETH", since, 2)
+        if not got:
+            break
+        seen += [d["amount"] for d in got]
+        since = got[-1]["timestamp"] + 1
+    assert seen == [1.0, 2.0, 3.0, 4.0, 5.0]
