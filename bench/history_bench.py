@@ -21,10 +21,11 @@ Measured:
   disk (the SQLite file with its WAL checkpointed, divided by the number of orders);
 - in a fresh process that starts a real `Gateway` on the data directory (as ``serve`` would,
   minus the socket): p50/p99 of ``order.status`` for orders from the first hour, by order id and
-  by client id, and of a 500-row ``allOrders`` page of a busy account from a random
-  ``startTime`` in the first 90 % of the history, each through
-  `Trading` (parameter parsing, the store, the index, rendering the dialect's JSON objects; no
-  WebSocket framing or signature check, which are the same for every request);
+  by client id, and of a 500-row ``allOrders`` and ``myTrades`` page of a busy account from a
+  random ``startTime`` in the first 90 % of the history, each through
+  `Trading` (parameter parsing, the store, the index, rendering the dialect's JSON; pages are
+  timed up to the encoded bytes; no WebSocket framing or signature check, which are the same
+  for every request);
 - that process's resident memory (VmRSS, and VmHWM, its peak) right after start and after the
   queries (most of it is the interpreter, numba's compiled engine and the libraries: compare
   with ``--orders`` small).
@@ -194,6 +195,8 @@ def query(data_dir: Path, orders: int, seed: int) -> dict[str, Any]:
     """In this (fresh) process: start a Gateway on ``data_dir`` and time the queries."""
     import asyncio
 
+    import msgspec
+
     from gateway.app import Gateway, GatewayConfig
     from gateway.clientids import decode_short
     from gateway.gctune import tune_for_serving
@@ -213,6 +216,7 @@ def query(data_dir: Path, orders: int, seed: int) -> dict[str, Any]:
     tune_for_serving()  # as `serve` does once the read model is built
     rss_start_kb = _rss_kb()[0]
     tr = gw.trading
+    _encode = msgspec.json.Encoder().encode
     symbols = {m.market_id: m.wire for m in gw.store.markets.values()}
     first_hour = min(orders, 3_600_000 // SPACING_MS)
     index = gw.store.history
@@ -236,16 +240,25 @@ def query(data_dir: Path, orders: int, seed: int) -> dict[str, Any]:
         by_cid.append(time.perf_counter() - q0)
         assert got["orderId"] >= o.order_id
     span_ms = orders * SPACING_MS
-    rows = 0
+    rows = trade_rows = 0
+    trade_pages: list[float] = []
+    trade_pages_cpu: list[float] = []
     for _ in range(PAGE_QUERIES):
         account, market = 1 + rng.randrange(BUSY_ACCOUNTS), 0
         start_ms = T0_NS // 1_000_000 + rng.randrange(max(1, span_ms * 9 // 10))
         params = {"symbol": symbols[market], "startTime": str(start_ms), "limit": "500"}
+        # Timed up to the JSON bytes the transport sends (`gateway.rest` encodes the answer
+        # with msgspec): the page's cost is the index, the rendering and the encoding.
         q0, c0 = time.perf_counter(), time.thread_time()
-        page = tr.all_orders(account, params)
+        body = _encode(tr.all_orders(account, params))
         pages.append(time.perf_counter() - q0)
         pages_cpu.append(time.thread_time() - c0)
-        rows += len(page)
+        rows += len(msgspec.json.decode(body))
+        q0, c0 = time.perf_counter(), time.thread_time()
+        body = _encode(tr.my_trades(account, params))
+        trade_pages.append(time.perf_counter() - q0)
+        trade_pages_cpu.append(time.thread_time() - c0)
+        trade_rows += len(msgspec.json.decode(body))
     rss_kb, hwm_kb = _rss_kb()
     asyncio.run(gw.close())
 
@@ -265,6 +278,11 @@ def query(data_dir: Path, orders: int, seed: int) -> dict[str, Any]:
         "all_orders_500_cpu_p50_ms": ms(pages_cpu, 0.5),
         "all_orders_500_cpu_p99_ms": ms(pages_cpu, 0.99),
         "all_orders_mean_rows": round(rows / PAGE_QUERIES, 1),
+        "my_trades_500_p50_ms": ms(trade_pages, 0.5),
+        "my_trades_500_p99_ms": ms(trade_pages, 0.99),
+        "my_trades_500_cpu_p50_ms": ms(trade_pages_cpu, 0.5),
+        "my_trades_500_cpu_p99_ms": ms(trade_pages_cpu, 0.99),
+        "my_trades_mean_rows": round(trade_rows / PAGE_QUERIES, 1),
         "gateway_rss_at_start_mb": round(rss_start_kb / 1024, 1),
         "gateway_rss_mb": round(rss_kb / 1024, 1),
         "gateway_peak_rss_mb": round(hwm_kb / 1024, 1),

@@ -11,5 +11,5 @@ def test_history_bench_small_run() -> None:
     assert r["orders"] == 6_000 and r["trade_rows"] == 2 * r["trades"] > 0
     assert r["status_queries"] > 0 and r["client_id_queries"] > 0
     assert 50 < r["bytes_per_order"] < 2_000
-    assert r["all_orders_mean_rows"] > 0
+    assert r["all_orders_mean_rows"] > 0 and r["my_trades_mean_rows"] > 0
     assert r["gateway_rss_mb"] > 0 and r["build_orders_per_s"] > 0
