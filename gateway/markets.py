@@ -10,6 +10,7 @@ anything is journaled.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -110,6 +111,12 @@ class Market:
         return s if s is not None else _remember(self._base_strs, atoms, self.base.decimals)
 
     quote_amount = price
+
+    def memo_lookups(self) -> tuple[Callable[[int], str | None], Callable[[int], str | None]]:
+        """The bound ``get`` of the price and quantity memos, for a renderer that looks up
+        thousands of amounts per page (``get(atoms) or price(atoms)``: a miss falls back to
+        `price` / `qty`, which fill the memo; the memos are cleared in place, never replaced)."""
+        return self._quote_strs.get, self._base_strs.get
 
     def parse_price(self, value: Any, name: str = "price") -> int:
         if type(value) is str:  # memo of strings already proven valid (never bools: 1 == True)

@@ -17,6 +17,8 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+import msgspec
+
 from engine.schema import (
     AmendOrder,
     CancelAll,
@@ -32,7 +34,7 @@ from engine.schema import (
     Side,
     Trade,
 )
-from gateway import clientids, errors, replace, wire
+from gateway import clientids, errors, replace, wire, wireviews
 from gateway.bridge import Bridge, Reply, Result, future_reply
 from gateway.clientids import ClientIdBook
 from gateway.history.index import NO_END
@@ -399,7 +401,7 @@ class Trading:
                 out.append(wire.order(o, self.store.markets[o.market_id], self.ids))
         return out
 
-    def all_orders(self, account_id: int, params: Mapping[str, Any]) -> list[Any]:
+    def all_orders(self, account_id: int, params: Mapping[str, Any]) -> msgspec.Raw:
         """allOrders over the whole history. With ``orderId`` or ``startTime`` the oldest
         matching orders from there (ascending): what an incremental sync pages with; without
         either, the newest ``limit`` (ascending), as the dialect defines it."""
@@ -416,9 +418,9 @@ class Trading:
             limit=limit,
             newest=newest,
         )
-        return [wire.order(o, m, self.ids) for o in rows]
+        return wireviews.orders_json(rows, m, self.ids)
 
-    def my_trades(self, account_id: int, params: Mapping[str, Any]) -> list[Any]:
+    def my_trades(self, account_id: int, params: Mapping[str, Any]) -> msgspec.Raw:
         """myTrades, same paging rule as `all_orders` (``fromId`` is a trade id); with
         ``orderId`` the trades of that order."""
         self._require_running()
@@ -440,7 +442,7 @@ class Trading:
             limit=limit,
             newest=newest and oid is None,
         )
-        return [wire.trade(t, m) for t in rows]
+        return wireviews.trades_json(rows, m)
 
     def account(
         self, account_id: int, params: Mapping[str, Any], can_trade: bool, can_withdraw: bool

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+import msgspec
+
 from engine.schema import CONDITIONAL_TYPES
+from gateway import wireviews
 from gateway.clientids import ClientIdBook
 from gateway.dialect import SIDE_NAMES, STP_NAMES, TIF_NAMES, TYPE_NAMES
 from gateway.markets import Market, atoms_to_decimal
@@ -25,46 +28,14 @@ def ms(ns: int) -> int:
 
 
 def order(o: OrderRecord, m: Market, ids: ClientIdBook) -> dict[str, Any]:
-    """order.status / GET /api/v3/order shape."""
-    return {
-        "symbol": m.wire,
-        "orderId": o.order_id,
-        "orderListId": -1,
-        "clientOrderId": ids.display(o.client_order_id, o.order_id),
-        "price": m.price(o.price),
-        "origQty": m.qty(o.orig_qty),
-        "executedQty": m.qty(o.executed),
-        "cummulativeQuoteQty": m.quote_amount(o.cum_quote),
-        "status": o.status,
-        "timeInForce": TIFS.get(o.time_in_force, "GTC"),
-        "type": TYPES.get(o.order_type, "LIMIT"),
-        "side": SIDES.get(o.side, "BUY"),
-        "stopPrice": m.price(o.stop_price),
-        "icebergQty": m.qty(o.iceberg_qty),
-        "time": ms(o.time_ns),
-        "updateTime": ms(o.update_ns),
-        "isWorking": o.is_working,
-        "workingTime": _working_ms(o.working_time_ns),
-        "origQuoteOrderQty": m.quote_amount(o.orig_quote_qty),
-        "selfTradePreventionMode": STP_NAMES.get(o.stp_mode, "NONE"),
-    } | _optional_fields(o, m)
+    """order.status / GET /api/v3/order shape, as a dict for the answers that extend it (the
+    schema is `wireviews.OrderView`; pages render through `wireviews.orders_json`)."""
+    out: dict[str, Any] = msgspec.to_builtins(wireviews.order_views((o,), m, ids)[0])
+    return out
 
 
 def _working_ms(ns: int) -> int:
     return -1 if ns == -1 else ms(ns)
-
-
-def _optional_fields(o: OrderRecord, m: Market) -> dict[str, Any]:
-    """The dialect's conditional fields: trailing stops, and orders self-trade prevention
-    touched (expired in match, or decremented)."""
-    out: dict[str, Any] = {}
-    if o.trailing_delta:
-        out["trailingDelta"] = o.trailing_delta
-        out["trailingTime"] = ms(o.time_ns)  # trails from its placement
-    if o.prevented_match_id >= 0:
-        out["preventedMatchId"] = o.prevented_match_id
-        out["preventedQuantity"] = m.qty(o.prevented_qty)
-    return out
 
 
 def order_result(
@@ -157,21 +128,9 @@ def cancelled(
 
 
 def trade(t: TradeRecord, m: Market) -> dict[str, Any]:
-    return {
-        "symbol": m.wire,
-        "id": t.trade_id,
-        "orderId": t.order_id,
-        "orderListId": -1,
-        "price": m.price(t.price),
-        "qty": m.qty(t.qty),
-        "quoteQty": m.quote_amount(t.quote),
-        "commission": m.quote_amount(t.commission),
-        "commissionAsset": m.quote.symbol,
-        "time": ms(t.time_ns),
-        "isBuyer": t.is_buyer,
-        "isMaker": t.is_maker,
-        "isBestMatch": True,
-    }
+    """myTrades shape as a dict (the schema is `wireviews.TradeView`)."""
+    out: dict[str, Any] = msgspec.to_builtins(wireviews.trade_views((t,), m)[0])
+    return out
 
 
 def balances(store: Store, acct: AccountView, *, omit_zero: bool = False) -> list[dict[str, Any]]:

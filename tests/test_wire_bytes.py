@@ -1,7 +1,8 @@
 """The exact bytes of the order and trade answers (`order.status`, `allOrders`, `myTrades`, the
 cancel answer) for records of every kind (`tests/wire_cases.py`), pinned to a golden file
-written by the per-order dict renderer before rendering was made cheap: a faster renderer must
-answer the same bytes, or clients that compare or hash answers would see a change.
+written by the per-order dict renderer before rendering was made cheap (`gateway.wireviews`
+renders pages as Structs encoded in one call): a faster renderer must answer the same bytes,
+or clients that compare or hash answers would see a change.
 
 To regenerate after a *deliberate* wire change: ``KB_WRITE_WIRE_GOLDEN=1 pytest`` this file,
 and review the diff of the golden file.
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import msgspec
 
-from gateway import wire
+from gateway import wire, wireviews
 from tests import wire_cases
 
 GOLDEN = Path(__file__).parent / "fixtures" / "wire_answers.txt"
@@ -29,12 +30,16 @@ def _answers() -> list[str]:
         rows = wire_cases.orders(m.market_id)
         for o in rows:
             status = _encode(wire.order(o, m, ids))
+            assert _encode(wireviews.order_views([o], m, ids)[0]) == status
             lines.append(f"order.status {m.wire} {o.order_id}\t{status.decode()}")
             cancel = _encode(wire.cancelled(o, m, ids, None, wire_cases.T_NS + 42_000_000))
             lines.append(f"order.cancel {m.wire} {o.order_id}\t{cancel.decode()}")
-        page = _encode([wire.order(o, m, ids) for o in rows])
+        page = _encode(wireviews.orders_json(rows, m, ids))  # as the transport embeds it
+        assert page == _encode([wire.order(o, m, ids) for o in rows])
         lines.append(f"allOrders {m.wire}\t{page.decode()}")
-        trades = _encode([wire.trade(t, m) for t in wire_cases.trades(m.market_id)])
+        trade_rows = wire_cases.trades(m.market_id)
+        trades = _encode(wireviews.trades_json(trade_rows, m))
+        assert trades == _encode([wire.trade(t, m) for t in trade_rows])
         lines.append(f"myTrades {m.wire}\t{trades.decode()}")
     return lines
 
