@@ -134,18 +134,14 @@ def _merge_slow(
     record: Callable[[int], Record],
 ) -> np.ndarray:
     """``rows`` with each record the fast parser left (``~fast``) replaced by its rows from
-    `decode_command` and the engine's encoder."""
-    parts: list[np.ndarray] = []
-    start = 0
-    for i in np.flatnonzero(~fast).tolist():
-        if start < i:
-            parts.append(rows[start:i])
-        seq, ts, payload = record(i)
-        parts.append(engine.encode([(seq, ts, decode_command(payload))]))
-        start = i + 1
-    if start < len(rows):
-        parts.append(rows[start:])
-    return np.concatenate(parts)
+    `decode_command` and the engine's encoder: one encode call for all of them (per record it
+    was ~8 us of the setup's 40,005 admin commands), merged back in sequence order (a
+    record's rows keep their order: the sort is stable)."""
+    slow = engine.encode(
+        [(s, t, decode_command(p)) for s, t, p in map(record, np.flatnonzero(~fast).tolist())]
+    )
+    merged = np.concatenate([rows[fast], slow])
+    return merged[np.argsort(merged[:, R_SEQ], kind="stable")]
 
 
 def _check_checkpoint(engine: CompiledEngine, seq: int, checkpoints: dict[int, str]) -> None:
