@@ -60,10 +60,19 @@ print(json.dumps(out))
 """
 
 
-def build(data_dir: Path, commands: int, tail: int, seed: int) -> dict[str, Any]:
-    """Journal ``commands`` records into ``data_dir/journal`` and snapshot at ``end - tail``."""
+def build(
+    data_dir: Path,
+    commands: int,
+    tail: int,
+    seed: int,
+    *,
+    accounts: int = 10_000,
+    resting: int = 100_000,
+) -> dict[str, Any]:
+    """Journal ``commands`` records into ``data_dir/journal`` and snapshot at ``end - tail``
+    (``accounts`` and ``resting``: workload (b)'s setup and prefill sizes)."""
     started = time.perf_counter()
-    wl = workload_b(seed, 0)
+    wl = workload_b(seed, 0, accounts=accounts, resting=resting)
     head = wl.setup + wl.prefill
     assert commands > len(head) + tail, "history shorter than setup, prefill and tail"
     accounts = sorted({c.account_id for _, _, c in wl.prefill})

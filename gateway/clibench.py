@@ -14,7 +14,7 @@ from gateway.cliload import lazy
 
 
 def add_bench_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """``kootabase bench engine|replay|ledger|marketdata|gateway|cluster|history``."""
+    """``kootabase bench engine|replay|restart|ledger|marketdata|gateway|cluster|history``."""
     bench = sub.add_parser("bench", help="run benchmarks (from a repository checkout)")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
     bench_engine = bench_sub.add_parser("engine", help="benchmark the matching engine")
