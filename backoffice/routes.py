@@ -69,9 +69,9 @@ async def _body(request: web.Request) -> dict[str, Any]:
         raise errors.bad_request(f"the body is larger than {MAX_BODY_BYTES} bytes")
     try:
         body = decode_json(raw) if raw.strip() else {}
-    except ValueError:
+    except ValueError as exc:
         raise errors.bad_request(
-            f"the body must be JSON (at most {MAX_JSON_DEPTH} levels deep)"
+            f"the body must be UTF-8 JSON, at most {MAX_JSON_DEPTH} levels deep ({exc})"[:300]
         ) from None
     if not isinstance(body, dict):
         raise errors.bad_request("the body must be a JSON object")
