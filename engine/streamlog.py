@@ -35,6 +35,12 @@ from engine.usererror import UserError
 
 log = structlog.get_logger(__name__)
 
+
+class StreamNotFound(UserError):
+    """``connect(create=False)`` on a stream that does not exist (a mistyped ``--stream``, or
+    a cluster's first start)."""
+
+
 DEFAULT_STREAM: Final = "KOOTABASE"
 DUPLICATE_WINDOW_S: Final = 120.0
 MAX_MSG_BYTES: Final = 1 << 20
@@ -199,7 +205,7 @@ class StreamLog:
                 try:
                     await self.js.stream_info(spec.name)
                 except JsNotFound:
-                    raise UserError(
+                    raise StreamNotFound(
                         f"stream {spec.name} does not exist on NATS at {','.join(options.servers)}",
                         hint="check --stream and --nats (a gateway started with --nats creates it)",
                     ) from None

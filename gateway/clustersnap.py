@@ -48,7 +48,7 @@ from engine.filemodes import create_private
 from engine.replica import Replica
 from engine.schema import StateImage
 from engine.snapstore import SnapshotRefused, decode_snapshot, object_name, snapshot_bucket
-from engine.streamlog import StreamLog
+from engine.streamlog import StreamLog, StreamNotFound
 from engine.usererror import UserError
 from gateway import readmodel
 from gateway.readmodel import ReadModelImage
@@ -364,9 +364,11 @@ def fetch_start_point(
     def run() -> StartPoint | None:
         try:
             return asyncio.run(body())
-        except UserError as exc:  # no stream yet (a first start): nothing to start from
+        except StreamNotFound as exc:  # no stream yet (a first start): nothing to start from
             log.info("cluster_start_point_none", reason=str(exc))
             return None
+        except UserError:  # NATS unreachable: one line now, not again after attach's wait
+            raise
         except Exception as exc:  # NATS down, no permission: attach reports it properly
             log.warning("cluster_start_point_unavailable", error=repr(exc))
             return None

@@ -156,3 +156,24 @@ def test_replay_piped_prints_plain_lines(demo_dir: Path) -> None:  # noqa: F811
     assert len(lines) == 2, proc.stdout
     assert lines[0].startswith("replayed seq 1..9: 9 commands in ")
     assert lines[1].startswith("state hash: ") and len(lines[1]) == len("state hash: ") + 64
+
+
+def test_serve_with_unreachable_nats_fails_at_the_first_connect(tmp_path: Path) -> None:
+    """The cluster start point's connect used to swallow the failure (logged as 'no start
+    point') and attach then waited out the same first-connect bound again: twice the wait for
+    one line. Now the first failure is the answer."""
+    port = free_port()
+    proc = run_cli(
+        "serve",
+        "--data-dir",
+        str(tmp_path / "gw"),
+        "--nats",
+        f"nats://127.0.0.1:{port}",
+        "--port",
+        str(free_port()),
+    )
+    assert "Traceback" not in proc.stderr and proc.returncode == 1, proc.stderr
+    assert "cluster_start_point" not in proc.stderr, proc.stderr
+    line = proc.stderr.splitlines()[-1]
+    assert line.startswith("kootabase serve: cannot reach NATS"), line
+    assert f"127.0.0.1:{port}" in line, line
