@@ -2,14 +2,19 @@
 member (SetAccountFrozen, SetAccountTier, SetMarketState, WithdrawalDecision; CreateMarket,
 CreateAsset and fiat Deposits when staff made them), in journal order.
 
-Nothing here is kept apart from the journal, so the log says exactly what the book of record
-says and replay reproduces it. A query scans forward from ``from_seq`` and stops after
-``limit`` entries or `MAX_SCANNED` records, answering the sequence to continue from.
+In single-process mode the log is read from the journal itself, so it says exactly what the
+book of record says. A cluster gateway has no local journal: every replica applies the whole
+command stream, so it keeps the staff commands' records as it applies them (`staff_records`,
+held by the store and carried in its read-model snapshots), byte for byte the records a journal
+would hold; both modes answer through `page`, so the same history gives the same answer.
+
+A query scans forward from ``from_seq`` and stops after ``limit`` entries or `MAX_SCANNED`
+records, answering the sequence to continue from.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -24,6 +29,7 @@ from engine.schema import (
     SetMarketState,
     WithdrawalDecision,
     decode_command,
+    encode_command,
 )
 
 MAX_SCANNED: Final = 2_000_000
@@ -45,6 +51,46 @@ def _staff_command(payload: bytes) -> bool:
     """A cheap look at the tag (the array's first element) before decoding."""
     head = payload[1:24]
     return any(head.startswith(tag) for tag in _TAGS)
+
+
+def is_staff_action(command: Any) -> bool:
+    """Whether ``command`` is an entry of the audit log (the same test `read_staff_actions`
+    applies after decoding)."""
+    if isinstance(command, SetAccountFrozen | SetAccountTier | SetMarketState | WithdrawalDecision):
+        return True
+    if isinstance(command, CreateMarket | CreateAsset):
+        return bool(command.staff_id)
+    if isinstance(command, Deposit):
+        return bool(command.approved_by)
+    return False
+
+
+def staff_records(
+    first_seq: int, ts_ns: int, commands: Sequence[Any]
+) -> list[tuple[int, int, bytes]]:
+    """The audit log's records among one batch's commands (sequences from ``first_seq``),
+    encoded as the journal encodes them."""
+    return [
+        (first_seq + i, ts_ns, encode_command(c))
+        for i, c in enumerate(commands)
+        if is_staff_action(c)
+    ]
+
+
+def page(
+    records: Iterable[tuple[int, int, bytes]],
+    last_seq: int,
+    limit: int,
+    account_id: int | None,
+    staff_id: str | None,
+    symbols: dict[int, str],
+) -> dict[str, Any]:
+    """One page of the audit log from ``records`` (the journal from the query's ``from_seq``,
+    or the staff records from it): ``next_seq`` follows the page's last entry when the page is
+    full, else the end of the history, whichever records were read."""
+    entries, cont = read_staff_actions(records, limit, account_id, staff_id, symbols)
+    next_seq = entries[-1]["seq"] + 1 if len(entries) >= limit else cont or last_seq + 1
+    return {"entries": entries, "next_seq": next_seq}
 
 
 def read_staff_actions(

@@ -59,10 +59,22 @@ def cluster_bridge(gw: Gateway) -> ClusterBridge:
         ack_timeout_s=gw.config.limits.ack_timeout_s,
         on_snapshot=lambda applied: snapshot_readmodel(gw, applied),
         snapshot_every=cfg.snapshot_every,
+        on_commands=lambda applied: keep_staff_actions(gw, applied),
     )
     if start is not None:
         bridge.follower.snapshot_stream_seq = start.stream_seq
     return bridge
+
+
+def keep_staff_actions(gw: Gateway, applied: Applied) -> None:
+    """The audit log's records among a message's commands, into the store (which snapshots
+    them): with no local journal, that is what the operator API's audit log reads."""
+    from backoffice.audit import staff_records
+
+    if not applied.duplicate:
+        gw.store.staff_actions.extend(
+            staff_records(applied.first_seq, applied.ts_ns, applied.commands)
+        )
 
 
 def start_point(gw: Gateway) -> StartPoint | None:

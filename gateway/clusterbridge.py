@@ -81,6 +81,7 @@ class ClusterBridge(RequestIntake):
         ack_timeout_s: float = 10.0,
         on_snapshot: Callable[[Applied], None] | None = None,
         snapshot_every: int | None = None,
+        on_commands: Callable[[Applied], None] | None = None,
     ) -> None:
         assert 1 <= max_batch <= MAX_COMMANDS_PER_BATCH
         super().__init__(ack_timeout_s)
@@ -88,6 +89,8 @@ class ClusterBridge(RequestIntake):
         self.origin = secrets.randbits(63) or 1
         self._batch_no = 0
         self._on_batch = on_batch
+        self._on_commands = on_commands
+        """Sees each applied message's commands before ``on_batch`` (the audit log's index)."""
         self._max_batch = max_batch
         self._max_inflight = max_inflight
         self._observe = observe
@@ -221,6 +224,8 @@ class ClusterBridge(RequestIntake):
         """Every message of the stream, in order: read model first, then this gateway's acks."""
         if applied.events or applied.commands:
             try:
+                if self._on_commands is not None and applied.commands:
+                    self._on_commands(applied)
                 self._on_batch(applied.first_seq, applied.ts_ns, applied.events, applied.last_seq)
             except Exception:  # a read-model bug must not lose the acks
                 log.exception("on_batch_failed", first_seq=applied.first_seq)

@@ -88,6 +88,9 @@ class ReadModelImage(msgspec.Struct, frozen=True):
     """Market data at the same sequence (None: the gateway runs without market data)."""
     standing: dict[int, tuple[bool, int]] = {}
     """account_id -> (frozen, KYC tier) of accounts staff touched (absent in older images)."""
+    staff_actions: list[tuple[int, int, bytes]] = []
+    """The cluster replica's audit log records (`Store.staff_actions`; absent in older
+    images, and empty in single-process mode, whose audit log reads the journal)."""
 
 
 _ENCODER: Final = msgspec.msgpack.Encoder()
@@ -127,6 +130,7 @@ def image(store: Store, marketdata: MarketDataState | None = None) -> ReadModelI
         open_orders=[o for a in store.accounts.values() for o in a.open_orders.values()],
         dead_mans=dict(store.dead_mans),
         standing=dict(store.standing),
+        staff_actions=list(store.staff_actions),
         stp_ids=dict(store._stp_ids),
         marketdata=None if marketdata is None else md_snapshot.image(marketdata),
     )
@@ -169,6 +173,7 @@ def restore(img: ReadModelImage, *, memory_orders: int) -> Store:
             acct.open_client_ids[o.client_order_id] = o.order_id
     store.dead_mans.update(img.dead_mans)
     store.standing.update(img.standing)
+    store.staff_actions.extend(img.staff_actions)
     store._stp_ids.update(img.stp_ids)
     store.last_seq = store.durable_seq = img.last_seq
     store.last_ts_ns = img.last_ts_ns

@@ -92,10 +92,13 @@ class Store(StoreQueries):
         self.reports: list[Report] = []
         self.dirty_balances: dict[int, set[int]] = {}
         self.dead_mans: dict[int, int] = {}
-        self.standing: dict[int, tuple[bool, int]] = {}
-        """account_id -> (frozen, KYC tier; -1 = never set), for accounts staff touched."""
         """account_id -> fire_at_ns of its armed dead-man's switch (journal time), folded from
         the engine's events so a restart knows what is armed (`gateway.deadman` ticks on it)."""
+        self.standing: dict[int, tuple[bool, int]] = {}
+        """account_id -> (frozen, KYC tier; -1 = never set), for accounts staff touched."""
+        self.staff_actions: list[tuple[int, int, bytes]] = []
+        """(seq, ts_ns, command record) of each staff action, in order: a cluster replica's
+        audit log (`backoffice.audit`), kept as it applies the stream (no local journal)."""
         self._ts = 0
         self._batch_seq = 0
         self._unwritten = True
