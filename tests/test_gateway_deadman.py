@@ -290,12 +290,15 @@ def test_switch_armed_before_a_restart_fires_after_it(tmp_path: Path) -> None:
 
     try:
         oid, armed = run(arm())
+        fire_at = s.gw.store.dead_mans.get(acc.maker_id)
+        assert fire_at is not None and fire_at // 1_000_000 == armed["fireAt"]
     finally:
         s.stop()
     s2 = ServerThread(tmp_path, LIMITS, fixture_accounts=False)  # same data dir
     try:
-        fire_at = s2.gw.store.dead_mans.get(acc.maker_id)  # rebuilt from the journal
-        assert fire_at is not None and fire_at // 1_000_000 == armed["fireAt"]
+        # Rebuilt from the journal; a start-up slower than the 1.5 s switch (a loaded
+        # machine) may already have fired it, which the Tick checked below then shows.
+        assert s2.gw.store.dead_mans.get(acc.maker_id) in (fire_at, None)
 
         async def wait() -> None:
             async with WsApiClient.connect(s2.ws_api, acc.maker) as c:
