@@ -223,9 +223,12 @@ class ClusterBridge(RequestIntake):
     def _on_applied(self, applied: Applied) -> None:
         """Every message of the stream, in order: read model first, then this gateway's acks."""
         if applied.events or applied.commands:
-            try:
-                if self._on_commands is not None and applied.commands:
+            if self._on_commands is not None and applied.commands:
+                try:
                     self._on_commands(applied)
+                except Exception:  # the audit index must not cost the read model its batch
+                    log.exception("on_commands_failed", first_seq=applied.first_seq)
+            try:
                 self._on_batch(applied.first_seq, applied.ts_ns, applied.events, applied.last_seq)
             except Exception:  # a read-model bug must not lose the acks
                 log.exception("on_batch_failed", first_seq=applied.first_seq)
