@@ -2,7 +2,8 @@
 records as it applies the stream, so a staff action taken through one gateway shows in the audit
 log of another, the same entries in the same order, and a replica started later from an Object
 Store read-model snapshot (the snapshot holds the records up to its point, the stream's tail the
-rest) answers the same.
+rest) answers the same; and the stream exported to a local journal, read as the single-process
+handler reads it, gives the same page.
 
 Against the machine's real NATS (JetStream on 127.0.0.1:4222), a unique stream per test; the
 back office's identity store is SQLite in each gateway's data directory (each replica has its own
@@ -22,7 +23,9 @@ from backoffice.audit import page, staff_records
 from backoffice.roles import Role
 from backoffice.routes import BACKOFFICE_KEY
 from engine.crosscheck import CHECKPOINT_EVERY
+from engine.journal import SegmentJournal
 from engine.schema import CreateAccount, CreateMarket, Deposit, SetAccountFrozen, SetAccountTier
+from engine.streamjournal import export_stream
 from engine.streamlog import NatsOptions, StreamLog, StreamSpec
 from gateway.admin import Admin
 from gateway.app import Gateway
@@ -136,6 +139,15 @@ def test_staff_actions_show_on_every_replica_and_after_restart(tmp_path: Path) -
         symbols = {m.market_id: m.wire for m in b2.store.markets.values()}
         kept = page(b2.store.staff_actions, b2.store.last_seq, 100, None, None, symbols)
         assert kept == on_b
+        # the same history in single-process mode: the stream exported to a local journal,
+        # read the way the single-process handler reads it, gives the same page
+        exported = tmp_path / "exported"
+        await export_stream(writer, exported)
+        with SegmentJournal(exported) as journal:
+            last = journal.last_sequence
+            records = list(journal.read_from(journal.first_sequence, last))
+        assert page(records, last, 100, None, None, symbols) == on_b
+        assert page(records, last, 1, 1, None, symbols) == first
         for run in (a_run, c_run, b2_run):
             await run.runner.cleanup()
         await writer.close()
