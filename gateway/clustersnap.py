@@ -213,9 +213,11 @@ class Uploader:
     """Stores read-model objects one at a time, newest first: a point that arrives while another
     is uploading replaces any point still waiting (a start-up needs only the newest pair, and a
     replica catching up passes many points in a burst that timed out when stored at once).
-    A failed store is retried a few times, then left to the next point."""
+    A failed store is retried with a growing pause until it is stored or a newer point
+    supersedes it: giving up after a few attempts left a quiet stream with no snapshot at all
+    until the next point, however long that took."""
 
-    ATTEMPTS: Final = 3
+    RETRY_PAUSE_MAX_S: Final = 5.0
 
     def __init__(self, stream_log: StreamLog, stored: set[int]) -> None:
         self.stream_log = stream_log
@@ -232,7 +234,9 @@ class Uploader:
         while self._next is not None:
             stream_seq, data = self._next
             self._next = None
-            for attempt in range(1, self.ATTEMPTS + 1):
+            attempt = 0
+            while True:
+                attempt += 1
                 try:
                     await save(self.stream_log, stream_seq, data)
                 except Exception as exc:
@@ -242,7 +246,9 @@ class Uploader:
                         attempt=attempt,
                         error=repr(exc),
                     )
-                    await asyncio.sleep(0.5 * attempt)
+                    if self._next is not None:
+                        break  # superseded: the newer point is the one worth storing
+                    await asyncio.sleep(min(0.5 * attempt, self.RETRY_PAUSE_MAX_S))
                     continue
                 self.stored.add(stream_seq)
                 with contextlib.suppress(Exception):  # another gateway may be pruning too
