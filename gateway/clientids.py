@@ -47,6 +47,9 @@ def encode(client_id: str) -> int:
     return HASHED_BASE + int.from_bytes(digest, "big") % HASHED_BASE
 
 
+SHORT_MEMO_ENTRIES: Final = 4_096
+
+
 def decode_short(value: int) -> str | None:
     """The string of a reversible (short) id, None for a hashed one or 0."""
     if value <= 0 or value >= HASHED_BASE:
@@ -65,6 +68,9 @@ class ClientIdBook:
     def __init__(self, path: Path | None) -> None:
         self._path = path
         self._strings: dict[int, str] = {}
+        self._shorts: dict[int, str] = {}
+        """Memo of decoded short ids (bounded): a history page shows the same few ids of a bot
+        hundreds of times, and decoding is a Python loop per character."""
         self._fd: int | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,10 +90,16 @@ class ClientIdBook:
         """The wire ``clientOrderId`` of an order."""
         if value == 0:
             return f"kb{order_id}"
-        short = decode_short(value)
+        short = self._shorts.get(value)
         if short is not None:
             return short
-        return self._strings.get(value, f"h-{value - HASHED_BASE:016x}")
+        short = decode_short(value)
+        if short is None:
+            return self._strings.get(value, f"h-{value - HASHED_BASE:016x}")
+        if len(self._shorts) >= SHORT_MEMO_ENTRIES:
+            self._shorts.clear()
+        self._shorts[value] = short
+        return short
 
     def close(self) -> None:
         if self._fd is not None:
