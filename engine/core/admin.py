@@ -96,6 +96,8 @@ class AdminCommands:
         self._pending: dict[int, tuple[int, int, int]] = {}  # id -> (account, asset, amount)
         self._ticks: list[int] = [0] * self.config.max_markets
         self._lots: list[int] = [0] * self.config.max_markets
+        # (base, quote) asset ids per market: the decoder derives a trade's postings from them
+        self._market_assets: list[tuple[int, int]] = [(0, 0)] * self.config.max_markets
 
     def demo_deposit_accounts(self) -> set[int]:
         """Accounts credited by the demo faucet, from the credited deposit keys (the faucet
@@ -340,6 +342,7 @@ class AdminCommands:
         self._market_symbols[market_id] = symbol
         self._ticks[market_id] = tick
         self._lots[market_id] = lot
+        self._market_assets[market_id] = (base, quote)
 
     def _install_account(self, account_id: int) -> None:
         row = self._a.acct[account_id]

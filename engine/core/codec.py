@@ -200,5 +200,6 @@ def _echo(seq: int, row: list[int], clamped: dict[int, Command]) -> OrderRejecte
 
 
 decode_rows = make_decoder(_echo)
-"""``decode_rows(rows, ticks, lots, clamped)``: the events of the kernel's rows; ``ticks`` and
-``lots`` per market convert back to atoms (generated from `engine.core.eventrows.EVENT_ROWS`)."""
+"""``decode_rows(rows, ticks, lots, assets, clamped)``: the events of the kernel's rows; ``ticks``
+and ``lots`` per market convert back to atoms, ``assets`` per market (base, quote) complete the
+postings a trade row stands for (generated from `engine.core.eventrows.EVENT_ROWS`)."""

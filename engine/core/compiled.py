@@ -104,7 +104,8 @@ class CompiledEngine(AdminCommands):
         return encode_records(records, self._admin, self._clamped)
 
     def process_encoded(self, rows: np.ndarray, *, keep_events: bool = False) -> int:
-        """Run encoded rows; returns the number of events produced.
+        """Run encoded rows; returns the number of event rows written (a trade row stands for
+        the Trade and the postings of its transaction, so rows <= events).
 
         ``keep_events=True``: every event is kept (decoded lazily) until `drain_events`.
         ``keep_events=False`` (the benchmark default): the event buffer is reused from its
@@ -206,6 +207,8 @@ class CompiledEngine(AdminCommands):
         pos = int(ctr[C_EV_POS])
         if keep and pos:
             self._decoded.extend(
-                decode_rows(self._a.ev[:pos], self._ticks, self._lots, self._clamped)
+                decode_rows(
+                    self._a.ev[:pos], self._ticks, self._lots, self._market_assets, self._clamped
+                )
             )
         ctr[C_EV_POS] = 0

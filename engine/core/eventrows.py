@@ -14,6 +14,12 @@ the accepted and trade rows) use the same columns.
 Two kinds keep their own code: EV_ACCEPTED_X completes the OrderAccepted just before it with
 its issue-3 fields, and EV_REJECTED echoes the command's own values when they did not fit a row
 (``codec._echo``).
+
+A trade row also stands for the postings of its transaction (`TRADE_TXN`): the quote and base
+legs, the buyer's and the seller's fee when not 0, and the maker's hold release when not 0, in
+that order. The ledger rules fix every field of them from the trade (who pays which bucket, the
+market's assets, the amounts), so the kernel writes one row per fill instead of up to six and
+the decoder writes the Posting events out, exactly as the kernel used to.
 """
 
 from __future__ import annotations
@@ -23,7 +29,11 @@ from typing import Any
 
 import msgspec
 
+from engine.core.codes import BUY, P_FEE, P_ORDER_RELEASE, P_TRADE_BASE, P_TRADE_QUOTE
 from engine.core.layout import (
+    B_AVAILABLE,
+    B_FEES,
+    B_HELD_ORDERS,
     EV_ACCEPTED,
     EV_ACCEPTED_X,
     EV_AMENDED,
@@ -97,6 +107,44 @@ ACCEPTED_X: tuple[Field, ...] = (
 )  # fmt: skip
 """The EV_ACCEPTED_X row: OrderAccepted's issue-3 fields (all 0 when there is no such row)."""
 
+TRADE_TXN = 14
+"""Trade row column: the id of the trade's transaction (its postings are derived, see above)."""
+TRADE_RELEASE = 15
+"""Trade row column: the maker's hold released in the trade's transaction (a buy maker whose
+commitment shrank by more than it paid), 0 = none."""
+
+
+def _trade_postings() -> list[str]:
+    """Decoder lines appending the Posting events a trade row stands for (``r`` the row, ``m``
+    its market): the same fields, in the same order, as the kernel's writers used to emit."""
+    p = "            append(Posting(seq=seq, txn_id=txn, "
+    return [
+        f"            txn = r[{TRADE_TXN}]",
+        "            base, quote = assets[m]",
+        f"            if r[11] == {BUY}:",
+        "                buyer, seller, buyer_fee, seller_fee = r[10], r[8], r[13], r[12]",
+        "            else:",
+        "                buyer, seller, buyer_fee, seller_fee = r[8], r[10], r[12], r[13]",
+        f"{p}reason={P_TRADE_QUOTE}, asset_id=quote, debit_account_id=buyer, "
+        f"debit_bucket={B_HELD_ORDERS}, credit_account_id=seller, credit_bucket={B_AVAILABLE}, "
+        "amount_atoms=r[6]))",
+        f"{p}reason={P_TRADE_BASE}, asset_id=base, debit_account_id=seller, "
+        f"debit_bucket={B_HELD_ORDERS}, credit_account_id=buyer, credit_bucket={B_AVAILABLE}, "
+        "amount_atoms=r[5] * lots[m]))",
+        "            if buyer_fee > 0:",
+        f"    {p}reason={P_FEE}, asset_id=quote, debit_account_id=buyer, "
+        f"debit_bucket={B_HELD_ORDERS}, credit_account_id=0, credit_bucket={B_FEES}, "
+        "amount_atoms=buyer_fee))",
+        "            if seller_fee > 0:",
+        f"    {p}reason={P_FEE}, asset_id=quote, debit_account_id=seller, "
+        f"debit_bucket={B_AVAILABLE}, credit_account_id=0, credit_bucket={B_FEES}, "
+        "amount_atoms=seller_fee))",
+        f"            if r[{TRADE_RELEASE}] > 0:",
+        f"    {p}reason={P_ORDER_RELEASE}, asset_id=quote, debit_account_id=r[8], "
+        f"debit_bucket={B_HELD_ORDERS}, credit_account_id=r[8], credit_bucket={B_AVAILABLE}, "
+        f"amount_atoms=r[{TRADE_RELEASE}]))",
+    ]
+
 
 def _column(field: Field, market: str) -> str:
     _, col, unit = field
@@ -111,9 +159,10 @@ def _column(field: Field, market: str) -> str:
 
 
 def decoder_source() -> str:
-    """Python source of ``decode_rows(rows, ticks, lots, clamped)`` from the tables."""
+    """Python source of ``decode_rows(rows, ticks, lots, assets, clamped)`` from the tables
+    (``assets[m]``: market ``m``'s (base, quote) asset ids)."""
     lines = [
-        "def decode_rows(rows, ticks, lots, clamped):",
+        "def decode_rows(rows, ticks, lots, assets, clamped):",
         "    out = []",
         "    append = out.append",
         "    for r in rows.tolist():",
@@ -131,6 +180,8 @@ def decoder_source() -> str:
             lines.append(f"            m = {market}")
         args = ", ".join(f"{name}={_column((name, c, u), 'm')}" for name, c, u in fields)
         lines.append(f"            append({cls.__name__}(seq=seq, {args}))")
+        if kind == EV_TRADE:
+            lines += _trade_postings()
     x_args = ", ".join(f"{name}={_column((name, c, u), 'm')}" for name, c, u in ACCEPTED_X)
     lines += [
         f"        elif kind == {EV_ACCEPTED_X}:",
@@ -147,9 +198,17 @@ def decoder_source() -> str:
 def make_decoder(echo: Callable[..., Any]) -> Callable[..., list[Any]]:
     """The generated decoder; ``echo(seq, row, clamped)`` builds an OrderRejected."""
     namespace: dict[str, Any] = {cls.__name__: cls for cls, _ in EVENT_ROWS.values()}
+    namespace["Posting"] = Posting
     namespace |= {"replace": msgspec.structs.replace, "echo": echo}
     exec(compile(decoder_source(), "<engine.core.eventrows decoder>", "exec"), namespace)
     return namespace["decode_rows"]
 
 
-__all__ = ["ACCEPTED_X", "EVENT_ROWS", "decoder_source", "make_decoder"]
+__all__ = [
+    "ACCEPTED_X",
+    "EVENT_ROWS",
+    "TRADE_RELEASE",
+    "TRADE_TXN",
+    "decoder_source",
+    "make_decoder",
+]

@@ -181,13 +181,15 @@ CMD_REPLACE = 8  # CancelReplaceOrder's cancel; the next row is its CMD_PLACE (s
 # ---- event rows: int64 [capacity, E_W]; col 0 kind, col 1 seq ------------------------------
 E_KIND = 0
 E_SEQ = 1
-E_W = 14
+E_W = 16
 
 EV_ACCEPTED = 1  # 2 order_id 3 account 4 market 5 coid 6 side 7 type 8 tif
 #                  9 price_atoms 10 qty_atoms 11 quote_qty_atoms 12 hold_atoms  (echoed atoms)
 EV_REJECTED = 2  # 2 account 3 market 4 order_id 5 coid 6 reason 7 cancel half of a replace
 EV_TRADE = 3  # 2 trade_id 3 market 4 price_ticks 5 qty_lots 6 quote_atoms 7 maker_oid
 #               8 maker_account 9 taker_oid 10 taker_account 11 taker_side 12 maker_fee 13 taker_fee
+#               14 txn 15 maker hold released (atoms): also the trade's postings, which the
+#               decoder derives (engine.core.eventrows)
 EV_CANCELLED = 4  # 2 order_id 3 account 4 market 5 remaining_lots 6 reason
 EV_EXPIRED = 5  # same columns as EV_CANCELLED
 EV_AMENDED = 6  # 2 order_id 3 account 4 market 5 price_ticks 6 qty_lots 7 priority_kept 8 hold

@@ -17,9 +17,6 @@ from engine.core.codes import (
     EXP_NO_LIQUIDITY,
     EXP_PROTECTION,
     EXP_STP,
-    P_FEE,
-    P_TRADE_BASE,
-    P_TRADE_QUOTE,
     SELL,
     STOP_BOOK_EMPTY,
     STOP_BUDGET,
@@ -35,7 +32,6 @@ from engine.core.codes import (
 from engine.core.events import (
     emit_iceberg,
     emit_order_end,
-    emit_posting,
     emit_stp,
     hold_txn,
     new_txn,
@@ -45,7 +41,6 @@ from engine.core.events import (
 from engine.core.kernelapi import kernel, load_state
 from engine.core.layout import (
     B_AVAILABLE,
-    B_FEES,
     B_HELD_ORDERS,
     CF_MAX_FILLS,
     ERR_NEGATIVE_BALANCE,
@@ -171,37 +166,18 @@ def execute_trade(
         seller = taker_acct
         buyer_fee = maker_fee
         seller_fee = taker_fee
-    txn = new_txn(st.ctr)
-    emit_posting(
-        st.ev, st.ctr, seq, txn, P_TRADE_QUOTE, quote, buyer, B_HELD_ORDERS, seller, B_AVAILABLE, n
-    )
+    # The trade's transaction: its postings are not written as rows, the decoder derives them
+    # from this row (engine.core.eventrows: quote, base, buyer fee, seller fee, release).
+    st.ev[r, 14] = new_txn(st.ctr)
+    st.ev[r, 15] = 0
     st.bal[buyer, quote, B_HELD_ORDERS] -= n
     st.bal[seller, quote, B_AVAILABLE] += n
-    emit_posting(
-        st.ev,
-        st.ctr,
-        seq,
-        txn,
-        P_TRADE_BASE,
-        base,
-        seller,
-        B_HELD_ORDERS,
-        buyer,
-        B_AVAILABLE,
-        base_atoms,
-    )
     st.bal[seller, base, B_HELD_ORDERS] -= base_atoms
     st.bal[buyer, base, B_AVAILABLE] += base_atoms
     if buyer_fee > 0:
-        emit_posting(
-            st.ev, st.ctr, seq, txn, P_FEE, quote, buyer, B_HELD_ORDERS, 0, B_FEES, buyer_fee
-        )
         st.bal[buyer, quote, B_HELD_ORDERS] -= buyer_fee
         st.sysb[quote, S_FEES] += buyer_fee
     if seller_fee > 0:
-        emit_posting(
-            st.ev, st.ctr, seq, txn, P_FEE, quote, seller, B_AVAILABLE, 0, B_FEES, seller_fee
-        )
         st.bal[seller, quote, B_AVAILABLE] -= seller_fee
         st.sysb[quote, S_FEES] += seller_fee
     maker_left = st.ords[ms, O_QTY] - f
@@ -212,8 +188,12 @@ def execute_trade(
         excess = maker_hold - n - maker_fee - keep
         if excess < 0:
             fail(st.ctr, ERR_NEGATIVE_HOLD)
-        elif excess > 0:
-            post_release(st.ev, st.ctr, st.bal, seq, txn, maker_acct, quote, excess)
+        elif excess > 0:  # the release posting (derived from the row, like the others)
+            st.ev[r, 15] = excess
+            st.bal[maker_acct, quote, B_HELD_ORDERS] -= excess
+            st.bal[maker_acct, quote, B_AVAILABLE] += excess
+            if st.bal[maker_acct, quote, B_HELD_ORDERS] < 0:
+                fail(st.ctr, ERR_NEGATIVE_BALANCE)
         maker_hold = keep
     else:
         maker_hold -= base_atoms
