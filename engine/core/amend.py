@@ -29,9 +29,11 @@ from engine.core.kernelapi import kernel, load_state
 from engine.core.layout import (
     A_FROZEN,
     B_AVAILABLE,
+    C_FIFO_HEAD,
     CF_MAX_LEVELS,
     K_ACCOUNT,
     M_BASE,
+    M_BURST_FIRST,
     M_LOT,
     M_MAXQ,
     M_MIN_NOTIONAL,
@@ -209,4 +211,5 @@ def amend(sp, c, i):
         st.ords[s, O_QTY] = 0
         st.ords[s, O_HOLD] = 0
         forget_order(sp, s)
-    run_triggers(sp, seq, m)
+    if st.mkt[m, M_BURST_FIRST] != 0 or st.ctr[C_FIFO_HEAD] >= 0:  # else run_triggers is a no-op
+        run_triggers(sp, seq, m)

@@ -78,6 +78,7 @@ from engine.core.layout import (
     A_HEAD,
     A_OPEN,
     B_AVAILABLE,
+    C_FIFO_HEAD,
     C_OPEN_ORDERS,
     CF_HASH_MASK,
     CF_MAX_ACCOUNTS,
@@ -96,6 +97,7 @@ from engine.core.layout import (
     K_MARKET,
     M_BAND,
     M_BASE,
+    M_BURST_FIRST,
     M_EXISTS,
     M_LAST_PRICE,
     M_LOT,
@@ -522,7 +524,8 @@ def place(sp, c, i):
         open_order(sp, s)
         note_gtd(st.ords, st.olnk, st.ctr, s)
         check_not_crossed(st.lvl, st.bkl, st.bkn, st.ctr, m)
-    run_triggers(sp, seq, m)
+    if st.mkt[m, M_BURST_FIRST] != 0 or st.ctr[C_FIFO_HEAD] >= 0:  # else run_triggers is a no-op
+        run_triggers(sp, seq, m)
 
 
 @kernel

@@ -454,8 +454,15 @@ def run_triggers(sp, seq, m):
             last = st.mkt[m, M_BURST_LAST]
             st.mkt[m, M_BURST_FIRST] = 0
             st.mkt[m, M_BURST_LAST] = 0
-            room = max_triggers - fired - queued
-            queued += collect(sp, m, first, last, room)
+            # Nothing can fire without a trailing stop or a trigger book level (the common
+            # case: a market without conditional orders skips the call).
+            if (
+                st.mkt[m, M_TRAIL_HEAD] >= 0
+                or st.bkn[trigger_book(st.ctr, m, True)] > 0
+                or st.bkn[trigger_book(st.ctr, m, False)] > 0
+            ):
+                room = max_triggers - fired - queued
+                queued += collect(sp, m, first, last, room)
         s = st.ctr[C_FIFO_HEAD]
         if s < 0:
             return
