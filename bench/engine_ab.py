@@ -10,14 +10,18 @@ of each tree and the outcome (trades, resting orders), which must agree.
     python -m bench.engine_ab /tmp/base . --workloads c,a,b --rounds 3 --reps 2
 
 Each tree runs with its own sources first on ``PYTHONPATH`` (and its own numba cache next to
-them); the interpreter is this one.
+them); the interpreter is this one. The generated workload and its command rows are pickled in
+/tmp on first use and shared by every run (delete ``/tmp/kootabase-engine-ab-*.pickle`` after
+changing the workloads or the command row layout).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import pickle
 import statistics
 import subprocess
 import sys
@@ -32,9 +36,17 @@ def one_run(workload: str, reps: int) -> dict[str, object]:
     from bench.engine_bench import measure_compiled
     from bench.workloads import WORKLOADS
 
-    load = WORKLOADS[workload](DEFAULT_SEEDS[workload], DEFAULT_COMMANDS[workload])
-    handle = CompiledHandle(load)
-    rows = handle.encode(load.stream)
+    cache = Path(f"/tmp/kootabase-engine-ab-{workload}.pickle")
+    if cache.exists():  # the same stream for every tree: generated and encoded once
+        load, rows = pickle.loads(cache.read_bytes())
+        handle = CompiledHandle(load)
+    else:
+        load = WORKLOADS[workload](DEFAULT_SEEDS[workload], DEFAULT_COMMANDS[workload])
+        handle = CompiledHandle(load)
+        rows = handle.encode(load.stream)
+        # not picklable: every run generates it
+        with contextlib.suppress(pickle.PicklingError, TypeError, AttributeError):
+            cache.write_bytes(pickle.dumps((load, rows)))
     handle.warm_up(rows)
     times, events, after = measure_compiled(handle, rows, reps)
     trades, resting, levels = book_totals(after)
