@@ -23,7 +23,7 @@ from engine.core.codes import (
     REJ_UNKNOWN_ORDER,
     ST_POST_ONLY,
 )
-from engine.core.events import emit_amended, emit_rejected, hold_txn
+from engine.core.events import emit_amended, emit_rejected, hold_in_row
 from engine.core.handlers import crosses, find_target, outside_band, preamble
 from engine.core.kernelapi import kernel, load_state
 from engine.core.layout import (
@@ -154,15 +154,15 @@ def amend(sp, c, i):
     cur_q = st.ords[s, O_QTY]
     if p == st.ords[s, O_PRICE] and q < cur_q:
         # Pure decrease: keeps its place in the queue.
-        emit_amended(st.ev, st.ctr, seq, oid, a, m, p, q, True, new_hold)
-        hold_txn(st.ev, st.ctr, st.bal, seq, a, asset, new_hold - hold)
+        r = emit_amended(st.ev, st.ctr, seq, oid, a, m, p, q, True, new_hold)
+        hold_in_row(st.ev, st.ctr, st.bal, r, a, asset, new_hold - hold)
         st.ords[s, O_QTY] = q
         st.ords[s, O_HOLD] = new_hold
         if st.ords[s, O_VISIBLE] > q:
             st.ords[s, O_VISIBLE] = q
         return
-    emit_amended(st.ev, st.ctr, seq, oid, a, m, p, q, False, new_hold)
-    hold_txn(st.ev, st.ctr, st.bal, seq, a, asset, new_hold - hold)
+    r = emit_amended(st.ev, st.ctr, seq, oid, a, m, p, q, False, new_hold)
+    hold_in_row(st.ev, st.ctr, st.bal, r, a, asset, new_hold - hold)
     unrest_order(sp, s)
     left, budget, hold_left, _steps, stop, trades = match(
         sp,

@@ -15,7 +15,9 @@ Two kinds keep their own code: EV_ACCEPTED_X completes the OrderAccepted just be
 its issue-3 fields, and EV_REJECTED echoes the command's own values when they did not fit a row
 (``codec._echo``).
 
-A trade row also stands for the postings of its transaction (`TRADE_TXN`): the quote and base
+An OrderAccepted or OrderAmended row also carries the order's hold movement (the ORDER_HOLD or
+ORDER_RELEASE posting of its own transaction, written out right after the event), and a trade
+row stands for the postings of its transaction (`TRADE_TXN`): the quote and base
 legs, the buyer's and the seller's fee when not 0, and the maker's hold release when not 0, in
 that order. The ledger rules fix every field of them from the trade (who pays which bucket, the
 market's assets, the amounts), so the kernel writes one row per fill instead of up to six and
@@ -29,7 +31,14 @@ from typing import Any
 
 import msgspec
 
-from engine.core.codes import BUY, P_FEE, P_ORDER_RELEASE, P_TRADE_BASE, P_TRADE_QUOTE
+from engine.core.codes import (
+    BUY,
+    P_FEE,
+    P_ORDER_HOLD,
+    P_ORDER_RELEASE,
+    P_TRADE_BASE,
+    P_TRADE_QUOTE,
+)
 from engine.core.layout import (
     B_AVAILABLE,
     B_FEES,
@@ -46,6 +55,9 @@ from engine.core.layout import (
     EV_STP,
     EV_TRADE,
     EV_TRIGGERED,
+    H_AMOUNT,
+    H_ASSET,
+    H_TXN,
 )
 from engine.schema import (
     DeadMansSwitchFired,
@@ -114,6 +126,24 @@ TRADE_RELEASE = 15
 commitment shrank by more than it paid), 0 = none."""
 
 
+def _hold_posting() -> list[str]:
+    """Decoder lines appending the hold movement an OrderAccepted or OrderAmended row carries
+    (`engine.core.events.hold_in_row`): ORDER_HOLD into HELD_ORDERS, ORDER_RELEASE out."""
+    p = "                append(Posting(seq=seq, txn_id=r[{H_TXN}], "
+    p = p.format(H_TXN=H_TXN)
+    return [
+        f"            if r[{H_TXN}] != 0:",
+        f"                if r[{H_AMOUNT}] > 0:",
+        f"    {p}reason={P_ORDER_HOLD}, asset_id=r[{H_ASSET}], debit_account_id=r[3], "
+        f"debit_bucket={B_AVAILABLE}, credit_account_id=r[3], credit_bucket={B_HELD_ORDERS}, "
+        f"amount_atoms=r[{H_AMOUNT}]))",
+        "                else:",
+        f"    {p}reason={P_ORDER_RELEASE}, asset_id=r[{H_ASSET}], debit_account_id=r[3], "
+        f"debit_bucket={B_HELD_ORDERS}, credit_account_id=r[3], credit_bucket={B_AVAILABLE}, "
+        f"amount_atoms=-r[{H_AMOUNT}]))",
+    ]
+
+
 def _trade_postings() -> list[str]:
     """Decoder lines appending the Posting events a trade row stands for (``r`` the row, ``m``
     its market): the same fields, in the same order, as the kernel's writers used to emit."""
@@ -179,13 +209,17 @@ def decoder_source() -> str:
         if needs_market:
             lines.append(f"            m = {market}")
         args = ", ".join(f"{name}={_column((name, c, u), 'm')}" for name, c, u in fields)
+        if kind == EV_ACCEPTED:
+            lines.append("            accepted = len(out)")
         lines.append(f"            append({cls.__name__}(seq=seq, {args}))")
         if kind == EV_TRADE:
             lines += _trade_postings()
+        if kind in (EV_ACCEPTED, EV_AMENDED):
+            lines += _hold_posting()
     x_args = ", ".join(f"{name}={_column((name, c, u), 'm')}" for name, c, u in ACCEPTED_X)
     lines += [
         f"        elif kind == {EV_ACCEPTED_X}:",
-        f"            out[-1] = replace(out[-1], {x_args})",
+        f"            out[accepted] = replace(out[accepted], {x_args})",
         f"        elif kind == {EV_REJECTED}:",
         "            append(echo(seq, r, clamped))",
         "        else:",

@@ -24,6 +24,9 @@ from engine.core.layout import (
     EV_POSTING,
     EV_REJECTED,
     EV_STP,
+    H_AMOUNT,
+    H_ASSET,
+    H_TXN,
 )
 
 
@@ -100,6 +103,26 @@ def hold_txn(ev, ctr, bal, seq, account, asset, amount):
 
 
 @kernel
+def hold_in_row(ev, ctr, bal, r, account, asset, amount):
+    """The stand-alone hold movement of `hold_txn`, carried by row ``r`` (an OrderAccepted or
+    an OrderAmended of ``account``) instead of a posting row of its own: columns H_TXN (0 =
+    none), H_ASSET and H_AMOUNT (> 0 into HELD_ORDERS, < 0 out of it); the decoder writes the
+    Posting out right after the row's event (engine.core.eventrows)."""
+    if amount == 0:
+        ev[r, H_TXN] = 0
+        return
+    ev[r, H_TXN] = new_txn(ctr)
+    ev[r, H_ASSET] = asset
+    ev[r, H_AMOUNT] = amount
+    bal[account, asset, B_AVAILABLE] -= amount
+    bal[account, asset, B_HELD_ORDERS] += amount
+    if (amount > 0 and bal[account, asset, B_AVAILABLE] < 0) or (
+        amount < 0 and bal[account, asset, B_HELD_ORDERS] < 0
+    ):
+        fail(ctr, ERR_NEGATIVE_BALANCE)  # as post_hold and post_release check
+
+
+@kernel
 def emit_rejected(ev, ctr, seq, account, market, order_id, coid, reason):
     r = next_row(ev, ctr, EV_REJECTED, seq)
     ev[r, 2] = account
@@ -131,6 +154,7 @@ def emit_amended(ev, ctr, seq, order_id, account, market, price, qty, kept, hold
     ev[r, 6] = qty
     ev[r, 7] = 1 if kept else 0
     ev[r, 8] = hold
+    return r
 
 
 @kernel

@@ -69,7 +69,7 @@ from engine.core.codes import (
     TRAIL_LIMIT,
     TRAIL_MARKET,
 )
-from engine.core.events import emit_order_end, emit_rejected, hold_txn, next_row
+from engine.core.events import emit_order_end, emit_rejected, hold_in_row, hold_txn, next_row
 from engine.core.hashindex import coid_find, oid_find
 from engine.core.kernelapi import kernel, load_state
 from engine.core.layout import (
@@ -442,6 +442,7 @@ def place(sp, c, i):
     st.ev[r, 10] = c[i, R_QTY]
     st.ev[r, 11] = quote_qty
     st.ev[r, 12] = hold
+    accepted = r
     if (
         c[i, R_STOP] != 0
         or c[i, R_DELTA] != 0
@@ -457,7 +458,7 @@ def place(sp, c, i):
         st.ev[r, 5] = c[i, R_DISPLAY]
         st.ev[r, 6] = c[i, R_EXPIRE]
         st.ev[r, 7] = stp
-    hold_txn(st.ev, st.ctr, st.bal, seq, a, asset, hold)
+    hold_in_row(st.ev, st.ctr, st.bal, accepted, a, asset, hold)
     lot = st.mkt[m, M_LOT]
     if otype >= STOP_MARKET:
         s = new_slot(st.ords, st.olnk, st.ofree, st.ctr, c, i, p, q, hold)

@@ -199,6 +199,11 @@ EV_STP = 8  # 2 market 3 account 4 taker_oid 5 maker_oid 6 qty_lots 7 mode
 EV_TRIGGERED = 9  # 2 order_id 3 account 4 market 5 trigger_ticks 6 last_ticks 7 price_ticks
 EV_ICEBERG = 10  # 2 order_id 3 market 4 price_ticks 5 visible_lots 6 hidden_lots
 EV_DMS_FIRED = 11  # 2 account 3 fire_at_ns
+# OrderAccepted and OrderAmended rows also carry the order's hold movement (a posting the
+# decoder derives: engine.core.events.hold_in_row): txn (0 = none), asset, signed atoms.
+H_TXN = 13
+H_ASSET = 14
+H_AMOUNT = 15
 EV_ACCEPTED_X = 12  # right after an EV_ACCEPTED whose issue-3 fields are not all 0:
 #                    2 stop_atoms 3 delta_bps 4 offset_atoms 5 display_atoms 6 expire 7 stp
 
