@@ -24,7 +24,7 @@ from engine.core.codes import (
     ST_POST_ONLY,
 )
 from engine.core.events import emit_amended, emit_rejected, hold_in_row
-from engine.core.handlers import crosses, find_target, outside_band, preamble
+from engine.core.handlers import find_target
 from engine.core.kernelapi import kernel, load_state
 from engine.core.layout import (
     A_FROZEN,
@@ -64,6 +64,7 @@ from engine.core.layout import (
 from engine.core.matching import match, settle_taker
 from engine.core.money import notional_fits, required_buy
 from engine.core.triggers import run_triggers
+from engine.core.validation import crosses, outside_band, preamble
 
 
 @kernel

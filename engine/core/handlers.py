@@ -1,15 +1,13 @@
-"""The hot command handlers and the batch loop (one njit call per batch of command rows).
+"""The hot command handlers: place, cancel and cancel-all (the batch loop is engine/core/kernel.py).
 
-Each handler validates in the contract's check order (docs/engine-semantics.md), emits a
+Each handler validates (engine/core/validation.py, the contract's check order), emits a
 single OrderRejected on the first failure (nothing changed), or applies the command.
 """
 
 from __future__ import annotations
 
 from engine.core.book import (
-    best_level,
     check_not_crossed,
-    level_find,
     open_order,
     order_alloc,
     rest_order,
@@ -23,69 +21,22 @@ from engine.core.codes import (
     FOK,
     GTC,
     GTD,
-    IOC,
     LIMIT,
     LIMIT_MAKER,
     MARKET,
-    MAX_TRAILING_DELTA,
-    REJ_BAND,
-    REJ_BOOK_FULL,
-    REJ_CANCEL_ONLY,
-    REJ_DISPLAY,
-    REJ_DUPLICATE_COID,
-    REJ_EXPIRY,
-    REJ_FROZEN,
-    REJ_HALTED,
-    REJ_INSUFFICIENT_FUNDS,
-    REJ_INVALID_COID,
-    REJ_INVALID_ORDER_TYPE,
-    REJ_INVALID_PRICE,
-    REJ_INVALID_QTY,
-    REJ_INVALID_SIDE,
-    REJ_INVALID_TIF,
-    REJ_MIN_NOTIONAL,
-    REJ_NO_REFERENCE,
-    REJ_NOTIONAL_OVERFLOW,
-    REJ_POST_ONLY,
-    REJ_PRICE_OFF_TICK,
-    REJ_QTY_OFF_LOT,
-    REJ_STOP_PRICE,
-    REJ_STP_MODE,
-    REJ_TAKER_NOT_ALLOWED,
-    REJ_TOO_LARGE,
-    REJ_TOO_MANY_OPEN,
-    REJ_TRAILING,
     REJ_UNKNOWN_ACCOUNT,
     REJ_UNKNOWN_MARKET,
     REJ_UNKNOWN_ORDER,
-    SELL,
-    ST_CANCEL_ONLY,
-    ST_HALTED,
-    ST_POST_ONLY,
     STOP_FILLED,
     STOP_MARKET,
-    STP_DECREMENT,
-    TP_LIMIT,
-    TRAIL_LIMIT,
-    TRAIL_MARKET,
 )
 from engine.core.events import emit_order_end, emit_rejected, hold_in_row, hold_txn, next_row
 from engine.core.hashindex import coid_find, oid_find
 from engine.core.kernelapi import kernel, load_state
 from engine.core.layout import (
-    A_EXISTS,
-    A_FROZEN,
     A_HEAD,
-    A_OPEN,
-    B_AVAILABLE,
     C_FIFO_HEAD,
-    C_OPEN_ORDERS,
     CF_HASH_MASK,
-    CF_MAX_ACCOUNTS,
-    CF_MAX_LEVELS,
-    CF_MAX_MARKETS,
-    CF_MAX_OPEN,
-    CF_MAX_ORDERS,
     CMD_DISCONNECT,
     EV_ACCEPTED,
     EV_ACCEPTED_X,
@@ -95,20 +46,10 @@ from engine.core.layout import (
     K_ANEXT,
     K_FLAGS,
     K_MARKET,
-    M_BAND,
     M_BASE,
     M_BURST_FIRST,
-    M_EXISTS,
-    M_LAST_PRICE,
     M_LOT,
-    M_MAXQ,
-    M_MIN_NOTIONAL,
-    M_QTL,
     M_QUOTE,
-    M_STATE,
-    M_TICK,
-    M_WORST_PPM,
-    MAX,
     O_COID,
     O_DISPLAY,
     O_EXPIRE,
@@ -135,262 +76,23 @@ from engine.core.layout import (
     R_STP,
     R_TARGET_COID,
     R_TIF,
-    R_TS,
     R_TYPE,
-    V_PRICE,
     pack_flags,
 )
 from engine.core.matching import dry_run, match, settle_taker
-from engine.core.money import bps_of, notional_fits, required_buy
 from engine.core.triggers import (
     add_pending,
     end_any,
-    falls,
-    is_market_kind,
     note_gtd,
     protection_price,
     run_triggers,
-    trigger_book,
 )
-
-
-@kernel
-def market_ok(mkt, ctr, m):
-    return 0 <= m < ctr[CF_MAX_MARKETS] and mkt[m, M_EXISTS] != 0
-
-
-@kernel
-def account_ok(acct, ctr, a):
-    return 1 <= a < ctr[CF_MAX_ACCOUNTS] and acct[a, A_EXISTS] != 0
-
-
-@kernel
-def preamble(sp, a, m, trading):
-    """The checks every order command starts with, in contract order: the market, the
-    account, and for the commands that may trade (place, amend) the market state. Returns the
-    rejection reason, 0 = passed."""
-    st = load_state(sp)
-    if not market_ok(st.mkt, st.ctr, m):
-        return REJ_UNKNOWN_MARKET
-    if not account_ok(st.acct, st.ctr, a):
-        return REJ_UNKNOWN_ACCOUNT
-    if trading and st.mkt[m, M_STATE] == ST_HALTED:
-        return REJ_HALTED
-    if trading and st.mkt[m, M_STATE] == ST_CANCEL_ONLY:
-        return REJ_CANCEL_ONLY
-    return 0
-
-
-@kernel
-def crosses(lvl, bkl, bkn, m, side, p):
-    """Would a limit at ``p`` take liquidity (buy: p >= best ask; sell: p <= best bid)?"""
-    lv = best_level(bkl, bkn, 2 * m + 1 - side)
-    if lv < 0:
-        return False
-    best = lvl[lv, V_PRICE]
-    return p >= best if side == BUY else p <= best
-
-
-@kernel
-def outside_band(lvl, bkl, bkn, mkt, m, p):
-    """Price band: is ``p`` further than the band from the reference price (the last trade,
-    else the floor of the mid when both sides exist)?"""
-    band = mkt[m, M_BAND]
-    if band == 0:
-        return False
-    ref = mkt[m, M_LAST_PRICE]
-    if ref == 0:
-        bid = best_level(bkl, bkn, 2 * m)
-        ask = best_level(bkl, bkn, 2 * m + 1)
-        if bid < 0 or ask < 0:
-            return False
-        ref = (lvl[bid, V_PRICE] + lvl[ask, V_PRICE]) // 2
-    dev = bps_of(ref, band)
-    return p < ref - dev or p > ref + dev
-
-
-@kernel
-def place_fields(mkt, ctr, c, i):
-    """PlaceOrder checks 2-3. Returns (reason, p, q)."""
-    m = c[i, R_MARKET]
-    side = c[i, R_SIDE]
-    otype = c[i, R_TYPE]
-    tif = c[i, R_TIF]
-    price = c[i, R_PRICE]
-    qty = c[i, R_QTY]
-    quote_qty = c[i, R_QUOTE_QTY]
-    expire = c[i, R_EXPIRE]
-    if side != BUY and side != SELL:
-        return REJ_INVALID_SIDE, 0, 0
-    if otype < 0 or otype > TRAIL_LIMIT:
-        return REJ_INVALID_ORDER_TYPE, 0, 0
-    if tif < 0 or tif > GTD or (otype == LIMIT_MAKER and tif != GTC and tif != GTD):
-        return REJ_INVALID_TIF, 0, 0
-    if c[i, R_STP] < 0 or c[i, R_STP] > STP_DECREMENT:
-        return REJ_STP_MODE, 0, 0
-    if tif == GTD:
-        if expire <= c[i, R_TS]:
-            return REJ_EXPIRY, 0, 0
-    elif expire != 0:
-        return REJ_EXPIRY, 0, 0
-    tick = mkt[m, M_TICK]
-    lot = mkt[m, M_LOT]
-    qtl = mkt[m, M_QTL]
-    p = 0
-    q = 0
-    if not is_market_kind(otype):
-        if price < 1 or price > MAX:
-            return REJ_INVALID_PRICE, 0, 0
-        if price % tick != 0:
-            return REJ_PRICE_OFF_TICK, 0, 0
-        if qty < 1 or qty > MAX:
-            return REJ_INVALID_QTY, 0, 0
-        if qty % lot != 0:
-            return REJ_QTY_OFF_LOT, 0, 0
-        if quote_qty != 0:
-            return REJ_INVALID_QTY, 0, 0
-        p = price // tick
-        q = qty // lot
-        if not notional_fits(p, q, qtl):
-            return REJ_NOTIONAL_OVERFLOW, 0, 0
-        if p * q * qtl < mkt[m, M_MIN_NOTIONAL]:
-            return REJ_MIN_NOTIONAL, 0, 0
-    else:
-        if price != 0:
-            return REJ_INVALID_PRICE, 0, 0
-        by_quote = otype != MARKET and side == BUY
-        if otype == MARKET and side == BUY:
-            if (qty == 0) == (quote_qty == 0):
-                return REJ_INVALID_QTY, 0, 0
-            by_quote = quote_qty != 0
-        if not by_quote:
-            if qty < 1 or qty > MAX:
-                return REJ_INVALID_QTY, 0, 0
-            if qty % lot != 0:
-                return REJ_QTY_OFF_LOT, 0, 0
-            if quote_qty != 0:
-                return REJ_INVALID_QTY, 0, 0
-            q = qty // lot
-        else:
-            if qty != 0 or quote_qty < 1 or quote_qty > MAX:
-                return REJ_INVALID_QTY, 0, 0
-            if quote_qty < mkt[m, M_MIN_NOTIONAL]:
-                return REJ_MIN_NOTIONAL, 0, 0
-    if mkt[m, M_MAXQ] != 0 and q > mkt[m, M_MAXQ]:
-        return REJ_TOO_LARGE, 0, 0
-    stop = c[i, R_STOP]
-    if otype >= STOP_MARKET and otype <= TP_LIMIT:
-        if stop < 1 or stop > MAX or stop % tick != 0:
-            return REJ_STOP_PRICE, 0, 0
-    elif stop != 0:
-        return REJ_STOP_PRICE, 0, 0
-    delta = c[i, R_DELTA]
-    if otype >= TRAIL_MARKET:
-        if delta < 1 or delta > MAX_TRAILING_DELTA:
-            return REJ_TRAILING, 0, 0
-    elif delta != 0:
-        return REJ_TRAILING, 0, 0
-    offset = c[i, R_OFFSET]
-    if otype == TRAIL_LIMIT:
-        if offset < 0 or offset > MAX:
-            return REJ_INVALID_PRICE, 0, 0
-        if offset % tick != 0:
-            return REJ_PRICE_OFF_TICK, 0, 0
-    elif offset != 0:
-        return REJ_INVALID_PRICE, 0, 0
-    display = c[i, R_DISPLAY]
-    if display != 0 and (
-        (otype != LIMIT and otype != LIMIT_MAKER)
-        or (tif != GTC and tif != GTD)
-        or display < 1
-        or display >= qty
-        or display % lot != 0
-    ):
-        return REJ_DISPLAY, 0, 0
-    return 0, p, q
-
-
-@kernel
-def place_check(sp, c, i):
-    """PlaceOrder checks 1-7. Returns (reason, p, q, hold); reason 0 = accepted."""
-    st = load_state(sp)
-    a = c[i, R_ACCOUNT]
-    m = c[i, R_MARKET]
-    side = c[i, R_SIDE]
-    otype = c[i, R_TYPE]
-    tif = c[i, R_TIF]
-    quote_qty = c[i, R_QUOTE_QTY]
-    coid = c[i, R_COID]
-    reason = preamble(sp, a, m, True)
-    if reason != 0:
-        return reason, 0, 0, 0
-    if st.acct[a, A_FROZEN] != 0:
-        return REJ_FROZEN, 0, 0, 0
-    state = st.mkt[m, M_STATE]
-    reason, p, q = place_fields(st.mkt, st.ctr, c, i)
-    if reason != 0:
-        return reason, 0, 0, 0
-    if coid < 0:
-        return REJ_INVALID_COID, 0, 0, 0
-    if coid != 0 and coid_find(st.idx, st.ords, st.olnk, st.ctr[CF_HASH_MASK], a, coid) >= 0:
-        return REJ_DUPLICATE_COID, 0, 0, 0
-    if otype == LIMIT_MAKER and crosses(st.lvl, st.bkl, st.bkn, m, side, p):
-        return REJ_TAKER_NOT_ALLOWED, 0, 0, 0
-    resting_tif = tif != IOC and tif != FOK  # GTC or GTD (tif is valid here)
-    if state == ST_POST_ONLY and (
-        (otype != LIMIT and otype != LIMIT_MAKER)
-        or not resting_tif
-        or crosses(st.lvl, st.bkl, st.bkn, m, side, p)
-    ):
-        return REJ_POST_ONLY, 0, 0, 0
-    if (otype == LIMIT or otype == LIMIT_MAKER) and outside_band(  # noqa: SIM109
-        st.lvl, st.bkl, st.bkn, st.mkt, m, p
-    ):
-        return REJ_BAND, 0, 0, 0
-    if otype >= STOP_MARKET:
-        last = st.mkt[m, M_LAST_PRICE]
-        if otype >= TRAIL_MARKET:
-            if last == 0:
-                return REJ_NO_REFERENCE, 0, 0, 0
-        elif last != 0:
-            trigger = c[i, R_STOP] // st.mkt[m, M_TICK]
-            if (last <= trigger) if falls(otype, side) else (last >= trigger):
-                return REJ_STOP_PRICE, 0, 0, 0
-    if st.acct[a, A_OPEN] >= st.ctr[CF_MAX_OPEN]:
-        return REJ_TOO_MANY_OPEN, 0, 0, 0
-    if st.ctr[C_OPEN_ORDERS] >= st.ctr[CF_MAX_ORDERS]:
-        return REJ_BOOK_FULL, 0, 0, 0
-    own = 2 * m + side
-    if (
-        (otype == LIMIT_MAKER or (otype == LIMIT and resting_tif))
-        and st.bkn[own] >= st.ctr[CF_MAX_LEVELS]
-        and level_find(st.bkl, st.bkp, st.bkn, own, side, p) < 0
-    ):
-        return REJ_BOOK_FULL, 0, 0, 0
-    if otype >= STOP_MARKET and otype <= TP_LIMIT:
-        tx = trigger_book(st.ctr, m, falls(otype, side))
-        key_side = tx & 1
-        trigger = c[i, R_STOP] // st.mkt[m, M_TICK]
-        if (
-            st.bkn[tx] >= st.ctr[CF_MAX_LEVELS]
-            and level_find(st.bkl, st.bkp, st.bkn, tx, key_side, trigger) < 0
-        ):
-            return REJ_BOOK_FULL, 0, 0, 0
-    if side == SELL:
-        hold = q * st.mkt[m, M_LOT]
-        asset = st.mkt[m, M_BASE]
-    else:
-        asset = st.mkt[m, M_QUOTE]
-        if not is_market_kind(otype):
-            hold = required_buy(p, q, st.mkt[m, M_QTL], st.mkt[m, M_WORST_PPM])
-        elif q == 0:
-            hold = quote_qty
-        else:
-            lim = protection_price(st.lvl, st.bkl, st.bkn, st.mkt, m, side)
-            hold = dry_run(sp, m, side, lim, q, a, c[i, R_STP])[1]
-    if hold > st.bal[a, asset, B_AVAILABLE]:
-        return REJ_INSUFFICIENT_FUNDS, 0, 0, 0
-    return 0, p, q, hold
+from engine.core.validation import (
+    account_ok,
+    market_ok,
+    place_check,
+    preamble,
+)
 
 
 @kernel
