@@ -47,7 +47,13 @@ import structlog
 from engine.filemodes import create_private
 from engine.replica import Replica
 from engine.schema import StateImage
-from engine.snapstore import SnapshotRefused, decode_snapshot, object_name, snapshot_bucket
+from engine.snapstore import (
+    SnapshotRefused,
+    decode_snapshot,
+    list_names,
+    object_name,
+    snapshot_bucket,
+)
 from engine.streamlog import StreamLog, StreamNotFound
 from engine.usererror import UserError
 from gateway import readmodel
@@ -265,7 +271,7 @@ class Uploader:
 async def prune(stream_log: StreamLog, keep: int = KEEP) -> list[str]:
     """Delete all but the newest ``keep`` read-model objects; returns the names deleted."""
     assert keep >= 1
-    old = [n for n in await _names(stream_log) if n.endswith(SUFFIX)][:-keep]
+    old = [n for n in await list_names(stream_log) if n.endswith(SUFFIX)][:-keep]
     if old:
         store = await snapshot_bucket(stream_log, create=False)
         for name in old:
@@ -274,18 +280,9 @@ async def prune(stream_log: StreamLog, keep: int = KEEP) -> list[str]:
     return old
 
 
-async def _names(stream_log: StreamLog) -> list[str]:
-    try:
-        store = await snapshot_bucket(stream_log, create=False)
-        infos = await store.list(ignore_deletes=True)
-    except (nats.js.errors.BucketNotFoundError, nats.js.errors.NotFoundError):
-        return []
-    return sorted(i.name for i in infos if i.name and not i.deleted)
-
-
 async def stored_points(stream_log: StreamLog) -> set[int]:
     """Stream sequences that have a read-model object already."""
-    return {int(n[: -len(SUFFIX)]) for n in await _names(stream_log) if n.endswith(SUFFIX)}
+    return {int(n[: -len(SUFFIX)]) for n in await list_names(stream_log) if n.endswith(SUFFIX)}
 
 
 async def load_start_point(
@@ -295,7 +292,7 @@ async def load_start_point(
     log line saying why) means replay the whole stream."""
     from engine.crosscheck import recorded_checkpoint
 
-    names = await _names(stream_log)
+    names = await list_names(stream_log)
     companions = {n[: -len(SUFFIX)] for n in names if n.endswith(SUFFIX)}
     engine_names = [n for n in names if n.isdigit()]
     if not engine_names:
