@@ -1,12 +1,14 @@
 """A user's own API keys: create (permissions, IP allow-list), list, revoke, with an access
-token. The keys themselves are the gateway's (`gateway.keys.KeyStore`, the same store and
-functions the operator's ``accounts keys ...`` uses); the identity store only records which
-user made which key.
+token. A key that may withdraw also needs an IP allow-list and a fresh TOTP code. The keys
+themselves are the gateway's (`gateway.keys.KeyStore`, the same store and functions the
+operator's ``accounts keys ...`` uses); the identity store only records which user made
+which key.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from backoffice import errors
@@ -17,6 +19,9 @@ from gateway.keys import PERMISSIONS, KeyStore
 if TYPE_CHECKING:
     from backoffice.auth import Session
     from backoffice.sessionkeys import SessionKeys
+
+SecondFactor = Callable[["Session", object, str], Awaitable[None]]
+"""Checks a TOTP code for the session's user (`backoffice.auth.Auth.second_factor`)."""
 
 MAX_KEYS_PER_USER: Final = 20
 MAX_IP_ALLOW: Final = 32
@@ -65,9 +70,14 @@ def parse_permissions(value: object) -> tuple[str, ...]:
 
 class UserKeys:
     def __init__(
-        self, store: IdentityStore, keys: KeyStore, session_keys: SessionKeys | None = None
+        self,
+        store: IdentityStore,
+        keys: KeyStore,
+        second_factor: SecondFactor,
+        session_keys: SessionKeys | None = None,
     ) -> None:
         self.store, self.keys = store, keys
+        self.second_factor = second_factor
         self.session_keys = session_keys
 
     @staticmethod
@@ -85,7 +95,7 @@ class UserKeys:
             if e["account_id"] == account_id
         ]
 
-    async def create(self, session: Session, body: dict[str, Any]) -> dict[str, Any]:
+    async def create(self, session: Session, body: dict[str, Any], ip: str) -> dict[str, Any]:
         account_id = self._account(session)
         permissions = parse_permissions(body.get("permissions"))
         ip_allow = parse_ip_allow(body.get("ip_allow"))
@@ -95,6 +105,8 @@ class UserKeys:
                 errors.INVALID_IP_ALLOW,
                 "a key with the withdraw permission needs an ip_allow list",
             )
+        if "withdraw" in permissions:
+            await self.second_factor(session, body.get("totp"), ip)
         pem = body.get("ed25519_public_pem")
         if pem is not None and (not isinstance(pem, str) or len(pem) > MAX_PEM_CHARS):
             raise errors.bad_request("ed25519_public_pem must be a PEM string")

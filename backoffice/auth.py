@@ -233,6 +233,25 @@ class Auth:
             "created_ms": user.created_ms,
         }
 
+    async def second_factor(self, session: Session, code: object, ip: str) -> None:
+        """A fresh TOTP code for an action that can move money out (a key with ``withdraw``):
+        a stolen access token alone must not be enough. Each code is accepted once, and a
+        wrong one counts towards the user's lockout like a wrong login."""
+        user = session.user
+        if user.totp_secret is None:
+            raise BackofficeError(
+                403,
+                errors.TOTP_REQUIRED,
+                "a key with the withdraw permission needs two-factor authentication: "
+                "enable TOTP first (POST /api/v1/auth/totp/enroll)",
+            )
+        if code is None:
+            raise BackofficeError(400, errors.TOTP_REQUIRED, "this key needs a TOTP code (totp)")
+        step = _totp_step(self._open(user.totp_secret, user.user_id), code)
+        if step is None or not await self.store.use_totp_step(user.user_id, step):
+            await self._failed(user.email, ip, user, "bad_totp")
+            raise BackofficeError(400, errors.INVALID_TOTP, "wrong or already used TOTP code")
+
     # ---- TOTP enrolment ----------------------------------------------------------------------
 
     async def totp_enroll(self, session: Session) -> dict[str, Any]:

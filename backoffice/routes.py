@@ -16,7 +16,8 @@ ordinary is a 500.
 ``POST /api/v1/auth/password/reset``    token, password -> new password, sessions revoked
 ``GET /api/v1/me``                      bearer -> profile
 ``GET|POST /api/v1/me/api-keys``        bearer -> list / create (permissions, ip_allow,
-                                        ``session``: revoked with this login session)
+                                        ``session``: revoked with this login session;
+                                        ``totp``: needed for the withdraw permission)
 ``DELETE /api/v1/me/api-keys/{key}``    bearer -> revoke
 ``GET|POST /api/v1/me/kyc``             bearer -> own KYC submissions / submit (tier, documents)
 ======================================  =====================================================
@@ -107,7 +108,7 @@ class Backoffice:
 
         self.session_keys = SessionKeys(self.store, self.gw.keys)
         self.session_keys.start()
-        self.keys = UserKeys(self.store, self.gw.keys, self.session_keys)
+        self.keys = UserKeys(self.store, self.gw.keys, self.auth.second_factor, self.session_keys)
 
     async def close(self) -> None:
         if self.session_keys is not None:
@@ -212,7 +213,7 @@ class Backoffice:
     async def create_key(self, request: web.Request) -> Any:
         assert self.keys is not None
         session = await self._session(request)
-        return await self.keys.create(session, await _body(request))
+        return await self.keys.create(session, await _body(request), request.remote or "?")
 
     async def revoke_key(self, request: web.Request) -> Any:
         assert self.keys is not None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 
+import pyotp
 import pytest
 from websockets.sync.client import connect
 
@@ -105,14 +106,35 @@ def test_user_api_keys(server: ServerThread) -> None:
             400,
             expected,
         ), body
+    # a key that may withdraw needs TOTP enabled and a fresh code: a stolen access token
+    # alone cannot make one
+    wd_body = {"permissions": ["read", "withdraw"], "ip_allow": ["127.0.0.1"]}
+    assert code(api(server, "POST", "/api/v1/me/api-keys", wd_body, token=token)) == (
+        403,
+        errors.TOTP_REQUIRED,
+    )
+    enrol = api(server, "POST", "/api/v1/auth/totp/enroll", token=token)[2]
+    totp = pyotp.TOTP(enrol["secret"])
+    assert api(server, "POST", "/api/v1/auth/totp/confirm", {"code": totp.now()}, token=token)[0]
+    keys_before = len(api(server, "GET", "/api/v1/me/api-keys", token=token)[2])
+    wrong = f"{(int(totp.now()) + 1) % 1_000_000:06d}"
+    assert code(api(server, "POST", "/api/v1/me/api-keys", wd_body, token=token)) == (
+        400,
+        errors.TOTP_REQUIRED,
+    )
+    for bad in (wrong, "²²²²²²", 123456):  # each counts towards the lockout (5)
+        assert code(
+            api(server, "POST", "/api/v1/me/api-keys", {**wd_body, "totp": bad}, token=token)
+        ) == (400, errors.INVALID_TOTP), bad
+    assert len(api(server, "GET", "/api/v1/me/api-keys", token=token)[2]) == keys_before
+    fresh = totp.at(time.time() + totp.interval)  # confirm used the current step
     status, _, wd = api(
-        server,
-        "POST",
-        "/api/v1/me/api-keys",
-        {"permissions": ["read", "withdraw"], "ip_allow": ["127.0.0.1"]},
-        token=token,
+        server, "POST", "/api/v1/me/api-keys", {**wd_body, "totp": fresh}, token=token
     )
     assert status == 201 and wd["permissions"] == ["read", "withdraw"]
+    assert code(
+        api(server, "POST", "/api/v1/me/api-keys", {**wd_body, "totp": fresh}, token=token)
+    ) == (400, errors.INVALID_TOTP)  # a code is accepted once
     # the operator's rotation (gateway/keys.py) keeps the allow-list
     rotated = server.gw.keys.rotate(k2["api_key"])
     new = server.gw.keys.get(rotated.api_key)
