@@ -1,7 +1,7 @@
 # Kootabase developer entry points. `make run` and `make test` install what they need.
 VENV ?= .venv
 PYTHON ?= python3
-PYTEST_ARGS ?= -q
+PYTEST_ARGS ?=
 
 # Two install stamps: `make run` needs the runtime dependencies only; the dev extras (pytest,
 # ruff, ccxt, matplotlib, ...) are installed for `make test`, `make lint` and `make bench`.
@@ -38,7 +38,7 @@ run: $(RUNTIME_STAMP) $(WEB_STAMP)
 test: $(DEV_STAMP) nodes $(WEB_STAMP)
 	bash scripts/check-services.sh
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	bash scripts/pytest-chunks.sh $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
