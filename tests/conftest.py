@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 import structlog
 from hypothesis import HealthCheck, settings
+
+if TYPE_CHECKING:
+    from tests.reference_support import Exchange
 
 _SUPPRESSED = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 
@@ -49,3 +53,12 @@ def _isolated_logging() -> Iterator[None]:
     later tests that capture warnings see them, whatever the order the tests run in."""
     yield
     structlog.reset_defaults()
+
+
+@pytest.fixture
+def ex() -> Exchange:
+    """A fresh reference-model exchange (tests/reference_support.py), for the test_reference_*
+    files; imported here, not at the top, so the other tests do not load its harness."""
+    from tests.reference_support import Exchange
+
+    return Exchange()
