@@ -9,8 +9,12 @@ Select a profile with the ``HYPOTHESIS_PROFILE`` environment variable (default `
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -62,3 +66,33 @@ def ex() -> Exchange:
     from tests.reference_support import Exchange
 
     return Exchange()
+
+
+# The CLI tests' data (test_cli_errors_*.py, test_cli_mistakes.py; helpers: tests/cli_support.py).
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory with a journal and a snapshot (not modified by the tests)."""
+    from tests.cli_support import make_data_dir
+
+    return make_data_dir(tmp_path_factory.mktemp("cli") / "data", snapshot=True)
+
+
+@pytest.fixture()
+def copy_dir(demo_dir: Path, tmp_path: Path) -> Path:
+    """A private copy a test may damage."""
+    return Path(shutil.copytree(demo_dir, tmp_path / "data"))
+
+
+@pytest.fixture()
+def empty_db() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database (its DSN), dropped after the test."""
+    from tests.serve_support import pg_admin
+
+    name = f"kb_cli_{uuid.uuid4().hex[:12]}"
+    asyncio.run(pg_admin(f"CREATE DATABASE {name}"))
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        asyncio.run(pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

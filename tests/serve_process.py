@@ -18,8 +18,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.cli_support import run_cli
 from tests.custody_nodes import free_port
-from tests.test_cli_errors import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_S = 240.0  # the first start may compile the numba core

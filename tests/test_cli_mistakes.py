@@ -1,5 +1,5 @@
 """More ordinary mistakes at the ``kootabase`` command line, one per subcommand family that
-`tests/test_cli_errors.py` did not reach: one line on stderr, no traceback, a non-zero exit,
+`tests/test_cli_errors_*.py` did not reach: one line on stderr, no traceback, a non-zero exit,
 and nothing created by a command that only reads."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import nats
 import pytest
 from nats.js.errors import NotFoundError
 
+from tests.cli_support import assert_one_line, run_cli
 from tests.custody_nodes import free_port
-from tests.test_cli_errors import assert_one_line, demo_dir, empty_db, run_cli  # noqa: F401
 
 NATS = "nats://127.0.0.1:4222"
 
@@ -35,7 +35,7 @@ async def _stream_exists(name: str) -> bool:
 
 def test_a_missing_stream_is_one_line_for_every_command_and_none_creates_it(
     tmp_path: Path,
-    empty_db: str,  # noqa: F811
+    empty_db: str,
 ) -> None:
     """A typo in --stream: `journal export`, `marketdata`, `replay`, `audit verify|anchor` and
     `ledger sync` said so in a traceback (NotFoundError), or, for the audit commands, created
@@ -72,7 +72,7 @@ async def _tables(dsn: str) -> int:
     [("--from", "10", "--to", "5"), ("--from-time", "2030-01-01", "--to-time", "2020-01-01")],
 )
 def test_ledger_statement_with_a_reversed_window(
-    demo_dir: Path,  # noqa: F811
+    demo_dir: Path,
     window: tuple[str, ...],
 ) -> None:
     journal = str(demo_dir / "journal")
@@ -131,7 +131,7 @@ def _with_closed_stdout(*argv: str) -> subprocess.CompletedProcess[str]:
         os.close(write_end)
 
 
-def test_every_report_command_ends_quietly_on_a_closed_stdout(demo_dir: Path) -> None:  # noqa: F811
+def test_every_report_command_ends_quietly_on_a_closed_stdout(demo_dir: Path) -> None:
     """`| head`: 141 and nothing on stderr, for each command whose answer is on stdout. `replay`
     printed through rich, which turned the closed pipe into a silent exit 1."""
     journal = str(demo_dir / "journal")
@@ -147,7 +147,7 @@ def test_every_report_command_ends_quietly_on_a_closed_stdout(demo_dir: Path) ->
         assert (proc.returncode, proc.stderr) == (141, ""), (argv, proc)
 
 
-def test_replay_piped_prints_plain_lines(demo_dir: Path) -> None:  # noqa: F811
+def test_replay_piped_prints_plain_lines(demo_dir: Path) -> None:
     """Piped, `replay` prints its result lines only: no blank line left by the progress bar,
     none wrapped at a console width."""
     proc = run_cli("replay", "--journal", str(demo_dir / "journal"))
