@@ -103,6 +103,17 @@ class AssetNames:
         return f"known assets: {listed or 'none yet'}"
 
 
+def require_known_account(known: bool, account: int) -> None:
+    """The ledger knows an account by its postings (it records no account creations): an
+    ``--account`` the ledger never posted to is a mistake to say so, not an empty report with
+    exit 0, which reads the same as a real account with nothing in it."""
+    if not known:
+        raise UserError(
+            f"account {account} is unknown to the ledger (no postings)",
+            hint="`kootabase ledger balances` lists the accounts that hold balances",
+        )
+
+
 async def _from_pg(dsn: str, kind: str, args: argparse.Namespace) -> tuple[object, AssetNames]:
     import asyncpg
 
@@ -122,11 +133,18 @@ async def _from_pg(dsn: str, kind: str, args: argparse.Namespace) -> tuple[objec
             {r["asset_id"]: r["symbol"] for r in rows}, {r["asset_id"]: r["decimals"] for r in rows}
         )
         asset = names.resolve(getattr(args, "asset", None))
+        report: object
         if kind == "balances":
-            return await queries.balances(conn, args.as_of, args.account), names
-        if kind == "trial-balance":
+            report = await queries.balances(conn, args.as_of, args.account)
+        elif kind == "trial-balance":
             return await queries.trial_balance(conn, args.as_of), names
-        return await queries.statement(conn, args.account, _window(args), asset), names
+        else:
+            report = await queries.statement(conn, args.account, _window(args), asset)
+        if args.account is not None:  # asked after the report: past-the-end errors come first
+            as_of = args.as_of if kind == "balances" else None
+            known = await queries.has_postings(conn, args.account, as_of)
+            require_known_account(known, args.account)
+        return report, names
     finally:
         await conn.close()
 
@@ -148,6 +166,9 @@ def _from_journal(journal: Path, kind: str, args: argparse.Namespace) -> tuple[o
         {a.asset_id: a.decimals for a in book.assets.values()},
     )
     asset = names.resolve(getattr(args, "asset", None))
+    account = getattr(args, "account", None)
+    if account is not None:
+        require_known_account(any(acct.owner == account for acct in book.balances), account)
     if kind == "balances":
         return book_balances(book, args.as_of), names
     if kind == "trial-balance":

@@ -177,3 +177,21 @@ def test_serve_with_unreachable_nats_fails_at_the_first_connect(tmp_path: Path) 
     line = proc.stderr.splitlines()[-1]
     assert line.startswith("kootabase serve: cannot reach NATS"), line
     assert f"127.0.0.1:{port}" in line, line
+
+
+def test_ledger_reports_of_an_unknown_account_are_one_line(demo_dir: Path, empty_db: str) -> None:
+    """`ledger balances|statement --account 999` printed an empty table and exited 0, which
+    reads like a real account with nothing in it. The ledger knows an account by its postings:
+    one it never posted to is refused, from the journal and from PostgreSQL alike, and a known
+    account still reports."""
+    journal = str(demo_dir / "journal")
+    sync = run_cli("ledger", "sync", "--dsn", empty_db, "--journal", journal)
+    assert sync.returncode == 0, sync.stderr
+    for source in (("--journal", journal), ("--dsn", empty_db)):
+        for report in ("balances", "statement"):
+            proc = run_cli("ledger", report, *source, "--account", "999")
+            line = assert_one_line(proc, "account 999 is unknown to the ledger", "ledger balances")
+            assert line.startswith(f"kootabase ledger {report}"), line
+            assert proc.stdout == "", proc.stdout
+            known = run_cli("ledger", report, *source, "--account", "1", "--format", "json")
+            assert known.returncode == 0 and "123456789012" in known.stdout, known

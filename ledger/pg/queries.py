@@ -42,6 +42,17 @@ async def _as_of(conn: asyncpg.Connection, as_of: int | None) -> int:
     return as_of
 
 
+async def has_postings(conn: asyncpg.Connection, owner: int, as_of: int | None = None) -> bool:
+    """Whether any projected posting (up to ``as_of``, when given) moves ``owner``'s money."""
+    found = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM postings WHERE debit_account = $1 AND seq <= $2) "
+        "OR EXISTS (SELECT 1 FROM postings WHERE credit_account = $1 AND seq <= $2)",
+        owner,
+        as_of if as_of is not None else 2**63 - 1,
+    )
+    return bool(found)
+
+
 async def balances(
     conn: asyncpg.Connection, as_of: int | None = None, owner: int | None = None
 ) -> tuple[BalanceRow, ...]:
