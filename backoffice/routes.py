@@ -41,10 +41,9 @@ from backoffice.errors import BackofficeError
 from backoffice.kyc import KycQueue
 from backoffice.secretbox import SecretBox
 from backoffice.staff import StaffAuth
-from backoffice.store import IdentityStore, open_store
+from backoffice.store import OPEN_ERRORS, IdentityStore, open_error, open_store
 from backoffice.tokens import AccessTokens, load_key
 from engine.jsondepth import MAX_JSON_DEPTH, decode_json
-from engine.usererror import UserError
 from gateway.keys import default_master_key_file, load_master_key
 
 if TYPE_CHECKING:
@@ -94,12 +93,8 @@ class Backoffice:
     async def open(self) -> None:
         try:
             self.store = await open_store(self.gw.config.data_dir, self.dsn)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise UserError(
-                f"cannot open the back-office identity store: {exc}",
-                hint="check --backoffice-dsn (a PostgreSQL DSN) or leave it out "
-                "for SQLite in the data dir",
-            ) from None
+        except OPEN_ERRORS as exc:
+            raise open_error(exc) from None
         key = load_key(self.gw.config.data_dir / "backoffice" / "jwt.key")
         master = load_master_key(self.gw.config.master_key_file or default_master_key_file())
         self.auth = Auth(self.store, AccessTokens(key), self._make_account, box=SecretBox(master))

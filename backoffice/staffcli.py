@@ -18,13 +18,11 @@ import json
 import sys
 from typing import Any
 
-import asyncpg
-
 from backoffice.errors import BackofficeError
 from backoffice.roles import parse_role
 from backoffice.secretbox import SecretBox
 from backoffice.staff import StaffAuth
-from backoffice.store import open_store
+from backoffice.store import OPEN_ERRORS, open_error, open_store
 from backoffice.tokens import AccessTokens, load_key
 from engine.datadir import require_existing
 from engine.usererror import UserError
@@ -44,8 +42,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any] | list[dict[str, Any]
     master = load_master_key(args.master_key_file or default_master_key_file())
     try:
         store = await open_store(args.data_dir, args.backoffice_dsn)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise UserError(f"cannot open the back-office identity store: {exc}") from None
+    except OPEN_ERRORS as exc:
+        raise open_error(exc) from None
     try:
         key = load_key(args.data_dir / "backoffice" / "jwt.key")
         auth = StaffAuth(store.db, AccessTokens(key), SecretBox(master))

@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import asyncpg
+
 from backoffice.db import Db, PostgresDb, SqliteDb, UniqueViolation
+from engine.usererror import UserError
 
 ACTIVE: Final = "active"
 MAX_ATTEMPTS_KEPT: Final = 100_000
@@ -357,3 +360,25 @@ async def open_store(data_dir: Path, dsn: str | None = None) -> IdentityStore:
 
     folder = private_dir(data_dir / "backoffice")
     return IdentityStore(SqliteDb(folder / "identity.sqlite3"))
+
+
+OPEN_ERRORS: Final = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+"""What opening the store raises when the DSN or the database is wrong (not a bug)."""
+
+
+def open_error(exc: BaseException) -> UserError:
+    """The one line every command that opens the store says when it cannot."""
+    return UserError(
+        f"cannot open the back-office identity store: {exc}",
+        hint="check --backoffice-dsn (a PostgreSQL DSN) or leave it out for SQLite in the data dir",
+    )
+
+
+async def check_dsn(dsn: str) -> None:
+    """Connect once and close, touching nothing: `serve` asks this before it opens the node, so
+    an unreachable ``--backoffice-dsn`` fails before a data directory is created."""
+    try:
+        conn = await asyncpg.connect(dsn, timeout=10)
+    except OPEN_ERRORS as exc:
+        raise open_error(exc) from None
+    await conn.close()

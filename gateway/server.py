@@ -272,6 +272,11 @@ def _serve(
         from custody.config import load_config
 
         custody = load_config(Path(custody), data_dir, flag="--custody-config")
+    backoffice_dsn = getattr(args, "backoffice_dsn", None)
+    if backoffice_dsn:  # reached before the node opens: a wrong DSN must not start an exchange
+        from backoffice.store import check_dsn
+
+        asyncio.run(check_dsn(backoffice_dsn))
     config = GatewayConfig(
         data_dir=data_dir,
         fsync=not args.no_fsync,
@@ -285,7 +290,7 @@ def _serve(
         demo=getattr(args, "demo", False),
         metrics_separate=metrics_sock is not None,
         metrics_token=_metrics_token(args),
-        backoffice_dsn=getattr(args, "backoffice_dsn", None),
+        backoffice_dsn=backoffice_dsn,
         aml_rules=aml_rules,
         verify_snapshot=not getattr(args, "trust_snapshots", False),
         verify_snapshot_full=getattr(args, "verify_snapshots_full", False),

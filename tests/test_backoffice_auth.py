@@ -427,6 +427,7 @@ def test_serve_with_an_unreachable_backoffice_dsn_says_so(tmp_path: Path) -> Non
     assert proc.returncode != 0
     assert "cannot open the back-office identity store" in proc.stderr
     assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "data").exists()  # the DSN is reached before the node opens
 
 
 def test_signups_per_address_are_bounded(sqlite_server: ServerThread) -> None:
