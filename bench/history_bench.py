@@ -51,6 +51,8 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
+from bench import history_pg
+
 ACCOUNTS: Final = 1_000
 BUSY_ACCOUNTS: Final = 10
 MARKETS: Final = 3
@@ -92,8 +94,9 @@ def _setup_node(data_dir: Path) -> int:
     return first
 
 
-def build(data_dir: Path, orders: int, seed: int) -> dict[str, Any]:
-    """Generate ``orders`` closed orders and their trades into the data dir's history index."""
+def build(data_dir: Path, orders: int, seed: int, dsn: str | None = None) -> dict[str, Any]:
+    """Generate ``orders`` closed orders and their trades into the data dir's history index
+    (and with ``dsn`` into PostgreSQL's ledger tables, `bench.history_pg`)."""
     from gateway.history.writer import HistoryWriter
     from gateway.records import CANCELED, EXPIRED, FILLED, OrderRecord, TradeRecord
 
@@ -103,6 +106,8 @@ def build(data_dir: Path, orders: int, seed: int) -> dict[str, Any]:
     writer = HistoryWriter(path, retention_days=0)
     base_id = 1_000_000  # above the setup journal's sequences
     trade_ids = [0] * MARKETS
+    pg_orders: list[tuple[object, ...]] = []
+    pg_trades: list[tuple[object, ...]] = []
     n_trades = 0
     gen_s = 0.0
     started = time.perf_counter()
@@ -167,6 +172,10 @@ def build(data_dir: Path, orders: int, seed: int) -> dict[str, Any]:
                 n_trades += 1
             closed.append(o)
         gen_s += time.perf_counter() - g0
+        if dsn is not None:
+            o_rows, t_rows = history_pg.rows_of(closed, trades)
+            pg_orders += o_rows
+            pg_trades += t_rows
         last = base_id + min(orders, lo + BATCH_ORDERS)
         writer.submit(last, T0_NS + lo * SPACING_MS * 1_000_000, closed, trades)
         if writer.queued_rows() > 200_000:  # like a replay: wait rather than queue unbounded
@@ -178,7 +187,15 @@ def build(data_dir: Path, orders: int, seed: int) -> dict[str, Any]:
     writer.close()
     assert stored == orders, (stored, orders)
     size = sum(p.stat().st_size for p in path.parent.glob("history.sqlite3*"))
+    pg: dict[str, Any] = {}
+    if dsn is not None:
+        import asyncio
+
+        p0 = time.perf_counter()
+        asyncio.run(history_pg.load(dsn, pg_orders, pg_trades))
+        pg["pg_load_seconds"] = round(time.perf_counter() - p0, 2)
     return {
+        **pg,
         "orders": orders,
         "trades": n_trades,
         "trade_rows": trade_rows,
@@ -191,17 +208,14 @@ def build(data_dir: Path, orders: int, seed: int) -> dict[str, Any]:
     }
 
 
-def query(data_dir: Path, orders: int, seed: int) -> dict[str, Any]:
-    """In this (fresh) process: start a Gateway on ``data_dir`` and time the queries."""
+def query(data_dir: Path, orders: int, seed: int, dsn: str | None = None) -> dict[str, Any]:
+    """In this (fresh) process: start a Gateway on ``data_dir`` and time the queries (with
+    ``dsn``: through the local index, then through PostgreSQL, the same queries)."""
     import asyncio
 
-    import msgspec
-
     from gateway.app import Gateway, GatewayConfig
-    from gateway.clientids import decode_short
     from gateway.gctune import tune_for_serving
 
-    rng = random.Random(seed + 1)
     # The generated rows did not come from this data dir's (short, setup-only) journal: their
     # batch sequences run past its end, which a gateway takes for an index ahead of a restored
     # journal and rebuilds. Say the index covers none of the journal (the start then replays
@@ -215,6 +229,37 @@ def query(data_dir: Path, orders: int, seed: int) -> dict[str, Any]:
     start_s = time.perf_counter() - t0
     tune_for_serving()  # as `serve` does once the read model is built
     rss_start_kb = _rss_kb()[0]
+
+    async def both() -> dict[str, Any]:
+        out = await _timed(gw, orders, seed)
+        if dsn is not None:
+            await history_pg.set_checkpoint(dsn, gw.last_seq)
+            pg = await gw.start_pg_history(dsn)
+            while not pg.serves():
+                await asyncio.sleep(0.05)
+            timed = await _timed(gw, orders, seed)
+            assert pg.queries > 0 and pg.fallbacks == 0
+            out.update({f"pg_{k}": v for k, v in timed.items()})
+        rss_kb, hwm_kb = _rss_kb()
+        await gw.close()
+        return {
+            "gateway_start_s": round(start_s, 3),
+            **out,
+            "gateway_rss_at_start_mb": round(rss_start_kb / 1024, 1),
+            "gateway_rss_mb": round(rss_kb / 1024, 1),
+            "gateway_peak_rss_mb": round(hwm_kb / 1024, 1),
+        }
+
+    return asyncio.run(both())
+
+
+async def _timed(gw: Any, orders: int, seed: int) -> dict[str, Any]:
+    """order.status and 500-row pages through `Trading`, whichever source it reads."""
+    import msgspec
+
+    from gateway.clientids import decode_short
+
+    rng = random.Random(seed + 1)
     tr = gw.trading
     _encode = msgspec.json.Encoder().encode
     symbols = {m.market_id: m.wire for m in gw.store.markets.values()}
@@ -227,7 +272,7 @@ def query(data_dir: Path, orders: int, seed: int) -> dict[str, Any]:
         assert o is not None
         params = {"symbol": symbols[o.market_id], "orderId": str(o.order_id)}
         q0 = time.perf_counter()
-        got = tr.order_status(o.account_id, params)
+        got = await tr.order_status(o.account_id, params)
         by_id.append(time.perf_counter() - q0)
         assert got["orderId"] == o.order_id
     cid_sample = [o for o in sample if o.client_order_id][:STATUS_QUERIES]
@@ -236,7 +281,7 @@ def query(data_dir: Path, orders: int, seed: int) -> dict[str, Any]:
         assert cid is not None
         params = {"symbol": symbols[o.market_id], "origClientOrderId": cid}
         q0 = time.perf_counter()
-        got = tr.order_status(o.account_id, params)
+        got = await tr.order_status(o.account_id, params)
         by_cid.append(time.perf_counter() - q0)
         assert got["orderId"] >= o.order_id
     span_ms = orders * SPACING_MS
@@ -250,23 +295,20 @@ def query(data_dir: Path, orders: int, seed: int) -> dict[str, Any]:
         # Timed up to the JSON bytes the transport sends (`gateway.rest` encodes the answer
         # with msgspec): the page's cost is the index, the rendering and the encoding.
         q0, c0 = time.perf_counter(), time.thread_time()
-        body = _encode(tr.all_orders(account, params))
+        body = _encode(await tr.all_orders(account, params))
         pages.append(time.perf_counter() - q0)
         pages_cpu.append(time.thread_time() - c0)
         rows += len(msgspec.json.decode(body))
         q0, c0 = time.perf_counter(), time.thread_time()
-        body = _encode(tr.my_trades(account, params))
+        body = _encode(await tr.my_trades(account, params))
         trade_pages.append(time.perf_counter() - q0)
         trade_pages_cpu.append(time.thread_time() - c0)
         trade_rows += len(msgspec.json.decode(body))
-    rss_kb, hwm_kb = _rss_kb()
-    asyncio.run(gw.close())
 
     def ms(values: list[float], q: float) -> float:
         return round(_percentile(values, q) * 1_000, 3)
 
     return {
-        "gateway_start_s": round(start_s, 3),
         "status_by_id_p50_ms": ms(by_id, 0.5),
         "status_by_id_p99_ms": ms(by_id, 0.99),
         "status_by_client_id_p50_ms": ms(by_cid, 0.5) if by_cid else None,
@@ -283,19 +325,16 @@ def query(data_dir: Path, orders: int, seed: int) -> dict[str, Any]:
         "my_trades_500_cpu_p50_ms": ms(trade_pages_cpu, 0.5),
         "my_trades_500_cpu_p99_ms": ms(trade_pages_cpu, 0.99),
         "my_trades_mean_rows": round(trade_rows / PAGE_QUERIES, 1),
-        "gateway_rss_at_start_mb": round(rss_start_kb / 1024, 1),
-        "gateway_rss_mb": round(rss_kb / 1024, 1),
-        "gateway_peak_rss_mb": round(hwm_kb / 1024, 1),
         "status_queries": len(by_id),
         "client_id_queries": len(by_cid),
         "page_queries": PAGE_QUERIES,
     }
 
 
-def run(orders: int, seed: int, keep: Path | None = None) -> dict[str, Any]:
+def run(orders: int, seed: int, keep: Path | None = None, dsn: str | None = None) -> dict[str, Any]:
     data_dir = Path(tempfile.mkdtemp(prefix="kootabase-history-bench-")) if keep is None else keep
     try:
-        built = build(data_dir, orders, seed)
+        built = build(data_dir, orders, seed, dsn)
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         out = subprocess.run(
             [
@@ -308,6 +347,7 @@ def run(orders: int, seed: int, keep: Path | None = None) -> dict[str, Any]:
                 str(orders),
                 "--seed",
                 str(seed),
+                *(["--dsn", dsn] if dsn else []),
             ],
             cwd=ROOT,
             env=env,
@@ -335,7 +375,7 @@ def run_cli(args: argparse.Namespace) -> int:
     """Entry point of ``kootabase bench history`` (see gateway/clibench.py)."""
     from bench.engine_bench import machine_info
 
-    result = run(args.orders, args.seed)
+    result = run(args.orders, args.seed, dsn=getattr(args, "dsn", None))
     result["machine"] = machine_info()
     if args.json:
         sys.stdout.write(json.dumps(result) + "\n")
@@ -355,9 +395,10 @@ def _main() -> int:
     p.add_argument("--query-phase", type=Path, required=True)
     p.add_argument("--orders", type=int, required=True)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dsn")
     a = p.parse_args()
     configure_logging("warning")
-    sys.stdout.write(json.dumps(query(a.query_phase, a.orders, a.seed)) + "\n")
+    sys.stdout.write(json.dumps(query(a.query_phase, a.orders, a.seed, a.dsn)) + "\n")
     return 0
 
 

@@ -262,11 +262,30 @@ class Gateway(ReadModelRebuild, GatewayHttp):
         """Why the bridge (local journal or cluster replica) stopped, None while it runs."""
         return getattr(self.bridge, "failure", None)  # type: ignore[no-any-return]
 
+    async def start_pg_history(self, dsn: str, poll_interval_s: float = 0.2) -> Any:
+        """``serve --ledger-dsn``: older history answered from the ledger projection in
+        PostgreSQL when it is complete enough (docs/history.md#postgresql); a `PgHistory`."""
+        from gateway.history.pgreader import PgHistory
+
+        pg = PgHistory(
+            dsn,
+            self.store,
+            poll_interval_s=poll_interval_s,
+            retention_days=self.config.history_retention_days,
+        )
+        await pg.start()
+        self.trading.history.pg = pg
+        self.health_checks["pgHistory"] = pg.status
+        return pg
+
     async def close(self) -> None:
         """Finish the batch in flight, then snapshot and close the node. Idempotent."""
         if self.closed:
             return
         self.closed = True
+        pg, self.trading.history.pg = self.trading.history.pg, None
+        if pg is not None:
+            await pg.close()
         await self.health.stop()
         self.dead_mans.close()
         if self.aml is not None:

@@ -175,4 +175,10 @@ def add_bench_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
         metavar="N",
         help="historical orders over 1,000 accounts (default: 10000000)",
     )
+    bench_hist.add_argument(
+        "--dsn",
+        metavar="DSN",
+        help="also load the history into this (empty) PostgreSQL database as the ledger "
+        "projection holds it, and time the PostgreSQL path beside the local index",
+    )
     bench_hist.set_defaults(handler=lazy("bench.history_bench", "run_cli", bench=True))

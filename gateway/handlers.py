@@ -177,7 +177,7 @@ async def amend(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
 
 
 async def order_status(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
-    return s.gw.trading.order_status(_acct(key), p)
+    return await s.gw.trading.order_status(_acct(key), p)
 
 
 async def open_orders(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
@@ -189,11 +189,11 @@ async def cancel_all(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
 
 
 async def all_orders(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
-    return s.gw.trading.all_orders(_acct(key), p)
+    return await s.gw.trading.all_orders(_acct(key), p)
 
 
 async def my_trades(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
-    return s.gw.trading.my_trades(_acct(key), p)
+    return await s.gw.trading.my_trades(_acct(key), p)
 
 
 async def account(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:

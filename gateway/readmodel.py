@@ -175,7 +175,7 @@ def restore(img: ReadModelImage, *, memory_orders: int) -> Store:
     store.standing.update(img.standing)
     store.staff_actions.extend(img.staff_actions)
     store._stp_ids.update(img.stp_ids)
-    store.last_seq = store.durable_seq = img.last_seq
+    store.last_seq = store.durable_seq = store.trimmed_seq = img.last_seq
     store.last_ts_ns = img.last_ts_ns
     return store
 

@@ -258,7 +258,7 @@ def setup(app: web.Application, gw: Gateway) -> None:
     @_route(4)
     async def get_order(request: web.Request) -> web.Response:
         key, p = await _signed(gw, request, "read")
-        return _json(tr.order_status(key.account_id, p))
+        return _json(await tr.order_status(key.account_id, p))
 
     @_route(1)
     async def cancel_order(request: web.Request) -> web.Response:
@@ -278,12 +278,12 @@ def setup(app: web.Application, gw: Gateway) -> None:
     @_route(20)
     async def all_orders(request: web.Request) -> web.Response:
         key, p = await _signed(gw, request, "read")
-        return _json(tr.all_orders(key.account_id, p))
+        return _json(await tr.all_orders(key.account_id, p))
 
     @_route(20)
     async def my_trades(request: web.Request) -> web.Response:
         key, p = await _signed(gw, request, "read")
-        return _json(tr.my_trades(key.account_id, p))
+        return _json(await tr.my_trades(key.account_id, p))
 
     @_route(1, orders=True)
     async def cancel_replace(request: web.Request) -> web.Response:

@@ -143,6 +143,7 @@ async def serve_forever(
             )
             gw.health_checks["ledgerFollower"] = follower.status
             follower.start()
+            await gw.start_pg_history(ledger_dsn)
         # only now, with the port bound: a refused bind never creates a secret nobody saw
         on_ready(r, await gw.ensure_demo_account())
         fatal = asyncio.ensure_future(gw.health.fatal.wait())

@@ -68,6 +68,9 @@ from gateway.storequeries import StoreQueries
 if TYPE_CHECKING:
     from gateway.history.reader import HistoryReader
 
+PG_GAP_COMMANDS: Final = 50_000
+"""Commands the PostgreSQL history may trail the local index with memory holding the gap
+(docs/history.md#postgresql); past it, the local index answers until it catches up."""
 MEMORY_ORDERS: Final = 50_000
 """Default bound of the recently-closed-order cache (all accounts together; ~0.5 KB each)."""
 
@@ -104,6 +107,11 @@ class Store(StoreQueries):
         self._unwritten = True
         self.durable_seq = 0
         """The history index holds every closed order and trade of batches through this seq."""
+        self.trimmed_seq = 0
+        """Closed rows of batches through this seq may have left memory (for the local index);
+        those of later batches are all in memory (pending or cached)."""
+        self.pg_seq: int | None = None
+        """The PostgreSQL projection's checkpoint while it serves history (None: it does not)."""
         self.new_orders: list[OrderRecord] = []
         """Closed since the last `take_history` (for the index writer)."""
         self.new_trades: list[tuple[int, TradeRecord]] = []
@@ -149,6 +157,8 @@ class Store(StoreQueries):
         self._batch_seq = through_seq
         self._unwritten = through_seq > self.durable_seq
         """False while a start-up replays batches the history index already holds."""
+        if not self._unwritten and through_seq > self.trimmed_seq:
+            self.trimmed_seq = through_seq  # its rows go to no pending list
         handlers = self._handlers
         quote_takers: list[OrderRecord] = []
         for ev in events:
@@ -445,24 +455,34 @@ class Store(StoreQueries):
         self.new_orders, self.new_trades = [], []
         return orders, trades
 
+    def pg_serves(self) -> bool:
+        """PostgreSQL's rows and memory together hold every closed order and trade."""
+        return self.pg_seq is not None and self.pg_seq >= self.trimmed_seq
+
     def trim(self, durable_seq: int) -> None:
         """The index now holds every batch through ``durable_seq``: drop those rows from the
-        pending lists, and closed orders beyond the memory budget from the cache."""
-        if durable_seq > self.durable_seq:
-            self.durable_seq = durable_seq
+        pending lists, and closed orders beyond the memory budget from the cache; with a
+        PostgreSQL history not before its checkpoint passes them (`PG_GAP_COMMANDS`)."""
+        self.durable_seq = max(self.durable_seq, durable_seq)
+        bound = self.durable_seq
+        pg = self.pg_seq
+        if pg is not None and bound - pg <= PG_GAP_COMMANDS:
+            bound = min(bound, pg)
+        if bound > self.trimmed_seq:
+            self.trimmed_seq = bound
             done = []
             for account_id in self._pending_accounts:
                 acct = self.accounts[account_id]
                 po, pt = acct.pending_orders, acct.pending_trades
-                while po and po[0][0] <= durable_seq:
+                while po and po[0][0] <= bound:
                     po.popleft()
-                while pt and pt[0][0] <= durable_seq:
+                while pt and pt[0][0] <= bound:
                     pt.popleft()
                 if not po and not pt:
                     done.append(account_id)
             self._pending_accounts.difference_update(done)
         recent, orders = self._recent, self.orders
-        while len(recent) > self.memory_orders and recent[0][0] <= self.durable_seq:
+        while len(recent) > self.memory_orders and recent[0][0] <= self.trimmed_seq:
             _, oid = recent.popleft()
             o = orders.get(oid)
             if o is not None and not o.is_open:

@@ -53,6 +53,16 @@ class StoreQueries:
         """The account's order in ``market_id`` that used the client id last: the open one,
         else the latest closed one (a client id is unique among open orders, so a later order
         can reuse it only after the earlier one closed)."""
+        o = self.memory_by_client_id(account_id, market_id, client_order_id)
+        if o is not None or self.history is None:
+            return o
+        return self.history.latest_by_client_id(account_id, market_id, client_order_id)
+
+    def memory_by_client_id(
+        self, account_id: int, market_id: int, client_order_id: int
+    ) -> OrderRecord | None:
+        """`find_by_client_id` among what memory holds: the open order, else the latest
+        closed one not yet trimmed (newer than anything the durable history holds)."""
         o = self.open_by_client_id(account_id, client_order_id)
         if o is not None and o.market_id == market_id:
             return o
@@ -62,9 +72,7 @@ class StoreQueries:
         for _, c in reversed(acct.pending_orders):
             if c.client_order_id == client_order_id and c.market_id == market_id:
                 return c
-        if self.history is None:
-            return None
-        return self.history.latest_by_client_id(account_id, market_id, client_order_id)
+        return None
 
     def orders_page(
         self,
@@ -76,16 +84,20 @@ class StoreQueries:
         end_ns: int,
         limit: int,
         newest: bool,
+        index_rows: list[OrderRecord] | None = None,
     ) -> list[OrderRecord]:
         """allOrders: the account's orders in a market with ``order_id >= from_id`` placed
         within [start_ns, end_ns], ascending order id; the first ``limit`` (oldest first) or
         with ``newest`` the last ``limit``. Index rows merged with what only memory has (open
-        orders and closed ones the writer has not committed yet)."""
+        orders and closed ones the writer has not committed yet). ``index_rows``: the durable
+        part already fetched (from PostgreSQL), else the local index is asked."""
         acct = self.accounts.get(account_id)
         if acct is None:
             return []
         rows: dict[int, OrderRecord] = {}
-        if self.history is not None:
+        if index_rows is not None:
+            rows = {o.order_id: o for o in index_rows}
+        elif self.history is not None:
             for o in self.history.orders(
                 account_id,
                 market_id,
@@ -119,13 +131,16 @@ class StoreQueries:
         end_ns: int,
         limit: int,
         newest: bool,
+        index_rows: list[TradeRecord] | None = None,
     ) -> list[TradeRecord]:
         """myTrades (and an order's trades): like `orders_page`, by trade id."""
         acct = self.accounts.get(account_id)
         if acct is None:
             return []
         rows: dict[tuple[int, int], TradeRecord] = {}
-        if self.history is not None:
+        if index_rows is not None:
+            rows = {(t.trade_id, t.order_id): t for t in index_rows}
+        elif self.history is not None:
             for t in self.history.trades(
                 account_id,
                 market_id,

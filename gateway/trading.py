@@ -38,6 +38,7 @@ from gateway import clientids, errors, replace, wire, wireviews
 from gateway.bridge import Bridge, Reply, Result, future_reply
 from gateway.clientids import ClientIdBook
 from gateway.history.index import NO_END
+from gateway.history.lookup import HistoryLookup
 from gateway.markets import Market
 from gateway.orderparams import parse_order, refuse_cancel_restrictions
 from gateway.params import get_bool, get_enum, get_int, get_str
@@ -62,6 +63,9 @@ class Trading:
         self.store = store
         self.bridge = bridge
         self.ids = ids
+        self.history = HistoryLookup(store)
+        """order.status / allOrders / myTrades beyond memory (PostgreSQL attached by `serve
+        --ledger-dsn`, `gateway.server`)."""
         self.inflight: dict[int, int] = {}
         """account id -> commands queued or in the engine (the store is behind for it)."""
 
@@ -366,20 +370,21 @@ class Trading:
         if failure is not None:
             raise errors.status_unknown(failure)
 
-    def order_status(self, account_id: int, params: Mapping[str, Any]) -> dict[str, Any]:
+    async def order_status(self, account_id: int, params: Mapping[str, Any]) -> dict[str, Any]:
         self._require_running()
         m = self.market(params)
         assert m is not None
         oid = get_int(params, "orderId", lo=1)
         cid = self._client_id(params, "origClientOrderId")
         o: OrderRecord | None = None
+        history = self.history
         if oid is not None:
-            o = self.store.order_of(account_id, oid)
+            o = await history.order_of(account_id, oid)
         elif cid is not None:
-            o = self.store.find_by_client_id(account_id, m.market_id, cid[1])
+            o = await history.find_by_client_id(account_id, m.market_id, cid[1])
             auto = clientids.AUTO_RE.fullmatch(cid[0])
             if o is None and auto is not None:
-                o = self.store.order_of(account_id, int(auto.group(1)))
+                o = await history.order_of(account_id, int(auto.group(1)))
         else:
             raise errors.ApiError(
                 errors.MANDATORY_PARAM,
@@ -401,7 +406,7 @@ class Trading:
                 out.append(wire.order(o, self.store.markets[o.market_id], self.ids))
         return out
 
-    def all_orders(self, account_id: int, params: Mapping[str, Any]) -> msgspec.Raw:
+    async def all_orders(self, account_id: int, params: Mapping[str, Any]) -> msgspec.Raw:
         """allOrders over the whole history. With ``orderId`` or ``startTime`` the oldest
         matching orders from there (ascending): what an incremental sync pages with; without
         either, the newest ``limit`` (ascending), as the dialect defines it."""
@@ -409,7 +414,7 @@ class Trading:
         m = self.market(params)
         assert m is not None
         from_id, start_ns, end_ns, limit, newest = _page(params, "orderId")
-        rows = self.store.orders_page(
+        rows = await self.history.orders_page(
             account_id,
             m.market_id,
             from_id=from_id,
@@ -420,7 +425,7 @@ class Trading:
         )
         return wireviews.orders_json(rows, m, self.ids)
 
-    def my_trades(self, account_id: int, params: Mapping[str, Any]) -> msgspec.Raw:
+    async def my_trades(self, account_id: int, params: Mapping[str, Any]) -> msgspec.Raw:
         """myTrades, same paging rule as `all_orders` (``fromId`` is a trade id); with
         ``orderId`` the trades of that order."""
         self._require_running()
@@ -432,7 +437,7 @@ class Trading:
             raise errors.ApiError(
                 errors.INVALID_PARAMETER, "fromId and orderId cannot be sent together."
             )
-        rows = self.store.trades_page(
+        rows = await self.history.trades_page(
             account_id,
             m.market_id,
             order_id=oid,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from engine.schema import (
+    CONDITIONAL_TYPES,
     OrderAccepted,
     OrderAmended,
     OrderCancelled,
@@ -66,6 +67,24 @@ class OrderState:
     accepted_ts_ns: int
     updated_seq: int
     updated_ts_ns: int
+    # Migration 2 (the gateway's history reads these; the dialect's fields, folded exactly as
+    # the gateway's read model folds them, `gateway.store`):
+    orig_qty_atoms: int = 0
+    """The dialect's origQty: the accepted quantity, after an amend the new quantity plus what
+    was filled or prevented before it."""
+    stop_price_atoms: int = 0
+    trailing_delta_bps: int = 0
+    display_qty_atoms: int = 0
+    """Iceberg display quantity."""
+    stp_mode: int = 0
+    working_ts_ns: int = 0
+    """0: working since acceptance; -1: a conditional order waiting for its trigger; else the
+    journal time it was triggered."""
+    prevented_qty_atoms: int = 0
+    """Quantity self-trade prevention took off this order (DECREMENT: the prevented quantity;
+    the EXPIRE modes: the open quantity they expired)."""
+    prevented_match_id: int = -1
+    """The last prevented match (per market, 0, 1, 2, ...) this order was part of; -1: none."""
 
     def row(self) -> tuple[object, ...]:
         # explicit, not dataclasses.astuple: that deep-copies every field (10x slower), and
@@ -91,7 +110,20 @@ class OrderState:
             self.accepted_ts_ns,
             self.updated_seq,
             self.updated_ts_ns,
+            self.orig_qty_atoms,
+            self.stop_price_atoms,
+            self.trailing_delta_bps,
+            self.display_qty_atoms,
+            self.stp_mode,
+            self.working_ts_ns,
+            self.prevented_qty_atoms,
+            self.prevented_match_id,
         )
+
+    def open_base_atoms(self) -> int:
+        """Base quantity still open as the dialect counts it (0 for a quote-budget order)."""
+        q = self.orig_qty_atoms
+        return max(0, q - self.filled_qty_atoms - self.prevented_qty_atoms) if q else 0
 
     @classmethod
     def from_row(cls, row: tuple[object, ...] | list[object]) -> OrderState:
@@ -99,16 +131,24 @@ class OrderState:
 
 
 COLUMNS: Final = tuple(OrderState.__dataclass_fields__)
-assert len(COLUMNS) == 20, "OrderState.row() lists every field explicitly"
+assert len(COLUMNS) == 28, "OrderState.row() lists every field explicitly"
 
 
 class OrderTracker:
     """Applies order events; `touched` collects the orders changed since the last `take`."""
 
     def __init__(
-        self, open_orders: dict[int, OrderState] | None = None, *, keep_closed: bool = False
+        self,
+        open_orders: dict[int, OrderState] | None = None,
+        *,
+        keep_closed: bool = False,
+        stp_next_ids: dict[int, int] | None = None,
     ) -> None:
         self.open: dict[int, OrderState] = dict(open_orders or {})
+        self.stp_next_ids: dict[int, int] = dict(stp_next_ids or {})
+        """market_id -> next prevented match id (the dialect numbers them 0, 1, ... per market)."""
+        self.stp_touched: set[int] = set()
+        """Markets whose next match id moved since the last `take_stp_ids`."""
         self.closed: dict[int, OrderState] = {}
         """Filled, cancelled and expired orders, kept only with ``keep_closed`` (replay)."""
         self._keep_closed = keep_closed
@@ -158,7 +198,16 @@ class OrderTracker:
             ts_ns,
             ev.seq,
             ts_ns,
+            ev.qty_atoms,
         )
+        # as the gateway's read model: the issue-3 fields only for the kinds that carry them
+        if ev.order_type > OrderType.LIMIT_MAKER or ev.display_qty_atoms or ev.stp_mode:
+            order.stop_price_atoms = ev.stop_price_atoms
+            order.trailing_delta_bps = ev.trailing_delta_bps
+            order.display_qty_atoms = ev.display_qty_atoms
+            order.stp_mode = ev.stp_mode
+            if ev.order_type in CONDITIONAL_TYPES:
+                order.working_ts_ns = -1
         self.open[ev.order_id] = order
         self._command_orders.append(order)
         self.touched[ev.order_id] = order
@@ -184,6 +233,7 @@ class OrderTracker:
         order = self._get(ev.order_id, ev.seq)
         order.price_atoms = ev.price_atoms
         order.open_qty_atoms = ev.qty_atoms
+        order.orig_qty_atoms = order.filled_qty_atoms + order.prevented_qty_atoms + ev.qty_atoms
         self._touch(order, ev.seq, ts_ns)
         self._command_orders.append(order)
 
@@ -198,6 +248,7 @@ class OrderTracker:
         it was given (a trailing stop limit's is computed at trigger time)."""
         order = self._get(ev.order_id, ev.seq)
         order.price_atoms = ev.price_atoms
+        order.working_ts_ns = ts_ns
         if ev.price_atoms == 0:
             self._entered_as_market.add(order.order_id)
         self._touch(order, ev.seq, ts_ns)
@@ -207,7 +258,11 @@ class OrderTracker:
         """DECREMENT shrinks both orders by the prevented quantity without a trade (an order
         brought to 0 gets its own OrderExpired). A quote-bounded taker has no base quantity and
         treats DECREMENT as EXPIRE_TAKER (docs/engine-semantics.md), so nothing shrinks then.
-        The other modes change orders only through their own expiry events."""
+        The other modes change orders only through their own expiry events.
+
+        The dialect's prevented quantity and match id are counted as the gateway counts them
+        (`gateway.store.Store._prevented`)."""
+        self._prevented_fields(ev, ts_ns)
         if ev.stp_mode != StpMode.DECREMENT:
             return
         taker = self._get(ev.taker_order_id, ev.seq)
@@ -218,6 +273,35 @@ class OrderTracker:
             if order.open_qty_atoms < 0:
                 raise OrderStateError(f"seq {ev.seq}: order {order.order_id} decremented below 0")
             self._touch(order, ev.seq, ts_ns)
+
+    def _prevented_fields(self, ev: SelfTradePrevented, ts_ns: int) -> None:
+        taker = self._get(ev.taker_order_id, ev.seq)
+        maker = self._get(ev.maker_order_id, ev.seq)
+        match_id = self.stp_next_ids.get(ev.market_id, 0)
+        self.stp_next_ids[ev.market_id] = match_id + 1
+        self.stp_touched.add(ev.market_id)
+        mode = ev.stp_mode
+        if mode == StpMode.DECREMENT and not taker.orig_qty_atoms:
+            mode = StpMode.EXPIRE_TAKER
+        taker_qty = maker_qty = None
+        if mode == StpMode.DECREMENT:
+            taker_qty = maker_qty = ev.qty_atoms
+        else:
+            if mode in (StpMode.EXPIRE_TAKER, StpMode.EXPIRE_BOTH):
+                taker_qty = taker.open_base_atoms()
+            if mode in (StpMode.EXPIRE_MAKER, StpMode.EXPIRE_BOTH):
+                maker_qty = maker.open_base_atoms()
+        for order, qty in ((taker, taker_qty), (maker, maker_qty)):
+            if qty is not None:
+                order.prevented_qty_atoms += qty
+                order.prevented_match_id = match_id
+                self._touch(order, ev.seq, ts_ns)
+
+    def take_stp_ids(self) -> list[tuple[int, int]]:
+        """(market_id, next match id) of the markets whose counter moved since the last call."""
+        out = [(m, self.stp_next_ids[m]) for m in sorted(self.stp_touched)]
+        self.stp_touched = set()
+        return out
 
     def end_command(self) -> None:
         """A market order never rests: still open at the end of its command means it spent

@@ -199,7 +199,7 @@ def test_migrations_are_versioned_and_idempotent(dsn: str) -> None:
             await conn.close()
 
     first, second, versions = asyncio.run(run())
-    assert first == [1] and second == [] and versions == [1]
+    assert first == [1, 2] and second == [] and versions == [1, 2]
 
 
 def test_a_second_projector_cannot_write_twice(dsn: str, small_journal: Path) -> None:

@@ -119,6 +119,43 @@ CREATE TABLE projection_checkpoint (
 INSERT INTO projection_checkpoint (id, last_seq, last_ts_ns, next_txn_id) VALUES (1, 0, 0, 1);
 """,
     ),
+    (
+        2,
+        "order history for the gateway",
+        # The gateway answers order.status / allOrders / myTrades from these tables
+        # (docs/history.md#postgresql): the dialect's fields the first version did not keep,
+        # the per-market prevented-match counter the projector resumes with, and per-account
+        # indexes for its pages. Rows projected before this version lack the new fields:
+        # ``history_from_seq`` records where they start, and the gateway reads the history
+        # here only when it is 0 (a projection rebuilt from the journal's start).
+        """
+ALTER TABLE orders
+    ADD COLUMN orig_qty_atoms bigint NOT NULL DEFAULT 0,
+    ADD COLUMN stop_price_atoms bigint NOT NULL DEFAULT 0,
+    ADD COLUMN trailing_delta_bps bigint NOT NULL DEFAULT 0,
+    ADD COLUMN display_qty_atoms bigint NOT NULL DEFAULT 0,
+    ADD COLUMN stp_mode smallint NOT NULL DEFAULT 0,
+    ADD COLUMN working_ts_ns bigint NOT NULL DEFAULT 0,
+    ADD COLUMN prevented_qty_atoms bigint NOT NULL DEFAULT 0,
+    ADD COLUMN prevented_match_id bigint NOT NULL DEFAULT -1;
+CREATE INDEX orders_history ON orders (account_id, market_id, order_id) WHERE status <> 'open';
+CREATE INDEX orders_history_time ON orders (account_id, market_id, accepted_ts_ns, order_id)
+    WHERE status <> 'open';
+CREATE INDEX orders_client_id ON orders (account_id, client_order_id, order_id)
+    WHERE client_order_id <> 0 AND status <> 'open';
+CREATE INDEX trades_maker_history ON trades (maker_account_id, market_id, trade_id);
+CREATE INDEX trades_taker_history ON trades (taker_account_id, market_id, trade_id);
+CREATE INDEX trades_time ON trades (market_id, ts_ns, trade_id);
+CREATE INDEX trades_maker_order ON trades (maker_order_id);
+CREATE INDEX trades_taker_order ON trades (taker_order_id);
+CREATE TABLE stp_match_ids (
+    market_id integer PRIMARY KEY,
+    next_match_id bigint NOT NULL
+);
+ALTER TABLE projection_checkpoint ADD COLUMN history_from_seq bigint NOT NULL DEFAULT 0;
+UPDATE projection_checkpoint SET history_from_seq = last_seq;
+""",
+    ),
 )
 
 SCHEMA_MIGRATIONS_DDL: Final = """

@@ -115,6 +115,10 @@ _ORDER_MUTABLE: Final = (
     "close_reason",
     "updated_seq",
     "updated_ts_ns",
+    "orig_qty_atoms",
+    "working_ts_ns",
+    "prevented_qty_atoms",
+    "prevented_match_id",
 )
 _ORDERS_APPLY: Final = (
     "UPDATE orders o SET "
@@ -147,6 +151,8 @@ class ChunkRows:
     orders: list[tuple[object, ...]]
     balance_deltas: dict[tuple[int, int, int], int]
     next_txn_id: int
+    stp_ids: list[tuple[int, int]]
+    """(market_id, next prevented match id) of the markets whose counter moved."""
 
 
 def build_rows(chunk: Chunk, tracker: OrderTracker, next_txn_id: int) -> ChunkRows:
@@ -247,7 +253,9 @@ def build_rows(chunk: Chunk, tracker: OrderTracker, next_txn_id: int) -> ChunkRo
         first = postings[txn_start]
         txns.append((txn_id, first[2], first[3], first[4], first[5], len(postings) - txn_start))
     orders = [o.row() for o in tracker.take()]
-    return ChunkRows(postings, txns, trades, assets, orders, deltas, next_txn_id)
+    return ChunkRows(
+        postings, txns, trades, assets, orders, deltas, next_txn_id, tracker.take_stp_ids()
+    )
 
 
 class Projector:
@@ -265,13 +273,14 @@ class Projector:
         last_ts_ns: int,
         next_txn_id: int,
         open_orders: dict[int, OrderState],
+        stp_next_ids: dict[int, int] | None = None,
     ) -> None:
         self.conn = conn
         self.last_seq = last_seq
         """Committed: the checkpoint as this projector last wrote it."""
         self.last_ts_ns = last_ts_ns
         self.next_txn_id = next_txn_id
-        self.tracker = OrderTracker(open_orders)
+        self.tracker = OrderTracker(open_orders, stp_next_ids=stp_next_ids)
         self._built_seq = last_seq
         """Build side: rows exist up to here (ahead of ``last_seq`` while pipelining)."""
         self._built_txn_id = next_txn_id
@@ -294,11 +303,13 @@ class Projector:
             open_rows = await conn.fetch(
                 f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders WHERE status = 'open'"
             )
+            stp_rows = await conn.fetch("SELECT market_id, next_match_id FROM stp_match_ids")
         except BaseException:
             await conn.close()
             raise
         orders = {r["order_id"]: OrderState.from_row(tuple(r)) for r in open_rows}
-        return cls(conn, row["last_seq"], row["last_ts_ns"], row["next_txn_id"], orders)
+        stp_ids = {int(r[0]): int(r[1]) for r in stp_rows}
+        return cls(conn, row["last_seq"], row["last_ts_ns"], row["next_txn_id"], orders, stp_ids)
 
     async def close(self) -> None:
         await self.conn.close()
@@ -419,6 +430,12 @@ class Projector:
             # Update, then insert the new keys: an INSERT ... ON CONFLICT would test the
             # floor CHECK on the delta itself, which may well be negative.
             await conn.execute(_BALANCES_APPLY)
+        if rows.stp_ids:
+            await conn.executemany(
+                "INSERT INTO stp_match_ids VALUES ($1, $2) ON CONFLICT (market_id) "
+                "DO UPDATE SET next_match_id = EXCLUDED.next_match_id",
+                rows.stp_ids,
+            )
         await conn.execute(
             "UPDATE projection_checkpoint SET last_seq = $1, last_ts_ns = $2, "
             "next_txn_id = $3, updated_at = now() WHERE id = 1",
