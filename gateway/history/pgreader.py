@@ -161,9 +161,8 @@ class PgHistory:
             log.info("pg_history_up", seq=row[0])
         self.up = True
         self.state = "running"
-        seq = int(row[0])
-        if self.store.pg_seq is None or seq > self.store.pg_seq:
-            self.store.pg_seq = seq
+        # as read, not the highest seen: a projection rebuilt from scratch starts again at 0
+        self.store.pg_seq = int(row[0])
 
     def _kept_since_ns(self) -> int:
         """Retention as the local index applies it (`HistoryWriter`): a cancelled or expired
