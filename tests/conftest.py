@@ -22,6 +22,7 @@ import structlog
 from hypothesis import HealthCheck, settings
 
 if TYPE_CHECKING:
+    from tests.gateway_support import ServerThread
     from tests.reference_support import Exchange
 
 _SUPPRESSED = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
@@ -96,3 +97,15 @@ def empty_db() -> Iterator[str]:
         yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     finally:
         asyncio.run(pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture
+def sqlite_server(tmp_path: Path) -> Iterator[ServerThread]:
+    """A test server whose identity store is SQLite in its data dir (test_backoffice_auth_*)."""
+    from tests.gateway_support import ServerThread
+
+    srv = ServerThread(tmp_path, fixture_accounts=False, marketdata=False)
+    try:
+        yield srv
+    finally:
+        srv.stop()

@@ -13,9 +13,9 @@ from websockets.sync.client import connect
 
 from backoffice import errors
 from gateway.client import Credentials
+from tests.backoffice_http import PASSWORD, api, bo, code, signup_login
 from tests.backoffice_support import BACKENDS, backoffice_server
 from tests.gateway_support import ServerThread, http, signed_query
-from tests.test_backoffice_auth import PASSWORD, api, bo, code, signup_login
 
 server = pytest.fixture(params=BACKENDS)(backoffice_server)
 

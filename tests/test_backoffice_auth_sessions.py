@@ -1,88 +1,26 @@
 """Users and sessions over HTTP against a real gateway (real journal, real sockets), with the
 identity store in SQLite (the embedded default) and in a real PostgreSQL database made for
-the test: sign-up makes a journaled trading account, login, TOTP, refresh rotation and reuse
-detection, logout, lockout and the per-address throttle, password reset through the outbox,
-and bad input answered with stable codes."""
+the test. Here: sign-up makes a journaled trading account, login,
+TOTP, refresh rotation and reuse detection, logout, lockout and the per-address throttle,
+password reset through the outbox, and the sealed TOTP seed.
+"""
 
 from __future__ import annotations
 
-import base64
-import json
-import os
 import re
-import stat
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pyotp
 import pytest
 
 from backoffice import errors
-from backoffice.routes import BACKOFFICE_KEY, Backoffice
 from backoffice.secretbox import SealedSecretError, SecretBox
 from backoffice.throttle import IpThrottle
+from tests.backoffice_http import PASSWORD, api, bo, code, signup_login
 from tests.backoffice_support import BACKENDS, backoffice_server
 from tests.gateway_support import ServerThread
 
-PASSWORD = "correct horse battery"
-
 server = pytest.fixture(params=BACKENDS)(backoffice_server)
-
-
-@pytest.fixture
-def sqlite_server(tmp_path: Path) -> Iterator[ServerThread]:
-    srv = ServerThread(tmp_path, fixture_accounts=False, marketdata=False)
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-def api(
-    srv: ServerThread,
-    method: str,
-    path: str,
-    body: Any = None,
-    token: str | None = None,
-    raw: bytes | None = None,
-) -> tuple[int, dict[str, str], Any]:
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    req = urllib.request.Request(srv.http + path, method=method, data=data)
-    req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, dict(resp.headers), json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), json.loads(exc.read())
-
-
-def code(answer: tuple[int, dict[str, str], Any]) -> tuple[int, str]:
-    status, _, body = answer
-    return status, body["error"]["code"]
-
-
-def signup_login(srv: ServerThread, email: str) -> dict[str, Any]:
-    status, _, user = api(
-        srv, "POST", "/api/v1/auth/signup", {"email": email, "password": PASSWORD}
-    )
-    assert status == 201, user
-    status, _, tokens = api(
-        srv, "POST", "/api/v1/auth/login", {"email": email, "password": PASSWORD}
-    )
-    assert status == 200, tokens
-    return {**user, **tokens}
-
-
-def bo(srv: ServerThread) -> Backoffice:
-    return srv.running.runner.app[BACKOFFICE_KEY]
 
 
 def test_signup_login_refresh_rotation_reuse_logout(server: ServerThread) -> None:
@@ -317,119 +255,6 @@ def test_password_reset_through_the_outbox(server: ServerThread) -> None:
     )
 
 
-BAD_BODIES: list[bytes] = [
-    b"not json",
-    b"[1, 2]",
-    b'"text"',
-    b"{" * 40 + b"}" * 40,
-    b'{"email": 5, "password": []}',
-    b'{"email": "x"}',
-    b'{"email": "a@b.c", "password": "' + b"p" * 20_000 + b'"}',
-    b"\xff\xfe",
-    b'{"refresh_token": 12}',
-    b'{"token": null}',
-]
-POSTS = [
-    "/api/v1/auth/signup",
-    "/api/v1/auth/login",
-    "/api/v1/auth/refresh",
-    "/api/v1/auth/password/forgot",
-    "/api/v1/auth/password/reset",
-]
-KNOWN = {v for k, v in vars(errors).items() if k.isupper() and isinstance(v, str)}
-
-
-def test_bad_input_gets_stable_errors_and_changes_nothing(sqlite_server: ServerThread) -> None:
-    srv = sqlite_server
-    seq_hash = srv.seq_and_hash()
-    for path in POSTS:
-        for raw in BAD_BODIES:
-            status, _, body = api(srv, "POST", path, raw=raw)
-            assert 400 <= status < 500, (path, raw[:40], status, body)
-            assert body["error"]["code"] in KNOWN, body
-    for method, path in [
-        ("GET", "/api/v1/auth/nothing"),
-        ("PUT", "/api/v1/me/x"),
-        ("GET", "/api/v1/auth/login"),
-    ]:
-        assert code(api(srv, method, path)) == (404, errors.NOT_FOUND)
-    for method, path in [
-        ("POST", "/api/v1/auth/logout"),
-        ("POST", "/api/v1/auth/totp/enroll"),
-        ("GET", "/api/v1/me/api-keys"),
-        ("POST", "/api/v1/me/api-keys"),
-        ("DELETE", "/api/v1/me/api-keys/abc"),
-    ]:
-        assert code(api(srv, method, path, {})) == (401, errors.UNAUTHENTICATED)
-    assert srv.seq_and_hash() == seq_hash  # nothing reached the engine
-    assert code(
-        api(srv, "POST", "/api/v1/auth/signup", {"email": "no-at-sign", "password": PASSWORD})
-    ) == (400, errors.INVALID_EMAIL)
-    assert code(
-        api(
-            srv,
-            "POST",
-            "/api/v1/auth/signup",
-            {"email": "w@example.com", "password": "aaaaaaaaaaaa"},
-        )
-    ) == (400, errors.WEAK_PASSWORD)
-    assert srv.seq_and_hash() == seq_hash
-
-
-def test_secret_files_are_private(sqlite_server: ServerThread) -> None:
-    signup_login(sqlite_server, "files@example.com")
-    folder = sqlite_server.gw.config.data_dir / "backoffice"
-    for name in ("identity.sqlite3", "jwt.key"):
-        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
-    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-
-
-def test_identity_store_survives_a_restart(tmp_path: Path) -> None:
-    srv = ServerThread(tmp_path, fixture_accounts=False, marketdata=False)
-    try:
-        s = signup_login(srv, "restart@example.com")
-    finally:
-        srv.stop()
-    srv = ServerThread(tmp_path, fixture_accounts=False, marketdata=False)
-    try:
-        assert s["account_id"] in srv.gw.store.accounts  # rebuilt from the journal
-        status, _, me = api(srv, "GET", "/api/v1/me", token=s["access_token"])
-        assert status == 200 and me["account_id"] == s["account_id"]
-        assert (
-            api(srv, "POST", "/api/v1/auth/refresh", {"refresh_token": s["refresh_token"]})[0]
-            == 200
-        )
-    finally:
-        srv.stop()
-
-
-def test_serve_with_an_unreachable_backoffice_dsn_says_so(tmp_path: Path) -> None:
-    env = {**os.environ, "KOOTABASE_MASTER_KEY_FILE": str(tmp_path / "master.key")}
-    dsn = f"postgresql://postgres@127.0.0.1:5432/kootabase_bo_missing_{os.getpid()}"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gateway.cli",
-            "serve",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--port",
-            "0",
-            "--backoffice-dsn",
-            dsn,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
-    assert proc.returncode != 0
-    assert "cannot open the back-office identity store" in proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert not (tmp_path / "data").exists()  # the DSN is reached before the node opens
-
-
 def test_signups_per_address_are_bounded(sqlite_server: ServerThread) -> None:
     srv = sqlite_server
     bo(srv).auth.signups = IpThrottle(max_failures=2, window_s=60)
@@ -485,88 +310,5 @@ def test_totp_codes_are_ascii_digits(sqlite_server: ServerThread) -> None:
     for bad in bad_codes[:3]:
         answer = api(sqlite_server, "POST", "/api/v1/auth/login", {**creds, "totp": bad})
         assert code(answer) == (401, errors.INVALID_TOTP), (bad, answer)
-    assert sqlite_server.running.server_log is not None
-    assert sqlite_server.running.server_log.failed == 0
-
-
-@pytest.mark.parametrize(
-    ("path", "body"),
-    [
-        ("/api/v1/auth/signup", '{"email":"s@example.com","password":"correct horse \\ud800 x"}'),
-        ("/api/v1/auth/login", '{"email":"s@example.com","password":"correct horse \\ud800"}'),
-        ("/api/v1/auth/login", '{"email":"s\\udfff@example.com","password":"correct horse"}'),
-        ("/api/v1/auth/password/forgot", '{"email":"s\\ud800@example.com"}'),
-        ("/api/v1/auth/password/reset", '{"token":"\\ud800","password":"correct horse battery"}'),
-        ("/api/v1/auth/refresh", '{"refresh_token":"\\ud800"}'),
-        ("/ops/v1/auth/login", '{"email":"s@example.com","password":"\\ud800","totp":"1"}'),
-    ],
-)
-def test_lone_surrogates_in_a_body_are_a_400(
-    sqlite_server: ServerThread, path: str, body: str
-) -> None:
-    """JSON may spell a lone surrogate (``"\\ud800"``); ``json.loads`` made it a ``str`` that no
-    UTF-8 encoder takes, and the password hash, the e-mail lookup or the token check raised
-    UnicodeEncodeError: a 500 on every pre-login route. Bodies are decoded by
-    `engine.jsondepth.decode_json`, which refuses them."""
-    status, _, reply = api(sqlite_server, "POST", path, raw=body.encode())
-    assert status == 400, (status, reply)
-    assert sqlite_server.running.server_log is not None
-    assert sqlite_server.running.server_log.failed == 0
-
-
-@pytest.mark.parametrize("path", ["/api/v1/me", "/ops/v1/me"])
-def test_a_bearer_token_of_any_bytes_is_a_401(sqlite_server: ServerThread, path: str) -> None:
-    """Header bytes that are not UTF-8 reach the handler as surrogates; PyJWT encoded the
-    token and raised UnicodeEncodeError, a 500 on every bearer route."""
-    for token in ("\u00ff\u00fe", "\u00e9" * 40, "a.b\u00e9.c"):
-        status, _, reply = api(sqlite_server, "GET", path, token=token)
-        assert status == 401, (token, status, reply)
-    assert sqlite_server.running.server_log is not None
-    assert sqlite_server.running.server_log.failed == 0
-
-
-def _unknown_algorithm_pem() -> str:
-    """A well-formed SubjectPublicKeyInfo whose algorithm is OID 1.2.3.4: `cryptography`
-    raises UnsupportedAlgorithm for it, which is not a ValueError."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
-    der = (
-        Ed25519PrivateKey.generate()
-        .public_key()
-        .public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    )
-    der = der.replace(bytes.fromhex("06032b6570"), bytes.fromhex("06032a0304"))
-    body = base64.encodebytes(der).decode()
-    return f"-----BEGIN PUBLIC KEY-----\n{body}-----END PUBLIC KEY-----\n"
-
-
-def test_an_api_key_of_an_unknown_algorithm_is_a_400(sqlite_server: ServerThread) -> None:
-    """A user's ``POST /api/v1/me/api-keys`` (and the operator's ``/admin/accounts``) with a
-    PEM of an unknown key algorithm was a 500 (UnsupportedAlgorithm escaped the key store)."""
-    s = signup_login(sqlite_server, "pem@example.com")
-    pem = _unknown_algorithm_pem()
-    status, _, reply = api(
-        sqlite_server,
-        "POST",
-        "/api/v1/me/api-keys",
-        {"permissions": ["read"], "ed25519_public_pem": pem},
-        token=s["access_token"],
-    )
-    assert status == 400, (status, reply)
-    sqlite_server.wait_idle()
-    before = sqlite_server.state_hash()
-    for body in ({"ed25519_public_pem": pem}, {"ed25519_public_pem": 5}, {"permissions": 7}):
-        req = urllib.request.Request(
-            sqlite_server.http + "/admin/accounts",
-            data=json.dumps(body).encode(),
-            method="POST",
-            headers={"X-Kootabase-Admin-Token": sqlite_server.gw.admin_token},
-        )
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(req, timeout=30)
-        assert refused.value.code == 400, body
-    sqlite_server.wait_idle()
-    assert sqlite_server.state_hash() == before, "no account journaled for a refused key"
     assert sqlite_server.running.server_log is not None
     assert sqlite_server.running.server_log.failed == 0
