@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from custody.config import load_config
-from custody.store import CustodyStore
+from custody.store import CustodyStore, require_store
 from engine.datadir import require_existing
 from engine.usererror import UserError
 
@@ -26,7 +26,7 @@ def run_alerts_cli(args: argparse.Namespace) -> int:
     data_dir: Path = require_existing(args.data_dir, journal=False)
     config = load_config(args.config or data_dir / "custody.toml", data_dir)
     if args.alerts_command == "list":
-        store = CustodyStore(config.store_path)
+        store = CustodyStore.open_existing(config.store_path)
         try:
             alerts = store.open_alerts()
         finally:
@@ -36,6 +36,7 @@ def run_alerts_cli(args: argparse.Namespace) -> int:
                 json.dumps({"id": alert_id, "chain": chain, "kind": kind, "detail": detail}) + "\n"
             )
         return 0
+    require_store(config.store_path)
     return asyncio.run(_resolve(config, args.alert_id))
 
 

@@ -83,12 +83,7 @@ def run_float_cli(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     if amount == 0:
         raise UserError("the amount must not be zero")
-    if not config.store_path.exists():
-        raise UserError(
-            f"no custody store at {config.store_path}",
-            hint="check --data-dir (custody never ran there)",
-        )
-    store = CustodyStore(config.store_path)
+    store = CustodyStore.open_existing(config.store_path)
     try:
         store.add_treasury(asset.chain, asset.asset_id, amount, args.note, time.time_ns())
         total = store.treasury(asset.asset_id)

@@ -10,14 +10,33 @@ transaction is stored before it is broadcast).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from custody.storerows import Attempt, DepositRow, WithdrawalRow, deposit_row
 from custody.storewithdrawals import WithdrawalTables
+from engine.usererror import UserError
+
+
+def require_store(path: Path) -> None:
+    """A one-line error unless custody has created its store at ``path``."""
+    if not path.exists():
+        raise UserError(
+            f"no custody store at {path}", hint="check --data-dir (custody never ran there)"
+        )
+
 
 __all__ = ["Attempt", "CustodyStore", "DepositRow", "WithdrawalRow"]
 
 
 class CustodyStore(WithdrawalTables):
     """Thin typed wrapper over one SQLite database (one writer: the custody process)."""
+
+    @classmethod
+    def open_existing(cls, path: Path) -> CustodyStore:
+        """The store of a data dir where custody has run; opening creates one otherwise, which
+        an operator command must not (a typo in --data-dir would leave a store behind)."""
+        require_store(path)
+        return cls(path)
 
     # ---- addresses ---------------------------------------------------------------------------
 

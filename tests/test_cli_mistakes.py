@@ -195,3 +195,18 @@ def test_ledger_reports_of_an_unknown_account_are_one_line(demo_dir: Path, empty
             assert proc.stdout == "", proc.stdout
             known = run_cli("ledger", report, *source, "--account", "1", "--format", "json")
             assert known.returncode == 0 and "123456789012" in known.stdout, known
+
+
+def test_custody_alerts_where_custody_never_ran_create_no_store(tmp_path: Path) -> None:
+    """`custody alerts list|resolve` opened (so created) custody.sqlite in any data dir they
+    were pointed at, and `list` then answered with no alerts, exit 0: a typo in --data-dir read
+    as "no chain halted". Like `custody float`, they now need the store custody made."""
+    config = tmp_path / "custody.toml"
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    config.write_text((docs / "custody.regtest.toml").read_text())
+    before = sorted(p.name for p in tmp_path.iterdir())
+    base = ("--data-dir", str(tmp_path), "--config", str(config))
+    for action in (("list",), ("resolve", "1")):
+        proc = run_cli("custody", "alerts", action[0], *base, *action[1:])
+        assert_one_line(proc, "no custody store at", "custody never ran there")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
