@@ -4,8 +4,9 @@
 // alerts (the last two in consolecases.ts) and the KYC review queue (consolekyc.ts).
 import "./style.css";
 import { createChart, type IChartApi, type ISeriesApi, LineSeries, type UTCTimestamp } from "lightweight-charts";
-import { ApiError, backoffice } from "./api";
-import { AmlPanel, hides, loadAlerts } from "./consolecases";
+import { backoffice, describe } from "./api";
+import { AmlPanel, loadAlerts } from "./consolecases";
+import { act, drawList, fetchList, forbidden, hides } from "./consolelist";
 import { KycPanel } from "./consolekyc";
 import { ReconPanel } from "./consolerecon";
 import { $, el, input, rows, say } from "./dom";
@@ -151,7 +152,7 @@ class Console {
         sessionStorage.setItem(STAFF, r.access_token),
       );
     } catch (exc) {
-      say($("c-login-msg"), exc instanceof ApiError ? exc.toString() : String(exc), "error");
+      say($("c-login-msg"), describe(exc), "error");
     }
   }
 
@@ -198,7 +199,7 @@ class Console {
       sessionStorage.removeItem(TOKEN);
       sessionStorage.removeItem(STAFF);
       this.show(false);
-      say($("c-login-msg"), exc instanceof ApiError ? exc.toString() : String(exc), "error");
+      say($("c-login-msg"), describe(exc), "error");
     }
   }
 
@@ -229,7 +230,7 @@ class Console {
               $(`${id}-box`).hidden = true;
               return;
             }
-            say($(`${id}-msg`), exc instanceof ApiError ? exc.toString() : String(exc));
+            say($(`${id}-msg`), describe(exc));
           }),
         ),
     );
@@ -340,7 +341,7 @@ class Console {
       const r = await this.op.setState(symbol, state);
       say(msg, `${r.symbol} is now ${r.state} (journal seq ${r.seq})`, "ok");
     } catch (exc) {
-      say(msg, exc instanceof ApiError ? exc.toString() : String(exc), "error");
+      say(msg, describe(exc), "error");
     }
     await this.markets();
   }
@@ -379,7 +380,7 @@ class Console {
         const r = await call();
         say(msg, `Account ${a.account_id}: ${what} (journal seq ${r.seq})`, "ok");
       } catch (exc) {
-        say(msg, exc instanceof ApiError ? exc.toString() : String(exc), "error");
+        say(msg, describe(exc), "error");
       }
       this.editingTier = false;
       await this.accounts();
@@ -405,29 +406,24 @@ class Console {
     const op = this.op;
     if (!(op instanceof StaffSession)) return;
     const msg = $("c-withdrawals-msg");
-    let list: Withdrawal[];
-    try {
-      list = await op.withdrawals();
-    } catch (exc) {
-      if (exc instanceof ApiError && exc.status === 403) throw exc;
-      $("c-withdrawals").replaceChildren();
-      say(msg, exc instanceof ApiError ? exc.toString() : String(exc));
-      return;
-    }
+    const list = await fetchList("c-withdrawals", () => op.withdrawals(), forbidden);
+    if (list === null) return;
     const decide = async (w: Withdrawal, approve: boolean) => {
       const reason = approve ? "" : (window.prompt(`Why reject withdrawal ${w.withdrawal_id}?`) ?? "");
       if (!approve && !reason) return;
-      try {
-        const r = await op.decide(w.withdrawal_id, approve, reason);
-        say(msg, `Withdrawal ${r.withdrawal_id}: ${r.decisions.length} decision(s)`, "ok");
-      } catch (exc) {
-        say(msg, exc instanceof ApiError ? exc.toString() : String(exc), "error");
-      }
-      await this.withdrawals();
+      await act(
+        msg,
+        async () => {
+          const r = await op.decide(w.withdrawal_id, approve, reason);
+          return `Withdrawal ${r.withdrawal_id}: ${r.decisions.length} decision(s)`;
+        },
+        () => this.withdrawals(),
+      );
     };
-    rows(
-      $("c-withdrawals"),
-      list.map((w) => {
+    drawList(
+      "c-withdrawals",
+      list,
+      (w) => {
         const ok = el("button", { type: "button", class: "small" }, "Approve");
         ok.addEventListener("click", () => void decide(w, true));
         const no = el("button", { type: "button", class: "small" }, "Reject");
@@ -441,12 +437,12 @@ class Console {
           w.decisions.map((d) => `${d.decision} by ${d.staff_id}`).join("; ") || "none yet",
           el("span", {}, ok, " ", no),
         ];
-      }),
+      },
       "none waiting",
+      (tr, w) => {
+        tr.dataset.withdrawalId = String(w.withdrawal_id);
+      },
     );
-    for (const [i, tr] of [...$("c-withdrawals").querySelectorAll("tr")].entries()) {
-      if (list[i]) tr.dataset.withdrawalId = String(list[i].withdrawal_id);
-    }
   }
 
   /** Read on from where the last poll stopped (the server reads a bounded stretch of the

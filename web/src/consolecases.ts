@@ -2,46 +2,22 @@
 // close) and custody's open alerts (deep reorgs that halt a chain). Both through the operator
 // API only; the server checks every role, so a panel the role may not see answers 403 and the
 // console hides it (console.ts).
-import { ApiError } from "./api";
-import { $, el, rows, say } from "./dom";
+import { drawList, EditableList, fetchList } from "./consolelist";
+import { $, el, say } from "./dom";
 import type { AmlCase, CustodyAlert, StaffSession } from "./operators";
-
-/** A panel this console hides rather than shows an error in: not this role's (403), or a part
- * this server does not run (404 CUSTODY_DISABLED / AML_DISABLED). */
-export function hides(exc: unknown): boolean {
-  return (
-    exc instanceof ApiError &&
-    (exc.status === 403 || (exc.status === 404 && String(exc.code).endsWith("_DISABLED")))
-  );
-}
-
-function text(exc: unknown): string {
-  return exc instanceof ApiError ? exc.toString() : String(exc);
-}
 
 /** Open AML cases. Compliance assigns one to a staff member (empty: oneself), adds notes, and
  * closes it with an outcome and a note; the operator API keeps every note with the staff id. */
-export class AmlPanel {
-  private busy = false; // someone is typing in a row: do not redraw under them
+export class AmlPanel extends EditableList {
   private myId = "";
 
   async load(op: StaffSession): Promise<void> {
-    if (this.busy) return;
-    const msg = $("c-aml-msg");
-    let list: AmlCase[];
-    try {
-      list = await op.amlCases();
-    } catch (exc) {
-      if (hides(exc)) throw exc;
-      $("c-aml").replaceChildren();
-      say(msg, text(exc));
-      return;
-    }
-    if (this.busy) return;
-    rows($("c-aml"), list.map((c) => this.row(op, c)), "no open cases");
-    for (const [i, tr] of [...$("c-aml").querySelectorAll("tr")].entries()) {
-      if (list[i]) tr.dataset.caseId = list[i].case_id;
-    }
+    if (this.busy) return; // someone is typing in a row: do not redraw under them
+    const list = await fetchList("c-aml", () => op.amlCases());
+    if (list === null || this.busy) return;
+    drawList("c-aml", list, (c) => this.row(op, c), "no open cases", (tr, c) => {
+      tr.dataset.caseId = c.case_id;
+    });
   }
 
   private row(op: StaffSession, c: AmlCase): (Node | string)[] {
@@ -57,16 +33,8 @@ export class AmlPanel {
     );
     const note = el("input", { "aria-label": label("Closing note"), placeholder: "closing note", class: "c-note" });
     const close = el("button", { type: "button", class: "small" }, "Close case");
-    for (const e of [who, comment, outcome, note]) e.addEventListener("focus", () => (this.busy = true));
-    const act = async (call: () => Promise<string>) => {
-      try {
-        say(msg, await call(), "ok");
-      } catch (exc) {
-        say(msg, text(exc), "error");
-      }
-      this.busy = false;
-      await this.load(op);
-    };
+    this.holdWhileEditing(who, comment, outcome, note);
+    const act = (call: () => Promise<string>) => this.act(msg, call, () => this.load(op));
     assign.addEventListener("click", () =>
       void act(async () => {
         let staffId = who.value.trim();
@@ -108,24 +76,18 @@ export class AmlPanel {
  * operator investigates and runs `kootabase custody alerts resolve` (not a button: it rolls
  * blocks back). Read-only here, so whoever watches the console sees why a chain stopped. */
 export async function loadAlerts(op: StaffSession): Promise<void> {
-  let list: CustodyAlert[];
-  try {
-    list = await op.custodyAlerts();
-  } catch (exc) {
-    if (hides(exc)) throw exc;
-    $("c-alerts").replaceChildren();
-    say($("c-alerts-msg"), text(exc));
-    return;
-  }
+  const list = await fetchList("c-alerts", () => op.custodyAlerts());
+  if (list === null) return;
   say($("c-alerts-msg"), "");
-  rows(
-    $("c-alerts"),
-    list.map((a) => [
+  drawList(
+    "c-alerts",
+    list,
+    (a: CustodyAlert) => [
       String(a.alert_id),
       a.chain,
       el("span", { class: "sell" }, `${a.kind}: chain halted`),
       el("span", { class: "mono" }, a.detail),
-    ]),
+    ],
     "no open alerts: every chain is running",
   );
 }

@@ -3,38 +3,23 @@
 // the upload store). Compliance approves a tier (the journaled SetAccountTier names the staff
 // member) or rejects with a reason the user reads; support sees the queue, and the server
 // refuses its decisions (403), which the panel shows as they come.
-import { ApiError } from "./api";
-import { $, el, rows, say, time } from "./dom";
+import { drawList, EditableList, fetchList, forbidden } from "./consolelist";
+import { $, el, time } from "./dom";
 import type { KycSubmission, StaffSession } from "./operators";
-
-function text(exc: unknown): string {
-  return exc instanceof ApiError ? exc.toString() : String(exc);
-}
 
 function size(bytes: number): string {
   return bytes >= 1_048_576 ? `${(bytes / 1_048_576).toFixed(1)} MiB` : `${Math.ceil(bytes / 1024)} KiB`;
 }
 
-export class KycPanel {
-  private busy = false; // someone is typing a reason or picking a tier: do not redraw under them
-
+export class KycPanel extends EditableList {
   /** Throws what the console hides on (403: not this role's). */
   async load(op: StaffSession): Promise<void> {
-    if (this.busy) return;
-    let list: KycSubmission[];
-    try {
-      list = await op.kycQueue();
-    } catch (exc) {
-      if (exc instanceof ApiError && exc.status === 403) throw exc;
-      $("c-kyc").replaceChildren();
-      say($("c-kyc-msg"), text(exc));
-      return;
-    }
-    if (this.busy) return;
-    rows($("c-kyc"), list.map((s) => this.row(op, s)), "no KYC submission is waiting");
-    for (const [i, tr] of [...$("c-kyc").querySelectorAll("tr")].entries()) {
-      if (list[i]) tr.dataset.submissionId = list[i].submission_id;
-    }
+    if (this.busy) return; // someone is typing a reason or picking a tier: do not redraw under them
+    const list = await fetchList("c-kyc", () => op.kycQueue(), forbidden);
+    if (list === null || this.busy) return;
+    drawList("c-kyc", list, (s) => this.row(op, s), "no KYC submission is waiting", (tr, s) => {
+      tr.dataset.submissionId = s.submission_id;
+    });
   }
 
   private row(op: StaffSession, s: KycSubmission): (Node | string)[] {
@@ -46,16 +31,8 @@ export class KycPanel {
     const approve = el("button", { type: "button", class: "small" }, "Approve");
     const reason = el("input", { "aria-label": `Reason to reject ${who}`, placeholder: "reason", class: "c-kyc-reason" });
     const reject = el("button", { type: "button", class: "small" }, "Reject");
-    for (const e of [tier, reason]) e.addEventListener("focus", () => (this.busy = true));
-    const act = async (call: () => Promise<string>) => {
-      try {
-        say(msg, await call(), "ok");
-      } catch (exc) {
-        say(msg, text(exc), "error");
-      }
-      this.busy = false;
-      await this.load(op);
-    };
+    this.holdWhileEditing(tier, reason);
+    const act = (call: () => Promise<string>) => this.act(msg, call, () => this.load(op));
     approve.addEventListener("click", () =>
       void act(async () => {
         const r = await op.approveKyc(s.submission_id, Number(tier.value));

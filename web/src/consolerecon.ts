@@ -4,8 +4,8 @@
 // unexplained, which must be zero. From GET /ops/v1/custody/reconciliation (finance, admin,
 // auditor); other roles get 403 and console.ts hides the panel. Amounts are the server's exact
 // decimal strings, shown as they come.
-import { ApiError, backoffice } from "./api";
-import { hides } from "./consolecases";
+import { backoffice, describe } from "./api";
+import { hides } from "./consolelist";
 import { $, el, rows, say } from "./dom";
 import type { StaffSession } from "./operators";
 
@@ -50,7 +50,7 @@ export class ReconPanel {
       this.lastAt = 0; // 403/404: console.ts hides the panel; anything else: try again next poll
       if (hides(exc)) throw exc;
       $("c-recon").replaceChildren();
-      say(msg, exc instanceof ApiError ? exc.toString() : String(exc), "error");
+      say(msg, describe(exc), "error");
       return;
     }
     const bad = answer.assets.filter((r) => r.status !== "balanced").length;
