@@ -1,0 +1,287 @@
+"""Gateway over real sockets, in the Binance Spot dialect: client ids, and the WS API (HMAC and
+Ed25519 auth, the user stream, errors that change nothing, replayed signatures, oversize frames,
+cancel-on-disconnect, the dead-man's switch, cancel-replace and cancel-all).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from websockets.sync.client import connect as ws_connect
+
+from gateway import clientids
+from gateway.client import ClientError, WsApiClient
+from tests.gateway_support import ServerThread
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    s = ServerThread(tmp_path_factory.mktemp("gw"))
+    yield s
+    s.stop()
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+# ---- client ids ----------------------------------------------------------------------------
+
+
+def test_client_ids_short_are_reversible_and_long_hash_high() -> None:
+    for s in ("a", "-", "zzzzzzzzzz", "abc-_123", "0"):
+        v = clientids.encode(s)
+        assert 0 < v < clientids.HASHED_BASE
+        assert clientids.decode_short(v) == s
+    long = "x-TKT5PX2F" + "a" * 20
+    v = clientids.encode(long)
+    assert clientids.HASHED_BASE <= v < 1 << 63
+    assert clientids.decode_short(v) is None
+    assert len({clientids.encode(c * n) for c in "aZ9" for n in range(1, 11)}) == 30
+
+
+# ---- WS API ---------------------------------------------------------------------------------
+
+
+def test_ws_round_trip_hmac_with_user_stream(server: ServerThread) -> None:
+    acc = server.accounts
+
+    async def body() -> None:
+        async with WsApiClient.connect(server.ws_api, acc.demo) as c:
+            assert await c.request("ping") == {}
+            logon = await c.logon()
+            assert logon["apiKey"] == acc.demo.api_key
+            await c.subscribe_user_data()
+            placed = await c.place_order(
+                "BTCUSDT",
+                "BUY",
+                "LIMIT",
+                quantity="0.0100",
+                price="20000.00",
+                time_in_force="GTC",
+                client_order_id="rt-1",
+            )
+            assert placed["status"] == "NEW" and placed["clientOrderId"] == "rt-1"
+            assert placed["price"] == "20000.000000" and placed["origQty"] == "0.01000000"
+            assert any(r["rateLimitType"] == "ORDERS" for r in c.rate_limits)
+            oid = placed["orderId"]
+            status = await c.order_status("BTCUSDT", client_order_id="rt-1")
+            assert status["orderId"] == oid and status["status"] == "NEW"
+            amended = await c.amend_keep_priority("BTCUSDT", "0.0050", order_id=oid)
+            assert amended["amendedOrder"]["origQty"] == "0.00500000"
+            cancelled = await c.cancel_order("BTCUSDT", client_order_id="rt-1")
+            assert cancelled["status"] == "CANCELED" and cancelled["orderId"] == oid
+            kinds: list[str] = []
+            positions = 0
+            while "CANCELED" not in kinds:
+                ev = await c.next_event()
+                if ev["e"] == "executionReport":
+                    assert ev["i"] == oid and ev["c"] == "rt-1"
+                    kinds.append(ev["x"])
+                else:
+                    positions += ev["e"] == "outboundAccountPosition"
+            assert kinds == ["NEW", "REPLACED", "CANCELED"] and positions >= 2
+            with pytest.raises(ClientError) as err:
+                await c.cancel_order("BTCUSDT", order_id=oid)
+            assert err.value.code == -2011
+
+    run(body())
+
+
+def test_ws_ed25519_per_request_and_logon_and_trade(server: ServerThread) -> None:
+    acc = server.accounts
+
+    async def body() -> None:
+        async with (
+            WsApiClient.connect(server.ws_api, acc.ed) as ed,
+            WsApiClient.connect(server.ws_api, acc.maker) as mk,
+        ):
+            # per-request Ed25519 signatures (no logon)
+            sell = await ed.place_order(
+                "BTCUSDT", "SELL", "LIMIT", quantity="0.01", price="31000", time_in_force="GTC"
+            )
+            assert sell["status"] == "NEW"
+            await mk.logon()
+            buy = await mk.place_order(
+                "BTCUSDT", "BUY", "LIMIT", quantity="0.01", price="31000", time_in_force="IOC"
+            )
+            assert buy["status"] == "FILLED"
+            assert buy["fills"][0]["price"] == "31000.000000"
+            await ed.logon()
+            st = await ed.order_status("BTCUSDT", order_id=sell["orderId"])
+            assert st["status"] == "FILLED" and st["executedQty"] == "0.01000000"
+            acct = await ed.account()
+            btc = next(b for b in acct["balances"] if b["asset"] == "BTC")
+            assert btc["free"] == "9.99000000"
+
+    run(body())
+
+
+def test_ws_errors_are_clear_and_change_nothing(server: ServerThread) -> None:
+    acc = server.accounts
+    server.wait_idle()
+    before = server.state_hash()
+
+    async def body() -> None:
+        async with WsApiClient.connect(server.ws_api, acc.demo) as c:
+
+            async def code(method: str, params: dict[str, Any], signed: bool = True) -> int:
+                with pytest.raises(ClientError) as err:
+                    await c.request(method, params, signed=signed)
+                return err.value.code
+
+            base = {
+                "symbol": "BTCUSDT",
+                "side": "BUY",
+                "type": "LIMIT",
+                "timeInForce": "GTC",
+                "quantity": "0.01",
+                "price": "20000",
+            }
+            assert await code("order.place", base, signed=False) == -1002
+            assert await code("order.place", {**base, "price": "20000.005"}) == -1013
+            assert await code("order.place", {**base, "price": "20000.0000001"}) == -1111
+            assert await code("order.place", {**base, "quantity": "0.00001"}) == -1013
+            assert await code("order.place", {**base, "quantity": "0.0001", "price": "1"}) == -1013
+            assert await code("order.place", {**base, "symbol": "NOPE"}) == -1121
+            assert await code("order.place", {**base, "side": "UP"}) == -1117
+            assert await code("order.place", {**base, "price": 1.5}) == -1100
+            assert await code("order.place", {**base, "quantity": "-1"}) == -1100
+            assert await code("order.place", {**base, "quantity": "1000000"}) == -2010
+            assert await code("order.place", {**base, "type": "STOP_LOSS"}) == -1106
+            assert await code("order.place", {**base, "icebergQty": "0.02"}) == -1013
+            assert await code("order.cancel", {"symbol": "BTCUSDT", "orderId": 424242}) == -2011
+            assert await code("order.status", {"symbol": "BTCUSDT", "orderId": 424242}) == -2013
+            assert await code("no.such.method", {}) == -1102
+            # bad signature, stale timestamp, replay
+            params = c._sign(dict(base))
+            params["signature"] = "0" * 64
+            assert await code("order.place", params, signed=False) == -1022
+            stale = {**base, "apiKey": acc.demo.api_key, "timestamp": 1_000}
+            from gateway.client.ws import _payload
+
+            stale["signature"] = acc.demo.sign(_payload(stale))
+            assert await code("order.place", stale, signed=False) == -1021
+            # read-only key cannot trade
+            async with WsApiClient.connect(server.ws_api, acc.reader) as r:
+                with pytest.raises(ClientError) as err:
+                    await r.place_order(
+                        "BTCUSDT",
+                        "BUY",
+                        "LIMIT",
+                        quantity="0.01",
+                        price="20000",
+                        time_in_force="GTC",
+                    )
+                assert err.value.code == -2015
+                assert (await r.account())["canTrade"] is False
+
+    run(body())
+    server.wait_idle()
+    assert server.state_hash() == before
+
+
+def test_ws_replayed_signature_refused(server: ServerThread) -> None:
+    acc = server.accounts
+    with ws_connect(server.ws_api) as ws:
+        params = {
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "LIMIT",
+            "timeInForce": "GTC",
+            "quantity": "0.01",
+            "price": "10000",
+            "apiKey": acc.demo.api_key,
+            "timestamp": int(time.time() * 1000),
+        }
+        from gateway.client.ws import _payload
+
+        params["signature"] = acc.demo.sign(_payload(params))
+        frame = json.dumps({"id": 1, "method": "order.place", "params": params})
+        ws.send(frame)
+        first = json.loads(ws.recv())
+        assert first["status"] == 200
+        ws.send(frame)
+        second = json.loads(ws.recv())
+        assert second["status"] == 400 and second["error"]["code"] == -1022
+
+
+def test_oversize_frame_closes_only_that_connection(server: ServerThread) -> None:
+    with ws_connect(server.ws_api, max_size=None) as ws:
+        ws.send("x" * (server.gw.config.limits.max_message_bytes + 10))
+        with pytest.raises(Exception):  # noqa: B017 - closed by the server (1009)
+            ws.recv(timeout=5)
+        assert ws.protocol.close_rcvd is not None and ws.protocol.close_rcvd.code == 1009
+    with ws_connect(server.ws_api) as ws:
+        ws.send(json.dumps({"id": "a", "method": "time"}))
+        assert json.loads(ws.recv())["status"] == 200
+
+
+def test_cancel_on_disconnect_and_dead_mans_switch(server: ServerThread) -> None:
+    """Smoke test over the SDK; the journal-level checks (engine commands, reasons, idle Tick,
+    replay) are in tests/test_gateway_deadman.py."""
+    acc = server.accounts
+
+    async def body() -> None:
+        async with WsApiClient.connect(server.ws_api, acc.maker) as c:
+            await c.logon(cancel_on_disconnect=True)
+            o = await c.place_order(
+                "ETHUSDT", "SELL", "LIMIT", quantity="1", price="5000", time_in_force="GTC"
+            )
+        async with WsApiClient.connect(server.ws_api, acc.maker) as c:
+            await c.logon()
+            for _ in range(100):
+                st = await c.order_status("ETHUSDT", order_id=o["orderId"])
+                if st["status"] == "CANCELED":
+                    break
+                await asyncio.sleep(0.02)
+            assert st["status"] == "CANCELED"
+            o2 = await c.place_order(
+                "ETHUSDT", "SELL", "LIMIT", quantity="1", price="5000", time_in_force="GTC"
+            )
+            armed = await c.dead_mans_switch(150)
+            assert armed["armed"] is True
+            await asyncio.sleep(0.5)
+            st = await c.order_status("ETHUSDT", order_id=o2["orderId"])
+            assert st["status"] == "CANCELED"
+
+    run(body())
+
+
+def test_cancel_replace_and_cancel_all(server: ServerThread) -> None:
+    acc = server.accounts
+
+    async def body() -> None:
+        async with WsApiClient.connect(server.ws_api, acc.maker) as c:
+            await c.logon()
+            o = await c.place_order(
+                "LTCUSDT", "BUY", "LIMIT", quantity="1", price="50", time_in_force="GTC"
+            )
+            res = await c.cancel_replace(
+                "LTCUSDT", o["orderId"], "BUY", "LIMIT", quantity="2", price="51", timeInForce="GTC"
+            )
+            assert res["cancelResult"] == "SUCCESS" and res["newOrderResult"] == "SUCCESS"
+            with pytest.raises(ClientError) as err:
+                await c.cancel_replace(
+                    "LTCUSDT",
+                    o["orderId"],
+                    "BUY",
+                    "LIMIT",
+                    quantity="2",
+                    price="51",
+                    timeInForce="GTC",
+                )
+            assert err.value.code == -2022 and err.value.status == 400
+            await c.place_order(
+                "LTCUSDT", "BUY", "LIMIT", quantity="1", price="49", time_in_force="GTC"
+            )
+            cancelled = await c.cancel_all("LTCUSDT")
+            assert len(cancelled) == 2
+            assert await c.open_orders("LTCUSDT") == []
+
+    run(body())
