@@ -54,6 +54,7 @@ def _serve(data_dir: str, fsync: bool, n_clients: int, ready: Any) -> None:
     from engine.logsetup import configure_logging
     from gateway.admin import Admin
     from gateway.app import Gateway, GatewayConfig
+    from gateway.gctune import tune_for_serving
     from gateway.ratelimit import Limits
     from gateway.server import start
 
@@ -72,6 +73,7 @@ def _serve(data_dir: str, fsync: bool, n_clients: int, ready: Any) -> None:
             )
         )
         running = await start(gw, "127.0.0.1", 0)
+        tune_for_serving()  # as `serve` does: this process serves this gateway until killed
         admin = Admin(gw)
         creds = []
         for _ in range(n_clients):

@@ -15,6 +15,14 @@ long-lived ones are never garbage. So:
 
 Cycles are still collected, just less often; memory is not traded for it beyond a few MB of
 young objects.
+
+These are process-wide settings, so only the owner of a serving process applies them
+(`gateway.server.serve_forever`, a benchmark's child process), never `gateway.server.start`,
+which tests and tools call for many gateways in one process. A frozen object is never
+collected, and a gateway and its helpers form reference cycles: a gateway alive at a
+`gc.freeze` stayed resident (~230 MB of engine tables) after it stopped, invisible to
+`gc.get_objects` and `gc.get_referrers`, which do not look at the permanent generation.
+`end_serving` unfreezes when serving ends, so what the server held is collectable.
 """
 
 from __future__ import annotations
@@ -26,8 +34,18 @@ MIDDLE_THRESHOLD = 50
 OLD_THRESHOLD = 100
 
 
-def tune_for_serving() -> None:
-    """Freeze what start-up built and raise the young-generation threshold."""
+def tune_for_serving() -> tuple[int, int, int]:
+    """Freeze what start-up built and raise the young-generation threshold; returns the
+    thresholds before, for `end_serving`."""
+    thresholds = gc.get_threshold()
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_THRESHOLD, MIDDLE_THRESHOLD, OLD_THRESHOLD)
+    return thresholds
+
+
+def end_serving(thresholds: tuple[int, int, int]) -> None:
+    """Undo `tune_for_serving` when the server stops: unfreeze, so the stopped gateway's
+    cycles are collectable, and restore the thresholds."""
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)

@@ -22,7 +22,7 @@ from aiohttp import web
 from engine.usererror import UserError
 from gateway.connlimit import ConnectionCaps, GuardedSite
 from gateway.demo import check_demo_allowed
-from gateway.gctune import tune_for_serving
+from gateway.gctune import end_serving, tune_for_serving
 from gateway.health import EXIT_FAIL_CLOSED
 from gateway.keys import NewKey
 from gateway.listen import bind_listener
@@ -60,7 +60,8 @@ async def start(
     Every connection passes the per-IP cap first (`gateway.connlimit`); aiohttp's keep-alive
     timer, which also runs while a request head is being received, is the HTTP idle and
     header timeout; its error log is `gateway.serverlog` (rate-limited, no tracebacks for
-    malformed requests)."""
+    malformed requests). The process-wide GC tuning is the caller's (`gateway.gctune`): tests
+    and tools start many gateways in one process."""
     limits = gw.config.limits
     server_log = ServerLog(limits.log_lines_per_minute)
     runner = web.AppRunner(
@@ -77,7 +78,6 @@ async def start(
     caps = ConnectionCaps(limits.connections_per_ip)
     site = GuardedSite(runner, sock, caps)
     await site.start()
-    tune_for_serving()
     server = site._server
     assert server is not None and server.sockets
     actual = server.sockets[0].getsockname()[1]
@@ -119,6 +119,7 @@ async def serve_forever(
         loop.add_signal_handler(signum, lambda s=signum: (received.append(s.name), stop.set()))
     host, port = sock.getsockname()[:2]
     r = await start(gw, host, port, sock=sock)
+    thresholds = tune_for_serving()  # this process serves this gateway until it stops
     follower = None
     metrics_runner: web.AppRunner | None = None
     try:
@@ -157,6 +158,7 @@ async def serve_forever(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), gw.config.fail_exit_grace_s)
     finally:
+        end_serving(thresholds)  # what the server held is collectable once it stops
         if follower is not None:
             await follower.stop()
         if metrics_runner is not None:
