@@ -8,6 +8,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp import web_app as _aiohttp_web_app
 
 from gateway.auth import same_secret
 from gateway.malformed import SERVER_HEADER
@@ -125,6 +126,22 @@ class GatewayHttp:
 
     async def _cleanup(self, app: web.Application) -> None:
         await self.close()
+        forget_middleware_chains()
+
+
+def forget_middleware_chains() -> None:
+    """Empty aiohttp's process-wide cache of handlers wrapped in their middlewares.
+
+    Why: aiohttp (>= 3.10.6, aio-libs/aiohttp#9158) keeps, for speed, an LRU cache of 1024
+    entries keyed by (route handler, applications), so every application that served a request
+    stays reachable from the ``aiohttp.web_app`` module after its server stopped, and with it
+    its gateway and the engine tables (~230 MB): tests and tools that start gateways one after
+    another in one process grew without bound. Called when an application is cleaned up (its
+    server no longer answers); the applications still serving in this process rebuild their
+    entries on their next request (one `functools.update_wrapper` per route)."""
+    cache = getattr(_aiohttp_web_app, "_cached_build_middleware", None)
+    if cache is not None:  # a private name: absent in another aiohttp, nothing to forget
+        cache.cache_clear()
 
 
 async def _server_header(request: web.Request, response: web.StreamResponse) -> None:

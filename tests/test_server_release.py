@@ -5,7 +5,9 @@ used to `gc.freeze` the heap (a serving-process tuning, `gateway.gctune`), which
 gateway alive at the time (with its ~230 MB of prefaulted engine tables) for the rest of the
 process: the suite in one process grew to 24 GB and was OOM-killed. The gateway and its helpers
 form reference cycles, so only the cyclic collector frees them, and it never looks at frozen
-objects.
+objects. And aiohttp caches each route handler wrapped in its middlewares in a process-wide
+LRU cache (1024 entries) whose keys hold the application, so every gateway that answered a
+request stayed reachable from it after stopping (`gateway.httpapp`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import weakref
 from pathlib import Path
 
 from gateway.gctune import YOUNG_THRESHOLD, end_serving, tune_for_serving
-from tests.gateway_support import ServerThread
+from tests.gateway_support import ServerThread, http
 
 CYCLES = 3
 GROWTH_BOUND_MB = 120
@@ -34,6 +36,9 @@ def test_stopped_servers_are_freed_and_rss_does_not_grow(tmp_path: Path) -> None
     for i in range(CYCLES + 1):
         server = ServerThread(tmp_path / str(i), fixture_accounts=False)
         assert server.gw.node is not None
+        # requests through the middleware: aiohttp caches each (handler, apps) it wrapped
+        for path in ("/api/v3/ping", "/api/v3/time", "/health"):
+            assert http("GET", server.http + path)[0] == 200
         # the engine's biggest table: what the leak kept resident
         survivors += [weakref.ref(server.gw), weakref.ref(server.gw.node.engine._a.ords)]
         server.stop()
