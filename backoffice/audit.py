@@ -1,6 +1,6 @@
 """The staff audit log, read from the journal: every journaled command that names a staff
-member (SetAccountFrozen, SetAccountTier, SetMarketState, WithdrawalDecision; CreateMarket,
-CreateAsset and fiat Deposits when staff made them), in journal order.
+member (SetAccountFrozen, SetAccountTier, SetMarketState, SetTierTradeLimit, WithdrawalDecision;
+CreateMarket, CreateAsset and fiat Deposits when staff made them), in journal order.
 
 In single-process mode the log is read from the journal itself, so it says exactly what the
 book of record says. A cluster gateway has no local journal: every replica applies the whole
@@ -27,6 +27,7 @@ from engine.schema import (
     SetAccountFrozen,
     SetAccountTier,
     SetMarketState,
+    SetTierTradeLimit,
     WithdrawalDecision,
     decode_command,
     encode_command,
@@ -39,6 +40,7 @@ _NAMES: Final = (
     "SetAccountFrozen",
     "SetAccountTier",
     "SetMarketState",
+    "SetTierTradeLimit",
     "WithdrawalDecision",
     "CreateMarket",
     "CreateAsset",
@@ -56,7 +58,10 @@ def _staff_command(payload: bytes) -> bool:
 def is_staff_action(command: Any) -> bool:
     """Whether ``command`` is an entry of the audit log (the same test `read_staff_actions`
     applies after decoding)."""
-    if isinstance(command, SetAccountFrozen | SetAccountTier | SetMarketState | WithdrawalDecision):
+    if isinstance(
+        command,
+        SetAccountFrozen | SetAccountTier | SetMarketState | SetTierTradeLimit | WithdrawalDecision,
+    ):
         return True
     if isinstance(command, CreateMarket | CreateAsset):
         return bool(command.staff_id)
@@ -132,6 +137,14 @@ def read_staff_actions(
                 "staff_id": c.staff_id,
                 "symbol": symbols.get(c.market_id, str(c.market_id)),
                 "state": state,
+            }
+        elif isinstance(c, SetTierTradeLimit):
+            entry |= {
+                "action": "set_tier_limit",
+                "staff_id": c.staff_id,
+                "tier": c.tier,
+                "asset_id": c.asset_id,
+                "max_order_notional_atoms": c.max_order_notional_atoms,
             }
         elif isinstance(c, CreateMarket):
             if not c.staff_id:  # made at the data directory's start, not by staff

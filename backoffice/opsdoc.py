@@ -78,6 +78,7 @@ AUDIT_ENTRY: Final = {
                 "create_market",
                 "create_asset",
                 "fiat_deposit",
+                "set_tier_limit",
             ],
         },
         "staff_id": STR,
@@ -86,6 +87,8 @@ AUDIT_ENTRY: Final = {
         "note": STR,
         "recorded_by": STR,
         "tier": _int(),
+        "asset_id": _int(),
+        "max_order_notional_atoms": _int(),
         "symbol": STR,
         "state": {},
     },
@@ -164,7 +167,14 @@ def operations(symbols: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
     account = _path("account_id", _int(1, (1 << 63) - 1))
     empty = _json_body({"type": "object", "maxProperties": 0})
     summary = _obj(**SUMMARY_PROPS)
-    from backoffice import opsfiatdoc, opskycdoc, opsmarketsdoc, opsmoneydoc, opsrecon
+    from backoffice import (
+        opsfiatdoc,
+        opskycdoc,
+        opslimitsdoc,
+        opsmarketsdoc,
+        opsmoneydoc,
+        opsrecon,
+    )
 
     described_apart = (
         opsmoneydoc.operations(p)
@@ -172,6 +182,7 @@ def operations(symbols: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
         | opsmarketsdoc.operations(p)
         | opsrecon.operations(p)
         | opsfiatdoc.operations(p)
+        | opslimitsdoc.operations(p)
     )
     return described_apart | {
         ("POST", f"{p}/auth/login"): _operation(

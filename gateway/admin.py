@@ -42,6 +42,7 @@ from engine.schema import (
     SetAccountFrozen,
     SetAccountTier,
     SetMarketState,
+    SetTierTradeLimit,
 )
 from engine.usererror import UserError
 from gateway import errors
@@ -73,7 +74,12 @@ class Admin:
 
     async def standing(
         self,
-        command: SetAccountFrozen | SetAccountTier | SetMarketState | CreateMarket | CreateAsset,
+        command: SetAccountFrozen
+        | SetAccountTier
+        | SetMarketState
+        | SetTierTradeLimit
+        | CreateMarket
+        | CreateAsset,
     ) -> int:
         """Journal a staff action on an account's or a market's standing; returns its seq.
         An engine refusal is an `ApiError` naming the reason."""

@@ -175,6 +175,10 @@ _REJECT_MAP: Final[dict[int, tuple[int, str]]] = {
         "This account is frozen: no new orders, amends that add exposure or withdrawals; "
         "cancels work.",
     ),
+    Reject.TIER_TRADE_LIMIT: (
+        ORDER_REJECTED,
+        "Order notional is above this account's KYC tier limit; verify to a higher tier.",
+    ),
     Reject.MARKET_CANCEL_ONLY: (ORDER_REJECTED, "Market is in cancel-only mode."),
     Reject.MARKET_POST_ONLY: (ORDER_REJECTED, "Market is in post-only mode."),
     Reject.UNKNOWN_MARKET: (BAD_SYMBOL, "Invalid symbol."),

@@ -88,6 +88,8 @@ class ReadModelImage(msgspec.Struct, frozen=True):
     """Market data at the same sequence (None: the gateway runs without market data)."""
     standing: dict[int, tuple[bool, int]] = {}
     """account_id -> (frozen, KYC tier) of accounts staff touched (absent in older images)."""
+    tier_limits: list[tuple[int, int, int]] = []
+    """(quote asset, tier, largest order notional atoms) in force (absent in older images)."""
     staff_actions: list[tuple[int, int, bytes]] = []
     """The cluster replica's audit log records (`Store.staff_actions`; absent in older
     images, and empty in single-process mode, whose audit log reads the journal)."""
@@ -130,6 +132,7 @@ def image(store: Store, marketdata: MarketDataState | None = None) -> ReadModelI
         open_orders=[o for a in store.accounts.values() for o in a.open_orders.values()],
         dead_mans=dict(store.dead_mans),
         standing=dict(store.standing),
+        tier_limits=[(a, t, n) for (a, t), n in sorted(store.tier_limits.items())],
         staff_actions=list(store.staff_actions),
         stp_ids=dict(store._stp_ids),
         marketdata=None if marketdata is None else md_snapshot.image(marketdata),
@@ -173,6 +176,7 @@ def restore(img: ReadModelImage, *, memory_orders: int) -> Store:
             acct.open_client_ids[o.client_order_id] = o.order_id
     store.dead_mans.update(img.dead_mans)
     store.standing.update(img.standing)
+    store.tier_limits.update({(a, t): n for a, t, n in img.tier_limits})
     store.staff_actions.extend(img.staff_actions)
     store._stp_ids.update(img.stp_ids)
     store.last_seq = store.durable_seq = store.trimmed_seq = img.last_seq

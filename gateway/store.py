@@ -45,6 +45,7 @@ from engine.schema import (
     SelfTradePrevented,
     Side,
     StpMode,
+    TierTradeLimitSet,
     Trade,
 )
 from engine.schema import (
@@ -98,6 +99,8 @@ class Store(StoreQueries):
         """account_id -> fire_at_ns of its armed dead-man's switch (journal time), folded from
         the engine's events so a restart knows what is armed (`gateway.deadman` ticks on it)."""
         self.standing: dict[int, tuple[bool, int]] = {}
+        self.tier_limits: dict[tuple[int, int], int] = {}
+        """(quote asset, tier) -> largest order notional in atoms (SetTierTradeLimit), > 0."""
         """account_id -> (frozen, KYC tier; -1 = never set), for accounts staff touched."""
         self.staff_actions: list[tuple[int, int, bytes]] = []
         """(seq, ts_ns, command record) of each staff action, in order: a cluster replica's
@@ -143,6 +146,7 @@ class Store(StoreQueries):
             DeadMansSwitchFired: self._dms_fired,
             AccountFrozenChanged: self._frozen,
             AccountTierChanged: self._tier,
+            TierTradeLimitSet: self._tier_limit,
         }
 
     # ---- folding --------------------------------------------------------------------------
@@ -208,6 +212,12 @@ class Store(StoreQueries):
 
     def frozen(self, account_id: int) -> bool:
         return self.standing.get(account_id, (False, -1))[0]
+
+    def _tier_limit(self, ev: TierTradeLimitSet) -> None:
+        if ev.max_order_notional_atoms:
+            self.tier_limits[ev.asset_id, ev.tier] = ev.max_order_notional_atoms
+        else:
+            self.tier_limits.pop((ev.asset_id, ev.tier), None)
 
     def tier(self, account_id: int) -> int:
         """The KYC tier, -1 when never set (operator-made accounts: no KYC regime)."""

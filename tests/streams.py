@@ -33,6 +33,7 @@ from engine.schema import (
     SetAccountTier,
     SetDeadMansSwitch,
     SetMarketState,
+    SetTierTradeLimit,
     Side,
     Tick,
     TimeInForce,
@@ -78,6 +79,8 @@ def setup_commands(draw: st.DrawFn, issue3: bool = False) -> list[Command]:
         CreateAsset(asset_id=USDT, symbol="USDT", decimals=6),
         CreateAsset(asset_id=ETH, symbol="ETH", decimals=18),
     ]
+    if issue3 and draw(st.booleans()):  # a limit set before its markets exist: they copy it
+        commands.append(_tier_limit(draw))
     for market_id, base, quote, tick, lot, _mid in MARKETS:
         rules = (
             {
@@ -104,6 +107,10 @@ def setup_commands(draw: st.DrawFn, issue3: bool = False) -> list[Command]:
         )
     for account_id in ACCOUNTS:
         commands.append(CreateAccount(account_id=account_id))
+        if issue3 and draw(st.integers(0, 2)) == 0:  # KYC tiers meet tier trade limits
+            commands.append(
+                SetAccountTier(account_id=account_id, tier=draw(st.integers(0, 1)), staff_id="s")
+            )
         for asset_id, lot in ((BTC, 10_000), (USDT, 1), (ETH, 10**14)):
             units = draw(st.integers(0, 40_000))
             if units:
@@ -116,6 +123,17 @@ def setup_commands(draw: st.DrawFn, issue3: bool = False) -> list[Command]:
                     )
                 )
     return commands
+
+
+def _tier_limit(draw: st.DrawFn) -> SetTierTradeLimit:
+    """Mostly a limit in reach of the generated orders' notionals (~100 to 1,200 quote atoms,
+    market buys up to 3,000,000), sometimes lifted (0) or refused (tier, asset, amount)."""
+    return SetTierTradeLimit(
+        tier=draw(st.sampled_from([0, 0, 1, 1, 2, 3, -1, 4])),
+        asset_id=draw(st.sampled_from([USDT, USDT, USDT, BTC, ETH, 9])),
+        max_order_notional_atoms=draw(st.sampled_from([300, 800, 1_500, 50_000, 0, -1])),
+        staff_id="staff-a",
+    )
 
 
 def _value(draw: st.DrawFn, grid: int, low: int, high: int) -> int:
@@ -287,7 +305,7 @@ def command_streams(
                 market_id=draw(st.sampled_from([-1, -1, 0, 1, 2, 9])),
             )
         elif kind < 92 and issue3:
-            kind2 = draw(st.integers(0, 14))
+            kind2 = draw(st.integers(0, 15))
             if kind2 < 3:
                 command = SetMarketState(
                     market_id=_market(draw)[0],
@@ -314,6 +332,8 @@ def command_streams(
                     tier=draw(st.sampled_from([-1, 0, 1, 2, 3, 4])),
                     staff_id="staff-a",
                 )
+            elif kind2 < 15:
+                command = _tier_limit(draw)
             else:  # a replica's record of a stream message it could not run (cluster mode)
                 command = RejectStreamMessage(
                     stream_seq=draw(st.integers(1, 10**6)), reason=draw(st.integers(1, 6))

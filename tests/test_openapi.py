@@ -424,8 +424,13 @@ _OPS_BAD: dict[str, dict[str, Any]] = {
     "POST /ops/v1/accounts/{account_id}/tier": {"body": {"tier": 9}},
     "POST /ops/v1/markets/{symbol}/state": {"body": {"state": "SHUT"}},
     "GET /ops/v1/audit": {"query": {"limit": 0}},
+    "POST /ops/v1/tier-limits": {"body": {"tier": 9, "asset": "USDT", "max_order_notional": "1"}},
 }
 """A request each operator operation must refuse with 400 (for one that documents it)."""
+_OPS_UNKNOWN_BODY: dict[str, Any] = {
+    "POST /ops/v1/tier-limits": {"tier": 0, "asset": "NOPE", "max_order_notional": "1"},
+}
+"""The body naming an unknown thing (404) of an operation whose path names nothing."""
 
 
 def test_operator_documented_errors_are_given(
@@ -468,7 +473,8 @@ def test_operator_documented_errors_are_given(
                 )
         if 404 in documented:
             path = _ops_path(op, server, unknown=True)
-            answers.append(_ops_send(server, op, admin, _ops_example(op), path))
+            body = _OPS_UNKNOWN_BODY.get(op.label, _ops_example(op))
+            answers.append(_ops_send(server, op, admin, body, path))
         if 429 in documented:
             email, _ = staff.make("locked", Role.FINANCE)
             body = {"email": email, "password": "wrong password", "totp": "123456"}

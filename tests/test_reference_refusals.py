@@ -22,6 +22,7 @@ from engine.schema import (
     SetAccountTier,
     SetDeadMansSwitch,
     SetMarketState,
+    SetTierTradeLimit,
     TimeInForce,
     WithdrawResult,
 )
@@ -54,6 +55,20 @@ MAKER_BID = order(order_type=MAKER, client_order_id=2)
 MAX = MAX_AMOUNT_ATOMS
 FREEZE_ALICE = SetAccountFrozen(account_id=ALICE, frozen=True, staff_id="staff-1")
 FREEZE_BOB = SetAccountFrozen(account_id=BOB, frozen=True, staff_id="staff-1")
+
+
+TIER0_ALICE = SetAccountTier(account_id=ALICE, tier=0, staff_id="staff-1")
+TIER0_BOB = SetAccountTier(account_id=BOB, tier=0, staff_id="staff-1")
+
+
+def limit_usd(**fields: int) -> SetTierTradeLimit:
+    """Tier 0 may place orders of at most 1 USD atom (with `fields` changed)."""
+    spec = {"tier": 0, "asset_id": USD, "max_order_notional_atoms": 1, **fields}
+    return SetTierTradeLimit(**spec, staff_id="staff-1")
+
+
+LIMIT_USD_1 = limit_usd()
+BUDGET_2 = dict(order_type=MARKET, price_atoms=0, qty_atoms=0, quote_qty_atoms=2)
 
 
 def case(reason: str, command: object, *setup: object, config: EngineConfig | None = None):
@@ -161,6 +176,12 @@ REJECT_CASES = [
     case("UNKNOWN_ACCOUNT", SetAccountFrozen(account_id=99, frozen=True, staff_id="s")),
     case("INVALID_TIER", SetAccountTier(account_id=ALICE, tier=4, staff_id="s")),
     case("INVALID_TIER", SetAccountTier(account_id=ALICE, tier=-1, staff_id="s")),
+    case("TIER_TRADE_LIMIT", order(), TIER0_BOB, LIMIT_USD_1),
+    case("TIER_TRADE_LIMIT", order(**BUDGET_2), TIER0_BOB, LIMIT_USD_1),
+    case("TIER_TRADE_LIMIT", amend(new_qty_atoms=20), RESTING, TIER0_ALICE, LIMIT_USD_1),
+    case("INVALID_TIER", limit_usd(tier=4)),
+    case("UNKNOWN_ASSET", limit_usd(asset_id=9)),
+    case("INVALID_AMOUNT", limit_usd(max_order_notional_atoms=-1)),
 ]  # fmt: skip
 
 

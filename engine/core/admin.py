@@ -36,12 +36,14 @@ from engine.core.layout import (
     M_STATE,
     M_TAKER_PPM,
     M_TICK,
+    M_TIER_LIMIT,
     M_TRAIL_HEAD,
     M_TRAIL_TAIL,
     M_WORST_PPM,
     MAX,
     S_CUSTODY,
 )
+from engine.core.tierlimits import TierLimits
 from engine.schema import (
     LEGACY_DEMO_KEY_PREFIX,
     MAX_BAND_BPS,
@@ -73,6 +75,7 @@ from engine.schema import (
     SetAccountTier,
     SetDeadMansSwitch,
     SetMarketState,
+    SetTierTradeLimit,
     StreamMessageRejected,
     WithdrawalDecision,
     WithdrawalHeld,
@@ -82,7 +85,7 @@ from engine.schema import (
 )
 
 
-class AdminCommands:
+class AdminCommands(TierLimits):
     """Python-side state (symbols, deposit keys, withdrawals) and the admin handlers."""
 
     config: EngineConfig
@@ -98,6 +101,7 @@ class AdminCommands:
         self._lots: list[int] = [0] * self.config.max_markets
         # (base, quote) asset ids per market: the decoder derives a trade's postings from them
         self._market_assets: list[tuple[int, int]] = [(0, 0)] * self.config.max_markets
+        self._tier_limits: dict[tuple[int, int], int] = {}  # see TierLimits
 
     def demo_deposit_accounts(self) -> set[int]:
         """Accounts credited by the demo faucet, from the credited deposit keys (the faucet
@@ -175,6 +179,8 @@ class AdminCommands:
             return self._set_account_frozen(seq, cmd)
         if t is SetAccountTier:
             return self._set_account_tier(seq, cmd)
+        if t is SetTierTradeLimit:
+            return self._set_tier_trade_limit(seq, cmd)
         if t is WithdrawalDecision:
             return self._withdrawal_decision(seq, cmd)
         if t is RejectStreamMessage:  # a replica's record of a stream message it could not run
@@ -339,6 +345,8 @@ class AdminCommands:
         row[M_LAST_PRICE] = last_price // tick
         row[M_TRAIL_HEAD] = -1
         row[M_TRAIL_TAIL] = -1
+        for tier in range(MAX_TIER + 1):
+            row[M_TIER_LIMIT + tier] = self._tier_limits.get((quote, tier), 0)
         self._market_symbols[market_id] = symbol
         self._ticks[market_id] = tick
         self._lots[market_id] = lot

@@ -19,6 +19,7 @@ from engine.core.codes import (
     REJ_PRICE_OFF_TICK,
     REJ_QTY_OFF_LOT,
     REJ_TAKER_NOT_ALLOWED,
+    REJ_TIER_LIMIT,
     REJ_TOO_LARGE,
     REJ_UNKNOWN_ORDER,
     ST_POST_ONLY,
@@ -64,7 +65,7 @@ from engine.core.layout import (
 from engine.core.matching import match, settle_taker
 from engine.core.money import notional_fits, required_buy
 from engine.core.triggers import run_triggers
-from engine.core.validation import crosses, outside_band, preamble
+from engine.core.validation import crosses, outside_band, preamble, tier_limit
 
 
 @kernel
@@ -108,6 +109,9 @@ def amend_check(sp, c, i):
         return REJ_NOTIONAL_OVERFLOW, -1, 0, 0, 0
     if p * q * qtl < st.mkt[m, M_MIN_NOTIONAL]:
         return REJ_MIN_NOTIONAL, -1, 0, 0, 0
+    limit = tier_limit(st.mkt, st.acct, a, m)
+    if limit != 0 and p * q * qtl > limit and not (p == cur_p and q < cur_q):
+        return REJ_TIER_LIMIT, -1, 0, 0, 0  # only a pure decrease may stay above the limit
     side = k_side(st.olnk, s)
     if p != cur_p:
         if k_type(st.olnk, s) == LIMIT_MAKER and crosses(st.lvl, st.bkl, st.bkn, m, side, p):

@@ -329,6 +329,7 @@ def header_image(
         withdrawal_ids=sorted(eng._withdrawal_ids),
         deposit_keys=sorted(eng._deposit_keys),
         account_flags=flags,
+        tier_trade_limits=eng.tier_limit_images(),
     )
 
 
@@ -357,6 +358,7 @@ def restore_image(eng: CompiledEngine, image: StateImage) -> None:
         eng._assets[x.asset_id] = (x.symbol, x.decimals)
         a.sysb[x.asset_id, S_FEES] = x.fees_atoms
         a.sysb[x.asset_id, S_CUSTODY] = x.custody_atoms
+    eng.restore_tier_limits(image.tier_trade_limits)  # before the markets: they copy them
     for m in image.markets:
         eng._install_market(
             m.market_id,

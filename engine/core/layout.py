@@ -89,7 +89,10 @@ M_BURST_FIRST = 16  # first and last trade price of the current taker (0 = no tr
 M_BURST_LAST = 17
 M_TRAIL_HEAD = 18  # pending trailing stops, ascending order id (links K_PREV/K_NEXT)
 M_TRAIL_TAIL = 19
-M_W = 20
+M_TIER_LIMIT = 20  # 20..23: largest order notional (quote atoms) of tier 0..3, 0 = no limit;
+# a copy of the engine's per-(quote asset, tier) limits (SetTierTradeLimit), so the kernel
+# reads one row per order
+M_W = 24
 
 # ---- accounts table: int64 [max_accounts, A_W] ---------------------------------------------
 A_EXISTS = 0

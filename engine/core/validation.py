@@ -45,6 +45,7 @@ from engine.core.codes import (
     REJ_STOP_PRICE,
     REJ_STP_MODE,
     REJ_TAKER_NOT_ALLOWED,
+    REJ_TIER_LIMIT,
     REJ_TOO_LARGE,
     REJ_TOO_MANY_OPEN,
     REJ_TRAILING,
@@ -66,6 +67,7 @@ from engine.core.layout import (
     A_EXISTS,
     A_FROZEN,
     A_OPEN,
+    A_TIER,
     B_AVAILABLE,
     C_OPEN_ORDERS,
     CF_HASH_MASK,
@@ -85,6 +87,7 @@ from engine.core.layout import (
     M_QUOTE,
     M_STATE,
     M_TICK,
+    M_TIER_LIMIT,
     M_WORST_PPM,
     MAX,
     R_ACCOUNT,
@@ -168,6 +171,35 @@ def outside_band(lvl, bkl, bkn, mkt, m, p):
         ref = (lvl[bid, V_PRICE] + lvl[ask, V_PRICE]) // 2
     dev = bps_of(ref, band)
     return p < ref - dev or p > ref + dev
+
+
+@kernel
+def tier_limit(mkt, acct, a, m):
+    """The largest order notional (quote atoms) account ``a``'s KYC tier may have in market
+    ``m``; 0 = no limit (no tier, or none set for the tier and the market's quote asset)."""
+    tier = acct[a, A_TIER] - 1
+    if tier < 0:
+        return 0
+    return mkt[m, M_TIER_LIMIT + tier]
+
+
+@kernel
+def over_tier_limit(mkt, acct, a, m, otype, p, q, quote_qty):
+    """Tier trade limit (docs/engine-semantics.md): an order priced by a limit is valued at
+    it, a market buy by its quote budget, any other order by quantity at the market's last
+    trade price (none yet: it cannot be valued, so it is over)."""
+    limit = tier_limit(mkt, acct, a, m)
+    if limit == 0:
+        return False
+    qtl = mkt[m, M_QTL]
+    if not is_market_kind(otype):
+        return p * q * qtl > limit  # fits: checked by place_fields
+    if q == 0:
+        return quote_qty > limit
+    last = mkt[m, M_LAST_PRICE]
+    if last == 0 or not notional_fits(last, q, qtl):
+        return True
+    return last * q * qtl > limit
 
 
 @kernel
@@ -291,6 +323,8 @@ def place_check(sp, c, i):
     reason, p, q = place_fields(st.mkt, st.ctr, c, i)
     if reason != 0:
         return reason, 0, 0, 0
+    if over_tier_limit(st.mkt, st.acct, a, m, otype, p, q, quote_qty):
+        return REJ_TIER_LIMIT, 0, 0, 0
     if coid < 0:
         return REJ_INVALID_COID, 0, 0, 0
     if coid != 0 and coid_find(st.idx, st.ords, st.olnk, st.ctr[CF_HASH_MASK], a, coid) >= 0:

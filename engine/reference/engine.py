@@ -30,6 +30,7 @@ from engine.schema import (
     SetAccountTier,
     SetDeadMansSwitch,
     SetMarketState,
+    SetTierTradeLimit,
     Tick,
     WithdrawalDecision,
     WithdrawRequest,
@@ -61,6 +62,7 @@ class ReferenceEngine(AdminCommands, StateImages):
             CancelOnDisconnect: self._cancel_on_disconnect,
             SetAccountFrozen: self._set_account_frozen,
             SetAccountTier: self._set_account_tier,
+            SetTierTradeLimit: self._set_tier_trade_limit,
             WithdrawalDecision: self._withdrawal_decision,
             RejectStreamMessage: self._reject_stream_message,
         }

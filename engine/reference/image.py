@@ -24,6 +24,7 @@ from engine.schema import (
     MarketImage,
     OrderImage,
     StateImage,
+    TierTradeLimitImage,
     WithdrawalImage,
 )
 
@@ -110,6 +111,10 @@ class StateImages(OrderCommands):
                 for a in (self.accounts[i] for i in sorted(self.accounts))
                 if a.frozen or a.tier != -1
             ],
+            tier_trade_limits=[
+                TierTradeLimitImage(asset, tier, n)
+                for (asset, tier), n in sorted(self.tier_limits.items())
+            ],
         )
 
     def _conditional_image(self, o: Order) -> ConditionalOrderImage:
@@ -145,6 +150,9 @@ class StateImages(OrderCommands):
             eng.assets[a.asset_id] = Asset(
                 a.asset_id, a.symbol, a.decimals, a.fees_atoms, a.custody_atoms
             )
+        eng.tier_limits = {
+            (x.asset_id, x.tier): x.max_order_notional_atoms for x in image.tier_trade_limits
+        }
         for m in image.markets:
             whole = 10 ** eng.assets[m.base_asset_id].decimals
             eng.markets[m.market_id] = Market(

@@ -176,6 +176,9 @@ class OrderCommands(Placing):
             return Reject.NOTIONAL_OVERFLOW
         if notional(p, q, market.qtl) < market.min_notional:
             return Reject.MIN_NOTIONAL
+        limit = self.tier_limit(account, market)
+        if limit and notional(p, q, market.qtl) > limit and not (p == order.p and q < order.q):
+            return Reject.TIER_TRADE_LIMIT  # only a pure decrease may stay above the limit
         if p != order.p:
             if order.order_type == OrderType.LIMIT_MAKER and market.crosses(order.side, p):
                 return Reject.TAKER_NOT_ALLOWED

@@ -152,6 +152,23 @@ class Placing(Triggers):
             return Reject.INVALID_DISPLAY_QTY
         return p, q
 
+    def _over_tier_limit(
+        self, c: PlaceOrder, market: Market, account: Account, p: int, q: int
+    ) -> bool:
+        """Tier trade limit (docs/engine-semantics.md): a priced order is valued at its limit,
+        a market buy by quote at its budget, any other by quantity at the last trade price
+        (before the market's first trade it cannot be valued, so it is over)."""
+        limit = self.tier_limit(account, market)
+        if limit == 0:
+            return False
+        if c.order_type not in MARKET_KINDS:
+            return notional(p, q, market.qtl) > limit
+        if q == 0:
+            return c.quote_qty_atoms > limit
+        if market.last_price == 0 or notional_overflows(market.last_price, q, market.qtl):
+            return True
+        return notional(market.last_price, q, market.qtl) > limit
+
     def _preamble(
         self, market_id: int, account_id: int, *, trading: bool
     ) -> Reject | tuple[Market, Account]:
@@ -181,6 +198,8 @@ class Placing(Triggers):
         if isinstance(fields, Reject):
             return fields
         p, q = fields
+        if self._over_tier_limit(c, market, account, p, q):
+            return Reject.TIER_TRADE_LIMIT
 
         if not 0 <= c.client_order_id <= MAX_CLIENT_ORDER_ID:
             return Reject.INVALID_CLIENT_ORDER_ID

@@ -179,7 +179,11 @@ class Reject(enum.IntEnum):
     """The account is frozen by staff: no new orders, no amend that adds exposure, no
     withdrawal; cancels work."""
     INVALID_TIER = 46
-    """SetAccountTier outside 0..MAX_TIER."""
+    """SetAccountTier or SetTierTradeLimit outside 0..MAX_TIER."""
+    TIER_TRADE_LIMIT = 47
+    """The order's notional is above what the account's KYC tier may place in its quote
+    asset (SetTierTradeLimit), or cannot be valued (a market order by quantity before the
+    market's first trade)."""
 
 
 MAX_TIER: Final = 3

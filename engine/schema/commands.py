@@ -80,6 +80,19 @@ class SetAccountTier(_Command):
     staff_id: str
 
 
+class SetTierTradeLimit(_Command):
+    """The largest notional one order of an account of KYC ``tier`` may have in markets
+    quoted in ``asset_id`` (quote atoms; 0 = no limit), set by staff. Journaled, so the engine
+    enforces it from journaled state and a replay refuses the same orders (TIER_TRADE_LIMIT).
+    Accounts without a tier (operator-made, -1) are not limited. docs/engine-semantics.md,
+    "Tier trade limits", defines an order's notional."""
+
+    tier: int
+    asset_id: int
+    max_order_notional_atoms: int
+    staff_id: str
+
+
 class WithdrawalDecision(_Command):
     """A staff decision on a withdrawal waiting for four eyes, journaled before custody acts
     on it, so the journal names who approved or rejected what (the audit log reads it; a
@@ -289,6 +302,7 @@ Command = (
     | CancelOnDisconnect
     | SetAccountFrozen
     | SetAccountTier
+    | SetTierTradeLimit
     | WithdrawalDecision
     | RejectStreamMessage
 )

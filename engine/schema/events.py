@@ -54,6 +54,14 @@ class AccountTierChanged(_Event):
     staff_id: str
 
 
+class TierTradeLimitSet(_Event):
+    tier: int
+    asset_id: int
+    max_order_notional_atoms: int
+    """0 = no limit."""
+    staff_id: str
+
+
 class DeadMansSwitchSet(_Event):
     account_id: int
     fire_at_ns: int
@@ -251,6 +259,7 @@ Event = (
     | Posting
     | AccountFrozenChanged
     | AccountTierChanged
+    | TierTradeLimitSet
     | StreamMessageRejected
 )
 

@@ -84,6 +84,15 @@ class AccountFlagsImage(msgspec.Struct, frozen=True, array_like=True):
     """-1 = never set (no KYC regime: operator-made accounts), else 0..MAX_TIER."""
 
 
+class TierTradeLimitImage(msgspec.Struct, frozen=True, array_like=True):
+    """A tier's largest order notional in markets quoted in an asset (SetTierTradeLimit)."""
+
+    asset_id: int
+    tier: int
+    max_order_notional_atoms: int
+    """> 0 (a limit set back to 0 is not listed)."""
+
+
 class OrderImage(msgspec.Struct, frozen=True, array_like=True):
     order_id: int
     account_id: int
@@ -165,6 +174,9 @@ class StateImage(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     """Ascending account_id: accounts frozen or given a tier. Last, and left out by
     `encode_image` when empty, so a state without any is encoded (and hashed) exactly as
     before the field existed; older snapshots decode with the default."""
+    tier_trade_limits: list[TierTradeLimitImage] = []
+    """Ascending (asset_id, tier): the limits in force. Left out by `encode_image` when
+    empty, like ``account_flags`` (and with it, when both are), for the same reason."""
 
 
 IMAGE_ENCODER: Final = msgspec.msgpack.Encoder()
@@ -174,10 +186,12 @@ IMAGE_DECODER: Final = msgspec.msgpack.Decoder(StateImage)
 def encode_image(image: StateImage) -> bytes:
     """The canonical encoding. Without account flags, the 12-field array of images written
     before `StateImage.account_flags` existed (msgspec writes every field of an array-like
-    struct, defaults included), so their recorded hashes still match."""
-    if image.account_flags:
+    struct, defaults included), so their recorded hashes still match; likewise without tier
+    trade limits, the 13-field array of images written before those."""
+    if image.tier_trade_limits:
         return IMAGE_ENCODER.encode(image)
-    return IMAGE_ENCODER.encode(msgspec.structs.astuple(image)[:-1])
+    fields = msgspec.structs.astuple(image)[:-1]
+    return IMAGE_ENCODER.encode(fields if image.account_flags else fields[:-1])
 
 
 def state_hash(image: StateImage) -> str:
