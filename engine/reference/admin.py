@@ -38,7 +38,9 @@ from engine.schema import (
     SetAccountFrozen,
     SetAccountTier,
     SetMarketState,
+    SetTierTradeLimit,
     StreamMessageRejected,
+    TierTradeLimitSet,
     WithdrawalDecision,
     WithdrawalHeld,
     WithdrawalSettled,
@@ -173,6 +175,26 @@ class AdminCommands(OrderCommands):
             return self._command_rejected(c, Reject.INVALID_TIER)
         account.tier = c.tier
         self._emit(AccountTierChanged, account_id=c.account_id, tier=c.tier, staff_id=c.staff_id)
+        return None
+
+    def _set_tier_trade_limit(self, c: SetTierTradeLimit) -> None:
+        if not 0 <= c.tier <= MAX_TIER:
+            return self._command_rejected(c, Reject.INVALID_TIER)
+        if c.asset_id not in self.assets:
+            return self._command_rejected(c, Reject.UNKNOWN_ASSET)
+        if not 0 <= c.max_order_notional_atoms <= MAX:
+            return self._command_rejected(c, Reject.INVALID_AMOUNT)
+        if c.max_order_notional_atoms:
+            self.tier_limits[c.asset_id, c.tier] = c.max_order_notional_atoms
+        else:
+            self.tier_limits.pop((c.asset_id, c.tier), None)
+        self._emit(
+            TierTradeLimitSet,
+            tier=c.tier,
+            asset_id=c.asset_id,
+            max_order_notional_atoms=c.max_order_notional_atoms,
+            staff_id=c.staff_id,
+        )
         return None
 
     def _create_account(self, c: CreateAccount) -> None:

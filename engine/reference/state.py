@@ -13,18 +13,13 @@ from engine.reference.model import (
 )
 from engine.schema import (
     MAX_AMOUNT_ATOMS,
-    MAX_TIER,
     SYSTEM_ACCOUNT,
     Bucket,
-    CommandRejected,
     EngineConfig,
     Event,
     Posting,
     PostingReason,
-    Reject,
-    SetTierTradeLimit,
     Side,
-    TierTradeLimitSet,
     TimeInForce,
 )
 
@@ -108,29 +103,6 @@ class EngineState:
         if account.tier < 0:
             return 0
         return self.tier_limits.get((market.quote, account.tier), 0)
-
-    def _set_tier_trade_limit(self, c: SetTierTradeLimit) -> None:
-        reason = None
-        if not 0 <= c.tier <= MAX_TIER:
-            reason = Reject.INVALID_TIER
-        elif c.asset_id not in self.assets:
-            reason = Reject.UNKNOWN_ASSET
-        elif not 0 <= c.max_order_notional_atoms <= MAX:
-            reason = Reject.INVALID_AMOUNT
-        if reason is not None:
-            self._emit(CommandRejected, command="SetTierTradeLimit", reason=reason)
-            return
-        if c.max_order_notional_atoms:
-            self.tier_limits[c.asset_id, c.tier] = c.max_order_notional_atoms
-        else:
-            self.tier_limits.pop((c.asset_id, c.tier), None)
-        self._emit(
-            TierTradeLimitSet,
-            tier=c.tier,
-            asset_id=c.asset_id,
-            max_order_notional_atoms=c.max_order_notional_atoms,
-            staff_id=c.staff_id,
-        )
 
     def _move(self, account_id: int, bucket: int, asset_id: int, delta: int) -> None:
         if account_id == SYSTEM_ACCOUNT:
