@@ -43,7 +43,7 @@ from gateway.auditcli import add_audit_commands
 from gateway.cliargs import Parser as _Parser
 from gateway.cliargs import add_globals_to_subcommands as _add_globals_to_subcommands
 from gateway.cliargs import add_log_level as _add_log_level
-from gateway.cliargs import default_log_level
+from gateway.cliargs import default_log_level, non_negative_float
 from gateway.cliargs import non_negative_int as _non_negative_int
 from gateway.cliargs import port as _port
 from gateway.cliargs import positive_int as _positive_int
@@ -145,6 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: 90; 0 = keep forever)",
     )
     add_nats_options(serve)
+    serve.add_argument(
+        "--publish-linger-ms",
+        type=non_negative_float(1_000),
+        default=2.0,
+        metavar="MS",
+        help="cluster mode: while a batch is in flight, how long the next may wait for more "
+        "orders before it is published (default: 2; 0 = at once)",
+    )
     add_limit_options(serve)
     _add_serve_security(serve)
     serve.set_defaults(handler=_lazy("gateway.server", "run_serve_cli"))

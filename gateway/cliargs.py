@@ -41,14 +41,25 @@ def positive_int(text: str) -> int:
 
 def positive_float(limit: float) -> Callable[[str], float]:
     """An argparse type: a number > 0 and at most ``limit`` (seconds, milliseconds)."""
+    return _bounded_float(limit, zero=False)
+
+
+def non_negative_float(limit: float) -> Callable[[str], float]:
+    """An argparse type: a number >= 0 and at most ``limit``."""
+    return _bounded_float(limit, zero=True)
+
+
+def _bounded_float(limit: float, *, zero: bool) -> Callable[[str], float]:
+    low = ">=" if zero else ">"
 
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not 0 < value <= limit:  # also refuses nan
-            raise argparse.ArgumentTypeError(f"must be > 0 and <= {limit:g}: {text}")
+        above = value >= 0 if zero else value > 0
+        if not above or not value <= limit:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"must be {low} 0 and <= {limit:g}: {text}")
         return value
 
     return parse

@@ -40,6 +40,9 @@ class ClusterConfig:
     stream: StreamSpec = field(default_factory=StreamSpec)
     max_inflight: int = 8
     """Batches published and not yet acknowledged, at most (pipelining depth)."""
+    publish_linger_s: float = 0.002
+    """While a batch is in flight, how long the next may wait for more requests (or an ack)
+    before it is published anyway (`gateway.clusterbridge`); 0 publishes at once."""
     start_from_snapshot: bool = True
     """Start from the newest verified engine + read-model snapshot in the Object Store
     (`gateway.clustersnap`) instead of replaying the whole stream."""
@@ -56,6 +59,7 @@ def cluster_bridge(gw: Gateway) -> ClusterBridge:
         gw._on_batch,
         observe=gw.metrics.observe_batch,
         max_inflight=cfg.max_inflight,
+        linger_s=cfg.publish_linger_s,
         ack_timeout_s=gw.config.limits.ack_timeout_s,
         on_snapshot=lambda applied: snapshot_readmodel(gw, applied),
         snapshot_every=cfg.snapshot_every,

@@ -9,7 +9,10 @@ command becomes durable and who stamps it:
    ``Nats-Msg-Id``. Up to ``max_inflight`` publishes are outstanding at once (pipelining, so a
    replicated R3 append does not cap the rate at one batch per round trip); while they are,
    the queue grows and the next batch is larger: batching adapts to load as in the embedded
-   bridge.
+   bridge. While a batch is in flight, the next one waits for an acknowledgement or until its
+   oldest request is ``linger_s`` old, whichever comes first (Nagle's rule with a deadline):
+   every stream message costs every replica and every NATS node the same whatever it holds,
+   and pipelining small batches spent that cost on one or two orders each.
 2. A publish that fails (timeout, no responders, connection lost) is retried with the same
    message id until the ack deadline: the stream keeps one copy within its duplicate window,
    and the replica's own window recognises a later duplicate.
@@ -77,6 +80,7 @@ class ClusterBridge(RequestIntake):
         *,
         max_batch: int = 2_048,
         max_inflight: int = 8,
+        linger_s: float = 0.002,
         observe: Callable[[int, float, float, list[float]], None] | None = None,
         ack_timeout_s: float = 10.0,
         on_snapshot: Callable[[Applied], None] | None = None,
@@ -93,6 +97,7 @@ class ClusterBridge(RequestIntake):
         """Sees each applied message's commands before ``on_batch`` (the audit log's index)."""
         self._max_batch = max_batch
         self._max_inflight = max_inflight
+        self._linger_s = linger_s
         self._observe = observe
         self._pending: dict[int, _Pending] = {}
         self._slot = asyncio.Event()
@@ -180,10 +185,19 @@ class ClusterBridge(RequestIntake):
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            if len(self._pending) >= self._max_inflight:
+            inflight = len(self._pending)
+            if inflight >= self._max_inflight:
                 self._slot.clear()
                 await self._slot.wait()
                 continue
+            if inflight and len(queue) < self._max_batch:
+                wait_s = queue[0].queued_at + self._linger_s - time.perf_counter()
+                if wait_s > 0:  # an ack (a slot freed) or the deadline, whichever first
+                    self._slot.clear()
+                    timer = asyncio.get_running_loop().call_later(wait_s, self._slot.set)
+                    await self._slot.wait()
+                    timer.cancel()
+                    continue
             reqs = [queue.popleft() for _ in range(min(len(queue), self._max_batch))]
             self._batch_no += 1
             batch_no = self._batch_no

@@ -65,7 +65,11 @@ def cluster_config(args: argparse.Namespace) -> object | None:
         return None
     from gateway.cluster import ClusterConfig
 
-    return ClusterConfig(nats=nats_options(args, "kootabase-gateway"), stream=stream_spec(args))
+    return ClusterConfig(
+        nats=nats_options(args, "kootabase-gateway"),
+        stream=stream_spec(args),
+        publish_linger_s=getattr(args, "publish_linger_ms", 2.0) / 1000,
+    )
 
 
 def run_replay_cli(args: argparse.Namespace) -> int:
