@@ -70,15 +70,33 @@ def is_staff_action(command: Any) -> bool:
     return False
 
 
+_STAFF_TYPES: Final = frozenset(
+    {
+        SetAccountFrozen,
+        SetAccountTier,
+        SetMarketState,
+        WithdrawalDecision,
+        CreateMarket,
+        CreateAsset,
+        Deposit,
+    }
+)
+"""Every command type `is_staff_action` may accept: a set lookup turns the rest (orders, nearly
+all of the stream) away before three isinstance tests of unions each."""
+
+
 def staff_records(
     first_seq: int, ts_ns: int, commands: Sequence[Any]
 ) -> list[tuple[int, int, bytes]]:
     """The audit log's records among one batch's commands (sequences from ``first_seq``),
-    encoded as the journal encodes them."""
+    encoded as the journal encodes them. Runs on every stream message of every cluster
+    gateway, hence the type check first (1.26 -> 0.05 us per order command,
+    bench numbers in docs/scaling.md)."""
+    staff = _STAFF_TYPES
     return [
         (first_seq + i, ts_ns, encode_command(c))
         for i, c in enumerate(commands)
-        if is_staff_action(c)
+        if type(c) in staff and is_staff_action(c)
     ]
 
 
