@@ -42,6 +42,11 @@ class ClusterResult:
     errors: int
     cpu_us_per_order: dict[str, float] = field(default_factory=dict)
     """Process -> CPU microseconds (user + system) per acknowledged order."""
+    stream_messages: int = 0
+    """Stream messages appended during the load (batches; the warm-up's excluded)."""
+    orders_per_message: float = 0.0
+    load_avg_1m: float = 0.0
+    """The machine's 1-minute load average at the end of the load (other work on it)."""
 
 
 async def _load(
@@ -51,11 +56,14 @@ async def _load(
     seconds: float,
     pids: dict[str, int],
     setup: str,
+    stream: Any = None,
 ) -> ClusterResult:
     load = _Load(conns, ids, 32, 20.0)
+    seq0 = await stream.last_sequence() if stream is not None else 0
     cpu0 = {name: _cpu_seconds(pid) for name, pid in pids.items()}
     elapsed = await drive(load, offered, seconds)
     n = len(load.latencies)
+    messages = await stream.last_sequence() - seq0 if stream is not None else 0
     cpu = {
         name: round((_cpu_seconds(pid) - cpu0[name]) / max(n, 1) * 1e6, 1)
         for name, pid in pids.items()
@@ -70,10 +78,21 @@ async def _load(
         round(_pct(load.latencies, 0.99), 3),
         load.errors,
         cpu,
+        messages,
+        round(n / messages, 1) if messages else 0.0,
+        round(os.getloadavg()[0], 1),
     )
 
 
-def _run_setup(replicas: int, seconds: float, clients: int, root: Path) -> list[ClusterResult]:
+def _run_setup(
+    replicas: int,
+    seconds: float,
+    clients: int,
+    root: Path,
+    gateway_args: list[str],
+    offered: int = OFFERED,
+) -> list[ClusterResult]:
+    from engine.streamlog import NatsOptions, StreamLog, StreamSpec
     from tests.cluster_procs import GatewayProc
     from tests.cluster_support import unique_stream
     from tests.nats_cluster import NatsCluster
@@ -84,9 +103,17 @@ def _run_setup(replicas: int, seconds: float, clients: int, root: Path) -> list[
     try:
         cluster.wait_ready()
         spec = unique_stream("B")
-        g1 = GatewayProc(root / f"r{replicas}-g1", cluster.urls, spec.name, replicas=replicas)
+        g1, g2 = (
+            GatewayProc(
+                root / f"r{replicas}-g{i}",
+                cluster.urls,
+                spec.name,
+                replicas=replicas,
+                extra=list(gateway_args),
+            )
+            for i in (1, 2)
+        )
         g1.start()
-        g2 = GatewayProc(root / f"r{replicas}-g2", cluster.urls, spec.name, replicas=replicas)
         g2.start(keys_from=g1)
         gateways = [g1, g2]
         assert g1.creds is not None and g1.creds.secret is not None
@@ -99,6 +126,8 @@ def _run_setup(replicas: int, seconds: float, clients: int, root: Path) -> list[
             assert n.proc is not None
             pids[f"nats-{n.name}"] = n.proc.pid
         setup = f"R{replicas}: 3 NATS nodes, 2 gateways"
+        if gateway_args:
+            setup += " (" + " ".join(gateway_args) + ")"
 
         async def body() -> list[ClusterResult]:
             conns = [
@@ -106,13 +135,19 @@ def _run_setup(replicas: int, seconds: float, clients: int, root: Path) -> list[
                 for i in range(clients)
             ]
             ids = [0] * len(conns)
+            stream = await StreamLog.connect(
+                NatsOptions(servers=tuple(cluster.urls.split(","))),
+                StreamSpec(spec.name, replicas),
+                create=False,
+            )
             try:
                 await _load(conns, ids, 1_000, 1.0, pids, setup)  # warm-up (JIT, caches)
                 return [
-                    await _load(conns, ids, OFFERED, seconds, pids, setup),
-                    await _load(conns, ids, None, seconds, pids, setup),
+                    await _load(conns, ids, offered, seconds, pids, setup, stream),
+                    await _load(conns, ids, None, seconds, pids, setup, stream),
                 ]
             finally:
+                await stream.close()
                 for conn in conns:
                     await conn.close()
 
@@ -123,16 +158,29 @@ def _run_setup(replicas: int, seconds: float, clients: int, root: Path) -> list[
         cluster.stop()
 
 
-def run(seconds: float = 5.0, clients: int = 8) -> list[ClusterResult]:
+def run(
+    seconds: float = 5.0,
+    clients: int = 8,
+    replicas: tuple[int, ...] = (3, 1),
+    gateway_args: tuple[str, ...] = (),
+    offered: int = OFFERED,
+) -> list[ClusterResult]:
     with tempfile.TemporaryDirectory(prefix="kootabase-clusterbench-") as tmp:
         return [
-            *_run_setup(3, seconds, clients, Path(tmp)),
-            *_run_setup(1, seconds, clients, Path(tmp)),
+            result
+            for r in replicas
+            for result in _run_setup(r, seconds, clients, Path(tmp), list(gateway_args), offered)
         ]
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    results = run(seconds=args.seconds, clients=args.clients)
+    results = run(
+        seconds=args.seconds,
+        clients=args.clients,
+        replicas=tuple(args.replicas or (3, 1)),
+        gateway_args=tuple(args.gateway_arg or ()),
+        offered=args.offered,
+    )
     if args.json:
         sys.stdout.write(json.dumps([asdict(r) for r in results], indent=2) + "\n")
         return 0
@@ -143,5 +191,7 @@ def run_cli(args: argparse.Namespace) -> int:
             f"{r.setup:32} {offered:>11} {r.orders_per_s:>9,.0f} orders/s  "
             f"p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:8.2f} ms  errors {r.errors}\n"
             f"{'':44}CPU us/order: {cpu}\n"
+            f"{'':44}{r.stream_messages} stream messages ({r.orders_per_message:g} orders "
+            f"each), load average {r.load_avg_1m:g}\n"
         )
     return 0

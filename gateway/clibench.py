@@ -162,6 +162,27 @@ def add_bench_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
         metavar="N",
         help="WS connections, spread over both gateways (default: 8)",
     )
+    bench_cl.add_argument(
+        "--replicas",
+        type=int,
+        choices=(1, 3),
+        action="append",
+        help="stream replicas of a setup to run (repeat; default: 3 then 1)",
+    )
+    bench_cl.add_argument(
+        "--offered",
+        type=positive_int,
+        default=5_000,
+        metavar="N",
+        help="orders/s of the open-loop load (default: 5000, the issue's latency point)",
+    )
+    bench_cl.add_argument(
+        "--gateway-arg",
+        action="append",
+        metavar="ARG",
+        help="extra argument of both gateways' `serve` (repeat; an A/B of a setting, e.g. "
+        "--gateway-arg=--publish-linger-ms=0)",
+    )
     bench_cl.set_defaults(handler=lazy("bench.cluster_bench", "run_cli", bench=True))
     bench_hist = bench_sub.add_parser(
         "history", help="benchmark the order/trade history index: build rate, query latency"
