@@ -188,3 +188,12 @@ def test_staff_records_keep_only_audit_entries() -> None:
         ("freeze", "s1"),
         ("fiat_deposit", "s3"),
     ]
+
+
+def test_staff_filter_knows_every_audited_command() -> None:
+    """`staff_records`' fast type filter and the journal reader's tag list name the same
+    commands: a staff command added to one and not the other would vanish from a cluster
+    gateway's audit log while the single-process log still showed it."""
+    from backoffice.audit import _NAMES, _STAFF_TYPES
+
+    assert {t.__name__ for t in _STAFF_TYPES} == set(_NAMES)
