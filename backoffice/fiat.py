@@ -11,8 +11,10 @@ checked. A rejection (with a reason) journals nothing.
 Records live in the identity store (``bo_fiat_deposits``, PostgreSQL or SQLite); a bank
 reference may be recorded once unless rejected. Approving claims the row first (``pending`` ->
 ``approving`` in one statement) so two approvers cannot both journal; a journal failure puts it
-back. A fiat asset is one whose symbol is an ISO 4217 code in `FIAT_SYMBOLS` and that custody
-does not handle (custodied assets arrive only through their chain watcher).
+back; a crash between the two is settled from the journal at the next start
+(`backoffice.fiatrecovery`). A fiat asset is one whose symbol is an ISO 4217 code in
+`FIAT_SYMBOLS` and that custody does not handle (custodied assets arrive only through their
+chain watcher).
 """
 
 from __future__ import annotations
@@ -147,12 +149,22 @@ class FiatDeposits:
         try:
             seq = await journal({**row, "decided_by": staff_id}, key)
         except BaseException:
-            await self.db.execute(
-                "UPDATE bo_fiat_deposits SET status = 'pending', decided_by = '' "
-                "WHERE deposit_id = $1 AND status = 'approving'",
-                deposit_id,
-            )
+            await self.reopen(deposit_id)
             raise
+        await self.mark_approved(deposit_id, seq)
+        return await self.get(deposit_id)
+
+    async def reopen(self, deposit_id: str) -> None:
+        """An approval whose Deposit was not journaled: pending again, for anyone to approve."""
+        await self.db.execute(
+            "UPDATE bo_fiat_deposits SET status = 'pending', decided_by = '' "
+            "WHERE deposit_id = $1 AND status = 'approving'",
+            deposit_id,
+        )
+
+    async def mark_approved(self, deposit_id: str, seq: int) -> None:
+        """An approval whose Deposit is journaled at ``seq`` (0: credited, its record no longer
+        in the local journal)."""
         await self.db.execute(
             "UPDATE bo_fiat_deposits SET status = 'approved', seq = $1, decided_ms = $2 "
             "WHERE deposit_id = $3 AND status = 'approving'",
@@ -160,7 +172,13 @@ class FiatDeposits:
             now_ms(),
             deposit_id,
         )
-        return await self.get(deposit_id)
+
+    async def approving(self) -> list[dict[str, Any]]:
+        """Approvals a crash interrupted between claiming the row and marking it (at start,
+        before serving, nothing else is approving)."""
+        return await self.db.fetch(
+            "SELECT * FROM bo_fiat_deposits WHERE status = 'approving' ORDER BY recorded_ms"
+        )
 
     async def reject(self, deposit_id: str, staff_id: str, reason: object) -> dict[str, Any]:
         if not isinstance(reason, str) or not 1 <= len(reason.strip()) <= MAX_REASON_CHARS:

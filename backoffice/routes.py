@@ -104,6 +104,9 @@ class Backoffice:
         self.session_keys = SessionKeys(self.store, self.gw.keys)
         self.session_keys.start()
         self.keys = UserKeys(self.store, self.gw.keys, self.auth.second_factor, self.session_keys)
+        from backoffice.fiatrecovery import recover_fiat_approvals
+
+        await recover_fiat_approvals(self.gw, self.store.db)
 
     async def close(self) -> None:
         if self.session_keys is not None:

@@ -103,6 +103,10 @@ class AdminCommands(TierLimits):
         self._market_assets: list[tuple[int, int]] = [(0, 0)] * self.config.max_markets
         self._tier_limits: dict[tuple[int, int], int] = {}  # see TierLimits
 
+    def deposit_credited(self, deposit_key: str) -> bool:
+        """Whether a Deposit with this key was credited (keys are credited at most once)."""
+        return deposit_key in self._deposit_keys
+
     def demo_deposit_accounts(self) -> set[int]:
         """Accounts credited by the demo faucet, from the credited deposit keys (the faucet
         keys its deposits ``demo:<account>:<asset>``; no other source may use the prefix)."""
