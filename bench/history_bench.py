@@ -48,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -244,7 +245,7 @@ def query(data_dir: Path, orders: int, seed: int, dsn: str | None = None) -> dic
             pg = await gw.start_pg_history(dsn)
             while not pg.serves():
                 await asyncio.sleep(0.05)
-            timed = await _timed(gw, orders, seed)
+            timed = await _timed(gw, orders, seed, await history_pg.backend_cpu(dsn))
             assert pg.queries > 0 and pg.fallbacks == 0
             out.update({f"pg_{k}": v for k, v in timed.items()})
         rss_kb, hwm_kb = _rss_kb()
@@ -260,8 +261,11 @@ def query(data_dir: Path, orders: int, seed: int, dsn: str | None = None) -> dic
     return asyncio.run(both())
 
 
-async def _timed(gw: Any, orders: int, seed: int) -> dict[str, Any]:
-    """order.status and 500-row pages through `Trading`, whichever source it reads."""
+async def _timed(
+    gw: Any, orders: int, seed: int, server_cpu: Callable[[], float] | None = None
+) -> dict[str, Any]:
+    """order.status and 500-row pages through `Trading`, whichever source it reads; with
+    ``server_cpu``, PostgreSQL's CPU per query too (read outside the timed windows)."""
     import msgspec
 
     from gateway.clientids import decode_short
@@ -275,6 +279,9 @@ async def _timed(gw: Any, orders: int, seed: int) -> dict[str, Any]:
     assert index is not None
     sample = [index.order(1_000_000 + rng.randrange(first_hour)) for _ in range(STATUS_QUERIES)]
     by_id, by_cid, pages, pages_cpu = [], [], [], []
+    server = {"status": 0.0, "all_orders": 0.0, "my_trades": 0.0}
+    cpu = server_cpu or (lambda: 0.0)
+    s0 = cpu()
     for o in sample:
         assert o is not None
         params = {"symbol": symbols[o.market_id], "orderId": str(o.order_id)}
@@ -282,6 +289,7 @@ async def _timed(gw: Any, orders: int, seed: int) -> dict[str, Any]:
         got = await tr.order_status(o.account_id, params)
         by_id.append(time.perf_counter() - q0)
         assert got["orderId"] == o.order_id
+    server["status"] = cpu() - s0
     cid_sample = [o for o in sample if o.client_order_id][:STATUS_QUERIES]
     for o in cid_sample:
         cid = decode_short(o.client_order_id)
@@ -301,15 +309,19 @@ async def _timed(gw: Any, orders: int, seed: int) -> dict[str, Any]:
         params = {"symbol": symbols[market], "startTime": str(start_ms), "limit": "500"}
         # Timed up to the JSON bytes the transport sends (`gateway.rest` encodes the answer
         # with msgspec): the page's cost is the index, the rendering and the encoding.
+        s0 = cpu()
         q0, c0 = time.perf_counter(), time.thread_time()
         body = _encode(await tr.all_orders(account, params))
         pages.append(time.perf_counter() - q0)
         pages_cpu.append(time.thread_time() - c0)
+        server["all_orders"] += cpu() - s0
         rows += len(msgspec.json.decode(body))
+        s0 = cpu()
         q0, c0 = time.perf_counter(), time.thread_time()
         body = _encode(await tr.my_trades(account, params))
         trade_pages.append(time.perf_counter() - q0)
         trade_pages_cpu.append(time.thread_time() - c0)
+        server["my_trades"] += cpu() - s0
         trade_rows += len(msgspec.json.decode(body))
 
     def ms(values: list[float], q: float) -> float:
@@ -332,6 +344,15 @@ async def _timed(gw: Any, orders: int, seed: int) -> dict[str, Any]:
         "my_trades_500_cpu_p50_ms": ms(trade_pages_cpu, 0.5),
         "my_trades_500_cpu_p99_ms": ms(trade_pages_cpu, 0.99),
         "my_trades_mean_rows": round(trade_rows / PAGE_QUERIES, 1),
+        **(
+            {
+                "server_cpu_per_status_ms": round(server["status"] * 1e3 / len(by_id), 3),
+                "server_cpu_per_all_orders_ms": round(server["all_orders"] * 1e3 / PAGE_QUERIES, 3),
+                "server_cpu_per_my_trades_ms": round(server["my_trades"] * 1e3 / PAGE_QUERIES, 3),
+            }
+            if server_cpu is not None
+            else {}
+        ),
         "status_queries": len(by_id),
         "client_id_queries": len(by_cid),
         "page_queries": PAGE_QUERIES,

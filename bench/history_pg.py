@@ -8,6 +8,8 @@ measures the queries, not the projector (``kootabase bench ledger`` does that).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from typing import Any
 
 from engine.schema import ExpireReason
@@ -82,3 +84,32 @@ def rows_of(closed: list[OrderRecord], trades: list[tuple[int, TradeRecord]]
         assert m.is_maker and not t.is_maker and m.trade_id == t.trade_id
         out.append(trade_row(m, t, ma, ta))
     return [order_row(o) for o in closed], out
+
+
+async def backend_cpu(dsn: str) -> Callable[[], float]:
+    """A reader of the CPU seconds (user + system) the gateway's PostgreSQL backends have used:
+    the server's share of a query, which the gateway's thread time does not see. The bench
+    runs beside the server (the same machine), so /proc has them."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+    finally:
+        await conn.close()
+    pids = [int(r[0]) for r in rows]
+    assert pids, "no backend of the gateway's pool"
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu_s() -> float:
+        total = 0
+        for pid in pids:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+        return total / tick
+
+    return cpu_s
