@@ -4,7 +4,9 @@ The ledger projection (`ledger.pg`) already holds every order and trade; since l
 2 its ``orders`` rows carry every field the dialect answers with (stop price, trailing delta,
 iceberg quantity, STP mode, prevented quantity and match id, working time, the quantity after an
 amend), folded by the same rules as the gateway's read model. This module turns those rows back
-into `OrderRecord` / `TradeRecord`, so the answers are the bytes the local index gives.
+into `OrderRecord` / `TradeRecord`, so the answers are the bytes the local index gives. A query
+selects one JSON array (``json_agg`` of the records' array form) that msgspec decodes straight
+into records: per-column decoding of 500 rows in Python was ~2 ms of the gateway's CPU a page.
 
 Which source answers is decided per query by `gateway.history.lookup`: PostgreSQL only while its
 checkpoint covers everything memory no longer holds (`Store.pg_serves`), else the local index.
@@ -19,6 +21,7 @@ import contextlib
 from typing import Final
 
 import asyncpg
+import msgspec
 import structlog
 
 from engine.schema import ExpireReason, Side
@@ -39,32 +42,35 @@ PG_ERRORS: Final = (
 )
 """What a PostgreSQL that is down, restarting or unmigrated raises: fall back, never 500."""
 
-_ORDER_COLS: Final = (
-    "order_id, account_id, market_id, client_order_id, side, order_type, time_in_force, "
-    "price_atoms, orig_qty_atoms, quote_qty_atoms, accepted_ts_ns, filled_qty_atoms, "
-    "filled_quote_atoms, status, close_reason, updated_ts_ns, stop_price_atoms, "
-    "trailing_delta_bps, display_qty_atoms, stp_mode, working_ts_ns, prevented_qty_atoms, "
-    "prevented_match_id"
+_STP_EXPIRED: Final = int(ExpireReason.SELF_TRADE_PREVENTED)
+_BUY: Final = int(Side.BUY)
+_ORDER_ARRAY: Final = (
+    "json_build_array(order_id, account_id, market_id, client_order_id, side, order_type, "
+    "time_in_force, price_atoms, orig_qty_atoms, quote_qty_atoms, accepted_ts_ns, "
+    f"filled_qty_atoms, filled_quote_atoms, CASE status WHEN 'filled' THEN '{FILLED}' "
+    f"WHEN 'cancelled' THEN '{CANCELED}' WHEN 'expired' THEN CASE WHEN close_reason = "
+    f"{_STP_EXPIRED} THEN '{EXPIRED_IN_MATCH}' ELSE '{EXPIRED}' END END, updated_ts_ns, "
+    "stop_price_atoms, trailing_delta_bps, display_qty_atoms, stp_mode, working_ts_ns, "
+    "prevented_qty_atoms, prevented_match_id)"
+)
+"""An ``orders`` row as the JSON array of an `OrderRecord` (array-like: its field order)."""
+_TRADE_ARRAY: Final = (
+    "json_build_array(market_id, trade_id, order_id, price_atoms, qty_atoms, quote_atoms, "
+    "commission, is_buyer, is_maker, ts_ns)"
 )
 _CLOSED: Final = "status <> 'open'"
 _KEPT: Final = "(filled_qty_atoms > 0 OR updated_ts_ns >= {})"
 """Retention (`PgHistory._kept_since_ns`), with the parameter's number."""
-_STP_EXPIRED: Final = int(ExpireReason.SELF_TRADE_PREVENTED)
-_BUY: Final = int(Side.BUY)
+_DECODE_ORDERS: Final = msgspec.json.Decoder(list[OrderRecord]).decode
+_DECODE_TRADES: Final = msgspec.json.Decoder(list[TradeRecord]).decode
 
 
-def _order(r: asyncpg.Record) -> OrderRecord:
-    status = r[13]
-    if status == "filled":
-        wire_status = FILLED
-    elif status == "cancelled":
-        wire_status = CANCELED
-    else:
-        wire_status = EXPIRED_IN_MATCH if r[14] == _STP_EXPIRED else EXPIRED
-    return OrderRecord(
-        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
-        wire_status, r[15], r[16], r[17], r[18], r[19], r[20], r[21], r[22],
-    )  # fmt: skip
+def _orders_json(inner: str) -> str:
+    """One JSON array of the rows ``inner`` selects, ascending order id: a page is one text
+    value that msgspec decodes straight into records (no per-column decoding in Python)."""
+    return (
+        f"SELECT coalesce(json_agg({_ORDER_ARRAY} ORDER BY order_id), '[]')::text FROM ({inner}) o"
+    )
 
 
 def _trade_select(side: str) -> str:
@@ -72,8 +78,9 @@ def _trade_select(side: str) -> str:
     maker = side == "maker"
     return (
         f"SELECT market_id, trade_id, {side}_order_id AS order_id, price_atoms, qty_atoms, "
-        f"quote_atoms, {side}_fee_atoms, taker_side {'<>' if maker else '='} {_BUY}, "
-        f"{'true' if maker else 'false'}, ts_ns FROM trades"
+        f"quote_atoms, {side}_fee_atoms AS commission, "
+        f"taker_side {'<>' if maker else '='} {_BUY} AS is_buyer, "
+        f"{'true' if maker else 'false'} AS is_maker, ts_ns FROM trades"
     )
 
 
@@ -172,38 +179,47 @@ class PgHistory:
             return 0
         return self.store.last_ts_ns - self.retention_ns
 
-    async def _fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
+    async def _fetch(self, sql: str, *args: object) -> bytes:
+        """The one JSON text value ``sql`` selects."""
         assert self.pool is not None
-        rows = await self.pool.fetch(sql, *args, timeout=QUERY_TIMEOUT_S)
+        text = await self.pool.fetchval(sql, *args, timeout=QUERY_TIMEOUT_S)
         self.queries += 1
-        return rows
+        return text.encode() if isinstance(text, str) else b"[]"
 
     # ---- the HistoryReader queries, awaited ------------------------------------------------
 
     async def order(self, order_id: int) -> OrderRecord | None:
-        rows = await self._fetch(
-            f"SELECT {_ORDER_COLS} FROM orders WHERE order_id = $1 AND {_CLOSED} "
-            f"AND {_KEPT.format('$2')}",
-            order_id,
-            self._kept_since_ns(),
+        rows = _DECODE_ORDERS(
+            await self._fetch(
+                _orders_json(
+                    f"SELECT * FROM orders WHERE order_id = $1 AND {_CLOSED} "
+                    f"AND {_KEPT.format('$2')}"
+                ),
+                order_id,
+                self._kept_since_ns(),
+            )
         )
-        return _order(rows[0]) if rows else None
+        return rows[0] if rows else None
 
     async def latest_by_client_id(
         self, account_id: int, market_id: int, client_order_id: int
     ) -> OrderRecord | None:
         if client_order_id == 0:
             return None
-        rows = await self._fetch(
-            f"SELECT {_ORDER_COLS} FROM orders WHERE account_id = $1 AND client_order_id = $2 "
-            f"AND market_id = $3 AND client_order_id <> 0 AND {_CLOSED} "
-            f"AND {_KEPT.format('$4')} ORDER BY order_id DESC LIMIT 1",
-            account_id,
-            client_order_id,
-            market_id,
-            self._kept_since_ns(),
+        rows = _DECODE_ORDERS(
+            await self._fetch(
+                _orders_json(
+                    "SELECT * FROM orders WHERE account_id = $1 AND client_order_id = $2 "
+                    f"AND market_id = $3 AND client_order_id <> 0 AND {_CLOSED} "
+                    f"AND {_KEPT.format('$4')} ORDER BY order_id DESC LIMIT 1"
+                ),
+                account_id,
+                client_order_id,
+                market_id,
+                self._kept_since_ns(),
+            )
         )
-        return _order(rows[0]) if rows else None
+        return rows[0] if rows else None
 
     async def orders(
         self,
@@ -222,9 +238,11 @@ class PgHistory:
         where = f"account_id = $1 AND market_id = $2 AND {_CLOSED}"
         where += f" AND {_KEPT.format('$7')}"
         lo, hi = _id_bounds("order_id", f"FROM orders WHERE {where}", "accepted_ts_ns")
-        rows = await self._fetch(
-            f"SELECT {_ORDER_COLS} FROM orders WHERE {where} AND order_id >= greatest($3, {lo}) "
-            f"AND order_id <= {hi} ORDER BY order_id {'DESC' if newest else 'ASC'} LIMIT $6",
+        text = await self._fetch(
+            _orders_json(
+                f"SELECT * FROM orders WHERE {where} AND order_id >= greatest($3, {lo}) "
+                f"AND order_id <= {hi} ORDER BY order_id {'DESC' if newest else 'ASC'} LIMIT $6"
+            ),
             account_id,
             market_id,
             from_id,
@@ -233,10 +251,7 @@ class PgHistory:
             limit,
             self._kept_since_ns(),
         )
-        out = [_order(r) for r in rows]
-        if newest:
-            out.reverse()
-        return out
+        return _DECODE_ORDERS(text)
 
     async def trades(
         self,
@@ -270,14 +285,13 @@ class PgHistory:
         args: list[object] = [account_id, market_id, from_id, start_ns, end_ns, limit]
         if order_id is not None:
             args.append(order_id)
-        rows = await self._fetch(
-            f"{parts[0]} UNION ALL {parts[1]} ORDER BY 2 {direction}, 3 {direction} LIMIT $6",
+        text = await self._fetch(
+            f"SELECT coalesce(json_agg({_TRADE_ARRAY} ORDER BY trade_id, order_id), '[]')::text "
+            f"FROM ({parts[0]} UNION ALL {parts[1]} "
+            f"ORDER BY trade_id {direction}, order_id {direction} LIMIT $6) t",
             *args,
         )
-        out = [TradeRecord(*r) for r in rows]
-        if newest:
-            out.reverse()
-        return out
+        return _DECODE_TRADES(text)
 
 
 def _id_bounds(id_col: str, source: str, time_col: str) -> tuple[str, str]:
