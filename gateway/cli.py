@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--ledger-dsn",
         metavar="DSN",
         help="project the journal into this PostgreSQL continuously "
-        "(a follower process beside the server)",
+        "(a follower process beside the server), and read older order history from it",
     )
     serve.add_argument(
         "--history-memory-orders",

@@ -12,23 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from gateway.client import ClientError, WsApiClient
 from gateway.history.pgreader import PgHistory
+from gateway.ratelimit import Limits
 from ledger.pg.projector import sync
 from tests.gateway_support import ServerThread
 from tests.history_load import SYMBOL, Acked, place_many
-from tests.test_gateway_history import LIMITS
 
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+LIMITS = Limits(orders_per_10s=10**7, orders_per_day=10**8, weight_per_minute=10**8)
 CONFIG: dict[str, Any] = {
     "history_memory_orders": 0,
     "history_commit_interval_s": 0.05,
@@ -38,21 +35,9 @@ LOAD = 600
 
 
 @pytest.fixture
-def dsn() -> Iterator[str]:
-    name = f"kootabase_hist_{secrets.token_hex(4)}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(ADMIN_DSN, timeout=10)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f"CREATE DATABASE {name}"))
-    try:
-        yield ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
-    finally:
-        asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+def dsn(empty_db: str) -> str:
+    """A fresh database per test (`tests/conftest.py`)."""
+    return empty_db
 
 
 async def _special(c: WsApiClient, mk: WsApiClient) -> None:

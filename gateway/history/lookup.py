@@ -11,9 +11,14 @@ gap, or a query failing) the local index + memory answers, which is always compl
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 from gateway.history.pgreader import PG_ERRORS, PgHistory
 from gateway.records import OrderRecord, TradeRecord
 from gateway.store import Store
+
+R = TypeVar("R", OrderRecord, TradeRecord)
 
 
 class HistoryLookup:
@@ -26,6 +31,19 @@ class HistoryLookup:
     def _pg(self) -> PgHistory | None:
         pg = self.pg
         return pg if pg is not None and pg.serves() else None
+
+    async def _durable(
+        self, account_id: int, query: Callable[[PgHistory], Awaitable[list[R]]]
+    ) -> list[R] | None:
+        """A page's durable part from PostgreSQL; None: the local index is to answer it."""
+        pg = self._pg() if account_id in self.store.accounts else None
+        if pg is None:
+            return None
+        try:
+            return await query(pg)
+        except PG_ERRORS as exc:
+            pg.down(exc)
+            return None
 
     async def order_of(self, account_id: int, order_id: int) -> OrderRecord | None:
         store = self.store
@@ -66,13 +84,10 @@ class HistoryLookup:
         newest: bool,
     ) -> list[OrderRecord]:
         args = dict(from_id=from_id, start_ns=start_ns, end_ns=end_ns, limit=limit, newest=newest)
-        rows: list[OrderRecord] | None = None
-        pg = self._pg() if account_id in self.store.accounts else None
-        if pg is not None:
-            try:
-                rows = await pg.orders(account_id, market_id, **args)  # type: ignore[arg-type]
-            except PG_ERRORS as exc:
-                pg.down(exc)
+        rows = await self._durable(
+            account_id,
+            lambda pg: pg.orders(account_id, market_id, **args),  # type: ignore[arg-type]
+        )
         return self.store.orders_page(
             account_id,
             market_id,
@@ -100,13 +115,10 @@ class HistoryLookup:
             limit=limit,
             newest=newest,
         )
-        rows: list[TradeRecord] | None = None
-        pg = self._pg() if account_id in self.store.accounts else None
-        if pg is not None:
-            try:
-                rows = await pg.trades(account_id, market_id, **args)  # type: ignore[arg-type]
-            except PG_ERRORS as exc:
-                pg.down(exc)
+        rows = await self._durable(
+            account_id,
+            lambda pg: pg.trades(account_id, market_id, **args),  # type: ignore[arg-type]
+        )
         return self.store.trades_page(
             account_id,
             market_id,
