@@ -1,6 +1,8 @@
 """The operator API's fiat rail (``/ops/v1/fiat/deposits``) over `backoffice.fiat`: finance
 records a bank transfer, a different finance or admin staff member approves it (the journaled
-``Deposit`` keyed by the bank reference) or either rejects it with a reason. Described in
+``Deposit`` keyed by the bank reference) or either rejects it with a reason. Fiat withdrawals
+are custody's withdrawals to a bank account (four eyes through ``/ops/v1/withdrawals``);
+finance marks an approved one paid here (``/ops/v1/fiat/withdrawals/{id}/paid``). Described in
 ``/openapi.json`` by `backoffice.opsfiatdoc`."""
 
 from __future__ import annotations
@@ -134,6 +136,30 @@ class FiatRoutes:
         return self._public(row)
 
 
+    async def paid(self, request: web.Request, session: StaffSession) -> Any:
+        """Finance sent the bank transfer of a fiat withdrawal two others approved (through
+        ``/ops/v1/withdrawals/{id}/approve``, custody's four eyes): the journaled settlement
+        (`custody.withdrawals.WithdrawalDesk.mark_paid`) names the staff member and the bank's
+        reference."""
+        from backoffice.opsmoney import MoneyRoutes
+        from backoffice.routes import _body
+        from custody.withdrawals import WithdrawalRejected
+
+        money = MoneyRoutes(self.ops)
+        withdrawal_id = money._withdrawal_id(request)
+        body = await _body(request)
+        if set(body) != {"bank_reference"}:
+            raise errors.bad_request('the body is {"bank_reference": text}')
+        reference = parse_reference(body["bank_reference"])
+        desk = money._custody().custody.desk
+        try:
+            row = await desk.mark_paid(withdrawal_id, session.staff.staff_id, reference)
+        except WithdrawalRejected as exc:
+            status = 404 if exc.code == "UNKNOWN_WITHDRAWAL" else 409
+            raise BackofficeError(status, exc.code, exc.message) from None
+        return money._withdrawal(row)
+
+
 def setup(app: web.Application, ops: Ops) -> FiatRoutes:
     from backoffice.ops import PREFIX
 
@@ -144,4 +170,6 @@ def setup(app: web.Application, ops: Ops) -> FiatRoutes:
     add("POST", base, r("fiat.record", f.record))
     add("POST", f"{base}/{{deposit_id}}/approve", r("fiat.approve", f.approve))
     add("POST", f"{base}/{{deposit_id}}/reject", r("fiat.approve", f.reject))
+    paid = f"{PREFIX}/fiat/withdrawals/{{withdrawal_id}}/paid"
+    add("POST", paid, r("fiat.pay", f.paid))
     return f

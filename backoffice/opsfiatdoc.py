@@ -10,6 +10,7 @@ from typing import Any
 from backoffice.fiat import MAX_REASON_CHARS, STATUSES
 from backoffice.opsdoc import STR, _int, _json_body, _obj, _operation, _path, _query
 from backoffice.opsfiat import LIST_STATUSES, MAX_LIST
+from backoffice.opsmoneydoc import WITHDRAWAL
 
 NULL_STR = {"type": ["string", "null"]}
 FIAT_DEPOSIT = _obj(
@@ -28,14 +29,18 @@ FIAT_DEPOSIT = _obj(
 )
 
 
+REFERENCE_PATTERN = "^[A-Za-z0-9][A-Za-z0-9./_-]{3,63}$"
+
+
 def operations(p: str) -> dict[tuple[str, str], dict[str, Any]]:
     base = f"{p}/fiat/deposits"
+    paid = f"{p}/fiat/withdrawals/{{withdrawal_id}}/paid"
     did = _path("deposit_id", {"type": "string", "minLength": 1, "maxLength": 64})
     record_body = _obj(
         account_id=_int(0),
         asset={"type": "string", "description": "a fiat asset (ISO 4217 code, not custodied)"},
         amount={"type": "string", "description": "decimal, in the asset's units"},
-        bank_reference={"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9./_-]{3,63}$"},
+        bank_reference={"type": "string", "pattern": REFERENCE_PATTERN},
     )
     ops = {
         ("GET", base): _operation(
@@ -86,7 +91,24 @@ def operations(p: str) -> dict[tuple[str, str], dict[str, Any]]:
             ),
             statuses={409},
         ),
+        ("POST", paid): _operation(
+            "POST",
+            paid,
+            "A fiat withdrawal approved by two finance staff (status held) was paid by bank "
+            "transfer: its hold is settled, journaled (WithdrawResult) naming the staff member "
+            "and the bank reference; NOT_APPROVED before the approvals",
+            "fiat.pay",
+            WITHDRAWAL,
+            params=[_path("withdrawal_id", _int(1))],
+            body=_json_body(
+                _obj(bank_reference={"type": "string", "pattern": REFERENCE_PATTERN}),
+                {"bank_reference": "OUT-2026-0001"},
+            ),
+            statuses={404, 409},
+        ),
     }
     for op in ops.values():
         op["x-requires"] = "fiat"
+    # needs custody and a fiat asset: tests/test_fiat_withdrawals.py holds it to this
+    ops["POST", paid]["x-requires"] = "fiat-withdrawal"
     return ops

@@ -67,6 +67,7 @@ ACTIONS: Final[dict[str, Action]] = {
     "fiat.view": _a(A, C, F, R, writes=False),
     "fiat.record": _a(F, writes=True),
     "fiat.approve": _a(A, F, writes=True),
+    "fiat.pay": _a(F, writes=True),
     "audit.read": _a(A, C, R, writes=False),
     "withdrawals.view": _a(A, C, F, R, writes=False),
     "withdrawals.approve": _a(F, writes=True),

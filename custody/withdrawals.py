@@ -21,6 +21,7 @@ through the same review as a fresh one (never straight to the signer when it nee
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -55,6 +56,11 @@ AWAITING, CANCELLED = "awaiting_approval", "cancelled"
 REJECTING, CANCELLING = "rejecting", "cancelling"
 """A decision to release was recorded; the journaled release is in flight (`recover`)."""
 OPEN_STATUSES = (HELD, SIGNED, BROADCAST, MINED)
+FIAT_CHAIN = "BANK"
+"""The "chain" of fiat withdrawals (the manual bank rail): no signer has it, so a fiat
+withdrawal approved by four eyes waits ``held`` until finance marks it paid (`mark_paid`)."""
+FIAT_REVIEW = "fiat"
+_BANK_ACCOUNT = re.compile(r"[A-Z0-9][A-Z0-9 ./-]{5,63}")
 
 
 class WithdrawalRejected(ValueError):
@@ -124,14 +130,7 @@ class WithdrawalDesk:
                     f"24h limit {asset.daily_limit_atoms} atoms: {used} used, "
                     f"{amount_atoms} requested",
                 )
-        if withdrawal_id is None:
-            withdrawal_id = self.store.next_withdrawal_id()
-        elif withdrawal_id < 1:
-            raise WithdrawalRejected("INVALID_WITHDRAWAL_ID", "withdrawal ids start at 1")
-        elif self.store.withdrawal(withdrawal_id) is not None:
-            raise WithdrawalRejected(
-                "DUPLICATE_WITHDRAWAL", f"withdrawal id {withdrawal_id} exists"
-            )
+        withdrawal_id = self._new_id(withdrawal_id)
         review = []
         if asset.approval_threshold_atoms and amount_atoms > asset.approval_threshold_atoms:
             review.append("threshold")
@@ -157,6 +156,63 @@ class WithdrawalDesk:
         )
         self.store.add_withdrawal(row)
         return await self._hold(row)
+
+    def _new_id(self, withdrawal_id: int | None) -> int:
+        if withdrawal_id is None:
+            return self.store.next_withdrawal_id()
+        if withdrawal_id < 1:
+            raise WithdrawalRejected("INVALID_WITHDRAWAL_ID", "withdrawal ids start at 1")
+        if self.store.withdrawal(withdrawal_id) is not None:
+            raise WithdrawalRejected(
+                "DUPLICATE_WITHDRAWAL", f"withdrawal id {withdrawal_id} exists"
+            )
+        return withdrawal_id
+
+    async def request_fiat(
+        self,
+        account_id: int,
+        asset_id: int,
+        amount_atoms: int,
+        bank_account: str,
+        *,
+        withdrawal_id: int | None = None,
+    ) -> WithdrawalRow:
+        """A fiat withdrawal to a bank account (the fiat rail; the caller checked that the
+        asset is fiat): held by the engine, then always four eyes (review ``fiat``, plus any AML
+        hold), the same approvals as a coin's (`custody.approvals`); approved, it waits
+        ``held`` on `FIAT_CHAIN`, which no signer takes, until finance pays it (`mark_paid`)."""
+        account = bank_account.strip().upper() if isinstance(bank_account, str) else ""
+        if not _BANK_ACCOUNT.fullmatch(account):
+            raise WithdrawalRejected(
+                "INVALID_ADDRESS",
+                "a bank account is 6..64 letters, digits, spaces and . / - (an IBAN)",
+            )
+        if type(amount_atoms) is not int or not 0 < amount_atoms <= MAX_AMOUNT_ATOMS:
+            raise WithdrawalRejected(
+                "INVALID_AMOUNT", f"amount must be 1..{MAX_AMOUNT_ATOMS} atoms"
+            )
+        withdrawal_id = self._new_id(withdrawal_id)
+        now = self.clock()
+        row = WithdrawalRow(withdrawal_id, account_id, asset_id, amount_atoms, account,
+                            FIAT_CHAIN, REQUESTED, now, now, "", "", 0, 0, FIAT_REVIEW)  # fmt: skip
+        self.store.add_withdrawal(row)
+        return await self._hold(row)
+
+    async def mark_paid(self, withdrawal_id: int, staff_id: str, reference: str) -> WithdrawalRow:
+        """Finance sent the bank transfer of an approved fiat withdrawal: the hold is settled
+        through the journal (``WithdrawResult(success=True)``). Idempotent after a crash
+        between the journal and the store (`settle`)."""
+        row = self.store.withdrawal(withdrawal_id)
+        if row is None or row.chain != FIAT_CHAIN:
+            raise WithdrawalRejected("UNKNOWN_WITHDRAWAL", f"no fiat withdrawal {withdrawal_id}")
+        if row.status != HELD:
+            raise WithdrawalRejected(
+                "NOT_APPROVED", f"withdrawal {withdrawal_id} is {row.status}, not approved (held)"
+            )
+        await self.settle(withdrawal_id, True, f"paid by {staff_id}: {reference}")
+        paid = self.store.withdrawal(withdrawal_id)
+        assert paid is not None
+        return paid
 
     async def _hold(self, row: WithdrawalRow) -> WithdrawalRow:
         events = await self.submit(

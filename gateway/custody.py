@@ -143,12 +143,18 @@ class GatewayCustody:
 
     # ---- helpers -----------------------------------------------------------------------------
 
-    def _asset(self, params: Mapping[str, Any]) -> tuple[int, str, int]:
-        """(asset_id, symbol, engine decimals) of ``coin``, which custody must handle."""
+    def _asset(self, params: Mapping[str, Any], *, fiat: bool = False) -> tuple[int, str, int]:
+        """(asset_id, symbol, engine decimals) of ``coin``, which custody must handle (or,
+        with ``fiat``, a fiat asset of the bank rail: `backoffice.fiat.FIAT_SYMBOLS`)."""
+        from backoffice.fiat import FIAT_SYMBOLS
+
         coin = get_str(params, "coin", required=True)
         assert coin is not None
         a = next((x for x in self.gw.store.assets.values() if x.symbol == coin), None)
-        if a is None or self.custody.registry.asset(a.asset_id) is None:
+        known = a is not None and self.custody.registry.asset(a.asset_id) is not None
+        if a is not None and not known and fiat and a.symbol in FIAT_SYMBOLS:
+            return a.asset_id, a.symbol, a.decimals
+        if a is None or not known:
             raise errors.ApiError(
                 errors.WITHDRAW_UNKNOWN_COIN,
                 f"Coin {coin!r} is not supported for deposit or withdrawal.",
@@ -175,9 +181,12 @@ class GatewayCustody:
         }
 
     async def withdraw(self, account_id: int, params: Mapping[str, Any]) -> dict[str, Any]:
-        from custody.withdrawals import WithdrawalRejected
+        """A coin to its chain, or a fiat asset to a bank account (network ``BANK``, the
+        address an IBAN), which always waits for four eyes and is paid by finance."""
+        from custody.withdrawals import FIAT_CHAIN, WithdrawalRejected
 
-        asset_id, _, decimals = self._asset(params)
+        asset_id, _, decimals = self._asset(params, fiat=True)
+        custodied = self.custody.registry.asset(asset_id)
         address = get_str(params, "address", required=True)
         assert address is not None
         amount = params.get("amount")
@@ -185,16 +194,23 @@ class GatewayCustody:
             raise errors.mandatory("amount")
         atoms = parse_decimal("amount", amount, decimals)
         network = get_str(params, "network", required=False)
-        if network is not None and network != self.custody.registry.assets[asset_id].chain:
+        chain = custodied.chain if custodied is not None else FIAT_CHAIN
+        if network is not None and network != chain:
             raise errors.invalid("network")
         withdrawal_id = get_int(params, "withdrawOrderId", lo=1)
         standing = self._standing_refusal(account_id, asset_id, atoms)
         if standing is not None:
             raise errors.from_withdrawal(*standing)
+        desk = self.custody.desk
         try:
-            row = await self.custody.request_withdrawal(
-                account_id, asset_id, atoms, address, withdrawal_id=withdrawal_id
-            )
+            if custodied is None:
+                row = await desk.request_fiat(
+                    account_id, asset_id, atoms, address, withdrawal_id=withdrawal_id
+                )
+            else:
+                row = await self.custody.request_withdrawal(
+                    account_id, asset_id, atoms, address, withdrawal_id=withdrawal_id
+                )
         except WithdrawalRejected as exc:
             raise errors.from_withdrawal(exc.code, exc.message) from None
         return {"id": str(row.withdrawal_id)}
@@ -227,7 +243,8 @@ class GatewayCustody:
         tier = store.tier(account_id)
         if tier == 0:
             return "TIER_NOT_ALLOWED", f"account {account_id} is KYC tier 0"
-        limits = self.custody.registry.assets[asset_id].tier_daily_limit_atoms
+        custodied = self.custody.registry.asset(asset_id)
+        limits = custodied.tier_daily_limit_atoms if custodied is not None else []
         limit = limits[tier] if 0 <= tier < len(limits) else 0
         if limit:
             since = time.time_ns() - DAY_NS
@@ -242,7 +259,7 @@ class GatewayCustody:
     def withdraw_history(self, account_id: int, params: Mapping[str, Any]) -> list[Any]:
         rows = self.custody.withdrawals(account_id)
         if params.get("coin"):
-            asset_id = self._asset(params)[0]
+            asset_id = self._asset(params, fiat=True)[0]
             rows = [r for r in rows if r.asset_id == asset_id]
         rows = history_page(rows, params, lambda r: r.created_ns)
         return [self._withdrawal(r) for r in rows]
@@ -258,7 +275,10 @@ class GatewayCustody:
     def _confirmations(self, chain: str, height: int) -> tuple[int, int]:
         """(confirmations of a block at ``height`` as far as custody has scanned, capped at
         the chain's policy; the policy). 0 for height 0 (not in a block)."""
-        required = self.custody.registry.chains[chain].confirmations
+        spec = self.custody.registry.chains.get(chain)
+        if spec is None:  # the bank rail (fiat withdrawals): no blocks
+            return 0, 0
+        required = spec.confirmations
         tip = self.custody.store.tip(chain)
         if height <= 0 or tip is None or tip[0] < height:
             return 0, required
@@ -267,7 +287,7 @@ class GatewayCustody:
     def _withdrawal(self, r: WithdrawalRow) -> dict[str, Any]:
         confirmed, _ = self._confirmations(r.chain, r.mined_height)
         if r.status == "settled":
-            confirmed = self.custody.registry.chains[r.chain].confirmations
+            confirmed = self._confirmations(r.chain, 1 << 62)[1]
         out = {
             "id": str(r.withdrawal_id),
             "withdrawOrderId": str(r.withdrawal_id),

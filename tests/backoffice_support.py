@@ -40,6 +40,23 @@ def pg_database() -> Iterator[str]:
 BACKENDS = ["sqlite", "postgres"]
 
 
+@contextmanager
+def identity_dsn(backend: str) -> Iterator[str | None]:
+    """None for SQLite in the data dir, else the DSN of a new PostgreSQL database (dropped when
+    the block ends): for tests that restart a server on the same identity store."""
+    if backend == "sqlite":
+        yield None
+        return
+    with pg_database() as dsn:
+        yield dsn
+
+
+def start_server(tmp_path: Path, dsn: str | None) -> ServerThread:
+    """A real gateway without fixture accounts on ``tmp_path``'s data dir and ``dsn``."""
+    extra = {"backoffice_dsn": dsn} if dsn else {}
+    return ServerThread(tmp_path, fixture_accounts=False, marketdata=False, **extra)
+
+
 def backoffice_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerThread]:
     """A real gateway whose identity store is SQLite in its data dir, then PostgreSQL (a test
     module makes it a fixture: ``server = pytest.fixture(params=BACKENDS)(backoffice_server)``).

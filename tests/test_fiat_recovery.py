@@ -10,10 +10,7 @@ second approval credits it then. Nothing is credited twice; a replay gives the s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,23 +18,9 @@ from backoffice.fiat import FiatDeposits
 from backoffice.roles import Role
 from backoffice.routes import BACKOFFICE_KEY
 from engine.schema import Deposit
-from tests.backoffice_support import BACKENDS, pg_database
+from tests.backoffice_support import BACKENDS, identity_dsn, start_server
 from tests.gateway_support import ServerThread, journal_replay
 from tests.test_backoffice_ops import login, make_staff, ops
-
-
-@contextmanager
-def _dsn(backend: str) -> Iterator[str | None]:
-    if backend == "sqlite":
-        yield None
-        return
-    with pg_database() as dsn:
-        yield dsn
-
-
-def _start(tmp_path: Path, dsn: str | None) -> ServerThread:
-    extra: dict[str, Any] = {"backoffice_dsn": dsn} if dsn else {}
-    return ServerThread(tmp_path, fixture_accounts=False, marketdata=False, **extra)
 
 
 def _usd(srv: ServerThread, account_id: int) -> int:
@@ -50,8 +33,8 @@ def usd_id(srv: ServerThread) -> int:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_crash_between_journal_and_mark_is_settled_at_start(backend: str, tmp_path: Path) -> None:
-    with _dsn(backend) as dsn:
-        srv = _start(tmp_path, dsn)
+    with identity_dsn(backend) as dsn:
+        srv = start_server(tmp_path, dsn)
         try:
             admin = login(srv, "a@x.example.com", make_staff(srv, "a@x.example.com", Role.ADMIN))
             f1 = login(srv, "f1@x.example.com", make_staff(srv, "f1@x.example.com", Role.FINANCE))
@@ -85,7 +68,7 @@ def test_crash_between_journal_and_mark_is_settled_at_start(backend: str, tmp_pa
         finally:
             srv.stop()
 
-        srv = _start(tmp_path, dsn)
+        srv = start_server(tmp_path, dsn)
         try:
             fiat = FiatDeposits(srv.running.runner.app[BACKOFFICE_KEY].store.db)
             after = srv.call(fiat.get(rows["BANK-AFTER-0001"]))

@@ -9,10 +9,7 @@ a restart (the journal replayed) the limit is listed and enforced the same.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,25 +17,11 @@ from backoffice import errors
 from backoffice.roles import Role
 from gateway.admin import Admin
 from gateway.client import Credentials
-from tests.backoffice_support import BACKENDS, pg_database
+from tests.backoffice_support import BACKENDS, identity_dsn, start_server
 from tests.gateway_support import ServerThread, http, journal_replay
 from tests.test_backoffice_ops import login, make_staff, ops, refused, rest_order
 
 PASSWORD = "correct horse battery staple"
-
-
-@contextmanager
-def _dsn(backend: str) -> Iterator[str | None]:
-    if backend == "sqlite":
-        yield None
-        return
-    with pg_database() as dsn:
-        yield dsn
-
-
-def _start(tmp_path: Path, dsn: str | None) -> ServerThread:
-    extra: dict[str, Any] = {"backoffice_dsn": dsn} if dsn else {}
-    return ServerThread(tmp_path, fixture_accounts=False, marketdata=False, **extra)
 
 
 def _user(srv: ServerThread) -> tuple[int, Credentials]:
@@ -62,8 +45,8 @@ OVER = "Order notional is above this account's KYC tier limit; verify to a highe
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_tier_trade_limit_set_enforced_audited_and_replayed(backend: str, tmp_path: Path) -> None:
-    with _dsn(backend) as dsn:
-        srv = _start(tmp_path, dsn)
+    with identity_dsn(backend) as dsn:
+        srv = start_server(tmp_path, dsn)
         try:
             secrets = {r: make_staff(srv, f"{r.value}@ops.example.com", r) for r in Role}
             tokens = {r: login(srv, f"{r.value}@ops.example.com", s) for r, s in secrets.items()}
@@ -125,7 +108,7 @@ def test_tier_trade_limit_set_enforced_audited_and_replayed(backend: str, tmp_pa
             srv.stop()
 
         # A restart replays the journal: the limit is listed and enforced the same.
-        srv = _start(tmp_path, dsn)
+        srv = start_server(tmp_path, dsn)
         try:
             # (a new staff member: the others' TOTP codes of this 30 s step are spent)
             late = make_staff(srv, "late@ops.example.com", Role.COMPLIANCE)
