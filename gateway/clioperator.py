@@ -183,6 +183,22 @@ def add_ledger_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
     statement.add_argument("--to-time", metavar="T", help="inclusive, like --from-time")
 
 
+def _custody_paths(parser: argparse.ArgumentParser) -> None:
+    """The data directory and config file every custody command reads."""
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("./data"),
+        help="data directory holding custody.sqlite (default: ./data)",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="custody TOML config (default: DATA_DIR/custody.toml)",
+    )
+
+
 def add_custody_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """``kootabase custody reconcile|float|alerts``: reconciliation, the operator's float and
     the alerts that halt a chain."""
@@ -191,18 +207,7 @@ def add_custody_commands(sub: argparse._SubParsersAction) -> None:  # type: igno
     rec = custody_sub.add_parser(
         "reconcile", help="per asset: ledger liabilities vs on-chain balances, explained"
     )
-    rec.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path("./data"),
-        help="data directory holding custody.sqlite (default: ./data)",
-    )
-    rec.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="custody TOML config (default: DATA_DIR/custody.toml)",
-    )
+    _custody_paths(rec)
     rec.add_argument(
         "--journal", type=Path, metavar="DIR", help="journal directory (default: DATA_DIR/journal)"
     )
@@ -216,36 +221,14 @@ def add_custody_commands(sub: argparse._SubParsersAction) -> None:  # type: igno
         ("resolve", "accept the node's chain and resume the halted chain"),
     ):
         p = alerts_sub.add_parser(name, help=text)
-        p.add_argument(
-            "--data-dir",
-            type=Path,
-            default=Path("./data"),
-            help="data directory holding custody.sqlite (default: ./data)",
-        )
-        p.add_argument(
-            "--config",
-            type=Path,
-            metavar="FILE",
-            help="custody TOML config (default: DATA_DIR/custody.toml)",
-        )
+        _custody_paths(p)
         p.set_defaults(handler=lazy("custody.alertscli", "run_alerts_cli"))
         if name == "resolve":
             p.add_argument("alert_id", type=positive_int, metavar="ID")
     flt = custody_sub.add_parser(
         "float", help="record the exchange's own coins moved into (or out of) its hot wallets"
     )
-    flt.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path("./data"),
-        help="data directory holding custody.sqlite (default: ./data)",
-    )
-    flt.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="custody TOML config (default: DATA_DIR/custody.toml)",
-    )
+    _custody_paths(flt)
     flt.add_argument("--asset", required=True, help="asset symbol or id, e.g. ETH")
     flt.add_argument(
         "--amount",
