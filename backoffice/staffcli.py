@@ -19,6 +19,7 @@ import sys
 from typing import Any
 
 from backoffice.errors import BackofficeError
+from backoffice.passwords import check_new_password, normalize_email
 from backoffice.roles import parse_role
 from backoffice.secretbox import SecretBox
 from backoffice.staff import StaffAuth
@@ -39,6 +40,11 @@ def _password() -> str:
 
 
 async def _run(args: argparse.Namespace) -> dict[str, Any] | list[dict[str, Any]]:
+    if args.staff_command == "create":  # first: a mistake creates no master key, no tables
+        role = parse_role(args.role)
+        email = normalize_email(args.email)
+        password = _password()
+        check_new_password(password, email)
     master = load_master_key(args.master_key_file or default_master_key_file())
     try:
         store = await open_store(args.data_dir, args.backoffice_dsn)
@@ -49,8 +55,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any] | list[dict[str, Any]
         auth = StaffAuth(store.db, AccessTokens(key), SecretBox(master))
         if args.staff_command == "list":
             return [s.public() for s in await auth.store.listing()]
-        role = parse_role(args.role)
-        staff, secret, uri = await auth.create(args.email, _password(), role, by="cli")
+        staff, secret, uri = await auth.create(email, password, role, by="cli")
         return {**staff.public(), "totp_secret": secret, "otpauth_uri": uri}
     finally:
         await store.close()

@@ -33,7 +33,12 @@ def require_existing(data_dir: Path, *, journal: bool = True) -> Path:
 def require_journal_dir(path: Path) -> Path:
     """``--journal`` must name the journal itself; a data directory given instead would read as
     an empty journal (an empty state that looks like an answer), so it is an error that says
-    which path was meant."""
+    which path was meant. A path that does not exist is refused here too, before the command
+    does anything else (``ledger sync`` migrated its database first)."""
+    if not path.exists():
+        from engine.journal import JournalMissing
+
+        raise JournalMissing(path)
     if (path / JOURNAL_DIR).is_dir() and next(path.glob("*.seg"), None) is None:
         raise UserError(
             f"{path} is a data directory, not a journal",

@@ -210,3 +210,31 @@ def test_custody_alerts_where_custody_never_ran_create_no_store(tmp_path: Path) 
         proc = run_cli("custody", "alerts", action[0], *base, *action[1:])
         assert_one_line(proc, "no custody store at", "custody never ran there")
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_refused_sync_or_staff_create_leaves_the_database_and_files_as_they_were(
+    tmp_path: Path, empty_db: str
+) -> None:
+    """`ledger sync --journal TYPO` migrated the database (nine tables) before it found no
+    journal; `staff create` with a bad role, e-mail or password created the back office's
+    tables (and a master key) before checking them. Both now check first."""
+    proc = run_cli("ledger", "sync", "--dsn", empty_db, "--journal", str(tmp_path / "nope"))
+    assert_one_line(proc, "journal directory", "does not exist")
+    key = tmp_path / "master.key"
+    base = ("staff", "create", "--data-dir", str(tmp_path), "--backoffice-dsn", empty_db)
+    base = (*base, "--master-key-file", str(key))
+    for args, password, fragment in (
+        (("--email", "a@example.com", "--role", "nosuchrole"), "correct horse battery", "role"),
+        (("--email", "not-an-address", "--role", "admin"), "correct horse battery", "email"),
+        (("--email", "a@example.com", "--role", "admin"), "short", "WEAK_PASSWORD"),
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "gateway.cli", *base, *args],
+            input=password + "\n",
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert_one_line(proc, fragment)
+    assert asyncio.run(_tables(empty_db)) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
