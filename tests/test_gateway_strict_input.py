@@ -1,5 +1,5 @@
 """No input crashes a handler or drops a connection (issue 11, item 3): the known cases, each
-against a real server. The general search is tests/test_gateway_fuzz.py.
+against a real server. The general search is tests/test_gateway_fuzz_*.py.
 
 - JSON nested thousands deep on the WS API and the market-data WebSocket (``/ws``,
   ``/stream``) and in JSON-valued query parameters: an error answer, the connection stays open.
