@@ -4,7 +4,7 @@
 Every operation is under the ``StaffBearer`` scheme except the login that issues it; every
 refusal is ``OpsError`` (``{code, msg}``, stable string codes of `backoffice.errors`). 403 is
 documented where some role may not take the action (`backoffice.roles.ACTIONS`), 404 where a
-path names an account or a market. `tests/test_openapi.py` holds the server to this.
+path names an account or a market. `tests/test_openapi_ops.py` holds the server to this.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """OpenAPI description of the fiat rail (`backoffice.opsfiat`), merged into
 `backoffice.opsdoc.operations`. ``x-requires: fiat``: the operations need a fiat asset, which
-tests/test_openapi.py's server has not, so tests/test_fiat.py holds them to this description
+tests/test_openapi_ops.py's server has not, so tests/test_fiat.py holds them to this description
 (200 as described, every documented error status provoked)."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 into `backoffice.opsdoc.operations`. The operations carry ``x-requires: kyc`` (they need a
 user's submission to answer 200), so tests/test_backoffice_kyc.py, which makes one, holds them
 to this description (200 as described, every documented error status provoked) rather than
-tests/test_openapi.py's server without users."""
+tests/test_openapi_ops.py's server without users."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """OpenAPI description of market creation (`backoffice.opsmarkets`), merged into
 `backoffice.opsdoc.operations`. It carries ``x-requires: market-creation``: each call makes a
-market for good, so tests/test_openapi.py's fuzzing leaves it out (it would fill the venue with
+market for good, so tests/test_openapi_ops.py's fuzzing leaves it out (it would fill the venue with
 random markets every other test then sees) and tests/test_ops_markets.py holds it to this
 description (200 as described, every documented error status provoked)."""
 

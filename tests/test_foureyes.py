@@ -311,7 +311,7 @@ def test_operator_api_aml_cases(server: ServerThread, team: dict[str, tuple[str,
 def test_money_routes_answer_as_described(
     server: ServerThread, team: dict[str, tuple[str, str]]
 ) -> None:
-    """The operations that need custody or AML (``x-requires``; tests/test_openapi.py's server
+    """The operations that need custody or AML (``x-requires``; tests/test_openapi_ops.py's server
     has neither): each answers 200 as described, and every error status it documents (503
     excepted) is provoked and answered with ``{code, msg}`` as described."""
     import requests
