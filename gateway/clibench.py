@@ -13,12 +13,31 @@ from gateway.cliargs import positive_float, positive_int
 from gateway.cliload import lazy
 
 
+def _bench(
+    bench_sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    name: str,
+    text: str,
+    module: str,
+    *,
+    seed: bool = True,
+) -> argparse.ArgumentParser:
+    """One benchmark's parser, run by ``bench.<module>.run_cli``, with the options every
+    benchmark takes: ``--json``, and ``--seed`` (default 0) unless its seed is its own."""
+    parser = bench_sub.add_parser(name, help=text)
+    parser.add_argument("--json", action="store_true", help="print results as JSON")
+    if seed:
+        parser.add_argument("--seed", type=int, default=0, help="workload seed (default: 0)")
+    parser.set_defaults(handler=lazy(f"bench.{module}", "run_cli", bench=True))
+    return parser
+
+
 def add_bench_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """``kootabase bench engine|replay|restart|ledger|marketdata|gateway|cluster|history``."""
     bench = sub.add_parser("bench", help="run benchmarks (from a repository checkout)")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
-    bench_engine = bench_sub.add_parser("engine", help="benchmark the matching engine")
-    bench_engine.add_argument("--json", action="store_true", help="print results as JSON")
+    bench_engine = _bench(
+        bench_sub, "engine", "benchmark the matching engine", "engine_bench", seed=False
+    )
     bench_engine.add_argument(
         "--seed", type=int, help="workload seed (default: 0 for a and b, 3 for c)"
     )
@@ -28,24 +47,24 @@ def add_bench_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     bench_engine.add_argument(
         "--workload", choices=["a", "b", "c", "all"], default="all", help="workload (default: all)"
     )
-    bench_engine.set_defaults(handler=lazy("bench.engine_bench", "run_cli", bench=True))
-    bench_replay = bench_sub.add_parser(
-        "replay", help="benchmark journal replay through the engine (commands/s)"
+    bench_replay = _bench(
+        bench_sub,
+        "replay",
+        "benchmark journal replay through the engine (commands/s)",
+        "replay_bench",
     )
-    bench_replay.add_argument("--json", action="store_true", help="print results as JSON")
-    bench_replay.add_argument("--seed", type=int, default=0, help="workload seed (default: 0)")
     bench_replay.add_argument(
         "--commands", type=positive_int, metavar="N", help="stream commands (default: 500000)"
     )
     bench_replay.add_argument(
         "--journal", type=Path, metavar="DIR", help="replay this journal instead of workload (b)"
     )
-    bench_replay.set_defaults(handler=lazy("bench.replay_bench", "run_cli", bench=True))
-    bench_restart = bench_sub.add_parser(
-        "restart", help="benchmark an engine node's start-up on a long history (seconds)"
+    bench_restart = _bench(
+        bench_sub,
+        "restart",
+        "benchmark an engine node's start-up on a long history (seconds)",
+        "restart_bench",
     )
-    bench_restart.add_argument("--json", action="store_true", help="print results as JSON")
-    bench_restart.add_argument("--seed", type=int, default=0, help="workload seed (default: 0)")
     bench_restart.add_argument(
         "--commands",
         type=positive_int,
@@ -63,12 +82,12 @@ def add_bench_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     bench_restart.add_argument(
         "--data-dir", type=Path, metavar="DIR", help="build the history here and keep it"
     )
-    bench_restart.set_defaults(handler=lazy("bench.restart_bench", "run_cli", bench=True))
-    bench_ledger = bench_sub.add_parser(
-        "ledger", help="benchmark the ledger projection into PostgreSQL (postings/s)"
+    bench_ledger = _bench(
+        bench_sub,
+        "ledger",
+        "benchmark the ledger projection into PostgreSQL (postings/s)",
+        "ledger_bench",
     )
-    bench_ledger.add_argument("--json", action="store_true", help="print results as JSON")
-    bench_ledger.add_argument("--seed", type=int, default=0, help="workload seed (default: 0)")
     bench_ledger.add_argument(
         "--commands", type=positive_int, metavar="N", help="stream commands (default: 200000)"
     )
@@ -84,12 +103,12 @@ def add_bench_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
         default="postgresql://postgres@127.0.0.1:5432/postgres",
         help="server to benchmark; a scratch database is created and dropped there",
     )
-    bench_ledger.set_defaults(handler=lazy("bench.ledger_bench", "run_cli", bench=True))
-    bench_md = bench_sub.add_parser(
-        "marketdata", help="benchmark WebSocket market-data fan-out (loopback, 2 processes)"
+    bench_md = _bench(
+        bench_sub,
+        "marketdata",
+        "benchmark WebSocket market-data fan-out (loopback, 2 processes)",
+        "marketdata_bench",
     )
-    bench_md.add_argument("--json", action="store_true", help="print results as JSON")
-    bench_md.add_argument("--seed", type=int, default=0, help="workload seed (default: 0)")
     bench_md.add_argument(
         "--subscribers",
         type=positive_int,
@@ -118,11 +137,13 @@ def add_bench_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
         metavar="MS",
         help="fan-out flush interval (default: 5)",
     )
-    bench_md.set_defaults(handler=lazy("bench.marketdata_bench", "run_cli", bench=True))
-    bench_gw = bench_sub.add_parser(
-        "gateway", help="benchmark WS order entry: orders/s and ack latency (loopback)"
+    bench_gw = _bench(
+        bench_sub,
+        "gateway",
+        "benchmark WS order entry: orders/s and ack latency (loopback)",
+        "gateway_bench",
+        seed=False,
     )
-    bench_gw.add_argument("--json", action="store_true", help="print results as JSON")
     bench_gw.add_argument(
         "--clients",
         type=positive_int,
@@ -143,11 +164,13 @@ def add_bench_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
         help="journal without fsync (says so; not the product's setting)",
     )
     bench_gw.add_argument("--plot", metavar="PNG", help="save the latency plot here")
-    bench_gw.set_defaults(handler=lazy("bench.gateway_bench", "run_cli", bench=True))
-    bench_cl = bench_sub.add_parser(
-        "cluster", help="order entry in cluster mode: 3 NATS nodes (R3, R1), 2 gateways"
+    bench_cl = _bench(
+        bench_sub,
+        "cluster",
+        "order entry in cluster mode: 3 NATS nodes (R3, R1), 2 gateways",
+        "cluster_bench",
+        seed=False,
     )
-    bench_cl.add_argument("--json", action="store_true", help="print results as JSON")
     bench_cl.add_argument(
         "--seconds",
         type=positive_float(600),
@@ -183,12 +206,12 @@ def add_bench_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
         help="extra argument of both gateways' `serve` (repeat; an A/B of a setting, e.g. "
         "--gateway-arg=--publish-linger-ms=0)",
     )
-    bench_cl.set_defaults(handler=lazy("bench.cluster_bench", "run_cli", bench=True))
-    bench_hist = bench_sub.add_parser(
-        "history", help="benchmark the order/trade history index: build rate, query latency"
+    bench_hist = _bench(
+        bench_sub,
+        "history",
+        "benchmark the order/trade history index: build rate, query latency",
+        "history_bench",
     )
-    bench_hist.add_argument("--json", action="store_true", help="print results as JSON")
-    bench_hist.add_argument("--seed", type=int, default=0, help="workload seed (default: 0)")
     bench_hist.add_argument(
         "--orders",
         type=positive_int,
@@ -202,4 +225,3 @@ def add_bench_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
         help="also load the history into this (empty) PostgreSQL database as the ledger "
         "projection holds it, and time the PostgreSQL path beside the local index",
     )
-    bench_hist.set_defaults(handler=lazy("bench.history_bench", "run_cli", bench=True))
