@@ -1,7 +1,8 @@
-"""Hypothesis strategies for the whole-surface fuzz test (tests/test_gateway_fuzz.py): arbitrary
-bytes and text, JSON of every shape (deep nesting included), and requests that look almost
-right: known method and parameter names with values chosen to sit on parser edges (Unicode
-digits, trailing newlines, huge numbers, wrong types, lone surrogates...)."""
+"""Hypothesis strategies for the whole-surface fuzz test (tests/test_gateway_fuzz_surface.py):
+arbitrary bytes and text, JSON of every shape (deep nesting included), and requests that look
+almost right: known method and parameter names with values chosen to sit on parser edges
+(Unicode digits, trailing newlines, huge numbers, wrong types, lone surrogates...).
+"""
 
 from __future__ import annotations
 
