@@ -93,6 +93,9 @@ TABLES: Final[tuple[str, ...]] = (
         action_done INTEGER NOT NULL DEFAULT 0
     )""",
     "CREATE INDEX IF NOT EXISTS bo_aml_cases_status ON bo_aml_cases (status, seq)",
+    # One case per (rule, triggering sequence), whichever gateway writes it first: the case
+    # id already says so; the index states it in the table (cluster mode: many writers).
+    "CREATE UNIQUE INDEX IF NOT EXISTS bo_aml_cases_rule_seq ON bo_aml_cases (rule_id, seq)",
     """CREATE TABLE IF NOT EXISTS bo_aml_notes (
         note_id TEXT PRIMARY KEY,
         case_id TEXT NOT NULL,

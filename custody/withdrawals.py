@@ -221,6 +221,7 @@ class WithdrawalDesk:
                 account_id=row.account_id,
                 asset_id=row.asset_id,
                 amount_atoms=row.atoms,
+                address=row.address,
             )
         )
         rejected = next((e for e in events if isinstance(e, CommandRejected)), None)

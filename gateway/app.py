@@ -104,6 +104,8 @@ class Gateway(ReadModelRebuild, GatewayHttp):
         self.start_point = (0, 0)
         """(sequence of the read-model snapshot started from (0: none), commands replayed)."""
         self.health_checks: dict[str, Callable[[], dict[str, Any]]] = {}
+        self.ledger_follower: Any = None
+        """The supervised ``ledger sync --follow`` child (`gateway.ledgerfollower`), if any."""
         """Supervised parts (name -> status with an ``ok`` flag), for a health endpoint."""
         self.marketdata: Any = None
         if config.marketdata:
@@ -116,6 +118,11 @@ class Gateway(ReadModelRebuild, GatewayHttp):
                     ws_heartbeat_s=config.limits.ws_heartbeat_s,
                     max_connection_s=config.limits.max_connection_s,
                 )
+        self.aml: Any = None
+        if config.aml_rules is not None:  # before the replay, which folds into it
+            from backoffice.aml.service import GatewayAml
+
+            self.aml = GatewayAml(self, config.aml_rules)
         if self.node is not None:
             self._replay()
         elif self.cluster_start is not None:
@@ -175,11 +182,8 @@ class Gateway(ReadModelRebuild, GatewayHttp):
             self.custody = GatewayCustody(
                 self, config.custody, signer=config.custody_signer, poll_s=config.custody_poll_s
             )
-        self.aml: Any = None
-        if config.aml_rules is not None:
-            from backoffice.aml.service import GatewayAml
-
-            self.aml = GatewayAml(self, config.aml_rules)
+        if self.aml is not None and self.custody is not None:
+            self.custody.custody.desk.screen = self.aml.engine.screen
         from gateway.deadman import DeadMansSwitches
 
         self.dead_mans = DeadMansSwitches(self)
@@ -191,14 +195,14 @@ class Gateway(ReadModelRebuild, GatewayHttp):
         store = self.store
         store.trim(self.history.durable_seq)
         store.apply_events(ts, events, last)
+        if self.aml is not None:
+            self.aml.on_batch(ts, events, last)
         if store.new_orders or store.new_trades:
             orders, trades = store.take_history()
             self.history.submit(last, ts, orders, trades)
 
     def _on_batch(self, first: int, ts: int, events: list[Event], last: int) -> None:
         self._apply(ts, events, last)
-        if self.aml is not None:
-            self.aml.on_batch(ts, events)
         if self.marketdata is not None:
             self.marketdata.feed_events(ts, events, last)
         self.metrics.last_seq.set(last)
@@ -222,7 +226,7 @@ class Gateway(ReadModelRebuild, GatewayHttp):
         (measured under load: the wait was 0.2-0.6 s of stalled order entry per snapshot)."""
         seq = self.store.last_seq
         md = self.marketdata.state if self.marketdata is not None else None
-        encoded = readmodel.encode(readmodel.image(self.store, md))
+        encoded = readmodel.encode(readmodel.image(self.store, md, self.aml_image()))
         directory = self.dir / "readmodel"
         self.history.after(
             seq,
@@ -251,6 +255,10 @@ class Gateway(ReadModelRebuild, GatewayHttp):
         new = self.keys.create(account_id, ("read", "trade"))
         self.first_start = new
         return new
+
+    def aml_image(self) -> bytes:
+        """The AML engine's state for a read-model snapshot (empty without AML rules)."""
+        return self.aml.image() if self.aml is not None else b""
 
     @property
     def last_seq(self) -> int:

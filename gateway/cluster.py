@@ -94,6 +94,7 @@ def start_point(gw: Gateway) -> StartPoint | None:
         start = fetch_start_point(
             lambda: StreamLog.connect(cfg.nats, cfg.stream, create=False),
             need_marketdata=gw.config.marketdata,
+            aml_rules_hash=_aml_rules_hash(gw),
         )
         if start is not None:
             install_history(path, start.history_db)
@@ -110,12 +111,28 @@ def start_point(gw: Gateway) -> StartPoint | None:
     return None
 
 
+def _aml_rules_hash(gw: Gateway) -> str:
+    """The rules hash a start point's AML image must have ("": no AML here, any pair)."""
+    rules = gw.config.aml_rules
+    if rules is None:
+        return ""
+    from pathlib import Path
+
+    from backoffice.aml.image import rules_hash
+    from backoffice.aml.rules import load_rules
+
+    return rules_hash(load_rules(rules) if isinstance(rules, Path) else rules)
+
+
 def restore_read_model(gw: Gateway, start: StartPoint) -> None:
     """The store and market data at the start point's sequence (the stream's tail follows)."""
     gw.store = readmodel.restore(start.readmodel, memory_orders=gw.config.history_memory_orders)
     if gw.marketdata is not None:
         assert start.readmodel.marketdata is not None, "load_start_point refuses those"
         md_snapshot.restore(gw.marketdata.state, start.readmodel.marketdata)
+    if gw.aml is not None:
+        restored = gw.aml.restore(start.readmodel.aml)
+        assert restored, "start_point skips pairs made with other AML rules"
     gw._readmodel_seq = start.last_seq
     gw.start_point = (start.last_seq, 0)
 
@@ -133,7 +150,7 @@ def snapshot_readmodel(gw: Gateway, applied: Applied) -> None:
         log.warning("cluster_readmodel_snapshot_skipped", store_seq=store.last_seq)
         return
     md = gw.marketdata.state if gw.marketdata is not None else None
-    encoded = readmodel.encode(readmodel.image(store, md))
+    encoded = readmodel.encode(readmodel.image(store, md, gw.aml_image()))
     loop = asyncio.get_running_loop()
     index_db = gw.history.index.db
     if bridge.uploader is None:

@@ -169,12 +169,15 @@ class ClusterBridge(RequestIntake):
     async def call(self, fn: Callable[[Replica], Any]) -> Any:
         return fn(self.replica)
 
-    async def publish_system(self, batch_no: int, commands: list[Command]) -> None:
+    async def publish_system(
+        self, batch_no: int, commands: list[Command], *, origin: int = 0
+    ) -> None:
         """Publish a deterministic system batch (same id from every process) and wait until
-        this replica has applied it (or a duplicate of it)."""
+        this replica has applied it (or a duplicate of it). ``origin`` 0 is the demo
+        bootstrap's; AML freezes use one derived from their case id."""
         assert self.log is not None
-        data = encode_batch(CommandBatch(0, batch_no, commands))
-        res = await self.log.publish(data, msg_id(0, batch_no), fmt=BATCH_FORMAT)
+        data = encode_batch(CommandBatch(origin, batch_no, commands))
+        res = await self.log.publish(data, msg_id(origin, batch_no), fmt=BATCH_FORMAT)
         while self.replica.stream_seq < res.stream_seq:
             await asyncio.sleep(0.01)
 

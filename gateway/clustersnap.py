@@ -286,7 +286,7 @@ async def stored_points(stream_log: StreamLog) -> set[int]:
 
 
 async def load_start_point(
-    stream_log: StreamLog, *, need_marketdata: bool = True
+    stream_log: StreamLog, *, need_marketdata: bool = True, aml_rules_hash: str = ""
 ) -> StartPoint | None:
     """The newest engine snapshot with a read-model companion that both verify; None (after a
     log line saying why) means replay the whole stream."""
@@ -315,6 +315,11 @@ async def load_start_point(
             )
             if need_marketdata and img.marketdata is None:
                 raise SnapshotRefused(f"{rm_name}: written without market data")
+            if aml_rules_hash:
+                from backoffice.aml.image import image_rules_hash
+
+                if image_rules_hash(img.aml) != aml_rules_hash:
+                    raise SnapshotRefused(f"{rm_name}: no AML state for these AML rules")
         except (SnapshotRefused, nats.js.errors.Error) as exc:
             log.error("cluster_readmodel_snapshot_refused", name=name, reason=str(exc))
             continue
@@ -352,7 +357,10 @@ def install_history(path: Path, history_db: bytes) -> None:
 
 
 def fetch_start_point(
-    stream_log_factory: Callable[[], Awaitable[StreamLog]], *, need_marketdata: bool = True
+    stream_log_factory: Callable[[], Awaitable[StreamLog]],
+    *,
+    need_marketdata: bool = True,
+    aml_rules_hash: str = "",
 ) -> StartPoint | None:
     """`load_start_point` from synchronous start-up code (the gateway's constructor, which may
     run inside an event loop): on its own loop in a worker thread, with its own connection."""
@@ -360,7 +368,9 @@ def fetch_start_point(
     async def body() -> StartPoint | None:
         stream_log = await stream_log_factory()
         try:
-            return await load_start_point(stream_log, need_marketdata=need_marketdata)
+            return await load_start_point(
+                stream_log, need_marketdata=need_marketdata, aml_rules_hash=aml_rules_hash
+            )
         finally:
             await stream_log.close()
 

@@ -93,13 +93,18 @@ class ReadModelImage(msgspec.Struct, frozen=True):
     staff_actions: list[tuple[int, int, bytes]] = []
     """The cluster replica's audit log records (`Store.staff_actions`; absent in older
     images, and empty in single-process mode, whose audit log reads the journal)."""
+    aml: bytes = b""
+    """The AML engine's state at the same sequence (`backoffice.aml.image`; empty without
+    AML rules and in older images)."""
 
 
 _ENCODER: Final = msgspec.msgpack.Encoder()
 _DECODER: Final = msgspec.msgpack.Decoder(ReadModelImage)
 
 
-def image(store: Store, marketdata: MarketDataState | None = None) -> ReadModelImage:
+def image(
+    store: Store, marketdata: MarketDataState | None = None, aml: bytes = b""
+) -> ReadModelImage:
     """The store's live state (and market data's); between batches, nothing half-applied."""
     assert not store.new_orders and not store.new_trades, "take_history before the image"
     if marketdata is not None:
@@ -136,6 +141,7 @@ def image(store: Store, marketdata: MarketDataState | None = None) -> ReadModelI
         staff_actions=list(store.staff_actions),
         stp_ids=dict(store._stp_ids),
         marketdata=None if marketdata is None else md_snapshot.image(marketdata),
+        aml=aml,
     )
 
 

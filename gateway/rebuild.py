@@ -137,6 +137,8 @@ class ReadModelRebuild:
                     md_snapshot.restore(self.marketdata.state, img.marketdata)
                 else:
                     self._replay_marketdata(img.last_seq)
+        if self.aml is not None and not (img is not None and self.aml.restore(img.aml)):
+            self.aml.rebuild_through(img.last_seq if img is not None else first - 1)
         run: list[tuple[int, int, Any]] = []
         if first <= last:
             for seq, ts, payload in journal.read_from(first, last):

@@ -3,9 +3,11 @@
 Why events and not requests: the events are a function of the journal, so replaying the
 journal gives the same hits and the same cases (`backoffice.aml.service` rebuilds the cases
 that way at start, and a test compares). Time is journal time (the batch's timestamp), never a
-clock. The one input from outside the journal is a withdrawal's destination address, read from
-the custody store by withdrawal id (custody writes it *before* the engine hold, and never
-changes it), and the deny-list file: the same journal, store and rules give the same cases.
+clock. A withdrawal's destination travels in the journaled ``WithdrawRequest`` (and so in
+``WithdrawalHeld``), so every cluster replica sees the same address; for commands journaled
+before that field it is read from the custody store by withdrawal id (custody writes it
+*before* the engine hold, and never changes it). The deny-list file is the other outside
+input: the same journal, rules and deny-list give the same cases.
 
 What it watches:
 
@@ -122,8 +124,8 @@ class AmlEngine:
         acct = self._account(e.account_id)
         self._trim(acct.withdrawals, ts_ns)
         acct.withdrawals.append((ts_ns, e.asset_id, e.amount_atoms))
-        address = ""
-        if self.address_of is not None:
+        address = e.address.lower()
+        if not address and self.address_of is not None:  # journaled before the field
             address = (self.address_of(e.withdrawal_id) or "").lower()
         hits = []
         for rule in self.rules.rules:

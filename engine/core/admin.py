@@ -419,6 +419,7 @@ class AdminCommands(TierLimits):
                 account_id=c.account_id,
                 asset_id=c.asset_id,
                 amount_atoms=c.amount_atoms,
+                address=c.address,
             ),
             self._posting(
                 seq,

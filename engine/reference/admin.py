@@ -253,6 +253,7 @@ class AdminCommands(OrderCommands):
             account_id=c.account_id,
             asset_id=c.asset_id,
             amount_atoms=c.amount_atoms,
+            address=c.address,
         )
         self._post1(
             PostingReason.WITHDRAW_HOLD,

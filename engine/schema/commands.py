@@ -185,6 +185,10 @@ class WithdrawRequest(_Command):
     account_id: int
     asset_id: int
     amount_atoms: int
+    address: str = ""
+    """The destination as custody recorded it; carried in the log so every replica's AML
+    rules see the same address ("" in commands journaled before the field). The engine
+    only copies it into ``WithdrawalHeld``."""
 
 
 class WithdrawResult(_Command):

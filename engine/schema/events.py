@@ -212,6 +212,8 @@ class WithdrawalHeld(_Event):
     account_id: int
     asset_id: int
     amount_atoms: int
+    address: str = ""
+    """The request's destination (``WithdrawRequest.address``), for AML's address rules."""
 
 
 class WithdrawalSettled(_Event):
