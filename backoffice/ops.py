@@ -313,8 +313,9 @@ def setup(app: web.Application, bo: Backoffice) -> Ops:
     add("POST", f"{PREFIX}/markets/{{symbol}}/state", r("markets.set_state", ops.market_state))
     audit_query = ("from_seq", "limit", "account_id", "staff_id")
     add("GET", f"{PREFIX}/audit", r("audit.read", ops.audit, audit_query))
-    from backoffice import opsfiat, opskyc, opslimits, opsmarkets, opsmoney, opsrecon
+    from backoffice import opsfiat, opshealth, opskyc, opslimits, opsmarkets, opsmoney, opsrecon
 
+    opshealth.setup(app, ops)
     opslimits.setup(app, ops)
     opsmoney.setup(app, ops)
     opskyc.setup(app, ops)

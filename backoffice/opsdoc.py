@@ -169,6 +169,7 @@ def operations(symbols: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
     summary = _obj(**SUMMARY_PROPS)
     from backoffice import (
         opsfiatdoc,
+        opshealth,
         opskycdoc,
         opslimitsdoc,
         opsmarketsdoc,
@@ -177,7 +178,8 @@ def operations(symbols: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
     )
 
     described_apart = (
-        opsmoneydoc.operations(p)
+        opshealth.operations(p)
+        | opsmoneydoc.operations(p)
         | opskycdoc.operations(p)
         | opsmarketsdoc.operations(p)
         | opsrecon.operations(p)

@@ -77,6 +77,7 @@ ACTIONS: Final[dict[str, Action]] = {
     "custody.alerts.view": _a(A, C, F, R, writes=False),
     "custody.deposits.view": _a(A, C, F, R, writes=False),
     "custody.reconcile.view": _a(A, F, R, writes=False),
+    "health.view": _a(A, C, S, F, R, writes=False),  # the console's overview (`opshealth`)
 }
 """Action name -> the roles that may take it. The only place roles are granted."""
 

@@ -91,6 +91,11 @@ class Custody:
         self.rpc: dict[str, BitcoinRpc] = {}
         self.scanners: dict[str, DepositScanner] = {}
         self.signers: dict[str, Signer] = {}
+        self._watch: dict[str, dict[str, Any]] = {
+            name: {"chain": name, "ok": None, "tip": None, "last_ok_ms": None, "error": ""}
+            for name in config.nodes
+        }
+        """Per chain: the last pass of its watcher (`watchers`, for the operations console)."""
         for name, node in config.nodes.items():
             self._wire(name, node, signer)
 
@@ -209,16 +214,32 @@ class Custody:
         retried, without stopping the other chains."""
         while True:
             for name, scanner in self.scanners.items():
+                watch = self._watch[name]
                 try:
-                    await scanner.scan()
+                    report = await scanner.scan()
                 except Exception as exc:
                     log.error("custody_scan_failed", chain=name, error=str(exc))
+                    watch.update(ok=False, error=f"{type(exc).__name__}: {str(exc)[:200]}")
+                else:
+                    now_ms = self.clock() // 1_000_000
+                    watch.update(ok=True, tip=report.tip, last_ok_ms=now_ms, error="")
             for name, signer in self.signers.items():
                 try:
                     await signer.process()
                 except Exception as exc:
                     log.error("custody_signer_failed", chain=name, error=str(exc))
             await asyncio.sleep(interval_s)
+
+    def watchers(self) -> list[dict[str, Any]]:
+        """Each chain watcher's last pass: ``ok`` (None before the first), the chain tip it
+        saw, when it last succeeded (ms), and the last error; plus whether a signer runs."""
+        return [
+            {**w, "signer": name in self.signers, "open_alerts": self._alerts(name)}
+            for name, w in self._watch.items()
+        ]
+
+    def _alerts(self, chain: str) -> int:
+        return len(self.store.open_alerts(chain))
 
     # ---- reconciliation ----------------------------------------------------------------------
 

@@ -143,6 +143,7 @@ async def serve_forever(
                 ledger_dsn, gw.config.data_dir / "journal", gw.metrics.registry
             )
             gw.health_checks["ledgerFollower"] = follower.status
+            gw.ledger_follower = follower  # the ops overview reads its projection's lag
             follower.start()
             await gw.start_pg_history(ledger_dsn)
         # only now, with the port bound: a refused bind never creates a secret nobody saw

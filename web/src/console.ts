@@ -6,6 +6,7 @@ import "./style.css";
 import { createChart, type IChartApi, type ISeriesApi, LineSeries, type UTCTimestamp } from "lightweight-charts";
 import { backoffice, describe } from "./api";
 import { AmlPanel, loadAlerts } from "./consolecases";
+import { loadOverview } from "./consolecluster";
 import { act, drawList, fetchList, forbidden, hides } from "./consolelist";
 import { KycPanel } from "./consolekyc";
 import { ReconPanel } from "./consolerecon";
@@ -181,6 +182,7 @@ class Console {
     $("c-alerts-box").hidden = !staff || this.denied.has("c-alerts");
     $("c-kyc-box").hidden = !staff || this.denied.has("c-kyc");
     $("c-recon-box").hidden = !staff || this.denied.has("c-recon");
+    $("c-overview-box").hidden = !staff || this.denied.has("c-overview");
     $("c-logout").hidden = !on;
   }
 
@@ -211,6 +213,7 @@ class Console {
   /** Each panel on its own: a role may see some and not others (the server decides). */
   private async staffPanels(): Promise<void> {
     const panels: [string, () => Promise<void>][] = [
+      ["c-overview", async () => (this.op instanceof StaffSession ? loadOverview(this.op) : undefined)],
       ["c-markets", () => this.markets()],
       ["c-accounts", () => this.accounts()],
       ["c-withdrawals", () => this.withdrawals()],
