@@ -188,3 +188,43 @@ def test_one_case_one_freeze_across_replicas_and_state_from_snapshot(tmp_path: P
 
     with stream_on() as spec, pg_database() as dsn:
         asyncio.run(body(spec, dsn))
+
+
+def test_embedded_start_takes_the_aml_state_from_the_read_model_snapshot(tmp_path: Path) -> None:
+    """Single-process mode: a restart restores the AML state from the read-model snapshot (no
+    private replay of the journal), and a structuring pattern spanning the restart is caught."""
+    from gateway.admin import Admin
+
+    def gateway() -> Gateway:
+        return Gateway(
+            GatewayConfig(
+                data_dir=tmp_path / "data",
+                master_key_file=tmp_path / "master.key",
+                aml_rules=RULES,
+                marketdata=False,
+            )
+        )
+
+    async def first() -> int:
+        gw = gateway()
+        run = await start(gw, "127.0.0.1", 0)
+        account = (await Admin(gw).create_account()).account_id
+        await Admin(gw).deposit(account, "USDT", "950", "s1")
+        await gw.aml.idle()
+        assert gw.aml.start_replayed == 0  # a new data directory: nothing to replay
+        await run.runner.cleanup()  # the close snapshots the engine and the read model
+        return account
+
+    async def second(account: int) -> None:
+        gw = gateway()
+        assert gw.start_point[0] > 0 and gw.aml.start_replayed == 0, "from the snapshot"
+        assert [d[2] for d in gw.aml.engine.accounts[account].deposits] == [950 * USDT_ATOMS]
+        run = await start(gw, "127.0.0.1", 0)
+        await Admin(gw).deposit(account, "USDT", "960", "s2")
+        await gw.aml.idle()
+        cases = await gw.aml.cases.cases("auditor")
+        assert [c["case_id"].split("@")[0] for c in cases] == ["smurf"], cases
+        await run.runner.cleanup()
+
+    account = asyncio.run(first())
+    asyncio.run(second(account))
