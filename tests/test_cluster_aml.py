@@ -228,3 +228,42 @@ def test_embedded_start_takes_the_aml_state_from_the_read_model_snapshot(tmp_pat
 
     account = asyncio.run(first())
     asyncio.run(second(account))
+
+
+def test_aml_image_round_trip_and_other_rules_refused() -> None:
+    """The image restores the same state and the unwritten hits; other rules get nothing."""
+    from backoffice.aml import image
+    from backoffice.aml.engine import AmlEngine
+    from engine.schema import AssetCreated, Posting, PostingReason, WithdrawalHeld
+
+    engine = AmlEngine(RULES)
+    usdt = AssetCreated(seq=1, asset_id=0, symbol="USDT", decimals=6)
+    hits = engine.feed(10, [usdt])
+    for seq, atoms in ((2, 950), (3, 955)):
+        dep = Posting(
+            seq=seq,
+            txn_id=seq,
+            reason=PostingReason.DEPOSIT,
+            asset_id=0,
+            debit_account_id=0,
+            debit_bucket=0,
+            credit_account_id=3,
+            credit_bucket=0,
+            amount_atoms=atoms * USDT_ATOMS,
+        )
+        hits += engine.feed(10 + seq, [dep])
+    held = WithdrawalHeld(
+        seq=4, withdrawal_id=9, account_id=3, asset_id=0, amount_atoms=1, address="0xAB"
+    )
+    hits += engine.feed(20, [held])
+    assert [h.rule_id for h in hits] == ["smurf", "first-addr"]
+    data = image.encode(engine, hits[:1])
+
+    fresh = AmlEngine(RULES)
+    assert image.restore(fresh, data) == hits[:1]
+    assert fresh.accounts == engine.accounts and fresh.holds == engine.holds == {9: ["first-addr"]}
+    assert (fresh.assets, fresh.last_seq) == (engine.assets, engine.last_seq)
+    other = RuleSet(RULES.rules[:1], frozenset())
+    untouched = AmlEngine(other)
+    assert image.restore(untouched, data) is None and not untouched.accounts
+    assert image.restore(AmlEngine(RULES), b"not msgpack") is None

@@ -37,20 +37,6 @@ class AccountImage(msgspec.Struct, array_like=True, frozen=True):
     last_trade_ns: int
 
 
-class HitImage(msgspec.Struct, array_like=True, frozen=True):
-    case_id: str
-    rule_id: str
-    kind: str
-    action: str
-    account_id: int
-    withdrawal_id: int
-    asset_id: int
-    amount_atoms: int
-    seq: int
-    ts_ns: int
-    detail: str
-
-
 class AmlImage(msgspec.Struct, frozen=True):
     format: int
     rules_hash: str
@@ -58,7 +44,7 @@ class AmlImage(msgspec.Struct, frozen=True):
     assets: dict[str, tuple[int, int]]
     accounts: list[AccountImage]
     holds: dict[int, list[str]]
-    pending: list[HitImage] = []
+    pending: list[Hit] = []
 
 
 _ENCODER: Final = msgspec.msgpack.Encoder()
@@ -90,7 +76,7 @@ def encode(engine: AmlEngine, pending: list[Hit]) -> bytes:
             for aid, a in engine.accounts.items()
         ],
         holds={k: list(v) for k, v in engine.holds.items()},
-        pending=[HitImage(*_fields(h)) for h in pending],
+        pending=list(pending),
     )
     return _ENCODER.encode(img)
 
@@ -118,7 +104,7 @@ def restore(engine: AmlEngine, data: bytes) -> list[Hit] | None:
         )
     engine.holds.update({k: list(v) for k, v in img.holds.items()})
     engine.last_seq = img.last_seq
-    return [Hit(*_fields(h)) for h in img.pending]
+    return list(img.pending)
 
 
 def image_rules_hash(data: bytes) -> str:
@@ -130,18 +116,3 @@ def image_rules_hash(data: bytes) -> str:
     except msgspec.DecodeError:
         return ""
 
-
-def _fields(h: Hit | HitImage) -> tuple[object, ...]:
-    return (
-        h.case_id,
-        h.rule_id,
-        h.kind,
-        h.action,
-        h.account_id,
-        h.withdrawal_id,
-        h.asset_id,
-        h.amount_atoms,
-        h.seq,
-        h.ts_ns,
-        h.detail,
-    )
