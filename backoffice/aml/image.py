@@ -115,4 +115,3 @@ def image_rules_hash(data: bytes) -> str:
         return _DECODER.decode(data).rules_hash
     except msgspec.DecodeError:
         return ""
-
