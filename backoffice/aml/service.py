@@ -84,7 +84,9 @@ class GatewayAml:
         """Commands replayed by the private rebuild at start (0: the snapshot's image served)."""
 
     def _address_of(self, withdrawal_id: int) -> str | None:
-        custody = self.gw.custody
+        """A destination from the custody store, for withdrawals journaled before the command
+        carried it; None while the start-up replay runs (custody opens after it)."""
+        custody = getattr(self.gw, "custody", None)
         if custody is None:
             return None
         row = custody.custody.store.withdrawal(withdrawal_id)
