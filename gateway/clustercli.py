@@ -273,6 +273,10 @@ def run_journal_cli(args: argparse.Namespace) -> int:
     from engine.streamlog import StreamLog
 
     options, spec = _connect_args(args, f"journal {args.direction}")
+    if args.direction == "import":  # before the stream is created: a wrong path leaves none
+        from engine.datadir import require_journal_dir
+
+        require_journal_dir(Path(args.journal))
 
     async def body() -> Moved:
         sl = await StreamLog.connect(options, spec, create=args.direction == "import")

@@ -238,3 +238,16 @@ def test_a_refused_sync_or_staff_create_leaves_the_database_and_files_as_they_we
         assert_one_line(proc, fragment)
     assert asyncio.run(_tables(empty_db)) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_journal_import_of_a_wrong_path_creates_no_stream(tmp_path: Path, demo_dir: Path) -> None:
+    """`journal import --journal DATA_DIR` (the data directory, not its journal) created the
+    stream and reported "imported 0 commands", exit 0; a missing path created it too."""
+    for path, fragment in (
+        (demo_dir, "is a data directory, not a journal"),
+        (tmp_path / "nope", "does not exist"),
+    ):
+        stream = f"NO_SUCH_{uuid.uuid4().hex[:8]}"
+        argv = ("journal", "import", "--journal", str(path), "--nats", NATS, "--stream", stream)
+        assert_one_line(run_cli(*argv), fragment)
+        assert not asyncio.run(_stream_exists(stream))
