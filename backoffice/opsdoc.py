@@ -14,8 +14,13 @@ from typing import Any, Final
 from backoffice.passwords import MAX_PASSWORD_CHARS
 from backoffice.roles import ACTIONS, ALL_ROLES, Role
 from engine.schema import MAX_TIER, MarketState
+from gateway.errors import MALFORMED_REQUEST
 
 OPS_ERROR: Final = {"$ref": "#/components/schemas/OpsError"}
+MALFORMED_HTTP: Final = {"$ref": "#/components/schemas/MalformedHttpRequest"}
+"""A request the HTTP parser refuses (request line or a header over 8 KiB, a bad method) is
+answered before routing, so the server cannot know it was meant for the operator API: it gets
+the venue-wide envelope of `gateway.malformed` (an integer code), documented on every 400."""
 _STATUS_TEXT: Final = {
     400: "Refused: bad or missing parameter, or the engine refused the command",
     401: "No, invalid or expired staff token (or, at login, wrong credentials or TOTP)",
@@ -138,10 +143,12 @@ def _operation(
     responses: dict[str, Any] = {
         "200": {"description": "OK", "content": {"application/json": {"schema": result}}}
     }
+    errors.add(400)  # the HTTP parser's refusal can reach any operation
     for status in sorted(errors):
+        schema = {"oneOf": [OPS_ERROR, MALFORMED_HTTP]} if status == 400 else OPS_ERROR
         responses[str(status)] = {
             "description": _STATUS_TEXT[status],
-            "content": {"application/json": {"schema": OPS_ERROR}},
+            "content": {"application/json": {"schema": schema}},
         }
     out["responses"] = responses
     return out
@@ -320,7 +327,16 @@ def components() -> tuple[dict[str, Any], dict[str, Any]]:
             "required": ["code", "msg"],
             "properties": {"code": {"type": "string"}, "msg": {"type": "string"}},
             "description": "Operator API refusal: stable code (backoffice/errors.py), text.",
-        }
+        },
+        "MalformedHttpRequest": {
+            "type": "object",
+            "required": ["code", "msg"],
+            "properties": {
+                "code": {"type": "integer", "enum": [MALFORMED_REQUEST]},
+                "msg": {"type": "string"},
+            },
+            "description": "A request the HTTP parser refused before routing (malformed.py).",
+        },
     }
     security = {
         "StaffBearer": {

@@ -23,6 +23,7 @@ from schemathesis.specs.openapi.checks import (
 from backoffice.passwords import Passwords
 from backoffice.roles import Role
 from backoffice.routes import BACKOFFICE_KEY
+from gateway.errors import MALFORMED_REQUEST
 from tests.gateway_support import ServerThread
 from tests.openapi_support import (
     CHECKS,
@@ -166,17 +167,25 @@ def test_operator_documented_errors_are_given(
     """Every error status an operator operation documents (503 excepted) is provoked, each
     answered with ``{code, msg}``: 400 a bad parameter, 401 no token (login: a wrong password),
     403 a role the action does not name (login: a staff member without a TOTP seed), 404 an
-    unknown account or market, 429 (login) a staff member locked after failed logins."""
+    unknown account or market, 429 (login) a staff member locked after failed logins. Every
+    operation also documents the HTTP parser's 400 (an overlong request line), which is answered
+    before routing with the venue-wide integer code."""
     admin = staff.header("admin")
     given: dict[str, set[int]] = {}
     for op in _ops_operations(schema):
         documented = documented_errors(op) - {503}
         login = op.label == "POST /ops/v1/auth/login"
         answers: list[requests.Response] = []
-        if 400 in documented:
+        if 400 in documented and op.label in _OPS_BAD:
             bad = _OPS_BAD[op.label]
             path = bad.get("path", _ops_path(op, server))
             answers.append(_ops_send(server, op, admin, bad.get("body"), path, bad.get("query")))
+        overlong = {"pad": "x" * 9000}  # a request line the HTTP parser refuses before routing
+        unparsed = _ops_send(server, op, admin, None, _ops_path(op, server), overlong)
+        assert unparsed.status_code == 400, (op.label, unparsed.text)
+        assert unparsed.json()["code"] == MALFORMED_REQUEST, unparsed.text
+        op.validate_response(unparsed)
+        given.setdefault(op.label, set()).add(400)
         if 401 in documented:
             if login:
                 body = {"email": "admin@openapi.example.com", "password": "wrong password"}
