@@ -86,6 +86,8 @@ class Ops:
                     session = await staff.authenticate(request.headers.get("Authorization"))
                     roles.require(session.role, action)
                     result = await fn(request, session)
+                if isinstance(result, web.StreamResponse):  # a file (a KYC document's)
+                    return result
                 return web.json_response(result, status=status)
             except BackofficeError as exc:
                 return web.json_response(exc.ops_body(), status=exc.status, headers=exc.headers)

@@ -135,7 +135,6 @@ class FiatRoutes:
         row = await self._store().reject(deposit_id, session.staff.staff_id, body["reason"])
         return self._public(row)
 
-
     async def paid(self, request: web.Request, session: StaffSession) -> Any:
         """Finance sent the bank transfer of a fiat withdrawal two others approved (through
         ``/ops/v1/withdrawals/{id}/approve``, custody's four eyes): the journaled settlement

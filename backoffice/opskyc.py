@@ -69,6 +69,14 @@ class KycRoutes:
 
         return await self._queue().approve(submission_id, session.staff.staff_id, tier, journal)
 
+    async def file(self, request: web.Request, session: StaffSession) -> Any:
+        """A document's file (compliance only): one the submission lists, its user uploaded."""
+        submission = await self._queue().get(self._id(request))
+        sha256 = request.match_info["sha256"]
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise errors.bad_request("sha256 is 64 lowercase hex digits")
+        return await self.ops.bo.kyc_files().for_staff(submission, sha256)
+
     async def reject(self, request: web.Request, session: StaffSession) -> Any:
         from backoffice.routes import _body
 
@@ -89,4 +97,5 @@ def setup(app: web.Application, ops: Ops) -> KycRoutes:
     add("GET", f"{base}/{{submission_id}}", r("kyc.view", k.view))
     add("POST", f"{base}/{{submission_id}}/approve", r("kyc.review", k.approve))
     add("POST", f"{base}/{{submission_id}}/reject", r("kyc.review", k.reject))
+    add("GET", f"{base}/{{submission_id}}/files/{{sha256}}", r("kyc.files", k.file))
     return k

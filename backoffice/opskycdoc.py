@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from backoffice.kyc import DOC_TYPES, MAX_DOCUMENT_BYTES, MAX_REASON_CHARS, STATUSES
+from backoffice.kycfiles import SNIFF
 from backoffice.opsdoc import STR, _int, _json_body, _obj, _operation, _path, _query
 from backoffice.opskyc import MAX_LIST, QUEUE_STATUSES
 from engine.schema import MAX_TIER
@@ -57,6 +58,19 @@ def operations(p: str) -> dict[tuple[str, str], dict[str, Any]]:
         ],
     )
     listing["x-requires"] = "kyc"
+    files = f"{k}/{{submission_id}}/files/{{sha256}}"
+    files_op = _operation(
+        "GET",
+        files,
+        "A document's file (compliance only): one the submission lists and its user uploaded, "
+        "as an attachment of its sniffed type (JPEG, PNG or PDF)",
+        "kyc.files",
+        {"type": "string", "format": "binary"},
+        params=[sid, _path("sha256", {"type": "string", "pattern": "^[0-9a-f]{64}$"})],
+    )
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    files_op["responses"]["200"]["content"] = {kind: binary for _, kind in SNIFF}
+    files_op["x-requires"] = "kyc-files"  # needs an upload: tests/test_kyc_files.py
     return {
         ("GET", k): listing,
         ("GET", f"{k}/{{submission_id}}"): op(
@@ -83,4 +97,5 @@ def operations(p: str) -> dict[tuple[str, str], dict[str, Any]]:
             ),
             statuses={409},
         ),
+        ("GET", files): files_op,
     }

@@ -60,6 +60,7 @@ ACTIONS: Final[dict[str, Action]] = {
     "limits.set": _a(A, C, writes=True),
     "kyc.view": _a(A, C, S, R, writes=False),
     "kyc.review": _a(A, C, writes=True),
+    "kyc.files": _a(C, writes=False),  # identity documents' bytes: compliance only
     "markets.view": _a(A, C, S, F, R, writes=False),
     "markets.set_state": _a(A, writes=True),
     "markets.create": _a(A, writes=True),

@@ -39,6 +39,7 @@ from backoffice.apikeys import UserKeys
 from backoffice.auth import Auth, Session
 from backoffice.errors import BackofficeError
 from backoffice.kyc import KycQueue
+from backoffice.kycfiles import MAX_FILE_BYTES, KycFiles, read_capped
 from backoffice.secretbox import SecretBox
 from backoffice.staff import StaffAuth
 from backoffice.store import OPEN_ERRORS, IdentityStore, open_error, open_store
@@ -239,6 +240,16 @@ class Backoffice:
         body = await _body(request)
         return await KycQueue(self.store.db).submit(user.user_id, user.account_id, body)
 
+    def kyc_files(self) -> KycFiles:
+        assert self.store is not None
+        return KycFiles(self.store.db, self.gw.config.data_dir / "backoffice" / "kyc")
+
+    async def kyc_upload(self, request: web.Request) -> Any:
+        """A document's file, its bytes as the body (`backoffice.kycfiles`)."""
+        user = (await self._session(request)).user
+        data = await read_capped(request, MAX_FILE_BYTES)
+        return await self.kyc_files().upload(user.user_id, data)
+
     async def kyc_mine(self, request: web.Request) -> Any:
         assert self.store is not None
         user = (await self._session(request)).user
@@ -267,6 +278,7 @@ def setup(app: web.Application, gw: Gateway, dsn: str | None = None) -> Backoffi
     add("GET", "/api/v1/me/liabilities-proof", r(bo.liabilities_proof))
     add("GET", "/api/v1/me/kyc", r(bo.kyc_mine))
     add("POST", "/api/v1/me/kyc", r(bo.kyc_submit, 201))
+    add("POST", "/api/v1/me/kyc/files", r(bo.kyc_upload, 201))
     add("*", "/api/v1/{tail:(auth|me)(/.*)?}", r(bo.not_found))
     from backoffice import ops
 

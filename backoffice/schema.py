@@ -145,6 +145,15 @@ TABLES: Final[tuple[str, ...]] = (
     "CREATE INDEX IF NOT EXISTS bo_kyc_user ON bo_kyc_submissions (user_id, submitted_ms)",
     "CREATE UNIQUE INDEX IF NOT EXISTS bo_kyc_one_open ON bo_kyc_submissions (user_id) "
     "WHERE status IN ('pending', 'approving')",
+    # KYC document files (backoffice/kycfiles.py): who uploaded which digest; bytes in the data dir
+    """CREATE TABLE IF NOT EXISTS bo_kyc_files (
+        user_id TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        size_bytes BIGINT NOT NULL,
+        uploaded_ms BIGINT NOT NULL,
+        PRIMARY KEY (user_id, sha256)
+    )""",
     # Fiat deposits recorded by finance (backoffice/fiat.py); journaled only once approved
     """CREATE TABLE IF NOT EXISTS bo_fiat_deposits (
         deposit_id TEXT PRIMARY KEY,
