@@ -24,6 +24,7 @@ from engine.streamlog import NatsOptions, StreamLog, StreamSpec
 from gateway import clustersnap, readmodel
 from gateway.clusterbridge import ClusterBridge
 from gateway.clustersnap import StartPoint, fetch_start_point, history_image, install_history
+from gateway.histchain import HistoryChain
 from marketdata import snapshot as md_snapshot
 
 if TYPE_CHECKING:
@@ -67,6 +68,11 @@ def cluster_bridge(gw: Gateway) -> ClusterBridge:
     )
     if start is not None:
         bridge.follower.snapshot_stream_seq = start.stream_seq
+    if cfg.snapshot_every != 0:  # this replica stores snapshots: collect the history deltas
+        durable_seq = gw.history.durable_seq
+        refs = start.history_refs if start is not None else []
+        gw.history_chain = HistoryChain(refs, durable_seq)
+        gw.history.on_rows = gw.history_chain.add
     return bridge
 
 
@@ -153,16 +159,18 @@ def snapshot_readmodel(gw: Gateway, applied: Applied) -> None:
     encoded = readmodel.encode(readmodel.image(store, md, gw.aml_image()))
     loop = asyncio.get_running_loop()
     index_db = gw.history.index.db
+    chain: HistoryChain | None = getattr(gw, "history_chain", None)
+    if chain is None:  # this replica stores no snapshots (snapshot_every=0)
+        return
     if bridge.uploader is None:
-        bridge.uploader = clustersnap.Uploader(bridge.log, bridge.stored_readmodels)
+        bridge.uploader = clustersnap.Uploader(bridge.log, bridge.stored_readmodels, chain)
     uploader = bridge.uploader
     stream_seq, last_seq = applied.stream_seq, applied.last_seq
 
     def on_writer_thread() -> None:  # the index covers last_seq now
-        data = clustersnap.encode(
-            stream_seq, last_seq, encoded.data, history_image(index_db, last_seq)
-        )
-        loop.call_soon_threadsafe(uploader.offer, stream_seq, data)
+        refs, segments = chain.cut(last_seq, lambda: history_image(index_db, last_seq))
+        data = clustersnap.encode(stream_seq, last_seq, encoded.data, refs)
+        loop.call_soon_threadsafe(uploader.offer, stream_seq, data, refs, segments)
 
     gw.history.after(last_seq, on_writer_thread, "cluster_readmodel_snapshot")
 

@@ -7,7 +7,9 @@ orders (`gateway.readmodel`), market data's books, trades and candles (`marketda
 and the closed orders and trades in the history index (`gateway.history`), which order.status
 and allOrders answer for old orders. So at every engine snapshot point a gateway replica also
 stores object ``<stream seq, 20 digits>.readmodel`` in the same bucket: the read-model image
-and a copy of the history index at the same engine sequence. A new or restarted replica then
+and the history index at the same engine sequence, as a chain of segments (a base and the
+deltas since, `gateway.histchain`) stored beside it: each snapshot ships only the rows closed
+since the previous one. A new or restarted replica then
 starts from the newest engine snapshot that has such a companion, plus the stream's tail.
 
 Trust: the engine snapshot is checked against the hash the replicas recorded
@@ -15,13 +17,15 @@ Trust: the engine snapshot is checked against the hash the replicas recorded
 so it is checked three ways before use: its header (magic, format, both sequences equal to the
 engine snapshot's) and a BLAKE2b-256 of its body catch corruption and truncation; and the image
 must *agree with the verified engine image* on every balance and on the set of open orders, so
-a forged object that is self-consistent but shows other money is refused too. A refused object
-is logged (``cluster_readmodel_snapshot_refused``) and the next older pair is tried; with none
-left the replica replays the whole stream (``cluster_start_full_replay``): slower, never wrong.
+a forged object that is self-consistent but shows other money is refused too. The history
+segments are checked against the hashes the object lists, and for sequence continuity.
+A refused object is logged (``cluster_readmodel_snapshot_refused``) and the next older pair
+is tried; with none left the replica replays the whole stream (``cluster_start_full_replay``):
+slower, never wrong.
 
 Object body: header ``<4sHQQ32s>`` (magic ``KBG1``, format version, stream seq, engine seq,
 BLAKE2b-256 of the rest), then msgpack `ReadModelObject` (the read-model snapshot file's bytes,
-`gateway.readmodel.encode`, and the history index as a zlib-compressed SQLite database image).
+`gateway.readmodel.encode`, and the history chain's `SegmentRef` list).
 """
 
 from __future__ import annotations
@@ -34,7 +38,6 @@ import os
 import sqlite3
 import struct
 import time
-import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +46,7 @@ from typing import Final
 import msgspec
 import nats.js.errors
 import structlog
+from nats.js.object_store import ObjectStore
 
 from engine.filemodes import create_private
 from engine.replica import Replica
@@ -56,27 +60,28 @@ from engine.snapstore import (
 )
 from engine.streamlog import StreamLog, StreamNotFound
 from engine.usererror import UserError
-from gateway import readmodel
+from gateway import histchain, readmodel
+from gateway.histchain import SEG_SUFFIX, HistoryChain, SegmentRef
 from gateway.readmodel import ReadModelImage
 
 log = structlog.get_logger(__name__)
 
 MAGIC: Final = b"KBG1"
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
 HEADER: Final = struct.Struct("<4sHQQ32s")
 SUFFIX: Final = ".readmodel"
 KEEP: Final = 3
-"""Read-model objects kept (newest first): each carries the whole history index, so keeping
-every one would grow the bucket with the square of the history. Older engine snapshots stay
-(small; the ledger projector starts from one at or before its checkpoint)."""
+"""Read-model objects kept (newest first), with the history segments their chains name. Older
+engine snapshots stay (small; the ledger projector starts from one at or before its
+checkpoint)."""
 
 
 class ReadModelObject(msgspec.Struct, array_like=True, frozen=True):
     readmodel: bytes
     """`gateway.readmodel.encode` bytes (its own header and CRC32C)."""
-    history_db: bytes
-    """The history index (SQLite database image, zlib) with ``meta.last_seq`` set to the
-    snapshot's engine sequence; rows past it are rewritten alike by the tail."""
+    history: list[SegmentRef]
+    """The history index through the snapshot's engine sequence: a base and deltas, each
+    segment a separate object (`gateway.histchain`)."""
 
 
 _ENCODER: Final = msgspec.msgpack.Encoder()
@@ -93,7 +98,9 @@ class StartPoint:
     replica: Replica
     readmodel: ReadModelImage
     history_db: bytes
-    """Uncompressed SQLite database image."""
+    """Uncompressed SQLite database image (the chain's base with its deltas applied)."""
+    history_refs: list[SegmentRef]
+    """The chain it was built from: this replica's snapshots extend it."""
 
 
 def readmodel_name(stream_seq: int) -> str:
@@ -119,17 +126,19 @@ def history_image(db: sqlite3.Connection, last_seq: int) -> bytes:
     return bytes(image)
 
 
-def encode(stream_seq: int, last_seq: int, readmodel_bytes: bytes, history_db: bytes) -> bytes:
-    body = _ENCODER.encode(ReadModelObject(readmodel_bytes, zlib.compress(history_db, 1)))
+def encode(
+    stream_seq: int, last_seq: int, readmodel_bytes: bytes, history: list[SegmentRef]
+) -> bytes:
+    body = _ENCODER.encode(ReadModelObject(readmodel_bytes, history))
     digest = hashlib.blake2b(body, digest_size=32).digest()
     return HEADER.pack(MAGIC, FORMAT_VERSION, stream_seq, last_seq, digest) + body
 
 
 def decode(
     name: str, data: bytes, stream_seq: int, engine: StateImage
-) -> tuple[ReadModelImage, bytes]:
+) -> tuple[ReadModelImage, list[SegmentRef]]:
     """Verify one stored read-model object against the verified engine image at the same stream
-    sequence; (image, history database) or `SnapshotRefused` saying why."""
+    sequence; (image, history chain) or `SnapshotRefused` saying why."""
     if len(data) < HEADER.size:
         raise SnapshotRefused(f"{name}: truncated ({len(data)} bytes)")
     magic, version, h_stream_seq, h_last_seq, digest = HEADER.unpack_from(data)
@@ -147,16 +156,15 @@ def decode(
     try:
         obj = _DECODER.decode(body)
         img = readmodel.decode(obj.readmodel, name)
-        history_db = zlib.decompress(obj.history_db)
-    except (ValueError, msgspec.DecodeError, zlib.error) as exc:
+    except (ValueError, msgspec.DecodeError) as exc:
         raise SnapshotRefused(f"{name}: undecodable ({exc})") from exc
     if img.last_seq != engine.last_seq:
         raise SnapshotRefused(f"{name}: image at seq {img.last_seq}, engine {engine.last_seq}")
     disagreement = disagrees_with_engine(img, engine)
     if disagreement is not None:
         raise SnapshotRefused(f"{name}: disagrees with the engine snapshot: {disagreement}")
-    _check_history_db(name, history_db, engine.last_seq)
-    return img, history_db
+    histchain.check_chain(name, obj.history, engine.last_seq)
+    return img, obj.history
 
 
 def disagrees_with_engine(img: ReadModelImage, engine: StateImage) -> str | None:
@@ -200,10 +208,31 @@ def _check_history_db(name: str, history_db: bytes, last_seq: int) -> None:
         raise SnapshotRefused(f"{name}: history index covers {row}, snapshot {last_seq}")
 
 
-async def save(stream_log: StreamLog, stream_seq: int, data: bytes) -> str | None:
-    """Store a read-model object unless one exists at ``stream_seq`` (every gateway replica
-    reaches the same points; the first stores). Returns the name, None if skipped."""
+class ChainBroken(Exception):
+    """A segment this replica's chain names is no longer stored: its next snapshot needs a
+    new base."""
+
+
+async def save(
+    stream_log: StreamLog,
+    stream_seq: int,
+    data: bytes,
+    refs: list[SegmentRef] | None = None,
+    segments: dict[str, bytes] | None = None,
+) -> str | None:
+    """Store the history segments not stored yet (always: the next snapshot's chain extends
+    them), then the read-model object unless one exists at ``stream_seq`` (every gateway
+    replica reaches the same points; the first stores). Returns the name, None if skipped;
+    `ChainBroken` if a segment the chain names is gone (pruned by another gateway)."""
     store = await snapshot_bucket(stream_log)
+    present = set(await list_names(stream_log))
+    for seg_name, seg_data in (segments or {}).items():
+        if seg_name not in present:
+            await store.put(seg_name, seg_data)
+            present.add(seg_name)
+    missing = [r.name for r in refs or [] if r.name not in present]
+    if missing:
+        raise ChainBroken(f"history segments {missing} not stored")
     name = readmodel_name(stream_seq)
     try:
         await store.get_info(name)
@@ -225,26 +254,46 @@ class Uploader:
 
     RETRY_PAUSE_MAX_S: Final = 5.0
 
-    def __init__(self, stream_log: StreamLog, stored: set[int]) -> None:
+    def __init__(
+        self, stream_log: StreamLog, stored: set[int], chain: HistoryChain | None = None
+    ) -> None:
         self.stream_log = stream_log
         self.stored = stored
-        self._next: tuple[int, bytes] | None = None
+        self.chain = chain
+        self._next: tuple[int, bytes, list[SegmentRef]] | None = None
+        self._segments: dict[str, bytes] = {}
+        """Segments not stored yet that the newest chain names: a superseded point's delta
+        is kept, the newer chain extends it."""
         self._task: asyncio.Task[None] | None = None
 
-    def offer(self, stream_seq: int, data: bytes) -> None:
-        self._next = (stream_seq, data)
+    def offer(
+        self,
+        stream_seq: int,
+        data: bytes,
+        refs: list[SegmentRef] | None = None,
+        segments: list[tuple[SegmentRef, bytes]] = (),  # type: ignore[assignment]
+    ) -> None:
+        self._next = (stream_seq, data, refs or [])
+        self._segments.update((r.name, d) for r, d in segments)
+        wanted = {r.name for r in refs or []}
+        self._segments = {n: d for n, d in self._segments.items() if n in wanted}
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="rm-upload")
 
     async def _run(self) -> None:
         while self._next is not None:
-            stream_seq, data = self._next
+            stream_seq, data, refs = self._next
             self._next = None
             attempt = 0
             while True:
                 attempt += 1
                 try:
-                    await save(self.stream_log, stream_seq, data)
+                    await save(self.stream_log, stream_seq, data, refs, self._segments)
+                except ChainBroken as exc:
+                    log.warning("cluster_history_chain_broken", reason=str(exc))
+                    if self.chain is not None:
+                        self.chain.broken = True  # the next point ships a new base
+                    break
                 except Exception as exc:
                     log.warning(
                         "cluster_readmodel_snapshot_not_stored",
@@ -257,6 +306,8 @@ class Uploader:
                     await asyncio.sleep(min(0.5 * attempt, self.RETRY_PAUSE_MAX_S))
                     continue
                 self.stored.add(stream_seq)
+                stored_now = {r.name for r in refs}
+                self._segments = {n: d for n, d in self._segments.items() if n not in stored_now}
                 with contextlib.suppress(Exception):  # another gateway may be pruning too
                     await prune(self.stream_log)
                 break
@@ -269,15 +320,54 @@ class Uploader:
 
 
 async def prune(stream_log: StreamLog, keep: int = KEEP) -> list[str]:
-    """Delete all but the newest ``keep`` read-model objects; returns the names deleted."""
+    """Delete all but the newest ``keep`` read-model objects, then the history segments no
+    kept object names and older than the oldest kept (a newer one may belong to a chain
+    another gateway is storing); returns the read-model names deleted."""
     assert keep >= 1
-    old = [n for n in await list_names(stream_log) if n.endswith(SUFFIX)][:-keep]
-    if old:
-        store = await snapshot_bucket(stream_log, create=False)
-        for name in old:
-            await store.delete(name)
-        log.info("cluster_readmodel_snapshots_pruned", names=old)
+    names = await list_names(stream_log)
+    readmodels = [n for n in names if n.endswith(SUFFIX)]
+    old, kept = readmodels[:-keep], readmodels[-keep:]
+    if not old:
+        return old
+    store = await snapshot_bucket(stream_log, create=False)
+    for name in old:
+        await store.delete(name)
+    log.info("cluster_readmodel_snapshots_pruned", names=old)
+    wanted: set[str] = set()
+    for name in kept:  # small objects now: the history is in the segments
+        with contextlib.suppress(Exception):
+            data = (await store.get(name)).data or b""
+            wanted.update(r.name for r in _DECODER.decode(data[HEADER.size :]).history)
+    if not wanted:
+        return old  # nothing readable kept: leave the segments for a later prune
+    oldest_base = min(int(n.split("-", 1)[0]) for n in wanted)
+    dropped = [
+        n
+        for n in names
+        if n.endswith(SEG_SUFFIX) and n not in wanted and int(n.split("-", 1)[0]) < oldest_base
+    ]
+    for name in dropped:
+        await store.delete(name)
+    if dropped:
+        log.info("cluster_history_segments_pruned", names=dropped)
     return old
+
+
+async def fetch_history(
+    store: ObjectStore, name: str, refs: list[SegmentRef], last_seq: int
+) -> bytes:
+    """The chain's segments fetched and verified, the deltas applied to the base: the
+    history index image at ``last_seq`` (`SnapshotRefused` if any piece is wrong)."""
+    bodies: list[tuple[SegmentRef, bytes]] = []
+    for ref in refs:
+        try:
+            data = (await store.get(ref.name)).data or b""
+        except nats.js.errors.ObjectNotFoundError as exc:
+            raise SnapshotRefused(f"{name}: history segment {ref.name} missing") from exc
+        bodies.append((ref, await asyncio.to_thread(histchain.open_segment, ref, data)))
+    base_ref, base_db = bodies[0]
+    await asyncio.to_thread(_check_history_db, base_ref.name, base_db, base_ref.to_seq)
+    return await asyncio.to_thread(histchain.apply_deltas, base_db, bodies[1:], last_seq)
 
 
 async def stored_points(stream_log: StreamLog) -> set[int]:
@@ -310,7 +400,7 @@ async def load_start_point(
             snap = await asyncio.to_thread(decode_snapshot, name, data, recorded)
             rm_name = readmodel_name(snap.stream_seq)
             rm_data = (await store.get(rm_name)).data or b""
-            img, history_db = await asyncio.to_thread(
+            img, refs = await asyncio.to_thread(
                 decode, rm_name, rm_data, snap.stream_seq, snap.replica.engine.image()
             )
             if need_marketdata and img.marketdata is None:
@@ -320,6 +410,7 @@ async def load_start_point(
 
                 if image_rules_hash(img.aml) != aml_rules_hash:
                     raise SnapshotRefused(f"{rm_name}: no AML state for these AML rules")
+            history_db = await fetch_history(store, rm_name, refs, snap.last_seq)
         except (SnapshotRefused, nats.js.errors.Error) as exc:
             log.error("cluster_readmodel_snapshot_refused", name=name, reason=str(exc))
             continue
@@ -332,7 +423,7 @@ async def load_start_point(
             history_bytes=len(history_db),
             seconds=round(time.perf_counter() - started, 3),
         )
-        return StartPoint(name, snap.stream_seq, snap.last_seq, snap.replica, img, history_db)
+        return StartPoint(name, snap.stream_seq, snap.last_seq, snap.replica, img, history_db, refs)
     log.warning(
         "cluster_start_full_replay",
         reason="no snapshot with a read model verified" if tried else "no read-model snapshot",

@@ -22,7 +22,7 @@ from structlog.testing import capture_logs
 from engine.crosscheck import CHECKPOINT_EVERY
 from engine.snapstore import snapshot_bucket
 from engine.streamlog import NatsOptions, StreamLog, StreamSpec
-from gateway import clustersnap, readmodel
+from gateway import clustersnap, histchain, readmodel
 from gateway.app import Gateway, GatewayConfig
 from gateway.cluster import ClusterConfig
 from gateway.server import start
@@ -137,6 +137,27 @@ def test_cold_replicas_start_from_readmodel_snapshots(tmp_path: Path) -> None:
         assert cold.bridge.follower.snapshot_stream_seq == 2 * CHECKPOINT_EVERY
         assert _answers(cold) == want
 
+        # the newest pair's history is the older one's base plus one delta; that delta
+        # damaged: the newest pair refused, the older one (the base alone) used
+        sl = await StreamLog.connect(NatsOptions(), spec)
+        bucket = await snapshot_bucket(sl)
+        newest = clustersnap.readmodel_name(2 * CHECKPOINT_EVERY)
+        data = (await bucket.get(newest)).data or b""
+        refs = msgspec.msgpack.decode(
+            data[clustersnap.HEADER.size :], type=clustersnap.ReadModelObject
+        ).history
+        assert [r.kind for r in refs] == [histchain.BASE, histchain.DELTA]
+        delta = bytearray((await bucket.get(refs[1].name)).data or b"")
+        delta[-3] ^= 0xFF
+        await bucket.put(refs[1].name, bytes(delta))
+        await sl.close()
+        with capture_logs() as logs:
+            nodelta, nodelta_run = await _gateway(tmp_path, "nodelta", spec, snapshot_every=0)
+        reasons = [e["reason"] for e in logs if e["event"] == "cluster_readmodel_snapshot_refused"]
+        assert len(reasons) == 1 and f"history segment {refs[1].name}: hash" in reasons[0], reasons
+        assert nodelta.bridge.follower.snapshot_stream_seq == CHECKPOINT_EVERY
+        assert _answers(nodelta) == want
+
         # the newest read-model object damaged: refused, the older pair used
         await _corrupt(spec, 2 * CHECKPOINT_EVERY, forge=False)
         with capture_logs() as logs:
@@ -161,7 +182,7 @@ def test_cold_replicas_start_from_readmodel_snapshots(tmp_path: Path) -> None:
             clustersnap.readmodel_name(CHECKPOINT_EVERY)
         ]
         assert await clustersnap.stored_points(writer) == {2 * CHECKPOINT_EVERY}
-        for run in (warm_run, full_run, cold_run, older_run, last_run):
+        for run in (warm_run, full_run, cold_run, nodelta_run, older_run, last_run):
             await run.runner.cleanup()
         await writer.close()
 

@@ -35,6 +35,8 @@ import structlog
 from gateway.history.index import HistoryIndex, order_row, trade_row
 from gateway.records import OrderRecord, TradeRecord
 
+Row = tuple[object, ...]
+
 log = structlog.get_logger(__name__)
 
 MAX_GROUP_ROWS: Final = 50_000
@@ -89,6 +91,9 @@ class HistoryWriter:
         self.failures = 0
         self.commits = 0
         """Index transactions committed (metrics, tests)."""
+        self.on_rows: Callable[[int, list[Row], list[Row]], None] | None = None
+        """Called on this thread with each commit's rows (a cluster replica's history chain,
+        `gateway.histchain`: its snapshots ship only the rows since the previous one)."""
         self._queue: queue.SimpleQueue[_Batch | _After | _Flush | None] = queue.SimpleQueue()
         self._done = threading.Condition()
         self._wake = threading.Condition()
@@ -225,11 +230,11 @@ class HistoryWriter:
         last_seq = batches[-1].last_seq
         ts_ns = max(b.ts_ns for b in batches)
         try:
-            self.index.write(
-                last_seq,
-                (order_row(o) for b in batches for o in b.orders),
-                (trade_row(a, t) for b in batches for a, t in b.trades),
-            )
+            orders = [order_row(o) for b in batches for o in b.orders]
+            trades = [trade_row(a, t) for b in batches for a, t in b.trades]
+            self.index.write(last_seq, orders, trades)
+            if self.on_rows is not None:
+                self.on_rows(last_seq, orders, trades)
             if self.retention_ns and ts_ns >= self._next_prune_ns:
                 self._next_prune_ns = ts_ns + PRUNE_EVERY_NS
                 dropped = self.index.prune_unfilled(ts_ns - self.retention_ns)
