@@ -38,7 +38,7 @@ import os
 import sqlite3
 import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -271,7 +271,7 @@ class Uploader:
         stream_seq: int,
         data: bytes,
         refs: list[SegmentRef] | None = None,
-        segments: list[tuple[SegmentRef, bytes]] = (),  # type: ignore[assignment]
+        segments: Sequence[tuple[SegmentRef, bytes]] = (),
     ) -> None:
         self._next = (stream_seq, data, refs or [])
         self._segments.update((r.name, d) for r, d in segments)

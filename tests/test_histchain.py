@@ -101,6 +101,18 @@ def test_base_and_deltas_rebuild_the_index_and_a_bad_piece_is_refused(tmp_path: 
         await store.delete(refs[2].name)
         with pytest.raises(SnapshotRefused, match="missing"):
             await clustersnap.fetch_history(store, "rm", refs, last_seq)
+        # a replica whose chain names the pruned segment stores no read model on it, and its
+        # next point ships a new base
+        chain = histchain.HistoryChain(refs, last_seq)
+        uploader = clustersnap.Uploader(sl, stored := set(), chain)
+        uploader.offer(7, b"never stored", refs, [])
+        assert uploader._task is not None
+        await asyncio.wait_for(uploader._task, 30)
+        assert chain.broken and not stored
+        assert await clustersnap.stored_points(sl) == set()
+        base_db = histchain.open_segment(refs[0], segments[refs[0].name])
+        new_refs, new = chain.cut(last_seq + 1, lambda: base_db)
+        assert [r.kind for r in new_refs] == [histchain.BASE] and new[0][0] is new_refs[0]
         await sl.close()
 
     with stream_on() as spec:
