@@ -33,6 +33,7 @@ from engine.core.layout import (
     C_FIFO_HEAD,
     CF_MAX_LEVELS,
     K_ACCOUNT,
+    M_BAND,
     M_BASE,
     M_BURST_FIRST,
     M_LOT,
@@ -116,7 +117,7 @@ def amend_check(sp, c, i):
     if p != cur_p:
         if k_type(st.olnk, s) == LIMIT_MAKER and crosses(st.lvl, st.bkl, st.bkn, m, side, p):
             return REJ_TAKER_NOT_ALLOWED, -1, 0, 0, 0
-        if outside_band(st.lvl, st.bkl, st.bkn, st.mkt, m, p):
+        if st.mkt[m, M_BAND] != 0 and outside_band(sp, m, p):
             return REJ_BAND, -1, 0, 0, 0
         own = 2 * m + side
         if (
@@ -184,10 +185,7 @@ def amend(sp, c, i):
         k_stp(st.olnk, s),
     )
     rests, keep = settle_taker(
-        st.ev,
-        st.ctr,
-        st.bal,
-        st.mkt,
+        sp,
         seq,
         oid,
         a,

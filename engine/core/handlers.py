@@ -196,10 +196,7 @@ def place(sp, c, i):
         )
     rest_ok = otype == LIMIT_MAKER or (otype == LIMIT and (tif == GTC or tif == GTD))  # noqa: SIM109
     rests, keep = settle_taker(
-        st.ev,
-        st.ctr,
-        st.bal,
-        st.mkt,
+        sp,
         seq,
         seq,
         a,

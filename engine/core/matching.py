@@ -412,10 +412,7 @@ def dry_run(sp, m, side, lim, left, account, stp):
 
 @kernel
 def settle_taker(
-    ev,
-    ctr,
-    bal,
-    mkt,
+    sp,
     seq,
     oid,
     account,
@@ -434,6 +431,10 @@ def settle_taker(
 ):
     """PlaceOrder step 6: expire or keep resting, then release what the taker no longer needs.
     Returns (rests, hold kept by the resting order)."""
+    st = load_state(sp)
+    ev = st.ev
+    ctr = st.ctr
+    mkt = st.mkt
     # Resolution (as the reference): a quote-bounded taker whose budget is exactly spent is
     # filled, like one stopped by the budget after at least one trade.
     if quote_bounded:
@@ -467,5 +468,5 @@ def settle_taker(
     if release < 0:
         fail(ctr, ERR_NEGATIVE_HOLD)
     elif release > 0:
-        post_release(ev, ctr, bal, seq, new_txn(ctr), account, asset, release)
+        post_release(ev, ctr, st.bal, seq, new_txn(ctr), account, asset, release)
     return rests, keep

@@ -352,10 +352,7 @@ def execute_triggered(sp, seq, s):
             stp,
         )
         settle_taker(
-            st.ev,
-            st.ctr,
-            st.bal,
-            st.mkt,
+            sp,
             seq,
             oid,
             a,
@@ -407,10 +404,7 @@ def execute_triggered(sp, seq, s):
         stp,
     )
     rests, keep = settle_taker(
-        st.ev,
-        st.ctr,
-        st.bal,
-        st.mkt,
+        sp,
         seq,
         oid,
         a,

@@ -156,19 +156,21 @@ def crosses(lvl, bkl, bkn, m, side, p):
 
 
 @kernel
-def outside_band(lvl, bkl, bkn, mkt, m, p):
+def outside_band(sp, m, p):
     """Price band: is ``p`` further than the band from the reference price (the last trade,
-    else the floor of the mid when both sides exist)?"""
-    band = mkt[m, M_BAND]
+    else the floor of the mid when both sides exist)? Callers test ``mkt[m, M_BAND] != 0``
+    first: most markets have no band, and the call is then skipped."""
+    st = load_state(sp)
+    band = st.mkt[m, M_BAND]
     if band == 0:
         return False
-    ref = mkt[m, M_LAST_PRICE]
+    ref = st.mkt[m, M_LAST_PRICE]
     if ref == 0:
-        bid = best_level(bkl, bkn, 2 * m)
-        ask = best_level(bkl, bkn, 2 * m + 1)
+        bid = best_level(st.bkl, st.bkn, 2 * m)
+        ask = best_level(st.bkl, st.bkn, 2 * m + 1)
         if bid < 0 or ask < 0:
             return False
-        ref = (lvl[bid, V_PRICE] + lvl[ask, V_PRICE]) // 2
+        ref = (st.lvl[bid, V_PRICE] + st.lvl[ask, V_PRICE]) // 2
     dev = bps_of(ref, band)
     return p < ref - dev or p > ref + dev
 
@@ -203,8 +205,9 @@ def over_tier_limit(mkt, acct, a, m, otype, p, q, quote_qty):
 
 
 @kernel
-def place_fields(mkt, ctr, c, i):
+def place_fields(sp, c, i):
     """PlaceOrder checks 2-3. Returns (reason, p, q)."""
+    mkt = load_state(sp).mkt
     m = c[i, R_MARKET]
     side = c[i, R_SIDE]
     otype = c[i, R_TYPE]
@@ -320,7 +323,7 @@ def place_check(sp, c, i):
     if st.acct[a, A_FROZEN] != 0:
         return REJ_FROZEN, 0, 0, 0
     state = st.mkt[m, M_STATE]
-    reason, p, q = place_fields(st.mkt, st.ctr, c, i)
+    reason, p, q = place_fields(sp, c, i)
     if reason != 0:
         return reason, 0, 0, 0
     if over_tier_limit(st.mkt, st.acct, a, m, otype, p, q, quote_qty):
@@ -338,8 +341,10 @@ def place_check(sp, c, i):
         or crosses(st.lvl, st.bkl, st.bkn, m, side, p)
     ):
         return REJ_POST_ONLY, 0, 0, 0
-    if (otype == LIMIT or otype == LIMIT_MAKER) and outside_band(  # noqa: SIM109
-        st.lvl, st.bkl, st.bkn, st.mkt, m, p
+    if (
+        (otype == LIMIT or otype == LIMIT_MAKER)  # noqa: SIM109
+        and st.mkt[m, M_BAND] != 0
+        and outside_band(sp, m, p)
     ):
         return REJ_BAND, 0, 0, 0
     if otype >= STOP_MARKET:
