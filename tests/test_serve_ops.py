@@ -168,6 +168,10 @@ def test_ledger_follower_is_supervised_and_quiet_when_idle(tmp_path: Path, db_na
         assert server.metric("kootabase_ledger_follower_up") == 1
         check = server.health()["checks"]["ledgerFollower"]
         assert check["ok"] is True and check["state"] == "running"
+        deadline = time.monotonic() + 30  # history from PostgreSQL comes up once (logged)
+        while server.health()["checks"].get("pgHistory", {}).get("state", "running") != "running":
+            assert time.monotonic() < deadline, server.health()["checks"]["pgHistory"]
+            time.sleep(0.2)
         quiet_from = len(server.raw)
         time.sleep(6)  # three follow intervals of an idle exchange
         assert server.raw[quiet_from:] == []
