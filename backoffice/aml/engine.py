@@ -13,6 +13,8 @@ What it watches:
 
 - a deposit: a ``Posting`` with reason ``DEPOSIT`` (credit account, asset, amount);
 - a withdrawal: ``WithdrawalHeld`` (an accepted request; a refused one never reaches here);
+  its ``WithdrawalSettled`` (sent, rejected or cancelled) drops its hold verdict: nothing asks
+  for it after the decision, and ``holds`` would otherwise grow with every held withdrawal;
 - trading: ``Trade`` (both accounts traded).
 """
 
@@ -24,7 +26,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from backoffice.aml.rules import Rule, RuleSet
-from engine.schema import AssetCreated, Event, Posting, PostingReason, Trade, WithdrawalHeld
+from engine.schema import (
+    AssetCreated,
+    Event,
+    Posting,
+    PostingReason,
+    Trade,
+    WithdrawalHeld,
+    WithdrawalSettled,
+)
 
 NS: int = 1_000_000_000
 AddressOf = Callable[[int], str | None]
@@ -66,7 +76,8 @@ class AmlEngine:
         """symbol -> (asset_id, decimals), from ``AssetCreated``."""
         self.accounts: dict[int, _Account] = {}
         self.holds: dict[int, list[str]] = {}
-        """withdrawal id -> ids of the rules that hold it for review."""
+        """withdrawal id -> ids of the rules that hold it for review, while it is undecided
+        (custody screens a withdrawal only between its hold and its settlement)."""
         self.keep_ns = max((r.window_s for r in rules.rules), default=0) * NS
         self.last_seq = 0
 
@@ -88,6 +99,9 @@ class AmlEngine:
             elif t is WithdrawalHeld:
                 assert isinstance(e, WithdrawalHeld)
                 hits += self._withdrawal(ts_ns, e)
+            elif t is WithdrawalSettled:
+                assert isinstance(e, WithdrawalSettled)
+                self.holds.pop(e.withdrawal_id, None)  # decided: custody never asks again
             elif t is AssetCreated:
                 assert isinstance(e, AssetCreated)
                 self.assets[e.symbol.upper()] = (e.asset_id, e.decimals)
