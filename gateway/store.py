@@ -14,8 +14,10 @@ acknowledged order is always readable; afterwards only a bounded cache of recent
 orders (``memory_orders``, global) stays, for quick ``order.status``. Memory is therefore open
 orders + the cache + what the writer has not committed yet, whatever the history length.
 
-This module holds the fold and the hand-off to the history writer; the records it keeps are in
-`gateway.records`, and what requests ask of it in `gateway.storequeries`.
+This module holds the fold of orders, trades and balances and the hand-off to the history
+writer; the fold of reference data (assets, markets, account standing, tier limits, dead-man's
+switches) is in `gateway.storereference`, the records it keeps in `gateway.records`, and what
+requests ask of it in `gateway.storequeries`.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ from gateway.records import (
     TradeRecord,
 )
 from gateway.storequeries import StoreQueries
+from gateway.storereference import ReferenceFold
 
 if TYPE_CHECKING:
     from gateway.history.reader import HistoryReader
@@ -80,7 +83,7 @@ _MARKET: Final = int(OrderType.MARKET)
 _LIMIT_MAKER: Final = int(OrderType.LIMIT_MAKER)
 
 
-class Store(StoreQueries):
+class Store(ReferenceFold, StoreQueries):
     def __init__(self, *, memory_orders: int = MEMORY_ORDERS) -> None:
         assert memory_orders >= 0
         self.memory_orders = memory_orders
@@ -99,9 +102,9 @@ class Store(StoreQueries):
         """account_id -> fire_at_ns of its armed dead-man's switch (journal time), folded from
         the engine's events so a restart knows what is armed (`gateway.deadman` ticks on it)."""
         self.standing: dict[int, tuple[bool, int]] = {}
+        """account_id -> (frozen, KYC tier; -1 = never set), for accounts staff touched."""
         self.tier_limits: dict[tuple[int, int], int] = {}
         """(quote asset, tier) -> largest order notional in atoms (SetTierTradeLimit), > 0."""
-        """account_id -> (frozen, KYC tier; -1 = never set), for accounts staff touched."""
         self.staff_actions: list[tuple[int, int, bytes]] = []
         """(seq, ts_ns, command record) of each staff action, in order: a cluster replica's
         audit log (`backoffice.audit`), kept as it applies the stream (no local journal)."""
@@ -179,52 +182,6 @@ class Store(StoreQueries):
             self._stp_last.clear()
         self.last_seq = max(self.last_seq, through_seq)
         self.last_ts_ns = ts
-
-    def _asset(self, ev: AssetCreated) -> None:
-        self.assets[ev.asset_id] = Asset(ev.asset_id, ev.symbol, ev.decimals)
-
-    def _market(self, ev: MarketCreated) -> None:
-        m = Market(
-            market_id=ev.market_id,
-            symbol=ev.symbol,
-            wire=ev.symbol.replace("-", "").upper(),
-            base=self.assets[ev.base_asset_id],
-            quote=self.assets[ev.quote_asset_id],
-            tick=ev.tick_size_atoms,
-            lot=ev.lot_size_atoms,
-            min_notional=ev.min_notional_atoms,
-            maker_fee_ppm=ev.maker_fee_ppm,
-            taker_fee_ppm=ev.taker_fee_ppm,
-            max_order_qty=ev.max_order_qty_atoms,
-            price_band_bps=ev.price_band_bps,
-        )
-        self.markets[m.market_id] = m
-        self.by_wire[m.wire] = m
-
-    def _market_state(self, ev: MarketStateChanged) -> None:
-        self.markets[ev.market_id].state = ev.state
-
-    def _frozen(self, ev: AccountFrozenChanged) -> None:
-        self.standing[ev.account_id] = (ev.frozen, self.tier(ev.account_id))
-
-    def _tier(self, ev: AccountTierChanged) -> None:
-        self.standing[ev.account_id] = (self.frozen(ev.account_id), ev.tier)
-
-    def frozen(self, account_id: int) -> bool:
-        return self.standing.get(account_id, (False, -1))[0]
-
-    def _tier_limit(self, ev: TierTradeLimitSet) -> None:
-        if ev.max_order_notional_atoms:
-            self.tier_limits[ev.asset_id, ev.tier] = ev.max_order_notional_atoms
-        else:
-            self.tier_limits.pop((ev.asset_id, ev.tier), None)
-
-    def tier(self, account_id: int) -> int:
-        """The KYC tier, -1 when never set (operator-made accounts: no KYC regime)."""
-        return self.standing.get(account_id, (False, -1))[1]
-
-    def _account(self, ev: AccountCreated) -> None:
-        self.accounts.setdefault(ev.account_id, AccountView())
 
     def _accepted(self, ev: OrderAccepted) -> OrderRecord | None:
         o = OrderRecord(
@@ -395,16 +352,6 @@ class Store(StoreQueries):
         o.orig_qty = o.executed + o.prevented_qty + ev.qty_atoms
         o.update_ns = self._ts
         self._report(o, "REPLACED")
-
-    def _dms_set(self, ev: DeadMansSwitchSet) -> None:
-        if ev.fire_at_ns:
-            self.dead_mans[ev.account_id] = ev.fire_at_ns
-        else:
-            self.dead_mans.pop(ev.account_id, None)
-
-    def _dms_fired(self, ev: DeadMansSwitchFired) -> None:
-        """Its OrderCancelled(DEAD_MANS_SWITCH) events follow and close the orders as CANCELED."""
-        self.dead_mans.pop(ev.account_id, None)
 
     def _posting(self, ev: Posting) -> None:
         self._move(ev.debit_account_id, ev.debit_bucket, ev.asset_id, -ev.amount_atoms)
