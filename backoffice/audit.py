@@ -95,6 +95,25 @@ def staff_records(
     ]
 
 
+def has_decision(
+    records: Iterable[tuple[int, int, bytes]], withdrawal_id: int, staff_id: str
+) -> bool:
+    """Whether ``records`` hold a `WithdrawalDecision` by ``staff_id`` on ``withdrawal_id``:
+    custody's read-back after a crash between journaling a decision and recording it
+    (`custody.approvals`), so a restart neither loses the decision nor journals it twice."""
+    for _seq, _ts, payload in records:
+        if not _staff_command(payload):
+            continue
+        c = decode_command(payload)
+        if (
+            isinstance(c, WithdrawalDecision)
+            and c.withdrawal_id == withdrawal_id
+            and c.staff_id == staff_id
+        ):
+            return True
+    return False
+
+
 def page(
     records: Iterable[tuple[int, int, bytes]],
     last_seq: int,

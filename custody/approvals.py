@@ -12,6 +12,15 @@ picks up. From there:
   the journal (``WithdrawResult(success=False)``), ending ``rejected``/``cancelled``; a crash in
   between is finished by `custody.withdrawals.WithdrawalDesk.recover`.
 
+A staff decision is journaled (``WithdrawalDecision``, the audit log's record) and then
+recorded in the store. A crash between the two would leave a journaled decision the store does
+not know, and the staff member's retry would journal it a second time. So the store first keeps
+an *intent* keyed by (withdrawal, staff member) with the journal position before it; the
+record removes it in the same transaction. An intent still there (at start, `recover`, or when
+the same person decides again) is settled by reading the journal back from that position
+(`DecisionLog`): journaled means the decision is recorded now, exactly once; not journaled
+means it is dropped and may be taken again.
+
 Decisions live in the custody store beside the withdrawal they gate (one SQLite transaction
 for the decision and the status change, so a second approval can never be lost between two
 stores); each decision names the staff id. The actions take a staff id and role from the
@@ -25,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 import structlog
 
@@ -68,9 +77,24 @@ class Decision:
     created_ns: int
 
 
+class DecisionLog(Protocol):
+    """The journal, read back for decisions (the gateway: its journal, or in cluster mode the
+    staff records its read model keeps from the stream)."""
+
+    def last_seq(self) -> int:
+        """The last sequence journaled (or applied) so far."""
+
+    def journaled(self, withdrawal_id: int, staff_id: str, after_seq: int) -> bool:
+        """Whether a `WithdrawalDecision` by ``staff_id`` on ``withdrawal_id`` is journaled
+        after ``after_seq``."""
+
+
 class Approvals:
-    def __init__(self, desk: WithdrawalDesk) -> None:
+    def __init__(self, desk: WithdrawalDesk, log: DecisionLog | None = None) -> None:
+        """Without ``log`` (tests of the rules alone) no intent is kept: a crash between the
+        journal and the store may then journal a decision twice."""
         self.desk = desk
+        self.log = log
         self.store = desk.store
         self._deciding = asyncio.Lock()
         """Staff decisions one at a time: the check, the journaled `WithdrawalDecision` and
@@ -99,6 +123,7 @@ class Approvals:
         releases it to the signer."""
         _require_role(role, APPROVE_ROLES, "approve withdrawals")
         async with self._deciding:
+            await self._settle_intent(withdrawal_id, staff_id)
             await self._journal(withdrawal_id, staff_id, True, "")
             _, status = self._decide(withdrawal_id, staff_id, "approve", "")
         log.info("withdrawal_approved", withdrawal_id=withdrawal_id, staff=staff_id, status=status)
@@ -111,6 +136,7 @@ class Approvals:
         _require_role(role, REJECT_ROLES, "reject withdrawals")
         reason = _note(reason)
         async with self._deciding:
+            await self._settle_intent(withdrawal_id, staff_id)
             await self._journal(withdrawal_id, staff_id, False, reason)
             self._decide(withdrawal_id, staff_id, "reject", reason, releasing=REJECTING)
         await self.desk.release(withdrawal_id, REJECTED, f"by {staff_id}: {reason}")
@@ -128,7 +154,67 @@ class Approvals:
         log.info("withdrawal_cancelled", withdrawal_id=withdrawal_id, account=account_id)
         return self._row(withdrawal_id)
 
+    async def recover(self) -> None:
+        """At start: settle every decision a crash left between the journal and the store."""
+        rows = self.store.db.execute(
+            "SELECT withdrawal_id, staff_id FROM decision_intents ORDER BY created_ns"
+        ).fetchall()
+        async with self._deciding:
+            for r in rows:
+                await self._settle_intent(r["withdrawal_id"], r["staff_id"])
+
     # ---- plumbing ----------------------------------------------------------------------------
+
+    async def _settle_intent(self, withdrawal_id: int, staff_id: str) -> None:
+        """Record the decision an interrupted action journaled, or forget it if it never
+        reached the journal (see the module docstring); a recorded rejection is released."""
+        intent = self.store.db.execute(
+            "SELECT * FROM decision_intents WHERE withdrawal_id=? AND staff_id=?",
+            (withdrawal_id, staff_id),
+        ).fetchone()
+        if intent is None:
+            return
+        assert self.log is not None, "intents are kept only with a decision log"
+        if not self.log.journaled(withdrawal_id, staff_id, intent["after_seq"]):
+            self._forget(withdrawal_id, staff_id)
+            log.info("withdrawal_decision_not_journaled", withdrawal_id=withdrawal_id,
+                     staff=staff_id)  # fmt: skip
+            return
+        decision, note = intent["decision"], intent["note"]
+        try:
+            self._decide(withdrawal_id, staff_id, decision, note, releasing=REJECTING)
+        except ActionRefused:  # no longer awaiting (the owner cancelled): nothing to record
+            self._forget(withdrawal_id, staff_id)
+            return
+        log.info("withdrawal_decision_recovered", withdrawal_id=withdrawal_id, staff=staff_id,
+                 decision=decision)  # fmt: skip
+        if decision == "reject":
+            await self.desk.release(withdrawal_id, REJECTED, f"by {staff_id}: {note}")
+
+    def _forget(self, withdrawal_id: int, staff_id: str) -> None:
+        with self.store.tx() as db:
+            db.execute(
+                "DELETE FROM decision_intents WHERE withdrawal_id=? AND staff_id=?",
+                (withdrawal_id, staff_id),
+            )
+
+    def _intend(self, withdrawal_id: int, staff_id: str, approve: bool, note: str) -> None:
+        """Keep the intent (durably) before the journal write; see the module docstring."""
+        if self.log is None:
+            return
+        with self.store.tx() as db:
+            db.execute(
+                "INSERT INTO decision_intents (withdrawal_id, staff_id, decision, note, "
+                "after_seq, created_ns) VALUES (?,?,?,?,?,?)",
+                (
+                    withdrawal_id,
+                    staff_id,
+                    "approve" if approve else "reject",
+                    note,
+                    self.log.last_seq(),
+                    self.desk.clock(),
+                ),
+            )
 
     def _row(self, withdrawal_id: int) -> WithdrawalRow:
         row = self.store.withdrawal(withdrawal_id)
@@ -165,9 +251,11 @@ class Approvals:
             approve=approve,
             note=note,
         )
+        self._intend(withdrawal_id, staff_id, approve, note)
         events = await self.desk.submit(command)
         rejected = next((e for e in events if isinstance(e, CommandRejected)), None)
         if rejected is not None:  # awaiting approval means held by the engine: an invariant
+            self._forget(withdrawal_id, staff_id)
             raise RuntimeError(
                 f"WithdrawalDecision {withdrawal_id} refused: {Reject(rejected.reason).name}"
             )
@@ -208,6 +296,10 @@ class Approvals:
                     f"{staff_id} already decided on withdrawal {withdrawal_id}: four eyes "
                     "need a second person",
                 ) from None
+            db.execute(  # the intent, if any, is settled by this record
+                "DELETE FROM decision_intents WHERE withdrawal_id=? AND staff_id=?",
+                (withdrawal_id, staff_id),
+            )
             approvals = int(
                 db.execute(
                     "SELECT COUNT(*) AS n FROM approvals WHERE withdrawal_id=? "

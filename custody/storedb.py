@@ -50,6 +50,10 @@ CREATE TABLE IF NOT EXISTS approvals (
     withdrawal_id INTEGER NOT NULL, staff_id TEXT NOT NULL, decision TEXT NOT NULL,
     note TEXT NOT NULL DEFAULT '', created_ns INTEGER NOT NULL,
     PRIMARY KEY (withdrawal_id, staff_id));
+CREATE TABLE IF NOT EXISTS decision_intents (
+    withdrawal_id INTEGER NOT NULL, staff_id TEXT NOT NULL, decision TEXT NOT NULL,
+    note TEXT NOT NULL DEFAULT '', after_seq INTEGER NOT NULL, created_ns INTEGER NOT NULL,
+    PRIMARY KEY (withdrawal_id, staff_id));
 CREATE TABLE IF NOT EXISTS treasury (
     id INTEGER PRIMARY KEY AUTOINCREMENT, chain TEXT NOT NULL, asset_id INTEGER NOT NULL,
     chain_amount TEXT NOT NULL, note TEXT NOT NULL, created_ns INTEGER NOT NULL);

@@ -17,6 +17,7 @@ a retry with the same id is refused as a duplicate, never executed twice.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -91,6 +92,32 @@ def bridge_submitter(gw: Gateway) -> EngineSubmit:
     return submit
 
 
+class JournalDecisions:
+    """`custody.approvals.DecisionLog` of a gateway: its journal (embedded), or the staff
+    records its read model keeps from the stream (cluster mode, no local journal)."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+
+    def last_seq(self) -> int:
+        node = self.gw.node
+        return node.journal.last_sequence if node is not None else self.gw.store.last_seq
+
+    def journaled(self, withdrawal_id: int, staff_id: str, after_seq: int) -> bool:
+        from backoffice.audit import has_decision
+
+        node = self.gw.node
+        if node is None:
+            actions = self.gw.store.staff_actions
+            start = bisect.bisect_right(actions, after_seq, key=lambda r: r[0])
+            return has_decision(actions[start:], withdrawal_id, staff_id)
+        last = node.journal.last_sequence
+        if after_seq >= last:
+            return False
+        records = node.journal.read_from(max(after_seq + 1, node.journal.first_sequence), last)
+        return has_decision(records, withdrawal_id, staff_id)
+
+
 class GatewayCustody:
     """The custody service as the gateway exposes it (one per gateway, optional)."""
 
@@ -112,7 +139,7 @@ class GatewayCustody:
         self.custody: Custody = Custody(
             config, bridge_submitter(gw), signer=signer, tier_of=gw.store.tier
         )
-        self.approvals = Approvals(self.custody.desk)
+        self.approvals = Approvals(self.custody.desk, JournalDecisions(gw))
         """Four eyes (`custody.approvals`): staff decide through the operator API."""
         self.poll_s = poll_s
         self._task: asyncio.Task[None] | None = None
@@ -130,6 +157,7 @@ class GatewayCustody:
         node = self.gw.node
         if node is None:  # cluster mode: the replica is not caught up yet; next start
             return
+        await self.approvals.recover()  # first: a recovered rejection is released here
         pending = {w.withdrawal_id for w in node.engine.image().pending_withdrawals}
         await self.custody.desk.recover(pending)
 

@@ -183,6 +183,75 @@ def test_start_finishes_an_interrupted_release_and_never_skips_review(
     assert eth(server, creds)[1] == "1.000000000"
 
 
+class _Crash(Exception):
+    """Stands for the process dying between the journal write and the store's record (a test
+    double for a kill: the store and the journal are left exactly as a kill leaves them)."""
+
+
+def _journaled_decisions(server: ServerThread, withdrawal_id: int, staff_id: str) -> int:
+    records, _ = journal_replay(server.gw)
+    return sum(
+        isinstance(r.command, WithdrawalDecision)
+        and (r.command.withdrawal_id, r.command.staff_id) == (withdrawal_id, staff_id)
+        for r in records
+    )
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+def test_a_decision_interrupted_after_the_journal_is_recorded_once(
+    server: ServerThread, monkeypatch: pytest.MonkeyPatch, decision: str
+) -> None:
+    """Crash after the journaled ``WithdrawalDecision``, before the store's record: the
+    retry journaled the same decision a second time. Now the start-up recovery reads the
+    journal back, records the decision once, and the retry is refused (ALREADY_DECIDED)."""
+    creds, _ = account(server)
+    wid = withdraw(server, creds, "1", address(f"payee-crash-{decision}"))
+    approvals = server.gw.custody.approvals
+    act = (
+        (lambda: approvals.approve(wid, "staff-f7", "finance"))
+        if decision == "approve"
+        else (lambda: approvals.reject(wid, "staff-f7", "finance", "looks odd"))
+    )
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise _Crash
+
+    with monkeypatch.context() as m:
+        m.setattr(approvals, "_decide", crash)
+        with pytest.raises(_Crash):
+            on_loop(server, act)
+    assert approvals.decisions(wid) == [] and row(server, wid).status == "awaiting_approval"
+    assert _journaled_decisions(server, wid, "staff-f7") == 1
+    server.call(server.gw.custody.recover())
+    assert [(d.staff_id, d.decision) for d in approvals.decisions(wid)] == [("staff-f7", decision)]
+    assert row(server, wid).status == ("awaiting_approval" if decision == "approve" else "rejected")
+    expected = "ALREADY_DECIDED" if decision == "approve" else "NOT_AWAITING_APPROVAL"
+    assert refused(server, act) == expected
+    assert _journaled_decisions(server, wid, "staff-f7") == 1
+
+
+def test_a_decision_interrupted_before_the_journal_may_be_taken_again(
+    server: ServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Crash before the journal write: nothing was decided, so the retry goes through (the
+    intent is settled as not journaled), once."""
+    creds, _ = account(server)
+    wid = withdraw(server, creds, "1", address("payee-crash-early"))
+    approvals = server.gw.custody.approvals
+
+    async def crash(command: Any) -> Any:
+        raise _Crash
+
+    with monkeypatch.context() as m:
+        m.setattr(approvals.desk, "submit", crash)
+        with pytest.raises(_Crash):
+            approve(server, wid, "staff-f8")
+    assert _journaled_decisions(server, wid, "staff-f8") == 0
+    assert approve(server, wid, "staff-f8").status == "awaiting_approval"
+    assert [d.staff_id for d in approvals.decisions(wid)] == ["staff-f8"]
+    assert _journaled_decisions(server, wid, "staff-f8") == 1
+
+
 # ---- the operator API ------------------------------------------------------------------------
 
 
