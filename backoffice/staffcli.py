@@ -22,8 +22,8 @@ from backoffice.errors import BackofficeError
 from backoffice.passwords import check_new_password, normalize_email
 from backoffice.roles import parse_role
 from backoffice.secretbox import SecretBox
-from backoffice.staff import StaffAuth
-from backoffice.store import OPEN_ERRORS, open_error, open_store
+from backoffice.staff import StaffAuth, StaffStore
+from backoffice.store import IDENTITY_FILE, OPEN_ERRORS, open_error, open_store
 from backoffice.tokens import AccessTokens, load_key
 from engine.datadir import require_existing
 from engine.usererror import UserError
@@ -39,7 +39,30 @@ def _password() -> str:
     return sys.stdin.readline().rstrip("\r\n")
 
 
+async def _list(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Read-only: no master key, no signing key and no SQLite file is made to answer it (a
+    typo in --data-dir left a fresh identity store, a JWT key and a master key behind)."""
+    if not args.backoffice_dsn:
+        path = args.data_dir / "backoffice" / IDENTITY_FILE
+        if not path.is_file():
+            raise UserError(
+                f"no back-office identity store at {path}: no staff member exists there",
+                hint="check --data-dir (or --backoffice-dsn); `kootabase staff create` makes "
+                "the first",
+            )
+    try:
+        store = await open_store(args.data_dir, args.backoffice_dsn)
+    except OPEN_ERRORS as exc:
+        raise open_error(exc) from None
+    try:
+        return [s.public() for s in await StaffStore(store.db).listing()]
+    finally:
+        await store.close()
+
+
 async def _run(args: argparse.Namespace) -> dict[str, Any] | list[dict[str, Any]]:
+    if args.staff_command == "list":
+        return await _list(args)
     if args.staff_command == "create":  # first: a mistake creates no master key, no tables
         role = parse_role(args.role)
         email = normalize_email(args.email)
@@ -53,8 +76,6 @@ async def _run(args: argparse.Namespace) -> dict[str, Any] | list[dict[str, Any]
     try:
         key = load_key(args.data_dir / "backoffice" / "jwt.key")
         auth = StaffAuth(store.db, AccessTokens(key), SecretBox(master))
-        if args.staff_command == "list":
-            return [s.public() for s in await auth.store.listing()]
         staff, secret, uri = await auth.create(email, password, role, by="cli")
         return {**staff.public(), "totp_secret": secret, "otpauth_uri": uri}
     finally:

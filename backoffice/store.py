@@ -352,6 +352,10 @@ class IdentityStore:
         return {r["api_key"]: json.loads(r["ip_allow"]) for r in rows}
 
 
+IDENTITY_FILE: Final = "identity.sqlite3"
+"""The SQLite identity store's file in ``<data_dir>/backoffice``."""
+
+
 async def open_store(data_dir: Path, dsn: str | None = None) -> IdentityStore:
     """PostgreSQL when ``dsn`` is given, else ``<data_dir>/backoffice/identity.sqlite3``."""
     if dsn:
@@ -359,7 +363,7 @@ async def open_store(data_dir: Path, dsn: str | None = None) -> IdentityStore:
     from engine.filemodes import private_dir
 
     folder = private_dir(data_dir / "backoffice")
-    return IdentityStore(SqliteDb(folder / "identity.sqlite3"))
+    return IdentityStore(SqliteDb(folder / IDENTITY_FILE))
 
 
 OPEN_ERRORS: Final = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)

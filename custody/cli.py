@@ -19,7 +19,7 @@ from pathlib import Path
 from custody.assets import CustodyAsset
 from custody.config import CustodyConfig, load_config
 from custody.reconcile import AssetReconciliation, format_report
-from custody.store import CustodyStore
+from custody.store import CustodyStore, require_store
 from engine.datadir import require_existing
 from engine.usererror import UserError
 
@@ -32,6 +32,7 @@ async def _reconcile(args: argparse.Namespace) -> list[AssetReconciliation]:
 
     data_dir: Path = require_existing(args.data_dir, journal=args.journal is None)
     config = load_config(args.config or data_dir / "custody.toml", data_dir)
+    require_store(config.store_path)  # read-only: `Custody` would create an empty store
     book = replay_book(args.journal or data_dir / "journal")
 
     async def no_submit(command: object) -> list:  # reconciliation never writes

@@ -33,15 +33,24 @@ def require_existing(data_dir: Path, *, journal: bool = True) -> Path:
 def require_journal_dir(path: Path) -> Path:
     """``--journal`` must name the journal itself; a data directory given instead would read as
     an empty journal (an empty state that looks like an answer), so it is an error that says
-    which path was meant. A path that does not exist is refused here too, before the command
-    does anything else (``ledger sync`` migrated its database first)."""
+    which path was meant; so is any directory no node ever opened as a journal (``audit
+    verify`` reported an empty directory as an intact chain). A path that does not exist is
+    refused here too, before the command does anything else (``ledger sync`` migrated its
+    database first)."""
     if not path.exists():
         from engine.journal import JournalMissing
 
         raise JournalMissing(path)
-    if (path / JOURNAL_DIR).is_dir() and next(path.glob("*.seg"), None) is None:
+    if next(path.glob("*.seg"), None) is not None:
+        return path
+    if (path / JOURNAL_DIR).is_dir():
         raise UserError(
             f"{path} is a data directory, not a journal",
             hint=f"pass --journal {path / JOURNAL_DIR}",
+        )
+    if path.is_dir() and not (path / "LOCK").exists():  # never opened: not an empty journal
+        raise UserError(
+            f"{path} is not a journal directory (no segment files, never opened by a node)",
+            hint="check --journal",
         )
     return path

@@ -75,6 +75,18 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> typing.NoReturn:
         self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
 
+    def parse_known_args(  # type: ignore[override]
+        self, args: typing.Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """A subcommand refuses what it does not know itself. argparse hands a subcommand's
+        leftovers up to the top parser, whose error named ``kootabase`` and pointed at the
+        top-level help (``kootabase serve --bogus``: "see `kootabase --help`"), not at the
+        subcommand's options where the user has to look."""
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras and " " in self.prog:  # a subcommand: prog is "kootabase serve"
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
 
 def add_log_level(parser: argparse.ArgumentParser, *, top: bool) -> None:
     """``--log-level`` on the top parser (with the default) and on every subcommand (without

@@ -8,6 +8,8 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+from custody.config import load_config
+from custody.store import CustodyStore
 from tests.cli_support import assert_one_line, run_cli
 from tests.custody_nodes import free_port
 
@@ -37,6 +39,14 @@ chain = "ltc-regtest"
 chain_decimals = 8
 engine_decimals = 8
 """)
+    before = sorted(copy_dir.rglob("*"))
+    assert_one_line(  # custody never ran here: said so, and no store is left behind
+        run_cli("custody", "reconcile", "--data-dir", str(copy_dir)),
+        "no custody store at",
+        "custody never ran there",
+    )
+    assert sorted(copy_dir.rglob("*")) == before
+    CustodyStore(load_config(config, copy_dir).store_path).close()
     assert_one_line(
         run_cli("custody", "reconcile", "--data-dir", str(copy_dir)),
         "cannot reach the ltc-regtest node",
