@@ -92,6 +92,17 @@ def bridge_submitter(gw: Gateway) -> EngineSubmit:
     return submit
 
 
+def custody_needs_dsn() -> Exception:
+    from engine.usererror import UserError
+
+    return UserError(
+        "custody in cluster mode needs --backoffice-dsn",
+        hint="the shared PostgreSQL holds the claim that lets one gateway of the cluster run "
+        "custody (docs/custody.md)",
+        exit_code=2,
+    )
+
+
 class JournalDecisions:
     """`custody.approvals.DecisionLog` of a gateway: its journal (embedded), or the staff
     records its read model keeps from the stream (cluster mode, no local journal)."""
@@ -143,12 +154,30 @@ class GatewayCustody:
         """Four eyes (`custody.approvals`): staff decide through the operator API."""
         self.poll_s = poll_s
         self._task: asyncio.Task[None] | None = None
+        self._claim: Any = None
+        """Cluster mode: the held one-custody-per-stream claim (`gateway.custodylock`)."""
 
     def start(self) -> None:
         if self.poll_s > 0 and self._task is None:
             self._task = asyncio.get_running_loop().create_task(
                 self.custody.run(self.poll_s), name="custody"
             )
+
+    async def claim(self) -> None:
+        """Cluster mode: take the one-custody-per-stream claim before custody does anything
+        (`gateway.custodylock`); losing it later stops the chain watcher."""
+        cluster, dsn = self.gw.config.cluster, self.gw.config.backoffice_dsn
+        if cluster is None:
+            return
+        from gateway.custodylock import CustodyClaim
+
+        if not dsn:
+            raise custody_needs_dsn()
+        self._claim = await CustodyClaim.acquire(dsn, cluster.stream.name, self._stop_watcher)
+
+    def _stop_watcher(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
 
     async def recover(self) -> None:
         """At start, before serving: finish withdrawals a crash interrupted (a request between
@@ -168,6 +197,8 @@ class GatewayCustody:
                 await self._task
             self._task = None
         await self.custody.close()
+        if self._claim is not None:
+            await self._claim.release()
 
     # ---- helpers -----------------------------------------------------------------------------
 

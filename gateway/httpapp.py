@@ -113,6 +113,7 @@ class GatewayHttp:
         self.dead_mans.start()
         self.health.start()
         if self.custody is not None:
+            await self.custody.claim()
             await self.custody.recover()
             self.custody.start()
 

@@ -168,6 +168,16 @@ async def serve_forever(
     return received[0] if received else "none"
 
 
+def _check_custody_claim(dsn: str | None, stream: str) -> None:
+    """Cluster mode runs custody on one gateway only (`gateway.custodylock`)."""
+    from gateway.custody import custody_needs_dsn
+    from gateway.custodylock import check_free
+
+    if not dsn:
+        raise custody_needs_dsn()
+    asyncio.run(check_free(dsn, stream))
+
+
 def run_serve_cli(args: argparse.Namespace) -> int:
     """``kootabase serve``: node + gateway + market data on one aiohttp app.
 
@@ -281,6 +291,8 @@ def _serve(
         from backoffice.store import check_dsn
 
         asyncio.run(check_dsn(backoffice_dsn))
+    if custody is not None and cluster is not None:  # one custody per cluster: before anything
+        _check_custody_claim(backoffice_dsn, cluster.stream.name)
     config = GatewayConfig(
         data_dir=data_dir,
         fsync=not args.no_fsync,
