@@ -141,6 +141,44 @@ def test_forever_keeps_everything_and_paging_agrees(tmp_path: Path) -> None:
     w.close()
 
 
+def test_time_ranges_match_a_scan_of_every_row(tmp_path: Path) -> None:
+    """The time bounds are bisections over the id (no time index): against the plain filter
+    of every row, for bounds before, between, on and after rows, with runs of equal times
+    and gaps in the ids."""
+    w = HistoryWriter(tmp_path / "h.sqlite3", retention_days=0)
+    orders, trades = [], []
+    for i in range(400):
+        ts = T0 + (i // 4) * 1_000_000 + (i // 50) * 10_000_000  # equal runs, then jumps
+        oid = 10 + i * 3 + (i % 5)  # increasing, with gaps
+        orders.append(_order(oid, 5 + i % 2, ts, FILLED, 10))
+        trades.append((5 + i % 2, _trade(i * 2, oid, ts)))
+    w.submit(5_000, T0, orders, trades)
+    assert w.flush(5_000)
+    r = HistoryIndex(tmp_path / "h.sqlite3", readonly=True)
+    times = sorted({o.time_ns for o in orders})
+    bounds = [T0 - 1, *times[::7], *(t + 1 for t in times[3::11]), times[-1] + 1, 0]
+    for start_ns in bounds:
+        for end_ns in [*bounds[::3], times[-1], 1 << 62]:
+            for newest in (False, True):
+                want = [
+                    o.order_id
+                    for o in orders
+                    if o.account_id == 6 and start_ns <= o.time_ns <= end_ns
+                ]
+                want = want[-20:] if newest else want[:20]
+                got = r.orders(6, 0, start_ns=start_ns, end_ns=end_ns, limit=20, newest=newest)
+                assert [o.order_id for o in got] == want, (start_ns, end_ns, newest)
+                want_t = [
+                    t.trade_id for a, t in trades if a == 6 and start_ns <= t.time_ns <= end_ns
+                ]
+                want_t = want_t[-20:] if newest else want_t[:20]
+                got_t = r.trades(6, 0, start_ns=start_ns, end_ns=end_ns, limit=20, newest=newest)
+                assert [t.trade_id for t in got_t] == want_t, (start_ns, end_ns, newest)
+    assert r.orders(7, 0, start_ns=T0, end_ns=T0 + DAY_NS) == []
+    r.close()
+    w.close()
+
+
 def test_an_unusable_index_is_set_aside_and_rebuilt(tmp_path: Path) -> None:
     s = ServerThread(tmp_path)
     acc = s.accounts

@@ -51,7 +51,6 @@ CREATE TABLE IF NOT EXISTS orders (
     PRIMARY KEY (account_id, market_id, order_id)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS orders_id ON orders (order_id);
-CREATE INDEX IF NOT EXISTS orders_time ON orders (account_id, market_id, time_ns);
 CREATE INDEX IF NOT EXISTS orders_client_id ON orders (account_id, client_order_id)
     WHERE client_order_id != 0;
 CREATE INDEX IF NOT EXISTS orders_unfilled ON orders (close_ns) WHERE traded = 0;
@@ -61,7 +60,8 @@ CREATE TABLE IF NOT EXISTS trades (
     PRIMARY KEY (account_id, market_id, trade_id, order_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS trades_order ON trades (account_id, order_id, trade_id);
-CREATE INDEX IF NOT EXISTS trades_time ON trades (account_id, market_id, time_ns);
+DROP INDEX IF EXISTS orders_time;
+DROP INDEX IF EXISTS trades_time;
 INSERT OR IGNORE INTO meta VALUES ('schema', {SCHEMA_VERSION}), ('last_seq', 0);
 """
 _ORDER_SELECT: Final = "SELECT rec FROM orders"
@@ -221,23 +221,60 @@ class HistoryIndex:
         start_ns: int,
         end_ns: int,
     ) -> tuple[int, int]:
-        """The time range as a range of ids (two seeks on the time index, so a page far into
-        a long history costs the same as the first). Ids grow with journal time: order ids
-        are sequences, trade ids count up per market in sequence order."""
+        """The time range as a range of ids. Ids grow with journal time (order ids are
+        sequences, trade ids count up per market in sequence order, and journal time never
+        goes back), so within one (account, market) the rows sorted by id are sorted by time
+        too, and each bound is a bisection over the primary key (~log2 of the id span seeks:
+        a page far into a long history costs the same as the first). No time index is kept
+        for this: it cost every insert one more B-tree (docs/history.md, "Writer cost")."""
         lo, hi = 0, NO_END
-        where = f"SELECT {id_column} FROM {table} WHERE account_id = ? AND market_id = ?"
+        if start_ns <= 0 and end_ns >= NO_END:
+            return lo, hi
+        probe = self.db.execute
+        after = (
+            f"SELECT {id_column}, time_ns FROM {table} WHERE account_id = ? AND market_id = ? "
+            f"AND {id_column} >= ? ORDER BY {id_column} LIMIT 1"
+        )
+        key = (account_id, market_id)
+
+        # Two single-row seeks: min() and max() in one SELECT would scan the account's rows.
+        first_id = probe(
+            f"SELECT min({id_column}) FROM {table} WHERE account_id = ? AND market_id = ?", key
+        ).fetchone()[0]
+        if first_id is None:  # no rows: any range finds nothing
+            return lo, hi
+        last_id = probe(
+            f"SELECT max({id_column}) FROM {table} WHERE account_id = ? AND market_id = ?", key
+        ).fetchone()[0]
+
+        def first_at_or_after(time_ns: int) -> int | None:
+            """The smallest id whose row's time is >= ``time_ns`` (None: no such row)."""
+            lo_id, hi_id, found = int(first_id), int(last_id) + 1, None
+            while lo_id < hi_id:
+                mid = (lo_id + hi_id) // 2
+                row = probe(after, (*key, mid)).fetchone()
+                if row is None or row[0] >= hi_id:
+                    hi_id = mid
+                elif row[1] >= time_ns:
+                    found, hi_id = int(row[0]), mid
+                else:
+                    lo_id = int(row[0]) + 1
+            return found
+
         if start_ns > 0:
-            row = self.db.execute(
-                f"{where} AND time_ns >= ? ORDER BY time_ns, {id_column} LIMIT 1",
-                (account_id, market_id, start_ns),
-            ).fetchone()
-            lo = NO_END if row is None else int(row[0])
+            first = first_at_or_after(start_ns)
+            lo = NO_END if first is None else first
         if end_ns < NO_END:
-            row = self.db.execute(
-                f"{where} AND time_ns <= ? ORDER BY time_ns DESC, {id_column} DESC LIMIT 1",
-                (account_id, market_id, end_ns),
-            ).fetchone()
-            hi = -1 if row is None else int(row[0])
+            past = first_at_or_after(end_ns + 1)  # the last id at or before end_ns is below it
+            if past is None:
+                hi = NO_END
+            else:
+                row = probe(
+                    f"SELECT {id_column} FROM {table} WHERE account_id = ? AND market_id = ? "
+                    f"AND {id_column} < ? ORDER BY {id_column} DESC LIMIT 1",
+                    (*key, past),
+                ).fetchone()
+                hi = -1 if row is None else int(row[0])
         return lo, hi
 
     def trades(
