@@ -280,6 +280,10 @@ def setup(app: web.Application, gw: Gateway) -> None:
                         _typed(body, "deposit_key", str, required=False),
                     )
                 )
+            if action == "health/overview" and request.method == "GET":
+                from gateway.clusterhealth import overview
+
+                return web.json_response(await overview(gw))  # the staff console's panel
             if action == "markets" and request.method == "GET":
                 return web.json_response(admin.markets())
             if action == "markets/state" and request.method == "POST":
@@ -296,7 +300,8 @@ def setup(app: web.Application, gw: Gateway) -> None:
 
     app.router.add_route(
         "*",
-        "/admin/{action:accounts|deposit|keys|keys/revoke|keys/rotate|markets|markets/state}",
+        "/admin/{action:accounts|deposit|health/overview|keys|keys/revoke|keys/rotate|markets"
+        "|markets/state}",
         call,
     )
 

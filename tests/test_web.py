@@ -117,6 +117,18 @@ def test_market_state_endpoint_refuses_bad_input(server: ServerThread) -> None:
     }
 
 
+def test_admin_overview_needs_the_token_and_is_the_staff_overview(server: ServerThread) -> None:
+    url = f"{server.http}/admin/health/overview"
+    assert http("GET", url)[0] == 403
+    assert http("GET", url, headers={"X-Kootabase-Admin-Token": "wrong"})[0] == 403
+    status, _, body = http("GET", url, headers={"X-Kootabase-Admin-Token": server.gw.admin_token})
+    assert status == 200, body
+    o = body
+    assert (o["mode"], o["agreement"], o["self"]["replica"]) == ("single", "single", "local")
+    token = {"X-Kootabase-Admin-Token": server.gw.admin_token}
+    assert http("POST", url, headers=token)[0] == 404  # read-only
+
+
 def test_trade_between_two_users(server: ServerThread, pages: Pages, state: dict[str, Any]) -> None:
     # Seller: a back-office user who signs up here and is funded by an operator deposit.
     status, _, user = http(
@@ -338,6 +350,9 @@ def test_console_halts_a_market_and_the_page_refuses_orders(
     console.wait_for_selector("#c-markets tr[data-symbol='BTCUSDT']")
     console.wait_for_selector("#c-checks tr")
     assert console.text_content("#c-ready") == "ready"
+    # Venue health, as the staff console shows it (it was missing with the admin token).
+    console.wait_for_selector("#c-overview[data-agreement='single'] tr")
+    assert "local (this)" in console.inner_text("#c-overview")
     console.click("#c-markets tr[data-symbol='BTCUSDT'] button[data-state='HALTED']")
     console.wait_for_selector("#c-markets tr[data-symbol='BTCUSDT'] .m-state:text('HALTED')")
     console.wait_for_function("() => document.querySelectorAll('#c-accounts tr').length >= 2")

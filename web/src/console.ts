@@ -182,7 +182,7 @@ class Console {
     $("c-alerts-box").hidden = !staff || this.denied.has("c-alerts");
     $("c-kyc-box").hidden = !staff || this.denied.has("c-kyc");
     $("c-recon-box").hidden = !staff || this.denied.has("c-recon");
-    $("c-overview-box").hidden = !staff || this.denied.has("c-overview");
+    $("c-overview-box").hidden = !on || this.denied.has("c-overview"); // admin token too
     $("c-logout").hidden = !on;
   }
 
@@ -213,7 +213,7 @@ class Console {
   /** Each panel on its own: a role may see some and not others (the server decides). */
   private async staffPanels(): Promise<void> {
     const panels: [string, () => Promise<void>][] = [
-      ["c-overview", async () => (this.op instanceof StaffSession ? loadOverview(this.op) : undefined)],
+      ["c-overview", async () => (this.op ? loadOverview(this.op) : undefined)],
       ["c-markets", () => this.markets()],
       ["c-accounts", () => this.accounts()],
       ["c-withdrawals", () => this.withdrawals()],

@@ -1,12 +1,12 @@
 // The operations console's venue health: every replica of the cluster (not only the one this
-// page's requests reach), from GET /ops/v1/health/overview (every staff role). Each replica's
+// page's requests reach), from GET /ops/v1/health/overview (every staff role) or, opened with
+// the admin token, the same answer from GET /admin/health/overview. Each replica's
 // stream position, lag and checkpoint digest with whether it agrees with the digest recorded
 // at that point; the NATS stream's leader and peers (current or lagging); this gateway's ledger
 // follower (projection lag) and custody watchers. In single-process mode the same panel shows
 // the one process. A failed read (NATS, PostgreSQL) comes back named in `error`.
-import { backoffice } from "./api";
 import { $, el, rows, say, time } from "./dom";
-import type { StaffSession } from "./operators";
+import type { Operator } from "./operators";
 
 export interface ReplicaRow {
   replica: string;
@@ -75,8 +75,8 @@ function flag(ok: boolean | null, yes = "yes", no = "no"): HTMLElement {
 
 const short = (digest: string | null) => (digest ? digest.slice(0, 16) : "-");
 
-export async function loadOverview(op: StaffSession): Promise<void> {
-  const o = await backoffice<Overview>("GET", "/ops/v1/health/overview", undefined, op.bearer);
+export async function loadOverview(op: Operator): Promise<void> {
+  const o = await op.overview<Overview>();
   const bad = o.agreement === "disagree" || !!o.error || (o.stream !== null && !o.stream.healthy);
   const where =
     o.mode === "cluster"

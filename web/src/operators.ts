@@ -87,11 +87,16 @@ export interface Operator {
   markets(): Promise<MarketRow[]>;
   setState(symbol: string, state: string): Promise<{ symbol: string; state: string; seq: number }>;
   accounts(): Promise<AccountRow[]>;
+  /** The venue health overview: the same answer for the staff console and the admin token. */
+  overview<T>(): Promise<T>;
 }
 
 export class AdminToken implements Operator {
   readonly staff = false;
   constructor(private readonly token: string) {}
+  overview<T>(): Promise<T> {
+    return admin<T>(this.token, "GET", "health/overview");
+  }
   markets(): Promise<MarketRow[]> {
     return admin(this.token, "GET", "markets");
   }
@@ -109,6 +114,9 @@ export class AdminToken implements Operator {
 export class StaffSession implements Operator {
   readonly staff = true;
   constructor(readonly bearer: string) {}
+  overview<T>(): Promise<T> {
+    return backoffice<T>("GET", "/ops/v1/health/overview", undefined, this.bearer);
+  }
   private call<T>(method: string, path: string, body?: unknown): Promise<T> {
     return backoffice<T>(method, `/ops/v1/${path}`, body, this.bearer);
   }
