@@ -28,14 +28,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 from engine.schema import (
     CONDITIONAL_TYPES,
-    AccountCreated,
-    AccountFrozenChanged,
-    AccountTierChanged,
-    AssetCreated,
-    DeadMansSwitchFired,
-    DeadMansSwitchSet,
-    MarketCreated,
-    MarketStateChanged,
     OrderAccepted,
     OrderAmended,
     OrderCancelled,
@@ -47,7 +39,6 @@ from engine.schema import (
     SelfTradePrevented,
     Side,
     StpMode,
-    TierTradeLimitSet,
     Trade,
 )
 from engine.schema import (
@@ -132,10 +123,7 @@ class Store(ReferenceFold, StoreQueries):
         self._stp_last: dict[int, tuple[int, int]] = {}
         """order_id -> (quantity, other order id) of a prevention its expiry will report."""
         self._handlers = {
-            AssetCreated: self._asset,
-            MarketCreated: self._market,
-            MarketStateChanged: self._market_state,
-            AccountCreated: self._account,
+            **self.reference_handlers(),
             OrderAccepted: self._accepted,
             Trade: self._trade,
             OrderCancelled: self._cancelled,
@@ -145,11 +133,6 @@ class Store(ReferenceFold, StoreQueries):
             SelfTradePrevented: self._prevented,
             OrderRejected: None,
             Posting: self._posting,
-            DeadMansSwitchSet: self._dms_set,
-            DeadMansSwitchFired: self._dms_fired,
-            AccountFrozenChanged: self._frozen,
-            AccountTierChanged: self._tier,
-            TierTradeLimitSet: self._tier_limit,
         }
 
     # ---- folding --------------------------------------------------------------------------

@@ -7,6 +7,8 @@ routes the events here through its handler table.
 
 from __future__ import annotations
 
+from typing import Any
+
 from engine.schema import (
     AccountCreated,
     AccountFrozenChanged,
@@ -32,6 +34,20 @@ class ReferenceFold:
     standing: dict[int, tuple[bool, int]]
     tier_limits: dict[tuple[int, int], int]
     dead_mans: dict[int, int]
+
+    def reference_handlers(self) -> dict[type, Any]:
+        """Event type -> handler, merged into `gateway.store.Store`'s table."""
+        return {
+            AssetCreated: self._asset,
+            MarketCreated: self._market,
+            MarketStateChanged: self._market_state,
+            AccountCreated: self._account,
+            DeadMansSwitchSet: self._dms_set,
+            DeadMansSwitchFired: self._dms_fired,
+            AccountFrozenChanged: self._frozen,
+            AccountTierChanged: self._tier,
+            TierTradeLimitSet: self._tier_limit,
+        }
 
     def _asset(self, ev: AssetCreated) -> None:
         self.assets[ev.asset_id] = Asset(ev.asset_id, ev.symbol, ev.decimals)

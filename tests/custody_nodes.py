@@ -38,6 +38,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def unreachable_ltc_config(port: int) -> str:
+    """A valid custody.toml whose one chain (LTC regtest) has no node at ``port``: for the
+    commands that must fail in one line before or when they reach it."""
+    return f"""
+[[chain]]
+name = "ltc-regtest"
+kind = "bitcoin"
+hrp = "rltc"
+rpc_url = "http://127.0.0.1:{port}"
+hot_address = "rltc1qhkydyzuhpmvf8f0gjkue4hmlny4t7juttqm07l"
+bitcoinlib_network = "litecoin_testnet"
+[[asset]]
+asset_id = 4
+symbol = "LTC"
+chain = "ltc-regtest"
+chain_decimals = 8
+engine_decimals = 8
+"""
+
+
 def seed_for(name: str) -> bytes:
     """A deterministic, test-unique seed: every test gets its own keys and addresses, so the
     chains (shared by the whole session) never mix one test's coins into another's figures."""

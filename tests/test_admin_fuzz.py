@@ -9,9 +9,7 @@ server still answering; a body that is not a JSON object journals nothing.
 from __future__ import annotations
 
 import json
-import urllib.request
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -59,24 +57,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     s.stop()
 
 
-def _send(server: ServerThread, method: str, action: str, body: str) -> tuple[int, Any]:
-    req = urllib.request.Request(
-        f"{server.http}/admin/{action}",
-        method=method,
-        data=body.encode("utf-8", "surrogatepass") if body else None,
-        headers={"X-Kootabase-Admin-Token": server.gw.admin_token},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            status, raw = resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read()
-    try:
-        return status, json.loads(raw)
-    except ValueError:
-        return status, raw.decode(errors="replace")
-
-
 @settings(
     max_examples=300,
     deadline=None,
@@ -91,7 +71,9 @@ def test_admin_endpoints_refuse_bad_bodies_clearly(
     server: ServerThread, action: str, method: str, body: str
 ) -> None:
     before = server.gw.last_seq
-    status, reply = _send(server, method, action, body)
+    token = {"X-Kootabase-Admin-Token": server.gw.admin_token}
+    url = f"{server.http}/admin/{action}"
+    status, _, reply = http(method, url, body=body or None, headers=token)
     assert status < 500, (method, action, body, status, reply)
     if status == 400:
         clear_error(status, reply)

@@ -11,7 +11,7 @@ from pathlib import Path
 from custody.config import load_config
 from custody.store import CustodyStore
 from tests.cli_support import assert_one_line, run_cli
-from tests.custody_nodes import free_port
+from tests.custody_nodes import free_port, unreachable_ltc_config
 
 # ---- custody reconcile -------------------------------------------------------------------------
 
@@ -24,21 +24,7 @@ def test_custody_reconcile_without_config_or_node(copy_dir: Path) -> None:
     )
     port = free_port()
     config = copy_dir / "custody.toml"
-    config.write_text(f"""
-[[chain]]
-name = "ltc-regtest"
-kind = "bitcoin"
-hrp = "rltc"
-rpc_url = "http://127.0.0.1:{port}"
-hot_address = "rltc1qhkydyzuhpmvf8f0gjkue4hmlny4t7juttqm07l"
-bitcoinlib_network = "litecoin_testnet"
-[[asset]]
-asset_id = 4
-symbol = "LTC"
-chain = "ltc-regtest"
-chain_decimals = 8
-engine_decimals = 8
-""")
+    config.write_text(unreachable_ltc_config(port))
     before = sorted(copy_dir.rglob("*"))
     assert_one_line(  # custody never ran here: said so, and no store is left behind
         run_cli("custody", "reconcile", "--data-dir", str(copy_dir)),

@@ -16,23 +16,7 @@ import pytest
 from engine.usererror import UserError
 from gateway.custodylock import CustodyClaim, check_free, lock_key
 from tests.cli_support import assert_one_line, run_cli
-from tests.custody_nodes import free_port
-
-CONFIG = """
-[[chain]]
-name = "ltc-regtest"
-kind = "bitcoin"
-hrp = "rltc"
-rpc_url = "http://127.0.0.1:{port}"
-hot_address = "rltc1qhkydyzuhpmvf8f0gjkue4hmlny4t7juttqm07l"
-bitcoinlib_network = "litecoin_testnet"
-[[asset]]
-asset_id = 4
-symbol = "LTC"
-chain = "ltc-regtest"
-chain_decimals = 8
-engine_decimals = 8
-"""
+from tests.custody_nodes import free_port, unreachable_ltc_config
 
 HOLDER = """
 import asyncio, sys, asyncpg
@@ -94,7 +78,7 @@ def test_serve_refuses_a_second_custody_gateway_before_anything_starts(
 ) -> None:
     stream = f"S_{uuid.uuid4().hex[:8]}"
     config = tmp_path / "custody.toml"
-    config.write_text(CONFIG.format(port=free_port()))
+    config.write_text(unreachable_ltc_config(free_port()))
     data = tmp_path / "data"
     serve = ("serve", "--log-level", "warning", "--data-dir", str(data), "--port", "0")
     serve = (*serve, "--custody-config", str(config))
