@@ -18,6 +18,8 @@ import json
 import sys
 from typing import Any
 
+import asyncpg
+
 from backoffice.errors import BackofficeError
 from backoffice.passwords import check_new_password, normalize_email
 from backoffice.roles import parse_role
@@ -26,6 +28,7 @@ from backoffice.staff import StaffAuth, StaffStore
 from backoffice.store import IDENTITY_FILE, OPEN_ERRORS, open_error, open_store
 from backoffice.tokens import AccessTokens, load_key
 from engine.datadir import require_existing
+from engine.redact import redact_url
 from engine.usererror import UserError
 from gateway.keys import default_master_key_file, load_master_key
 
@@ -39,17 +42,31 @@ def _password() -> str:
     return sys.stdin.readline().rstrip("\r\n")
 
 
+async def _has_staff_table(dsn: str) -> bool:
+    try:
+        conn = await asyncpg.connect(dsn, timeout=10)
+    except OPEN_ERRORS as exc:
+        raise open_error(exc) from None
+    try:
+        return await conn.fetchval("SELECT to_regclass('bo_staff')") is not None
+    finally:
+        await conn.close()
+
+
 async def _list(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Read-only: no master key, no signing key and no SQLite file is made to answer it (a
     typo in --data-dir left a fresh identity store, a JWT key and a master key behind)."""
+    where = args.backoffice_dsn and redact_url(args.backoffice_dsn)
     if not args.backoffice_dsn:
-        path = args.data_dir / "backoffice" / IDENTITY_FILE
-        if not path.is_file():
-            raise UserError(
-                f"no back-office identity store at {path}: no staff member exists there",
-                hint="check --data-dir (or --backoffice-dsn); `kootabase staff create` makes "
-                "the first",
-            )
+        where = args.data_dir / "backoffice" / IDENTITY_FILE
+        present = where.is_file()
+    else:  # nor any table in a database the back office never used
+        present = await _has_staff_table(args.backoffice_dsn)
+    if not present:
+        raise UserError(
+            f"no back-office identity store at {where}: no staff member exists there",
+            hint="check --data-dir (or --backoffice-dsn); `kootabase staff create` makes the first",
+        )
     try:
         store = await open_store(args.data_dir, args.backoffice_dsn)
     except OPEN_ERRORS as exc:

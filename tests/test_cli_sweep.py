@@ -180,3 +180,37 @@ def test_read_only_commands_on_an_empty_directory_say_so_and_create_nothing(
         assert str(data) in lines[0], lines[0]
         assert list(data.iterdir()) == [], (argv, list(data.rglob("*")))
     data.rmdir()
+
+
+def test_staff_list_on_an_unused_database_creates_no_tables(
+    sandbox: Path, capsys: pytest.CaptureFixture[str], empty_db: str
+) -> None:
+    """With --backoffice-dsn, `staff list` migrated the database (every back-office table)
+    to answer ``[]``; it says there is no identity store there instead, and lists once the
+    back office has made its tables."""
+    import asyncio
+
+    import asyncpg
+
+    from backoffice.store import open_store
+
+    async def tables() -> int:
+        conn = await asyncpg.connect(empty_db)
+        try:
+            query = "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+            return int(await conn.fetchval(query))
+        finally:
+            await conn.close()
+
+    argv = ["staff", "list", "--data-dir", str(sandbox), "--backoffice-dsn", empty_db]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("kootabase staff list: no back-office identity store at postgresql")
+    assert asyncio.run(tables()) == 0
+
+    async def made_by_the_back_office() -> None:
+        await (await open_store(sandbox, empty_db)).close()
+
+    asyncio.run(made_by_the_back_office())
+    assert main(argv) == 0
+    assert capsys.readouterr().out.strip() == "[]"
