@@ -15,7 +15,7 @@ import pytest
 from engine.snapstore import SnapshotRefused, snapshot_bucket
 from engine.streamlog import NatsOptions, StreamLog, StreamSpec
 from gateway import clustersnap, histchain
-from gateway.history.index import HistoryIndex
+from gateway.history.index import HistoryIndex, order_row
 from gateway.history.writer import HistoryWriter
 from gateway.records import FILLED
 from tests.cluster_support import stream_on
@@ -117,3 +117,34 @@ def test_base_and_deltas_rebuild_the_index_and_a_bad_piece_is_refused(tmp_path: 
 
     with stream_on() as spec:
         asyncio.run(body(spec))
+
+
+def test_rows_are_applied_in_key_order_and_a_rewritten_key_keeps_its_last_version(
+    tmp_path: Path,
+) -> None:
+    """A cold start inserts a delta's rows sorted by key (`index.ORDER_KEY`), not in commit
+    order; a key written twice in one delta (or one commit) must still end as its last write."""
+    index = HistoryIndex(tmp_path / "h.sqlite3")
+    first = _order(7, 2, T0, FILLED, 10)
+    again = _order(7, 2, T0 + 5, FILLED, 10)
+    again.update_ns = T0 + 99
+    rows = [
+        order_row(o) for o in (_order(9, 1, T0, FILLED, 10), first, _order(3, 3, T0, FILLED, 10))
+    ]
+    index.write(1, [*rows, order_row(again)], [])
+    assert index.order(7) == again
+    base = clustersnap.history_image(index.db, 1)
+    index.write(2, [order_row(first)], [])
+    later = _order(7, 2, T0 + 6, FILLED, 10)
+    body = msgspec.msgpack.encode(
+        [[order_row(first), order_row(_order(1, 3, T0, FILLED, 10)), order_row(later)], []]
+    )
+    ref, data = histchain.segment(histchain.DELTA, 1, 2, body)
+    image = histchain.apply_deltas(base, [(ref, histchain.open_segment(ref, data))], 2)
+    index.close()
+    path = tmp_path / "cold.sqlite3"
+    clustersnap.install_history(path, image)
+    cold = HistoryIndex(path)
+    assert cold.order(7) == later and cold.order(1) is not None and cold.last_seq == 2
+    assert [o.order_id for o in cold.orders(3, 0)] == [1, 3]
+    cold.close()

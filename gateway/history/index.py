@@ -26,6 +26,7 @@ waiting for the writer.
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
@@ -67,6 +68,12 @@ INSERT OR IGNORE INTO meta VALUES ('schema', {SCHEMA_VERSION}), ('last_seq', 0);
 _ORDER_SELECT: Final = "SELECT rec FROM orders"
 _ORDER_INSERT: Final = "INSERT OR REPLACE INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _TRADE_INSERT: Final = "INSERT OR REPLACE INTO trades VALUES (?, ?, ?, ?, ?, ?)"
+ORDER_KEY: Final = operator.itemgetter(0, 1, 2)
+"""An order row's primary key (account, market, order id): a cold start inserts a delta's rows
+in this order (`gateway.histchain.apply_deltas`). The live writer does not sort: with its page
+cache holding the leaves it hits, sorting a commit's rows measured no better (docs/history.md)."""
+TRADE_KEY: Final = operator.itemgetter(0, 1, 2, 3)
+"""A trade row's primary key (account, market, trade id, order id)."""
 _ENCODE: Final = msgspec.msgpack.Encoder().encode
 _DECODE_ORDER: Final = msgspec.msgpack.Decoder(OrderRecord).decode
 _DECODE_TRADE: Final = msgspec.msgpack.Decoder(TradeRecord).decode
