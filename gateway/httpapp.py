@@ -98,6 +98,8 @@ class GatewayHttp:
         return web.json_response({"ready": True, "lastSeq": self.last_seq})
 
     async def _startup(self, app: web.Application) -> None:
+        if self.custody is not None:  # cluster mode: one custody gateway, before anything runs
+            await self.custody.claim()
         if self.node is None:
             from gateway.cluster import attach
 
@@ -113,7 +115,6 @@ class GatewayHttp:
         self.dead_mans.start()
         self.health.start()
         if self.custody is not None:
-            await self.custody.claim()
             await self.custody.recover()
             self.custody.start()
 

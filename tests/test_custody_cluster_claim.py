@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,3 +98,49 @@ def test_serve_refuses_a_second_custody_gateway_before_anything_starts(
     line = assert_one_line(asyncio.run(with_claim()), code=1)
     assert f"another gateway already runs custody for stream {stream}" in line, line
     assert not data.exists()
+
+
+def test_a_second_custody_gateway_of_a_cluster_fails_to_start(
+    tmp_path: Path, empty_db: str
+) -> None:
+    """The gateway itself holds the claim while it runs (serve's check is only the early,
+    clear refusal): a second custody gateway on the stream fails at start with the same
+    line, and starts once the first has stopped."""
+    from custody.config import load_config
+    from gateway.app import Gateway
+    from gateway.cluster import ClusterConfig
+    from gateway.config import GatewayConfig
+    from gateway.server import start
+    from tests.cluster_support import stream_on
+
+    (tmp_path / "custody.toml").write_text(unreachable_ltc_config(free_port()))
+
+    def gateway(name: str, spec: Any) -> Gateway:
+        return Gateway(
+            GatewayConfig(
+                data_dir=tmp_path / name,
+                master_key_file=tmp_path / "secrets" / "master.key",
+                cluster=ClusterConfig(stream=spec),
+                backoffice_dsn=empty_db,
+                custody=load_config(tmp_path / "custody.toml", tmp_path / name),
+                custody_poll_s=0,
+                marketdata=False,
+            )
+        )
+
+    async def scenario(spec: Any) -> None:
+        first = gateway("a", spec)
+        running = await start(first, "127.0.0.1", 0)
+        try:
+            second = gateway("b", spec)
+            with pytest.raises(UserError, match=f"already runs custody for stream {spec.name}"):
+                await start(second, "127.0.0.1", 0)
+            await second.close()
+        finally:
+            await running.runner.cleanup()
+        third = gateway("c", spec)
+        running = await start(third, "127.0.0.1", 0)
+        await running.runner.cleanup()
+
+    with stream_on() as spec:
+        asyncio.run(scenario(spec))
