@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -56,9 +56,7 @@ class Follower:
         self.failure: str | None = None
         self.snapshot_stream_seq = 0
         """Stream sequence of the snapshot this replica started from (0: the first message)."""
-        self._inbox: deque[StreamMessage] = deque()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._clock: Callable[[], float] = time.monotonic
         self._watch_task: asyncio.Task[None] | None = None
         self._sub: Any = None
         self._last_delivery = 0.0
@@ -97,7 +95,7 @@ class Follower:
         await self.checker.start(self.replica)
         target = await stream_log.last_sequence()
         loop = asyncio.get_running_loop()
-        self._task = loop.create_task(self._consume(), name="replica")
+        self._clock = loop.time
         self._last_delivery = loop.time()
         self._sub = await stream_log.follow(self.replica.stream_seq + 1, self._deliver)
         self._watch_task = loop.create_task(self._watch(), name="replica-watch")
@@ -125,8 +123,8 @@ class Follower:
         loop = asyncio.get_running_loop()
         while self.failure is None and self.log is not None:
             await asyncio.sleep(WATCH_S)
-            gap, self._gap = self._gap, False
-            if not gap and (loop.time() - self._last_delivery < SILENCE_S or self._inbox):
+            gap = self._gap
+            if not gap and loop.time() - self._last_delivery < SILENCE_S:
                 continue
             try:
                 last = await self.log.last_sequence()
@@ -137,47 +135,40 @@ class Follower:
                     )
                     await self.log.unfollow(self._sub)
                     self._last_delivery = loop.time()
+                    self._gap = False
                     self._sub = await self.log.follow(self.replica.stream_seq + 1, self._deliver)
+                elif gap:  # nothing missing after all (redeliveries): take deliveries again
+                    self._gap = False
             except Exception as exc:  # NATS unavailable right now: look again later
                 log.info("replica_watch_failed", error=repr(exc))
 
     def _deliver(self, msg: StreamMessage) -> None:
-        self._last_delivery = asyncio.get_running_loop().time()
-        self._inbox.append(msg)
-        if len(self._inbox) == 1:
-            self._wake.set()
-
-    async def _consume(self) -> None:
-        inbox = self._inbox
-        while True:
-            if not inbox:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            while inbox and self.failure is None:
-                msg = inbox.popleft()
-                try:
-                    applied = self.replica.apply(msg)
-                except StreamGap as exc:  # the consumer lost messages: read them again
-                    log.warning("replica_gap", error=str(exc))
-                    inbox.clear()
-                    self._gap = True
-                    break
-                except Exception as exc:
-                    self.fail(exc)
-                    return
-                if applied is None:
-                    continue
-                snapshot_point = self.checker is not None and self.checker.note(self.replica)
-                try:
-                    self.on_applied(applied)
-                    if snapshot_point and self.on_snapshot is not None:
-                        self.on_snapshot(applied)
-                except Exception:  # a read-model bug must not stop the replica
-                    log.exception("on_applied_failed", stream_seq=applied.stream_seq)
-            if self.failure is not None:
-                return
-            await asyncio.sleep(0)  # let I/O (and the replies just sent) run
+        """Apply ``msg`` right here, in the subscription's callback: handing it to a task of
+        its own cost an event, a future and two more loop iterations per stream message, and
+        the stream's messages arrive one per loop iteration at moderate load (measured:
+        ``bench.cluster_message_bench``, docs/scaling.md)."""
+        self._last_delivery = self._clock()
+        if self.failure is not None or self._stopped or self._gap:
+            return  # stopped for good, or a gap: the watch subscribes again from the need
+        try:
+            applied = self.replica.apply(msg)
+        except StreamGap as exc:  # the consumer lost messages: read them again
+            log.warning("replica_gap", error=str(exc))
+            self._gap = True
+            return
+        except Exception as exc:
+            self.fail(exc)
+            return
+        if applied is None:
+            return
+        checker = self.checker
+        snapshot_point = checker is not None and checker.note(self.replica)
+        try:
+            self.on_applied(applied)
+            if snapshot_point and self.on_snapshot is not None:
+                self.on_snapshot(applied)
+        except Exception:  # a read-model bug must not stop the replica
+            log.exception("on_applied_failed", stream_seq=applied.stream_seq)
 
     def fail(self, exc: BaseException) -> None:
         """Stop for good (idempotent): nothing more is applied, the owner is told once."""
@@ -191,18 +182,15 @@ class Follower:
             error=self.failure,
             stream_seq=self.replica.stream_seq,
         )
-        if self._task is not None and self._task is not asyncio.current_task():
-            self._task.cancel()
         if self.on_failure is not None:
             self.on_failure(exc)
 
     async def close(self) -> None:
         self._stopped = True
-        for task in (self._task, self._watch_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._watch_task
         if self.checker is not None:
             await self.checker.close()
         if self.log is not None:

@@ -31,7 +31,6 @@ Derivation, per stream message (stream sequence ``s``, stream timestamp ``t``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Final
 
 import msgspec
@@ -89,9 +88,10 @@ def msg_id(origin: int, batch_no: int) -> str:
     return f"{origin:x}.{batch_no}"
 
 
-@dataclass(frozen=True, slots=True)
-class StreamMessage:
-    """One message as the log delivers it, before any interpretation."""
+class StreamMessage(msgspec.Struct, frozen=True):
+    """One message as the log delivers it, before any interpretation. (A msgspec structure,
+    like `Applied`: one of each per stream message, and a frozen dataclass's ``__init__`` cost
+    ~5 us against ~0.8 us.)"""
 
     stream_seq: int
     timestamp_ns: int
@@ -99,8 +99,7 @@ class StreamMessage:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Applied:
+class Applied(msgspec.Struct, frozen=True):
     """What one stream message did to the replica."""
 
     stream_seq: int

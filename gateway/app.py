@@ -136,6 +136,8 @@ class Gateway(ReadModelRebuild, GatewayHttp):
         self.keys.mark_demo(self.demo_accounts)
         self.ids = ClientIdBook(self.dir / "clientids.log")
         self.metrics = Metrics()
+        # Read when scraped, not set per batch (a locked set per stream message in cluster mode).
+        self.metrics.last_seq.set_function(lambda: float(self.store.last_seq))
         if self.marketdata is not None:
             self.marketdata.hub.on_lag = self.metrics.marketdata_lag.observe_many
         self._history_metrics()
@@ -205,7 +207,6 @@ class Gateway(ReadModelRebuild, GatewayHttp):
         self._apply(ts, events, last)
         if self.marketdata is not None:
             self.marketdata.feed_events(ts, events, last)
-        self.metrics.last_seq.set(last)
         self.user_streams.publish()
         if self.node is None and self.store.dead_mans:
             # Cluster mode: switches armed through other gateways arrive here; this gateway's

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from backoffice.audit import staff_records
 from engine.core.compiled import CompiledEngine
 from engine.replica import Applied, Replica
 from engine.schema import EngineConfig
@@ -79,8 +80,6 @@ def cluster_bridge(gw: Gateway) -> ClusterBridge:
 def keep_staff_actions(gw: Gateway, applied: Applied) -> None:
     """The audit log's records among a message's commands, into the store (which snapshots
     them): with no local journal, that is what the operator API's audit log reads."""
-    from backoffice.audit import staff_records
-
     if not applied.duplicate:
         gw.store.staff_actions.extend(
             staff_records(applied.first_seq, applied.ts_ns, applied.commands)
@@ -186,7 +185,6 @@ async def attach(gw: Gateway) -> None:
     gw.demo_account_allowed = empty
     if bridge.replica.last_seq == 0:  # markets only: demo money is gw.ensure_demo_account's
         await bridge.publish_system(DEMO_BATCH_NO, list(DEMO_COMMANDS))
-    gw.metrics.last_seq.set(bridge.replica.last_seq)
     _cluster_metrics(gw, bridge)
     gw.health_checks["cluster"] = lambda: _cluster_health(bridge, stream_log)
     log.info(

@@ -44,13 +44,16 @@ class _MarketStreams:
     """Per-market publishing state: dirty sets and last ``u`` of each diff stream."""
 
     __slots__ = (
+        "book_ticker_stream",
         "dirty",
         "dirty_since_ns",
+        "l3_stream",
         "last_l3_u",
         "last_top",
         "last_u",
         "market",
         "partial_dirty",
+        "trade_stream",
     )
 
     def __init__(self, market: MarketState, last_seq: int) -> None:
@@ -61,6 +64,10 @@ class _MarketStreams:
         """Per speed: engine time of the first change the next depth diff carries (lag)."""
         self.last_l3_u = last_seq
         self.last_top: tuple[Any, ...] | None = None
+        sym = market.info.stream_symbol  # built per call: named once, not per batch
+        self.trade_stream = f"{sym}@trade"
+        self.l3_stream = f"{sym}@l3"
+        self.book_ticker_stream = f"{sym}@bookTicker"
         for speed in SPEEDS_MS:
             market.book.dirty_sets.append(self.dirty[speed])
 
@@ -127,34 +134,37 @@ class MarketDataService:
         self._loop.call_soon_threadsafe(self.feed, batches)
 
     def _publish_realtime(self) -> None:
+        """After every batch (in cluster mode: every stream message): trades, L3 and the
+        book ticker of the markets someone follows; cheap when nobody does."""
         hub = self.hub
-        now = _now_ms()
+        now = 0
         last_seq = self.state.last_seq
         event_ns = self.state.last_ts_ns
         for ms in self._streams.values():
             market = ms.market
             info, book = market.info, market.book
-            sym = info.stream_symbol
             for speed, since in ms.dirty_since_ns.items():
                 if not since and ms.dirty[speed]:
                     ms.dirty_since_ns[speed] = event_ns
             if market.new_trades:
-                stream = f"{sym}@trade"
+                stream = ms.trade_stream
                 if hub.wants(stream):
+                    now = now or _now_ms()
                     for t in market.new_trades:
                         hub.publish(stream, _encode(wire.trade_event(info, t, now)), event_ns)
                 market.new_trades.clear()
             if book.ops:
                 ops = book.drain_ops()
-                stream = f"{sym}@l3"
+                stream = ms.l3_stream
                 if hub.wants(stream):
+                    now = now or _now_ms()
                     hub.publish(
                         stream,
                         _encode(wire.l3_event(info, ops, ms.last_l3_u + 1, last_seq, now)),
                         event_ns,
                     )
                 ms.last_l3_u = last_seq
-            stream = f"{sym}@bookTicker"
+            stream = ms.book_ticker_stream
             if hub.wants(stream):
                 top = (book.best(BUY), book.best(SELL))
                 if top != ms.last_top:
