@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Final
 
-from gateway.history.writer import HistoryWriter
+from gateway.history.writer import COMMIT_INTERVAL_S, HistoryWriter
 from gateway.records import CANCELED, FILLED, OrderRecord, TradeRecord
 
 BATCH_ORDERS: Final = 60
@@ -91,9 +91,13 @@ def _thread_cpu_ns(native_id: int) -> int:
         return int(fh.read().split()[0])
 
 
-def one_run(held: int, orders: int, rate: float, accounts: int) -> dict[str, float]:
+def one_run(
+    held: int, orders: int, rate: float, accounts: int, commit_interval_s: float = COMMIT_INTERVAL_S
+) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        writer = HistoryWriter(Path(tmp) / "h.sqlite3", retention_days=0)
+        writer = HistoryWriter(
+            Path(tmp) / "h.sqlite3", retention_days=0, commit_interval_s=commit_interval_s
+        )
         next_id = 1
         while next_id <= held:  # fill: large groups, not measured
             n = min(50_000, held - next_id + 1)
@@ -134,8 +138,16 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=15_000.0)
     p.add_argument("--accounts", type=int, default=8)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument(
+        "--commit-interval-s",
+        type=float,
+        default=COMMIT_INTERVAL_S,
+        help="the writer's commit interval (serve's history-commit-interval-s)",
+    )
     a = p.parse_args()
-    runs = [one_run(a.held, a.orders, a.rate, a.accounts) for _ in range(a.repeat)]
+    runs = [
+        one_run(a.held, a.orders, a.rate, a.accounts, a.commit_interval_s) for _ in range(a.repeat)
+    ]
     print(
         json.dumps(
             {
@@ -143,6 +155,7 @@ def main() -> None:
                 "orders": a.orders,
                 "rate": a.rate,
                 "accounts": a.accounts,
+                "commit_interval_s": a.commit_interval_s,
                 **{
                     k: round(statistics.median(r[k] for r in runs), 2)
                     for k in ("writer_us_per_order", "writer_us_per_row", "commits")

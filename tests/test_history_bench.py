@@ -13,3 +13,13 @@ def test_history_bench_small_run() -> None:
     assert 50 < r["bytes_per_order"] < 2_000
     assert r["all_orders_mean_rows"] > 0 and r["my_trades_mean_rows"] > 0
     assert r["gateway_rss_mb"] > 0 and r["build_orders_per_s"] > 0
+
+
+def test_history_writer_bench_small_run() -> None:
+    """`bench/history_writer_bench.py` feeds the real writer and reads its thread's CPU: every
+    order handed over is committed (the run flushes), and the CPU it reports is the writer's."""
+    from bench.history_writer_bench import one_run
+
+    r = one_run(held=2_000, orders=1_200, rate=1e9, accounts=8, commit_interval_s=0)
+    assert r["commits"] >= 1
+    assert 0 < r["writer_us_per_row"] < r["writer_us_per_order"]
