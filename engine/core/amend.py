@@ -70,17 +70,17 @@ from engine.core.validation import crosses, outside_band, preamble, tier_limit
 
 
 @kernel
-def amend_check(sp, c, i):
+def amend_check(sp, cr):
     """Checks in contract order. Returns (reason, slot, p, q, new_hold); reason 0 = valid."""
     st = load_state(sp)
-    a = c[i, R_ACCOUNT]
-    m = c[i, R_MARKET]
-    new_price = c[i, R_NEW_PRICE]
-    new_qty = c[i, R_NEW_QTY]
+    a = cr[R_ACCOUNT]
+    m = cr[R_MARKET]
+    new_price = cr[R_NEW_PRICE]
+    new_qty = cr[R_NEW_QTY]
     reason = preamble(sp, a, m, True)
     if reason != 0:
         return reason, -1, 0, 0, 0
-    s = find_target(sp, a, m, c[i, R_ORDER_ID], c[i, R_TARGET_COID])
+    s = find_target(sp, a, m, cr[R_ORDER_ID], cr[R_TARGET_COID])
     if s < 0:
         return REJ_UNKNOWN_ORDER, -1, 0, 0, 0
     if k_pending(st.olnk, s):
@@ -144,14 +144,14 @@ def amend_check(sp, c, i):
 
 
 @kernel
-def amend(sp, c, i):
+def amend(sp, cr):
     st = load_state(sp)
-    seq = c[i, R_SEQ]
-    a = c[i, R_ACCOUNT]
-    m = c[i, R_MARKET]
-    reason, s, p, q, new_hold = amend_check(sp, c, i)
+    seq = cr[R_SEQ]
+    a = cr[R_ACCOUNT]
+    m = cr[R_MARKET]
+    reason, s, p, q, new_hold = amend_check(sp, cr)
     if reason != 0:
-        emit_rejected(st.ev, st.ctr, seq, a, m, c[i, R_ORDER_ID], c[i, R_TARGET_COID], reason)
+        emit_rejected(st.ev, st.ctr, seq, a, m, cr[R_ORDER_ID], cr[R_TARGET_COID], reason)
         return
     oid = st.ords[s, O_ID]
     side = k_side(st.olnk, s)

@@ -96,76 +96,76 @@ from engine.core.validation import (
 
 
 @kernel
-def new_slot(ords, olnk, ofree, ctr, c, i, p, q, hold):
-    """A slot filled in from PlaceOrder row ``i`` (not yet in a book or index), or -1."""
+def new_slot(ords, olnk, ofree, ctr, cr, p, q, hold):
+    """A slot filled in from the PlaceOrder row ``cr`` (not yet in a book or index), or -1."""
     s = order_alloc(ofree, ctr)
     if s < 0:
         return s
-    m = c[i, R_MARKET]
-    ords[s, O_ID] = c[i, R_SEQ]
+    m = cr[R_MARKET]
+    ords[s, O_ID] = cr[R_SEQ]
     ords[s, O_PRICE] = p
     ords[s, O_QTY] = q
     ords[s, O_HOLD] = hold
-    ords[s, O_COID] = c[i, R_COID]
-    ords[s, O_EXPIRE] = c[i, R_EXPIRE]
+    ords[s, O_COID] = cr[R_COID]
+    ords[s, O_EXPIRE] = cr[R_EXPIRE]
     ords[s, O_DISPLAY] = 0
     ords[s, O_VISIBLE] = q
-    olnk[s, K_ACCOUNT] = c[i, R_ACCOUNT]
+    olnk[s, K_ACCOUNT] = cr[R_ACCOUNT]
     olnk[s, K_MARKET] = m
-    olnk[s, K_FLAGS] = pack_flags(c[i, R_SIDE], c[i, R_TYPE], c[i, R_TIF], c[i, R_STP])
+    olnk[s, K_FLAGS] = pack_flags(cr[R_SIDE], cr[R_TYPE], cr[R_TIF], cr[R_STP])
     return s
 
 
 @kernel
-def place(sp, c, i):
+def place(sp, cr):
     st = load_state(sp)
-    seq = c[i, R_SEQ]
-    a = c[i, R_ACCOUNT]
-    m = c[i, R_MARKET]
-    reason, p, q, hold = place_check(sp, c, i)
+    seq = cr[R_SEQ]
+    a = cr[R_ACCOUNT]
+    m = cr[R_MARKET]
+    reason, p, q, hold = place_check(sp, cr)
     if reason != 0:
-        emit_rejected(st.ev, st.ctr, seq, a, m, 0, c[i, R_COID], reason)
+        emit_rejected(st.ev, st.ctr, seq, a, m, 0, cr[R_COID], reason)
         return
-    side = c[i, R_SIDE]
-    otype = c[i, R_TYPE]
-    tif = c[i, R_TIF]
-    quote_qty = c[i, R_QUOTE_QTY]
-    stp = c[i, R_STP]
+    side = cr[R_SIDE]
+    otype = cr[R_TYPE]
+    tif = cr[R_TIF]
+    quote_qty = cr[R_QUOTE_QTY]
+    stp = cr[R_STP]
     asset = st.mkt[m, M_QUOTE] if side == BUY else st.mkt[m, M_BASE]
     r = next_row(st.ev, st.ctr, EV_ACCEPTED, seq)
     st.ev[r, 2] = seq
     st.ev[r, 3] = a
     st.ev[r, 4] = m
-    st.ev[r, 5] = c[i, R_COID]
+    st.ev[r, 5] = cr[R_COID]
     st.ev[r, 6] = side
     st.ev[r, 7] = otype
     st.ev[r, 8] = tif
-    st.ev[r, 9] = c[i, R_PRICE]
-    st.ev[r, 10] = c[i, R_QTY]
+    st.ev[r, 9] = cr[R_PRICE]
+    st.ev[r, 10] = cr[R_QTY]
     st.ev[r, 11] = quote_qty
     st.ev[r, 12] = hold
     accepted = r
     if (
-        c[i, R_STOP] != 0
-        or c[i, R_DELTA] != 0
-        or c[i, R_OFFSET] != 0
-        or c[i, R_DISPLAY] != 0
-        or c[i, R_EXPIRE] != 0
+        cr[R_STOP] != 0
+        or cr[R_DELTA] != 0
+        or cr[R_OFFSET] != 0
+        or cr[R_DISPLAY] != 0
+        or cr[R_EXPIRE] != 0
         or stp != 0
     ):
         r = next_row(st.ev, st.ctr, EV_ACCEPTED_X, seq)
-        st.ev[r, 2] = c[i, R_STOP]
-        st.ev[r, 3] = c[i, R_DELTA]
-        st.ev[r, 4] = c[i, R_OFFSET]
-        st.ev[r, 5] = c[i, R_DISPLAY]
-        st.ev[r, 6] = c[i, R_EXPIRE]
+        st.ev[r, 2] = cr[R_STOP]
+        st.ev[r, 3] = cr[R_DELTA]
+        st.ev[r, 4] = cr[R_OFFSET]
+        st.ev[r, 5] = cr[R_DISPLAY]
+        st.ev[r, 6] = cr[R_EXPIRE]
         st.ev[r, 7] = stp
     hold_in_row(st.ev, st.ctr, st.bal, accepted, a, asset, hold)
     lot = st.mkt[m, M_LOT]
     if otype >= STOP_MARKET:
-        s = new_slot(st.ords, st.olnk, st.ofree, st.ctr, c, i, p, q, hold)
+        s = new_slot(st.ords, st.olnk, st.ofree, st.ctr, cr, p, q, hold)
         if s >= 0:
-            add_pending(sp, c, i, s)
+            add_pending(sp, cr, s)
         return
     is_limit = otype != MARKET
     fok = otype == LIMIT and tif == FOK
@@ -214,10 +214,10 @@ def place(sp, c, i):
         asset,
     )
     if rests:
-        s = new_slot(st.ords, st.olnk, st.ofree, st.ctr, c, i, p, left, keep)
+        s = new_slot(st.ords, st.olnk, st.ofree, st.ctr, cr, p, left, keep)
         if s < 0:
             return
-        display = c[i, R_DISPLAY] // lot
+        display = cr[R_DISPLAY] // lot
         st.ords[s, O_DISPLAY] = display
         st.ords[s, O_VISIBLE] = left if display == 0 or left < display else display
         rest_order(sp, s)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from engine.core.amend import amend
 from engine.core.handlers import cancel, cancel_all, place
-from engine.core.kernelapi import kernel, state_ref
+from engine.core.kernelapi import kernel, row_ref, state_ref
 from engine.core.layout import (
     C_ERROR,
     C_ERROR_SEQ,
@@ -86,18 +86,10 @@ def run_batch(
             return i, ST_CAPACITY, st.ctr[C_EV_POS] - first_row
         if kind == CMD_AMEND:
             st.ctr[C_LAST_SEQ] = seq
-            amend(
-                sp,
-                c,
-                i,
-            )
+            amend(sp, row_ref(c, i))
         elif kind == CMD_PLACE:
             st.ctr[C_LAST_SEQ] = seq
-            place(
-                sp,
-                c,
-                i,
-            )
+            place(sp, row_ref(c, i))
         elif kind == CMD_CANCEL:
             st.ctr[C_LAST_SEQ] = seq
             cancel(
@@ -118,11 +110,7 @@ def run_batch(
                 st.ev[st.ctr[C_EV_POS] - 1, 7] = 1  # the refusal is the cancel half's
             i += 1  # the placement row
             if cancelled or c[i - 1, R_ALLOW_FAILURE] != 0:
-                place(
-                    sp,
-                    c,
-                    i,
-                )
+                place(sp, row_ref(c, i))
         elif kind == CMD_CANCEL_ALL or kind == CMD_DISCONNECT:  # noqa: SIM109
             st.ctr[C_LAST_SEQ] = seq
             cancel_all(

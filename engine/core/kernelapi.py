@@ -37,6 +37,7 @@ _ARRAY_ARGS = {
     "ev": types.int64[:, ::1],
     # ... command rows and helper buffers
     "c": types.int64[:, ::1],
+    "cr": types.CPointer(types.int64),
     "cols": types.int64[:, ::1],
     "by_id": types.int64[::1],
     "slots": types.int64[::1],
@@ -107,6 +108,34 @@ def load_state(typingctx, sp):  # type: ignore[no-untyped-def]
     def codegen(context, builder, signature, args):
         model = context.data_model_manager[signature.return_type]
         return model.from_data(builder, builder.load(args[0]))
+
+    return sig, codegen
+
+
+@intrinsic
+def row_ref(typingctx, c, i):  # type: ignore[no-untyped-def]
+    """A pointer to command row ``i`` of ``c`` (``cr``: kernels read ``cr[R_SEQ]``, ...).
+
+    Passing ``c`` and ``i`` instead pushed the array's 9 flattened fields and the row number
+    on the stack at every call of the place and amend kernels (place_check, place_fields,
+    new_slot, add_pending, amend_check); the pointer is one register. ``i`` must be a valid
+    row (the batch loop's own index): no bounds check, as for every kernel access.
+    """
+    sig = types.CPointer(c.dtype)(c, i)
+
+    def codegen(context, builder, signature, args):
+        ary_type = signature.args[0]
+        ary = context.make_array(ary_type)(context, builder, args[0])
+        return cgutils.get_item_pointer2(
+            context,
+            builder,
+            ary.data,
+            cgutils.unpack_tuple(builder, ary.shape),
+            cgutils.unpack_tuple(builder, ary.strides),
+            ary_type.layout,
+            [args[1], context.get_constant(types.intp, 0)],
+            wraparound=False,
+        )
 
     return sig, codegen
 

@@ -150,15 +150,15 @@ def pending_trigger(ords, olnk, s):
 
 
 @kernel
-def add_pending(sp, c, i, s):
+def add_pending(sp, cr, s):
     """Register the new conditional order in slot ``s`` as open and waiting."""
     st = load_state(sp)
     m = st.olnk[s, K_MARKET]
     side = k_side(st.olnk, s)
     otype = k_type(st.olnk, s)
     tick = st.mkt[m, M_TICK]
-    st.olnk[s, K_FLAGS] = st.olnk[s, K_FLAGS] | F_PENDING | (c[i, R_DELTA] << F_DELTA_SHIFT)
-    st.ords[s, O_OFFSET] = c[i, R_OFFSET] // tick
+    st.olnk[s, K_FLAGS] = st.olnk[s, K_FLAGS] | F_PENDING | (cr[R_DELTA] << F_DELTA_SHIFT)
+    st.ords[s, O_OFFSET] = cr[R_OFFSET] // tick
     st.ords[s, O_EXTREME] = 0
     st.olnk[s, K_LEVEL] = -1
     if otype >= TRAIL_MARKET:
@@ -173,7 +173,7 @@ def add_pending(sp, c, i, s):
             st.olnk[tail, K_NEXT] = s
         st.mkt[m, M_TRAIL_TAIL] = s
     else:
-        trigger = c[i, R_STOP] // tick
+        trigger = cr[R_STOP] // tick
         st.ords[s, O_TRIGGER] = trigger
         tx = trigger_book(st.ctr, m, falls(otype, side))
         lv = level_get_or_add(st.lvl, st.bkl, st.bkp, st.bkn, st.lfree, st.ctr, tx, tx & 1, trigger)

@@ -186,13 +186,12 @@ def tier_limit(mkt, acct, a, m):
 
 
 @kernel
-def over_tier_limit(mkt, acct, a, m, otype, p, q, quote_qty):
-    """Tier trade limit (docs/engine-semantics.md): an order priced by a limit is valued at
-    it, a market buy by its quote budget, any other order by quantity at the market's last
-    trade price (none yet: it cannot be valued, so it is over)."""
-    limit = tier_limit(mkt, acct, a, m)
-    if limit == 0:
-        return False
+def over_tier_limit(sp, m, otype, p, q, quote_qty, limit):
+    """Tier trade limit ``limit`` > 0 (docs/engine-semantics.md): an order priced by a limit
+    is valued at it, a market buy by its quote budget, any other order by quantity at the
+    market's last trade price (none yet: it cannot be valued, so it is over). Callers test
+    `tier_limit` first: most accounts have no limit, and the call is then skipped."""
+    mkt = load_state(sp).mkt
     qtl = mkt[m, M_QTL]
     if not is_market_kind(otype):
         return p * q * qtl > limit  # fits: checked by place_fields
@@ -205,27 +204,27 @@ def over_tier_limit(mkt, acct, a, m, otype, p, q, quote_qty):
 
 
 @kernel
-def place_fields(sp, c, i):
+def place_fields(sp, cr):
     """PlaceOrder checks 2-3. Returns (reason, p, q)."""
     mkt = load_state(sp).mkt
-    m = c[i, R_MARKET]
-    side = c[i, R_SIDE]
-    otype = c[i, R_TYPE]
-    tif = c[i, R_TIF]
-    price = c[i, R_PRICE]
-    qty = c[i, R_QTY]
-    quote_qty = c[i, R_QUOTE_QTY]
-    expire = c[i, R_EXPIRE]
+    m = cr[R_MARKET]
+    side = cr[R_SIDE]
+    otype = cr[R_TYPE]
+    tif = cr[R_TIF]
+    price = cr[R_PRICE]
+    qty = cr[R_QTY]
+    quote_qty = cr[R_QUOTE_QTY]
+    expire = cr[R_EXPIRE]
     if side != BUY and side != SELL:
         return REJ_INVALID_SIDE, 0, 0
     if otype < 0 or otype > TRAIL_LIMIT:
         return REJ_INVALID_ORDER_TYPE, 0, 0
     if tif < 0 or tif > GTD or (otype == LIMIT_MAKER and tif != GTC and tif != GTD):
         return REJ_INVALID_TIF, 0, 0
-    if c[i, R_STP] < 0 or c[i, R_STP] > STP_DECREMENT:
+    if cr[R_STP] < 0 or cr[R_STP] > STP_DECREMENT:
         return REJ_STP_MODE, 0, 0
     if tif == GTD:
-        if expire <= c[i, R_TS]:
+        if expire <= cr[R_TS]:
             return REJ_EXPIRY, 0, 0
     elif expire != 0:
         return REJ_EXPIRY, 0, 0
@@ -274,19 +273,19 @@ def place_fields(sp, c, i):
                 return REJ_MIN_NOTIONAL, 0, 0
     if mkt[m, M_MAXQ] != 0 and q > mkt[m, M_MAXQ]:
         return REJ_TOO_LARGE, 0, 0
-    stop = c[i, R_STOP]
+    stop = cr[R_STOP]
     if otype >= STOP_MARKET and otype <= TP_LIMIT:
         if stop < 1 or stop > MAX or stop % tick != 0:
             return REJ_STOP_PRICE, 0, 0
     elif stop != 0:
         return REJ_STOP_PRICE, 0, 0
-    delta = c[i, R_DELTA]
+    delta = cr[R_DELTA]
     if otype >= TRAIL_MARKET:
         if delta < 1 or delta > MAX_TRAILING_DELTA:
             return REJ_TRAILING, 0, 0
     elif delta != 0:
         return REJ_TRAILING, 0, 0
-    offset = c[i, R_OFFSET]
+    offset = cr[R_OFFSET]
     if otype == TRAIL_LIMIT:
         if offset < 0 or offset > MAX:
             return REJ_INVALID_PRICE, 0, 0
@@ -294,7 +293,7 @@ def place_fields(sp, c, i):
             return REJ_PRICE_OFF_TICK, 0, 0
     elif offset != 0:
         return REJ_INVALID_PRICE, 0, 0
-    display = c[i, R_DISPLAY]
+    display = cr[R_DISPLAY]
     if display != 0 and (
         (otype != LIMIT and otype != LIMIT_MAKER)
         or (tif != GTC and tif != GTD)
@@ -307,26 +306,27 @@ def place_fields(sp, c, i):
 
 
 @kernel
-def place_check(sp, c, i):
+def place_check(sp, cr):
     """PlaceOrder checks 1-7. Returns (reason, p, q, hold); reason 0 = accepted."""
     st = load_state(sp)
-    a = c[i, R_ACCOUNT]
-    m = c[i, R_MARKET]
-    side = c[i, R_SIDE]
-    otype = c[i, R_TYPE]
-    tif = c[i, R_TIF]
-    quote_qty = c[i, R_QUOTE_QTY]
-    coid = c[i, R_COID]
+    a = cr[R_ACCOUNT]
+    m = cr[R_MARKET]
+    side = cr[R_SIDE]
+    otype = cr[R_TYPE]
+    tif = cr[R_TIF]
+    quote_qty = cr[R_QUOTE_QTY]
+    coid = cr[R_COID]
     reason = preamble(sp, a, m, True)
     if reason != 0:
         return reason, 0, 0, 0
     if st.acct[a, A_FROZEN] != 0:
         return REJ_FROZEN, 0, 0, 0
     state = st.mkt[m, M_STATE]
-    reason, p, q = place_fields(sp, c, i)
+    reason, p, q = place_fields(sp, cr)
     if reason != 0:
         return reason, 0, 0, 0
-    if over_tier_limit(st.mkt, st.acct, a, m, otype, p, q, quote_qty):
+    limit = tier_limit(st.mkt, st.acct, a, m)
+    if limit != 0 and over_tier_limit(sp, m, otype, p, q, quote_qty, limit):
         return REJ_TIER_LIMIT, 0, 0, 0
     if coid < 0:
         return REJ_INVALID_COID, 0, 0, 0
@@ -353,7 +353,7 @@ def place_check(sp, c, i):
             if last == 0:
                 return REJ_NO_REFERENCE, 0, 0, 0
         elif last != 0:
-            trigger = c[i, R_STOP] // st.mkt[m, M_TICK]
+            trigger = cr[R_STOP] // st.mkt[m, M_TICK]
             if (last <= trigger) if falls(otype, side) else (last >= trigger):
                 return REJ_STOP_PRICE, 0, 0, 0
     if st.acct[a, A_OPEN] >= st.ctr[CF_MAX_OPEN]:
@@ -370,7 +370,7 @@ def place_check(sp, c, i):
     if otype >= STOP_MARKET and otype <= TP_LIMIT:
         tx = trigger_book(st.ctr, m, falls(otype, side))
         key_side = tx & 1
-        trigger = c[i, R_STOP] // st.mkt[m, M_TICK]
+        trigger = cr[R_STOP] // st.mkt[m, M_TICK]
         if (
             st.bkn[tx] >= st.ctr[CF_MAX_LEVELS]
             and level_find(st.bkl, st.bkp, st.bkn, tx, key_side, trigger) < 0
@@ -387,7 +387,7 @@ def place_check(sp, c, i):
             hold = quote_qty
         else:
             lim = protection_price(st.lvl, st.bkl, st.bkn, st.mkt, m, side)
-            hold = dry_run(sp, m, side, lim, q, a, c[i, R_STP])[1]
+            hold = dry_run(sp, m, side, lim, q, a, cr[R_STP])[1]
     if hold > st.bal[a, asset, B_AVAILABLE]:
         return REJ_INSUFFICIENT_FUNDS, 0, 0, 0
     return 0, p, q, hold
