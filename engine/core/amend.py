@@ -170,38 +170,45 @@ def amend(sp, cr):
     r = emit_amended(st.ev, st.ctr, seq, oid, a, m, p, q, False, new_hold)
     hold_in_row(st.ev, st.ctr, st.bal, r, a, asset, new_hold - hold)
     unrest_order(sp, s)
-    left, budget, hold_left, _steps, stop, trades = match(
-        sp,
-        seq,
-        m,
-        oid,
-        st.olnk[s, K_ACCOUNT],
-        side,
-        p,
-        q,
-        False,
-        0,
-        new_hold,
-        k_stp(st.olnk, s),
-    )
-    rests, keep = settle_taker(
-        sp,
-        seq,
-        oid,
-        a,
-        m,
-        side,
-        True,
-        True,
-        False,
-        p,
-        left,
-        budget,
-        hold_left,
-        trades,
-        stop,
-        asset,
-    )
+    if not crosses(st.lvl, st.bkl, st.bkn, m, side, p):
+        # A price that does not cross: the matching loop would stop before its first step and
+        # the settlement would keep new_hold (required_buy(p, q) or q lots): no event.
+        rests = True
+        left = q
+        keep = new_hold
+    else:
+        left, budget, hold_left, _steps, stop, trades = match(
+            sp,
+            seq,
+            m,
+            oid,
+            st.olnk[s, K_ACCOUNT],
+            side,
+            p,
+            q,
+            False,
+            0,
+            new_hold,
+            k_stp(st.olnk, s),
+        )
+        rests, keep = settle_taker(
+            sp,
+            seq,
+            oid,
+            a,
+            m,
+            side,
+            True,
+            True,
+            False,
+            p,
+            left,
+            budget,
+            hold_left,
+            trades,
+            stop,
+            asset,
+        )
     if rests:
         st.ords[s, O_PRICE] = p
         st.ords[s, O_QTY] = left

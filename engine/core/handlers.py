@@ -89,6 +89,7 @@ from engine.core.triggers import (
 )
 from engine.core.validation import (
     account_ok,
+    crosses,
     market_ok,
     place_check,
     preamble,
@@ -173,46 +174,54 @@ def place(sp, cr):
         emit_order_end(st.ev, st.ctr, EV_EXPIRED, seq, seq, a, m, q, EXP_FOK_UNFILLABLE)
         hold_txn(st.ev, st.ctr, st.bal, seq, a, asset, -hold)
         return
-    quote_bounded = otype == MARKET and side == BUY and q == 0
-    left = q
-    budget = quote_qty
-    trades = 0
-    stop = STOP_FILLED
-    if otype != LIMIT_MAKER:
-        lim = p if is_limit else protection_price(st.lvl, st.bkl, st.bkn, st.mkt, m, side)
-        left, budget, hold, _steps, stop, trades = match(
+    rest_ok = otype == LIMIT_MAKER or (otype == LIMIT and (tif == GTC or tif == GTD))  # noqa: SIM109
+    if rest_ok and not crosses(st.lvl, st.bkl, st.bkn, m, side, p):
+        # A resting limit that does not cross: the matching loop would stop before its first
+        # step and the settlement would keep the whole hold (required_buy(p, q) or q lots,
+        # what place_check held): no event, no release. Skips both calls (half of (c)).
+        rests = True
+        left = q
+        keep = hold
+    else:
+        quote_bounded = otype == MARKET and side == BUY and q == 0
+        left = q
+        budget = quote_qty
+        trades = 0
+        stop = STOP_FILLED
+        if otype != LIMIT_MAKER:
+            lim = p if is_limit else protection_price(st.lvl, st.bkl, st.bkn, st.mkt, m, side)
+            left, budget, hold, _steps, stop, trades = match(
+                sp,
+                seq,
+                m,
+                seq,
+                a,
+                side,
+                lim,
+                left,
+                quote_bounded,
+                budget,
+                hold,
+                stp,
+            )
+        rests, keep = settle_taker(
             sp,
             seq,
-            m,
             seq,
             a,
+            m,
             side,
-            lim,
-            left,
+            rest_ok,
+            is_limit,
             quote_bounded,
+            p,
+            left,
             budget,
             hold,
-            stp,
+            trades,
+            stop,
+            asset,
         )
-    rest_ok = otype == LIMIT_MAKER or (otype == LIMIT and (tif == GTC or tif == GTD))  # noqa: SIM109
-    rests, keep = settle_taker(
-        sp,
-        seq,
-        seq,
-        a,
-        m,
-        side,
-        rest_ok,
-        is_limit,
-        quote_bounded,
-        p,
-        left,
-        budget,
-        hold,
-        trades,
-        stop,
-        asset,
-    )
     if rests:
         s = new_slot(st.ords, st.olnk, st.ofree, st.ctr, cr, p, left, keep)
         if s < 0:
