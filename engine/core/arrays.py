@@ -43,7 +43,7 @@ def validate_config(config: EngineConfig) -> None:
         "max_orders": (1, 1 << 29),
         "max_levels_per_side": (1, 1 << 29),
         "max_open_orders_per_account": (1, 1 << 20),  # CancelAll: 2 event rows each
-        "max_fills_per_order": (1, 1 << 16),  # the event buffer holds 7 rows per fill
+        "max_fills_per_order": (1, 1 << 16),  # the event buffer holds 3 rows per fill
         "max_triggers_per_command": (0, 1 << 10),
     }
     for name, (low, high) in bounds.items():
@@ -60,12 +60,25 @@ def hash_capacity(max_orders: int) -> int:
     return capacity
 
 
+ROWS_PER_STEP = 3
+"""Most event rows of one matching step. A fill is one trade row (its postings and the
+maker's release ride on it, engine.core.eventrows) plus an iceberg refresh; a self-trade
+prevention step is its own row plus the maker's end and its release (expire maker or both,
+or a decrement to zero) or the maker's hold change and refresh (a decrement)."""
+ROWS_PER_ORDER = 8
+"""Event rows of one order besides its steps, with room to spare: OrderAccepted and its
+extension row (the hold rides on it) or OrderTriggered and a hold change, then an expiry and
+a release (a FOK refusal: an expiry and a release); the remainder of 8 is slack."""
+
+
 def per_command_event_bound(config: EngineConfig) -> int:
-    """Worst-case event rows of one hot command (checked by the kernel before each command)."""
-    # accepted (+ its extension row), hold, steps x (trade + 5 postings + iceberg refresh),
-    # expire, release
-    # ... for the order and each order it triggers (plus the trigger event and its release)
-    place = (7 * config.max_fills_per_order + 8) * (1 + config.max_triggers_per_command)
+    """Worst-case event rows of one hot command (checked by the kernel before each command,
+    and asserted after it: `engine.core.kernel.run_batch` fails with ERR_EVENT_BOUND when a
+    command writes more)."""
+    # the order and each order it triggers
+    place = (ROWS_PER_STEP * config.max_fills_per_order + ROWS_PER_ORDER) * (
+        1 + config.max_triggers_per_command
+    )
     cancel_all = 2 * config.max_open_orders_per_account + 1
     return max(place, cancel_all)
 

@@ -11,6 +11,8 @@ that broke an always-on invariant it returns ``ST_INVARIANT`` (``ctr[C_ERROR]`` 
 from __future__ import annotations
 
 from engine.core.amend import amend
+from engine.core.arrays import ROWS_PER_ORDER, ROWS_PER_STEP
+from engine.core.book import fail
 from engine.core.handlers import cancel, cancel_all, place
 from engine.core.kernelapi import kernel, row_ref, state_ref
 from engine.core.layout import (
@@ -32,6 +34,7 @@ from engine.core.layout import (
     CMD_PLACE,
     CMD_REPLACE,
     CMD_TICK,
+    ERR_EVENT_BOUND,
     R_ALLOW_FAILURE,
     R_KIND,
     R_SEQ,
@@ -61,7 +64,9 @@ def run_batch(
     if reset_events:
         st.ctr[C_EV_POS] = 0
     first_row = st.ctr[C_EV_POS]
-    bound_order = (7 * st.ctr[CF_MAX_FILLS] + 8) * (1 + st.ctr[CF_MAX_TRIGGERS])
+    bound_order = (ROWS_PER_STEP * st.ctr[CF_MAX_FILLS] + ROWS_PER_ORDER) * (
+        1 + st.ctr[CF_MAX_TRIGGERS]
+    )
     bound_all = 2 * st.ctr[CF_MAX_OPEN] + 1
     capacity = st.ctr[CF_EV_CAP]
     i = start
@@ -82,7 +87,8 @@ def run_batch(
         need = bound_all if kind == CMD_CANCEL_ALL or kind == CMD_DISCONNECT else bound_order  # noqa: SIM109
         if kind == CMD_REPLACE:  # the cancel's two rows, then the placement's bound
             need += 2
-        if capacity - st.ctr[C_EV_POS] < need:
+        before = st.ctr[C_EV_POS]
+        if capacity - before < need:
             return i, ST_CAPACITY, st.ctr[C_EV_POS] - first_row
         if kind == CMD_AMEND:
             st.ctr[C_LAST_SEQ] = seq
@@ -121,6 +127,8 @@ def run_batch(
         else:
             return i, ST_BAD_ROW, st.ctr[C_EV_POS] - first_row
         i += 1
+        if st.ctr[C_EV_POS] - before > need:  # the bound's proof, checked (arrays.py)
+            fail(st.ctr, ERR_EVENT_BOUND)
         if st.ctr[C_ERROR] != 0:
             st.ctr[C_ERROR_SEQ] = seq
             return i, ST_INVARIANT, st.ctr[C_EV_POS] - first_row

@@ -224,6 +224,7 @@ ERR_LEVEL_EXHAUSTED = 4
 ERR_SIDE_FULL = 5
 ERR_INDEX = 6
 ERR_BOOK = 7
+ERR_EVENT_BOUND = 8
 
 ERROR_NAMES = {
     ERR_NEGATIVE_BALANCE: "a balance went negative",
@@ -233,6 +234,7 @@ ERROR_NAMES = {
     ERR_SIDE_FULL: "book side over capacity",
     ERR_INDEX: "hash index inconsistent",
     ERR_BOOK: "book structure inconsistent",
+    ERR_EVENT_BOUND: "a command wrote more event rows than its worst case",
 }
 
 
