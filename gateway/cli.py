@@ -153,6 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="cluster mode: while a batch is in flight, how long the next may wait for more "
         "orders before it is published (default: 2; 0 = at once)",
     )
+    serve.add_argument(
+        "--publish-interval-ms",
+        type=non_negative_float(100),
+        default=0.0,
+        metavar="MS",
+        help="cluster mode: at least this long between two command batches this gateway "
+        "publishes; orders arriving meanwhile go out together (default: 0 = no floor)",
+    )
     add_limit_options(serve)
     _add_serve_security(serve)
     serve.set_defaults(handler=_lazy("gateway.server", "run_serve_cli"))

@@ -45,6 +45,9 @@ class ClusterConfig:
     publish_linger_s: float = 0.002
     """While a batch is in flight, how long the next may wait for more requests (or an ack)
     before it is published anyway (`gateway.clusterbridge`); 0 publishes at once."""
+    publish_interval_s: float = 0.0
+    """At least this long between two publishes of this gateway (0: no such floor); requests
+    arriving meanwhile join the next batch (`gateway.clusterbridge`)."""
     start_from_snapshot: bool = True
     """Start from the newest verified engine + read-model snapshot in the Object Store
     (`gateway.clustersnap`) instead of replaying the whole stream."""
@@ -62,6 +65,7 @@ def cluster_bridge(gw: Gateway) -> ClusterBridge:
         observe=gw.metrics.observe_batch,
         max_inflight=cfg.max_inflight,
         linger_s=cfg.publish_linger_s,
+        interval_s=cfg.publish_interval_s,
         ack_timeout_s=gw.config.limits.ack_timeout_s,
         on_snapshot=lambda applied: snapshot_readmodel(gw, applied),
         snapshot_every=cfg.snapshot_every,

@@ -12,7 +12,9 @@ command becomes durable and who stamps it:
    bridge. While a batch is in flight, the next one waits for an acknowledgement or until its
    oldest request is ``linger_s`` old, whichever comes first (Nagle's rule with a deadline):
    every stream message costs every replica and every NATS node the same whatever it holds,
-   and pipelining small batches spent that cost on one or two orders each.
+   and pipelining small batches spent that cost on one or two orders each. ``interval_s``
+   (off by default) also keeps two publishes at least that far apart, so under load
+   messages grow with the interval whatever the acknowledgement time.
 2. A publish that fails (timeout, no responders, connection lost) is retried with the same
    message id until the ack deadline: the stream keeps one copy within its duplicate window,
    and the replica's own window recognises a later duplicate.
@@ -81,6 +83,7 @@ class ClusterBridge(RequestIntake):
         max_batch: int = 2_048,
         max_inflight: int = 8,
         linger_s: float = 0.002,
+        interval_s: float = 0.0,
         observe: Callable[[int, float, float, list[float]], None] | None = None,
         ack_timeout_s: float = 10.0,
         on_snapshot: Callable[[Applied], None] | None = None,
@@ -98,6 +101,8 @@ class ClusterBridge(RequestIntake):
         self._max_batch = max_batch
         self._max_inflight = max_inflight
         self._linger_s = linger_s
+        self._interval_s = interval_s
+        self._last_publish = 0.0
         self._observe = observe
         self._pending: dict[int, _Pending] = {}
         self._slot = asyncio.Event()
@@ -193,15 +198,21 @@ class ClusterBridge(RequestIntake):
                 self._slot.clear()
                 await self._slot.wait()
                 continue
-            if inflight and len(queue) < self._max_batch:
-                wait_s = queue[0].queued_at + self._linger_s - time.perf_counter()
-                if wait_s > 0:  # an ack (a slot freed) or the deadline, whichever first
+            if len(queue) < self._max_batch:
+                now = time.perf_counter()
+                hold_s = self._last_publish + self._interval_s - now
+                if hold_s > 0:  # at most one publish per interval: fewer, larger messages
+                    await asyncio.sleep(hold_s)
+                    continue
+                wait_s = queue[0].queued_at + self._linger_s - now
+                if inflight and wait_s > 0:  # an ack (a slot freed) or the deadline, first
                     self._slot.clear()
                     timer = asyncio.get_running_loop().call_later(wait_s, self._slot.set)
                     await self._slot.wait()
                     timer.cancel()
                     continue
             reqs = [queue.popleft() for _ in range(min(len(queue), self._max_batch))]
+            self._last_publish = time.perf_counter()
             self._batch_no += 1
             batch_no = self._batch_no
             self._pending[batch_no] = _Pending(reqs, time.perf_counter())

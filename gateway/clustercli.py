@@ -69,6 +69,7 @@ def cluster_config(args: argparse.Namespace) -> object | None:
         nats=nats_options(args, "kootabase-gateway"),
         stream=stream_spec(args),
         publish_linger_s=getattr(args, "publish_linger_ms", 2.0) / 1000,
+        publish_interval_s=getattr(args, "publish_interval_ms", 0.0) / 1000,
     )
 
 

@@ -18,7 +18,9 @@ from gateway.clusterbridge import ClusterBridge
 from tests.cluster_support import stream_on
 
 
-async def _run(spec_name: str, linger_s: float, n: int) -> dict[str, object]:
+async def _run(
+    spec_name: str, linger_s: float, n: int, interval_s: float = 0.0
+) -> dict[str, object]:
     """Submit ``n`` orders one loop iteration apart (the publisher runs between any two, an
     acknowledgement takes several: flusher, server, read loop); the stream messages' sizes,
     the most batches ever in flight at once, and the engine sequences of the answers."""
@@ -30,6 +32,7 @@ async def _run(spec_name: str, linger_s: float, n: int) -> dict[str, object]:
         Replica(CompiledEngine(EngineConfig())),
         lambda *_: None,
         linger_s=linger_s,
+        interval_s=interval_s,
         on_commands=lambda applied: sizes.append(len(applied.commands)),
     )
     stream_log = await StreamLog.connect(NatsOptions(), StreamSpec(name=spec_name))
@@ -81,3 +84,16 @@ def test_linger_zero_pipelines_at_once() -> None:
         out = asyncio.run(_run(spec.name, linger_s=0.0, n=60))
     assert sum(_applied_sizes(out)) == 60
     assert out["most_inflight"] > 1  # type: ignore[operator]
+
+
+def test_publish_interval_gathers_what_arrives_meanwhile() -> None:
+    """``--publish-interval-ms``: the first request of an idle gateway goes out at once, the
+    ones arriving within the interval after it go out together as the next message."""
+    with stream_on() as spec:
+        out = asyncio.run(_run(spec.name, linger_s=0.0, n=60, interval_s=0.5))
+    sizes = _applied_sizes(out)
+    assert sum(sizes) == 60
+    assert sizes[0] == 1, sizes  # not held: nothing was published before it
+    assert len(sizes) == 2, f"more than one message within the interval: {sizes}"
+    seqs = out["seqs"]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 60  # type: ignore[arg-type]
