@@ -103,7 +103,9 @@ class PostgresDb:
 
     @classmethod
     async def open(cls, dsn: str) -> PostgresDb:
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, timeout=10)
+        # min_size 0: a pool with a floor reconnects on its own while the database is gone
+        # and prints a raw traceback on stderr each time (gateway/history/pgreader.py)
+        pool = await asyncpg.create_pool(dsn, min_size=0, max_size=4, timeout=10)
         async with pool.acquire() as conn:
             for ddl in TABLES:
                 await conn.execute(ddl)

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from engine.usererror import UserError
+from gateway import banner
 from gateway.connlimit import ConnectionCaps, GuardedSite
 from gateway.demo import check_demo_allowed
 from gateway.gctune import end_serving, tune_for_serving
@@ -214,6 +216,8 @@ def run_serve_cli(args: argparse.Namespace) -> int:
         metrics_sock = bind_listener(args.metrics_host or args.host, args.metrics_port)
     elif getattr(args, "metrics_host", None):
         raise UserError("--metrics-host needs --metrics-port", exit_code=2)
+    _check_dsns(args)
+    _check_data_dir_writable(data_dir)
     log.info(
         "config",
         file=str(args.config) if getattr(args, "config", None) else None,
@@ -225,6 +229,60 @@ def run_serve_cli(args: argparse.Namespace) -> int:
         sock.close()
         if metrics_sock is not None:
             metrics_sock.close()
+
+
+def _check_data_dir_writable(data_dir: Path) -> None:
+    """Prove the data directory (or the nearest existing folder it would be created in) can be
+    written, before the engine is imported: a path that cannot be written is one line at once,
+    not a line after minutes of compiling. Leaves nothing behind (a mistake found later, such
+    as a custody config typo, must not leave a new data directory)."""
+    existing = data_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(existing))
+        os.rmdir(tempfile.mkdtemp(prefix=".kootabase-write-test-", dir=existing))
+    except PermissionError:
+        raise UserError(
+            f"cannot write {data_dir}: permission denied in {existing}",
+            hint="pass a --data-dir you can write",
+        ) from None
+    except OSError as exc:
+        raise UserError(
+            f"cannot create the data directory {data_dir}: {exc.strerror or exc} ({existing})",
+            hint="pass a --data-dir you can write",
+        ) from None
+
+
+def _check_dsns(args: argparse.Namespace) -> None:
+    """Connect once to each PostgreSQL DSN given, before the engine is imported (compiling it
+    can take minutes) and before the node opens: a wrong DSN must not start an exchange. An
+    outage after the start is the ledger follower supervisor's to retry (docs/operations.md)."""
+    backoffice_dsn = getattr(args, "backoffice_dsn", None)
+    if backoffice_dsn:
+        from backoffice.store import check_dsn
+
+        asyncio.run(check_dsn(backoffice_dsn))
+    ledger_dsn = getattr(args, "ledger_dsn", None)
+    if ledger_dsn:
+        asyncio.run(_check_ledger_dsn(ledger_dsn))
+
+
+async def _check_ledger_dsn(dsn: str) -> None:
+    """Connect once and close: an unreachable server, a wrong user or a database never created
+    stops `serve` with the projection's own one-line reason instead of starting an exchange
+    whose ledger follower can only fail and retry."""
+    from ledger.pg.connect import connect
+
+    try:
+        conn = await connect(dsn)
+    except UserError as exc:
+        raise UserError(
+            f"--ledger-dsn: {exc.message}",
+            hint=f"{exc.hint}; or leave --ledger-dsn out to run without the projection",
+        ) from None
+    await conn.close()
 
 
 def _metrics_token(args: argparse.Namespace) -> str | None:
@@ -287,10 +345,6 @@ def _serve(
 
         custody = load_config(Path(custody), data_dir, flag="--custody-config")
     backoffice_dsn = getattr(args, "backoffice_dsn", None)
-    if backoffice_dsn:  # reached before the node opens: a wrong DSN must not start an exchange
-        from backoffice.store import check_dsn
-
-        asyncio.run(check_dsn(backoffice_dsn))
     if custody is not None and cluster is not None:  # one custody per cluster: before anything
         _check_custody_claim(backoffice_dsn, cluster.stream.name)
     config = GatewayConfig(
@@ -322,17 +376,9 @@ def _serve(
 
     def ready(r: Running, creds: NewKey | None) -> None:
         log.info("serving", http=r.http, ws_api=r.ws_api, last_seq=gw.last_seq)
-        if creds is not None:
-            sys.stdout.write(
-                "\nDemo account created with demo money (not backed by any chain; read and "
-                "trade only;\nshown once, the secret is stored encrypted):\n"
-                f"  account id : {creds.account_id}\n"
-                f"  API key    : {creds.api_key}\n"
-                f"  secret     : {creds.secret}\n"
-                f"  REST       : {r.http}/api/v3\n"
-                f"  WS API     : {r.ws_api}\n\n"
-            )
-            sys.stdout.flush()
+        shown = banner.demo_account(creds) if creds is not None else ""
+        sys.stdout.write(shown + banner.serving(r.http, r.ws_api, gw.dir / "admin.token"))
+        sys.stdout.flush()
 
     reason = "error"
     try:

@@ -9,11 +9,13 @@ import os
 import socket
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.cli_support import assert_one_line, run_cli
+from tests.custody_nodes import free_port
 from tests.serve_support import Serve
 
 # ---- data directories --------------------------------------------------------------------------
@@ -72,6 +74,39 @@ def test_serve_port_out_of_range_is_refused_before_anything_starts(
     data_dir = tmp_path / "d"
     assert_one_line(
         run_cli("serve", "--data-dir", str(data_dir), flag, "99999"), "99999", "0-65535", code=2
+    )
+    assert not data_dir.exists()
+
+
+def test_serve_data_dir_not_writable_is_one_line_before_the_engine_loads() -> None:
+    """/sys refuses a new directory even to root (a chmod 0555 directory does not stop root).
+    The line used to come after the engine's import (minutes on a cold numba cache) and after
+    the effective-config log line."""
+    proc = run_cli("serve", "--data-dir", "/sys/kootabase-test", "--port", "0")
+    assert_one_line(proc, "cannot write /sys/kootabase-test", "permission denied", "--data-dir")
+
+
+def test_serve_ledger_dsn_down_or_missing_is_one_line(tmp_path: Path) -> None:
+    """A --ledger-dsn whose server is down (a closed port) or whose database was never created
+    used to start the exchange anyway, its ledger follower failing and retrying in the logs;
+    now serve checks it once at start, before it creates the data directory."""
+    data_dir = tmp_path / "d"
+    port = free_port()
+    dsn = f"postgresql://postgres:hunter2@127.0.0.1:{port}/kb"
+    line = assert_one_line(
+        run_cli("serve", "--data-dir", str(data_dir), "--port", "0", "--ledger-dsn", dsn),
+        "--ledger-dsn",
+        f"127.0.0.1:{port}",
+        "connection refused",
+        "is the server running",
+    )
+    assert "hunter2" not in line
+    missing = f"kb_missing_{uuid.uuid4().hex[:8]}"
+    dsn = f"postgresql://postgres@127.0.0.1:5432/{missing}"
+    assert_one_line(
+        run_cli("serve", "--data-dir", str(data_dir), "--port", "0", "--ledger-dsn", dsn),
+        f"database '{missing}' does not exist",
+        f"createdb -h 127.0.0.1 -p 5432 -U postgres {missing}",
     )
     assert not data_dir.exists()
 

@@ -31,9 +31,9 @@ def _deposits(data_dir: Path) -> list[Deposit]:
 
 
 def _demo_credentials(text: str) -> tuple[int, Credentials]:
-    account = re.search(r"account id : (\d+)", text)
-    key = re.search(r"API key    : (\S+)", text)
-    secret = re.search(r"secret     : (\S+)", text)
+    account = re.search(r"account id\s+: (\d+)", text)
+    key = re.search(r"API key\s+: (\S+)", text)
+    secret = re.search(r"secret\s+: (\S+)", text)
     assert account and key and secret, text
     return int(account.group(1)), Credentials.hmac(key.group(1), secret.group(1))
 

@@ -106,15 +106,17 @@ def test_bad_config_is_one_line(tmp_path: Path, body: str, fragment: str) -> Non
 # ---- a running server --------------------------------------------------------------------------
 
 
-def test_config_logged_redacted_and_sighup_stops_with_one_line(tmp_path: Path) -> None:
+def test_config_logged_redacted_and_sighup_stops_with_one_line(
+    tmp_path: Path, empty_db: str
+) -> None:
+    # a password in the DSN (PostgreSQL here trusts local connections and ignores it)
+    dsn = empty_db.replace("postgres@", "postgres:hunter2@")
     config = tmp_path / "serve.toml"
-    config.write_text(
-        'ledger-dsn = "postgresql://postgres:hunter2@127.0.0.1:1/nope"\nlog-level = "info"\n'
-    )
+    config.write_text(f'ledger-dsn = "{dsn}"\nlog-level = "info"\n')
     server = Serve(tmp_path, "--config", str(config))
     try:
         shown = server.wait_for("config")
-        assert shown["effective"]["ledger-dsn"] == "postgresql://postgres:***@127.0.0.1:1/nope"
+        assert shown["effective"]["ledger-dsn"] == dsn.replace("hunter2", "***")
         assert shown["effective"]["port"] == 0  # the command line over the default
         assert "hunter2" not in "".join(server.raw)
         before = len(server.events)
@@ -144,10 +146,35 @@ async def _checkpoint(dsn: str) -> int:
         await conn.close()
 
 
+def _projected(dsn: str, seq: int) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if asyncio.run(_checkpoint(dsn)) >= seq > 0:
+                return
+        except (asyncpg.UndefinedTableError, asyncpg.InvalidCatalogNameError):
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"the follower did not project the journal to {seq}")
+
+
 def test_ledger_follower_is_supervised_and_quiet_when_idle(tmp_path: Path, db_name: str) -> None:
+    """serve refuses a --ledger-dsn it cannot use at start (test_cli_errors_serve.py); a
+    database lost while it runs is the supervisor's: logged, restarted, caught up."""
     dsn = f"postgresql://postgres@127.0.0.1:5432/{db_name}"
+    asyncio.run(pg_admin(f"CREATE DATABASE {db_name}"))
     server = Serve(tmp_path, "--ledger-dsn", dsn)
     try:
+        _projected(dsn, server.last_seq)
+        asyncio.run(pg_admin(f"DROP DATABASE {db_name} WITH (FORCE)"))
+        data_dir = str(tmp_path / "data")
+        created = subprocess.run(
+            [sys.executable, "-m", "gateway.cli", "accounts", "create", "--data-dir", data_dir],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert created.returncode == 0, created.stderr  # a journaled command to project
         failed = server.wait_for("ledger_follower_failed")
         assert f"createdb -h 127.0.0.1 -p 5432 -U postgres {db_name}" in failed["error"]
         assert "Traceback" not in "".join(server.raw)
@@ -155,16 +182,7 @@ def test_ledger_follower_is_supervised_and_quiet_when_idle(tmp_path: Path, db_na
         check = server.health()["checks"]["ledgerFollower"]
         assert check["restarts"] >= 1 and "createdb" in check["lastError"]
         asyncio.run(pg_admin(f"CREATE DATABASE {db_name}"))  # the operator follows the hint
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if asyncio.run(_checkpoint(dsn)) >= server.last_seq > 0:
-                    break
-            except (asyncpg.UndefinedTableError, asyncpg.InvalidCatalogNameError):
-                pass
-            time.sleep(0.5)
-        else:
-            raise AssertionError("the restarted follower did not project the journal")
+        _projected(dsn, server.last_seq + 1)
         assert server.metric("kootabase_ledger_follower_up") == 1
         check = server.health()["checks"]["ledgerFollower"]
         assert check["ok"] is True and check["state"] == "running"

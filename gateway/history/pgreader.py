@@ -153,8 +153,11 @@ class PgHistory:
         """Read the projection's checkpoint; history is served only from a projection whose
         dialect columns were filled from the journal's start (``history_from_seq`` 0)."""
         if self.pool is None:
+            # min_size 0: with a floor, asyncpg's pool reconnects on its own while the
+            # database is gone and prints a raw traceback on stderr each time; without one a
+            # lost database is this loop's PG_ERRORS, logged once (`down`)
             self.pool = await asyncpg.create_pool(
-                self.dsn, min_size=1, max_size=4, timeout=QUERY_TIMEOUT_S
+                self.dsn, min_size=0, max_size=4, timeout=QUERY_TIMEOUT_S
             )
         row = await self.pool.fetchrow(
             "SELECT last_seq, history_from_seq FROM projection_checkpoint WHERE id = 1",
