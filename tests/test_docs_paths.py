@@ -1,0 +1,93 @@
+"""Every source path and Python name the docs mention exists: a module renamed or split leaves
+docs/architecture.md (and the others) pointing a newcomer at nothing.
+
+Checked in README.md and docs/*.md: paths like ``gateway/server.py`` or ``engine/core/`` that
+start at one of the repository's top-level folders, and backticked dotted names like
+``gateway.bridge.Bridge.submit_cb`` (the module must exist and define the next name somewhere
+in it). Read by parsing, nothing is imported. Data-directory files (``gateway/keys.json``) and
+the operator API's permission names (``custody.alerts.view``) are not source and are skipped.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import re
+from pathlib import Path
+
+from backoffice.roles import ACTIONS
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+TOP = "engine|ledger|gateway|marketdata|custody|backoffice|bench|tests|scripts|web|docs"
+SOURCE_PATH = re.compile(
+    rf"(?<![\w/.-])((?:{TOP})/(?:[\w.-]+/)*(?:[\w-]+\.(?:py|ts|sh|toml|md|html|txt|png))?)"
+    r"(?![\w/-])"
+)
+DOTTED = re.compile(rf"`((?:{TOP.replace('|web|docs', '')})\.[A-Za-z_][\w.]*)`?")
+DATA_DIR_ENTRIES = {"gateway/readmodel/"}
+"""Folders of a data directory named like source folders (docs/operations.md's table)."""
+NOT_PYTHON = {"md", "py", "ts", "toml", "json", "html", "png", "sqlite", "sqlite3", "log"}
+
+
+def _mentions(pattern: re.Pattern[str]) -> list[tuple[str, str]]:
+    return [
+        (f"{page.name}:{n}", match)
+        for page in PAGES
+        for n, line in enumerate(page.read_text().splitlines(), 1)
+        for match in pattern.findall(line)
+    ]
+
+
+@functools.cache
+def _defined(module: Path) -> frozenset[str]:
+    """Every name a module defines at any depth (functions, classes, assignments, imports)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(module.read_text())):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+        elif isinstance(node, ast.ImportFrom | ast.Import):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return frozenset(names)
+
+
+def _module(parts: list[str]) -> tuple[Path, list[str]] | None:
+    """The longest prefix of ``parts`` that is a module file, and the names after it."""
+    for i in range(len(parts), 0, -1):
+        base = ROOT.joinpath(*parts[:i])
+        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+            if candidate.is_file():
+                return candidate, parts[i:]
+    return None
+
+
+def test_source_paths_in_docs_exist() -> None:
+    missing = [
+        f"{where}: {path}"
+        for where, path in _mentions(SOURCE_PATH)
+        if not (ROOT / path).exists() and path not in DATA_DIR_ENTRIES
+    ]
+    # web/dist is built (scripts/build-web.sh), not committed
+    missing = [m for m in missing if "web/dist" not in m]
+    assert not missing, missing
+
+
+def test_python_names_in_docs_exist() -> None:
+    wrong = []
+    for where, dotted in _mentions(DOTTED):
+        dotted = dotted.rstrip(".")
+        parts = dotted.split(".")
+        if dotted in ACTIONS or parts[-1] in NOT_PYTHON:
+            continue
+        found = _module(parts)
+        if found is None:
+            wrong.append(f"{where}: {dotted} (no such module)")
+        elif found[1] and found[1][0] not in _defined(found[0]):
+            wrong.append(f"{where}: {dotted} ({found[1][0]} not in {found[0].relative_to(ROOT)})")
+        elif len(found[1]) > 1 and found[1][1] not in _defined(found[0]):
+            wrong.append(f"{where}: {dotted} ({found[1][1]} not in {found[0].relative_to(ROOT)})")
+    assert not wrong, wrong
