@@ -74,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="kootabase",
         description="Kootabase: a matching-engine-centric crypto exchange core.",
+        epilog="examples:\n"
+        "  kootabase serve --demo                  # 127.0.0.1:8080, data in ./data, demo money\n"
+        "  kootabase accounts create --data-dir ./data\n"
+        "  kootabase accounts deposit --data-dir ./data --account 2 --asset USDT --amount 100\n"
+        "  kootabase COMMAND --help                # each command's options and defaults\n"
+        "docs: README.md, docs/operations.md (flags, config file, exit codes), docs/api.md",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     _add_log_level(parser, top=True)
@@ -126,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--ledger-dsn",
         metavar="DSN",
         help="project the journal into this PostgreSQL continuously "
-        "(a follower process beside the server), and read older order history from it",
+        "(a follower process beside the server), and read older order history from it; "
+        "checked at start: a server down or a missing database stops serve",
     )
     serve.add_argument(
         "--history-memory-orders",

@@ -91,3 +91,19 @@ def test_python_names_in_docs_exist() -> None:
         elif len(found[1]) > 1 and found[1][1] not in _defined(found[0]):
             wrong.append(f"{where}: {dotted} ({found[1][1]} not in {found[0].relative_to(ROOT)})")
     assert not wrong, wrong
+
+
+def test_top_level_help_examples_parse() -> None:
+    """The examples `kootabase --help` prints are real command lines of today's parser."""
+    from gateway.cli import build_parser
+
+    parser = build_parser()
+    assert parser.epilog is not None
+    examples = [
+        line.split("#")[0].split()[1:]
+        for line in parser.epilog.splitlines()
+        if line.startswith("  kootabase ") and "COMMAND" not in line
+    ]
+    assert len(examples) >= 3, parser.epilog
+    for argv in examples:
+        parser.parse_args(argv)  # SystemExit(2) on a flag that no longer exists
