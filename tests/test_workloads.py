@@ -9,7 +9,6 @@ following fills, so they run in seconds.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 
 import pytest
@@ -18,9 +17,6 @@ from bench.specs import MIX_A, MIX_B_ISSUE3, Record
 from bench.workloads import Workload, workload_a, workload_b
 from engine.reference import ReferenceEngine
 from engine.schema import EngineConfig, Event
-
-HAS_COMPILED = importlib.util.find_spec("engine.core.compiled") is not None
-needs_compiled = pytest.mark.skipif(not HAS_COMPILED, reason="engine.core.compiled not present")
 
 
 def _small_a(seed: int, simulator: type = ReferenceEngine) -> Workload:
@@ -93,11 +89,9 @@ def test_workload_b_default_book_is_deep() -> None:
 
 
 def _fast_simulator() -> type:
-    if HAS_COMPILED:
-        from engine.core.compiled import CompiledEngine
+    from engine.core.compiled import CompiledEngine
 
-        return CompiledEngine
-    return ReferenceEngine
+    return CompiledEngine
 
 
 def _first_difference(a: Sequence[Event], b: Sequence[Event]) -> str | None:
@@ -114,7 +108,6 @@ def _run(engine_cls: type, config: EngineConfig, records: list[Record]) -> list[
     return engine.process(records)
 
 
-@needs_compiled
 @pytest.mark.parametrize("name", ["a", "b"])
 def test_engines_agree_on_workloads(name: str, wl_a: Workload, wl_b: Workload) -> None:
     """Differential check: the same workload gives the same events and state in both engines."""
@@ -130,7 +123,6 @@ def test_engines_agree_on_workloads(name: str, wl_a: Workload, wl_b: Workload) -
     assert state_hash(compiled.image()) == state_hash(reference.image())
 
 
-@needs_compiled
 def test_stream_does_not_depend_on_the_simulator(wl_a: Workload, wl_b: Workload) -> None:
     """Fills followed through either engine give the same records (they agree on fills)."""
     from engine.core.compiled import CompiledEngine
