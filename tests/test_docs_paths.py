@@ -1,5 +1,6 @@
-"""Every source path and Python name the docs mention exists: a module renamed or split leaves
-docs/architecture.md (and the others) pointing a newcomer at nothing.
+"""Every source path, Python name and ``kootabase`` command line the docs mention exists: a
+module renamed or split, or a flag renamed, leaves docs/architecture.md (and the others)
+pointing a newcomer at nothing.
 
 Checked in README.md and docs/*.md: paths like ``gateway/server.py`` or ``engine/core/`` that
 start at one of the repository's top-level folders, and backticked dotted names like
@@ -13,6 +14,7 @@ from __future__ import annotations
 import ast
 import functools
 import re
+import shlex
 from pathlib import Path
 
 from backoffice.roles import ACTIONS
@@ -107,3 +109,58 @@ def test_top_level_help_examples_parse() -> None:
     assert len(examples) >= 3, parser.epilog
     for argv in examples:
         parser.parse_args(argv)  # SystemExit(2) on a flag that no longer exists
+
+
+def _code_blocks(page: Path) -> list[str]:
+    """The fenced code blocks of a Markdown page, continuation lines joined."""
+    blocks: list[str] = []
+    inside: list[str] | None = None
+    for line in page.read_text().splitlines():
+        if line.startswith("```"):
+            if inside is None:
+                inside = []
+            else:
+                blocks.append("\n".join(inside).replace("\\\n", " "))
+                inside = None
+        elif inside is not None:
+            inside.append(line)
+    return blocks
+
+
+def _doc_argv(command: str) -> list[str]:
+    """A documented command line as argv: optional ``[...]`` groups dropped, ``a|b``
+    alternatives read as the first, ``...`` dropped, UPPER-CASE placeholders (ID, SEQ, DSN) 1."""
+    while re.search(r"\[[^\[\]]*\]", command):
+        command = re.sub(r"\[[^\[\]]*\]", "", command)
+    argv = []
+    for token in shlex.split(command)[1:]:
+        if re.fullmatch(r"[a-z-]+(\|[a-z-]+)+", token):
+            token = token.split("|")[0]
+        if re.fullmatch(r"[A-Z][A-Z_]*", token):
+            token = "1"
+        if token != "...":
+            argv.append(token)
+    return argv
+
+
+def test_cli_commands_in_docs_parse() -> None:
+    """Every ``kootabase ...`` line in a code block of README.md and docs/*.md is a command
+    today's parser accepts (a renamed flag or subcommand fails here, not for a reader)."""
+    from gateway.cli import build_parser
+
+    parser = build_parser()
+    commands = [
+        (page.name, match.group(1))
+        for page in PAGES
+        for block in _code_blocks(page)
+        for line in block.splitlines()
+        if (match := re.search(r"(?:^|\| )(kootabase \S.*)$", line.split(" #")[0].strip()))
+    ]
+    assert len(commands) >= 20, commands
+    refused = []
+    for where, command in commands:
+        try:
+            parser.parse_args(_doc_argv(command))
+        except SystemExit:
+            refused.append(f"{where}: {command}")
+    assert not refused, refused
