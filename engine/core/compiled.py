@@ -9,6 +9,7 @@ them. Events stay as int64 rows in a preallocated buffer until someone asks for 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +40,22 @@ from engine.core.layout import (
     ST_SEQ,
 )
 from engine.schema import Command, EngineConfig, Event, StateImage
+
+
+def _entry_point(dispatcher: Any) -> Any:
+    """A kernel's one compiled version, called directly. numba's dispatcher types every
+    argument on every call (``run_batch`` has 17 with the state tuple's 16 arrays): measured
+    ~8 us per call against ~1.4 us for the entry point, paid once per batch, i.e. per stream
+    message of a cluster replica. Safe only because every call passes exactly the compiled
+    types (`CompiledEngine.process_encoded` checks ``rows``; ``st`` is built once); with the
+    JIT disabled, or a kernel of several versions, the dispatcher itself."""
+    overloads = getattr(dispatcher, "overloads", None)
+    if not overloads or len(overloads) != 1:
+        return dispatcher
+    return next(iter(overloads.values())).entry_point
+
+
+_RUN_BATCH: Any = _entry_point(run_batch)
 
 
 class SequenceError(ValueError, AssertionError):
@@ -121,7 +138,7 @@ class CompiledEngine(AdminCommands):
             self._decoded = []
         n = len(rows)
         # Fast path: one kernel call runs the whole batch.
-        i, status, produced = run_batch(rows, 0, n, not keep_events, self._st)
+        i, status, produced = _RUN_BATCH(rows, 0, n, not keep_events, self._st)
         if status == ST_DONE:
             return produced
         ctr = self._a.ctr
@@ -167,7 +184,7 @@ class CompiledEngine(AdminCommands):
             if self._admin_next(rows, i):
                 status = ST_ADMIN  # what run_batch would answer, without its ~20 us call
                 continue
-            i, status, rows_written = run_batch(rows, i, n, False, self._st)
+            i, status, rows_written = _RUN_BATCH(rows, i, n, False, self._st)
             produced += rows_written
 
     def _admin_next(self, rows: np.ndarray, i: int) -> bool:
