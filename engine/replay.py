@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import structlog
 
+from engine.core.adminrows import parse_admin
 from engine.core.cmdrows import buffer_rows, payload_rows
 from engine.core.compiled import CompiledEngine
 from engine.core.layout import R_SEQ
@@ -104,9 +105,13 @@ def replay_journal(
 
 def batch_rows(engine: CompiledEngine, batch: RecordBatch) -> np.ndarray:
     """Command rows for a batch read by `SegmentJournal.read_batches`: hot commands parsed in
-    place in the segment's bytes (`engine.core.cmdrows`), every other record decoded and
-    encoded as `journal_rows` does."""
+    place in the segment's bytes (`engine.core.cmdrows`), so are CreateAccount and Deposit
+    (`engine.core.adminrows`: run in one njit call each run, their deposit keys parked in
+    ``engine``); every other record decoded and encoded as `journal_rows` does."""
     rows, fast = buffer_rows(batch.buf, batch.starts, batch.ends, batch.seqs, batch.stamps)
+    keys = parse_admin(batch.buf, batch.starts, batch.ends, batch.seqs, batch.stamps, rows, fast)
+    if keys:
+        engine.park_deposit_keys(keys)
     if fast.all():
         return rows
     return _merge_slow(

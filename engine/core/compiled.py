@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.core.admin import AdminCommands
+from engine.core.adminrows import R_ADMIN_KIND, ParsedAdmin
 from engine.core.arrays import CoreArrays, bytes_per_resting_order
 from engine.core.codec import decode_rows, encode_records
 from engine.core.imaging import build_image, restore_image
@@ -62,7 +62,7 @@ class SequenceError(ValueError, AssertionError):
     """A command's sequence does not increase (the reference model asserts the same)."""
 
 
-class CompiledEngine(AdminCommands):
+class CompiledEngine(ParsedAdmin):
     """Deterministic matching engine on flat numpy arrays; same contract as the reference."""
 
     def __init__(
@@ -78,6 +78,7 @@ class CompiledEngine(AdminCommands):
         self._st = self._a.state()
         self._init_admin()
         self._admin: dict[int, tuple[int, Command]] = {}
+        self._parsed_keys = {}  # see ParsedAdmin
         self._clamped: dict[int, Command] = {}
         self._decoded: list[Event] = []
 
@@ -152,19 +153,24 @@ class CompiledEngine(AdminCommands):
                 seq = int(rows[i, R_SEQ])
                 if seq <= self.last_seq:
                     raise SequenceError(f"sequence {seq} after {self.last_seq}: not increasing")
-                parked = self._admin.pop(seq, None)
-                if parked is None:
-                    raise ValueError(
-                        f"row {i} (seq {seq}) is an admin command encoded by another engine: "
-                        "admin rows run only on the engine whose encode() made them"
-                    )
-                self._spill(keep_events)
-                ctr[C_LAST_SEQ] = seq
-                events = self._run_admin(seq, parked[0], parked[1])
-                produced += len(events)
-                if keep_events:
-                    self._decoded.extend(events)
-                i += 1
+                if rows[i, R_ADMIN_KIND] != 0:  # parsed from a journal (engine.core.adminrows)
+                    self._spill(keep_events)
+                    i, events_run = self._run_parsed(rows, i, n, keep_events)
+                    produced += events_run
+                else:
+                    parked = self._admin.pop(seq, None)
+                    if parked is None:
+                        raise ValueError(
+                            f"row {i} (seq {seq}) is an admin command encoded by another "
+                            "engine: admin rows run only on the engine whose encode() made them"
+                        )
+                    self._spill(keep_events)
+                    ctr[C_LAST_SEQ] = seq
+                    events = self._run_admin(seq, parked[0], parked[1])
+                    produced += len(events)
+                    if keep_events:
+                        self._decoded.extend(events)
+                    i += 1
             elif status == ST_SEQ:
                 raise SequenceError(
                     f"sequence {int(rows[i, R_SEQ])} after {self.last_seq}: not increasing"
