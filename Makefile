@@ -1,7 +1,8 @@
 # Kootabase developer entry points. `make run` and `make test` install what they need.
 VENV ?= .venv
 PYTHON ?= python3
-PYTEST_ARGS ?= -q
+# --durations: every run ends with its 30 slowest tests, so the suite's budget is watched.
+PYTEST_ARGS ?= -q --durations=30
 
 # Two install stamps: `make run` needs the runtime dependencies only; the dev extras (pytest,
 # ruff, ccxt, matplotlib, ...) are installed for `make test`, `make lint` and `make bench`.
