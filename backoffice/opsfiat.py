@@ -150,7 +150,7 @@ class FiatRoutes:
         if set(body) != {"bank_reference"}:
             raise errors.bad_request('the body is {"bank_reference": text}')
         reference = parse_reference(body["bank_reference"])
-        desk = money._custody().custody.desk
+        desk = money._custody(acting=True).custody.desk
         try:
             row = await desk.mark_paid(withdrawal_id, session.staff.staff_id, reference)
         except WithdrawalRejected as exc:

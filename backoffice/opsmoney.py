@@ -49,9 +49,16 @@ class MoneyRoutes:
     def gw(self) -> Any:
         return self.ops.gw
 
-    def _custody(self) -> Any:
+    def _custody(self, *, acting: bool = False) -> Any:
+        """The gateway's custody; ``acting`` (a decision that writes): refused with 503
+        ``CUSTODY_CLAIM_NOT_HELD`` while a cluster gateway lost its custody claim."""
         if self.gw.custody is None:
             raise BackofficeError(404, CUSTODY_DISABLED, "custody is not enabled on this server")
+        refusal = self.gw.custody.claim_refusal() if acting else None
+        if refusal is not None:
+            from gateway.custodylock import CLAIM_NOT_HELD
+
+            raise BackofficeError(503, CLAIM_NOT_HELD, refusal)
         return self.gw.custody
 
     def _cases(self) -> Any:
@@ -105,7 +112,7 @@ class MoneyRoutes:
     async def approve(self, request: web.Request, session: StaffSession) -> Any:
         from backoffice.routes import _body
 
-        custody = self._custody()
+        custody = self._custody(acting=True)
         withdrawal_id = self._withdrawal_id(request)
         if await _body(request):
             raise errors.bad_request("this action takes no parameters")
@@ -115,7 +122,7 @@ class MoneyRoutes:
     async def reject(self, request: web.Request, session: StaffSession) -> Any:
         from backoffice.routes import _body
 
-        custody = self._custody()
+        custody = self._custody(acting=True)
         withdrawal_id = self._withdrawal_id(request)
         reason = (await _body(request)).get("reason")
         if not isinstance(reason, str):

@@ -165,29 +165,51 @@ class GatewayCustody:
 
     async def claim(self) -> None:
         """Cluster mode: take the one-custody-per-stream claim before custody does anything
-        (`gateway.custodylock`); losing it later stops the chain watcher."""
+        (`gateway.custodylock`); losing it later stops the chain watcher and refuses custody
+        actions until the claim is taken back (and `recover` ran again)."""
         cluster, dsn = self.gw.config.cluster, self.gw.config.backoffice_dsn
         if cluster is None:
             return
-        from gateway.custodylock import CustodyClaim
+        from gateway.custodylock import ClaimKeeper
 
         if not dsn:
             raise custody_needs_dsn()
-        self._claim = await CustodyClaim.acquire(dsn, cluster.stream.name, self._stop_watcher)
+        self._claim = ClaimKeeper(dsn, cluster.stream.name, self._stop_watcher, self._regained)
+        await self._claim.acquire()
+        self.gw.health_checks["custody"] = self._claim.status
 
     def _stop_watcher(self) -> None:
         if self._task is not None:
             self._task.cancel()
+            self._task = None
+
+    async def _regained(self) -> None:
+        """The claim is held again: settle what may be pending, then watch the chains again."""
+        await self.recover()
+        self.start()
+
+    def refuse_without_claim(self) -> None:
+        """`errors.ApiError` (503, ``CUSTODY_CLAIM_NOT_HELD``) while a cluster gateway does not
+        hold the custody claim; custody actions that write call this first."""
+        refusal = self._claim.refusal() if self._claim is not None else None
+        if refusal is not None:
+            raise errors.ApiError(errors.CUSTODY_CLAIM_NOT_HELD, refusal, status=503)
+
+    def claim_refusal(self) -> str | None:
+        """Why custody must not act now (None: it may), for the operator API's envelope."""
+        return self._claim.refusal() if self._claim is not None else None
 
     async def recover(self) -> None:
-        """At start, before serving: finish withdrawals a crash interrupted (a request between
-        the store and the engine hold; a rejection or cancel before its journaled release).
-        The engine's pending withdrawals come from its state image (once, at start)."""
+        """At start (and when a lost claim is taken back), before custody answers: settle
+        four-eyes decisions a crash left between the journal and the store, and finish
+        withdrawals a crash interrupted (a request between the store and the engine hold; a
+        rejection or cancel before its journaled release). In cluster mode this runs after
+        the replica caught up with the stream, so the staff records it reads back are whole.
+        The engine's pending withdrawals come from its state image."""
         node = self.gw.node
-        if node is None:  # cluster mode: the replica is not caught up yet; next start
-            return
+        engine = node.engine if node is not None else self.gw.bridge.replica.engine
         await self.approvals.recover()  # first: a recovered rejection is released here
-        pending = {w.withdrawal_id for w in node.engine.image().pending_withdrawals}
+        pending = {w.withdrawal_id for w in engine.image().pending_withdrawals}
         await self.custody.desk.recover(pending)
 
     async def close(self) -> None:
@@ -198,7 +220,7 @@ class GatewayCustody:
             self._task = None
         await self.custody.close()
         if self._claim is not None:
-            await self._claim.release()
+            await self._claim.close()
 
     # ---- helpers -----------------------------------------------------------------------------
 
@@ -226,6 +248,7 @@ class GatewayCustody:
     # ---- the API -----------------------------------------------------------------------------
 
     def deposit_address(self, account_id: int, params: Mapping[str, Any]) -> dict[str, Any]:
+        self.refuse_without_claim()  # a new address is an index allocated in the store
         asset_id, symbol, _ = self._asset(params)
         network = get_str(params, "network", required=False)
         addr = self.custody.deposit_address(account_id, asset_id)
@@ -244,6 +267,7 @@ class GatewayCustody:
         address an IBAN), which always waits for four eyes and is paid by finance."""
         from custody.withdrawals import FIAT_CHAIN, WithdrawalRejected
 
+        self.refuse_without_claim()
         asset_id, _, decimals = self._asset(params, fiat=True)
         custodied = self.custody.registry.asset(asset_id)
         address = get_str(params, "address", required=True)
@@ -281,6 +305,7 @@ class GatewayCustody:
         withdrawal_id = get_int(params, "id", lo=1)
         if withdrawal_id is None:
             raise errors.mandatory("id")
+        self.refuse_without_claim()
         try:
             row = await self.approvals.cancel(withdrawal_id, account_id)
         except ActionRefused as exc:

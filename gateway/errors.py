@@ -65,6 +65,9 @@ WITHDRAW_ACCOUNT_FROZEN: Final = -4011
 WITHDRAW_TIER_NOT_ALLOWED: Final = -4012
 """KYC tier 0 may not withdraw (refused before a WithdrawRequest is journaled)."""
 CUSTODY_DISABLED: Final = -4008
+CUSTODY_CLAIM_NOT_HELD: Final = -4013
+"""Cluster mode: this gateway lost its custody claim (`gateway.custodylock`); HTTP 503 until
+it holds the claim again."""
 WITHDRAW_NOT_CANCELLABLE: Final = -4009
 """Only a withdrawal awaiting approval can be cancelled by its owner."""
 WITHDRAW_UNKNOWN: Final = -4010
