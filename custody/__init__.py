@@ -3,3 +3,7 @@ JSON-RPC for the Bitcoin family), the withdrawal signer and reconciliation with 
 
 Custody credits nothing except through journaled commands.
 """
+
+from custody.bitcoinlib_home import isolate as _isolate_bitcoinlib
+
+_isolate_bitcoinlib()  # before any custody module imports bitcoinlib: nothing in $HOME

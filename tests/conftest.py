@@ -21,6 +21,8 @@ import pytest
 import structlog
 from hypothesis import HealthCheck, settings
 
+import custody  # noqa: F401  (first: bitcoinlib's files go to a temporary directory, not $HOME)
+
 if TYPE_CHECKING:
     from tests.gateway_support import ServerThread
     from tests.reference_support import Exchange
