@@ -188,9 +188,7 @@ class Hub:
                     frame = cache[i] = text_frame(body)
                 frames.append(frame)
             data = frames[0] if len(frames) == 1 else b"".join(frames)
-            count = len(frames)
-            for sub in list(group.members):
-                self._write(sub, data, count)
+            self._write_group(group, data, len(frames))
         if self.on_lag is not None:
             # Written (or refused as slow) just now: the clock is the engine's (epoch ns), and a
             # clock stepped back could make a lag negative, counted as 0.
@@ -199,21 +197,33 @@ class Hub:
             if lags:
                 self.on_lag(lags)
 
-    def _write(self, sub: Subscriber, data: bytes, count: int) -> None:
-        transport = sub.transport
-        if transport.is_closing():
-            self.remove(sub)
-            return
-        if transport.get_write_buffer_size() + len(data) > self.max_buffer_bytes:
-            self.disconnect(
-                sub,
-                CLOSE_SLOW_CONSUMER,
-                f"slow consumer: send buffer exceeded {self.max_buffer_bytes} bytes",
-            )
-            return
-        transport.write(data)
-        self.frames_written += count
-        self.bytes_written += len(data)
+    def _write_group(self, group: _Group, data: bytes, count: int) -> None:
+        """Write ``data`` (``count`` frames) to every member of ``group``.
+
+        The loop body is the per-subscriber cost of the whole fan-out, so it is kept to the
+        transport calls (no method call or counter update per member): at 1,000 subscribers the
+        ``send`` system call in ``transport.write`` is ~95 % of a flush."""
+        limit = self.max_buffer_bytes - len(data)
+        written = 0
+        dropped: list[Subscriber] = []
+        for sub in group.members:
+            transport = sub.transport
+            if transport.is_closing() or transport.get_write_buffer_size() > limit:
+                dropped.append(sub)
+                continue
+            transport.write(data)
+            written += 1
+        self.frames_written += count * written
+        self.bytes_written += len(data) * written
+        for sub in dropped:  # after the loop: both change group.members
+            if sub.transport.is_closing():
+                self.remove(sub)
+            else:
+                self.disconnect(
+                    sub,
+                    CLOSE_SLOW_CONSUMER,
+                    f"slow consumer: send buffer exceeded {self.max_buffer_bytes} bytes",
+                )
 
     def write_control(self, sub: Subscriber, payload: bytes) -> bool:
         """Send one reply (e.g. to SUBSCRIBE) through the same bounded buffer."""
