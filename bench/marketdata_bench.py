@@ -7,14 +7,14 @@ Setup, and why it is honest on a 2-core machine:
   127.0.0.1. A feeder task submits orders to the node every 10 ms at the offered rate
   (default 20,000 orders/s) and feeds the events to market data, in the same event loop as
   the fan-out, exactly like the gateway will.
-- The subscribers run in a *separate process* (the other core), so their reading does not
-  steal the server's CPU. They are raw asyncio protocols that do the WebSocket handshake and
-  then walk the frames; to keep one Python process able to read ~10^5-10^6 frames/s, every
-  byte is counted, but frames are walked and lag sampled on every 10th connection only (one
-  Python process cannot parse ~500,000 frames/s next to a server on a 2-core machine), by
-  decoding the first frame of each received chunk: the oldest in the chunk, so the worst lag
-  of its chunk. The sampled connections are spread over the whole connection order (the
-  server writes to them in that order), so the distribution is representative.
+- The subscribers run in a *separate process* (the other core), so their reading does not steal
+  the server's CPU. They are raw asyncio buffered protocols (one reused receive buffer) that do
+  the WebSocket handshake and then walk the frames; to keep one Python process able to read
+  ~10^5-10^6 frames/s, every byte is counted, but frames are walked and lag sampled on every
+  10th connection only (one Python process cannot parse ~500,000 frames/s next to a server on a
+  2-core machine), by decoding the first frame of each received chunk: the oldest in the chunk,
+  so the worst lag of its chunk. The sampled connections are spread over the whole connection
+  order (the server writes to them in that order), so the distribution is representative.
 - Messages delivered per second are the frames the server wrote to the sockets; that they
   all arrived is checked by comparing the bytes the subscribers received with the bytes the
   server wrote over the same window (``bytes_received_ratio``, ~1.0).
