@@ -34,6 +34,7 @@ from custody.scanner import DepositScanner, ScanReport
 from custody.signer import Signer
 from custody.store import CustodyStore, DepositRow, WithdrawalRow
 from custody.withdrawals import WithdrawalDesk
+from engine.neterrors import describe
 from engine.schema import Command, Event
 from engine.usererror import UserError
 
@@ -252,7 +253,7 @@ class Custody:
         except (aiohttp.ClientConnectionError, OSError, TimeoutError) as exc:
             url = self.config.nodes[asset.chain].rpc_url
             raise UserError(
-                f"cannot reach the {asset.chain} node at {url} ({type(exc).__name__}: {exc})",
+                f"cannot reach the {asset.chain} node at {url}: {describe(exc)}",
                 hint="is the node running? check rpc_url in the custody config",
             ) from None
 

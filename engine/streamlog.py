@@ -30,6 +30,7 @@ from nats.js import api
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError as JsNotFound
 
+from engine.natsconnect import first_connect
 from engine.replica import FORMAT_HEADER, StreamMessage
 from engine.usererror import UserError
 
@@ -169,32 +170,16 @@ class StreamLog:
             if on_state is not None:
                 on_state("reconnected")
 
-        first_errors: list[Exception] = []
-
         async def error(exc: Exception) -> None:
-            if not connected:
-                first_errors[:] = [exc]  # reported once, below, if the first connect fails
-                return
             log.warning("nats_error", error=repr(exc))
 
         connected = False
-        try:
-            nc = await asyncio.wait_for(
-                nats.connect(
-                    **options.connect_kwargs(),
-                    disconnected_cb=disconnected,
-                    reconnected_cb=reconnected,
-                    error_cb=error,
-                ),
-                options.first_connect_s,
-            )
-        except TimeoutError:
-            last = f" (last error: {first_errors[-1]!r})" if first_errors else ""
-            raise UserError(
-                f"cannot reach NATS at {','.join(options.servers)} within "
-                f"{options.first_connect_s:g} s{last}",
-                hint="check --nats and the credentials, and that the NATS servers run",
-            ) from None
+        nc = await first_connect(
+            options,
+            after_error=error,
+            disconnected_cb=disconnected,
+            reconnected_cb=reconnected,
+        )
         connected = True
         self = cls(nc, nc.jetstream(timeout=5.0), spec)
         try:
@@ -209,6 +194,13 @@ class StreamLog:
                         f"stream {spec.name} does not exist on NATS at {','.join(options.servers)}",
                         hint="check --stream and --nats (a gateway started with --nats creates it)",
                     ) from None
+        except (nats.js.errors.ServiceUnavailableError, nats.errors.NoRespondersError):
+            await nc.close()  # the server answers but has no JetStream: one line, no traceback
+            raise UserError(
+                f"NATS at {','.join(options.servers)} has no JetStream",
+                hint="start nats-server with JetStream (-js, or a jetstream block in its "
+                "configuration)",
+            ) from None
         except BaseException:
             await nc.close()
             raise

@@ -217,6 +217,8 @@ def run_serve_cli(args: argparse.Namespace) -> int:
     elif getattr(args, "metrics_host", None):
         raise UserError("--metrics-host needs --metrics-port", exit_code=2)
     _check_dsns(args)
+    cluster = _check_nats(args)
+    custody = _checked_custody(args, data_dir, cluster)
     _check_data_dir_writable(data_dir)
     log.info(
         "config",
@@ -224,7 +226,7 @@ def run_serve_cli(args: argparse.Namespace) -> int:
         effective=getattr(args, "effective_config", {}),
     )
     try:
-        return _serve(args, data_dir, sock, log, metrics_sock)
+        return _serve(args, data_dir, sock, log, cluster, custody, metrics_sock)
     finally:
         sock.close()
         if metrics_sock is not None:
@@ -269,6 +271,41 @@ def _check_dsns(args: argparse.Namespace) -> None:
         asyncio.run(_check_ledger_dsn(ledger_dsn))
 
 
+def _check_nats(args: argparse.Namespace) -> Any:
+    """Cluster mode: the `gateway.cluster.ClusterConfig` (None without ``--nats``), after
+    reaching NATS once (credentials included) before the configuration line and the engine
+    import, so an unreachable server or refused credentials is the only line printed, never
+    after output that reads like a start."""
+    from gateway.clustercli import cluster_config
+
+    try:
+        cluster: Any = cluster_config(args)
+    except ValueError as exc:
+        raise UserError(str(exc), exit_code=2) from None
+    if cluster is not None:
+        from engine.natsconnect import check_reachable
+
+        asyncio.run(check_reachable(cluster.nats))
+    return cluster
+
+
+def _checked_custody(args: argparse.Namespace, data_dir: Path, cluster: Any) -> Any:
+    """The custody config (None without ``--custody-config``), read before the node opens (a
+    typo must not start an exchange); in cluster mode the one-custody claim is free; and every
+    chain node answers (`custody.nodecheck`): each failure one line before anything starts."""
+    path = getattr(args, "custody_config", None)
+    if path is None:
+        return None
+    from custody.config import load_config
+    from custody.nodecheck import check_nodes
+
+    custody = load_config(Path(path), data_dir, flag="--custody-config")
+    if cluster is not None:  # one custody per cluster: before anything
+        _check_custody_claim(getattr(args, "backoffice_dsn", None), cluster.stream.name)
+    asyncio.run(check_nodes(custody))
+    return custody
+
+
 async def _check_ledger_dsn(dsn: str) -> None:
     """Connect once and close: an unreachable server, a wrong user or a database never created
     stops `serve` with the projection's own one-line reason instead of starting an exchange
@@ -303,6 +340,8 @@ def _serve(
     data_dir: Path,
     sock: socket.socket,
     log: Any,
+    cluster: Any,
+    custody: Any,
     metrics_sock: socket.socket | None = None,
 ) -> int:
     from engine.compilenotice import announce_compilation
@@ -313,12 +352,6 @@ def _serve(
 
     if args.no_fsync:
         log.warning("fsync_disabled", detail="benchmark mode: acknowledged commands can be lost")
-    from gateway.clustercli import cluster_config
-
-    try:
-        cluster = cluster_config(args)
-    except ValueError as exc:
-        raise UserError(str(exc), exit_code=2) from None
     limits = limits_from_args(args)
     if getattr(args, "no_rate_limits", False):
         log.warning("rate_limits_disabled", detail="load-test mode: no per-key limits")
@@ -339,14 +372,7 @@ def _serve(
         from backoffice.aml.rules import load_rules
 
         aml_rules = load_rules(aml_rules)
-    custody = getattr(args, "custody_config", None)
-    if custody is not None:  # read before the node opens: a typo must not start an exchange
-        from custody.config import load_config
-
-        custody = load_config(Path(custody), data_dir, flag="--custody-config")
     backoffice_dsn = getattr(args, "backoffice_dsn", None)
-    if custody is not None and cluster is not None:  # one custody per cluster: before anything
-        _check_custody_claim(backoffice_dsn, cluster.stream.name)
     config = GatewayConfig(
         data_dir=data_dir,
         fsync=not args.no_fsync,
