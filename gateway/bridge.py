@@ -230,7 +230,11 @@ class Bridge(RequestIntake):
                     return
                 await self._wake.wait()
                 continue
-            batch = [queue.popleft() for _ in range(min(len(queue), self._max_batch))]
+            if len(queue) <= self._max_batch:  # all of it: one copy in C, not a pop per request
+                batch = list(queue)
+                queue.clear()
+            else:
+                batch = [queue.popleft() for _ in range(self._max_batch)]
             try:
                 first, ts, events, elapsed, fsync_s = self._submit_sync([r.command for r in batch])
             except Exception as exc:  # the journal or engine failed: outcome unknown

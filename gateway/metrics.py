@@ -95,6 +95,42 @@ class PlainCounter(Collector):
         yield CounterMetricFamily(self.name, self.documentation, value=self.value)
 
 
+class _PlainChild:
+    """One label value of a `PlainLabeledCounter` (``inc`` without a lock)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def inc(self, amount: int = 1) -> None:
+        self.value += amount
+
+
+class PlainLabeledCounter(Collector):
+    """A counter with one label, incremented without a lock (single writer: the loop thread).
+    prometheus-client's Counter took a lock and a check per ``inc``: ~1 % of the gateway's CPU
+    per WS order at saturation, for a count the loop thread alone writes."""
+
+    def __init__(self, name: str, documentation: str, label: str) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.label = label
+        self._children: dict[str, _PlainChild] = {}
+
+    def labels(self, value: str) -> _PlainChild:
+        child = self._children.get(value)
+        if child is None:
+            child = self._children[value] = _PlainChild()
+        return child
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=[self.label])
+        for value, child in self._children.items():
+            family.add_metric([value], child.value)
+        yield family
+
+
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
@@ -103,9 +139,10 @@ class Metrics:
             "Order requests (place, cancel-replace, amend; WS and REST) acknowledged by the engine",
         )
         r.register(self.orders)
-        self.requests = Counter(
-            "kootabase_requests", "API requests answered successfully", ["api"], registry=r
+        self.requests = PlainLabeledCounter(
+            "kootabase_requests", "API requests answered successfully", "api"
         )
+        r.register(self.requests)
         self.ws_requests = self.requests.labels("ws")
         self.rest_requests = self.requests.labels("rest")
         self.rejects = Counter("kootabase_rejects", "Error answers by code", ["code"], registry=r)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+import msgspec
+
 from gateway import errors
 from gateway.limits import Limits as Limits
 
@@ -25,13 +27,17 @@ MINUTE_MS: Final = 60_000
 class Window:
     """A fixed-window counter per key."""
 
-    __slots__ = ("_counts", "interval_ms", "label", "limit")
+    __slots__ = ("_counts", "_json_head", "interval_ms", "label", "limit")
 
     def __init__(self, limit: int, interval_ms: int, label: tuple[str, str, int]) -> None:
         self.limit = limit
         self.interval_ms = interval_ms
         self.label = label
         self._counts: dict[Any, list[int]] = {}
+        described = msgspec.json.encode(self.describe(0))
+        assert described.endswith(b',"count":0}')
+        self._json_head = described[:-2]
+        """`describe` as JSON up to the count: the WS API echoes it on every request."""
 
     def add(self, key: Any, amount: int, now_ms: int) -> int:
         """Add ``amount`` and return the count in the current window."""
@@ -65,6 +71,11 @@ class Window:
             "limit": self.limit,
             "count": count,
         }
+
+    def describe_json(self, count: int) -> bytes:
+        """`describe` encoded (the same bytes): a concatenation instead of a dict and its
+        encoding, on every WS request."""
+        return b"%b%d}" % (self._json_head, count)
 
 
 class RateLimiter:
@@ -112,14 +123,20 @@ class RateLimiter:
 
     def request(self, ip: str, key: str | None, weight: int, now_ms: int) -> list[dict[str, Any]]:
         """Count one request; raise 429/418 when over a limit; return the usage to echo."""
+        window, count = self.weigh(ip, key, weight, now_ms)
+        return [window.describe(count)]
+
+    def weigh(self, ip: str, key: str | None, weight: int, now_ms: int) -> tuple[Window, int]:
+        """Count one request; raise 429/418 when over a limit; return the window and count
+        to echo (`request` as a dict, the WS API as pre-encoded JSON)."""
         self.check_ban(ip, now_ms)
         n_ip = self.ip_weight.add(ip, weight, now_ms)
-        usage = [self.ip_weight.describe(n_ip)]
+        usage = self.ip_weight, n_ip
         over = n_ip > self.ip_weight.limit
         if key is not None:
             n_key = self.key_weight.add(key, weight, now_ms)
             over = over or n_key > self.key_weight.limit
-            usage[0] = self.key_weight.describe(max(n_ip, n_key))
+            usage = self.key_weight, max(n_ip, n_key)
         if over:
             retry = self.ip_weight.retry_after_ms(now_ms)
             raise self._refuse(
@@ -138,8 +155,15 @@ class RateLimiter:
 
     def order(self, ip: str, account_id: int, now_ms: int) -> list[dict[str, Any]]:
         """Count one new order of ``account_id`` (the dialect counts ORDERS per account)."""
+        n10, nday = self.count_order(ip, account_id, now_ms)
+        return [self.orders_10s.describe(n10), self.orders_day.describe(nday)]
+
+    def count_order(self, ip: str, account_id: int, now_ms: int) -> tuple[int, int]:
+        """`order` without the rendering: the 10 s and daily counts to echo."""
         n10 = self.orders_10s.add(account_id, 1, now_ms)
         nday = self.orders_day.add(account_id, 1, now_ms)
+        if n10 <= self.orders_10s.limit and nday <= self.orders_day.limit:
+            return n10, nday
         for window, n in ((self.orders_10s, n10), (self.orders_day, nday)):
             if n > window.limit:
                 _, interval, num = window.label
@@ -154,7 +178,7 @@ class RateLimiter:
                         data={"serverTime": now_ms, "retryAfter": window.retry_after_ms(now_ms)},
                     ),
                 )
-        return [self.orders_10s.describe(n10), self.orders_day.describe(nday)]
+        return n10, nday
 
     def order_usage(self, account_id: int, now_ms: int) -> list[dict[str, Any]]:
         return [

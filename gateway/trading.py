@@ -44,6 +44,7 @@ from gateway.orderparams import parse_order, refuse_cancel_restrictions
 from gateway.params import get_bool, get_enum, get_int, get_str
 from gateway.records import OrderRecord
 from gateway.store import Store
+from gateway.wireviews import AckResult, PlacedResult
 
 RESP_TYPES: Final = frozenset({"ACK", "RESULT", "FULL"})
 MAX_TIME_MS: Final = NO_END // 1_000_000 - 1
@@ -74,18 +75,27 @@ class Trading:
     def submit_cb(self, account_id: int, command: Command, reply: Reply) -> None:
         """Queue ``command``; ``reply`` is called once it is durable, processed and applied
         (or with the 5xx 'unknown' error after the bridge's ack timeout)."""
-        inflight = self.inflight
-        inflight[account_id] = inflight.get(account_id, 0) + 1
+        self._track(account_id)
 
         def settle(seq: int, ts: int, events: list[Event], error: BaseException | None) -> None:
-            n = inflight[account_id] - 1
-            if n:
-                inflight[account_id] = n
-            else:
-                del inflight[account_id]
+            self._settled(account_id)
             reply(seq, ts, events, error)
 
         self.bridge.submit_cb(command, settle)
+
+    def _track(self, account_id: int) -> None:
+        """One more command of the account queued or in the engine."""
+        inflight = self.inflight
+        inflight[account_id] = inflight.get(account_id, 0) + 1
+
+    def _settled(self, account_id: int) -> None:
+        """One command of the account answered (the store has caught up with it)."""
+        inflight = self.inflight
+        n = inflight[account_id] - 1
+        if n:
+            inflight[account_id] = n
+        else:
+            del inflight[account_id]
 
     def submit(self, account_id: int, command: Command) -> asyncio.Future[Result]:
         fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
@@ -215,23 +225,12 @@ class Trading:
         m, cmd, cid, resp = self.build_place(account_id, params)
         if cid is not None:
             self.ids.remember(cid, cmd.client_order_id)
-
-        def reply(seq: int, ts: int, events: list[Event], error: BaseException | None) -> None:
-            if error is not None:
-                answer(None, error)
-                return
-            try:
-                result = self._placed(m, seq, ts, events, resp)
-            except Exception as exc:  # a refusal (ApiError) or a rendering bug (500)
-                answer(None, exc)
-                return
-            answer(result, None)
-
-        self.submit_cb(account_id, cmd, reply)
+        self._track(account_id)
+        self.bridge.submit_cb(cmd, _PlaceReply(self, account_id, m, resp, answer))
 
     async def place(
         self, account_id: int, params: Mapping[str, Any], *, test: bool = False
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | AckResult | PlacedResult:
         m, cmd, cid, resp = self.build_place(account_id, params)
         if test:
             return {}
@@ -242,7 +241,7 @@ class Trading:
 
     def _placed(
         self, m: Market, seq: int, ts: int, events: list[Event], resp: str
-    ) -> dict[str, Any]:
+    ) -> AckResult | PlacedResult:
         fills = []
         for ev in events:
             if type(ev) is OrderRejected:
@@ -458,6 +457,36 @@ class Trading:
                 errors.REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.", 401
             )
         return wire.account(self.store, account_id, can_trade, can_withdraw, omit)
+
+
+class _PlaceReply:
+    """The bridge's reply to a fast-path order (`Trading.place_submit`): settles the account's
+    in-flight count, renders the answer and hands it on. One object per order instead of
+    two closures and a call level (order entry's hot path)."""
+
+    __slots__ = ("account_id", "answer", "market", "resp", "trading")
+
+    def __init__(
+        self, trading: Trading, account_id: int, market: Market, resp: str, answer: Answer
+    ) -> None:
+        self.trading = trading
+        self.account_id = account_id
+        self.market = market
+        self.resp = resp
+        self.answer = answer
+
+    def __call__(self, seq: int, ts: int, events: list[Event], error: BaseException | None) -> None:
+        trading = self.trading
+        trading._settled(self.account_id)
+        if error is not None:
+            self.answer(None, error)
+            return
+        try:
+            result = trading._placed(self.market, seq, ts, events, self.resp)
+        except Exception as exc:  # a refusal (ApiError) or a rendering bug (500)
+            self.answer(None, exc)
+            return
+        self.answer(result, None)
 
 
 def _page(params: Mapping[str, Any], id_name: str) -> tuple[int, int, int, int, bool]:

@@ -17,6 +17,7 @@ from gateway.dialect import SIDE_NAMES, STP_NAMES, TIF_NAMES, TYPE_NAMES
 from gateway.markets import Market, atoms_to_decimal
 from gateway.records import AccountView, OrderRecord, PreventedMatch, Report, TradeRecord
 from gateway.store import Store
+from gateway.wireviews import AckResult, Fill, PlacedResult
 
 SIDES: Final = SIDE_NAMES
 TYPES: Final = TYPE_NAMES
@@ -45,57 +46,48 @@ def order_result(
     resp_type: str,
     transact_ns: int,
     fills: list[tuple[int, int, int, int]],
-) -> dict[str, Any]:
-    """order.place result in ACK, RESULT or FULL form; ``fills`` are (price, qty, fee, trade id)."""
-    client_id = ids.display(o.client_order_id, o.order_id)
+) -> AckResult | PlacedResult:
+    """order.place result in ACK, RESULT or FULL form; ``fills`` are (price, qty, fee, trade id).
+    A Struct (the hot path of order entry): encode it, or ``msgspec.to_builtins`` for a dict."""
+    cid = o.client_order_id
+    client_id = f"kb{o.order_id}" if cid == 0 else ids.display(cid, o.order_id)
     if resp_type == "ACK":
-        return {
-            "symbol": m.wire,
-            "orderId": o.order_id,
-            "orderListId": -1,
-            "clientOrderId": client_id,
-            "transactTime": ms(transact_ns),
-        }
-    out: dict[str, Any] = {  # one literal: RESULT/FULL is the hot path of order entry
-        "symbol": m.wire,
-        "orderId": o.order_id,
-        "orderListId": -1,
-        "clientOrderId": client_id,
-        "transactTime": ms(transact_ns),
-        "price": m.price(o.price),
-        "origQty": m.qty(o.orig_qty),
-        "executedQty": m.qty(o.executed),
-        "origQuoteOrderQty": m.quote_amount(o.orig_quote_qty),
-        "cummulativeQuoteQty": m.quote_amount(o.cum_quote),
-        "status": o.status,
-        "timeInForce": TIFS.get(o.time_in_force, "GTC"),
-        "type": TYPES.get(o.order_type, "LIMIT"),
-        "side": SIDES.get(o.side, "BUY"),
-        "workingTime": _working_ms(o.working_time_ns),
-        "selfTradePreventionMode": STP_NAMES.get(o.stp_mode, "NONE"),
-    }
+        return AckResult(m.wire, o.order_id, -1, client_id, transact_ns // 1_000_000)
+    price, qty = m.price, m.qty
+    out = PlacedResult(
+        m.wire,
+        o.order_id,
+        -1,
+        client_id,
+        transact_ns // 1_000_000,
+        price(o.price),
+        qty(o.orig_qty),
+        qty(o.executed),
+        price(o.orig_quote_qty),
+        price(o.cum_quote),
+        o.status,
+        TIFS.get(o.time_in_force, "GTC"),
+        TYPES.get(o.order_type, "LIMIT"),
+        SIDES.get(o.side, "BUY"),
+        _working_ms(o.working_time_ns),
+        STP_NAMES.get(o.stp_mode, "NONE"),
+    )
     if o.order_type in CONDITIONAL_TYPES:
-        out["stopPrice"] = m.price(o.stop_price)
+        out.stop_price = price(o.stop_price)
     if o.iceberg_qty:
-        out["icebergQty"] = m.qty(o.iceberg_qty)
+        out.iceberg_qty = qty(o.iceberg_qty)
     if o.trailing_delta:
-        out["trailingDelta"] = o.trailing_delta
-        out["trailingTime"] = ms(o.time_ns)
+        out.trailing_delta = o.trailing_delta
+        out.trailing_time = ms(o.time_ns)
     if o.prevented_match_id >= 0:
-        out["preventedQuantity"] = m.qty(o.prevented_qty)
+        out.prevented_quantity = qty(o.prevented_qty)
     if resp_type == "FULL":
-        out["fills"] = [
-            {
-                "price": m.price(price),
-                "qty": m.qty(qty),
-                "commission": m.quote_amount(fee),
-                "commissionAsset": m.quote.symbol,
-                "tradeId": trade_id,
-            }
-            for price, qty, fee, trade_id in fills
+        fee_asset = m.quote.symbol
+        out.fills = [
+            Fill(price(p), qty(q), price(fee), fee_asset, trade_id) for p, q, fee, trade_id in fills
         ]
         if o.prevented_matches:
-            out["preventedMatches"] = [_prevented_match(p, m) for p in o.prevented_matches]
+            out.prevented_matches = [_prevented_match(p, m) for p in o.prevented_matches]
     return out
 
 

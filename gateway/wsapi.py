@@ -40,19 +40,40 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
+
+
+class _Envelope(msgspec.Struct, gc=False):
+    """A request's envelope, decoded straight into a Struct (no dict for it); a frame that
+    is not an object falls back to `_decode` so its error stays the one below."""
+
+    id: Any = None
+    method: Any = None
+    params: Any = None
+
+
+_decode_envelope = msgspec.json.Decoder(_Envelope).decode
+
+
+def _invalid_json() -> errors.ApiError:
+    return errors.ApiError(errors.MANDATORY_PARAM, "Malformed request: invalid JSON.")
+
+
 MAX_BUFFER_BYTES: Final = 16 << 20
 MAX_INFLIGHT: Final = 4_096
 SESSIONS_KEY: Final = web.AppKey("ws_sessions", set)
 
 
-def _frame(payload: bytes) -> bytes:
-    """An unmasked, uncompressed text frame (server to client)."""
-    n = len(payload)
+_SHORT_HEADERS: Final = tuple(bytes((0x81, n)) for n in range(126))
+
+
+def _frame_header(n: int) -> bytes:
+    """The header of an unmasked, uncompressed text frame (server to client) of ``n`` bytes;
+    the payload follows it in the same write, never copied into one object."""
     if n < 126:
-        return bytes((0x81, n)) + payload
+        return _SHORT_HEADERS[n]
     if n < 65_536:
-        return struct.pack("!BBH", 0x81, 126, n) + payload
-    return struct.pack("!BBQ", 0x81, 127, n) + payload
+        return struct.pack("!BBH", 0x81, 126, n)
+    return struct.pack("!BBQ", 0x81, 127, n)
 
 
 class Session:
@@ -83,9 +104,11 @@ class Session:
     def push(self, data: bytes) -> None:
         if self._closed:
             return
-        if not self._outbox:
+        outbox = self._outbox
+        if not outbox:
             asyncio.get_running_loop().call_soon(self._flush)
-        self._outbox.append(_frame(data))
+        outbox.append(_frame_header(len(data)))
+        outbox.append(data)
 
     def _flush(self) -> None:
         frames, self._outbox = self._outbox, []
@@ -112,8 +135,10 @@ def _reply(
     status: int,
     result: Any = None,
     error: errors.ApiError | None = None,
-    limits: list[Any] | None = None,
+    limits: list[bytes] | None = None,
 ) -> None:
+    """One encoder call per answer; ``limits`` are the usages, pre-encoded
+    (`ratelimit.Window.describe_json`)."""
     out: dict[str, Any] = {"id": req_id, "status": status}
     if error is not None:
         out["error"] = error.body()
@@ -121,7 +146,7 @@ def _reply(
     else:
         out["result"] = result
     if limits is not None:
-        out["rateLimits"] = limits
+        out["rateLimits"] = msgspec.Raw(b"[%b]" % b",".join(limits))
     session.push(_encode(out))
 
 
@@ -141,7 +166,7 @@ def _dispatch(session: Session, raw: str) -> tuple[Any, Any, Any, Any, Any] | No
     the request is already handled (answered or queued)."""
     gw = session.gw
     req_id: Any = None
-    limits: list[Any] | None = None
+    limits: list[bytes] | None = None
     try:
         if too_deep(raw):
             raise errors.ApiError(
@@ -149,18 +174,22 @@ def _dispatch(session: Session, raw: str) -> tuple[Any, Any, Any, Any, Any] | No
                 f"Malformed request: JSON nested deeper than {MAX_JSON_DEPTH} levels.",
             )
         try:
-            msg = _decode(raw)
+            msg = _decode_envelope(raw)
+        except msgspec.ValidationError:  # not an object; maybe not JSON either (`[1,}`)
+            msg = None
         except (msgspec.DecodeError, ValueError):
-            raise errors.ApiError(
-                errors.MANDATORY_PARAM, "Malformed request: invalid JSON."
-            ) from None
-        if not isinstance(msg, dict):
+            raise _invalid_json() from None
+        if msg is None:
+            try:
+                _decode(raw)
+            except (msgspec.DecodeError, ValueError):
+                raise _invalid_json() from None
             raise errors.ApiError(errors.MANDATORY_PARAM, "Malformed request: not an object.")
-        if not _valid_id(msg.get("id")):
+        if not _valid_id(msg.id):
             raise errors.ApiError(errors.INVALID_PARAMETER, "Invalid request id.")
-        req_id = msg.get("id")
-        method = msg.get("method")
-        params = msg.get("params", {})
+        req_id = msg.id
+        method = msg.method
+        params = msg.params
         if params is None:
             params = {}
         if not isinstance(params, dict):
@@ -170,10 +199,14 @@ def _dispatch(session: Session, raw: str) -> tuple[Any, Any, Any, Any, Any] | No
             raise errors.ApiError(errors.MANDATORY_PARAM, "Unknown method.")
         now = auth.now_ms()
         key_id = session.key.api_key if session.key is not None else None
-        limits = gw.limiter.request(session.ip, key_id, spec.weight, now)
+        limiter = gw.limiter
+        window, weight = limiter.weigh(session.ip, key_id, spec.weight, now)
+        limits = [window.describe_json(weight)]
         key = _authenticate(session, spec, params, now)
         if spec.orders and key is not None:
-            limits = limits + gw.limiter.order(session.ip, key.account_id, now)
+            n10, nday = limiter.count_order(session.ip, key.account_id, now)
+            limits.append(limiter.orders_10s.describe_json(n10))
+            limits.append(limiter.orders_day.describe_json(nday))
         if spec.submit is None:
             return req_id, limits, spec, key, params
         assert key is not None

@@ -201,3 +201,17 @@ def test_idle_connection_is_closed(tmp_path: Path) -> None:
             assert ws.protocol.close_rcvd is not None and ws.protocol.close_rcvd.code == 1001
     finally:
         s.stop()
+
+
+def test_usage_echo_bytes_are_the_encoded_usage() -> None:
+    """The WS API echoes usages pre-encoded (`Window.describe_json`): the same bytes as encoding
+    `describe`, for every window and any count."""
+    import msgspec
+
+    from gateway.ratelimit import RateLimiter
+
+    limiter = RateLimiter(Limits(weight_per_minute=6000, orders_per_10s=77, orders_per_day=10**12))
+    windows = (limiter.ip_weight, limiter.key_weight, limiter.orders_10s, limiter.orders_day)
+    for window in windows:
+        for count in (0, 1, 99, 10**12 + 1):
+            assert window.describe_json(count) == msgspec.json.encode(window.describe(count))

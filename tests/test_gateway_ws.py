@@ -222,6 +222,47 @@ def test_oversize_frame_closes_only_that_connection(server: ServerThread) -> Non
         assert json.loads(ws.recv())["status"] == 200
 
 
+_BAD_JSON = '-1102,"msg":"Malformed request: invalid JSON."'
+_NOT_OBJECT = '-1102,"msg":"Malformed request: not an object."'
+_BAD_ID = '-1130,"msg":"Invalid request id."'
+_MALFORMED: list[tuple[str, int, Any, str | None]] = [  # frame, status, id echoed, code + msg
+    ("[1,}", 400, None, _BAD_JSON),
+    ('{"id":1,"method":"time"', 400, None, _BAD_JSON),
+    ('{"id":1} x', 400, None, _BAD_JSON),
+    ('{"id":"\\ud800","method":"time"}', 400, None, _BAD_JSON),
+    ("[1]", 400, None, _NOT_OBJECT),
+    ('"time"', 400, None, _NOT_OBJECT),
+    ('{"id":true,"method":"time"}', 400, None, _BAD_ID),
+    ('{"id":1,"id":false,"method":"time"}', 400, None, _BAD_ID),
+    (
+        '{"id":7,"method":"time","params":[]}',
+        400,
+        7,
+        '-1102,"msg":"Malformed request: \'params\'."',
+    ),
+    ('{"id":8,"method":5}', 400, 8, '-1102,"msg":"Unknown method."'),
+    ('{"id":"q","method":"time","params":null,"x":[{}]}', 200, "q", None),
+]
+
+
+def test_malformed_envelopes_answer_stable_errors(server: ServerThread) -> None:
+    """The envelope (``id``, ``method``, ``params``) is decoded into a Struct with a fallback
+    for what is not an object: every malformed frame still gets the same answer, byte for
+    byte up to the rate-limit usage (which counts)."""
+    with ws_connect(server.ws_api) as ws:
+        for frame, status, req_id, error in _MALFORMED:
+            ws.send(frame)
+            raw = ws.recv(timeout=5)
+            assert isinstance(raw, str)
+            reply = json.loads(raw)
+            assert (reply["status"], reply["id"]) == (status, req_id), (frame, raw)
+            if error is None:
+                assert "error" not in reply, raw
+                continue
+            head = f'{{"id":{json.dumps(req_id, separators=(",", ":"))},"status":{status},'
+            assert raw.startswith(head + '"error":{"code":' + error + "}"), (frame, raw)
+
+
 def test_cancel_on_disconnect_and_dead_mans_switch(server: ServerThread) -> None:
     """Smoke test over the SDK; the journal-level checks (engine commands, reasons, idle Tick,
     replay) are in tests/test_gateway_deadman.py."""

@@ -1,8 +1,9 @@
 """The exact bytes of the order and trade answers (`order.status`, `allOrders`, `myTrades`, the
-cancel answer) for records of every kind (`tests/wire_cases.py`), pinned to a golden file
-written by the per-order dict renderer before rendering was made cheap (`gateway.wireviews`
-renders pages as Structs encoded in one call): a faster renderer must answer the same bytes,
-or clients that compare or hash answers would see a change.
+cancel answer, `order.place` as ACK, RESULT and FULL) for records of every kind
+(`tests/wire_cases.py`), pinned to a golden file written by the per-order dict renderers before
+rendering was made cheap (`gateway.wireviews` renders pages and order.place answers as Structs
+encoded in one call): a faster renderer must answer the same bytes, or clients that compare or
+hash answers would see a change.
 
 To regenerate after a *deliberate* wire change: ``KB_WRITE_WIRE_GOLDEN=1 pytest`` this file,
 and review the diff of the golden file.
@@ -41,6 +42,12 @@ def _answers() -> list[str]:
         trades = _encode(wireviews.trades_json(trade_rows, m))
         assert trades == _encode([wire.trade(t, m) for t in trade_rows])
         lines.append(f"myTrades {m.wire}\t{trades.decode()}")
+        fills = [(t.price, t.qty, t.commission, t.trade_id) for t in trade_rows[:2]]
+        for o in rows:
+            for resp in ("ACK", "RESULT", "FULL"):
+                placed = wire.order_result(o, m, ids, resp, wire_cases.T_NS + 7_000_000, fills)
+                label = f"order.place {resp} {m.wire} {o.order_id}"
+                lines.append(f"{label}\t{_encode(placed).decode()}")
     return lines
 
 
