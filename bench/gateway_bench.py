@@ -49,39 +49,46 @@ LOADS = (1_000, 10_000, 20_000)
 _PATH = "/ws-api/v3"
 
 
-def _serve(data_dir: str, fsync: bool, n_clients: int, ready: Any) -> None:
-    """Child process: a gateway with funded bench accounts; reports (port, credentials)."""
-    from engine.logsetup import configure_logging
+async def funded_gateway(
+    data_dir: Path, fsync: bool, n_clients: int
+) -> tuple[Any, int, list[tuple[str, str]]]:
+    """A served gateway without rate limits, with ``n_clients`` funded trading accounts:
+    ``(gateway, port, [(api key, secret), ...])`` (also `bench.gateway_front_bench`'s)."""
     from gateway.admin import Admin
     from gateway.app import Gateway, GatewayConfig
     from gateway.gctune import tune_for_serving
     from gateway.ratelimit import Limits
     from gateway.server import start
 
+    limits = Limits(
+        weight_per_minute=10**9, orders_per_10s=10**9, orders_per_day=10**12, ban_after=10**9
+    )
+    gw = Gateway(
+        GatewayConfig(
+            data_dir=data_dir, fsync=fsync, limits=limits, master_key_file=data_dir / "master.key"
+        )
+    )
+    running = await start(gw, "127.0.0.1", 0)
+    tune_for_serving()  # as `serve` does: this process serves this gateway until killed
+    admin = Admin(gw)
+    creds = []
+    for _ in range(n_clients):
+        new = await admin.create_account(("read", "trade"))
+        await admin.deposit(new.account_id, "USDT", "100000000000")
+        await admin.deposit(new.account_id, "BTC", "1000000")
+        creds.append((new.api_key, new.secret))
+    return gw, running.port, creds
+
+
+def _serve(data_dir: str, fsync: bool, n_clients: int, ready: Any) -> None:
+    """Child process: a gateway with funded bench accounts; reports (port, credentials)."""
+    from engine.logsetup import configure_logging
+
     configure_logging("warning")
 
     async def main() -> None:
-        limits = Limits(
-            weight_per_minute=10**9, orders_per_10s=10**9, orders_per_day=10**12, ban_after=10**9
-        )
-        gw = Gateway(
-            GatewayConfig(
-                data_dir=Path(data_dir),
-                fsync=fsync,
-                limits=limits,
-                master_key_file=Path(data_dir) / "master.key",
-            )
-        )
-        running = await start(gw, "127.0.0.1", 0)
-        tune_for_serving()  # as `serve` does: this process serves this gateway until killed
-        admin = Admin(gw)
-        creds = []
-        for _ in range(n_clients):
-            new = await admin.create_account(("read", "trade"))
-            await admin.deposit(new.account_id, "USDT", "100000000000")
-            await admin.deposit(new.account_id, "BTC", "1000000")
-            creds.append((new.api_key, new.secret))
-        ready.put((running.port, creds))
+        _, port, creds = await funded_gateway(Path(data_dir), fsync, n_clients)
+        ready.put((port, creds))
         await asyncio.Event().wait()
 
     asyncio.run(main())

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.gateway_bench import funded_gateway
+
 WINDOW_ORDERS = 4_096
 CLIENTS = 8
 OUTSTANDING = 64
@@ -55,11 +57,6 @@ class _Sink:
 async def _measure(orders: int) -> dict[str, Any]:
     import gateway.bridge as bridge_module
     from gateway import wsapi
-    from gateway.admin import Admin
-    from gateway.app import Gateway, GatewayConfig
-    from gateway.gctune import tune_for_serving
-    from gateway.ratelimit import Limits
-    from gateway.server import start
 
     spent = {"request": 0.0, "answer": 0.0, "flush": 0.0}
     answer_batch, flush = bridge_module.answer_batch, wsapi.Session._flush
@@ -77,24 +74,11 @@ async def _measure(orders: int) -> dict[str, Any]:
     bridge_module.answer_batch = timed_answers  # type: ignore[assignment]
     wsapi.Session._flush = timed_flush  # type: ignore[method-assign]
     with tempfile.TemporaryDirectory(prefix="kootabase-gwfront-") as tmp:
-        limits = Limits(
-            weight_per_minute=10**9, orders_per_10s=10**9, orders_per_day=10**12, ban_after=10**9
-        )
-        gw = Gateway(
-            GatewayConfig(
-                data_dir=Path(tmp), limits=limits, master_key_file=Path(tmp) / "master.key"
-            )
-        )
-        await start(gw, "127.0.0.1", 0)
-        tune_for_serving()
-        admin = Admin(gw)
+        gw, _, creds = await funded_gateway(Path(tmp), True, CLIENTS)
         sessions = []
-        for _ in range(CLIENTS):
-            new = await admin.create_account(("read", "trade"))
-            await admin.deposit(new.account_id, "USDT", "100000000000")
-            await admin.deposit(new.account_id, "BTC", "1000000")
+        for api_key, _secret in creds:
             session = wsapi.Session(gw, None, "127.0.0.1", _Sink())  # type: ignore[arg-type]
-            session.key = gw.keys.get(new.api_key)
+            session.key = gw.keys.get(api_key)
             sessions.append(session)
         sent = 0
 
