@@ -76,6 +76,15 @@ async def _ops_envelope(request: web.Request, handler: RestHandler) -> web.Strea
         return web.json_response({"code": code, "msg": exc.reason}, status=exc.status)
 
 
+def _refuse_repeated_query_params(request: web.Request) -> None:
+    """A query parameter sent twice is refused everywhere (-1101), as signed requests already
+    refuse it (`_params`): unsigned handlers read the first value, a proxy or a cache in front
+    may read the last, and the two would then disagree about one request."""
+    query = request.query
+    if len(query) > 1 and len(set(query.keys())) != len(query):
+        raise errors.ApiError(errors.TOO_MANY_PARAMS, "Duplicate values for a parameter detected.")
+
+
 def middleware(gw: Gateway) -> Any:
     @web.middleware
     async def mw(request: web.Request, handler: RestHandler) -> web.StreamResponse:
@@ -92,6 +101,7 @@ def middleware(gw: Gateway) -> Any:
             usage = gw.limiter.request(request.remote or "?", key_id, weight, auth.now_ms())
             headers["X-MBX-USED-WEIGHT-1M"] = str(usage[0]["count"])
             request[USAGE_KEY] = headers
+            _refuse_repeated_query_params(request)
             resp = await handler(request)
             if resp.status == 200:
                 gw.metrics.rest_requests.inc()

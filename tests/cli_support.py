@@ -14,14 +14,16 @@ from engine.schema import CreateAccount, Deposit
 from engine.service import bootstrap_demo
 
 
-def run_cli(*argv: str) -> subprocess.CompletedProcess[str]:
-    """The command line of this checkout, as a user runs it (stdin closed, output captured)."""
+def run_cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The command line of this checkout, as a user runs it (stdin closed, output captured);
+    ``env``, when given, is its whole environment."""
     return subprocess.run(
         [sys.executable, "-m", "gateway.cli", *argv],
         capture_output=True,
         text=True,
         timeout=180,
         stdin=subprocess.DEVNULL,
+        env=env,
     )
 
 

@@ -14,7 +14,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -80,14 +79,7 @@ def _run_all(
 
     def one(case: tuple[dict[str, str], tuple[str, ...]]) -> subprocess.CompletedProcess[str]:
         env, argv = case
-        return subprocess.run(
-            [sys.executable, "-m", "gateway.cli", *argv],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **env},
-        )
+        return run_cli(*argv, env={**os.environ, **env})
 
     with ThreadPoolExecutor(len(cases)) as pool:
         return list(pool.map(one, cases))

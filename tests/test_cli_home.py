@@ -6,13 +6,11 @@ even for a read-only custody command (`custody.bitcoinlib_home`). The command ru
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from custody.bitcoinlib_home import ENV, OURS
 from custody.store import CustodyStore
-from tests.cli_support import assert_one_line
+from tests.cli_support import assert_one_line, run_cli
 from tests.custody_nodes import free_port, unreachable_ltc_config
 
 
@@ -26,14 +24,7 @@ def test_a_custody_command_leaves_home_and_tmp_as_they_were(tmp_path: Path) -> N
     env |= {"HOME": str(home), "TMPDIR": str(tmp)}
     # `alerts resolve` builds the custody service (bitcoinlib imported), then refuses
     argv = ("custody", "alerts", "resolve", "1", "--data-dir", str(data))
-    proc = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *argv],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        env=env,
-    )
+    proc = run_cli(*argv, env=env)
     assert_one_line(proc, "no open alert 1", code=1)
     assert sorted(p.name for p in home.iterdir()) == []
     assert sorted(p.name for p in tmp.iterdir()) == []  # bitcoinlib's directory went at exit
