@@ -155,10 +155,17 @@ def parse_order(m: Market, params: Mapping[str, Any]) -> OrderSpec:
     Check order (first failure wins): side, type, STP mode, parameters the type does not take
     (-1106), the trigger (stopPrice xor trailingDelta), time in force, prices and quantities
     against the filters, iceberg rules."""
-    side = SIDES[get_enum(params, "side", SIDES, errors.INVALID_SIDE, "Invalid side.")]
-    wire_type = get_enum(
-        params, "type", _WIRE_TYPES, errors.INVALID_ORDER_TYPE, "Invalid orderType."
-    )
+    # Each enum: the valid value is taken inline (a reader call per parameter was ~0.3 us, on
+    # every order); anything else goes to the reader, which raises its error.
+    side_name = params.get("side")
+    if type(side_name) is not str or side_name not in SIDES:
+        side_name = get_enum(params, "side", SIDES, errors.INVALID_SIDE, "Invalid side.")
+    side = SIDES[side_name]
+    wire_type = params.get("type")
+    if type(wire_type) is not str or wire_type not in _WIRE_TYPES:
+        wire_type = get_enum(
+            params, "type", _WIRE_TYPES, errors.INVALID_ORDER_TYPE, "Invalid orderType."
+        )
     stp = _stp_mode(params)
     accepts = ACCEPTS[wire_type]
     for name in _NOT_TAKEN[wire_type]:
@@ -173,9 +180,12 @@ def parse_order(m: Market, params: Mapping[str, Any]) -> OrderSpec:
         stop, trailing = _trigger(m, params)
     tif = TimeInForce.GTC
     if "timeInForce" in accepts:
-        tif = TIFS[
-            get_enum(params, "timeInForce", TIFS, errors.INVALID_TIF, "Invalid timeInForce.")
-        ]
+        tif_name = params.get("timeInForce")
+        if type(tif_name) is not str or tif_name not in TIFS:
+            tif_name = get_enum(
+                params, "timeInForce", TIFS, errors.INVALID_TIF, "Invalid timeInForce."
+            )
+        tif = TIFS[tif_name]
     price = qty = quote = 0
     if wire_type in _LIMIT_KINDS:
         for name in ("price", "quantity"):

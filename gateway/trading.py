@@ -174,15 +174,17 @@ class Trading:
         assert m is not None
         spec = parse_order(m, params)
         cid = self._client_id(params, "newClientOrderId")
-        resp = get_enum(
-            params,
-            "newOrderRespType",
-            RESP_TYPES,
-            errors.INVALID_PARAMETER,
-            "Data sent for parameter 'newOrderRespType' is not valid.",
-            required=False,
-            default=spec.default_response,
-        )
+        resp = params.get("newOrderRespType")
+        if type(resp) is not str or resp not in RESP_TYPES:  # absent (the default) or refused
+            resp = get_enum(
+                params,
+                "newOrderRespType",
+                RESP_TYPES,
+                errors.INVALID_PARAMETER,
+                "Data sent for parameter 'newOrderRespType' is not valid.",
+                required=False,
+                default=spec.default_response,
+            )
         cmd = spec.command(account_id, m.market_id, cid[1] if cid else 0)
         if precheck and self._quiet(account_id):
             self._precheck(account_id, m, cmd, cid)
