@@ -173,7 +173,7 @@ class ClaimKeeper:
                 await asyncio.sleep(self.retry_s)
                 try:
                     claim = await CustodyClaim.acquire(self.dsn, self.stream, self._lost)
-                except (UserError, OSError, TimeoutError, asyncpg.PostgresError) as exc:
+                except Exception as exc:  # taken, or PostgreSQL still away: the loop must live
                     log.warning("custody_claim_retry", stream=self.stream, error=str(exc))
                     continue
                 self._claim = claim
