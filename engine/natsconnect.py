@@ -58,10 +58,16 @@ def _server_text(exc: BaseException) -> str:
 
 
 async def first_connect(
-    options: NatsOptions, *, after_error: Callable[[Exception], Awaitable[None]], **callbacks: Any
+    options: NatsOptions,
+    *,
+    after_error: Callable[[Exception], Awaitable[None]],
+    client: Client | None = None,
+    **callbacks: Any,
 ) -> Client:
     """Connect with ``options`` within ``options.first_connect_s`` or raise `UserError`;
-    ``after_error`` gets the errors once connected (before, they explain the failure)."""
+    ``after_error`` gets the errors once connected (before, they explain the failure).
+    ``client``: connect this (unconnected) client instead of a new plain one (the stream
+    log's `engine.natsdirect.DirectClient`)."""
     connected = False
     errors: list[Exception] = []
     refused: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
@@ -75,9 +81,13 @@ async def first_connect(
             refused.set_result(exc)
 
     where = ",".join(options.servers)
-    task = asyncio.ensure_future(
-        nats.connect(**options.connect_kwargs(), error_cb=error, **callbacks)
-    )
+
+    async def connect() -> Client:
+        nc = client if client is not None else Client()
+        await nc.connect(**options.connect_kwargs(), error_cb=error, **callbacks)
+        return nc
+
+    task = asyncio.ensure_future(connect())
     try:
         done, _ = await asyncio.wait(
             {task, refused}, timeout=options.first_connect_s, return_when="FIRST_COMPLETED"

@@ -26,11 +26,13 @@ import nats
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import api
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError as JsNotFound
 
 from engine.natsconnect import first_connect
+from engine.natsdirect import DirectAcks, DirectClient, header_value, is_status
 from engine.replica import FORMAT_HEADER, StreamMessage
 from engine.usererror import UserError
 
@@ -146,6 +148,8 @@ class StreamLog:
     js: JetStreamContext
     spec: StreamSpec
     _subs: list[Any] = field(default_factory=list)
+    _acks: DirectAcks | None = None
+    """PubAcks straight from the read loop (`engine.natsdirect`), set up by `connect`."""
 
     @classmethod
     async def connect(
@@ -177,12 +181,15 @@ class StreamLog:
         nc = await first_connect(
             options,
             after_error=error,
+            client=DirectClient(),
             disconnected_cb=disconnected,
             reconnected_cb=reconnected,
         )
         connected = True
         self = cls(nc, nc.jetstream(timeout=5.0), spec)
         try:
+            self._acks = DirectAcks(nc)
+            await self._acks.start()
             if create:
                 await self.ensure_stream()
                 await self.ensure_buckets()
@@ -249,57 +256,83 @@ class StreamLog:
     async def publish(
         self, data: bytes, msg_id: str, *, fmt: str, timeout_s: float = 2.0
     ) -> PubResult:
-        """Append one message; returns once the stream stored it (replicated at R3)."""
-        ack = await self.js.publish(
+        """Append one message; returns once the stream stored it (replicated at R3). The
+        same request as ``js.publish`` (expected stream, ``Nats-Msg-Id``), its PubAck read
+        in the read loop (`engine.natsdirect.DirectAcks`)."""
+        assert self._acks is not None
+        seq, duplicate = await self._acks.publish(
             self.spec.subject,
             data,
-            timeout=timeout_s,
-            stream=self.spec.name,
-            headers={"Nats-Msg-Id": msg_id, FORMAT_HEADER: fmt},
+            {"Nats-Msg-Id": msg_id, FORMAT_HEADER: fmt, "Nats-Expected-Stream": self.spec.name},
+            timeout_s,
         )
-        return PubResult(ack.seq, bool(ack.duplicate))
+        return PubResult(seq, duplicate)
 
-    async def follow(self, start_seq: int, on_message: Callable[[StreamMessage], None]) -> Any:
+    async def follow(
+        self,
+        start_seq: int,
+        on_message: Callable[[StreamMessage], None],
+        *,
+        api_timeout_s: float | None = None,
+    ) -> Any:
         """Deliver every message from ``start_seq`` on, in stream order, to ``on_message``
-        (called on the loop). Returns the subscription (for `unfollow`).
+        (called on the read loop). Returns the subscription (for `unfollow`).
 
-        A plain ephemeral push consumer (no acks, in memory, on the stream leader), not
-        nats-py's ordered consumer: that one forces flow control, and its replies to the
-        server's flow-control messages wait for a 0.25 s poller whenever the callback is a
+        A plain ephemeral push consumer (no acks, no flow control, in memory, on the stream
+        leader) delivering to a direct subscription (`engine.natsdirect`): each message goes
+        from nats-py's protocol parser to ``on_message`` without a `Msg`, a queue or a task.
+        Not nats-py's ordered consumer: that one forces flow control, and its replies to the
+        server's flow-control messages waited for a 0.25 s poller whenever the callback was a
         message behind, which stalled delivery (p99 ack latency ~180 ms at 5,000 orders/s).
         What the ordered consumer adds is done by the caller (`engine.follower`): a gap or
         silence while the stream grew (the consumer died with its leader) re-subscribes from
         the next sequence the replica needs; redeliveries are ignored by the replica."""
+        nc = self.nc
+        assert isinstance(nc, DirectClient)
+        inbox = nc.new_inbox()
 
-        async def cb(msg: Msg) -> None:
-            if msg.reply:  # heartbeats and other status messages carry no reply subject
-                on_message(to_stream_message(msg))
+        def deliver(subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
+            if reply and not is_status(headers):  # heartbeats carry no reply subject
+                on_message(stream_message(reply, data, headers))
 
-        sub = await self.js.subscribe(
-            self.spec.subject,
-            stream=self.spec.name,
-            cb=cb,
-            manual_ack=True,
-            idle_heartbeat=HEARTBEAT_S,
-            config=api.ConsumerConfig(
-                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
-                opt_start_seq=max(start_seq, 1),
-                ack_policy=api.AckPolicy.NONE,
-                max_deliver=1,
-                mem_storage=True,
-                num_replicas=1,
-                inactive_threshold=30.0,
-            ),
-            pending_msgs_limit=1 << 20,
-            pending_bytes_limit=1 << 30,
-        )
+        sub = await nc.direct_subscribe(inbox, deliver)
+        try:
+            await self.js.add_consumer(
+                self.spec.name,
+                api.ConsumerConfig(
+                    deliver_subject=inbox,
+                    filter_subject=self.spec.subject,
+                    deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+                    opt_start_seq=max(start_seq, 1),
+                    ack_policy=api.AckPolicy.NONE,
+                    max_deliver=1,
+                    flow_control=False,
+                    idle_heartbeat=HEARTBEAT_S,
+                    mem_storage=True,
+                    num_replicas=1,
+                    inactive_threshold=30.0,
+                ),
+                timeout=api_timeout_s,
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await nc.direct_unsubscribe(sub)
+            raise
         self._subs.append(sub)
         return sub
 
     async def unfollow(self, sub: Any) -> None:
+        """Drop the subscription; the server removes the ephemeral consumer once it has had
+        no interest for its inactivity threshold (as nats-py's own unsubscribe leaves it)."""
         if sub in self._subs:
             self._subs.remove(sub)
         with contextlib.suppress(Exception):
+            await self._unsubscribe(sub)
+
+    async def _unsubscribe(self, sub: Any) -> None:
+        if isinstance(self.nc, DirectClient) and isinstance(sub, Subscription):
+            await self.nc.direct_unsubscribe(sub)
+        else:
             await sub.unsubscribe()
 
     async def read(
@@ -334,8 +367,11 @@ class StreamLog:
     async def close(self) -> None:
         for sub in self._subs:
             with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+                await self._unsubscribe(sub)
         self._subs.clear()
+        if self._acks is not None:
+            with contextlib.suppress(Exception):
+                await self._acks.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.nc.drain(), 2.0)
         with contextlib.suppress(Exception):
@@ -358,6 +394,20 @@ def options_from_args(args: Any, name: str) -> tuple[NatsOptions, StreamSpec]:
         tls_key_file=args.nats_key,
     )
     return options, StreamSpec(name=args.stream, replicas=args.replicas)
+
+
+def stream_message(reply: bytes, data: bytes, headers: bytes | None) -> StreamMessage:
+    """`to_stream_message` from the raw parts of a direct delivery (`StreamLog.follow`):
+    the same reply-subject tokens and the same header parsing, so both paths derive the same
+    `StreamMessage` from the same stored message."""
+    tokens = reply.split(b".")
+    if len(tokens) < _V1_TOKENS or tokens[0] != b"$JS" or tokens[1] != b"ACK":
+        raise ValueError(f"not a JetStream message: reply subject {reply!r}")
+    if len(tokens) == _V1_TOKENS:
+        seq, ts = int(tokens[5]), int(tokens[7])
+    else:
+        seq, ts = int(tokens[Msg.Ack.StreamSeq]), int(tokens[Msg.Ack.Timestamp])
+    return StreamMessage(seq, ts, header_value(headers, FORMAT_HEADER), data)
 
 
 def to_stream_message(msg: Msg) -> StreamMessage:
