@@ -31,6 +31,13 @@ log = structlog.get_logger(__name__)
 WATCH_S = 0.5
 SILENCE_S = 1.0
 """No delivery for this long while the stream holds more: subscribe again."""
+WATCH_REQUEST_S = (1.0, 2.0, 5.0)
+"""How long the watch waits for one JetStream API answer (stream info, consumer create), by
+consecutive failures: short first, nats-py's 5 s only after two timeouts in a row (a machine
+too slow to answer in 1 s still gets answers). The 5 s default alone let a request sent while
+the stream was electing a new leader hold the watch for up to 5 s after the election ended:
+the replica, and so every acknowledgement, resumed that much late (a leader kill measured
+13.8 s of pause where the election took ~9 s)."""
 
 
 class Follower:
@@ -121,13 +128,15 @@ class Follower:
         the stream holds messages this replica has not applied (the consumer died with a
         stream leader), subscribe again from the next sequence the replica needs."""
         loop = asyncio.get_running_loop()
+        failures = 0
         while self.failure is None and self.log is not None:
             await asyncio.sleep(WATCH_S)
             gap = self._gap
             if not gap and loop.time() - self._last_delivery < SILENCE_S:
                 continue
+            timeout_s = WATCH_REQUEST_S[min(failures, len(WATCH_REQUEST_S) - 1)]
             try:
-                last = await self.log.last_sequence()
+                last = await asyncio.wait_for(self.log.last_sequence(), timeout_s)
                 silent = loop.time() - self._last_delivery >= SILENCE_S
                 if last > self.replica.stream_seq and (silent or gap):
                     log.warning(
@@ -136,11 +145,19 @@ class Follower:
                     await self.log.unfollow(self._sub)
                     self._last_delivery = loop.time()
                     self._gap = False
-                    self._sub = await self.log.follow(self.replica.stream_seq + 1, self._deliver)
+                    try:
+                        self._sub = await self.log.follow(
+                            self.replica.stream_seq + 1, self._deliver, api_timeout_s=timeout_s
+                        )
+                    except Exception:  # unsubscribed, not subscribed: again at the next tick
+                        self._last_delivery = loop.time() - SILENCE_S
+                        raise
                 elif gap:  # nothing missing after all (redeliveries): take deliveries again
                     self._gap = False
-            except Exception as exc:  # NATS unavailable right now: look again later
-                log.info("replica_watch_failed", error=repr(exc))
+                failures = 0
+            except Exception as exc:  # NATS unavailable right now: look again soon
+                failures += 1
+                log.info("replica_watch_failed", error=repr(exc), timeout_s=timeout_s)
 
     def _deliver(self, msg: StreamMessage) -> None:
         """Apply ``msg`` right here, in the subscription's callback: handing it to a task of
