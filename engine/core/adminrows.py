@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit
 
 from engine.core.admin import AdminCommands
-from engine.core.cmdrows import _read_int
+from engine.core.cmdrows import _read_int, finish_row
 from engine.core.layout import (
     A_DMS,
     A_EXISTS,
@@ -112,14 +112,12 @@ def _parse_admin(
             continue
         count = buf[p] - 0x90
         p += 1
+        asset = amount = demo = key_start = key_end = 0
         if count == 2 and _same(buf, p, end, account_tag):
             account, p, ok = _read_int(buf, p + len(account_tag), end)
             if not ok or p != end:
                 continue
-            for c in range(R_W):
-                rows[i, c] = 0
-            rows[i, R_ADMIN_KIND] = ADMIN_ACCOUNT
-            rows[i, R_ACCOUNT] = account
+            admin_kind = ADMIN_ACCOUNT
         elif count >= 5 and _same(buf, p, end, deposit_tag):
             p += len(deposit_tag)
             account, p, ok = _read_int(buf, p, end)
@@ -144,7 +142,6 @@ def _parse_admin(
             if key_end > end:
                 continue
             p = key_end
-            demo = 0
             if count >= 6:  # demo: a msgpack bool only
                 if p >= end or (buf[p] != 0xC2 and buf[p] != 0xC3):
                     continue
@@ -158,21 +155,19 @@ def _parse_admin(
                 p += 1
             if not empty or p != end:
                 continue
-            for c in range(R_W):
-                rows[i, c] = 0
-            rows[i, R_ADMIN_KIND] = ADMIN_DEPOSIT
-            rows[i, R_ACCOUNT] = account
-            rows[i, R_ASSET] = asset
-            rows[i, R_AMOUNT] = amount
-            rows[i, R_DEMO] = demo
-            rows[i, R_KEY_START] = key_start
-            rows[i, R_KEY_END] = key_end
+            admin_kind = ADMIN_DEPOSIT
         else:
             continue
-        rows[i, R_KIND] = CMD_ADMIN
-        rows[i, R_SEQ] = seqs[i]
-        rows[i, R_TS] = stamps[i]
-        fast[i] = True
+        for c in range(R_W):
+            rows[i, c] = 0
+        rows[i, R_ADMIN_KIND] = admin_kind
+        rows[i, R_ACCOUNT] = account
+        rows[i, R_ASSET] = asset
+        rows[i, R_AMOUNT] = amount
+        rows[i, R_DEMO] = demo
+        rows[i, R_KEY_START] = key_start
+        rows[i, R_KEY_END] = key_end
+        finish_row(rows, i, CMD_ADMIN, seqs, stamps, fast)
         parsed += 1
     return parsed
 

@@ -95,7 +95,7 @@ def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     tags = np.zeros((n, 32), dtype=np.uint8)
     meta = np.zeros((n, 4), dtype=np.int64)  # kind, tag length, fields, required fields
     layout = np.zeros((n, _MAX_FIELDS), dtype=np.int64)
-    defaults = np.zeros((n, _MAX_FIELDS), dtype=np.int64)
+    defaults = np.zeros((n, R_W), dtype=np.int64)
     for k, (cls, (kind, columns)) in enumerate(HOT_COMMANDS.items()):
         info = msgspec.inspect.type_info(cls)
         assert isinstance(info, msgspec.inspect.StructType) and info.array_like
@@ -112,7 +112,7 @@ def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
                 assert required == f
                 required += 1
             else:
-                defaults[k, f] = int(field.default)
+                defaults[k, columns[field.name]] = int(field.default)
         tags[k, : len(tag)] = np.frombuffer(tag, dtype=np.uint8)
         meta[k] = (kind, len(tag), len(fields), required)
     return tags, meta, layout, defaults
@@ -159,6 +159,16 @@ def _read_int(buf, p, end):  # pragma: no cover - njit
 
 
 @njit(cache=True, nogil=True)
+def finish_row(rows, i, kind, seqs, stamps, fast):  # pragma: no cover - njit
+    """The columns every parsed row ends with (its kind, the record's sequence and time) and
+    its ``fast`` flag: shared by the hot kinds' parser and `engine.core.adminrows`."""
+    rows[i, R_KIND] = kind
+    rows[i, R_SEQ] = seqs[i]
+    rows[i, R_TS] = stamps[i]
+    fast[i] = True
+
+
+@njit(cache=True, nogil=True)
 def _parse(
     buf, starts, ends, seqs, stamps, rows, fast, tags, meta, layout, defaults
 ):  # pragma: no cover
@@ -197,10 +207,8 @@ def _parse(
         if fields < meta[kind_row, 3] or fields > meta[kind_row, 2]:
             continue
         p += meta[kind_row, 1]
-        for c in range(R_W):
-            rows[i, c] = 0
-        for f in range(meta[kind_row, 2]):
-            rows[i, layout[kind_row, f]] = defaults[kind_row, f]
+        for c in range(R_W):  # the kind's template: zeros and every field's default
+            rows[i, c] = defaults[kind_row, c]
         ok = True
         for f in range(fields):
             v, p, ok = _read_int(buf, p, end)
@@ -209,10 +217,7 @@ def _parse(
             rows[i, layout[kind_row, f]] = v
         if not ok or p != end:
             continue
-        rows[i, R_KIND] = meta[kind_row, 0]
-        rows[i, R_SEQ] = seqs[i]
-        rows[i, R_TS] = stamps[i]
-        fast[i] = True
+        finish_row(rows, i, meta[kind_row, 0], seqs, stamps, fast)
         parsed += 1
     return parsed
 

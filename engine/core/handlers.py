@@ -261,14 +261,15 @@ def cancel_slot(sp, seq, s, reason):
 
 
 @kernel
-def cancel(sp, c, i):
-    """CancelOrder (and the cancel half of a CancelReplaceOrder row): True when cancelled."""
+def cancel(sp, cr):
+    """CancelOrder (and the cancel half of a CancelReplaceOrder row ``cr``, a `row_ref`):
+    True when cancelled."""
     st = load_state(sp)
-    seq = c[i, R_SEQ]
-    a = c[i, R_ACCOUNT]
-    m = c[i, R_MARKET]
-    oid = c[i, R_ORDER_ID]
-    coid = c[i, R_TARGET_COID]
+    seq = cr[R_SEQ]
+    a = cr[R_ACCOUNT]
+    m = cr[R_MARKET]
+    oid = cr[R_ORDER_ID]
+    coid = cr[R_TARGET_COID]
     reason = preamble(sp, a, m, False)
     if reason != 0:
         emit_rejected(st.ev, st.ctr, seq, a, m, oid, coid, reason)
@@ -277,12 +278,7 @@ def cancel(sp, c, i):
     if s < 0:
         emit_rejected(st.ev, st.ctr, seq, a, m, oid, coid, REJ_UNKNOWN_ORDER)
         return False
-    cancel_slot(
-        sp,
-        seq,
-        s,
-        CANCEL_USER,
-    )
+    cancel_slot(sp, seq, s, CANCEL_USER)
     return True
 
 

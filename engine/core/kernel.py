@@ -98,20 +98,12 @@ def run_batch(
             place(sp, row_ref(c, i))
         elif kind == CMD_CANCEL:
             st.ctr[C_LAST_SEQ] = seq
-            cancel(
-                sp,
-                c,
-                i,
-            )
+            cancel(sp, row_ref(c, i))
         elif kind == CMD_REPLACE:
             if i + 1 >= stop or c[i + 1, R_KIND] != CMD_PLACE or c[i + 1, R_SEQ] != seq:
                 return i, ST_BAD_ROW, st.ctr[C_EV_POS] - first_row
             st.ctr[C_LAST_SEQ] = seq
-            cancelled = cancel(
-                sp,
-                c,
-                i,
-            )
+            cancelled = cancel(sp, row_ref(c, i))
             if not cancelled:
                 st.ev[st.ctr[C_EV_POS] - 1, 7] = 1  # the refusal is the cancel half's
             i += 1  # the placement row
