@@ -4,9 +4,10 @@
 which costs ~1-2 us of Python per record (struct unpacking, a bytes slice, a CRC call, the
 tuple, the generator). Replay and recovery only need the payloads' bytes handed to the command
 parser (`engine.core.cmdrows`), so `scan_records` walks a whole segment buffer in compiled
-code: it checks each record's CRC32C (a slice-by-8 table, byte-identical to `google_crc32c`)
-and sequence exactly as `read_from` does, and fills arrays of sequences, timestamps and
-payload offsets into the buffer. No Python object is built per record.
+code: it checks each record's CRC32C (byte-identical to `google_crc32c`: SSE4.2's ``crc32``
+instruction where numba compiles for a host that has it, else a slice-by-8 table) and
+sequence exactly as `read_from` does, and fills arrays of sequences, timestamps and payload
+offsets into the buffer. No Python object is built per record.
 
 The layout it reads is `engine.journalformat`'s (versions 1 and 2; the payload offset inside a
 record is `_body_offset(version)`). The audit chain's digests are not checked here, as
@@ -15,12 +16,16 @@ record is `_body_offset(version)`). The audit chain's digests are not checked he
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from numba import njit
+from llvmlite import binding, ir
+from numba import njit, types
+from numba.core import cgutils, config
+from numba.extending import intrinsic
 
 from engine.journalformat import (
     _CRC_START,
@@ -65,31 +70,74 @@ SCAN_CORRUPT = 3
 """A record's checksum or sequence does not match at the returned offset."""
 
 
+def _host_has_crc32_instruction() -> bool:
+    """Does numba compile for this host's CPU, and has it SSE4.2's ``crc32``? Not when a target
+    CPU is forced (``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES``, e.g. a portable cache): the
+    table step then. numba's cache keys its code by the target CPU and its features, so a
+    cache written here is not loaded on a CPU without the instruction."""
+    if config.CPU_NAME or config.CPU_FEATURES:
+        return False
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    return bool(binding.get_host_cpu_features().get("sse4.2", False))
+
+
+CRC_INSTRUCTION = _host_has_crc32_instruction()
+
+
+def table_word(crc, buf, p, t):  # type: ignore[no-untyped-def]
+    """``crc`` (unfinished: no final XOR) advanced over ``buf[p:p + 8]`` with the slice-by-8
+    tables ``t``. int64 arithmetic and one flat table measured ~2x faster than uint32 and a
+    2-D table (numba's casts)."""
+    lo = crc ^ (
+        np.int64(buf[p])
+        | (np.int64(buf[p + 1]) << 8)
+        | (np.int64(buf[p + 2]) << 16)
+        | (np.int64(buf[p + 3]) << 24)
+    )
+    return (
+        t[1792 + (lo & 0xFF)]
+        ^ t[1536 + ((lo >> 8) & 0xFF)]
+        ^ t[1280 + ((lo >> 16) & 0xFF)]
+        ^ t[1024 + (lo >> 24)]
+        ^ t[768 + np.int64(buf[p + 4])]
+        ^ t[512 + np.int64(buf[p + 5])]
+        ^ t[256 + np.int64(buf[p + 6])]
+        ^ t[np.int64(buf[p + 7])]
+    )
+
+
+@intrinsic
+def crc_word(typingctx, crc, buf, p, t):  # type: ignore[no-untyped-def]
+    """`table_word` in compiled code: one ``crc32`` instruction on the 8 bytes (read
+    unaligned, little-endian, as the tables read them) where the host has it
+    (`CRC_INSTRUCTION`), else `table_word` compiled inline. Measured on workload (b)'s
+    59 MB journal: ~46 ms of CRC per replay with the tables (docs/benchmarks.md)."""
+    sig = types.int64(crc, buf, p, t)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        if not CRC_INSTRUCTION:
+            return context.compile_internal(builder, table_word, signature, args)
+        i64 = ir.IntType(64)
+        ary = context.make_array(signature.args[1])(context, builder, args[1])
+        at = builder.bitcast(builder.gep(ary.data, [args[2]]), i64.as_pointer())
+        word = builder.load(at, align=1)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(i64, [i64, i64]), "llvm.x86.sse42.crc32.64.64"
+        )
+        return builder.call(fn, [args[0], word])
+
+    return sig, codegen
+
+
 @njit(cache=True, nogil=True)
 def crc32c(buf, start, stop, t):  # pragma: no cover - njit
-    """CRC32C of ``buf[start:stop]`` (init and final XOR 0xFFFFFFFF, as `google_crc32c`).
-
-    ``t`` is `CRC_TABLES`: table ``k`` at ``t[256 * k:]``. int64 arithmetic and one flat table
-    measured ~2x faster than uint32 and a 2-D table (numba's casts)."""
+    """CRC32C of ``buf[start:stop]`` (init and final XOR 0xFFFFFFFF, as `google_crc32c`);
+    ``t`` is `CRC_TABLES`: table ``k`` at ``t[256 * k:]``."""
     crc = np.int64(0xFFFFFFFF)
     p = start
     while p + 8 <= stop:
-        lo = crc ^ (
-            np.int64(buf[p])
-            | (np.int64(buf[p + 1]) << 8)
-            | (np.int64(buf[p + 2]) << 16)
-            | (np.int64(buf[p + 3]) << 24)
-        )
-        crc = (
-            t[1792 + (lo & 0xFF)]
-            ^ t[1536 + ((lo >> 8) & 0xFF)]
-            ^ t[1280 + ((lo >> 16) & 0xFF)]
-            ^ t[1024 + (lo >> 24)]
-            ^ t[768 + np.int64(buf[p + 4])]
-            ^ t[512 + np.int64(buf[p + 5])]
-            ^ t[256 + np.int64(buf[p + 6])]
-            ^ t[np.int64(buf[p + 7])]
-        )
+        crc = crc_word(crc, buf, p, t)
         p += 8
     while p < stop:
         crc = t[(crc ^ np.int64(buf[p])) & 0xFF] ^ (crc >> 8)
