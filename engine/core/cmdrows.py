@@ -207,14 +207,20 @@ def _parse(
         if fields < meta[kind_row, 3] or fields > meta[kind_row, 2]:
             continue
         p += meta[kind_row, 1]
+        row = rows[i]
+        columns = layout[kind_row]
         for c in range(R_W):  # the kind's template: zeros and every field's default
-            rows[i, c] = defaults[kind_row, c]
+            row[c] = defaults[kind_row, c]
         ok = True
         for f in range(fields):
+            if p < end and buf[p] <= 0x7F:  # a positive fixint: most fields (sides, 0s)
+                row[columns[f]] = buf[p]
+                p += 1
+                continue
             v, p, ok = _read_int(buf, p, end)
             if not ok:
                 break
-            rows[i, layout[kind_row, f]] = v
+            row[columns[f]] = v
         if not ok or p != end:
             continue
         finish_row(rows, i, meta[kind_row, 0], seqs, stamps, fast)
