@@ -1,12 +1,19 @@
 """Reach every chain node of a custody config once, before a server starts.
 
-Why: ``kootabase serve --custody-config`` with a wrong ``rpc_url`` (or a node that is down, or
-wrong Bitcoin Core RPC credentials) started an exchange whose log then said
-``custody_scan_failed`` every two seconds, with aiohttp's text of the error. Like the other
-outward connections of the start (``--ledger-dsn``, ``--backoffice-dsn``, ``--nats``), the
-nodes are asked once first, and a failure is one line naming the chain, the URL and what went
-wrong in words. One cheap call per chain: ``eth_chainId`` (Ethereum), ``getblockcount`` (the
-Bitcoin family, over `custody.btc_rpc`, so the credentials are checked too).
+Why: ``kootabase serve --custody-config`` with a wrong ``rpc_url`` (or wrong Bitcoin Core RPC
+credentials) started an exchange whose log then said ``custody_scan_failed`` every two seconds,
+with aiohttp's text of the error. The nodes are asked once first, with one cheap call per chain:
+``eth_chainId`` (Ethereum), ``getblockcount`` (the Bitcoin family, over `custody.btc_rpc`, so
+the credentials are checked too).
+
+Two kinds of failure, two answers. A mistake in the config (credentials refused, a host name
+that does not resolve, a URL that answers but is not a node) stops the start in one line naming
+the chain, the URL and what went wrong: it will not fix itself. A node that is down or busy
+(connection refused, no answer in time) does not: one chain's node in maintenance must not keep
+the whole venue closed, and the watchers already treat an outage as something to wait out
+(each chain scans from its own checkpoint, so deposits are credited late, never lost). That
+case comes back as a warning for `serve` to print, and ``/health`` shows the chain's watcher
+failing until the node answers.
 """
 
 from __future__ import annotations
@@ -26,13 +33,20 @@ TIMEOUT_S: Final = 10.0
 URL_HINT: Final = "is the node running? check rpc_url in the custody config"
 
 
-async def check_nodes(config: CustodyConfig, timeout_s: float = TIMEOUT_S) -> None:
-    """`UserError` (one line) for the first chain whose node does not answer as it should."""
+async def check_nodes(config: CustodyConfig, timeout_s: float = TIMEOUT_S) -> list[str]:
+    """`UserError` (one line) for the first chain whose config is wrong; otherwise one warning
+    line per chain whose node is down (empty when every node answered)."""
+    warnings = []
     for name, node in config.nodes.items():
-        await check_node(name, node, timeout_s)
+        down = await check_node(name, node, timeout_s)
+        if down is not None:
+            warnings.append(down)
+    return warnings
 
 
-async def check_node(name: str, node: NodeConfig, timeout_s: float = TIMEOUT_S) -> None:
+async def check_node(name: str, node: NodeConfig, timeout_s: float = TIMEOUT_S) -> str | None:
+    """None when the node answered as a node; a warning line when it is down; `UserError`
+    when the config is wrong."""
     url = node.rpc_url
     try:
         if node.chain.kind is ChainKind.ETHEREUM:
@@ -54,9 +68,23 @@ async def check_node(name: str, node: NodeConfig, timeout_s: float = TIMEOUT_S) 
             hint=URL_HINT,
         ) from None
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        if _is_outage(exc):
+            return (
+                f"the {name} node at {url} is down ({describe(exc)}): starting without it; "
+                f"{name} deposits and withdrawals wait until it answers"
+            )
         raise UserError(
             f"cannot reach the {name} node at {url}: {describe(exc)}", hint=URL_HINT
         ) from None
+    return None
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """Down or busy (worth waiting for) rather than misconfigured (worth stopping for)."""
+    inner = getattr(exc, "os_error", None)  # aiohttp's connector errors wrap the OS error
+    return isinstance(inner, ConnectionRefusedError) or isinstance(
+        exc, ConnectionRefusedError | TimeoutError
+    )
 
 
 async def _eth_chain_id(url: str, timeout_s: float) -> int:

@@ -40,6 +40,9 @@ from engine.usererror import UserError
 
 log = structlog.get_logger(__name__)
 
+FAILURE_LOG_EVERY_S = 60.0
+"""While a chain's watcher keeps failing, its error is logged at most this often."""
+
 EngineSubmit = Callable[[Command], Awaitable[Sequence[Event]]]
 
 
@@ -97,6 +100,8 @@ class Custody:
             for name in config.nodes
         }
         """Per chain: the last pass of its watcher (`watchers`, for the operations console)."""
+        self._failure_logged_at: dict[str, float] = {}
+        """Per failing chain: when its failure was last logged (monotonic s)."""
         for name, node in config.nodes.items():
             self._wire(name, node, signer)
 
@@ -219,9 +224,13 @@ class Custody:
                 try:
                     report = await scanner.scan()
                 except Exception as exc:
-                    log.error("custody_scan_failed", chain=name, error=str(exc))
+                    if self._should_log_failure(name):
+                        log.error("custody_scan_failed", chain=name, error=str(exc))
                     watch.update(ok=False, error=f"{type(exc).__name__}: {str(exc)[:200]}")
                 else:
+                    if watch.get("ok") is False:
+                        log.info("custody_scan_recovered", chain=name, tip=report.tip)
+                    self._failure_logged_at.pop(name, None)
                     now_ms = self.clock() // 1_000_000
                     watch.update(ok=True, tip=report.tip, last_ok_ms=now_ms, error="")
             for name, signer in self.signers.items():
@@ -230,6 +239,16 @@ class Custody:
                 except Exception as exc:
                     log.error("custody_signer_failed", chain=name, error=str(exc))
             await asyncio.sleep(interval_s)
+
+    def _should_log_failure(self, chain: str) -> bool:
+        """A node down for an hour is one error line a minute, not one every pass (every 2 s):
+        the first failure is logged at once, the chain's row in /health says it meanwhile."""
+        now = time.monotonic()
+        last = self._failure_logged_at.get(chain)
+        if last is not None and now - last < FAILURE_LOG_EVERY_S:
+            return False
+        self._failure_logged_at[chain] = now
+        return True
 
     def watchers(self) -> list[dict[str, Any]]:
         """Each chain watcher's last pass: ``ok`` (None before the first), the chain tip it

@@ -292,7 +292,8 @@ def _check_nats(args: argparse.Namespace) -> Any:
 def _checked_custody(args: argparse.Namespace, data_dir: Path, cluster: Any) -> Any:
     """The custody config (None without ``--custody-config``), read before the node opens (a
     typo must not start an exchange); in cluster mode the one-custody claim is free; and every
-    chain node answers (`custody.nodecheck`): each failure one line before anything starts."""
+    chain node is asked once (`custody.nodecheck`): a wrong config is one line before anything
+    starts, a node that is down one warning line on stderr, and the start goes on."""
     path = getattr(args, "custody_config", None)
     if path is None:
         return None
@@ -302,7 +303,8 @@ def _checked_custody(args: argparse.Namespace, data_dir: Path, cluster: Any) -> 
     custody = load_config(Path(path), data_dir, flag="--custody-config")
     if cluster is not None:  # one custody per cluster: before anything
         _check_custody_claim(getattr(args, "backoffice_dsn", None), cluster.stream.name)
-    asyncio.run(check_nodes(custody))
+    for warning in asyncio.run(check_nodes(custody)):
+        sys.stderr.write(f"kootabase serve: warning: {warning}\n")
     return custody
 
 

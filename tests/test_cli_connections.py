@@ -10,11 +10,13 @@ so they run side by side.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +26,7 @@ import pytest
 
 from tests.cli_support import assert_one_line, run_cli
 from tests.custody_nodes import Litecoind, free_port, run_litecoind, unreachable_ltc_config
+from tests.serve_support import Serve
 
 LOCAL_NATS = "nats://127.0.0.1:4222"
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -142,15 +145,14 @@ def test_a_stream_that_does_not_exist_is_one_line() -> None:
 def test_custody_nodes_are_checked_before_serve_starts(
     tmp_path: Path, litecoind: Litecoind
 ) -> None:
-    """``serve --custody-config`` with a node it cannot reach started an exchange whose log
-    then said ``custody_scan_failed`` every 2 s; now the node is asked once first."""
+    """``serve --custody-config`` with a wrong node address or wrong RPC credentials started an
+    exchange whose log then said ``custody_scan_failed`` every 2 s; now each node is asked once
+    first and a wrong config is one line. A node that is merely down is a warning: one chain in
+    maintenance must not keep the venue closed (test below)."""
     data = tmp_path / "data"
     config = tmp_path / "custody.toml"
     serve = ("serve", "--data-dir", str(data), "--port", "0", "--custody-config", str(config))
     port = free_port()
-    config.write_text(unreachable_ltc_config(port))
-    line = _clean(run_cli(*serve), f"cannot reach the ltc-regtest node at http://127.0.0.1:{port}")
-    assert "connection refused" in line and "rpc_url" in line, line
     config.write_text(
         unreachable_ltc_config(port).replace(f"http://127.0.0.1:{port}", "http://nosuch.invalid:9")
     )
@@ -162,3 +164,33 @@ def test_custody_nodes_are_checked_before_serve_starts(
     line = _clean(run_cli(*serve), f"the ltc-regtest node at {litecoind.url} refused the RPC")
     assert "rpc_password" in line, line
     assert not data.exists()
+
+
+def test_a_custody_node_that_is_down_is_a_warning_and_serve_starts(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "custody.toml"
+    config.write_text(unreachable_ltc_config(port))
+    server = Serve(tmp_path, "--custody-config", str(config))
+    try:
+        warning = f"kootabase serve: warning: the ltc-regtest node at http://127.0.0.1:{port}"
+        lines = [line for line in server.raw if line.startswith(warning)]
+        assert len(lines) == 1, server.raw[:5]
+        assert "is down (connection refused)" in lines[0] and "wait until it answers" in lines[0]
+        token = next((tmp_path / "data").rglob("admin.token")).read_text().strip()
+        request = urllib.request.Request(
+            server.http + "/admin/health/overview", headers={"X-Kootabase-Admin-Token": token}
+        )
+        deadline = time.monotonic() + 30
+        while True:  # the chain's watcher says it is failing (the operations console's row)
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                rows = json.loads(resp.read())["custody"]
+            row = next(r for r in rows if r["chain"] == "ltc-regtest")
+            if row["ok"] is False:
+                break
+            assert time.monotonic() < deadline, rows
+            time.sleep(0.5)
+        time.sleep(2.5)  # a second failing pass: logged once, not once per pass
+        failures = [e for e in server.events if e.get("event") == "custody_scan_failed"]
+        assert len(failures) == 1, failures
+    finally:
+        assert server.stop() == 0
