@@ -96,7 +96,7 @@ from engine.core.validation import (
 )
 
 
-@kernel
+@kernel(inline=True)
 def new_slot(ords, olnk, ofree, ctr, cr, p, q, hold):
     """A slot filled in from the PlaceOrder row ``cr`` (not yet in a book or index), or -1."""
     s = order_alloc(ofree, ctr)

@@ -140,7 +140,12 @@ def row_ref(typingctx, c, i):  # type: ignore[no-untyped-def]
     return sig, codegen
 
 
-def kernel(fn: Callable[..., Any] | None = None, *, generic: dict[str, list[Any]] | None = None):
+def kernel(
+    fn: Callable[..., Any] | None = None,
+    *,
+    generic: dict[str, list[Any]] | None = None,
+    inline: bool = False,
+):
     """Decorator of every core kernel: nopython, cached on disk, no NRT (kernels never
     allocate, so no reference counting is emitted), numpy error model (no zero-division
     branches: every divisor is validated >= 1 before use).
@@ -149,7 +154,9 @@ def kernel(fn: Callable[..., Any] | None = None, *, generic: dict[str, list[Any]
     in ``_BOOL_ARGS``, every other scalar int64): one compiled version per function instead of
     one per combination of literal, int32 and int64 arguments at its call sites (which
     multiplied compile time). ``generic`` maps a parameter to the list of its types (one
-    version per entry, e.g. a helper used on int32 and int64 arrays).
+    version per entry, e.g. a helper used on int32 and int64 arrays). ``inline`` merges the
+    kernel's body into every kernel that calls it (numba IR inlining): for the hot place path,
+    whose out-of-line calls cost register spills and tuple returns through memory.
     """
 
     def wrap(f: Callable[..., Any]) -> Any:
@@ -165,6 +172,13 @@ def kernel(fn: Callable[..., Any] | None = None, *, generic: dict[str, list[Any]
             else:
                 options = [_I64]
             variants = [(*v, t) for v in variants for t in options]
-        return njit(variants, cache=True, nogil=True, error_model="numpy", _nrt=False)(f)
+        return njit(
+            variants,
+            cache=True,
+            nogil=True,
+            error_model="numpy",
+            _nrt=False,
+            inline="always" if inline else "never",
+        )(f)
 
     return wrap(fn) if fn is not None else wrap

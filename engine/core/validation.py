@@ -203,7 +203,7 @@ def over_tier_limit(sp, m, otype, p, q, quote_qty, limit):
     return last * q * qtl > limit
 
 
-@kernel
+@kernel(inline=True)
 def place_fields(sp, cr):
     """PlaceOrder checks 2-3. Returns (reason, p, q)."""
     mkt = load_state(sp).mkt
@@ -305,7 +305,7 @@ def place_fields(sp, cr):
     return 0, p, q
 
 
-@kernel
+@kernel(inline=True)
 def place_check(sp, cr):
     """PlaceOrder checks 1-7. Returns (reason, p, q, hold); reason 0 = accepted."""
     st = load_state(sp)
