@@ -219,10 +219,13 @@ def run_litecoind() -> Iterator[Litecoind]:
     finally:
         with contextlib.suppress(Exception):
             node.rpc("stop")
+        # A clean stop can wait ~30 s on idle RPC keep-alive connections; the datadir is thrown
+        # away, so after 5 s the node is killed.
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait(timeout=10)
         shutil.rmtree(datadir, ignore_errors=True)
 
 
