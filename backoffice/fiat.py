@@ -25,7 +25,13 @@ from typing import Any, Final
 
 from backoffice import errors
 from backoffice.db import Db, UniqueViolation
-from backoffice.errors import BackofficeError
+from backoffice.errors import (
+    FIAT_DECIDED,
+    FIAT_NOT_FOUND,
+    REFERENCE_TAKEN,
+    SAME_STAFF,
+    BackofficeError,
+)
 from backoffice.store import new_id, now_ms
 
 FIAT_SYMBOLS: Final = frozenset({"USD", "EUR", "GBP", "CHF", "JPY", "CAD", "AUD", "SGD"})
@@ -34,14 +40,6 @@ MAX_REASON_CHARS: Final = 500
 STATUSES: Final = ("pending", "approving", "approved", "rejected")
 _REFERENCE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9./_-]{3,63}")
 
-FIAT_NOT_FOUND: Final = "FIAT_NOT_FOUND"
-FIAT_DECIDED: Final = "FIAT_DECIDED"
-"""Already approved or rejected (or being approved by someone else)."""
-REFERENCE_TAKEN: Final = "REFERENCE_TAKEN"
-"""This bank reference is already recorded (pending or credited)."""
-SAME_STAFF: Final = "SAME_STAFF"
-"""The staff member who recorded a transfer may not approve it (four eyes)."""
-NOT_FIAT: Final = "NOT_FIAT"
 
 JournalDeposit = Callable[[dict[str, Any], str], Awaitable[int]]
 """(the record, deposit_key) -> seq of the journaled Deposit naming both staff members (a

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from backoffice import errors
 from backoffice.db import Db, UniqueViolation
-from backoffice.errors import BackofficeError
+from backoffice.errors import KYC_DECIDED, KYC_NOT_FOUND, KYC_PENDING, BackofficeError
 from backoffice.store import new_id, now_ms
 from engine.schema import MAX_TIER
 
@@ -40,12 +40,6 @@ STATUSES: Final = ("pending", "approving", "approved", "rejected")
 OPEN_STATUSES: Final = ("pending", "approving")
 _SHA256: Final = re.compile(r"[0-9a-f]{64}")
 _COUNTRY: Final = re.compile(r"[A-Z]{2}")
-
-KYC_PENDING: Final = "KYC_PENDING"
-"""The user already has a submission waiting for review."""
-KYC_NOT_FOUND: Final = "KYC_NOT_FOUND"
-KYC_DECIDED: Final = "KYC_DECIDED"
-"""The submission was already approved or rejected (or is being decided by someone else)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,12 @@ from aiohttp import web
 
 from backoffice import errors
 from backoffice.db import Db
-from backoffice.errors import BackofficeError
+from backoffice.errors import (
+    KYC_FILE_NOT_FOUND,
+    KYC_FILE_TOO_LARGE,
+    KYC_FILE_TYPE,
+    BackofficeError,
+)
 from backoffice.store import now_ms
 from engine.filemodes import private_dir, write_private
 
@@ -40,9 +45,6 @@ SNIFF: Final = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
     (b"%PDF-", "application/pdf"),
 )
-KYC_FILE_TYPE: Final = "KYC_FILE_TYPE"
-KYC_FILE_TOO_LARGE: Final = "KYC_FILE_TOO_LARGE"
-KYC_FILE_NOT_FOUND: Final = "KYC_FILE_NOT_FOUND"
 
 
 def sniff(head: bytes) -> str | None:

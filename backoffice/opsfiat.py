@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 
 from backoffice import errors
-from backoffice.errors import BackofficeError
-from backoffice.fiat import FIAT_SYMBOLS, NOT_FIAT, STATUSES, FiatDeposits, parse_reference, public
+from backoffice.errors import NOT_FIAT, BackofficeError
+from backoffice.fiat import FIAT_SYMBOLS, STATUSES, FiatDeposits, parse_reference, public
 from backoffice.staff import StaffSession
 from engine.schema import CommandRejected, Deposit, Reject
 from gateway.markets import atoms_to_decimal

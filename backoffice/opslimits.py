@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 
 from backoffice import errors
-from backoffice.errors import BackofficeError
+from backoffice.errors import UNKNOWN_ASSET, BackofficeError
 from backoffice.staff import StaffSession
 from engine.schema import MAX_TIER, SetTierTradeLimit
 
 if TYPE_CHECKING:
     from backoffice.ops import Ops
 
-UNKNOWN_ASSET: Final = "UNKNOWN_ASSET"
 FIELDS: Final = ("tier", "asset", "max_order_notional")
 
 

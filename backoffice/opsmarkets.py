@@ -21,17 +21,14 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 
 from backoffice import errors
-from backoffice.errors import BackofficeError
+from backoffice.errors import ASSET_EXISTS, MARKET_EXISTS, UNKNOWN_ASSET, BackofficeError
 from backoffice.staff import StaffSession
 from engine.schema import CreateAsset, CreateMarket, MarketState, SetMarketState
 
 if TYPE_CHECKING:
     from backoffice.ops import Ops
 
-MARKET_EXISTS: Final = "MARKET_EXISTS"
-ASSET_EXISTS: Final = "ASSET_EXISTS"
 _ASSET_SYMBOL: Final = re.compile(r"[A-Z][A-Z0-9]{1,11}")
-UNKNOWN_ASSET: Final = "UNKNOWN_ASSET"
 REQUIRED: Final = ("base", "quote", "tick_size", "lot_size", "min_notional")
 OPTIONAL: Final = {
     "maker_fee_ppm": 1_000,

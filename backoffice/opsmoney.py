@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 
 from backoffice import errors
-from backoffice.errors import BackofficeError
+from backoffice.errors import (
+    AML_DISABLED,
+    CUSTODY_CLAIM_NOT_HELD,
+    CUSTODY_DISABLED,
+    BackofficeError,
+)
 from backoffice.staff import StaffSession
 from gateway.markets import atoms_to_decimal
 
@@ -24,8 +29,6 @@ if TYPE_CHECKING:
     from backoffice.ops import Ops
     from custody.store import WithdrawalRow
 
-CUSTODY_DISABLED: Final = "CUSTODY_DISABLED"
-AML_DISABLED: Final = "AML_DISABLED"
 CASE_STATUSES: Final = ("open", "closed")
 DEPOSIT_STATUSES: Final = ("over_limit", "pending", "credited", "orphaned", "dust", "rejected")
 WITHDRAWAL_STATUSES: Final = (
@@ -56,9 +59,7 @@ class MoneyRoutes:
             raise BackofficeError(404, CUSTODY_DISABLED, "custody is not enabled on this server")
         refusal = self.gw.custody.claim_refusal() if acting else None
         if refusal is not None:
-            from gateway.custodylock import CLAIM_NOT_HELD
-
-            raise BackofficeError(503, CLAIM_NOT_HELD, refusal)
+            raise BackofficeError(503, CUSTODY_CLAIM_NOT_HELD, refusal)
         return self.gw.custody
 
     def _cases(self) -> Any:

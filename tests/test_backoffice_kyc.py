@@ -16,7 +16,7 @@ import requests
 import schemathesis
 
 from backoffice import errors
-from backoffice.kyc import KYC_DECIDED, KYC_NOT_FOUND, KYC_PENDING
+from backoffice.errors import KYC_DECIDED, KYC_NOT_FOUND, KYC_PENDING
 from backoffice.roles import Role
 from engine.schema import SetAccountTier
 from tests.backoffice_support import BACKENDS, backoffice_server

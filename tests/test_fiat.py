@@ -14,8 +14,7 @@ import requests
 import schemathesis
 
 from backoffice import errors
-from backoffice.fiat import FIAT_DECIDED, NOT_FIAT, REFERENCE_TAKEN, SAME_STAFF
-from backoffice.opsmarkets import ASSET_EXISTS
+from backoffice.errors import ASSET_EXISTS, FIAT_DECIDED, NOT_FIAT, REFERENCE_TAKEN, SAME_STAFF
 from backoffice.roles import Role
 from engine.schema import Deposit
 from tests.backoffice_support import BACKENDS, backoffice_server

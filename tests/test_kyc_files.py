@@ -17,12 +17,8 @@ import pytest
 import requests
 import schemathesis
 
-from backoffice.kycfiles import (
-    KYC_FILE_NOT_FOUND,
-    KYC_FILE_TOO_LARGE,
-    KYC_FILE_TYPE,
-    MAX_FILE_BYTES,
-)
+from backoffice.errors import KYC_FILE_NOT_FOUND, KYC_FILE_TOO_LARGE, KYC_FILE_TYPE
+from backoffice.kycfiles import MAX_FILE_BYTES
 from backoffice.roles import Role
 from tests.backoffice_support import BACKENDS, backoffice_server
 from tests.gateway_support import ServerThread

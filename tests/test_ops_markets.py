@@ -15,7 +15,7 @@ import requests
 import schemathesis
 
 from backoffice import errors
-from backoffice.opsmarkets import MARKET_EXISTS, UNKNOWN_ASSET
+from backoffice.errors import MARKET_EXISTS, UNKNOWN_ASSET
 from backoffice.roles import Role
 from engine.schema import CreateMarket
 from gateway.client import Credentials
