@@ -26,7 +26,7 @@ import aiohttp
 from custody.assets import ChainKind
 from custody.btc_rpc import BitcoinRpc, RpcError
 from custody.config import CustodyConfig, NodeConfig
-from engine.neterrors import describe
+from engine.neterrors import describe, unwrap
 from engine.usererror import UserError
 
 TIMEOUT_S: Final = 10.0
@@ -81,10 +81,7 @@ async def check_node(name: str, node: NodeConfig, timeout_s: float = TIMEOUT_S) 
 
 def _is_outage(exc: BaseException) -> bool:
     """Down or busy (worth waiting for) rather than misconfigured (worth stopping for)."""
-    inner = getattr(exc, "os_error", None)  # aiohttp's connector errors wrap the OS error
-    return isinstance(inner, ConnectionRefusedError) or isinstance(
-        exc, ConnectionRefusedError | TimeoutError
-    )
+    return isinstance(unwrap(exc), ConnectionRefusedError | TimeoutError)
 
 
 async def _eth_chain_id(url: str, timeout_s: float) -> int:

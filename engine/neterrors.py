@@ -11,11 +11,15 @@ import socket
 import ssl
 
 
+def unwrap(exc: BaseException) -> BaseException:
+    """The OS error inside aiohttp's connector errors (which wrap it), else ``exc`` itself."""
+    inner = getattr(exc, "os_error", None)
+    return inner if isinstance(inner, OSError) else exc
+
+
 def describe(exc: BaseException) -> str:
     """What went wrong reaching a server, in words (no class names, no reprs)."""
-    inner = getattr(exc, "os_error", None)  # aiohttp's connector errors wrap the OS error
-    if isinstance(inner, OSError):
-        exc = inner
+    exc = unwrap(exc)
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, socket.gaierror):

@@ -18,7 +18,8 @@ A claim can be lost while the gateway runs (PostgreSQL restarted, the connection
 backend terminated). From then until it holds the claim again the gateway must act as if it
 did not run custody: the chain watcher stops, and every custody action that writes (four-eyes
 decisions, withdrawal requests and cancels, deposit addresses) is refused with
-`CLAIM_NOT_HELD` (HTTP 503), because another gateway may take the claim meanwhile. The keeper
+``CUSTODY_CLAIM_NOT_HELD`` (HTTP 503: `backoffice.errors` on /ops/v1, -4013 in
+`gateway.errors` on the user API), because another gateway may take the claim meanwhile. The keeper
 retries every `RETRY_S`; once it holds the claim again it settles what a crash may have left
 (`GatewayCustody.recover`) and restarts the watcher before custody answers again.
 """
@@ -39,8 +40,6 @@ from engine.usererror import UserError
 log = structlog.get_logger(__name__)
 
 NAMESPACE: Final = "kootabase-custody"
-CLAIM_NOT_HELD: Final = "CUSTODY_CLAIM_NOT_HELD"
-"""The stable code of a custody action refused while this gateway does not hold the claim."""
 RETRY_S: Final = 2.0
 """Seconds between two attempts to take a lost claim back."""
 
