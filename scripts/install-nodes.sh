@@ -25,35 +25,34 @@ else
   "$ANVIL_BIN" --version | head -1
 fi
 
+# Debian packages. Another apt (an unattended upgrade, a second checkout installing at the
+# same time) may hold dpkg's lock: wait for it instead of failing the install.
+APT_LOCK_WAIT_S=600
+apt_install() {
+  local sudo=""
+  [[ "$(id -u)" == 0 ]] || sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout="$APT_LOCK_WAIT_S" update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout="$APT_LOCK_WAIT_S" \
+    install -y -qq "$@" >/dev/null
+}
+
 if command -v litecoind >/dev/null && command -v litecoin-cli >/dev/null; then
   echo "install-nodes: litecoind present ($(command -v litecoind))"
 else
-  SUDO=""
-  [[ "$(id -u)" == 0 ]] || SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq litecoind >/dev/null
+  apt_install litecoind
   litecoind --version | head -1
 fi
 
 if command -v nats-server >/dev/null || [[ -x /usr/sbin/nats-server ]]; then
   echo "install-nodes: nats-server present ($(command -v nats-server || echo /usr/sbin/nats-server))"
 else
-  SUDO=""
-  [[ "$(id -u)" == 0 ]] || SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq nats-server >/dev/null
+  apt_install nats-server
   /usr/sbin/nats-server --version
 fi
 
 if [[ -x /usr/bin/chromium ]]; then
   echo "install-nodes: chromium present (/usr/bin/chromium)"
 else
-  SUDO=""
-  [[ "$(id -u)" == 0 ]] || SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq chromium >/dev/null
+  apt_install chromium
   /usr/bin/chromium --version
 fi
