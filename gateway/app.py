@@ -98,7 +98,11 @@ class Gateway(ReadModelRebuild, GatewayHttp):
             from gateway.cluster import start_point
 
             self.cluster_start = start_point(self)
-        self.history = self._open_history()
+        self.history: Any = self._open_history() if config.local_history else None
+        """The history index writer (`HistoryWriter`); None with ``--history pg``."""
+        self.held_rows_cap = 0
+        """``--history pg``: closed rows held in memory for PostgreSQL at most (0 until
+        `start_pg_history`: without a DSN nothing could answer from them)."""
         self.store = Store(memory_orders=config.history_memory_orders)
         self._readmodel_seq = 0
         self.start_point = (0, 0)
@@ -129,7 +133,8 @@ class Gateway(ReadModelRebuild, GatewayHttp):
             from gateway.cluster import restore_read_model
 
             restore_read_model(self, self.cluster_start)
-        self.store.history = HistoryIndex(self.history.index.path, readonly=True)
+        if self.history is not None:
+            self.store.history = HistoryIndex(self.history.index.path, readonly=True)
         self.keys = KeyStore(
             self.dir / "keys.json", config.master_key_file or default_master_key_file()
         )
@@ -140,7 +145,8 @@ class Gateway(ReadModelRebuild, GatewayHttp):
         self.metrics.last_seq.set_function(lambda: float(self.store.last_seq))
         if self.marketdata is not None:
             self.marketdata.hub.on_lag = self.metrics.marketdata_lag.observe_many
-        self._history_metrics()
+        if self.history is not None:
+            self._history_metrics()
         self.limiter = RateLimiter(config.limits)
         self.order_counts = DailyOrderCounts(
             self.dir / "order_counts.json", self.limiter.orders_day
@@ -164,6 +170,7 @@ class Gateway(ReadModelRebuild, GatewayHttp):
 
             self.bridge = cluster_bridge(self)
         self.trading = Trading(self.store, self.bridge, self.ids)
+        self.trading.history.local = config.local_history
         self.converter = Converter(self)
         self.health = Health(self)
         token_file = self.dir / "admin.token"
@@ -193,15 +200,23 @@ class Gateway(ReadModelRebuild, GatewayHttp):
         self.started_ms = time.time_ns() // 1_000_000
 
     def _apply(self, ts: int, events: list[Event], last: int) -> None:
-        """Fold one batch into the store and hand its history rows to the index writer."""
+        """Fold one batch into the store and hand its history rows to the index writer (with
+        ``--history pg``: keep them in memory until PostgreSQL's checkpoint passes them)."""
         store = self.store
-        store.trim(self.history.durable_seq)
+        history = self.history
+        if history is not None:
+            store.trim(history.durable_seq)
+        else:
+            store.trim_for_pg(self.held_rows_cap)
         store.apply_events(ts, events, last)
         if self.aml is not None:
             self.aml.on_batch(ts, events, last)
         if store.new_orders or store.new_trades:
-            orders, trades = store.take_history()
-            self.history.submit(last, ts, orders, trades)
+            if history is None:
+                store.hold_for_pg()
+            else:
+                orders, trades = store.take_history()
+                history.submit(last, ts, orders, trades)
 
     def _on_batch(self, first: int, ts: int, events: list[Event], last: int) -> None:
         self._apply(ts, events, last)
@@ -284,6 +299,9 @@ class Gateway(ReadModelRebuild, GatewayHttp):
         )
         await pg.start()
         self.trading.history.pg = pg
+        if self.history is None:
+            pg.fallback = "none: refused with -1008 (--history pg)"
+            self.held_rows_cap = self.config.history_held_rows
         self.health_checks["pgHistory"] = pg.status
         return pg
 
@@ -315,7 +333,8 @@ class Gateway(ReadModelRebuild, GatewayHttp):
             ):
                 self.snapshot_readmodel(quiet=True)
         finally:
-            self.history.close()
+            if self.history is not None:
+                self.history.close()
             if self.store.history is not None:
                 self.store.history.close()  # type: ignore[attr-defined]
                 self.store.history = None

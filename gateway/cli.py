@@ -152,6 +152,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop cancelled/expired orders that never traded this long after they closed "
         "(default: 90; 0 = keep forever)",
     )
+    serve.add_argument(
+        "--history",
+        choices=("local", "pg"),
+        default="local",
+        help="where order history (order.status of old orders, allOrders, myTrades) comes "
+        "from: local = a history index in this gateway (default); pg = cluster mode only, no "
+        "local index: answered from the PostgreSQL projection of --ledger-dsn, which "
+        "`kootabase ledger sync --nats ... --follow` keeps; refused (-1008) while it cannot "
+        "answer completely or without --ledger-dsn (docs/history.md)",
+    )
+    serve.add_argument(
+        "--history-held-rows",
+        type=_non_negative_int,
+        default=200_000,
+        metavar="N",
+        help="--history pg: closed orders and trades held in memory until PostgreSQL has them, "
+        "at most (default: 200000, ~100 MB); past it history queries needing them are "
+        "refused (-1008) until the projection catches up",
+    )
     add_nats_options(serve)
     serve.add_argument(
         "--publish-linger-ms",

@@ -24,7 +24,8 @@ from engine.service import DEMO_COMMANDS
 from engine.streamlog import NatsOptions, StreamLog, StreamSpec
 from gateway import clustersnap, readmodel
 from gateway.clusterbridge import ClusterBridge
-from gateway.clustersnap import StartPoint, fetch_start_point, history_image, install_history
+from gateway.clustersnap import history_image
+from gateway.clusterstart import StartPoint, fetch_start_point, install_history
 from gateway.histchain import HistoryChain
 from marketdata import snapshot as md_snapshot
 
@@ -73,7 +74,7 @@ def cluster_bridge(gw: Gateway) -> ClusterBridge:
     )
     if start is not None:
         bridge.follower.snapshot_stream_seq = start.stream_seq
-    if cfg.snapshot_every != 0:  # this replica stores snapshots: collect the history deltas
+    if cfg.snapshot_every != 0 and gw.history is not None:  # collect the history deltas
         durable_seq = gw.history.durable_seq
         refs = start.history_refs if start is not None else []
         gw.history_chain = HistoryChain(refs, durable_seq)
@@ -94,8 +95,10 @@ def start_point(gw: Gateway) -> StartPoint | None:
     """Before the history index is opened: the newest verified snapshot pair, whose history
     index copy replaces the local one (derived data). Without one the stream is replayed from
     its first message, which rebuilds the index, so a local index is set aside then too (its
-    rows would be submitted again out of order)."""
+    rows would be submitted again out of order). With ``--history pg`` there is no index: any
+    verified pair will do, with or without a history chain, and none is fetched."""
     cfg: ClusterConfig = gw.config.cluster
+    local = gw.config.local_history
     path = gw.dir / "history.sqlite3"
     start = None
     if cfg.start_from_snapshot:
@@ -104,9 +107,11 @@ def start_point(gw: Gateway) -> StartPoint | None:
             lambda: StreamLog.connect(cfg.nats, cfg.stream, create=False),
             need_marketdata=gw.config.marketdata,
             aml_rules_hash=_aml_rules_hash(gw),
+            need_history=local,
         )
         if start is not None:
-            install_history(path, start.history_db)
+            if local:
+                install_history(path, start.history_db)
             log.info(
                 "cluster_start_point",
                 name=start.name,
@@ -115,7 +120,7 @@ def start_point(gw: Gateway) -> StartPoint | None:
                 seconds=round(time.perf_counter() - started, 3),
             )
             return start
-    if path.exists():
+    if local and path.exists():
         gw._set_aside(path, "a cluster replica replaying the stream from its start rebuilds it")
     return None
 
@@ -160,6 +165,15 @@ def snapshot_readmodel(gw: Gateway, applied: Applied) -> None:
         return
     md = gw.marketdata.state if gw.marketdata is not None else None
     encoded = readmodel.encode(readmodel.image(store, md, gw.aml_image()))
+    stream_seq, last_seq = applied.stream_seq, applied.last_seq
+    if gw.history is None:  # --history pg: no index to wait for, no history chain to ship
+        if bridge.uploader is None:
+            bridge.uploader = clustersnap.Uploader(
+                bridge.log, bridge.stored_readmodels, suffix=clustersnap.NO_HISTORY_SUFFIX
+            )
+        data = clustersnap.encode(stream_seq, last_seq, encoded.data, [])
+        bridge.uploader.offer(stream_seq, data)
+        return
     loop = asyncio.get_running_loop()
     index_db = gw.history.index.db
     chain: HistoryChain | None = getattr(gw, "history_chain", None)
@@ -168,7 +182,6 @@ def snapshot_readmodel(gw: Gateway, applied: Applied) -> None:
     if bridge.uploader is None:
         bridge.uploader = clustersnap.Uploader(bridge.log, bridge.stored_readmodels, chain)
     uploader = bridge.uploader
-    stream_seq, last_seq = applied.stream_seq, applied.last_seq
 
     def on_writer_thread() -> None:  # the index covers last_seq now
         refs, segments = chain.cut(last_seq, lambda: history_image(index_db, last_seq))
@@ -183,7 +196,9 @@ async def attach(gw: Gateway) -> None:
     cfg: ClusterConfig = gw.config.cluster
     bridge: ClusterBridge = gw.bridge
     stream_log = await StreamLog.connect(cfg.nats, cfg.stream)
-    bridge.stored_readmodels.update(await clustersnap.stored_points(stream_log))
+    bridge.stored_readmodels.update(
+        await clustersnap.stored_points(stream_log, any_history=gw.history is None)
+    )
     await bridge.attach(stream_log)
     empty = bridge.replica.stream_seq == 0
     gw.demo_account_allowed = empty

@@ -23,6 +23,11 @@ A refused object is logged (``cluster_readmodel_snapshot_refused``) and the next
 is tried; with none left the replica replays the whole stream (``cluster_start_full_replay``):
 slower, never wrong.
 
+A gateway without a history index (``serve --history pg``) stores its read model as
+``<stream seq>.readmodel-nohistory`` with an empty chain: a name of its own, so it never takes
+the place of a full object that gateways with an index need (they ignore these), while a gateway
+without an index starts from either kind (`gateway.clusterstart`).
+
 Object body: header ``<4sHQQ32s>`` (magic ``KBG1``, format version, stream seq, engine seq,
 BLAKE2b-256 of the rest), then msgpack `ReadModelObject` (the read-model snapshot file's bytes,
 `gateway.readmodel.encode`, and the history chain's `SegmentRef` list).
@@ -31,35 +36,25 @@ BLAKE2b-256 of the rest), then msgpack `ReadModelObject` (the read-model snapsho
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import hashlib
-import os
 import sqlite3
 import struct
-import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Final
 
 import msgspec
 import nats.js.errors
 import structlog
-from nats.js.object_store import ObjectStore
 
-from engine.filemodes import create_private
-from engine.replica import Replica
 from engine.schema import StateImage
 from engine.snapstore import (
     SnapshotRefused,
-    decode_snapshot,
     list_names,
     object_name,
     snapshot_bucket,
 )
-from engine.streamlog import StreamLog, StreamNotFound
-from engine.usererror import UserError
+from engine.streamlog import StreamLog
 from gateway import histchain, readmodel
 from gateway.histchain import SEG_SUFFIX, HistoryChain, SegmentRef
 from gateway.readmodel import ReadModelImage
@@ -70,6 +65,8 @@ MAGIC: Final = b"KBG1"
 FORMAT_VERSION: Final = 2
 HEADER: Final = struct.Struct("<4sHQQ32s")
 SUFFIX: Final = ".readmodel"
+NO_HISTORY_SUFFIX: Final = ".readmodel-nohistory"
+"""A read-model object without a history chain (``--history pg``)."""
 KEEP: Final = 3
 """Read-model objects kept (newest first), with the history segments their chains name. Older
 engine snapshots stay (small; the ledger projector starts from one at or before its
@@ -88,23 +85,8 @@ _ENCODER: Final = msgspec.msgpack.Encoder()
 _DECODER: Final = msgspec.msgpack.Decoder(ReadModelObject)
 
 
-@dataclass(frozen=True, slots=True)
-class StartPoint:
-    """Where a replica starts: a verified engine snapshot and the read model at its point."""
-
-    name: str
-    stream_seq: int
-    last_seq: int
-    replica: Replica
-    readmodel: ReadModelImage
-    history_db: bytes
-    """Uncompressed SQLite database image (the chain's base with its deltas applied)."""
-    history_refs: list[SegmentRef]
-    """The chain it was built from: this replica's snapshots extend it."""
-
-
-def readmodel_name(stream_seq: int) -> str:
-    return object_name(stream_seq) + SUFFIX
+def readmodel_name(stream_seq: int, suffix: str = SUFFIX) -> str:
+    return object_name(stream_seq) + suffix
 
 
 def history_image(db: sqlite3.Connection, last_seq: int) -> bytes:
@@ -138,7 +120,8 @@ def decode(
     name: str, data: bytes, stream_seq: int, engine: StateImage
 ) -> tuple[ReadModelImage, list[SegmentRef]]:
     """Verify one stored read-model object against the verified engine image at the same stream
-    sequence; (image, history chain) or `SnapshotRefused` saying why."""
+    sequence; (image, history chain) or `SnapshotRefused` saying why. An object named as one
+    without history must list no chain; any other must list a complete one."""
     if len(data) < HEADER.size:
         raise SnapshotRefused(f"{name}: truncated ({len(data)} bytes)")
     magic, version, h_stream_seq, h_last_seq, digest = HEADER.unpack_from(data)
@@ -163,7 +146,11 @@ def decode(
     disagreement = disagrees_with_engine(img, engine)
     if disagreement is not None:
         raise SnapshotRefused(f"{name}: disagrees with the engine snapshot: {disagreement}")
-    histchain.check_chain(name, obj.history, engine.last_seq)
+    if name.endswith(NO_HISTORY_SUFFIX):
+        if obj.history:
+            raise SnapshotRefused(f"{name}: a history chain in an object without history")
+    else:
+        histchain.check_chain(name, obj.history, engine.last_seq)
     return img, obj.history
 
 
@@ -193,21 +180,6 @@ def disagrees_with_engine(img: ReadModelImage, engine: StateImage) -> str | None
     return None
 
 
-def _check_history_db(name: str, history_db: bytes, last_seq: int) -> None:
-    mem = sqlite3.connect(":memory:")
-    try:
-        mem.deserialize(history_db)
-        row = mem.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
-        if mem.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-            raise SnapshotRefused(f"{name}: history index fails SQLite's check")
-    except sqlite3.DatabaseError as exc:
-        raise SnapshotRefused(f"{name}: history index unreadable ({exc})") from exc
-    finally:
-        mem.close()
-    if row is None or int(row[0]) != last_seq:
-        raise SnapshotRefused(f"{name}: history index covers {row}, snapshot {last_seq}")
-
-
 class ChainBroken(Exception):
     """A segment this replica's chain names is no longer stored: its next snapshot needs a
     new base."""
@@ -219,6 +191,7 @@ async def save(
     data: bytes,
     refs: list[SegmentRef] | None = None,
     segments: dict[str, bytes] | None = None,
+    suffix: str = SUFFIX,
 ) -> str | None:
     """Store the history segments not stored yet (always: the next snapshot's chain extends
     them), then the read-model object unless one exists at ``stream_seq`` (every gateway
@@ -233,7 +206,7 @@ async def save(
     missing = [r.name for r in refs or [] if r.name not in present]
     if missing:
         raise ChainBroken(f"history segments {missing} not stored")
-    name = readmodel_name(stream_seq)
+    name = readmodel_name(stream_seq, suffix)
     try:
         await store.get_info(name)
         return None
@@ -255,11 +228,18 @@ class Uploader:
     RETRY_PAUSE_MAX_S: Final = 5.0
 
     def __init__(
-        self, stream_log: StreamLog, stored: set[int], chain: HistoryChain | None = None
+        self,
+        stream_log: StreamLog,
+        stored: set[int],
+        chain: HistoryChain | None = None,
+        *,
+        suffix: str = SUFFIX,
     ) -> None:
         self.stream_log = stream_log
         self.stored = stored
         self.chain = chain
+        self.suffix = suffix
+        """`SUFFIX`, or `NO_HISTORY_SUFFIX` for a gateway without a history index."""
         self._next: tuple[int, bytes, list[SegmentRef]] | None = None
         self._segments: dict[str, bytes] = {}
         """Segments not stored yet that the newest chain names: a superseded point's delta
@@ -288,7 +268,7 @@ class Uploader:
             while True:
                 attempt += 1
                 try:
-                    await save(self.stream_log, stream_seq, data, refs, self._segments)
+                    await save(self.stream_log, stream_seq, data, refs, self._segments, self.suffix)
                 except ChainBroken as exc:
                     log.warning("cluster_history_chain_broken", reason=str(exc))
                     if self.chain is not None:
@@ -320,13 +300,15 @@ class Uploader:
 
 
 async def prune(stream_log: StreamLog, keep: int = KEEP) -> list[str]:
-    """Delete all but the newest ``keep`` read-model objects, then the history segments no
-    kept object names and older than the oldest kept (a newer one may belong to a chain
-    another gateway is storing); returns the read-model names deleted."""
+    """Delete all but the newest ``keep`` read-model objects of each kind (with and without
+    history), then the history segments no kept object names and older than the oldest kept (a
+    newer one may belong to a chain another gateway is storing); returns the names deleted."""
     assert keep >= 1
     names = await list_names(stream_log)
     readmodels = [n for n in names if n.endswith(SUFFIX)]
     old, kept = readmodels[:-keep], readmodels[-keep:]
+    lite = [n for n in names if n.endswith(NO_HISTORY_SUFFIX)]
+    old += lite[:-keep]
     if not old:
         return old
     store = await snapshot_bucket(stream_log, create=False)
@@ -353,129 +335,8 @@ async def prune(stream_log: StreamLog, keep: int = KEEP) -> list[str]:
     return old
 
 
-async def fetch_history(
-    store: ObjectStore, name: str, refs: list[SegmentRef], last_seq: int
-) -> bytes:
-    """The chain's segments fetched and verified, the deltas applied to the base: the
-    history index image at ``last_seq`` (`SnapshotRefused` if any piece is wrong)."""
-    bodies: list[tuple[SegmentRef, bytes]] = []
-    for ref in refs:
-        try:
-            data = (await store.get(ref.name)).data or b""
-        except nats.js.errors.ObjectNotFoundError as exc:
-            raise SnapshotRefused(f"{name}: history segment {ref.name} missing") from exc
-        bodies.append((ref, await asyncio.to_thread(histchain.open_segment, ref, data)))
-    base_ref, base_db = bodies[0]
-    await asyncio.to_thread(_check_history_db, base_ref.name, base_db, base_ref.to_seq)
-    return await asyncio.to_thread(histchain.apply_deltas, base_db, bodies[1:], last_seq)
-
-
-async def stored_points(stream_log: StreamLog) -> set[int]:
-    """Stream sequences that have a read-model object already."""
-    return {int(n[: -len(SUFFIX)]) for n in await list_names(stream_log) if n.endswith(SUFFIX)}
-
-
-async def load_start_point(
-    stream_log: StreamLog, *, need_marketdata: bool = True, aml_rules_hash: str = ""
-) -> StartPoint | None:
-    """The newest engine snapshot with a read-model companion that both verify; None (after a
-    log line saying why) means replay the whole stream."""
-    from engine.crosscheck import recorded_checkpoint
-
-    names = await list_names(stream_log)
-    companions = {n[: -len(SUFFIX)] for n in names if n.endswith(SUFFIX)}
-    engine_names = [n for n in names if n.isdigit()]
-    if not engine_names:
-        return None
-    store = await snapshot_bucket(stream_log, create=False)
-    tried = 0
-    for name in reversed(engine_names):
-        if name not in companions:
-            continue
-        tried += 1
-        started = time.perf_counter()
-        try:
-            data = (await store.get(name)).data or b""
-            recorded = await recorded_checkpoint(stream_log, int(name))
-            snap = await asyncio.to_thread(decode_snapshot, name, data, recorded)
-            rm_name = readmodel_name(snap.stream_seq)
-            rm_data = (await store.get(rm_name)).data or b""
-            img, refs = await asyncio.to_thread(
-                decode, rm_name, rm_data, snap.stream_seq, snap.replica.engine.image()
-            )
-            if need_marketdata and img.marketdata is None:
-                raise SnapshotRefused(f"{rm_name}: written without market data")
-            if aml_rules_hash:
-                from backoffice.aml.image import image_rules_hash
-
-                if image_rules_hash(img.aml) != aml_rules_hash:
-                    raise SnapshotRefused(f"{rm_name}: no AML state for these AML rules")
-            history_db = await fetch_history(store, rm_name, refs, snap.last_seq)
-        except (SnapshotRefused, nats.js.errors.Error) as exc:
-            log.error("cluster_readmodel_snapshot_refused", name=name, reason=str(exc))
-            continue
-        log.info(
-            "cluster_readmodel_snapshot_loaded",
-            name=name,
-            stream_seq=snap.stream_seq,
-            last_seq=snap.last_seq,
-            open_orders=len(img.open_orders),
-            history_bytes=len(history_db),
-            seconds=round(time.perf_counter() - started, 3),
-        )
-        return StartPoint(name, snap.stream_seq, snap.last_seq, snap.replica, img, history_db, refs)
-    log.warning(
-        "cluster_start_full_replay",
-        reason="no snapshot with a read model verified" if tried else "no read-model snapshot",
-        engine_snapshots=len(engine_names),
-        tried=tried,
-    )
-    return None
-
-
-def install_history(path: Path, history_db: bytes) -> None:
-    """Replace the (derived) history index file with the snapshot's copy, before it is
-    opened: written to a temporary name and renamed, stale WAL files removed first."""
-    for extra in ("-wal", "-shm"):
-        path.with_name(path.name + extra).unlink(missing_ok=True)
-    tmp = path.with_suffix(".snapshot-tmp")
-    tmp.unlink(missing_ok=True)
-    with os.fdopen(create_private(tmp), "wb") as fh:
-        fh.write(history_db)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-
-
-def fetch_start_point(
-    stream_log_factory: Callable[[], Awaitable[StreamLog]],
-    *,
-    need_marketdata: bool = True,
-    aml_rules_hash: str = "",
-) -> StartPoint | None:
-    """`load_start_point` from synchronous start-up code (the gateway's constructor, which may
-    run inside an event loop): on its own loop in a worker thread, with its own connection."""
-
-    async def body() -> StartPoint | None:
-        stream_log = await stream_log_factory()
-        try:
-            return await load_start_point(
-                stream_log, need_marketdata=need_marketdata, aml_rules_hash=aml_rules_hash
-            )
-        finally:
-            await stream_log.close()
-
-    def run() -> StartPoint | None:
-        try:
-            return asyncio.run(body())
-        except StreamNotFound as exc:  # no stream yet (a first start): nothing to start from
-            log.info("cluster_start_point_none", reason=str(exc))
-            return None
-        except UserError:  # NATS unreachable: one line now, not again after attach's wait
-            raise
-        except Exception as exc:  # NATS down, no permission: attach reports it properly
-            log.warning("cluster_start_point_unavailable", error=repr(exc))
-            return None
-
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="start-point") as pool:
-        return pool.submit(run).result()
+async def stored_points(stream_log: StreamLog, *, any_history: bool = False) -> set[int]:
+    """Stream sequences that have a read-model object already (with ``any_history``, for a
+    gateway without a history index, one of either kind)."""
+    suffixes = (SUFFIX, NO_HISTORY_SUFFIX) if any_history else (SUFFIX,)
+    return {int(n.rsplit(".", 1)[0]) for n in await list_names(stream_log) if n.endswith(suffixes)}

@@ -11,7 +11,7 @@ from typing import Any
 from gateway.demo import check_demo_allowed
 from gateway.history.writer import COMMIT_INTERVAL_S
 from gateway.ratelimit import Limits
-from gateway.store import MEMORY_ORDERS
+from gateway.store import HELD_ROWS, MEMORY_ORDERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +60,14 @@ class GatewayConfig:
     history_commit_interval_s: float = COMMIT_INTERVAL_S
     """The history index commits at most this often while rows trickle in (its rows are
     answered from memory until then); larger is less disk traffic beside the journal's fsync."""
+    history: str = "local"
+    """``serve --history``: ``local`` keeps the history index (SQLite) in this gateway;
+    ``pg`` (cluster mode only) keeps none and answers history from the PostgreSQL projection
+    of ``serve --ledger-dsn`` alone (docs/history.md, "Without a local index")."""
+    history_held_rows: int = HELD_ROWS
+    """``--history pg``: closed orders and trades held in memory while PostgreSQL's checkpoint
+    has not passed them, at most; past it they are dropped and history queries that would need
+    them are refused (-1008) until the checkpoint passes the point where they were dropped."""
 
     backoffice: bool = True
     """Mount the back office (``/api/v1/auth/...``, ``/api/v1/me...``: users and sessions)."""
@@ -71,3 +79,13 @@ class GatewayConfig:
 
     def __post_init__(self) -> None:
         check_demo_allowed(self.demo, self.custody, self.custody_signer)
+        assert self.history in HISTORY_MODES, self.history
+        assert self.history == "local" or self.cluster is not None, "checked by serve"
+
+    @property
+    def local_history(self) -> bool:
+        """This gateway keeps the SQLite history index (``--history local``)."""
+        return self.history == "local"
+
+
+HISTORY_MODES = ("local", "pg")

@@ -21,6 +21,10 @@ UNAUTHORIZED: Final = -1002
 TOO_MANY_REQUESTS: Final = -1003
 UNEXPECTED_RESP: Final = -1006
 TIMEOUT: Final = -1007
+HISTORY_UNAVAILABLE: Final = -1008
+"""A history query this gateway cannot answer completely now (``serve --history pg``: no
+local index, and PostgreSQL is absent, down or behind what memory holds); never a partial
+answer."""
 FILTER_FAILURE: Final = -1013
 UNSUPPORTED_ORDER: Final = -1014
 TOO_MANY_ORDERS: Final = -1015
@@ -136,6 +140,17 @@ def status_unknown(reason: str) -> ApiError:
         UNEXPECTED_RESP,
         f"Order status unknown: the server stopped taking commands ({reason}). Ask again "
         "after it restarts from its journal; do not resend the order.",
+        status=503,
+    )
+
+
+def history_unavailable(reason: str) -> ApiError:
+    """`HISTORY_UNAVAILABLE`: answering would need closed orders or trades this gateway does not
+    hold (``--history pg``), so it refuses instead of answering incompletely."""
+    return ApiError(
+        HISTORY_UNAVAILABLE,
+        f"Order history is not available on this server right now ({reason}). Open orders, "
+        "orders closed moments ago and balances are; ask again later or another server.",
         status=503,
     )
 

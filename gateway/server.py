@@ -138,7 +138,7 @@ async def serve_forever(
             )
             await metrics_runner.setup()
             await GuardedSite(metrics_runner, metrics_sock, r.caps).start()
-        if ledger_dsn:
+        if ledger_dsn and gw.node is not None:
             from gateway.ledgerfollower import LedgerFollower
 
             follower = LedgerFollower(
@@ -147,6 +147,9 @@ async def serve_forever(
             gw.health_checks["ledgerFollower"] = follower.status
             gw.ledger_follower = follower  # the ops overview reads its projection's lag
             follower.start()
+        if ledger_dsn:
+            # cluster mode: no local journal to follow; `ledger sync --nats --follow`, one per
+            # cluster, keeps the projection that history is read from
             await gw.start_pg_history(ledger_dsn)
         # only now, with the port bound: a refused bind never creates a secret nobody saw
         on_ready(r, await gw.ensure_demo_account())
@@ -218,6 +221,12 @@ def run_serve_cli(args: argparse.Namespace) -> int:
         raise UserError("--metrics-host needs --metrics-port", exit_code=2)
     _check_dsns(args)
     cluster = _check_nats(args)
+    if getattr(args, "history", "local") == "pg" and cluster is None:
+        raise UserError(
+            "--history pg needs cluster mode (--nats)",
+            hint="a single-process gateway keeps its local history index",
+            exit_code=2,
+        )
     custody = _checked_custody(args, data_dir, cluster)
     _check_data_dir_writable(data_dir)
     log.info(
@@ -385,6 +394,8 @@ def _serve(
         custody_signer=getattr(args, "custody_signer", False),
         history_memory_orders=getattr(args, "history_memory_orders", 50_000),
         history_retention_days=getattr(args, "history_retention_days", 90),
+        history=getattr(args, "history", "local"),
+        history_held_rows=getattr(args, "history_held_rows", 200_000),
         demo=getattr(args, "demo", False),
         metrics_separate=metrics_sock is not None,
         metrics_token=_metrics_token(args),

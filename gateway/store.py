@@ -68,6 +68,14 @@ PG_GAP_COMMANDS: Final = 50_000
 (docs/history.md#postgresql); past it, the local index answers until it catches up."""
 MEMORY_ORDERS: Final = 50_000
 """Default bound of the recently-closed-order cache (all accounts together; ~0.5 KB each)."""
+HELD_ROWS: Final = 200_000
+"""``--history pg``: closed orders and trades held for PostgreSQL at most (~0.5 KB each)."""
+EVICT_GUARD_COMMANDS: Final = 10_000
+"""``--history pg``: an order closed within this many commands of the newest batch stays in
+memory whatever the cache bound. With no local index, a request answered after its batch was
+applied (a cancel naming the order it closed, an order.place) can find its order only there;
+between the batch and the request's resumption the loop applies at most one socket read of
+the stream (32 KB, well under a thousand commands)."""
 
 Batch = tuple[int, int, Sequence[Any]]
 _MARKET: Final = int(OrderType.MARKET)
@@ -109,6 +117,9 @@ class Store(ReferenceFold, StoreQueries):
         those of later batches are all in memory (pending or cached)."""
         self.pg_seq: int | None = None
         """The PostgreSQL projection's checkpoint while it serves history (None: it does not)."""
+        self.held_rows = 0
+        """``--history pg``: closed orders and trades in the pending lists (held for
+        PostgreSQL), counted by `hold_for_pg` and `trim_for_pg`."""
         self.new_orders: list[OrderRecord] = []
         """Closed since the last `take_history` (for the index writer)."""
         self.new_trades: list[tuple[int, TradeRecord]] = []
@@ -409,24 +420,58 @@ class Store(ReferenceFold, StoreQueries):
         if pg is not None and bound - pg <= PG_GAP_COMMANDS:
             bound = min(bound, pg)
         if bound > self.trimmed_seq:
-            self.trimmed_seq = bound
-            done = []
-            for account_id in self._pending_accounts:
-                acct = self.accounts[account_id]
-                po, pt = acct.pending_orders, acct.pending_trades
-                while po and po[0][0] <= bound:
-                    po.popleft()
-                while pt and pt[0][0] <= bound:
-                    pt.popleft()
-                if not po and not pt:
-                    done.append(account_id)
-            self._pending_accounts.difference_update(done)
+            self._drop_pending(bound)
+        self._evict_closed(self.trimmed_seq)
+
+    def _drop_pending(self, bound: int) -> int:
+        """Closed rows of batches through ``bound`` leave the pending lists; returns how many."""
+        self.trimmed_seq = bound
+        done = []
+        dropped = 0
+        for account_id in self._pending_accounts:
+            acct = self.accounts[account_id]
+            po, pt = acct.pending_orders, acct.pending_trades
+            before = len(po) + len(pt)
+            while po and po[0][0] <= bound:
+                po.popleft()
+            while pt and pt[0][0] <= bound:
+                pt.popleft()
+            dropped += before - len(po) - len(pt)
+            if not po and not pt:
+                done.append(account_id)
+        self._pending_accounts.difference_update(done)
+        return dropped
+
+    def _evict_closed(self, through_seq: int) -> None:
+        """Closed orders beyond the cache bound leave ``orders``, oldest first, if they closed
+        in a batch through ``through_seq``."""
         recent, orders = self._recent, self.orders
-        while len(recent) > self.memory_orders and recent[0][0] <= self.trimmed_seq:
+        while len(recent) > self.memory_orders and recent[0][0] <= through_seq:
             _, oid = recent.popleft()
             o = orders.get(oid)
             if o is not None and not o.is_open:
                 del orders[oid]
+
+    def hold_for_pg(self) -> None:
+        """``--history pg`` (no local index): this batch's closed rows stay in the pending
+        lists only, for `trim_for_pg`; nothing is handed to an index writer."""
+        self.held_rows += len(self.new_orders) + len(self.new_trades)
+        self.new_orders, self.new_trades = [], []
+
+    def trim_for_pg(self, max_held_rows: int) -> None:
+        """``--history pg``: `trim` bounded by the PostgreSQL checkpoint alone. Held rows leave
+        memory once the checkpoint passes their batch; past ``max_held_rows`` all of them leave
+        at once (``trimmed_seq`` jumps to the newest batch), so `pg_serves` is false, and
+        history queries needing them are refused, until the checkpoint passes that point."""
+        bound = self.trimmed_seq
+        pg = self.pg_seq
+        if pg is not None and pg > bound:
+            bound = pg
+        if self.held_rows > max_held_rows:
+            bound = max(bound, self.last_seq)
+        if bound > self.trimmed_seq:
+            self.held_rows -= self._drop_pending(bound)
+        self._evict_closed(min(self.trimmed_seq, self.last_seq - EVICT_GUARD_COMMANDS))
 
     def drain(self) -> tuple[list[Report], dict[int, set[int]]]:
         reports, dirty = self.reports, self.dirty_balances

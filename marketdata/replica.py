@@ -26,7 +26,7 @@ from aiohttp import web
 from engine.follower import Follower
 from engine.replica import Applied
 from engine.streamlog import StreamLog, options_from_args
-from gateway.clustersnap import load_start_point
+from gateway.clusterstart import load_start_point
 from marketdata import snapshot as md_snapshot
 from marketdata.app import create_app
 from marketdata.service import MarketDataService
@@ -53,7 +53,7 @@ async def serve(args: argparse.Namespace) -> None:
     app.router.add_get("/ready", ready)
     stream_log = await StreamLog.connect(options, spec, create=False)
     try:
-        start = await load_start_point(stream_log, need_marketdata=True)
+        start = await load_start_point(stream_log, need_marketdata=True, need_history=False)
     except Exception as exc:  # e.g. a user without snapshot reads: replay the stream instead
         log.warning("cluster_start_point_unavailable", error=repr(exc))
         start = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -35,6 +36,14 @@ def kootabase(
         cwd=REPO,
         env={**os.environ, **(env or {}), "PYTHONPATH": str(REPO)},
     )
+
+
+def share_keys(first: Path, second: Path) -> None:
+    """A second in-process gateway (`tests.gateway_support.ServerThread` under ``second``)
+    takes the API keys of the first: the same key file and the same master key."""
+    (second / "data" / "gateway").mkdir(parents=True)
+    shutil.copy(first / "data" / "gateway" / "keys.json", second / "data" / "gateway" / "keys.json")
+    shutil.copytree(first / "secrets", second / "secrets")
 
 
 def unique_stream(prefix: str = "T") -> StreamSpec:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from engine.streamlog import NatsOptions, StreamLog
 from gateway.client import ClientError, WsApiClient
 from gateway.cluster import ClusterConfig
 from gateway.ratelimit import Limits
-from tests.cluster_support import LOCAL_NATS, kootabase, replay, stream_on
+from tests.cluster_support import LOCAL_NATS, kootabase, replay, share_keys, stream_on
 from tests.gateway_support import ServerThread, http
 
 REPO = Path(__file__).resolve().parent.parent
@@ -87,13 +86,7 @@ def test_two_gateway_replicas_one_stream(tmp_path: Path) -> None:
         a = ServerThread(tmp_path / "a", LOAD_LIMITS, cluster=cfg)
         b = None
         try:
-            # The second gateway shares the API keys (same key file, same master key).
-            (tmp_path / "b" / "data" / "gateway").mkdir(parents=True)
-            shutil.copy(
-                tmp_path / "a" / "data" / "gateway" / "keys.json",
-                tmp_path / "b" / "data" / "gateway" / "keys.json",
-            )
-            shutil.copytree(tmp_path / "a" / "secrets", tmp_path / "b" / "secrets")
+            share_keys(tmp_path / "a", tmp_path / "b")
             b = ServerThread(tmp_path / "b", LOAD_LIMITS, fixture_accounts=False, cluster=cfg)
             assert b.gw.first_start is None, "only the first gateway creates the demo account"
             assert b.gw.last_seq == a.gw.last_seq, "the second replica caught up at start"

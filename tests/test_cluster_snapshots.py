@@ -34,12 +34,15 @@ from tests.test_cluster_checks import _batches, _publish, _wait
 END_NS = 2**62
 
 
-async def _gateway(root: Path, name: str, spec: StreamSpec, **cluster: Any) -> tuple[Gateway, Any]:
+async def _gateway(
+    root: Path, name: str, spec: StreamSpec, *, history: str = "local", **cluster: Any
+) -> tuple[Gateway, Any]:
     gw = Gateway(
         GatewayConfig(
             data_dir=root / name,
             master_key_file=root / "secrets" / "master.key",
             cluster=ClusterConfig(stream=spec, **cluster),
+            history=history,
         )
     )
     return gw, await start(gw, "127.0.0.1", 0)

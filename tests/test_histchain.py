@@ -14,7 +14,7 @@ import pytest
 
 from engine.snapstore import SnapshotRefused, snapshot_bucket
 from engine.streamlog import NatsOptions, StreamLog, StreamSpec
-from gateway import clustersnap, histchain
+from gateway import clustersnap, clusterstart, histchain
 from gateway.history.index import HistoryIndex, order_row
 from gateway.history.writer import HistoryWriter
 from gateway.records import FILLED
@@ -81,9 +81,9 @@ def test_base_and_deltas_rebuild_the_index_and_a_bad_piece_is_refused(tmp_path: 
             await store.put(name, data)
         for i, (last_seq, refs, want) in enumerate(points):
             histchain.check_chain("rm", refs, last_seq)
-            db = await clustersnap.fetch_history(store, "rm", refs, last_seq)
+            db = await clusterstart.fetch_history(store, "rm", refs, last_seq)
             path = tmp_path / f"cold{i}.sqlite3"
-            clustersnap.install_history(path, db)
+            clusterstart.install_history(path, db)
             cold = HistoryIndex(path)
             assert cold.last_seq == last_seq
             assert _answers(cold) == want
@@ -97,10 +97,10 @@ def test_base_and_deltas_rebuild_the_index_and_a_bad_piece_is_refused(tmp_path: 
         damaged[-5] ^= 0xFF
         await store.put(refs[2].name, bytes(damaged))
         with pytest.raises(SnapshotRefused, match="hash"):
-            await clustersnap.fetch_history(store, "rm", refs, last_seq)
+            await clusterstart.fetch_history(store, "rm", refs, last_seq)
         await store.delete(refs[2].name)
         with pytest.raises(SnapshotRefused, match="missing"):
-            await clustersnap.fetch_history(store, "rm", refs, last_seq)
+            await clusterstart.fetch_history(store, "rm", refs, last_seq)
         # a replica whose chain names the pruned segment stores no read model on it, and its
         # next point ships a new base
         chain = histchain.HistoryChain(refs, last_seq)
@@ -143,7 +143,7 @@ def test_rows_are_applied_in_key_order_and_a_rewritten_key_keeps_its_last_versio
     image = histchain.apply_deltas(base, [(ref, histchain.open_segment(ref, data))], 2)
     index.close()
     path = tmp_path / "cold.sqlite3"
-    clustersnap.install_history(path, image)
+    clusterstart.install_history(path, image)
     cold = HistoryIndex(path)
     assert cold.order(7) == later and cold.order(1) is not None and cold.last_seq == 2
     assert [o.order_id for o in cold.orders(3, 0)] == [1, 3]

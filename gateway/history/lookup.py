@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from gateway import errors
 from gateway.history.pgreader import PG_ERRORS, PgHistory
 from gateway.records import OrderRecord, TradeRecord
 from gateway.store import Store
@@ -22,15 +23,38 @@ R = TypeVar("R", OrderRecord, TradeRecord)
 
 
 class HistoryLookup:
-    """Async front of `Store`'s queries; ``pg`` None: the local index only (embedded)."""
+    """Async front of `Store`'s queries; ``pg`` None: the local index only (embedded);
+    ``local`` False: no local index (``--history pg``), PostgreSQL or a refusal."""
 
-    def __init__(self, store: Store, pg: PgHistory | None = None) -> None:
+    def __init__(self, store: Store, pg: PgHistory | None = None, *, local: bool = True) -> None:
         self.store = store
         self.pg = pg
+        self.local = local
 
     def _pg(self) -> PgHistory | None:
         pg = self.pg
-        return pg if pg is not None and pg.serves() else None
+        if pg is not None and pg.serves():
+            return pg
+        if not self.local:
+            raise errors.history_unavailable(self._why_not())
+        return None
+
+    def _why_not(self) -> str:
+        pg, store = self.pg, self.store
+        if pg is None:
+            return "no --ledger-dsn: this server keeps no local history index (--history pg)"
+        if not pg.up:
+            return f"PostgreSQL history is not serving: {pg.state}"
+        return (
+            f"PostgreSQL's projection is at seq {store.pg_seq}, short of seq "
+            f"{store.trimmed_seq} through which this server's memory no longer holds history"
+        )
+
+    def _failed(self, pg: PgHistory, exc: BaseException) -> None:
+        """A PostgreSQL query failed: marked down; without a local index, refused."""
+        pg.down(exc)
+        if not self.local:
+            raise errors.history_unavailable(f"PostgreSQL query failed: {str(exc)[:200]}")
 
     async def _durable(
         self, account_id: int, query: Callable[[PgHistory], Awaitable[list[R]]]
@@ -42,7 +66,7 @@ class HistoryLookup:
         try:
             return await query(pg)
         except PG_ERRORS as exc:
-            pg.down(exc)
+            self._failed(pg, exc)
             return None
 
     async def order_of(self, account_id: int, order_id: int) -> OrderRecord | None:
@@ -54,7 +78,7 @@ class HistoryLookup:
         try:
             o = await pg.order(order_id)
         except PG_ERRORS as exc:
-            pg.down(exc)
+            self._failed(pg, exc)
             return store.order_of(account_id, order_id)
         return o if o is not None and o.account_id == account_id else None
 
@@ -69,7 +93,7 @@ class HistoryLookup:
         try:
             return await pg.latest_by_client_id(account_id, market_id, client_order_id)
         except PG_ERRORS as exc:
-            pg.down(exc)
+            self._failed(pg, exc)
             return store.find_by_client_id(account_id, market_id, client_order_id)
 
     async def orders_page(

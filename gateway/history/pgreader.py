@@ -107,6 +107,8 @@ class PgHistory:
         """Queries answered from PostgreSQL (tests, metrics)."""
         self.fallbacks = 0
         """Queries that failed here and were answered from the local index."""
+        self.fallback = "local index"
+        """What answers while PostgreSQL cannot (``--history pg``: nothing, a refusal)."""
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -132,10 +134,11 @@ class PgHistory:
         self.fallbacks += query
 
     def status(self) -> dict[str, object]:
-        """Always ``ok``: while PostgreSQL cannot serve, the local index answers."""
+        """Always ``ok`` (trading goes on): while PostgreSQL cannot serve, the local index
+        answers, or with ``--history pg`` history queries are refused (``source`` says so)."""
         return {
             "ok": True,
-            "source": "postgresql" if self.serves() else "local index",
+            "source": "postgresql" if self.serves() else self.fallback,
             "state": self.state,
             "seq": self.store.pg_seq,
         }
