@@ -21,6 +21,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,11 @@ class ClusterResult:
     orders_per_message: float = 0.0
     load_avg_1m: float = 0.0
     """The machine's 1-minute load average at the end of the load (other work on it)."""
+    client_late_p99_ms: float = 0.0
+    client_late_max_ms: float = 0.0
+    """Open loop: how late the load generator wrote orders after their scheduled time (p99
+    and worst, per write): its own share of the latencies, which run from the scheduled
+    time, so a starved generator shows here and not as a slow server."""
 
 
 async def _load(
@@ -57,11 +63,16 @@ async def _load(
     pids: dict[str, int],
     setup: str,
     stream: Any = None,
+    probe: Path | None = None,
 ) -> ClusterResult:
     load = _Load(conns, ids, 32, 20.0)
     seq0 = await stream.last_sequence() if stream is not None else 0
     cpu0 = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+    began = time.perf_counter()
     elapsed = await drive(load, offered, seconds)
+    if probe is not None:  # the window the probe's report reads (same clock as the gateways')
+        window = {"t0": began, "t1": time.perf_counter(), "offered": offered}
+        (probe / "window.json").write_text(json.dumps(window))
     n = len(load.latencies)
     messages = await stream.last_sequence() - seq0 if stream is not None else 0
     cpu = {
@@ -81,6 +92,8 @@ async def _load(
         messages,
         round(n / messages, 1) if messages else 0.0,
         round(os.getloadavg()[0], 1),
+        round(_pct(load.send_late_s, 0.99), 3) if load.send_late_s else 0.0,
+        round(max(load.send_late_s, default=0.0) * 1000, 3),
     )
 
 
@@ -91,6 +104,7 @@ def _run_setup(
     root: Path,
     gateway_args: list[str],
     offered: int = OFFERED,
+    probe: Path | None = None,
 ) -> list[ClusterResult]:
     from engine.streamlog import NatsOptions, StreamLog, StreamSpec
     from tests.cluster_procs import GatewayProc
@@ -110,6 +124,7 @@ def _run_setup(
                 spec.name,
                 replicas=replicas,
                 extra=list(gateway_args),
+                env=_probe_env(probe),
             )
             for i in (1, 2)
         )
@@ -143,7 +158,7 @@ def _run_setup(
             try:
                 await _load(conns, ids, 1_000, 1.0, pids, setup)  # warm-up (JIT, caches)
                 return [
-                    await _load(conns, ids, offered, seconds, pids, setup, stream),
+                    await _load(conns, ids, offered, seconds, pids, setup, stream, probe),
                     await _load(conns, ids, None, seconds, pids, setup, stream),
                 ]
             finally:
@@ -158,18 +173,47 @@ def _run_setup(
         cluster.stop()
 
 
+def _probe_env(probe: Path | None) -> dict[str, str]:
+    """A gateway's environment that loads `bench/tailprobe` (its ``sitecustomize``)."""
+    if probe is None:
+        return {}
+    probe_dir = Path(__file__).resolve().parent / "tailprobe"
+    repo = probe_dir.parent.parent
+    return {"KB_TAILPROBE": str(probe), "PYTHONPATH": os.pathsep.join((str(repo), str(probe_dir)))}
+
+
+def _clear_probe_dir(probe: Path) -> None:
+    """Create ``probe`` or empty it of an earlier run's files (before any process starts)."""
+    from engine.usererror import UserError
+
+    try:
+        probe.mkdir(parents=True, exist_ok=True)
+        for old in probe.glob("probe-*.txt"):
+            old.unlink()
+    except OSError as exc:
+        raise UserError(
+            f"cannot use {probe} for the probe's files: {exc.strerror}",
+            hint="pass a --probe directory you can write",
+        ) from None
+
+
 def run(
     seconds: float = 5.0,
     clients: int = 8,
     replicas: tuple[int, ...] = (3, 1),
     gateway_args: tuple[str, ...] = (),
     offered: int = OFFERED,
+    probe: Path | None = None,
 ) -> list[ClusterResult]:
+    if probe is not None:
+        _clear_probe_dir(probe)
     with tempfile.TemporaryDirectory(prefix="kootabase-clusterbench-") as tmp:
         return [
             result
             for r in replicas
-            for result in _run_setup(r, seconds, clients, Path(tmp), list(gateway_args), offered)
+            for result in _run_setup(
+                r, seconds, clients, Path(tmp), list(gateway_args), offered, probe
+            )
         ]
 
 
@@ -180,6 +224,7 @@ def run_cli(args: argparse.Namespace) -> int:
         replicas=tuple(args.replicas or (3, 1)),
         gateway_args=tuple(args.gateway_arg or ()),
         offered=args.offered,
+        probe=Path(args.probe) if args.probe else None,
     )
     if args.json:
         sys.stdout.write(json.dumps([asdict(r) for r in results], indent=2) + "\n")

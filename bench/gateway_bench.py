@@ -190,6 +190,10 @@ class _Load:
         self.draining = False
         self.last_reply = time.perf_counter()
         self.wake = asyncio.Event()
+        self.send_late_s: list[float] = []
+        """Open loop, per write: how late after its scheduled time the write's first order
+        went out (the generator's own delays: CPU it did not get, its own work; counted in
+        every latency, which runs from the scheduled time)."""
         for i, conn in enumerate(conns):
             conn.on_replies = functools.partial(self._replies, i)
             conn.on_failure = self.wake.set
@@ -261,6 +265,7 @@ class _Load:
                 for i in conns:
                     if bursts[i]:
                         self.conns[i].send_texts(bursts[i])
+                self.send_late_s.append(now - (t0 + n * interval))
                 n = due
             self.check(now)
             if n < total:  # at least OPEN_LOOP_TICK_S: fewer wake-ups and writes per order

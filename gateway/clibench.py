@@ -206,6 +206,12 @@ def add_bench_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
         help="extra argument of both gateways' `serve` (repeat; an A/B of a setting, e.g. "
         "--gateway-arg=--publish-linger-ms=0)",
     )
+    bench_cl.add_argument(
+        "--probe",
+        metavar="DIR",
+        help="record each gateway's loop lag and stall suspects into DIR (bench/tailprobe; "
+        "read with python -m bench.tailprobe_report DIR); the last setup's files stay",
+    )
     bench_hist = _bench(
         bench_sub,
         "history",

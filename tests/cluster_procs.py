@@ -37,6 +37,8 @@ class GatewayProc:
     stream: str
     replicas: int = 3
     extra: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    """Extra environment of the process (``bench cluster --probe``'s tail probe)."""
     port: int = 0
     proc: subprocess.Popen[str] | None = None
     creds: Credentials | None = None
@@ -78,7 +80,7 @@ class GatewayProc:
             stderr=open(self.root / "stderr.log", "w"),  # noqa: SIM115
             text=True,
             cwd=REPO,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
+            env={**os.environ, "PYTHONPATH": str(REPO), **self.env},
         )
         deadline = time.monotonic() + timeout_s
         while True:
