@@ -434,7 +434,7 @@ def history_page(
     and ``offset`` page, newest first. With ``startTime`` the page is the *oldest* rows from
     it, so a client syncing forward (``since`` = last seen + 1, ccxt's ``fetch_deposits``)
     never skips rows between pages; without it, the newest."""
-    from gateway.trading import MAX_TIME_MS
+    from gateway.tradequeries import MAX_TIME_MS
 
     start_ms = get_int(params, "startTime", lo=0, hi=MAX_TIME_MS)
     end_ms = get_int(params, "endTime", lo=0, hi=MAX_TIME_MS)

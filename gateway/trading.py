@@ -1,4 +1,5 @@
-"""Order entry and account queries, shared by the WS API and REST.
+"""Order entry (place, cancel, amend), shared by the WS API and REST; the queries are its base,
+`gateway.tradequeries`.
 
 Validation happens here, before anything is journaled: a request that the gateway can prove the
 engine would refuse (off-grid decimals, unknown symbol, missing parameters, an unknown order to
@@ -17,8 +18,6 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-import msgspec
-
 from engine.schema import (
     AmendOrder,
     CancelAll,
@@ -34,23 +33,20 @@ from engine.schema import (
     Side,
     Trade,
 )
-from gateway import clientids, errors, replace, wire, wireviews
+from gateway import clientids, errors, replace, wire
 from gateway.bridge import Bridge, Reply, Result, future_reply
 from gateway.clientids import ClientIdBook
-from gateway.history.index import NO_END
-from gateway.history.lookup import HistoryLookup
 from gateway.markets import Market
 from gateway.orderparams import parse_order, refuse_cancel_restrictions
-from gateway.params import get_bool, get_enum, get_int, get_str
+from gateway.params import get_enum, get_int
 from gateway.records import OrderRecord
 from gateway.store import Store
+from gateway.tradequeries import TradingQueries
 from gateway.wireviews import AckResult, PlacedResult
 
 RESP_TYPES: Final = frozenset({"ACK", "RESULT", "FULL"})
-MAX_TIME_MS: Final = NO_END // 1_000_000 - 1
 _STOPPED: Final = frozenset({MarketState.HALTED, MarketState.CANCEL_ONLY})
 """Market states the engine refuses an order for before it looks at the account's standing."""
-"""Largest startTime/endTime accepted (year 2116; keeps nanoseconds in 63 bits)."""
 Answer = Callable[[Any, "BaseException | None"], None]
 """(result, None) or (None, error): how the WS fast path hands a rendered answer back."""
 
@@ -59,14 +55,11 @@ def _fee(n: int, ppm: int) -> int:
     return (n // 1_000_000) * ppm + (n % 1_000_000) * ppm // 1_000_000
 
 
-class Trading:
+class Trading(TradingQueries):
+    """Order entry (place, cancel, amend, cancel-replace) over the queries of its base."""
+
     def __init__(self, store: Store, bridge: Bridge, ids: ClientIdBook) -> None:
-        self.store = store
-        self.bridge = bridge
-        self.ids = ids
-        self.history = HistoryLookup(store)
-        """order.status / allOrders / myTrades beyond memory (PostgreSQL attached by `serve
-        --ledger-dsn`, `gateway.server`)."""
+        super().__init__(store, bridge, ids)
         self.inflight: dict[int, int] = {}
         """account id -> commands queued or in the engine (the store is behind for it)."""
 
@@ -108,23 +101,6 @@ class Trading:
     def _quiet(self, account_id: int) -> bool:
         """True when the store is current for this account (no command in flight)."""
         return account_id not in self.inflight
-
-    def market(self, params: Mapping[str, Any], *, required: bool = True) -> Market | None:
-        symbol = get_str(params, "symbol", required=required)
-        if symbol is None:
-            return None
-        m = self.store.market(symbol)
-        if m is None:
-            raise errors.ApiError(errors.BAD_SYMBOL, "Invalid symbol.")
-        return m
-
-    def _client_id(self, params: Mapping[str, Any], name: str) -> tuple[str, int] | None:
-        s = params.get(name)
-        if s is None or s == "":
-            return None
-        if not isinstance(s, str) or not clientids.CLIENT_ID_RE.fullmatch(s):
-            raise errors.illegal(name, clientids.CLIENT_ID_LEGAL)
-        return s, clientids.encode(s)
 
     def _target(
         self,
@@ -361,105 +337,6 @@ class Trading:
         """``order.cancelReplace``: one journaled CancelReplaceOrder (`gateway.replace`)."""
         return await replace.cancel_replace(self, account_id, params)
 
-    # ---- queries --------------------------------------------------------------------------
-
-    def _require_running(self) -> None:
-        """Order and trade queries while the node is stopped answer "status unknown" (issue 11):
-        the read model may lack commands the journal holds, so "does not exist" (or a history
-        without the last fills) could be false."""
-        failure = self.bridge.failure
-        if failure is not None:
-            raise errors.status_unknown(failure)
-
-    async def order_status(self, account_id: int, params: Mapping[str, Any]) -> dict[str, Any]:
-        self._require_running()
-        m = self.market(params)
-        assert m is not None
-        oid = get_int(params, "orderId", lo=1)
-        cid = self._client_id(params, "origClientOrderId")
-        o: OrderRecord | None = None
-        history = self.history
-        if oid is not None:
-            o = await history.order_of(account_id, oid)
-        elif cid is not None:
-            o = await history.find_by_client_id(account_id, m.market_id, cid[1])
-            auto = clientids.AUTO_RE.fullmatch(cid[0])
-            if o is None and auto is not None:
-                o = await history.order_of(account_id, int(auto.group(1)))
-        else:
-            raise errors.ApiError(
-                errors.MANDATORY_PARAM,
-                "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
-            )
-        if o is None or o.market_id != m.market_id:
-            raise errors.ApiError(errors.NO_SUCH_ORDER, "Order does not exist.")
-        return wire.order(o, m, self.ids)
-
-    def open_orders(self, account_id: int, params: Mapping[str, Any]) -> list[Any]:
-        self._require_running()
-        m = self.market(params, required=False)
-        acct = self.store.accounts.get(account_id)
-        if acct is None:
-            return []
-        out = []
-        for o in sorted(acct.open_orders.values(), key=lambda o: o.order_id):
-            if m is None or o.market_id == m.market_id:
-                out.append(wire.order(o, self.store.markets[o.market_id], self.ids))
-        return out
-
-    async def all_orders(self, account_id: int, params: Mapping[str, Any]) -> msgspec.Raw:
-        """allOrders over the whole history. With ``orderId`` or ``startTime`` the oldest
-        matching orders from there (ascending): what an incremental sync pages with; without
-        either, the newest ``limit`` (ascending), as the dialect defines it."""
-        self._require_running()
-        m = self.market(params)
-        assert m is not None
-        from_id, start_ns, end_ns, limit, newest = _page(params, "orderId")
-        rows = await self.history.orders_page(
-            account_id,
-            m.market_id,
-            from_id=from_id,
-            start_ns=start_ns,
-            end_ns=end_ns,
-            limit=limit,
-            newest=newest,
-        )
-        return wireviews.orders_json(rows, m, self.ids)
-
-    async def my_trades(self, account_id: int, params: Mapping[str, Any]) -> msgspec.Raw:
-        """myTrades, same paging rule as `all_orders` (``fromId`` is a trade id); with
-        ``orderId`` the trades of that order."""
-        self._require_running()
-        m = self.market(params)
-        assert m is not None
-        oid = get_int(params, "orderId", lo=1)
-        from_id, start_ns, end_ns, limit, newest = _page(params, "fromId")
-        if oid is not None and from_id:
-            raise errors.ApiError(
-                errors.INVALID_PARAMETER, "fromId and orderId cannot be sent together."
-            )
-        rows = await self.history.trades_page(
-            account_id,
-            m.market_id,
-            order_id=oid,
-            from_id=from_id,
-            start_ns=start_ns,
-            end_ns=end_ns,
-            limit=limit,
-            newest=newest and oid is None,
-        )
-        return wireviews.trades_json(rows, m)
-
-    def account(
-        self, account_id: int, params: Mapping[str, Any], can_trade: bool, can_withdraw: bool
-    ) -> dict[str, Any]:
-        omit = get_bool(params, "omitZeroBalances")
-        if account_id not in self.store.accounts:
-            raise errors.ApiError(
-                errors.REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.", 401
-            )
-        return wire.account(self.store, account_id, can_trade, can_withdraw, omit)
-
 
 class _PlaceReply:
     """The bridge's reply to a fast-path order (`Trading.place_submit`): settles the account's
@@ -489,23 +366,6 @@ class _PlaceReply:
             self.answer(None, exc)
             return
         self.answer(result, None)
-
-
-def _page(params: Mapping[str, Any], id_name: str) -> tuple[int, int, int, int, bool]:
-    """(from_id, start_ns, end_ns, limit, newest) of a history query."""
-    given_id = get_int(params, id_name, lo=0)
-    from_id = given_id or 0
-    start_ms = get_int(params, "startTime", lo=0, hi=MAX_TIME_MS)
-    end_ms = get_int(params, "endTime", lo=0, hi=MAX_TIME_MS)
-    limit = get_int(params, "limit", default=500, lo=1, hi=1000) or 500
-    if start_ms is not None and end_ms is not None and end_ms < start_ms:
-        raise errors.ApiError(
-            errors.INVALID_PARAMETER, "startTime must be less than or equal to endTime."
-        )
-    start_ns = (start_ms or 0) * 1_000_000
-    end_ns = NO_END if end_ms is None else end_ms * 1_000_000 + 999_999
-    newest = given_id is None and start_ms is None
-    return from_id, start_ns, end_ns, limit, newest
 
 
 def _raise(exc: Exception) -> Any:
