@@ -10,7 +10,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from gateway import auth, errors, fees
+import msgspec
+
+from gateway import auth, errors, fees, placeparams
 from gateway.keys import ApiKey
 from gateway.params import get_bool, get_int
 
@@ -26,6 +28,16 @@ Submit = Callable[["Session", "ApiKey", dict[str, Any], "Answer"], None]
 
 
 @dataclass(frozen=True, slots=True)
+class TypedParams:
+    """A method's params decoded into a Struct (`gateway.placeparams`): ``decode`` gives the
+    Struct or None (the method then takes the dict path, whose errors are the answers);
+    ``submit`` is `MethodSpec.submit` for the Struct, with the raw params for its own fallback."""
+
+    decode: Callable[[msgspec.Raw], Any]
+    submit: Callable[[Session, ApiKey, Any, msgspec.Raw, Answer], None]
+
+
+@dataclass(frozen=True, slots=True)
 class MethodSpec:
     weight: int
     permission: str | None
@@ -33,6 +45,8 @@ class MethodSpec:
     fn: Handler
     submit: Submit | None = None
     """Fast path: validate and queue synchronously; the answer comes from the batch loop."""
+    typed: TypedParams | None = None
+    """Fast path for well-formed params, decoded typed; the others take ``submit``."""
     single_use: bool = False
     """A signed request for it is accepted once (the replay guard, `gateway.auth`): methods
     that change state, and ``session.logon`` (a replayed logon would open a session)."""
@@ -160,6 +174,12 @@ def place_submit(s: Session, key: ApiKey, p: dict[str, Any], answer: Answer) -> 
     s.gw.trading.place_submit(key.account_id, p, answer)
 
 
+def place_submit_typed(
+    s: Session, key: ApiKey, p: placeparams.PlaceParams, raw: msgspec.Raw, answer: Answer
+) -> None:
+    s.gw.trading.place_submit_typed(key.account_id, p, raw, answer)
+
+
 async def test(s: Session, key: ApiKey | None, p: dict[str, Any]) -> Any:
     return await s.gw.trading.place(_acct(key), p, test=True)
 
@@ -262,7 +282,9 @@ WS_METHODS: Final[dict[str, MethodSpec]] = {
     "session.logon": MethodSpec(2, "read", False, logon, single_use=True),
     "session.status": MethodSpec(2, None, False, status),
     "session.logout": MethodSpec(2, None, False, logout),
-    "order.place": MethodSpec(1, "trade", True, place, place_submit),
+    "order.place": MethodSpec(
+        1, "trade", True, place, place_submit, TypedParams(placeparams.decode, place_submit_typed)
+    ),
     "order.test": MethodSpec(1, "trade", False, test),
     "order.cancel": MethodSpec(1, "trade", False, cancel),
     "order.cancelReplace": MethodSpec(1, "trade", True, cancel_replace),

@@ -17,6 +17,8 @@ UINT_RE: Final = re.compile(r"[0-9]{1,19}")
 """ASCII digits only, used with ``fullmatch`` (``str.isdigit`` accepts ``²`` and ``٣``, and a
 ``$`` anchor accepts a trailing newline)."""
 MAX_INT64: Final = (1 << 63) - 1
+MAX_STR_LEN: Final = 128
+"""Longest string parameter `get_str` takes (a symbol)."""
 
 
 def get_str(params: Mapping[str, Any], name: str, *, required: bool = True) -> str | None:
@@ -25,7 +27,7 @@ def get_str(params: Mapping[str, Any], name: str, *, required: bool = True) -> s
         if required:
             raise errors.mandatory(name)
         return None
-    if not isinstance(v, str) or len(v) > 128:
+    if not isinstance(v, str) or len(v) > MAX_STR_LEN:
         raise errors.illegal(name, "string")
     return v
 

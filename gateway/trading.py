@@ -18,6 +18,8 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+import msgspec
+
 from engine.schema import (
     AmendOrder,
     CancelAll,
@@ -35,10 +37,11 @@ from engine.schema import (
 )
 from gateway import clientids, errors, replace, wire
 from gateway.bridge import Bridge, Reply, Result, future_reply
-from gateway.clientids import ClientIdBook
+from gateway.clientids import CLIENT_ID_RE, ClientIdBook
 from gateway.markets import Market
-from gateway.orderparams import parse_order, refuse_cancel_restrictions
-from gateway.params import get_enum, get_int
+from gateway.orderparams import OrderSpec, parse_order, refuse_cancel_restrictions
+from gateway.params import MAX_STR_LEN, get_enum, get_int
+from gateway.placeparams import PlaceParams, fast_spec
 from gateway.records import OrderRecord
 from gateway.store import Store
 from gateway.tradequeries import TradingQueries
@@ -161,10 +164,21 @@ class Trading(TradingQueries):
                 required=False,
                 default=spec.default_response,
             )
+        cmd = self._command(account_id, m, spec, cid, precheck)
+        return m, cmd, cid[0] if cid else None, resp
+
+    def _command(
+        self,
+        account_id: int,
+        m: Market,
+        spec: OrderSpec,
+        cid: tuple[str, int] | None,
+        precheck: bool,
+    ) -> PlaceOrder:
         cmd = spec.command(account_id, m.market_id, cid[1] if cid else 0)
         if precheck and self._quiet(account_id):
             self._precheck(account_id, m, cmd, cid)
-        return m, cmd, cid[0] if cid else None, resp
+        return cmd
 
     def _precheck(
         self, account_id: int, m: Market, cmd: PlaceOrder, cid: tuple[str, int] | None
@@ -201,6 +215,45 @@ class Trading(TradingQueries):
         no task and no future per request, a direct call when the batch is acknowledged).
         Validation errors raise here, before anything is queued."""
         m, cmd, cid, resp = self.build_place(account_id, params)
+        self._queue_place(account_id, m, cmd, cid, resp, answer)
+
+    def place_submit_typed(
+        self, account_id: int, p: PlaceParams, raw: msgspec.Raw, answer: Answer
+    ) -> None:
+        """`place_submit` for params decoded by `gateway.placeparams`: whatever
+        `build_place_typed` leaves goes to `place_submit` with ``raw`` decoded as a dict, so
+        its answer (any refusal among it) is the dict path's, word for word."""
+        built = self.build_place_typed(account_id, p)
+        if built is None:
+            self.place_submit(account_id, msgspec.json.decode(raw), answer)
+            return
+        self._queue_place(account_id, *built, answer)
+
+    def build_place_typed(
+        self, account_id: int, p: PlaceParams, *, precheck: bool = True
+    ) -> tuple[Market, PlaceOrder, str | None, str] | None:
+        """`build_place` of a well-formed order from the Struct's attributes, or None when
+        the dict path must decide (`placeparams.fast_spec`). The store's prechecks raise as
+        in `build_place`: they come after every parameter check there too."""
+        symbol = p.symbol
+        m = self.store.market(symbol) if len(symbol) <= MAX_STR_LEN else None
+        spec = None if m is None else fast_spec(m, p)
+        cid_str = p.newClientOrderId
+        if m is None or spec is None or not (cid_str is None or CLIENT_ID_RE.fullmatch(cid_str)):
+            return None
+        cid = None if cid_str is None else (cid_str, clientids.encode(cid_str))
+        cmd = self._command(account_id, m, spec, cid, precheck)
+        return m, cmd, cid_str, p.newOrderRespType or spec.default_response
+
+    def _queue_place(
+        self,
+        account_id: int,
+        m: Market,
+        cmd: PlaceOrder,
+        cid: str | None,
+        resp: str,
+        answer: Answer,
+    ) -> None:
         if cid is not None:
             self.ids.remember(cid, cmd.client_order_id)
         self._track(account_id)

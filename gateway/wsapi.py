@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import struct
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
@@ -48,7 +49,9 @@ class _Envelope(msgspec.Struct, gc=False):
 
     id: Any = None
     method: Any = None
-    params: Any = None
+    params: msgspec.Raw = msgspec.Raw()
+    """Left undecoded here (its syntax is checked): decoded once the method is known, typed
+    for a method that has a Struct for its params (`handlers.MethodSpec.typed`)."""
 
 
 _decode_envelope = msgspec.json.Decoder(_Envelope).decode
@@ -185,16 +188,23 @@ def _dispatch(session: Session, raw: str) -> tuple[Any, Any, Any, Any, Any] | No
             except (msgspec.DecodeError, ValueError):
                 raise _invalid_json() from None
             raise errors.ApiError(errors.MANDATORY_PARAM, "Malformed request: not an object.")
+        method = msg.method
+        spec = handlers.WS_METHODS.get(method) if isinstance(method, str) else None
+        raw_params = msg.params
+        typed = None if spec is None or spec.typed is None else spec.typed.decode(raw_params)
+        params: Any = None
+        if typed is None and raw_params:
+            try:  # before the id's check, as when the whole frame was decoded at once
+                params = _decode(raw_params)
+            except (msgspec.DecodeError, ValueError):  # e.g. a number out of range
+                raise _invalid_json() from None
         if not _valid_id(msg.id):
             raise errors.ApiError(errors.INVALID_PARAMETER, "Invalid request id.")
         req_id = msg.id
-        method = msg.method
-        params = msg.params
         if params is None:
             params = {}
         if not isinstance(params, dict):
             raise errors.ApiError(errors.MANDATORY_PARAM, "Malformed request: 'params'.")
-        spec = handlers.WS_METHODS.get(method) if isinstance(method, str) else None
         if spec is None:
             raise errors.ApiError(errors.MANDATORY_PARAM, "Unknown method.")
         now = auth.now_ms()
@@ -202,11 +212,15 @@ def _dispatch(session: Session, raw: str) -> tuple[Any, Any, Any, Any, Any] | No
         limiter = gw.limiter
         window, weight = limiter.weigh(session.ip, key_id, spec.weight, now)
         limits = [window.describe_json(weight)]
-        key = _authenticate(session, spec, params, now)
+        key = _authenticate(session, spec, params if typed is None else typed.timing(), now)
         if spec.orders and key is not None:
             n10, nday = limiter.count_order(session.ip, key.account_id, now)
             limits.append(limiter.orders_10s.describe_json(n10))
             limits.append(limiter.orders_day.describe_json(nday))
+        if typed is not None:
+            assert key is not None and spec.typed is not None
+            spec.typed.submit(session, key, typed, raw_params, _Answer(session, req_id, limits))
+            return None
         if spec.submit is None:
             return req_id, limits, spec, key, params
         assert key is not None
@@ -267,8 +281,10 @@ async def _request(
 
 
 def _authenticate(
-    session: Session, spec: handlers.MethodSpec, params: dict[str, Any], now: int
+    session: Session, spec: handlers.MethodSpec, params: Mapping[str, Any], now: int
 ) -> ApiKey | None:
+    """``params``: the request's, or for typed params only their ``timestamp`` and
+    ``recvWindow`` (typed params are never signed ones, `gateway.placeparams.decode`)."""
     if spec.permission is None:
         return None
     gw = session.gw

@@ -326,3 +326,71 @@ def test_cancel_replace_and_cancel_all(server: ServerThread) -> None:
             assert await c.open_orders("LTCUSDT") == []
 
     run(body())
+
+
+_ORDER = {
+    "symbol": "BTCUSDT",
+    "side": "BUY",
+    "type": "LIMIT",
+    "timeInForce": "IOC",  # at 1 USDT nothing fills and nothing rests
+    "quantity": "10",
+    "price": "1",
+    "newOrderRespType": "ACK",
+}
+_TS = "Timestamp for this request is outside of the recvWindow."
+_ORDER_PLACE_ANSWERS: list[tuple[dict[str, Any], int, str | None]] = [  # params, code, msg
+    ({}, 0, None),
+    ({"timestamp": "NOW", "recvWindow": 5000}, 0, None),
+    ({"strategyId": 5, "newClientOrderId": "ws-typed-1"}, 0, None),
+    ({"newOrderRespType": "", "selfTradePreventionMode": ""}, 0, None),
+    ({"stopPrice": "0", "icebergQty": 0}, 0, None),
+    ({"timestamp": 1_000}, -1021, _TS),
+    ({"timestamp": "NOW", "recvWindow": 0}, -1131, "recvWindow must be less than 60000"),
+    ({"timestamp": None}, -1102, "Mandatory parameter 'timestamp' was not sent, was empty/null"),
+    ({"timestamp": "NOW", "recvWindow": "x"}, -1100, "Illegal characters found in parameter 'r"),
+    ({"price": 1.5}, -1100, "Illegal characters found in parameter 'price'"),
+    ({"side": "buy"}, -1117, "Invalid side."),
+    ({"selfTradePreventionMode": "TRANSFER"}, -1013, "This symbol does not allow the specif"),
+    ({"newClientOrderId": "bad id"}, -1100, "Illegal characters found in parameter 'newCl"),
+    ({"symbol": ""}, -1102, "Mandatory parameter 'symbol' was not sent"),
+    ({"timeInForce": None}, -1102, "Mandatory parameter 'timeInForce' was not sent"),
+    ({"type": "LIMIT_MAKER"}, -1106, "Parameter 'timeInForce' sent when not required."),
+]
+
+
+def test_order_place_answers_on_a_logged_on_session(server: ServerThread) -> None:
+    """order.place's params are decoded typed when well formed (`gateway.placeparams`) and as
+    a dict otherwise: these answers, on a logged-on session with and without ``timestamp``,
+    are the dict path's (pinned before the typed path existed). A number the JSON decoder
+    refuses inside params is invalid JSON even in a parameter order.place ignores."""
+    from gateway.client.ws import _payload
+
+    acc = server.accounts
+    with ws_connect(server.ws_api) as ws:
+        logon: dict[str, Any] = {"apiKey": acc.demo.api_key, "timestamp": int(time.time() * 1e3)}
+        logon["signature"] = acc.demo.sign(_payload(logon))
+        ws.send(json.dumps({"id": 0, "method": "session.logon", "params": logon}))
+        assert json.loads(ws.recv(timeout=5))["status"] == 200
+        for i, (change, code, msg) in enumerate(_ORDER_PLACE_ANSWERS):
+            params = {**_ORDER, **change}
+            if params.get("timestamp") == "NOW":
+                params["timestamp"] = int(time.time() * 1e3)
+            params = {k: v for k, v in params.items() if v is not None or k == "timestamp"}
+            ws.send(json.dumps({"id": i, "method": "order.place", "params": params}))
+            reply = json.loads(ws.recv(timeout=5))
+            assert reply["id"] == i, reply
+            if code == 0:
+                assert reply["status"] == 200 and reply["result"]["orderId"] > 0, (change, reply)
+            else:
+                assert reply["error"]["code"] == code, (change, reply)
+                assert reply["error"]["msg"].startswith(msg or ""), (change, reply)
+        good = json.dumps(_ORDER)[:-1]
+        for frame in (
+            '{"id":1,"method":"order.place","params":' + good + ',"x":1e999}}',
+            '{"id":true,"method":"order.place","params":{"a":-1e999}}',
+            '{"id":2,"method":"order.place","params":' + good + ',"price":1e400}}',
+        ):
+            ws.send(frame)
+            raw = ws.recv(timeout=5)
+            assert isinstance(raw, str) and raw.startswith('{"id":null,"status":400,'), raw
+            assert json.loads(raw)["error"]["msg"] == "Malformed request: invalid JSON.", raw
