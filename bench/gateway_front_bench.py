@@ -21,6 +21,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -116,15 +117,21 @@ async def _measure(orders: int) -> dict[str, Any]:
         return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--orders", type=int, default=61_440)
+def run_cli(doc: str, measure: Callable[[int], Awaitable[dict[str, Any]]], orders: int) -> None:
+    """``--orders N`` (default ``orders``), one JSON line of ``measure(N)`` (also
+    `bench.gateway_request_bench`'s)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--orders", type=int, default=orders)
     args = parser.parse_args()
     from engine.logsetup import configure_logging
 
     configure_logging("warning")
-    print(json.dumps(asyncio.run(_measure(args.orders))), flush=True)
+    print(json.dumps(asyncio.run(measure(args.orders))), flush=True)
     os._exit(0)  # the gateway's threads and server are not worth an orderly stop here
+
+
+def main() -> None:
+    run_cli(__doc__, _measure, 61_440)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,6 @@ other processes (contention only ever adds), the median is printed beside it.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
 import os
 import tempfile
 import time
@@ -23,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.gateway_bench import funded_gateway
-from bench.gateway_front_bench import _TAILS, _Sink
+from bench.gateway_front_bench import _TAILS, _Sink, run_cli
 
 ROUND_ORDERS = 10_000
 
@@ -57,14 +54,7 @@ async def _measure(orders: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--orders", type=int, default=200_000)
-    args = parser.parse_args()
-    from engine.logsetup import configure_logging
-
-    configure_logging("warning")
-    print(json.dumps(asyncio.run(_measure(args.orders))), flush=True)
-    os._exit(0)  # the gateway's threads and server are not worth an orderly stop here
+    run_cli(__doc__, _measure, 200_000)
 
 
 if __name__ == "__main__":
