@@ -88,18 +88,23 @@ def amend_check(sp, cr):
     tick = st.mkt[m, M_TICK]
     lot = st.mkt[m, M_LOT]
     qtl = st.mkt[m, M_QTL]
-    if new_price < 0 or new_price > MAX:
-        return REJ_INVALID_PRICE, -1, 0, 0, 0
-    if new_price != 0 and new_price % tick != 0:
-        return REJ_PRICE_OFF_TICK, -1, 0, 0, 0
-    if new_qty < 0 or new_qty > MAX:
-        return REJ_INVALID_QTY, -1, 0, 0, 0
-    if new_qty != 0 and new_qty % lot != 0:
-        return REJ_QTY_OFF_LOT, -1, 0, 0, 0
     cur_p = st.ords[s, O_PRICE]
     cur_q = st.ords[s, O_QTY]
-    p = new_price // tick if new_price != 0 else cur_p
-    q = new_qty // lot if new_qty != 0 else cur_q
+    # One division per field (x % d == x - (x // d) * d), as in `place_fields`.
+    if new_price < 0 or new_price > MAX:
+        return REJ_INVALID_PRICE, -1, 0, 0, 0
+    p = cur_p
+    if new_price != 0:
+        p = new_price // tick
+        if new_price - p * tick != 0:
+            return REJ_PRICE_OFF_TICK, -1, 0, 0, 0
+    if new_qty < 0 or new_qty > MAX:
+        return REJ_INVALID_QTY, -1, 0, 0, 0
+    q = cur_q
+    if new_qty != 0:
+        q = new_qty // lot
+        if new_qty - q * lot != 0:
+            return REJ_QTY_OFF_LOT, -1, 0, 0, 0
     if st.mkt[m, M_MAXQ] != 0 and q > st.mkt[m, M_MAXQ]:
         return REJ_TOO_LARGE, -1, 0, 0, 0
     if p == cur_p and q == cur_q:

@@ -226,7 +226,7 @@ def place(sp, cr):
         s = new_slot(st.ords, st.olnk, st.ofree, st.ctr, cr, p, left, keep)
         if s < 0:
             return
-        display = cr[R_DISPLAY] // lot
+        display = cr[R_DISPLAY] // lot if cr[R_DISPLAY] != 0 else 0  # no division when 0
         st.ords[s, O_DISPLAY] = display
         st.ords[s, O_VISIBLE] = left if display == 0 or left < display else display
         rest_order(sp, s)

@@ -234,18 +234,20 @@ def place_fields(sp, cr):
     p = 0
     q = 0
     if not is_market_kind(otype):
+        # One division per field: x % d == x - (x // d) * d for every int x and d != 0, and
+        # numba's // and % are two divisions (their sign fix-ups keep LLVM from merging them).
         if price < 1 or price > MAX:
             return REJ_INVALID_PRICE, 0, 0
-        if price % tick != 0:
+        p = price // tick
+        if price - p * tick != 0:
             return REJ_PRICE_OFF_TICK, 0, 0
         if qty < 1 or qty > MAX:
             return REJ_INVALID_QTY, 0, 0
-        if qty % lot != 0:
+        q = qty // lot
+        if qty - q * lot != 0:
             return REJ_QTY_OFF_LOT, 0, 0
         if quote_qty != 0:
             return REJ_INVALID_QTY, 0, 0
-        p = price // tick
-        q = qty // lot
         if not notional_fits(p, q, qtl):
             return REJ_NOTIONAL_OVERFLOW, 0, 0
         if p * q * qtl < mkt[m, M_MIN_NOTIONAL]:
@@ -261,11 +263,11 @@ def place_fields(sp, cr):
         if not by_quote:
             if qty < 1 or qty > MAX:
                 return REJ_INVALID_QTY, 0, 0
-            if qty % lot != 0:
+            q = qty // lot
+            if qty - q * lot != 0:
                 return REJ_QTY_OFF_LOT, 0, 0
             if quote_qty != 0:
                 return REJ_INVALID_QTY, 0, 0
-            q = qty // lot
         else:
             if qty != 0 or quote_qty < 1 or quote_qty > MAX:
                 return REJ_INVALID_QTY, 0, 0
