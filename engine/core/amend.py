@@ -26,7 +26,7 @@ from engine.core.codes import (
 )
 from engine.core.events import emit_amended, emit_rejected, hold_in_row
 from engine.core.handlers import find_target
-from engine.core.kernelapi import kernel, load_state
+from engine.core.kernelapi import kernel, load_state, nonneg
 from engine.core.layout import (
     A_FROZEN,
     B_AVAILABLE,
@@ -80,13 +80,15 @@ def amend_check(sp, cr):
     reason = preamble(sp, a, m, True)
     if reason != 0:
         return reason, -1, 0, 0, 0
+    a = nonneg(a)
+    m = nonneg(m)
     s = find_target(sp, a, m, cr[R_ORDER_ID], cr[R_TARGET_COID])
     if s < 0:
         return REJ_UNKNOWN_ORDER, -1, 0, 0, 0
     if k_pending(st.olnk, s):
         return REJ_INVALID_AMEND, -1, 0, 0, 0
-    tick = st.mkt[m, M_TICK]
-    lot = st.mkt[m, M_LOT]
+    tick = nonneg(st.mkt[m, M_TICK])  # >= 1: unsigned division
+    lot = nonneg(st.mkt[m, M_LOT])  # >= 1: unsigned division
     qtl = st.mkt[m, M_QTL]
     cur_p = st.ords[s, O_PRICE]
     cur_q = st.ords[s, O_QTY]
@@ -158,6 +160,9 @@ def amend(sp, cr):
     if reason != 0:
         emit_rejected(st.ev, st.ctr, seq, a, m, cr[R_ORDER_ID], cr[R_TARGET_COID], reason)
         return
+    a = nonneg(a)  # valid now (amend_check)
+    m = nonneg(m)
+    s = nonneg(s)
     oid = st.ords[s, O_ID]
     side = k_side(st.olnk, s)
     asset = st.mkt[m, M_QUOTE] if side == BUY else st.mkt[m, M_BASE]

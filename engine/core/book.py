@@ -19,7 +19,7 @@ from numba.extending import intrinsic
 
 from engine.core.codes import BUY
 from engine.core.hashindex import coid_delete, coid_insert, oid_delete, oid_insert
-from engine.core.kernelapi import kernel, load_state
+from engine.core.kernelapi import kernel, load_state, nonneg
 from engine.core.layout import (
     A_HEAD,
     A_OPEN,
@@ -99,6 +99,7 @@ def side_key(side, price):
 @kernel
 def level_pos(bkp, bkn, sx, key):
     """Lower bound: first position whose key is >= ``key`` (== bkn[sx] if none)."""
+    sx = nonneg(sx)
     n = bkn[sx]
     # Most activity is at the top of the book, i.e. at the end of the array.
     if n == 0 or bkp[sx, n - 1] < key:
@@ -117,6 +118,7 @@ def level_pos(bkp, bkn, sx, key):
 @kernel
 def level_find(bkl, bkp, bkn, sx, side, price):
     """Level id of ``price`` on side ``sx``, or -1."""
+    sx = nonneg(sx)
     key = side_key(side, price)
     pos = level_pos(bkp, bkn, sx, key)
     if pos < bkn[sx] and bkp[sx, pos] == key:
@@ -126,6 +128,7 @@ def level_find(bkl, bkp, bkn, sx, side, price):
 
 @kernel
 def best_level(bkl, bkn, sx):
+    sx = nonneg(sx)
     n = bkn[sx]
     if n == 0:
         return -1
@@ -144,6 +147,7 @@ def check_not_crossed(lvl, bkl, bkn, ctr, m):
 @kernel
 def level_get_or_add(lvl, bkl, bkp, bkn, lfree, ctr, sx, side, price):
     """Level id of ``price`` on side ``sx``, created (empty) if absent; -1 on exhaustion."""
+    sx = nonneg(sx)
     key = side_key(side, price)
     n = bkn[sx]
     pos = level_pos(bkp, bkn, sx, key)
@@ -176,6 +180,8 @@ def level_get_or_add(lvl, bkl, bkp, bkn, lfree, ctr, sx, side, price):
 @kernel
 def level_drop(lvl, bkl, bkp, bkn, lfree, ctr, sx, side, lv):
     """Remove the (empty) level ``lv`` from side ``sx`` and free its id."""
+    sx = nonneg(sx)
+    lv = nonneg(lv)
     n = bkn[sx]
     if n > 0 and bkl[sx, n - 1] == lv:
         pos = n - 1  # the best level: the common case
@@ -197,6 +203,8 @@ def level_drop(lvl, bkl, bkp, bkn, lfree, ctr, sx, side, lv):
 @kernel
 def queue_push(lvl, olnk, lv, s):
     """Append slot ``s`` at the back of level ``lv`` (lowest time priority)."""
+    lv = nonneg(lv)
+    s = nonneg(s)
     tail = lvl[lv, V_TAIL]
     olnk[s, K_LEVEL] = lv
     olnk[s, K_PREV] = tail
@@ -210,6 +218,8 @@ def queue_push(lvl, olnk, lv, s):
 
 @kernel
 def queue_unlink(lvl, olnk, lv, s):
+    lv = nonneg(lv)
+    s = nonneg(s)
     prev = olnk[s, K_PREV]
     nxt = olnk[s, K_NEXT]
     if prev < 0:
@@ -226,8 +236,9 @@ def queue_unlink(lvl, olnk, lv, s):
 def rest_order(sp, s):
     """Put slot ``s`` (price, qty, side, market set) at the back of its price level."""
     st = load_state(sp)
+    s = nonneg(s)
     side = k_side(st.olnk, s)
-    sx = 2 * st.olnk[s, K_MARKET] + side
+    sx = nonneg(2 * st.olnk[s, K_MARKET] + side)
     lv = level_get_or_add(
         st.lvl, st.bkl, st.bkp, st.bkn, st.lfree, st.ctr, sx, side, st.ords[s, O_PRICE]
     )
@@ -240,7 +251,8 @@ def rest_order(sp, s):
 def unrest_order(sp, s):
     """Take slot ``s`` out of its level; drop the level if it becomes empty."""
     st = load_state(sp)
-    lv = st.olnk[s, K_LEVEL]
+    s = nonneg(s)
+    lv = nonneg(st.olnk[s, K_LEVEL])
     queue_unlink(st.lvl, st.olnk, lv, s)
     st.olnk[s, K_LEVEL] = -1
     if st.lvl[lv, V_HEAD] < 0:
@@ -283,11 +295,12 @@ def open_order(sp, s):
     olnk = st.olnk
     acct = st.acct
     ctr = st.ctr
+    s = nonneg(s)
     mask = ctr[CF_HASH_MASK]
     oid_insert(st.oidx, ords, mask, s)
     if ords[s, O_COID] != 0:
         coid_insert(st.idx, ords, olnk, mask, s)
-    a = olnk[s, K_ACCOUNT]
+    a = nonneg(olnk[s, K_ACCOUNT])
     tail = acct[a, A_TAIL]
     olnk[s, K_APREV] = tail
     olnk[s, K_ANEXT] = -1
@@ -304,13 +317,14 @@ def open_order(sp, s):
 def forget_order(sp, s):
     """Undo `open_order` (the slot is already out of its level) and free the slot."""
     st = load_state(sp)
+    s = nonneg(s)
     mask = st.ctr[CF_HASH_MASK]
     ok = oid_delete(st.oidx, st.ords, mask, s)
     if st.ords[s, O_COID] != 0:
         ok = coid_delete(st.idx, st.ords, st.olnk, mask, s) and ok
     if not ok:
         fail(st.ctr, ERR_INDEX)
-    a = st.olnk[s, K_ACCOUNT]
+    a = nonneg(st.olnk[s, K_ACCOUNT])
     prev = st.olnk[s, K_APREV]
     nxt = st.olnk[s, K_ANEXT]
     if prev < 0:
@@ -323,6 +337,6 @@ def forget_order(sp, s):
         st.olnk[nxt, K_APREV] = prev
     st.acct[a, A_OPEN] -= 1
     st.ctr[C_OPEN_ORDERS] -= 1
-    st.ofree[st.ctr[C_ORDER_FREE]] = s
+    st.ofree[nonneg(st.ctr[C_ORDER_FREE])] = s
     st.ctr[C_ORDER_FREE] += 1
     st.ords[s, O_ID] = 0  # a free slot (the GTD sweep scans slots)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from engine.core.book import fail
 from engine.core.codes import P_ORDER_HOLD, P_ORDER_RELEASE
-from engine.core.kernelapi import kernel
+from engine.core.kernelapi import kernel, nonneg
 from engine.core.layout import (
     B_AVAILABLE,
     B_HELD_ORDERS,
@@ -32,7 +32,7 @@ from engine.core.layout import (
 
 @kernel
 def next_row(ev, ctr, kind, seq):
-    r = ctr[C_EV_POS]
+    r = nonneg(ctr[C_EV_POS])
     ctr[C_EV_POS] = r + 1
     ev[r, E_KIND] = kind
     ev[r, E_SEQ] = seq
@@ -111,6 +111,8 @@ def hold_in_row(ev, ctr, bal, r, account, asset, amount):
     if amount == 0:
         ev[r, H_TXN] = 0
         return
+    account = nonneg(account)
+    asset = nonneg(asset)
     ev[r, H_TXN] = new_txn(ctr)
     ev[r, H_ASSET] = asset
     ev[r, H_AMOUNT] = amount

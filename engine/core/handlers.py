@@ -32,7 +32,7 @@ from engine.core.codes import (
 )
 from engine.core.events import emit_order_end, emit_rejected, hold_in_row, hold_txn, next_row
 from engine.core.hashindex import coid_find, oid_find
-from engine.core.kernelapi import kernel, load_state
+from engine.core.kernelapi import kernel, load_state, nonneg
 from engine.core.layout import (
     A_HEAD,
     C_FIFO_HEAD,
@@ -127,6 +127,8 @@ def place(sp, cr):
     if reason != 0:
         emit_rejected(st.ev, st.ctr, seq, a, m, 0, cr[R_COID], reason)
         return
+    a = nonneg(a)  # valid now (place_check)
+    m = nonneg(m)
     side = cr[R_SIDE]
     otype = cr[R_TYPE]
     tif = cr[R_TIF]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.core.kernelapi import kernel
+from engine.core.kernelapi import kernel, nonneg
 from engine.core.layout import K_ACCOUNT, O_COID, O_ID
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -68,14 +68,15 @@ def oid_home(fp, mask):
 @kernel
 def oid_find(oidx, ords, mask, oid):
     """Slot of the open order ``oid``, or -1."""
+    mask = nonneg(mask)
     fp = oid & FP_MASK
-    i = oid_home(fp, mask)
+    i = nonneg(oid_home(fp, mask))
     while True:
         e = oidx[i]
         if e == 0:
             return -1
         if (e >> 32) == fp:
-            s = (e & SLOT_MASK) - 1
+            s = nonneg((e & SLOT_MASK) - 1)
             if ords[s, O_ID] == oid:
                 return s
         i = (i + 1) & mask
@@ -84,8 +85,10 @@ def oid_find(oidx, ords, mask, oid):
 @kernel
 def oid_insert(oidx, ords, mask, slot):
     """Index ``slot`` under its order id (which must not be indexed yet)."""
+    mask = nonneg(mask)
+    slot = nonneg(slot)
     fp = ords[slot, O_ID] & FP_MASK
-    i = oid_home(fp, mask)
+    i = nonneg(oid_home(fp, mask))
     while oidx[i] != 0:
         i = (i + 1) & mask
     oidx[i] = (fp << 32) | (slot + 1)
@@ -94,8 +97,10 @@ def oid_insert(oidx, ords, mask, slot):
 @kernel
 def oid_delete(oidx, ords, mask, slot):
     """Remove ``slot`` from the index; False if it was not there."""
+    mask = nonneg(mask)
+    slot = nonneg(slot)
     fp = ords[slot, O_ID] & FP_MASK
-    i = oid_home(fp, mask)
+    i = nonneg(oid_home(fp, mask))
     target = (fp << 32) | (slot + 1)
     while True:
         e = oidx[i]

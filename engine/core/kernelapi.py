@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -136,6 +137,30 @@ def row_ref(typingctx, c, i):  # type: ignore[no-untyped-def]
             [args[1], context.get_constant(types.intp, 0)],
             wraparound=False,
         )
+
+    return sig, codegen
+
+
+@intrinsic
+def nonneg(typingctx, x):  # type: ignore[no-untyped-def]
+    """``x`` unchanged, with the promise to LLVM that it is >= 0 (``llvm.assume``).
+
+    numba wraps every signed array index (``i < 0 ? i + shape : i``: a shift, an and, an add
+    and a load of the shape) unless LLVM can prove the index non-negative. Slots, level ids,
+    accounts and markets that the caller has already validated (or read from a link that is
+    >= 0 when followed) are passed through this at the top of the hot kernels, so the
+    wraparound folds away. A negative ``x`` here is a bug (undefined behaviour, as an
+    out-of-bounds index already is: kernels run without bounds checks).
+    """
+    sig = x(x)
+
+    def codegen(context, builder, signature, args):
+        value = args[0]
+        assume = builder.module.declare_intrinsic(
+            "llvm.assume", fnty=ir.FunctionType(ir.VoidType(), [ir.IntType(1)])
+        )
+        builder.call(assume, [builder.icmp_signed(">=", value, value.type(0))])
+        return value
 
     return sig, codegen
 

@@ -38,7 +38,7 @@ from engine.core.events import (
     next_row,
     post_release,
 )
-from engine.core.kernelapi import kernel, load_state
+from engine.core.kernelapi import kernel, load_state, nonneg
 from engine.core.layout import (
     B_AVAILABLE,
     B_HELD_ORDERS,
@@ -128,10 +128,12 @@ def execute_trade(
     the maker's hold and queue updates. Returns what leaves the taker's hold (buy: notional +
     taker fee in quote atoms; sell: base atoms)."""
     st = load_state(sp)
+    ms = nonneg(ms)
+    m = nonneg(m)
     price = st.ords[ms, O_PRICE]
     qtl = st.mkt[m, M_QTL]
-    base = st.mkt[m, M_BASE]
-    quote = st.mkt[m, M_QUOTE]
+    base = nonneg(st.mkt[m, M_BASE])
+    quote = nonneg(st.mkt[m, M_QUOTE])
     n = price * f * qtl  # <= the maker's notional <= MAX
     base_atoms = f * st.mkt[m, M_LOT]
     maker_fee = fee(n, st.mkt[m, M_MAKER_PPM])
@@ -142,7 +144,8 @@ def execute_trade(
     if st.mkt[m, M_BURST_FIRST] == 0:
         st.mkt[m, M_BURST_FIRST] = price
     st.mkt[m, M_BURST_LAST] = price
-    maker_acct = st.olnk[ms, K_ACCOUNT]
+    maker_acct = nonneg(st.olnk[ms, K_ACCOUNT])
+    taker_acct = nonneg(taker_acct)
     r = next_row(st.ev, st.ctr, EV_TRADE, seq)
     st.ev[r, 2] = trade_id
     st.ev[r, 3] = m
@@ -277,7 +280,8 @@ def match(
     """The matching loop (PlaceOrder step 5); ``lim`` = limit or protection price (0 = none).
     Returns (left, budget, hold, steps, stop, trades)."""
     st = load_state(sp)
-    opp = 2 * m + 1 - side
+    m = nonneg(m)
+    opp = nonneg(2 * m + 1 - side)
     max_fills = st.ctr[CF_MAX_FILLS]
     cost_per_tick_lot = st.mkt[m, M_QTL]
     taker_ppm = st.mkt[m, M_TAKER_PPM]
@@ -297,12 +301,12 @@ def match(
         if n_levels == 0:
             stop = STOP_BOOK_EMPTY
             break
-        lv = st.bkl[opp, n_levels - 1]
+        lv = nonneg(st.bkl[opp, n_levels - 1])
         price = st.lvl[lv, V_PRICE]
         if lim > 0 and ((side == BUY and price > lim) or (side == SELL and price < lim)):
             stop = STOP_LIMIT
             break
-        ms = st.lvl[lv, V_HEAD]
+        ms = nonneg(st.lvl[lv, V_HEAD])
         maker_qty = st.ords[ms, O_VISIBLE]
         if quote_bounded:
             f = lots_for_budget(price * cost_per_tick_lot, taker_ppm, budget, maker_qty)

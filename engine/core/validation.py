@@ -62,7 +62,7 @@ from engine.core.codes import (
     TRAIL_MARKET,
 )
 from engine.core.hashindex import coid_find
-from engine.core.kernelapi import kernel, load_state
+from engine.core.kernelapi import kernel, load_state, nonneg
 from engine.core.layout import (
     A_EXISTS,
     A_FROZEN,
@@ -207,7 +207,7 @@ def over_tier_limit(sp, m, otype, p, q, quote_qty, limit):
 def place_fields(sp, cr):
     """PlaceOrder checks 2-3. Returns (reason, p, q)."""
     mkt = load_state(sp).mkt
-    m = cr[R_MARKET]
+    m = nonneg(cr[R_MARKET])  # valid: the preamble passed
     side = cr[R_SIDE]
     otype = cr[R_TYPE]
     tif = cr[R_TIF]
@@ -228,8 +228,8 @@ def place_fields(sp, cr):
             return REJ_EXPIRY, 0, 0
     elif expire != 0:
         return REJ_EXPIRY, 0, 0
-    tick = mkt[m, M_TICK]
-    lot = mkt[m, M_LOT]
+    tick = nonneg(mkt[m, M_TICK])  # >= 1 (market creation): unsigned division
+    lot = nonneg(mkt[m, M_LOT])  # >= 1 (market creation): unsigned division
     qtl = mkt[m, M_QTL]
     p = 0
     q = 0
@@ -321,6 +321,8 @@ def place_check(sp, cr):
     reason = preamble(sp, a, m, True)
     if reason != 0:
         return reason, 0, 0, 0
+    a = nonneg(a)
+    m = nonneg(m)
     if st.acct[a, A_FROZEN] != 0:
         return REJ_FROZEN, 0, 0, 0
     state = st.mkt[m, M_STATE]
