@@ -57,7 +57,12 @@ from gateway.clioperator import (
     add_ledger_commands,
     add_staff_commands,
 )
-from gateway.clustercli import add_cluster_commands, add_nats_options
+from gateway.clustercli import (
+    PUBLISH_INTERVAL_MS,
+    PUBLISH_LINGER_MS,
+    add_cluster_commands,
+    add_nats_options,
+)
 from gateway.limits import add_limit_options
 from gateway.serveconfig import effective, parse_with_config
 
@@ -175,18 +180,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--publish-linger-ms",
         type=non_negative_float(1_000),
-        default=2.0,
+        default=PUBLISH_LINGER_MS,
         metavar="MS",
         help="cluster mode: while a batch is in flight, how long the next may wait for more "
-        "orders before it is published (default: 2; 0 = at once)",
+        f"orders before it is published (default: {PUBLISH_LINGER_MS:g}; 0 = at once)",
     )
     serve.add_argument(
         "--publish-interval-ms",
         type=non_negative_float(100),
-        default=0.0,
+        default=PUBLISH_INTERVAL_MS,
         metavar="MS",
         help="cluster mode: at least this long between two command batches this gateway "
-        "publishes; orders arriving meanwhile go out together (default: 0 = no floor)",
+        "publishes; orders arriving meanwhile go out together, the first order of an idle "
+        f"gateway at once (default: {PUBLISH_INTERVAL_MS:g}; 0 = no floor)",
     )
     add_limit_options(serve)
     _add_serve_security(serve)

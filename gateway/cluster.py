@@ -24,6 +24,7 @@ from engine.service import DEMO_COMMANDS
 from engine.streamlog import NatsOptions, StreamLog, StreamSpec
 from gateway import clustersnap, readmodel
 from gateway.clusterbridge import ClusterBridge
+from gateway.clustercli import PUBLISH_INTERVAL_MS, PUBLISH_LINGER_MS
 from gateway.clustersnap import history_image
 from gateway.clusterstart import StartPoint, fetch_start_point, install_history
 from gateway.histchain import HistoryChain
@@ -43,10 +44,10 @@ class ClusterConfig:
     stream: StreamSpec = field(default_factory=StreamSpec)
     max_inflight: int = 8
     """Batches published and not yet acknowledged, at most (pipelining depth)."""
-    publish_linger_s: float = 0.002
+    publish_linger_s: float = PUBLISH_LINGER_MS / 1000
     """While a batch is in flight, how long the next may wait for more requests (or an ack)
     before it is published anyway (`gateway.clusterbridge`); 0 publishes at once."""
-    publish_interval_s: float = 0.0
+    publish_interval_s: float = PUBLISH_INTERVAL_MS / 1000
     """At least this long between two publishes of this gateway (0: no such floor); requests
     arriving meanwhile join the next batch (`gateway.clusterbridge`)."""
     start_from_snapshot: bool = True
