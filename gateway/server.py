@@ -138,6 +138,8 @@ async def serve_forever(
             )
             await metrics_runner.setup()
             await GuardedSite(metrics_runner, metrics_sock, r.caps).start()
+        # The follower projects the local journal; a cluster gateway (no node) has none: there
+        # `ledger sync --nats --follow`, one per cluster, keeps the projection read below.
         if ledger_dsn and gw.node is not None:
             from gateway.ledgerfollower import LedgerFollower
 
@@ -147,9 +149,7 @@ async def serve_forever(
             gw.health_checks["ledgerFollower"] = follower.status
             gw.ledger_follower = follower  # the ops overview reads its projection's lag
             follower.start()
-        if ledger_dsn:
-            # cluster mode: no local journal to follow; `ledger sync --nats --follow`, one per
-            # cluster, keeps the projection that history is read from
+        if ledger_dsn:  # history read from the projection, in both modes
             await gw.start_pg_history(ledger_dsn)
         # only now, with the port bound: a refused bind never creates a secret nobody saw
         on_ready(r, await gw.ensure_demo_account())
