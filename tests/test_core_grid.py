@@ -42,6 +42,18 @@ def near_grid(draw: st.DrawFn, step: int) -> int:
     return draw(st.one_of(st.just(k * step + r), edge).filter(lambda v: -(2**63) <= v < 2**63))
 
 
+def _gtc_limit(side: int, price_atoms: int, qty_atoms: int) -> PlaceOrder:
+    return PlaceOrder(
+        account_id=1,
+        market_id=0,
+        side=side,
+        order_type=int(OrderType.LIMIT),
+        time_in_force=int(TimeInForce.GTC),
+        price_atoms=price_atoms,
+        qty_atoms=qty_atoms,
+    )
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.data())
 def test_grid_checks_equal_reference(data: st.DataObject) -> None:
@@ -66,27 +78,11 @@ def test_grid_checks_equal_reference(data: st.DataObject) -> None:
         Deposit(account_id=1, asset_id=0, amount_atoms=MAX_AMOUNT_ATOMS, deposit_key="b"),
         Deposit(account_id=1, asset_id=1, amount_atoms=MAX_AMOUNT_ATOMS, deposit_key="q"),
         # a resting order on the grid for the amends to aim at (order id = its sequence, 7)
-        PlaceOrder(
-            account_id=1,
-            market_id=0,
-            side=side,
-            order_type=int(OrderType.LIMIT),
-            time_in_force=int(TimeInForce.GTC),
-            price_atoms=tick,
-            qty_atoms=lot,
-        ),
+        _gtc_limit(side, tick, lot),
     ]
     for _ in range(3):
         records.append(
-            PlaceOrder(
-                account_id=1,
-                market_id=0,
-                side=side,
-                order_type=int(OrderType.LIMIT),
-                time_in_force=int(TimeInForce.GTC),
-                price_atoms=data.draw(near_grid(tick), "price"),
-                qty_atoms=data.draw(near_grid(lot), "qty"),
-            )
+            _gtc_limit(side, data.draw(near_grid(tick), "price"), data.draw(near_grid(lot), "qty"))
         )
         records.append(
             AmendOrder(
