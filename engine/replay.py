@@ -21,11 +21,12 @@ import structlog
 from engine.core.adminrows import parse_admin
 from engine.core.cmdrows import buffer_rows, payload_rows
 from engine.core.compiled import CompiledEngine
+from engine.core.imagebytes import image_state_hash
 from engine.core.layout import R_SEQ
 from engine.datadir import require_journal_dir
 from engine.journal import Record, SegmentJournal
 from engine.journalscan import RecordBatch
-from engine.schema import EngineConfig, decode_command, state_hash
+from engine.schema import EngineConfig, decode_command
 from engine.snapshot import SnapshotError, latest_valid, list_snapshots, read_snapshot
 from engine.usererror import UserError
 
@@ -150,7 +151,7 @@ def _merge_slow(
 
 
 def _check_checkpoint(engine: CompiledEngine, seq: int, checkpoints: dict[int, str]) -> None:
-    actual = state_hash(engine.image())
+    actual = image_state_hash(engine)
     if actual != checkpoints[seq]:
         raise ReplayMismatch(
             f"state hash after seq {seq} is {actual}, the snapshot recorded {checkpoints[seq]}"
@@ -193,7 +194,7 @@ def replay(
         journal.close()
     verified = sum(1 for seq in checkpoints if first <= seq <= engine.last_seq)
     return ReplayResult(
-        first, engine.last_seq, commands, seconds, state_hash(engine.image()), verified
+        first, engine.last_seq, commands, seconds, image_state_hash(engine), verified
     )
 
 
