@@ -64,6 +64,7 @@ from gateway.clustercli import (
     add_nats_options,
 )
 from gateway.limits import add_limit_options
+from gateway.memorybounds import HELD_ROWS, MEMORY_ORDERS
 from gateway.serveconfig import effective, parse_with_config
 
 
@@ -144,9 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--history-memory-orders",
         type=_non_negative_int,
-        default=50_000,
+        default=MEMORY_ORDERS,
         metavar="N",
-        help="recently closed orders cached in memory, all accounts (default: 50000; "
+        help=f"recently closed orders cached in memory, all accounts (default: {MEMORY_ORDERS}; "
         "docs/history.md)",
     )
     serve.add_argument(
@@ -170,11 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--history-held-rows",
         type=_non_negative_int,
-        default=200_000,
+        default=HELD_ROWS,
         metavar="N",
         help="--history pg: closed orders and trades held in memory until PostgreSQL has them, "
-        "at most (default: 200000, ~100 MB); past it history queries needing them are "
-        "refused (-1008) until the projection catches up",
+        f"at most (default: {HELD_ROWS}, ~{HELD_ROWS // 2_000} MB); past it history queries "
+        "needing them are refused (-1008) until the projection catches up",
     )
     add_nats_options(serve)
     serve.add_argument(

@@ -10,8 +10,8 @@ from typing import Any
 
 from gateway.demo import check_demo_allowed
 from gateway.history.writer import COMMIT_INTERVAL_S
+from gateway.memorybounds import HELD_ROWS, MEMORY_ORDERS
 from gateway.ratelimit import Limits
-from gateway.store import HELD_ROWS, MEMORY_ORDERS
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from gateway.gctune import end_serving, tune_for_serving
 from gateway.health import EXIT_FAIL_CLOSED
 from gateway.keys import NewKey
 from gateway.listen import bind_listener
+from gateway.memorybounds import HELD_ROWS, MEMORY_ORDERS
 from gateway.serverlog import ServerLog
 
 if TYPE_CHECKING:  # importing the gateway compiles the engine: `serve` checks mistakes first
@@ -392,10 +393,10 @@ def _serve(
         master_key_file=getattr(args, "master_key_file", None),
         custody=custody,
         custody_signer=getattr(args, "custody_signer", False),
-        history_memory_orders=getattr(args, "history_memory_orders", 50_000),
+        history_memory_orders=getattr(args, "history_memory_orders", MEMORY_ORDERS),
         history_retention_days=getattr(args, "history_retention_days", 90),
         history=getattr(args, "history", "local"),
-        history_held_rows=getattr(args, "history_held_rows", 200_000),
+        history_held_rows=getattr(args, "history_held_rows", HELD_ROWS),
         demo=getattr(args, "demo", False),
         metrics_separate=metrics_sock is not None,
         metrics_token=_metrics_token(args),

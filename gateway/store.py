@@ -45,6 +45,7 @@ from engine.schema import (
     ExpireReason as ER,
 )
 from gateway.markets import Asset, Market
+from gateway.memorybounds import MEMORY_ORDERS
 from gateway.records import (
     CANCELED,
     EXPIRED,
@@ -66,10 +67,6 @@ if TYPE_CHECKING:
 PG_GAP_COMMANDS: Final = 50_000
 """Commands the PostgreSQL history may trail the local index with memory holding the gap
 (docs/history.md#postgresql); past it, the local index answers until it catches up."""
-MEMORY_ORDERS: Final = 50_000
-"""Default bound of the recently-closed-order cache (all accounts together; ~0.5 KB each)."""
-HELD_ROWS: Final = 200_000
-"""``--history pg``: closed orders and trades held for PostgreSQL at most (~0.5 KB each)."""
 EVICT_GUARD_COMMANDS: Final = 10_000
 """``--history pg``: an order closed within this many commands of the newest batch stays in
 memory whatever the cache bound. With no local index, a request answered after its batch was
