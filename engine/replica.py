@@ -31,7 +31,7 @@ Derivation, per stream message (stream sequence ``s``, stream timestamp ``t``):
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 import structlog
@@ -47,6 +47,9 @@ from engine.schema import (
     encode_command,
     state_hash,
 )
+
+if TYPE_CHECKING:
+    from engine.core.digest import DigestInput
 
 log = structlog.get_logger(__name__)
 
@@ -188,6 +191,13 @@ class Replica:
         from engine.core.digest import checkpoint_digest
 
         return checkpoint_digest(self.engine)
+
+    def checkpoint_input(self) -> DigestInput:
+        """The copies `checkpoint_digest` hashes (`engine.core.digest.capture`), for hashing
+        on another thread: the cross-check's checkpoints."""
+        from engine.core.digest import capture
+
+        return capture(self.engine)
 
     def apply(self, msg: StreamMessage) -> Applied | None:
         """Apply the next stream message; None for a redelivery of one already applied."""

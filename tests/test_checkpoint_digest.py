@@ -12,7 +12,7 @@ import msgspec
 from hypothesis import given, settings
 
 from engine.core.compiled import CompiledEngine
-from engine.core.digest import checkpoint_digest
+from engine.core.digest import capture, checkpoint_digest, finish
 from engine.schema import EngineConfig, StateImage
 from tests.streams import Record, command_streams
 
@@ -69,3 +69,21 @@ def test_digest_changes_with_any_part_of_the_state(records: list[Record]) -> Non
     for other in _changed(image):
         assert other != image
         assert checkpoint_digest(CompiledEngine.from_image(other)) != digest
+
+
+@settings(max_examples=25, deadline=None)
+@given(command_streams(max_commands=80, issue3=True))
+def test_captured_state_hashes_to_its_point_after_the_engine_moved_on(
+    records: list[Record],
+) -> None:
+    """The cross-check copies the state at a checkpoint (`capture`) and hashes it on another
+    thread (`finish`) while the replica applies the next messages: the copies must not be
+    views the engine still writes."""
+    eng = CompiledEngine(CONFIG)
+    half = len(records) // 2
+    eng.process(records[:half])
+    at_point = checkpoint_digest(eng)
+    captured = capture(eng)
+    eng.process(records[half:])
+    assert finish(captured) == at_point
+    assert finish(capture(eng)) == checkpoint_digest(eng)

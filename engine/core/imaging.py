@@ -255,18 +255,24 @@ def order_columns(eng: CompiledEngine) -> np.ndarray:
     allocation-independent: what `build_image` writes and `engine.core.digest` hashes)."""
     a = eng._a
     slots = ordered_slots(eng)
-    o = a.ords[slots]
-    lk = a.olnk[slots].astype(np.int64)
+    return order_rows(a.ords[slots], a.olnk[slots], a.mkt)
+
+
+def order_rows(o: np.ndarray, olnk: np.ndarray, mkt: np.ndarray) -> np.ndarray:
+    """`order_columns` from the order and link rows of the resting orders in book order and
+    the market table: plain arrays, so `engine.core.digest` can finish a checkpoint from
+    copies on another thread while the engine goes on."""
+    lk = olnk.astype(np.int64)
     mk = lk[:, K_MARKET]
     fl = unpack_flags(lk[:, K_FLAGS])
-    lots = a.mkt[mk, M_LOT]
+    lots = mkt[mk, M_LOT]
     cols = (
         o[:, O_ID],
         lk[:, K_ACCOUNT],
         mk,
         fl["side"],
         fl["type"],
-        o[:, O_PRICE] * a.mkt[mk, M_TICK],
+        o[:, O_PRICE] * mkt[mk, M_TICK],
         o[:, O_QTY] * lots,
         o[:, O_HOLD],
         o[:, O_COID],
