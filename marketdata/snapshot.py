@@ -12,6 +12,8 @@ history length. The image is taken between batches: no pending taker, no trade r
 
 from __future__ import annotations
 
+from typing import cast
+
 import msgspec
 
 from engine.schema import MarketCreated
@@ -103,7 +105,10 @@ def image(state: MarketDataState) -> MarketDataImage:
         ]
         t = m.ticker
         ticker = TickerImage(
-            [(e.ts_ns, e.trade_id, e.price, e.qty, e.quote) for e in t._trades],
+            # `_Entry` is an array-like Struct of these five fields: it encodes to the same
+            # bytes as the tuple, without a tuple built per trade of the day (the bulk of a
+            # read-model snapshot's time on the loop, ~9 ms at 25,000 trades)
+            cast(list[tuple[int, int, int, int, int]], list(t._trades)),
             t._prev_close,
             t._now_ns,
         )
