@@ -17,7 +17,7 @@ record is `_body_offset(version)`). The audit chain's digests are not checked he
 from __future__ import annotations
 
 import platform
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +58,8 @@ CRC_TABLES = _crc_tables()
 RECORD_HEADER_BYTES = RECORD_HEADER.size
 _SEGMENT_HEADER_BYTES = SEGMENT_HEADER.size
 CRC_START = _CRC_START
+CHUNK_BYTES = 1 << 20
+"""How much of a segment `iterate_batches` reads at a time (see `_segment_batches`)."""
 
 #: `scan_records` outcomes.
 SCAN_MORE = 0
@@ -165,14 +167,17 @@ def _i64(buf, p):  # pragma: no cover - njit
 
 @njit(cache=True, nogil=True)
 def scan_records(
-    buf, offset, seq, start, end, payload_at, out_seq, out_ts, out_start, out_end, t
+    buf, offset, seq, start, end, payload_at, out_seq, out_ts, out_start, out_end, t, final
 ):  # pragma: no cover - njit
-    """Walk records of one segment buffer from ``offset`` (holding sequence ``seq``).
+    """Walk records of a stretch of one segment's bytes from ``offset`` (holding ``seq``).
 
     Records below ``start`` are skipped unchecked (as `read_from` does); from ``start`` on,
     each record's CRC32C and sequence are checked and its sequence, timestamp and payload
     bounds written to the output arrays, until ``end`` is written, the arrays are full or the
-    buffer ends. Returns (status, records written, offset and sequence to resume from).
+    buffer ends. ``final``: the buffer ends where the segment ended at open, so a record cut
+    by its end is corruption; otherwise the segment continues after it and the cut record is
+    where the next stretch starts (SCAN_EOF at its offset). Returns (status, records written,
+    offset and sequence to resume from).
     """
     size = len(buf)
     n = 0
@@ -180,10 +185,12 @@ def scan_records(
     while offset < size:
         if n == cap:
             return SCAN_MORE, n, offset, seq
+        if not final and offset + RECORD_HEADER_BYTES > size:
+            return SCAN_EOF, n, offset, seq
         length = _u32(buf, offset)
         body_end = offset + RECORD_HEADER_BYTES + length
         if body_end > size:
-            return SCAN_CORRUPT, n, offset, seq
+            return (SCAN_CORRUPT if final else SCAN_EOF), n, offset, seq
         if seq >= start:
             crc = _u32(buf, offset + 4)
             if crc32c(buf, offset + CRC_START, body_end, t) != crc:
@@ -234,37 +241,77 @@ def iterate_batches(
     start: int,
     end: int,
     max_records: int,
+    chunk_bytes: int | None = None,
 ) -> Iterator[RecordBatch]:
     """`engine.journal.SegmentJournal.read_batches`'s walk: the records ``start..end`` of
     ``plan`` (segments from the one at ``offset`` holding ``seq``), at most ``max_records``
     per batch (a batch never spans segments). Each segment's bytes from ``offset`` to its
-    size at open are read once; every record is checked as `read_from` checks it."""
-    assert max_records > 0
+    size at open are read once, in stretches of about ``chunk_bytes`` (`_segment_batches`);
+    every record is checked as `read_from` checks it."""
+    chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+    assert max_records > 0 and chunk_bytes > 0
     for n, (path, first_seq, size, version) in enumerate(plan):
         if n > 0:
             assert seq == first_seq, f"{path}: segment starts at {first_seq}, not {seq}"
             offset = _SEGMENT_HEADER_BYTES
-        with open(path, "rb") as f:
-            f.seek(offset)
-            buf = np.fromfile(f, dtype=np.uint8, count=size - offset)
-        if len(buf) != size - offset:
-            raise JournalCorruption(path, offset, "segment shorter than at open")
-        payload_at = _body_offset(version)
-        at = 0
-        while True:
-            out = [np.empty(max_records, dtype=np.int64) for _ in range(4)]
-            status, got, at, seq = scan_records(
-                buf, at, seq, start, end, payload_at, *out, CRC_TABLES
-            )
-            if status == SCAN_CORRUPT:
-                raise JournalCorruption(path, offset + at, "record changed since open")
-            if got:
-                yield RecordBatch(buf, *(a[:got] for a in out))
-            if status == SCAN_DONE:
-                return
-            if status == SCAN_EOF:
-                break
+        walk = _segment_batches(
+            path, size, version, offset, seq, start, end, max_records, chunk_bytes
+        )
+        seq = yield from walk
+        if seq > end:
+            return
     raise AssertionError(f"journal ended at sequence {seq - 1} before {end}")
+
+
+def _segment_batches(
+    path: Path,
+    size: int,
+    version: int,
+    offset: int,
+    seq: int,
+    start: int,
+    end: int,
+    max_records: int,
+    chunk_bytes: int,
+) -> Generator[RecordBatch, None, int]:
+    """One segment's batches; returns the sequence after the last record walked.
+
+    Why stretches: reading the whole segment into one fresh array (64 MB) made the kernel
+    clear and copy every page of it and left the bytes out of the caches by the time they
+    were parsed (~10 % of a replay's CPU in `clear_page`/`copy_to_iter`). A stretch of a few
+    MB is parsed while it is still in the cache, and once one is freed the allocator hands
+    its memory to the next without new pages. Each stretch is a fresh array (a batch's
+    ``buf`` stays valid after the next one is read); a record cut by a stretch's end starts
+    the next stretch."""
+    payload_at = _body_offset(version)
+    with open(path, "rb") as f:
+        f.seek(offset)
+        base = offset  # file offset of buf[0]
+        tail = np.empty(0, dtype=np.uint8)
+        while True:
+            want = min(chunk_bytes, size - base - len(tail))
+            buf = np.empty(len(tail) + want, dtype=np.uint8)
+            buf[: len(tail)] = tail
+            if f.readinto(memoryview(buf)[len(tail) :]) != want:
+                raise JournalCorruption(path, base + len(tail), "segment shorter than at open")
+            final = base + len(buf) == size
+            at = 0
+            while True:
+                out = [np.empty(max_records, dtype=np.int64) for _ in range(4)]
+                status, got, at, seq = scan_records(
+                    buf, at, seq, start, end, payload_at, *out, CRC_TABLES, final
+                )
+                if status == SCAN_CORRUPT:
+                    raise JournalCorruption(path, base + at, "record changed since open")
+                if got:
+                    yield RecordBatch(buf, *(a[:got] for a in out))
+                if status == SCAN_DONE:
+                    return seq
+                if status == SCAN_EOF:
+                    break
+            if final:
+                return seq
+            tail, base = buf[at:], base + at
 
 
 @njit(cache=True, nogil=True)
