@@ -53,6 +53,8 @@ class ClusterResult:
     """Open loop: how late the load generator wrote orders after their scheduled time (p99
     and worst, per write): its own share of the latencies, which run from the scheduled
     time, so a starved generator shows here and not as a slow server."""
+    nats_server: str = ""
+    """The nats-server version the three nodes ran (``--nats-server``: an A/B of versions)."""
 
 
 async def _load(
@@ -64,6 +66,7 @@ async def _load(
     setup: str,
     stream: Any = None,
     probe: Path | None = None,
+    nats_server: str = "",
 ) -> ClusterResult:
     load = _Load(conns, ids, 32, 20.0)
     seq0 = await stream.last_sequence() if stream is not None else 0
@@ -94,6 +97,7 @@ async def _load(
         round(os.getloadavg()[0], 1),
         round(_pct(load.send_late_s, 0.99), 3) if load.send_late_s else 0.0,
         round(max(load.send_late_s, default=0.0) * 1000, 3),
+        nats_server,
     )
 
 
@@ -105,13 +109,16 @@ def _run_setup(
     gateway_args: list[str],
     offered: int = OFFERED,
     probe: Path | None = None,
+    nats_server: str | None = None,
 ) -> list[ClusterResult]:
     from engine.streamlog import NatsOptions, StreamLog, StreamSpec
     from tests.cluster_procs import GatewayProc
     from tests.cluster_support import unique_stream
-    from tests.nats_cluster import NatsCluster
+    from tests.nats_cluster import NatsCluster, nats_server_bin, nats_server_version
 
-    cluster = NatsCluster(root / f"nats-r{replicas}")
+    binary = nats_server_bin(nats_server)
+    version = nats_server_version(binary)
+    cluster = NatsCluster(root / f"nats-r{replicas}", binary=binary)
     cluster.start()
     gateways: list[GatewayProc] = []
     try:
@@ -140,7 +147,7 @@ def _run_setup(
         for n in cluster.nodes:
             assert n.proc is not None
             pids[f"nats-{n.name}"] = n.proc.pid
-        setup = f"R{replicas}: 3 NATS nodes, 2 gateways"
+        setup = f"R{replicas}: 3 NATS nodes ({version}), 2 gateways"
         if gateway_args:
             setup += " (" + " ".join(gateway_args) + ")"
 
@@ -158,8 +165,8 @@ def _run_setup(
             try:
                 await _load(conns, ids, 1_000, 1.0, pids, setup)  # warm-up (JIT, caches)
                 return [
-                    await _load(conns, ids, offered, seconds, pids, setup, stream, probe),
-                    await _load(conns, ids, None, seconds, pids, setup, stream),
+                    await _load(conns, ids, offered, seconds, pids, setup, stream, probe, version),
+                    await _load(conns, ids, None, seconds, pids, setup, stream, None, version),
                 ]
             finally:
                 await stream.close()
@@ -204,6 +211,7 @@ def run(
     gateway_args: tuple[str, ...] = (),
     offered: int = OFFERED,
     probe: Path | None = None,
+    nats_server: str | None = None,
 ) -> list[ClusterResult]:
     if probe is not None:
         _clear_probe_dir(probe)
@@ -212,7 +220,7 @@ def run(
             result
             for r in replicas
             for result in _run_setup(
-                r, seconds, clients, Path(tmp), list(gateway_args), offered, probe
+                r, seconds, clients, Path(tmp), list(gateway_args), offered, probe, nats_server
             )
         ]
 
@@ -225,6 +233,7 @@ def run_cli(args: argparse.Namespace) -> int:
         gateway_args=tuple(args.gateway_arg or ()),
         offered=args.offered,
         probe=Path(args.probe) if args.probe else None,
+        nats_server=args.nats_server,
     )
     if args.json:
         sys.stdout.write(json.dumps([asdict(r) for r in results], indent=2) + "\n")

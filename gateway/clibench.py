@@ -207,6 +207,12 @@ def add_bench_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
         "--gateway-arg=--publish-linger-ms=0)",
     )
     bench_cl.add_argument(
+        "--nats-server",
+        metavar="PATH",
+        help="the nats-server binary of the three nodes (default: $NATS_SERVER_BIN, else "
+        "PATH's, else /usr/sbin/nats-server); an A/B of server versions",
+    )
+    bench_cl.add_argument(
         "--probe",
         metavar="DIR",
         help="record each gateway's loop lag and stall suspects into DIR (bench/tailprobe; "

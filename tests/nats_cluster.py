@@ -1,9 +1,9 @@
 """A 3-node NATS cluster with JetStream, started by the tests on free loopback ports.
 
 Debian's ``nats-server`` (installed by ``scripts/install-nodes.sh``; ``$NATS_SERVER_BIN``
-overrides the path) runs three times with routes between the nodes, each with its own
-JetStream store in the test's temporary directory. Nodes can be killed (SIGKILL: the stream
-leader's node, mid-load) and started again on the same ports and store.
+overrides the path, `nats_server_bin`) runs three times with routes between the nodes, each
+with its own JetStream store in the test's temporary directory. Nodes can be killed (SIGKILL:
+the stream leader's node, mid-load) and started again on the same ports and store.
 
 Optional ``users``: the nodes then require a user and password, with per-user publish and
 subscribe permissions (issue 18: NATS is never open in cluster mode).
@@ -29,11 +29,22 @@ from tests.tlscerts import TlsFiles
 DEFAULT_BIN = "/usr/sbin/nats-server"
 
 
-def nats_server_bin() -> str:
-    path = os.environ.get("NATS_SERVER_BIN") or shutil.which("nats-server") or DEFAULT_BIN
+def nats_server_bin(explicit: str | None = None) -> str:
+    """The ``nats-server`` binary the tests and ``bench cluster`` start, the first of: the
+    ``explicit`` path (``bench cluster --nats-server``: an A/B of server versions),
+    ``$NATS_SERVER_BIN`` (the same for the tests), ``PATH``'s, Debian's."""
+    path = (
+        explicit or os.environ.get("NATS_SERVER_BIN") or shutil.which("nats-server") or DEFAULT_BIN
+    )
     if not Path(path).exists():
         raise RuntimeError(f"nats-server not found at {path}: run scripts/install-nodes.sh")
     return path
+
+
+def nats_server_version(binary: str) -> str:
+    """``v2.15.1``: what ``binary --version`` says (for the bench's report)."""
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True)
+    return out.stdout.strip().rsplit(" ", 1)[-1]
 
 
 @dataclass
@@ -70,6 +81,8 @@ class NatsCluster:
     authorization: str | None = None
     """An ``authorization`` block used as given (`engine.natsauth.authorization_conf`)
     instead of the one made from ``users``."""
+    binary: str | None = None
+    """The ``nats-server`` to start (None: `nats_server_bin`'s choice)."""
     nodes: list[Node] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -126,7 +139,7 @@ class NatsCluster:
         for n in [node] if node is not None else self.nodes:
             assert n.proc is None or n.proc.poll() is not None
             n.proc = subprocess.Popen(
-                [nats_server_bin(), "-c", str(n.conf), "-l", str(n.log)],
+                [nats_server_bin(self.binary), "-c", str(n.conf), "-l", str(n.log)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -26,6 +25,7 @@ import pytest
 
 from tests.cli_support import assert_one_line, run_cli
 from tests.custody_nodes import Litecoind, free_port, run_litecoind, unreachable_ltc_config
+from tests.nats_cluster import nats_server_bin
 from tests.serve_support import Serve
 
 LOCAL_NATS = "nats://127.0.0.1:4222"
@@ -44,7 +44,7 @@ def _clean(proc: subprocess.CompletedProcess[str], *fragments: str) -> str:
 @pytest.fixture(scope="module")
 def nats_with_users(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A NATS server that wants user ``kb`` with password ``right`` (and has no JetStream)."""
-    binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
+    binary = nats_server_bin()
     port = free_port()
     log = tmp_path_factory.mktemp("nats") / "nats.log"
     proc = subprocess.Popen(
