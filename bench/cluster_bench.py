@@ -226,6 +226,13 @@ def run(
 
 
 def run_cli(args: argparse.Namespace) -> int:
+    if args.nats_server is not None and not os.access(args.nats_server, os.X_OK):
+        from engine.usererror import UserError
+
+        raise UserError(
+            f"--nats-server {args.nats_server}: not an executable file",
+            hint="pass the path of a nats-server binary",
+        )
     results = run(
         seconds=args.seconds,
         clients=args.clients,

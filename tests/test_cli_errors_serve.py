@@ -147,6 +147,11 @@ def test_bench_seconds_must_be_positive(seconds: str) -> None:
         assert_one_line(run_cli("bench", bench, f"--seconds={seconds}"), "--seconds", code=2)
 
 
+def test_bench_cluster_needs_an_executable_nats_server(tmp_path: Path) -> None:
+    missing = tmp_path / "nats-server"
+    assert_one_line(run_cli("bench", "cluster", "--nats-server", str(missing)), "--nats-server")
+
+
 # ---- broken pipe -------------------------------------------------------------------------------
 
 
