@@ -288,7 +288,7 @@ class Checker:
         self.checkpoints += 1
         image = None
         if self.snapshot_every and (seq // CHECKPOINT_EVERY) % self.snapshot_every == 0:
-            image = replica.image()
+            image = replica.snapshot_image()  # encoded and stored by the `_run` task
         self._work.append((seq, digest, image))
         self._wake.set()
         return image is not None

@@ -165,14 +165,25 @@ class Replica:
         return cls(CompiledEngine.from_image(image.engine), image.state)
 
     def image(self) -> ReplicaImage:
+        return ReplicaImage(state=self._state_copy(), engine=self.engine.image())
+
+    def _state_copy(self) -> ReplicaState:
         s = self.state
-        state = ReplicaState(
+        return ReplicaState(
             stream_seq=s.stream_seq,
             last_ts_ns=s.last_ts_ns,
             rejected_messages=s.rejected_messages,
             origins={k: list(v) for k, v in s.origins.items()},
         )
-        return ReplicaImage(state=state, engine=self.engine.image())
+
+    def snapshot_image(self) -> ReplicaImage:
+        """`image` for storing only: the engine part's accounts and orders are spliced in as
+        their canonical msgpack (`engine.core.imagebytes.spliced_image`), so a snapshot point
+        builds no Python object per resting order on the replica's loop and the stored bytes
+        and hash are the same (`engine.snapstore.encode_snapshot`)."""
+        from engine.core.imagebytes import spliced_image
+
+        return ReplicaImage(state=self._state_copy(), engine=spliced_image(self.engine))
 
     @property
     def stream_seq(self) -> int:

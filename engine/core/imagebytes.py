@@ -32,6 +32,7 @@ from engine.schema import encode_image
 
 if TYPE_CHECKING:
     from engine.core.compiled import CompiledEngine
+    from engine.schema import StateImage
 
 _INT_BYTES = 9
 """The longest msgpack integer: a marker byte and 8 bytes."""
@@ -148,13 +149,20 @@ def _accounts_raw(eng: CompiledEngine) -> msgspec.Raw:
     return msgspec.Raw(out[:used].tobytes())
 
 
-def image_bytes(eng: CompiledEngine) -> bytes:
-    """``encode_image(eng.image())``, without a Python object per account or order."""
+def spliced_image(eng: CompiledEngine) -> StateImage:
+    """``eng.image()`` with its accounts and orders as `msgspec.Raw` of their canonical
+    msgpack: it encodes to the same bytes, alone (`encode_image`) or inside another structure
+    (a replica snapshot, `engine.snapstore.encode_snapshot`), without a Python object per
+    account or order. For encoding only: its two lists are not lists."""
     small = header_image(eng)
-    spliced = msgspec.structs.replace(
+    return msgspec.structs.replace(
         small, accounts=_accounts_raw(eng), orders=_table_raw(order_columns(eng))
     )
-    return encode_image(spliced)
+
+
+def image_bytes(eng: CompiledEngine) -> bytes:
+    """``encode_image(eng.image())``, without a Python object per account or order."""
+    return encode_image(spliced_image(eng))
 
 
 def image_state_hash(eng: CompiledEngine) -> str:
@@ -162,4 +170,4 @@ def image_state_hash(eng: CompiledEngine) -> str:
     return hashlib.blake2b(image_bytes(eng), digest_size=32).hexdigest()
 
 
-__all__ = ["image_bytes", "image_state_hash", "put_array_header", "put_int"]
+__all__ = ["image_bytes", "image_state_hash", "put_array_header", "put_int", "spliced_image"]
