@@ -18,10 +18,11 @@ from pathlib import Path
 import structlog
 
 from engine.core.compiled import CompiledEngine
+from engine.core.imagebytes import image_state_hash, spliced_image
 from engine.journal import DEFAULT_SEGMENT_BYTES, SegmentJournal
 from engine.provenance import SnapshotMismatch, anchor_at
 from engine.replay import ReplayMismatch, replay_journal
-from engine.schema import Command, EngineConfig, Event, encode_command, state_hash
+from engine.schema import Command, EngineConfig, Event, encode_command
 from engine.sequencer import Sequencer
 from engine.snapshot import Snapshot, latest_valid, write_snapshot
 
@@ -143,7 +144,7 @@ class EngineNode:
             )
         except ReplayMismatch:
             raise SnapshotMismatch.by_hash(
-                snapshot.path, snapshot.last_seq, snapshot.state_hash, state_hash(engine.image())
+                snapshot.path, snapshot.last_seq, snapshot.state_hash, image_state_hash(engine)
             ) from None
         return engine
 
@@ -171,7 +172,9 @@ class EngineNode:
         return events
 
     def snapshot(self, *, quiet: bool = False) -> str:
-        image = self.engine.image()
+        # Encoding only: the accounts and orders go in as their canonical msgpack, so the
+        # engine's thread builds no Python object per resting order (same bytes and hash).
+        image = spliced_image(self.engine)
         snap = write_snapshot(
             self.snapshot_dir,
             image,
@@ -183,7 +186,7 @@ class EngineNode:
         return snap.state_hash
 
     def state_hash(self) -> str:
-        return state_hash(self.engine.image())
+        return image_state_hash(self.engine)
 
     def close(self, *, snapshot: bool = True) -> None:
         """Clean shutdown writes a snapshot so the next start replays nothing. Idempotent."""

@@ -20,6 +20,7 @@ from engine.schema import (
     PlaceOrder,
     Side,
     Trade,
+    state_hash,
 )
 from engine.service import BTC, USDT, bootstrap_demo
 from engine.snapshot import SnapshotError, list_snapshots, read_snapshot, write_snapshot
@@ -81,6 +82,20 @@ def test_acknowledged_events_and_restart_with_snapshot_and_tail(tmp_path: Path) 
     # the clean close wrote a snapshot at the last sequence: the next start replays nothing
     assert read_snapshot(list_snapshots(tmp_path / "snapshots")[-1]).last_seq == expected_seq
     assert replay(tmp_path / "journal").state_hash == expected_hash
+
+
+def test_snapshot_written_from_spliced_parts_is_the_engine_image(tmp_path: Path) -> None:
+    """`EngineNode.snapshot` encodes the accounts and orders straight from the arrays
+    (`engine.core.imagebytes`): the file must decode to the engine's own image, under its
+    state hash, and `state_hash()` must be that image's hash."""
+    with _node(tmp_path) as node:
+        bootstrap_demo(node)
+        node.submit(_trading(120))
+        digest = node.snapshot()
+        image = node.engine.image()
+        assert node.state_hash() == digest == state_hash(image)
+        snap = read_snapshot(list_snapshots(tmp_path / "snapshots")[-1])
+        assert (snap.image, snap.state_hash, snap.last_seq) == (image, digest, node.last_seq)
 
 
 def test_corrupt_snapshot_is_skipped_and_journal_rebuilds(tmp_path: Path) -> None:
