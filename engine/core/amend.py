@@ -64,7 +64,7 @@ from engine.core.layout import (
     k_type,
 )
 from engine.core.matching import match, settle_taker
-from engine.core.money import notional_fits, required_buy
+from engine.core.money import exact_div, notional_fits, required_buy
 from engine.core.triggers import run_triggers
 from engine.core.validation import crosses, outside_band, preamble, tier_limit
 
@@ -92,20 +92,19 @@ def amend_check(sp, cr):
     qtl = st.mkt[m, M_QTL]
     cur_p = st.ords[s, O_PRICE]
     cur_q = st.ords[s, O_QTY]
-    # One division per field (x % d == x - (x // d) * d), as in `place_fields`.
     if new_price < 0 or new_price > MAX:
         return REJ_INVALID_PRICE, -1, 0, 0, 0
     p = cur_p
     if new_price != 0:
-        p = new_price // tick
-        if new_price - p * tick != 0:
+        p = exact_div(new_price, tick)
+        if p < 0:
             return REJ_PRICE_OFF_TICK, -1, 0, 0, 0
     if new_qty < 0 or new_qty > MAX:
         return REJ_INVALID_QTY, -1, 0, 0, 0
     q = cur_q
     if new_qty != 0:
-        q = new_qty // lot
-        if new_qty - q * lot != 0:
+        q = exact_div(new_qty, lot)
+        if q < 0:
             return REJ_QTY_OFF_LOT, -1, 0, 0, 0
     if st.mkt[m, M_MAXQ] != 0 and q > st.mkt[m, M_MAXQ]:
         return REJ_TOO_LARGE, -1, 0, 0, 0

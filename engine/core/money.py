@@ -7,7 +7,7 @@ here stays below 2**63 (MAX = 2**62 - 1 plus a fee of at most 10 %).
 
 from __future__ import annotations
 
-from engine.core.kernelapi import kernel
+from engine.core.kernelapi import kernel, nonneg
 from engine.core.layout import MAX, PPM
 
 
@@ -15,6 +15,21 @@ from engine.core.layout import MAX, PPM
 def fee(n, ppm):
     """floor(n * ppm / 10**6) without overflow (n >= 0, 0 <= ppm <= MAX_FEE_PPM)."""
     return (n // PPM) * ppm + (n % PPM) * ppm // PPM
+
+
+@kernel(inline=True)
+def exact_div(x, d):
+    """``x // d`` when ``d`` divides ``x``, else -1 (x >= 0, d >= 1: a price or quantity in atoms
+    and the market's tick or lot, both validated before the call).
+
+    One division per field: ``x % d == x - (x // d) * d``, and numba's ``//`` and ``%`` are two
+    divisions (their sign fix-ups keep LLVM from merging them); with both operands known
+    non-negative the division is unsigned, without a fix-up. Inlined (a frame of its own would
+    return through memory)."""
+    x = nonneg(x)
+    d = nonneg(d)
+    q = x // d
+    return q if x - q * d == 0 else -1
 
 
 _SMALL = (1 << 31) - 1  # (2**31 - 1)**2 < MAX: two factors this small cannot overflow

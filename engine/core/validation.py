@@ -109,7 +109,7 @@ from engine.core.layout import (
     V_PRICE,
 )
 from engine.core.matching import dry_run
-from engine.core.money import bps_of, notional_fits, required_buy
+from engine.core.money import bps_of, exact_div, notional_fits, required_buy
 from engine.core.triggers import (
     falls,
     is_market_kind,
@@ -234,17 +234,15 @@ def place_fields(sp, cr):
     p = 0
     q = 0
     if not is_market_kind(otype):
-        # One division per field: x % d == x - (x // d) * d for every int x and d != 0, and
-        # numba's // and % are two divisions (their sign fix-ups keep LLVM from merging them).
         if price < 1 or price > MAX:
             return REJ_INVALID_PRICE, 0, 0
-        p = price // tick
-        if price - p * tick != 0:
+        p = exact_div(price, tick)
+        if p < 0:
             return REJ_PRICE_OFF_TICK, 0, 0
         if qty < 1 or qty > MAX:
             return REJ_INVALID_QTY, 0, 0
-        q = qty // lot
-        if qty - q * lot != 0:
+        q = exact_div(qty, lot)
+        if q < 0:
             return REJ_QTY_OFF_LOT, 0, 0
         if quote_qty != 0:
             return REJ_INVALID_QTY, 0, 0
@@ -263,8 +261,8 @@ def place_fields(sp, cr):
         if not by_quote:
             if qty < 1 or qty > MAX:
                 return REJ_INVALID_QTY, 0, 0
-            q = qty // lot
-            if qty - q * lot != 0:
+            q = exact_div(qty, lot)
+            if q < 0:
                 return REJ_QTY_OFF_LOT, 0, 0
             if quote_qty != 0:
                 return REJ_INVALID_QTY, 0, 0
@@ -277,7 +275,7 @@ def place_fields(sp, cr):
         return REJ_TOO_LARGE, 0, 0
     stop = cr[R_STOP]
     if otype >= STOP_MARKET and otype <= TP_LIMIT:
-        if stop < 1 or stop > MAX or stop % tick != 0:
+        if stop < 1 or stop > MAX or exact_div(stop, tick) < 0:
             return REJ_STOP_PRICE, 0, 0
     elif stop != 0:
         return REJ_STOP_PRICE, 0, 0
@@ -291,7 +289,7 @@ def place_fields(sp, cr):
     if otype == TRAIL_LIMIT:
         if offset < 0 or offset > MAX:
             return REJ_INVALID_PRICE, 0, 0
-        if offset % tick != 0:
+        if exact_div(offset, tick) < 0:
             return REJ_PRICE_OFF_TICK, 0, 0
     elif offset != 0:
         return REJ_INVALID_PRICE, 0, 0
@@ -301,7 +299,7 @@ def place_fields(sp, cr):
         or (tif != GTC and tif != GTD)
         or display < 1
         or display >= qty
-        or display % lot != 0
+        or exact_div(display, lot) < 0
     ):
         return REJ_DISPLAY, 0, 0
     return 0, p, q
