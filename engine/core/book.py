@@ -102,14 +102,14 @@ def level_pos(bkp, bkn, sx, key):
     sx = nonneg(sx)
     n = bkn[sx]
     # Most activity is at the top of the book, i.e. at the end of the array.
-    if n == 0 or bkp[sx, n - 1] < key:
+    if n == 0 or bkp[sx, nonneg(n - 1)] < key:
         return n
     # Branchless lower bound over [0, n - 1] (the answer is <= n - 1 now).
     base = 0
     length = n
     while length > 1:
         half = length >> 1
-        if bkp[sx, base + half - 1] < key:
+        if bkp[sx, nonneg(base + half - 1)] < key:  # >= 0: no wraparound select
             base += half
         length -= half
     return base
@@ -132,7 +132,7 @@ def best_level(bkl, bkn, sx):
     n = bkn[sx]
     if n == 0:
         return -1
-    return bkl[sx, n - 1]
+    return bkl[sx, nonneg(n - 1)]
 
 
 @kernel

@@ -35,7 +35,7 @@ def exact_div(x, d):
 _SMALL = (1 << 31) - 1  # (2**31 - 1)**2 < MAX: two factors this small cannot overflow
 
 
-@kernel
+@kernel(inline=True)
 def notional_fits(p, q, qtl):
     """True iff p * q * qtl <= MAX (p, q >= 1, qtl >= 1): the contract's NOTIONAL_OVERFLOW
     test ``p > MAX // qtl or q > MAX // (p * qtl)``, skipping both divisions when the factors
