@@ -26,27 +26,38 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from bench.engine_bench import DEFAULT_COMMANDS, DEFAULT_SEEDS
 
 
-def one_run(workload: str, reps: int) -> dict[str, object]:
-    """Time ``reps`` passes of ``workload`` in this process (the tree on ``sys.path``)."""
-    from bench.compiled_api import CompiledHandle, book_totals
-    from bench.engine_bench import measure_compiled
+def load_stream(workload: str) -> tuple[Any, np.ndarray]:
+    """A `CompiledHandle` for ``workload`` and its encoded stream rows, the same for every
+    tree and process: generated and encoded once, then read from a pickle in /tmp."""
+    from bench.compiled_api import CompiledHandle
     from bench.workloads import WORKLOADS
 
     cache = Path(f"/tmp/kootabase-engine-ab-{workload}.pickle")
-    if cache.exists():  # the same stream for every tree: generated and encoded once
+    if cache.exists():
         load, rows = pickle.loads(cache.read_bytes())
-        handle = CompiledHandle(load)
-    else:
-        load = WORKLOADS[workload](DEFAULT_SEEDS[workload], DEFAULT_COMMANDS[workload])
-        handle = CompiledHandle(load)
-        rows = handle.encode(load.stream)
-        # not picklable: every run generates it
-        with contextlib.suppress(pickle.PicklingError, TypeError, AttributeError):
-            cache.write_bytes(pickle.dumps((load, rows)))
+        return CompiledHandle(load), rows
+    load = WORKLOADS[workload](DEFAULT_SEEDS[workload], DEFAULT_COMMANDS[workload])
+    handle = CompiledHandle(load)
+    rows = handle.encode(load.stream)
+    # not picklable: every run generates it
+    with contextlib.suppress(pickle.PicklingError, TypeError, AttributeError):
+        cache.write_bytes(pickle.dumps((load, rows)))
+    return handle, rows
+
+
+def one_run(workload: str, reps: int) -> dict[str, object]:
+    """Time ``reps`` passes of ``workload`` in this process (the tree on ``sys.path``)."""
+    from bench.compiled_api import book_totals
+    from bench.engine_bench import measure_compiled
+
+    handle, rows = load_stream(workload)
     handle.warm_up(rows)
     times, events, after = measure_compiled(handle, rows, reps)
     trades, resting, levels = book_totals(after)
