@@ -13,6 +13,10 @@ What is timed, and why it is fair:
   (``time.process_time``), so other jobs on a shared machine do not count against the
   engine. The reference model runs a prefix of the same stream in the same run, so the
   ratio compares the two engines on the same machine, same moment.
+- Workload (c) only: the C++ book of ``bench/cppbook`` (ours, plain C++17, compiled with
+  ``g++ -O2 -std=c++17``; `bench.cppbook_runner`) runs after every engine repetition (A B A B)
+  on the same stream, timed the same way (CPU time of the insert loop); its trades, traded and
+  resting quantity, resting orders and levels must equal the engine's, or the run fails.
 - Latency inside the engine: a window of the stream sent one command per call, each call
   bracketed by ``time.perf_counter_ns``; the median cost of an empty call (timer plus call
   machinery) is subtracted and reported. The garbage collector is off while timing.
@@ -39,6 +43,7 @@ from bench.compiled_api import (
     bytes_per_resting_order,
     reference_engine_class,
 )
+from bench.cppbook_runner import SideBySide, compiler, engine_totals
 from bench.workloads import INSERT_ONLY_SEED, WORKLOADS, Record, Workload
 
 BATCH = 4_096
@@ -98,6 +103,14 @@ class Result:
     clock: str = "process CPU time"
     batch: int = BATCH
     extra: dict[str, Any] = field(default_factory=dict)
+    cpp_book_orders_per_sec: float | None = None
+    """(c) only: the C++ book's median, its order index sized before the clock (as the
+    engine's tables are); `ratio_to_cpp_book` is the engine's figure over it."""
+    ratio_to_cpp_book: float | None = None
+    cpp_book_growing_index_orders_per_sec: float | None = None
+    """(c) only: the same book letting its ``unordered_map`` grow inside the timed loop."""
+    ratio_to_cpp_book_growing_index: float | None = None
+    cpp_book: dict[str, Any] | None = None
 
     def to_json(self, machine: dict[str, Any]) -> bytes:
         return msgspec.json.encode({**asdict(self), "machine": machine})
@@ -145,10 +158,14 @@ def _slices(rows: np.ndarray, size: int) -> list[np.ndarray]:
 
 
 def measure_compiled(
-    handle: CompiledHandle, stream_rows: np.ndarray, reps: int
+    handle: CompiledHandle,
+    stream_rows: np.ndarray,
+    reps: int,
+    between: Callable[[], None] = lambda: None,
 ) -> tuple[list[float], int, Any]:
     """Seconds per repetition over the whole stream, the events one repetition produced, and
-    the engine of the last repetition (to read what the stream did)."""
+    the engine of the last repetition (to read what the stream did). ``between`` runs after
+    each repetition, untimed (the other side of an interleaved comparison)."""
     batches = _slices(stream_rows, BATCH)
     times: list[float] = []
     events = 0
@@ -165,6 +182,7 @@ def measure_compiled(
 
         times.append(_timed(run))
         events = produced[0]
+        between()
     return times, events, engine
 
 
@@ -250,10 +268,16 @@ def run_workload(
     generation = time.perf_counter() - t0
     handle = CompiledHandle(workload)
     stream_rows = handle.encode(workload.stream)
-    progress(f"workload {name}: warming up (JIT) and timing the compiled engine x{reps}")
+    side = SideBySide(commands, seed) if name == "c" else None
+    also = " and the C++ book, interleaved," if side else ""
+    progress(f"workload {name}: warming up (JIT) and timing the compiled engine{also} x{reps}")
     handle.warm_up(stream_rows)
-    times, events, after = measure_compiled(handle, stream_rows, reps)
+    times, events, after = measure_compiled(
+        handle, stream_rows, reps, side.after_engine_run if side else lambda: None
+    )
     trades, resting, levels = book_totals(after)
+    cps = len(workload.stream) / statistics.median(times)
+    cpp = side.report(engine_totals(after, stream_rows), cps) if side else {}
     sample = min(latency_sample, len(stream_rows))
     progress(f"workload {name}: latency sample of {sample:,} single-command calls")
     latencies, empty_ns = measure_latency(handle, stream_rows, sample)
@@ -261,7 +285,6 @@ def run_workload(
     ref_n, ref_seconds = measure_reference(workload, reference_commands)
     objects_seconds = measure_objects(handle, workload, ref_n)
     per_order, note = bytes_per_resting_order(handle.engine_for_inspection(), workload.config)
-    cps = len(workload.stream) / statistics.median(times)
     ref_cps = ref_n / ref_seconds
     return Result(
         workload=name,
@@ -297,6 +320,7 @@ def run_workload(
         trades=trades,
         resting_orders=resting,
         levels=levels,
+        **cpp,
     )
 
 
@@ -308,6 +332,8 @@ def run_cli(args: argparse.Namespace) -> int:
     """Entry point of ``kootabase bench engine`` (see gateway/clibench.py)."""
     from bench.report import print_header, print_results
 
+    if "c" in _selected(args.workload):
+        compiler()  # workload (c) needs g++ for the C++ book: say so now, in one line
     machine = machine_info()
     json_out: bool = bool(args.json)
     results: list[Result] = []

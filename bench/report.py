@@ -5,7 +5,7 @@ Kept apart from the measurements so that ``--json`` runs never import rich.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -37,6 +37,11 @@ def _si(value: float) -> str:
     return f"{value:,.0f}"
 
 
+def _opt(value: float | None, fmt: Callable[[float], str]) -> str:
+    """``-`` where a workload has no such measurement (the C++ book runs on (c) only)."""
+    return "-" if value is None else fmt(value)
+
+
 def _rows(r: Result) -> list[tuple[str, str]]:
     lat = r.latency_ns
     return [
@@ -58,6 +63,10 @@ def _rows(r: Result) -> list[tuple[str, str]]:
         ("  reference commands timed", f"{r.reference_commands:,}"),
         ("compiled via process() (objects) cmds/s", _si(r.compiled_objects_commands_per_sec)),
         ("ratio compiled/reference", f"[bold]{r.ratio:,.1f}x[/bold]"),
+        ("C++ book orders/s (bench/cppbook)", _opt(r.cpp_book_orders_per_sec, _si)),
+        ("  ratio compiled/C++ book", _opt(r.ratio_to_cpp_book, lambda v: f"{v:.2f}x")),
+        ("  C++ book, index grown in the loop", _opt(r.cpp_book_growing_index_orders_per_sec, _si)),
+        ("  ratio compiled/that", _opt(r.ratio_to_cpp_book_growing_index, lambda v: f"{v:.2f}x")),
         ("bytes per resting order", f"{r.bytes_per_resting_order:,.0f}"),
         ("rejected fraction", f"{r.rejected_fraction:.3%}"),
         ("generation (s)", f"{r.generation_seconds:.1f}"),

@@ -5,8 +5,10 @@
 #   - litecoind + litecoin-cli (Debian's litecoind package: Bitcoin Core's codebase and RPC);
 #   - nats-server (Debian's package): the cluster-mode tests start their own 3-node cluster;
 #   - chromium (Debian's package): the browser tests (tests/test_web.py) drive it with
-#     Playwright; Playwright never downloads a browser of its own.
-# Idempotent and quick when both are present. Exits non-zero if either cannot be installed:
+#     Playwright; Playwright never downloads a browser of its own;
+#   - g++ (Debian's package): `kootabase bench engine --workload c` and tests/test_cppbook.py
+#     compile the C++ book of bench/cppbook to run it beside the engine.
+# Idempotent and quick when all are present. Exits non-zero if any cannot be installed:
 # the tests fail, never skip, without their nodes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -48,6 +50,13 @@ if command -v nats-server >/dev/null || [[ -x /usr/sbin/nats-server ]]; then
 else
   apt_install nats-server
   /usr/sbin/nats-server --version
+fi
+
+if command -v g++ >/dev/null; then
+  echo "install-nodes: g++ present ($(command -v g++))"
+else
+  apt_install g++
+  g++ --version | head -1
 fi
 
 if [[ -x /usr/bin/chromium ]]; then
