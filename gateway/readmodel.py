@@ -15,6 +15,10 @@ stored in a file (here) or in an object store (cluster mode) and restored by `re
 File ``{last_seq:020d}.rms``: header ``<4sHQI`` (magic, format version, last_seq, CRC32C of the
 body), then the msgpack body; written to a temporary name, fsync'd, renamed. A bad file is
 skipped with a log line: the journal can always rebuild the read model.
+
+Format 2 carries the 24 h ticker as one-minute buckets (`marketdata.ticker`); format 1 carried
+each trade of the window. Both read (`READABLE_VERSIONS`): a trimmed journal or stream may
+have nothing older than a format-1 snapshot to rebuild from, so an upgrade must not refuse it.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ from marketdata.state import MarketDataState
 
 log = structlog.get_logger(__name__)
 
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
+READABLE_VERSIONS: Final = frozenset({1, 2})
 MAGIC: Final = b"KBR1"
 HEADER: Final = struct.Struct("<4sHQI")
 SUFFIX: Final = ".rms"
@@ -246,7 +251,7 @@ def decode(data: bytes, where: str) -> ReadModelImage:
         raise ValueError(f"{where}: truncated")
     magic, version, last_seq, crc = HEADER.unpack_from(data)
     body = data[HEADER.size :]
-    if magic != MAGIC or version != FORMAT_VERSION:
+    if magic != MAGIC or version not in READABLE_VERSIONS:
         raise ValueError(f"{where}: magic {magic!r} version {version}")
     if google_crc32c.value(body) != crc:
         raise ValueError(f"{where}: checksum mismatch")

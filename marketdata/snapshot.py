@@ -6,8 +6,9 @@ the waiting conditional orders and icebergs are imaged with the read model, and 
 them into a fresh state, which then folds the journal tail like any other.
 
 Everything here is bounded by live state (resting orders, waiting stops) and by the fixed
-windows (1,000 trades and candles per market and interval, one day of ticker trades), never by
-history length. The image is taken between batches: no pending taker, no trade run.
+windows (1,000 trades and candles per market and interval, a day of one-minute ticker
+buckets), never by history length or trade rate. The image is taken between batches: no
+pending taker, no trade run.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from engine.schema import MarketCreated
 from marketdata.book import BUY, SELL
 from marketdata.candles import Candle
 from marketdata.state import MarketDataState, TradeRecord, _Iceberg, _Waiting
+from marketdata.ticker import RollingTicker
 
 CANDLE_FIELDS = (
     "open_ms", "close_ms", "open", "high", "low", "close", "volume", "quote_volume",
@@ -43,9 +45,12 @@ class SeriesImage(msgspec.Struct, array_like=True, frozen=True):
 
 class TickerImage(msgspec.Struct, array_like=True, frozen=True):
     trades: list[tuple[int, int, int, int, int]]
-    """(ts_ns, trade_id, price, qty, quote) of the window, in trade order."""
+    """Read-model format 1 only: (ts_ns, trade_id, price, qty, quote) of the window, in trade
+    order. Written empty since the window is bucketed (format 2 writes ``buckets``)."""
     prev_close: int
     now_ns: int
+    buckets: list[tuple[int, ...]] = []
+    """The window's `marketdata.ticker.Bucket` rows, oldest minute first (absent in format 1)."""
 
 
 class MarketImage(msgspec.Struct, frozen=True):
@@ -104,14 +109,9 @@ def image(state: MarketDataState) -> MarketDataImage:
             for name, s in m.candles.items()
         ]
         t = m.ticker
-        ticker = TickerImage(
-            # `_Entry` is an array-like Struct of these five fields: it encodes to the same
-            # bytes as the tuple, without a tuple built per trade of the day (the bulk of a
-            # read-model snapshot's time on the loop, ~9 ms at 25,000 trades)
-            cast(list[tuple[int, int, int, int, int]], list(t._trades)),
-            t._prev_close,
-            t._now_ns,
-        )
+        # `Bucket` is an array-like Struct: it encodes to the same bytes as its row, without
+        # a tuple built per minute
+        ticker = TickerImage([], t.prev_close, t.now_ns, cast(list[tuple[int, ...]], t.buckets()))
         markets.append(
             MarketImage(
                 info.market_id,
@@ -169,13 +169,21 @@ def restore(state: MarketDataState, img: MarketDataImage) -> None:
             series = m.candles[s.interval]
             series.history.extend(_uncandle(c) for c in s.history)
             series.current = None if s.current is None else _uncandle(s.current)
-        t = m.ticker
-        for ts_ns, trade_id, price, qty, quote in mi.ticker.trades:
-            t.add(ts_ns, trade_id, price, qty, quote)
-        t._prev_close = mi.ticker.prev_close
-        t.advance(mi.ticker.now_ns)
+        _restore_ticker(m.ticker, mi.ticker)
     for oid, side, qty, rests, quote in img.waiting:
         state._waiting[oid] = _Waiting(side, qty, rests, quote)
     for oid, side, display, open_qty in img.icebergs:
         state._icebergs[oid] = _Iceberg(side, display, open_qty)
     state._next_close_ms = img.next_close_ms
+
+
+def _restore_ticker(t: RollingTicker, img: TickerImage) -> None:
+    """Buckets as they were; a format-1 image's trades are bucketed as they are fed. Such an
+    image kept only the trades after ``now - 24h`` exactly, so for the first minute after that
+    restore the window lacks the trades of its opening minute that fell before that instant
+    (the ticker of a gateway that ran bucketed throughout has them)."""
+    assert not (img.trades and img.buckets), "one format or the other"
+    t.load(img.buckets, img.prev_close, 0 if img.trades else img.now_ns)
+    for ts_ns, trade_id, price, qty, quote in img.trades:
+        t.add(ts_ns, trade_id, price, qty, quote)  # all after now - 24h: none leaves
+    t.advance(img.now_ns)

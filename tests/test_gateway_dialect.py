@@ -147,7 +147,9 @@ def test_24h_ticker_window_ends_at_the_request(server: ServerThread) -> None:
     t = get(server, "/api/v3/ticker/24hr", symbol="BTCUSDT")
     after = time.time_ns() // 1_000_000
     assert before <= t["closeTime"] <= after
-    assert t["closeTime"] - t["openTime"] == 86_400_000
+    # Binance's rolling-window rule: openTime on the minute, up to 59,999 ms more than 24 h
+    assert t["openTime"] % 60_000 == 0
+    assert 86_400_000 <= t["closeTime"] - t["openTime"] < 86_460_000
 
 
 def test_ticker_query_ahead_of_journal_time_skips_without_dropping() -> None:
@@ -158,7 +160,8 @@ def test_ticker_query_ahead_of_journal_time_skips_without_dropping() -> None:
     ticker.add(0, 1, 100, 5, 500)
     ticker.add(2 * hour, 2, 120, 1, 120)
     ticker.add(3 * hour, 3, 90, 1, 90)
-    late = ticker.stats(26 * hour + 1)
+    minute = 60 * 10**9
+    late = ticker.stats(26 * hour + minute)  # the minute of 2 h has just left the window
     assert (late.count, late.first_id, late.open_price, late.high_price, late.low_price) == (
         1,
         3,
@@ -167,8 +170,11 @@ def test_ticker_query_ahead_of_journal_time_skips_without_dropping() -> None:
         90,
     )
     assert late.prev_close_price == 120 and late.volume == 1 and late.quote_volume == 90
-    assert late.close_ms == (26 * hour + 1) // 10**6
-    assert late.open_ms == late.close_ms - 86_400_000
+    assert late.close_ms == (26 * hour + minute) // 10**6
+    assert late.open_ms == (2 * hour + minute) // 10**6  # 24 h before, on the minute
+    edge = ticker.stats(26 * hour + minute - 1)  # 24 h before is in the minute of 2 h: in
+    assert (edge.count, edge.first_id, edge.prev_close_price) == (2, 2, 100)
+    assert edge.open_ms == 2 * hour // 10**6
     idle = ticker.stats(30 * hour)
     assert (idle.count, idle.first_id, idle.last_price, idle.prev_close_price) == (0, -1, 90, 90)
     now = ticker.stats()  # journal time: nothing dropped

@@ -205,8 +205,9 @@ def test_candles_and_ticker_equal_values_recomputed_from_trades(tmp_path: Path) 
 
     # rolling 24 h ticker
     now = service.state.last_ts_ns
-    window = [(ts, t) for ts, t in trades if ts > now - 24 * 3600 * 10**9]
-    before = [t for ts, t in trades if ts <= now - 24 * 3600 * 10**9]
+    open_ns = (now - 24 * 3600 * 10**9) // (60 * 10**9) * (60 * 10**9)  # its minute
+    window = [(ts, t) for ts, t in trades if ts >= open_ns]
+    before = [t for ts, t in trades if ts < open_ns]
     assert window and before, "the clock should push trades out of the window"
     market.ticker.advance(now)
     got = wire.ticker_24hr(info, market.ticker.stats(), market.book)
@@ -233,6 +234,7 @@ def test_candles_and_ticker_equal_values_recomputed_from_trades(tmp_path: Path) 
         len(window),
     )
     assert got["closeTime"] == now // 1_000_000
+    assert got["openTime"] == open_ns // 1_000_000
 
 
 class FutureEvent(msgspec.Struct, tag=True, frozen=True, kw_only=True, array_like=True):
