@@ -36,6 +36,7 @@ from gateway.config import GatewayConfig
 from gateway.convert import Converter
 from gateway.demo import DEMO_FUNDS
 from gateway.health import Health
+from gateway.heldrows import ShedLog
 from gateway.history.index import HistoryIndex
 from gateway.httpapp import GATEWAY_KEY, GatewayHttp
 from gateway.keys import KeyStore, NewKey, default_master_key_file
@@ -100,9 +101,10 @@ class Gateway(ReadModelRebuild, GatewayHttp):
             self.cluster_start = start_point(self)
         self.history: Any = self._open_history() if config.local_history else None
         """The history index writer (`HistoryWriter`); None with ``--history pg``."""
-        self.held_rows_cap = 0
-        """``--history pg``: closed rows held in memory for PostgreSQL at most (0 until
-        `start_pg_history`: without a DSN nothing could answer from them)."""
+        self.held_rows_cap: int | None = None
+        """``--history pg``: closed rows held in memory for PostgreSQL at most (None until
+        `start_pg_history`: without a DSN nothing could answer from them, none are held)."""
+        self._shed_log = ShedLog()
         self.store = Store(memory_orders=config.history_memory_orders)
         self._readmodel_seq = 0
         self.start_point = (0, 0)
@@ -147,6 +149,8 @@ class Gateway(ReadModelRebuild, GatewayHttp):
             self.marketdata.hub.on_lag = self.metrics.marketdata_lag.observe_many
         if self.history is not None:
             self._history_metrics()
+        else:
+            self.metrics.held_rows.set_function(lambda: float(self.store.held.rows))
         self.limiter = RateLimiter(config.limits)
         self.order_counts = DailyOrderCounts(
             self.dir / "order_counts.json", self.limiter.orders_day
@@ -207,7 +211,13 @@ class Gateway(ReadModelRebuild, GatewayHttp):
         if history is not None:
             store.trim(history.durable_seq)
         else:
-            store.trim_for_pg(self.held_rows_cap)
+            cap = self.held_rows_cap
+            shed = store.trim_for_pg(cap or 0)
+            if shed and cap is not None:
+                self.metrics.rows_shed.value += shed
+                self._shed_log.shed(
+                    shed, store.held.shed_through_seq, store.pg_seq, store.held.rows, cap
+                )
         store.apply_events(ts, events, last)
         if self.aml is not None:
             self.aml.on_batch(ts, events, last)

@@ -174,8 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=HELD_ROWS,
         metavar="N",
         help="--history pg: closed orders and trades held in memory until PostgreSQL has them, "
-        f"at most (default: {HELD_ROWS}, ~{HELD_ROWS // 2_000} MB); past it history queries "
-        "needing them are refused (-1008) until the projection catches up",
+        f"at most (default: {HELD_ROWS}, ~{HELD_ROWS // 2_000} MB); past it the oldest are "
+        "shed (counted: kootabase_history_rows_shed, logged: pg_history_rows_shed) and history "
+        "queries needing them are refused (-1008) until the projection passes them",
     )
     add_nats_options(serve)
     serve.add_argument(

@@ -179,6 +179,17 @@ class Metrics:
         r.register(self.marketdata_lag)
         self.sessions = Gauge("kootabase_ws_sessions", "Connected WS API sessions", registry=r)
         self.last_seq = Gauge("kootabase_last_seq", "Last journal sequence processed", registry=r)
+        self.rows_shed = PlainCounter(
+            "kootabase_history_rows_shed",
+            "--history pg: closed orders and trades shed past --history-held-rows before "
+            "PostgreSQL had them (history needing them refused until it does)",
+        )
+        r.register(self.rows_shed)
+        self.held_rows = Gauge(
+            "kootabase_history_held_rows",
+            "--history pg: closed orders and trades held in memory until PostgreSQL has them",
+            registry=r,
+        )
 
     def observe_batch(
         self, size: int, submit_s: float, fsync_s: float, ack_latencies_s: list[float]

@@ -44,6 +44,7 @@ from engine.schema import (
 from engine.schema import (
     ExpireReason as ER,
 )
+from gateway.heldrows import HeldBatches
 from gateway.markets import Asset, Market
 from gateway.memorybounds import MEMORY_ORDERS
 from gateway.records import (
@@ -114,9 +115,9 @@ class Store(ReferenceFold, StoreQueries):
         those of later batches are all in memory (pending or cached)."""
         self.pg_seq: int | None = None
         """The PostgreSQL projection's checkpoint while it serves history (None: it does not)."""
-        self.held_rows = 0
+        self.held = HeldBatches()
         """``--history pg``: closed orders and trades in the pending lists (held for
-        PostgreSQL), counted by `hold_for_pg` and `trim_for_pg`."""
+        PostgreSQL) per batch, counted by `hold_for_pg` and `trim_for_pg`."""
         self.new_orders: list[OrderRecord] = []
         """Closed since the last `take_history` (for the index writer)."""
         self.new_trades: list[tuple[int, TradeRecord]] = []
@@ -455,23 +456,26 @@ class Store(ReferenceFold, StoreQueries):
     def hold_for_pg(self) -> None:
         """``--history pg`` (no local index): this batch's closed rows stay in the pending
         lists only, for `trim_for_pg`; nothing is handed to an index writer."""
-        self.held_rows += len(self.new_orders) + len(self.new_trades)
+        self.held.hold(self._batch_seq, len(self.new_orders) + len(self.new_trades))
         self.new_orders, self.new_trades = [], []
 
-    def trim_for_pg(self, max_held_rows: int) -> None:
+    def trim_for_pg(self, max_held_rows: int) -> int:
         """``--history pg``: `trim` bounded by the PostgreSQL checkpoint alone. Held rows leave
-        memory once the checkpoint passes their batch; past ``max_held_rows`` all of them leave
-        at once (``trimmed_seq`` jumps to the newest batch), so `pg_serves` is false, and
-        history queries needing them are refused, until the checkpoint passes that point."""
+        memory once the checkpoint passes their batch; past ``max_held_rows`` the oldest
+        batches are shed (`gateway.heldrows`), so `pg_serves` is false, and history queries
+        are refused, until the checkpoint passes them. Returns the rows shed (0: none)."""
+        held = self.held
         bound = self.trimmed_seq
         pg = self.pg_seq
         if pg is not None and pg > bound:
             bound = pg
-        if self.held_rows > max_held_rows:
-            bound = max(bound, self.last_seq)
+        held.release_through(bound)
+        shed_seq, shed = held.shed(max_held_rows)
+        bound = max(bound, shed_seq)
         if bound > self.trimmed_seq:
-            self.held_rows -= self._drop_pending(bound)
+            self._drop_pending(bound)
         self._evict_closed(min(self.trimmed_seq, self.last_seq - EVICT_GUARD_COMMANDS))
+        return shed
 
     def drain(self) -> tuple[list[Report], dict[int, set[int]]]:
         reports, dirty = self.reports, self.dirty_balances

@@ -35,6 +35,7 @@ from tests.test_cluster_checks import _batches, _publish
 from tests.test_cluster_checks import _wait as _wait_async
 from tests.test_cluster_gateways import _wait_same_stream_seq
 from tests.test_cluster_snapshots import _gateway
+from tests.test_gateway_dialect import _metric
 from tests.test_history_pg import LIMITS, _answers, _special, _wait
 
 KOOTABASE = (sys.executable, "-m", "gateway.cli")
@@ -177,9 +178,14 @@ def test_history_pg_gateway_answers_as_a_local_index_gateway(
                 status, body = _rest(b, path, params)
                 assert (status, body["code"]) == (503, errors.HISTORY_UNAVAILABLE), body
                 assert "short of seq" in body["msg"]
-            assert http("GET", b.http + "/health")[2]["checks"]["pgHistory"]["source"].startswith(
-                "none"
-            )
+            check = http("GET", b.http + "/health")[2]["checks"]["pgHistory"]
+            assert check["source"].startswith("none")
+            # shed, oldest first, counted where an operator looks; the newest rows still held
+            assert check["rowsShed"] > 0 and 0 < check["heldRows"] <= HELD_ROWS, check
+            assert check["shedThroughSeq"] == store.trimmed_seq < store.last_seq
+            assert _metric("kootabase_history_rows_shed_total", b) == check["rowsShed"]
+            assert _metric("kootabase_history_held_rows", b) == check["heldRows"]
+            assert "were shed" in body["msg"]
 
             # the projection catches up: the same answers as the gateway with an index again
             follower = _follow(spec.name, dsn)

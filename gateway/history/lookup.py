@@ -45,10 +45,13 @@ class HistoryLookup:
             return "no --ledger-dsn: this server keeps no local history index (--history pg)"
         if not pg.up:
             return f"PostgreSQL history is not serving: {pg.state}"
-        return (
+        why = (
             f"PostgreSQL's projection is at seq {store.pg_seq}, short of seq "
             f"{store.trimmed_seq} through which this server's memory no longer holds history"
         )
+        if store.held.shed_through_seq > (store.pg_seq or 0):
+            why += " (rows past --history-held-rows were shed while it lagged)"
+        return why
 
     def _failed(self, pg: PgHistory, exc: BaseException) -> None:
         """A PostgreSQL query failed: marked down; without a local index, refused."""

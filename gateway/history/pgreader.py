@@ -141,6 +141,9 @@ class PgHistory:
             "source": "postgresql" if self.serves() else self.fallback,
             "state": self.state,
             "seq": self.store.pg_seq,
+            "heldRows": self.store.held.rows,
+            "rowsShed": self.store.held.shed_rows,
+            "shedThroughSeq": self.store.held.shed_through_seq,
         }
 
     async def _poll_forever(self) -> None:
