@@ -45,7 +45,6 @@ from engine.schema import (
     StateImage,
     StreamReject,
     encode_command,
-    state_hash,
 )
 
 if TYPE_CHECKING:
@@ -194,7 +193,12 @@ class Replica:
         return self.engine.last_seq
 
     def state_hash(self) -> str:
-        return state_hash(self.engine.image())
+        """``state_hash(engine.image())``, hashed from the image's canonical bytes spliced from
+        the engine's arrays (`engine.core.imagebytes.image_state_hash`, as `EngineNode` does):
+        no Python object per account or resting order on the replica's loop."""
+        from engine.core.imagebytes import image_state_hash
+
+        return image_state_hash(self.engine)
 
     def checkpoint_digest(self) -> str:
         """What replicas record at checkpoints: the canonical state hashed from the arrays,

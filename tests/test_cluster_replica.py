@@ -5,6 +5,8 @@ a published rejection record refused, the dedup window sliding.
 
 from __future__ import annotations
 
+import random
+
 import msgspec
 import pytest
 
@@ -29,8 +31,10 @@ from engine.schema import (
     StreamMessageRejected,
     StreamReject,
     Tick,
+    state_hash,
 )
 from engine.service import DEMO_COMMANDS
+from tests.marketdata_support import funding, random_commands
 
 
 def _msg(
@@ -194,3 +198,21 @@ def test_replica_dedup_window_slides() -> None:
     assert outcome[3] == [False, True] and outcome[4] == [False]
     assert outcome[6] == [False], "inside the window: new"
     assert outcome[5] == [False, True], "at the window's edge: refused, never run twice"
+
+
+def test_replica_state_hash_is_the_hash_of_its_image_on_generated_streams() -> None:
+    """`Replica.state_hash` hashes bytes spliced from the engine's arrays; it must equal the
+    hash of the engine's Python image at every point of streams with every order kind."""
+    for seed in (1, 2):
+        rng = random.Random(seed)
+        rep = Replica(CompiledEngine(EngineConfig()))
+        batches = [list(DEMO_COMMANDS), funding()]
+        for n in range(120):
+            seq = n + 1
+            rep.apply(_msg(seq, seq * 1_000_000, CommandBatch(3, seq, batches[n])))
+            if n % 10 == 0:
+                assert rep.state_hash() == state_hash(rep.engine.image()), (seed, n)
+            image = rep.engine.image()
+            batches.append(random_commands(rng, image, rng.randint(1, 40), issue3=True))
+        assert rep.engine.image().orders, "the stream should leave a book"
+        assert rep.state_hash() == state_hash(rep.engine.image())
