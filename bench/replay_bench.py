@@ -13,7 +13,6 @@ a node does) are outside the timed region; the clock is process CPU time; median
 from __future__ import annotations
 
 import argparse
-import gc
 import statistics
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import msgspec
 from bench.engine_bench import machine_info
 from bench.workloads import workload_b
 from engine.core.compiled import CompiledEngine
+from engine.gcpause import collector_paused
 from engine.journal import SegmentJournal
 from engine.replay import replay_journal
 from engine.schema import EngineConfig, encode_command, state_hash
@@ -51,13 +51,11 @@ def time_replay(directory: Path, config: EngineConfig) -> tuple[float, int, str]
     engine = CompiledEngine(config, prefault=True)
     journal = SegmentJournal(directory, read_only=True)
     try:
-        gc.collect()
-        gc.disable()
-        start = time.process_time()
-        done = replay_journal(engine, journal)
-        seconds = time.process_time() - start
+        with collector_paused():
+            start = time.process_time()
+            done = replay_journal(engine, journal)
+            seconds = time.process_time() - start
     finally:
-        gc.enable()
         journal.close()
     return seconds, done, state_hash(engine.image())
 
