@@ -218,8 +218,9 @@ class Checker:
         self.checkpoints = 0
         self.divergence: Divergence | None = None
         self._kv: KeyValue | None = None
-        self._work: list[tuple[int, asyncio.Future[str], Any]] = []
-        """(stream seq, its digest being computed, engine image at a snapshot point)."""
+        self._work: list[tuple[int, asyncio.Future[str], asyncio.Future[Any] | None]] = []
+        """(stream seq, its digest being computed, the replica image being built at a snapshot
+        point)."""
         self._hasher: ThreadPoolExecutor | None = None
         self._wake: Any = None
         self._tasks: list[Any] = []
@@ -284,11 +285,18 @@ class Checker:
         captured = replica.checkpoint_input()
         if self._hasher is None:
             self._hasher = ThreadPoolExecutor(1, thread_name_prefix="checkpoint-digest")
-        digest = asyncio.get_running_loop().run_in_executor(self._hasher, finish, captured)
+        loop = asyncio.get_running_loop()
+        digest = loop.run_in_executor(self._hasher, finish, captured)
         self.checkpoints += 1
         image = None
         if self.snapshot_every and (seq // CHECKPOINT_EVERY) % self.snapshot_every == 0:
-            image = replica.snapshot_image()  # encoded and stored by the `_run` task
+            # spliced from the digest's copies on the same thread (`engine.snapimage`), not
+            # from the engine on this loop; encoded and stored by the `_run` task
+            from engine.snapimage import replica_image
+
+            image = loop.run_in_executor(
+                self._hasher, replica_image, replica.snapshot_state(), captured
+            )
         self._work.append((seq, digest, image))
         self._wake.set()
         return image is not None
@@ -328,7 +336,7 @@ class Checker:
                 self._hash_at = (seq, digest)
             try:
                 if image is not None:
-                    await save(self.stream_log, image)
+                    await save(self.stream_log, await image)
             except Exception as exc:
                 log.warning("snapshot_not_stored", stream_seq=seq, error=repr(exc))
             self._work.pop(0)

@@ -184,6 +184,11 @@ class Replica:
 
         return ReplicaImage(state=self._state_copy(), engine=spliced_image(self.engine))
 
+    def snapshot_state(self) -> ReplicaState:
+        """A copy of the stream-derivation state (small), for a snapshot image finished from
+        a checkpoint capture on another thread (`engine.snapimage.replica_image`)."""
+        return self._state_copy()
+
     @property
     def stream_seq(self) -> int:
         return self.state.stream_seq
