@@ -113,26 +113,25 @@ def _side_arrays(levels: int) -> tuple[np.ndarray, ...]:
     lvl = np.zeros((levels, V_W), dtype=np.int64)
     lfree = np.zeros(levels, dtype=np.int32)
     bkl = np.zeros((2, levels), dtype=np.int32)
-    bkp = np.zeros((2, levels), dtype=np.int64)
     bkn = np.zeros(2, dtype=np.int64)
     ctr = np.zeros(C_W, dtype=np.int64)
     ctr[CF_LEVEL_CAP] = levels
     ctr[CF_MAX_LEVELS] = levels
-    return lvl, lfree, bkl, bkp, bkn, ctr
+    return lvl, lfree, bkl, bkn, ctr
 
 
 @given(st.lists(st.tuples(st.integers(0, 1), st.integers(1, 30), st.booleans()), max_size=200))
 def test_level_book_keeps_sorted_order(ops: list[tuple[int, int, bool]]) -> None:
-    lvl, lfree, bkl, bkp, bkn, ctr = _side_arrays(64)
+    lvl, lfree, bkl, bkn, ctr = _side_arrays(64)
     model: list[set[int]] = [set(), set()]
     for side, price, add in ops:
         if add:
-            lv = book.level_get_or_add(lvl, bkl, bkp, bkn, lfree, ctr, side, side, price)
+            lv = book.level_get_or_add(lvl, bkl, bkn, lfree, ctr, side, side, price)
             assert lv >= 0 and lvl[lv, V_PRICE] == price
             model[side].add(price)
         elif price in model[side]:
-            lv = book.level_find(bkl, bkp, bkn, side, side, price)
-            book.level_drop(lvl, bkl, bkp, bkn, lfree, ctr, side, side, lv)
+            lv = book.level_find(lvl, bkl, bkn, side, side, price)
+            book.level_drop(lvl, bkl, bkn, lfree, ctr, side, side, lv)
             model[side].discard(price)
         for s in (0, 1):
             n = int(bkn[s])
@@ -143,8 +142,8 @@ def test_level_book_keeps_sorted_order(ops: list[tuple[int, int, bool]]) -> None
             keys = sorted(p if s == 0 else -p for p in model[s])
             for probe in range(0, 32):
                 key = probe if s == 0 else -probe
-                assert book.level_pos(bkp, bkn, s, key) == bisect.bisect_left(keys, key)
-                found = book.level_find(bkl, bkp, bkn, s, s, probe)
+                assert book.level_pos(lvl, bkl, bkn, s, s, key) == bisect.bisect_left(keys, key)
+                found = book.level_find(lvl, bkl, bkn, s, s, probe)
                 assert (found >= 0) == (probe in model[s])
         live = len(model[0]) + len(model[1])
         assert ctr[C_LEVEL_HWM] - ctr[C_LEVEL_FREE] == live

@@ -128,7 +128,7 @@ def amend_check(sp, cr):
         own = 2 * m + side
         if (
             st.bkn[own] >= st.ctr[CF_MAX_LEVELS]
-            and level_find(st.bkl, st.bkp, st.bkn, own, side, p) < 0
+            and level_find(st.lvl, st.bkl, st.bkn, own, side, p) < 0
         ):
             return REJ_BOOK_FULL, -1, 0, 0, 0
     keeps = p == cur_p and q < cur_q

@@ -91,7 +91,6 @@ class CoreArrays:
         "bal",
         "bkl",
         "bkn",
-        "bkp",
         "ctr",
         "ev",
         "idx",
@@ -131,7 +130,6 @@ class CoreArrays:
         self.lvl = np.zeros((level_cap, V_W), dtype=np.int64)
         self.lfree = np.zeros(level_cap, dtype=np.int32)
         self.bkl = np.zeros((sides, config.max_levels_per_side), dtype=np.int32)
-        self.bkp = np.zeros((sides, config.max_levels_per_side), dtype=np.int64)
         self.bkn = np.zeros(sides, dtype=np.int64)
         self.bal = np.zeros((config.max_accounts, config.max_assets, 3), dtype=np.int64)
         self.sysb = np.zeros((config.max_assets, 2), dtype=np.int64)
@@ -142,7 +140,7 @@ class CoreArrays:
         # pays a page fault (see the docstring for why it is optional).
         if prefault:
             for table in (self.ev, self.idx, self.oidx, self.ords, self.olnk, self.ofree,
-                          self.lvl, self.lfree, self.bkl, self.bkp):  # fmt: skip
+                          self.lvl, self.lfree, self.bkl):  # fmt: skip
                 table.fill(0)
         ctr = np.zeros(C_W, dtype=np.int64)
         ctr[C_NEXT_TXN] = 1
@@ -172,7 +170,6 @@ class CoreArrays:
             self.oidx,
             self.lvl,
             self.bkl,
-            self.bkp,
             self.bkn,
             self.bal,
             self.sysb,
@@ -196,6 +193,6 @@ def bytes_per_resting_order(config: EngineConfig) -> dict[str, float]:
         "order_tables": per_order,
         "hash_indexes": index,
         "total_per_order": per_order + index,
-        "per_level": V_W * 8 + 4 + 4 + 8,  # levels table, free stack, book arrays (per slot)
+        "per_level": V_W * 8 + 4 + 4,  # levels table, free stack, sorted book array (per slot)
         "level_tables_per_order_slot": (V_W * 8 + 4) * level_cap / n,
     }

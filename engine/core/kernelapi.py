@@ -26,7 +26,6 @@ _ARRAY_ARGS = {
     "oidx": types.int64[::1],
     "lvl": types.int64[:, ::1],
     "bkl": types.int32[:, ::1],
-    "bkp": types.int64[:, ::1],
     "bkn": types.int64[::1],
     "bal": types.int64[:, :, ::1],
     "sysb": types.int64[:, ::1],
@@ -63,7 +62,6 @@ class CoreState(NamedTuple):
     oidx: np.ndarray
     lvl: np.ndarray
     bkl: np.ndarray
-    bkp: np.ndarray
     bkn: np.ndarray
     bal: np.ndarray
     sysb: np.ndarray

@@ -176,7 +176,7 @@ def add_pending(sp, cr, s):
         trigger = cr[R_STOP] // tick
         st.ords[s, O_TRIGGER] = trigger
         tx = trigger_book(st.ctr, m, falls(otype, side))
-        lv = level_get_or_add(st.lvl, st.bkl, st.bkp, st.bkn, st.lfree, st.ctr, tx, tx & 1, trigger)
+        lv = level_get_or_add(st.lvl, st.bkl, st.bkn, st.lfree, st.ctr, tx, tx & 1, trigger)
         if lv >= 0:
             queue_push(st.lvl, st.olnk, lv, s)
     open_order(sp, s)
@@ -206,7 +206,7 @@ def remove_pending(sp, s):
     st.olnk[s, K_LEVEL] = -1
     if st.lvl[lv, V_HEAD] < 0:
         tx = trigger_book(st.ctr, m, falls(k_type(st.olnk, s), k_side(st.olnk, s)))
-        level_drop(st.lvl, st.bkl, st.bkp, st.bkn, st.lfree, st.ctr, tx, tx & 1, lv)
+        level_drop(st.lvl, st.bkl, st.bkn, st.lfree, st.ctr, tx, tx & 1, lv)
 
 
 @kernel
@@ -387,7 +387,7 @@ def execute_triggered(sp, seq, s):
     own = 2 * m + side
     may_rest = (tif == GTC or tif == GTD) and (  # noqa: SIM109
         st.bkn[own] < st.ctr[CF_MAX_LEVELS]
-        or level_find(st.bkl, st.bkp, st.bkn, own, side, limit) >= 0
+        or level_find(st.lvl, st.bkl, st.bkn, own, side, limit) >= 0
     )
     left, budget, hold, _steps, stop, trades = match(
         sp,

@@ -366,7 +366,7 @@ def place_check(sp, cr):
     if (
         (otype == LIMIT_MAKER or (otype == LIMIT and resting_tif))
         and st.bkn[own] >= st.ctr[CF_MAX_LEVELS]
-        and level_find(st.bkl, st.bkp, st.bkn, own, side, p) < 0
+        and level_find(st.lvl, st.bkl, st.bkn, own, side, p) < 0
     ):
         return REJ_BOOK_FULL, 0, 0, 0
     if otype >= STOP_MARKET and otype <= TP_LIMIT:
@@ -375,7 +375,7 @@ def place_check(sp, cr):
         trigger = cr[R_STOP] // st.mkt[m, M_TICK]
         if (
             st.bkn[tx] >= st.ctr[CF_MAX_LEVELS]
-            and level_find(st.bkl, st.bkp, st.bkn, tx, key_side, trigger) < 0
+            and level_find(st.lvl, st.bkl, st.bkn, tx, key_side, trigger) < 0
         ):
             return REJ_BOOK_FULL, 0, 0, 0
     if side == SELL:
