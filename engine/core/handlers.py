@@ -119,13 +119,12 @@ def new_slot(ords, olnk, ofree, ctr, cr, p, q, hold):
 
 @kernel
 def place(sp, cr):
-    st = load_state(sp)
     seq = cr[R_SEQ]
     a = cr[R_ACCOUNT]
     m = cr[R_MARKET]
     reason, p, q, hold = place_check(sp, cr)
     if reason != 0:
-        emit_rejected(st.ev, st.ctr, seq, a, m, 0, cr[R_COID], reason)
+        emit_rejected(sp.ev, sp.ctr, seq, a, m, 0, cr[R_COID], reason)
         return
     a = nonneg(a)  # valid now (place_check)
     m = nonneg(m)
@@ -134,19 +133,21 @@ def place(sp, cr):
     tif = cr[R_TIF]
     quote_qty = cr[R_QUOTE_QTY]
     stp = cr[R_STP]
-    asset = st.mkt[m, M_QUOTE] if side == BUY else st.mkt[m, M_BASE]
-    r = next_row(st.ev, st.ctr, EV_ACCEPTED, seq)
-    st.ev[r, 2] = seq
-    st.ev[r, 3] = a
-    st.ev[r, 4] = m
-    st.ev[r, 5] = cr[R_COID]
-    st.ev[r, 6] = side
-    st.ev[r, 7] = otype
-    st.ev[r, 8] = tif
-    st.ev[r, 9] = cr[R_PRICE]
-    st.ev[r, 10] = cr[R_QTY]
-    st.ev[r, 11] = quote_qty
-    st.ev[r, 12] = hold
+    asset = sp.mkt[m, M_QUOTE] if side == BUY else sp.mkt[m, M_BASE]
+    ev = sp.ev  # one load for the run of stores below (sp.X loads at each access)
+    ctr = sp.ctr
+    r = next_row(ev, ctr, EV_ACCEPTED, seq)
+    ev[r, 2] = seq
+    ev[r, 3] = a
+    ev[r, 4] = m
+    ev[r, 5] = cr[R_COID]
+    ev[r, 6] = side
+    ev[r, 7] = otype
+    ev[r, 8] = tif
+    ev[r, 9] = cr[R_PRICE]
+    ev[r, 10] = cr[R_QTY]
+    ev[r, 11] = quote_qty
+    ev[r, 12] = hold
     accepted = r
     if (
         cr[R_STOP] != 0
@@ -156,28 +157,28 @@ def place(sp, cr):
         or cr[R_EXPIRE] != 0
         or stp != 0
     ):
-        r = next_row(st.ev, st.ctr, EV_ACCEPTED_X, seq)
-        st.ev[r, 2] = cr[R_STOP]
-        st.ev[r, 3] = cr[R_DELTA]
-        st.ev[r, 4] = cr[R_OFFSET]
-        st.ev[r, 5] = cr[R_DISPLAY]
-        st.ev[r, 6] = cr[R_EXPIRE]
-        st.ev[r, 7] = stp
-    hold_in_row(st.ev, st.ctr, st.bal, accepted, a, asset, hold)
-    lot = st.mkt[m, M_LOT]
+        r = next_row(ev, ctr, EV_ACCEPTED_X, seq)
+        ev[r, 2] = cr[R_STOP]
+        ev[r, 3] = cr[R_DELTA]
+        ev[r, 4] = cr[R_OFFSET]
+        ev[r, 5] = cr[R_DISPLAY]
+        ev[r, 6] = cr[R_EXPIRE]
+        ev[r, 7] = stp
+    hold_in_row(ev, ctr, sp.bal, accepted, a, asset, hold)
+    lot = sp.mkt[m, M_LOT]
     if otype >= STOP_MARKET:
-        s = new_slot(st.ords, st.olnk, st.ofree, st.ctr, cr, p, q, hold)
+        s = new_slot(sp.ords, sp.olnk, sp.ofree, sp.ctr, cr, p, q, hold)
         if s >= 0:
             add_pending(sp, cr, s)
         return
     is_limit = otype != MARKET
     fok = otype == LIMIT and tif == FOK
     if fok and dry_run(sp, m, side, p, q, a, stp)[0] > 0:
-        emit_order_end(st.ev, st.ctr, EV_EXPIRED, seq, seq, a, m, q, EXP_FOK_UNFILLABLE)
-        hold_txn(st.ev, st.ctr, st.bal, seq, a, asset, -hold)
+        emit_order_end(sp.ev, sp.ctr, EV_EXPIRED, seq, seq, a, m, q, EXP_FOK_UNFILLABLE)
+        hold_txn(sp.ev, sp.ctr, sp.bal, seq, a, asset, -hold)
         return
     rest_ok = otype == LIMIT_MAKER or (otype == LIMIT and (tif == GTC or tif == GTD))  # noqa: SIM109
-    if rest_ok and not crosses(st.lvl, st.bkl, st.bkn, m, side, p):
+    if rest_ok and not crosses(sp.lvl, sp.bkl, sp.bkn, m, side, p):
         # A resting limit that does not cross: the matching loop would stop before its first
         # step and the settlement would keep the whole hold (required_buy(p, q) or q lots,
         # what place_check held): no event, no release. Skips both calls (half of (c)).
@@ -191,7 +192,7 @@ def place(sp, cr):
         trades = 0
         stop = STOP_FILLED
         if otype != LIMIT_MAKER:
-            lim = p if is_limit else protection_price(st.lvl, st.bkl, st.bkn, st.mkt, m, side)
+            lim = p if is_limit else protection_price(sp.lvl, sp.bkl, sp.bkn, sp.mkt, m, side)
             left, budget, hold, _steps, stop, trades = match(
                 sp,
                 seq,
@@ -225,17 +226,18 @@ def place(sp, cr):
             asset,
         )
     if rests:
-        s = new_slot(st.ords, st.olnk, st.ofree, st.ctr, cr, p, left, keep)
+        ords = sp.ords
+        s = new_slot(ords, sp.olnk, sp.ofree, sp.ctr, cr, p, left, keep)
         if s < 0:
             return
         display = cr[R_DISPLAY] // lot if cr[R_DISPLAY] != 0 else 0  # no division when 0
-        st.ords[s, O_DISPLAY] = display
-        st.ords[s, O_VISIBLE] = left if display == 0 or left < display else display
+        ords[s, O_DISPLAY] = display
+        ords[s, O_VISIBLE] = left if display == 0 or left < display else display
         rest_order(sp, s)
         open_order(sp, s)
-        note_gtd(st.ords, st.olnk, st.ctr, s)
-        check_not_crossed(st.lvl, st.bkl, st.bkn, st.ctr, m)
-    if st.mkt[m, M_BURST_FIRST] != 0 or st.ctr[C_FIFO_HEAD] >= 0:  # else run_triggers is a no-op
+        note_gtd(sp.ords, sp.olnk, sp.ctr, s)
+        check_not_crossed(sp.lvl, sp.bkl, sp.bkn, sp.ctr, m)
+    if sp.mkt[m, M_BURST_FIRST] != 0 or sp.ctr[C_FIFO_HEAD] >= 0:  # else run_triggers is a no-op
         run_triggers(sp, seq, m)
 
 

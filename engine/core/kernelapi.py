@@ -1,8 +1,9 @@
 """How the compiled core's kernels are declared and what they receive.
 
 Every kernel takes the whole state as one argument (`CoreState`, ``st``) or a reference to it
-(``sp``), plus int64 scalars and a few flags; `kernel` derives one explicit numba signature
-from the parameter names. The tables' columns are in `engine.core.layout`.
+(``sp``, whose tables read as ``sp.ords``, ...), plus int64 scalars and a few flags; `kernel`
+derives one explicit numba signature from the parameter names. The tables' columns are in
+`engine.core.layout`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
+from numba.core.imputils import impl_ret_borrowed, lower_getattr_generic
+from numba.core.typing.templates import AttributeTemplate, infer_getattr
 from numba.extending import intrinsic
 
 _I64 = types.int64
@@ -79,6 +82,38 @@ _ARRAY_ARGS["sp"] = types.CPointer(_STATE_TYPE)
 """The state passed by reference (``sp``) between kernels: see `state_ref`."""
 
 
+@infer_getattr
+class _StateRefAttributes(AttributeTemplate):
+    """``sp.ords``, ``sp.ev``, ...: a table read through the state reference where it is used.
+
+    `load_state` loads every field a kernel uses at the point of the call (its entry), and
+    a long kernel then keeps them all in registers and stack slots: place stored and reloaded
+    ~45 of them per order. ``sp.X`` loads table X's fields at the access, so a field is
+    loaded where it is needed (LLVM still merges loads that no store separates); bind a local
+    (``ev = sp.ev``) before a run of stores into the same table, whose stores would otherwise
+    make every access load it again.
+    """
+
+    key = types.CPointer
+
+    def generic_resolve(self, typ, attr):  # type: ignore[no-untyped-def]
+        if typ.dtype is _STATE_TYPE and attr in CoreState._fields:
+            return _ARRAY_ARGS[attr]
+        return None
+
+
+@lower_getattr_generic(types.CPointer)
+def _state_ref_getattr(context, builder, typ, value, attr):  # type: ignore[no-untyped-def]
+    index = CoreState._fields.index(attr)
+    model = context.data_model_manager[typ.dtype]
+    i32 = ir.IntType(32)
+    field_ptr = builder.gep(value, [i32(0), i32(index)])
+    field_model = context.data_model_manager[_ARRAY_ARGS[attr]]
+    assert model.get_data_type().elements[index] == field_model.get_data_type()
+    result = field_model.from_data(builder, builder.load(field_ptr))
+    return impl_ret_borrowed(context, builder, _ARRAY_ARGS[attr], result)
+
+
 @intrinsic
 def state_ref(typingctx, st):  # type: ignore[no-untyped-def]
     """A pointer to a copy of ``st`` in the caller's frame: what kernels pass to each other.
@@ -101,7 +136,8 @@ def state_ref(typingctx, st):  # type: ignore[no-untyped-def]
 
 @intrinsic
 def load_state(typingctx, sp):  # type: ignore[no-untyped-def]
-    """The `CoreState` behind ``sp`` (LLVM loads only the fields the kernel uses)."""
+    """The `CoreState` behind ``sp`` (LLVM loads only the fields the kernel uses, all at
+    this call: in a long kernel prefer ``sp.X`` at the access, see `_StateRefAttributes`)."""
     sig = sp.dtype(sp)
 
     def codegen(context, builder, signature, args):

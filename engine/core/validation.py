@@ -206,7 +206,7 @@ def over_tier_limit(sp, m, otype, p, q, quote_qty, limit):
 @kernel(inline=True)
 def place_fields(sp, cr):
     """PlaceOrder checks 2-3. Returns (reason, p, q)."""
-    mkt = load_state(sp).mkt
+    mkt = sp.mkt
     m = nonneg(cr[R_MARKET])  # valid: the preamble passed
     side = cr[R_SIDE]
     otype = cr[R_TYPE]
@@ -308,7 +308,6 @@ def place_fields(sp, cr):
 @kernel(inline=True)
 def place_check(sp, cr):
     """PlaceOrder checks 1-7. Returns (reason, p, q, hold); reason 0 = accepted."""
-    st = load_state(sp)
     a = cr[R_ACCOUNT]
     m = cr[R_MARKET]
     side = cr[R_SIDE]
@@ -321,75 +320,75 @@ def place_check(sp, cr):
         return reason, 0, 0, 0
     a = nonneg(a)
     m = nonneg(m)
-    if st.acct[a, A_FROZEN] != 0:
+    if sp.acct[a, A_FROZEN] != 0:
         return REJ_FROZEN, 0, 0, 0
-    state = st.mkt[m, M_STATE]
+    state = sp.mkt[m, M_STATE]
     reason, p, q = place_fields(sp, cr)
     if reason != 0:
         return reason, 0, 0, 0
-    limit = tier_limit(st.mkt, st.acct, a, m)
+    limit = tier_limit(sp.mkt, sp.acct, a, m)
     if limit != 0 and over_tier_limit(sp, m, otype, p, q, quote_qty, limit):
         return REJ_TIER_LIMIT, 0, 0, 0
     if coid < 0:
         return REJ_INVALID_COID, 0, 0, 0
-    if coid != 0 and coid_find(st.idx, st.ords, st.olnk, st.ctr[CF_HASH_MASK], a, coid) >= 0:
+    if coid != 0 and coid_find(sp.idx, sp.ords, sp.olnk, sp.ctr[CF_HASH_MASK], a, coid) >= 0:
         return REJ_DUPLICATE_COID, 0, 0, 0
-    if otype == LIMIT_MAKER and crosses(st.lvl, st.bkl, st.bkn, m, side, p):
+    if otype == LIMIT_MAKER and crosses(sp.lvl, sp.bkl, sp.bkn, m, side, p):
         return REJ_TAKER_NOT_ALLOWED, 0, 0, 0
     resting_tif = tif != IOC and tif != FOK  # GTC or GTD (tif is valid here)
     if state == ST_POST_ONLY and (
         (otype != LIMIT and otype != LIMIT_MAKER)
         or not resting_tif
-        or crosses(st.lvl, st.bkl, st.bkn, m, side, p)
+        or crosses(sp.lvl, sp.bkl, sp.bkn, m, side, p)
     ):
         return REJ_POST_ONLY, 0, 0, 0
     if (
         (otype == LIMIT or otype == LIMIT_MAKER)  # noqa: SIM109
-        and st.mkt[m, M_BAND] != 0
+        and sp.mkt[m, M_BAND] != 0
         and outside_band(sp, m, p)
     ):
         return REJ_BAND, 0, 0, 0
     if otype >= STOP_MARKET:
-        last = st.mkt[m, M_LAST_PRICE]
+        last = sp.mkt[m, M_LAST_PRICE]
         if otype >= TRAIL_MARKET:
             if last == 0:
                 return REJ_NO_REFERENCE, 0, 0, 0
         elif last != 0:
-            trigger = cr[R_STOP] // st.mkt[m, M_TICK]
+            trigger = cr[R_STOP] // sp.mkt[m, M_TICK]
             if (last <= trigger) if falls(otype, side) else (last >= trigger):
                 return REJ_STOP_PRICE, 0, 0, 0
-    if st.acct[a, A_OPEN] >= st.ctr[CF_MAX_OPEN]:
+    if sp.acct[a, A_OPEN] >= sp.ctr[CF_MAX_OPEN]:
         return REJ_TOO_MANY_OPEN, 0, 0, 0
-    if st.ctr[C_OPEN_ORDERS] >= st.ctr[CF_MAX_ORDERS]:
+    if sp.ctr[C_OPEN_ORDERS] >= sp.ctr[CF_MAX_ORDERS]:
         return REJ_BOOK_FULL, 0, 0, 0
     own = 2 * m + side
     if (
         (otype == LIMIT_MAKER or (otype == LIMIT and resting_tif))
-        and st.bkn[own] >= st.ctr[CF_MAX_LEVELS]
-        and level_find(st.lvl, st.bkl, st.bkn, own, side, p) < 0
+        and sp.bkn[own] >= sp.ctr[CF_MAX_LEVELS]
+        and level_find(sp.lvl, sp.bkl, sp.bkn, own, side, p) < 0
     ):
         return REJ_BOOK_FULL, 0, 0, 0
     if otype >= STOP_MARKET and otype <= TP_LIMIT:
-        tx = trigger_book(st.ctr, m, falls(otype, side))
+        tx = trigger_book(sp.ctr, m, falls(otype, side))
         key_side = tx & 1
-        trigger = cr[R_STOP] // st.mkt[m, M_TICK]
+        trigger = cr[R_STOP] // sp.mkt[m, M_TICK]
         if (
-            st.bkn[tx] >= st.ctr[CF_MAX_LEVELS]
-            and level_find(st.lvl, st.bkl, st.bkn, tx, key_side, trigger) < 0
+            sp.bkn[tx] >= sp.ctr[CF_MAX_LEVELS]
+            and level_find(sp.lvl, sp.bkl, sp.bkn, tx, key_side, trigger) < 0
         ):
             return REJ_BOOK_FULL, 0, 0, 0
     if side == SELL:
-        hold = q * st.mkt[m, M_LOT]
-        asset = st.mkt[m, M_BASE]
+        hold = q * sp.mkt[m, M_LOT]
+        asset = sp.mkt[m, M_BASE]
     else:
-        asset = st.mkt[m, M_QUOTE]
+        asset = sp.mkt[m, M_QUOTE]
         if not is_market_kind(otype):
-            hold = required_buy(p, q, st.mkt[m, M_QTL], st.mkt[m, M_WORST_PPM])
+            hold = required_buy(p, q, sp.mkt[m, M_QTL], sp.mkt[m, M_WORST_PPM])
         elif q == 0:
             hold = quote_qty
         else:
-            lim = protection_price(st.lvl, st.bkl, st.bkn, st.mkt, m, side)
+            lim = protection_price(sp.lvl, sp.bkl, sp.bkn, sp.mkt, m, side)
             hold = dry_run(sp, m, side, lim, q, a, cr[R_STP])[1]
-    if hold > st.bal[a, asset, B_AVAILABLE]:
+    if hold > sp.bal[a, asset, B_AVAILABLE]:
         return REJ_INSUFFICIENT_FUNDS, 0, 0, 0
     return 0, p, q, hold
