@@ -26,7 +26,7 @@ from engine.core.codes import (
 )
 from engine.core.events import emit_amended, emit_rejected, hold_in_row
 from engine.core.handlers import find_target
-from engine.core.kernelapi import kernel, load_state, nonneg
+from engine.core.kernelapi import kernel, nonneg
 from engine.core.layout import (
     A_FROZEN,
     B_AVAILABLE,
@@ -69,10 +69,9 @@ from engine.core.triggers import run_triggers
 from engine.core.validation import crosses, outside_band, preamble, tier_limit
 
 
-@kernel
+@kernel(inline=True)
 def amend_check(sp, cr):
     """Checks in contract order. Returns (reason, slot, p, q, new_hold); reason 0 = valid."""
-    st = load_state(sp)
     a = cr[R_ACCOUNT]
     m = cr[R_MARKET]
     new_price = cr[R_NEW_PRICE]
@@ -85,13 +84,13 @@ def amend_check(sp, cr):
     s = find_target(sp, a, m, cr[R_ORDER_ID], cr[R_TARGET_COID])
     if s < 0:
         return REJ_UNKNOWN_ORDER, -1, 0, 0, 0
-    if k_pending(st.olnk, s):
+    if k_pending(sp.olnk, s):
         return REJ_INVALID_AMEND, -1, 0, 0, 0
-    tick = nonneg(st.mkt[m, M_TICK])  # >= 1: unsigned division
-    lot = nonneg(st.mkt[m, M_LOT])  # >= 1: unsigned division
-    qtl = st.mkt[m, M_QTL]
-    cur_p = st.ords[s, O_PRICE]
-    cur_q = st.ords[s, O_QTY]
+    tick = nonneg(sp.mkt[m, M_TICK])  # >= 1: unsigned division
+    lot = nonneg(sp.mkt[m, M_LOT])  # >= 1: unsigned division
+    qtl = sp.mkt[m, M_QTL]
+    cur_p = sp.ords[s, O_PRICE]
+    cur_q = sp.ords[s, O_QTY]
     if new_price < 0 or new_price > MAX:
         return REJ_INVALID_PRICE, -1, 0, 0, 0
     p = cur_p
@@ -106,80 +105,84 @@ def amend_check(sp, cr):
         q = exact_div(new_qty, lot)
         if q < 0:
             return REJ_QTY_OFF_LOT, -1, 0, 0, 0
-    if st.mkt[m, M_MAXQ] != 0 and q > st.mkt[m, M_MAXQ]:
+    if sp.mkt[m, M_MAXQ] != 0 and q > sp.mkt[m, M_MAXQ]:
         return REJ_TOO_LARGE, -1, 0, 0, 0
     if p == cur_p and q == cur_q:
         return REJ_INVALID_AMEND, -1, 0, 0, 0
-    if st.acct[a, A_FROZEN] != 0 and not (p == cur_p and q < cur_q):
+    if sp.acct[a, A_FROZEN] != 0 and not (p == cur_p and q < cur_q):
         return REJ_FROZEN, -1, 0, 0, 0  # frozen: only a pure decrease (less exposure)
     if not notional_fits(p, q, qtl):
         return REJ_NOTIONAL_OVERFLOW, -1, 0, 0, 0
-    if p * q * qtl < st.mkt[m, M_MIN_NOTIONAL]:
+    if p * q * qtl < sp.mkt[m, M_MIN_NOTIONAL]:
         return REJ_MIN_NOTIONAL, -1, 0, 0, 0
-    limit = tier_limit(st.mkt, st.acct, a, m)
+    limit = tier_limit(sp.mkt, sp.acct, a, m)
     if limit != 0 and p * q * qtl > limit and not (p == cur_p and q < cur_q):
         return REJ_TIER_LIMIT, -1, 0, 0, 0  # only a pure decrease may stay above the limit
-    side = k_side(st.olnk, s)
+    side = k_side(sp.olnk, s)
     if p != cur_p:
-        if k_type(st.olnk, s) == LIMIT_MAKER and crosses(st.lvl, st.bkl, st.bkn, m, side, p):
+        if k_type(sp.olnk, s) == LIMIT_MAKER and crosses(sp.lvl, sp.bkl, sp.bkn, m, side, p):
             return REJ_TAKER_NOT_ALLOWED, -1, 0, 0, 0
-        if st.mkt[m, M_BAND] != 0 and outside_band(sp, m, p):
+        if sp.mkt[m, M_BAND] != 0 and outside_band(sp, m, p):
             return REJ_BAND, -1, 0, 0, 0
         own = 2 * m + side
         if (
-            st.bkn[own] >= st.ctr[CF_MAX_LEVELS]
-            and level_find(st.lvl, st.bkl, st.bkn, own, side, p) < 0
+            sp.bkn[own] >= sp.ctr[CF_MAX_LEVELS]
+            and level_find(sp.lvl, sp.bkl, sp.bkn, own, side, p) < 0
         ):
             return REJ_BOOK_FULL, -1, 0, 0, 0
     keeps = p == cur_p and q < cur_q
     if (
-        st.mkt[m, M_STATE] == ST_POST_ONLY
+        sp.mkt[m, M_STATE] == ST_POST_ONLY
         and not keeps
-        and crosses(st.lvl, st.bkl, st.bkn, m, side, p)
+        and crosses(sp.lvl, sp.bkl, sp.bkn, m, side, p)
     ):
         return REJ_POST_ONLY, -1, 0, 0, 0
     if side == BUY:
-        new_hold = required_buy(p, q, qtl, st.mkt[m, M_WORST_PPM])
-        asset = st.mkt[m, M_QUOTE]
+        new_hold = required_buy(p, q, qtl, sp.mkt[m, M_WORST_PPM])
+        asset = sp.mkt[m, M_QUOTE]
     else:
         new_hold = q * lot
-        asset = st.mkt[m, M_BASE]
-    if new_hold - st.ords[s, O_HOLD] > st.bal[a, asset, B_AVAILABLE]:
+        asset = sp.mkt[m, M_BASE]
+    if new_hold - sp.ords[s, O_HOLD] > sp.bal[a, asset, B_AVAILABLE]:
         return REJ_INSUFFICIENT_FUNDS, -1, 0, 0, 0
     return 0, s, p, q, new_hold
 
 
 @kernel
 def amend(sp, cr):
-    st = load_state(sp)
     seq = cr[R_SEQ]
     a = cr[R_ACCOUNT]
     m = cr[R_MARKET]
     reason, s, p, q, new_hold = amend_check(sp, cr)
     if reason != 0:
-        emit_rejected(st.ev, st.ctr, seq, a, m, cr[R_ORDER_ID], cr[R_TARGET_COID], reason)
+        emit_rejected(sp.ev, sp.ctr, seq, a, m, cr[R_ORDER_ID], cr[R_TARGET_COID], reason)
         return
     a = nonneg(a)  # valid now (amend_check)
     m = nonneg(m)
     s = nonneg(s)
-    oid = st.ords[s, O_ID]
-    side = k_side(st.olnk, s)
-    asset = st.mkt[m, M_QUOTE] if side == BUY else st.mkt[m, M_BASE]
-    hold = st.ords[s, O_HOLD]
-    cur_q = st.ords[s, O_QTY]
-    if p == st.ords[s, O_PRICE] and q < cur_q:
+    oid = sp.ords[s, O_ID]
+    side = k_side(sp.olnk, s)
+    asset = sp.mkt[m, M_QUOTE] if side == BUY else sp.mkt[m, M_BASE]
+    hold = sp.ords[s, O_HOLD]
+    cur_q = sp.ords[s, O_QTY]
+    if p == sp.ords[s, O_PRICE] and q < cur_q:
         # Pure decrease: keeps its place in the queue.
-        r = emit_amended(st.ev, st.ctr, seq, oid, a, m, p, q, True, new_hold)
-        hold_in_row(st.ev, st.ctr, st.bal, r, a, asset, new_hold - hold)
-        st.ords[s, O_QTY] = q
-        st.ords[s, O_HOLD] = new_hold
-        if st.ords[s, O_VISIBLE] > q:
-            st.ords[s, O_VISIBLE] = q
+        ev = sp.ev
+        ctr = sp.ctr
+        r = emit_amended(ev, ctr, seq, oid, a, m, p, q, True, new_hold)
+        hold_in_row(ev, ctr, sp.bal, r, a, asset, new_hold - hold)
+        ords = sp.ords
+        ords[s, O_QTY] = q
+        ords[s, O_HOLD] = new_hold
+        if ords[s, O_VISIBLE] > q:
+            ords[s, O_VISIBLE] = q
         return
-    r = emit_amended(st.ev, st.ctr, seq, oid, a, m, p, q, False, new_hold)
-    hold_in_row(st.ev, st.ctr, st.bal, r, a, asset, new_hold - hold)
+    ev = sp.ev
+    ctr = sp.ctr
+    r = emit_amended(ev, ctr, seq, oid, a, m, p, q, False, new_hold)
+    hold_in_row(ev, ctr, sp.bal, r, a, asset, new_hold - hold)
     unrest_order(sp, s)
-    if not crosses(st.lvl, st.bkl, st.bkn, m, side, p):
+    if not crosses(sp.lvl, sp.bkl, sp.bkn, m, side, p):
         # A price that does not cross: the matching loop would stop before its first step and
         # the settlement would keep new_hold (required_buy(p, q) or q lots): no event.
         rests = True
@@ -191,14 +194,14 @@ def amend(sp, cr):
             seq,
             m,
             oid,
-            st.olnk[s, K_ACCOUNT],
+            sp.olnk[s, K_ACCOUNT],
             side,
             p,
             q,
             False,
             0,
             new_hold,
-            k_stp(st.olnk, s),
+            k_stp(sp.olnk, s),
         )
         rests, keep = settle_taker(
             sp,
@@ -218,17 +221,18 @@ def amend(sp, cr):
             stop,
             asset,
         )
+    ords = sp.ords  # one load for the run of stores below (sp.X loads at each access)
     if rests:
-        st.ords[s, O_PRICE] = p
-        st.ords[s, O_QTY] = left
-        st.ords[s, O_HOLD] = keep
-        d = st.ords[s, O_DISPLAY]
-        st.ords[s, O_VISIBLE] = left if d == 0 or left < d else d
+        ords[s, O_PRICE] = p
+        ords[s, O_QTY] = left
+        ords[s, O_HOLD] = keep
+        d = ords[s, O_DISPLAY]
+        ords[s, O_VISIBLE] = left if d == 0 or left < d else d
         rest_order(sp, s)
-        check_not_crossed(st.lvl, st.bkl, st.bkn, st.ctr, m)
+        check_not_crossed(sp.lvl, sp.bkl, sp.bkn, sp.ctr, m)
     else:
-        st.ords[s, O_QTY] = 0
-        st.ords[s, O_HOLD] = 0
+        ords[s, O_QTY] = 0
+        ords[s, O_HOLD] = 0
         forget_order(sp, s)
-    if st.mkt[m, M_BURST_FIRST] != 0 or st.ctr[C_FIFO_HEAD] >= 0:  # else run_triggers is a no-op
+    if sp.mkt[m, M_BURST_FIRST] != 0 or sp.ctr[C_FIFO_HEAD] >= 0:  # else run_triggers is a no-op
         run_triggers(sp, seq, m)
