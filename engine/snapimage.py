@@ -16,10 +16,9 @@ The result encodes to the same bytes, and so the same state hash, as `Replica.im
 from __future__ import annotations
 
 import msgspec
-import numpy as np
 
 from engine.core.digest import DigestInput
-from engine.core.imagebytes import _HEADER_BYTES, _INT_BYTES, _encode_accounts, _table_raw
+from engine.core.imagebytes import accounts_raw, table_raw
 from engine.core.imaging import order_rows
 from engine.replica import ReplicaImage, ReplicaState
 from engine.schema import StateImage
@@ -38,18 +37,6 @@ def image_from_capture(captured: DigestInput) -> StateImage:
     head = IMAGE_DECODER.decode(captured.head)
     return msgspec.structs.replace(
         head,
-        accounts=_accounts_raw(captured),
-        orders=_table_raw(order_rows(captured.ords, captured.olnk, captured.mkt)),
+        accounts=accounts_raw(captured.accounts[:, 0], captured.balances, captured.accounts[:, 1]),
+        orders=table_raw(order_rows(captured.ords, captured.olnk, captured.mkt)),
     )
-
-
-def _accounts_raw(captured: DigestInput) -> msgspec.Raw:
-    """The accounts' canonical msgpack from the capture's account and balance tables (what
-    `imagebytes` encodes from the engine's own arrays)."""
-    account_ids = np.ascontiguousarray(captured.accounts[:, 0], dtype=np.int64)
-    dms = np.ascontiguousarray(captured.accounts[:, 1], dtype=np.int64)
-    table = np.ascontiguousarray(captured.balances, dtype=np.int64)
-    size = _HEADER_BYTES + len(account_ids) * (3 * _HEADER_BYTES + 2 * _INT_BYTES)
-    out = np.empty(size + len(table) * (_HEADER_BYTES + 4 * _INT_BYTES), dtype=np.uint8)
-    used = _encode_accounts(account_ids, table, dms, out)
-    return msgspec.Raw(out[:used].tobytes())

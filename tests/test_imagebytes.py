@@ -15,11 +15,11 @@ from hypothesis import given, settings
 
 from engine.core.compiled import CompiledEngine
 from engine.core.imagebytes import (
-    _table_raw,
     image_bytes,
     image_state_hash,
     put_array_header,
     put_int,
+    table_raw,
 )
 from engine.schema import EngineConfig, encode_image, state_hash
 from tests.streams import Record, command_streams
@@ -56,8 +56,8 @@ def test_a_long_table_is_one_array_of_rows() -> None:
     rng = np.random.default_rng(14)
     rows = rng.integers(-(2**40), 2**40, size=(70_000, 14), dtype=np.int64)
     rows[::3] >>= 30
-    assert bytes(_table_raw(rows)) == msgspec.msgpack.encode(rows.tolist())
-    assert bytes(_table_raw(rows[:0])) == msgspec.msgpack.encode([])
+    assert bytes(table_raw(rows)) == msgspec.msgpack.encode(rows.tolist())
+    assert bytes(table_raw(rows[:0])) == msgspec.msgpack.encode([])
 
 
 def test_an_empty_engine() -> None:

@@ -133,20 +133,30 @@ def _encode_accounts(account_ids, table, dms, out):  # pragma: no cover - njit
     return p
 
 
-def _table_raw(rows: np.ndarray) -> msgspec.Raw:
+def table_raw(rows: np.ndarray) -> msgspec.Raw:
+    """``rows`` (int64 [n, w]) as `msgspec.Raw` of a msgpack array of n arrays of w ints."""
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     n, w = rows.shape
     out = np.empty(_HEADER_BYTES + n * (_HEADER_BYTES + w * _INT_BYTES), dtype=np.uint8)
     return msgspec.Raw(out[: _encode_table(rows, out)].tobytes())
 
 
-def _accounts_raw(eng: CompiledEngine) -> msgspec.Raw:
-    account_ids, table = balance_table(eng)
-    dms = np.ascontiguousarray(eng._a.acct[account_ids, A_DMS], dtype=np.int64)
+def accounts_raw(account_ids: np.ndarray, table: np.ndarray, dms: np.ndarray) -> msgspec.Raw:
+    """The `AccountImage` list as `msgspec.Raw` of its canonical msgpack, from an account id
+    per account index, `balance_table`'s rows and the dead man's switch per account (the
+    engine's own arrays, or a capture's copies of them)."""
+    account_ids = np.ascontiguousarray(account_ids, dtype=np.int64)
+    table = np.ascontiguousarray(table, dtype=np.int64)
+    dms = np.ascontiguousarray(dms, dtype=np.int64)
     size = _HEADER_BYTES + len(account_ids) * (3 * _HEADER_BYTES + 2 * _INT_BYTES)
     out = np.empty(size + len(table) * (_HEADER_BYTES + 4 * _INT_BYTES), dtype=np.uint8)
-    used = _encode_accounts(account_ids, np.ascontiguousarray(table), dms, out)
+    used = _encode_accounts(account_ids, table, dms, out)
     return msgspec.Raw(out[:used].tobytes())
+
+
+def _accounts_raw(eng: CompiledEngine) -> msgspec.Raw:
+    account_ids, table = balance_table(eng)
+    return accounts_raw(account_ids, table, eng._a.acct[account_ids, A_DMS])
 
 
 def spliced_image(eng: CompiledEngine) -> StateImage:
@@ -156,7 +166,7 @@ def spliced_image(eng: CompiledEngine) -> StateImage:
     account or order. For encoding only: its two lists are not lists."""
     small = header_image(eng)
     return msgspec.structs.replace(
-        small, accounts=_accounts_raw(eng), orders=_table_raw(order_columns(eng))
+        small, accounts=_accounts_raw(eng), orders=table_raw(order_columns(eng))
     )
 
 
