@@ -255,11 +255,14 @@ class Checker:
                 self._hash_at = (seq, replica.checkpoint_digest())
             previous = seq
             if (seq, self._hash_at[0]) != reported:
-                reported = (seq, self._hash_at[0])
+                point = (seq, self._hash_at[0])
                 try:
                     await self._report(replica.stream_seq, replica.last_seq)
-                except Exception as exc:
+                except Exception as exc:  # again next period: the bucket's stream may be
+                    # electing a leader, and an idle stream's last report must still land
                     log.warning("replica_report_failed", error=repr(exc))
+                else:
+                    reported = point
 
     async def _report(self, stream_seq: int, last_seq: int) -> None:
         assert self._kv is not None
