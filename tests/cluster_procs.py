@@ -10,7 +10,6 @@ acknowledged only with an ``orderId``; a dropped connection or a 5xx is "status 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import itertools
 import os
@@ -39,6 +38,7 @@ class GatewayProc:
     extra: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     """Extra environment of the process (``bench cluster --probe``'s tail probe)."""
+    log_level: str = "warning"
     port: int = 0
     proc: subprocess.Popen[str] | None = None
     creds: Credentials | None = None
@@ -58,7 +58,7 @@ class GatewayProc:
                 "-m",
                 "gateway.cli",
                 "--log-level",
-                "warning",
+                self.log_level,
                 "serve",
                 "--nats",
                 self.nats,
@@ -138,6 +138,9 @@ class Load:
     acked: dict[str, int] = field(default_factory=dict)
     """client order id -> order id, for every acknowledged order."""
     ack_times: list[float] = field(default_factory=list)
+    ack_urls: list[str] = field(default_factory=list)
+    """The gateway that answered each of ``ack_times`` (a pause of one gateway's replica hides
+    in the all-clients gap while the other gateway answers)."""
     unknown: list[str] = field(default_factory=list)
     """Orders whose outcome the client was not told (5xx, or the connection dropped)."""
     refused: list[tuple[str, int]] = field(default_factory=list)
@@ -147,6 +150,8 @@ class Load:
     ``seconds`` until acknowledgements have flowed again for `RESUMED_S` after that time (at
     most ``max_seconds``), so a pause that ends late is measured instead of cut off."""
     max_seconds: float = 30.0
+    _resumed: dict[str, float] = field(default_factory=dict)
+    """Gateway URL -> its first acknowledgement after the failure (``resume_after``)."""
     RESUMED_S = 1.0
 
     async def run(self, seconds: float) -> None:
@@ -163,9 +168,12 @@ class Load:
             return False
         if not self.resume_after:
             return True  # the failure has not happened yet
-        # ack_times grows in time order (one loop): the first acknowledgement after the failure
-        k = bisect.bisect_right(self.ack_times, self.resume_after[0])
-        return k == len(self.ack_times) or now - self.ack_times[k] < self.RESUMED_S
+        # every gateway's clients must have been answered again, each for RESUMED_S: one
+        # gateway's replica may resume seconds after the other's
+        return any(
+            url not in self._resumed or now - self._resumed[url] < self.RESUMED_S
+            for url in self.urls
+        )
 
     async def _client(self, i: int) -> None:
         n = 0
@@ -200,17 +208,24 @@ class Load:
                             self.unknown.append(cid)
                             raise
                         self.acked[cid] = int(r["orderId"])
-                        self.ack_times.append(time.monotonic())
+                        now = time.monotonic()
+                        self.ack_times.append(now)
+                        self.ack_urls.append(url)
+                        if self.resume_after and now > self.resume_after[0]:
+                            self._resumed.setdefault(url, now)
                         await asyncio.sleep(1 / self.rate_per_client)
             except Exception:  # the gateway went away (or never answered): try the next one
                 url_index = (url_index + 1) % len(self.urls)
                 self.switches += 1
                 await asyncio.sleep(0.05)
 
-    def pause_after_s(self, at: float) -> float:
+    def pause_after_s(self, at: float, url: str | None = None) -> float:
         """From the last acknowledgement before ``at`` to the first after it, or to the
-        largest gap later than that (whichever is longer); infinite if none came after."""
-        times = sorted(self.ack_times)
+        largest gap later than that (whichever is longer); infinite if none came after.
+        With ``url``: that gateway's acknowledgements only."""
+        times = sorted(
+            t for t, u in zip(self.ack_times, self.ack_urls, strict=True) if url in (None, u)
+        )
         before = [t for t in times if t <= at]
         after = [t for t in times if t > at]
         if not after:
@@ -218,6 +233,17 @@ class Load:
         start = before[-1] if before else at
         gaps = [b - a for a, b in itertools.pairwise([start, *after])]
         return max(gaps)
+
+    def resumed_at(self, at: float, url: str) -> float | None:
+        """When ``url``'s longest gap after ``at`` (`pause_after_s`) ended: its clients'
+        first acknowledgement after the pause (None: no acknowledgement after ``at``)."""
+        times = sorted(t for t, u in zip(self.ack_times, self.ack_urls, strict=True) if u == url)
+        before = [t for t in times if t <= at]
+        after = [t for t in times if t > at]
+        if not after:
+            return None
+        edges = list(itertools.pairwise([before[-1] if before else at, *after]))
+        return max(edges, key=lambda e: e[1] - e[0])[1]
 
 
 def gateways_ready(*gws: GatewayProc) -> list[bool]:

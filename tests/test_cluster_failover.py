@@ -26,6 +26,7 @@ from engine.streamlog import NatsOptions, StreamLog, StreamSpec
 from engine.streamreplay import replay_stream
 from tests.cluster_procs import GatewayProc, Load, gateways_ready
 from tests.cluster_support import unique_stream
+from tests.failover_timeline import Advisories, decompose
 from tests.nats_cluster import NatsCluster
 
 LOAD_S = 6.0
@@ -117,12 +118,14 @@ def _at(delay_s: float, action: object) -> threading.Timer:
     return t
 
 
-def _gateways(tmp_path: Path, urls: str, spec: StreamSpec, n: int = 2) -> list[GatewayProc]:
-    first = GatewayProc(tmp_path / "g1", urls, spec.name)
+def _gateways(
+    tmp_path: Path, urls: str, spec: StreamSpec, n: int = 2, log_level: str = "warning"
+) -> list[GatewayProc]:
+    first = GatewayProc(tmp_path / "g1", urls, spec.name, log_level=log_level)
     first.start()
     out = [first]
     for i in range(2, n + 1):
-        g = GatewayProc(tmp_path / f"g{i}", urls, spec.name)
+        g = GatewayProc(tmp_path / f"g{i}", urls, spec.name, log_level=log_level)
         g.start(keys_from=first)
         out.append(g)
     return out
@@ -185,8 +188,9 @@ def test_repeated_gateway_kills(cluster: NatsCluster, tmp_path: Path) -> None:
 
 def test_sigkill_stream_leader_node_mid_load(cluster: NatsCluster, tmp_path: Path) -> None:
     spec = unique_stream()
-    g1, g2 = _gateways(tmp_path, cluster.urls, spec)
+    g1, g2 = _gateways(tmp_path, cluster.urls, spec, log_level="info")
     killed = None
+    advisories: Advisories | None = None
     try:
 
         async def leader() -> str:
@@ -211,31 +215,56 @@ def test_sigkill_stream_leader_node_mid_load(cluster: NatsCluster, tmp_path: Pat
             raise AssertionError("no stream leader")
 
         killed = cluster.node(asyncio.run(leader()))
+        survivor = next(n for n in cluster.nodes if n is not killed)
+        advisories = Advisories(survivor.url)
+        advisories.start()
         assert g1.creds is not None
         kill_at: list[float] = []
+        kill_wall: list[float] = []
         # The pause is the stream's Raft election: the followers of a SIGKILLed leader wait a
         # random 4-9 s without heartbeats before they campaign (nats-server's raft.go, not
         # configurable). A fixed 6 s of load after the kill cut off every pause longer than
         # that (no acknowledgement after the kill: "pause" infinite, the test failed), so the
         # load runs until acknowledgements have resumed (at most 30 s).
         load = Load([g1.ws, g2.ws], g1.creds, resume_after=kill_at)
-        _at(2.0, lambda: (kill_at.append(time.monotonic()), cluster.kill(killed)))
+        _at(
+            2.0,
+            lambda: (
+                kill_wall.append(time.time()),
+                kill_at.append(time.monotonic()),
+                cluster.kill(killed),
+            ),
+        )
         asyncio.run(load.run(LOAD_S + 2))
         assert kill_at
-        pause = load.pause_after_s(kill_at[0])
+        pauses = [load.pause_after_s(kill_at[0], g.ws) for g in (g1, g2)]
+        pause = max(pauses)
+        first_acks = [load.resumed_at(kill_at[0], g.ws) for g in (g1, g2)]
+        parts = decompose(
+            kill_wall[0],
+            [None if t is None else kill_wall[0] + t - kill_at[0] for t in first_acks],
+            spec.name,
+            advisories,
+            [n.log for n in cluster.nodes if n is not killed],
+            [g.root / "stderr.log" for g in (g1, g2)],
+        )
+        print(f"leader kill timeline (s after the kill): {parts}")
         per_s = [
             sum(1 for t in load.ack_times if k <= t - kill_at[0] < k + 0.5)
             for k in (-1, -0.5, 0, 0.5, 1, 1.5, 2, 2.5, 3)
         ]
         print(
-            f"stream leader {killed.name} killed: longest gap between acks {pause:.3f} s; "
-            f"acks per 0.5 s from -1 s: {per_s}"
+            f"stream leader {killed.name} killed: longest gap between acks {pause:.3f} s "
+            f"(per gateway {pauses[0]:.3f}, {pauses[1]:.3f}; all clients "
+            f"{load.pause_after_s(kill_at[0]):.3f}); acks per 0.5 s from -1 s: {per_s}"
         )
         assert pause != float("inf"), "acknowledgements resumed after the kill"
         assert pause < ELECTION_BOUND_S, f"longer than one election round: {pause:.3f} s"
         assert asyncio.run(leader()) != killed.name, "a new leader was elected"
         _audit(cluster.urls, spec, load, [g1, g2])
     finally:
+        if advisories is not None:
+            advisories.stop()
         for g in (g1, g2):
             g.stop()
         if killed is not None:
