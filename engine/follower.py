@@ -30,14 +30,16 @@ from engine.streamlog import StreamLog
 log = structlog.get_logger(__name__)
 WATCH_S = 0.5
 SILENCE_S = 1.0
-"""No delivery for this long while the stream holds more: subscribe again."""
-WATCH_REQUEST_S = (1.0, 2.0, 5.0)
-"""How long the watch waits for one JetStream API answer (stream info, consumer create), by
-consecutive failures: short first, nats-py's 5 s only after two timeouts in a row (a machine
-too slow to answer in 1 s still gets answers). The 5 s default alone let a request sent while
-the stream was electing a new leader hold the watch for up to 5 s after the election ended:
-the replica, and so every acknowledgement, resumed that much late (a leader kill measured
-13.8 s of pause where the election took ~9 s)."""
+"""No message and no idle heartbeat (every `HEARTBEAT_S` while the stream is quiet) for this
+long: the consumer is gone (it lived on a stream leader that died), subscribe again."""
+WATCH_REQUEST_S = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 5.0)
+"""How long the watch waits for one JetStream API answer (consumer create, stream info), by
+consecutive failures. A request sent while the cluster elects a leader is never answered
+(nobody leads to answer it), so it holds the watch for its whole timeout after the election
+ended: nats-py's 5 s default resumed the replica, and so every acknowledgement, up to 5 s late
+(a leader kill measured 13.8 s where the election took ~9 s). Short for the length of an
+election (4-9 s: 1 s tries every 1.5 s), longer only after that, for a machine too slow to
+answer in 1 s; `Follower.nudge` also starts over at once when the stream answers again."""
 
 
 class Follower:
@@ -69,6 +71,7 @@ class Follower:
         self._last_delivery = 0.0
         self._gap = False
         self._stopped = False
+        self._nudge = asyncio.Event()
 
     @property
     def healthy(self) -> bool:
@@ -104,7 +107,9 @@ class Follower:
         loop = asyncio.get_running_loop()
         self._clock = loop.time
         self._last_delivery = loop.time()
-        self._sub = await stream_log.follow(self.replica.stream_seq + 1, self._deliver)
+        self._sub = await stream_log.follow(
+            self.replica.stream_seq + 1, self._deliver, on_heartbeat=self._alive
+        )
         self._watch_task = loop.create_task(self._watch(), name="replica-watch")
         while catch_up and self.replica.stream_seq < target:
             if self.failure is not None:
@@ -123,41 +128,73 @@ class Follower:
         with contextlib.suppress(Exception):
             await self.checker.report_now(self.replica)
 
+    def nudge(self) -> None:
+        """The stream answers again (a publish was accepted after failures: a new stream
+        leader). A watch request sent during the election will never be answered: drop it and
+        try again now, with the short timeouts."""
+        self._nudge.set()
+
+    def _alive(self) -> None:
+        """The consumer's idle heartbeat: it lives, the stream is quiet."""
+        self._last_delivery = self._clock()
+
     async def _watch(self) -> None:
-        """Keeps the push consumer honest: after a gap, or when nothing arrived for a while but
-        the stream holds messages this replica has not applied (the consumer died with a
-        stream leader), subscribe again from the next sequence the replica needs."""
+        """Keeps the push consumer honest: after a gap, or when neither a message nor a
+        heartbeat arrived for `SILENCE_S` (the consumer died with a stream leader), subscribe
+        again from the next sequence the replica needs. Each attempt is raced against
+        `nudge`, so an answer that will never come does not hold the replica."""
         loop = asyncio.get_running_loop()
         failures = 0
         while self.failure is None and self.log is not None:
-            await asyncio.sleep(WATCH_S)
-            gap = self._gap
-            if not gap and loop.time() - self._last_delivery < SILENCE_S:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._nudge.wait(), WATCH_S)
+            if self._nudge.is_set():
+                self._nudge.clear()
+                failures = 0
+            silent = loop.time() - self._last_delivery >= SILENCE_S
+            if not self._gap and not silent:
                 continue
             timeout_s = WATCH_REQUEST_S[min(failures, len(WATCH_REQUEST_S) - 1)]
+            attempt = loop.create_task(self._recover(silent, timeout_s))
+            nudged = loop.create_task(self._nudge.wait())
             try:
-                last = await asyncio.wait_for(self.log.last_sequence(), timeout_s)
-                silent = loop.time() - self._last_delivery >= SILENCE_S
-                if last > self.replica.stream_seq and (silent or gap):
-                    log.warning(
-                        "replica_resubscribes", stream_seq=self.replica.stream_seq, stream_last=last
-                    )
-                    await self.log.unfollow(self._sub)
-                    self._last_delivery = loop.time()
-                    self._gap = False
-                    try:
-                        self._sub = await self.log.follow(
-                            self.replica.stream_seq + 1, self._deliver, api_timeout_s=timeout_s
-                        )
-                    except Exception:  # unsubscribed, not subscribed: again at the next tick
-                        self._last_delivery = loop.time() - SILENCE_S
-                        raise
-                elif gap:  # nothing missing after all (redeliveries): take deliveries again
-                    self._gap = False
+                await asyncio.wait({attempt, nudged}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                nudged.cancel()
+                if not attempt.done():
+                    attempt.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await attempt
+            if attempt.cancelled():  # nudged: the next loop starts over at once
+                log.info("replica_watch_nudged", timeout_s=timeout_s)
+                continue
+            exc = attempt.exception()
+            if exc is None:
                 failures = 0
-            except Exception as exc:  # NATS unavailable right now: look again soon
+            else:  # NATS unavailable right now: look again soon
                 failures += 1
                 log.info("replica_watch_failed", error=repr(exc), timeout_s=timeout_s)
+
+    async def _recover(self, silent: bool, timeout_s: float) -> None:
+        """One attempt of `_watch`: after a gap with deliveries still coming, ask the stream
+        whether anything is missing; otherwise subscribe again from the need."""
+        assert self.log is not None
+        if not silent:  # a gap: messages missing, or only redeliveries?
+            last = await asyncio.wait_for(self.log.last_sequence(), timeout_s)
+            if last <= self.replica.stream_seq:
+                self._gap = False  # nothing missing after all: take deliveries again
+                return
+        log.warning("replica_resubscribes", stream_seq=self.replica.stream_seq, silent=silent)
+        await self.log.unfollow(self._sub)
+        self._gap = False
+        self._sub = await self.log.follow(
+            self.replica.stream_seq + 1,
+            self._deliver,
+            api_timeout_s=timeout_s,
+            on_heartbeat=self._alive,
+        )
+        self._last_delivery = asyncio.get_running_loop().time()
+        log.warning("replica_resubscribed", stream_seq=self.replica.stream_seq)
 
     def _deliver(self, msg: StreamMessage) -> None:
         """Apply ``msg`` right here, in the subscription's callback: handing it to a task of

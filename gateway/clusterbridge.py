@@ -226,6 +226,7 @@ class ClusterBridge(RequestIntake):
         mid = msg_id(self.origin, batch_no)
         p = self._pending[batch_no]
         deadline = p.published_at + self._ack_timeout_s
+        retries = 0
         while not p.done:
             try:
                 await self.log.publish(
@@ -239,8 +240,14 @@ class ClusterBridge(RequestIntake):
                     self._settle_unknown(batch_no, "stream did not acknowledge in time")
                     return
                 log.warning("publish_retry", batch_no=batch_no, error=type(exc).__name__)
+                retries += 1
                 await asyncio.sleep(RETRY_PAUSE_S)
                 continue
+            if retries:  # the stream answers again (a new leader): the replica's consumer
+                # may have died with the old one, re-create it now rather than at the watch's
+                # next look
+                log.warning("publish_resumed", batch_no=batch_no, retries=retries)
+                self.follower.nudge()
             p.stored = True
             if p.applied is not None and not p.done:
                 self._answer(batch_no, p)
