@@ -38,8 +38,9 @@ consecutive failures. A request sent while the cluster elects a leader is never 
 (nobody leads to answer it), so it holds the watch for its whole timeout after the election
 ended: nats-py's 5 s default resumed the replica, and so every acknowledgement, up to 5 s late
 (a leader kill measured 13.8 s where the election took ~9 s). Short for the length of an
-election (4-9 s: 1 s tries every 1.5 s), longer only after that, for a machine too slow to
-answer in 1 s; `Follower.nudge` also starts over at once when the stream answers again."""
+election (4-9 s of 1 s tries, each retried at once after a timeout), longer only after that,
+for a machine too slow to answer in 1 s; `Follower.nudge` also starts over at once when the
+stream answers again."""
 
 
 class Follower:
@@ -145,9 +146,12 @@ class Follower:
         `nudge`, so an answer that will never come does not hold the replica."""
         loop = asyncio.get_running_loop()
         failures = 0
+        timed_out = False
         while self.failure is None and self.log is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._nudge.wait(), WATCH_S)
+            if not timed_out:  # after a timeout, the timeout was the pause: try again now
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._nudge.wait(), WATCH_S)
+            timed_out = False
             if self._nudge.is_set():
                 self._nudge.clear()
                 failures = 0
@@ -173,6 +177,9 @@ class Follower:
                 failures = 0
             else:  # NATS unavailable right now: look again soon
                 failures += 1
+                # a create can time out for good reason (the metadata leader died too, or the
+                # consumer was placed on the dead node, which the cluster does not know yet)
+                timed_out = isinstance(exc, TimeoutError)
                 log.info("replica_watch_failed", error=repr(exc), timeout_s=timeout_s)
 
     async def _recover(self, silent: bool, timeout_s: float) -> None:

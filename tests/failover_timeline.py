@@ -120,11 +120,18 @@ def decompose(
     """Milestones in seconds after the kill, per gateway where they differ (``first_ack_wall``:
     each gateway's first acknowledgement after the kill). ``election_s``: the stream's new
     leader (the advisory, else the nodes' logs); ``ours_s``: from it until every gateway
-    acknowledged again."""
+    acknowledged again; ``after_leaders_s``: the same from the later of the stream's and the
+    metadata leader's elections."""
     server = [e for log in node_logs for e in nats_log_lines(log, kill_wall)]
-    leader_log = _first([t for t, m in server if "new stream leader" in m and stream in m])
-    meta_log = _first([t for t, m in server if "metadata leader" in m])
-    campaigns = [t for t, m in server if "candidate" in m.lower() and stream in m]
+    name = f"> {stream}'"  # not the stream's KV bucket or Object Store (KV_KB_<stream>_HASH)
+    leader_log = _first([t for t, m in server if "new stream leader" in m and name in m])
+    meta_log = _first(
+        [
+            t
+            for t, m in server
+            if "new JetStream cluster metadata leader" in m or "new metadata leader" in m
+        ]
+    )
     elected = advisories.first(f"$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.{stream}", kill_wall)
     elected = elected if elected is not None else leader_log
     gws = [gateway_events(log, kill_wall) for log in gateway_logs]
@@ -136,7 +143,6 @@ def decompose(
         "election_s": rel(elected),
         "stream_leader_log_s": rel(leader_log),
         "meta_leader_s": rel(meta_log),
-        "campaign_lines": len(campaigns),
         "publish_ok_s": [rel(_first([t for t, e, _ in g if e == "publish_resumed"])) for g in gws],
         "resubscribed_s": [
             rel(_first([t for t, e, _ in g if e == "replica_resubscribed"])) for g in gws
@@ -144,9 +150,12 @@ def decompose(
         "watch_failures": [sum(1 for _, e, _ in g if e == "replica_watch_failed") for g in gws],
         "first_ack_s": [rel(t) for t in first_ack_wall],
     }
-    out["ours_s"] = (
-        None
-        if elected is None or None in first_ack_wall
-        else round(max(t for t in first_ack_wall if t is not None) - elected, 3)
+    resumed = None if None in first_ack_wall else max(t for t in first_ack_wall if t is not None)
+    out["ours_s"] = None if elected is None or resumed is None else round(resumed - elected, 3)
+    # creating a consumer needs the metadata leader too: when it died with the stream leader,
+    # its own election (as random) may end later
+    leaders = None if elected is None else max(elected, meta_log or elected)
+    out["after_leaders_s"] = (
+        None if leaders is None or resumed is None else round(resumed - leaders, 3)
     )
     return out
