@@ -32,14 +32,17 @@ WATCH_S = 0.5
 SILENCE_S = 1.0
 """No message and no idle heartbeat (every `HEARTBEAT_S` while the stream is quiet) for this
 long: the consumer is gone (it lived on a stream leader that died), subscribe again."""
-WATCH_REQUEST_S = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 5.0)
+WATCH_REQUEST_S = (*(0.5,) * 10, 1.0, 2.0, 5.0)
 """How long the watch waits for one JetStream API answer (consumer create, stream info), by
-consecutive failures. A request sent while the cluster elects a leader is never answered
-(nobody leads to answer it), so it holds the watch for its whole timeout after the election
-ended: nats-py's 5 s default resumed the replica, and so every acknowledgement, up to 5 s late
-(a leader kill measured 13.8 s where the election took ~9 s). Short for the length of an
-election (4-9 s of 1 s tries, each retried at once after a timeout), longer only after that,
-for a machine too slow to answer in 1 s; `Follower.nudge` also starts over at once when the
+consecutive failures. A request that reaches no leader is never answered: sent while the
+cluster elects one, it held the watch for its whole timeout after the election ended
+(nats-py's 5 s default, then 1/2/5 s: the replica, and every acknowledgement of its gateway,
+resumed up to 5 s late; one leader kill measured 15 s). After a leader's death the metadata
+leader also keeps placing new R1 consumers on the dead node for a few seconds (nats-server
+2.9: measured, tests/test_cluster_failover.py), and such a create is never answered either.
+So: 0.5 s tries, each retried at once after a timeout, for the length of an election and
+more (a create answers in milliseconds here), longer only after ten failures in a row, for a
+machine too slow to answer in 0.5 s; `Follower.nudge` also starts over at once when the
 stream answers again."""
 
 
@@ -177,8 +180,8 @@ class Follower:
                 failures = 0
             else:  # NATS unavailable right now: look again soon
                 failures += 1
-                # a create can time out for good reason (the metadata leader died too, or the
-                # consumer was placed on the dead node, which the cluster does not know yet)
+                # a create times out for cause after a leader's death (the metadata leader
+                # died too, or the consumer was placed on the dead node)
                 timed_out = isinstance(exc, TimeoutError)
                 log.info("replica_watch_failed", error=repr(exc), timeout_s=timeout_s)
 

@@ -36,10 +36,14 @@ election timeout, 0.8 s of campaign (nats-server raft.go), the gateway's publish
 (0.1 s pause, 1 s timeout) and the replica's delivery; 12 s leaves ~1 s for a loaded machine.
 A second election round (split vote) would exceed it, and is a finding worth a failure."""
 AFTER_ELECTION_BOUND_S = 2.0
-"""What is Kootabase's in that pause: from the new leaders (the stream's, and the metadata
-leader's when it died too: creating a consumer needs it) until every gateway acknowledged
-again. The gateway's publish retries every 0.1 s; the replica's watch re-creates a consumer
-that died with the leader within 1 s of a 1 s request timing out (`engine.follower`)."""
+"""What is Kootabase's in that pause: from the new stream leader until every gateway
+acknowledged again. The gateway's publishes retry every 0.1 s; the replica's watch re-creates
+a consumer that died with the leader at once (no message and no heartbeat for 1 s), retrying
+every 0.5 s and at once when a publish is accepted again (`engine.follower`)."""
+AFTER_META_BOUND_S = 6.0
+"""The same when the metadata leader died too: a consumer cannot be created before its own
+election, and for a few seconds after it nats-server 2.9 still placed new R1 consumers on
+the dead node (creates never answered; measured 2.5-3.5 s). Kept loose: the server's part."""
 
 
 @pytest.fixture(scope="module")
@@ -255,7 +259,8 @@ def test_sigkill_stream_leader_node_mid_load(cluster: NatsCluster, tmp_path: Pat
         )
         print(f"leader kill timeline (s after the kill): {parts}")
         after = parts["after_leaders_s"]
-        assert after is None or after <= AFTER_ELECTION_BOUND_S, f"resumed {after} s late"
+        bound = AFTER_ELECTION_BOUND_S if parts["meta_leader_s"] is None else AFTER_META_BOUND_S
+        assert after is None or after <= bound, f"resumed {after} s after the new leaders"
         per_s = [
             sum(1 for t in load.ack_times if k <= t - kill_at[0] < k + 0.5)
             for k in (-1, -0.5, 0, 0.5, 1, 1.5, 2, 2.5, 3)
