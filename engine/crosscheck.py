@@ -357,7 +357,12 @@ class Checker:
         import contextlib
 
         for task in self._tasks:
-            task.cancel()
+            # again until it ends: a cancel that lands as an awaited reply arrives can be lost
+            # inside nats-py's wait_for (Python 3.11), and the report loop then slept on
+            # forever with its close waiting for it
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.1)
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self._hasher is not None:

@@ -150,7 +150,7 @@ class Follower:
         loop = asyncio.get_running_loop()
         failures = 0
         timed_out = False
-        while self.failure is None and self.log is not None:
+        while self.failure is None and self.log is not None and not self._stopped:
             if not timed_out:  # after a timeout, the timeout was the pause: try again now
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._nudge.wait(), WATCH_S)
@@ -172,6 +172,9 @@ class Follower:
                     attempt.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await attempt
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # `close`, while the attempt wound up
+                raise asyncio.CancelledError
             if attempt.cancelled():  # nudged: the next loop starts over at once
                 log.info("replica_watch_nudged", timeout_s=timeout_s)
                 continue
@@ -252,7 +255,9 @@ class Follower:
     async def close(self) -> None:
         self._stopped = True
         if self._watch_task is not None:
-            self._watch_task.cancel()
+            while not self._watch_task.done():  # a cancel lost in a wait_for: cancel again
+                self._watch_task.cancel()
+                await asyncio.wait({self._watch_task}, timeout=0.1)
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._watch_task
         if self.checker is not None:
