@@ -151,9 +151,7 @@ def load_pending(st, cols, slots):
             st.mkt[m, M_TRAIL_TAIL] = s
         else:
             tx = trigger_book(st.ctr, m, falls(otype, side))
-            lv = level_get_or_add(
-                st.lvl, st.bkl, st.bkn, st.lfree, st.ctr, tx, tx & 1, cols[r, 9]
-            )
+            lv = level_get_or_add(st.lvl, st.bkl, st.bkn, st.lfree, st.ctr, tx, tx & 1, cols[r, 9])
             if lv >= 0:
                 queue_push(st.lvl, st.olnk, lv, s)
         note_gtd(st.ords, st.olnk, st.ctr, s)
