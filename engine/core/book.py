@@ -21,7 +21,7 @@ from numba.extending import intrinsic
 
 from engine.core.codes import BUY
 from engine.core.hashindex import coid_delete, coid_insert, oid_delete, oid_insert
-from engine.core.kernelapi import kernel, load_state, nonneg
+from engine.core.kernelapi import kernel, nonneg
 from engine.core.layout import (
     A_HEAD,
     A_OPEN,
@@ -242,33 +242,35 @@ def queue_unlink(lvl, olnk, lv, s):
 @kernel
 def rest_order(sp, s):
     """Put slot ``s`` (price, qty, side, market set) at the back of its price level."""
-    st = load_state(sp)
     s = nonneg(s)
-    side = k_side(st.olnk, s)
-    sx = nonneg(2 * st.olnk[s, K_MARKET] + side)
-    lv = level_get_or_add(st.lvl, st.bkl, st.bkn, st.lfree, st.ctr, sx, side, st.ords[s, O_PRICE])
+    lvl = sp.lvl  # used again after level_get_or_add's stores (sp.X would load it again)
+    olnk = sp.olnk
+    side = k_side(olnk, s)
+    sx = nonneg(2 * olnk[s, K_MARKET] + side)
+    lv = level_get_or_add(lvl, sp.bkl, sp.bkn, sp.lfree, sp.ctr, sx, side, sp.ords[s, O_PRICE])
     if lv < 0:
         return
-    queue_push(st.lvl, st.olnk, lv, s)
+    queue_push(lvl, olnk, lv, s)
 
 
 @kernel
 def unrest_order(sp, s):
     """Take slot ``s`` out of its level; drop the level if it becomes empty."""
-    st = load_state(sp)
     s = nonneg(s)
-    lv = nonneg(st.olnk[s, K_LEVEL])
-    queue_unlink(st.lvl, st.olnk, lv, s)
-    st.olnk[s, K_LEVEL] = -1
-    if st.lvl[lv, V_HEAD] < 0:
-        side = k_side(st.olnk, s)
+    lvl = sp.lvl  # used again after queue_unlink's stores (sp.X would load it again)
+    olnk = sp.olnk
+    lv = nonneg(olnk[s, K_LEVEL])
+    queue_unlink(lvl, olnk, lv, s)
+    olnk[s, K_LEVEL] = -1
+    if lvl[lv, V_HEAD] < 0:
+        side = k_side(olnk, s)
         level_drop(
-            st.lvl,
-            st.bkl,
-            st.bkn,
-            st.lfree,
-            st.ctr,
-            2 * st.olnk[s, K_MARKET] + side,
+            lvl,
+            sp.bkl,
+            sp.bkn,
+            sp.lfree,
+            sp.ctr,
+            2 * olnk[s, K_MARKET] + side,
             side,
             lv,
         )
@@ -294,16 +296,15 @@ def order_alloc(ofree, ctr):
 @kernel
 def open_order(sp, s):
     """Register the filled-in slot ``s`` as open: indexes, account list, counters."""
-    st = load_state(sp)
-    ords = st.ords
-    olnk = st.olnk
-    acct = st.acct
-    ctr = st.ctr
+    ords = sp.ords
+    olnk = sp.olnk
+    acct = sp.acct
+    ctr = sp.ctr
     s = nonneg(s)
     mask = ctr[CF_HASH_MASK]
-    oid_insert(st.oidx, ords, mask, s)
+    oid_insert(sp.oidx, ords, mask, s)
     if ords[s, O_COID] != 0:
-        coid_insert(st.idx, ords, olnk, mask, s)
+        coid_insert(sp.idx, ords, olnk, mask, s)
     a = nonneg(olnk[s, K_ACCOUNT])
     tail = acct[a, A_TAIL]
     olnk[s, K_APREV] = tail
@@ -320,27 +321,29 @@ def open_order(sp, s):
 @kernel
 def forget_order(sp, s):
     """Undo `open_order` (the slot is already out of its level) and free the slot."""
-    st = load_state(sp)
     s = nonneg(s)
-    mask = st.ctr[CF_HASH_MASK]
-    ok = oid_delete(st.oidx, st.ords, mask, s)
-    if st.ords[s, O_COID] != 0:
-        ok = coid_delete(st.idx, st.ords, st.olnk, mask, s) and ok
+    mask = sp.ctr[CF_HASH_MASK]
+    ok = oid_delete(sp.oidx, sp.ords, mask, s)
+    if sp.ords[s, O_COID] != 0:
+        ok = coid_delete(sp.idx, sp.ords, sp.olnk, mask, s) and ok
+    ctr = sp.ctr  # locals for the run of stores below (sp.X loads again after each)
+    olnk = sp.olnk
+    acct = sp.acct
     if not ok:
-        fail(st.ctr, ERR_INDEX)
-    a = nonneg(st.olnk[s, K_ACCOUNT])
-    prev = st.olnk[s, K_APREV]
-    nxt = st.olnk[s, K_ANEXT]
+        fail(ctr, ERR_INDEX)
+    a = nonneg(olnk[s, K_ACCOUNT])
+    prev = olnk[s, K_APREV]
+    nxt = olnk[s, K_ANEXT]
     if prev < 0:
-        st.acct[a, A_HEAD] = nxt
+        acct[a, A_HEAD] = nxt
     else:
-        st.olnk[prev, K_ANEXT] = nxt
+        olnk[prev, K_ANEXT] = nxt
     if nxt < 0:
-        st.acct[a, A_TAIL] = prev
+        acct[a, A_TAIL] = prev
     else:
-        st.olnk[nxt, K_APREV] = prev
-    st.acct[a, A_OPEN] -= 1
-    st.ctr[C_OPEN_ORDERS] -= 1
-    st.ofree[nonneg(st.ctr[C_ORDER_FREE])] = s
-    st.ctr[C_ORDER_FREE] += 1
-    st.ords[s, O_ID] = 0  # a free slot (the GTD sweep scans slots)
+        olnk[nxt, K_APREV] = prev
+    acct[a, A_OPEN] -= 1
+    ctr[C_OPEN_ORDERS] -= 1
+    sp.ofree[nonneg(ctr[C_ORDER_FREE])] = s
+    ctr[C_ORDER_FREE] += 1
+    sp.ords[s, O_ID] = 0  # a free slot (the GTD sweep scans slots)

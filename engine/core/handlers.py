@@ -244,13 +244,12 @@ def place(sp, cr):
 @kernel
 def find_target(sp, a, m, oid, coid):
     """CancelOrder/AmendOrder target slot, or -1 (UNKNOWN_ORDER)."""
-    st = load_state(sp)
-    olnk = st.olnk
-    mask = st.ctr[CF_HASH_MASK]
+    olnk = sp.olnk
+    mask = sp.ctr[CF_HASH_MASK]
     if oid != 0:
-        s = oid_find(st.oidx, st.ords, mask, oid)
+        s = oid_find(sp.oidx, sp.ords, mask, oid)
     elif coid != 0:
-        s = coid_find(st.idx, st.ords, olnk, mask, a, coid)
+        s = coid_find(sp.idx, sp.ords, olnk, mask, a, coid)
     else:
         return -1
     if s < 0 or olnk[s, K_ACCOUNT] != a or olnk[s, K_MARKET] != m:
@@ -268,7 +267,6 @@ def cancel_slot(sp, seq, s, reason):
 def cancel(sp, cr):
     """CancelOrder (and the cancel half of a CancelReplaceOrder row ``cr``, a `row_ref`):
     True when cancelled."""
-    st = load_state(sp)
     seq = cr[R_SEQ]
     a = cr[R_ACCOUNT]
     m = cr[R_MARKET]
@@ -276,11 +274,11 @@ def cancel(sp, cr):
     coid = cr[R_TARGET_COID]
     reason = preamble(sp, a, m, False)
     if reason != 0:
-        emit_rejected(st.ev, st.ctr, seq, a, m, oid, coid, reason)
+        emit_rejected(sp.ev, sp.ctr, seq, a, m, oid, coid, reason)
         return False
     s = find_target(sp, a, m, oid, coid)
     if s < 0:
-        emit_rejected(st.ev, st.ctr, seq, a, m, oid, coid, REJ_UNKNOWN_ORDER)
+        emit_rejected(sp.ev, sp.ctr, seq, a, m, oid, coid, REJ_UNKNOWN_ORDER)
         return False
     cancel_slot(sp, seq, s, CANCEL_USER)
     return True

@@ -79,21 +79,20 @@ from engine.core.money import fee, lots_for_budget, required_buy
 @kernel
 def refresh_if_needed(sp, seq, s):
     """An iceberg whose slice ran out (and has more) goes to the back with a new slice."""
-    st = load_state(sp)
-    q = st.ords[s, O_QTY]
-    if q > 0 and st.ords[s, O_VISIBLE] == 0:
-        d = st.ords[s, O_DISPLAY]
+    q = sp.ords[s, O_QTY]
+    if q > 0 and sp.ords[s, O_VISIBLE] == 0:
+        d = sp.ords[s, O_DISPLAY]
         vis = d if d < q else q
-        st.ords[s, O_VISIBLE] = vis
+        sp.ords[s, O_VISIBLE] = vis
         unrest_order(sp, s)
         rest_order(sp, s)
         emit_iceberg(
-            st.ev,
-            st.ctr,
+            sp.ev,
+            sp.ctr,
             seq,
-            st.ords[s, O_ID],
-            st.olnk[s, K_MARKET],
-            st.ords[s, O_PRICE],
+            sp.ords[s, O_ID],
+            sp.olnk[s, K_MARKET],
+            sp.ords[s, O_PRICE],
             vis,
             q - vis,
         )
@@ -102,13 +101,16 @@ def refresh_if_needed(sp, seq, s):
 @kernel
 def end_slot(sp, seq, s, kind, reason):
     """OrderCancelled/OrderExpired of a resting order, the release of its hold, and removal."""
-    st = load_state(sp)
-    a = st.olnk[s, K_ACCOUNT]
-    m = st.olnk[s, K_MARKET]
-    emit_order_end(st.ev, st.ctr, kind, seq, st.ords[s, O_ID], a, m, st.ords[s, O_QTY], reason)
-    asset = st.mkt[m, M_QUOTE] if k_side(st.olnk, s) == BUY else st.mkt[m, M_BASE]
-    hold_txn(st.ev, st.ctr, st.bal, seq, a, asset, -st.ords[s, O_HOLD])
-    st.ords[s, O_HOLD] = 0
+    olnk = sp.olnk  # locals: each is used again after emit_order_end's stores
+    ords = sp.ords
+    ev = sp.ev
+    ctr = sp.ctr
+    a = olnk[s, K_ACCOUNT]
+    m = olnk[s, K_MARKET]
+    emit_order_end(ev, ctr, kind, seq, ords[s, O_ID], a, m, ords[s, O_QTY], reason)
+    asset = sp.mkt[m, M_QUOTE] if k_side(olnk, s) == BUY else sp.mkt[m, M_BASE]
+    hold_txn(ev, ctr, sp.bal, seq, a, asset, -ords[s, O_HOLD])
+    ords[s, O_HOLD] = 0
     unrest_order(sp, s)
     forget_order(sp, s)
 
@@ -279,12 +281,11 @@ def match(
 ):
     """The matching loop (PlaceOrder step 5); ``lim`` = limit or protection price (0 = none).
     Returns (left, budget, hold, steps, stop, trades)."""
-    st = load_state(sp)
     m = nonneg(m)
     opp = nonneg(2 * m + 1 - side)
-    max_fills = st.ctr[CF_MAX_FILLS]
-    cost_per_tick_lot = st.mkt[m, M_QTL]
-    taker_ppm = st.mkt[m, M_TAKER_PPM]
+    max_fills = sp.ctr[CF_MAX_FILLS]
+    cost_per_tick_lot = sp.mkt[m, M_QTL]
+    taker_ppm = sp.mkt[m, M_TAKER_PPM]
     fills = 0
     trades = 0
     stop = STOP_FILLED
@@ -297,17 +298,17 @@ def match(
         if fills >= max_fills:
             stop = STOP_MAX_FILLS
             break
-        n_levels = st.bkn[opp]
+        n_levels = sp.bkn[opp]
         if n_levels == 0:
             stop = STOP_BOOK_EMPTY
             break
-        lv = nonneg(st.bkl[opp, n_levels - 1])
-        price = st.lvl[lv, V_PRICE]
+        lv = nonneg(sp.bkl[opp, n_levels - 1])
+        price = sp.lvl[lv, V_PRICE]
         if lim > 0 and ((side == BUY and price > lim) or (side == SELL and price < lim)):
             stop = STOP_LIMIT
             break
-        ms = nonneg(st.lvl[lv, V_HEAD])
-        maker_qty = st.ords[ms, O_VISIBLE]
+        ms = nonneg(sp.lvl[lv, V_HEAD])
+        maker_qty = sp.ords[ms, O_VISIBLE]
         if quote_bounded:
             f = lots_for_budget(price * cost_per_tick_lot, taker_ppm, budget, maker_qty)
             if f == 0:
@@ -316,7 +317,7 @@ def match(
         else:
             f = left if left < maker_qty else maker_qty
         fills += 1
-        if stp != 0 and st.olnk[ms, K_ACCOUNT] == taker_acct:
+        if stp != 0 and sp.olnk[ms, K_ACCOUNT] == taker_acct:
             lost, ends = prevent(
                 sp,
                 seq,
@@ -435,10 +436,6 @@ def settle_taker(
 ):
     """PlaceOrder step 6: expire or keep resting, then release what the taker no longer needs.
     Returns (rests, hold kept by the resting order)."""
-    st = load_state(sp)
-    ev = st.ev
-    ctr = st.ctr
-    mkt = st.mkt
     # Resolution (as the reference): a quote-bounded taker whose budget is exactly spent is
     # filled, like one stopped by the budget after at least one trade.
     if quote_bounded:
@@ -451,9 +448,9 @@ def settle_taker(
         if rest_ok and stop != STOP_MAX_FILLS and stop != STOP_STP:
             rests = True
             if side == BUY:
-                keep = required_buy(p, left, mkt[m, M_QTL], mkt[m, M_WORST_PPM])
+                keep = required_buy(p, left, sp.mkt[m, M_QTL], sp.mkt[m, M_WORST_PPM])
             else:
-                keep = left * mkt[m, M_LOT]
+                keep = left * sp.mkt[m, M_LOT]
         else:
             if stop == STOP_MAX_FILLS:
                 reason = EXP_MAX_FILLS
@@ -467,10 +464,11 @@ def settle_taker(
                 reason = EXP_NO_LIQUIDITY
             else:
                 reason = EXP_BUDGET_EXHAUSTED
-            emit_order_end(ev, ctr, EV_EXPIRED, seq, oid, account, m, left, reason)
+            emit_order_end(sp.ev, sp.ctr, EV_EXPIRED, seq, oid, account, m, left, reason)
     release = hold - keep
+    ctr = sp.ctr
     if release < 0:
         fail(ctr, ERR_NEGATIVE_HOLD)
     elif release > 0:
-        post_release(ev, ctr, st.bal, seq, new_txn(ctr), account, asset, release)
+        post_release(sp.ev, ctr, sp.bal, seq, new_txn(ctr), account, asset, release)
     return rests, keep

@@ -212,16 +212,15 @@ def remove_pending(sp, s):
 @kernel
 def end_any(sp, seq, s, kind, reason):
     """Cancel or expire an open order, resting or waiting: event, release, removal."""
-    st = load_state(sp)
-    if not k_pending(st.olnk, s):
+    if not k_pending(sp.olnk, s):
         end_slot(sp, seq, s, kind, reason)
         return
-    a = st.olnk[s, K_ACCOUNT]
-    m = st.olnk[s, K_MARKET]
-    emit_order_end(st.ev, st.ctr, kind, seq, st.ords[s, O_ID], a, m, st.ords[s, O_QTY], reason)
-    asset = st.mkt[m, M_QUOTE] if k_side(st.olnk, s) == BUY else st.mkt[m, M_BASE]
-    hold_txn(st.ev, st.ctr, st.bal, seq, a, asset, -st.ords[s, O_HOLD])
-    st.ords[s, O_HOLD] = 0
+    a = sp.olnk[s, K_ACCOUNT]
+    m = sp.olnk[s, K_MARKET]
+    emit_order_end(sp.ev, sp.ctr, kind, seq, sp.ords[s, O_ID], a, m, sp.ords[s, O_QTY], reason)
+    asset = sp.mkt[m, M_QUOTE] if k_side(sp.olnk, s) == BUY else sp.mkt[m, M_BASE]
+    hold_txn(sp.ev, sp.ctr, sp.bal, seq, a, asset, -sp.ords[s, O_HOLD])
+    sp.ords[s, O_HOLD] = 0
     remove_pending(sp, s)
     forget_order(sp, s)
 
