@@ -27,6 +27,7 @@ from engine.core.layout import (
     V_PRICE,
     V_W,
 )
+from engine.schema import MAX_AMOUNT_ATOMS
 
 # --------------------------------------------------------------------------------------------
 # Hash indexes against a dict
@@ -120,7 +121,13 @@ def _side_arrays(levels: int) -> tuple[np.ndarray, ...]:
     return lvl, lfree, bkl, bkn, ctr
 
 
-@given(st.lists(st.tuples(st.integers(0, 1), st.integers(1, 30), st.booleans()), max_size=200))
+# Prices near the top of the range too: the search compares by the sign of a key difference
+# (`engine.core.kernelapi.below_mask`), which must hold at the bounds.
+_FAR_PRICES = [MAX_AMOUNT_ATOMS, MAX_AMOUNT_ATOMS - 1, 1 << 61, (1 << 61) + 1]
+_PRICES = st.one_of(st.integers(1, 30), st.sampled_from(_FAR_PRICES))
+
+
+@given(st.lists(st.tuples(st.integers(0, 1), _PRICES, st.booleans()), max_size=200))
 def test_level_book_keeps_sorted_order(ops: list[tuple[int, int, bool]]) -> None:
     lvl, lfree, bkl, bkn, ctr = _side_arrays(64)
     model: list[set[int]] = [set(), set()]
@@ -140,7 +147,7 @@ def test_level_book_keeps_sorted_order(ops: list[tuple[int, int, bool]]) -> None
             expected = sorted(model[s]) if s == 0 else sorted(model[s], reverse=True)
             assert prices == expected
             keys = sorted(p if s == 0 else -p for p in model[s])
-            for probe in range(0, 32):
+            for probe in [*range(0, 32), *_FAR_PRICES]:
                 key = probe if s == 0 else -probe
                 assert book.level_pos(lvl, bkl, bkn, s, s, key) == bisect.bisect_left(keys, key)
                 found = book.level_find(lvl, bkl, bkn, s, s, probe)

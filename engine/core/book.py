@@ -21,7 +21,7 @@ from numba.extending import intrinsic
 
 from engine.core.codes import BUY
 from engine.core.hashindex import coid_delete, coid_insert, oid_delete, oid_insert
-from engine.core.kernelapi import kernel, nonneg
+from engine.core.kernelapi import below_mask, kernel, nonneg
 from engine.core.layout import (
     A_HEAD,
     A_OPEN,
@@ -112,13 +112,15 @@ def level_pos(lvl, bkl, bkn, sx, side, key):
     # Most activity is at the top of the book, i.e. at the end of the array.
     if n == 0 or key_at(lvl, bkl, sx, nonneg(n - 1), side) < key:
         return n
-    # Branchless lower bound over [0, n - 1] (the answer is <= n - 1 now).
+    # Branchless lower bound over [0, n - 1] (the answer is <= n - 1 now): a new price is
+    # uniform over a side's levels in workload (a), so a branch here would mispredict about
+    # every other step (see below_mask).
     base = 0
     length = n
     while length > 1:
         half = length >> 1
-        if key_at(lvl, bkl, sx, nonneg(base + half - 1), side) < key:  # >= 0: no wraparound
-            base += half
+        k = key_at(lvl, bkl, sx, nonneg(base + half - 1), side)  # >= 0: no wraparound
+        base += half & below_mask(k, key)
         length -= half
     return base
 

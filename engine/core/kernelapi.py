@@ -199,6 +199,28 @@ def nonneg(typingctx, x):  # type: ignore[no-untyped-def]
     return sig, codegen
 
 
+@intrinsic
+def below_mask(typingctx, a, b):  # type: ignore[no-untyped-def]
+    """-1 when ``a < b``, else 0, computed without a branch: ``(a - b) >> 63``.
+
+    For a binary search whose steps go either way at random (a new price uniform over a side's
+    levels): LLVM rewrites a select or this very shift into a compare, and its x86 back end
+    turns a compare-driven select inside a loop back into a branch, which then mispredicts
+    about every other step. The difference passes through an empty inline asm, which LLVM
+    cannot see through, so the arithmetic stays. Callers guarantee ``a - b`` cannot overflow
+    (keys bounded by MAX_AMOUNT_ATOMS < 2**62).
+    """
+    sig = types.int64(types.int64, types.int64)
+
+    def codegen(context, builder, signature, args):
+        i64 = ir.IntType(64)
+        diff = builder.sub(args[0], args[1])
+        opaque = builder.asm(ir.FunctionType(i64, [i64]), "", "=r,0", [diff], False)
+        return builder.ashr(opaque, i64(63))
+
+    return sig, codegen
+
+
 def kernel(
     fn: Callable[..., Any] | None = None,
     *,
