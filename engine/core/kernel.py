@@ -45,6 +45,7 @@ from engine.core.layout import (
     ST_INVARIANT,
     ST_SEQ,
 )
+from engine.core.prefetch import prefetch_ahead
 from engine.core.timers import sweep
 
 ST_BAD_ROW = 5
@@ -71,6 +72,7 @@ def run_batch(
     capacity = st.ctr[CF_EV_CAP]
     i = start
     while i < stop:
+        prefetch_ahead(sp, c, i, stop)
         kind = c[i, R_KIND]
         seq = c[i, R_SEQ]
         if seq <= st.ctr[C_LAST_SEQ]:

@@ -200,6 +200,46 @@ def nonneg(typingctx, x):  # type: ignore[no-untyped-def]
 
 
 @intrinsic
+def prefetch(typingctx, arr, i, j):  # type: ignore[no-untyped-def]
+    """Ask the CPU to bring ``arr[i, j]`` (``arr[i]`` of a 1-d array; the row ``arr[i, j, :]``
+    of a 3-d one) into cache, for writing (``llvm.prefetch``): no value, no fault, no effect on
+    the state, so it may be asked for any row a later command will probably touch. The address
+    is computed without wraparound or bounds check; callers pass indexes they have bounded.
+    """
+    sig = types.void(arr, i, j)
+
+    def codegen(context, builder, signature, args):
+        ary_type = signature.args[0]
+        ary = context.make_array(ary_type)(context, builder, args[0])
+        zero = context.get_constant(types.intp, 0)
+        i_, j_ = (
+            context.cast(builder, v, t, types.intp)
+            for v, t in zip(args[1:], signature.args[1:], strict=True)
+        )
+        indices = [i_, j_, *([zero] * (ary_type.ndim - 2))][: ary_type.ndim]
+        ptr = cgutils.get_item_pointer2(
+            context,
+            builder,
+            ary.data,
+            cgutils.unpack_tuple(builder, ary.shape),
+            cgutils.unpack_tuple(builder, ary.strides),
+            ary_type.layout,
+            indices,
+            wraparound=False,
+        )
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = builder.module.declare_intrinsic(
+            "llvm.prefetch", [i8p], ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        )
+        # write intent (the rows are updated), keep in all levels, data cache
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(1), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
 def below_mask(typingctx, a, b):  # type: ignore[no-untyped-def]
     """-1 when ``a < b``, else 0, computed without a branch: ``(a - b) >> 63``.
 

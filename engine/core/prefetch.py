@@ -1,0 +1,88 @@
+"""Software prefetch of the rows a batch's coming commands will touch.
+
+Why: on workload (b) (100,000 resting orders, 10,000 accounts) a command's first touches of its
+account row, its balances and, for a cancel or an amend, the order-id index entry and the
+order's rows are mostly last-level cache misses (~3.4 per command in callgrind's model), each
+paid in full because the loop reaches them one command at a time. The batch's rows are all
+known up front, so the loop asks for row ``i + AHEAD``'s account rows and index entry, and for
+row ``i + AHEAD // 2``'s order rows (its index entry has arrived by then), while it runs row
+``i``. A prefetch changes no value and cannot fault: determinism and the events are untouched,
+and a wrong guess (an id that is not indexed, a slot that moved) only costs the fetch.
+"""
+
+from __future__ import annotations
+
+from engine.core.hashindex import FP_MASK, SLOT_MASK, oid_home
+from engine.core.kernelapi import kernel, nonneg, prefetch
+from engine.core.layout import (
+    CF_HASH_MASK,
+    CMD_AMEND,
+    CMD_CANCEL,
+    CMD_PLACE,
+    CMD_REPLACE,
+    M_BASE,
+    M_QUOTE,
+    R_ACCOUNT,
+    R_KIND,
+    R_MARKET,
+    R_ORDER_ID,
+)
+
+AHEAD = 8
+"""Rows between a prefetch of a command's account and index rows and its processing: about
+one last-level miss latency of work at ~0.2-0.5 us per command."""
+
+
+@kernel(inline=True)
+def targets_order(kind):
+    return kind in (CMD_CANCEL, CMD_AMEND, CMD_REPLACE)
+
+
+@kernel(inline=True)
+def prefetch_accounts(sp, c, j):
+    """Account row and the two balance rows of row ``j``'s market (valid ids only)."""
+    kind = c[j, R_KIND]
+    if kind != CMD_PLACE and not targets_order(kind):
+        return
+    a = c[j, R_ACCOUNT]
+    m = c[j, R_MARKET]
+    if a < 0 or a >= sp.acct.shape[0] or m < 0 or m >= sp.mkt.shape[0]:
+        return
+    a = nonneg(a)
+    m = nonneg(m)
+    bal = sp.bal
+    prefetch(sp.acct, a, 0)
+    prefetch(bal, a, nonneg(sp.mkt[m, M_BASE]))
+    prefetch(bal, a, nonneg(sp.mkt[m, M_QUOTE]))
+    if targets_order(kind):
+        oid = c[j, R_ORDER_ID]
+        if oid > 0:
+            prefetch(sp.oidx, oid_home(oid & FP_MASK, sp.ctr[CF_HASH_MASK]), 0)
+
+
+@kernel(inline=True)
+def prefetch_order(sp, c, j):
+    """The order rows of row ``j``'s target, if the first index entry of its id holds it."""
+    if not targets_order(c[j, R_KIND]):
+        return
+    oid = c[j, R_ORDER_ID]
+    if oid <= 0:
+        return
+    fp = oid & FP_MASK
+    e = sp.oidx[nonneg(oid_home(fp, sp.ctr[CF_HASH_MASK]))]
+    if e == 0 or (e >> 32) != fp:
+        return
+    s = nonneg((e & SLOT_MASK) - 1)
+    if s >= sp.ords.shape[0]:
+        return
+    prefetch(sp.ords, s, 0)
+    prefetch(sp.olnk, s, 0)
+
+
+@kernel(inline=True)
+def prefetch_ahead(sp, c, i, stop):
+    """The prefetches issued before row ``i`` runs (rows past ``stop`` are not looked at)."""
+    if i + AHEAD < stop:
+        prefetch_accounts(sp, c, i + AHEAD)
+    if i + AHEAD // 2 < stop:
+        prefetch_order(sp, c, i + AHEAD // 2)
