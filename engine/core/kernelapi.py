@@ -159,20 +159,25 @@ def row_ref(typingctx, c, i):  # type: ignore[no-untyped-def]
     sig = types.CPointer(c.dtype)(c, i)
 
     def codegen(context, builder, signature, args):
-        ary_type = signature.args[0]
-        ary = context.make_array(ary_type)(context, builder, args[0])
-        return cgutils.get_item_pointer2(
-            context,
-            builder,
-            ary.data,
-            cgutils.unpack_tuple(builder, ary.shape),
-            cgutils.unpack_tuple(builder, ary.strides),
-            ary_type.layout,
-            [args[1], context.get_constant(types.intp, 0)],
-            wraparound=False,
-        )
+        zero = context.get_constant(types.intp, 0)
+        return _item_pointer(context, builder, signature.args[0], args[0], [args[1], zero])
 
     return sig, codegen
+
+
+def _item_pointer(context, builder, ary_type, value, indices):  # type: ignore[no-untyped-def]
+    """Codegen: the address of ``value[indices]`` (intp indexes), no wraparound, no check."""
+    ary = context.make_array(ary_type)(context, builder, value)
+    return cgutils.get_item_pointer2(
+        context,
+        builder,
+        ary.data,
+        cgutils.unpack_tuple(builder, ary.shape),
+        cgutils.unpack_tuple(builder, ary.strides),
+        ary_type.layout,
+        indices,
+        wraparound=False,
+    )
 
 
 @intrinsic
@@ -210,23 +215,13 @@ def prefetch(typingctx, arr, i, j):  # type: ignore[no-untyped-def]
 
     def codegen(context, builder, signature, args):
         ary_type = signature.args[0]
-        ary = context.make_array(ary_type)(context, builder, args[0])
         zero = context.get_constant(types.intp, 0)
         i_, j_ = (
             context.cast(builder, v, t, types.intp)
             for v, t in zip(args[1:], signature.args[1:], strict=True)
         )
         indices = [i_, j_, *([zero] * (ary_type.ndim - 2))][: ary_type.ndim]
-        ptr = cgutils.get_item_pointer2(
-            context,
-            builder,
-            ary.data,
-            cgutils.unpack_tuple(builder, ary.shape),
-            cgutils.unpack_tuple(builder, ary.strides),
-            ary_type.layout,
-            indices,
-            wraparound=False,
-        )
+        ptr = _item_pointer(context, builder, ary_type, args[0], indices)
         i8p = ir.IntType(8).as_pointer()
         i32 = ir.IntType(32)
         fn = builder.module.declare_intrinsic(
