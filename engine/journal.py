@@ -45,7 +45,7 @@ import mmap
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import google_crc32c
 import structlog
@@ -74,7 +74,7 @@ from engine.journalsegment import INDEX_INTERVAL, _Segment, _segment_name, fsync
 from engine.usererror import UserError
 
 if TYPE_CHECKING:
-    from engine.journalscan import RecordBatch
+    from engine.journalscan import ScanStep
 
 log = structlog.get_logger(__name__)
 
@@ -292,14 +292,22 @@ class SegmentJournal(_JournalRecovery):
         return iter(()) if walk is None else self._iterate(*walk)
 
     def read_batches(
-        self, sequence: int, to: int | None = None, max_records: int = 4_096
-    ) -> Iterator[RecordBatch]:
+        self,
+        sequence: int,
+        to: int | None = None,
+        max_records: int = 4_096,
+        step: ScanStep | None = None,
+    ) -> Iterator[Any]:
         """The records of `read_from` as arrays (`engine.journalscan.RecordBatch`), checked
-        the same way but without a Python object per record: replay's and recovery's path."""
-        from engine.journalscan import iterate_batches  # numba: loaded by readers that replay
+        the same way but without a Python object per record: replay's and recovery's path.
+        ``step``: how a batch is made from the segment's bytes (`engine.journalscan.ScanStep`;
+        replay's also parses the command rows, `engine.core.journalrows.row_step`)."""
+        from engine.journalscan import iterate_batches, record_step  # numba: loaded by replay
 
         walk = self._walk_plan(sequence, to)
-        return iter(()) if walk is None else iterate_batches(*walk, max_records)
+        if walk is None:
+            return iter(())
+        return iterate_batches(*walk, max_records, step=step or record_step)
 
     def read_chained(self, sequence: int, to: int | None = None) -> Iterator[ChainedRecord]:
         """Like `read_from`, with each record's stored chain digest (None in version 1)."""

@@ -17,9 +17,10 @@ record is `_body_offset(version)`). The audit chain's digests are not checked he
 from __future__ import annotations
 
 import platform
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from llvmlite import binding, ir
@@ -234,6 +235,43 @@ class RecordBatch:
         ]
 
 
+@dataclass(frozen=True, slots=True)
+class Stretch:
+    """A stretch of one segment's bytes being walked for the records ``start..end`` (payload
+    at ``payload_at`` in a record's checksummed bytes; ``final``: see `scan_records`), in
+    batches of at most ``max_records``."""
+
+    buf: np.ndarray
+    start: int
+    end: int
+    payload_at: int
+    max_records: int
+    final: bool
+
+    def record_arrays(self) -> list[np.ndarray]:
+        """Fresh output arrays of `scan_records` (sequences, times, payload bounds)."""
+        return [np.empty(self.max_records, dtype=np.int64) for _ in range(4)]
+
+    def batch(self, arrays: list[np.ndarray], records: int) -> RecordBatch | None:
+        """The first ``records`` of `record_arrays` as a batch (None: no record)."""
+        return RecordBatch(self.buf, *(a[:records] for a in arrays)) if records else None
+
+
+ScanStep = Callable[[Stretch, int, int], tuple[int, int, int, int, Any]]
+"""One batch of a `Stretch` from an offset holding a sequence: (status, records, offset and
+sequence to resume from, the batch or None when no record) as `scan_records` answers;
+`record_step`, or `engine.core.journalrows.row_step` (command rows too)."""
+
+
+def record_step(stretch: Stretch, at: int, seq: int) -> tuple[int, int, int, int, Any]:
+    """`ScanStep` of `scan_records`: the records as a `RecordBatch`."""
+    s, out = stretch, stretch.record_arrays()
+    status, got, at, seq = scan_records(
+        s.buf, at, seq, s.start, s.end, s.payload_at, *out, CRC_TABLES, s.final
+    )
+    return status, got, at, seq, s.batch(out, got)
+
+
 def iterate_batches(
     plan: list[tuple[Path, int, int, int]],
     seq: int,
@@ -242,12 +280,14 @@ def iterate_batches(
     end: int,
     max_records: int,
     chunk_bytes: int | None = None,
-) -> Iterator[RecordBatch]:
+    step: ScanStep = record_step,
+) -> Iterator[Any]:
     """`engine.journal.SegmentJournal.read_batches`'s walk: the records ``start..end`` of
     ``plan`` (segments from the one at ``offset`` holding ``seq``), at most ``max_records``
-    per batch (a batch never spans segments). Each segment's bytes from ``offset`` to its
-    size at open are read once, in stretches of about ``chunk_bytes`` (`_segment_batches`);
-    every record is checked as `read_from` checks it."""
+    per batch (a batch never spans segments), as ``step`` makes batches (`RecordBatch` by
+    default). Each segment's bytes from ``offset`` to its size at open are read once, in
+    stretches of about ``chunk_bytes`` (`_segment_batches`); every record is checked as
+    `read_from` checks it."""
     chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
     assert max_records > 0 and chunk_bytes > 0
     for n, (path, first_seq, size, version) in enumerate(plan):
@@ -255,7 +295,7 @@ def iterate_batches(
             assert seq == first_seq, f"{path}: segment starts at {first_seq}, not {seq}"
             offset = _SEGMENT_HEADER_BYTES
         walk = _segment_batches(
-            path, size, version, offset, seq, start, end, max_records, chunk_bytes
+            path, size, version, offset, seq, start, end, max_records, chunk_bytes, step
         )
         seq = yield from walk
         if seq > end:
@@ -273,7 +313,8 @@ def _segment_batches(
     end: int,
     max_records: int,
     chunk_bytes: int,
-) -> Generator[RecordBatch, None, int]:
+    step: ScanStep,
+) -> Generator[Any, None, int]:
     """One segment's batches; returns the sequence after the last record walked.
 
     Why stretches: reading the whole segment into one fresh array (64 MB) made the kernel
@@ -295,16 +336,14 @@ def _segment_batches(
             if f.readinto(memoryview(buf)[len(tail) :]) != want:
                 raise JournalCorruption(path, base + len(tail), "segment shorter than at open")
             final = base + len(buf) == size
+            stretch = Stretch(buf, start, end, payload_at, max_records, final)
             at = 0
             while True:
-                out = [np.empty(max_records, dtype=np.int64) for _ in range(4)]
-                status, got, at, seq = scan_records(
-                    buf, at, seq, start, end, payload_at, *out, CRC_TABLES, final
-                )
+                status, got, at, seq, batch = step(stretch, at, seq)
                 if status == SCAN_CORRUPT:
                     raise JournalCorruption(path, base + at, "record changed since open")
                 if got:
-                    yield RecordBatch(buf, *(a[:got] for a in out))
+                    yield batch
                 if status == SCAN_DONE:
                     return seq
                 if status == SCAN_EOF:

@@ -18,15 +18,15 @@ from pathlib import Path
 import numpy as np
 import structlog
 
-from engine.core.adminrows import parse_admin
-from engine.core.cmdrows import buffer_rows, payload_rows
+from engine.core.adminrows import deposit_keys
+from engine.core.cmdrows import payload_rows
 from engine.core.compiled import CompiledEngine
 from engine.core.imagebytes import image_state_hash
+from engine.core.journalrows import RowBatch, row_step
 from engine.core.layout import R_SEQ
 from engine.datadir import require_journal_dir
 from engine.gcpause import collector_paused
 from engine.journal import Record, SegmentJournal
-from engine.journalscan import RecordBatch
 from engine.schema import EngineConfig, decode_command
 from engine.snapshot import SnapshotError, latest_valid, list_snapshots, read_snapshot
 from engine.usererror import UserError
@@ -87,9 +87,9 @@ def replay_journal(
         return 0
     stops = sorted(s for s in (checkpoints or {}) if start <= s <= end)
     done = 0
-    for batch in journal.read_batches(start, end, BATCH_RECORDS):
+    for batch in journal.read_batches(start, end, BATCH_RECORDS, step=row_step):
         rows = batch_rows(engine, batch)
-        first_seq = int(batch.seqs[0])
+        first_seq = int(batch.records.seqs[0])
         while len(rows):
             # Cut at a checkpoint so the state there is exact (a record may be several rows).
             cut = len(rows)
@@ -109,22 +109,24 @@ def replay_journal(
     return done
 
 
-def batch_rows(engine: CompiledEngine, batch: RecordBatch) -> np.ndarray:
-    """Command rows for a batch read by `SegmentJournal.read_batches`: hot commands parsed in
-    place in the segment's bytes (`engine.core.cmdrows`), so are CreateAccount and Deposit
-    (`engine.core.adminrows`: run in one njit call each run, their deposit keys parked in
-    ``engine``); every other record decoded and encoded as `journal_rows` does."""
-    rows, fast = buffer_rows(batch.buf, batch.starts, batch.ends, batch.seqs, batch.stamps)
-    keys = parse_admin(batch.buf, batch.starts, batch.ends, batch.seqs, batch.stamps, rows, fast)
-    if keys:
-        engine.park_deposit_keys(keys)
+def batch_rows(engine: CompiledEngine, batch: RowBatch) -> np.ndarray:
+    """Command rows for a batch read by `SegmentJournal.read_batches` with
+    `engine.core.journalrows.row_step`: hot commands parsed in place in the segment's bytes
+    (`engine.core.cmdrows`), so are CreateAccount and Deposit (`engine.core.adminrows`: run
+    in one njit call each run, their deposit keys parked in ``engine``); every other record
+    decoded and encoded as `journal_rows` does."""
+    rows, fast, records = batch.rows, batch.fast, batch.records
+    if batch.admin_rows:
+        keys = deposit_keys(records.buf, rows, fast)
+        if keys:
+            engine.park_deposit_keys(keys)
     if fast.all():
         return rows
     return _merge_slow(
         engine,
         rows,
         fast,
-        lambda i: (int(batch.seqs[i]), int(batch.stamps[i]), batch.payload(i)),
+        lambda i: (int(records.seqs[i]), int(records.stamps[i]), records.payload(i)),
     )
 
 

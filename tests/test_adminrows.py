@@ -204,3 +204,23 @@ def test_a_deposit_row_without_its_key_is_refused() -> None:
     other.process([(s, t, decode_command(p)) for s, t, p in records[:4]])
     with pytest.raises(ValueError, match="without its key"):
         other.process_encoded(rows[4:])
+
+
+def test_deposit_keys_come_back_exactly() -> None:
+    """The keys of a batch are joined, decoded and split in one go (`deposit_keys`): empty,
+    multi-byte and 0-holding keys come back as they were; a key that is not UTF-8 leaves
+    only its own record to the object path."""
+    keys = ["a", "", "é€", "x\x00y", "k" * 300, "z"]
+    payloads = [_deposit_payload(5, 1, 7, key) for key in keys]
+    payloads.insert(3, _deposit_payload(5, 1, 7, "k").replace(b"\xa1k", b"\xa1\xff"))
+    for chosen in (payloads, [p for p in payloads if b"\x00" not in p], payloads[:3]):
+        buf = np.frombuffer(b"".join(chosen), dtype=np.uint8)
+        starts = np.zeros(len(chosen) + 1, dtype=np.int64)
+        np.cumsum([len(p) for p in chosen], out=starts[1:])
+        seqs = np.arange(1, len(chosen) + 1, dtype=np.int64)
+        rows, fast = buffer_rows(buf, starts[:-1], starts[1:], seqs, seqs)
+        got = parse_admin(buf, starts[:-1], starts[1:], seqs, seqs, rows, fast)
+        good = [b"\xa1\xff" not in p for p in chosen]
+        want = [(i + 1, msgspec.msgpack.decode(p)[4]) for i, p in enumerate(chosen) if good[i]]
+        assert got == want
+        assert fast.tolist() == good

@@ -22,19 +22,31 @@ from numba import njit
 
 from engine import journalscan
 from engine.core.compiled import CompiledEngine
+from engine.core.journalrows import RowBatch, row_step
 from engine.journal import SEGMENT_HEADER, JournalCorruption, Record, SegmentJournal
 from engine.journalformat import MAGIC
-from engine.journalscan import CRC_TABLES, crc32c, table_word
+from engine.journalscan import CRC_TABLES, ScanStep, crc32c, record_step, table_word
 from engine.replay import replay_journal
 from engine.schema import encode_command, state_hash
 
+STEPS = [record_step, row_step]
+"""Both ways a batch is made: records only, and replay's (records and command rows)."""
 
-def batched(journal: SegmentJournal, start: int, to: int | None, size: int) -> list[Record]:
+
+def batched(
+    journal: SegmentJournal, start: int, to: int | None, size: int, step: ScanStep = record_step
+) -> list[Record]:
     out: list[Record] = []
-    for batch in journal.read_batches(start, to, size):
+    for batch in journal.read_batches(start, to, size, step=step):
         assert 0 < len(batch) <= size
-        out += batch.records()
+        out += records_of(batch)
     return out
+
+
+def records_of(batch: object) -> list[Record]:
+    """A batch's records, whichever step made it."""
+    assert isinstance(batch, RowBatch | journalscan.RecordBatch)
+    return (batch.records if isinstance(batch, RowBatch) else batch).records()
 
 
 def write_v1_segment(directory: Path, recs: list[Record]) -> None:
@@ -114,9 +126,10 @@ def test_batches_equal_read_from_across_formats_and_segments(tmp_path: Path) -> 
             j.read_batches(122)
 
 
+@pytest.mark.parametrize("step", STEPS)
 @pytest.mark.parametrize("chunk_bytes", [1, 5, 37, 64, 1_000])
 def test_batches_read_in_stretches_cut_records_anywhere(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int, step: ScanStep
 ) -> None:
     """A segment is read a stretch at a time: stretches shorter than a record header, than a
     record, or ending inside one give `read_from`'s records all the same."""
@@ -127,12 +140,13 @@ def test_batches_read_in_stretches_cut_records_anywhere(
             j.append_batch(recs[i : i + 8])
     with SegmentJournal(tmp_path, read_only=True) as j:
         for start, to, size in [(1, None, 4_096), (1, None, 3), (30, 61, 7), (89, 89, 1)]:
-            assert batched(j, start, to, size) == list(j.read_from(start, to)), (start, to)
+            assert batched(j, start, to, size, step) == list(j.read_from(start, to))
 
 
+@pytest.mark.parametrize("step", STEPS)
 @pytest.mark.parametrize("chunk_bytes", [None, 1, 50, 64])
 def test_changed_record_is_corruption_at_its_offset(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int | None
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int | None, step: ScanStep
 ) -> None:
     """A byte changed after open is refused by the bulk reader at the same offset as by
     `read_from`; records before it are still handed out (whatever the stretch size)."""
@@ -149,8 +163,8 @@ def test_changed_record_is_corruption_at_its_offset(
             list(j.read_from(1))
         got: list[Record] = []
         with pytest.raises(JournalCorruption, match="changed since open") as fast:
-            for batch in j.read_batches(1, None, 10):
-                got += batch.records()
+            for batch in j.read_batches(1, None, 10, step=step):
+                got += records_of(batch)
         assert fast.value.offset == slow.value.offset
         assert fast.value.segment == slow.value.segment
         # records before the damaged one (the last), never it; tiny stretches end batches
@@ -179,7 +193,8 @@ def test_replay_of_a_format_1_and_2_journal_equals_live(tmp_path: Path) -> None:
     assert state_hash(engine.image()) == state_hash(live.image())
 
 
-def test_segment_cut_after_open_is_corruption(tmp_path: Path) -> None:
+@pytest.mark.parametrize("step", STEPS)
+def test_segment_cut_after_open_is_corruption(tmp_path: Path, step: ScanStep) -> None:
     """A segment shorter than the reader saw at open (cut by something else) is refused with
     the bulk reader's own error, not read past."""
     recs = [(s, 9_000 + s, b"x" * 50) for s in range(1, 40)]
@@ -189,4 +204,4 @@ def test_segment_cut_after_open_is_corruption(tmp_path: Path) -> None:
         path = next(tmp_path.glob("*.seg"))
         os.truncate(path, path.stat().st_size - 100)
         with pytest.raises(JournalCorruption, match="shorter than at open"):
-            batched(j, 1, None, 4_096)
+            batched(j, 1, None, 4_096, step)

@@ -21,8 +21,10 @@ def _guard_numba_cache() -> None:
     here = Path(__file__).resolve().parent
     digest = hashlib.blake2b(digest_size=16)
     # The kernels also freeze constants of engine.schema (codes, kinds, field layouts) at
-    # compile time, so its sources count too.
+    # compile time, so its sources count too, and `journalrows` compiles the journal's
+    # record scan (and its format's constants) into its own kernel.
     sources = sorted(here.glob("*.py")) + sorted((here.parent / "schema").glob("*.py"))
+    sources += [here.parent / "journalscan.py", here.parent / "journalformat.py"]
     for path in sources:
         digest.update(f"{path.parent.name}/{path.name}".encode())
         digest.update(path.read_bytes())
