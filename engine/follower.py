@@ -32,7 +32,7 @@ WATCH_S = 0.5
 SILENCE_S = 1.0
 """No message and no idle heartbeat (every `HEARTBEAT_S` while the stream is quiet) for this
 long: the consumer is gone (it lived on a stream leader that died), subscribe again."""
-WATCH_REQUEST_S = (*(0.5,) * 10, 1.0, 2.0, 5.0)
+WATCH_REQUEST_S = (*(0.5,) * 24, 1.0, 2.0, 5.0)
 """How long the watch waits for one JetStream API answer (consumer create, stream info), by
 consecutive failures. A request that reaches no leader is never answered: sent while the
 cluster elects one, it held the watch for its whole timeout after the election ended
@@ -40,10 +40,13 @@ cluster elects one, it held the watch for its whole timeout after the election e
 resumed up to 5 s late; one leader kill measured 15 s). After a leader's death the metadata
 leader also keeps placing new R1 consumers on the dead node for a few seconds (nats-server
 2.9: measured, tests/test_cluster_failover.py), and such a create is never answered either.
-So: 0.5 s tries, each retried at once after a timeout, for the length of an election and
-more (a create answers in milliseconds here), longer only after ten failures in a row, for a
-machine too slow to answer in 0.5 s; `Follower.nudge` also starts over at once when the
-stream answers again."""
+So: 0.5 s tries, each retried at once after a timeout, for the length of the longest
+election and more (24 tries, 12 s or more: nats-server's election timer runs 4-9 s, measured
+4.1-8.2 s; a create answers in milliseconds here), longer only after that, for a machine too
+slow to answer in 0.5 s. A gateway's replica is also nudged (`Follower.nudge`) when its
+publishes are accepted again; the market-data and ledger replicas publish nothing, so with
+ten tries (5 s) a 2 s or 5 s try sent late in a long election left them up to 5 s behind
+the new leader."""
 
 
 class Follower:
