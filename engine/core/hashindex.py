@@ -82,6 +82,18 @@ def oid_find(oidx, ords, mask, oid):
         i = (i + 1) & mask
 
 
+@kernel(inline=True)
+def oid_home_slot(oidx, mask, oid):
+    """The slot in the home entry of ``oid``'s fingerprint, or -1: a guess, not checked
+    against the order row (the order may sit further along the probe sequence, or the entry
+    may hold another id with the same fingerprint); for prefetching, not for lookups."""
+    fp = oid & FP_MASK
+    e = oidx[nonneg(oid_home(fp, nonneg(mask)))]
+    if e == 0 or (e >> 32) != fp:
+        return -1
+    return (e & SLOT_MASK) - 1
+
+
 @kernel
 def oid_insert(oidx, ords, mask, slot):
     """Index ``slot`` under its order id (which must not be indexed yet)."""

@@ -12,7 +12,7 @@ and a wrong guess (an id that is not indexed, a slot that moved) only costs the 
 
 from __future__ import annotations
 
-from engine.core.hashindex import FP_MASK, SLOT_MASK, oid_home
+from engine.core.hashindex import FP_MASK, oid_home, oid_home_slot
 from engine.core.kernelapi import kernel, nonneg, prefetch
 from engine.core.layout import (
     CF_HASH_MASK,
@@ -68,13 +68,10 @@ def prefetch_order(sp, c, j):
     oid = c[j, R_ORDER_ID]
     if oid <= 0:
         return
-    fp = oid & FP_MASK
-    e = sp.oidx[nonneg(oid_home(fp, sp.ctr[CF_HASH_MASK]))]
-    if e == 0 or (e >> 32) != fp:
+    s = oid_home_slot(sp.oidx, sp.ctr[CF_HASH_MASK], oid)
+    if s < 0 or s >= sp.ords.shape[0]:
         return
-    s = nonneg((e & SLOT_MASK) - 1)
-    if s >= sp.ords.shape[0]:
-        return
+    s = nonneg(s)
     prefetch(sp.ords, s, 0)
     prefetch(sp.olnk, s, 0)
 
