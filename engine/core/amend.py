@@ -26,7 +26,7 @@ from engine.core.codes import (
 )
 from engine.core.events import emit_amended, emit_rejected, hold_in_row
 from engine.core.handlers import find_target
-from engine.core.kernelapi import kernel, nonneg
+from engine.core.kernelapi import kernel, nonneg, unlikely
 from engine.core.layout import (
     A_FROZEN,
     B_AVAILABLE,
@@ -77,61 +77,63 @@ def amend_check(sp, cr):
     new_price = cr[R_NEW_PRICE]
     new_qty = cr[R_NEW_QTY]
     reason = preamble(sp, a, m, True)
-    if reason != 0:
+    if unlikely(reason != 0):
         return reason, -1, 0, 0, 0
     a = nonneg(a)
     m = nonneg(m)
     s = find_target(sp, a, m, cr[R_ORDER_ID], cr[R_TARGET_COID])
-    if s < 0:
+    if unlikely(s < 0):
         return REJ_UNKNOWN_ORDER, -1, 0, 0, 0
-    if k_pending(sp.olnk, s):
+    if unlikely(k_pending(sp.olnk, s)):
         return REJ_INVALID_AMEND, -1, 0, 0, 0
     tick = nonneg(sp.mkt[m, M_TICK])  # >= 1: unsigned division
     lot = nonneg(sp.mkt[m, M_LOT])  # >= 1: unsigned division
     qtl = sp.mkt[m, M_QTL]
     cur_p = sp.ords[s, O_PRICE]
     cur_q = sp.ords[s, O_QTY]
-    if new_price < 0 or new_price > MAX:
+    if unlikely(new_price < 0 or new_price > MAX):
         return REJ_INVALID_PRICE, -1, 0, 0, 0
     p = cur_p
     if new_price != 0:
         p = exact_div(new_price, tick)
-        if p < 0:
+        if unlikely(p < 0):
             return REJ_PRICE_OFF_TICK, -1, 0, 0, 0
-    if new_qty < 0 or new_qty > MAX:
+    if unlikely(new_qty < 0 or new_qty > MAX):
         return REJ_INVALID_QTY, -1, 0, 0, 0
     q = cur_q
     if new_qty != 0:
         q = exact_div(new_qty, lot)
-        if q < 0:
+        if unlikely(q < 0):
             return REJ_QTY_OFF_LOT, -1, 0, 0, 0
-    if sp.mkt[m, M_MAXQ] != 0 and q > sp.mkt[m, M_MAXQ]:
+    if unlikely(sp.mkt[m, M_MAXQ] != 0 and q > sp.mkt[m, M_MAXQ]):
         return REJ_TOO_LARGE, -1, 0, 0, 0
-    if p == cur_p and q == cur_q:
+    if unlikely(p == cur_p and q == cur_q):
         return REJ_INVALID_AMEND, -1, 0, 0, 0
-    if sp.acct[a, A_FROZEN] != 0 and not (p == cur_p and q < cur_q):
+    if unlikely(sp.acct[a, A_FROZEN] != 0 and not (p == cur_p and q < cur_q)):
         return REJ_FROZEN, -1, 0, 0, 0  # frozen: only a pure decrease (less exposure)
-    if not notional_fits(p, q, qtl):
+    if unlikely(not notional_fits(p, q, qtl)):
         return REJ_NOTIONAL_OVERFLOW, -1, 0, 0, 0
-    if p * q * qtl < sp.mkt[m, M_MIN_NOTIONAL]:
+    if unlikely(p * q * qtl < sp.mkt[m, M_MIN_NOTIONAL]):
         return REJ_MIN_NOTIONAL, -1, 0, 0, 0
     limit = tier_limit(sp.mkt, sp.acct, a, m)
-    if limit != 0 and p * q * qtl > limit and not (p == cur_p and q < cur_q):
+    if unlikely(limit != 0 and p * q * qtl > limit and not (p == cur_p and q < cur_q)):
         return REJ_TIER_LIMIT, -1, 0, 0, 0  # only a pure decrease may stay above the limit
     side = k_side(sp.olnk, s)
     if p != cur_p:
-        if k_type(sp.olnk, s) == LIMIT_MAKER and crosses(sp.lvl, sp.bkl, sp.bkn, m, side, p):
+        if unlikely(
+            k_type(sp.olnk, s) == LIMIT_MAKER and crosses(sp.lvl, sp.bkl, sp.bkn, m, side, p)
+        ):
             return REJ_TAKER_NOT_ALLOWED, -1, 0, 0, 0
-        if sp.mkt[m, M_BAND] != 0 and outside_band(sp, m, p):
+        if unlikely(sp.mkt[m, M_BAND] != 0 and outside_band(sp, m, p)):
             return REJ_BAND, -1, 0, 0, 0
         own = 2 * m + side
-        if (
+        if unlikely(
             sp.bkn[own] >= sp.ctr[CF_MAX_LEVELS]
             and level_find(sp.lvl, sp.bkl, sp.bkn, own, side, p) < 0
         ):
             return REJ_BOOK_FULL, -1, 0, 0, 0
     keeps = p == cur_p and q < cur_q
-    if (
+    if unlikely(
         sp.mkt[m, M_STATE] == ST_POST_ONLY
         and not keeps
         and crosses(sp.lvl, sp.bkl, sp.bkn, m, side, p)
@@ -143,7 +145,7 @@ def amend_check(sp, cr):
     else:
         new_hold = q * lot
         asset = sp.mkt[m, M_BASE]
-    if new_hold - sp.ords[s, O_HOLD] > sp.bal[a, asset, B_AVAILABLE]:
+    if unlikely(new_hold - sp.ords[s, O_HOLD] > sp.bal[a, asset, B_AVAILABLE]):
         return REJ_INSUFFICIENT_FUNDS, -1, 0, 0, 0
     return 0, s, p, q, new_hold
 
@@ -154,7 +156,7 @@ def amend(sp, cr):
     a = cr[R_ACCOUNT]
     m = cr[R_MARKET]
     reason, s, p, q, new_hold = amend_check(sp, cr)
-    if reason != 0:
+    if unlikely(reason != 0):
         emit_rejected(sp.ev, sp.ctr, seq, a, m, cr[R_ORDER_ID], cr[R_TARGET_COID], reason)
         return
     a = nonneg(a)  # valid now (amend_check)

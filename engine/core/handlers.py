@@ -32,7 +32,7 @@ from engine.core.codes import (
 )
 from engine.core.events import emit_order_end, emit_rejected, hold_in_row, hold_txn, next_row
 from engine.core.hashindex import coid_find, oid_find
-from engine.core.kernelapi import kernel, load_state, nonneg
+from engine.core.kernelapi import kernel, load_state, nonneg, unlikely
 from engine.core.layout import (
     A_HEAD,
     C_FIFO_HEAD,
@@ -123,7 +123,7 @@ def place(sp, cr):
     a = cr[R_ACCOUNT]
     m = cr[R_MARKET]
     reason, p, q, hold = place_check(sp, cr)
-    if reason != 0:
+    if unlikely(reason != 0):
         emit_rejected(sp.ev, sp.ctr, seq, a, m, 0, cr[R_COID], reason)
         return
     a = nonneg(a)  # valid now (place_check)
@@ -273,7 +273,7 @@ def cancel(sp, cr):
     oid = cr[R_ORDER_ID]
     coid = cr[R_TARGET_COID]
     reason = preamble(sp, a, m, False)
-    if reason != 0:
+    if unlikely(reason != 0):
         emit_rejected(sp.ev, sp.ctr, seq, a, m, oid, coid, reason)
         return False
     s = find_target(sp, a, m, oid, coid)

@@ -256,6 +256,25 @@ def below_mask(typingctx, a, b):  # type: ignore[no-untyped-def]
     return sig, codegen
 
 
+@intrinsic
+def unlikely(typingctx, cond):  # type: ignore[no-untyped-def]
+    """``cond`` unchanged, with the hint that it is almost always false (``llvm.expect``).
+
+    For the rejection and invariant-failure branches of the hot kernels: LLVM lays out the
+    blocks a branch probably skips after the function's hot path, so the code one command runs
+    is contiguous and takes fewer instruction-cache lines (the kernels' code together is larger
+    than the first-level instruction cache). A hint only: no value changes.
+    """
+    sig = types.boolean(types.boolean)
+
+    def codegen(context, builder, signature, args):
+        i1 = ir.IntType(1)
+        fn = builder.module.declare_intrinsic("llvm.expect", [i1], ir.FunctionType(i1, [i1, i1]))
+        return builder.call(fn, [args[0], i1(0)])
+
+    return sig, codegen
+
+
 def kernel(
     fn: Callable[..., Any] | None = None,
     *,

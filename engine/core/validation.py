@@ -62,7 +62,7 @@ from engine.core.codes import (
     TRAIL_MARKET,
 )
 from engine.core.hashindex import coid_find
-from engine.core.kernelapi import kernel, load_state, nonneg
+from engine.core.kernelapi import kernel, load_state, nonneg, unlikely
 from engine.core.layout import (
     A_EXISTS,
     A_FROZEN,
@@ -134,13 +134,13 @@ def preamble(sp, a, m, trading):
     account, and for the commands that may trade (place, amend) the market state. Returns the
     rejection reason, 0 = passed."""
     st = load_state(sp)
-    if not market_ok(st.mkt, st.ctr, m):
+    if unlikely(not market_ok(st.mkt, st.ctr, m)):
         return REJ_UNKNOWN_MARKET
-    if not account_ok(st.acct, st.ctr, a):
+    if unlikely(not account_ok(st.acct, st.ctr, a)):
         return REJ_UNKNOWN_ACCOUNT
-    if trading and st.mkt[m, M_STATE] == ST_HALTED:
+    if unlikely(trading and st.mkt[m, M_STATE] == ST_HALTED):
         return REJ_HALTED
-    if trading and st.mkt[m, M_STATE] == ST_CANCEL_ONLY:
+    if unlikely(trading and st.mkt[m, M_STATE] == ST_CANCEL_ONLY):
         return REJ_CANCEL_ONLY
     return 0
 
@@ -215,18 +215,18 @@ def place_fields(sp, cr):
     qty = cr[R_QTY]
     quote_qty = cr[R_QUOTE_QTY]
     expire = cr[R_EXPIRE]
-    if side != BUY and side != SELL:
+    if unlikely(side != BUY and side != SELL):
         return REJ_INVALID_SIDE, 0, 0
-    if otype < 0 or otype > TRAIL_LIMIT:
+    if unlikely(otype < 0 or otype > TRAIL_LIMIT):
         return REJ_INVALID_ORDER_TYPE, 0, 0
-    if tif < 0 or tif > GTD or (otype == LIMIT_MAKER and tif != GTC and tif != GTD):
+    if unlikely(tif < 0 or tif > GTD or (otype == LIMIT_MAKER and tif != GTC and tif != GTD)):
         return REJ_INVALID_TIF, 0, 0
-    if cr[R_STP] < 0 or cr[R_STP] > STP_DECREMENT:
+    if unlikely(cr[R_STP] < 0 or cr[R_STP] > STP_DECREMENT):
         return REJ_STP_MODE, 0, 0
     if tif == GTD:
-        if expire <= cr[R_TS]:
+        if unlikely(expire <= cr[R_TS]):
             return REJ_EXPIRY, 0, 0
-    elif expire != 0:
+    elif unlikely(expire != 0):
         return REJ_EXPIRY, 0, 0
     tick = nonneg(mkt[m, M_TICK])  # >= 1 (market creation): unsigned division
     lot = nonneg(mkt[m, M_LOT])  # >= 1 (market creation): unsigned division
@@ -234,24 +234,24 @@ def place_fields(sp, cr):
     p = 0
     q = 0
     if not is_market_kind(otype):
-        if price < 1 or price > MAX:
+        if unlikely(price < 1 or price > MAX):
             return REJ_INVALID_PRICE, 0, 0
         p = exact_div(price, tick)
-        if p < 0:
+        if unlikely(p < 0):
             return REJ_PRICE_OFF_TICK, 0, 0
-        if qty < 1 or qty > MAX:
+        if unlikely(qty < 1 or qty > MAX):
             return REJ_INVALID_QTY, 0, 0
         q = exact_div(qty, lot)
-        if q < 0:
+        if unlikely(q < 0):
             return REJ_QTY_OFF_LOT, 0, 0
-        if quote_qty != 0:
+        if unlikely(quote_qty != 0):
             return REJ_INVALID_QTY, 0, 0
-        if not notional_fits(p, q, qtl):
+        if unlikely(not notional_fits(p, q, qtl)):
             return REJ_NOTIONAL_OVERFLOW, 0, 0
-        if p * q * qtl < mkt[m, M_MIN_NOTIONAL]:
+        if unlikely(p * q * qtl < mkt[m, M_MIN_NOTIONAL]):
             return REJ_MIN_NOTIONAL, 0, 0
     else:
-        if price != 0:
+        if unlikely(price != 0):
             return REJ_INVALID_PRICE, 0, 0
         by_quote = otype != MARKET and side == BUY
         if otype == MARKET and side == BUY:
@@ -259,39 +259,39 @@ def place_fields(sp, cr):
                 return REJ_INVALID_QTY, 0, 0
             by_quote = quote_qty != 0
         if not by_quote:
-            if qty < 1 or qty > MAX:
+            if unlikely(qty < 1 or qty > MAX):
                 return REJ_INVALID_QTY, 0, 0
             q = exact_div(qty, lot)
-            if q < 0:
+            if unlikely(q < 0):
                 return REJ_QTY_OFF_LOT, 0, 0
-            if quote_qty != 0:
+            if unlikely(quote_qty != 0):
                 return REJ_INVALID_QTY, 0, 0
         else:
-            if qty != 0 or quote_qty < 1 or quote_qty > MAX:
+            if unlikely(qty != 0 or quote_qty < 1 or quote_qty > MAX):
                 return REJ_INVALID_QTY, 0, 0
-            if quote_qty < mkt[m, M_MIN_NOTIONAL]:
+            if unlikely(quote_qty < mkt[m, M_MIN_NOTIONAL]):
                 return REJ_MIN_NOTIONAL, 0, 0
-    if mkt[m, M_MAXQ] != 0 and q > mkt[m, M_MAXQ]:
+    if unlikely(mkt[m, M_MAXQ] != 0 and q > mkt[m, M_MAXQ]):
         return REJ_TOO_LARGE, 0, 0
     stop = cr[R_STOP]
     if otype >= STOP_MARKET and otype <= TP_LIMIT:
-        if stop < 1 or stop > MAX or exact_div(stop, tick) < 0:
+        if unlikely(stop < 1 or stop > MAX or exact_div(stop, tick) < 0):
             return REJ_STOP_PRICE, 0, 0
-    elif stop != 0:
+    elif unlikely(stop != 0):
         return REJ_STOP_PRICE, 0, 0
     delta = cr[R_DELTA]
     if otype >= TRAIL_MARKET:
-        if delta < 1 or delta > MAX_TRAILING_DELTA:
+        if unlikely(delta < 1 or delta > MAX_TRAILING_DELTA):
             return REJ_TRAILING, 0, 0
-    elif delta != 0:
+    elif unlikely(delta != 0):
         return REJ_TRAILING, 0, 0
     offset = cr[R_OFFSET]
     if otype == TRAIL_LIMIT:
-        if offset < 0 or offset > MAX:
+        if unlikely(offset < 0 or offset > MAX):
             return REJ_INVALID_PRICE, 0, 0
-        if exact_div(offset, tick) < 0:
+        if unlikely(exact_div(offset, tick) < 0):
             return REJ_PRICE_OFF_TICK, 0, 0
-    elif offset != 0:
+    elif unlikely(offset != 0):
         return REJ_INVALID_PRICE, 0, 0
     display = cr[R_DISPLAY]
     if display != 0 and (
@@ -320,20 +320,22 @@ def place_check(sp, cr):
         return reason, 0, 0, 0
     a = nonneg(a)
     m = nonneg(m)
-    if sp.acct[a, A_FROZEN] != 0:
+    if unlikely(sp.acct[a, A_FROZEN] != 0):
         return REJ_FROZEN, 0, 0, 0
     state = sp.mkt[m, M_STATE]
     reason, p, q = place_fields(sp, cr)
     if reason != 0:
         return reason, 0, 0, 0
     limit = tier_limit(sp.mkt, sp.acct, a, m)
-    if limit != 0 and over_tier_limit(sp, m, otype, p, q, quote_qty, limit):
+    if unlikely(limit != 0 and over_tier_limit(sp, m, otype, p, q, quote_qty, limit)):
         return REJ_TIER_LIMIT, 0, 0, 0
-    if coid < 0:
+    if unlikely(coid < 0):
         return REJ_INVALID_COID, 0, 0, 0
-    if coid != 0 and coid_find(sp.idx, sp.ords, sp.olnk, sp.ctr[CF_HASH_MASK], a, coid) >= 0:
+    if unlikely(
+        coid != 0 and coid_find(sp.idx, sp.ords, sp.olnk, sp.ctr[CF_HASH_MASK], a, coid) >= 0
+    ):
         return REJ_DUPLICATE_COID, 0, 0, 0
-    if otype == LIMIT_MAKER and crosses(sp.lvl, sp.bkl, sp.bkn, m, side, p):
+    if unlikely(otype == LIMIT_MAKER and crosses(sp.lvl, sp.bkl, sp.bkn, m, side, p)):
         return REJ_TAKER_NOT_ALLOWED, 0, 0, 0
     resting_tif = tif != IOC and tif != FOK  # GTC or GTD (tif is valid here)
     if state == ST_POST_ONLY and (
@@ -342,7 +344,7 @@ def place_check(sp, cr):
         or crosses(sp.lvl, sp.bkl, sp.bkn, m, side, p)
     ):
         return REJ_POST_ONLY, 0, 0, 0
-    if (
+    if unlikely(
         (otype == LIMIT or otype == LIMIT_MAKER)  # noqa: SIM109
         and sp.mkt[m, M_BAND] != 0
         and outside_band(sp, m, p)
@@ -351,18 +353,18 @@ def place_check(sp, cr):
     if otype >= STOP_MARKET:
         last = sp.mkt[m, M_LAST_PRICE]
         if otype >= TRAIL_MARKET:
-            if last == 0:
+            if unlikely(last == 0):
                 return REJ_NO_REFERENCE, 0, 0, 0
         elif last != 0:
             trigger = cr[R_STOP] // sp.mkt[m, M_TICK]
             if (last <= trigger) if falls(otype, side) else (last >= trigger):
                 return REJ_STOP_PRICE, 0, 0, 0
-    if sp.acct[a, A_OPEN] >= sp.ctr[CF_MAX_OPEN]:
+    if unlikely(sp.acct[a, A_OPEN] >= sp.ctr[CF_MAX_OPEN]):
         return REJ_TOO_MANY_OPEN, 0, 0, 0
-    if sp.ctr[C_OPEN_ORDERS] >= sp.ctr[CF_MAX_ORDERS]:
+    if unlikely(sp.ctr[C_OPEN_ORDERS] >= sp.ctr[CF_MAX_ORDERS]):
         return REJ_BOOK_FULL, 0, 0, 0
     own = 2 * m + side
-    if (
+    if unlikely(
         (otype == LIMIT_MAKER or (otype == LIMIT and resting_tif))
         and sp.bkn[own] >= sp.ctr[CF_MAX_LEVELS]
         and level_find(sp.lvl, sp.bkl, sp.bkn, own, side, p) < 0
@@ -372,7 +374,7 @@ def place_check(sp, cr):
         tx = trigger_book(sp.ctr, m, falls(otype, side))
         key_side = tx & 1
         trigger = cr[R_STOP] // sp.mkt[m, M_TICK]
-        if (
+        if unlikely(
             sp.bkn[tx] >= sp.ctr[CF_MAX_LEVELS]
             and level_find(sp.lvl, sp.bkl, sp.bkn, tx, key_side, trigger) < 0
         ):
@@ -389,6 +391,6 @@ def place_check(sp, cr):
         else:
             lim = protection_price(sp.lvl, sp.bkl, sp.bkn, sp.mkt, m, side)
             hold = dry_run(sp, m, side, lim, q, a, cr[R_STP])[1]
-    if hold > sp.bal[a, asset, B_AVAILABLE]:
+    if unlikely(hold > sp.bal[a, asset, B_AVAILABLE]):
         return REJ_INSUFFICIENT_FUNDS, 0, 0, 0
     return 0, p, q, hold
