@@ -260,7 +260,7 @@ def below_mask(typingctx, a, b):  # type: ignore[no-untyped-def]
 def unlikely(typingctx, cond):  # type: ignore[no-untyped-def]
     """``cond`` unchanged, with the hint that it is almost always false (``llvm.expect``).
 
-    For the rejection and invariant-failure branches of the hot kernels: LLVM lays out the
+    For the rejection branches of the place and amend checks: LLVM lays out the
     blocks a branch probably skips after the function's hot path, so the code one command runs
     is contiguous and takes fewer instruction-cache lines (the kernels' code together is larger
     than the first-level instruction cache). A hint only: no value changes.
