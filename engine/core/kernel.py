@@ -6,6 +6,8 @@ before touching the row, when the row is an admin command (``ST_ADMIN``: the wra
 it in Python), when the event buffer could not hold the row's worst case (``ST_CAPACITY``:
 drain and call again), or on a sequence that does not increase (``ST_SEQ``). After a command
 that broke an always-on invariant it returns ``ST_INVARIANT`` (``ctr[C_ERROR]`` says which).
+A range that is not inside ``rows`` (``start < 0`` or ``stop`` past the end) runs nothing
+and returns ``ST_BAD_ROW``: the loop indexes rows without numba's negative-index wraparound.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from engine.core.amend import amend
 from engine.core.arrays import ROWS_PER_ORDER, ROWS_PER_STEP
 from engine.core.book import fail
 from engine.core.handlers import cancel, cancel_all, place
-from engine.core.kernelapi import kernel, row_ref, state_ref
+from engine.core.kernelapi import kernel, nonneg, row_ref, state_ref
 from engine.core.layout import (
     C_ERROR,
     C_ERROR_SEQ,
@@ -62,6 +64,8 @@ def run_batch(
     """Run rows ``start..stop``; returns (next row, status, event rows written by this call).
     ``reset_events`` first empties the event buffer (its rows are overwritten)."""
     sp = state_ref(st)
+    if start < 0 or stop > c.shape[0]:
+        return start, ST_BAD_ROW, 0
     if reset_events:
         st.ctr[C_EV_POS] = 0
     first_row = st.ctr[C_EV_POS]
@@ -70,7 +74,7 @@ def run_batch(
     )
     bound_all = 2 * st.ctr[CF_MAX_OPEN] + 1
     capacity = st.ctr[CF_EV_CAP]
-    i = start
+    i = nonneg(start)  # rows are indexed without numba's negative-index wraparound
     while i < stop:
         prefetch_ahead(sp, c, i, stop)
         kind = c[i, R_KIND]

@@ -78,8 +78,9 @@ def prefetch_order(sp, c, j):
 
 @kernel(inline=True)
 def prefetch_ahead(sp, c, i, stop):
-    """The prefetches issued before row ``i`` runs (rows past ``stop`` are not looked at)."""
+    """The prefetches issued before row ``i`` (>= 0) runs (rows past ``stop`` are not looked
+    at)."""
     if i + AHEAD < stop:
-        prefetch_accounts(sp, c, i + AHEAD)
+        prefetch_accounts(sp, c, nonneg(i + AHEAD))
     if i + AHEAD // 2 < stop:
-        prefetch_order(sp, c, i + AHEAD // 2)
+        prefetch_order(sp, c, nonneg(i + AHEAD // 2))
