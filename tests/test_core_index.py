@@ -106,6 +106,36 @@ def test_hash_is_deterministic() -> None:
     assert all(hashindex.mix64(k) >= 0 for k in range(-1000, 1000))
 
 
+def test_order_id_home_keeps_runs_and_stays_in_the_table() -> None:
+    for mask in (31, 63, 1023, (1 << 21) - 1):
+        for run in (0, 1, 7, 4_096, (1 << 27) - 1):
+            homes = [hashindex.oid_home(run * 16 + k, mask) for k in range(16)]
+            assert all(0 <= home <= mask for home in homes)
+            assert homes == [homes[0] + k for k in range(16)]  # one run, consecutive entries
+
+
+def test_order_id_probes_stay_short_for_consecutive_ids() -> None:
+    """The live set the engine sees: ids are sequence numbers, orders leave at random. At load
+    0.5, linear probing with evenly spread runs displaces an entry by ~0.4 on average (a
+    uniform hash: ~0.5-1; a hash that maps nearby runs to nearby homes: 2.6 to 25 measured)."""
+    rng = np.random.default_rng(7)
+    for bits in (12, 17):
+        live = 1 << bits
+        mask = 2 * live - 1
+        ids = np.sort(rng.choice(np.arange(1, 8 * live), live, replace=False))
+        idx = np.zeros(mask + 1, dtype=np.int64)
+        ords = np.zeros((live, O_W), dtype=np.int64)
+        ords[:, O_ID] = ids
+        for slot in range(live):
+            hashindex.oid_insert(idx, ords, mask, slot)
+        where = np.flatnonzero(idx)
+        slots = (idx[where] & hashindex.SLOT_MASK) - 1
+        homes = np.array([hashindex.oid_home(int(i) & hashindex.FP_MASK, mask) for i in ids])
+        displacement = (where - homes[slots]) & mask
+        assert displacement.mean() < 0.6, displacement.mean()
+        assert displacement.max() < 64
+
+
 # --------------------------------------------------------------------------------------------
 # Level book: sorted insert/remove
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.core.hashindex import MIN_CAPACITY
 from engine.core.kernelapi import CoreState
 from engine.core.layout import (
     A_W,
@@ -53,8 +54,9 @@ def validate_config(config: EngineConfig) -> None:
 
 
 def hash_capacity(max_orders: int) -> int:
-    """Power of two >= 2 * max_orders: load factor <= 0.5 for linear probing."""
-    capacity = 4
+    """Power of two >= 2 * max_orders: load factor <= 0.5 for linear probing (and at least
+    `engine.core.hashindex.MIN_CAPACITY`)."""
+    capacity = MIN_CAPACITY
     while capacity < 2 * max_orders:
         capacity <<= 1
     return capacity

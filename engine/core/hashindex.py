@@ -6,11 +6,13 @@ deletion (no tombstones, so probe lengths never degrade). Deterministic on every
 **Order ids** (``oidx``, int64 entries): an entry is ``fingerprint << 32 | slot + 1`` (0 =
 empty), the fingerprint being the low 31 bits of the order id. Order ids are sequence numbers,
 so new orders arrive with consecutive ids: the home of an id keeps runs of 16 consecutive ids
-in 16 consecutive entries (one 128-byte stretch) and scatters the runs with the splitmix64
-finalizer (`oid_home`). Inserts then touch memory that the previous inserts just touched, and
-probes compare fingerprints in the table instead of reading every candidate's order row: the
-order row is read once, to confirm the match (ids beyond 2**31 can share a fingerprint). The
-home is computed from the fingerprint alone, so backward shifts read nothing else either.
+in 16 consecutive entries (one 128-byte stretch) and scatters the runs by Fibonacci hashing
+(`oid_home`: the top bits of the run number times 2**64 / golden ratio, which spreads
+consecutive runs almost evenly). Inserts then touch memory that the previous inserts just
+touched, and probes compare fingerprints in the table instead of reading every candidate's
+order row: the order row is read once, to confirm the match (ids beyond 2**31 can share a
+fingerprint). The home is computed from the fingerprint alone, so backward shifts read nothing
+else either.
 Measured on workload (c): the random-hash index with key checks through the orders table was
 ~40 % of the CPU time per order; this layout costs 16 bytes per order slot instead of 8.
 
@@ -21,6 +23,7 @@ read back from the orders table (client ids are rare on the hot path).
 from __future__ import annotations
 
 import numpy as np
+from numba.cpython.unsafe.numbers import leading_zeros
 
 from engine.core.kernelapi import kernel, nonneg
 from engine.core.layout import K_ACCOUNT, O_COID, O_ID
@@ -39,6 +42,9 @@ FP_MASK = (1 << 31) - 1
 SLOT_MASK = (1 << 32) - 1
 RUN = 16
 """Consecutive order ids kept in consecutive entries."""
+RUN_BITS = 4
+MIN_CAPACITY = 2 * RUN
+"""Smallest order-id table: its run part (`oid_home`) needs at least one bit."""
 
 
 @kernel
@@ -61,8 +67,15 @@ def coid_hash(account, coid):
 
 @kernel
 def oid_home(fp, mask):
-    """Home entry of fingerprint ``fp``: runs of `RUN` consecutive ids stay together."""
-    return ((mix64(fp // RUN) * RUN) | (fp % RUN)) & mask
+    """Home entry of fingerprint ``fp`` (>= 0) in a table of ``mask + 1`` >= `MIN_CAPACITY`
+    entries (a power of two): runs of `RUN` consecutive ids stay together, and the run number
+    is Fibonacci-hashed (multiplied by 2**64 / golden ratio, its top bits kept). Why not a
+    mixing finalizer: consecutive run numbers, the usual live set, land almost evenly spaced
+    (the three-gap theorem), so probes are shorter (mean displacement at load 0.5 with random
+    survivors: 0.40 against splitmix64's 0.94), in 6 instructions instead of 16."""
+    shift = leading_zeros(np.uint64(mask)) + np.uint64(RUN_BITS)  # 64 - log2(runs in table)
+    run_home = np.int64((np.uint64(fp >> RUN_BITS) * _GOLDEN) >> shift)
+    return ((run_home << RUN_BITS) | (fp & (RUN - 1))) & mask
 
 
 @kernel
