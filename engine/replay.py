@@ -100,8 +100,8 @@ def replay_journal(
             if stops and stops[0] <= int(rows[-1, R_SEQ]):
                 cut = int(np.searchsorted(rows[:, R_SEQ], stops[0], side="right"))
             chunk, rows = rows[:cut], rows[cut:]
-            # State only: the fast path skips building event objects nobody reads here.
-            engine.process_encoded(chunk)
+            # State only: no event is kept, and each command's rows reuse the same few rows.
+            engine.process_encoded(chunk, state_only=True)
             commands = engine.last_seq - first_seq + 1
             first_seq = engine.last_seq + 1
             done += commands

@@ -110,6 +110,24 @@ def test_fast_path_counts_events_and_keeps_the_last_stretch() -> None:
     assert d.eng.image() == twin.eng.image()
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_state_only_reaches_the_same_state_and_keeps_no_event(seed: int) -> None:
+    """Replay's mode: every command's event rows overwrite the previous command's."""
+    stream = _random_stream(seed, 400)
+    twin = Driver()
+    records = [(twin.seq + 1 + i, 0, c) for i, c in enumerate(stream)]
+    assert twin.eng.process(records)  # events kept: the reference for the state
+    d = Driver()
+    rows = d.eng.encode(records)
+    for start in range(0, len(rows), 64):  # several calls, as replay makes
+        d.eng.process_encoded(rows[start : start + 64], state_only=True)
+    assert d.eng.image() == twin.eng.image()
+    assert len(d.eng.event_rows()) == 0
+    assert d.eng.drain_events() == []
+    with pytest.raises(ValueError, match="exclude each other"):
+        d.eng.process_encoded(rows[:0], keep_events=True, state_only=True)
+
+
 def test_sequence_must_increase() -> None:
     d = Driver()
     with pytest.raises(SequenceError):

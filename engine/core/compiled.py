@@ -121,7 +121,9 @@ class CompiledEngine(ParsedAdmin):
         """int64 rows for ``records`` (admin commands become placeholders run in Python)."""
         return encode_records(records, self._admin, self._clamped)
 
-    def process_encoded(self, rows: np.ndarray, *, keep_events: bool = False) -> int:
+    def process_encoded(
+        self, rows: np.ndarray, *, keep_events: bool = False, state_only: bool = False
+    ) -> int:
         """Run encoded rows; returns the number of event rows written (a trade row stands for
         the Trade and the postings of its transaction, so rows <= events).
 
@@ -130,7 +132,12 @@ class CompiledEngine(ParsedAdmin):
         start; rows that would overflow it are overwritten, so after the call the buffer (and
         `drain_events`) holds the events of the call's last stretch only. Admin commands'
         events are dropped in this mode.
+        ``state_only=True`` (replay and recovery): no event is kept at all; each command's
+        rows overwrite the previous command's (see `engine.core.kernel.run_batch`), and the
+        count returned covers only what the buffer still holds.
         """
+        if keep_events and state_only:
+            raise ValueError("keep_events and state_only exclude each other")
         if rows.dtype != np.int64 or rows.ndim != 2 or rows.shape[1] != R_W:
             raise ValueError(f"rows must be int64 [n, {R_W}], got {rows.dtype} {rows.shape}")
         if not rows.flags.c_contiguous:
@@ -139,7 +146,7 @@ class CompiledEngine(ParsedAdmin):
             self._decoded = []
         n = len(rows)
         # Fast path: one kernel call runs the whole batch.
-        i, status, produced = _RUN_BATCH(rows, 0, n, not keep_events, self._st)
+        i, status, produced = _RUN_BATCH(rows, 0, n, not keep_events, state_only, self._st)
         if status == ST_DONE:
             return produced
         ctr = self._a.ctr
@@ -190,7 +197,7 @@ class CompiledEngine(ParsedAdmin):
             if self._admin_next(rows, i):
                 status = ST_ADMIN  # what run_batch would answer, without its ~20 us call
                 continue
-            i, status, rows_written = _RUN_BATCH(rows, i, n, False, self._st)
+            i, status, rows_written = _RUN_BATCH(rows, i, n, False, state_only, self._st)
             produced += rows_written
 
     def _admin_next(self, rows: np.ndarray, i: int) -> bool:

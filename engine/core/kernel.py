@@ -1,11 +1,12 @@
 """The batch loop: one njit call runs many hot command rows.
 
-``run_batch(rows, start, stop, reset_events, st)`` (``st``: `CoreArrays.state`) processes rows
-``start..stop`` and returns ``(next_row, status, event_rows_written)``. It stops early,
-before touching the row, when the row is an admin command (``ST_ADMIN``: the wrapper handles
-it in Python), when the event buffer could not hold the row's worst case (``ST_CAPACITY``:
-drain and call again), or on a sequence that does not increase (``ST_SEQ``). After a command
-that broke an always-on invariant it returns ``ST_INVARIANT`` (``ctr[C_ERROR]`` says which).
+``run_batch(rows, start, stop, reset_events, state_only, st)`` (``st``: `CoreArrays.state`)
+processes rows ``start..stop`` and returns ``(next_row, status, event_rows_written)``. It
+stops early, before touching the row, when the row is an admin command (``ST_ADMIN``: the
+wrapper handles it in Python), when the event buffer could not hold the row's worst case
+(``ST_CAPACITY``: drain and call again), or on a sequence that does not increase
+(``ST_SEQ``). After a command that broke an always-on invariant it returns ``ST_INVARIANT``
+(``ctr[C_ERROR]`` says which).
 A range that is not inside ``rows`` (``start < 0`` or ``stop`` past the end) runs nothing
 and returns ``ST_BAD_ROW``: the loop indexes rows without numba's negative-index wraparound.
 """
@@ -59,14 +60,23 @@ def run_batch(
     start,
     stop,
     reset_events,
+    state_only,
     st,
 ):
     """Run rows ``start..stop``; returns (next row, status, event rows written by this call).
-    ``reset_events`` first empties the event buffer (its rows are overwritten)."""
+    ``reset_events`` first empties the event buffer (its rows are overwritten).
+
+    ``state_only`` (replay, recovery: nothing reads the events) empties it again after every
+    command, so each command writes its rows over the first few of the buffer, which stay in
+    the first-level cache. Otherwise a batch's rows stream through megabytes of buffer (a
+    command may only start with its worst case free, ~51,000 rows at the default limits, so
+    the buffer is 13 MB) and evict the book the next commands read. The rows-written count
+    then covers only the rows still in the buffer. Kernels only write event rows, never read
+    them: the state is the same in both modes."""
     sp = state_ref(st)
     if start < 0 or stop > c.shape[0]:
         return start, ST_BAD_ROW, 0
-    if reset_events:
+    if reset_events or state_only:
         st.ctr[C_EV_POS] = 0
     first_row = st.ctr[C_EV_POS]
     bound_order = (ROWS_PER_STEP * st.ctr[CF_MAX_FILLS] + ROWS_PER_ORDER) * (
@@ -127,6 +137,8 @@ def run_batch(
         i += 1
         if st.ctr[C_EV_POS] - before > need:  # the bound's proof, checked (arrays.py)
             fail(st.ctr, ERR_EVENT_BOUND)
+        if state_only:
+            st.ctr[C_EV_POS] = 0
         if st.ctr[C_ERROR] != 0:
             st.ctr[C_ERROR_SEQ] = seq
             return i, ST_INVARIANT, st.ctr[C_EV_POS] - first_row

@@ -59,7 +59,9 @@ _ARRAY_ARGS = {
     "slots": types.int64[::1],
     "out": types.int64[::1],
 }
-_BOOL_ARGS = frozenset({"is_limit", "quote_bounded", "rest_ok", "kept", "reset_events", "trading"})
+_BOOL_ARGS = frozenset(
+    {"is_limit", "quote_bounded", "rest_ok", "kept", "reset_events", "state_only", "trading"}
+)
 
 
 class CoreState(NamedTuple):
