@@ -25,6 +25,7 @@ from engine.core.layout import (
     C_LAST_SEQ,
     C_NEXT_DMS,
     C_NEXT_GTD,
+    C_OPEN_ORDERS,
     CF_EV_CAP,
     CF_MAX_FILLS,
     CF_MAX_OPEN,
@@ -48,7 +49,7 @@ from engine.core.layout import (
     ST_INVARIANT,
     ST_SEQ,
 )
-from engine.core.prefetch import prefetch_ahead
+from engine.core.prefetch import DEEP_BOOK_ORDERS, prefetch_ahead
 from engine.core.timers import sweep
 
 ST_BAD_ROW = 5
@@ -84,9 +85,10 @@ def run_batch(
     )
     bound_all = 2 * st.ctr[CF_MAX_OPEN] + 1
     capacity = st.ctr[CF_EV_CAP]
+    deep_book = st.ctr[C_OPEN_ORDERS] >= DEEP_BOOK_ORDERS
     i = nonneg(start)  # rows are indexed without numba's negative-index wraparound
     while i < stop:
-        prefetch_ahead(sp, c, i, stop)
+        prefetch_ahead(sp, c, i, stop, deep_book)
         kind = c[i, R_KIND]
         seq = c[i, R_SEQ]
         if seq <= st.ctr[C_LAST_SEQ]:

@@ -60,7 +60,16 @@ _ARRAY_ARGS = {
     "out": types.int64[::1],
 }
 _BOOL_ARGS = frozenset(
-    {"is_limit", "quote_bounded", "rest_ok", "kept", "reset_events", "state_only", "trading"}
+    {
+        "is_limit",
+        "quote_bounded",
+        "rest_ok",
+        "kept",
+        "reset_events",
+        "state_only",
+        "trading",
+        "deep_book",
+    }
 )
 
 
