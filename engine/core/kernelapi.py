@@ -287,7 +287,9 @@ def unlikely(typingctx, cond):  # type: ignore[no-untyped-def]
     For the rejection branches of the place and amend checks: LLVM lays out the
     blocks a branch probably skips after the function's hot path, so the code one command runs
     is contiguous and takes fewer instruction-cache lines (the kernels' code together is larger
-    than the first-level instruction cache). A hint only: no value changes.
+    than the first-level instruction cache). A hint only: no value changes. Used where one
+    test rejects; on the invariant failures and on the multi-clause checks inside
+    ``place_check`` it was measured and gave no gain (docs/benchmarks.md).
     """
     sig = types.boolean(types.boolean)
 
