@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from engine.core.adminrows import ADMIN_DEPOSIT, R_ADMIN_KIND, parse_admin
 from engine.core.cmdrows import buffer_rows
 from engine.core.compiled import CompiledEngine
-from engine.core.layout import CMD_ADMIN, R_KIND, R_SEQ
+from engine.core.layout import C_ACCOUNTS, CMD_ADMIN, R_KIND, R_SEQ
 from engine.replay import _merge_slow
 from engine.schema import (
     CreateAccount,
@@ -73,6 +73,11 @@ def test_parsed_admin_rows_build_the_object_paths_state(stream: list) -> None:  
     objects.process([(s, t, decode_command(p)) for s, t, p in records])
     assert state_hash(fast_engine.image()) == state_hash(objects.image())
     assert fast_engine._parsed_keys == {}  # every parked key was used
+    # the account count (the prefetch gate's) agrees on both paths and after a restore
+    image = objects.image()
+    restored = CompiledEngine.from_image(image)
+    for engine in (fast_engine, objects, restored):
+        assert int(engine._a.ctr[C_ACCOUNTS]) == len(image.accounts)
     kinds = {type(decode_command(p)) for (_, _, p), f in zip(records, fast, strict=True) if f}
     assert CreateAccount in kinds  # the setup's accounts took the parsed path
 

@@ -19,6 +19,7 @@ from engine.core.layout import (
     A_TIER,
     B_AVAILABLE,
     B_HELD_WITHDRAWALS,
+    C_ACCOUNTS,
     C_NEXT_DMS,
     C_NEXT_TXN,
     M_BAND,
@@ -358,6 +359,8 @@ class AdminCommands(TierLimits):
 
     def _install_account(self, account_id: int) -> None:
         row = self._a.acct[account_id]
+        assert not row[A_EXISTS], account_id
+        self._a.ctr[C_ACCOUNTS] += 1
         row[A_EXISTS] = 1
         row[A_OPEN] = 0
         row[A_HEAD] = -1

@@ -36,6 +36,7 @@ from engine.core.layout import (
     A_TAIL,
     A_TIER,
     B_AVAILABLE,
+    C_ACCOUNTS,
     C_LAST_SEQ,
     C_NEXT_DMS,
     C_NEXT_GTD,
@@ -266,6 +267,7 @@ def run_admin_rows(
         account = rows[i, R_ACCOUNT]
         if rows[i, R_ADMIN_KIND] == ADMIN_ACCOUNT:
             if 1 <= account < max_accounts and acct[account, A_EXISTS] == 0:
+                ctr[C_ACCOUNTS] += 1
                 acct[account, A_EXISTS] = 1
                 acct[account, A_OPEN] = 0
                 acct[account, A_HEAD] = -1

@@ -19,6 +19,7 @@ from engine.core.book import fail
 from engine.core.handlers import cancel, cancel_all, place
 from engine.core.kernelapi import kernel, nonneg, row_ref, state_ref
 from engine.core.layout import (
+    C_ACCOUNTS,
     C_ERROR,
     C_ERROR_SEQ,
     C_EV_POS,
@@ -49,7 +50,7 @@ from engine.core.layout import (
     ST_INVARIANT,
     ST_SEQ,
 )
-from engine.core.prefetch import DEEP_BOOK_ORDERS, prefetch_ahead
+from engine.core.prefetch import DEEP_BOOK_ORDERS, MANY_ACCOUNTS, prefetch_ahead
 from engine.core.timers import sweep
 
 ST_BAD_ROW = 5
@@ -86,9 +87,10 @@ def run_batch(
     bound_all = 2 * st.ctr[CF_MAX_OPEN] + 1
     capacity = st.ctr[CF_EV_CAP]
     deep_book = st.ctr[C_OPEN_ORDERS] >= DEEP_BOOK_ORDERS
+    many_accounts = st.ctr[C_ACCOUNTS] >= MANY_ACCOUNTS
     i = nonneg(start)  # rows are indexed without numba's negative-index wraparound
     while i < stop:
-        prefetch_ahead(sp, c, i, stop, deep_book)
+        prefetch_ahead(sp, c, i, stop, deep_book, many_accounts)
         kind = c[i, R_KIND]
         seq = c[i, R_SEQ]
         if seq <= st.ctr[C_LAST_SEQ]:

@@ -69,6 +69,7 @@ _BOOL_ARGS = frozenset(
         "state_only",
         "trading",
         "deep_book",
+        "many_accounts",
     }
 )
 

@@ -129,6 +129,7 @@ C_NEXT_GTD = 11  # a lower bound of the open GTD orders' expiries (INT64_MAX = n
 C_NOW = 12  # journal time of the command being run
 C_FIFO_HEAD = 13  # triggered orders waiting to execute in this command (links K_NEXT)
 C_FIFO_TAIL = 14
+C_ACCOUNTS = 15  # accounts created (rows with A_EXISTS set): the account prefetches' gate
 CF_MAX_ORDERS = 16
 CF_LEVEL_CAP = 17
 CF_MAX_LEVELS = 18  # per side

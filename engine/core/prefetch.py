@@ -9,10 +9,11 @@ row ``i + AHEAD // 2``'s order rows (its index entry has arrived by then), while
 ``i``. A prefetch changes no value and cannot fault: determinism and the events are untouched,
 and a wrong guess (an id that is not indexed, a slot that moved) only costs the fetch.
 
-The order-side prefetches (index entry, order rows) cost ~60 instructions per cancel or
-amend and fetch rows that are already cached when the book is small: they run only while
-at least `DEEP_BOOK_ORDERS` orders are open (workload (a), ~1,000 resting orders, skips them;
-(b) and (c) keep them). The account prefetches always run.
+Each prefetch costs instructions (~35 per command for the account rows, ~60 per cancel or
+amend for the order side) and fetches nothing when its rows are cached anyway: the order side
+runs only while at least `DEEP_BOOK_ORDERS` orders are open, the account side only once
+`MANY_ACCOUNTS` accounts exist (workload (a): ~1,000 resting orders and 1,000 accounts, and
+(c): 32 accounts, skip them; (b), 109,000 orders and 10,000 accounts, keeps both).
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ one last-level miss latency of work at ~0.2-0.5 us per command."""
 DEEP_BOOK_ORDERS = 8_192
 """Open orders from which the order-side prefetches run: below it, the order rows and index
 entries (~130 bytes per order) fit in a second-level cache of 1 MiB."""
+MANY_ACCOUNTS = 2_048
+"""Accounts from which the account prefetches run: below it, the lines a command reads of an
+account (its row and two balance rows: three 64-byte lines) fit in under half of that
+cache."""
 
 
 @kernel(inline=True)
@@ -86,10 +91,10 @@ def prefetch_order(sp, c, j):
 
 
 @kernel(inline=True)
-def prefetch_ahead(sp, c, i, stop, deep_book):
+def prefetch_ahead(sp, c, i, stop, deep_book, many_accounts):
     """The prefetches issued before row ``i`` (>= 0) runs (rows past ``stop`` are not looked
-    at); ``deep_book``: at least `DEEP_BOOK_ORDERS` orders open when the batch started."""
-    if i + AHEAD < stop:
+    at); ``deep_book``, ``many_accounts``: the gates (module doc) when the batch started."""
+    if many_accounts and i + AHEAD < stop:
         prefetch_accounts(sp, c, nonneg(i + AHEAD), deep_book)
     if deep_book and i + AHEAD // 2 < stop:
         prefetch_order(sp, c, nonneg(i + AHEAD // 2))
