@@ -24,6 +24,7 @@ import collections
 import ctypes
 import gc
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -53,12 +54,13 @@ def write_perf_map() -> int:
     number of functions mapped."""
     from engine.core.kernel import run_batch
 
-    elf = CODE_DIR / "run_batch.o"
+    elf = CODE_DIR / f"run_batch-{os.getpid()}.o"  # runs side by side must not share it
     CODE_DIR.mkdir(parents=True, exist_ok=True)
     elf.write_bytes(_elf_from_cache(Path(run_batch._cache._cache_file._index_path)))
     listing = subprocess.run(
         ["nm", "-S", "--defined-only", str(elf)], capture_output=True, text=True, check=True
     ).stdout
+    elf.unlink()
     sizes = {}
     for line in listing.splitlines():
         parts = line.split()
@@ -79,8 +81,8 @@ def write_perf_map() -> int:
 
 
 def _short(name: str) -> str:
-    """``_ZN6engine4core8handlers5placeB3v..`` -> ``place`` (the kernel's Python name)."""
-    head = name.split("B3v")[0]
+    """``_ZN6engine4core8handlers5placeB4v..`` -> ``place`` (the kernel's Python name)."""
+    head = re.split(r"B\d+v", name)[0]
     digits = len(head) - len(head.rstrip("abcdefghijklmnopqrstuvwxyz_"))
     return head[-digits:] if digits else head[-40:]
 
