@@ -40,9 +40,9 @@ COID_ROW = 0
 FP_MASK = (1 << 31) - 1
 """Fingerprint: the low 31 bits of an order id (an entry stays a non-negative int64)."""
 SLOT_MASK = (1 << 32) - 1
-RUN = 16
-"""Consecutive order ids kept in consecutive entries."""
 RUN_BITS = 4
+RUN = 1 << RUN_BITS
+"""Consecutive order ids kept in consecutive entries (16)."""
 MIN_CAPACITY = 2 * RUN
 """Smallest order-id table: its run part (`oid_home`) needs at least one bit."""
 
