@@ -30,12 +30,10 @@ from engine.core.kernelapi import kernel, nonneg, unlikely
 from engine.core.layout import (
     A_FROZEN,
     B_AVAILABLE,
-    C_FIFO_HEAD,
     CF_MAX_LEVELS,
     K_ACCOUNT,
     M_BAND,
     M_BASE,
-    M_BURST_FIRST,
     M_LOT,
     M_MAXQ,
     M_MIN_NOTIONAL,
@@ -65,7 +63,7 @@ from engine.core.layout import (
 )
 from engine.core.matching import match, settle_taker
 from engine.core.money import exact_div, notional_fits, required_buy
-from engine.core.triggers import run_triggers
+from engine.core.triggers import after_taker
 from engine.core.validation import crosses, outside_band, preamble, tier_limit
 
 
@@ -236,5 +234,4 @@ def amend(sp, cr):
         ords[s, O_QTY] = 0
         ords[s, O_HOLD] = 0
         forget_order(sp, s)
-    if sp.mkt[m, M_BURST_FIRST] != 0 or sp.ctr[C_FIFO_HEAD] >= 0:  # else run_triggers is a no-op
-        run_triggers(sp, seq, m)
+    after_taker(sp, seq, m)

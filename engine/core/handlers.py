@@ -35,7 +35,6 @@ from engine.core.hashindex import coid_find, oid_find
 from engine.core.kernelapi import kernel, load_state, nonneg, unlikely
 from engine.core.layout import (
     A_HEAD,
-    C_FIFO_HEAD,
     CF_HASH_MASK,
     CMD_DISCONNECT,
     EV_ACCEPTED,
@@ -47,7 +46,6 @@ from engine.core.layout import (
     K_FLAGS,
     K_MARKET,
     M_BASE,
-    M_BURST_FIRST,
     M_LOT,
     M_QUOTE,
     O_COID,
@@ -82,10 +80,10 @@ from engine.core.layout import (
 from engine.core.matching import dry_run, match, settle_taker
 from engine.core.triggers import (
     add_pending,
+    after_taker,
     end_any,
     note_gtd,
     protection_price,
-    run_triggers,
 )
 from engine.core.validation import (
     account_ok,
@@ -237,8 +235,7 @@ def place(sp, cr):
         open_order(sp, s)
         note_gtd(sp.ords, sp.olnk, sp.ctr, s)
         check_not_crossed(sp.lvl, sp.bkl, sp.bkn, sp.ctr, m)
-    if sp.mkt[m, M_BURST_FIRST] != 0 or sp.ctr[C_FIFO_HEAD] >= 0:  # else run_triggers is a no-op
-        run_triggers(sp, seq, m)
+    after_taker(sp, seq, m)
 
 
 @kernel

@@ -433,6 +433,17 @@ def execute_triggered(sp, seq, s):
         forget_order(sp, s)
 
 
+@kernel(inline=True)
+def can_fire(st, m):
+    """Whether market ``m`` holds anything a trade can trigger: a trailing stop or a trigger
+    book level."""
+    return (
+        st.mkt[m, M_TRAIL_HEAD] >= 0
+        or st.bkn[trigger_book(st.ctr, m, True)] > 0
+        or st.bkn[trigger_book(st.ctr, m, False)] > 0
+    )
+
+
 @kernel
 def run_triggers(sp, seq, m):
     """After a taker in market ``m``: fire what its burst triggered, then what those bursts
@@ -447,13 +458,7 @@ def run_triggers(sp, seq, m):
             last = st.mkt[m, M_BURST_LAST]
             st.mkt[m, M_BURST_FIRST] = 0
             st.mkt[m, M_BURST_LAST] = 0
-            # Nothing can fire without a trailing stop or a trigger book level (the common
-            # case: a market without conditional orders skips the call).
-            if (
-                st.mkt[m, M_TRAIL_HEAD] >= 0
-                or st.bkn[trigger_book(st.ctr, m, True)] > 0
-                or st.bkn[trigger_book(st.ctr, m, False)] > 0
-            ):
+            if can_fire(st, m):  # else nothing can fire (the common case, see after_taker)
                 room = max_triggers - fired - queued
                 queued += collect(sp, m, first, last, room)
         s = st.ctr[C_FIFO_HEAD]
@@ -466,3 +471,19 @@ def run_triggers(sp, seq, m):
         queued -= 1
         fired += 1
         execute_triggered(sp, seq, s)
+
+
+@kernel(inline=True)
+def after_taker(sp, seq, m):
+    """End a taker's command in market ``m``: run the triggers its burst may fire.
+
+    Inlined at each taker so the common case pays no call: no queued trigger and either no
+    burst or nothing in the market that can fire (the burst is cleared as run_triggers would)."""
+    if sp.ctr[C_FIFO_HEAD] >= 0:
+        run_triggers(sp, seq, m)
+    elif sp.mkt[m, M_BURST_FIRST] != 0:
+        if can_fire(sp, m):
+            run_triggers(sp, seq, m)
+        else:
+            sp.mkt[m, M_BURST_FIRST] = 0
+            sp.mkt[m, M_BURST_LAST] = 0
