@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.core.accountrow import install_account
 from engine.core.arrays import CoreArrays
 from engine.core.layout import (
     A_DMS,
     A_EXISTS,
     A_FROZEN,
-    A_HEAD,
-    A_OPEN,
-    A_TAIL,
     A_TIER,
     B_AVAILABLE,
     B_HELD_WITHDRAWALS,
-    C_ACCOUNTS,
     C_NEXT_DMS,
     C_NEXT_TXN,
     M_BAND,
@@ -357,24 +354,12 @@ class AdminCommands(TierLimits):
         self._lots[market_id] = lot
         self._market_assets[market_id] = (base, quote)
 
-    def _install_account(self, account_id: int) -> None:
-        row = self._a.acct[account_id]
-        assert not row[A_EXISTS], account_id
-        self._a.ctr[C_ACCOUNTS] += 1
-        row[A_EXISTS] = 1
-        row[A_OPEN] = 0
-        row[A_HEAD] = -1
-        row[A_TAIL] = -1
-        row[A_DMS] = 0
-        row[A_FROZEN] = 0
-        row[A_TIER] = 0
-
     def _create_account(self, seq: int, c: CreateAccount) -> list[Event]:
         if not 1 <= c.account_id < self.config.max_accounts:
             return self._rejected(seq, c, Reject.INVALID_ACCOUNT_ID)
         if self._a.acct[c.account_id, A_EXISTS]:
             return self._rejected(seq, c, Reject.ACCOUNT_EXISTS)
-        self._install_account(c.account_id)
+        install_account(self._a.acct, self._a.ctr, c.account_id)
         return [AccountCreated(seq=seq, account_id=c.account_id)]
 
     def _deposit(self, seq: int, c: Deposit) -> list[Event]:

@@ -25,18 +25,12 @@ import msgspec
 import numpy as np
 from numba import njit
 
+from engine.core.accountrow import install_account
 from engine.core.admin import AdminCommands
 from engine.core.cmdrows import _read_int, finish_row
 from engine.core.layout import (
-    A_DMS,
     A_EXISTS,
-    A_FROZEN,
-    A_HEAD,
-    A_OPEN,
-    A_TAIL,
-    A_TIER,
     B_AVAILABLE,
-    C_ACCOUNTS,
     C_LAST_SEQ,
     C_NEXT_DMS,
     C_NEXT_GTD,
@@ -267,14 +261,7 @@ def run_admin_rows(
         account = rows[i, R_ACCOUNT]
         if rows[i, R_ADMIN_KIND] == ADMIN_ACCOUNT:
             if 1 <= account < max_accounts and acct[account, A_EXISTS] == 0:
-                ctr[C_ACCOUNTS] += 1
-                acct[account, A_EXISTS] = 1
-                acct[account, A_OPEN] = 0
-                acct[account, A_HEAD] = -1
-                acct[account, A_TAIL] = -1
-                acct[account, A_DMS] = 0
-                acct[account, A_FROZEN] = 0
-                acct[account, A_TIER] = 0
+                install_account(acct, ctr, account)
                 accepted[k] = True
             i += 1
             continue

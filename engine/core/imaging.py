@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine.core.accountrow import install_account
 from engine.core.book import level_get_or_add, open_order, order_alloc, queue_push, rest_order
 from engine.core.codes import TRAIL_MARKET
 from engine.core.kernelapi import kernel, state_ref
@@ -384,7 +385,7 @@ def restore_image(eng: CompiledEngine, image: StateImage) -> None:
             ),
         )
     for acc in image.accounts:
-        eng._install_account(acc.account_id)
+        install_account(a.acct, a.ctr, acc.account_id)
         if acc.dead_mans_switch_ns:
             eng._arm(acc.account_id, acc.dead_mans_switch_ns)
         for b in acc.balances:
