@@ -152,9 +152,26 @@ def test_notional_fits_matches_big_integers(p: int, q: int, qtl: int) -> None:
     assert money.notional_fits(p, q, qtl) == (p * q * qtl <= (1 << 62) - 1)
 
 
-@given(st.integers(0, (1 << 62) - 1), st.sampled_from([0, 1, 999, 2_500, 100_000]))
+_EDGE = money._FEE_ONE_DIVISION  # the one-division path's last notional
+
+
+@given(
+    st.one_of(
+        st.integers(0, (1 << 62) - 1),
+        st.integers(0, 1 << 47),
+        st.integers(_EDGE - 2_000, _EDGE + 2_000),
+    ),
+    st.one_of(st.sampled_from([0, 1, 999, 2_500, 100_000]), st.integers(0, 100_000)),
+)
 def test_fee_matches_big_integers(n: int, ppm: int) -> None:
     assert money.fee(n, ppm) == n * ppm // 1_000_000
+
+
+def test_fee_paths_meet_at_the_edge() -> None:
+    """Both sides of the one-division bound, at the largest fee rate (where overflow would be)."""
+    for n in (_EDGE - 1, _EDGE, _EDGE + 1, (1 << 62) - 1):
+        assert money.fee(n, 100_000) == n * 100_000 // 1_000_000
+    assert _EDGE * 100_000 < 1 << 63 <= (_EDGE + 1) * 100_000
 
 
 @given(st.integers(1, 1 << 40), st.sampled_from([0, 7, 2_000, 100_000]), st.integers(0, 1 << 50),

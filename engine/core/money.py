@@ -9,11 +9,24 @@ from __future__ import annotations
 
 from engine.core.kernelapi import kernel, nonneg
 from engine.core.layout import MAX, PPM
+from engine.schema.limits import MAX_FEE_PPM
+
+# Below this, n * ppm < 2**63 for every fee rate a market may have: one division, not three.
+_FEE_ONE_DIVISION = ((1 << 63) - 1) // MAX_FEE_PPM
 
 
 @kernel
 def fee(n, ppm):
-    """floor(n * ppm / 10**6) without overflow (n >= 0, 0 <= ppm <= MAX_FEE_PPM)."""
+    """floor(n * ppm / 10**6) without overflow (n >= 0, 0 <= ppm <= MAX_FEE_PPM).
+
+    The product fits for notionals up to ~9.2e13 atoms (a market quoted in 6-decimal atoms,
+    up to 92 million units a trade), where the division by the constant is a multiply and a
+    shift; larger notionals (18-decimal quotes) split n at 10**6 first. Both give the same
+    floor: n = a * 10**6 + b, so n * ppm // 10**6 = a * ppm + b * ppm // 10**6."""
+    n = nonneg(n)
+    ppm = nonneg(ppm)
+    if n <= _FEE_ONE_DIVISION:
+        return n * ppm // PPM
     return (n // PPM) * ppm + (n % PPM) * ppm // PPM
 
 
