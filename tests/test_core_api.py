@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.core import money
-from engine.core.arrays import bytes_per_resting_order
+from engine.core.arrays import CoreArrays, bytes_per_resting_order
 from engine.core.compiled import CompiledEngine, SequenceError
 from engine.schema import (
     AmendOrder,
@@ -184,3 +184,17 @@ def test_lots_for_budget_is_the_largest_affordable(c: int, ppm: int, budget: int
 
     assert 0 <= k <= cap and cost(k) <= budget
     assert k == cap or cost(k + 1) > budget
+
+
+def test_state_refuses_tables_of_another_row_width() -> None:
+    """The kernels address rows with the widths compiled in (layout.ROW_WIDTHS): a table of
+    another width, or a strided view, must be refused before any kernel reads it."""
+    tables = CoreArrays(EngineConfig())
+    tables.state()  # as allocated: accepted
+    tables.ords = np.zeros((tables.ords.shape[0], tables.ords.shape[1] + 1), dtype=np.int64)
+    with pytest.raises(ValueError, match="ords"):
+        tables.state()
+    tables = CoreArrays(EngineConfig())
+    tables.mkt = np.zeros((tables.mkt.shape[0], 2 * tables.mkt.shape[1]), dtype=np.int64)[:, ::2]
+    with pytest.raises(ValueError, match="mkt"):
+        tables.state()

@@ -8,6 +8,7 @@ from engine.core.hashindex import MIN_CAPACITY
 from engine.core.kernelapi import CoreState
 from engine.core.layout import (
     A_W,
+    B_W,
     C_FIFO_HEAD,
     C_FIFO_TAIL,
     C_NEXT_DMS,
@@ -30,6 +31,8 @@ from engine.core.layout import (
     K_W,
     M_W,
     O_W,
+    ROW_WIDTHS,
+    S_W,
     V_W,
 )
 from engine.schema import MAX_ACCOUNT_ID, EngineConfig
@@ -133,8 +136,8 @@ class CoreArrays:
         self.lfree = np.zeros(level_cap, dtype=np.int32)
         self.bkl = np.zeros((sides, config.max_levels_per_side), dtype=np.int32)
         self.bkn = np.zeros(sides, dtype=np.int64)
-        self.bal = np.zeros((config.max_accounts, config.max_assets, 3), dtype=np.int64)
-        self.sysb = np.zeros((config.max_assets, 2), dtype=np.int64)
+        self.bal = np.zeros((config.max_accounts, config.max_assets, B_W), dtype=np.int64)
+        self.sysb = np.zeros((config.max_assets, S_W), dtype=np.int64)
         self.mkt = np.zeros((config.max_markets, M_W), dtype=np.int64)
         self.acct = np.zeros((config.max_accounts, A_W), dtype=np.int64)
         self.ev = np.zeros((ev_cap, E_W), dtype=np.int64)
@@ -165,7 +168,7 @@ class CoreArrays:
 
     def state(self) -> CoreState:
         """The tables as the one ``st`` argument of the kernels (same arrays, not copies)."""
-        return CoreState(
+        state = CoreState(
             self.ords,
             self.olnk,
             self.idx,
@@ -182,6 +185,17 @@ class CoreArrays:
             self.lfree,
             self.ev,
         )
+        check_row_widths(state)
+        return state
+
+
+def check_row_widths(state: CoreState) -> None:
+    """Refuse a state whose tables are not as wide as the kernels were compiled for."""
+    for name, width in ROW_WIDTHS.items():
+        table = getattr(state, name)
+        if table.shape[-1] != width or not table.flags.c_contiguous:
+            need = f"C-contiguous rows of {width}"
+            raise ValueError(f"{name}: shape {table.shape}, the kernels need {need}")
 
 
 def bytes_per_resting_order(config: EngineConfig) -> dict[str, float]:

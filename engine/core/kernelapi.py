@@ -107,6 +107,34 @@ _ARRAY_ARGS["sp"] = types.CPointer(_STATE_TYPE)
 """The state passed by reference (``sp``) between kernels: see `state_ref`."""
 
 
+def _fixed_widths(context, builder, name, value):  # type: ignore[no-untyped-def]
+    """Codegen: ``value`` (table ``name``) with its row width and strides as constants.
+
+    numba addresses ``ords[s, O_QTY]`` as ``data + (s * shape[1] + O_QTY) * 8``, with
+    ``shape[1]`` loaded from the array's descriptor: one more load (and one more live
+    register) per access, and an ``imul`` where a shift or an ``lea`` would do. The widths are
+    `engine.core.layout.ROW_WIDTHS` (imported here, at compile time: layout imports this
+    module); `CoreArrays.state` refuses tables of any other width."""
+    from engine.core.layout import ROW_WIDTHS
+
+    width = ROW_WIDTHS.get(name)
+    if width is None:
+        return value
+    ary_type = _ARRAY_ARGS[name]
+    ary = context.make_array(ary_type)(context, builder, value=value)
+    intp = context.get_value_type(types.intp)
+    itemsize = context.get_abi_sizeof(context.get_data_type(ary_type.dtype))
+    shape = cgutils.unpack_tuple(builder, ary.shape)
+    strides = cgutils.unpack_tuple(builder, ary.strides)
+    shape[-1] = intp(width)
+    strides[-1] = intp(itemsize)
+    if ary_type.ndim >= 2:
+        strides[-2] = intp(width * itemsize)
+    ary.shape = cgutils.pack_array(builder, shape)
+    ary.strides = cgutils.pack_array(builder, strides)
+    return ary._getvalue()
+
+
 @infer_getattr
 class _StateRefAttributes(AttributeTemplate):
     """``sp.ords``, ``sp.ev``, ...: a table read through the state reference where it is used.
@@ -136,6 +164,7 @@ def _state_ref_getattr(context, builder, typ, value, attr):  # type: ignore[no-u
     field_model = context.data_model_manager[_ARRAY_ARGS[attr]]
     assert model.get_data_type().elements[index] == field_model.get_data_type()
     result = field_model.from_data(builder, builder.load(field_ptr))
+    result = _fixed_widths(context, builder, attr, result)
     return impl_ret_borrowed(context, builder, _ARRAY_ARGS[attr], result)
 
 
@@ -167,7 +196,11 @@ def load_state(typingctx, sp):  # type: ignore[no-untyped-def]
 
     def codegen(context, builder, signature, args):
         model = context.data_model_manager[signature.return_type]
-        return model.from_data(builder, builder.load(args[0]))
+        state = model.from_data(builder, builder.load(args[0]))
+        for index, name in enumerate(CoreState._fields):
+            table = _fixed_widths(context, builder, name, builder.extract_value(state, index))
+            state = builder.insert_value(state, table, index)
+        return state
 
     return sig, codegen
 

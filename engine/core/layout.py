@@ -112,6 +112,8 @@ B_FEES = int(Bucket.FEES)
 B_CUSTODY = int(Bucket.CUSTODY)
 S_FEES = 0
 S_CUSTODY = 1
+S_W = 2  # sysb columns
+B_W = 3  # bal buckets per (account, asset): available, held for orders, held for withdrawals
 
 # ---- counters and configuration: int64 [C_W] -----------------------------------------------
 C_NEXT_TXN = 0
@@ -186,6 +188,21 @@ CMD_REPLACE = 8  # CancelReplaceOrder's cancel; the next row is its CMD_PLACE (s
 E_KIND = 0
 E_SEQ = 1
 E_W = 16
+
+ROW_WIDTHS = {
+    "ords": O_W,
+    "olnk": K_W,
+    "lvl": V_W,
+    "bal": B_W,
+    "sysb": S_W,
+    "mkt": M_W,
+    "acct": A_W,
+    "ev": E_W,
+}
+"""The last dimension of these state tables, compiled into the kernels as a constant
+(`engine.core.kernelapi._fixed_widths`); `engine.core.arrays.check_row_widths` holds every
+state built for the kernels to them (a table of another width would be read at the wrong
+addresses)."""
 
 EV_ACCEPTED = 1  # 2 order_id 3 account 4 market 5 coid 6 side 7 type 8 tif
 #                  9 price_atoms 10 qty_atoms 11 quote_qty_atoms 12 hold_atoms  (echoed atoms)
