@@ -198,3 +198,26 @@ def test_state_refuses_tables_of_another_row_width() -> None:
     tables.mkt = np.zeros((tables.mkt.shape[0], 2 * tables.mkt.shape[1]), dtype=np.int64)[:, ::2]
     with pytest.raises(ValueError, match="mkt"):
         tables.state()
+
+
+@given(
+    st.one_of(st.integers(1, 1_000), st.integers(1, 1 << 40), st.integers(1, (1 << 62) - 1)),
+    st.one_of(st.integers(0, 1 << 20), st.integers(0, (1 << 62) - 1)),
+    st.booleans(),
+)
+def test_exact_div_by_matches_division(d: int, k: int, multiple: bool) -> None:
+    """The multiply-and-rotate division the place and amend checks use agrees with ``//`` and
+    ``%`` on multiples of d and on every other number below 2**62."""
+    x = min(k * d, (1 << 62) - 1) if multiple else k
+    want = x // d if x % d == 0 else -1
+    assert money.exact_div_by(x, *money.divisor_constants(d)) == want
+    assert money.exact_div(x, d) == want
+
+
+def test_exact_div_by_edges() -> None:
+    for d in (1, 2, 3, 10, 1 << 20, 10**8, (1 << 62) - 1, 1 << 61):
+        c = money.divisor_constants(d)
+        for x in (0, d, 2 * d, d - 1, d + 1, (1 << 62) - 1, (((1 << 62) - 1) // d) * d):
+            if 0 <= x < 1 << 63:
+                want = x // d if x % d == 0 else -1
+                assert money.exact_div_by(x, *c) == want, (x, d)

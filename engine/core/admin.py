@@ -25,6 +25,7 @@ from engine.core.layout import (
     M_LAST_PRICE,
     M_LAST_TRADE,
     M_LOT,
+    M_LOT_DIV,
     M_MAKER_PPM,
     M_MAXQ,
     M_MIN_NOTIONAL,
@@ -34,6 +35,7 @@ from engine.core.layout import (
     M_STATE,
     M_TAKER_PPM,
     M_TICK,
+    M_TICK_DIV,
     M_TIER_LIMIT,
     M_TRAIL_HEAD,
     M_TRAIL_TAIL,
@@ -41,6 +43,7 @@ from engine.core.layout import (
     MAX,
     S_CUSTODY,
 )
+from engine.core.money import divisor_constants
 from engine.core.tierlimits import TierLimits
 from engine.schema import (
     LEGACY_DEMO_KEY_PREFIX,
@@ -333,6 +336,8 @@ class AdminCommands(TierLimits):
         row[M_QUOTE] = quote
         row[M_TICK] = tick
         row[M_LOT] = lot
+        row[M_TICK_DIV : M_TICK_DIV + 3] = divisor_constants(tick)
+        row[M_LOT_DIV : M_LOT_DIV + 3] = divisor_constants(lot)
         row[M_QTL] = tick * lot // 10 ** self._assets[base][1]
         row[M_MIN_NOTIONAL] = min_notional
         row[M_MAKER_PPM] = maker_ppm

@@ -35,12 +35,13 @@ from engine.core.layout import (
     M_BAND,
     M_BASE,
     M_LOT,
+    M_LOT_DIV,
     M_MAXQ,
     M_MIN_NOTIONAL,
     M_QTL,
     M_QUOTE,
     M_STATE,
-    M_TICK,
+    M_TICK_DIV,
     M_WORST_PPM,
     MAX,
     O_DISPLAY,
@@ -62,7 +63,7 @@ from engine.core.layout import (
     k_type,
 )
 from engine.core.matching import match, settle_taker
-from engine.core.money import exact_div, notional_fits, required_buy
+from engine.core.money import exact_div_by, notional_fits, required_buy
 from engine.core.triggers import after_taker
 from engine.core.validation import crosses, outside_band, preamble, tier_limit
 
@@ -84,8 +85,8 @@ def amend_check(sp, cr):
         return REJ_UNKNOWN_ORDER, -1, 0, 0, 0
     if unlikely(k_pending(sp.olnk, s)):
         return REJ_INVALID_AMEND, -1, 0, 0, 0
-    tick = nonneg(sp.mkt[m, M_TICK])  # >= 1: unsigned division
-    lot = nonneg(sp.mkt[m, M_LOT])  # >= 1: unsigned division
+    mkt = sp.mkt
+    lot = nonneg(mkt[m, M_LOT])  # >= 1: unsigned division
     qtl = sp.mkt[m, M_QTL]
     cur_p = sp.ords[s, O_PRICE]
     cur_q = sp.ords[s, O_QTY]
@@ -93,14 +94,18 @@ def amend_check(sp, cr):
         return REJ_INVALID_PRICE, -1, 0, 0, 0
     p = cur_p
     if new_price != 0:
-        p = exact_div(new_price, tick)
+        p = exact_div_by(
+            new_price, sp.mkt[m, M_TICK_DIV], sp.mkt[m, M_TICK_DIV + 1], sp.mkt[m, M_TICK_DIV + 2]
+        )
         if unlikely(p < 0):
             return REJ_PRICE_OFF_TICK, -1, 0, 0, 0
     if unlikely(new_qty < 0 or new_qty > MAX):
         return REJ_INVALID_QTY, -1, 0, 0, 0
     q = cur_q
     if new_qty != 0:
-        q = exact_div(new_qty, lot)
+        q = exact_div_by(
+            new_qty, sp.mkt[m, M_LOT_DIV], sp.mkt[m, M_LOT_DIV + 1], sp.mkt[m, M_LOT_DIV + 2]
+        )
         if unlikely(q < 0):
             return REJ_QTY_OFF_LOT, -1, 0, 0, 0
     if unlikely(sp.mkt[m, M_MAXQ] != 0 and q > sp.mkt[m, M_MAXQ]):

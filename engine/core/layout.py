@@ -92,7 +92,9 @@ M_TRAIL_TAIL = 19
 M_TIER_LIMIT = 20  # 20..23: largest order notional (quote atoms) of tier 0..3, 0 = no limit;
 # a copy of the engine's per-(quote asset, tier) limits (SetTierTradeLimit), so the kernel
 # reads one row per order
-M_W = 24
+M_TICK_DIV = 24  # 24..26: exact division by the tick without a divide (money.exact_div_by)
+M_LOT_DIV = 27  # 27..29: the same for the lot
+M_W = 30
 
 # ---- accounts table: int64 [max_accounts, A_W] ---------------------------------------------
 A_EXISTS = 0
