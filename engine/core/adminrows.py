@@ -27,7 +27,7 @@ from numba import njit
 
 from engine.core.accountrow import install_account
 from engine.core.admin import AdminCommands
-from engine.core.cmdrows import _read_int, finish_row
+from engine.core.cmdrows import finish_row, read_int
 from engine.core.layout import (
     A_EXISTS,
     B_AVAILABLE,
@@ -73,6 +73,8 @@ def _tag(cls: type) -> np.ndarray:
 
 _ACCOUNT_TAG = _tag(CreateAccount)
 _DEPOSIT_TAG = _tag(Deposit)
+ADMIN_TAGS = (_ACCOUNT_TAG, _DEPOSIT_TAG)
+"""`parse_admin_rows`' two msgpack tags (CreateAccount, Deposit), for engine.core.journalrows."""
 assert [f.name for f in msgspec.structs.fields(CreateAccount)] == ["account_id"]
 assert [f.name for f in msgspec.structs.fields(Deposit)] == [
     "account_id",
@@ -96,7 +98,7 @@ def _same(buf, p, end, tag):  # pragma: no cover - njit
 
 
 @njit(cache=True, nogil=True)
-def _parse_admin(
+def parse_admin_rows(
     buf, starts, ends, seqs, stamps, rows, fast, account_tag, deposit_tag
 ):  # pragma: no cover - njit
     parsed = 0
@@ -111,17 +113,17 @@ def _parse_admin(
         p += 1
         asset = amount = demo = key_start = key_end = 0
         if count == 2 and _same(buf, p, end, account_tag):
-            account, p, ok = _read_int(buf, p + len(account_tag), end)
+            account, p, ok = read_int(buf, p + len(account_tag), end)
             if not ok or p != end:
                 continue
             admin_kind = ADMIN_ACCOUNT
         elif count >= 5 and _same(buf, p, end, deposit_tag):
             p += len(deposit_tag)
-            account, p, ok = _read_int(buf, p, end)
+            account, p, ok = read_int(buf, p, end)
             if ok:
-                asset, p, ok = _read_int(buf, p, end)
+                asset, p, ok = read_int(buf, p, end)
             if ok:
-                amount, p, ok = _read_int(buf, p, end)
+                amount, p, ok = read_int(buf, p, end)
             if not ok or p >= end:
                 continue
             b = buf[p]  # the key: fixstr, str8 or str16 (str32: slow path)
@@ -181,7 +183,7 @@ def parse_admin(
     """Parse the CreateAccount and Deposit payloads among the records ``fast`` leaves (rows and
     ``fast`` updated in place, as `engine.core.cmdrows.buffer_rows` fills them); returns
     (seq, deposit key) of every parsed deposit (`deposit_keys`)."""
-    if fast.all() or not _parse_admin(
+    if fast.all() or not parse_admin_rows(
         buf, starts, ends, seqs, stamps, rows, fast, _ACCOUNT_TAG, _DEPOSIT_TAG
     ):
         return []
@@ -376,9 +378,11 @@ class ParsedAdmin(AdminCommands):
 __all__ = [
     "ADMIN_ACCOUNT",
     "ADMIN_DEPOSIT",
+    "ADMIN_TAGS",
     "R_ADMIN_KIND",
     "ParsedAdmin",
     "deposit_keys",
     "parse_admin",
+    "parse_admin_rows",
     "run_admin_rows",
 ]

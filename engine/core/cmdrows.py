@@ -119,10 +119,13 @@ def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 _TAGS, _META, _LAYOUT, _DEFAULTS = _tables()
+HOT_TABLES = (_TAGS, _META, _LAYOUT, _DEFAULTS)
+"""`parse_hot_rows`' tables (tags, meta, layout, defaults), for callers that parse records
+themselves (engine.core.journalrows)."""
 
 
 @njit(cache=True, nogil=True)
-def _read_int(buf, p, end):  # pragma: no cover - njit
+def read_int(buf, p, end):  # pragma: no cover - njit
     """(value, next position, ok) of the msgpack integer at ``p``; ok False for anything
     else, for a uint64 above int64 and for a truncated buffer."""
     if p >= end:
@@ -169,7 +172,7 @@ def finish_row(rows, i, kind, seqs, stamps, fast):  # pragma: no cover - njit
 
 
 @njit(cache=True, nogil=True)
-def _parse(
+def parse_hot_rows(
     buf, starts, ends, seqs, stamps, rows, fast, tags, meta, layout, defaults
 ):  # pragma: no cover
     n = len(starts)
@@ -217,7 +220,7 @@ def _parse(
                 row[columns[f]] = buf[p]
                 p += 1
                 continue
-            v, p, ok = _read_int(buf, p, end)
+            v, p, ok = read_int(buf, p, end)
             if not ok:
                 break
             row[columns[f]] = v
@@ -254,8 +257,15 @@ def buffer_rows(
     rows = np.empty((n, R_W), dtype=np.int64)
     fast = np.zeros(n, dtype=np.bool_)
     if n:
-        _parse(buf, starts, ends, seqs, stamps, rows, fast, _TAGS, _META, _LAYOUT, _DEFAULTS)
+        parse_hot_rows(buf, starts, ends, seqs, stamps, rows, fast, *HOT_TABLES)
     return rows, fast
 
 
-__all__ = ["HOT_COMMANDS", "buffer_rows", "payload_rows"]
+__all__ = [
+    "HOT_COMMANDS",
+    "HOT_TABLES",
+    "buffer_rows",
+    "parse_hot_rows",
+    "payload_rows",
+    "read_int",
+]

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from engine.core.adminrows import _ACCOUNT_TAG, _DEPOSIT_TAG, _parse_admin
-from engine.core.cmdrows import _DEFAULTS, _LAYOUT, _META, _TAGS, _parse
+from engine.core.adminrows import ADMIN_TAGS, parse_admin_rows
+from engine.core.cmdrows import HOT_TABLES, parse_hot_rows
 from engine.core.layout import R_W
 from engine.journalscan import CRC_TABLES, RecordBatch, Stretch, scan_records
 
@@ -69,13 +69,13 @@ def scan_rows(
     if n:
         tags, meta, layout, defaults, account_tag, deposit_tag = parse_tables
         args = (buf, out_start[:n], out_end[:n], out_seq[:n], out_ts[:n], rows[:n], fast[:n])
-        hot = _parse(*args, tags, meta, layout, defaults)
+        hot = parse_hot_rows(*args, tags, meta, layout, defaults)
         if hot < n:
-            admin = _parse_admin(*args, account_tag, deposit_tag)
+            admin = parse_admin_rows(*args, account_tag, deposit_tag)
     return status, n, offset, seq, admin
 
 
-_TABLES = (_TAGS, _META, _LAYOUT, _DEFAULTS, _ACCOUNT_TAG, _DEPOSIT_TAG)
+_TABLES = (*HOT_TABLES, *ADMIN_TAGS)
 
 
 def row_step(stretch: Stretch, at: int, seq: int) -> tuple[int, int, int, int, RowBatch | None]:
