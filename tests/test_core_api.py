@@ -210,14 +210,19 @@ def test_exact_div_by_matches_division(d: int, k: int, multiple: bool) -> None:
     ``%`` on multiples of d and on every other number below 2**62."""
     x = min(k * d, (1 << 62) - 1) if multiple else k
     want = x // d if x % d == 0 else -1
-    assert money.exact_div_by(x, *money.divisor_constants(d)) == want
+    assert money.exact_div_by(x, _market_row(d), 0, 0) == want
     assert money.exact_div(x, d) == want
+
+
+def _market_row(d: int) -> np.ndarray:
+    """A one-row table holding `divisor_constants(d)` at column 0, as a market row does."""
+    return np.array([money.divisor_constants(d)], dtype=np.int64)
 
 
 def test_exact_div_by_edges() -> None:
     for d in (1, 2, 3, 10, 1 << 20, 10**8, (1 << 62) - 1, 1 << 61):
-        c = money.divisor_constants(d)
+        row = _market_row(d)
         for x in (0, d, 2 * d, d - 1, d + 1, (1 << 62) - 1, (((1 << 62) - 1) // d) * d):
             if 0 <= x < 1 << 63:
                 want = x // d if x % d == 0 else -1
-                assert money.exact_div_by(x, *c) == want, (x, d)
+                assert money.exact_div_by(x, row, 0, 0) == want, (x, d)

@@ -85,8 +85,7 @@ def amend_check(sp, cr):
         return REJ_UNKNOWN_ORDER, -1, 0, 0, 0
     if unlikely(k_pending(sp.olnk, s)):
         return REJ_INVALID_AMEND, -1, 0, 0, 0
-    mkt = sp.mkt
-    lot = nonneg(mkt[m, M_LOT])  # >= 1: unsigned division
+    lot = sp.mkt[m, M_LOT]
     qtl = sp.mkt[m, M_QTL]
     cur_p = sp.ords[s, O_PRICE]
     cur_q = sp.ords[s, O_QTY]
@@ -94,18 +93,14 @@ def amend_check(sp, cr):
         return REJ_INVALID_PRICE, -1, 0, 0, 0
     p = cur_p
     if new_price != 0:
-        p = exact_div_by(
-            new_price, sp.mkt[m, M_TICK_DIV], sp.mkt[m, M_TICK_DIV + 1], sp.mkt[m, M_TICK_DIV + 2]
-        )
+        p = exact_div_by(new_price, sp.mkt, m, M_TICK_DIV)
         if unlikely(p < 0):
             return REJ_PRICE_OFF_TICK, -1, 0, 0, 0
     if unlikely(new_qty < 0 or new_qty > MAX):
         return REJ_INVALID_QTY, -1, 0, 0, 0
     q = cur_q
     if new_qty != 0:
-        q = exact_div_by(
-            new_qty, sp.mkt[m, M_LOT_DIV], sp.mkt[m, M_LOT_DIV + 1], sp.mkt[m, M_LOT_DIV + 2]
-        )
+        q = exact_div_by(new_qty, sp.mkt, m, M_LOT_DIV)
         if unlikely(q < 0):
             return REJ_QTY_OFF_LOT, -1, 0, 0, 0
     if unlikely(sp.mkt[m, M_MAXQ] != 0 and q > sp.mkt[m, M_MAXQ]):

@@ -48,8 +48,8 @@ def exact_div(x, d):
 
 
 def divisor_constants(d: int) -> tuple[int, int, int]:
-    """(inverse, rotation, largest quotient) of divisor ``d >= 1`` for `exact_div_by`, as the
-    int64 words a market row stores (the inverse wraps to negative when >= 2**63).
+    """(inverse, rotation, largest quotient) of divisor ``d >= 1``: the three int64 words a
+    market row keeps per divisor (`M_TICK_DIV`, `M_LOT_DIV`) for `exact_div_by`.
 
     ``d = odd * 2**k``; the inverse is odd's inverse modulo 2**64. For any ``0 <= x < 2**63``,
     rotating ``x * inverse`` (mod 2**64) right by ``k`` gives ``x // d`` when ``d`` divides
@@ -58,23 +58,24 @@ def divisor_constants(d: int) -> tuple[int, int, int]:
     assert d >= 1
     k = (d & -d).bit_length() - 1
     inverse = pow(d >> k, -1, 1 << 64)
-    limit = ((1 << 64) - 1) // d
-    return (
-        inverse - (1 << 64) if inverse >= 1 << 63 else inverse,
-        k,
-        limit - (1 << 64) if limit >= 1 << 63 else limit,
-    )
+    return _int64_bits(inverse), k, _int64_bits(((1 << 64) - 1) // d)
+
+
+def _int64_bits(u: int) -> int:
+    """The int64 with the bits of the unsigned 64-bit ``u`` (what an int64 table stores)."""
+    return u - (1 << 64) if u >= 1 << 63 else u
 
 
 @kernel(inline=True)
-def exact_div_by(x, inverse, rotation, limit):
-    """``x // d`` when ``d`` divides ``x``, else -1 (``0 <= x < 2**63``; the other three are
-    `divisor_constants(d)`): a multiply and a rotate where `exact_div` runs a hardware divide
-    (~26 cycles; the place path divides price by tick and quantity by lot on every order)."""
-    y = np.uint64(x) * np.uint64(inverse)
-    k = np.uint64(rotation)
+def exact_div_by(x, mkt, m, col):
+    """``x // d`` when ``d`` divides ``x``, else -1 (``0 <= x < 2**63``), where
+    ``mkt[m, col:col + 3]`` holds `divisor_constants(d)`: a multiply and a rotate where
+    `exact_div` runs a hardware divide (~26 cycles; place and amend divide a price by the tick
+    and a quantity by the lot on every order)."""
+    y = np.uint64(x) * np.uint64(mkt[m, col])
+    k = np.uint64(mkt[m, col + 1])
     y = (y >> k) | (y << ((np.uint64(64) - k) & np.uint64(63)))
-    return np.int64(y) if y <= np.uint64(limit) else -1
+    return np.int64(y) if y <= np.uint64(mkt[m, col + 2]) else -1
 
 
 _SMALL = (1 << 31) - 1  # (2**31 - 1)**2 < MAX: two factors this small cannot overflow

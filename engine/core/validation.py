@@ -233,19 +233,17 @@ def place_fields(sp, cr):
     tick = nonneg(mkt[m, M_TICK])  # >= 1 (market creation): unsigned division
     lot = nonneg(mkt[m, M_LOT])  # >= 1 (market creation): unsigned division
     qtl = mkt[m, M_QTL]
-    tick_div = (mkt[m, M_TICK_DIV], mkt[m, M_TICK_DIV + 1], mkt[m, M_TICK_DIV + 2])
-    lot_div = (mkt[m, M_LOT_DIV], mkt[m, M_LOT_DIV + 1], mkt[m, M_LOT_DIV + 2])
     p = 0
     q = 0
     if not is_market_kind(otype):
         if unlikely(price < 1 or price > MAX):
             return REJ_INVALID_PRICE, 0, 0
-        p = exact_div_by(price, tick_div[0], tick_div[1], tick_div[2])
+        p = exact_div_by(price, mkt, m, M_TICK_DIV)
         if unlikely(p < 0):
             return REJ_PRICE_OFF_TICK, 0, 0
         if unlikely(qty < 1 or qty > MAX):
             return REJ_INVALID_QTY, 0, 0
-        q = exact_div_by(qty, lot_div[0], lot_div[1], lot_div[2])
+        q = exact_div_by(qty, mkt, m, M_LOT_DIV)
         if unlikely(q < 0):
             return REJ_QTY_OFF_LOT, 0, 0
         if unlikely(quote_qty != 0):
@@ -265,7 +263,7 @@ def place_fields(sp, cr):
         if not by_quote:
             if unlikely(qty < 1 or qty > MAX):
                 return REJ_INVALID_QTY, 0, 0
-            q = exact_div_by(qty, lot_div[0], lot_div[1], lot_div[2])
+            q = exact_div_by(qty, mkt, m, M_LOT_DIV)
             if unlikely(q < 0):
                 return REJ_QTY_OFF_LOT, 0, 0
             if unlikely(quote_qty != 0):
