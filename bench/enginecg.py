@@ -57,8 +57,11 @@ def _kernel_name(symbol: str) -> str:
     return ".".join(parts[-2:]) if parts else symbol[:40]
 
 
-def tally(out_file: Path) -> collections.Counter[str]:
-    """Instructions per kernel (JIT code) or per callgrind function name (everything else)."""
+def tally(out_file: Path, event: str = "Ir") -> collections.Counter[str]:
+    """``event`` (instructions by default) per kernel (JIT code) or per callgrind function name
+    (everything else). Cost lines list the positions, then one number per event of the
+    ``events:`` header with trailing zeros left out, so a file of the cache and branch
+    simulators is read by the event's column, not by its last number."""
     pid = out_file.name.rsplit(".", 1)[1]
     ranges = []
     for line in Path(f"/tmp/perf-{pid}.map").read_text().splitlines():
@@ -71,6 +74,8 @@ def tally(out_file: Path) -> collections.Counter[str]:
     starts = [r[0] for r in ranges]
     counts: collections.Counter[str] = collections.Counter()
     function = "?"
+    column = -1
+    n_positions = 1
     skip_next = False
     with out_file.open() as lines:
         for line in lines:
@@ -78,16 +83,27 @@ def tally(out_file: Path) -> collections.Counter[str]:
                 skip_next = False
             elif line.startswith("calls="):
                 skip_next = True
+            elif line.startswith("events:"):
+                names = line.split()[1:]
+                if event not in names:
+                    raise SystemExit(f"{out_file}: no event {event!r} (events: {' '.join(names)})")
+                column = names.index(event)
+            elif line.startswith("positions:"):
+                n_positions = len(line.split()) - 1
             elif line.startswith("fn="):
                 function = line[3:].strip()
             elif line.startswith("0x"):
                 fields = line.split()
-                address, cost = int(fields[0], 16), int(fields[-1])
+                costs = fields[n_positions:]
+                if column >= len(costs):
+                    continue  # a trailing zero left out
+                address, cost = int(fields[0], 16), int(costs[column])
                 k = bisect.bisect_right(starts, address) - 1
                 if k >= 0 and address < ranges[k][0] + ranges[k][1]:
                     counts[ranges[k][2]] += cost
                 else:
                     counts[function.split("[")[0].strip()[-50:]] += cost
+    assert column >= 0, f"{out_file}: no events line (not a callgrind output file?)"
     return counts
 
 
@@ -134,6 +150,9 @@ def main() -> None:
     sum_p.add_argument(
         "--events", action="store_true", help="every simulated event per command, not kernels"
     )
+    sum_p.add_argument(
+        "--event", default="Ir", help="the event counted per kernel (Ir, D1mr, DLmr, Bcm, ...)"
+    )
     args = parser.parse_args()
     if args.what == "run":
         run(args.workload, args.skip, args.count)
@@ -142,9 +161,9 @@ def main() -> None:
         for name, total in tally_events(args.out_file).items():
             print(f"{name:6} {total / args.count:10.2f} per command")
         return
-    counts = tally(args.out_file)
+    counts = tally(args.out_file, args.event)
     total = sum(counts.values())
-    print(f"total {total / args.count:.1f} instructions per command")
+    print(f"total {total / args.count:.2f} {args.event} per command")
     for name, cost in counts.most_common(args.top):
         print(f"{cost / args.count:8.1f} {100 * cost / total:5.1f} %  {name}")
 
