@@ -115,19 +115,19 @@ def new_slot(ords, olnk, ofree, ctr, cr, p, q, hold):
     return s
 
 
-@kernel
-def place(sp, cr):
+@kernel(inline=True)
+def place_as(sp, cr, otype):
+    """PlaceOrder, ``otype`` being ``cr[R_TYPE]`` (see `place_limit`)."""
     seq = cr[R_SEQ]
     a = cr[R_ACCOUNT]
     m = cr[R_MARKET]
-    reason, p, q, hold = place_check(sp, cr)
+    reason, p, q, hold = place_check(sp, cr, otype)
     if unlikely(reason != 0):
         emit_rejected(sp.ev, sp.ctr, seq, a, m, 0, cr[R_COID], reason)
         return
     a = nonneg(a)  # valid now (place_check)
     m = nonneg(m)
     side = cr[R_SIDE]
-    otype = cr[R_TYPE]
     tif = cr[R_TIF]
     quote_qty = cr[R_QUOTE_QTY]
     stp = cr[R_STP]
@@ -236,6 +236,20 @@ def place(sp, cr):
         note_gtd(sp.ords, sp.olnk, sp.ctr, s)
         check_not_crossed(sp.lvl, sp.bkl, sp.bkn, sp.ctr, m)
     after_taker(sp, seq, m)
+
+
+@kernel
+def place(sp, cr):
+    """PlaceOrder of any type."""
+    place_as(sp, cr, cr[R_TYPE])
+
+
+@kernel
+def place_limit(sp, cr):
+    """PlaceOrder of a LIMIT order (the caller has read ``cr[R_TYPE] == LIMIT``): the same
+    code as `place` compiled with the type as a constant, so the checks and branches of the
+    other types fold away. Most placements are limits ((c): all of them; (b): 55 %)."""
+    place_as(sp, cr, LIMIT)
 
 
 @kernel

@@ -16,7 +16,8 @@ from __future__ import annotations
 from engine.core.amend import amend
 from engine.core.arrays import ROWS_PER_ORDER, ROWS_PER_STEP
 from engine.core.book import fail
-from engine.core.handlers import cancel, cancel_all, place
+from engine.core.codes import LIMIT
+from engine.core.handlers import cancel, cancel_all, place, place_limit
 from engine.core.kernelapi import kernel, nonneg, row_ref, state_ref
 from engine.core.layout import (
     C_ACCOUNTS,
@@ -44,6 +45,7 @@ from engine.core.layout import (
     R_KIND,
     R_SEQ,
     R_TS,
+    R_TYPE,
     ST_ADMIN,
     ST_CAPACITY,
     ST_DONE,
@@ -115,7 +117,10 @@ def run_batch(
             amend(sp, row_ref(c, i))
         elif kind == CMD_PLACE:
             st.ctr[C_LAST_SEQ] = seq
-            place(sp, row_ref(c, i))
+            if c[i, R_TYPE] == LIMIT:
+                place_limit(sp, row_ref(c, i))
+            else:
+                place(sp, row_ref(c, i))
         elif kind == CMD_CANCEL:
             st.ctr[C_LAST_SEQ] = seq
             cancel(sp, row_ref(c, i))

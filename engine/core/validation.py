@@ -107,7 +107,6 @@ from engine.core.layout import (
     R_STP,
     R_TIF,
     R_TS,
-    R_TYPE,
     V_PRICE,
 )
 from engine.core.matching import dry_run
@@ -206,12 +205,12 @@ def over_tier_limit(sp, m, otype, p, q, quote_qty, limit):
 
 
 @kernel(inline=True)
-def place_fields(sp, cr):
-    """PlaceOrder checks 2-3. Returns (reason, p, q)."""
+def place_fields(sp, cr, otype):
+    """PlaceOrder checks 2-3 (``otype`` is ``cr[R_TYPE]``, see `place_check`). Returns
+    (reason, p, q)."""
     mkt = sp.mkt
     m = nonneg(cr[R_MARKET])  # valid: the preamble passed
     side = cr[R_SIDE]
-    otype = cr[R_TYPE]
     tif = cr[R_TIF]
     price = cr[R_PRICE]
     qty = cr[R_QTY]
@@ -308,12 +307,14 @@ def place_fields(sp, cr):
 
 
 @kernel(inline=True)
-def place_check(sp, cr):
-    """PlaceOrder checks 1-7. Returns (reason, p, q, hold); reason 0 = accepted."""
+def place_check(sp, cr, otype):
+    """PlaceOrder checks 1-7. Returns (reason, p, q, hold); reason 0 = accepted.
+
+    ``otype`` is ``cr[R_TYPE]``, passed in so that a caller that knows it (the limit-order
+    copy of place) compiles the checks with the type as a constant."""
     a = cr[R_ACCOUNT]
     m = cr[R_MARKET]
     side = cr[R_SIDE]
-    otype = cr[R_TYPE]
     tif = cr[R_TIF]
     quote_qty = cr[R_QUOTE_QTY]
     coid = cr[R_COID]
@@ -325,7 +326,7 @@ def place_check(sp, cr):
     if unlikely(sp.acct[a, A_FROZEN] != 0):
         return REJ_FROZEN, 0, 0, 0
     state = sp.mkt[m, M_STATE]
-    reason, p, q = place_fields(sp, cr)
+    reason, p, q = place_fields(sp, cr, otype)
     if reason != 0:
         return reason, 0, 0, 0
     limit = tier_limit(sp.mkt, sp.acct, a, m)
