@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from engine.core.book import check_not_crossed, forget_order, level_find, rest_order, unrest_order
+from engine.core.book import (
+    check_not_crossed,
+    forget_order,
+    level_find,
+    move_order,
+    rest_order,
+    unrest_order,
+)
 from engine.core.codes import (
     BUY,
     LIMIT_MAKER,
@@ -181,14 +188,20 @@ def amend(sp, cr):
     ctr = sp.ctr
     r = emit_amended(ev, ctr, seq, oid, a, m, p, q, False, new_hold)
     hold_in_row(ev, ctr, sp.bal, r, a, asset, new_hold - hold)
-    unrest_order(sp, s)
     if not crosses(sp.lvl, sp.bkl, sp.bkn, m, side, p):
         # A price that does not cross: the matching loop would stop before its first step and
-        # the settlement would keep new_hold (required_buy(p, q) or q lots): no event.
-        rests = True
-        left = q
-        keep = new_hold
+        # the settlement would keep new_hold (required_buy(p, q) or q lots): no event, and
+        # the order moves from its level to the new price's in one pass.
+        ords = sp.ords  # one load for the run of stores below (sp.X loads at each access)
+        ords[s, O_PRICE] = p
+        ords[s, O_QTY] = q
+        ords[s, O_HOLD] = new_hold
+        d = ords[s, O_DISPLAY]
+        ords[s, O_VISIBLE] = q if d == 0 or q < d else d
+        move_order(sp, s)
+        check_not_crossed(sp.lvl, sp.bkl, sp.bkn, sp.ctr, m)
     else:
+        unrest_order(sp, s)
         left, budget, hold_left, _steps, stop, trades = match(
             sp,
             seq,
@@ -221,17 +234,17 @@ def amend(sp, cr):
             stop,
             asset,
         )
-    ords = sp.ords  # one load for the run of stores below (sp.X loads at each access)
-    if rests:
-        ords[s, O_PRICE] = p
-        ords[s, O_QTY] = left
-        ords[s, O_HOLD] = keep
-        d = ords[s, O_DISPLAY]
-        ords[s, O_VISIBLE] = left if d == 0 or left < d else d
-        rest_order(sp, s)
-        check_not_crossed(sp.lvl, sp.bkl, sp.bkn, sp.ctr, m)
-    else:
-        ords[s, O_QTY] = 0
-        ords[s, O_HOLD] = 0
-        forget_order(sp, s)
+        ords = sp.ords
+        if rests:
+            ords[s, O_PRICE] = p
+            ords[s, O_QTY] = left
+            ords[s, O_HOLD] = keep
+            d = ords[s, O_DISPLAY]
+            ords[s, O_VISIBLE] = left if d == 0 or left < d else d
+            rest_order(sp, s)
+            check_not_crossed(sp.lvl, sp.bkl, sp.bkn, sp.ctr, m)
+        else:
+            ords[s, O_QTY] = 0
+            ords[s, O_HOLD] = 0
+            forget_order(sp, s)
     after_taker(sp, seq, m)

@@ -278,6 +278,63 @@ def unrest_order(sp, s):
         )
 
 
+@kernel
+def move_order(sp, s):
+    """`unrest_order` then `rest_order` for slot ``s``, whose price (``ords[s, O_PRICE]``) an
+    amend has just changed on the same side, in one pass: the same book, level ids and free
+    stack as the two steps. When the move empties the slot's level and the new price has no
+    level, the level itself moves (same id, new price) and only the ids between its old and
+    new positions shift, where the two steps shifted every id above each position (workload
+    (a): most commands are such moves)."""
+    s = nonneg(s)
+    lvl = sp.lvl  # locals for the stores below (sp.X would load again after each)
+    olnk = sp.olnk
+    bkl = sp.bkl
+    bkn = sp.bkn
+    lv = nonneg(olnk[s, K_LEVEL])
+    price = sp.ords[s, O_PRICE]
+    queue_unlink(lvl, olnk, lv, s)
+    if lvl[lv, V_HEAD] >= 0 or lvl[lv, V_PRICE] == price:
+        # The level keeps other orders (the new price's level is searched for), or it is the
+        # new price's own (the two steps would drop it and make it again, same id and place).
+        olnk[s, K_LEVEL] = -1
+        if lvl[lv, V_HEAD] >= 0:
+            rest_order(sp, s)
+        else:
+            queue_push(lvl, olnk, lv, s)
+        return
+    side = k_side(olnk, s)
+    sx = nonneg(2 * olnk[s, K_MARKET] + side)
+    n = bkn[sx]
+    if n > 0 and bkl[sx, n - 1] == lv:
+        old_pos = n - 1
+    else:
+        old_pos = level_pos(lvl, bkl, bkn, sx, side, side_key(side, lvl[lv, V_PRICE]))
+        if old_pos >= n or bkl[sx, old_pos] != lv:
+            fail(sp.ctr, ERR_INDEX)
+            return
+    new_pos = level_pos(lvl, bkl, bkn, sx, side, side_key(side, price))
+    if new_pos < n and lvl[nonneg(bkl[sx, new_pos]), V_PRICE] == price:
+        # The new price has a level: drop the emptied one (as level_drop), join the other.
+        found = bkl[sx, new_pos]
+        shift_row(bkl, sx, old_pos + 1, old_pos, n - 1 - old_pos)
+        bkn[sx] = n - 1
+        ctr = sp.ctr
+        sp.lfree[ctr[C_LEVEL_FREE]] = lv
+        ctr[C_LEVEL_FREE] += 1
+        queue_push(lvl, olnk, found, s)
+        return
+    # new_pos counts the emptied level when it sits below: without it the place is one less.
+    if new_pos > old_pos:
+        shift_row(bkl, sx, old_pos + 1, old_pos, new_pos - 1 - old_pos)
+        bkl[sx, new_pos - 1] = lv
+    else:
+        shift_row(bkl, sx, new_pos, new_pos + 1, old_pos - new_pos)
+        bkl[sx, new_pos] = lv
+    lvl[lv, V_PRICE] = price
+    queue_push(lvl, olnk, lv, s)  # its head and tail are -1 since the unlink
+
+
 # ---- order slots, indexes and account lists -------------------------------------------------
 
 
