@@ -155,6 +155,17 @@ def amend_check(sp, cr):
     return 0, s, p, q, new_hold
 
 
+@kernel(inline=True)
+def set_resting(ords, s, p, q, hold):
+    """The amended slot's price, quantity and hold before it rests again; an iceberg shows
+    its display size or what is left, whichever is less."""
+    ords[s, O_PRICE] = p
+    ords[s, O_QTY] = q
+    ords[s, O_HOLD] = hold
+    d = ords[s, O_DISPLAY]
+    ords[s, O_VISIBLE] = q if d == 0 or q < d else d
+
+
 @kernel
 def amend(sp, cr):
     seq = cr[R_SEQ]
@@ -192,12 +203,7 @@ def amend(sp, cr):
         # A price that does not cross: the matching loop would stop before its first step and
         # the settlement would keep new_hold (required_buy(p, q) or q lots): no event, and
         # the order moves from its level to the new price's in one pass.
-        ords = sp.ords  # one load for the run of stores below (sp.X loads at each access)
-        ords[s, O_PRICE] = p
-        ords[s, O_QTY] = q
-        ords[s, O_HOLD] = new_hold
-        d = ords[s, O_DISPLAY]
-        ords[s, O_VISIBLE] = q if d == 0 or q < d else d
+        set_resting(sp.ords, s, p, q, new_hold)
         move_order(sp, s)
         check_not_crossed(sp.lvl, sp.bkl, sp.bkn, sp.ctr, m)
     else:
@@ -236,11 +242,7 @@ def amend(sp, cr):
         )
         ords = sp.ords
         if rests:
-            ords[s, O_PRICE] = p
-            ords[s, O_QTY] = left
-            ords[s, O_HOLD] = keep
-            d = ords[s, O_DISPLAY]
-            ords[s, O_VISIBLE] = left if d == 0 or left < d else d
+            set_resting(ords, s, p, left, keep)
             rest_order(sp, s)
             check_not_crossed(sp.lvl, sp.bkl, sp.bkn, sp.ctr, m)
         else:
