@@ -19,7 +19,8 @@ memory traffic still needs the alternated timings of `bench.engine_ab`. This VM 
 hardware counters (`perf stat` reports every event "not supported"), so memory traffic and
 branches come from callgrind's simulators: add `--cache-sim=yes --branch-sim=yes` to the
 valgrind line and read them with `sum FILE --events` (data reads and writes, first-level and
-last-level misses, conditional branches and their mispredictions, per command). The simulated
+last-level misses, conditional branches and their mispredictions, per command), or one of them
+per kernel with `sum FILE --event D1mr`. The simulated
 caches are valgrind's model of this machine's (L1 48 KiB, LL the L3), not measurements.
 """
 
