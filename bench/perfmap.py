@@ -34,29 +34,33 @@ from pathlib import Path
 CODE_DIR = Path("/tmp/kootabase-perf-code")
 
 
-def _elf_from_cache(index_path: Path) -> bytes:
-    """The object code stored in the newest numba cache data file next to ``index_path``."""
+def _elves_from_cache(index_path: Path) -> list[bytes]:
+    """The object code stored in each numba cache data file next to ``index_path``, newest
+    first. There is one file per cache key, and the key includes the host CPU's name and
+    features: under valgrind (which reports other CPU features) numba compiles and stores
+    another version beside the native one."""
     stem = index_path.name.removesuffix(".nbi")
-    data = sorted(index_path.parent.glob(f"{stem}.*.nbc"), key=lambda p: p.stat().st_mtime)
+    data = sorted(
+        index_path.parent.glob(f"{stem}.*.nbc"), key=lambda p: p.stat().st_mtime, reverse=True
+    )
     if not data:
         raise SystemExit(f"no numba cache data for {index_path}: compile the kernels first")
-    blob = data[-1].read_bytes()
-    start = blob.find(b"\x7fELF")
-    if start < 0:
-        raise SystemExit(f"{data[-1]} holds no ELF object")
-    (shoff,) = struct.unpack_from("<Q", blob, start + 0x28)
-    shentsize, shnum = struct.unpack_from("<HH", blob, start + 0x3A)
-    return blob[start : start + shoff + shentsize * shnum]
+    elves = []
+    for path in data:
+        blob = path.read_bytes()
+        start = blob.find(b"\x7fELF")
+        if start < 0:
+            raise SystemExit(f"{path} holds no ELF object")
+        (shoff,) = struct.unpack_from("<Q", blob, start + 0x28)
+        shentsize, shnum = struct.unpack_from("<HH", blob, start + 0x3A)
+        elves.append(blob[start : start + shoff + shentsize * shnum])
+    return elves
 
 
-def write_perf_map() -> int:
-    """Write the perf map and the code copies for `run_batch` and what it links; returns the
-    number of functions mapped."""
-    from engine.core.kernel import run_batch
-
+def _function_sizes(elf_bytes: bytes) -> dict[str, int]:
+    """Defined function symbols of an object file and their sizes in bytes (``nm -S``)."""
     elf = CODE_DIR / f"run_batch-{os.getpid()}.o"  # runs side by side must not share it
-    CODE_DIR.mkdir(parents=True, exist_ok=True)
-    elf.write_bytes(_elf_from_cache(Path(run_batch._cache._cache_file._index_path)))
+    elf.write_bytes(elf_bytes)
     listing = subprocess.run(
         ["nm", "-S", "--defined-only", str(elf)], capture_output=True, text=True, check=True
     ).stdout
@@ -66,18 +70,34 @@ def write_perf_map() -> int:
         parts = line.split()
         if len(parts) == 4 and parts[2] in "tTW":
             sizes[parts[3]] = int(parts[1], 16)
+    return sizes
+
+
+def write_perf_map() -> int:
+    """Write the perf map and the code copies for `run_batch` and what it links; returns the
+    number of functions mapped. Of the cached versions, the one whose symbols this process
+    has loaded is used (the names carry a per-compilation suffix)."""
+    from engine.core.kernel import run_batch
+
+    CODE_DIR.mkdir(parents=True, exist_ok=True)
     library = run_batch.overloads[run_batch.signatures[0]].library
-    entries = sorted(
-        (library.get_pointer_to_function(name), name)
-        for name in sizes
-        if library.get_pointer_to_function(name)
-    )
+    best: list[tuple[int, str]] = []
+    sizes: dict[str, int] = {}
+    for elf_bytes in _elves_from_cache(Path(run_batch._cache._cache_file._index_path)):
+        names = _function_sizes(elf_bytes)
+        entries = sorted(
+            (library.get_pointer_to_function(name), name)
+            for name in names
+            if library.get_pointer_to_function(name)
+        )
+        if len(entries) > len(best):
+            best, sizes = entries, names
     with open(f"/tmp/perf-{os.getpid()}.map", "w") as out:
-        for address, name in entries:
+        for address, name in best:
             out.write(f"{address:x} {sizes[name]:x} {name}\n")
             code = ctypes.string_at(address, sizes[name])
             (CODE_DIR / f"{address:x}-{_short(name)}.bin").write_bytes(code)
-    return len(entries)
+    return len(best)
 
 
 def _short(name: str) -> str:
