@@ -38,6 +38,11 @@ from engine.usererror import UserError
 
 log = structlog.get_logger(__name__)
 
+NO_SUITABLE_PEERS: Final = 10005
+"""JetStream's error code for "no suitable peers for placement"."""
+PLACEMENT_WAIT_S: Final = 10.0
+"""How long stream creation waits for enough current peers (`StreamLog._add_stream`)."""
+
 
 class StreamNotFound(UserError):
     """``connect(create=False)`` on a stream that does not exist (a mistyped ``--stream``, or
@@ -229,7 +234,7 @@ class StreamLog:
         try:
             info = await self.js.stream_info(spec.name)
         except nats.js.errors.NotFoundError:
-            await self.js.add_stream(config)
+            await self._add_stream(config)
             log.info("stream_created", stream=spec.name, replicas=spec.replicas)
             return
         if info.config.num_replicas != spec.replicas:
@@ -239,6 +244,26 @@ class StreamLog:
                 configured=info.config.num_replicas,
                 asked=spec.replicas,
             )
+
+    async def _add_stream(self, config: api.StreamConfig) -> None:
+        """Create the stream, waiting out "no suitable peers for placement" for up to
+        `PLACEMENT_WAIT_S`: a cluster that has just started, or whose peer has just restarted,
+        answers so until its meta leader sees enough current peers for the replicas asked
+        (seen in the 3-node test cluster on a loaded host). Any other refusal, or this one
+        past the wait, is raised as it came."""
+        deadline = asyncio.get_running_loop().time() + PLACEMENT_WAIT_S
+        while True:
+            try:
+                await self.js.add_stream(config)
+                return
+            except nats.js.errors.BadRequestError as exc:
+                if (
+                    exc.err_code != NO_SUITABLE_PEERS
+                    or asyncio.get_running_loop().time() > deadline
+                ):
+                    raise
+                log.info("stream_placement_wait", stream=config.name)
+            await asyncio.sleep(0.25)
 
     async def ensure_buckets(self) -> None:
         """The cross-check KV bucket and the snapshot Object Store, created with the stream by
