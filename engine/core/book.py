@@ -187,23 +187,38 @@ def level_get_or_add(lvl, bkl, bkn, lfree, ctr, sx, side, price):
     return lv
 
 
+@kernel(inline=True)
+def level_index(lvl, bkl, bkn, ctr, sx, side, lv):
+    """Position of level ``lv`` in side ``sx``'s array (the best, the common case, without a
+    search), or -1 after recording ERR_INDEX when it is not there."""
+    n = bkn[sx]
+    if n > 0 and bkl[sx, n - 1] == lv:
+        return n - 1
+    pos = level_pos(lvl, bkl, bkn, sx, side, side_key(side, lvl[lv, V_PRICE]))
+    if pos >= n or bkl[sx, pos] != lv:
+        fail(ctr, ERR_INDEX)
+        return -1
+    return pos
+
+
+@kernel(inline=True)
+def level_remove_at(bkl, bkn, lfree, ctr, sx, pos, lv):
+    """Take level ``lv`` out of position ``pos`` of side ``sx`` and free its id."""
+    n = bkn[sx]
+    shift_row(bkl, sx, pos + 1, pos, n - 1 - pos)
+    bkn[sx] = n - 1
+    lfree[ctr[C_LEVEL_FREE]] = lv
+    ctr[C_LEVEL_FREE] += 1
+
+
 @kernel
 def level_drop(lvl, bkl, bkn, lfree, ctr, sx, side, lv):
     """Remove the (empty) level ``lv`` from side ``sx`` and free its id."""
     sx = nonneg(sx)
     lv = nonneg(lv)
-    n = bkn[sx]
-    if n > 0 and bkl[sx, n - 1] == lv:
-        pos = n - 1  # the best level: the common case
-    else:
-        pos = level_pos(lvl, bkl, bkn, sx, side, side_key(side, lvl[lv, V_PRICE]))
-        if pos >= n or bkl[sx, pos] != lv:
-            fail(ctr, ERR_INDEX)
-            return
-        shift_row(bkl, sx, pos + 1, pos, n - 1 - pos)
-    bkn[sx] = n - 1
-    lfree[ctr[C_LEVEL_FREE]] = lv
-    ctr[C_LEVEL_FREE] += 1
+    pos = level_index(lvl, bkl, bkn, ctr, sx, side, lv)
+    if pos >= 0:
+        level_remove_at(bkl, bkn, lfree, ctr, sx, pos, lv)
 
 
 # ---- level queues --------------------------------------------------------------------------
@@ -294,34 +309,24 @@ def move_order(sp, s):
     lv = nonneg(olnk[s, K_LEVEL])
     price = sp.ords[s, O_PRICE]
     queue_unlink(lvl, olnk, lv, s)
-    if lvl[lv, V_HEAD] >= 0 or lvl[lv, V_PRICE] == price:
-        # The level keeps other orders (the new price's level is searched for), or it is the
-        # new price's own (the two steps would drop it and make it again, same id and place).
+    if lvl[lv, V_HEAD] >= 0:  # the level keeps other orders: the new price's is searched for
         olnk[s, K_LEVEL] = -1
-        if lvl[lv, V_HEAD] >= 0:
-            rest_order(sp, s)
-        else:
-            queue_push(lvl, olnk, lv, s)
+        rest_order(sp, s)
+        return
+    if lvl[lv, V_PRICE] == price:  # the two steps would drop it and make it again, in place
+        queue_push(lvl, olnk, lv, s)
         return
     side = k_side(olnk, s)
     sx = nonneg(2 * olnk[s, K_MARKET] + side)
+    old_pos = level_index(lvl, bkl, bkn, sp.ctr, sx, side, lv)
+    if old_pos < 0:
+        return
     n = bkn[sx]
-    if n > 0 and bkl[sx, n - 1] == lv:
-        old_pos = n - 1
-    else:
-        old_pos = level_pos(lvl, bkl, bkn, sx, side, side_key(side, lvl[lv, V_PRICE]))
-        if old_pos >= n or bkl[sx, old_pos] != lv:
-            fail(sp.ctr, ERR_INDEX)
-            return
     new_pos = level_pos(lvl, bkl, bkn, sx, side, side_key(side, price))
     if new_pos < n and lvl[nonneg(bkl[sx, new_pos]), V_PRICE] == price:
-        # The new price has a level: drop the emptied one (as level_drop), join the other.
+        # The new price has a level: drop the emptied one, join the other.
         found = bkl[sx, new_pos]
-        shift_row(bkl, sx, old_pos + 1, old_pos, n - 1 - old_pos)
-        bkn[sx] = n - 1
-        ctr = sp.ctr
-        sp.lfree[ctr[C_LEVEL_FREE]] = lv
-        ctr[C_LEVEL_FREE] += 1
+        level_remove_at(bkl, bkn, sp.lfree, sp.ctr, sx, old_pos, lv)
         queue_push(lvl, olnk, found, s)
         return
     # new_pos counts the emptied level when it sits below: without it the place is one less.
