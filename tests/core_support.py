@@ -38,6 +38,24 @@ SETUP = [
     Deposit(account_id=1, asset_id=USDT, amount_atoms=10**12, deposit_key="u1"),
     Deposit(account_id=2, asset_id=BTC, amount_atoms=10**10, deposit_key="b2"),
 ]  # fmt: skip
+
+
+# One market of whole units, for streams compared with the reference engine
+
+UNIT_SETUP = [
+    CreateAsset(asset_id=0, symbol="B", decimals=0),
+    CreateAsset(asset_id=1, symbol="Q", decimals=0),
+    CreateMarket(market_id=0, symbol="B-Q", base_asset_id=0, quote_asset_id=1, tick_size_atoms=1,
+                 lot_size_atoms=1, min_notional_atoms=0, maker_fee_ppm=0, taker_fee_ppm=1_000),
+    CreateAccount(account_id=1),
+    CreateAccount(account_id=2),
+    Deposit(account_id=1, asset_id=0, amount_atoms=10**9, deposit_key="b1"),
+    Deposit(account_id=1, asset_id=1, amount_atoms=10**12, deposit_key="q1"),
+    Deposit(account_id=2, asset_id=0, amount_atoms=10**9, deposit_key="b2"),
+    Deposit(account_id=2, asset_id=1, amount_atoms=10**12, deposit_key="q2"),
+]  # fmt: skip
+"""Market 0 (B-Q, tick and lot of one atom, so a price is a small integer), accounts 1 and 2
+funded in both assets: for random streams whose events and images must equal the reference's."""
 PX = TICK * 1_000_000  # one tick in price atoms
 QX = LOT * 100  # one lot in base atoms
 QTL = PX * QX // 10**8  # quote atoms per tick-lot

@@ -30,30 +30,15 @@ from engine.core.layout import (
 from engine.reference import ReferenceEngine
 from engine.schema import (
     AmendOrder,
-    CreateAccount,
-    CreateAsset,
-    CreateMarket,
-    Deposit,
     EngineConfig,
     OrderType,
     PlaceOrder,
     TimeInForce,
 )
+from tests.core_support import UNIT_SETUP
 
 CONFIG = EngineConfig(max_accounts=4, max_assets=2, max_markets=1, max_orders=64)
-SETUP = [
-    CreateAsset(asset_id=0, symbol="B", decimals=0),
-    CreateAsset(asset_id=1, symbol="Q", decimals=0),
-    CreateMarket(market_id=0, symbol="B-Q", base_asset_id=0, quote_asset_id=1, tick_size_atoms=1,
-                 lot_size_atoms=1, min_notional_atoms=0, maker_fee_ppm=0, taker_fee_ppm=1_000),
-    CreateAccount(account_id=1),
-    CreateAccount(account_id=2),
-    Deposit(account_id=1, asset_id=0, amount_atoms=10**9, deposit_key="b1"),
-    Deposit(account_id=1, asset_id=1, amount_atoms=10**12, deposit_key="q1"),
-    Deposit(account_id=2, asset_id=0, amount_atoms=10**9, deposit_key="b2"),
-    Deposit(account_id=2, asset_id=1, amount_atoms=10**12, deposit_key="q2"),
-]  # fmt: skip
-FIRST_ORDER_SEQ = len(SETUP) + 1
+FIRST_ORDER_SEQ = len(UNIT_SETUP) + 1
 
 
 def command(data: st.DataObject, placed: list[tuple[int, int, int]], seq: int) -> object:
@@ -121,7 +106,7 @@ def check_level_book(eng: CompiledEngine) -> None:
 def test_moves_match_the_reference_and_keep_the_level_book(data: st.DataObject, n: int) -> None:
     compiled = CompiledEngine(CONFIG)
     reference = ReferenceEngine(CONFIG)
-    records = [(seq, seq * 1_000, c) for seq, c in enumerate(SETUP, start=1)]
+    records = [(seq, seq * 1_000, c) for seq, c in enumerate(UNIT_SETUP, start=1)]
     assert compiled.process(records) == reference.process(records)
     placed: list[tuple[int, int, int]] = []
     for seq in range(FIRST_ORDER_SEQ, FIRST_ORDER_SEQ + n):

@@ -16,33 +16,17 @@ from engine.reference import ReferenceEngine
 from engine.schema import (
     AmendOrder,
     CancelOrder,
-    CreateAccount,
-    CreateAsset,
-    CreateMarket,
-    Deposit,
     EngineConfig,
     OrderType,
     PlaceOrder,
     TimeInForce,
 )
+from tests.core_support import UNIT_SETUP
 
 CONFIG = EngineConfig(max_accounts=4, max_assets=4, max_markets=2, max_orders=64)
 _HOSTILE = [-(2**63), -1, 0, 1, 2, 3, 4, 5, 2**31 - 1, 2**31, 2**63 - 1]
 _IDS = st.one_of(st.integers(0, 3), st.sampled_from(_HOSTILE))
 _ORDER_IDS = st.one_of(st.integers(1, 40), st.sampled_from(_HOSTILE))
-
-SETUP = [
-    CreateAsset(asset_id=0, symbol="B", decimals=0),
-    CreateAsset(asset_id=1, symbol="Q", decimals=0),
-    CreateMarket(market_id=0, symbol="B-Q", base_asset_id=0, quote_asset_id=1, tick_size_atoms=1,
-                 lot_size_atoms=1, min_notional_atoms=0, maker_fee_ppm=0, taker_fee_ppm=1_000),
-    CreateAccount(account_id=1),
-    CreateAccount(account_id=2),
-    Deposit(account_id=1, asset_id=0, amount_atoms=10**9, deposit_key="b1"),
-    Deposit(account_id=1, asset_id=1, amount_atoms=10**12, deposit_key="q1"),
-    Deposit(account_id=2, asset_id=0, amount_atoms=10**9, deposit_key="b2"),
-    Deposit(account_id=2, asset_id=1, amount_atoms=10**12, deposit_key="q2"),
-]  # fmt: skip
 
 
 @st.composite
@@ -74,7 +58,7 @@ def command(draw: st.DrawFn) -> object:
 @settings(max_examples=150, deadline=None)
 @given(st.lists(command(), min_size=1, max_size=40))
 def test_hostile_ids_ahead_change_nothing(commands: list[object]) -> None:
-    records = [(seq, seq * 1_000, c) for seq, c in enumerate([*SETUP, *commands], start=1)]
+    records = [(seq, seq * 1_000, c) for seq, c in enumerate([*UNIT_SETUP, *commands], start=1)]
     compiled = CompiledEngine(CONFIG)
     reference = ReferenceEngine(CONFIG)
     assert compiled.process(records) == reference.process(records)
