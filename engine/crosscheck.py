@@ -72,11 +72,10 @@ async def hash_bucket(stream_log: StreamLog, *, create: bool = True) -> KeyValue
     except nats.js.errors.BucketNotFoundError:
         if not create:
             raise
-    return await stream_log.js.create_key_value(
-        api.KeyValueConfig(
-            bucket=name, history=1, storage=api.StorageType.FILE, replicas=stream_log.spec.replicas
-        )
+    config = api.KeyValueConfig(
+        bucket=name, history=1, storage=api.StorageType.FILE, replicas=stream_log.spec.replicas
     )
+    return await stream_log.create_placed(lambda: stream_log.js.create_key_value(config))
 
 
 async def record_checkpoint(kv: KeyValue, stream_seq: int, digest: str) -> str:

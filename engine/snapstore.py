@@ -68,11 +68,9 @@ async def snapshot_bucket(stream_log: StreamLog, *, create: bool = True) -> Obje
     except nats.js.errors.BucketNotFoundError:
         if not create:
             raise
-    return await stream_log.js.create_object_store(
-        name,
-        config=api.ObjectStoreConfig(
-            storage=api.StorageType.FILE, replicas=stream_log.spec.replicas
-        ),
+    config = api.ObjectStoreConfig(storage=api.StorageType.FILE, replicas=stream_log.spec.replicas)
+    return await stream_log.create_placed(
+        lambda: stream_log.js.create_object_store(name, config=config)
     )
 
 

@@ -17,10 +17,10 @@ import asyncio
 import contextlib
 import os
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import nats
 import structlog
@@ -38,10 +38,12 @@ from engine.usererror import UserError
 
 log = structlog.get_logger(__name__)
 
+T = TypeVar("T")
+
 NO_SUITABLE_PEERS: Final = 10005
 """JetStream's error code for "no suitable peers for placement"."""
 PLACEMENT_WAIT_S: Final = 10.0
-"""How long stream creation waits for enough current peers (`StreamLog._add_stream`)."""
+"""How long a creation waits for enough current peers (`StreamLog.create_placed`)."""
 
 
 class StreamNotFound(UserError):
@@ -234,7 +236,7 @@ class StreamLog:
         try:
             info = await self.js.stream_info(spec.name)
         except nats.js.errors.NotFoundError:
-            await self._add_stream(config)
+            await self.create_placed(lambda: self.js.add_stream(config))
             log.info("stream_created", stream=spec.name, replicas=spec.replicas)
             return
         if info.config.num_replicas != spec.replicas:
@@ -245,24 +247,23 @@ class StreamLog:
                 asked=spec.replicas,
             )
 
-    async def _add_stream(self, config: api.StreamConfig) -> None:
-        """Create the stream, waiting out "no suitable peers for placement" for up to
-        `PLACEMENT_WAIT_S`: a cluster that has just started, or whose peer has just restarted,
-        answers so until its meta leader sees enough current peers for the replicas asked
-        (seen in the 3-node test cluster on a loaded host). Any other refusal, or this one
-        past the wait, is raised as it came."""
+    async def create_placed(self, create: Callable[[], Awaitable[T]]) -> T:
+        """``await create()`` (a stream, key-value or object store creation), waiting out "no
+        suitable peers for placement" for up to `PLACEMENT_WAIT_S`: a cluster that has just
+        started, or whose peer has just restarted, answers so until its meta leader sees
+        enough current peers for the replicas asked (seen in the 3-node test cluster on a
+        loaded host). Any other refusal, or this one past the wait, is raised as it came."""
         deadline = asyncio.get_running_loop().time() + PLACEMENT_WAIT_S
         while True:
             try:
-                await self.js.add_stream(config)
-                return
+                return await create()
             except nats.js.errors.BadRequestError as exc:
                 if (
                     exc.err_code != NO_SUITABLE_PEERS
                     or asyncio.get_running_loop().time() > deadline
                 ):
                     raise
-                log.info("stream_placement_wait", stream=config.name)
+                log.info("stream_placement_wait", stream=self.spec.name)
             await asyncio.sleep(0.25)
 
     async def ensure_buckets(self) -> None:
