@@ -63,9 +63,12 @@ def tally(out_file: Path, event: str = "Ir") -> collections.Counter[str]:
     (everything else). Cost lines list the positions, then one number per event of the
     ``events:`` header with trailing zeros left out, so a file of the cache and branch
     simulators is read by the event's column, not by its last number."""
-    pid = out_file.name.rsplit(".", 1)[1]
+    pid = out_file.name.rsplit(".", 1)[-1]
+    perf_map = Path(f"/tmp/perf-{pid}.map")
+    if not perf_map.is_file():
+        raise SystemExit(f"no {perf_map}: `run` writes it under valgrind, for {out_file}")
     ranges = []
-    for line in Path(f"/tmp/perf-{pid}.map").read_text().splitlines():
+    for line in perf_map.read_text().splitlines():
         address, size, symbol = line.split(None, 2)
         name = _kernel_name(symbol)
         if symbol.startswith("_ZN7cpython") or symbol.startswith("cfunc."):
@@ -158,6 +161,8 @@ def main() -> None:
     if args.what == "run":
         run(args.workload, args.skip, args.count)
         return
+    if not args.out_file.is_file():
+        raise SystemExit(f"no callgrind output file {args.out_file}")
     if args.events:
         for name, total in tally_events(args.out_file).items():
             print(f"{name:6} {total / args.count:10.2f} per command")
