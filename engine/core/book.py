@@ -308,16 +308,19 @@ def move_order(sp, s):
     bkn = sp.bkn
     lv = nonneg(olnk[s, K_LEVEL])
     price = sp.ords[s, O_PRICE]
+    side = k_side(olnk, s)
+    sx = nonneg(2 * olnk[s, K_MARKET] + side)
     queue_unlink(lvl, olnk, lv, s)
     if lvl[lv, V_HEAD] >= 0:  # the level keeps other orders: the new price's is searched for
-        olnk[s, K_LEVEL] = -1
-        rest_order(sp, s)
+        to = level_get_or_add(lvl, bkl, bkn, sp.lfree, sp.ctr, sx, side, price)
+        if to < 0:
+            olnk[s, K_LEVEL] = -1
+            return
+        queue_push(lvl, olnk, to, s)
         return
     if lvl[lv, V_PRICE] == price:  # the two steps would drop it and make it again, in place
         queue_push(lvl, olnk, lv, s)
         return
-    side = k_side(olnk, s)
-    sx = nonneg(2 * olnk[s, K_MARKET] + side)
     old_pos = level_index(lvl, bkl, bkn, sp.ctr, sx, side, lv)
     if old_pos < 0:
         return
