@@ -21,7 +21,7 @@ from numba.extending import intrinsic
 
 from engine.core.codes import BUY
 from engine.core.hashindex import coid_delete, coid_insert, oid_delete, oid_insert
-from engine.core.kernelapi import below_mask, kernel, nonneg
+from engine.core.kernelapi import below_mask, kernel, nonneg, opaque
 from engine.core.layout import (
     A_HEAD,
     A_OPEN,
@@ -115,12 +115,18 @@ def level_pos(lvl, bkl, bkn, sx, side, key):
     # Branchless lower bound over [0, n - 1] (the answer is <= n - 1 now): a new price is
     # uniform over a side's levels in workload (a), so a branch here would mispredict about
     # every other step (see below_mask).
+    # Keys compared as price ^ flip, flip = -side (BUY 0, SELL 1): an ask's ~price orders
+    # as its -price key does (key - 1), one instruction on the step's dependent chain. flip
+    # is opaque, so LLVM does not make one copy of the loop per side behind a branch on the
+    # side, which mispredicts when resting orders' sides come in random order.
+    flip = opaque(-side)
+    key_x = key + flip
     base = 0
     length = n
     while length > 1:
         half = length >> 1
-        k = key_at(lvl, bkl, sx, nonneg(base + half - 1), side)  # >= 0: no wraparound
-        base += half & below_mask(k, key)
+        price = lvl[nonneg(bkl[sx, nonneg(base + half - 1)]), V_PRICE]  # >= 0: no wraparound
+        base += half & below_mask(price ^ flip, key_x)
         length -= half
     return base
 

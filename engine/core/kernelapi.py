@@ -315,6 +315,19 @@ def below_mask(typingctx, a, b):  # type: ignore[no-untyped-def]
 
 
 @intrinsic
+def opaque(typingctx, x):  # type: ignore[no-untyped-def]
+    """``x`` unchanged, through an empty inline asm: LLVM cannot see its value, so it cannot
+    turn arithmetic on it back into a compare and a branch (see `below_mask`)."""
+    sig = types.int64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        i64 = ir.IntType(64)
+        return builder.asm(ir.FunctionType(i64, [i64]), "", "=r,0", [args[0]], False)
+
+    return sig, codegen
+
+
+@intrinsic
 def unlikely(typingctx, cond):  # type: ignore[no-untyped-def]
     """``cond`` unchanged, with the hint that it is almost always false (``llvm.expect``).
 
