@@ -292,6 +292,13 @@ def prefetch(typingctx, arr, i, j):  # type: ignore[no-untyped-def]
     return sig, codegen
 
 
+def _hidden(builder: Any, value: Any) -> Any:
+    """``value`` (an i64) passed through an empty inline asm, whose result LLVM cannot see
+    through: arithmetic on it stays arithmetic (`below_mask`, `opaque`)."""
+    i64 = ir.IntType(64)
+    return builder.asm(ir.FunctionType(i64, [i64]), "", "=r,0", [value], False)
+
+
 @intrinsic
 def below_mask(typingctx, a, b):  # type: ignore[no-untyped-def]
     """-1 when ``a < b``, else 0, computed without a branch: ``(a - b) >> 63``.
@@ -306,10 +313,8 @@ def below_mask(typingctx, a, b):  # type: ignore[no-untyped-def]
     sig = types.int64(types.int64, types.int64)
 
     def codegen(context, builder, signature, args):
-        i64 = ir.IntType(64)
-        diff = builder.sub(args[0], args[1])
-        opaque = builder.asm(ir.FunctionType(i64, [i64]), "", "=r,0", [diff], False)
-        return builder.ashr(opaque, i64(63))
+        diff = _hidden(builder, builder.sub(args[0], args[1]))
+        return builder.ashr(diff, ir.IntType(64)(63))
 
     return sig, codegen
 
@@ -321,8 +326,7 @@ def opaque(typingctx, x):  # type: ignore[no-untyped-def]
     sig = types.int64(types.int64)
 
     def codegen(context, builder, signature, args):
-        i64 = ir.IntType(64)
-        return builder.asm(ir.FunctionType(i64, [i64]), "", "=r,0", [args[0]], False)
+        return _hidden(builder, args[0])
 
     return sig, codegen
 
