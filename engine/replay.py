@@ -9,6 +9,7 @@ the hash at every snapshot the replay passes and fails loudly on the first diffe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from engine.core.layout import R_SEQ
 from engine.datadir import require_journal_dir
 from engine.gcpause import collector_paused
 from engine.journal import Record, SegmentJournal
+from engine.readahead import read_ahead
 from engine.schema import EngineConfig, decode_command
 from engine.snapshot import SnapshotError, latest_valid, list_snapshots, read_snapshot
 from engine.usererror import UserError
@@ -90,8 +92,26 @@ def replay_journal(
     if start > end:
         return 0
     stops = sorted(s for s in (checkpoints or {}) if start <= s <= end)
+    # Read and parse ahead in a second thread while the engine runs (engine.readahead); closed
+    # here, so the reading thread has stopped before the caller closes the journal.
+    batches = read_ahead(journal.read_batches(start, end, BATCH_RECORDS, step=row_step))
+    with contextlib.closing(batches):
+        done = _apply(engine, batches, stops, checkpoints, on_progress)
+    assert engine.last_seq == end, (engine.last_seq, end)
+    return done
+
+
+def _apply(
+    engine: CompiledEngine,
+    batches: Iterator[RowBatch],
+    stops: list[int],
+    checkpoints: dict[int, str] | None,
+    on_progress: Callable[[int], None] | None,
+) -> int:
+    """Run ``batches`` through ``engine`` in order, checking the state at each of ``stops``;
+    returns the number of commands run."""
     done = 0
-    for batch in journal.read_batches(start, end, BATCH_RECORDS, step=row_step):
+    for batch in batches:
         rows = batch_rows(engine, batch)
         first_seq = int(batch.records.seqs[0])
         while len(rows):
@@ -109,7 +129,6 @@ def replay_journal(
                 on_progress(commands)
             if stops and engine.last_seq == stops[0]:
                 _check_checkpoint(engine, stops.pop(0), checkpoints or {})
-    assert engine.last_seq == end, (engine.last_seq, end)
     return done
 
 
