@@ -34,7 +34,14 @@ ELECTION_BOUND_S = 12.0
 """A stream leader's SIGKILL pauses acknowledgements for one Raft election: at most 9 s of
 election timeout, 0.8 s of campaign (nats-server raft.go), the gateway's publish retry
 (0.1 s pause, 1 s timeout) and the replica's delivery; 12 s leaves ~1 s for a loaded machine.
-A second election round (split vote) would exceed it, and is a finding worth a failure."""
+A second election round exceeds it (seen once in CI: the stream's leader elected 14.5 s after
+the kill, the gateways acknowledging 0.03 s later): that length is nats-server's, so a pause
+over this bound passes only if the stream's election, seen by advisory or in the nodes' logs,
+accounts for all of it but Kootabase's own bound (`PAUSE_SLACK_S`)."""
+PAUSE_SLACK_S = 0.5
+"""Between the pause (the longest gap between acknowledgements, from the last one before the
+kill) and the election plus what follows it: the load's last acknowledgement before the kill
+(~0.01 s at its rate) and clock reads on two clocks (monotonic and wall)."""
 AFTER_ELECTION_BOUND_S = 2.0
 """What is Kootabase's in that pause: from the new stream leader until every gateway
 acknowledged again. The gateway's publishes retry every 0.1 s; the replica's watch re-creates
@@ -271,7 +278,12 @@ def test_sigkill_stream_leader_node_mid_load(cluster: NatsCluster, tmp_path: Pat
             f"{load.pause_after_s(kill_at[0]):.3f}); acks per 0.5 s from -1 s: {per_s}"
         )
         assert pause != float("inf"), "acknowledgements resumed after the kill"
-        assert pause < ELECTION_BOUND_S, f"longer than one election round: {pause:.3f} s"
+        election = parts["election_s"]
+        if pause >= ELECTION_BOUND_S:  # longer than one round: only the server's election may be
+            assert election is not None, f"{pause:.3f} s, and no new stream leader was seen"
+            assert pause <= election + bound + PAUSE_SLACK_S, (
+                f"{pause:.3f} s: more than the election ({election} s) and {bound} s after it"
+            )
         assert asyncio.run(leader()) != killed.name, "a new leader was elected"
         _audit(cluster.urls, spec, load, [g1, g2])
     finally:
